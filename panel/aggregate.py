@@ -1,0 +1,317 @@
+"""Turn a run's reviews into a comparison record: shares, split, pricing, headline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from .catalog import Tool
+from .personas import Persona
+from .record import (
+    Answer,
+    CommunityRead,
+    CommunityVsPanel,
+    ComparisonRecord,
+    Counts,
+    EntryRead,
+    Headline,
+    MemberDisagreement,
+    PanelInfo,
+    PersonaAcross,
+    PersonaInfo,
+    PricingSide,
+    ReviewerSplit,
+    ScorecardEntry,
+    ShipShare,
+    ToolCard,
+    ToolSplit,
+)
+from .store import ReviewRow
+
+__all__ = ["build_record", "community_read", "entry_read", "ship_share"]
+
+SHIP = "ship"
+DASH = "—"
+
+_ENTRY_LABELS = {
+    "free": "Free",
+    "freemium": "Freemium",
+    "paid": "Paid",
+    "enterprise": "Enterprise",
+    "unknown": "Unknown",
+}
+_ENTRY_REASONS = {
+    "free": "No charge to use.",
+    "freemium": "A free tier, with paid plans above it.",
+    "paid": "Pay to use, from the first request.",
+    "enterprise": "Priced by contract with sales.",
+    "unknown": "The catalog does not say how it is priced.",
+}
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return 100.0 * part / whole if whole else None
+
+
+def _show(pct: float | None) -> str:
+    return DASH if pct is None else f"{pct:.0f}%"
+
+
+def ship_share(reviews: Sequence[ReviewRow]) -> ShipShare:
+    """Ship verdicts over valid reviews; failed reviews are counted but never in the share."""
+    valid = [r for r in reviews if r.valid]
+    ship = sum(1 for r in valid if r.verdict == SHIP)
+    pct = _pct(ship, len(valid))
+    return ShipShare(
+        ship=ship, valid=len(valid), failed=len(reviews) - len(valid), pct=pct, display=_show(pct)
+    )
+
+
+def community_read(tool: Tool) -> CommunityRead:
+    votes = tool.community
+    ship, skip = (votes.ship, votes.skip) if votes else (0, 0)
+    pct = _pct(ship, ship + skip)
+    return CommunityRead(ship=ship, skip=skip, total=ship + skip, pct=pct, display=_show(pct))
+
+
+def entry_read(tool: Tool) -> EntryRead:
+    model = tool.pricing.model
+    reason = tool.pricing.note.strip() or _ENTRY_REASONS[model]
+    return EntryRead(label=_ENTRY_LABELS[model], pricing_model=model, reason=reason)  # type: ignore[arg-type]
+
+
+def build_record(
+    run_id: str,
+    created_at: float,
+    tools: Sequence[Tool],
+    personas: Sequence[Persona],
+    members: Sequence[str],
+    reviews: Sequence[ReviewRow],
+) -> ComparisonRecord:
+    by_persona = {p.id: p for p in personas}
+    multi = len(members) > 1
+
+    def rater(r: ReviewRow) -> str:
+        name = by_persona[r.persona_id].name if r.persona_id in by_persona else r.persona_id
+        return f"{name} ({r.member})" if multi else name
+
+    cards = [_card(tool, personas, members, reviews) for tool in tools]
+    splits = [_tool_split(tool, [r for r in reviews if r.tool_id == tool.id], rater) for tool in tools]
+    across = _across(tools, personas, members, reviews)
+    between = _between_members(tools, personas, members, reviews) if multi else []
+    valid = sum(1 for r in reviews if r.valid)
+    return ComparisonRecord(
+        run_id=run_id,
+        created_at=datetime.fromtimestamp(created_at, UTC).isoformat(timespec="seconds"),
+        title=" vs ".join(tool.name for tool in tools),
+        tools=cards,
+        panel=PanelInfo(
+            members=list(members),
+            personas=[PersonaInfo(id=p.id, name=p.name, lens=p.lens) for p in personas],
+        ),
+        headline=_headline(cards),
+        split=ReviewerSplit(
+            within_tools=splits,
+            across_tools=across,
+            between_members=between,
+            summary=_split_summary(splits, across, between, tools),
+        ),
+        pricing=[
+            PricingSide(tool_id=c.id, name=c.name, label=c.entry.label, reason=c.entry.reason)
+            for c in cards
+        ],
+        community_vs_panel=[_community_vs_panel(c) for c in cards],
+        counts=Counts(reviews=len(reviews), valid=valid, failed=len(reviews) - valid),
+    )
+
+
+def _card(
+    tool: Tool, personas: Sequence[Persona], members: Sequence[str], reviews: Sequence[ReviewRow]
+) -> ToolCard:
+    mine = [r for r in reviews if r.tool_id == tool.id]
+    order = {(p.id, m): i for i, (p, m) in enumerate((p, m) for m in members for p in personas)}
+    mine.sort(key=lambda r: order.get((r.persona_id, r.member), len(order)))
+    by_persona = {p.id: p for p in personas}
+    return ToolCard(
+        id=tool.id,
+        name=tool.name,
+        category=tool.category,
+        tagline=tool.tagline,
+        description=tool.description,
+        links=tool.links,
+        facts=tool.facts,
+        panel=ship_share(mine),
+        panel_by_member={m: ship_share([r for r in mine if r.member == m]) for m in members},
+        community=community_read(tool),
+        entry=entry_read(tool),
+        scorecard=[_entry(r, by_persona.get(r.persona_id)) for r in mine],
+    )
+
+
+def _entry(r: ReviewRow, persona: Persona | None) -> ScorecardEntry:
+    answers: list[Answer] = []
+    if r.data and persona is not None:
+        given = r.data.get("answers", {})
+        answers = [
+            Answer(key=q.key, question=q.question, answer=str(given.get(q.key, "")))
+            for q in persona.questions
+        ]
+    return ScorecardEntry(
+        persona_id=r.persona_id,
+        persona_name=persona.name if persona else r.persona_id,
+        lens=persona.lens if persona else "",
+        member=r.member,
+        valid=r.valid,
+        verdict=r.verdict,
+        verdict_note=r.verdict_note,
+        review=r.data.get("review") if r.data else None,
+        answers=answers,
+        error=r.error,
+        asks=max(1, r.asks),
+    )
+
+
+def _tool_split(
+    tool: Tool, reviews: Sequence[ReviewRow], name_of: Callable[[ReviewRow], str]
+) -> ToolSplit:
+    ship = [name_of(r) for r in reviews if r.valid and r.verdict == SHIP]
+    skip = [name_of(r) for r in reviews if r.valid and r.verdict == "skip"]
+    other = [f"{name_of(r)}: {r.verdict}" for r in reviews if r.valid and r.verdict not in (SHIP, "skip")]
+    failed = [name_of(r) for r in reviews if not r.valid]
+    groups = sum(1 for g in (ship, skip, other) if g)
+    unanimous = groups <= 1
+    if not (ship or skip or other):
+        summary = f"No valid review of {tool.name}."
+    elif unanimous:
+        word = "ship" if ship else "skip" if skip else "agree"
+        summary = f"Unanimous on {tool.name}: every valid review says {word}."
+    else:
+        minority, majority, word = (skip, ship, "skip") if len(skip) <= len(ship) else (ship, skip, "ship")
+        summary = (
+            f"{tool.name} splits the panel {len(ship)}–{len(skip)}: "
+            f"{_join(minority)} {'says' if len(minority) == 1 else 'say'} {word}."
+        )
+    if failed:
+        summary += f" {len(failed)} review{'s' if len(failed) > 1 else ''} failed."
+    return ToolSplit(
+        tool_id=tool.id, unanimous=unanimous, ship=ship, skip=skip, other=other, failed=failed,
+        summary=summary,
+    )
+
+
+def _across(
+    tools: Sequence[Tool],
+    personas: Sequence[Persona],
+    members: Sequence[str],
+    reviews: Sequence[ReviewRow],
+) -> list[PersonaAcross]:
+    index = {(r.tool_id, r.persona_id, r.member): r for r in reviews}
+    rows = []
+    for member in members:
+        for p in personas:
+            verdicts: dict[str, str | None] = {}
+            for t in tools:
+                r = index.get((t.id, p.id, member))
+                verdicts[t.id] = r.verdict if r is not None and r.valid else None
+            known = list(verdicts.values())
+            splits = None if None in known else len(set(known)) > 1
+            rows.append(
+                PersonaAcross(
+                    persona_id=p.id, persona_name=p.name, member=member, verdicts=verdicts,
+                    splits_tools=splits,
+                )
+            )
+    return rows
+
+
+def _between_members(
+    tools: Sequence[Tool],
+    personas: Sequence[Persona],
+    members: Sequence[str],
+    reviews: Sequence[ReviewRow],
+) -> list[MemberDisagreement]:
+    index = {(r.tool_id, r.persona_id, r.member): r for r in reviews}
+    out = []
+    for t in tools:
+        for p in personas:
+            verdicts: dict[str, str | None] = {}
+            for m in members:
+                r = index.get((t.id, p.id, m))
+                verdicts[m] = r.verdict if r is not None and r.valid else None
+            if len({v for v in verdicts.values() if v is not None}) > 1:
+                out.append(MemberDisagreement(tool_id=t.id, persona_id=p.id, verdicts=verdicts))
+    return out
+
+
+def _split_summary(
+    splits: Sequence[ToolSplit],
+    across: Sequence[PersonaAcross],
+    between: Sequence[MemberDisagreement],
+    tools: Sequence[Tool],
+) -> str:
+    parts = [s.summary for s in splits]
+    if len(tools) > 1:
+        apart = [a for a in across if a.splits_tools]
+        if apart:
+            names = _join([a.persona_name for a in apart])
+            parts.append(f"Across the tools, {names} {'tells' if len(apart) == 1 else 'tell'} them apart.")
+        else:
+            parts.append("Across the tools, no reviewer tells them apart.")
+    if between:
+        parts.append(
+            f"The models disagree on {len(between)} of {len(tools) * len({a.persona_id for a in across})}"
+            " tool-and-persona pairs."
+        )
+    return " ".join(parts)
+
+
+def _headline(cards: Sequence[ToolCard]) -> Headline:
+    question = "Which one should you ship with?"
+    scored = [c for c in cards if c.panel.pct is not None]
+    if not scored:
+        return Headline(question=question, pick=None, text="No verdict: every review failed.")
+    best = max(c.panel.pct for c in scored if c.panel.pct is not None)
+    top = [c for c in scored if c.panel.pct == best]
+    others = [c for c in cards if c not in top]
+    against = "; ".join(f"{c.name} {c.panel.display} ({c.panel.ship} of {c.panel.valid})" for c in others)
+    if len(top) == 1:
+        pick = top[0]
+        text = f"Ship with {pick.name}: the panel backs it {pick.panel.ship} of {pick.panel.valid} ({pick.panel.display})"
+        text += f", against {against}." if against else "."
+        if best < 50:
+            text += " Even so, most reviewers would skip it."
+        return Headline(question=question, pick=pick.id, text=text)
+    tied = _join([c.name for c in top])
+    text = f"A tie: {tied} each win {top[0].panel.display} of the panel."
+    if against:
+        text += f" Behind them: {against}."
+    text += " Read the scorecard: the reasons differ more than the numbers."
+    return Headline(question=question, pick=None, text=text)
+
+
+def _community_vs_panel(card: ToolCard) -> CommunityVsPanel:
+    cpct, ppct = card.community.pct, card.panel.pct
+    gap = ppct - cpct if cpct is not None and ppct is not None else None
+    if cpct is None:
+        note = f"No community votes yet; the panel's {card.panel.display} stands alone."
+    elif ppct is None:
+        note = f"The community says {card.community.display} ship; the panel has no valid review."
+    elif abs(gap or 0) < 10:
+        note = f"The panel ({card.panel.display}) and the community ({card.community.display} of {card.community.total} votes) roughly agree."
+    else:
+        side = "warmer" if (gap or 0) > 0 else "cooler"
+        note = (
+            f"The panel ({card.panel.display}) is {abs(gap or 0):.0f} points {side} than the "
+            f"community ({card.community.display} of {card.community.total} votes)."
+        )
+    return CommunityVsPanel(
+        tool_id=card.id, name=card.name, community_pct=cpct, community_votes=card.community.total,
+        panel_pct=ppct, gap=gap, note=note,
+    )
+
+
+def _join(names: Sequence[str]) -> str:
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]

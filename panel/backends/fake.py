@@ -1,0 +1,41 @@
+"""A backend that needs no model: it writes schema-valid replies, or whatever a test asks.
+
+Used by the test suite and for trying the pipeline without a model. Replies are
+deterministic from the request, and verdicts vary across tools and personas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from ..testing.schema_fill import fill
+from .base import Backend, Reply, Request, Usage
+
+__all__ = ["FakeBackend", "Responder"]
+
+Responder = Callable[[Request, int], str | Awaitable[str]]
+
+
+class FakeBackend(Backend):
+    name = "fake"
+    default_concurrency = 8
+    default_model = "schema"
+
+    def __init__(self, model: str = "schema", responder: Responder | None = None) -> None:
+        super().__init__(model)
+        self.responder = responder
+        self.calls: list[Request] = []
+
+    async def generate(self, request: Request) -> Reply:
+        self.calls.append(request)
+        if self.responder is not None:
+            result = self.responder(request, len(self.calls))
+            text = result if isinstance(result, str) else await result
+        else:
+            body = json.dumps([request.messages, self.model], sort_keys=True)
+            seed = hashlib.sha256(body.encode()).hexdigest()
+            text = json.dumps(fill(request.schema, seed))
+        prompt_chars = sum(len(m["content"]) for m in request.messages)
+        usage = Usage(input_tokens=prompt_chars // 4 + 1, output_tokens=len(text) // 4 + 1)
+        return Reply(text=text, usage=usage, finish_reason="stop", latency_s=0.0)

@@ -1,0 +1,199 @@
+"""The `panel` command. It parses, shows progress and prints; the work lives elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .backends.base import Sampling
+from .engine import CellResult
+from .errors import UserError
+from .personas import load_persona, load_personas
+from .pipeline import load_record, plan_compare, record_schema_text, run_plan, write_outputs
+from .record import ComparisonRecord
+from .resources import data_dir
+from .store import Store
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="A panel of LLM personas reviews software tools and drafts comparison records.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+personas_app = typer.Typer(help="List and check persona files.", invoke_without_command=True)
+app.add_typer(personas_app, name="personas")
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+RunsDir = Annotated[
+    Path,
+    typer.Option("--out", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
+]
+
+
+@app.command()
+def compare(
+    tools: Annotated[list[str], typer.Argument(help="Two or more tool ids from the catalog.")],
+    catalog: Annotated[
+        Path | None, typer.Option(help="Catalog file (YAML, JSON or JSONL); default examples/catalog.yaml.")
+    ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option("--backend", "-b", help="Panel member as backend:model; repeat for several. Default: local."),
+    ] = None,
+    persona: Annotated[
+        list[str] | None, typer.Option("--persona", "-p", help="Persona id; repeat. Default: all.")
+    ] = None,
+    personas_dir: Annotated[Path | None, typer.Option(help="Folder of persona files.")] = None,
+    out: RunsDir = Path("runs"),
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the record as JSON on stdout, and nothing else there.")
+    ] = False,
+    max_tokens: Annotated[int, typer.Option(min=32, help="Token limit of each reply.")] = 700,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.3,
+    seed: Annotated[int, typer.Option(help="Sampling seed, for repeatable runs.")] = 1234,
+) -> None:
+    """Review two tools with the whole panel and draft their comparison."""
+    sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    plan = plan_compare(
+        tools,
+        catalog=catalog,
+        backends=backend or ["local"],
+        persona_ids=persona or [],
+        personas_dir=personas_dir,
+        sampling=sampling,
+    )
+    total = len(plan.cells)
+    with Store(out) as store, _progress() as progress:
+        task = progress.add_task("reviewing", total=total, status="")
+
+        def on_result(result: CellResult) -> None:
+            tool, persona_id, member = result.cell.key
+            mark = result.verdict if result.valid else "failed"
+            progress.update(task, advance=1, status=f"{tool} · {persona_id} · {member}: {mark}")
+
+        command = "panel " + shlex.join(sys.argv[1:])
+        run_id, record = asyncio.run(run_plan(plan, store, command, on_result))
+        folder = write_outputs(store, record)
+    if json_out:
+        sys.stdout.write(record.model_dump_json(indent=2) + "\n")
+        err_console.print(f"wrote {folder}")
+        return
+    _print_record(record)
+    out_console.print(f"\nwrote [bold]{folder}[/] (comparison.json, comparison.md)")
+
+
+@app.command()
+def runs(out: RunsDir = Path("runs"), limit: int = 20) -> None:
+    """List past runs, newest first."""
+    if not (out / "panel.db").is_file():
+        out_console.print(f"no runs yet in {out}")
+        return
+    with Store(out) as store:
+        table = Table("run", "started", "status", "reviews", "valid", "command")
+        for run, n, ok in store.list_runs(limit):
+            started = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
+            table.add_row(run.id, started, run.status, str(n), str(ok), run.command)
+        out_console.print(table)
+
+
+@app.command()
+def show(run_id: str, out: RunsDir = Path("runs")) -> None:
+    """Print a past run's scorecard and headline."""
+    with Store(out) as store:
+        _print_record(load_record(store, run_id))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the comparison record."""
+    sys.stdout.write(record_schema_text())
+
+
+@personas_app.callback()
+def personas_list(
+    ctx: typer.Context,
+    personas_dir: Annotated[Path | None, typer.Option(help="Folder of persona files.")] = None,
+) -> None:
+    """List the personas and their questions."""
+    if ctx.invoked_subcommand is not None:
+        return
+    folder = personas_dir or data_dir("personas")
+    table = Table("id", "name", "lens", "questions", "version")
+    for p in load_personas(folder).values():
+        table.add_row(p.id, p.name, p.lens, ", ".join(q.key for q in p.questions), p.version)
+    out_console.print(table)
+
+
+@personas_app.command("validate")
+def personas_validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Persona files or folders.")] = None,
+) -> None:
+    """Check persona files and show the review schema each one yields."""
+    files: list[Path] = []
+    for path in paths or [data_dir("personas")]:
+        files += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    for file in files:
+        persona = load_persona(file)
+        fields = ", ".join(persona.review_schema["properties"]["answers"]["properties"])
+        out_console.print(f"ok  {file}  ({persona.id}: answers {fields}; verdict {'/'.join(persona.verdicts)})")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=err_console,
+    )
+
+
+def _print_record(record: ComparisonRecord) -> None:
+    table = Table(title=f"Reviewer scorecard — {record.title}", show_lines=False)
+    table.add_column("tool")
+    table.add_column("persona")
+    if len(record.panel.members) > 1:
+        table.add_column("member")
+    table.add_column("verdict")
+    table.add_column("note", overflow="fold", max_width=70)
+    for card in record.tools:
+        for e in card.scorecard:
+            verdict = e.verdict if e.valid else "[red]failed[/]"
+            note = (e.verdict_note or "") if e.valid else (e.error or "")
+            row = [card.name, e.persona_name]
+            if len(record.panel.members) > 1:
+                row.append(e.member)
+            table.add_row(*row, verdict or "", note)
+    out_console.print(table)
+    for card in record.tools:
+        out_console.print(
+            f"{card.name}: panel ship [bold]{card.panel.display}[/] ({card.panel.ship} of "
+            f"{card.panel.valid} valid{', ' + str(card.panel.failed) + ' failed' if card.panel.failed else ''})"
+            f" · community {card.community.display} · entry {card.entry.label}"
+        )
+    out_console.print(f"[bold]{record.headline.text}[/]")
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise SystemExit(130) from None

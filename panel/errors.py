@@ -1,0 +1,115 @@
+"""Errors of the panel, as one tree.
+
+    PanelError
+    ├── UserError                 bad input from the user: exit code 2, one clear line
+    │   ├── CatalogError          a catalog file that cannot be read (names file, line, field)
+    │   ├── UnknownToolError      a tool id that is not in the catalog (suggests close ids)
+    │   ├── PersonaError          a persona file that cannot be read, or an unknown persona id
+    │   ├── BackendSpecError      an unknown backend, a bad `backend:model`, a missing GGUF
+    │   ├── ConfigError           a panel.toml that cannot be read
+    │   ├── MissingDependencyError  an optional extra is not installed (names the pip command)
+    │   └── MissingKeyError       a provider key is not in the environment (names the variable)
+    └── BackendError              a call to a model failed; `kind` says how the engine treats it
+        ├── RateLimitError        kind="rate_limit": wait (the provider's hint if any), retry
+        ├── TransientError        kind="transient": back off, retry
+        └── FatalError            kind="fatal": not retried
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "BackendError",
+    "BackendSpecError",
+    "CatalogError",
+    "ConfigError",
+    "ErrorKind",
+    "FatalError",
+    "MissingDependencyError",
+    "MissingKeyError",
+    "PanelError",
+    "PersonaError",
+    "RateLimitError",
+    "TransientError",
+    "UnknownToolError",
+    "UserError",
+]
+
+ErrorKind = Literal["rate_limit", "transient", "fatal"]
+
+
+class PanelError(Exception):
+    """Base of every error the panel raises on purpose."""
+
+
+class UserError(PanelError):
+    """The user gave input we cannot use. The CLI prints the message and exits with 2."""
+
+    exit_code = 2
+
+
+class CatalogError(UserError):
+    pass
+
+
+class UnknownToolError(UserError):
+    pass
+
+
+class PersonaError(UserError):
+    pass
+
+
+class BackendSpecError(UserError):
+    pass
+
+
+class ConfigError(UserError):
+    pass
+
+
+class MissingDependencyError(UserError):
+    def __init__(self, backend: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"backend '{backend}' needs the Python package '{module}': "
+            f"pip install 'panel[{extra}]'"
+        )
+
+
+class MissingKeyError(UserError):
+    def __init__(self, backend: str, variable: str) -> None:
+        super().__init__(
+            f"backend '{backend}' needs an API key: set the environment variable {variable}"
+        )
+
+
+class BackendError(PanelError):
+    """A model call failed. Adapters raise the subclass that says what to do next."""
+
+    kind: ErrorKind = "fatal"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.request_id = request_id
+
+
+class RateLimitError(BackendError):
+    kind: ErrorKind = "rate_limit"
+
+
+class TransientError(BackendError):
+    kind: ErrorKind = "transient"
+
+
+class FatalError(BackendError):
+    kind: ErrorKind = "fatal"

@@ -1,0 +1,194 @@
+"""The comparison record: what the panel produces, versioned, with a published JSON Schema.
+
+`schema/comparison.schema.json` is generated from these models (`panel schema`); a test
+keeps the published file and the models in step.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "RECORD_VERSION",
+    "Answer",
+    "CommunityRead",
+    "CommunityVsPanel",
+    "ComparisonRecord",
+    "Counts",
+    "EntryRead",
+    "Headline",
+    "MemberDisagreement",
+    "PanelInfo",
+    "PersonaAcross",
+    "PersonaInfo",
+    "PricingSide",
+    "ReviewerSplit",
+    "ScorecardEntry",
+    "ShipShare",
+    "ToolCard",
+    "ToolSplit",
+]
+
+RECORD_VERSION = "1.0"
+
+EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShipShare(_Model):
+    """Ship verdicts among valid reviews. Failed reviews are counted apart and never in `pct`."""
+
+    ship: int = Field(ge=0)
+    valid: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    pct: float | None = Field(description="100 * ship / valid, or null when no review is valid.")
+    display: str = Field(description="The percentage as shown on the page, or an em dash.")
+
+
+class CommunityRead(_Model):
+    ship: int = Field(ge=0)
+    skip: int = Field(ge=0)
+    total: int = Field(ge=0)
+    pct: float | None = Field(description="100 * ship / total, or null when nobody voted.")
+    display: str
+
+
+class EntryRead(_Model):
+    """The pricing read: how a buyer gets in, and why."""
+
+    label: EntryLabel
+    pricing_model: Literal["free", "freemium", "paid", "enterprise", "unknown"]
+    reason: str
+
+
+class Answer(_Model):
+    key: str
+    question: str
+    answer: str
+
+
+class ScorecardEntry(_Model):
+    persona_id: str
+    persona_name: str
+    lens: str
+    member: str = Field(description="The panel member that wrote the review, as backend:model.")
+    valid: bool
+    verdict: str | None
+    verdict_note: str | None
+    review: str | None
+    answers: list[Answer]
+    error: str | None = Field(description="Why the review failed, when it did.")
+    asks: int = Field(ge=1, description="1, or 2 when the reply had to be re-asked.")
+
+
+class ToolCard(_Model):
+    id: str
+    name: str
+    category: str
+    tagline: str
+    description: str
+    links: dict[str, str]
+    facts: list[str]
+    panel: ShipShare
+    panel_by_member: dict[str, ShipShare]
+    community: CommunityRead
+    entry: EntryRead
+    scorecard: list[ScorecardEntry]
+
+
+class ToolSplit(_Model):
+    """Who disagrees within one tool's panel."""
+
+    tool_id: str
+    unanimous: bool
+    ship: list[str]
+    skip: list[str]
+    other: list[str] = Field(description="Raters with any other verdict a persona defines.")
+    failed: list[str]
+    summary: str
+
+
+class PersonaAcross(_Model):
+    """One rater's verdicts on every tool: does it tell them apart?"""
+
+    persona_id: str
+    persona_name: str
+    member: str
+    verdicts: dict[str, str | None]
+    splits_tools: bool | None = Field(
+        description="True when this rater gave the tools different verdicts; null if any failed."
+    )
+
+
+class MemberDisagreement(_Model):
+    """A tool and persona on which the panel's models do not agree."""
+
+    tool_id: str
+    persona_id: str
+    verdicts: dict[str, str | None]
+
+
+class ReviewerSplit(_Model):
+    within_tools: list[ToolSplit]
+    across_tools: list[PersonaAcross]
+    between_members: list[MemberDisagreement]
+    summary: str
+
+
+class PricingSide(_Model):
+    tool_id: str
+    name: str
+    label: EntryLabel
+    reason: str
+
+
+class CommunityVsPanel(_Model):
+    tool_id: str
+    name: str
+    community_pct: float | None
+    community_votes: int
+    panel_pct: float | None
+    gap: float | None = Field(description="panel_pct - community_pct, in points.")
+    note: str
+
+
+class Headline(_Model):
+    question: str
+    pick: str | None = Field(description="The id of the tool the panel backs, or null for a tie.")
+    text: str
+
+
+class PersonaInfo(_Model):
+    id: str
+    name: str
+    lens: str
+
+
+class PanelInfo(_Model):
+    members: list[str]
+    personas: list[PersonaInfo]
+
+
+class Counts(_Model):
+    reviews: int
+    valid: int
+    failed: int
+
+
+class ComparisonRecord(_Model):
+    version: Literal["1.0"] = RECORD_VERSION
+    run_id: str
+    created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
+    title: str
+    tools: list[ToolCard] = Field(min_length=1)
+    panel: PanelInfo
+    headline: Headline
+    split: ReviewerSplit
+    pricing: list[PricingSide]
+    community_vs_panel: list[CommunityVsPanel]
+    counts: Counts

@@ -1,0 +1,62 @@
+"""The one retry policy every backend shares (tenacity), honouring the provider's wait hint."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from .errors import BackendError
+
+__all__ = ["RetryPolicy", "call_with_retries"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_wait: float = 0.5
+    max_wait: float = 30.0
+    #: the longest provider-requested wait we honour; longer hints are capped to this
+    max_hint: float = 60.0
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, BackendError) and exc.kind != "fatal"
+
+
+async def call_with_retries(
+    fn: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    on_retry: Callable[[BackendError, float], None] | None = None,
+) -> tuple[T, int]:
+    """Run `fn` until it succeeds or the policy gives up; return the result and the tries used.
+
+    Rate limits and transient errors are retried with jittered exponential backoff, or after
+    the provider's own wait hint when it sent one. Fatal errors are raised at once.
+    """
+    backoff = wait_random_exponential(multiplier=policy.base_wait, max=policy.max_wait)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hint = exc.retry_after if isinstance(exc, BackendError) else None
+        seconds = min(hint, policy.max_hint) if hint is not None else backoff(state)
+        if on_retry is not None and isinstance(exc, BackendError):
+            on_retry(exc, seconds)
+        return seconds
+
+    tries = 0
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=wait,
+        retry=retry_if_exception(_retryable),
+        reraise=True,
+    ):
+        with attempt:
+            tries = attempt.retry_state.attempt_number
+            result = await fn()
+    return result, tries
