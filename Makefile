@@ -1,0 +1,38 @@
+# `make demo` and `make test` set everything up themselves, on a fresh machine too.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXTRAS := local,cloud,analysis,dev
+
+# llama-cpp-python compiles from source here; a native build was seen to crash in decode.
+export CMAKE_ARGS := -DGGML_NATIVE=OFF
+
+.PHONY: setup demo test lint schema bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/panel compare smolvlm2-2b mistral-large-3
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check panel tests bench
+	$(BIN)/mypy panel
+
+schema: setup
+	$(BIN)/panel schema > schema/comparison.schema.json
+
+bench: setup
+	$(BIN)/python bench/bench_local.py
+
+clean:
+	rm -rf $(VENV) runs/*/ runs/panel.db*

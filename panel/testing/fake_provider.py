@@ -1,0 +1,543 @@
+"""A loopback fake LLM provider that the official SDKs can talk to unchanged.
+
+It speaks OpenAI's and Mistral's `/v1/chat/completions`, Anthropic's `/v1/messages`
+and Hugging Face's TGI-flavoured chat completions (see `wire.py`), answers schema
+requests with `schema_fill.fill`, and can misbehave on purpose: latency, rate
+limits, server errors, dropped connections, hangs and bad content.
+
+Determinism. The *content* of a reply is a function of the request (a sha256 over
+model, messages, system prompt and schema), so identical requests get identical
+answers. *Whether* a request gets a fault is drawn from one RNG per server,
+seeded with `fault_seed` and advanced once per request in arrival order. That
+keeps a run reproducible for a fixed order of requests while letting a retried,
+byte-identical request succeed where the first attempt failed; hashing the body
+instead would make a faulted request fail forever and retries pointless.
+
+Use it in-process::
+
+    with FakeProvider(rpm=60, fault_rate=0.1) as fake:
+        client = OpenAI(base_url=fake.base_url("openai"), api_key="k", max_retries=0)
+        ...
+        assert fake.stats()["over_limit_served"] == 0
+
+or as a process: `python -m panel.testing.fake_provider --port 8400 --rpm 60`.
+Control endpoints: `GET /_fake/stats`, `POST /_fake/reset`, `GET|POST /_fake/config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import random
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, fields, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+
+from panel.testing import wire
+from panel.testing.wire import PROVIDERS, ParsedRequest, Provider, RateState
+
+__all__ = ["FAULT_KINDS", "FakeProvider", "Knobs", "main"]
+
+FAULT_KINDS: tuple[str, ...] = (
+    "500", "503", "529", "reset", "hang", "malformed", "schema_violation", "length",
+)
+_CONTENT_FAULTS = ("malformed", "schema_violation", "length")
+# Advertised when a limit is off, so the headers stay present and still true:
+# the server really does accept at least this much.
+_NOMINAL_RPM = 1_000_000
+_NOMINAL_TPM = 1_000_000_000
+_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Run-time behaviour; every field is a constructor kwarg, a CLI flag and a config key."""
+
+    latency: float = 0.0  # seconds before each reply
+    latency_jitter: float = 0.0  # plus uniform [0, jitter)
+    rpm: int = 0  # requests per window, 0 = unlimited
+    tpm: int = 0  # tokens (prompt + reply estimate) per window, 0 = unlimited
+    rate_window: float = 60.0  # sliding window length; shorten it to test retry waits
+    fault_rate: float = 0.0  # probability that a request draws a fault
+    faults: tuple[str, ...] = FAULT_KINDS  # kinds to draw from, uniformly
+    fault_seed: int = 0
+    hang_seconds: float = 30.0  # how long a `hang` fault stalls before answering
+    history: int = 50  # request records kept for `stats()["recent"]`
+
+    def updated(self, changes: dict[str, Any]) -> Knobs:
+        known = {f.name: f for f in fields(self)}
+        unknown = set(changes) - set(known)
+        if unknown:
+            raise ValueError(f"unknown knobs: {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for name, raw in changes.items():
+            if name == "faults":
+                kinds = raw.split(",") if isinstance(raw, str) else list(raw)
+                kinds = [str(k).strip() for k in kinds if str(k).strip()]
+                bad = set(kinds) - set(FAULT_KINDS)
+                if bad or not kinds:
+                    raise ValueError(f"faults must be a non-empty subset of {FAULT_KINDS}")
+                values[name] = tuple(kinds)
+            elif name in ("rpm", "tpm", "fault_seed", "history"):
+                values[name] = int(raw)
+            else:
+                values[name] = float(raw)
+        new = replace(self, **values)
+        if not 0.0 <= new.fault_rate <= 1.0:
+            raise ValueError("fault_rate must be within [0, 1]")
+        if min(new.latency, new.latency_jitter, new.rpm, new.tpm, new.hang_seconds) < 0:
+            raise ValueError("latency, jitter, rpm, tpm and hang_seconds must be >= 0")
+        if new.rate_window <= 0 or new.history < 1:
+            raise ValueError("rate_window must be > 0 and history >= 1")
+        return new
+
+
+class _Window:
+    """Sliding-window request and token accounting shared by all providers."""
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[float, int]] = deque()
+        self.tokens = 0
+
+    def decide(self, knobs: Knobs, tokens: int, now: float) -> tuple[bool, RateState]:
+        span = knobs.rate_window
+        while self.entries and self.entries[0][0] <= now - span:
+            self.tokens -= self.entries.popleft()[1]
+        over_requests = knobs.rpm > 0 and len(self.entries) + 1 > knobs.rpm
+        over_tokens = knobs.tpm > 0 and self.tokens + tokens > knobs.tpm
+        admitted = not (over_requests or over_tokens)
+        retry_after: float | None = None
+        if admitted:
+            self.entries.append((now, tokens))
+            self.tokens += tokens
+        else:
+            waits = []
+            if over_requests:
+                waits.append(self.entries[0][0] + span - now)
+            if over_tokens:
+                waits.append(self._token_wait(knobs.tpm, tokens, now, span))
+            retry_after = max(waits)
+        limit_r = knobs.rpm or _NOMINAL_RPM
+        limit_t = knobs.tpm or _NOMINAL_TPM
+        oldest = self.entries[0][0] + span - now if self.entries else 0.0
+        return admitted, RateState(
+            limit_requests=limit_r,
+            remaining_requests=max(0, limit_r - len(self.entries)),
+            reset_requests=oldest,
+            limit_tokens=limit_t,
+            remaining_tokens=max(0, limit_t - self.tokens),
+            reset_tokens=oldest,
+            retry_after=retry_after,
+        )
+
+    def _token_wait(self, tpm: int, tokens: int, now: float, span: float) -> float:
+        if tokens > tpm:
+            return span  # can never fit; a real API says "request too large"
+        freed = 0
+        for started, used in self.entries:
+            freed += used
+            if self.tokens - freed + tokens <= tpm:
+                return started + span - now
+        return span
+
+    def over(self, knobs: Knobs) -> bool:
+        return (knobs.rpm > 0 and len(self.entries) > knobs.rpm) or (
+            knobs.tpm > 0 and self.tokens > knobs.tpm
+        )
+
+
+class _State:
+    """Knobs, counters and the rate window behind one lock."""
+
+    def __init__(self, knobs: Knobs) -> None:
+        self.lock = threading.Lock()
+        self.knobs = knobs
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the counters and the rate window and re-seed the fault RNG; knobs stay."""
+        self.window = _Window()
+        self.fault_rng = random.Random(self.knobs.fault_seed)
+        self.jitter_rng = random.Random(self.knobs.fault_seed + 1)
+        self.requests = 0
+        self.by_provider: Counter[str] = Counter()
+        self.by_status: Counter[str] = Counter()
+        self.by_form: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.body_hashes: Counter[str] = Counter()
+        self.rate_limited = 0
+        self.over_limit_served = 0
+        self.in_flight = 0
+        self.in_flight_max = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.recent: deque[dict[str, Any]] = deque(maxlen=self.knobs.history)
+
+    def configure(self, changes: dict[str, Any]) -> None:
+        new = self.knobs.updated(changes)
+        if new.fault_seed != self.knobs.fault_seed:
+            self.fault_rng = random.Random(new.fault_seed)
+            self.jitter_rng = random.Random(new.fault_seed + 1)
+        if new.history != self.knobs.history:
+            self.recent = deque(self.recent, maxlen=new.history)
+        self.knobs = new
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "by_provider": dict(self.by_provider),
+            "by_status": dict(self.by_status),
+            "by_form": dict(self.by_form),
+            "faults": dict(self.faults),
+            "rate_limited": self.rate_limited,
+            "over_limit_served": self.over_limit_served,
+            "in_flight": self.in_flight,
+            "in_flight_max": self.in_flight_max,
+            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "window": {"requests": len(self.window.entries), "tokens": self.window.tokens},
+            "duplicates": sum(1 for n in self.body_hashes.values() if n > 1),
+            "body_hashes": dict(self.body_hashes),
+            "recent": copy.deepcopy(list(self.recent)),
+            "config": self.config(),
+        }
+
+    def config(self) -> dict[str, Any]:
+        out = asdict(self.knobs)
+        out["faults"] = list(self.knobs.faults)
+        return out
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Dozens of clients connect at once; the default backlog of 5 refuses some.
+    request_queue_size = 256
+
+    def __init__(self, port: int, state: _State, verbose: bool) -> None:
+        self.state = state
+        self.verbose = verbose
+        self.stopping = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._conns_cv = threading.Condition()
+        super().__init__((_HOST, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conns_cv:
+            self._conns.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self._conns_cv:
+            self._conns.discard(request)
+            self._conns_cv.notify_all()
+
+    def drop_connections(self, timeout: float) -> None:
+        """Wake every handler blocked on a kept-alive socket and wait for them to close it."""
+        with self._conns_cv:
+            for conn in list(self._conns):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self._conns_cv.wait_for(lambda: not self._conns, timeout)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that time out or hang up mid-reply are part of the job, not news.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] in ("/_fake/stats", "/_fake/config"):
+            self._control()
+        else:
+            self._send(404, {"error": {"message": f"no route for GET {self.path}"}}, {})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.startswith("/_fake/"):
+            self._control(raw)
+        else:
+            self._api(raw)
+
+    def _control(self, raw: bytes = b"") -> None:
+        state = self.server.state
+        path = self.path.split("?")[0]
+        with state.lock:
+            try:
+                if path == "/_fake/reset" and self.command == "POST":
+                    state.reset()
+                elif path == "/_fake/config" and self.command == "POST":
+                    state.configure(json.loads(raw or b"{}"))
+                elif path not in ("/_fake/stats", "/_fake/config"):
+                    raise LookupError(path)
+            except LookupError:
+                body, status = {"error": f"unknown control endpoint {path}"}, 404
+            except (ValueError, TypeError) as exc:
+                body, status = {"error": str(exc)}, 400
+            else:
+                body = state.snapshot() if path == "/_fake/stats" else state.config()
+                status = 200
+        self._send(status, body, {})
+
+    def _api(self, raw: bytes) -> None:
+        state = self.server.state
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        provider, route = wire.attribute(self.path, headers)
+        request_id = wire.new_id("req_")
+        scheme, key_hash = wire.auth_of(headers)
+        record: dict[str, Any] = {
+            "request_id": request_id, "provider": provider or "unknown", "path": self.path,
+            "model": None, "user_agent": headers.get("user-agent"), "auth_scheme": scheme,
+            "auth_key_sha256": key_hash, "form": "none", "schema": None, "tool_name": None,
+            "body_sha256": wire.sha256_hex(raw), "body": None, "status": None, "fault": None,
+        }
+        parsed: ParsedRequest | None = None
+        clean: wire.Reply | None = None
+        error: tuple[int, str] | None = None
+        try:
+            body = json.loads(raw) if raw else None
+            record["body"] = body
+            record["body_sha256"] = wire.sha256_hex(wire.canonical(body))
+            if route is None or provider is None:
+                error = (404, f"no route for POST {self.path}")
+            else:
+                parsed = wire.parse(provider, route, body)
+                record.update(model=parsed.model, form=parsed.form, schema=parsed.schema,
+                              tool_name=parsed.tool_name)
+                clean = wire.make_reply(parsed, None)
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # Real APIs reject schemas they cannot compile; so does the fake.
+            error = (400, str(exc) or type(exc).__name__)
+        with state.lock:
+            state.requests += 1
+            state.by_provider[record["provider"]] += 1
+            state.by_form[record["form"]] += 1
+            state.body_hashes[record["body_sha256"]] += 1
+            state.recent.append(record)
+            state.in_flight += 1
+            state.in_flight_max = max(state.in_flight_max, state.in_flight)
+        try:
+            if parsed is None or clean is None:
+                assert error is not None
+                self._reply_error(provider, error[0], error[1], request_id, record, None)
+            else:
+                self._serve(parsed, clean, request_id, record)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _serve(self, req: ParsedRequest, clean: wire.Reply, request_id: str,
+               record: dict[str, Any]) -> None:
+        state = self.server.state
+        with state.lock:
+            knobs = state.knobs
+            admitted, rate = state.window.decide(
+                knobs, req.prompt_tokens + clean.completion_tokens, time.monotonic())
+            if admitted and state.window.over(knobs):
+                state.over_limit_served += 1
+            fault: str | None = None
+            if admitted and state.fault_rng.random() < knobs.fault_rate:
+                fault = state.fault_rng.choice(knobs.faults)
+                state.faults[fault] += 1
+                record["fault"] = fault
+            delay = knobs.latency + knobs.latency_jitter * state.jitter_rng.random()
+        if delay and self.server.stopping.wait(delay):
+            return self._drop(record)
+        if not admitted:
+            with state.lock:
+                state.rate_limited += 1
+            limit = "requests" if knobs.rpm and rate.remaining_requests == 0 else "tokens"
+            message = f"Rate limit reached for {limit} (fake provider); retry later."
+            return self._reply_error(req.provider, 429, message, request_id, record, rate)
+        if fault == "reset":
+            return self._drop(record)
+        if fault == "hang" and self.server.stopping.wait(knobs.hang_seconds):
+            return self._drop(record)
+        if fault in ("500", "503", "529"):
+            status = int(fault)
+            if status == 529 and req.provider != "anthropic":
+                status = 503  # 529 is Anthropic's private code; others say 503
+            text = {500: "Internal server error", 503: "Service unavailable", 529: "Overloaded"}
+            return self._reply_error(req.provider, status, f"{text[status]} (fake fault)",
+                                     request_id, record, rate)
+        reply = clean
+        if fault in _CONTENT_FAULTS:
+            reply = wire.make_reply(req, cast(wire.ContentFault, fault))
+        body = wire.success_body(req, reply, request_id)
+        with state.lock:
+            state.prompt_tokens += req.prompt_tokens
+            state.completion_tokens += reply.completion_tokens
+        self._finish(200, body, request_id, req.provider, record, rate)
+
+    def _reply_error(self, provider: Provider | None, status: int, message: str,
+                     request_id: str, record: dict[str, Any], rate: RateState | None) -> None:
+        body = wire.error_body(provider, status, message, request_id)
+        self._finish(status, body, request_id, provider, record, rate)
+
+    def _finish(self, status: int, body: Any, request_id: str, provider: Provider | None,
+                record: dict[str, Any], rate: RateState | None) -> None:
+        headers = {wire.request_id_header(provider): request_id}
+        if rate is not None:
+            headers.update(wire.rate_headers(provider, rate))
+        with self.server.state.lock:
+            self.server.state.by_status[str(status)] += 1
+            record["status"] = status
+        self._send(status, body, headers)
+
+    def _drop(self, record: dict[str, Any]) -> None:
+        """Close the connection with no response; linger 0 turns the close into a RST."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+        with self.server.state.lock:
+            self.server.state.by_status["reset"] += 1
+            record["status"] = "reset"
+
+    def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class FakeProvider:
+    """The fake server, run on a background thread. Knob kwargs are `Knobs` fields."""
+
+    def __init__(self, port: int = 0, *, verbose: bool = False, **knobs: Any) -> None:
+        self._requested_port = port
+        self._verbose = verbose
+        self._state = _State(Knobs().updated(knobs))
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeProvider:
+        if self._server is not None:
+            raise RuntimeError("already started")
+        self._server = _Server(self._requested_port, self._state, self._verbose)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"fake-provider-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.stopping.set()  # wakes latency sleeps and hangs
+        server.shutdown()
+        server.drop_connections(timeout=5.0)
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{_HOST}:{self.port}"
+
+    def base_url(self, provider: Provider) -> str:
+        """The base URL to give that provider's SDK so its requests are attributed to it."""
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown provider {provider!r}")
+        return f"{self.url}/{provider}" + ("/v1" if provider == "openai" else "")
+
+    def stats(self) -> dict[str, Any]:
+        with self._state.lock:
+            return self._state.snapshot()
+
+    def reset(self) -> None:
+        with self._state.lock:
+            self._state.reset()
+
+    def configure(self, **knobs: Any) -> dict[str, Any]:
+        with self._state.lock:
+            self._state.configure(knobs)
+            return self._state.config()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        with self._state.lock:
+            return self._state.config()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m panel.testing.fake_provider",
+        description="Loopback fake of the OpenAI, Anthropic, Mistral and HF chat APIs.")
+    d = Knobs()
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--latency", type=float, default=d.latency)
+    p.add_argument("--latency-jitter", type=float, default=d.latency_jitter)
+    p.add_argument("--rpm", type=int, default=d.rpm, help="0 = unlimited")
+    p.add_argument("--tpm", type=int, default=d.tpm, help="0 = unlimited")
+    p.add_argument("--rate-window", type=float, default=d.rate_window)
+    p.add_argument("--fault-rate", type=float, default=d.fault_rate)
+    p.add_argument("--faults", default=",".join(d.faults),
+                   help=f"comma-separated subset of {','.join(FAULT_KINDS)}")
+    p.add_argument("--fault-seed", type=int, default=d.fault_seed)
+    p.add_argument("--hang-seconds", type=float, default=d.hang_seconds)
+    p.add_argument("--history", type=int, default=d.history)
+    p.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+    port, verbose = args.pop("port"), args.pop("verbose")
+    try:
+        fake = FakeProvider(port, verbose=verbose, **args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    with fake:
+        print(f"listening on {fake.url}", flush=True)
+        # Short waits so the signal handler gets to run on every platform.
+        while not done.wait(0.2):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from panel.resources import data_dir
+
+from .conftest import EXAMPLE_CATALOG
+
+GOOD_TOOL = """\
+  - id: {id}
+    name: {name}
+    category: Developer Tools
+    tagline: t
+    description: d
+    pricing: {{model: free}}
+"""
+
+
+def _catalog(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("tools:\n" + body)
+    return path
+
+
+def _assert_clean_failure(result: Any, runs: Path, *fragments: str) -> None:
+    assert result.code == 2, result
+    lines = [line for line in result.err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.err + result.out
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert not runs.exists() or not any(runs.iterdir()), "nothing may be written under runs/"
+
+
+def test_yaml_syntax_error(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    cat = _catalog(tmp_path, GOOD_TOOL.format(id="a", name="A") + "  - id: [b\n")
+    result = cli("compare", "a", "b", "--catalog", str(cat), "--backend", "fake", "--out", str(runs_dir))
+    _assert_clean_failure(
+        result, runs_dir, f"{cat}:9", "YAML syntax error", "while parsing a flow sequence at line 8"
+    )
+
+
+def test_missing_required_field(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    body = GOOD_TOOL.format(id="a", name="A") + GOOD_TOOL.format(id="b", name="B").replace("    tagline: t\n", "")
+    cat = _catalog(tmp_path, body)
+    result = cli("compare", "a", "b", "--catalog", str(cat), "--backend", "fake", "--out", str(runs_dir))
+    _assert_clean_failure(result, runs_dir, f"{cat}:8", "tool 'b'", "missing required field 'tagline'")
+
+
+def test_wrong_type(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    cat = _catalog(tmp_path, GOOD_TOOL.format(id="a", name="A") + GOOD_TOOL.format(id="b", name="[1, 2]"))
+    result = cli("compare", "a", "b", "--catalog", str(cat), "--backend", "fake", "--out", str(runs_dir))
+    _assert_clean_failure(result, runs_dir, f"{cat}:9", "field 'name'")
+
+
+def test_duplicate_id(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    cat = _catalog(tmp_path, GOOD_TOOL.format(id="a", name="A") + GOOD_TOOL.format(id="a", name="B"))
+    result = cli("compare", "a", "b", "--catalog", str(cat), "--backend", "fake", "--out", str(runs_dir))
+    _assert_clean_failure(result, runs_dir, f"{cat}:8", "duplicate tool id 'a'", "line 2")
+
+
+def test_unknown_tool_suggests(cli: Any, runs_dir: Path) -> None:
+    result = cli("compare", "olama", "vllm", "--backend", "fake", "--out", str(runs_dir))
+    _assert_clean_failure(result, runs_dir, "no tool with id 'olama'", "did you mean 'ollama'")
+
+
+def test_unknown_persona(cli: Any, runs_dir: Path) -> None:
+    result = cli("compare", "ollama", "vllm", "--backend", "fake", "--persona", "sceptic", "--out", str(runs_dir))
+    _assert_clean_failure(result, runs_dir, "unknown persona 'sceptic'", "did you mean 'skeptic'")
+
+
+def test_unknown_backend(cli: Any, runs_dir: Path) -> None:
+    result = cli("compare", "ollama", "vllm", "--backend", "lokal", "--out", str(runs_dir))
+    _assert_clean_failure(result, runs_dir, "unknown backend 'lokal'", "did you mean 'local'")
+
+
+def test_missing_gguf(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    missing = tmp_path / "nope.gguf"
+    result = cli("compare", "ollama", "vllm", "--backend", f"local:{missing}", "--out", str(runs_dir))
+    _assert_clean_failure(result, runs_dir, "local model file not found", str(missing))
+
+
+def test_missing_catalog_file(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    result = cli("compare", "a", "b", "--catalog", str(tmp_path / "none.yaml"), "--out", str(runs_dir))
+    _assert_clean_failure(result, runs_dir, "none.yaml: catalog file not found")
+
+
+def test_json_prints_only_a_record_that_validates(cli: Any, runs_dir: Path) -> None:
+    result = cli("compare", "ollama", "llama-cpp", "--backend", "fake", "--json", "--out", str(runs_dir))
+    assert result.code == 0, result.err
+    record = json.loads(result.out)  # stdout is the record and nothing else
+    schema = json.loads((data_dir("schema") / "comparison.schema.json").read_text())
+    jsonschema.validate(record, schema)
+    assert record["version"] == "1.0"
+    assert record["counts"] == {"reviews": 8, "valid": 8, "failed": 0}
+    folder = runs_dir / record["run_id"]
+    assert json.loads((folder / "comparison.json").read_text()) == record
+    assert (folder / "comparison.md").read_text().startswith("# Ollama vs llama.cpp")
+
+
+def test_compare_prints_the_scorecard_and_the_folder(cli: Any, runs_dir: Path) -> None:
+    result = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "-p", "skeptic", "--out", str(runs_dir))
+    assert result.code == 0, result.err
+    assert "Reviewer scorecard" in result.out
+    assert result.out.count("The Builder") == 2 and result.out.count("The Skeptic") == 2
+    assert "panel ship" in result.out
+    (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert str(run) in result.out.replace("\n", "")
+    listing = cli("runs", "--out", str(runs_dir))
+    assert run.name in listing.out and "done" in listing.out
+
+
+def test_personas_list_and_validate(cli: Any, tmp_path: Path) -> None:
+    listing = cli("personas")
+    assert listing.code == 0
+    for pid in ("builder", "skeptic", "futurist", "business_analyst"):
+        assert pid in listing.out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: bad\nname: B\n")
+    checked = cli("personas", "validate", str(data_dir("personas")), str(bad))
+    assert checked.code == 2
+    assert checked.out.count("ok  ") == 4
+    assert "bad.yaml" in checked.err
+
+
+def test_published_schema_file_matches_the_models(cli: Any) -> None:
+    printed = cli("schema").out
+    assert printed == (data_dir("schema") / "comparison.schema.json").read_text(), (
+        "schema/comparison.schema.json is stale: run `make schema`"
+    )
+
+
+def test_example_catalog_is_the_default(cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no examples/ here: falls back to the installed sample
+    result = cli("compare", "ollama", "vllm", "-b", "fake", "--json", "--out", str(runs_dir))
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["tools"][0]["name"] == "Ollama"
+    assert EXAMPLE_CATALOG.is_file()
