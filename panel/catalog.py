@@ -161,7 +161,10 @@ def _read_yaml(path: Path, text: str) -> list[_Entry]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise CatalogError(f"{where}: YAML syntax error: {exc.problem or exc}") from None
+        context = ""
+        if exc.context and exc.context_mark and exc.context_mark is not mark:
+            context = f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise CatalogError(f"{where}: YAML syntax error: {exc.problem or exc}{context}") from None
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: YAML error: {exc}") from None
     items, items_node = _tool_list(path, data, node)

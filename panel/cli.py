@@ -11,10 +11,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .backends.base import Sampling
+from .backends.check import CheckResult, backend_statuses, check_member
+from .config import load_config, resolve_members
 from .engine import CellResult
 from .errors import UserError
 from .personas import load_persona, load_personas
@@ -33,10 +36,16 @@ app = typer.Typer(
 )
 personas_app = typer.Typer(help="List and check persona files.", invoke_without_command=True)
 app.add_typer(personas_app, name="personas")
+backends_app = typer.Typer(help="List backends, or check panel members.", invoke_without_command=True)
+app.add_typer(backends_app, name="backends")
 
 out_console = Console()
 err_console = Console(stderr=True)
 
+ConfigPath = Annotated[
+    Path | None,
+    typer.Option("--config", help="panel.toml; default ./panel.toml or [tool.panel] in ./pyproject.toml."),
+]
 RunsDir = Annotated[
     Path,
     typer.Option("--out", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
@@ -51,12 +60,17 @@ def compare(
     ] = None,
     backend: Annotated[
         list[str] | None,
-        typer.Option("--backend", "-b", help="Panel member as backend:model; repeat for several. Default: local."),
+        typer.Option(
+            "--backend", "-b",
+            help="Panel member as backend:model (or a name from panel.toml); repeat for several. "
+            "Default: the configured members, else local.",
+        ),
     ] = None,
     persona: Annotated[
         list[str] | None, typer.Option("--persona", "-p", help="Persona id; repeat. Default: all.")
     ] = None,
     personas_dir: Annotated[Path | None, typer.Option(help="Folder of persona files.")] = None,
+    config: ConfigPath = None,
     out: RunsDir = Path("runs"),
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the record as JSON on stdout, and nothing else there.")
@@ -70,10 +84,11 @@ def compare(
     plan = plan_compare(
         tools,
         catalog=catalog,
-        backends=backend or ["local"],
+        backends=backend or [],
         persona_ids=persona or [],
         personas_dir=personas_dir,
         sampling=sampling,
+        config=load_config(config),
     )
     total = len(plan.cells)
     with Store(out) as store, _progress() as progress:
@@ -151,6 +166,55 @@ def personas_validate(
         out_console.print(f"ok  {file}  ({persona.id}: answers {fields}; verdict {'/'.join(persona.verdicts)})")
 
 
+@backends_app.callback()
+def backends_list(ctx: typer.Context, config: ConfigPath = None) -> None:
+    """List the backends, whether their SDK is installed and whether their key is set."""
+    if ctx.invoked_subcommand is not None:
+        return
+    table = Table("backend", "installed", "install with", "key variable", "key set")
+    for b in backend_statuses():
+        key_set = "—" if b.key_present is None else ("yes" if b.key_present else "[red]no[/]")
+        table.add_row(
+            b.name, "yes" if b.installed else "[red]no[/]",
+            escape(f"pip install 'panel[{b.extra}]'") if b.extra else "(built in)", b.key_env or "—",
+            key_set,
+        )
+    out_console.print(table)
+    panel_config = load_config(config)
+    if panel_config.members:
+        out_console.print(f"configured members ({panel_config.path}):")
+        for m in panel_config.members:
+            out_console.print(f"  {m.spec}" + (f"  (as {m.name})" if m.name else ""))
+
+
+@backends_app.command("check")
+def backends_check(
+    specs: Annotated[list[str] | None, typer.Argument(help="Members to check; default: the configured ones.")] = None,
+    config: ConfigPath = None,
+) -> None:
+    """Send one tiny request to each member and report its latency or the exact error."""
+    members = resolve_members(specs or [], load_config(config))
+
+    async def run_all() -> list[CheckResult]:
+        return list(await asyncio.gather(*(check_member(m) for m in members)))
+
+    failed = 0
+    for result in asyncio.run(run_all()):
+        if result.ok:
+            out_console.print(
+                f"[green]ok[/]    {escape(result.member)}  {result.latency_s or 0:.2f} s  "
+                f"{escape(result.detail)}",
+                highlight=False,
+            )
+        else:
+            failed += 1
+            out_console.print(
+                f"[red]fail[/]  {escape(result.member)}  {escape(result.detail)}", highlight=False
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -197,3 +261,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

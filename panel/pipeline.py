@@ -15,8 +15,9 @@ from pathlib import Path
 
 from .aggregate import build_record
 from .backends.base import Backend, Sampling
-from .backends.registry import create_backend, parse_member
+from .backends.registry import create_backend
 from .catalog import Tool, load_catalog
+from .config import PanelConfig, resolve_members
 from .engine import Cell, CellResult, Engine
 from .errors import BackendSpecError, UserError
 from .personas import Persona, load_personas, resolve_personas
@@ -48,6 +49,8 @@ class Plan:
     catalog_path: Path
     prompts: PromptSet = field(default_factory=PromptSet)
     sampling: Sampling = field(default_factory=Sampling)
+    #: requests in flight per member label, where configured
+    concurrency: dict[str, int] = field(default_factory=dict)
 
     @property
     def cells(self) -> list[Cell]:
@@ -70,11 +73,13 @@ def plan_compare(
     tool_ids: Sequence[str],
     *,
     catalog: str | Path | None = None,
-    backends: Sequence[str] = ("local",),
+    backends: Sequence[str] = (),
     persona_ids: Sequence[str] = (),
     personas_dir: str | Path | None = None,
     sampling: Sampling | None = None,
+    config: PanelConfig | None = None,
 ) -> Plan:
+    """Check every input and build the backends; raise a UserError before any file is written."""
     if len(tool_ids) < 2:
         raise UserError("compare needs at least two tool ids")
     if len(set(tool_ids)) != len(tool_ids):
@@ -85,12 +90,19 @@ def plan_compare(
     personas = resolve_personas(
         load_personas(personas_dir or data_dir("personas")), list(persona_ids)
     )
-    specs = [parse_member(s) for s in (backends or ["local"])]
+    specs = resolve_members(list(backends), config or PanelConfig())
     members = [create_backend(spec) for spec in specs]
     labels = [m.label for m in members]
     if len(set(labels)) != len(labels):
         raise BackendSpecError(f"the same panel member is listed twice: {', '.join(labels)}")
-    return Plan(tools, personas, members, catalog_path, sampling=sampling or Sampling())
+    concurrency = {
+        m.label: int(spec.options["concurrency"])
+        for m, spec in zip(members, specs, strict=True)
+        if spec.options.get("concurrency")
+    }
+    return Plan(
+        tools, personas, members, catalog_path, sampling=sampling or Sampling(), concurrency=concurrency
+    )
 
 
 async def run_plan(
@@ -112,7 +124,9 @@ async def run_plan(
         tools=[(t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools],
         personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
     )
-    engine = Engine(store, run_id, plan.prompts, plan.sampling, on_result=on_result)
+    engine = Engine(
+        store, run_id, plan.prompts, plan.sampling, concurrency=plan.concurrency, on_result=on_result
+    )
     status = "failed"
     try:
         await engine.run(plan.cells)

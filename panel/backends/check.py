@@ -1,0 +1,85 @@
+"""`panel backends`: what is installed and configured, and a one-request check of each member."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from dataclasses import dataclass
+
+from ..errors import BackendError, PanelError
+from .base import Request, Sampling
+from .registry import BACKENDS, MemberSpec, backend_class, create_backend
+
+__all__ = ["BackendStatus", "CheckResult", "backend_statuses", "check_member"]
+
+_PING_SCHEMA = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}},
+    "required": ["ok"],
+    "additionalProperties": False,
+}
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    name: str
+    extra: str | None
+    installed: bool
+    key_env: str | None
+    key_present: bool | None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    member: str
+    ok: bool
+    latency_s: float | None
+    detail: str
+
+
+def backend_statuses() -> list[BackendStatus]:
+    """Each registered backend: is its SDK installed, is its key set (never what the key is)."""
+    rows = []
+    for name, (_, _, sdk) in BACKENDS.items():
+        installed = sdk is None or importlib.util.find_spec(sdk) is not None
+        extra = key_env = None
+        if installed:
+            cls = backend_class(name)
+            extra, key_env = cls.extra, cls.key_env
+        else:
+            extra = name
+        present = bool(os.environ.get(key_env)) if key_env else None
+        rows.append(BackendStatus(name, extra, installed, key_env, present))
+    return rows
+
+
+async def check_member(spec: MemberSpec) -> CheckResult:
+    """Send one tiny schema-constrained request and report the latency or the exact error."""
+    try:
+        backend = create_backend(spec)
+    except PanelError as exc:
+        return CheckResult(spec.text, False, None, str(exc))
+    request = Request(
+        messages=[
+            {"role": "system", "content": "You check that a connection works."},
+            {"role": "user", "content": 'Reply with the JSON object {"ok": true}.'},
+        ],
+        schema=_PING_SCHEMA,
+        schema_name="ping",
+        sampling=Sampling(max_tokens=16, temperature=0.0),
+    )
+    started = time.perf_counter()
+    try:
+        reply = await backend.generate(request)
+    except BackendError as exc:
+        return CheckResult(backend.label, False, None, f"{exc.kind} error: {exc}")
+    except Exception as exc:  # report whatever the SDK raised, then carry on with the others
+        return CheckResult(backend.label, False, None, f"{type(exc).__name__}: {exc}")
+    finally:
+        await backend.aclose()
+    latency = time.perf_counter() - started
+    return CheckResult(
+        backend.label, True, latency,
+        f"{reply.usage.input_tokens} in / {reply.usage.output_tokens} out tokens: {reply.text[:60]!r}",
+    )

@@ -1,0 +1,38 @@
+"""Small builders for records and review rows, so arithmetic tests state their data plainly."""
+
+from __future__ import annotations
+
+from panel.catalog import Community, Pricing, Tool
+from panel.personas import Persona, load_personas
+from panel.resources import data_dir
+from panel.store import ReviewRow
+
+
+def tool(tid: str, *, ship: int | None = None, skip: int | None = None, pricing: str = "free") -> Tool:
+    votes = Community(ship=ship or 0, skip=skip or 0) if ship is not None or skip is not None else None
+    return Tool(
+        id=tid, name=tid.title(), category="Developer Tools", tagline=f"{tid} tagline",
+        description=f"{tid} description", pricing=Pricing(model=pricing), community=votes,  # type: ignore[arg-type]
+    )
+
+
+def personas() -> list[Persona]:
+    return list(load_personas(data_dir("personas")).values())
+
+
+def review(tool_id: str, persona_id: str, verdict: str | None, member: str = "fake:schema") -> ReviewRow:
+    """A valid review with `verdict`, or a failed one when verdict is None."""
+    valid = verdict is not None
+    data = (
+        {"answers": {}, "review": f"{persona_id} on {tool_id}", "verdict_note": "note", "verdict": verdict}
+        if valid
+        else None
+    )
+    backend, _, model = member.partition(":")
+    return ReviewRow(
+        tool_id=tool_id, persona_id=persona_id, member=member, backend=backend, model=model,
+        valid=valid, verdict=verdict, verdict_note="note" if valid else None, data=data,
+        error=None if valid else "invalid after re-ask: the reply is not valid JSON",
+        raw_reply="{" if not valid else None, asks=1 if valid else 2,
+        input_tokens=10, output_tokens=5, latency_s=0.1,
+    )

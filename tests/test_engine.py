@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from panel.backends.base import Request
+from panel.backends.fake import FakeBackend
+from panel.catalog import load_catalog
+from panel.engine import Cell, Engine
+from panel.errors import FatalError, TransientError
+from panel.personas import load_persona
+from panel.prompts import PromptSet
+from panel.resources import data_dir
+from panel.retry import RetryPolicy
+from panel.store import Store
+from panel.testing.schema_fill import fill
+
+from .conftest import EXAMPLE_CATALOG
+
+FAST = RetryPolicy(attempts=3, base_wait=0.001, max_wait=0.002)
+
+
+def _run(tmp_path: Path, backend: FakeBackend, retry: RetryPolicy = FAST) -> tuple[Store, list[object]]:
+    store = Store(tmp_path / "runs")
+    store.create_run("r", "test", None, {}, [], [])
+    tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
+    persona = load_persona(data_dir("personas") / "skeptic.yaml")
+    engine = Engine(store, "r", PromptSet(), retry=retry)
+    results = asyncio.run(engine.run([Cell(tool, persona, backend)]))
+    return store, list(results)
+
+
+def _valid(request: Request) -> str:
+    return json.dumps(fill(request.schema, "x"))
+
+
+def test_invalid_reply_is_reasked_once_with_the_error(tmp_path: Path) -> None:
+    def responder(request: Request, n: int) -> str:
+        return "not json at all" if n == 1 else _valid(request)
+
+    backend = FakeBackend(responder=responder)
+    store, _ = _run(tmp_path, backend)
+    (row,) = store.reviews("r")
+    assert row.valid and row.asks == 2 and row.verdict in ("ship", "skip")
+    second = backend.calls[1].messages
+    assert second[-2] == {"role": "assistant", "content": "not json at all"}
+    assert "not valid JSON" in second[-1]["content"]
+    asks = [r[0] for r in store.db.execute("SELECT ask FROM requests ORDER BY id")]
+    assert asks == [1, 2]
+    store.close()
+
+
+def test_still_invalid_after_reask_is_stored_failed_with_reason_and_raw_reply(tmp_path: Path) -> None:
+    def responder(request: Request, n: int) -> str:
+        data = fill(request.schema, "x")
+        del data["verdict"]
+        return json.dumps(data)
+
+    store, _ = _run(tmp_path, FakeBackend(responder=responder))
+    (row,) = store.reviews("r")
+    assert not row.valid and row.verdict is None and row.asks == 2
+    assert row.error is not None and "invalid after re-ask" in row.error and "verdict" in row.error
+    assert row.raw_reply is not None and '"answers"' in row.raw_reply
+    store.close()
+
+
+def test_transient_errors_are_retried_then_succeed(tmp_path: Path) -> None:
+    def responder(request: Request, n: int) -> str:
+        if n < 3:
+            raise TransientError("503 from provider", status=503)
+        return _valid(request)
+
+    store, _ = _run(tmp_path, FakeBackend(responder=responder))
+    (row,) = store.reviews("r")
+    assert row.valid
+    attempts = store.db.execute("SELECT attempts FROM replies").fetchone()[0]
+    assert attempts == 3
+    store.close()
+
+
+def test_fatal_error_is_not_retried_and_fails_the_review(tmp_path: Path) -> None:
+    backend = FakeBackend(responder=lambda request, n: (_ for _ in ()).throw(FatalError("401 bad key")))
+    store, _ = _run(tmp_path, backend)
+    (row,) = store.reviews("r")
+    assert not row.valid and row.error == "fatal error from fake:schema: 401 bad key"
+    assert len(backend.calls) == 1
+    status = store.db.execute("SELECT status FROM requests").fetchone()[0]
+    assert status == "error"
+    store.close()
+
+
+def test_every_request_and_reply_is_recorded(tmp_path: Path) -> None:
+    store, _ = _run(tmp_path, FakeBackend())
+    req = store.db.execute("SELECT * FROM requests").fetchone()
+    rep = store.db.execute("SELECT * FROM replies").fetchone()
+    assert req["status"] == "done" and req["member"] == "fake:schema"
+    messages = json.loads(req["messages"])
+    assert messages[0]["role"] == "system" and "TOOL DATA START" in messages[1]["content"]
+    assert json.loads(req["settings"])["seed"] == 1234
+    assert rep["input_tokens"] > 0 and rep["output_tokens"] > 0 and rep["raw_text"]
+    store.close()
