@@ -117,8 +117,7 @@ def build_record(
             summary=_split_summary(splits, across, between, tools),
         ),
         pricing=[
-            PricingSide(tool_id=c.id, name=c.name, label=c.entry.label, reason=c.entry.reason)
-            for c in cards
+            PricingSide(tool_id=c.id, name=c.name, label=c.entry.label, reason=c.entry.reason) for c in cards
         ],
         community_vs_panel=[_community_vs_panel(c) for c in cards],
         counts=Counts(reviews=len(reviews), valid=valid, failed=len(reviews) - valid),
@@ -171,9 +170,7 @@ def _entry(r: ReviewRow, persona: Persona | None) -> ScorecardEntry:
     )
 
 
-def _tool_split(
-    tool: Tool, reviews: Sequence[ReviewRow], name_of: Callable[[ReviewRow], str]
-) -> ToolSplit:
+def _tool_split(tool: Tool, reviews: Sequence[ReviewRow], name_of: Callable[[ReviewRow], str]) -> ToolSplit:
     ship = [name_of(r) for r in reviews if r.valid and r.verdict == SHIP]
     skip = [name_of(r) for r in reviews if r.valid and r.verdict == "skip"]
     other = [f"{name_of(r)}: {r.verdict}" for r in reviews if r.valid and r.verdict not in (SHIP, "skip")]
@@ -186,7 +183,7 @@ def _tool_split(
         word = "ship" if ship else "skip" if skip else "agree"
         summary = f"Unanimous on {tool.name}: every valid review says {word}."
     else:
-        minority, majority, word = (skip, ship, "skip") if len(skip) <= len(ship) else (ship, skip, "ship")
+        minority, word = (skip, "skip") if len(skip) <= len(ship) else (ship, "ship")
         summary = (
             f"{tool.name} splits the panel {len(ship)}–{len(skip)}: "
             f"{_join(minority)} {'says' if len(minority) == 1 else 'say'} {word}."
@@ -194,7 +191,12 @@ def _tool_split(
     if failed:
         summary += f" {len(failed)} review{'s' if len(failed) > 1 else ''} failed."
     return ToolSplit(
-        tool_id=tool.id, unanimous=unanimous, ship=ship, skip=skip, other=other, failed=failed,
+        tool_id=tool.id,
+        unanimous=unanimous,
+        ship=ship,
+        skip=skip,
+        other=other,
+        failed=failed,
         summary=summary,
     )
 
@@ -217,7 +219,10 @@ def _across(
             splits = None if None in known else len(set(known)) > 1
             rows.append(
                 PersonaAcross(
-                    persona_id=p.id, persona_name=p.name, member=member, verdicts=verdicts,
+                    persona_id=p.id,
+                    persona_name=p.name,
+                    member=member,
+                    verdicts=verdicts,
                     splits_tools=splits,
                 )
             )
@@ -270,13 +275,24 @@ def _headline(cards: Sequence[ToolCard]) -> Headline:
     scored = [c for c in cards if c.panel.pct is not None]
     if not scored:
         return Headline(question=question, pick=None, text="No verdict: every review failed.")
+    if len(cards) == 1:
+        card = cards[0]
+        word = "ships" if (card.panel.pct or 0) >= 50 else "skips"
+        p = card.panel
+        text = f"The panel {word} {card.name}: {p.ship} of {p.valid} say ship ({p.display})."
+        return Headline(
+            question="Should you ship with it?",
+            pick=card.id if word == "ships" else None,
+            text=text,
+        )
     best = max(c.panel.pct for c in scored if c.panel.pct is not None)
     top = [c for c in scored if c.panel.pct == best]
     others = [c for c in cards if c not in top]
     against = "; ".join(f"{c.name} {c.panel.display} ({c.panel.ship} of {c.panel.valid})" for c in others)
     if len(top) == 1:
         pick = top[0]
-        text = f"Ship with {pick.name}: the panel backs it {pick.panel.ship} of {pick.panel.valid} ({pick.panel.display})"
+        p = pick.panel
+        text = f"Ship with {pick.name}: the panel backs it {p.ship} of {p.valid} ({p.display})"
         text += f", against {against}." if against else "."
         if best < 50:
             text += " Even so, most reviewers would skip it."
@@ -297,7 +313,10 @@ def _community_vs_panel(card: ToolCard) -> CommunityVsPanel:
     elif ppct is None:
         note = f"The community says {card.community.display} ship; the panel has no valid review."
     elif abs(gap or 0) < 10:
-        note = f"The panel ({card.panel.display}) and the community ({card.community.display} of {card.community.total} votes) roughly agree."
+        note = (
+            f"The panel ({card.panel.display}) and the community ({card.community.display} of "
+            f"{card.community.total} votes) roughly agree."
+        )
     else:
         side = "warmer" if (gap or 0) > 0 else "cooler"
         note = (
@@ -305,8 +324,13 @@ def _community_vs_panel(card: ToolCard) -> CommunityVsPanel:
             f"community ({card.community.display} of {card.community.total} votes)."
         )
     return CommunityVsPanel(
-        tool_id=card.id, name=card.name, community_pct=cpct, community_votes=card.community.total,
-        panel_pct=ppct, gap=gap, note=note,
+        tool_id=card.id,
+        name=card.name,
+        community_pct=cpct,
+        community_votes=card.community.total,
+        panel_pct=ppct,
+        gap=gap,
+        note=note,
     )
 
 

@@ -195,8 +195,7 @@ def _tool_list(path: Path, data: Any, node: yaml.Node | None) -> tuple[list[Any]
         node = next(v for k, v in node.value if k.value == "tools")
     if not isinstance(data, list) or not isinstance(node, yaml.SequenceNode):
         raise CatalogError(
-            f"{path}: a catalog is a list of tools (or a mapping with a 'tools' list), "
-            f"got {_kind(data)}"
+            f"{path}: a catalog is a list of tools (or a mapping with a 'tools' list), got {_kind(data)}"
         )
     return data, list(node.value)
 
@@ -210,8 +209,7 @@ def _read_json(path: Path, text: str) -> list[_Entry]:
         data = data["tools"]
     if not isinstance(data, list):
         raise CatalogError(
-            f"{path}: a catalog is a list of tools (or an object with a 'tools' list), "
-            f"got {_kind(data)}"
+            f"{path}: a catalog is a list of tools (or an object with a 'tools' list), got {_kind(data)}"
         )
     starts = _json_item_lines(text)
     return [(raw, starts[i] if i < len(starts) else 0, {}) for i, raw in enumerate(data)]
@@ -223,7 +221,7 @@ def _json_item_lines(text: str) -> list[int]:
     bracket = text.find("[")
     if bracket < 0:
         return []
-    pos, lines = bracket + 1, []
+    pos, lines = bracket + 1, list[int]()
     while True:
         while pos < len(text) and text[pos] in " \t\r\n,":
             pos += 1
@@ -248,9 +246,7 @@ def _read_jsonl(path: Path, text: str) -> list[_Entry]:
     return entries
 
 
-def _describe(
-    exc: ValidationError, path: Path, line: int, field_lines: dict[str, int], label: str
-) -> str:
+def _describe(exc: ValidationError, path: Path, line: int, field_lines: dict[str, int], label: str) -> str:
     errors = exc.errors(include_url=False)
     first = errors[0]
     field = ".".join(str(part) for part in first["loc"]) or "(tool)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shlex
 import sys
 from datetime import datetime
@@ -12,18 +13,27 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .backends.base import Sampling
 from .backends.check import CheckResult, backend_statuses, check_member
 from .config import load_config, resolve_members
-from .engine import CellResult
 from .errors import UserError
 from .personas import load_persona, load_personas
-from .pipeline import load_record, plan_compare, record_schema_text, run_plan, write_outputs
+from .pipeline import (
+    RunOptions,
+    load_record,
+    plan_compare,
+    plan_resume,
+    plan_run,
+    record_schema_text,
+    run_plan,
+    write_outputs,
+)
+from .progress import Mode, Reporter, summary_line
 from .record import ComparisonRecord
 from .resources import data_dir
+from .review import diff_runs, estimate_cost, write_review_outputs
 from .store import Store
 
 __all__ = ["app", "main"]
@@ -46,6 +56,9 @@ ConfigPath = Annotated[
     Path | None,
     typer.Option("--config", help="panel.toml; default ./panel.toml or [tool.panel] in ./pyproject.toml."),
 ]
+ProgressMode = Annotated[
+    Mode, typer.Option("--progress", help="bar (live, for people), jsonl (for scripts) or quiet.")
+]
 RunsDir = Annotated[
     Path,
     typer.Option("--out", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
@@ -56,12 +69,14 @@ RunsDir = Annotated[
 def compare(
     tools: Annotated[list[str], typer.Argument(help="Two or more tool ids from the catalog.")],
     catalog: Annotated[
-        Path | None, typer.Option(help="Catalog file (YAML, JSON or JSONL); default examples/catalog.yaml.")
+        Path | None,
+        typer.Option(help="Catalog file (YAML, JSON or JSONL); default examples/catalog.yaml."),
     ] = None,
     backend: Annotated[
         list[str] | None,
         typer.Option(
-            "--backend", "-b",
+            "--backend",
+            "-b",
             help="Panel member as backend:model (or a name from panel.toml); repeat for several. "
             "Default: the configured members, else local.",
         ),
@@ -73,11 +88,13 @@ def compare(
     config: ConfigPath = None,
     out: RunsDir = Path("runs"),
     json_out: Annotated[
-        bool, typer.Option("--json", help="Print the record as JSON on stdout, and nothing else there.")
+        bool,
+        typer.Option("--json", help="Print the record as JSON on stdout, and nothing else there."),
     ] = False,
     max_tokens: Annotated[int, typer.Option(min=32, help="Token limit of each reply.")] = 700,
     temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.3,
     seed: Annotated[int, typer.Option(help="Sampling seed, for repeatable runs.")] = 1234,
+    progress: ProgressMode = "bar",
 ) -> None:
     """Review two tools with the whole panel and draft their comparison."""
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
@@ -90,17 +107,11 @@ def compare(
         sampling=sampling,
         config=load_config(config),
     )
-    total = len(plan.cells)
-    with Store(out) as store, _progress() as progress:
-        task = progress.add_task("reviewing", total=total, status="")
-
-        def on_result(result: CellResult) -> None:
-            tool, persona_id, member = result.cell.key
-            mark = result.verdict if result.valid else "failed"
-            progress.update(task, advance=1, status=f"{tool} · {persona_id} · {member}: {mark}")
-
+    with Store(out) as store, Reporter(progress, plan.total, err_console) as reporter:
         command = "panel " + shlex.join(sys.argv[1:])
-        run_id, record = asyncio.run(run_plan(plan, store, command, on_result))
+        run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update))
+        reporter.finish(stats)
+        record = load_record(store, run_id)
         folder = write_outputs(store, record)
     if json_out:
         sys.stdout.write(record.model_dump_json(indent=2) + "\n")
@@ -108,6 +119,135 @@ def compare(
         return
     _print_record(record)
     out_console.print(f"\nwrote [bold]{folder}[/] (comparison.json, comparison.md)")
+
+
+@app.command()
+def review(
+    catalog: Annotated[
+        Path | None, typer.Argument(help="Catalog file; default examples/catalog.yaml.")
+    ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option("--backend", "-b", help="Panel member; repeat. Default: configured, else local."),
+    ] = None,
+    persona: Annotated[list[str] | None, typer.Option("--persona", "-p", help="Persona id; repeat.")] = None,
+    tools: Annotated[str | None, typer.Option(help="Only these tool ids, comma-separated.")] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Stop cleanly before spending more than this, in USD."),
+    ] = None,
+    resume: Annotated[str | None, typer.Option(help="Finish an interrupted or stopped run.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Copy unchanged reviews from this run (or 'last') and re-review only the rest."),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Send every request, even ones already answered.")
+    ] = False,
+    repeats: Annotated[
+        int,
+        typer.Option(min=1, help="Review every cell N times (seeds differ), for self-consistency."),
+    ] = 1,
+    personas_dir: Annotated[Path | None, typer.Option(help="Folder of persona files.")] = None,
+    prices: Annotated[
+        Path | None, typer.Option(help="Price file (TOML); default the bundled prices.toml.")
+    ] = None,
+    config: ConfigPath = None,
+    out: RunsDir = Path("runs"),
+    max_tokens: Annotated[int, typer.Option(min=32, help="Token limit of each reply.")] = 700,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.3,
+    seed: Annotated[int, typer.Option(help="Sampling seed; repeat k uses seed + k.")] = 1234,
+    progress: ProgressMode = "bar",
+) -> None:
+    """Review a whole catalog: every tool x persona x member, within limits and a budget.
+
+    Exit codes: 0 done, 2 bad input, 3 stopped at the budget (finish it with --resume).
+    """
+    with Store(out) as store:
+        if resume:
+            if catalog or tools or backend or persona or since or repeats != 1:
+                raise UserError(
+                    "--resume finishes a run as it was planned: give no catalog, tools, members or personas"
+                )
+            plan = plan_resume(store, resume, prices)
+        else:
+            plan = plan_run(
+                [t.strip() for t in tools.split(",") if t.strip()] if tools else None,
+                catalog=catalog,
+                backends=backend or [],
+                persona_ids=persona or [],
+                personas_dir=personas_dir,
+                config=load_config(config),
+                prices=prices,
+                repeats=repeats,
+                sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
+            )
+        since_run = store.latest_run() if since == "last" else since
+        if since and since_run is None:
+            raise UserError("--since last: there is no finished run to compare with")
+        if since_run and store.get_run(since_run) is None:
+            raise UserError(f"--since: no run '{since_run}' in {store.path}")
+        estimate = estimate_cost(plan)
+        if progress != "quiet":
+            cost = (
+                f"; estimated ${estimate.expected_usd:.4f}, at most ${estimate.worst_usd:.4f}"
+                if estimate.priced
+                else ""
+            )
+            err_console.print(
+                f"plan: {plan.total} reviews = {len(plan.tools)} tools x {len(plan.personas)} personas x "
+                f"{len(plan.members)} members"
+                + (f" x {plan.repeats} repeats" if plan.repeats > 1 else "")
+                + cost,
+                highlight=False,
+            )
+        options = RunOptions(use_cache=not no_cache, max_cost=max_cost, since_run=since_run)
+        with Reporter(progress, plan.total, err_console) as reporter:
+            command = "panel " + shlex.join(sys.argv[1:])
+            run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update, options, resume))
+            reporter.finish(stats)
+        folder = write_review_outputs(store, run_id)
+        line = summary_line(stats, reporter.elapsed)
+        if since_run:
+            flipped = diff_runs(store, since_run, run_id).flipped
+            line += f" · {len(flipped)} verdicts flipped since {since_run}"
+    out_console.print(f"{run_id}: {line}", highlight=False)
+    out_console.print(f"wrote {folder} (reviews.jsonl, tools/)", highlight=False)
+    if stats.stopped == "budget":
+        err_console.print(
+            f"stopped before going over the budget of ${max_cost:.4f}: "
+            f"{stats.done} of {stats.total} reviews done. "
+            f"Finish with: panel review --resume {run_id} --max-cost MORE",
+            highlight=False,
+        )
+        raise typer.Exit(3)
+
+
+@app.command()
+def diff(
+    run_a: str,
+    run_b: str,
+    out: RunsDir = Path("runs"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+) -> None:
+    """Verdicts that flipped between two runs."""
+    with Store(out) as store:
+        for run_id in (run_a, run_b):
+            if store.get_run(run_id) is None:
+                raise UserError(f"no run '{run_id}' in {store.path}")
+        result = diff_runs(store, run_a, run_b)
+    if json_out:
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+        return
+    out_console.print(
+        f"{result.same} cells unchanged, {len(result.flipped)} flipped, "
+        f"{result.only_a} only in {run_a}, {result.only_b} only in {run_b}"
+    )
+    if result.flipped:
+        table = Table("tool", "persona", "member", "repeat", run_a, run_b)
+        for f in result.flipped:
+            table.add_row(*f.key[:3], str(f.key.repeat), f.before or "failed", f.after or "failed")
+        out_console.print(table)
 
 
 @app.command()
@@ -163,7 +303,9 @@ def personas_validate(
     for file in files:
         persona = load_persona(file)
         fields = ", ".join(persona.review_schema["properties"]["answers"]["properties"])
-        out_console.print(f"ok  {file}  ({persona.id}: answers {fields}; verdict {'/'.join(persona.verdicts)})")
+        out_console.print(
+            f"ok  {file}  ({persona.id}: answers {fields}; verdict {'/'.join(persona.verdicts)})"
+        )
 
 
 @backends_app.callback()
@@ -175,8 +317,10 @@ def backends_list(ctx: typer.Context, config: ConfigPath = None) -> None:
     for b in backend_statuses():
         key_set = "—" if b.key_present is None else ("yes" if b.key_present else "[red]no[/]")
         table.add_row(
-            b.name, "yes" if b.installed else "[red]no[/]",
-            escape(f"pip install 'panel[{b.extra}]'") if b.extra else "(built in)", b.key_env or "—",
+            b.name,
+            "yes" if b.installed else "[red]no[/]",
+            escape(f"pip install 'panel[{b.extra}]'") if b.extra else "(built in)",
+            b.key_env or "—",
             key_set,
         )
     out_console.print(table)
@@ -189,7 +333,9 @@ def backends_list(ctx: typer.Context, config: ConfigPath = None) -> None:
 
 @backends_app.command("check")
 def backends_check(
-    specs: Annotated[list[str] | None, typer.Argument(help="Members to check; default: the configured ones.")] = None,
+    specs: Annotated[
+        list[str] | None, typer.Argument(help="Members to check; default: the configured ones.")
+    ] = None,
     config: ConfigPath = None,
 ) -> None:
     """Send one tiny request to each member and report its latency or the exact error."""
@@ -215,17 +361,6 @@ def backends_check(
         raise typer.Exit(1)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"),
-        console=err_console,
-    )
-
-
 def _print_record(record: ComparisonRecord) -> None:
     table = Table(title=f"Reviewer scorecard — {record.title}", show_lines=False)
     table.add_column("tool")
@@ -244,10 +379,11 @@ def _print_record(record: ComparisonRecord) -> None:
             table.add_row(*row, verdict or "", note)
     out_console.print(table)
     for card in record.tools:
+        failed = f", {card.panel.failed} failed" if card.panel.failed else ""
         out_console.print(
             f"{card.name}: panel ship [bold]{card.panel.display}[/] ({card.panel.ship} of "
-            f"{card.panel.valid} valid{', ' + str(card.panel.failed) + ' failed' if card.panel.failed else ''})"
-            f" · community {card.community.display} · entry {card.entry.label}"
+            f"{card.panel.valid} valid{failed}) · community {card.community.display}"
+            f" · entry {card.entry.label}"
         )
     out_console.print(f"[bold]{record.headline.text}[/]")
 

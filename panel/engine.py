@@ -1,35 +1,53 @@
-"""The engine: runs every (tool, persona, member) cell, validates, re-asks once, stores."""
+"""The engine: runs every (tool, persona, member, repeat) cell within limits, budget and faults.
+
+Work streams: each panel member has a pool of workers that pull cells one at a time from a
+lazy iterator, so memory stays flat however large the catalog. For each cell the engine
+renders the request, sends it under the member's rate limiter and the one retry policy,
+validates the reply, re-asks once with the error, and stores everything as it goes:
+
+- a request is written before it is sent, and its reply in the same transaction that marks
+  it done, so after a crash `--resume` re-sends only what had no stored reply;
+- a request identical to one already answered (same cache key) is served from the store;
+- before each send the worst-case cost is reserved against the budget; a send that could
+  go over stops the run cleanly instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .backends.base import Backend, Request, Sampling
+from .backends.base import Backend, Reply, Request, Sampling
 from .catalog import Tool
-from .errors import BackendError
+from .errors import BackendError, TransientError
+from .limits import RateLimiter
 from .personas import Persona
+from .pricing import Price
 from .prompts import PromptSet
 from .retry import RetryPolicy, call_with_retries
-from .store import Store
+from .store import CellKey, Store
 from .validate import InvalidReply, parse_review
 
-__all__ = ["Cell", "CellResult", "Engine"]
+__all__ = ["Cell", "CellResult", "Engine", "Member", "RunStats", "cache_key"]
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One review to make: a tool, read by a persona, on a panel member."""
+    """One review to make: a tool, read by a persona, on a panel member, in one repeat."""
 
     tool: Tool
     persona: Persona
     backend: Backend
+    repeat: int = 0
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.tool.id, self.persona.id, self.backend.label)
+    def key(self) -> CellKey:
+        return CellKey(self.tool.id, self.persona.id, self.backend.label, self.repeat)
 
 
 @dataclass
@@ -39,6 +57,81 @@ class CellResult:
     verdict: str | None
     error: str | None
     asks: int
+    #: "sent" (asked a model), "cached" (all replies from the store), "copied" (from --since)
+    source: str = "sent"
+
+
+@dataclass
+class Member:
+    """A backend on the panel with its limits, price and timeout."""
+
+    backend: Backend
+    concurrency: int
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    price: Price | None = None
+    timeout: float | None = None
+    base_url: str | None = None
+
+
+@dataclass
+class RunStats:
+    total: int
+    done: int = 0
+    valid: int = 0
+    failed: int = 0
+    sent: int = 0
+    cached: int = 0
+    copied: int = 0
+    retries: int = 0
+    spent: float = 0.0
+    reserved: float = 0.0
+    stopped: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        """Cells finished per second so far."""
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.rate
+        return (self.total - self.done) / rate if rate > 0 else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "done": self.done,
+            "total": self.total,
+            "valid": self.valid,
+            "failed": self.failed,
+            "sent": self.sent,
+            "cached": self.cached,
+            "copied": self.copied,
+            "retries": self.retries,
+            "spent_usd": round(self.spent, 6),
+            "rate_per_s": round(self.rate, 3),
+            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+            "stopped": self.stopped,
+        }
+
+
+class BudgetStop(Exception):
+    """The next send could take the run over its budget."""
+
+
+def cache_key(backend: Backend, base_url: str | None, request: Request, persona_version: str) -> str:
+    """Hash of what changes a reply: never timeouts, limits, retries or keys."""
+    material = {
+        "backend": backend.name,
+        "model": backend.model,
+        "base_url": base_url,
+        "messages": request.messages,
+        "schema": request.schema,
+        "persona": persona_version,
+        "sampling": request.sampling.as_dict(),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -46,72 +139,213 @@ class Engine:
     store: Store
     run_id: str
     prompts: PromptSet
+    members: list[Member]
     sampling: Sampling = field(default_factory=Sampling)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: max requests in flight per member label; defaults to the backend's own default
-    concurrency: dict[str, int] = field(default_factory=dict)
-    on_result: Callable[[CellResult], None] | None = None
-    _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False)
+    use_cache: bool = True
+    max_cost: float | None = None
+    #: a previous run whose unchanged, valid reviews are copied instead of re-made
+    since_run: str | None = None
+    on_result: Callable[[CellResult, RunStats], None] | None = None
+    stats: RunStats = field(default_factory=lambda: RunStats(total=0))
+    _stop: bool = field(default=False, init=False)
 
-    async def run(self, cells: Iterable[Cell]) -> list[CellResult]:
-        return list(await asyncio.gather(*(self._bounded(cell) for cell in cells)))
+    async def run(self, cells_for: Callable[[Backend], Iterator[Cell]], total: int) -> RunStats:
+        """Run every cell; `cells_for(backend)` yields one member's cells lazily."""
+        valid, failed = self.store.review_counts(self.run_id)
+        self.stats = RunStats(
+            total=total,
+            done=valid + failed,
+            valid=valid,
+            failed=failed,
+            spent=self.store.spent(self.run_id),
+        )
+        workers = []
+        for member in self.members:
+            cells = cells_for(member.backend)
+            workers += [self._worker(member, cells) for _ in range(max(1, member.concurrency))]
+        await asyncio.gather(*workers)
+        return self.stats
 
-    async def _bounded(self, cell: Cell) -> CellResult:
-        label = cell.backend.label
-        if label not in self._limits:
-            limit = self.concurrency.get(label, cell.backend.default_concurrency)
-            self._limits[label] = asyncio.Semaphore(max(1, limit))
-        async with self._limits[label]:
-            result = await self.review(cell)
+    async def _worker(self, member: Member, cells: Iterator[Cell]) -> None:
+        # Workers of one member share its iterator; next() never awaits, so no lock is needed.
+        for cell in cells:
+            if self._stop:
+                return
+            if self.store.has_review(self.run_id, cell.key):
+                continue  # finished before a crash or a stop; counted at the start
+            try:
+                result = await self.review(cell, member)
+            except BudgetStop:
+                self._stop = True
+                self.stats.stopped = "budget"
+                return
+            self._count(result, result.source)
+
+    def _count(self, result: CellResult, source: str) -> None:
+        s = self.stats
+        s.done += 1
+        s.cached += source == "cached"
+        s.copied += source == "copied"
+        s.valid += result.valid
+        s.failed += not result.valid
         if self.on_result is not None:
-            self.on_result(result)
-        return result
+            self.on_result(result, s)
 
-    async def review(self, cell: Cell) -> CellResult:
-        """Ask for one review; on an invalid reply ask once more with the error; store it."""
+    def fingerprint(self, cell: Cell, member: Member) -> str:
+        """Hash of a cell's inputs: the tool's facts, the persona file, the model, the prompts."""
+        material = [
+            cell.tool.fingerprint(),
+            cell.persona.version,
+            cell.backend.label,
+            member.base_url,
+            self.prompts.fingerprint(),
+            self._sampling(cell).as_dict(),
+        ]
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _sampling(self, cell: Cell) -> Sampling:
+        # Repeats differ only in their seed, so test-retest runs are themselves repeatable.
+        return replace(self.sampling, seed=self.sampling.seed + cell.repeat)
+
+    async def review(self, cell: Cell, member: Member) -> CellResult:
+        """Make one review: ask, validate, re-ask once with the error, store the outcome."""
+        fingerprint = self.fingerprint(cell, member)
+        if self.since_run is not None:
+            copied = self._copy_from_since(cell, fingerprint)
+            if copied is not None:
+                return copied
         persona, backend = cell.persona, cell.backend
         request = Request(
             messages=self.prompts.review_messages(persona, cell.tool),
             schema=persona.review_schema,
             schema_name=f"{persona.id}_review",
-            sampling=self.sampling,
+            sampling=self._sampling(cell),
         )
         raw: str | None = None
         error = "no reply"
         request_id: int | None = None
+        all_cached = True
         for ask in (1, 2):
-            request_id = self.store.begin_request(
-                self.run_id, cell.key, backend.name, backend.model, ask,
-                request.messages, request.schema_name, self.sampling.as_dict(),
-            )
             try:
-                reply, tries = await call_with_retries(
-                    lambda: self._generate(backend, request), self.retry
-                )
+                request_id, reply, from_store = await self._ask(cell, member, request, ask)
             except BackendError as exc:
                 error = f"{exc.kind} error from {backend.label}: {exc}"
-                self.store.finish_request(request_id, None, self.retry.attempts, error=error)
-                return self._save(cell, None, error, raw, request_id, ask)
-            self.store.finish_request(request_id, reply, tries)
+                return self._save(cell, None, error, raw, request_id, ask, fingerprint, "sent")
+            all_cached = all_cached and from_store
             raw = reply.text
             try:
                 review = parse_review(persona.review_model, reply.text, reply.finish_reason)
             except InvalidReply as exc:
                 error = str(exc)
-                request = replace(
-                    request, messages=self.prompts.reask_messages(request.messages, raw, error)
-                )
+                request = replace(request, messages=self.prompts.reask_messages(request.messages, raw, error))
                 continue
-            return self._save(cell, review.model_dump(mode="json"), None, raw, request_id, ask)
-        return self._save(cell, None, f"invalid after re-ask: {error}", raw, request_id, 2)
+            source = "cached" if all_cached else "sent"
+            data = review.model_dump(mode="json")
+            return self._save(cell, data, None, raw, request_id, ask, fingerprint, source)
+        source = "cached" if all_cached else "sent"
+        return self._save(
+            cell, None, f"invalid after re-ask: {error}", raw, request_id, 2, fingerprint, source
+        )
 
-    async def _generate(self, backend: Backend, request: Request) -> Any:
+    async def _ask(self, cell: Cell, member: Member, request: Request, ask: int) -> tuple[int, Reply, bool]:
+        """One request's reply: from this run (resume), from the cache, or from the model."""
+        key = cache_key(cell.backend, member.base_url, request, cell.persona.version)
+        stored = self.store.stored_reply(key, run_id=self.run_id)
+        if stored is not None:
+            return stored[0], stored[1], True
+        if self.use_cache:
+            stored = self.store.stored_reply(key)
+            if stored is not None:
+                request_id = self._record(cell, request, ask, key)
+                self.store.finish_request(request_id, stored[1], 0, cached_from=stored[0])
+                return request_id, stored[1], True
+
+        est_in = sum(len(m["content"]) for m in request.messages) // 3 + 16
+        worst = member.price.worst_case(est_in, request.sampling.max_tokens) if member.price else 0.0
+        if self.max_cost is not None and self.stats.spent + self.stats.reserved + worst > self.max_cost:
+            raise BudgetStop()
+        self.stats.reserved += worst
+        request_id = self.store.pending_request(self.run_id, cell.key, ask, key) or self._record(
+            cell, request, ask, key
+        )
+        estimate = est_in + request.sampling.max_tokens
+        tries = [0]
+
+        async def attempt() -> Reply:
+            tries[0] += 1
+            return await self._send(member, request, estimate)
+
         try:
-            return await backend.generate(request)
+            reply, _ = await call_with_retries(
+                attempt, self.retry, on_retry=lambda exc, wait: self._on_retry(member, exc, wait)
+            )
+        except BackendError as exc:
+            self.store.finish_request(request_id, None, tries[0], error=str(exc))
+            raise
+        finally:
+            self.stats.reserved -= worst
+        cost = member.price.cost(reply.usage) if member.price else 0.0
+        self.stats.spent += cost
+        self.stats.sent += 1
+        self.store.finish_request(request_id, reply, tries[0], cost_usd=cost)
+        return request_id, reply, False
+
+    def _record(self, cell: Cell, request: Request, ask: int, key: str) -> int:
+        return self.store.begin_request(
+            self.run_id,
+            cell.key,
+            cell.backend.name,
+            cell.backend.model,
+            ask,
+            request.messages,
+            request.schema_name,
+            request.sampling.as_dict(),
+            key,
+        )
+
+    async def _send(self, member: Member, request: Request, estimate: int) -> Reply:
+        await member.limiter.acquire(estimate)
+        backend = member.backend
+        try:
+            call = backend.generate(request)
+            # The SDK's own timeout should fire first; this one is the backstop.
+            timeout = member.timeout + 5 if member.timeout else None
+            reply = await asyncio.wait_for(call, timeout)
+        except TimeoutError:
+            raise TransientError(f"no reply within {member.timeout:.0f} s") from None
         except BackendError:
             raise
         except Exception as exc:  # an adapter bug or an SDK error it did not map
             raise backend.as_backend_error(exc) from exc
+        member.limiter.settle(estimate, reply.usage.input_tokens + reply.usage.output_tokens)
+        member.limiter.observe(reply.meta.get("ratelimit"))
+        return reply
+
+    def _on_retry(self, member: Member, exc: BackendError, wait: float) -> None:
+        self.stats.retries += 1
+        if exc.kind == "rate_limit":
+            member.limiter.pause(wait)
+
+    def _copy_from_since(self, cell: Cell, fingerprint: str) -> CellResult | None:
+        assert self.since_run is not None
+        previous = self.store.review(self.since_run, cell.key)
+        if previous is None or not previous.valid or previous.fingerprint != fingerprint:
+            return None
+        self.store.save_review(
+            self.run_id,
+            cell.key,
+            cell.backend.name,
+            cell.backend.model,
+            data=previous.data,
+            error=None,
+            raw_reply=previous.raw_reply,
+            request_id=None,
+            asks=previous.asks,
+            fingerprint=fingerprint,
+            copied_from=self.since_run,
+        )
+        return CellResult(cell, True, previous.verdict, None, previous.asks, "copied")
 
     def _save(
         self,
@@ -121,10 +355,20 @@ class Engine:
         raw: str | None,
         request_id: int | None,
         asks: int,
+        fingerprint: str,
+        source: str,
     ) -> CellResult:
         self.store.save_review(
-            self.run_id, cell.key, cell.backend.name, cell.backend.model,
-            data=data, error=error, raw_reply=raw, request_id=request_id, asks=asks,
+            self.run_id,
+            cell.key,
+            cell.backend.name,
+            cell.backend.model,
+            data=data,
+            error=error,
+            raw_reply=raw,
+            request_id=request_id,
+            asks=asks,
+            fingerprint=fingerprint,
         )
         verdict = data.get("verdict") if data else None
-        return CellResult(cell, data is not None, verdict, error, asks)
+        return CellResult(cell, data is not None, verdict, error, asks, source)

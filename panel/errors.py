@@ -1,18 +1,18 @@
 """Errors of the panel, as one tree.
 
-    PanelError
-    ├── UserError                 bad input from the user: exit code 2, one clear line
-    │   ├── CatalogError          a catalog file that cannot be read (names file, line, field)
-    │   ├── UnknownToolError      a tool id that is not in the catalog (suggests close ids)
-    │   ├── PersonaError          a persona file that cannot be read, or an unknown persona id
-    │   ├── BackendSpecError      an unknown backend, a bad `backend:model`, a missing GGUF
-    │   ├── ConfigError           a panel.toml that cannot be read
-    │   ├── MissingDependencyError  an optional extra is not installed (names the pip command)
-    │   └── MissingKeyError       a provider key is not in the environment (names the variable)
-    └── BackendError              a call to a model failed; `kind` says how the engine treats it
-        ├── RateLimitError        kind="rate_limit": wait (the provider's hint if any), retry
-        ├── TransientError        kind="transient": back off, retry
-        └── FatalError            kind="fatal": not retried
+PanelError
+├── UserError                 bad input from the user: exit code 2, one clear line
+│   ├── CatalogError          a catalog file that cannot be read (names file, line, field)
+│   ├── UnknownToolError      a tool id that is not in the catalog (suggests close ids)
+│   ├── PersonaError          a persona file that cannot be read, or an unknown persona id
+│   ├── BackendSpecError      an unknown backend, a bad `backend:model`, a missing GGUF
+│   ├── ConfigError           a panel.toml that cannot be read
+│   ├── MissingDependencyError  an optional extra is not installed (names the pip command)
+│   └── MissingKeyError       a provider key is not in the environment (names the variable)
+└── BackendError              a call to a model failed; `kind` says how the engine treats it
+    ├── RateLimitError        kind="rate_limit": wait (the provider's hint if any), retry
+    ├── TransientError        kind="transient": back off, retry
+    └── FatalError            kind="fatal": not retried
 """
 
 from __future__ import annotations
@@ -72,16 +72,13 @@ class ConfigError(UserError):
 class MissingDependencyError(UserError):
     def __init__(self, backend: str, extra: str, module: str) -> None:
         super().__init__(
-            f"backend '{backend}' needs the Python package '{module}': "
-            f"pip install 'panel[{extra}]'"
+            f"backend '{backend}' needs the Python package '{module}': pip install 'panel[{extra}]'"
         )
 
 
 class MissingKeyError(UserError):
     def __init__(self, backend: str, variable: str) -> None:
-        super().__init__(
-            f"backend '{backend}' needs an API key: set the environment variable {variable}"
-        )
+        super().__init__(f"backend '{backend}' needs an API key: set the environment variable {variable}")
 
 
 class BackendError(PanelError):

@@ -61,15 +61,18 @@ class Persona(BaseModel):
         answers: dict[str, Any] = {
             q.key: (str, Field(min_length=1, description=q.question)) for q in self.questions
         }
-        answers_model = create_model(  # type: ignore[call-overload]
+        answers_model = create_model(
             f"{camel}Answers", __config__=ConfigDict(extra="forbid"), **answers
         )
-        verdict_type = Literal[self.verdicts]  # type: ignore[valid-type]
-        model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        verdict_type: Any = Literal[self.verdicts]
+        model: type[BaseModel] = create_model(
             f"{camel}Review",
             __config__=ConfigDict(extra="forbid"),
             answers=(answers_model, Field(description="One answer per question, by key.")),
-            review=(str, Field(min_length=1, description="The review as prose, in the persona's voice.")),
+            review=(
+                str,
+                Field(min_length=1, description="The review as prose, in the persona's voice."),
+            ),
             verdict_note=(
                 str,
                 Field(min_length=1, description="One sentence on the verdict; it may carry nuance."),
@@ -82,7 +85,8 @@ class Persona(BaseModel):
     def review_schema(self) -> dict[str, Any]:
         """JSON Schema of a review, with references inlined so every provider accepts it."""
         schema = self.review_model.model_json_schema()
-        return _inline_refs(schema, schema.get("$defs", {}))
+        inlined: dict[str, Any] = _inline_refs(schema, schema.get("$defs", {}))
+        return inlined
 
 
 def load_persona(path: str | Path) -> Persona:
@@ -129,9 +133,7 @@ def resolve_personas(available: dict[str, Persona], wanted: list[str] | None) ->
         if pid not in available:
             close = difflib.get_close_matches(pid, list(available), n=2, cutoff=0.5)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise PersonaError(
-                f"unknown persona '{pid}' (known: {', '.join(available)}){hint}"
-            )
+            raise PersonaError(f"unknown persona '{pid}' (known: {', '.join(available)}){hint}")
         chosen.append(available[pid])
     return chosen
 

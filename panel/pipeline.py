@@ -1,7 +1,7 @@
-"""The compare pipeline: check every input, run the panel, write the record.
+"""Plans and runs: check every input, build the panel, run the engine, write the record.
 
-`plan_compare` does all the checking and touches no file, so bad input stops the command
-before anything is written under runs/.
+`plan_run` does all the checking and touches no file, so bad input stops a command before
+anything is written under runs/.
 """
 
 from __future__ import annotations
@@ -9,28 +9,37 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .aggregate import build_record
 from .backends.base import Backend, Sampling
-from .backends.registry import create_backend
+from .backends.registry import MemberSpec, create_backend, parse_member
 from .catalog import Tool, load_catalog
 from .config import PanelConfig, resolve_members
-from .engine import Cell, CellResult, Engine
-from .errors import BackendSpecError, UserError
+from .engine import Cell, CellResult, Engine, Member, RunStats
+from .errors import BackendSpecError, ConfigError, UserError
+from .limits import RateLimiter
 from .personas import Persona, load_personas, resolve_personas
+from .pricing import load_prices, price_for
 from .prompts import PromptSet
 from .record import ComparisonRecord
 from .render import render_markdown
 from .resources import data_dir
+from .retry import RetryPolicy
 from .store import Store, new_run_id
 
 __all__ = [
     "Plan",
+    "RunOptions",
+    "build_members",
+    "default_catalog",
     "load_record",
     "plan_compare",
+    "plan_resume",
+    "plan_run",
     "record_schema",
     "record_schema_text",
     "run_plan",
@@ -45,23 +54,35 @@ class Plan:
 
     tools: list[Tool]
     personas: list[Persona]
-    members: list[Backend]
-    catalog_path: Path
+    members: list[Member]
+    specs: list[MemberSpec]
+    catalog_path: Path | None
     prompts: PromptSet = field(default_factory=PromptSet)
     sampling: Sampling = field(default_factory=Sampling)
-    #: requests in flight per member label, where configured
-    concurrency: dict[str, int] = field(default_factory=dict)
+    repeats: int = 1
+
+    @property
+    def total(self) -> int:
+        return len(self.tools) * len(self.personas) * len(self.members) * self.repeats
+
+    def cells_for(self, backend: Backend) -> Iterator[Cell]:
+        """One member's cells, made as they are needed."""
+        for tool in self.tools:
+            for persona in self.personas:
+                for repeat in range(self.repeats):
+                    yield Cell(tool, persona, backend, repeat)
 
     @property
     def cells(self) -> list[Cell]:
-        # Member-major order keeps one backend's requests together, which suits a local
-        # model that holds its prompt cache between consecutive calls.
-        return [
-            Cell(tool, persona, member)
-            for member in self.members
-            for tool in self.tools
-            for persona in self.personas
-        ]
+        return [c for m in self.members for c in self.cells_for(m.backend)]
+
+
+@dataclass
+class RunOptions:
+    use_cache: bool = True
+    max_cost: float | None = None
+    since_run: str | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 def default_catalog() -> Path:
@@ -69,8 +90,31 @@ def default_catalog() -> Path:
     return local if local.is_file() else data_dir("examples") / "catalog.yaml"
 
 
-def plan_compare(
-    tool_ids: Sequence[str],
+def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = None) -> list[Member]:
+    """Backends with their concurrency, rate limits, price and timeout; fails before any work."""
+    prices = load_prices(prices_path)
+    members = []
+    for spec in specs:
+        backend = create_backend(spec)
+        o = spec.options
+        members.append(
+            Member(
+                backend=backend,
+                concurrency=int(o.get("concurrency") or backend.default_concurrency),
+                limiter=RateLimiter(rpm=o.get("rpm"), tpm=o.get("tpm")),
+                price=price_for(backend.name, backend.model, o, prices),
+                timeout=o.get("timeout") or backend.default_timeout,
+                base_url=o.get("base_url"),
+            )
+        )
+    labels = [m.backend.label for m in members]
+    if len(set(labels)) != len(labels):
+        raise BackendSpecError(f"the same panel member is listed twice: {', '.join(labels)}")
+    return members
+
+
+def plan_run(
+    tool_ids: Sequence[str] | None,
     *,
     catalog: str | Path | None = None,
     backends: Sequence[str] = (),
@@ -78,30 +122,56 @@ def plan_compare(
     personas_dir: str | Path | None = None,
     sampling: Sampling | None = None,
     config: PanelConfig | None = None,
+    prices: str | Path | None = None,
+    repeats: int = 1,
 ) -> Plan:
-    """Check every input and build the backends; raise a UserError before any file is written."""
+    """Check every input and build the backends; raise a UserError before any file is written.
+
+    `tool_ids` None means every tool of the catalog.
+    """
+    catalog_path = Path(catalog) if catalog else default_catalog()
+    cat = load_catalog(catalog_path)
+    tools = list(cat) if tool_ids is None else [cat.get(tid) for tid in tool_ids]
+    personas = resolve_personas(load_personas(personas_dir or data_dir("personas")), list(persona_ids))
+    specs = resolve_members(list(backends), config or PanelConfig())
+    if repeats < 1:
+        raise UserError("--repeats must be at least 1")
+    return Plan(
+        tools,
+        personas,
+        build_members(specs, prices),
+        specs,
+        catalog_path,
+        sampling=sampling or Sampling(),
+        repeats=repeats,
+    )
+
+
+def plan_compare(tool_ids: Sequence[str], **kwargs: Any) -> Plan:
     if len(tool_ids) < 2:
         raise UserError("compare needs at least two tool ids")
     if len(set(tool_ids)) != len(tool_ids):
         raise UserError("compare needs two different tools")
-    catalog_path = Path(catalog) if catalog else default_catalog()
-    cat = load_catalog(catalog_path)
-    tools = [cat.get(tid) for tid in tool_ids]
-    personas = resolve_personas(
-        load_personas(personas_dir or data_dir("personas")), list(persona_ids)
-    )
-    specs = resolve_members(list(backends), config or PanelConfig())
-    members = [create_backend(spec) for spec in specs]
-    labels = [m.label for m in members]
-    if len(set(labels)) != len(labels):
-        raise BackendSpecError(f"the same panel member is listed twice: {', '.join(labels)}")
-    concurrency = {
-        m.label: int(spec.options["concurrency"])
-        for m, spec in zip(members, specs, strict=True)
-        if spec.options.get("concurrency")
-    }
+    return plan_run(tool_ids, **kwargs)
+
+
+def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> Plan:
+    """The plan of an earlier run, as it was recorded, to finish it."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise UserError(f"no run '{run_id}' in {store.path}")
+    config = run.config
+    if "member_specs" not in config:
+        raise ConfigError(f"run '{run_id}' was recorded without its plan and cannot be resumed")
+    specs = [parse_member(m["spec"], m["options"]) for m in config["member_specs"]]
     return Plan(
-        tools, personas, members, catalog_path, sampling=sampling or Sampling(), concurrency=concurrency
+        [Tool.model_validate(t) for t in store.run_tools(run_id)],
+        [Persona.model_validate(p) for p in store.run_personas(run_id)],
+        build_members(specs, prices),
+        specs,
+        Path(run.catalog) if run.catalog else None,
+        sampling=Sampling(**config["sampling"]),
+        repeats=int(config.get("repeats", 1)),
     )
 
 
@@ -109,33 +179,51 @@ async def run_plan(
     plan: Plan,
     store: Store,
     command: str,
-    on_result: Callable[[CellResult], None] | None = None,
-) -> tuple[str, ComparisonRecord]:
-    run_id = new_run_id()
-    store.create_run(
-        run_id,
-        command,
-        str(plan.catalog_path),
-        {
-            "members": [m.label for m in plan.members],
-            "sampling": plan.sampling.as_dict(),
-            "prompts": plan.prompts.fingerprint(),
-        },
-        tools=[(t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools],
-        personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
-    )
+    on_result: Callable[[CellResult, RunStats], None] | None = None,
+    options: RunOptions | None = None,
+    run_id: str | None = None,
+) -> tuple[str, RunStats]:
+    """Run a plan as a new run, or finish the run `run_id` (resume)."""
+    options = options or RunOptions()
+    if run_id is None:
+        run_id = new_run_id()
+        store.create_run(
+            run_id,
+            command,
+            str(plan.catalog_path) if plan.catalog_path else None,
+            {
+                "members": [m.backend.label for m in plan.members],
+                "member_specs": [{"spec": s.text, "options": s.options} for s in plan.specs],
+                "sampling": plan.sampling.as_dict(),
+                "prompts": plan.prompts.fingerprint(),
+                "repeats": plan.repeats,
+                "since": options.since_run,
+            },
+            tools=[(t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools],
+            personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
+        )
+    store.mark_run(run_id, "running")
     engine = Engine(
-        store, run_id, plan.prompts, plan.sampling, concurrency=plan.concurrency, on_result=on_result
+        store,
+        run_id,
+        plan.prompts,
+        plan.members,
+        plan.sampling,
+        options.retry,
+        use_cache=options.use_cache,
+        max_cost=options.max_cost,
+        since_run=options.since_run,
+        on_result=on_result,
     )
     status = "failed"
     try:
-        await engine.run(plan.cells)
-        status = "done"
+        stats = await engine.run(plan.cells_for, plan.total)
+        status = "stopped" if stats.stopped else "done"
     finally:
         store.finish_run(run_id, status)
         for member in plan.members:
-            await member.aclose()
-    return run_id, load_record(store, run_id)
+            await member.backend.aclose()
+    return run_id, stats
 
 
 def load_record(store: Store, run_id: str) -> ComparisonRecord:
@@ -146,7 +234,12 @@ def load_record(store: Store, run_id: str) -> ComparisonRecord:
     tools = [Tool.model_validate(t) for t in store.run_tools(run_id)]
     personas = [Persona.model_validate(p) for p in store.run_personas(run_id)]
     return build_record(
-        run_id, run.created_at, tools, personas, run.config.get("members", []), store.reviews(run_id)
+        run_id,
+        run.created_at,
+        tools,
+        personas,
+        run.config.get("members", []),
+        store.reviews(run_id),
     )
 
 
@@ -160,6 +253,7 @@ def write_outputs(store: Store, record: ComparisonRecord) -> Path:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write a file so that readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -178,4 +272,4 @@ def record_schema() -> dict[str, object]:
 
 
 def record_schema_text() -> str:
-    return json.dumps(record_schema(), indent=2, sort_keys=False) + "\n"
+    return json.dumps(record_schema(), indent=2) + "\n"

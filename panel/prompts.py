@@ -53,7 +53,11 @@ class PromptSet:
     def reask_messages(self, messages: list[Message], reply: str, error: str) -> list[Message]:
         """The conversation so far, the unusable reply, and the error to fix."""
         note = self.env.get_template("reask.j2").render(error=error)
-        return [*messages, {"role": "assistant", "content": reply}, {"role": "user", "content": note}]
+        return [
+            *messages,
+            {"role": "assistant", "content": reply},
+            {"role": "user", "content": note},
+        ]
 
     def fingerprint(self) -> str:
         """Hash of the templates, so a changed prompt invalidates cached reviews."""

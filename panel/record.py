@@ -31,7 +31,7 @@ __all__ = [
     "ToolSplit",
 ]
 
-RECORD_VERSION = "1.0"
+RECORD_VERSION: Literal["1.0"] = "1.0"
 
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
 

@@ -11,110 +11,16 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from .backends.base import Reply
+from .backends.base import Reply, Usage
+from .migrations import MIGRATIONS
 
-__all__ = ["MIGRATIONS", "ReviewRow", "RunRow", "Store", "new_run_id"]
-
-
-def _statements(db: sqlite3.Connection, script: str) -> None:
-    """Run a script statement by statement: `executescript` would commit the open transaction."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _m001_initial(db: sqlite3.Connection) -> None:
-    _statements(
-        db,
-        """
-        CREATE TABLE runs (
-            id TEXT PRIMARY KEY,
-            created_at REAL NOT NULL,
-            finished_at REAL,
-            command TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'running',
-            catalog TEXT,
-            config TEXT NOT NULL DEFAULT '{}'
-        );
-        CREATE TABLE run_tools (
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            position INTEGER NOT NULL,
-            tool_id TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            data TEXT NOT NULL,
-            PRIMARY KEY (run_id, tool_id)
-        );
-        CREATE TABLE run_personas (
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            position INTEGER NOT NULL,
-            persona_id TEXT NOT NULL,
-            version TEXT NOT NULL,
-            data TEXT NOT NULL,
-            PRIMARY KEY (run_id, persona_id)
-        );
-        CREATE TABLE requests (
-            id INTEGER PRIMARY KEY,
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            tool_id TEXT NOT NULL,
-            persona_id TEXT NOT NULL,
-            member TEXT NOT NULL,
-            backend TEXT NOT NULL,
-            model TEXT NOT NULL,
-            ask INTEGER NOT NULL,
-            messages TEXT NOT NULL,
-            schema_name TEXT NOT NULL,
-            settings TEXT NOT NULL,
-            cache_key TEXT,
-            status TEXT NOT NULL DEFAULT 'pending',
-            created_at REAL NOT NULL
-        );
-        CREATE INDEX requests_cell ON requests(run_id, tool_id, persona_id, member);
-        CREATE INDEX requests_cache ON requests(cache_key);
-        CREATE TABLE replies (
-            request_id INTEGER PRIMARY KEY REFERENCES requests(id),
-            raw_text TEXT,
-            finish_reason TEXT,
-            input_tokens INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            cached_tokens INTEGER NOT NULL DEFAULT 0,
-            latency_s REAL NOT NULL DEFAULT 0,
-            attempts INTEGER NOT NULL DEFAULT 1,
-            provider_request_id TEXT,
-            error TEXT,
-            meta TEXT NOT NULL DEFAULT '{}',
-            created_at REAL NOT NULL
-        );
-        CREATE TABLE reviews (
-            id INTEGER PRIMARY KEY,
-            run_id TEXT NOT NULL REFERENCES runs(id),
-            tool_id TEXT NOT NULL,
-            persona_id TEXT NOT NULL,
-            member TEXT NOT NULL,
-            backend TEXT NOT NULL,
-            model TEXT NOT NULL,
-            valid INTEGER NOT NULL,
-            verdict TEXT,
-            verdict_note TEXT,
-            data TEXT,
-            error TEXT,
-            raw_reply TEXT,
-            request_id INTEGER REFERENCES requests(id),
-            asks INTEGER NOT NULL DEFAULT 1,
-            created_at REAL NOT NULL,
-            UNIQUE (run_id, tool_id, persona_id, member)
-        );
-        """
-    )
-
-
-# Append only: a migration, once released, is never edited or reordered.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
+__all__ = ["MIGRATIONS", "CellKey", "ReviewRow", "RunRow", "Store", "new_run_id"]
 
 
 def new_run_id() -> str:
@@ -132,6 +38,15 @@ class RunRow:
     config: dict[str, Any]
 
 
+class CellKey(NamedTuple):
+    """One cell of a run: a tool, read by a persona, on a panel member, in one repeat."""
+
+    tool_id: str
+    persona_id: str
+    member: str
+    repeat: int = 0
+
+
 @dataclass(frozen=True)
 class ReviewRow:
     tool_id: str
@@ -146,9 +61,17 @@ class ReviewRow:
     error: str | None
     raw_reply: str | None
     asks: int
-    input_tokens: int
-    output_tokens: int
-    latency_s: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    repeat: int = 0
+    cost_usd: float = 0.0
+    fingerprint: str | None = None
+    copied_from: str | None = None
+
+    @property
+    def key(self) -> CellKey:
+        return CellKey(self.tool_id, self.persona_id, self.member, self.repeat)
 
 
 class Store:
@@ -192,9 +115,7 @@ class Store:
                 continue
             with self.transaction() as db:
                 migration(db)
-                db.execute(
-                    "INSERT INTO migrations VALUES (?, ?)", (migration.__name__, time.time())
-                )
+                db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, time.time()))
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / run_id
@@ -225,9 +146,13 @@ class Store:
                 [(run_id, i, pid, v, json.dumps(d)) for i, (pid, v, d) in enumerate(personas)],
             )
 
+    def mark_run(self, run_id: str, status: str) -> None:
+        self.db.execute("UPDATE runs SET status = ?, finished_at = NULL WHERE id = ?", (status, run_id))
+
     def finish_run(self, run_id: str, status: str) -> None:
         self.db.execute(
-            "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, time.time(), run_id)
+            "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
+            (status, time.time(), run_id),
         )
 
     def get_run(self, run_id: str) -> RunRow | None:
@@ -244,16 +169,18 @@ class Store:
         ).fetchall()
         return [(_run_row(r), r["n"], r["ok"]) for r in rows]
 
+    def latest_run(self, status: str = "done") -> str | None:
+        row = self.db.execute(
+            "SELECT id FROM runs WHERE status = ? ORDER BY created_at DESC LIMIT 1", (status,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def run_tools(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT data FROM run_tools WHERE run_id = ? ORDER BY position", (run_id,)
-        )
+        rows = self.db.execute("SELECT data FROM run_tools WHERE run_id = ? ORDER BY position", (run_id,))
         return [json.loads(r[0]) for r in rows]
 
     def run_personas(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT data FROM run_personas WHERE run_id = ? ORDER BY position", (run_id,)
-        )
+        rows = self.db.execute("SELECT data FROM run_personas WHERE run_id = ? ORDER BY position", (run_id,))
         return [json.loads(r[0]) for r in rows]
 
     # -- requests and replies ---------------------------------------------------------
@@ -261,7 +188,7 @@ class Store:
     def begin_request(
         self,
         run_id: str,
-        cell: tuple[str, str, str],
+        key: CellKey,
         backend: str,
         model: str,
         ask: int,
@@ -271,27 +198,45 @@ class Store:
         cache_key: str | None = None,
     ) -> int:
         """Record a request before it is sent; returns its id."""
-        tool_id, persona_id, member = cell
         cur = self.db.execute(
-            """INSERT INTO requests (run_id, tool_id, persona_id, member, backend, model, ask,
-                   messages, schema_name, settings, cache_key, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (run_id, tool_id, persona_id, member, backend, model, ask, json.dumps(messages),
-             schema_name, json.dumps(settings), cache_key, time.time()),
+            """INSERT INTO requests (run_id, tool_id, persona_id, member, repeat, backend, model,
+                   ask, messages, schema_name, settings, cache_key, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                run_id,
+                key.tool_id,
+                key.persona_id,
+                key.member,
+                key.repeat,
+                backend,
+                model,
+                ask,
+                json.dumps(messages),
+                schema_name,
+                json.dumps(settings),
+                cache_key,
+                time.time(),
+            ),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
 
     def finish_request(
-        self, request_id: int, reply: Reply | None, attempts: int, error: str | None = None
+        self,
+        request_id: int,
+        reply: Reply | None,
+        attempts: int,
+        error: str | None = None,
+        cost_usd: float = 0.0,
+        cached_from: int | None = None,
     ) -> None:
         """Store the reply (or the error) and mark the request done, in one transaction."""
         with self.transaction() as db:
             db.execute(
                 """INSERT INTO replies (request_id, raw_text, finish_reason, input_tokens,
                        output_tokens, cached_tokens, latency_s, attempts, provider_request_id,
-                       error, meta, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       error, meta, cost_usd, cached_from, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     request_id,
                     reply.text if reply else None,
@@ -304,6 +249,8 @@ class Store:
                     reply.request_id if reply else None,
                     error,
                     json.dumps(reply.meta if reply else {}),
+                    cost_usd,
+                    cached_from,
                     time.time(),
                 ),
             )
@@ -312,12 +259,54 @@ class Store:
                 ("error" if error else "done", request_id),
             )
 
+    def stored_reply(self, cache_key: str, run_id: str | None = None) -> tuple[int, Reply] | None:
+        """The newest stored reply to a request with this cache key (in one run, or any)."""
+        where = "rq.cache_key = ? AND rq.status = 'done'"
+        args: tuple[Any, ...] = (cache_key,)
+        if run_id is not None:
+            where += " AND rq.run_id = ?"
+            args += (run_id,)
+        row = self.db.execute(
+            f"""SELECT rq.id, rq.run_id, rp.* FROM requests rq JOIN replies rp ON rp.request_id = rq.id
+                WHERE {where} ORDER BY rq.id DESC LIMIT 1""",
+            args,
+        ).fetchone()
+        if row is None:
+            return None
+        reply = Reply(
+            text=row["raw_text"] or "",
+            usage=Usage(row["input_tokens"], row["output_tokens"], row["cached_tokens"]),
+            latency_s=row["latency_s"],
+            finish_reason=row["finish_reason"],
+            request_id=row["provider_request_id"],
+            meta=json.loads(row["meta"]),
+        )
+        return row["id"], reply
+
+    def pending_request(self, run_id: str, key: CellKey, ask: int, cache_key: str) -> int | None:
+        """A request of this run recorded but never answered (the process died while it was out)."""
+        row = self.db.execute(
+            """SELECT id FROM requests WHERE run_id = ? AND tool_id = ? AND persona_id = ?
+                   AND member = ? AND repeat = ? AND ask = ? AND cache_key = ? AND status = 'pending'
+               ORDER BY id DESC LIMIT 1""",
+            (run_id, *key, ask, cache_key),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def spent(self, run_id: str) -> float:
+        row = self.db.execute(
+            """SELECT COALESCE(SUM(rp.cost_usd), 0) FROM replies rp
+               JOIN requests rq ON rq.id = rp.request_id WHERE rq.run_id = ?""",
+            (run_id,),
+        ).fetchone()
+        return float(row[0])
+
     # -- reviews ----------------------------------------------------------------------
 
     def save_review(
         self,
         run_id: str,
-        cell: tuple[str, str, str],
+        key: CellKey,
         backend: str,
         model: str,
         *,
@@ -326,51 +315,116 @@ class Store:
         raw_reply: str | None,
         request_id: int | None,
         asks: int,
+        fingerprint: str | None = None,
+        copied_from: str | None = None,
     ) -> None:
-        tool_id, persona_id, member = cell
         self.db.execute(
-            """INSERT INTO reviews (run_id, tool_id, persona_id, member, backend, model, valid,
-                   verdict, verdict_note, data, error, raw_reply, request_id, asks, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            """INSERT INTO reviews (run_id, tool_id, persona_id, member, repeat, backend, model,
+                   valid, verdict, verdict_note, data, error, raw_reply, request_id, asks,
+                   fingerprint, copied_from, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
-                run_id, tool_id, persona_id, member, backend, model, int(data is not None),
+                run_id,
+                key.tool_id,
+                key.persona_id,
+                key.member,
+                key.repeat,
+                backend,
+                model,
+                int(data is not None),
                 data.get("verdict") if data else None,
                 data.get("verdict_note") if data else None,
                 json.dumps(data) if data is not None else None,
-                error, raw_reply, request_id, asks, time.time(),
+                error,
+                raw_reply,
+                request_id,
+                asks,
+                fingerprint,
+                copied_from,
+                time.time(),
             ),
         )
 
-    def reviews(self, run_id: str) -> list[ReviewRow]:
-        """A run's reviews, with the tokens and latency of every ask behind each."""
-        rows = self.db.execute(
-            """SELECT rv.*,
+    def review_counts(self, run_id: str) -> tuple[int, int]:
+        """How many of a run's reviews are valid, and how many failed."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(valid), 0), COUNT(*) - COALESCE(SUM(valid), 0) FROM reviews "
+            "WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def has_review(self, run_id: str, key: CellKey) -> bool:
+        row = self.db.execute(
+            """SELECT 1 FROM reviews WHERE run_id = ? AND tool_id = ? AND persona_id = ?
+                   AND member = ? AND repeat = ?""",
+            (run_id, *key),
+        ).fetchone()
+        return row is not None
+
+    def review(self, run_id: str, key: CellKey) -> ReviewRow | None:
+        rows = self._reviews(
+            "rv.run_id = ? AND rv.tool_id = ? AND rv.persona_id = ? AND rv.member = ? AND rv.repeat = ?",
+            (run_id, *key),
+        )
+        return next(iter(rows), None)
+
+    def reviews(self, run_id: str, tool_id: str | None = None) -> list[ReviewRow]:
+        """A run's reviews (or one tool's), with the tokens, cost and latency of every ask."""
+        if tool_id is None:
+            return list(self._reviews("rv.run_id = ?", (run_id,)))
+        return list(self._reviews("rv.run_id = ? AND rv.tool_id = ?", (run_id, tool_id)))
+
+    def iter_reviews(self, run_id: str) -> Iterator[ReviewRow]:
+        """A run's reviews one at a time, for runs too large to hold at once."""
+        return self._reviews("rv.run_id = ?", (run_id,))
+
+    def _reviews(self, where: str, args: tuple[Any, ...]) -> Iterator[ReviewRow]:
+        cursor = self.db.execute(
+            f"""SELECT rv.*,
                    COALESCE(SUM(rp.input_tokens), 0) AS input_tokens,
                    COALESCE(SUM(rp.output_tokens), 0) AS output_tokens,
-                   COALESCE(SUM(rp.latency_s), 0) AS latency_s
+                   COALESCE(SUM(rp.latency_s), 0) AS latency_s,
+                   COALESCE(SUM(rp.cost_usd), 0) AS cost_usd
                FROM reviews rv
                LEFT JOIN requests rq ON rq.run_id = rv.run_id AND rq.tool_id = rv.tool_id
                     AND rq.persona_id = rv.persona_id AND rq.member = rv.member
+                    AND rq.repeat = rv.repeat
                LEFT JOIN replies rp ON rp.request_id = rq.id
-               WHERE rv.run_id = ? GROUP BY rv.id ORDER BY rv.id""",
-            (run_id,),
-        ).fetchall()
-        return [
-            ReviewRow(
-                tool_id=r["tool_id"], persona_id=r["persona_id"], member=r["member"],
-                backend=r["backend"], model=r["model"], valid=bool(r["valid"]),
-                verdict=r["verdict"], verdict_note=r["verdict_note"],
-                data=json.loads(r["data"]) if r["data"] else None, error=r["error"],
-                raw_reply=r["raw_reply"], asks=r["asks"], input_tokens=r["input_tokens"],
-                output_tokens=r["output_tokens"], latency_s=r["latency_s"],
+               WHERE {where} GROUP BY rv.id ORDER BY rv.id""",
+            args,
+        )
+        for r in cursor:
+            yield ReviewRow(
+                tool_id=r["tool_id"],
+                persona_id=r["persona_id"],
+                member=r["member"],
+                backend=r["backend"],
+                model=r["model"],
+                valid=bool(r["valid"]),
+                verdict=r["verdict"],
+                verdict_note=r["verdict_note"],
+                data=json.loads(r["data"]) if r["data"] else None,
+                error=r["error"],
+                raw_reply=r["raw_reply"],
+                asks=r["asks"],
+                input_tokens=r["input_tokens"],
+                output_tokens=r["output_tokens"],
+                latency_s=r["latency_s"],
+                repeat=r["repeat"],
+                cost_usd=r["cost_usd"],
+                fingerprint=r["fingerprint"],
+                copied_from=r["copied_from"],
             )
-            for r in rows
-        ]
 
 
 def _run_row(row: sqlite3.Row) -> RunRow:
     return RunRow(
-        id=row["id"], created_at=row["created_at"], finished_at=row["finished_at"],
-        command=row["command"], status=row["status"], catalog=row["catalog"],
+        id=row["id"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        command=row["command"],
+        status=row["status"],
+        catalog=row["catalog"],
         config=json.loads(row["config"]),
     )

@@ -11,8 +11,13 @@ from panel.store import ReviewRow
 def tool(tid: str, *, ship: int | None = None, skip: int | None = None, pricing: str = "free") -> Tool:
     votes = Community(ship=ship or 0, skip=skip or 0) if ship is not None or skip is not None else None
     return Tool(
-        id=tid, name=tid.title(), category="Developer Tools", tagline=f"{tid} tagline",
-        description=f"{tid} description", pricing=Pricing(model=pricing), community=votes,  # type: ignore[arg-type]
+        id=tid,
+        name=tid.title(),
+        category="Developer Tools",
+        tagline=f"{tid} tagline",
+        description=f"{tid} description",
+        pricing=Pricing(model=pricing),
+        community=votes,  # type: ignore[arg-type]
     )
 
 
@@ -24,15 +29,30 @@ def review(tool_id: str, persona_id: str, verdict: str | None, member: str = "fa
     """A valid review with `verdict`, or a failed one when verdict is None."""
     valid = verdict is not None
     data = (
-        {"answers": {}, "review": f"{persona_id} on {tool_id}", "verdict_note": "note", "verdict": verdict}
+        {
+            "answers": {},
+            "review": f"{persona_id} on {tool_id}",
+            "verdict_note": "note",
+            "verdict": verdict,
+        }
         if valid
         else None
     )
     backend, _, model = member.partition(":")
     return ReviewRow(
-        tool_id=tool_id, persona_id=persona_id, member=member, backend=backend, model=model,
-        valid=valid, verdict=verdict, verdict_note="note" if valid else None, data=data,
+        tool_id=tool_id,
+        persona_id=persona_id,
+        member=member,
+        backend=backend,
+        model=model,
+        valid=valid,
+        verdict=verdict,
+        verdict_note="note" if valid else None,
+        data=data,
         error=None if valid else "invalid after re-ask: the reply is not valid JSON",
-        raw_reply="{" if not valid else None, asks=1 if valid else 2,
-        input_tokens=10, output_tokens=5, latency_s=0.1,
+        raw_reply="{" if not valid else None,
+        asks=1 if valid else 2,
+        input_tokens=10,
+        output_tokens=5,
+        latency_s=0.1,
     )

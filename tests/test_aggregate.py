@@ -17,8 +17,16 @@ def _record(verdicts_a: list[str | None], verdicts_b: list[str | None], **tools:
 
 
 def test_three_ship_of_four_is_75_percent() -> None:
-    share = ship_share([review("t", p, v) for p, v in zip(IDS, ["ship", "ship", "skip", "ship"], strict=True)])
-    assert (share.ship, share.valid, share.failed, share.pct, share.display) == (3, 4, 0, 75.0, "75%")
+    share = ship_share(
+        [review("t", p, v) for p, v in zip(IDS, ["ship", "ship", "skip", "ship"], strict=True)]
+    )
+    assert (share.ship, share.valid, share.failed, share.pct, share.display) == (
+        3,
+        4,
+        0,
+        75.0,
+        "75%",
+    )
 
 
 def test_failed_reviews_never_count_toward_ship_share() -> None:
@@ -34,7 +42,11 @@ def test_no_valid_review_gives_a_dash_not_zero() -> None:
 
 def test_community_share_or_dash() -> None:
     assert community_read(tool("x", ship=3, skip=1)).model_dump() == {
-        "ship": 3, "skip": 1, "total": 4, "pct": 75.0, "display": "75%",
+        "ship": 3,
+        "skip": 1,
+        "total": 4,
+        "pct": 75.0,
+        "display": "75%",
     }
     assert community_read(tool("x")).display == "—"
     assert community_read(tool("x", ship=0, skip=0)).pct is None
@@ -73,7 +85,10 @@ def test_tie_has_no_pick() -> None:
 
 def test_community_vs_panel_gap_in_points() -> None:
     record = _record(
-        ["ship", "skip", "skip", "skip"], ["ship"] * 4, a=tool("alpha", ship=9, skip=1), b=tool("beta")
+        ["ship", "skip", "skip", "skip"],
+        ["ship"] * 4,
+        a=tool("alpha", ship=9, skip=1),
+        b=tool("beta"),
     )
     alpha, beta = record.community_vs_panel
     assert alpha.gap == pytest.approx(25.0 - 90.0)

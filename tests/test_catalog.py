@@ -111,7 +111,10 @@ def test_duplicate_id_points_at_both_definitions(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(_yaml_tool() + _yaml_tool())
     second_starts = len(_yaml_tool().splitlines()) + 1
-    with pytest.raises(CatalogError, match=rf"c\.yaml:{second_starts}: duplicate tool id 'demo-tool' \(first defined at line 1\)"):
+    with pytest.raises(
+        CatalogError,
+        match=rf"c\.yaml:{second_starts}: duplicate tool id 'demo-tool' \(first defined at line 1\)",
+    ):
         load_catalog(path)
 
 

@@ -47,7 +47,9 @@ def test_yaml_syntax_error(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
 
 
 def test_missing_required_field(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
-    body = GOOD_TOOL.format(id="a", name="A") + GOOD_TOOL.format(id="b", name="B").replace("    tagline: t\n", "")
+    body = GOOD_TOOL.format(id="a", name="A") + GOOD_TOOL.format(id="b", name="B").replace(
+        "    tagline: t\n", ""
+    )
     cat = _catalog(tmp_path, body)
     result = cli("compare", "a", "b", "--catalog", str(cat), "--backend", "fake", "--out", str(runs_dir))
     _assert_clean_failure(result, runs_dir, f"{cat}:8", "tool 'b'", "missing required field 'tagline'")
@@ -71,7 +73,17 @@ def test_unknown_tool_suggests(cli: Any, runs_dir: Path) -> None:
 
 
 def test_unknown_persona(cli: Any, runs_dir: Path) -> None:
-    result = cli("compare", "ollama", "vllm", "--backend", "fake", "--persona", "sceptic", "--out", str(runs_dir))
+    result = cli(
+        "compare",
+        "ollama",
+        "vllm",
+        "--backend",
+        "fake",
+        "--persona",
+        "sceptic",
+        "--out",
+        str(runs_dir),
+    )
     _assert_clean_failure(result, runs_dir, "unknown persona 'sceptic'", "did you mean 'skeptic'")
 
 
@@ -106,7 +118,19 @@ def test_json_prints_only_a_record_that_validates(cli: Any, runs_dir: Path) -> N
 
 
 def test_compare_prints_the_scorecard_and_the_folder(cli: Any, runs_dir: Path) -> None:
-    result = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "-p", "skeptic", "--out", str(runs_dir))
+    result = cli(
+        "compare",
+        "ollama",
+        "vllm",
+        "-b",
+        "fake",
+        "-p",
+        "builder",
+        "-p",
+        "skeptic",
+        "--out",
+        str(runs_dir),
+    )
     assert result.code == 0, result.err
     assert "Reviewer scorecard" in result.out
     assert result.out.count("The Builder") == 2 and result.out.count("The Skeptic") == 2
@@ -137,7 +161,9 @@ def test_published_schema_file_matches_the_models(cli: Any) -> None:
     )
 
 
-def test_example_catalog_is_the_default(cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_example_catalog_is_the_default(
+    cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)  # no examples/ here: falls back to the installed sample
     result = cli("compare", "ollama", "vllm", "-b", "fake", "--json", "--out", str(runs_dir))
     assert result.code == 0, result.err

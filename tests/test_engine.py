@@ -7,7 +7,7 @@ from pathlib import Path
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
 from panel.catalog import load_catalog
-from panel.engine import Cell, Engine
+from panel.engine import Cell, Engine, Member
 from panel.errors import FatalError, TransientError
 from panel.personas import load_persona
 from panel.prompts import PromptSet
@@ -26,9 +26,9 @@ def _run(tmp_path: Path, backend: FakeBackend, retry: RetryPolicy = FAST) -> tup
     store.create_run("r", "test", None, {}, [], [])
     tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
     persona = load_persona(data_dir("personas") / "skeptic.yaml")
-    engine = Engine(store, "r", PromptSet(), retry=retry)
-    results = asyncio.run(engine.run([Cell(tool, persona, backend)]))
-    return store, list(results)
+    engine = Engine(store, "r", PromptSet(), [Member(backend, 1)], retry=retry)
+    stats = asyncio.run(engine.run(lambda b: iter([Cell(tool, persona, b)]), 1))
+    return store, [stats]
 
 
 def _valid(request: Request) -> str:
@@ -51,7 +51,9 @@ def test_invalid_reply_is_reasked_once_with_the_error(tmp_path: Path) -> None:
     store.close()
 
 
-def test_still_invalid_after_reask_is_stored_failed_with_reason_and_raw_reply(tmp_path: Path) -> None:
+def test_still_invalid_after_reask_is_stored_failed_with_reason_and_raw_reply(
+    tmp_path: Path,
+) -> None:
     def responder(request: Request, n: int) -> str:
         data = fill(request.schema, "x")
         del data["verdict"]

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from panel.backends.base import Sampling
-from panel.pipeline import plan_compare, run_plan, write_outputs
+from panel.pipeline import load_record, plan_compare, run_plan, write_outputs
 from panel.resources import data_dir
 from panel.store import Store
 
@@ -23,11 +23,14 @@ pytestmark = pytest.mark.model
 
 def test_local_panel_produces_a_valid_record(tmp_path: Path) -> None:
     plan = plan_compare(
-        ["ollama", "tesseract"], catalog=EXAMPLE_CATALOG, backends=["local"],
+        ["ollama", "tesseract"],
+        catalog=EXAMPLE_CATALOG,
+        backends=["local"],
         sampling=Sampling(max_tokens=160, temperature=0.2, seed=7),
     )
     with Store(tmp_path / "runs") as store:
-        run_id, record = asyncio.run(run_plan(plan, store, "test"))
+        run_id, _ = asyncio.run(run_plan(plan, store, "test"))
+        record = load_record(store, run_id)
         folder = write_outputs(store, record)
         replies = store.db.execute("SELECT output_tokens FROM replies").fetchall()
     assert record.counts.reviews == 8
@@ -52,7 +55,10 @@ def test_local_panel_produces_a_valid_record(tmp_path: Path) -> None:
 
 def test_same_seed_same_reply(tmp_path: Path) -> None:
     plan = plan_compare(
-        ["vllm", "llama-cpp"], catalog=EXAMPLE_CATALOG, backends=["local"], persona_ids=["skeptic"],
+        ["vllm", "llama-cpp"],
+        catalog=EXAMPLE_CATALOG,
+        backends=["local"],
+        persona_ids=["skeptic"],
         sampling=Sampling(max_tokens=96, temperature=0.8, seed=11),
     )
     texts = []

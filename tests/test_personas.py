@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from panel.errors import PersonaError
 from panel.personas import load_persona, load_personas, resolve_personas
-from panel.pipeline import plan_compare, run_plan
+from panel.pipeline import load_record, plan_compare, run_plan
 from panel.resources import data_dir
 from panel.store import Store
 
@@ -34,7 +34,9 @@ def test_the_four_personas_load_in_panel_order() -> None:
     personas = load_personas(data_dir("personas"))
     assert list(personas) == ["builder", "skeptic", "futurist", "business_analyst"]
     assert [q.key for q in personas["skeptic"].questions] == [
-        "competitors", "breaking_scenario", "twelve_month_risk",
+        "competitors",
+        "breaking_scenario",
+        "twelve_month_risk",
     ]
 
 
@@ -67,12 +69,11 @@ def test_a_fifth_persona_is_one_file_and_gets_reviews(tmp_path: Path) -> None:
     folder = tmp_path / "personas"
     shutil.copytree(data_dir("personas"), folder)
     (folder / "ethicist.yaml").write_text(FIFTH)
-    plan = plan_compare(
-        ["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"], personas_dir=folder
-    )
+    plan = plan_compare(["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"], personas_dir=folder)
     assert [p.id for p in plan.personas][-1] == "ethicist"
     with Store(tmp_path / "runs") as store:
-        _, record = asyncio.run(run_plan(plan, store, "test"))
+        run_id, _ = asyncio.run(run_plan(plan, store, "test"))
+        record = load_record(store, run_id)
     assert record.counts.reviews == 10
     for card in record.tools:
         ethicist = [e for e in card.scorecard if e.persona_id == "ethicist"]
@@ -82,7 +83,9 @@ def test_a_fifth_persona_is_one_file_and_gets_reviews(tmp_path: Path) -> None:
 
 
 def test_a_persona_may_define_other_verdicts(tmp_path: Path) -> None:
-    (tmp_path / "triage.yaml").write_text(FIFTH.replace("id: ethicist", "id: triage") + "verdicts: [ship, wait, skip]\n")
+    (tmp_path / "triage.yaml").write_text(
+        FIFTH.replace("id: ethicist", "id: triage") + "verdicts: [ship, wait, skip]\n"
+    )
     persona = load_persona(tmp_path / "triage.yaml")
     assert persona.review_schema["properties"]["verdict"]["enum"] == ["ship", "wait", "skip"]
 

@@ -3,4 +3,13 @@
 from .base import Backend, Reply, Request, Usage
 from .registry import BACKENDS, MemberSpec, create_backend, parse_member
 
-__all__ = ["BACKENDS", "Backend", "MemberSpec", "Reply", "Request", "Usage", "create_backend", "parse_member"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "MemberSpec",
+    "Reply",
+    "Request",
+    "Usage",
+    "create_backend",
+    "parse_member",
+]

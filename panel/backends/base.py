@@ -79,6 +79,8 @@ class Backend(abc.ABC):
     key_env: ClassVar[str | None] = None
     #: how many requests this backend may have in flight by default
     default_concurrency: ClassVar[int] = 4
+    #: seconds to wait for one reply before giving up on it (None: no limit)
+    default_timeout: ClassVar[float | None] = None
     #: the model used when the spec names none
     default_model: ClassVar[str | None] = None
 
@@ -118,5 +120,5 @@ class Backend(abc.ABC):
             return exc
         return FatalError(f"{type(exc).__name__}: {exc}")
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release clients and connections."""

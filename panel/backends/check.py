@@ -80,6 +80,8 @@ async def check_member(spec: MemberSpec) -> CheckResult:
         await backend.aclose()
     latency = time.perf_counter() - started
     return CheckResult(
-        backend.label, True, latency,
+        backend.label,
+        True,
+        latency,
         f"{reply.usage.input_tokens} in / {reply.usage.output_tokens} out tokens: {reply.text[:60]!r}",
     )

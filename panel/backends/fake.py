@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+
 from ..testing.schema_fill import fill
 from .base import Backend, Reply, Request, Usage
 

@@ -21,7 +21,8 @@ from ..errors import BackendSpecError, FatalError, MissingDependencyError
 from .base import Backend, Reply, Request, Usage
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama, LlamaGrammar
+    from llama_cpp import Llama
+    from llama_cpp.llama_grammar import LlamaGrammar
 
     from .registry import MemberSpec
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,10 @@ __all__ = ["BACKENDS", "MemberSpec", "backend_class", "create_backend", "parse_m
 BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "local": ("panel.backends.local", "LocalBackend", "llama_cpp"),
     "fake": ("panel.backends.fake", "FakeBackend", None),
+    "openai": ("panel.backends.openai_backend", "OpenAIBackend", "openai"),
+    "anthropic": ("panel.backends.anthropic_backend", "AnthropicBackend", "anthropic"),
+    "mistral": ("panel.backends.mistral_backend", "MistralBackend", "mistralai"),
+    "hf": ("panel.backends.hf_backend", "HFBackend", "huggingface_hub"),
 }
 
 

@@ -1,0 +1,140 @@
+"""Per-member rate limits: requests and tokens per minute, kept without going over.
+
+Each limit is paced evenly (a request may go once the previous one's share of the minute has
+passed) and also capped on a sliding one-minute window, so that no window the provider looks
+at ever holds more than the limit. A small headroom absorbs the jitter between when we send
+and when the provider counts. What the provider says in its rate-limit headers tightens the
+pace when less is left than we thought, and a 429's wait hint pauses the whole member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Pacer", "RateLimiter"]
+
+Clock = Callable[[], float]
+
+
+class Pacer:
+    """Spreads one quantity (requests, or tokens) evenly at `per_minute`, capped per window."""
+
+    def __init__(self, per_minute: float, *, headroom: float = 0.98, window: float = 60.0) -> None:
+        if per_minute <= 0:
+            raise ValueError("a rate limit must be positive")
+        self.limit = per_minute * headroom
+        self.window = window
+        self.interval = window / self.limit  # seconds per unit
+        self._due = 0.0  # when the next unit may start, on the monotonic clock
+        self._log: deque[tuple[float, float]] = deque()
+        self._in_window = 0.0
+
+    def delay(self, amount: float, now: float) -> float:
+        """Seconds to wait before `amount` units may be sent."""
+        self._expire(now)
+        wait = self._due - now
+        if self._log and self._in_window + amount > self.limit:
+            # Not enough leaves the window by pacing alone: wait for the oldest entries to age out.
+            needed = self._in_window + amount - self.limit
+            freed = 0.0
+            for sent, size in self._log:
+                freed += size
+                if freed >= needed:
+                    wait = max(wait, sent + self.window - now)
+                    break
+        return max(0.0, wait)
+
+    def take(self, amount: float, now: float) -> None:
+        self._due = max(self._due, now) + amount * self.interval
+        self._log.append((now, amount))
+        self._in_window += amount
+
+    def refund(self, amount: float) -> None:
+        """Give back units reserved but not used (an estimate above the real count)."""
+        if amount <= 0 or not self._log:
+            return
+        sent, size = self._log.pop()
+        back = min(amount, size)
+        self._log.append((sent, size - back))
+        self._in_window -= back
+        self._due -= back * self.interval
+
+    def _expire(self, now: float) -> None:
+        while self._log and self._log[0][0] <= now - self.window:
+            self._in_window -= self._log.popleft()[1]
+
+
+class RateLimiter:
+    """The limits of one panel member. `acquire` before each call; `observe` each reply's headers."""
+
+    def __init__(
+        self,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        *,
+        headroom: float = 0.98,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.requests = Pacer(rpm, headroom=headroom) if rpm else None
+        self.tokens = Pacer(tpm, headroom=headroom) if tpm else None
+        self.clock = clock
+        self._paused_until = 0.0
+        self._hint_until = 0.0
+        self._hint_left = 0
+        self._lock = asyncio.Lock()
+        self.waited = 0.0
+
+    async def acquire(self, tokens: int = 0) -> None:
+        # One waiter at a time keeps the order first come, first served.
+        async with self._lock:
+            while True:
+                wait = self._wait(tokens, self.clock())
+                if wait <= 0:
+                    break
+                self.waited += wait
+                await asyncio.sleep(wait)
+            now = self.clock()
+            if self.requests is not None:
+                self.requests.take(1, now)
+            if self.tokens is not None and tokens:
+                self.tokens.take(tokens, now)
+            if now < self._hint_until:
+                self._hint_left -= 1
+
+    def _wait(self, tokens: int, now: float) -> float:
+        waits = [self._paused_until - now]
+        if self.requests is not None:
+            waits.append(self.requests.delay(1, now))
+        if self.tokens is not None and tokens:
+            waits.append(self.tokens.delay(tokens, now))
+        if now < self._hint_until and self._hint_left <= 0:
+            waits.append(self._hint_until - now)
+        return max(waits)
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """Correct a token reservation once the real usage is known."""
+        if self.tokens is not None and estimated > actual:
+            self.tokens.refund(estimated - actual)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request of this member, e.g. after a 429 that said when to come back."""
+        self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+    def observe(self, ratelimit: dict[str, Any] | None) -> None:
+        """Tighten from the provider's own count: never send more than it says is left."""
+        if not ratelimit:
+            return
+        remaining = ratelimit.get("remaining_requests")
+        reset = ratelimit.get("reset_requests_s")
+        if remaining is None or reset is None:
+            return
+        now = self.clock()
+        if remaining <= 0:
+            self.pause(float(reset))
+        else:
+            self._hint_until = now + float(reset)
+            self._hint_left = int(remaining)

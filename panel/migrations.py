@@ -1,0 +1,109 @@
+"""The run store's schema, as an ordered list of named migrations recorded in a table."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["MIGRATIONS"]
+
+
+def _statements(db: sqlite3.Connection, script: str) -> None:
+    """Run a script statement by statement: `executescript` would commit the open transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    _statements(
+        db,
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            finished_at REAL,
+            command TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'running',
+            catalog TEXT,
+            config TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE TABLE run_tools (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            position INTEGER NOT NULL,
+            tool_id TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (run_id, tool_id)
+        );
+        CREATE TABLE run_personas (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            position INTEGER NOT NULL,
+            persona_id TEXT NOT NULL,
+            version TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (run_id, persona_id)
+        );
+        CREATE TABLE requests (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            tool_id TEXT NOT NULL,
+            persona_id TEXT NOT NULL,
+            member TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            repeat INTEGER NOT NULL DEFAULT 0,
+            ask INTEGER NOT NULL,
+            messages TEXT NOT NULL,
+            schema_name TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            cache_key TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX requests_cell ON requests(run_id, tool_id, persona_id, member, repeat, ask);
+        CREATE INDEX requests_cache ON requests(cache_key);
+        CREATE TABLE replies (
+            request_id INTEGER PRIMARY KEY REFERENCES requests(id),
+            raw_text TEXT,
+            finish_reason TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_tokens INTEGER NOT NULL DEFAULT 0,
+            latency_s REAL NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 1,
+            provider_request_id TEXT,
+            error TEXT,
+            meta TEXT NOT NULL DEFAULT '{}',
+            cost_usd REAL NOT NULL DEFAULT 0,
+            cached_from INTEGER,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE reviews (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            tool_id TEXT NOT NULL,
+            persona_id TEXT NOT NULL,
+            member TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            valid INTEGER NOT NULL,
+            verdict TEXT,
+            verdict_note TEXT,
+            data TEXT,
+            error TEXT,
+            raw_reply TEXT,
+            request_id INTEGER REFERENCES requests(id),
+            asks INTEGER NOT NULL DEFAULT 1,
+            repeat INTEGER NOT NULL DEFAULT 0,
+            fingerprint TEXT,
+            copied_from TEXT,
+            created_at REAL NOT NULL,
+            UNIQUE (run_id, tool_id, persona_id, member, repeat)
+        );
+        """,
+    )
+
+
+# Append only: a migration, once released, is never edited or reordered.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
