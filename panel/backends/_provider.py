@@ -1,0 +1,252 @@
+"""What the cloud backends share: reading keys and options, wait hints, rate-limit headers,
+and turning a provider's failure into the `BackendError` the engine acts on.
+
+Nothing here imports a provider SDK, so a backend module can be imported without its extra.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from ..errors import (
+    BackendError,
+    BackendSpecError,
+    FatalError,
+    MissingKeyError,
+    RateLimitError,
+    TransientError,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "duration_seconds",
+    "env_key",
+    "error_for_status",
+    "finish_reason",
+    "is_transport_error",
+    "key_variables",
+    "ratelimit_state",
+    "require_key",
+    "reset_seconds",
+    "retry_after",
+    "scrub",
+    "timeout_option",
+]
+
+DEFAULT_TIMEOUT = 60.0
+# Some SDKs put the whole response body in the message; a log line needs the start of it.
+_MAX_DETAIL = 600
+
+# Go-style durations as OpenAI writes its resets: `12ms`, `1.5s`, `6m0s`, `1h2m`.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|h|m|s)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_STOP = {"stop", "end_turn", "stop_sequence", "eos_token", "tool_use", "tool_calls"}
+_LENGTH = {"length", "max_tokens", "model_length"}
+
+
+# --- keys and options -----------------------------------------------------------------------
+
+
+def key_variables(options: Mapping[str, Any], default: str, *fallbacks: str) -> list[str]:
+    """The variables to read a key from, in order; `api_key_env` replaces the conventional ones."""
+    if "api_key" in options:
+        # A key written into a config file ends up in version control and in logs.
+        raise BackendSpecError(
+            "do not put an API key in the options: set it in an environment variable "
+            "and name that variable with api_key_env"
+        )
+    override = options.get("api_key_env")
+    if override is not None:
+        if not isinstance(override, str) or not override.strip():
+            raise BackendSpecError("api_key_env must name an environment variable")
+        return [override.strip()]
+    return [default, *fallbacks]
+
+
+def env_key(names: Iterable[str]) -> tuple[str, str] | None:
+    """(variable, key) of the first variable that is set and not blank."""
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return name, value
+    return None
+
+
+def require_key(backend: str, names: list[str]) -> tuple[str, str]:
+    found = env_key(names)
+    if found is None:
+        raise MissingKeyError(backend, names[0])
+    return found
+
+
+def timeout_option(options: Mapping[str, Any]) -> float:
+    raw = options.get("timeout", DEFAULT_TIMEOUT)
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise BackendSpecError(f"timeout must be a number of seconds, not {raw!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise BackendSpecError(f"timeout must be a positive number of seconds, not {raw!r}")
+    return seconds
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Mask any secret that a server or SDK echoed back into a message."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+# --- headers --------------------------------------------------------------------------------
+
+
+def _lower(headers: Mapping[str, str] | None) -> dict[str, str]:
+    # httpx2 headers are case-insensitive already; plain dicts (and tests) may not be.
+    return {k.lower(): v for k, v in headers.items()} if headers else {}
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds the provider asked us to wait: `retry-after-ms` wins over `retry-after`,
+    which may be seconds or an HTTP date."""
+    found = _lower(headers)
+    ms = _number(found.get("retry-after-ms"))
+    if ms is not None:
+        return ms / 1000
+    raw = found.get("retry-after")
+    if raw is None:
+        return None
+    seconds = _number(raw)
+    if seconds is not None:
+        return seconds
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def duration_seconds(text: str) -> float | None:
+    """`6m0s` -> 360.0; None when the text is not a Go-style duration."""
+    text = text.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def reset_seconds(text: str) -> float | None:
+    """A reset as seconds from now, whether written as a duration, plain seconds or RFC 3339."""
+    for parse in (duration_seconds, _number):
+        value = parse(text)
+        if value is not None:
+            return value
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def ratelimit_state(headers: Mapping[str, str] | None) -> dict[str, float | int]:
+    """The provider's rate-limit headers in one shape; only the keys that were present.
+
+    Anthropic writes `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`;
+    OpenAI (and servers copying it) writes `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`.
+    """
+    found = _lower(headers)
+    names: dict[str, str] = {}
+    for what in ("requests", "tokens"):
+        for field in ("limit", "remaining", "reset"):
+            candidates = [f"anthropic-ratelimit-{what}-{field}", f"x-ratelimit-{field}-{what}"]
+            if what == "tokens":
+                # Some Anthropic tiers only report input tokens.
+                candidates.append(f"anthropic-ratelimit-input-tokens-{field}")
+            name = next((c for c in candidates if c in found), None)
+            if name is not None:
+                names[f"{field}_{what}" if field != "reset" else f"reset_{what}_s"] = found[name]
+    state: dict[str, float | int] = {}
+    for key, raw in names.items():
+        if key.startswith("reset_"):
+            seconds = reset_seconds(raw)
+            if seconds is not None:
+                state[key] = round(seconds, 3)
+        else:
+            number = _number(raw)
+            if number is not None:
+                state[key] = int(number)
+    return state
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+def finish_reason(raw: object) -> str | None:
+    """`stop`, `length`, or whatever else the provider said (enums are read by value)."""
+    if raw is None:
+        return None
+    value = str(getattr(raw, "value", raw))
+    if value in _LENGTH:
+        return "length"
+    return "stop" if value in _STOP else value
+
+
+def error_for_status(
+    backend: str,
+    status: int | None,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+) -> BackendError:
+    """The error the engine should see for an HTTP failure."""
+    cls: type[BackendError]
+    if status == 429:
+        cls = RateLimitError
+    elif status is not None and (status in (408, 409) or status >= 500):
+        # 529 is Anthropic's "overloaded": a busy server, like a 503.
+        cls = TransientError
+    else:
+        cls = FatalError
+    where = f"HTTP {status}" if status is not None else "error"
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[:_MAX_DETAIL] + "…"
+    return cls(
+        f"{backend} {where}: {detail}",
+        status=status,
+        retry_after=retry_after(headers),
+        request_id=request_id,
+    )
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """Timeouts, refused, reset or dropped connections: worth another try."""
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return True
+    try:
+        import httpx2
+    except ImportError:
+        return False
+    return isinstance(
+        exc, httpx2.TimeoutException | httpx2.NetworkError | httpx2.RemoteProtocolError
+    )

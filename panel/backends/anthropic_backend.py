@@ -1,0 +1,209 @@
+"""Anthropic messages, with the review held to its schema one of two ways.
+
+`native` asks for structured output (`output_config.format`, a JSON schema); `tool` offers one
+tool whose input schema is the review and forces the model to call it. `auto` (the default)
+starts native and, if the API answers 400 because it does not take the format, switches this
+backend to the tool for the rest of its life: that is finding out what the model supports,
+not a retry policy.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import BackendError, BackendSpecError, FatalError, TransientError
+from . import _provider as p
+from .base import Backend, Reply, Request, Usage
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from anthropic.types import Message
+
+    from .registry import MemberSpec
+
+__all__ = ["AnthropicBackend"]
+
+Structured = Literal["native", "tool", "auto"]
+_MODES: tuple[Structured, ...] = ("native", "tool", "auto")
+# Words in a 400 that mean "this model or API version does not take structured output".
+_FORMAT_WORDS = ("output_config", "output_format", "format")
+
+
+class AnthropicBackend(Backend):
+    name = "anthropic"
+    extra = "anthropic"
+    key_env = "ANTHROPIC_API_KEY"
+    default_concurrency = 8
+    # The SDK client times out first; the engine keeps its own backstop a little later.
+    default_timeout = p.DEFAULT_TIMEOUT
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        client: AsyncAnthropic | None = None,
+        api_key: str | None = None,
+        auth_token: str | None = None,
+        base_url: str | None = None,
+        timeout: float = p.DEFAULT_TIMEOUT,
+        structured: str = "auto",
+    ) -> None:
+        super().__init__(model)
+        if structured not in _MODES:
+            raise BackendSpecError(f"structured must be one of {', '.join(_MODES)}")
+        self.structured = structured
+        self.mode: Literal["native", "tool"] = "tool" if structured == "tool" else "native"
+        self.base_url = base_url
+        self._secrets = (api_key, auth_token)
+        # A client the backend builds it also closes; an injected one is the caller's.
+        self._owns_client = client is None
+        if client is None:
+            from anthropic import AsyncAnthropic
+
+            # The SDK refuses two credentials at once, so pass only the one we have.
+            creds = {"api_key": api_key} if api_key else {"auth_token": auth_token}
+            client = AsyncAnthropic(**creds, base_url=base_url, timeout=timeout, max_retries=0)
+        self._client = client
+        # Older SDKs lack `output_config`; newer ones dropped the sampling parameters.
+        self._accepts = set(inspect.signature(client.messages.create).parameters)
+
+    @classmethod
+    def from_spec(cls, spec: MemberSpec) -> AnthropicBackend:
+        if not spec.model:
+            raise BackendSpecError("backend 'anthropic' needs a model: write anthropic:MODEL")
+        options = spec.options
+        names = p.key_variables(options, cls.key_env or "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+        variable, key = p.require_key(cls.name, names)
+        is_token = variable == "ANTHROPIC_AUTH_TOKEN"
+        return cls(
+            spec.model,
+            api_key=None if is_token else key,
+            auth_token=key if is_token else None,
+            base_url=options.get("base_url") or None,
+            timeout=p.timeout_option(options),
+            structured=str(options.get("structured", "auto")),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"AnthropicBackend(model={self.model!r}, base_url={self.base_url!r}, "
+            f"structured={self.structured!r}, mode={self.mode!r})"
+        )
+
+    async def generate(self, request: Request) -> Reply:
+        mode = self.mode
+        try:
+            return await self._call(request, mode)
+        except BackendError as exc:
+            rejected = exc.status == 400 and any(w in str(exc).lower() for w in _FORMAT_WORDS)
+            if not (self.structured == "auto" and mode == "native" and rejected):
+                raise
+        self.mode = "tool"
+        return await self._call(request, "tool")
+
+    def _params(self, request: Request, mode: Literal["native", "tool"]) -> dict[str, Any]:
+        system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
+        params: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request.sampling.max_tokens,
+            "messages": [m for m in request.messages if m["role"] != "system"],
+        }
+        if system:
+            params["system"] = system
+        extra: dict[str, Any] = {}
+        if mode == "native":
+            config = {"format": {"type": "json_schema", "schema": _native_schema(request.schema)}}
+            (params if "output_config" in self._accepts else extra)["output_config"] = config
+        else:
+            params["tools"] = [{
+                "name": request.schema_name,
+                "description": "Submit the finished review. Its input is the whole review.",
+                "input_schema": request.schema,
+            }]
+            params["tool_choice"] = {"type": "tool", "name": request.schema_name}
+        for knob in ("temperature", "top_p"):
+            if knob in self._accepts:
+                params[knob] = getattr(request.sampling, knob)
+        if extra:
+            params["extra_body"] = extra
+        return params
+
+    async def _call(self, request: Request, mode: Literal["native", "tool"]) -> Reply:
+        from anthropic import APIConnectionError, APIError, APIStatusError
+
+        error: BackendError | None = None
+        started = time.perf_counter()
+        try:
+            raw = await self._client.messages.with_raw_response.create(
+                **self._params(request, mode)
+            )
+            message = await raw.parse()
+        except APIStatusError as exc:
+            # `api_message` (the body's own message) is new in the 2.x SDKs.
+            detail = getattr(exc, "api_message", None) or exc.message
+            error = p.error_for_status(
+                self.name,
+                exc.status_code,
+                p.scrub(detail, self._secrets),
+                headers=exc.response.headers,
+                request_id=exc.request_id,
+            )
+        except APIConnectionError as exc:  # also timeouts, resets and refused connections
+            error = TransientError(f"anthropic: {p.scrub(str(exc), self._secrets)}")
+        except APIError as exc:
+            error = FatalError(f"anthropic: {p.scrub(str(exc), self._secrets)}")
+        if error is not None:
+            # Raised out here so the SDK's exception, which may quote the key, is not chained.
+            raise error
+        latency = time.perf_counter() - started
+        usage = message.usage
+        cache_read = usage.cache_read_input_tokens or 0
+        meta: dict[str, Any] = {
+            "model": message.model,
+            "structured": mode,
+            "stop_reason": message.stop_reason,
+        }
+        ratelimit = p.ratelimit_state(raw.headers)
+        if ratelimit:
+            meta["ratelimit"] = ratelimit
+        return Reply(
+            text=_answer(message, request.schema_name if mode == "tool" else None),
+            # Anthropic counts cached and freshly written prompt tokens apart from the rest;
+            # the total is what OpenAI calls prompt tokens, and cached_tokens its cached part.
+            usage=Usage(
+                input_tokens=usage.input_tokens + cache_read
+                + (usage.cache_creation_input_tokens or 0),
+                output_tokens=usage.output_tokens,
+                cached_tokens=cache_read,
+            ),
+            latency_s=latency,
+            finish_reason=p.finish_reason(message.stop_reason),
+            request_id=raw.request_id or message.id,
+            meta=meta,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.close()
+
+
+def _answer(message: Message, tool: str | None) -> str:
+    """The tool call's input as JSON text, or else the text the model wrote."""
+    if tool is not None:
+        for block in message.content:
+            if block.type == "tool_use" and block.name == tool:
+                return json.dumps(block.input, ensure_ascii=False)
+    return "".join(block.text for block in message.content if block.type == "text")
+
+
+def _native_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema in the subset structured output takes: the SDK moves the keywords the API
+    refuses (lengths, bounds) into descriptions; our own validation still enforces them."""
+    try:
+        from anthropic import transform_schema
+    except ImportError:
+        return schema
+    return transform_schema(schema)

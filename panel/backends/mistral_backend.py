@@ -1,0 +1,189 @@
+"""Mistral chat completions, with the review schema as a strict JSON-schema response format.
+
+The SDK returns a parsed body and keeps the HTTP response to itself on success, so this
+backend gives it an HTTP client with a response hook that hands the headers (request id,
+rate limits) back to the call that made the request.
+"""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BackendError, BackendSpecError, FatalError, TransientError
+from . import _provider as p
+from .base import Backend, Reply, Request, Usage
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import httpx2
+    from mistralai.client import Mistral
+
+    from .registry import MemberSpec
+
+__all__ = ["MistralBackend"]
+
+# Set per call; the hook runs in the calling task, so concurrent calls never see each
+# other's headers.
+_response_headers: ContextVar[dict[str, Mapping[str, str]] | None] = ContextVar(
+    "panel_mistral_headers", default=None
+)
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "mistral-correlation-id")
+
+
+async def _remember_headers(response: httpx2.Response) -> None:
+    box = _response_headers.get()
+    if box is not None:
+        box["headers"] = response.headers
+
+
+def _request_id(headers: Mapping[str, str] | None) -> str | None:
+    if not headers:
+        return None
+    return next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
+
+
+class MistralBackend(Backend):
+    name = "mistral"
+    extra = "mistral"
+    key_env = "MISTRAL_API_KEY"
+    default_concurrency = 4
+    # The SDK client times out first; the engine keeps its own backstop a little later.
+    default_timeout = p.DEFAULT_TIMEOUT
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        client: Mistral | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = p.DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(model)
+        self.base_url = base_url
+        self._secret = api_key
+        # HTTP clients this backend made and so closes; an injected SDK client is the caller's.
+        self._owned: tuple[httpx2.Client, httpx2.AsyncClient] | None = None
+        if client is None:
+            import httpx2
+            from mistralai.client import Mistral
+
+            self._owned = (
+                # The SDK wants a sync client too; it is never used.
+                httpx2.Client(follow_redirects=True),
+                httpx2.AsyncClient(
+                    follow_redirects=True, event_hooks={"response": [_remember_headers]}
+                ),
+            )
+            # retry_config=None: the SDK does not retry unless told to; say so anyway.
+            client = Mistral(
+                api_key=api_key,
+                server_url=base_url,
+                timeout_ms=round(timeout * 1000),
+                retry_config=None,
+                client=self._owned[0],
+                async_client=self._owned[1],
+            )
+        self._client = client
+
+    @classmethod
+    def from_spec(cls, spec: MemberSpec) -> MistralBackend:
+        if not spec.model:
+            raise BackendSpecError("backend 'mistral' needs a model: write mistral:MODEL")
+        options = spec.options
+        _, key = p.require_key(cls.name, p.key_variables(options, cls.key_env or "MISTRAL_API_KEY"))
+        return cls(
+            spec.model,
+            api_key=key,
+            base_url=options.get("base_url") or None,
+            timeout=p.timeout_option(options),
+        )
+
+    def __repr__(self) -> str:
+        return f"MistralBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    async def generate(self, request: Request) -> Reply:
+        from mistralai.client.errors import MistralError, NoResponseError
+
+        sampling = request.sampling
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.schema_name,
+                    "schema": request.schema,
+                    "strict": True,
+                },
+            },
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            "random_seed": sampling.seed,
+        }
+        box: dict[str, Mapping[str, str]] = {}
+        token = _response_headers.set(box)
+        error: BackendError | None = None
+        started = time.perf_counter()
+        try:
+            response = await self._client.chat.complete_async(**params)
+        except MistralError as exc:
+            error = p.error_for_status(
+                self.name,
+                exc.status_code,
+                p.scrub(exc.message, [self._secret]),
+                headers=exc.headers,
+                request_id=_request_id(exc.headers),
+            )
+        except NoResponseError as exc:
+            error = TransientError(f"mistral: {exc.message}")
+        except Exception as exc:
+            if not p.is_transport_error(exc):
+                raise
+            detail = p.scrub(str(exc) or type(exc).__name__, [self._secret])
+            error = TransientError(f"mistral: {type(exc).__name__}: {detail}")
+        finally:
+            _response_headers.reset(token)
+        if error is not None:
+            # Raised out here so the SDK's exception, which may quote the key, is not chained.
+            raise error
+        latency = time.perf_counter() - started
+        if not response.choices:
+            raise FatalError("mistral: the reply had no choices", request_id=response.id)
+        choice = response.choices[0]
+        message = choice.message
+        headers = box.get("headers")
+        meta: dict[str, Any] = {"model": response.model}
+        ratelimit = p.ratelimit_state(headers)
+        if ratelimit:
+            meta["ratelimit"] = ratelimit
+        return Reply(
+            text=_text(message.content if message is not None else None),
+            usage=Usage(
+                input_tokens=response.usage.prompt_tokens or 0,
+                output_tokens=response.usage.completion_tokens or 0,
+            ),
+            latency_s=latency,
+            finish_reason=p.finish_reason(choice.finish_reason),
+            request_id=_request_id(headers) or response.id,
+            meta=meta,
+        )
+
+    async def aclose(self) -> None:
+        if self._owned is not None:
+            sync, async_ = self._owned
+            sync.close()
+            await async_.aclose()
+
+
+def _text(content: object) -> str:
+    """Message content is a string, or a list of chunks of which the text ones count."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(getattr(c, "text", "") for c in content if getattr(c, "type", "") == "text")
+    return ""

@@ -1,0 +1,158 @@
+"""OpenAI chat completions, and any server that speaks them: vLLM, Ollama, llama-server, Azure.
+
+The review schema goes out as a strict JSON-schema response format. Point the backend at
+another server with the `base_url` option (or `OPENAI_BASE_URL`); when no key is set for such
+a server the client sends the placeholder key `not-needed`, because the SDK will not start
+without one and local servers ignore it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BackendError, BackendSpecError, FatalError, MissingKeyError, TransientError
+from . import _provider as p
+from .base import Backend, Reply, Request, Usage
+
+if TYPE_CHECKING:
+    from openai import APIStatusError, AsyncOpenAI
+
+    from .registry import MemberSpec
+
+__all__ = ["PLACEHOLDER_KEY", "OpenAIBackend"]
+
+PLACEHOLDER_KEY = "not-needed"
+_TOKEN_PARAMS = ("max_completion_tokens", "max_tokens")
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    extra = "openai"
+    key_env = "OPENAI_API_KEY"
+    default_concurrency = 8
+    # The SDK client times out first; the engine keeps its own backstop a little later.
+    default_timeout = p.DEFAULT_TIMEOUT
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        client: AsyncOpenAI | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = p.DEFAULT_TIMEOUT,
+        token_param: str | None = None,
+    ) -> None:
+        super().__init__(model)
+        self.base_url = base_url
+        self.timeout = timeout
+        # OpenAI's newer models refuse `max_tokens`; compatible servers only know `max_tokens`.
+        self.token_param = token_param or ("max_tokens" if base_url else "max_completion_tokens")
+        self._secret = api_key
+        # A client the backend builds it also closes; an injected one is the caller's.
+        self._owns_client = client is None
+        if client is None:
+            from openai import AsyncOpenAI
+
+            # Retries belong to the engine, which honours the provider's wait hint.
+            client = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+        self._client = client
+
+    @classmethod
+    def from_spec(cls, spec: MemberSpec) -> OpenAIBackend:
+        if not spec.model:
+            raise BackendSpecError("backend 'openai' needs a model: write openai:MODEL")
+        options = spec.options
+        base_url = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
+        names = p.key_variables(options, cls.key_env or "OPENAI_API_KEY")
+        found = p.env_key(names)
+        if found is None and base_url is None:
+            raise MissingKeyError(cls.name, names[0])
+        token_param = options.get("token_param")
+        if token_param is not None and token_param not in _TOKEN_PARAMS:
+            raise BackendSpecError(f"token_param must be one of {', '.join(_TOKEN_PARAMS)}")
+        return cls(
+            spec.model,
+            api_key=found[1] if found else PLACEHOLDER_KEY,
+            base_url=base_url,
+            timeout=p.timeout_option(options),
+            token_param=token_param,
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    async def generate(self, request: Request) -> Reply:
+        from openai import APIConnectionError, APIError, APIStatusError
+
+        sampling = request.sampling
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages,
+            "response_format": {
+                "type": "json_schema",
+                # The review schemas are already strict-shaped (closed objects, all required).
+                "json_schema": {
+                    "name": request.schema_name,
+                    "schema": request.schema,
+                    "strict": True,
+                },
+            },
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "seed": sampling.seed,
+            self.token_param: sampling.max_tokens,
+        }
+        error: BackendError | None = None
+        started = time.perf_counter()
+        try:
+            raw = await self._client.chat.completions.with_raw_response.create(**params)
+            completion = raw.parse()
+        except APIStatusError as exc:
+            error = self._status_error(exc)
+        except APIConnectionError as exc:  # also timeouts, resets and refused connections
+            error = TransientError(f"openai: {p.scrub(str(exc), [self._secret])}")
+        except APIError as exc:
+            error = FatalError(f"openai: {p.scrub(str(exc), [self._secret])}")
+        if error is not None:
+            # Raised out here so the SDK's exception, which may quote the key, is not chained.
+            raise error
+        latency = time.perf_counter() - started
+        if not completion.choices:
+            raise FatalError("openai: the reply had no choices", request_id=raw.request_id)
+        choice = completion.choices[0]
+        usage = completion.usage
+        details = usage.prompt_tokens_details if usage else None
+        meta: dict[str, Any] = {"model": completion.model}
+        if choice.message.refusal:
+            meta["refusal"] = choice.message.refusal
+        ratelimit = p.ratelimit_state(raw.headers)
+        if ratelimit:
+            meta["ratelimit"] = ratelimit
+        return Reply(
+            text=choice.message.content or "",
+            usage=Usage(
+                input_tokens=usage.prompt_tokens if usage else 0,
+                output_tokens=usage.completion_tokens if usage else 0,
+                cached_tokens=(details.cached_tokens or 0) if details else 0,
+            ),
+            latency_s=latency,
+            finish_reason=p.finish_reason(choice.finish_reason),
+            request_id=raw.request_id or completion.id,
+            meta=meta,
+        )
+
+    def _status_error(self, exc: APIStatusError) -> BackendError:
+        return p.error_for_status(
+            self.name,
+            exc.status_code,
+            p.scrub(exc.message, [self._secret]),
+            headers=exc.response.headers,
+            request_id=exc.request_id,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.close()

@@ -1,0 +1,463 @@
+"""The four cloud backends, each driving its real SDK against the loopback fake provider.
+
+Backends are built the way the CLI builds them (`create_backend` with options and a key in
+the environment), so construction, key handling and the SDK's own wire format are all under
+test. Only the structured-output negotiation test injects a client, to make the server refuse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from panel.backends import _provider as p
+from panel.backends.base import Backend, Reply, Request
+from panel.backends.registry import MemberSpec, create_backend
+from panel.errors import (
+    BackendError,
+    BackendSpecError,
+    FatalError,
+    MissingKeyError,
+    RateLimitError,
+    TransientError,
+)
+from panel.personas import load_persona
+from panel.resources import data_dir
+from panel.testing.fake_provider import FakeProvider
+from panel.testing.wire import Provider
+from panel.validate import InvalidReply, parse_review
+
+PERSONA = load_persona(data_dir("personas") / "builder.yaml")
+SYSTEM = "You are the builder on a review panel. Answer in JSON only."
+REQUEST = Request(
+    messages=[
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Review the tool Quillpad, a shared notebook for prompts."},
+    ],
+    schema=PERSONA.review_schema,
+    schema_name="builder_review",
+)
+ENV_VARS = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_CUSTOM_HEADERS", "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_CUSTOM_HEADERS", "MISTRAL_API_KEY",
+    "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "PANEL_TEST_KEY",
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    backend: Provider  # the backends are named like the fake's providers
+    key_env: str
+    form: str  # how the fake saw the structured-output request
+    model: str = "review-model-1"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"sk-{self.id}-0b5e7c1d9a"
+
+
+CASES = [
+    Case("openai", "openai", "OPENAI_API_KEY", "json_schema"),
+    Case("anthropic", "anthropic", "ANTHROPIC_API_KEY", "output_config"),
+    Case("anthropic-tool", "anthropic", "ANTHROPIC_API_KEY", "tool",
+         options={"structured": "tool"}),
+    Case("mistral", "mistral", "MISTRAL_API_KEY", "json_schema"),
+    Case("hf", "hf", "HF_TOKEN", "tgi_grammar", model="acme/review-model-1"),
+]
+IDS = [c.id for c in CASES]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider() as server:
+        yield server
+
+
+def build(case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch,
+          **options: Any) -> Backend:
+    monkeypatch.setenv(case.key_env, case.key)
+    opts = {"base_url": fake.base_url(case.backend), "timeout": 5, **case.options, **options}
+    return create_backend(MemberSpec(case.backend, case.model, opts))
+
+
+def run(backend: Backend, request: Request = REQUEST) -> Reply:
+    async def go() -> Reply:
+        try:
+            return await backend.generate(request)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
+def fails(backend: Backend, request: Request = REQUEST) -> BackendError:
+    with pytest.raises(BackendError) as info:
+        run(backend, request)
+    return info.value
+
+
+def last(fake: FakeProvider) -> dict[str, Any]:
+    record: dict[str, Any] = fake.stats()["recent"][-1]
+    return record
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def assert_no_secret(case: Case, *things: object) -> None:
+    for thing in things:
+        assert case.key not in str(thing) and case.key not in repr(thing)
+
+
+# --- the happy path, checked on the wire ----------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_review_round_trip_on_the_wire(
+    case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = build(case, fake, monkeypatch)
+    reply = run(backend)
+
+    review = parse_review(PERSONA.review_model, reply.text, reply.finish_reason)
+    assert review.model_dump()["verdict"] in ("ship", "skip")
+    assert reply.finish_reason == "stop"
+    assert reply.usage.input_tokens > 0 and reply.usage.output_tokens > 0
+    assert reply.request_id and reply.latency_s > 0
+    assert backend.label == f"{case.backend}:{case.model}"
+    assert_no_secret(case, backend, json.dumps(reply.meta))
+
+    record = last(fake)
+    body = record["body"]
+    assert record["form"] == case.form and record["model"] == case.model
+    assert (record["auth_scheme"], record["auth_key_sha256"]) == ("bearer", sha(case.key))
+    schema = PERSONA.review_schema
+    if case.backend in ("openai", "mistral"):
+        assert body["response_format"] == {"type": "json_schema", "json_schema": {
+            "name": "builder_review", "schema": schema, "strict": True}}
+        assert reply.meta["ratelimit"]["remaining_requests"] == 999_999
+        assert reply.meta["ratelimit"]["reset_requests_s"] > 0
+    if case.backend == "openai":
+        # A custom base URL means a compatible server: the older token parameter.
+        assert (body["max_tokens"], body["seed"], body["top_p"]) == (700, 1234, 0.95)
+    if case.backend == "mistral":
+        assert (body["max_tokens"], body["random_seed"]) == (700, 1234)
+    if case.backend == "anthropic":
+        import anthropic
+
+        assert body["system"] == SYSTEM
+        assert [m["role"] for m in body["messages"]] == ["user"]
+        assert body["max_tokens"] == 700
+        assert reply.meta["ratelimit"]["limit_requests"] == 1_000_000
+        if case.form == "output_config":
+            native = {"type": "json_schema", "schema": anthropic.transform_schema(schema)}
+            assert body["output_config"] == {"format": native}
+            assert "tools" not in body
+        else:
+            assert body["tools"][0]["name"] == "builder_review"
+            assert body["tools"][0]["input_schema"] == schema
+            assert body["tool_choice"] == {"type": "tool", "name": "builder_review"}
+            assert "output_config" not in body and record["tool_name"] == "builder_review"
+    if case.backend == "hf":
+        assert body["response_format"] == {"type": "json_object", "value": schema}
+        assert (body["max_tokens"], body["seed"]) == (700, 1234)
+
+
+def test_hf_endpoint_url_as_model_needs_no_key(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fake.base_url("hf")
+    backend = create_backend(MemberSpec("hf", url, {"timeout": 5}))
+    assert backend.label == f"hf:{url}"
+    reply = run(backend)
+    parse_review(PERSONA.review_model, reply.text)
+    record = last(fake)
+    assert record["path"] == "/hf/v1/chat/completions"
+    assert (record["form"], record["model"]) == ("tgi_grammar", "dummy")
+
+
+def test_openai_compatible_server_without_key_gets_placeholder(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url("openai"))
+    reply = run(create_backend(MemberSpec("openai", "llama-3", {"timeout": 5})))
+    parse_review(PERSONA.review_model, reply.text)
+    assert last(fake)["auth_key_sha256"] == sha("not-needed")
+
+
+def test_openai_token_parameter_can_be_chosen(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = build(CASES[0], fake, monkeypatch, token_param="max_completion_tokens")
+    run(backend)
+    body = last(fake)["body"]
+    assert body["max_completion_tokens"] == 700 and "max_tokens" not in body
+    with pytest.raises(BackendSpecError):
+        build(CASES[0], fake, monkeypatch, token_param="tokens")
+
+
+# --- failures, classified --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["500", "503", "529"])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_server_errors_are_transient(
+    case: Case, kind: str, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.configure(fault_rate=1.0, faults=[kind])
+    error = fails(build(case, fake, monkeypatch))
+    expected = 503 if kind == "529" and case.backend != "anthropic" else int(kind)
+    assert isinstance(error, TransientError) and error.kind == "transient"
+    assert error.status == expected
+    assert error.request_id and error.request_id.startswith("req_")
+    assert_no_secret(case, error)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_rate_limit_reads_the_wait_hint(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeProvider(rpm=1, rate_window=30) as fake:
+        backend = build(case, fake, monkeypatch)
+
+        async def twice() -> BackendError:
+            try:
+                await backend.generate(REQUEST)
+                with pytest.raises(BackendError) as info:
+                    await backend.generate(REQUEST)
+                return info.value
+            finally:
+                await backend.aclose()
+
+        error = asyncio.run(twice())
+    assert isinstance(error, RateLimitError) and error.status == 429
+    # The fake sends `retry-after: 30` and `retry-after-ms` a little under 30000:
+    # a fractional wait shows the millisecond header won.
+    assert error.retry_after is not None and 29 < error.retry_after < 30
+    assert_no_secret(case, error)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_dropped_connection_is_transient(
+    case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.configure(fault_rate=1.0, faults=["reset"])
+    error = fails(build(case, fake, monkeypatch))
+    assert isinstance(error, TransientError) and error.status is None
+    assert_no_secret(case, error)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_hang_times_out_as_transient(
+    case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.configure(fault_rate=1.0, faults=["hang"], hang_seconds=2)
+    backend = build(case, fake, monkeypatch, timeout=0.5)
+    started = time.perf_counter()
+    error = fails(backend)
+    assert time.perf_counter() - started < 1.8
+    assert isinstance(error, TransientError)
+    assert_no_secret(case, error)
+
+
+@pytest.mark.parametrize("kind", ["malformed", "schema_violation", "length"])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_bad_content_is_a_reply_that_fails_validation(
+    case: Case, kind: str, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.configure(fault_rate=1.0, faults=[kind])
+    reply = run(build(case, fake, monkeypatch))
+    assert reply.finish_reason == ("length" if kind == "length" else "stop")
+    with pytest.raises(InvalidReply):
+        parse_review(PERSONA.review_model, reply.text, reply.finish_reason)
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("backend", "variable"), [
+    ("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY"),
+    ("mistral", "MISTRAL_API_KEY"), ("hf", "HF_TOKEN"),
+])
+def test_missing_key_names_the_variable(backend: str, variable: str) -> None:
+    with pytest.raises(MissingKeyError, match=variable):
+        create_backend(MemberSpec(backend, "some/model"))
+    with pytest.raises(MissingKeyError, match="PANEL_TEST_KEY"):
+        create_backend(MemberSpec(backend, "some/model", {"api_key_env": "PANEL_TEST_KEY"}))
+    with pytest.raises(BackendSpecError, match="environment variable"):
+        create_backend(MemberSpec(backend, "some/model", {"api_key": "sk-literal"}))
+
+
+def test_key_variable_override_and_auth_token_fallback(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PANEL_TEST_KEY", "sk-override-77")
+    run(create_backend(MemberSpec("mistral", "m", {
+        "base_url": fake.base_url("mistral"), "api_key_env": "PANEL_TEST_KEY"})))
+    assert last(fake)["auth_key_sha256"] == sha("sk-override-77")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "tok-anthropic-88")
+    run(create_backend(MemberSpec("anthropic", "c", {"base_url": fake.base_url("anthropic")})))
+    assert last(fake)["auth_key_sha256"] == sha("tok-anthropic-88")
+
+
+class _EchoKey(BaseHTTPRequestHandler):
+    """Answers 401 and repeats the caller's key, as a careless server might."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        key = self.headers.get("authorization", "").removeprefix("Bearer ")
+        text = f"Incorrect API key provided: {key}"
+        body = json.dumps({"type": "error", "error": {"type": "authentication_error",
+                                                      "message": text}}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_key_echoed_by_the_server_is_masked(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoKey)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv(case.key_env, case.key)
+        options = {**case.options, "base_url": url + ("/v1" if case.backend == "openai" else "")}
+        error = fails(create_backend(MemberSpec(case.backend, case.model, options)))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert isinstance(error, FatalError) and error.status == 401
+    assert_no_secret(case, error, error.__cause__, error.__context__)
+
+
+# --- Anthropic structured-output negotiation ------------------------------------------------
+
+def test_anthropic_auto_switches_to_the_tool_once(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anthropic
+    import httpx2
+
+    from panel.backends.anthropic_backend import AnthropicBackend
+
+    class RefuseNativeFormat(httpx2.AsyncHTTPTransport):
+        refused = 0
+
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            if "output_config" in json.loads(await request.aread()):
+                RefuseNativeFormat.refused += 1
+                return httpx2.Response(400, json={"type": "error", "error": {
+                    "type": "invalid_request_error",
+                    "message": "output_config.format: not supported for this model"}})
+            return await super().handle_async_request(request)
+
+    async def go(structured: str, asks: int) -> list[Reply]:
+        async with anthropic.AsyncAnthropic(
+            api_key="sk-a", base_url=fake.base_url("anthropic"), max_retries=0, timeout=5,
+            http_client=httpx2.AsyncClient(transport=RefuseNativeFormat()),
+        ) as client:
+            backend = AnthropicBackend("claude-x", client=client, structured=structured)
+            return [await backend.generate(REQUEST) for _ in range(asks)]
+
+    replies = asyncio.run(go("auto", 2))
+    assert RefuseNativeFormat.refused == 1
+    assert [r.meta["structured"] for r in replies] == ["tool", "tool"]
+    for reply in replies:
+        parse_review(PERSONA.review_model, reply.text)
+    assert fake.stats()["by_form"] == {"tool": 2}
+
+    with pytest.raises(FatalError) as info:
+        asyncio.run(go("native", 1))
+    assert info.value.status == 400 and RefuseNativeFormat.refused == 2
+
+
+# --- shared helpers ---------------------------------------------------------------------------
+
+def test_wait_hint_parsing() -> None:
+    assert p.retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert p.retry_after({"Retry-After": "7"}) == 7.0
+    assert p.retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 120))
+    hint = p.retry_after({"retry-after": future})
+    assert hint is not None and 100 < hint <= 120
+    assert p.retry_after({"retry-after": "soon"}) is None
+    assert p.retry_after({}) is None
+
+
+def test_reset_and_ratelimit_parsing() -> None:
+    assert p.duration_seconds("6m0s") == 360
+    assert p.duration_seconds("12ms") == pytest.approx(0.012)
+    assert p.duration_seconds("1h2m3.5s") == pytest.approx(3723.5)
+    assert p.duration_seconds("later") is None
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30))
+    assert 25 < (p.reset_seconds(stamp) or 0) <= 30
+    assert p.ratelimit_state({
+        "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499",
+        "x-ratelimit-reset-requests": "120ms", "x-ratelimit-reset-tokens": "1m30s",
+    }) == {"limit_requests": 500, "remaining_requests": 499, "reset_requests_s": 0.12,
+           "reset_tokens_s": 90.0}
+    state = p.ratelimit_state({
+        "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-tokens-remaining": "9",
+        "anthropic-ratelimit-tokens-reset": stamp,
+    })
+    assert state["limit_requests"] == 50 and state["remaining_tokens"] == 9
+    assert 25 < state["reset_tokens_s"] <= 30
+    assert p.ratelimit_state({"content-type": "application/json"}) == {}
+
+
+@pytest.mark.parametrize(("status", "kind"), [
+    (429, "rate_limit"), (408, "transient"), (409, "transient"), (500, "transient"),
+    (502, "transient"), (529, "transient"), (400, "fatal"), (401, "fatal"), (403, "fatal"),
+    (404, "fatal"), (422, "fatal"), (None, "fatal"),
+])
+def test_status_classification(status: int | None, kind: str) -> None:
+    error = p.error_for_status("x", status, "detail", headers={"retry-after": "3"},
+                               request_id="r1")
+    assert (error.kind, error.status, error.retry_after, error.request_id) == (
+        kind, status, 3.0, "r1")
+
+
+def test_backend_modules_import_without_their_sdk() -> None:
+    script = """
+import sys
+for sdk in ("openai", "anthropic", "mistralai", "huggingface_hub"):
+    sys.modules[sdk] = None  # any import of it now fails
+from panel.backends.registry import MemberSpec, create_backend
+from panel.errors import MissingDependencyError
+import panel.backends.openai_backend, panel.backends.anthropic_backend
+import panel.backends.mistral_backend, panel.backends.hf_backend
+for name, extra in (("openai", "openai"), ("anthropic", "anthropic"),
+                    ("mistral", "mistral"), ("hf", "hf")):
+    try:
+        create_backend(MemberSpec(name, "m"))
+    except MissingDependencyError as exc:
+        assert f"pip install 'panel[{extra}]'" in str(exc), exc
+    else:
+        raise SystemExit(name + " did not report its missing SDK")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr

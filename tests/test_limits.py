@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import asyncio
+import bisect
+
+import pytest
+
+from panel.limits import Pacer, RateLimiter
+
+
+def _max_in_window(times: list[float], window: float = 60.0) -> int:
+    """The most sends inside any half-open window (t - window, t].
+
+    A nanosecond of slack on the open end: float sums put a send exactly one window after
+    another a hair inside it, a boundary no provider's clock resolves.
+    """
+    return max(
+        bisect.bisect_right(times, t) - bisect.bisect_right(times, t - window + 1e-9) for t in times
+    )
+
+
+def _simulate(pacer: Pacer, n: int, amount: float = 1.0) -> list[float]:
+    now, sent = 0.0, []
+    for _ in range(n):
+        now += pacer.delay(amount, now)
+        pacer.take(amount, now)
+        sent.append(now)
+    return sent
+
+
+def test_pacer_spreads_requests_evenly_at_the_limit() -> None:
+    sent = _simulate(Pacer(600, headroom=1.0), 1000)
+    gaps = {round(b - a, 9) for a, b in zip(sent, sent[1:], strict=False)}
+    assert gaps == {0.1}
+    assert _max_in_window(sent) <= 600
+    assert 1000 / (sent[-1] + 0.1) == pytest.approx(10.0)  # requests per second
+
+
+def test_headroom_keeps_every_window_under_the_limit() -> None:
+    sent = _simulate(Pacer(600, headroom=0.98), 2000)
+    assert _max_in_window(sent) <= 588
+    assert 60 * len(sent) / sent[-1] >= 0.97 * 600
+
+
+def test_tokens_are_paced_by_size() -> None:
+    pacer = Pacer(60_000, headroom=1.0)  # 1,000 tokens a second
+    sent = _simulate(pacer, 10, amount=500)
+    assert sent[-1] == pytest.approx(4.5)
+
+
+def test_refund_gives_back_unused_tokens() -> None:
+    pacer = Pacer(60_000, headroom=1.0)
+    pacer.take(3000, 0.0)
+    assert pacer.delay(1000, 0.0) == pytest.approx(3.0)
+    pacer.refund(2000)
+    assert pacer.delay(1000, 0.0) == pytest.approx(1.0)
+
+
+def test_window_cap_holds_after_a_burst_of_credit() -> None:
+    pacer = Pacer(120, headroom=1.0)
+    for i in range(120):
+        pacer.take(1, i * 0.5)
+    assert pacer.delay(1, 59.9) > 0  # the window is full, even though pacing alone would allow it
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_provider_headers_tighten_and_429_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    limiter = RateLimiter(rpm=6000, clock=clock)
+
+    async def scenario() -> None:
+        await limiter.acquire()
+        limiter.observe({"remaining_requests": 1, "reset_requests_s": 5.0})
+        await limiter.acquire()  # the one request the provider says is left
+        assert not slept or max(slept) < 1
+        await limiter.acquire()  # must wait for the provider's reset, not our own pace
+        assert clock.now >= 105.0
+        limiter.pause(30.0)
+        before = clock.now
+        await limiter.acquire()
+        assert clock.now >= before + 30.0
+
+    asyncio.run(scenario())
+
+
+def test_no_limits_means_no_waiting() -> None:
+    limiter = RateLimiter()
+
+    async def many() -> None:
+        for _ in range(1000):
+            await limiter.acquire(500)
+
+    asyncio.run(many())
+    assert limiter.waited == 0
