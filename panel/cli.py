@@ -98,6 +98,7 @@ def compare(
 ) -> None:
     """Review two tools with the whole panel and draft their comparison."""
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    panel_config = load_config(config)
     plan = plan_compare(
         tools,
         catalog=catalog,
@@ -105,11 +106,12 @@ def compare(
         persona_ids=persona or [],
         personas_dir=personas_dir,
         sampling=sampling,
-        config=load_config(config),
+        config=panel_config,
     )
+    options = RunOptions(retry=panel_config.retry.policy())
     with Store(out) as store, Reporter(progress, plan.total, err_console) as reporter:
         command = "panel " + shlex.join(sys.argv[1:])
-        run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update))
+        run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update, options))
         reporter.finish(stats)
         record = load_record(store, run_id)
         folder = write_outputs(store, record)
@@ -163,6 +165,7 @@ def review(
 
     Exit codes: 0 done, 2 bad input, 3 stopped at the budget (finish it with --resume).
     """
+    panel_config = load_config(config)
     with Store(out) as store:
         if resume:
             if catalog or tools or backend or persona or since or repeats != 1:
@@ -201,7 +204,9 @@ def review(
                 + cost,
                 highlight=False,
             )
-        options = RunOptions(use_cache=not no_cache, max_cost=max_cost, since_run=since_run)
+        options = RunOptions(
+            use_cache=not no_cache, max_cost=max_cost, since_run=since_run, retry=panel_config.retry.policy()
+        )
         with Reporter(progress, plan.total, err_console) as reporter:
             command = "panel " + shlex.join(sys.argv[1:])
             run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update, options, resume))

@@ -13,6 +13,11 @@
     name = "ollama"                      # how --backend may refer to it
     base_url = "http://127.0.0.1:11434/v1"
 
+    [retry]                              # one policy for every backend
+    attempts = 4
+    max_wait = 30                        # longest backoff between tries, seconds
+    max_hint = 60                        # longest provider-requested wait honoured, seconds
+
 Keys are never in this file: each backend reads its key from an environment variable
 (`api_key_env` names another variable than the conventional one).
 """
@@ -28,8 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .backends.registry import MemberSpec, parse_member
 from .errors import ConfigError
+from .retry import RetryPolicy
 
-__all__ = ["MemberConfig", "PanelConfig", "load_config", "resolve_members"]
+__all__ = ["MemberConfig", "PanelConfig", "RetryConfig", "load_config", "resolve_members"]
 
 _SECRET_FIELDS = {"api_key", "key", "token", "secret", "password", "auth_token"}
 
@@ -56,10 +62,23 @@ class MemberConfig(BaseModel):
         return parse_member(self.spec, options)
 
 
+class RetryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(default=4, ge=1, le=20)
+    base_wait: float = Field(default=0.5, ge=0)
+    max_wait: float = Field(default=30.0, ge=0)
+    max_hint: float = Field(default=60.0, ge=0)
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.attempts, self.base_wait, self.max_wait, self.max_hint)
+
+
 class PanelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     members: list[MemberConfig] = Field(default_factory=list)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
     path: Path | None = Field(default=None, exclude=True)
 
     def find(self, text: str) -> MemberConfig | None:

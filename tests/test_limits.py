@@ -14,9 +14,7 @@ def _max_in_window(times: list[float], window: float = 60.0) -> int:
     A nanosecond of slack on the open end: float sums put a send exactly one window after
     another a hair inside it, a boundary no provider's clock resolves.
     """
-    return max(
-        bisect.bisect_right(times, t) - bisect.bisect_right(times, t - window + 1e-9) for t in times
-    )
+    return max(bisect.bisect_right(times, t) - bisect.bisect_right(times, t - window + 1e-9) for t in times)
 
 
 def _simulate(pacer: Pacer, n: int, amount: float = 1.0) -> list[float]:
