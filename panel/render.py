@@ -1,15 +1,18 @@
-"""Render a comparison record as Markdown (and, later, other formats) from Jinja2 templates."""
+"""Render a comparison record from Jinja2 templates: Markdown, and one self-contained HTML page."""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jinja2
 
 from .record import ComparisonRecord
 
-__all__ = ["render_markdown"]
+__all__ = ["render_html", "render_markdown", "safe_url"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -24,12 +27,68 @@ def _quote(value: object) -> str:
     return "\n> ".join(str(value).splitlines()) or ""
 
 
+def safe_url(value: object) -> str | None:
+    """Return the URL if it is a plain http(s) link, else None.
+
+    Catalog links are hand-written data: anything else (`javascript:`, `data:`, relative
+    paths, URLs with whitespace or control characters that browsers would silently strip)
+    must not become an href.
+    """
+    url = str(value).strip()
+    if not url or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        return None
+    return url
+
+
+def _host(value: object) -> str:
+    """The host a link points at, so a reader sees where it goes before clicking."""
+    host = urlsplit(str(value)).hostname or ""
+    return host.removeprefix("www.")
+
+
+_BLANK_LINE = re.compile(r"\r?\n\s*\n")
+
+
+def _paragraphs(value: object) -> list[str]:
+    """Split prose on blank lines so a multi-paragraph review keeps its shape."""
+    return [" ".join(p.split()) for p in _BLANK_LINE.split(str(value)) if p.strip()]
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _when(value: object) -> str:
+    """Show an ISO 8601 timestamp as a reader would write it; leave anything else as it is."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    # Spelled out here rather than with %b so the page does not change with the locale.
+    month = _MONTHS[moment.month - 1]
+    stamp = f"{moment.day} {month} {moment.year}, {moment:%H:%M}"
+    offset = moment.utcoffset()
+    if offset is not None and not offset:
+        stamp += " UTC"
+    return stamp
+
+
+@lru_cache(maxsize=1)
+def _loader() -> jinja2.BaseLoader:
+    return jinja2.FileSystemLoader(_TEMPLATES)
+
+
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        loader=_loader(),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # Markdown; the HTML page escapes on its own
+        autoescape=False,  # Markdown; the HTML page has its own escaping environment
         trim_blocks=False,
         lstrip_blocks=False,
         keep_trailing_newline=True,
@@ -39,5 +98,37 @@ def _env() -> jinja2.Environment:
     return env
 
 
+@lru_cache(maxsize=1)
+def _html_env() -> jinja2.Environment:
+    # Its own environment, escaping everything: catalog and model text are untrusted, and a
+    # template that forgets a filter must still come out safe.
+    env = jinja2.Environment(
+        loader=_loader(),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["safe_url"] = safe_url
+    env.filters["host"] = _host
+    env.filters["paragraphs"] = _paragraphs
+    env.filters["when"] = _when
+    return env
+
+
 def render_markdown(record: ComparisonRecord) -> str:
     return _env().get_template("comparison.md.j2").render(record=record)
+
+
+def render_html(record: ComparisonRecord) -> str:
+    return (
+        _html_env()
+        .get_template("comparison.html.j2")
+        .render(
+            record=record,
+            tool_names={t.id: t.name for t in record.tools},
+            persona_names={p.id: p.name for p in record.panel.personas},
+            multi=len(record.panel.members) > 1,
+        )
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 
 import pytest
 
@@ -28,7 +29,7 @@ def _simulate(pacer: Pacer, n: int, amount: float = 1.0) -> list[float]:
 
 def test_pacer_spreads_requests_evenly_at_the_limit() -> None:
     sent = _simulate(Pacer(600, headroom=1.0), 1000)
-    gaps = {round(b - a, 9) for a, b in zip(sent, sent[1:], strict=False)}
+    gaps = {round(b - a, 9) for a, b in itertools.pairwise(sent)}
     assert gaps == {0.1}
     assert _max_in_window(sent) <= 600
     assert 1000 / (sent[-1] + 0.1) == pytest.approx(10.0)  # requests per second

@@ -19,7 +19,7 @@ import yaml
 
 from panel.testing.fake_provider import FAULT_KINDS, FakeProvider
 
-from .cloud import KEYS, MEMBERS, write_config
+from .cloud import KEYS, write_config
 from .conftest import EXAMPLE_CATALOG, ROOT
 
 pytest.importorskip("openai")
