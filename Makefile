@@ -8,7 +8,7 @@ EXTRAS := local,cloud,analysis,dev
 # llama-cpp-python compiles from source here; a native build was seen to crash in decode.
 export CMAKE_ARGS := -DGGML_NATIVE=OFF
 
-.PHONY: setup demo test lint schema bench clean
+.PHONY: setup demo test lint schema bench chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,15 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/panel compare smolvlm2-2b mistral-large-3
 
-test: setup
+# The browser test renders the HTML page in Debian's chromium; it is skipped, saying why,
+# only where chromium cannot be installed.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium for the browser test (apt-get)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+	  || echo "note: chromium could not be installed here; the browser test will be skipped"; }
+
+test: setup chromium
 	$(BIN)/python -m pytest
 
 lint: setup
@@ -33,6 +41,7 @@ schema: setup
 
 bench: setup
 	$(BIN)/python bench/bench_local.py
+	$(BIN)/python bench/bench_engine.py
 
 clean:
 	rm -rf $(VENV) runs/*/ runs/panel.db*

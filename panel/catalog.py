@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
 from .errors import CatalogError, UnknownToolError
 
@@ -57,6 +58,14 @@ class Tool(BaseModel):
     links: dict[str, str] = Field(default_factory=dict)
     facts: list[str] = Field(default_factory=list)
     community: Community | None = None
+
+    @field_validator("links")
+    @classmethod
+    def _http_links(cls, links: dict[str, str]) -> dict[str, str]:
+        for name, url in links.items():
+            if not re.match(r"^https?://[^\s/]+", url.strip()):
+                raise ValueError(f"link '{name}' must be an http(s) URL, got {url!r}")
+        return links
 
     def facts_for_review(self) -> dict[str, Any]:
         """What a reviewer is shown: the catalog's facts, not the community vote."""

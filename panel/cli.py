@@ -28,10 +28,12 @@ from .pipeline import (
     plan_run,
     record_schema_text,
     run_plan,
+    write_atomic,
     write_outputs,
 )
 from .progress import Mode, Reporter, summary_line
 from .record import ComparisonRecord
+from .render import FORMATS, render
 from .resources import data_dir
 from .review import diff_runs, estimate_cost, write_review_outputs
 from .store import Store
@@ -94,6 +96,9 @@ def compare(
     max_tokens: Annotated[int, typer.Option(min=32, help="Token limit of each reply.")] = 700,
     temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.3,
     seed: Annotated[int, typer.Option(help="Sampling seed, for repeatable runs.")] = 1234,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Ask again even where an identical request was answered.")
+    ] = False,
     progress: ProgressMode = "bar",
 ) -> None:
     """Review two tools with the whole panel and draft their comparison."""
@@ -108,7 +113,7 @@ def compare(
         sampling=sampling,
         config=panel_config,
     )
-    options = RunOptions(retry=panel_config.retry.policy())
+    options = RunOptions(use_cache=not no_cache, retry=panel_config.retry.policy())
     with Store(out) as store, Reporter(progress, plan.total, err_console) as reporter:
         command = "panel " + shlex.join(sys.argv[1:])
         run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update, options))
@@ -120,7 +125,7 @@ def compare(
         err_console.print(f"wrote {folder}")
         return
     _print_record(record)
-    out_console.print(f"\nwrote [bold]{folder}[/] (comparison.json, comparison.md)")
+    out_console.print(f"\nwrote [bold]{folder}[/] (comparison.json, comparison.md, comparison.html)")
 
 
 @app.command()
@@ -274,6 +279,27 @@ def show(run_id: str, out: RunsDir = Path("runs")) -> None:
     """Print a past run's scorecard and headline."""
     with Store(out) as store:
         _print_record(load_record(store, run_id))
+
+
+@app.command("render")
+def render_run(
+    run_id: str,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html, md or json.")] = "html",
+    file: Annotated[
+        Path | None, typer.Option("--out-file", "-o", help="Write here instead of stdout.")
+    ] = None,
+    out: RunsDir = Path("runs"),
+) -> None:
+    """Render a past run's comparison record as an HTML page, Markdown or JSON."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format '{fmt}': use one of {', '.join(FORMATS)}")
+    with Store(out) as store:
+        text = render(load_record(store, run_id), fmt)
+    if file is None:
+        sys.stdout.write(text)
+        return
+    write_atomic(file, text)
+    err_console.print(f"wrote {file}")
 
 
 @app.command()

@@ -61,9 +61,7 @@ class Persona(BaseModel):
         answers: dict[str, Any] = {
             q.key: (str, Field(min_length=1, description=q.question)) for q in self.questions
         }
-        answers_model = create_model(
-            f"{camel}Answers", __config__=ConfigDict(extra="forbid"), **answers
-        )
+        answers_model = create_model(f"{camel}Answers", __config__=ConfigDict(extra="forbid"), **answers)
         verdict_type: Any = Literal[self.verdicts]
         model: type[BaseModel] = create_model(
             f"{camel}Review",

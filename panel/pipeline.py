@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from .personas import Persona, load_personas, resolve_personas
 from .pricing import load_prices, price_for
 from .prompts import PromptSet
 from .record import ComparisonRecord
-from .render import render_markdown
+from .render import FORMATS, render
 from .resources import data_dir
 from .retry import RetryPolicy
 from .store import Store, new_run_id
@@ -246,18 +246,25 @@ def load_record(store: Store, run_id: str) -> ComparisonRecord:
 def write_outputs(store: Store, record: ComparisonRecord) -> Path:
     out = store.run_dir(record.run_id)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "comparison.json", record.model_dump_json(indent=2) + "\n")
-    write_atomic(out / "comparison.md", render_markdown(record))
+    for fmt in FORMATS:
+        write_atomic(out / f"comparison.{fmt}", render(record, fmt))
     return out
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see the old file or the new one, never half of one."""
+def write_atomic(path: Path, text: str | Iterable[str]) -> None:
+    """Write a file so that readers see the old file or the new one, never half of one.
+
+    `text` may be an iterable of chunks, written as they come, so a large file is never
+    held in memory whole.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            if isinstance(text, str):
+                fh.write(text)
+            else:
+                fh.writelines(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

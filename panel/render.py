@@ -12,7 +12,7 @@ import jinja2
 
 from .record import ComparisonRecord
 
-__all__ = ["render_html", "render_markdown", "safe_url"]
+__all__ = ["FORMATS", "render", "render_html", "render_markdown", "safe_url"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -95,6 +95,7 @@ def _env() -> jinja2.Environment:
     )
     env.filters["cell"] = _cell
     env.filters["quote"] = _quote
+    env.filters["safe_url"] = safe_url
     return env
 
 
@@ -132,3 +133,18 @@ def render_html(record: ComparisonRecord) -> str:
             multi=len(record.panel.members) > 1,
         )
     )
+
+
+#: the formats a record is written in, each by its file suffix
+FORMATS = ("json", "md", "html")
+
+
+def render(record: ComparisonRecord, fmt: str) -> str:
+    """The record in one of FORMATS."""
+    if fmt == "json":
+        return record.model_dump_json(indent=2) + "\n"
+    if fmt == "md":
+        return render_markdown(record)
+    if fmt == "html":
+        return render_html(record)
+    raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")

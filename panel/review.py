@@ -67,8 +67,10 @@ def write_review_outputs(store: Store, run_id: str) -> Path:
     personas = [Persona.model_validate(p) for p in store.run_personas(run_id)]
     members = run.config.get("members", [])
 
-    lines = (json.dumps(_review_line(run_id, r), ensure_ascii=False) for r in store.iter_reviews(run_id))
-    write_atomic(folder / "reviews.jsonl", "".join(line + "\n" for line in lines))
+    lines = (
+        json.dumps(_review_line(run_id, r), ensure_ascii=False) + "\n" for r in store.iter_reviews(run_id)
+    )
+    write_atomic(folder / "reviews.jsonl", lines)
     for tool in tools:
         record = build_record(
             run_id, run.created_at, [tool], personas, members, store.reviews(run_id, tool.id)

@@ -210,9 +210,7 @@ def _rater_names(m: int, names: Sequence[str] | None) -> list[str]:
     return list(names)
 
 
-def cohen_matrix(
-    ratings: Ratings, labels: Sequence[str] | None = None
-) -> tuple[list[str], FloatArray]:
+def cohen_matrix(ratings: Ratings, labels: Sequence[str] | None = None) -> tuple[list[str], FloatArray]:
     """Cohen's kappa for every pair of rater columns, pairwise complete.
 
     ``labels`` names the columns (default ``rater0``, ``rater1``, ...). The diagonal is a
@@ -434,6 +432,4 @@ def summarize(
     level: float = 0.95,
 ) -> dict[str, Any]:
     """:func:`agreement` as a JSON-serialisable dict (``nan`` becomes ``None``)."""
-    return agreement(
-        ratings, rater_names, n_resamples, seed, positive=positive, level=level
-    ).to_dict()
+    return agreement(ratings, rater_names, n_resamples, seed, positive=positive, level=level).to_dict()

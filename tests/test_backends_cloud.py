@@ -49,9 +49,17 @@ REQUEST = Request(
     schema_name="builder_review",
 )
 ENV_VARS = (
-    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_CUSTOM_HEADERS", "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_CUSTOM_HEADERS", "MISTRAL_API_KEY",
-    "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "PANEL_TEST_KEY",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_CUSTOM_HEADERS",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "MISTRAL_API_KEY",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "PANEL_TEST_KEY",
 )
 
 
@@ -72,8 +80,7 @@ class Case:
 CASES = [
     Case("openai", "openai", "OPENAI_API_KEY", "json_schema"),
     Case("anthropic", "anthropic", "ANTHROPIC_API_KEY", "output_config"),
-    Case("anthropic-tool", "anthropic", "ANTHROPIC_API_KEY", "tool",
-         options={"structured": "tool"}),
+    Case("anthropic-tool", "anthropic", "ANTHROPIC_API_KEY", "tool", options={"structured": "tool"}),
     Case("mistral", "mistral", "MISTRAL_API_KEY", "json_schema"),
     Case("hf", "hf", "HF_TOKEN", "tgi_grammar", model="acme/review-model-1"),
 ]
@@ -92,8 +99,7 @@ def fake() -> Iterator[FakeProvider]:
         yield server
 
 
-def build(case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch,
-          **options: Any) -> Backend:
+def build(case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Backend:
     monkeypatch.setenv(case.key_env, case.key)
     opts = {"base_url": fake.base_url(case.backend), "timeout": 5, **case.options, **options}
     return create_backend(MemberSpec(case.backend, case.model, opts))
@@ -131,6 +137,7 @@ def assert_no_secret(case: Case, *things: object) -> None:
 
 # --- the happy path, checked on the wire ----------------------------------------------------
 
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_review_round_trip_on_the_wire(
     case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
@@ -152,8 +159,10 @@ def test_review_round_trip_on_the_wire(
     assert (record["auth_scheme"], record["auth_key_sha256"]) == ("bearer", sha(case.key))
     schema = PERSONA.review_schema
     if case.backend in ("openai", "mistral"):
-        assert body["response_format"] == {"type": "json_schema", "json_schema": {
-            "name": "builder_review", "schema": schema, "strict": True}}
+        assert body["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {"name": "builder_review", "schema": schema, "strict": True},
+        }
         assert reply.meta["ratelimit"]["remaining_requests"] == 999_999
         assert reply.meta["ratelimit"]["reset_requests_s"] > 0
     if case.backend == "openai":
@@ -182,9 +191,7 @@ def test_review_round_trip_on_the_wire(
         assert (body["max_tokens"], body["seed"]) == (700, 1234)
 
 
-def test_hf_endpoint_url_as_model_needs_no_key(
-    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hf_endpoint_url_as_model_needs_no_key(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     url = fake.base_url("hf")
     backend = create_backend(MemberSpec("hf", url, {"timeout": 5}))
     assert backend.label == f"hf:{url}"
@@ -204,9 +211,7 @@ def test_openai_compatible_server_without_key_gets_placeholder(
     assert last(fake)["auth_key_sha256"] == sha("not-needed")
 
 
-def test_openai_token_parameter_can_be_chosen(
-    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_openai_token_parameter_can_be_chosen(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = build(CASES[0], fake, monkeypatch, token_param="max_completion_tokens")
     run(backend)
     body = last(fake)["body"]
@@ -216,6 +221,7 @@ def test_openai_token_parameter_can_be_chosen(
 
 
 # --- failures, classified --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["500", "503", "529"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -264,9 +270,7 @@ def test_dropped_connection_is_transient(
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_hang_times_out_as_transient(
-    case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hang_times_out_as_transient(case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     fake.configure(fault_rate=1.0, faults=["hang"], hang_seconds=2)
     backend = build(case, fake, monkeypatch, timeout=0.5)
     started = time.perf_counter()
@@ -290,10 +294,16 @@ def test_bad_content_is_a_reply_that_fails_validation(
 
 # --- keys ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("backend", "variable"), [
-    ("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY"),
-    ("mistral", "MISTRAL_API_KEY"), ("hf", "HF_TOKEN"),
-])
+
+@pytest.mark.parametrize(
+    ("backend", "variable"),
+    [
+        ("openai", "OPENAI_API_KEY"),
+        ("anthropic", "ANTHROPIC_API_KEY"),
+        ("mistral", "MISTRAL_API_KEY"),
+        ("hf", "HF_TOKEN"),
+    ],
+)
 def test_missing_key_names_the_variable(backend: str, variable: str) -> None:
     with pytest.raises(MissingKeyError, match=variable):
         create_backend(MemberSpec(backend, "some/model"))
@@ -307,8 +317,13 @@ def test_key_variable_override_and_auth_token_fallback(
     fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PANEL_TEST_KEY", "sk-override-77")
-    run(create_backend(MemberSpec("mistral", "m", {
-        "base_url": fake.base_url("mistral"), "api_key_env": "PANEL_TEST_KEY"})))
+    run(
+        create_backend(
+            MemberSpec(
+                "mistral", "m", {"base_url": fake.base_url("mistral"), "api_key_env": "PANEL_TEST_KEY"}
+            )
+        )
+    )
     assert last(fake)["auth_key_sha256"] == sha("sk-override-77")
     monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "tok-anthropic-88")
     run(create_backend(MemberSpec("anthropic", "c", {"base_url": fake.base_url("anthropic")})))
@@ -322,8 +337,9 @@ class _EchoKey(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         key = self.headers.get("authorization", "").removeprefix("Bearer ")
         text = f"Incorrect API key provided: {key}"
-        body = json.dumps({"type": "error", "error": {"type": "authentication_error",
-                                                      "message": text}}).encode()
+        body = json.dumps(
+            {"type": "error", "error": {"type": "authentication_error", "message": text}}
+        ).encode()
         self.send_response(401)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -335,9 +351,7 @@ class _EchoKey(BaseHTTPRequestHandler):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_key_echoed_by_the_server_is_masked(
-    case: Case, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_key_echoed_by_the_server_is_masked(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoKey)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -355,6 +369,7 @@ def test_key_echoed_by_the_server_is_masked(
 
 # --- Anthropic structured-output negotiation ------------------------------------------------
 
+
 def test_anthropic_auto_switches_to_the_tool_once(
     fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -369,14 +384,24 @@ def test_anthropic_auto_switches_to_the_tool_once(
         async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
             if "output_config" in json.loads(await request.aread()):
                 RefuseNativeFormat.refused += 1
-                return httpx2.Response(400, json={"type": "error", "error": {
-                    "type": "invalid_request_error",
-                    "message": "output_config.format: not supported for this model"}})
+                return httpx2.Response(
+                    400,
+                    json={
+                        "type": "error",
+                        "error": {
+                            "type": "invalid_request_error",
+                            "message": "output_config.format: not supported for this model",
+                        },
+                    },
+                )
             return await super().handle_async_request(request)
 
     async def go(structured: str, asks: int) -> list[Reply]:
         async with anthropic.AsyncAnthropic(
-            api_key="sk-a", base_url=fake.base_url("anthropic"), max_retries=0, timeout=5,
+            api_key="sk-a",
+            base_url=fake.base_url("anthropic"),
+            max_retries=0,
+            timeout=5,
             http_client=httpx2.AsyncClient(transport=RefuseNativeFormat()),
         ) as client:
             backend = AnthropicBackend("claude-x", client=client, structured=structured)
@@ -396,6 +421,7 @@ def test_anthropic_auto_switches_to_the_tool_once(
 
 # --- shared helpers ---------------------------------------------------------------------------
 
+
 def test_wait_hint_parsing() -> None:
     assert p.retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     assert p.retry_after({"Retry-After": "7"}) == 7.0
@@ -414,30 +440,46 @@ def test_reset_and_ratelimit_parsing() -> None:
     assert p.duration_seconds("later") is None
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30))
     assert 25 < (p.reset_seconds(stamp) or 0) <= 30
-    assert p.ratelimit_state({
-        "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "499",
-        "x-ratelimit-reset-requests": "120ms", "x-ratelimit-reset-tokens": "1m30s",
-    }) == {"limit_requests": 500, "remaining_requests": 499, "reset_requests_s": 0.12,
-           "reset_tokens_s": 90.0}
-    state = p.ratelimit_state({
-        "anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-tokens-remaining": "9",
-        "anthropic-ratelimit-tokens-reset": stamp,
-    })
+    assert p.ratelimit_state(
+        {
+            "x-ratelimit-limit-requests": "500",
+            "x-ratelimit-remaining-requests": "499",
+            "x-ratelimit-reset-requests": "120ms",
+            "x-ratelimit-reset-tokens": "1m30s",
+        }
+    ) == {"limit_requests": 500, "remaining_requests": 499, "reset_requests_s": 0.12, "reset_tokens_s": 90.0}
+    state = p.ratelimit_state(
+        {
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-tokens-remaining": "9",
+            "anthropic-ratelimit-tokens-reset": stamp,
+        }
+    )
     assert state["limit_requests"] == 50 and state["remaining_tokens"] == 9
     assert 25 < state["reset_tokens_s"] <= 30
     assert p.ratelimit_state({"content-type": "application/json"}) == {}
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (429, "rate_limit"), (408, "transient"), (409, "transient"), (500, "transient"),
-    (502, "transient"), (529, "transient"), (400, "fatal"), (401, "fatal"), (403, "fatal"),
-    (404, "fatal"), (422, "fatal"), (None, "fatal"),
-])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (429, "rate_limit"),
+        (408, "transient"),
+        (409, "transient"),
+        (500, "transient"),
+        (502, "transient"),
+        (529, "transient"),
+        (400, "fatal"),
+        (401, "fatal"),
+        (403, "fatal"),
+        (404, "fatal"),
+        (422, "fatal"),
+        (None, "fatal"),
+    ],
+)
 def test_status_classification(status: int | None, kind: str) -> None:
-    error = p.error_for_status("x", status, "detail", headers={"retry-after": "3"},
-                               request_id="r1")
-    assert (error.kind, error.status, error.retry_after, error.request_id) == (
-        kind, status, 3.0, "r1")
+    error = p.error_for_status("x", status, "detail", headers={"retry-after": "3"}, request_id="r1")
+    assert (error.kind, error.status, error.retry_after, error.request_id) == (kind, status, 3.0, "r1")
 
 
 def test_backend_modules_import_without_their_sdk() -> None:
@@ -458,6 +500,5 @@ for name, extra in (("openai", "openai"), ("anthropic", "anthropic"),
     else:
         raise SystemExit(name + " did not report its missing SDK")
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

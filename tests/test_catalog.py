@@ -139,3 +139,10 @@ def test_fingerprint_changes_with_facts_not_votes() -> None:
     tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
     assert tool.model_copy(update={"community": None}).fingerprint() == tool.fingerprint()
     assert tool.model_copy(update={"facts": ["new"]}).fingerprint() != tool.fingerprint()
+
+
+def test_links_must_be_http(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(_yaml_tool(links={"home": "javascript:alert(1)"}))
+    with pytest.raises(CatalogError, match=r"field 'links': .*link 'home' must be an http\(s\) URL"):
+        load_catalog(path)

@@ -29,8 +29,12 @@ REVIEW = {
         "verdict": {"type": "string", "enum": ["recommend", "not_recommend"]},
         "summary": {"type": "string", "minLength": 10, "maxLength": 120},
         "score": {"type": "integer", "minimum": 1, "maximum": 5},
-        "risks": {"type": "array", "items": {"type": "string", "maxLength": 40},
-                  "minItems": 1, "maxItems": 3},
+        "risks": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 40},
+            "minItems": 1,
+            "maxItems": 3,
+        },
     },
     "required": ["verdict", "summary", "score", "risks"],
     "additionalProperties": False,
@@ -48,8 +52,9 @@ def fake() -> Iterator[FakeProvider]:
         yield server
 
 
-def post(fake: FakeProvider, path: str, body: Any,
-         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+def post(
+    fake: FakeProvider, path: str, body: Any, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
     """One request over a fresh connection, closed before returning."""
     conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=5)
     try:
@@ -72,10 +77,14 @@ def get(fake: FakeProvider, path: str) -> Any:
 
 
 def openai_body(schema: dict[str, Any] = REVIEW, content: str = "Review it.") -> dict[str, Any]:
-    return {"model": "gpt-test", "messages": [{"role": "user", "content": content}],
-            "response_format": {"type": "json_schema",
-                                "json_schema": {"name": "review", "schema": schema,
-                                                "strict": True}}}
+    return {
+        "model": "gpt-test",
+        "messages": [{"role": "user", "content": content}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "review", "schema": schema, "strict": True},
+        },
+    }
 
 
 # --- schema_fill ----------------------------------------------------------------------
@@ -92,30 +101,56 @@ SCHEMAS: list[dict[str, Any]] = [
     {"enum": ["a", 2, None]},
     {"type": ["string", "null"], "maxLength": 20},
     {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-    {"oneOf": [{"type": "object", "properties": {"kind": {"const": "a"}}, "required": ["kind"]},
-               {"type": "object", "properties": {"kind": {"const": "b"}}, "required": ["kind"]}]},
-    {"type": "array", "items": {"enum": ["x", "y", "z"]}, "minItems": 2, "maxItems": 3,
-     "uniqueItems": True},
+    {
+        "oneOf": [
+            {"type": "object", "properties": {"kind": {"const": "a"}}, "required": ["kind"]},
+            {"type": "object", "properties": {"kind": {"const": "b"}}, "required": ["kind"]},
+        ]
+    },
+    {"type": "array", "items": {"enum": ["x", "y", "z"]}, "minItems": 2, "maxItems": 3, "uniqueItems": True},
     {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "minItems": 2},
     {"type": "object", "additionalProperties": {"type": "integer", "maximum": 3}},
-    {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
-     "minProperties": 2},
-    {"$defs": {"Point": {"type": "object", "properties": {"x": {"type": "number"}},
-                         "required": ["x"], "additionalProperties": False}},
-     "type": "object",
-     "properties": {"points": {"type": "array", "items": {"$ref": "#/$defs/Point"},
-                               "minItems": 1}},
-     "required": ["points"]},
-    {"definitions": {"Node": {"type": "object", "properties": {
-        "name": {"type": "string"},
-        "children": {"type": "array", "items": {"$ref": "#/definitions/Node"}}},
-        "required": ["name"]}},
-     "$ref": "#/definitions/Node"},
-    {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
-               {"properties": {"b": {"type": "boolean"}}, "required": ["b"]}]},
-    {"type": "object", "properties": {"when": {"type": "string", "format": "date-time"},
-                                      "id": {"type": "string", "format": "uuid"}},
-     "required": ["when", "id"]},
+    {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}, "minProperties": 2},
+    {
+        "$defs": {
+            "Point": {
+                "type": "object",
+                "properties": {"x": {"type": "number"}},
+                "required": ["x"],
+                "additionalProperties": False,
+            }
+        },
+        "type": "object",
+        "properties": {"points": {"type": "array", "items": {"$ref": "#/$defs/Point"}, "minItems": 1}},
+        "required": ["points"],
+    },
+    {
+        "definitions": {
+            "Node": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "children": {"type": "array", "items": {"$ref": "#/definitions/Node"}},
+                },
+                "required": ["name"],
+            }
+        },
+        "$ref": "#/definitions/Node",
+    },
+    {
+        "allOf": [
+            {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+            {"properties": {"b": {"type": "boolean"}}, "required": ["b"]},
+        ]
+    },
+    {
+        "type": "object",
+        "properties": {
+            "when": {"type": "string", "format": "date-time"},
+            "id": {"type": "string", "format": "uuid"},
+        },
+        "required": ["when", "id"],
+    },
     {},
 ]
 
@@ -147,19 +182,30 @@ def test_verdict_splits_about_evenly_across_seeds() -> None:
 
 def test_fill_follows_constraints_moved_into_descriptions() -> None:
     # The Anthropic SDK's transform_schema moves unsupported keywords there.
-    hinted = {"type": "object", "additionalProperties": False, "required": ["n", "s"],
-              "properties": {
-                  "n": {"type": "integer", "description": "A score\n\n{maximum: 5, minimum: 1}"},
-                  "s": {"type": "string", "description": "{maxLength: 12, default: None}"}}}
-    strict = {"type": "object", "properties": {
-        "n": {"type": "integer", "minimum": 1, "maximum": 5},
-        "s": {"type": "string", "maxLength": 12}}}
+    hinted = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["n", "s"],
+        "properties": {
+            "n": {"type": "integer", "description": "A score\n\n{maximum: 5, minimum: 1}"},
+            "s": {"type": "string", "description": "{maxLength: 12, default: None}"},
+        },
+    }
+    strict = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 1, "maximum": 5},
+            "s": {"type": "string", "maxLength": 12},
+        },
+    }
     for seed in range(30):
         assert valid(fill(hinted, seed), strict)
 
 
-@pytest.mark.parametrize("schema", [REVIEW, SCHEMAS[16], {"type": "integer"},
-                                    {"type": "object", "properties": {"n": {"type": "integer"}}}])
+@pytest.mark.parametrize(
+    "schema",
+    [REVIEW, SCHEMAS[16], {"type": "integer"}, {"type": "object", "properties": {"n": {"type": "integer"}}}],
+)
 def test_violate_breaks_validation(schema: dict[str, Any]) -> None:
     for seed in range(10):
         value = fill(schema, seed)
@@ -170,6 +216,7 @@ def test_violate_breaks_validation(schema: dict[str, Any]) -> None:
 
 # --- each SDK, unchanged, pointed at the fake ---------------------------------------------
 
+
 def last(fake: FakeProvider) -> dict[str, Any]:
     record: dict[str, Any] = fake.stats()["recent"][-1]
     return record
@@ -177,12 +224,15 @@ def last(fake: FakeProvider) -> dict[str, Any]:
 
 def test_openai_json_schema_and_headers(fake: FakeProvider) -> None:
     openai = pytest.importorskip("openai")
-    with openai.OpenAI(base_url=fake.base_url("openai"), api_key="sk-o",
-                       max_retries=0, timeout=5) as client:
+    with openai.OpenAI(base_url=fake.base_url("openai"), api_key="sk-o", max_retries=0, timeout=5) as client:
         raw = client.chat.completions.with_raw_response.create(
-            model="gpt-test", messages=MESSAGES,
-            response_format={"type": "json_schema",
-                             "json_schema": {"name": "review", "schema": REVIEW, "strict": True}})
+            model="gpt-test",
+            messages=MESSAGES,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "review", "schema": REVIEW, "strict": True},
+            },
+        )
         completion = raw.parse()
     assert valid(json.loads(completion.choices[0].message.content), REVIEW)
     assert completion.usage.prompt_tokens == -(-len(MESSAGES[0]["content"]) // 4)
@@ -199,13 +249,13 @@ def test_openai_json_schema_and_headers(fake: FakeProvider) -> None:
 
 def test_openai_forced_tool(fake: FakeProvider) -> None:
     openai = pytest.importorskip("openai")
-    with openai.OpenAI(base_url=fake.base_url("openai"), api_key="k",
-                       max_retries=0, timeout=5) as client:
+    with openai.OpenAI(base_url=fake.base_url("openai"), api_key="k", max_retries=0, timeout=5) as client:
         completion = client.chat.completions.create(
-            model="gpt-test", messages=MESSAGES,
-            tools=[{"type": "function", "function": {"name": "submit_review",
-                                                     "parameters": REVIEW}}],
-            tool_choice={"type": "function", "function": {"name": "submit_review"}})
+            model="gpt-test",
+            messages=MESSAGES,
+            tools=[{"type": "function", "function": {"name": "submit_review", "parameters": REVIEW}}],
+            tool_choice={"type": "function", "function": {"name": "submit_review"}},
+        )
     call = completion.choices[0].message.tool_calls[0]
     assert call.function.name == "submit_review"
     assert valid(json.loads(call.function.arguments), REVIEW)
@@ -214,11 +264,15 @@ def test_openai_forced_tool(fake: FakeProvider) -> None:
 
 def test_anthropic_output_config_and_forced_tool(fake: FakeProvider) -> None:
     anthropic = pytest.importorskip("anthropic")
-    with anthropic.Anthropic(base_url=fake.base_url("anthropic"), api_key="sk-a",
-                             max_retries=0, timeout=5) as client:
+    with anthropic.Anthropic(
+        base_url=fake.base_url("anthropic"), api_key="sk-a", max_retries=0, timeout=5
+    ) as client:
         raw = client.messages.with_raw_response.create(
-            model="claude-test", max_tokens=500, messages=MESSAGES,
-            extra_body={"output_config": {"format": {"type": "json_schema", "schema": REVIEW}}})
+            model="claude-test",
+            max_tokens=500,
+            messages=MESSAGES,
+            extra_body={"output_config": {"format": {"type": "json_schema", "schema": REVIEW}}},
+        )
         message = raw.parse()
         assert raw.headers["request-id"].startswith("req_")
         reset = raw.headers["anthropic-ratelimit-requests-reset"]
@@ -227,9 +281,12 @@ def test_anthropic_output_config_and_forced_tool(fake: FakeProvider) -> None:
         assert last(fake)["form"] == "output_config"
 
         message = client.messages.create(
-            model="claude-test", max_tokens=500, messages=MESSAGES,
+            model="claude-test",
+            max_tokens=500,
+            messages=MESSAGES,
             tools=[{"name": "submit_review", "input_schema": REVIEW}],
-            tool_choice={"type": "tool", "name": "submit_review"})
+            tool_choice={"type": "tool", "name": "submit_review"},
+        )
     block = message.content[0]
     assert (block.type, block.name) == ("tool_use", "submit_review")
     assert message.stop_reason == "tool_use"
@@ -253,9 +310,13 @@ def test_mistral_response_format(fake: FakeProvider) -> None:
 
     with Mistral(api_key="sk-m", server_url=fake.base_url("mistral"), timeout_ms=5000) as client:
         response = client.chat.complete(
-            model="mistral-test", messages=MESSAGES,
-            response_format={"type": "json_schema",
-                             "json_schema": {"name": "review", "schema": REVIEW, "strict": True}})
+            model="mistral-test",
+            messages=MESSAGES,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "review", "schema": REVIEW, "strict": True},
+            },
+        )
     assert response.choices[0].finish_reason == "stop"
     assert valid(json.loads(response.choices[0].message.content), REVIEW)
     assert last(fake)["provider"] == "mistral"
@@ -265,8 +326,9 @@ def test_hf_chat_completion_sends_tgi_grammar(fake: FakeProvider) -> None:
     hub = pytest.importorskip("huggingface_hub")
     with hub.InferenceClient(base_url=fake.base_url("hf"), api_key="hf_k", timeout=5) as client:
         output = client.chat_completion(
-            MESSAGES, response_format={"type": "json_schema",
-                                       "json_schema": {"name": "review", "schema": REVIEW}})
+            MESSAGES,
+            response_format={"type": "json_schema", "json_schema": {"name": "review", "schema": REVIEW}},
+        )
     assert valid(json.loads(output.choices[0].message.content), REVIEW)
     record = last(fake)
     assert (record["provider"], record["form"]) == ("hf", "tgi_grammar")
@@ -290,14 +352,13 @@ def test_sdk_parse_helpers_with_a_pydantic_model(fake: FakeProvider) -> None:
         risks: list[Risk] = Field(min_length=1, max_length=3)
         note: str | None = None
 
-    with openai.OpenAI(base_url=fake.base_url("openai"), api_key="k", max_retries=0,
-                       timeout=5) as oa:
+    with openai.OpenAI(base_url=fake.base_url("openai"), api_key="k", max_retries=0, timeout=5) as oa:
         parsed = oa.chat.completions.parse(model="m", messages=MESSAGES, response_format=Review)
         assert isinstance(parsed.choices[0].message.parsed, Review)
-    with anthropic.Anthropic(base_url=fake.base_url("anthropic"), api_key="k", max_retries=0,
-                             timeout=5) as an:
-        message = an.messages.parse(model="m", max_tokens=500, messages=MESSAGES,
-                                    output_format=Review)
+    with anthropic.Anthropic(
+        base_url=fake.base_url("anthropic"), api_key="k", max_retries=0, timeout=5
+    ) as an:
+        message = an.messages.parse(model="m", max_tokens=500, messages=MESSAGES, output_format=Review)
         assert isinstance(message.parsed_output, Review)
     with Mistral(api_key="k", server_url=fake.base_url("mistral"), timeout_ms=5000) as mi:
         response = mi.chat.parse(model="m", messages=MESSAGES, response_format=Review)
@@ -311,8 +372,7 @@ def test_sdks_on_shared_paths_are_told_apart_by_user_agent(fake: FakeProvider) -
     hub = pytest.importorskip("huggingface_hub")
     from mistralai.client import Mistral
 
-    with openai.OpenAI(base_url=fake.url + "/v1", api_key="k", max_retries=0,
-                       timeout=5) as client:
+    with openai.OpenAI(base_url=fake.url + "/v1", api_key="k", max_retries=0, timeout=5) as client:
         client.chat.completions.create(model="m", messages=MESSAGES)
     with Mistral(api_key="k", server_url=fake.url, timeout_ms=5000) as mistral:
         mistral.chat.complete(model="m", messages=MESSAGES)
@@ -324,6 +384,7 @@ def test_sdks_on_shared_paths_are_told_apart_by_user_agent(fake: FakeProvider) -
 
 
 # --- determinism of replies ---------------------------------------------------------------
+
 
 def test_identical_requests_identical_replies_and_duplicates_counted(fake: FakeProvider) -> None:
     first = post(fake, "/v1/chat/completions", openai_body())[2]
@@ -346,12 +407,16 @@ def test_verdicts_vary_across_personas(fake: FakeProvider) -> None:
 
 # --- faults -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("kind", "path", "status"), [
-    ("500", "/openai/v1/chat/completions", 500),
-    ("503", "/mistral/v1/chat/completions", 503),
-    ("529", "/openai/v1/chat/completions", 503),
-    ("529", "/v1/messages", 529),
-])
+
+@pytest.mark.parametrize(
+    ("kind", "path", "status"),
+    [
+        ("500", "/openai/v1/chat/completions", 500),
+        ("503", "/mistral/v1/chat/completions", 503),
+        ("529", "/openai/v1/chat/completions", 503),
+        ("529", "/v1/messages", 529),
+    ],
+)
 def test_status_faults(fake: FakeProvider, kind: str, path: str, status: int) -> None:
     fake.configure(fault_rate=1, faults=[kind])
     body = {**openai_body(), "max_tokens": 100}
@@ -367,15 +432,16 @@ def test_status_faults(fake: FakeProvider, kind: str, path: str, status: int) ->
 def test_anthropic_sdk_sees_overloaded(fake: FakeProvider) -> None:
     anthropic = pytest.importorskip("anthropic")
     fake.configure(fault_rate=1, faults="529")
-    with anthropic.Anthropic(base_url=fake.url, api_key="k", max_retries=0,
-                             timeout=5) as client, pytest.raises(anthropic.OverloadedError):
+    with (
+        anthropic.Anthropic(base_url=fake.url, api_key="k", max_retries=0, timeout=5) as client,
+        pytest.raises(anthropic.OverloadedError),
+    ):
         client.messages.create(model="m", max_tokens=10, messages=MESSAGES)
 
 
 def test_reset_and_hang_faults_fail_the_client(fake: FakeProvider) -> None:
     openai = pytest.importorskip("openai")
-    with openai.OpenAI(base_url=fake.base_url("openai"), api_key="k", max_retries=0,
-                       timeout=0.5) as client:
+    with openai.OpenAI(base_url=fake.base_url("openai"), api_key="k", max_retries=0, timeout=0.5) as client:
         fake.configure(fault_rate=1, faults=["reset"])
         with pytest.raises(openai.APIConnectionError):
             client.chat.completions.create(model="m", messages=MESSAGES)
@@ -398,8 +464,12 @@ def test_hang_answers_after_hang_seconds(fake: FakeProvider) -> None:
 def test_content_faults(fake: FakeProvider, path: str) -> None:
     body = {**openai_body(), "max_tokens": 100}
     if path == "/v1/messages":
-        body = {"model": "m", "max_tokens": 100, "messages": MESSAGES,
-                "output_config": {"format": {"type": "json_schema", "schema": REVIEW}}}
+        body = {
+            "model": "m",
+            "max_tokens": 100,
+            "messages": MESSAGES,
+            "output_config": {"format": {"type": "json_schema", "schema": REVIEW}},
+        }
 
     def content(reply: dict[str, Any]) -> tuple[str, str]:
         if path == "/v1/messages":
@@ -425,9 +495,13 @@ def test_content_faults(fake: FakeProvider, path: str) -> None:
 
 
 def test_anthropic_tool_content_faults(fake: FakeProvider) -> None:
-    body = {"model": "m", "max_tokens": 100, "messages": MESSAGES,
-            "tools": [{"name": "t", "input_schema": REVIEW}],
-            "tool_choice": {"type": "tool", "name": "t"}}
+    body = {
+        "model": "m",
+        "max_tokens": 100,
+        "messages": MESSAGES,
+        "tools": [{"name": "t", "input_schema": REVIEW}],
+        "tool_choice": {"type": "tool", "name": "t"},
+    }
     fake.configure(fault_rate=1, faults=["schema_violation"])
     block = post(fake, "/v1/messages", body)[2]["content"][0]
     assert block["type"] == "tool_use" and not valid(block["input"], REVIEW)
@@ -455,11 +529,13 @@ def test_every_fault_kind_is_drawn(fake: FakeProvider) -> None:
 
 # --- rate limits --------------------------------------------------------------------------
 
+
 def test_rpm_limit_answers_429_with_truthful_headers(fake: FakeProvider) -> None:
     fake.configure(rpm=2)
     path = "/v1/chat/completions"
-    remaining = [post(fake, path, openai_body(content=str(i)))[1]["x-ratelimit-remaining-requests"]
-                 for i in range(2)]
+    remaining = [
+        post(fake, path, openai_body(content=str(i)))[1]["x-ratelimit-remaining-requests"] for i in range(2)
+    ]
     assert remaining == ["1", "0"]
     status, headers, body = post(fake, path, openai_body(content="third"))
     assert status == 429 and body["error"]["code"] == "rate_limit_exceeded"
@@ -522,6 +598,7 @@ def test_latency(fake: FakeProvider) -> None:
 
 # --- control, errors, CLI -----------------------------------------------------------------
 
+
 def test_control_endpoints(fake: FakeProvider) -> None:
     post(fake, "/v1/chat/completions", openai_body())
     assert get(fake, "/_fake/stats")["requests"] == 1
@@ -559,9 +636,22 @@ def test_stop_is_idempotent_and_port_is_loopback() -> None:
 def test_cli_serves_until_sigterm() -> None:
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "panel.testing.fake_provider", "--port", "0", "--rpm", "7",
-         "--faults", "500,503"],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "panel.testing.fake_provider",
+            "--port",
+            "0",
+            "--rpm",
+            "7",
+            "--faults",
+            "500,503",
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()

@@ -142,7 +142,7 @@ def _hostile_catalog(tmp_path: Path) -> Path:
         "tagline": HOSTILE,
         "description": f"Looks harmless. {HOSTILE} \"quoted\" & 'single'",
         "pricing": {"model": "paid", "note": HOSTILE},
-        "links": {SCRIPT: JS_URL, "site": "https://example.org/a?b=1&c=2", "rel": "/relative"},
+        "links": {SCRIPT: "https://example.org/evil", "site": "https://example.org/a?b=1&c=2"},
         "facts": [HOSTILE],
         "community": {"ship": 1, "skip": 2},
     }
@@ -152,6 +152,8 @@ def _hostile_catalog(tmp_path: Path) -> Path:
 
 
 def _poison_reviews(record: ComparisonRecord) -> None:
+    # The catalog refuses non-http links; a record read back from JSON may still carry them.
+    record.tools[0].links.update({"js": JS_URL, "rel": "/relative"})
     for tool in record.tools:
         for entry in tool.scorecard:
             entry.review = f"Fine prose.\n\n{HOSTILE}"

@@ -32,10 +32,7 @@ def _random_table(
     codes = np.where(rng.random((n_items, n_raters)) < p_true, truth[:, None], noise)
     missing = rng.random((n_items, n_raters)) < p_missing
     names = _labels(k)
-    return [
-        [None if missing[i, j] else names[codes[i, j]] for j in range(n_raters)]
-        for i in range(n_items)
-    ]
+    return [[None if missing[i, j] else names[codes[i, j]] for j in range(n_raters)] for i in range(n_items)]
 
 
 def _codes(table: Table, k: int) -> Any:

@@ -247,6 +247,4 @@ def is_transport_error(exc: BaseException) -> bool:
         import httpx2
     except ImportError:
         return False
-    return isinstance(
-        exc, httpx2.TimeoutException | httpx2.NetworkError | httpx2.RemoteProtocolError
-    )
+    return isinstance(exc, httpx2.TimeoutException | httpx2.NetworkError | httpx2.RemoteProtocolError)

@@ -118,11 +118,13 @@ class AnthropicBackend(Backend):
             config = {"format": {"type": "json_schema", "schema": _native_schema(request.schema)}}
             (params if "output_config" in self._accepts else extra)["output_config"] = config
         else:
-            params["tools"] = [{
-                "name": request.schema_name,
-                "description": "Submit the finished review. Its input is the whole review.",
-                "input_schema": request.schema,
-            }]
+            params["tools"] = [
+                {
+                    "name": request.schema_name,
+                    "description": "Submit the finished review. Its input is the whole review.",
+                    "input_schema": request.schema,
+                }
+            ]
             params["tool_choice"] = {"type": "tool", "name": request.schema_name}
         for knob in ("temperature", "top_p"):
             if knob in self._accepts:
@@ -137,9 +139,7 @@ class AnthropicBackend(Backend):
         error: BackendError | None = None
         started = time.perf_counter()
         try:
-            raw = await self._client.messages.with_raw_response.create(
-                **self._params(request, mode)
-            )
+            raw = await self._client.messages.with_raw_response.create(**self._params(request, mode))
             message = await raw.parse()
         except APIStatusError as exc:
             # `api_message` (the body's own message) is new in the 2.x SDKs.
@@ -174,8 +174,7 @@ class AnthropicBackend(Backend):
             # Anthropic counts cached and freshly written prompt tokens apart from the rest;
             # the total is what OpenAI calls prompt tokens, and cached_tokens its cached part.
             usage=Usage(
-                input_tokens=usage.input_tokens + cache_read
-                + (usage.cache_creation_input_tokens or 0),
+                input_tokens=usage.input_tokens + cache_read + (usage.cache_creation_input_tokens or 0),
                 output_tokens=usage.output_tokens,
                 cached_tokens=cache_read,
             ),

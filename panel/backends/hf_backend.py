@@ -57,9 +57,7 @@ class HFBackend(Backend):
 
             # The client's default timeout is none at all.
             if self.base_url:
-                client = AsyncInferenceClient(
-                    base_url=self.base_url, api_key=api_key, timeout=timeout
-                )
+                client = AsyncInferenceClient(base_url=self.base_url, api_key=api_key, timeout=timeout)
             else:
                 client = AsyncInferenceClient(model=model, api_key=api_key, timeout=timeout)
         self._client = client

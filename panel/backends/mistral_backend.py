@@ -74,9 +74,7 @@ class MistralBackend(Backend):
             self._owned = (
                 # The SDK wants a sync client too; it is never used.
                 httpx2.Client(follow_redirects=True),
-                httpx2.AsyncClient(
-                    follow_redirects=True, event_hooks={"response": [_remember_headers]}
-                ),
+                httpx2.AsyncClient(follow_redirects=True, event_hooks={"response": [_remember_headers]}),
             )
             # retry_config=None: the SDK does not retry unless told to; say so anyway.
             client = Mistral(

@@ -48,7 +48,14 @@ from panel.testing.wire import PROVIDERS, ParsedRequest, Provider, RateState
 __all__ = ["FAULT_KINDS", "FakeProvider", "Knobs", "main"]
 
 FAULT_KINDS: tuple[str, ...] = (
-    "500", "503", "529", "reset", "hang", "malformed", "schema_violation", "length",
+    "500",
+    "503",
+    "529",
+    "reset",
+    "hang",
+    "malformed",
+    "schema_violation",
+    "length",
 )
 _CONTENT_FAULTS = ("malformed", "schema_violation", "length")
 # Advertised when a limit is off, so the headers stay present and still true:
@@ -304,10 +311,20 @@ class _Handler(BaseHTTPRequestHandler):
         request_id = wire.new_id("req_")
         scheme, key_hash = wire.auth_of(headers)
         record: dict[str, Any] = {
-            "request_id": request_id, "provider": provider or "unknown", "path": self.path,
-            "model": None, "user_agent": headers.get("user-agent"), "auth_scheme": scheme,
-            "auth_key_sha256": key_hash, "form": "none", "schema": None, "tool_name": None,
-            "body_sha256": wire.sha256_hex(raw), "body": None, "status": None, "fault": None,
+            "request_id": request_id,
+            "provider": provider or "unknown",
+            "path": self.path,
+            "model": None,
+            "user_agent": headers.get("user-agent"),
+            "auth_scheme": scheme,
+            "auth_key_sha256": key_hash,
+            "form": "none",
+            "schema": None,
+            "tool_name": None,
+            "body_sha256": wire.sha256_hex(raw),
+            "body": None,
+            "status": None,
+            "fault": None,
         }
         parsed: ParsedRequest | None = None
         clean: wire.Reply | None = None
@@ -320,8 +337,9 @@ class _Handler(BaseHTTPRequestHandler):
                 error = (404, f"no route for POST {self.path}")
             else:
                 parsed = wire.parse(provider, route, body)
-                record.update(model=parsed.model, form=parsed.form, schema=parsed.schema,
-                              tool_name=parsed.tool_name)
+                record.update(
+                    model=parsed.model, form=parsed.form, schema=parsed.schema, tool_name=parsed.tool_name
+                )
                 clean = wire.make_reply(parsed, None)
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             # Real APIs reject schemas they cannot compile; so does the fake.
@@ -344,13 +362,13 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.in_flight -= 1
 
-    def _serve(self, req: ParsedRequest, clean: wire.Reply, request_id: str,
-               record: dict[str, Any]) -> None:
+    def _serve(self, req: ParsedRequest, clean: wire.Reply, request_id: str, record: dict[str, Any]) -> None:
         state = self.server.state
         with state.lock:
             knobs = state.knobs
             admitted, rate = state.window.decide(
-                knobs, req.prompt_tokens + clean.completion_tokens, time.monotonic())
+                knobs, req.prompt_tokens + clean.completion_tokens, time.monotonic()
+            )
             if admitted and state.window.over(knobs):
                 state.over_limit_served += 1
             fault: str | None = None
@@ -376,8 +394,9 @@ class _Handler(BaseHTTPRequestHandler):
             if status == 529 and req.provider != "anthropic":
                 status = 503  # 529 is Anthropic's private code; others say 503
             text = {500: "Internal server error", 503: "Service unavailable", 529: "Overloaded"}
-            return self._reply_error(req.provider, status, f"{text[status]} (fake fault)",
-                                     request_id, record, rate)
+            return self._reply_error(
+                req.provider, status, f"{text[status]} (fake fault)", request_id, record, rate
+            )
         reply = clean
         if fault in _CONTENT_FAULTS:
             reply = wire.make_reply(req, cast(wire.ContentFault, fault))
@@ -387,13 +406,27 @@ class _Handler(BaseHTTPRequestHandler):
             state.completion_tokens += reply.completion_tokens
         self._finish(200, body, request_id, req.provider, record, rate)
 
-    def _reply_error(self, provider: Provider | None, status: int, message: str,
-                     request_id: str, record: dict[str, Any], rate: RateState | None) -> None:
+    def _reply_error(
+        self,
+        provider: Provider | None,
+        status: int,
+        message: str,
+        request_id: str,
+        record: dict[str, Any],
+        rate: RateState | None,
+    ) -> None:
         body = wire.error_body(provider, status, message, request_id)
         self._finish(status, body, request_id, provider, record, rate)
 
-    def _finish(self, status: int, body: Any, request_id: str, provider: Provider | None,
-                record: dict[str, Any], rate: RateState | None) -> None:
+    def _finish(
+        self,
+        status: int,
+        body: Any,
+        request_id: str,
+        provider: Provider | None,
+        record: dict[str, Any],
+        rate: RateState | None,
+    ) -> None:
         headers = {wire.request_id_header(provider): request_id}
         if rate is not None:
             headers.update(wire.rate_headers(provider, rate))
@@ -406,8 +439,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Close the connection with no response; linger 0 turns the close into a RST."""
         self.close_connection = True
         with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         with self.server.state.lock:
             self.server.state.by_status["reset"] += 1
             record["status"] = "reset"
@@ -438,8 +470,11 @@ class FakeProvider:
             raise RuntimeError("already started")
         self._server = _Server(self._requested_port, self._state, self._verbose)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"fake-provider-{self.port}", daemon=True)
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-provider-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -498,7 +533,8 @@ class FakeProvider:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m panel.testing.fake_provider",
-        description="Loopback fake of the OpenAI, Anthropic, Mistral and HF chat APIs.")
+        description="Loopback fake of the OpenAI, Anthropic, Mistral and HF chat APIs.",
+    )
     d = Knobs()
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--latency", type=float, default=d.latency)
@@ -507,8 +543,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tpm", type=int, default=d.tpm, help="0 = unlimited")
     p.add_argument("--rate-window", type=float, default=d.rate_window)
     p.add_argument("--fault-rate", type=float, default=d.fault_rate)
-    p.add_argument("--faults", default=",".join(d.faults),
-                   help=f"comma-separated subset of {','.join(FAULT_KINDS)}")
+    p.add_argument(
+        "--faults", default=",".join(d.faults), help=f"comma-separated subset of {','.join(FAULT_KINDS)}"
+    )
     p.add_argument("--fault-seed", type=int, default=d.fault_seed)
     p.add_argument("--hang-seconds", type=float, default=d.hang_seconds)
     p.add_argument("--history", type=int, default=d.history)

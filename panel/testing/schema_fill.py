@@ -22,23 +22,67 @@ __all__ = ["fill", "seed_int", "sentence", "violate"]
 _MAX_DEPTH = 12
 
 _ADJECTIVES = [
-    "clear", "careful", "brief", "solid", "uneven", "thoughtful", "narrow",
-    "bold", "modest", "steady", "fragile", "concise", "vague", "sound",
+    "clear",
+    "careful",
+    "brief",
+    "solid",
+    "uneven",
+    "thoughtful",
+    "narrow",
+    "bold",
+    "modest",
+    "steady",
+    "fragile",
+    "concise",
+    "vague",
+    "sound",
 ]
 _NOUNS = [
-    "argument", "design", "draft", "proposal", "summary", "method", "result",
-    "section", "claim", "example", "outline", "analysis", "plan", "test",
+    "argument",
+    "design",
+    "draft",
+    "proposal",
+    "summary",
+    "method",
+    "result",
+    "section",
+    "claim",
+    "example",
+    "outline",
+    "analysis",
+    "plan",
+    "test",
 ]
 _VERBS = [
-    "supports", "explains", "misses", "covers", "weakens", "clarifies",
-    "repeats", "improves", "questions", "frames", "extends", "limits",
+    "supports",
+    "explains",
+    "misses",
+    "covers",
+    "weakens",
+    "clarifies",
+    "repeats",
+    "improves",
+    "questions",
+    "frames",
+    "extends",
+    "limits",
 ]
 _ADVERBS = ["mostly", "rarely", "often", "partly", "quietly", "plainly", "fully"]
 
 # Keywords the Anthropic SDK strips from a schema and appends to its description as
 # `{maxLength: 40, minimum: 1}`, hoping the model follows them; so do we.
-_HINTED = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-           "minLength", "maxLength", "minItems", "maxItems", "minProperties")
+_HINTED = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minProperties",
+)
 _HINT_BLOCK = re.compile(r"\{([^{}]*)\}\s*$")
 
 # Returned by `violate` for an out-of-enum verdict; checked against the enum first.
@@ -53,8 +97,14 @@ def seed_int(seed: str | int) -> int:
 def sentence(rng: random.Random) -> str:
     """One short readable sentence, e.g. 'The careful draft mostly supports the claim.'"""
     words = [
-        "The", rng.choice(_ADJECTIVES), rng.choice(_NOUNS), rng.choice(_ADVERBS),
-        rng.choice(_VERBS), "the", rng.choice(_ADJECTIVES), rng.choice(_NOUNS),
+        "The",
+        rng.choice(_ADJECTIVES),
+        rng.choice(_NOUNS),
+        rng.choice(_ADVERBS),
+        rng.choice(_VERBS),
+        "the",
+        rng.choice(_ADJECTIVES),
+        rng.choice(_NOUNS),
     ]
     return " ".join(words) + "."
 
@@ -109,9 +159,7 @@ def _wrong_type(schema: dict[str, Any]) -> Any:
         return _NOTHING
     candidates: list[Any] = [12345, "not valid here", [], {}]
     for candidate in candidates:
-        if _json_type(candidate) not in types and not (
-            isinstance(candidate, int) and "number" in types
-        ):
+        if _json_type(candidate) not in types and not (isinstance(candidate, int) and "number" in types):
             return candidate
     return _NOTHING
 
@@ -163,8 +211,7 @@ class _Filler:
             for part in schema["allOf"]:
                 part = self.resolve(part)
                 props = {**merged.get("properties", {}), **part.get("properties", {})}
-                required = list(dict.fromkeys(
-                    merged.get("required", []) + part.get("required", [])))
+                required = list(dict.fromkeys(merged.get("required", []) + part.get("required", [])))
                 merged = {**part, **merged}
                 if props:
                     merged["properties"] = props

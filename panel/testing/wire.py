@@ -28,7 +28,10 @@ Form = Literal["json_schema", "tool", "output_config", "tgi_grammar", "json_obje
 ContentFault = Literal["malformed", "schema_violation", "length"] | None
 
 _PREFIXES: dict[str, Provider] = {
-    "/openai": "openai", "/anthropic": "anthropic", "/mistral": "mistral", "/hf": "hf",
+    "/openai": "openai",
+    "/anthropic": "anthropic",
+    "/mistral": "mistral",
+    "/hf": "hf",
 }
 
 # Used when JSON mode is requested without a schema: some object is the contract.
@@ -62,7 +65,7 @@ def attribute(path: str, headers: Mapping[str, str]) -> tuple[Provider | None, R
     forced: Provider | None = None
     for prefix, provider in _PREFIXES.items():
         if path.startswith(prefix + "/"):
-            forced, path = provider, path[len(prefix):]
+            forced, path = provider, path[len(prefix) :]
             break
     if path == "/v1/messages":
         return forced or "anthropic", "messages"
@@ -116,10 +119,17 @@ def parse(provider: Provider, route: Route, body: Any) -> ParsedRequest:
         form, schema, tool = _chat_structure(body)
     chars = sum(_chars(m.get("content")) for m in messages if isinstance(m, dict))
     chars += _chars(body.get("system"))
-    seed = sha256_hex(canonical({
-        "model": model, "messages": messages, "system": body.get("system"),
-        "schema": schema, "tool": tool,
-    }))
+    seed = sha256_hex(
+        canonical(
+            {
+                "model": model,
+                "messages": messages,
+                "system": body.get("system"),
+                "schema": schema,
+                "tool": tool,
+            }
+        )
+    )
     return ParsedRequest(provider, model, form, schema, tool, math.ceil(chars / 4), seed)
 
 
@@ -151,7 +161,8 @@ def _anthropic_structure(body: dict[str, Any]) -> tuple[Form, dict[str, Any] | N
 
 def _chat_structure(body: dict[str, Any]) -> tuple[Form, dict[str, Any] | None, str | None]:
     functions = [
-        t["function"] for t in body.get("tools") or []
+        t["function"]
+        for t in body.get("tools") or []
         if isinstance(t, dict) and isinstance(t.get("function"), dict)
     ]
     choice = body.get("tool_choice")
@@ -239,10 +250,17 @@ def success_body(req: ParsedRequest, reply: Reply, request_id: str) -> dict[str,
     if req.form == "tool":
         # Broken arguments stay inside the tool call: that is how OpenAI-style APIs
         # deliver a model's malformed or cut-off call.
-        message = {"role": "assistant", "content": None, "tool_calls": [{
-            "id": new_id("call_"), "type": "function",
-            "function": {"name": req.tool_name, "arguments": reply.text},
-        }]}
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": new_id("call_"),
+                    "type": "function",
+                    "function": {"name": req.tool_name, "arguments": reply.text},
+                }
+            ],
+        }
         finish = "length" if reply.truncated else "tool_calls"
     if req.provider == "openai":
         usage["prompt_tokens_details"] = {"cached_tokens": 0}
@@ -260,42 +278,57 @@ def success_body(req: ParsedRequest, reply: Reply, request_id: str) -> dict[str,
 def _anthropic_body(req: ParsedRequest, reply: Reply) -> dict[str, Any]:
     block: dict[str, Any]
     if req.form == "tool" and reply.tool_input is not None:
-        block = {"type": "tool_use", "id": new_id("toolu_"), "name": req.tool_name,
-                 "input": reply.tool_input}
+        block = {"type": "tool_use", "id": new_id("toolu_"), "name": req.tool_name, "input": reply.tool_input}
         stop = "max_tokens" if reply.truncated else "tool_use"
     else:
         block = {"type": "text", "text": reply.text}
         stop = "max_tokens" if reply.truncated else "end_turn"
     return {
-        "id": new_id("msg_"), "type": "message", "role": "assistant",
-        "model": req.model or "fake-model", "content": [block],
-        "stop_reason": stop, "stop_sequence": None,
-        "usage": {"input_tokens": req.prompt_tokens, "output_tokens": reply.completion_tokens,
-                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        "id": new_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": req.model or "fake-model",
+        "content": [block],
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": req.prompt_tokens,
+            "output_tokens": reply.completion_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
     }
 
 
-_ANTHROPIC_ERRORS = {400: "invalid_request_error", 404: "not_found_error",
-                     429: "rate_limit_error", 500: "api_error", 503: "api_error",
-                     529: "overloaded_error"}
-_OPENAI_ERRORS = {400: "invalid_request_error", 404: "invalid_request_error",
-                  429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
+_ANTHROPIC_ERRORS = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "api_error",
+    529: "overloaded_error",
+}
+_OPENAI_ERRORS = {
+    400: "invalid_request_error",
+    404: "invalid_request_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    503: "server_error",
+}
 
 
-def error_body(provider: Provider | None, status: int, message: str,
-               request_id: str) -> dict[str, Any]:
+def error_body(provider: Provider | None, status: int, message: str, request_id: str) -> dict[str, Any]:
     if provider == "anthropic":
         kind = _ANTHROPIC_ERRORS.get(status, "api_error")
-        return {"type": "error", "error": {"type": kind, "message": message},
-                "request_id": request_id}
+        return {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
     kind = _OPENAI_ERRORS.get(status, "server_error")
     if provider == "mistral":
-        return {"object": "error", "message": message, "type": kind, "param": None,
-                "code": str(status)}
+        return {"object": "error", "message": message, "type": kind, "param": None, "code": str(status)}
     if provider == "hf":
         return {"error": message, "error_type": kind}
-    return {"error": {"message": message, "type": kind, "param": None,
-                      "code": kind if status == 429 else None}}
+    return {
+        "error": {"message": message, "type": kind, "param": None, "code": kind if status == 429 else None}
+    }
 
 
 def request_id_header(provider: Provider | None) -> str:

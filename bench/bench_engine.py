@@ -1,0 +1,247 @@
+"""Benchmark of the engine at a provider's rate limit, against the loopback fake provider.
+
+    python bench/bench_engine.py [--requests 1000] [--rpm 600] [--latency 0.2] [--big 20000]
+
+1. Throughput at the limit. The fake provider answers after `--latency` seconds and allows
+   `--rpm` requests per sliding minute (429 with retry-after beyond it). The engine sends
+   `--requests` reviews through the real OpenAI SDK (openai backend, rpm configured to the
+   limit). Then, in the same run, the same requests are sent the way one writes it by hand:
+   `asyncio.gather` over all of them with a semaphore and the SDK's own retries (the default
+   2, which honour retry-after). Reported for each: wall time, throughput as a fraction of
+   the limit, 429s received, requests the provider served over its limit, requests that
+   failed for good.
+2. The engine's own CPU time per review: the same pipeline with a backend that returns a
+   canned valid reply at once (no HTTP, no model), so what is measured is rendering,
+   validation, the store and the scheduling.
+3. Peak memory of a large run: `panel review` of a generated catalog of `--big / 4` tools x 4
+   personas on the built-in fake backend, in a child process; its peak resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from panel.backends.fake import FakeBackend  # noqa: E402
+from panel.backends.registry import parse_member  # noqa: E402
+from panel.engine import Engine, Member  # noqa: E402
+from panel.limits import RateLimiter  # noqa: E402
+from panel.personas import load_personas  # noqa: E402
+from panel.pipeline import Plan, RunOptions, build_members, run_plan  # noqa: E402
+from panel.prompts import PromptSet  # noqa: E402
+from panel.resources import data_dir  # noqa: E402
+from panel.store import Store  # noqa: E402
+from panel.testing.fake_provider import FakeProvider  # noqa: E402
+from panel.testing.schema_fill import fill  # noqa: E402
+
+KEY = "sk-bench-not-a-real-key"
+
+
+def synthetic_catalog(n_tools: int) -> list[dict[str, object]]:
+    return [
+        {
+            "id": f"tool-{i:05d}",
+            "name": f"Tool {i}",
+            "category": "Developer Tools",
+            "tagline": f"Synthetic tool number {i} for load tests",
+            "description": f"Tool {i} is a generated catalog entry with a short description of about "
+            "the length a real entry has, so prompts are of a realistic size.",
+            "pricing": {"model": ["free", "freemium", "paid", "enterprise"][i % 4], "note": ""},
+            "facts": [f"Fact {j} about tool {i}." for j in range(3)],
+        }
+        for i in range(n_tools)
+    ]
+
+
+def write_catalog(path: Path, n_tools: int) -> Path:
+    path.write_text("".join(json.dumps(t) + "\n" for t in synthetic_catalog(n_tools)))
+    return path
+
+
+def plan_for(catalog: Path, members: list[Member], specs: list[object]) -> Plan:
+    from panel.catalog import load_catalog
+
+    return Plan(
+        tools=list(load_catalog(catalog)),
+        personas=list(load_personas(data_dir("personas")).values()),
+        members=members,
+        specs=specs,  # type: ignore[arg-type]
+        catalog_path=catalog,
+    )
+
+
+def engine_at_limit(fake: FakeProvider, catalog: Path, rpm: float, concurrency: int) -> dict[str, float]:
+    spec = parse_member(
+        "openai:gpt-4.1-mini",
+        {"base_url": fake.base_url("openai"), "rpm": rpm, "concurrency": concurrency, "timeout": 30},
+    )
+    plan = plan_for(catalog, build_members([spec]), [spec])
+    fake.reset()
+    with tempfile.TemporaryDirectory() as out, Store(out) as store:
+        started = time.perf_counter()
+        _, stats = asyncio.run(run_plan(plan, store, "bench", options=RunOptions(use_cache=False)))
+        elapsed = time.perf_counter() - started
+    s = fake.stats()
+    return {
+        "requests": s["requests"],
+        "valid_reviews": stats.valid,
+        "wall_s": elapsed,
+        "fraction_of_limit": stats.sent / elapsed * 60 / rpm,
+        "429s": s["rate_limited"],
+        "over_limit_served": s["over_limit_served"],
+        "failed": stats.failed,
+    }
+
+
+def by_hand(fake: FakeProvider, catalog: Path, rpm: float, concurrency: int) -> dict[str, float]:
+    """The same first-ask requests with asyncio.gather, a semaphore and the SDK's retries."""
+    from openai import AsyncOpenAI, OpenAIError
+
+    prompts = PromptSet()
+    personas = list(load_personas(data_dir("personas")).values())
+    plan = plan_for(catalog, [], [])
+    bodies = [(prompts.review_messages(p, t), p.review_schema, p.id) for t in plan.tools for p in personas]
+    fake.reset()
+
+    async def main() -> tuple[int, int, float]:
+        client = AsyncOpenAI(base_url=fake.base_url("openai"), api_key=KEY, timeout=30)
+        gate = asyncio.Semaphore(concurrency)
+        failures = 0
+
+        async def one(messages: list[dict[str, str]], schema: dict[str, object], name: str) -> bool:
+            async with gate:
+                try:
+                    await client.chat.completions.create(
+                        model="gpt-4.1-mini",
+                        messages=messages,  # type: ignore[arg-type]
+                        response_format={
+                            "type": "json_schema",
+                            "json_schema": {"name": name, "schema": schema, "strict": True},
+                        },
+                        max_tokens=700,
+                    )
+                    return True
+                except OpenAIError:
+                    return False
+
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one(*b) for b in bodies))
+        elapsed = time.perf_counter() - started
+        await client.close()
+        failures = sum(1 for ok in results if not ok)
+        return len(results) - failures, failures, elapsed
+
+    ok, failures, elapsed = asyncio.run(main())
+    s = fake.stats()
+    return {
+        "requests": s["requests"],
+        "succeeded": ok,
+        "wall_s": elapsed,
+        "fraction_of_limit": ok / elapsed * 60 / rpm,
+        "429s": s["rate_limited"],
+        "over_limit_served": s["over_limit_served"],
+        "failed": failures,
+    }
+
+
+def engine_cpu_per_review(catalog: Path, personas_n: int) -> dict[str, float]:
+    """CPU seconds per review of the engine alone, with canned replies."""
+    personas = list(load_personas(data_dir("personas")).values())
+    canned = {p.review_schema["title"]: json.dumps(fill(p.review_schema, p.id)) for p in personas}
+    backend = FakeBackend("canned", responder=lambda request, n: canned[request.schema["title"]])
+    member = Member(backend, concurrency=8, limiter=RateLimiter())
+    plan = plan_for(catalog, [member], [])
+    with tempfile.TemporaryDirectory() as out, Store(out) as store:
+        store.create_run("bench", "bench", None, {}, [], [])
+        engine = Engine(store, "bench", plan.prompts, [member], use_cache=False)
+        cpu, wall = time.process_time(), time.perf_counter()
+        stats = asyncio.run(engine.run(plan.cells_for, plan.total))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"reviews": stats.done, "cpu_ms_per_review": 1000 * cpu / stats.done, "wall_s": wall}
+
+
+def peak_memory(n_requests: int, out: Path) -> dict[str, float]:
+    catalog = write_catalog(out / "big.jsonl", n_requests // 4)
+    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "panel.cli",
+            "review",
+            str(catalog),
+            "--backend",
+            "fake",
+            "--out",
+            str(out / "runs"),
+            "--progress",
+            "quiet",
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    lines = sum(1 for _ in next((out / "runs").glob("*/reviews.jsonl")).open())
+    return {
+        "requests": n_requests,
+        "reviews_written": lines,
+        "peak_rss_mb": peak_kb / 1024,
+        "rss_of_earlier_children_mb": before / 1024,
+        "wall_s": time.perf_counter() - started,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rpm", type=float, default=600)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--big", type=int, default=20000)
+    parser.add_argument("--cpu-reviews", type=int, default=2000)
+    args = parser.parse_args()
+    os.environ["OPENAI_API_KEY"] = KEY
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        # The memory run goes first, so that its child is the largest RUSAGE_CHILDREN has seen.
+        print(f"3. peak memory of a {args.big}-request `panel review` (fake backend)", flush=True)
+        results["memory"] = peak_memory(args.big, tmpdir)
+        print("   ", json.dumps(results["memory"]), flush=True)
+
+        catalog = write_catalog(tmpdir / "catalog.jsonl", args.requests // 4)
+        with FakeProvider(latency=args.latency, rpm=int(args.rpm), history=10) as fake:
+            print(
+                f"1a. engine: {args.requests} requests at {args.rpm:.0f} rpm, {args.latency} s latency",
+                flush=True,
+            )
+            results["engine"] = engine_at_limit(fake, catalog, args.rpm, args.concurrency)
+            print("   ", json.dumps(results["engine"]), flush=True)
+            print("1b. by hand: asyncio.gather + semaphore + the SDK's retries", flush=True)
+            results["by_hand"] = by_hand(fake, catalog, args.rpm, args.concurrency)
+            print("   ", json.dumps(results["by_hand"]), flush=True)
+
+        print(f"2. engine CPU per review ({args.cpu_reviews} reviews, canned replies)", flush=True)
+        cpu_catalog = write_catalog(tmpdir / "cpu.jsonl", args.cpu_reviews // 4)
+        results["cpu"] = engine_cpu_per_review(cpu_catalog, 4)
+        print("   ", json.dumps(results["cpu"]), flush=True)
+    print("summary " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
