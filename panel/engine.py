@@ -199,7 +199,7 @@ class Engine:
             cell.persona.version,
             cell.backend.label,
             member.base_url,
-            self.prompts.fingerprint(),
+            self.prompts.fingerprint,
             self._sampling(cell).as_dict(),
         ]
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]

@@ -195,7 +195,7 @@ async def run_plan(
                 "members": [m.backend.label for m in plan.members],
                 "member_specs": [{"spec": s.text, "options": s.options} for s in plan.specs],
                 "sampling": plan.sampling.as_dict(),
-                "prompts": plan.prompts.fingerprint(),
+                "prompts": plan.prompts.fingerprint,
                 "repeats": plan.repeats,
                 "since": options.since_run,
             },

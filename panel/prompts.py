@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import lru_cache
+from functools import cached_property
 from pathlib import Path
 
 import jinja2
@@ -14,7 +14,7 @@ from .catalog import Tool
 from .personas import Persona
 from .resources import data_dir
 
-__all__ = ["Message", "PromptSet", "default_prompts", "fence"]
+__all__ = ["Message", "PromptSet", "fence"]
 
 Message = dict[str, str]
 
@@ -59,14 +59,10 @@ class PromptSet:
             {"role": "user", "content": note},
         ]
 
+    @cached_property
     def fingerprint(self) -> str:
         """Hash of the templates, so a changed prompt invalidates cached reviews."""
         digest = hashlib.sha256()
         for path in sorted(self.directory.glob("*.j2")):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
         return digest.hexdigest()[:12]
-
-
-@lru_cache(maxsize=4)
-def default_prompts() -> PromptSet:
-    return PromptSet()
