@@ -3,13 +3,18 @@
     python bench/bench_engine.py [--requests 1000] [--rpm 600] [--latency 0.2] [--big 20000]
 
 1. Throughput at the limit. The fake provider answers after `--latency` seconds and allows
-   `--rpm` requests per sliding minute (429 with retry-after beyond it). The engine sends
-   `--requests` reviews through the real OpenAI SDK (openai backend, rpm configured to the
-   limit). Then, in the same run, the same requests are sent the way one writes it by hand:
+   `--rpm` requests a minute (429 with retry-after beyond it). The engine sends `--requests`
+   reviews through the real OpenAI SDK (openai backend, rpm configured to the limit). Then,
+   in the same run, the same requests are sent the way one writes it by hand:
    `asyncio.gather` over all of them with a semaphore and the SDK's own retries (the default
    2, which honour retry-after). Reported for each: wall time, throughput as a fraction of
    the limit, 429s received, requests the provider served over its limit, requests that
-   failed for good.
+   failed for good. Two provider models, both run:
+   - "minute": the limit counted over a sliding 60 s window. An empty window lets a burst
+     of a whole minute's requests through at once, so a short run that bursts can finish
+     faster than the limit's pace;
+   - "second": the same limit enforced over 1 s (rpm/60 per sliding second), as providers
+     that quantize their per-minute limits do. A burst is refused there.
 2. The engine's own CPU time per review: the same pipeline with a backend that returns a
    canned valid reply at once (no HTTP, no model), so what is measured is rendering,
    validation, the store and the scheduling.
@@ -82,6 +87,7 @@ def plan_for(catalog: Path, members: list[Member], specs: list[object]) -> Plan:
 
 
 def engine_at_limit(fake: FakeProvider, catalog: Path, rpm: float, concurrency: int) -> dict[str, float]:
+    """The engine through the real OpenAI SDK, paced by the member's configured rpm."""
     spec = parse_member(
         "openai:gpt-4.1-mini",
         {"base_url": fake.base_url("openai"), "rpm": rpm, "concurrency": concurrency, "timeout": 30},
@@ -225,16 +231,19 @@ def main() -> None:
         print("   ", json.dumps(results["memory"]), flush=True)
 
         catalog = write_catalog(tmpdir / "catalog.jsonl", args.requests // 4)
-        with FakeProvider(latency=args.latency, rpm=int(args.rpm), history=10) as fake:
-            print(
-                f"1a. engine: {args.requests} requests at {args.rpm:.0f} rpm, {args.latency} s latency",
-                flush=True,
-            )
-            results["engine"] = engine_at_limit(fake, catalog, args.rpm, args.concurrency)
-            print("   ", json.dumps(results["engine"]), flush=True)
-            print("1b. by hand: asyncio.gather + semaphore + the SDK's retries", flush=True)
-            results["by_hand"] = by_hand(fake, catalog, args.rpm, args.concurrency)
-            print("   ", json.dumps(results["by_hand"]), flush=True)
+        for window, per_window in (("minute", 60.0), ("second", 1.0)):
+            limit = int(args.rpm * per_window / 60)
+            with FakeProvider(latency=args.latency, rpm=limit, rate_window=per_window, history=10) as fake:
+                print(
+                    f"1. {args.requests} requests, limit {args.rpm:.0f} rpm counted per {window} "
+                    f"({limit} per {per_window:.0f} s), {args.latency} s latency",
+                    flush=True,
+                )
+                engine = engine_at_limit(fake, catalog, args.rpm, args.concurrency)
+                print("    engine:  ", json.dumps(engine), flush=True)
+                hand = by_hand(fake, catalog, args.rpm, args.concurrency)
+                print("    by hand: ", json.dumps(hand), flush=True)
+                results[f"per_{window}"] = {"engine": engine, "by_hand": hand}
 
         print(f"2. engine CPU per review ({args.cpu_reviews} reviews, canned replies)", flush=True)
         cpu_catalog = write_catalog(tmpdir / "cpu.jsonl", args.cpu_reviews // 4)
