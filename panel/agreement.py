@@ -1,0 +1,362 @@
+"""Agreement analytics over stored runs: who agrees with whom, and how well each agrees with itself.
+
+A **rater** is a (persona, member) pair, an **item** is a tool and a **rating** is the
+verdict, missing (``None``) when the review failed. Verdicts are nominal labels: whatever
+categories the personas define. ``--by`` picks the raters of the headline statistics:
+
+* ``rater``: raters are (persona, member) pairs, items are tools;
+* ``persona``: raters are personas, items are (tool, member) pairs, pooled over members;
+* ``backend``: raters are members, items are (tool, persona) pairs, pooled over personas.
+
+Inter-rater statistics read repeat 0 of the first run given, so every rater contributes
+one verdict per item. Later runs and repeats feed only self-consistency (test-retest
+Cohen's kappa of one rater with itself). All arithmetic is :mod:`panel.stats`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from typing import Any, Literal
+
+from .errors import UserError
+from .stats import Agreement, agreement, cohen_matrix, percent_agreement
+from .store import Store
+
+__all__ = [
+    "LONG_COLUMNS", "AgreementReport", "By", "KappaMatrix", "Matrix", "SelfConsistency", "SelfPair",
+    "analyze", "check_runs", "iter_long", "long_table", "ratings_matrix",
+]  # fmt: skip
+
+By = Literal["persona", "backend", "rater"]
+Axis = Literal["persona", "member"]
+LONG_COLUMNS = (
+    "run", "tool", "persona", "backend", "model", "member", "repeat", "verdict", "valid",
+    "cost_usd", "latency_s", "input_tokens", "output_tokens",
+)  # fmt: skip
+# by -> (fields naming an item, fields naming a rater)
+_AXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "rater": (("tool",), ("persona", "member")),
+    "persona": (("tool", "member"), ("persona",)),
+    "backend": (("tool", "persona"), ("member",)),
+}
+_BY_NOTES = {
+    "rater": "Raters are (persona, member) pairs; items are tools.",
+    "persona": "Raters are personas; items are (tool, member) pairs, pooled over members.",
+    "backend": "Raters are members; items are (tool, persona) pairs, pooled over personas.",
+}
+SEP = " / "
+CEILING_NOTE = (
+    "Self-consistency is the ceiling for agreement between raters: two raters cannot be "
+    "expected to agree with each other more than each agrees with itself."
+)
+
+Row = dict[str, Any]
+
+
+def iter_long(store: Store, run_ids: Sequence[str]) -> Iterator[Row]:
+    """One row per review, every run and repeat, read from the store a row at a time."""
+    for run_id in run_ids:
+        for r in store.iter_reviews(run_id):
+            yield {
+                "run": run_id, "tool": r.tool_id, "persona": r.persona_id, "backend": r.backend,
+                "model": r.model, "member": r.member, "repeat": r.repeat,
+                "verdict": r.verdict if r.valid else None, "valid": r.valid,
+                "cost_usd": r.cost_usd, "latency_s": r.latency_s,
+                "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+            }  # fmt: skip
+
+
+def long_table(store: Store, run_ids: Sequence[str]) -> list[Row]:
+    """The long table (columns :data:`LONG_COLUMNS`) as a list; see :func:`iter_long`."""
+    return list(iter_long(store, run_ids))
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Items x raters of verdicts (``None`` = missing), with their labels."""
+
+    items: list[str]
+    raters: list[str]
+    ratings: list[list[str | None]]
+
+
+def _pivot(
+    rows: Iterable[Row],
+    item_fields: Sequence[str],
+    rater_fields: Sequence[str],
+    order: Mapping[str, Sequence[Any]] | None = None,
+) -> Matrix:
+    order = order or {}
+
+    def sort_key(key: tuple[Any, ...], fields: Sequence[str]) -> tuple[tuple[int, str], ...]:
+        return tuple(_rank(v, order.get(f, ())) for v, f in zip(key, fields, strict=True))
+
+    cells: dict[tuple[tuple[Any, ...], tuple[Any, ...]], str | None] = {}
+    for row in rows:
+        cell = (tuple(row[f] for f in item_fields), tuple(row[f] for f in rater_fields))
+        cells.setdefault(cell, row["verdict"])
+    items = sorted({i for i, _ in cells}, key=lambda k: sort_key(k, item_fields))
+    raters = sorted({r for _, r in cells}, key=lambda k: sort_key(k, rater_fields))
+    return Matrix(
+        items=[SEP.join(map(str, i)) for i in items],
+        raters=[SEP.join(map(str, r)) for r in raters],
+        ratings=[[cells.get((i, r)) for r in raters] for i in items],
+    )
+
+
+def ratings_matrix(
+    rows: Iterable[Row],
+    by: By,
+    *,
+    run: str | None = None,
+    repeat: int = 0,
+    order: Mapping[str, Sequence[Any]] | None = None,
+) -> Matrix:
+    """Items x raters for ``by`` (see the module docstring), from one run and one repeat.
+
+    ``run`` defaults to the run of the first row: inter-rater statistics read repeat 0 of
+    the first run given. A cell with no review at all is missing, like a failed one.
+    """
+    if by not in _AXES:
+        raise ValueError(f"unknown by {by!r}: use persona, backend or rater")
+    rows = list(rows)
+    if run is None and rows:
+        run = rows[0]["run"]
+    chosen = [r for r in rows if r["run"] == run and r["repeat"] == repeat]
+    return _pivot(chosen, *_AXES[by], order)
+
+
+@dataclass(frozen=True)
+class KappaMatrix:
+    """Pairwise Cohen's kappa of the raters on one axis, within one member or persona or pooled."""
+
+    axis: Axis
+    within: str | None  # the member (axis persona) or persona (axis member); None = pooled
+    raters: list[str]
+    n_items: int
+    kappa: list[list[float]]
+
+    @property
+    def title(self) -> str:
+        where = self.within if self.within is not None else "pooled"
+        return f"{self.axis} x {self.axis} — {where}"
+
+
+@dataclass(frozen=True)
+class SelfPair:
+    """One test-retest comparison: the same rater in two repeats (``run#k``) or two runs."""
+
+    a: str
+    b: str
+    kappa: float
+    agreement: float
+    n_items: int
+
+
+@dataclass(frozen=True)
+class SelfConsistency:
+    """A rater's kappa with itself: mean over repeat pairs within runs, and over run pairs."""
+
+    rater: str
+    persona: str
+    member: str
+    within_run: float | None
+    within_run_agreement: float | None
+    across_runs: float | None
+    across_runs_agreement: float | None
+    pairs: list[SelfPair]
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    runs: list[str]
+    by: str
+    basis: dict[str, Any]  # the run and repeat the inter-rater statistics read
+    items: list[str]
+    missing: int  # missing ratings in the basis matrix (failed or absent reviews)
+    stats: Agreement
+    cohen: list[KappaMatrix]
+    self_consistency: list[SelfConsistency]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types, ``nan`` as ``None`` so strict JSON parsers accept it."""
+        data = asdict(self)
+        data["stats"] = self.stats.to_dict()
+        for matrix, out in zip(self.cohen, data["cohen"], strict=True):
+            out["title"] = matrix.title
+        result: dict[str, Any] = _json_ready(data)
+        return result
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _rank(value: Any, known: Sequence[Any]) -> tuple[int, str]:
+    # Known values keep the run's own order (catalog, persona `order`, members as
+    # configured); anything else goes after them, alphabetically.
+    return (list(known).index(value) if value in known else len(known), str(value))
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    defined = [v for v in values if not math.isnan(v)]
+    return sum(defined) / len(defined) if defined else None
+
+
+def _pairs(matrix: Matrix) -> list[SelfPair]:
+    """Every pair of columns, each column being the same rater on another occasion."""
+    _, kappa = cohen_matrix(matrix.ratings, matrix.raters)
+    out = []
+    for i, j in combinations(range(len(matrix.raters)), 2):
+        two = [[row[i], row[j]] for row in matrix.ratings]
+        both = sum(1 for a, b in two if a is not None and b is not None)
+        out.append(
+            SelfPair(matrix.raters[i], matrix.raters[j], float(kappa[i, j]), percent_agreement(two), both)
+        )
+    return out
+
+
+def _self_consistency(
+    rows: list[Row], run_ids: Sequence[str], order: Mapping[str, Sequence[Any]]
+) -> list[SelfConsistency]:
+    by_rater: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        by_rater.setdefault((row["persona"], row["member"]), []).append(row)
+    out = []
+    ranked = sorted(by_rater, key=lambda k: (_rank(k[0], order["persona"]), _rank(k[1], order["member"])))
+    for persona, member in ranked:
+        mine = by_rater[(persona, member)]
+        within: list[SelfPair] = []
+        for run_id in run_ids:
+            repeats = [{**r, "occasion": f"{run_id}#{r['repeat']}"} for r in mine if r["run"] == run_id]
+            numbered = [f"{run_id}#{k}" for k in sorted({r["repeat"] for r in mine})]
+            within += _pairs(_pivot(repeats, ("tool",), ("occasion",), {"occasion": numbered}))
+        firsts = [{**r, "occasion": r["run"]} for r in mine if r["repeat"] == 0]
+        across = _pairs(_pivot(firsts, ("tool",), ("occasion",), {"occasion": run_ids}))
+        out.append(
+            SelfConsistency(
+                rater=f"{persona}{SEP}{member}",
+                persona=persona,
+                member=member,
+                within_run=_mean(p.kappa for p in within),
+                within_run_agreement=_mean(p.agreement for p in within),
+                across_runs=_mean(p.kappa for p in across),
+                across_runs_agreement=_mean(p.agreement for p in across),
+                pairs=within + across,
+            )
+        )
+    return out
+
+
+def _cohen(rows: list[Row], order: Mapping[str, Sequence[Any]]) -> list[KappaMatrix]:
+    """Persona x persona per member and pooled; member x member per persona and pooled."""
+    out: list[KappaMatrix] = []
+    axes: tuple[tuple[Axis, Axis], ...] = (("persona", "member"), ("member", "persona"))
+    for axis, other in axes:
+        pooled = _pivot(rows, ("tool", other), (axis,), order)
+        if len(pooled.raters) < 2:
+            continue
+        groups = sorted({r[other] for r in rows}, key=lambda v: _rank(v, order.get(other, ())))
+        # With one member (or persona) its own matrix is the pooled one: no need for both.
+        for value in groups if len(groups) > 1 else []:
+            m = _pivot([r for r in rows if r[other] == value], ("tool",), (axis,), order)
+            if len(m.raters) >= 2:
+                out.append(_kappa(axis, value, m))
+        out.append(_kappa(axis, None, pooled))
+    return out
+
+
+def _kappa(axis: Axis, within: str | None, m: Matrix) -> KappaMatrix:
+    _, kappa = cohen_matrix(m.ratings, m.raters)
+    return KappaMatrix(axis, within, m.raters, len(m.items), kappa.tolist())
+
+
+def _order(store: Store, run_ids: Sequence[str]) -> dict[str, list[Any]]:
+    """The runs' own order of tools, personas and members, first run first."""
+    order: dict[str, list[Any]] = {"tool": [], "persona": [], "member": [], "run": list(run_ids)}
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        found = {
+            "tool": [t.get("id") for t in store.run_tools(run_id)],
+            "persona": [p.get("id") for p in store.run_personas(run_id)],
+            "member": list(run.config.get("members", [])) if run else [],
+        }
+        for key, values in found.items():
+            order[key] += [v for v in values if v not in order[key]]
+    return order
+
+
+def _drop_silent(m: Matrix) -> tuple[Matrix, list[str]]:
+    """Leave out raters whose every review failed: they would leave Fleiss no complete item."""
+    keep = [j for j in range(len(m.raters)) if any(row[j] is not None for row in m.ratings)]
+    silent = [name for j, name in enumerate(m.raters) if j not in keep]
+    kept = Matrix(m.items, [m.raters[j] for j in keep], [[row[j] for j in keep] for row in m.ratings])
+    return kept, silent
+
+
+def check_runs(store: Store, run_ids: Sequence[str]) -> None:
+    """Raise a UserError naming the first run id that is not in the store, or a repeated one."""
+    if not run_ids:
+        raise UserError("give at least one run id")
+    for run_id in run_ids:
+        if store.get_run(run_id) is None:
+            raise UserError(f"no run '{run_id}' in {store.path}")
+    if len(set(run_ids)) != len(run_ids):
+        raise UserError("a run id is given twice: give each run once")
+
+
+def analyze(
+    store: Store,
+    run_ids: Sequence[str],
+    by: By = "rater",
+    n_resamples: int = 2000,
+    seed: int = 0,
+    *,
+    positive: str = "ship",
+) -> AgreementReport:
+    """Agreement of the first run's raters (repeat 0) and every rater's self-consistency.
+
+    Intervals are 95% percentile bootstraps over items, ``n_resamples`` draws seeded with
+    ``seed``. ``positive`` is the verdict that counts as a yes for ship rates and
+    effective votes.
+    """
+    check_runs(store, run_ids)
+    rows = long_table(store, run_ids)
+    basis = run_ids[0]
+    if not any(r["run"] == basis and r["repeat"] == 0 for r in rows):
+        raise UserError(f"run '{basis}' has no reviews")
+    order = _order(store, run_ids)
+    matrix, silent = _drop_silent(ratings_matrix(rows, by, run=basis, order=order))
+    first = [r for r in rows if r["run"] == basis and r["repeat"] == 0]
+    notes = [
+        f"Inter-rater statistics read repeat 0 of run {basis}, the first run given.",
+        _BY_NOTES[by],
+        f"Intervals: 95% percentile bootstrap over items, {n_resamples} resamples, seed {seed}.",
+        "A failed review is a missing rating: Fleiss' kappa keeps only items every rater rated; "
+        "Krippendorff's alpha and Cohen's kappa use every pairable rating.",
+        "Kappa and alpha are null where undefined, e.g. when a rater gives one verdict throughout.",
+        CEILING_NOTE,
+    ]
+    if silent:
+        notes.append(f"Left out of the headline statistics, every review failed: {', '.join(silent)}.")
+    return AgreementReport(
+        runs=list(run_ids),
+        by=by,
+        basis={"run": basis, "repeat": 0},
+        items=matrix.items,
+        missing=sum(v is None for row in matrix.ratings for v in row),
+        stats=agreement(matrix.ratings, matrix.raters, n_resamples, seed, positive=positive),
+        cohen=_cohen(first, order),
+        self_consistency=_self_consistency(rows, run_ids, order),
+        notes=notes,
+    )

@@ -1,0 +1,241 @@
+"""`panel agreement`: how far the panel's raters agree, and how far each agrees with itself.
+
+The analysis lives in :mod:`panel.agreement` (it needs numpy, so it is imported only
+when the command runs); this module parses, prints and writes files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import UserError
+from .pipeline import write_atomic
+from .plots import MissingExtraError
+from .store import Store
+
+if TYPE_CHECKING:
+    from .agreement import AgreementReport
+
+__all__ = ["agreement", "csv_chunks", "write_parquet"]
+
+# cli.py imports this module at its end, so nothing is imported back from it (importing
+# panel.agreement_cli first would then fail on the cycle): these mirror cli.py's.
+out_console = Console()
+err_console = Console(stderr=True)
+RunsDir = Annotated[
+    Path,
+    typer.Option("--out", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
+]
+ByChoice = Literal["rater", "persona", "backend"]
+Format = Literal["table", "json", "csv"]
+
+
+def agreement(
+    run_ids: Annotated[
+        list[str],
+        typer.Argument(metavar="RUN_ID...", help="Runs to read; inter-rater statistics use the first."),
+    ],
+    by: Annotated[
+        ByChoice,
+        typer.Option(
+            help="Raters: rater = (persona, member) pairs over tools; persona = personas over "
+            "(tool, member); backend = members over (tool, persona)."
+        ),
+    ] = "rater",
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help="table (for people), json (the report) or csv (the long table)."),
+    ] = "table",
+    plots: Annotated[
+        Path | None, typer.Option(help="Write PNG kappa heatmaps and a ship-rate chart into this folder.")
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Write long.csv and long.parquet (Parquet needs pyarrow) into this folder."),
+    ] = None,
+    resamples: Annotated[int, typer.Option(min=1, help="Bootstrap resamples of the 95% intervals.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    out: RunsDir = Path("runs"),
+) -> None:
+    """Agreement of the panel's raters (kappa, alpha, 95% CIs), self-consistency, plots, long table."""
+    try:
+        _agreement(run_ids, by, fmt, plots, export, resamples, seed, out)
+    except MissingExtraError as exc:
+        # Printed here, escaped: the generic handler would read "[analysis]" as rich markup.
+        _error(exc)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _error(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
+def _agreement(
+    run_ids: list[str],
+    by: ByChoice,
+    fmt: Format,
+    plots: Path | None,
+    export: Path | None,
+    resamples: int,
+    seed: int,
+    out: Path,
+) -> None:
+    try:
+        from . import agreement as analysis
+    except ImportError as exc:
+        if exc.name != "numpy":
+            raise
+        raise MissingExtraError("panel agreement", "numpy", "analysis") from None
+    if plots is not None and importlib.util.find_spec("matplotlib") is None:
+        raise MissingExtraError("--plots", "matplotlib", "analysis")
+    if not (out / "panel.db").is_file():
+        raise UserError(f"no run '{run_ids[0]}': there is no panel.db in {out}")
+    # Only the table is for people on stdout; json and csv keep stdout for data.
+    info = out_console if fmt == "table" else err_console
+    written: list[Path] = []
+    with Store(out) as store:
+        analysis.check_runs(store, run_ids)
+        report = None
+        if fmt != "csv" or plots is not None:
+            report = analysis.analyze(store, run_ids, by, resamples, seed)
+        if fmt == "csv":
+            sys.stdout.writelines(csv_chunks(analysis.iter_long(store, run_ids)))
+        if export is not None:
+            written += _export(store, run_ids, export)
+    if plots is not None and report is not None:
+        from .plots import write_plots
+
+        written += write_plots(report, plots)
+    if fmt == "json" and report is not None:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
+    elif report is not None and fmt == "table":
+        _print_report(report)
+    for path in written:
+        info.print(f"wrote {escape(str(path))}", highlight=False)
+
+
+def _export(store: Store, run_ids: Sequence[str], folder: Path) -> list[Path]:
+    from .agreement import iter_long
+
+    write_atomic(folder / "long.csv", csv_chunks(iter_long(store, run_ids)))
+    written = [folder / "long.csv"]
+    try:
+        write_parquet(iter_long(store, run_ids), folder / "long.parquet")
+    except MissingExtraError as exc:
+        # The CSV is already there and holds the same table: say what is missing, go on.
+        _error(exc)
+    else:
+        written.append(folder / "long.parquet")
+    return written
+
+
+def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The long table as CSV text in chunks, so a large run is never held whole."""
+    import csv
+    import io
+
+    from .agreement import LONG_COLUMNS
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, LONG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > 1 << 16:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def write_parquet(rows: Iterable[dict[str, Any]], path: Path, batch_rows: int = 50_000) -> None:
+    """The long table as Parquet, one row group per batch; needs the ``parquet`` extra."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingExtraError(path.name, "pyarrow", "parquet") from None
+    from .agreement import LONG_COLUMNS
+
+    count, real = pa.int64(), pa.float64()
+    types = {"repeat": count, "valid": pa.bool_(), "cost_usd": real, "latency_s": real,
+             "input_tokens": count, "output_tokens": count}  # fmt: skip
+    schema = pa.schema([(name, types.get(name, pa.string())) for name in LONG_COLUMNS])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            batch: list[dict[str, Any]] = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= batch_rows:
+                    writer.write_table(pa.Table.from_pylist(batch, schema))
+                    batch = []
+            writer.write_table(pa.Table.from_pylist(batch, schema))
+        os.replace(tmp, path)  # readers see a whole file or none
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _num(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:.0f}%" if percent else f"{value:.3f}"
+
+
+def _print_report(report: AgreementReport) -> None:
+    data = report.to_dict()
+    stats = data["stats"]
+    out_console.print(
+        f"[bold]Agreement by {report.by}[/]: run {escape(report.basis['run'])}, repeat 0 · "
+        f"{stats['n_items']} items x {len(stats['raters'])} raters · {report.missing} missing ratings "
+        f"· categories {', '.join(stats['categories']) or '—'}",
+        highlight=False,
+    )
+    headline = Table("statistic", "estimate", "95% CI", title="Inter-rater agreement")
+    names = {
+        "percent_agreement": "percent agreement",
+        "fleiss_kappa": "Fleiss' kappa",
+        "krippendorff_alpha": "Krippendorff's alpha (nominal)",
+        "effective_votes": f"effective independent votes (of {len(stats['raters'])})",
+    }
+    for key, name in names.items():
+        e = stats[key]
+        headline.add_row(name, _num(e["point"]), f"[{_num(e['low'])}, {_num(e['high'])}]")
+    out_console.print(headline)
+
+    rates = Table("rater", f"{stats['positive']} rate", title="Leniency")
+    for rater, rate in stats["ship_rate"].items():
+        rates.add_row(escape(rater), _num(rate, percent=True))
+    out_console.print(rates)
+
+    for matrix, shown in zip(report.cohen, data["cohen"], strict=True):
+        table = Table("", *map(escape, matrix.raters), title=f"Cohen's kappa, {escape(matrix.title)}")
+        table.caption = f"{matrix.n_items} items"
+        for rater, row in zip(matrix.raters, shown["kappa"], strict=True):
+            table.add_row(escape(rater), *(_num(v) for v in row))
+        out_console.print(table)
+
+    consistency = Table(
+        "rater", "within run κ", "within run agr.", "across runs κ", "across runs agr.", "pairs",
+        title="Self-consistency (test-retest)",
+    )  # fmt: skip
+    for s in data["self_consistency"]:
+        consistency.add_row(
+            escape(s["rater"]), _num(s["within_run"]), _num(s["within_run_agreement"], percent=True),
+            _num(s["across_runs"]), _num(s["across_runs_agreement"], percent=True), str(len(s["pairs"])),
+        )  # fmt: skip
+    out_console.print(consistency)
+    for note in report.notes:
+        out_console.print(f"[dim]note: {escape(note)}[/]", highlight=False)
