@@ -419,11 +419,16 @@ def _print_record(record: ComparisonRecord) -> None:
     out_console.print(f"[bold]{record.headline.text}[/]")
 
 
+from .agreement_cli import agreement as _agreement  # noqa: E402
+
+app.command("agreement")(_agreement)
+
+
 def main() -> None:
     try:
         app()
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -119,6 +119,9 @@ def parse(provider: Provider, route: Route, body: Any) -> ParsedRequest:
         form, schema, tool = _chat_structure(body)
     chars = sum(_chars(m.get("content")) for m in messages if isinstance(m, dict))
     chars += _chars(body.get("system"))
+    # Like a real model, a sampled reply depends on the sampling seed; a greedy one does not.
+    temperature = body.get("temperature", 1.0)
+    sampling_seed = body.get("seed", body.get("random_seed")) if temperature else None
     seed = sha256_hex(
         canonical(
             {
@@ -127,6 +130,7 @@ def parse(provider: Provider, route: Route, body: Any) -> ParsedRequest:
                 "system": body.get("system"),
                 "schema": schema,
                 "tool": tool,
+                "sampling_seed": sampling_seed,
             }
         )
     )
