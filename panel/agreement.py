@@ -22,7 +22,7 @@ from itertools import combinations
 from typing import Any, Literal
 
 from .errors import UserError
-from .stats import Agreement, agreement, cohen_matrix, percent_agreement
+from .stats import Agreement, agreement, cohen_matrix, json_ready, percent_agreement
 from .store import Store
 
 __all__ = [
@@ -188,18 +188,8 @@ class AgreementReport:
         data["stats"] = self.stats.to_dict()
         for matrix, out in zip(self.cohen, data["cohen"], strict=True):
             out["title"] = matrix.title
-        result: dict[str, Any] = _json_ready(data)
+        result: dict[str, Any] = json_ready(data)
         return result
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
-    return value
 
 
 def _rank(value: Any, known: Sequence[Any]) -> tuple[int, str]:

@@ -59,6 +59,15 @@ class Tool(BaseModel):
     facts: list[str] = Field(default_factory=list)
     community: Community | None = None
 
+    @field_validator("id", "name", "category", "tagline")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # These appear outside the fenced data block of a prompt: a line break there could
+        # pose as an instruction.
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise ValueError("must be one line, with no control characters")
+        return value
+
     @field_validator("links")
     @classmethod
     def _http_links(cls, links: dict[str, str]) -> dict[str, str]:

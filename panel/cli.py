@@ -21,6 +21,7 @@ from .config import load_config, resolve_members
 from .errors import UserError
 from .personas import load_persona, load_personas
 from .pipeline import (
+    Plan,
     RunOptions,
     load_record,
     plan_compare,
@@ -171,30 +172,42 @@ def review(
     Exit codes: 0 done, 2 bad input, 3 stopped at the budget (finish it with --resume).
     """
     panel_config = load_config(config)
+    db_exists = (out / "panel.db").is_file()
+    if resume:
+        if catalog or tools or backend or persona or since or repeats != 1:
+            raise UserError(
+                "--resume finishes a run as it was planned: give no catalog, tools, members or personas"
+            )
+        if not db_exists:
+            raise UserError(f"no run '{resume}': {out} holds no runs")
+    else:
+        # Every input is checked before the store is opened, so bad input writes nothing.
+        plan = plan_run(
+            [t.strip() for t in tools.split(",") if t.strip()] if tools else None,
+            catalog=catalog,
+            backends=backend or [],
+            persona_ids=persona or [],
+            personas_dir=personas_dir,
+            config=panel_config,
+            prices=prices,
+            repeats=repeats,
+            sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
+        )
+        _check_prices(plan, max_cost)
+        if since and not db_exists:
+            raise UserError(f"--since: {out} holds no runs to compare with")
     with Store(out) as store:
         if resume:
-            if catalog or tools or backend or persona or since or repeats != 1:
-                raise UserError(
-                    "--resume finishes a run as it was planned: give no catalog, tools, members or personas"
-                )
             plan = plan_resume(store, resume, prices)
+            _check_prices(plan, max_cost)
+            recorded = store.get_run(resume)
+            since_run = recorded.config.get("since") if recorded else None
         else:
-            plan = plan_run(
-                [t.strip() for t in tools.split(",") if t.strip()] if tools else None,
-                catalog=catalog,
-                backends=backend or [],
-                persona_ids=persona or [],
-                personas_dir=personas_dir,
-                config=load_config(config),
-                prices=prices,
-                repeats=repeats,
-                sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
-            )
-        since_run = store.latest_run() if since == "last" else since
-        if since and since_run is None:
-            raise UserError("--since last: there is no finished run to compare with")
-        if since_run and store.get_run(since_run) is None:
-            raise UserError(f"--since: no run '{since_run}' in {store.path}")
+            since_run = store.latest_run() if since == "last" else since
+            if since and since_run is None:
+                raise UserError("--since last: there is no finished run to compare with")
+            if since_run and store.get_run(since_run) is None:
+                raise UserError(f"--since: no run '{since_run}' in {store.path}")
         estimate = estimate_cost(plan)
         if progress != "quiet":
             cost = (
@@ -233,6 +246,15 @@ def review(
         raise typer.Exit(3)
 
 
+def _check_prices(plan: Plan, max_cost: float | None) -> None:
+    unpriced = [m.backend.label for m in plan.members if m.price is None]
+    if max_cost is not None and unpriced:
+        raise UserError(
+            f"--max-cost needs a price for {', '.join(unpriced)}: add it to the price file "
+            "(--prices FILE) or set price_input and price_output on the member in panel.toml"
+        )
+
+
 @app.command()
 def diff(
     run_a: str,
@@ -256,7 +278,8 @@ def diff(
     if result.flipped:
         table = Table("tool", "persona", "member", "repeat", run_a, run_b)
         for f in result.flipped:
-            table.add_row(*f.key[:3], str(f.key.repeat), f.before or "failed", f.after or "failed")
+            cells = [*f.key[:3], str(f.key.repeat), f.before or "failed", f.after or "failed"]
+            table.add_row(*(escape(c) for c in cells))
         out_console.print(table)
 
 
@@ -270,7 +293,7 @@ def runs(out: RunsDir = Path("runs"), limit: int = 20) -> None:
         table = Table("run", "started", "status", "reviews", "valid", "command")
         for run, n, ok in store.list_runs(limit):
             started = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
-            table.add_row(run.id, started, run.status, str(n), str(ok), run.command)
+            table.add_row(run.id, started, run.status, str(n), str(ok), escape(run.command))
         out_console.print(table)
 
 
@@ -319,7 +342,7 @@ def personas_list(
     folder = personas_dir or data_dir("personas")
     table = Table("id", "name", "lens", "questions", "version")
     for p in load_personas(folder).values():
-        table.add_row(p.id, p.name, p.lens, ", ".join(q.key for q in p.questions), p.version)
+        table.add_row(p.id, escape(p.name), escape(p.lens), ", ".join(q.key for q in p.questions), p.version)
     out_console.print(table)
 
 
@@ -393,7 +416,8 @@ def backends_check(
 
 
 def _print_record(record: ComparisonRecord) -> None:
-    table = Table(title=f"Reviewer scorecard — {record.title}", show_lines=False)
+    # Catalog and model text may hold square brackets: escape it, or rich reads it as markup.
+    table = Table(title=f"Reviewer scorecard — {escape(record.title)}", show_lines=False)
     table.add_column("tool")
     table.add_column("persona")
     if len(record.panel.members) > 1:
@@ -402,21 +426,21 @@ def _print_record(record: ComparisonRecord) -> None:
     table.add_column("note", overflow="fold", max_width=70)
     for card in record.tools:
         for e in card.scorecard:
-            verdict = e.verdict if e.valid else "[red]failed[/]"
+            verdict = escape(e.verdict or "") if e.valid else "[red]failed[/]"
             note = (e.verdict_note or "") if e.valid else (e.error or "")
             row = [card.name, e.persona_name]
             if len(record.panel.members) > 1:
                 row.append(e.member)
-            table.add_row(*row, verdict or "", note)
+            table.add_row(*(escape(cell) for cell in row), verdict, escape(note))
     out_console.print(table)
     for card in record.tools:
         failed = f", {card.panel.failed} failed" if card.panel.failed else ""
         out_console.print(
-            f"{card.name}: panel ship [bold]{card.panel.display}[/] ({card.panel.ship} of "
+            f"{escape(card.name)}: panel ship [bold]{card.panel.display}[/] ({card.panel.ship} of "
             f"{card.panel.valid} valid{failed}) · community {card.community.display}"
             f" · entry {card.entry.label}"
         )
-    out_console.print(f"[bold]{record.headline.text}[/]")
+    out_console.print(f"[bold]{escape(record.headline.text)}[/]")
 
 
 from .agreement_cli import agreement as _agreement  # noqa: E402

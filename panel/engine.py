@@ -70,7 +70,6 @@ class Member:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     price: Price | None = None
     timeout: float | None = None
-    base_url: str | None = None
 
 
 @dataclass
@@ -120,12 +119,12 @@ class BudgetStop(Exception):
     """The next send could take the run over its budget."""
 
 
-def cache_key(backend: Backend, base_url: str | None, request: Request, persona_version: str) -> str:
+def cache_key(backend: Backend, request: Request, persona_version: str) -> str:
     """Hash of what changes a reply: never timeouts, limits, retries or keys."""
     material = {
         "backend": backend.name,
         "model": backend.model,
-        "base_url": base_url,
+        "source": backend.identity(),
         "messages": request.messages,
         "schema": request.schema,
         "persona": persona_version,
@@ -192,13 +191,13 @@ class Engine:
         if self.on_result is not None:
             self.on_result(result, s)
 
-    def fingerprint(self, cell: Cell, member: Member) -> str:
+    def fingerprint(self, cell: Cell) -> str:
         """Hash of a cell's inputs: the tool's facts, the persona file, the model, the prompts."""
         material = [
             cell.tool.fingerprint(),
             cell.persona.version,
             cell.backend.label,
-            member.base_url,
+            cell.backend.identity(),
             self.prompts.fingerprint,
             self._sampling(cell).as_dict(),
         ]
@@ -210,7 +209,7 @@ class Engine:
 
     async def review(self, cell: Cell, member: Member) -> CellResult:
         """Make one review: ask, validate, re-ask once with the error, store the outcome."""
-        fingerprint = self.fingerprint(cell, member)
+        fingerprint = self.fingerprint(cell)
         if self.since_run is not None:
             copied = self._copy_from_since(cell, fingerprint)
             if copied is not None:
@@ -250,7 +249,7 @@ class Engine:
 
     async def _ask(self, cell: Cell, member: Member, request: Request, ask: int) -> tuple[int, Reply, bool]:
         """One request's reply: from this run (resume), from the cache, or from the model."""
-        key = cache_key(cell.backend, member.base_url, request, cell.persona.version)
+        key = cache_key(cell.backend, request, cell.persona.version)
         stored = self.store.stored_reply(key, run_id=self.run_id)
         if stored is not None:
             return stored[0], stored[1], True
@@ -261,7 +260,9 @@ class Engine:
                 self.store.finish_request(request_id, stored[1], 0, cached_from=stored[0])
                 return request_id, stored[1], True
 
-        est_in = sum(len(m["content"]) for m in request.messages) // 3 + 16
+        # The schema travels with every request and counts as input too.
+        chars = sum(len(m["content"]) for m in request.messages) + len(json.dumps(request.schema))
+        est_in = chars // 3 + 16
         worst = member.price.worst_case(est_in, request.sampling.max_tokens) if member.price else 0.0
         if self.max_cost is not None and self.stats.spent + self.stats.reserved + worst > self.max_cost:
             raise BudgetStop()
@@ -305,7 +306,7 @@ class Engine:
         )
 
     async def _send(self, member: Member, request: Request, estimate: int) -> Reply:
-        await member.limiter.acquire(estimate)
+        reservation = await member.limiter.acquire(estimate)
         backend = member.backend
         try:
             call = backend.generate(request)
@@ -318,7 +319,7 @@ class Engine:
             raise
         except Exception as exc:  # an adapter bug or an SDK error it did not map
             raise backend.as_backend_error(exc) from exc
-        member.limiter.settle(estimate, reply.usage.input_tokens + reply.usage.output_tokens)
+        member.limiter.settle(reservation, reply.usage.input_tokens + reply.usage.output_tokens)
         member.limiter.observe(reply.meta.get("ratelimit"))
         return reply
 

@@ -13,11 +13,19 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Pacer", "RateLimiter"]
 
 Clock = Callable[[], float]
+
+
+@dataclass
+class _Entry:
+    sent: float
+    amount: float
+    in_window: bool = True
 
 
 class Pacer:
@@ -30,7 +38,7 @@ class Pacer:
         self.window = window
         self.interval = window / self.limit  # seconds per unit
         self._due = 0.0  # when the next unit may start, on the monotonic clock
-        self._log: deque[tuple[float, float]] = deque()
+        self._log: deque[_Entry] = deque()
         self._in_window = 0.0
 
     def delay(self, amount: float, now: float) -> float:
@@ -41,31 +49,38 @@ class Pacer:
             # Not enough leaves the window by pacing alone: wait for the oldest entries to age out.
             needed = self._in_window + amount - self.limit
             freed = 0.0
-            for sent, size in self._log:
-                freed += size
+            for entry in self._log:
+                freed += entry.amount
                 if freed >= needed:
-                    wait = max(wait, sent + self.window - now)
+                    wait = max(wait, entry.sent + self.window - now)
                     break
         return max(0.0, wait)
 
-    def take(self, amount: float, now: float) -> None:
+    def take(self, amount: float, now: float) -> _Entry:
+        """Count `amount` as sent now; the entry returned is what `adjust` corrects later."""
         self._due = max(self._due, now) + amount * self.interval
-        self._log.append((now, amount))
+        entry = _Entry(now, amount)
+        self._log.append(entry)
         self._in_window += amount
+        return entry
 
-    def refund(self, amount: float) -> None:
-        """Give back units reserved but not used (an estimate above the real count)."""
-        if amount <= 0 or not self._log:
-            return
-        sent, size = self._log.pop()
-        back = min(amount, size)
-        self._log.append((sent, size - back))
-        self._in_window -= back
-        self._due -= back * self.interval
+    def adjust(self, entry: _Entry, actual: float) -> None:
+        """Correct a reservation to what was really used, on the entry it was made for.
+
+        Replies come back out of order, so the correction must land on its own entry: put
+        on another, the window would free the wrong amount when that entry ages out.
+        """
+        delta = actual - entry.amount
+        entry.amount = actual
+        if entry.in_window:
+            self._in_window += delta
+        self._due += delta * self.interval
 
     def _expire(self, now: float) -> None:
-        while self._log and self._log[0][0] <= now - self.window:
-            self._in_window -= self._log.popleft()[1]
+        while self._log and self._log[0].sent <= now - self.window:
+            gone = self._log.popleft()
+            gone.in_window = False
+            self._in_window -= gone.amount
 
 
 class RateLimiter:
@@ -88,7 +103,8 @@ class RateLimiter:
         self._lock = asyncio.Lock()
         self.waited = 0.0
 
-    async def acquire(self, tokens: int = 0) -> None:
+    async def acquire(self, tokens: int = 0) -> _Entry | None:
+        """Wait until one request of `tokens` may go; returns the token reservation to settle."""
         # One waiter at a time keeps the order first come, first served.
         async with self._lock:
             while True:
@@ -100,10 +116,11 @@ class RateLimiter:
             now = self.clock()
             if self.requests is not None:
                 self.requests.take(1, now)
-            if self.tokens is not None and tokens:
-                self.tokens.take(tokens, now)
             if now < self._hint_until:
                 self._hint_left -= 1
+            if self.tokens is not None and tokens:
+                return self.tokens.take(tokens, now)
+            return None
 
     def _wait(self, tokens: int, now: float) -> float:
         waits = [self._paused_until - now]
@@ -115,10 +132,10 @@ class RateLimiter:
             waits.append(self._hint_until - now)
         return max(waits)
 
-    def settle(self, estimated: int, actual: int) -> None:
-        """Correct a token reservation once the real usage is known."""
-        if self.tokens is not None and estimated > actual:
-            self.tokens.refund(estimated - actual)
+    def settle(self, reservation: _Entry | None, actual: int) -> None:
+        """Correct a token reservation to the real usage, up or down, once it is known."""
+        if self.tokens is not None and reservation is not None:
+            self.tokens.adjust(reservation, actual)
 
     def pause(self, seconds: float) -> None:
         """Hold every request of this member, e.g. after a 429 that said when to come back."""

@@ -104,7 +104,6 @@ def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = 
                 limiter=RateLimiter(rpm=o.get("rpm"), tpm=o.get("tpm")),
                 price=price_for(backend.name, backend.model, o, prices),
                 timeout=o.get("timeout") or backend.default_timeout,
-                base_url=o.get("base_url"),
             )
         )
     labels = [m.backend.label for m in members]
@@ -132,7 +131,9 @@ def plan_run(
     catalog_path = Path(catalog) if catalog else default_catalog()
     cat = load_catalog(catalog_path)
     tools = list(cat) if tool_ids is None else [cat.get(tid) for tid in tool_ids]
+    _no_repeats("tool", [t.id for t in tools])
     personas = resolve_personas(load_personas(personas_dir or data_dir("personas")), list(persona_ids))
+    _no_repeats("persona", [p.id for p in personas])
     specs = resolve_members(list(backends), config or PanelConfig())
     if repeats < 1:
         raise UserError("--repeats must be at least 1")
@@ -150,9 +151,16 @@ def plan_run(
 def plan_compare(tool_ids: Sequence[str], **kwargs: Any) -> Plan:
     if len(tool_ids) < 2:
         raise UserError("compare needs at least two tool ids")
-    if len(set(tool_ids)) != len(tool_ids):
-        raise UserError("compare needs two different tools")
     return plan_run(tool_ids, **kwargs)
+
+
+def _no_repeats(kind: str, ids: list[str]) -> None:
+    """A tool or persona named twice (or by id and by name) would make the same cell twice."""
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise UserError(f"{kind} '{item}' is listed twice")
+        seen.add(item)
 
 
 def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> Plan:

@@ -44,16 +44,20 @@ async def call_with_retries(
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         hint = exc.retry_after if isinstance(exc, BackendError) else None
-        seconds = min(hint, policy.max_hint) if hint is not None else backoff(state)
-        if on_retry is not None and isinstance(exc, BackendError):
-            on_retry(exc, seconds)
-        return seconds
+        return min(hint, policy.max_hint) if hint is not None else backoff(state)
+
+    def before_sleep(state: RetryCallState) -> None:
+        # Called only when another try will really follow, with the wait chosen for it.
+        exc = state.outcome.exception() if state.outcome else None
+        if on_retry is not None and isinstance(exc, BackendError) and state.next_action is not None:
+            on_retry(exc, state.next_action.sleep)
 
     tries = 0
     async for attempt in AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),
         wait=wait,
         retry=retry_if_exception(_retryable),
+        before_sleep=before_sleep,
         reraise=True,
     ):
         with attempt:

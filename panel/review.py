@@ -49,7 +49,9 @@ def estimate_cost(plan: Plan, sample: int = 24) -> Estimate:
         if not cells:
             continue
         chars = sum(
-            sum(len(m["content"]) for m in plan.prompts.review_messages(c.persona, c.tool)) for c in cells
+            sum(len(m["content"]) for m in plan.prompts.review_messages(c.persona, c.tool))
+            + len(json.dumps(c.persona.review_schema))
+            for c in cells
         )
         tokens_in = chars / len(cells) / 4
         max_out = plan.sampling.max_tokens

@@ -32,6 +32,7 @@ __all__ = [
     "cohen_matrix",
     "effective_votes",
     "fleiss_kappa",
+    "json_ready",
     "krippendorff_alpha_nominal",
     "percent_agreement",
     "ship_rate",
@@ -374,17 +375,18 @@ class Agreement:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts and lists, with ``nan`` as ``None`` so strict JSON accepts it."""
-        result: dict[str, Any] = _json_ready(asdict(self))
+        result: dict[str, Any] = json_ready(asdict(self))
         return result
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """Plain JSON values: nested dicts and lists, with ``nan`` as ``None``."""
     if isinstance(value, float):
         return None if math.isnan(value) else value
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     return value
 
 

@@ -184,3 +184,31 @@ def test_render_writes_each_format_of_a_past_run(cli: Any, runs_dir: Path, tmp_p
     assert bad.code == 2 and "unknown format 'pdf'" in bad.err
     missing = cli("render", "no-such-run", "--out", str(runs_dir))
     assert missing.code == 2 and "no run 'no-such-run'" in missing.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", "ollama", "Ollama"], "tool 'ollama' is listed twice"),
+        (["review", "--tools", "vllm,vllm"], "tool 'vllm' is listed twice"),
+        (["compare", "ollama", "vllm", "-p", "builder", "-p", "builder"], "persona 'builder' is listed twice"),
+        (["review", "--max-cost", "1", "-b", "fake", "--prices", "EMPTY"], "--max-cost needs a price for fake:schema"),
+        (["review", "nope.yaml"], "nope.yaml: catalog file not found"),
+        (["review", "--resume", "20260101-000000-abcdef"], "no run '20260101-000000-abcdef'"),
+    ],
+)
+def test_review_and_compare_refuse_bad_input_before_writing(
+    cli: Any, runs_dir: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    empty = tmp_path / "prices.toml"
+    empty.write_text("# no prices\n")
+    args = [str(empty) if a == "EMPTY" else a for a in args]
+    result = cli(*args, "--out", str(runs_dir), *(["-b", "fake"] if args[0] == "compare" else []))
+    _assert_clean_failure(result, runs_dir, message)
+
+
+def test_square_brackets_in_catalog_text_print_as_text(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    cat = _catalog(tmp_path, GOOD_TOOL.format(id="a", name="Alpha [/] [bold]tool") + GOOD_TOOL.format(id="b", name="B"))
+    result = cli("compare", "a", "b", "--catalog", str(cat), "-b", "fake", "--out", str(runs_dir))
+    assert result.code == 0, result.err
+    assert "Alpha [/] [bold]tool" in result.out

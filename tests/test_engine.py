@@ -102,3 +102,21 @@ def test_every_request_and_reply_is_recorded(tmp_path: Path) -> None:
     assert json.loads(req["settings"])["seed"] == 1234
     assert rep["input_tokens"] > 0 and rep["output_tokens"] > 0 and rep["raw_text"]
     store.close()
+
+
+def test_retry_callbacks_fire_only_before_a_real_retry() -> None:
+    from panel.retry import call_with_retries
+
+    seen: list[float] = []
+
+    async def always_busy() -> str:
+        raise TransientError("503", status=503, retry_after=0.001)
+
+    async def run() -> None:
+        await call_with_retries(always_busy, RetryPolicy(attempts=3, max_hint=1), lambda e, w: seen.append(w))
+
+    try:
+        asyncio.run(run())
+    except TransientError:
+        pass
+    assert seen == [0.001, 0.001]  # three tries, two waits between them

@@ -47,12 +47,29 @@ def test_tokens_are_paced_by_size() -> None:
     assert sent[-1] == pytest.approx(4.5)
 
 
-def test_refund_gives_back_unused_tokens() -> None:
+def test_adjust_gives_back_unused_tokens() -> None:
     pacer = Pacer(60_000, headroom=1.0)
-    pacer.take(3000, 0.0)
+    entry = pacer.take(3000, 0.0)
     assert pacer.delay(1000, 0.0) == pytest.approx(3.0)
-    pacer.refund(2000)
+    pacer.adjust(entry, 1000)
     assert pacer.delay(1000, 0.0) == pytest.approx(1.0)
+
+
+def test_a_late_reply_corrects_its_own_reservation_not_the_newest() -> None:
+    pacer = Pacer(1000, headroom=1.0)
+    first = pacer.take(500, 0.0)  # reserved 500, will use 100
+    pacer.take(400, 1.0)  # a second request goes before the first reply is back
+    pacer.adjust(first, 100)
+    # At 60.5 s the first has left the window; the second's 400 tokens are still in it.
+    assert pacer.delay(980, 60.5) > 0
+    assert pacer.delay(600, 60.5) == 0
+
+
+def test_usage_above_the_estimate_is_charged() -> None:
+    pacer = Pacer(1000, headroom=1.0)
+    entry = pacer.take(100, 0.0)
+    pacer.adjust(entry, 900)
+    assert pacer.delay(200, 0.0) > 0
 
 
 def test_window_cap_holds_after_a_burst_of_credit() -> None:

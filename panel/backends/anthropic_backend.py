@@ -9,6 +9,8 @@ not a retry policy.
 
 from __future__ import annotations
 
+import os
+
 import inspect
 import json
 import time
@@ -82,7 +84,9 @@ class AnthropicBackend(Backend):
             spec.model,
             api_key=None if is_token else key,
             auth_token=key if is_token else None,
-            base_url=options.get("base_url") or None,
+            # The SDK would read ANTHROPIC_BASE_URL itself; resolving it here keeps the
+            # server in the cache key.
+            base_url=options.get("base_url") or os.environ.get("ANTHROPIC_BASE_URL") or None,
             timeout=p.timeout_option(options),
             structured=str(options.get("structured", "auto")),
         )

@@ -95,6 +95,14 @@ class Backend(abc.ABC):
             raise BackendSpecError(f"backend '{cls.name}' needs a model: write {cls.name}:MODEL")
         return cls(model)
 
+    def identity(self) -> dict[str, Any]:
+        """Where replies come from, beyond the model name: part of every cache key.
+
+        Two members with the same label but another server (or another model file) must
+        never share cached replies.
+        """
+        return {"base_url": getattr(self, "base_url", None)}
+
     @property
     def label(self) -> str:
         """How this panel member is named in records: `backend:model`."""

@@ -71,6 +71,10 @@ class LocalBackend(Backend):
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
         self._lock = threading.Lock()
 
+    def identity(self) -> dict[str, Any]:
+        stat = self.path.stat()
+        return {"path": str(self.path.resolve()), "size": stat.st_size, "mtime": int(stat.st_mtime)}
+
     @classmethod
     def from_spec(cls, spec: MemberSpec) -> LocalBackend:
         if spec.model in (None, "", "smollm2"):
