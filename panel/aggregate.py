@@ -167,35 +167,44 @@ def _entry(r: ReviewRow, persona: Persona | None) -> ScorecardEntry:
         answers=answers,
         error=r.error,
         asks=max(1, r.asks),
+        repeat=r.repeat,
     )
 
 
 def _tool_split(tool: Tool, reviews: Sequence[ReviewRow], name_of: Callable[[ReviewRow], str]) -> ToolSplit:
-    ship = [name_of(r) for r in reviews if r.valid and r.verdict == SHIP]
-    skip = [name_of(r) for r in reviews if r.valid and r.verdict == "skip"]
-    other = [f"{name_of(r)}: {r.verdict}" for r in reviews if r.valid and r.verdict not in (SHIP, "skip")]
+    valid = [r for r in reviews if r.valid]
+    by_verdict: dict[str, list[str]] = {}
+    for r in valid:
+        by_verdict.setdefault(r.verdict or "", []).append(name_of(r))
     failed = [name_of(r) for r in reviews if not r.valid]
-    groups = sum(1 for g in (ship, skip, other) if g)
-    unanimous = groups <= 1
-    if not (ship or skip or other):
+    unanimous = len(by_verdict) <= 1
+    if not by_verdict:
         summary = f"No valid review of {tool.name}."
     elif unanimous:
-        word = "ship" if ship else "skip" if skip else "agree"
+        (word,) = by_verdict
         summary = f"Unanimous on {tool.name}: every valid review says {word}."
     else:
-        minority, word = (skip, "skip") if len(skip) <= len(ship) else (ship, "ship")
-        summary = (
-            f"{tool.name} splits the panel {len(ship)}–{len(skip)}: "
-            f"{_join(minority)} {'says' if len(minority) == 1 else 'say'} {word}."
+        # The largest group is the panel's view; everyone else is named as dissenting.
+        ranked = sorted(by_verdict.items(), key=lambda kv: (-len(kv[1]), kv[0] != SHIP, kv[0]))
+        tally = "–".join(str(len(names)) for _, names in ranked)
+        words = "/".join(word for word, _ in ranked)
+        dissent = "; ".join(
+            f"{_join(names)} {'says' if len(names) == 1 else 'say'} {word}" for word, names in ranked[1:]
         )
+        summary = f"{tool.name} splits the panel {tally} ({words}): {dissent}."
     if failed:
         summary += f" {len(failed)} review{'s' if len(failed) > 1 else ''} failed."
     return ToolSplit(
         tool_id=tool.id,
         unanimous=unanimous,
-        ship=ship,
-        skip=skip,
-        other=other,
+        ship=by_verdict.get(SHIP, []),
+        skip=by_verdict.get("skip", []),
+        other=[
+            f"{name}: {word}"
+            for word, names in by_verdict.items()
+            if word not in (SHIP, "skip")
+            for name in names
+        ],
         failed=failed,
         summary=summary,
     )
@@ -207,7 +216,8 @@ def _across(
     members: Sequence[str],
     reviews: Sequence[ReviewRow],
 ) -> list[PersonaAcross]:
-    index = {(r.tool_id, r.persona_id, r.member): r for r in reviews}
+    # With repeats, the views across tools and members read the first repeat.
+    index = {(r.tool_id, r.persona_id, r.member): r for r in reviews if r.repeat == 0}
     rows = []
     for member in members:
         for p in personas:
@@ -235,7 +245,8 @@ def _between_members(
     members: Sequence[str],
     reviews: Sequence[ReviewRow],
 ) -> list[MemberDisagreement]:
-    index = {(r.tool_id, r.persona_id, r.member): r for r in reviews}
+    # With repeats, the views across tools and members read the first repeat.
+    index = {(r.tool_id, r.persona_id, r.member): r for r in reviews if r.repeat == 0}
     out = []
     for t in tools:
         for p in personas:

@@ -84,6 +84,7 @@ class ScorecardEntry(_Model):
     answers: list[Answer]
     error: str | None = Field(description="Why the review failed, when it did.")
     asks: int = Field(ge=1, description="1, or 2 when the reply had to be re-asked.")
+    repeat: int = Field(default=0, ge=0, description="Which repeat of the cell, when a run repeats.")
 
 
 class ToolCard(_Model):

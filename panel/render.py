@@ -17,14 +17,27 @@ __all__ = ["FORMATS", "render", "render_html", "render_markdown", "safe_url"]
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
+_MD_SPECIAL = str.maketrans({"<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]"})
+
+
+def _md(value: object) -> str:
+    """Catalog and model text as Markdown text: no raw HTML, no links it did not come with."""
+    return str(value).translate(_MD_SPECIAL)
+
+
+def _md_url(value: object) -> str:
+    """A link target that cannot close the Markdown link around it."""
+    return str(value).replace("(", "%28").replace(")", "%29").replace(" ", "%20")
+
+
 def _cell(value: object) -> str:
     """Make text safe inside a Markdown table cell."""
-    return " ".join(str(value).split()).replace("|", "\\|")
+    return _md(" ".join(str(value).split())).replace("|", "\\|")
 
 
 def _quote(value: object) -> str:
     """Keep multi-line text inside one Markdown block quote."""
-    return "\n> ".join(str(value).splitlines()) or ""
+    return "\n> ".join(_md(line) for line in str(value).splitlines()) or ""
 
 
 def safe_url(value: object) -> str | None:
@@ -95,6 +108,8 @@ def _env() -> jinja2.Environment:
     )
     env.filters["cell"] = _cell
     env.filters["quote"] = _quote
+    env.filters["md"] = _md
+    env.filters["md_url"] = _md_url
     env.filters["safe_url"] = safe_url
     return env
 

@@ -106,3 +106,15 @@ def test_members_that_disagree_are_listed() -> None:
     assert record.tools[0].panel_by_member["fake:one"].pct == 75.0
     assert record.tools[0].panel_by_member["fake:two"].pct == 100.0
     assert record.tools[0].panel.pct == 87.5
+
+
+def test_split_names_every_dissent_with_persona_defined_verdicts() -> None:
+    rows = [review("alpha", p, v) for p, v in zip(IDS, ["ship", "ship", "wait", "later"], strict=True)]
+    split = build_record("r", 0.0, [tool("alpha")], personas(), ["fake:schema"], rows).split.within_tools[0]
+    assert not split.unanimous
+    assert split.summary == (
+        "Alpha splits the panel 2–1–1 (ship/later/wait): The Business Analyst says later; The Futurist says wait."
+    )
+    rows = [review("alpha", p, "wait") for p in IDS]
+    split = build_record("r", 0.0, [tool("alpha")], personas(), ["fake:schema"], rows).split.within_tools[0]
+    assert split.unanimous and split.summary == "Unanimous on Alpha: every valid review says wait."

@@ -191,8 +191,14 @@ def test_render_writes_each_format_of_a_past_run(cli: Any, runs_dir: Path, tmp_p
     [
         (["compare", "ollama", "Ollama"], "tool 'ollama' is listed twice"),
         (["review", "--tools", "vllm,vllm"], "tool 'vllm' is listed twice"),
-        (["compare", "ollama", "vllm", "-p", "builder", "-p", "builder"], "persona 'builder' is listed twice"),
-        (["review", "--max-cost", "1", "-b", "fake", "--prices", "EMPTY"], "--max-cost needs a price for fake:schema"),
+        (
+            ["compare", "ollama", "vllm", "-p", "builder", "-p", "builder"],
+            "persona 'builder' is listed twice",
+        ),
+        (
+            ["review", "--max-cost", "1", "-b", "fake", "--prices", "EMPTY"],
+            "--max-cost needs a price for fake:schema",
+        ),
         (["review", "nope.yaml"], "nope.yaml: catalog file not found"),
         (["review", "--resume", "20260101-000000-abcdef"], "no run '20260101-000000-abcdef'"),
     ],
@@ -208,7 +214,9 @@ def test_review_and_compare_refuse_bad_input_before_writing(
 
 
 def test_square_brackets_in_catalog_text_print_as_text(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
-    cat = _catalog(tmp_path, GOOD_TOOL.format(id="a", name="Alpha [/] [bold]tool") + GOOD_TOOL.format(id="b", name="B"))
+    cat = _catalog(
+        tmp_path, GOOD_TOOL.format(id="a", name="Alpha [/] [bold]tool") + GOOD_TOOL.format(id="b", name="B")
+    )
     result = cli("compare", "a", "b", "--catalog", str(cat), "-b", "fake", "--out", str(runs_dir))
     assert result.code == 0, result.err
     assert "Alpha [/] [bold]tool" in result.out

@@ -50,5 +50,22 @@ def test_failed_review_shows_its_reason() -> None:
 def test_headline_and_split_are_written_as_sentences() -> None:
     page = _page()
     assert "**Ship with Alpha: the panel backs it 3 of 4 (75%)" in page
-    assert "Alpha splits the panel 3–1: The Futurist says skip." in page
+    assert "Alpha splits the panel 3–1 (ship/skip): The Futurist says skip." in page
     assert "| The Skeptic | ship | failed |" in page
+
+
+def test_catalog_and_model_text_cannot_inject_html_or_links() -> None:
+    a = tool("alpha").model_copy(
+        update={
+            "name": "Alpha<img src=x onerror=alert(1)>",
+            "description": "See [click](javascript:alert(1)) now",
+            "links": {"site": "https://ok.example/a)[x](javascript:alert(1)"},
+        }
+    )
+    rows = [review("alpha", p, "ship") for p in IDS]
+    rows[0].data["review"] = "<script>alert(1)</script>"  # type: ignore[index]
+    page = render_markdown(build_record("r", 0.0, [a], personas(), ["fake:schema"], rows))
+    assert "<img" not in page and "<script>" not in page
+    assert "Alpha&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "\\[click\\](javascript:alert(1))" in page
+    assert "[site](https://ok.example/a%29[x]%28javascript:alert%281%29)" in page
