@@ -9,10 +9,9 @@ not a retry policy.
 
 from __future__ import annotations
 
-import os
-
 import inspect
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
