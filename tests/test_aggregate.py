@@ -113,7 +113,8 @@ def test_split_names_every_dissent_with_persona_defined_verdicts() -> None:
     split = build_record("r", 0.0, [tool("alpha")], personas(), ["fake:schema"], rows).split.within_tools[0]
     assert not split.unanimous
     assert split.summary == (
-        "Alpha splits the panel 2–1–1 (ship/later/wait): The Business Analyst says later; The Futurist says wait."
+        "Alpha splits the panel 2–1–1 (ship/later/wait): "
+        "The Business Analyst says later; The Futurist says wait."
     )
     rows = [review("alpha", p, "wait") for p in IDS]
     split = build_record("r", 0.0, [tool("alpha")], personas(), ["fake:schema"], rows).split.within_tools[0]
