@@ -308,10 +308,11 @@ def show(run_id: str, out: RunsDir = Path("runs")) -> None:
 def render_run(
     run_id: str,
     fmt: Annotated[str, typer.Option("--format", "-f", help="html, md or json.")] = "html",
-    file: Annotated[
-        Path | None, typer.Option("--out-file", "-o", help="Write here instead of stdout.")
-    ] = None,
-    out: RunsDir = Path("runs"),
+    file: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+    out: Annotated[
+        Path,
+        typer.Option("--runs", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
+    ] = Path("runs"),
 ) -> None:
     """Render a past run's comparison record as an HTML page, Markdown or JSON."""
     if fmt not in FORMATS:
