@@ -95,7 +95,7 @@ def main() -> None:
     walls = cli_wall_times(args.tools, args.cli_runs) if args.cli_runs else []
 
     plan = plan_compare(args.tools, backends=["local"], sampling=sampling)
-    backend = plan.members[0]
+    backend = plan.members[0].backend
     assert isinstance(backend, LocalBackend)
     requests = [
         Request(

@@ -98,8 +98,6 @@ class RateLimiter:
         self.tokens = Pacer(tpm, headroom=headroom) if tpm else None
         self.clock = clock
         self._paused_until = 0.0
-        self._hint_until = 0.0
-        self._hint_left = 0
         self._lock = asyncio.Lock()
         self.waited = 0.0
 
@@ -116,8 +114,6 @@ class RateLimiter:
             now = self.clock()
             if self.requests is not None:
                 self.requests.take(1, now)
-            if now < self._hint_until:
-                self._hint_left -= 1
             if self.tokens is not None and tokens:
                 return self.tokens.take(tokens, now)
             return None
@@ -128,8 +124,6 @@ class RateLimiter:
             waits.append(self.requests.delay(1, now))
         if self.tokens is not None and tokens:
             waits.append(self.tokens.delay(tokens, now))
-        if now < self._hint_until and self._hint_left <= 0:
-            waits.append(self._hint_until - now)
         return max(waits)
 
     def settle(self, reservation: _Entry | None, actual: int) -> None:
@@ -142,16 +136,17 @@ class RateLimiter:
         self._paused_until = max(self._paused_until, self.clock() + seconds)
 
     def observe(self, ratelimit: dict[str, Any] | None) -> None:
-        """Tighten from the provider's own count: never send more than it says is left."""
+        """Tighten from the provider's own count: when it says nothing is left, wait for a slot.
+
+        Providers report the time until the limit is whole again; used slots come back
+        spread over that time, so the next one frees after about reset / used.
+        """
         if not ratelimit:
             return
         remaining = ratelimit.get("remaining_requests")
         reset = ratelimit.get("reset_requests_s")
-        if remaining is None or reset is None:
+        if remaining is None or reset is None or remaining > 0:
             return
-        now = self.clock()
-        if remaining <= 0:
-            self.pause(float(reset))
-        else:
-            self._hint_until = now + float(reset)
-            self._hint_left = int(remaining)
+        limit = ratelimit.get("limit_requests")
+        used = max(1.0, float(limit) - float(remaining)) if limit else 1.0
+        self.pause(float(reset) / used)

@@ -100,11 +100,17 @@ def test_provider_headers_tighten_and_429_pauses(monkeypatch: pytest.MonkeyPatch
 
     async def scenario() -> None:
         await limiter.acquire()
-        limiter.observe({"remaining_requests": 1, "reset_requests_s": 5.0})
-        await limiter.acquire()  # the one request the provider says is left
+        limiter.observe({"remaining_requests": 3, "limit_requests": 10, "reset_requests_s": 5.0})
+        await limiter.acquire()  # the provider says some are left: our own pace holds
         assert not slept or max(slept) < 1
-        await limiter.acquire()  # must wait for the provider's reset, not our own pace
-        assert clock.now >= 105.0
+        limiter.observe({"remaining_requests": 0, "limit_requests": 10, "reset_requests_s": 5.0})
+        before = clock.now
+        await limiter.acquire()  # nothing left: wait for one slot, 5 s over 10 used
+        assert clock.now >= before + 0.5
+        limiter.observe({"remaining_requests": 0, "reset_requests_s": 2.0})
+        before = clock.now
+        await limiter.acquire()  # no limit given: wait the whole reset
+        assert clock.now >= before + 2.0
         limiter.pause(30.0)
         before = clock.now
         await limiter.acquire()
