@@ -8,8 +8,9 @@
    the same process and the same model instance, rounds interleaved so that drift on a shared
    machine hits both alike. The raw side calls `create_chat_completion` with the same messages,
    the same grammar (built from the same JSON Schema) and the same sampling settings, on the
-   same thread, and nothing else: no validation, no store, no asyncio, no re-ask. Tokens/s = tokens generated /
-   wall time of the whole batch. Overhead = 1 - pipeline tokens/s / raw tokens/s.
+   same thread, and nothing else: no validation, no store, no asyncio, no re-ask.
+   Tokens/s = tokens generated / wall time of the whole batch.
+   Overhead = 1 - pipeline tokens/s / raw tokens/s.
 """
 
 from __future__ import annotations
