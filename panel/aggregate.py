@@ -309,7 +309,7 @@ def _headline(cards: Sequence[ToolCard]) -> Headline:
             text += " Even so, most reviewers would skip it."
         return Headline(question=question, pick=pick.id, text=text)
     tied = _join([c.name for c in top])
-    text = f"A tie: {tied} each win {top[0].panel.display} of the panel."
+    text = f"A tie at {top[0].panel.display}: the panel backs {tied} alike."
     if against:
         text += f" Behind them: {against}."
     text += " Read the scorecard: the reasons differ more than the numbers."

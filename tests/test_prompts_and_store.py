@@ -55,3 +55,19 @@ def test_migrations_run_once_and_are_recorded(tmp_path: Path) -> None:
     assert names == [m.__name__ for m in MIGRATIONS]
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+def test_local_schema_caps_fit_the_token_budget() -> None:
+    from panel.backends.local import fit_schema
+
+    schema = load_persona(data_dir("personas") / "builder.yaml").review_schema
+    fitted = fit_schema(schema, 700)
+    answers = fitted["properties"]["answers"]["properties"]
+    assert fitted["properties"]["verdict_note"]["maxLength"] <= 200
+    assert fitted["properties"]["review"]["maxLength"] == 2 * answers["primitive"]["maxLength"]
+    assert "maxLength" not in fitted["properties"]["verdict"]  # the enum stays as it is
+    small = fit_schema(schema, 160)
+    total = sum(v["maxLength"] for v in small["properties"]["answers"]["properties"].values())
+    total += small["properties"]["review"]["maxLength"] + small["properties"]["verdict_note"]["maxLength"]
+    assert total <= 160 * 3  # about 3 characters a token, less the JSON around them
+    assert schema["properties"]["review"].get("maxLength") is None  # the persona's schema is untouched

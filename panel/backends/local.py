@@ -145,10 +145,9 @@ def fit_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     """Cap the length of free-text fields so a whole reply fits in `max_tokens`.
 
     A grammar makes the model write valid JSON, but only if it gets to the closing brace;
-    caps sized from the token budget keep it from running out mid-string. The review
-    prose gets twice the room of an answer.
+    caps sized from the token budget keep it from running out mid-string.
     """
-    fields: list[tuple[dict[str, Any], int]] = []
+    fields: list[tuple[dict[str, Any], str]] = []
     key_chars = 0
 
     def walk(node: Any, name: str) -> Any:
@@ -160,18 +159,24 @@ def fit_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
             out["properties"] = {k: walk(v, k) for k, v in node["properties"].items()}
             key_chars += sum(len(k) + 6 for k in node["properties"])
         if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
-            fields.append((out, 2 if name == "review" else 1))
+            fields.append((out, name))
         return out
 
     fitted: dict[str, Any] = walk(schema, "")
     # About 3 characters a token for English prose: cautious, so the cap is rarely hit.
     structure_tokens = key_chars // 3 + 16
     room = max(len(fields), (max_tokens - structure_tokens) * 3)
-    weight = sum(w for _, w in fields) or 1
-    for node, w in fields:
-        node["maxLength"] = max(node.get("minLength", 1), min(360 * w, room * w // weight))
+    weights = [_WEIGHTS.get(name, 1) for _, name in fields]
+    total = sum(weights) or 1
+    for (node, name), w in zip(fields, weights, strict=True):
+        cap = _CAPS.get(name, 360)
+        node["maxLength"] = max(node.get("minLength", 1), min(cap, room * w // total))
     return fitted
 
+
+# The review prose gets twice an answer's room; the verdict note is one sentence.
+_WEIGHTS = {"review": 2}
+_CAPS = {"review": 720, "verdict_note": 200}
 
 # JSON forbids raw control characters inside strings; the stock rule lets them through.
 _LOOSE_CHAR = 'char ::= [^"\\\\] |'
