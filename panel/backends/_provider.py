@@ -30,6 +30,7 @@ __all__ = [
     "error_for_status",
     "finish_reason",
     "is_transport_error",
+    "json_schema_format",
     "key_variables",
     "ratelimit_state",
     "require_key",
@@ -248,3 +249,14 @@ def is_transport_error(exc: BaseException) -> bool:
     except ImportError:
         return False
     return isinstance(exc, httpx2.TimeoutException | httpx2.NetworkError | httpx2.RemoteProtocolError)
+
+
+def json_schema_format(schema_name: str, schema: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+    """The `response_format` of an OpenAI-style chat request that holds the reply to a schema.
+
+    The review schemas are already strict-shaped (closed objects, every field required).
+    """
+    spec: dict[str, Any] = {"name": schema_name, "schema": schema}
+    if strict:
+        spec["strict"] = True
+    return {"type": "json_schema", "json_schema": spec}

@@ -89,10 +89,8 @@ class HFBackend(Backend):
         sampling = request.sampling
         params: dict[str, Any] = {
             "messages": request.messages,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": request.schema_name, "schema": request.schema},
-            },
+            # huggingface_hub turns this into a TGI grammar for endpoint URLs.
+            "response_format": p.json_schema_format(request.schema_name, request.schema, strict=False),
             "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,

@@ -110,14 +110,7 @@ class MistralBackend(Backend):
         params: dict[str, Any] = {
             "model": self.model,
             "messages": request.messages,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": request.schema_name,
-                    "schema": request.schema,
-                    "strict": True,
-                },
-            },
+            "response_format": p.json_schema_format(request.schema_name, request.schema),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,

@@ -91,15 +91,7 @@ class OpenAIBackend(Backend):
         params: dict[str, Any] = {
             "model": self.model,
             "messages": request.messages,
-            "response_format": {
-                "type": "json_schema",
-                # The review schemas are already strict-shaped (closed objects, all required).
-                "json_schema": {
-                    "name": request.schema_name,
-                    "schema": request.schema,
-                    "strict": True,
-                },
-            },
+            "response_format": p.json_schema_format(request.schema_name, request.schema),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "seed": sampling.seed,
