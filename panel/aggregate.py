@@ -97,8 +97,9 @@ def build_record(
 
     cards = [_card(tool, personas, members, reviews) for tool in tools]
     splits = [_tool_split(tool, [r for r in reviews if r.tool_id == tool.id], rater) for tool in tools]
-    across = _across(tools, personas, members, reviews)
-    between = _between_members(tools, personas, members, reviews) if multi else []
+    verdict_of = _first_repeat_verdicts(reviews)
+    across = _across(tools, personas, members, verdict_of)
+    between = _between_members(tools, personas, members, verdict_of) if multi else []
     valid = sum(1 for r in reviews if r.valid)
     return ComparisonRecord(
         run_id=run_id,
@@ -210,21 +211,27 @@ def _tool_split(tool: Tool, reviews: Sequence[ReviewRow], name_of: Callable[[Rev
     )
 
 
+# A cell's valid verdict, or None when its review failed; keyed (tool, persona, member).
+_Verdicts = dict[tuple[str, str, str], str | None]
+
+
+def _first_repeat_verdicts(reviews: Sequence[ReviewRow]) -> _Verdicts:
+    """With repeats, the views across tools and members read the first repeat."""
+    return {
+        (r.tool_id, r.persona_id, r.member): r.verdict if r.valid else None for r in reviews if r.repeat == 0
+    }
+
+
 def _across(
     tools: Sequence[Tool],
     personas: Sequence[Persona],
     members: Sequence[str],
-    reviews: Sequence[ReviewRow],
+    verdict_of: _Verdicts,
 ) -> list[PersonaAcross]:
-    # With repeats, the views across tools and members read the first repeat.
-    index = {(r.tool_id, r.persona_id, r.member): r for r in reviews if r.repeat == 0}
     rows = []
     for member in members:
         for p in personas:
-            verdicts: dict[str, str | None] = {}
-            for t in tools:
-                r = index.get((t.id, p.id, member))
-                verdicts[t.id] = r.verdict if r is not None and r.valid else None
+            verdicts = {t.id: verdict_of.get((t.id, p.id, member)) for t in tools}
             known = list(verdicts.values())
             splits = None if None in known else len(set(known)) > 1
             rows.append(
@@ -243,17 +250,12 @@ def _between_members(
     tools: Sequence[Tool],
     personas: Sequence[Persona],
     members: Sequence[str],
-    reviews: Sequence[ReviewRow],
+    verdict_of: _Verdicts,
 ) -> list[MemberDisagreement]:
-    # With repeats, the views across tools and members read the first repeat.
-    index = {(r.tool_id, r.persona_id, r.member): r for r in reviews if r.repeat == 0}
     out = []
     for t in tools:
         for p in personas:
-            verdicts: dict[str, str | None] = {}
-            for m in members:
-                r = index.get((t.id, p.id, m))
-                verdicts[m] = r.verdict if r is not None and r.valid else None
+            verdicts = {m: verdict_of.get((t.id, p.id, m)) for m in members}
             if len({v for v in verdicts.values() if v is not None}) > 1:
                 out.append(MemberDisagreement(tool_id=t.id, persona_id=p.id, verdicts=verdicts))
     return out

@@ -29,7 +29,7 @@ from .record import ComparisonRecord
 from .render import FORMATS, render
 from .resources import data_dir
 from .retry import RetryPolicy
-from .store import Store, new_run_id
+from .store import RunRow, Store, new_run_id
 
 __all__ = [
     "Plan",
@@ -42,6 +42,7 @@ __all__ = [
     "plan_run",
     "record_schema",
     "record_schema_text",
+    "run_inputs",
     "run_plan",
     "write_atomic",
     "write_outputs",
@@ -163,18 +164,26 @@ def _no_repeats(kind: str, ids: list[str]) -> None:
         seen.add(item)
 
 
-def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> Plan:
-    """The plan of an earlier run, as it was recorded, to finish it."""
+def run_inputs(store: Store, run_id: str) -> tuple[RunRow, list[Tool], list[Persona]]:
+    """A recorded run with its tools and personas as they were when it ran."""
     run = store.get_run(run_id)
     if run is None:
         raise UserError(f"no run '{run_id}' in {store.path}")
+    tools = [Tool.model_validate(t) for t in store.run_tools(run_id)]
+    personas = [Persona.model_validate(p) for p in store.run_personas(run_id)]
+    return run, tools, personas
+
+
+def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> Plan:
+    """The plan of an earlier run, as it was recorded, to finish it."""
+    run, tools, personas = run_inputs(store, run_id)
     config = run.config
     if "member_specs" not in config:
         raise ConfigError(f"run '{run_id}' was recorded without its plan and cannot be resumed")
     specs = [parse_member(m["spec"], m["options"]) for m in config["member_specs"]]
     return Plan(
-        [Tool.model_validate(t) for t in store.run_tools(run_id)],
-        [Persona.model_validate(p) for p in store.run_personas(run_id)],
+        tools,
+        personas,
         build_members(specs, prices),
         specs,
         Path(run.catalog) if run.catalog else None,
@@ -236,11 +245,7 @@ async def run_plan(
 
 def load_record(store: Store, run_id: str) -> ComparisonRecord:
     """Rebuild a run's record from the store, with the tools and personas as they were then."""
-    run = store.get_run(run_id)
-    if run is None:
-        raise UserError(f"no run '{run_id}' in {store.path}")
-    tools = [Tool.model_validate(t) for t in store.run_tools(run_id)]
-    personas = [Persona.model_validate(p) for p in store.run_personas(run_id)]
+    run, tools, personas = run_inputs(store, run_id)
     return build_record(
         run_id,
         run.created_at,

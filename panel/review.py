@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .aggregate import build_record
-from .catalog import Tool
-from .personas import Persona
-from .pipeline import Plan, write_atomic
+from .pipeline import Plan, run_inputs, write_atomic
 from .store import CellKey, Store
 
 __all__ = [
@@ -63,10 +61,7 @@ def estimate_cost(plan: Plan, sample: int = 24) -> Estimate:
 def write_review_outputs(store: Store, run_id: str) -> Path:
     """`reviews.jsonl` (one line per review) and `tools/<id>.json` (one record per tool)."""
     folder = store.run_dir(run_id)
-    run = store.get_run(run_id)
-    assert run is not None
-    tools = [Tool.model_validate(t) for t in store.run_tools(run_id)]
-    personas = [Persona.model_validate(p) for p in store.run_personas(run_id)]
+    run, tools, personas = run_inputs(store, run_id)
     members = run.config.get("members", [])
 
     lines = (
