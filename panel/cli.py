@@ -66,6 +66,24 @@ RunsDir = Annotated[
     Path,
     typer.Option("--out", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
 ]
+# Options `compare` and `review` share, declared once.
+Members = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="Panel member as backend:model (or a name from panel.toml); repeat for several. "
+        "Default: the configured members, else local.",
+    ),
+]
+PersonaIds = Annotated[
+    list[str] | None, typer.Option("--persona", "-p", help="Persona id; repeat. Default: all.")
+]
+PersonasDir = Annotated[Path | None, typer.Option(help="Folder of persona files.")]
+MaxTokens = Annotated[int, typer.Option(min=32, help="Token limit of each reply.")]
+Temperature = Annotated[float, typer.Option(min=0.0, max=2.0)]
+Seed = Annotated[int, typer.Option(help="Sampling seed, for repeatable runs; repeat k uses seed + k.")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Send every request, even ones already answered.")]
 
 
 @app.command()
@@ -75,31 +93,19 @@ def compare(
         Path | None,
         typer.Option(help="Catalog file (YAML, JSON or JSONL); default examples/catalog.yaml."),
     ] = None,
-    backend: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--backend",
-            "-b",
-            help="Panel member as backend:model (or a name from panel.toml); repeat for several. "
-            "Default: the configured members, else local.",
-        ),
-    ] = None,
-    persona: Annotated[
-        list[str] | None, typer.Option("--persona", "-p", help="Persona id; repeat. Default: all.")
-    ] = None,
-    personas_dir: Annotated[Path | None, typer.Option(help="Folder of persona files.")] = None,
+    backend: Members = None,
+    persona: PersonaIds = None,
+    personas_dir: PersonasDir = None,
     config: ConfigPath = None,
     out: RunsDir = Path("runs"),
     json_out: Annotated[
         bool,
         typer.Option("--json", help="Print the record as JSON on stdout, and nothing else there."),
     ] = False,
-    max_tokens: Annotated[int, typer.Option(min=32, help="Token limit of each reply.")] = 700,
-    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.3,
-    seed: Annotated[int, typer.Option(help="Sampling seed, for repeatable runs.")] = 1234,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Ask again even where an identical request was answered.")
-    ] = False,
+    max_tokens: MaxTokens = 700,
+    temperature: Temperature = 0.3,
+    seed: Seed = 1234,
+    no_cache: NoCache = False,
     progress: ProgressMode = "bar",
 ) -> None:
     """Review two tools with the whole panel and draft their comparison."""
@@ -116,7 +122,7 @@ def compare(
     )
     options = RunOptions(use_cache=not no_cache, retry=panel_config.retry.policy())
     with Store(out) as store, Reporter(progress, plan.total, err_console) as reporter:
-        command = "panel " + shlex.join(sys.argv[1:])
+        command = _command_line()
         run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update, options))
         reporter.finish(stats)
         record = load_record(store, run_id)
@@ -134,11 +140,8 @@ def review(
     catalog: Annotated[
         Path | None, typer.Argument(help="Catalog file; default examples/catalog.yaml.")
     ] = None,
-    backend: Annotated[
-        list[str] | None,
-        typer.Option("--backend", "-b", help="Panel member; repeat. Default: configured, else local."),
-    ] = None,
-    persona: Annotated[list[str] | None, typer.Option("--persona", "-p", help="Persona id; repeat.")] = None,
+    backend: Members = None,
+    persona: PersonaIds = None,
     tools: Annotated[str | None, typer.Option(help="Only these tool ids, comma-separated.")] = None,
     max_cost: Annotated[
         float | None,
@@ -149,22 +152,20 @@ def review(
         str | None,
         typer.Option(help="Copy unchanged reviews from this run (or 'last') and re-review only the rest."),
     ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Send every request, even ones already answered.")
-    ] = False,
+    no_cache: NoCache = False,
     repeats: Annotated[
         int,
         typer.Option(min=1, help="Review every cell N times (seeds differ), for self-consistency."),
     ] = 1,
-    personas_dir: Annotated[Path | None, typer.Option(help="Folder of persona files.")] = None,
+    personas_dir: PersonasDir = None,
     prices: Annotated[
         Path | None, typer.Option(help="Price file (TOML); default the bundled prices.toml.")
     ] = None,
     config: ConfigPath = None,
     out: RunsDir = Path("runs"),
-    max_tokens: Annotated[int, typer.Option(min=32, help="Token limit of each reply.")] = 700,
-    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.3,
-    seed: Annotated[int, typer.Option(help="Sampling seed; repeat k uses seed + k.")] = 1234,
+    max_tokens: MaxTokens = 700,
+    temperature: Temperature = 0.3,
+    seed: Seed = 1234,
     progress: ProgressMode = "bar",
 ) -> None:
     """Review a whole catalog: every tool x persona x member, within limits and a budget.
@@ -226,7 +227,7 @@ def review(
             use_cache=not no_cache, max_cost=max_cost, since_run=since_run, retry=panel_config.retry.policy()
         )
         with Reporter(progress, plan.total, err_console) as reporter:
-            command = "panel " + shlex.join(sys.argv[1:])
+            command = _command_line()
             run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update, options, resume))
             reporter.finish(stats)
         folder = write_review_outputs(store, run_id)
@@ -244,6 +245,11 @@ def review(
             highlight=False,
         )
         raise typer.Exit(3)
+
+
+def _command_line() -> str:
+    """The command as typed, recorded with the run."""
+    return "panel " + shlex.join(sys.argv[1:])
 
 
 def _check_prices(plan: Plan, max_cost: float | None) -> None:
@@ -335,7 +341,7 @@ def schema() -> None:
 @personas_app.callback()
 def personas_list(
     ctx: typer.Context,
-    personas_dir: Annotated[Path | None, typer.Option(help="Folder of persona files.")] = None,
+    personas_dir: PersonasDir = None,
 ) -> None:
     """List the personas and their questions."""
     if ctx.invoked_subcommand is not None:
