@@ -13,6 +13,8 @@ export CMAKE_ARGS := -DGGML_NATIVE=OFF
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@# This project was distributed as `panel` before it became `toolpanel`: drop that old install.
+	-@$(BIN)/pip uninstall --quiet --yes panel >/dev/null 2>&1
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
@@ -33,8 +35,8 @@ test: setup chromium
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check panel tests bench
-	$(BIN)/mypy panel
+	$(BIN)/ruff check panel tests bench toolpanel.py
+	$(BIN)/mypy panel toolpanel.py
 
 schema: setup
 	$(BIN)/panel schema > schema/comparison.schema.json

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ._about import install_hint
 from .backends.base import Sampling
 from .backends.check import CheckResult, backend_statuses, check_member
 from .config import load_config, resolve_members
@@ -380,7 +381,7 @@ def backends_list(ctx: typer.Context, config: ConfigPath = None) -> None:
         table.add_row(
             b.name,
             "yes" if b.installed else "[red]no[/]",
-            escape(f"pip install 'panel[{b.extra}]'") if b.extra else "(built in)",
+            escape(install_hint(b.extra)) if b.extra else "(built in)",
             b.key_env or "—",
             key_set,
         )

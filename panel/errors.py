@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from ._about import install_hint
+
 __all__ = [
     "BackendError",
     "BackendSpecError",
@@ -71,9 +73,7 @@ class ConfigError(UserError):
 
 class MissingDependencyError(UserError):
     def __init__(self, backend: str, extra: str, module: str) -> None:
-        super().__init__(
-            f"backend '{backend}' needs the Python package '{module}': pip install 'panel[{extra}]'"
-        )
+        super().__init__(f"backend '{backend}' needs the Python package '{module}': {install_hint(extra)}")
 
 
 class MissingKeyError(UserError):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._about import install_hint
 from .errors import MissingDependencyError, UserError
 
 if TYPE_CHECKING:
@@ -24,9 +25,7 @@ class MissingExtraError(MissingDependencyError):
 
     def __init__(self, feature: str, module: str, extra: str) -> None:
         # The parent's message speaks of backends; keep its type, say it for a feature.
-        UserError.__init__(
-            self, f"{feature} needs the Python package '{module}': pip install 'panel[{extra}]'"
-        )
+        UserError.__init__(self, f"{feature} needs the Python package '{module}': {install_hint(extra)}")
 
 
 def _pyplot() -> Any:

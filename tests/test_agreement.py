@@ -316,11 +316,11 @@ def test_missing_extras_are_named(
     assert len(result.out.splitlines()) == 65
     assert (tmp_path / "long.csv").read_text() == result.out and not (tmp_path / "long.parquet").exists()
     (line,) = [x for x in result.err.splitlines() if "parquet" in x]
-    assert "pip install 'panel[parquet]'" in line
+    assert "pip install 'toolpanel[parquet]'" in line
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     result = cli("agreement", runs.single, "--plots", str(tmp_path / "p"), "--out", str(runs.out))
-    assert result.code == 2 and "pip install 'panel[analysis]'" in result.err
+    assert result.code == 2 and "pip install 'toolpanel[analysis]'" in result.err
     assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "p").exists()
 
 

@@ -496,7 +496,7 @@ for name, extra in (("openai", "openai"), ("anthropic", "anthropic"),
     try:
         create_backend(MemberSpec(name, "m"))
     except MissingDependencyError as exc:
-        assert f"pip install 'panel[{extra}]'" in str(exc), exc
+        assert f"pip install 'toolpanel[{extra}]'" in str(exc), exc
     else:
         raise SystemExit(name + " did not report its missing SDK")
 """

@@ -95,7 +95,7 @@ def test_backends_lists_extras_and_keys_without_values(
     rows = {line.split("│")[1].strip(): line for line in result.out.splitlines() if line.count("│") > 4}
     assert "OPENAI_API_KEY" in rows["openai"] and "yes" in rows["openai"]
     assert "MISTRAL_API_KEY" in rows["mistral"] and "no" in rows["mistral"].split("│")[5]
-    assert "pip install 'panel[anthropic]'" in rows["anthropic"]
+    assert "pip install 'toolpanel[anthropic]'" in rows["anthropic"]
 
 
 def test_backends_check_reports_latency_or_the_exact_error(
