@@ -1,4 +1,8 @@
-"""Turn a run's reviews into a comparison record: shares, split, pricing, headline."""
+"""Turn a run's reviews into a comparison record: shares, split, pricing, headline.
+
+One rule for repeats: repeat 0 of each cell is the panel, and every figure, scorecard and
+split reads it alone. Later repeats feed only `self_consistency` (see panel.repeats).
+"""
 
 from __future__ import annotations
 
@@ -21,11 +25,13 @@ from .record import (
     PersonaInfo,
     PricingSide,
     ReviewerSplit,
+    RunState,
     ScorecardEntry,
     ShipShare,
     ToolCard,
     ToolSplit,
 )
+from .repeats import self_consistency
 from .store import ReviewRow
 
 __all__ = ["build_record", "community_read", "entry_read", "ship_share"]
@@ -33,6 +39,14 @@ __all__ = ["build_record", "community_read", "entry_read", "ship_share"]
 SHIP = "ship"
 DASH = "—"
 
+# How a partial run's headline names its status: "the run stopped", "the run is still running".
+_STATUS_WORDS = {
+    "running": "is still running",
+    "stopped": "stopped",
+    "failed": "failed",
+    "interrupted": "was interrupted",
+    "done": "is marked done",
+}
 _ENTRY_LABELS = {
     "free": "Free",
     "freemium": "Freemium",
@@ -87,20 +101,42 @@ def build_record(
     personas: Sequence[Persona],
     members: Sequence[str],
     reviews: Sequence[ReviewRow],
+    *,
+    status: str = "done",
+    repeats: int = 1,
 ) -> ComparisonRecord:
+    """The record of a run; `status` and `repeats` come from the store's run row and plan.
+
+    Reviews of repeat 0 make the panel; later repeats only make `self_consistency`.
+    """
     by_persona = {p.id: p for p in personas}
     multi = len(members) > 1
 
+    def rater_name(persona_name: str, member: str) -> str:
+        return f"{persona_name} ({member})" if multi else persona_name
+
     def rater(r: ReviewRow) -> str:
         name = by_persona[r.persona_id].name if r.persona_id in by_persona else r.persona_id
-        return f"{name} ({r.member})" if multi else name
+        return rater_name(name, r.member)
 
-    cards = [_card(tool, personas, members, reviews) for tool in tools]
-    splits = [_tool_split(tool, [r for r in reviews if r.tool_id == tool.id], rater) for tool in tools]
-    verdict_of = _first_repeat_verdicts(reviews)
+    panel = [r for r in reviews if r.repeat == 0]
+    cards = [_card(tool, personas, members, panel) for tool in tools]
+    splits = [_tool_split(tool, [r for r in panel if r.tool_id == tool.id], rater) for tool in tools]
+    verdict_of = _verdicts(panel)
     across = _across(tools, personas, members, verdict_of)
     between = _between_members(tools, personas, members, verdict_of) if multi else []
-    valid = sum(1 for r in reviews if r.valid)
+    valid = sum(1 for r in panel if r.valid)
+    repeats = max([repeats, *(r.repeat + 1 for r in reviews)])
+    planned = len(tools) * len(personas) * len(members) * repeats
+    stored = len({r.key for r in reviews})
+    missing = max(planned - stored, 0)
+    state = RunState(
+        status=status,
+        planned=planned,
+        stored=stored,
+        missing=missing,
+        complete=status == "done" and missing == 0,
+    )
     return ComparisonRecord(
         run_id=run_id,
         created_at=datetime.fromtimestamp(created_at, UTC).isoformat(timespec="seconds"),
@@ -110,7 +146,7 @@ def build_record(
             members=list(members),
             personas=[PersonaInfo(id=p.id, name=p.name, lens=p.lens) for p in personas],
         ),
-        headline=_headline(cards),
+        headline=_headline(cards, state),
         split=ReviewerSplit(
             within_tools=splits,
             across_tools=across,
@@ -121,7 +157,11 @@ def build_record(
             PricingSide(tool_id=c.id, name=c.name, label=c.entry.label, reason=c.entry.reason) for c in cards
         ],
         community_vs_panel=[_community_vs_panel(c) for c in cards],
-        counts=Counts(reviews=len(reviews), valid=valid, failed=len(reviews) - valid),
+        counts=Counts(reviews=len(panel), valid=valid, failed=len(panel) - valid),
+        run=state,
+        self_consistency=self_consistency(
+            tools, personas, members, reviews, repeats, lambda p, m: rater_name(p.name, m)
+        ),
     )
 
 
@@ -215,11 +255,8 @@ def _tool_split(tool: Tool, reviews: Sequence[ReviewRow], name_of: Callable[[Rev
 _Verdicts = dict[tuple[str, str, str], str | None]
 
 
-def _first_repeat_verdicts(reviews: Sequence[ReviewRow]) -> _Verdicts:
-    """With repeats, the views across tools and members read the first repeat."""
-    return {
-        (r.tool_id, r.persona_id, r.member): r.verdict if r.valid else None for r in reviews if r.repeat == 0
-    }
+def _verdicts(panel: Sequence[ReviewRow]) -> _Verdicts:
+    return {(r.tool_id, r.persona_id, r.member): r.verdict if r.valid else None for r in panel}
 
 
 def _across(
@@ -283,9 +320,21 @@ def _split_summary(
     return " ".join(parts)
 
 
-def _headline(cards: Sequence[ToolCard]) -> Headline:
-    question = "Which one should you ship with?"
-    scored = [c for c in cards if c.panel.pct is not None]
+def _leaders(cards: Sequence[ToolCard]) -> tuple[list[ToolCard], str]:
+    """The tools with the highest ship share, and the others as "Name 50% (1 of 2)"."""
+    best = max(c.panel.pct for c in cards if c.panel.pct is not None)
+    top = [c for c in cards if c.panel.pct == best]
+    against = "; ".join(
+        f"{c.name} {c.panel.display} ({c.panel.ship} of {c.panel.valid})" for c in cards if c not in top
+    )
+    return top, against
+
+
+def _headline(cards: Sequence[ToolCard], state: RunState) -> Headline:
+    question = "Should you ship with it?" if len(cards) == 1 else "Which one should you ship with?"
+    scored = any(c.panel.pct is not None for c in cards)
+    if state.missing:
+        return Headline(question=question, pick=None, text=_so_far(cards, state, scored))
     if not scored:
         return Headline(question=question, pick=None, text="No verdict: every review failed.")
     if len(cards) == 1:
@@ -293,21 +342,14 @@ def _headline(cards: Sequence[ToolCard]) -> Headline:
         word = "ships" if (card.panel.pct or 0) >= 50 else "skips"
         p = card.panel
         text = f"The panel {word} {card.name}: {p.ship} of {p.valid} say ship ({p.display})."
-        return Headline(
-            question="Should you ship with it?",
-            pick=card.id if word == "ships" else None,
-            text=text,
-        )
-    best = max(c.panel.pct for c in scored if c.panel.pct is not None)
-    top = [c for c in scored if c.panel.pct == best]
-    others = [c for c in cards if c not in top]
-    against = "; ".join(f"{c.name} {c.panel.display} ({c.panel.ship} of {c.panel.valid})" for c in others)
+        return Headline(question=question, pick=card.id if word == "ships" else None, text=text)
+    top, against = _leaders(cards)
     if len(top) == 1:
         pick = top[0]
         p = pick.panel
         text = f"Ship with {pick.name}: the panel backs it {p.ship} of {p.valid} ({p.display})"
         text += f", against {against}." if against else "."
-        if best < 50:
+        if (p.pct or 0) < 50:
             text += " Even so, most reviewers would skip it."
         return Headline(question=question, pick=pick.id, text=text)
     tied = _join([c.name for c in top])
@@ -316,6 +358,24 @@ def _headline(cards: Sequence[ToolCard]) -> Headline:
         text += f" Behind them: {against}."
     text += " Read the scorecard: the reasons differ more than the numbers."
     return Headline(question=question, pick=None, text=text)
+
+
+def _so_far(cards: Sequence[ToolCard], state: RunState, scored: bool) -> str:
+    """A partial run's standing, worded so that it cannot pass for the final verdict."""
+    said = _STATUS_WORDS.get(state.status, f"is {state.status}")
+    text = f"Partial run: {state.stored} of {state.planned} reviews in; the run {said}."
+    if not scored:
+        return f"{text} No valid review yet."
+    if len(cards) == 1:
+        p = cards[0].panel
+        return f"{text} So far {p.ship} of {p.valid} say ship on {cards[0].name} ({p.display})."
+    top, against = _leaders(cards)
+    if len(top) == 1:
+        p = top[0].panel
+        text += f" So far {top[0].name} leads: {p.ship} of {p.valid} say ship ({p.display})"
+        return text + (f", against {against}." if against else ".")
+    text += f" So far {_join([c.name for c in top])} are level at {top[0].panel.display}."
+    return text + (f" Behind them: {against}." if against else "")
 
 
 def _community_vs_panel(card: ToolCard) -> CommunityVsPanel:

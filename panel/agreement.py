@@ -53,6 +53,15 @@ CEILING_NOTE = (
     "expected to agree with each other more than each agrees with itself."
 )
 
+# What panel.stats returns for a rater with one verdict throughout (pinned by a test).
+CONSTANT_RATER_NOTE = (
+    "A rater who gives one verdict throughout has Cohen's kappa 0 with every other rater "
+    "(its agreement is all chance), null only with itself or with a rater who gives that same "
+    "verdict throughout. Fleiss' kappa and Krippendorff's alpha stay defined: they are null only "
+    "when the ratings they use (Fleiss: items every rater rated; alpha: items with two ratings) "
+    "are all one verdict, or there are none."
+)
+
 Row = dict[str, Any]
 
 
@@ -331,10 +340,11 @@ def analyze(
     notes = [
         f"Inter-rater statistics read repeat 0 of run {basis}, the first run given.",
         _BY_NOTES[by],
-        f"Intervals: 95% percentile bootstrap over items, {n_resamples} resamples, seed {seed}.",
+        f"Intervals: 95% percentile bootstrap over items, {n_resamples} resamples, seed {seed}; "
+        "each interval uses only the resamples on which its statistic is defined (resamples_used).",
         "A failed review is a missing rating: Fleiss' kappa keeps only items every rater rated; "
         "Krippendorff's alpha and Cohen's kappa use every pairable rating.",
-        "Kappa and alpha are null where undefined, e.g. when a rater gives one verdict throughout.",
+        CONSTANT_RATER_NOTE,
         CEILING_NOTE,
     ]
     if silent:

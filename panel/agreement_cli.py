@@ -203,7 +203,7 @@ def _print_report(report: AgreementReport) -> None:
         f"· categories {', '.join(stats['categories']) or '—'}",
         highlight=False,
     )
-    headline = Table("statistic", "estimate", "95% CI", title="Inter-rater agreement")
+    headline = Table("statistic", "estimate", "95% CI", "resamples used", title="Inter-rater agreement")
     names = {
         "percent_agreement": "percent agreement",
         "fleiss_kappa": "Fleiss' kappa",
@@ -212,7 +212,8 @@ def _print_report(report: AgreementReport) -> None:
     }
     for key, name in names.items():
         e = stats[key]
-        headline.add_row(name, _num(e["point"]), f"[{_num(e['low'])}, {_num(e['high'])}]")
+        used = f"{e['resamples_used']} of {report.stats.n_resamples}"
+        headline.add_row(name, _num(e["point"]), f"[{_num(e['low'])}, {_num(e['high'])}]", used)
     out_console.print(headline)
 
     rates = Table("rater", f"{stats['positive']} rate", title="Leniency")

@@ -25,7 +25,7 @@ from .limits import RateLimiter
 from .personas import Persona, load_personas, resolve_personas
 from .pricing import load_prices, price_for
 from .prompts import PromptSet
-from .record import ComparisonRecord
+from .record import RECORD_VERSION, ComparisonRecord
 from .render import FORMATS, render
 from .resources import data_dir
 from .retry import RetryPolicy
@@ -243,8 +243,13 @@ async def run_plan(
     return run_id, stats
 
 
-def load_record(store: Store, run_id: str) -> ComparisonRecord:
-    """Rebuild a run's record from the store, with the tools and personas as they were then."""
+def load_record(store: Store, run_id: str, status: str | None = None) -> ComparisonRecord:
+    """Rebuild a run's record from the store, with the tools and personas as they were then.
+
+    The record carries the run's status from the store and counts missing reviews against
+    the recorded plan; `status` overrides the stored one, for a writer that builds the
+    record before it marks the run.
+    """
     run, tools, personas = run_inputs(store, run_id)
     return build_record(
         run_id,
@@ -253,6 +258,8 @@ def load_record(store: Store, run_id: str) -> ComparisonRecord:
         personas,
         run.config.get("members", []),
         store.reviews(run_id),
+        status=status or run.status,
+        repeats=int(run.config.get("repeats", 1)),
     )
 
 
@@ -295,7 +302,7 @@ def _umask() -> int:
 def record_schema() -> dict[str, object]:
     schema = ComparisonRecord.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "urn:panel:comparison-record:1.0"
+    schema["$id"] = f"urn:panel:comparison-record:{RECORD_VERSION}"
     return schema
 
 

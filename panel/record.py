@@ -24,14 +24,19 @@ __all__ = [
     "PersonaAcross",
     "PersonaInfo",
     "PricingSide",
+    "RaterConsistency",
+    "RepeatCell",
     "ReviewerSplit",
+    "RunState",
     "ScorecardEntry",
+    "SelfConsistency",
     "ShipShare",
     "ToolCard",
     "ToolSplit",
 ]
 
-RECORD_VERSION: Literal["1.0"] = "1.0"
+# 1.1: the panel is repeat 0 everywhere; later repeats go to `self_consistency`; `run` added.
+RECORD_VERSION: Literal["1.1"] = "1.1"
 
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
 
@@ -84,7 +89,11 @@ class ScorecardEntry(_Model):
     answers: list[Answer]
     error: str | None = Field(description="Why the review failed, when it did.")
     asks: int = Field(ge=1, description="1, or 2 when the reply had to be re-asked.")
-    repeat: int = Field(default=0, ge=0, description="Which repeat of the cell, when a run repeats.")
+    repeat: int = Field(
+        default=0,
+        ge=0,
+        description="Always 0: the panel reads repeat 0; later repeats are in `self_consistency`.",
+    )
 
 
 class ToolCard(_Model):
@@ -160,7 +169,9 @@ class CommunityVsPanel(_Model):
 
 class Headline(_Model):
     question: str
-    pick: str | None = Field(description="The id of the tool the panel backs, or null for a tie.")
+    pick: str | None = Field(
+        description="The id of the tool the panel backs, or null for a tie or a partial run."
+    )
     text: str
 
 
@@ -176,13 +187,71 @@ class PanelInfo(_Model):
 
 
 class Counts(_Model):
+    """The panel's reviews: repeat 0 of every cell that has one."""
+
     reviews: int
     valid: int
     failed: int
 
 
+class RunState(_Model):
+    """How far the run got when the record was built. A partial record is no final verdict."""
+
+    status: str = Field(
+        description="The run's status in the store: done, running, stopped, failed, interrupted, ..."
+    )
+    planned: int = Field(ge=0, description="Reviews planned: tools x personas x members x repeats.")
+    stored: int = Field(ge=0, description="Reviews stored, valid or failed, over every repeat.")
+    missing: int = Field(ge=0, description="planned - stored: cells with no review yet.")
+    complete: bool = Field(description="True when status is done and no review is missing.")
+
+
+class RepeatCell(_Model):
+    """One tool, persona and member, read once per repeat."""
+
+    tool_id: str
+    persona_id: str
+    rater: str = Field(description="The persona's name, with the member when the panel has several.")
+    member: str
+    verdicts: list[str | None] = Field(
+        description="The verdict of repeat k at index k; null where that repeat failed or is missing."
+    )
+    agree: int = Field(ge=0, description="Later repeats whose verdict is repeat 0's.")
+    compared: int = Field(
+        ge=0, description="Later repeats with a verdict, counted only when repeat 0 has one."
+    )
+    stable: bool | None = Field(
+        description="True when every compared repeat agrees with repeat 0; null when none compared."
+    )
+
+
+class RaterConsistency(_Model):
+    """How often one rater's later repeats give its repeat-0 verdict again."""
+
+    persona_id: str
+    member: str
+    rater: str
+    agree: int = Field(ge=0)
+    compared: int = Field(ge=0)
+    pct: float | None = Field(description="100 * agree / compared, or null when nothing compared.")
+    display: str
+
+
+class SelfConsistency(_Model):
+    """Test-retest: later repeats against repeat 0. Never part of the panel's figures or split."""
+
+    repeats: int = Field(ge=2, description="Repeats per cell in the run's plan.")
+    agree: int = Field(ge=0)
+    compared: int = Field(ge=0)
+    pct: float | None
+    display: str
+    raters: list[RaterConsistency]
+    cells: list[RepeatCell]
+    summary: str
+
+
 class ComparisonRecord(_Model):
-    version: Literal["1.0"] = RECORD_VERSION
+    version: Literal["1.1"] = RECORD_VERSION
     run_id: str
     created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
     title: str
@@ -193,3 +262,7 @@ class ComparisonRecord(_Model):
     pricing: list[PricingSide]
     community_vs_panel: list[CommunityVsPanel]
     counts: Counts
+    run: RunState
+    self_consistency: SelfConsistency | None = Field(
+        default=None, description="Later repeats against repeat 0; null when the run has one repeat."
+    )

@@ -36,7 +36,6 @@ __all__ = [
     "krippendorff_alpha_nominal",
     "percent_agreement",
     "ship_rate",
-    "summarize",
 ]
 
 Ratings = Sequence[Sequence[Hashable | None]] | npt.NDArray[Any]
@@ -285,8 +284,11 @@ def effective_votes(
       sign -- two perfectly opposed raters count as one -- and, being quadratic in
       ``r``, discounts moderate correlation less than ``"mean_r"``.
 
-    Negative ``r_bar`` would give more than ``n`` and is clamped to ``n``. One rater
-    gives 1; ``nan`` with no raters or no pair sharing two items.
+    ``n`` counts only raters that share at least two items with some other rater: a rater
+    with no such partner (one whose reviews all failed, say) has no correlation to weigh
+    and would otherwise count as a full independent vote. Negative ``r_bar`` would give
+    more than ``n`` and is clamped to ``n``. One rater gives 1; ``nan`` with no raters or
+    no pair sharing two items.
     """
     if method not in ("mean_r", "eigen"):
         raise ValueError(f"unknown method {method!r}: use 'mean_r' or 'eigen'")
@@ -294,10 +296,15 @@ def effective_votes(
     m = codes.shape[1]
     if m < 2:
         return 1.0 if m == 1 else _NAN
+    present = (codes != _MISSING).astype(np.int64)
+    shared = present.T @ present
+    np.fill_diagonal(shared, 0)
+    paired = (shared >= 2).any(axis=0)
+    if not paired.any():
+        return _NAN
+    codes, m = codes[:, paired], int(paired.sum())
     r = _phi_matrix(codes, _code_of(labels, positive))
     off = r[np.triu_indices(m, 1)]
-    if np.isnan(off).all():
-        return _NAN
     r_bar = float(np.nanmean(off))
     if method == "mean_r":
         denom = 1.0 + (m - 1) * r_bar
@@ -310,21 +317,37 @@ def effective_votes(
     return min(max(n_eff, 1.0), float(m))
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its bootstrap percentile interval.
+
+    ``resamples_used`` is how many resamples the interval rests on: those where the
+    statistic was defined. Far fewer than were drawn means the interval describes only
+    the resamples that happened to keep the statistic defined.
+    """
+
+    point: float
+    low: float
+    high: float
+    resamples_used: int
+
+
 def bootstrap_ci(
     stat_fn: Callable[[npt.NDArray[np.object_]], float],
     ratings: Ratings,
     n_resamples: int = 2000,
     seed: int = 0,
     level: float = 0.95,
-) -> tuple[float, float, float]:
-    """``(point, low, high)``: the statistic and its percentile bootstrap interval.
+) -> Estimate:
+    """The statistic and its percentile bootstrap interval, with the resamples it used.
 
     Items (rows) are resampled with replacement, raters kept; percentile interval of
     B. Efron & R. Tibshirani (1993), *An Introduction to the Bootstrap*. ``stat_fn`` gets
-    a 2-D object array. Resamples where it is ``nan`` are skipped, so the interval is
-    conditional on the statistic being defined. Bounds are ``nan`` if the point is
-    ``nan``, with fewer than two items, or if no resample is defined. A seed draws the
-    same resamples for every statistic, so intervals of one summary are comparable.
+    a 2-D object array. Resamples where it is ``nan`` are skipped and not counted in
+    ``resamples_used``, so the interval is conditional on the statistic being defined.
+    Bounds are ``nan`` (and ``resamples_used`` 0) if the point is ``nan``, with fewer
+    than two items, or if no resample is defined. A seed draws the same resamples for
+    every statistic, so intervals of one summary are comparable.
     """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
@@ -334,25 +357,16 @@ def bootstrap_ci(
     point = float(stat_fn(table))
     n = table.shape[0]
     if math.isnan(point) or n < 2:
-        return point, _NAN, _NAN
+        return Estimate(point, _NAN, _NAN, 0)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(n_resamples, n))
     values = np.array([stat_fn(table[rows]) for rows in draws], dtype=np.float64)
     values = values[~np.isnan(values)]
     if values.size == 0:
-        return point, _NAN, _NAN
+        return Estimate(point, _NAN, _NAN, 0)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])
-    return point, float(low), float(high)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with its bootstrap percentile interval."""
-
-    point: float
-    low: float
-    high: float
+    return Estimate(point, float(low), float(high), int(values.size))
 
 
 @dataclass(frozen=True)
@@ -404,7 +418,7 @@ def agreement(
     names = _rater_names(table.shape[1], rater_names)
 
     def ci(stat: Callable[[npt.NDArray[np.object_]], float]) -> Estimate:
-        return Estimate(*bootstrap_ci(stat, table, n_resamples, seed, level))
+        return bootstrap_ci(stat, table, n_resamples, seed, level)
 
     _, kappas = cohen_matrix(table, names)
     return Agreement(
@@ -422,16 +436,3 @@ def agreement(
         seed=seed,
         level=level,
     )
-
-
-def summarize(
-    ratings: Ratings,
-    rater_names: Sequence[str] | None = None,
-    n_resamples: int = 2000,
-    seed: int = 0,
-    *,
-    positive: str = "ship",
-    level: float = 0.95,
-) -> dict[str, Any]:
-    """:func:`agreement` as a JSON-serialisable dict (``nan`` becomes ``None``)."""
-    return agreement(ratings, rater_names, n_resamples, seed, positive=positive, level=level).to_dict()

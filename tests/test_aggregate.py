@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from panel.aggregate import build_record, community_read, entry_read, ship_share
+from panel.store import ReviewRow
 
 from .factories import personas, review, tool
 
@@ -119,3 +122,132 @@ def test_split_names_every_dissent_with_persona_defined_verdicts() -> None:
     rows = [review("alpha", p, "wait") for p in IDS]
     split = build_record("r", 0.0, [tool("alpha")], personas(), ["fake:schema"], rows).split.within_tools[0]
     assert split.unanimous and split.summary == "Unanimous on Alpha: every valid review says wait."
+
+
+def _repeat(row: ReviewRow, k: int) -> ReviewRow:
+    return replace(row, repeat=k)
+
+
+def _two_repeats(first: dict[str, list[str]], second: dict[str, list[str]], members: list[str]):  # type: ignore[no-untyped-def]
+    """A 2-repeat run on alpha and beta: verdicts per tool in persona order, for every member."""
+    rows = [
+        _repeat(review(t, p, v, m), k)
+        for k, verdicts in enumerate((first, second))
+        for m in members
+        for t, column in verdicts.items()
+        for p, v in zip(IDS, column, strict=True)
+    ]
+    return build_record("r", 0.0, [tool("alpha"), tool("beta")], personas(), members, rows, repeats=2)
+
+
+def test_repeat_0_is_the_panel_and_later_repeats_only_feed_self_consistency() -> None:
+    record = _two_repeats(
+        {"alpha": ["ship"] * 4, "beta": ["ship", "skip", "skip", "skip"]},
+        {"alpha": ["skip"] * 4, "beta": ["skip", "skip", "skip", "skip"]},
+        ["fake:schema"],
+    )
+    alpha, beta = record.tools
+    assert (alpha.panel.ship, alpha.panel.valid, alpha.panel.display) == (4, 4, "100%")
+    assert (beta.panel.ship, beta.panel.valid, beta.panel.display) == (1, 4, "25%")
+    assert alpha.panel_by_member["fake:schema"].pct == 100.0
+    assert [(e.persona_id, e.verdict, e.repeat) for e in alpha.scorecard] == [(p, "ship", 0) for p in IDS]
+    split = record.split.within_tools[0]
+    assert split.unanimous and split.summary == "Unanimous on Alpha: every valid review says ship."
+    assert (
+        record.split.within_tools[1].summary
+        == "Beta splits the panel 3–1 (skip/ship): The Builder says ship."
+    )
+    across = {a.persona_id: a for a in record.split.across_tools}
+    assert across["builder"].verdicts == {"alpha": "ship", "beta": "ship"}
+    assert across["builder"].splits_tools is False and across["skeptic"].splits_tools is True
+    assert record.counts.model_dump() == {"reviews": 8, "valid": 8, "failed": 0}
+    assert record.headline.text.startswith("Ship with Alpha: the panel backs it 4 of 4 (100%)")
+
+    sc = record.self_consistency
+    assert sc is not None and sc.repeats == 2
+    assert (sc.agree, sc.compared, sc.display) == (3, 8, "38%")
+    builder = next(r for r in sc.raters if r.persona_id == "builder")
+    assert (builder.agree, builder.compared, builder.display) == (0, 2, "0%")
+    changed = [(c.tool_id, c.persona_id, c.verdicts) for c in sc.cells if c.stable is False]
+    assert changed == [
+        ("alpha", "builder", ["ship", "skip"]),
+        ("beta", "builder", ["ship", "skip"]),
+        ("alpha", "skeptic", ["ship", "skip"]),
+        ("alpha", "futurist", ["ship", "skip"]),
+        ("alpha", "business_analyst", ["ship", "skip"]),
+    ]
+    assert sc.summary.startswith(
+        "Self-consistency over 2 repeats (kept out of the panel's figures, which read repeat 0): "
+        "later repeats give "
+        "repeat 0's verdict in 3 of 8 comparisons (38%). Changed on a repeat: "
+        "Alpha · The Builder (ship → skip); Beta · The Builder (ship → skip);"
+    )
+
+
+def test_members_disagreeing_only_on_a_later_repeat_do_not_disagree() -> None:
+    members = ["fake:one", "fake:two"]
+    same = {"alpha": ["ship"] * 4, "beta": ["ship"] * 4}
+    record = _two_repeats(same, {"alpha": ["skip"] * 4, "beta": ["ship"] * 4}, members)
+    assert record.split.between_members == []
+    assert all(t.panel.pct == 100.0 for t in record.tools)
+    assert all(s.unanimous for s in record.split.within_tools)
+    sc = record.self_consistency
+    assert sc is not None and [r.rater for r in sc.raters][:2] == [
+        "The Builder (fake:one)",
+        "The Skeptic (fake:one)",
+    ]
+    assert (sc.agree, sc.compared) == (8, 16)
+
+
+def test_a_failed_repeat_is_not_compared() -> None:
+    record = _two_repeats(
+        {"alpha": ["ship"] * 4, "beta": ["ship"] * 4},
+        {"alpha": ["ship"] * 4, "beta": ["ship"] * 4},
+        ["fake:schema"],
+    )
+    assert record.self_consistency is not None
+    assert record.self_consistency.summary.endswith("No reviewer changed its verdict.")
+    rows = [review("alpha", p, "ship") for p in IDS] + [_repeat(review("alpha", "builder", None), 1)]
+    record = build_record("r", 0.0, [tool("alpha")], personas(), ["fake:schema"], rows, repeats=2)
+    sc = record.self_consistency
+    assert sc is not None and (sc.agree, sc.compared) == (0, 0)
+    assert sc.cells[0].verdicts == ["ship", None] and sc.cells[0].stable is None
+    assert record.tools[0].panel.failed == 0  # the failed repeat is no failed panel review
+
+
+def test_one_repeat_has_no_self_consistency_and_a_complete_run_state() -> None:
+    record = _record(["ship"] * 4, ["skip"] * 4)
+    assert record.self_consistency is None
+    assert record.run.model_dump() == {
+        "status": "done", "planned": 8, "stored": 8, "missing": 0, "complete": True,
+    }  # fmt: skip
+
+
+def test_a_partial_run_says_so_in_its_headline_and_picks_nothing() -> None:
+    a, b = tool("alpha"), tool("beta")
+    rows = [review("alpha", p, v) for p, v in zip(IDS, ["ship", "ship", "ship", "skip"], strict=True)]
+    rows.append(review("beta", "builder", "skip"))
+    record = build_record("r", 0.0, [a, b], personas(), ["fake:schema"], rows, status="stopped")
+    assert record.run.model_dump() == {
+        "status": "stopped", "planned": 8, "stored": 5, "missing": 3, "complete": False,
+    }  # fmt: skip
+    assert record.headline.pick is None
+    assert record.headline.text == (
+        "Partial run: 5 of 8 reviews in; the run stopped. "
+        "So far Alpha leads: 3 of 4 say ship (75%), against Beta 0% (0 of 1)."
+    )
+    one = build_record("r", 0.0, [a], personas(), ["fake:schema"], rows[:2], status="interrupted")
+    assert one.headline.text == (
+        "Partial run: 2 of 4 reviews in; the run was interrupted. So far 2 of 2 say ship on Alpha (100%)."
+    )
+    none = build_record("r", 0.0, [a], personas(), ["fake:schema"], [], status="running")
+    assert (
+        none.headline.text == "Partial run: 0 of 4 reviews in; the run is still running. No valid review yet."
+    )
+
+
+def test_a_missing_repeat_counts_as_missing() -> None:
+    rows = [review("alpha", p, "ship") for p in IDS]
+    record = build_record("r", 0.0, [tool("alpha")], personas(), ["fake:schema"], rows, repeats=2)
+    assert (record.run.planned, record.run.stored, record.run.missing) == (8, 4, 4)
+    assert record.headline.text.startswith("Partial run: 4 of 8 reviews in; the run is marked done.")

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from panel import stats
-from panel.agreement import LONG_COLUMNS, analyze, ratings_matrix
+from panel.agreement import CONSTANT_RATER_NOTE, LONG_COLUMNS, analyze, ratings_matrix
 from panel.store import CellKey, Store
 from panel.testing.fake_provider import FakeProvider
 
@@ -131,7 +131,7 @@ def test_table_plots_and_export(cli: Any, runs: Runs, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.code == 0, result.err
     for text in (
-        "Fleiss' kappa", "Krippendorff's alpha", "effective independent votes", "Leniency",
+        "Fleiss' kappa", "Krippendorff's alpha", "effective independent votes", "Leniency", "resamples used",
         f"persona x persona — {SPECS[0]}", f"persona x persona — {SPECS[1]}", "persona x persona — pooled",
         "member x member — builder", "member x member — pooled", "Self-consistency", "is the ceiling",
     ):  # fmt: skip
@@ -177,9 +177,10 @@ def test_json_numbers_are_panel_stats_on_the_same_matrix(cli: Any, runs: Runs) -
         ("krippendorff_alpha", stats.krippendorff_alpha_nominal),
         ("effective_votes", stats.effective_votes),
     ]:
-        point, low, high = stats.bootstrap_ci(fn, matrix, 200, 7)
-        assert _same(got[key]["point"], point), key
-        assert _same(got[key]["low"], low) and _same(got[key]["high"], high), key
+        e = stats.bootstrap_ci(fn, matrix, 200, 7)
+        assert _same(got[key]["point"], e.point), key
+        assert _same(got[key]["low"], e.low) and _same(got[key]["high"], e.high), key
+        assert got[key]["resamples_used"] == e.resamples_used, key
     for name, rate in zip(raters, stats.ship_rate(matrix), strict=True):
         assert _same(got["ship_rate"][name], rate)
     _, kappa = stats.cohen_matrix(matrix)
@@ -372,3 +373,53 @@ def test_analyze_leaves_out_a_rater_whose_every_review_failed(tmp_path: Path) ->
     assert report.stats.krippendorff_alpha.point == pytest.approx(stats.krippendorff_alpha_nominal(matrix))
     (pooled,) = report.cohen  # one member: only the pooled persona matrix
     assert pooled.raters == list(verdicts) and math.isnan(pooled.kappa[2][2])
+
+
+def _store_run(store: Store, verdicts: dict[str, list[str | None]]) -> None:
+    """Run "r" on one member with each persona's verdicts on tools t0, t1, ..."""
+    tools = [f"t{i}" for i in range(len(next(iter(verdicts.values()))))]
+    store.create_run(
+        "r", "test", None, {"members": ["a:x"]},
+        tools=[(t, "fp", {"id": t}) for t in tools],
+        personas=[(p, "v", {"id": p}) for p in verdicts],
+    )  # fmt: skip
+    for persona, column in verdicts.items():
+        for tool, verdict in zip(tools, column, strict=True):
+            store.save_review(
+                "r", CellKey(tool, persona, "a:x"), "a", "x",
+                data={"verdict": verdict} if verdict else None, error=None if verdict else "failed",
+                raw_reply=None, request_id=None, asks=1,
+            )  # fmt: skip
+
+
+def test_the_note_on_a_rater_with_one_verdict_says_what_the_report_holds(tmp_path: Path) -> None:
+    verdicts: dict[str, list[str | None]] = {
+        "builder": ["ship"] * 4,
+        "skeptic": ["ship", "skip", "ship", "skip"],
+        "futurist": ["skip", "skip", "ship", "ship"],
+    }
+    with Store(tmp_path / "runs") as store:
+        _store_run(store, verdicts)
+        report = analyze(store, ["r"], "rater", n_resamples=50)
+    assert CONSTANT_RATER_NOTE in report.notes
+    assert "Cohen's kappa 0 with every other rater" in CONSTANT_RATER_NOTE
+    data = report.to_dict()
+    (pooled,) = data["cohen"]
+    assert pooled["kappa"][0] == [None, 0.0, 0.0]  # builder: null with itself, 0 with the others
+    assert data["stats"]["fleiss_kappa"]["point"] == pytest.approx(-0.125)
+    assert data["stats"]["krippendorff_alpha"]["point"] is not None
+
+
+def test_intervals_say_how_many_resamples_they_used(tmp_path: Path) -> None:
+    verdicts: dict[str, list[str | None]] = {
+        "builder": ["ship", "skip", "ship", "skip"],
+        "skeptic": ["ship", "skip", "ship", "ship"],
+    }
+    with Store(tmp_path / "runs") as store:
+        _store_run(store, verdicts)
+        report = analyze(store, ["r"], "rater", n_resamples=200, seed=1)
+    fleiss = report.to_dict()["stats"]["fleiss_kappa"]
+    # Resamples of four tools that draw only agreeing rows leave one category: no kappa.
+    assert 0 < fleiss["resamples_used"] < 200
+    assert report.to_dict()["stats"]["percent_agreement"]["resamples_used"] == 200
+    assert any("resamples_used" in note for note in report.notes)

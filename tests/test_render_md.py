@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from panel.aggregate import build_record
 from panel.render import render_markdown
 
@@ -69,3 +71,28 @@ def test_catalog_and_model_text_cannot_inject_html_or_links() -> None:
     assert "Alpha&lt;img src=x onerror=alert(1)&gt;" in page
     assert "\\[click\\](javascript:alert(1))" in page
     assert "[site](https://ok.example/a%29[x]%28javascript:alert%281%29)" in page
+
+
+def test_repeats_show_in_their_own_section_never_in_the_split() -> None:
+    a, b = tool("alpha"), tool("beta")
+    rows = [review(t, p, "ship") for t in ("alpha", "beta") for p in IDS]
+    rows += [replace(review(t, p, "skip"), repeat=1) for t in ("alpha", "beta") for p in IDS]
+    page = render_markdown(build_record("r", 0.0, [a, b], personas(), ["fake:schema"], rows, repeats=2))
+    split = page[page.index("## Reviewer split") : page.index("## Self-consistency")]
+    assert "Unanimous on Alpha" in split and "splits the panel" not in split
+    assert "| The Builder | ship | ship |" in split
+    section = page[page.index("## Self-consistency") : page.index("## Pricing read")]
+    assert "0 of 8 comparisons (0%)" in section
+    assert "| Reviewer | Repeats with repeat 0's verdict |" in section
+    assert "| The Skeptic | 0 of 2 (0%) |" in section
+    assert "| Panel ship | **100%** (4 of 4) | **100%** (4 of 4) |" in page
+
+
+def test_a_partial_run_headline_reads_as_partial() -> None:
+    rows = [review("alpha", p, "ship") for p in IDS[:3]]
+    record = build_record("r", 0.0, [tool("alpha")], personas(), ["fake:schema"], rows, status="stopped")
+    page = render_markdown(record)
+    assert (
+        "**Partial run: 3 of 4 reviews in; the run stopped. So far 3 of 3 say ship on Alpha (100%).**" in page
+    )
+    assert "The panel ships" not in page

@@ -194,9 +194,10 @@ def test_bootstrap_is_deterministic_for_a_seed() -> None:
 
 def test_bootstrap_interval_contains_point() -> None:
     table = _random_table(12, 60, 5, 2)
-    point, low, high = stats.bootstrap_ci(stats.krippendorff_alpha_nominal, table, 500)
-    assert low < point < high
-    assert low > 0.0 and high < 1.0
+    e = stats.bootstrap_ci(stats.krippendorff_alpha_nominal, table, 500)
+    assert e.low < e.point < e.high
+    assert e.low > 0.0 and e.high < 1.0
+    assert e.resamples_used == 500  # alpha is defined on every resample of this table
 
 
 def test_bootstrap_n_resamples_and_level() -> None:
@@ -208,29 +209,36 @@ def test_bootstrap_n_resamples_and_level() -> None:
         calls += 1
         return stats.percent_agreement(t)
 
-    _, low90, high90 = stats.bootstrap_ci(counting, table, n_resamples=123, level=0.9)
+    e90 = stats.bootstrap_ci(counting, table, n_resamples=123, level=0.9)
     assert calls == 124  # the point estimate, then one call per resample
-    _, low99, high99 = stats.bootstrap_ci(stats.percent_agreement, table, 123, level=0.99)
-    assert low99 <= low90 and high90 <= high99
+    e99 = stats.bootstrap_ci(stats.percent_agreement, table, 123, level=0.99)
+    assert e99.low <= e90.low and e90.high <= e99.high
 
 
-def test_bootstrap_skips_undefined_resamples() -> None:
+def test_bootstrap_skips_undefined_resamples_and_says_how_many_it_used() -> None:
     table = [["a", "b"], ["a", "a"], ["b", "b"], ["a", "a"]]
+    kept: list[bool] = []
 
     def defined_if_first_kept(t: Any) -> float:
         # nan unless item 0 (the only disagreement) was drawn
-        return 1.0 if any(list(row) == ["a", "b"] for row in t) else math.nan
+        kept.append(any(list(row) == ["a", "b"] for row in t))
+        return 1.0 if kept[-1] else math.nan
 
-    assert stats.bootstrap_ci(defined_if_first_kept, table, 200) == (1.0, 1.0, 1.0)
+    e = stats.bootstrap_ci(defined_if_first_kept, table, 200)
+    assert (e.point, e.low, e.high) == (1.0, 1.0, 1.0)
+    # kept[0] is the point estimate; P(item 0 never drawn in 4 draws) = (3/4)**4, so some drop
+    assert e.resamples_used == sum(kept[1:]) < 200
     seen = iter([0.5])
-    point, low, high = stats.bootstrap_ci(lambda t: next(seen, math.nan), table, 50)
-    assert point == 0.5 and math.isnan(low) and math.isnan(high)  # no resample defined
+    e = stats.bootstrap_ci(lambda t: next(seen, math.nan), table, 50)
+    assert e.point == 0.5 and math.isnan(e.low) and math.isnan(e.high)  # no resample defined
+    assert e.resamples_used == 0
 
 
 def test_bootstrap_degenerate_inputs() -> None:
-    point, low, high = stats.bootstrap_ci(stats.percent_agreement, [["a", "b"]], 10)
-    assert point == 0.0 and math.isnan(low) and math.isnan(high)
-    assert all(math.isnan(v) for v in stats.bootstrap_ci(stats.fleiss_kappa, [["a"] * 3] * 5))
+    e = stats.bootstrap_ci(stats.percent_agreement, [["a", "b"]], 10)
+    assert e.point == 0.0 and math.isnan(e.low) and math.isnan(e.high) and e.resamples_used == 0
+    e = stats.bootstrap_ci(stats.fleiss_kappa, [["a"] * 3] * 5)
+    assert all(math.isnan(v) for v in (e.point, e.low, e.high)) and e.resamples_used == 0
     with pytest.raises(ValueError, match="n_resamples"):
         stats.bootstrap_ci(stats.fleiss_kappa, [["a", "b"]] * 3, n_resamples=0)
     with pytest.raises(ValueError, match="level"):
@@ -295,6 +303,16 @@ def test_effective_votes_constant_rater_and_no_overlap() -> None:
     assert math.isnan(stats.effective_votes([["ship", None], [None, "skip"]]))
 
 
+def test_effective_votes_leaves_out_a_rater_who_shares_no_two_items_with_anyone() -> None:
+    independent = [["ship", "ship"], ["ship", "skip"], ["skip", "ship"], ["skip", "skip"]]
+    assert stats.effective_votes(independent) == pytest.approx(2.0)
+    silent = [[*row, None] for row in independent]  # a third rater whose every review failed
+    assert stats.effective_votes(silent) == pytest.approx(2.0)
+    lone = [[*row, v] for row, v in zip(independent, ["ship", None, None, None], strict=True)]
+    assert stats.effective_votes(lone) == pytest.approx(2.0)  # one shared item is no pair
+    assert stats.effective_votes(silent, method="eigen") == pytest.approx(2.0)
+
+
 # --- 5. degenerate cases and errors ---------------------------------------------------
 
 
@@ -308,6 +326,24 @@ def test_single_category_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     assert stats.effective_votes(table) == 1.0
     monkeypatch.setitem(sys.modules, "krippendorff", None)
     assert math.isnan(stats.krippendorff_alpha_nominal(table))
+
+
+def test_a_rater_with_one_verdict_throughout() -> None:
+    """What the agreement note promises: kappa 0 against a rater who varies, null only
+    with itself or an identical constant rater; Fleiss and alpha stay defined."""
+    constant, varying, other = (
+        ["ship"] * 4,
+        ["ship", "skip", "ship", "skip"],
+        ["skip", "skip", "ship", "ship"],
+    )
+    assert stats.cohen_kappa(constant, varying) == 0.0
+    assert stats.cohen_kappa(constant, ["skip"] * 4) == 0.0
+    assert math.isnan(stats.cohen_kappa(constant, constant))
+    table = [list(row) for row in zip(constant, varying, other, strict=True)]
+    kappa = stats.cohen_matrix(table)[1]
+    assert math.isnan(kappa[0, 0]) and kappa[0, 1] == 0.0 and kappa[0, 2] == 0.0
+    assert stats.fleiss_kappa(table) == pytest.approx(-0.125)
+    assert stats.krippendorff_alpha_nominal(table) == pytest.approx(-0.03125)
 
 
 def test_no_item_with_two_ratings() -> None:
@@ -358,18 +394,19 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="rater names"):
         stats.cohen_matrix([["a", "b"]], ["only-one"])
     with pytest.raises(ValueError, match="rater names"):
-        stats.summarize([["a", "b"]], ["only-one"], n_resamples=5)
+        stats.agreement([["a", "b"]], ["only-one"], n_resamples=5)
 
 
 # --- summary --------------------------------------------------------------------------
 
 
-def test_summarize_is_json_and_consistent() -> None:
+def test_agreement_to_dict_is_json_and_consistent() -> None:
     table = _random_table(31, 25, 3, 2)
     table = [[None if v is None else {"c0": "ship", "c1": "skip"}[v] for v in r] for r in table]
     table[0][0] = None
     names = ["builder@a", "skeptic@a", "futurist@b"]
-    summary = stats.summarize(table, names, n_resamples=100, seed=3)
+    again = stats.agreement(table, names, n_resamples=100, seed=3)
+    summary = again.to_dict()
     assert json.loads(json.dumps(summary, allow_nan=False)) == summary
     assert summary["raters"] == names and summary["n_items"] == 25
     assert summary["categories"] == ["ship", "skip"]
@@ -379,13 +416,12 @@ def test_summarize_is_json_and_consistent() -> None:
     assert ci["low"] <= ci["point"] <= ci["high"]
     assert summary["ship_rate"] == dict(zip(names, stats.ship_rate(table), strict=True))
     assert summary["cohen_kappa"] == stats.cohen_matrix(table)[1].tolist()
-    again = stats.agreement(table, names, n_resamples=100, seed=3)
-    assert again.to_dict() == summary
+    assert summary["percent_agreement"]["resamples_used"] == 100
     assert again.effective_votes.point == stats.effective_votes(table)
 
 
-def test_summarize_undefined_values_become_none() -> None:
-    summary = stats.summarize([["ship", "ship"], ["ship", "ship"]], n_resamples=10)
-    assert summary["fleiss_kappa"] == {"point": None, "low": None, "high": None}
+def test_agreement_undefined_values_become_none() -> None:
+    summary = stats.agreement([["ship", "ship"], ["ship", "ship"]], n_resamples=10).to_dict()
+    assert summary["fleiss_kappa"] == {"point": None, "low": None, "high": None, "resamples_used": 0}
     assert summary["raters"] == ["rater0", "rater1"]
     json.dumps(summary, allow_nan=False)
