@@ -18,7 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
-from .errors import CatalogError, UnknownToolError
+from .errors import CatalogError, UnknownToolError, shown
+from .loaders import load_json, load_yaml, node_lines, read_text
 
 __all__ = ["Catalog", "Community", "Pricing", "PricingModel", "Tool", "load_catalog"]
 
@@ -73,7 +74,7 @@ class Tool(BaseModel):
     def _http_links(cls, links: dict[str, str]) -> dict[str, str]:
         for name, url in links.items():
             if not re.match(r"^https?://[^\s/]+", url.strip()):
-                raise ValueError(f"link '{name}' must be an http(s) URL, got {url!r}")
+                raise ValueError(f"link {shown(name)} must be an http(s) URL, got {shown(url)}")
         return links
 
     def facts_for_review(self) -> dict[str, Any]:
@@ -119,29 +120,18 @@ class Catalog:
         ]
         hint = f"; did you mean {', '.join(repr(c) for c in close[:3])}?" if close else ""
         raise UnknownToolError(
-            f"{self.path}: no tool with id '{tool_id}' ({len(self.tools)} tools in the catalog){hint}"
+            f"{self.path}: no tool with id {shown(tool_id)} ({len(self.tools)} tools in the catalog){hint}"
         )
 
 
 def load_catalog(path: str | Path) -> Catalog:
     """Load and validate a catalog file; raise CatalogError naming the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise CatalogError(f"{path}: catalog file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"{path}: cannot read the catalog: {exc}") from None
-
     suffix = path.suffix.lower()
-    if suffix in {".yaml", ".yml"}:
-        entries = _read_yaml(path, text)
-    elif suffix == ".json":
-        entries = _read_json(path, text)
-    elif suffix == ".jsonl":
-        entries = _read_jsonl(path, text)
-    else:
-        raise CatalogError(f"{path}: unknown catalog format '{suffix}' (use .yaml, .json or .jsonl)")
+    readers = {".yaml": _read_yaml, ".yml": _read_yaml, ".json": _read_json, ".jsonl": _read_jsonl}
+    if suffix not in readers:
+        raise CatalogError(f"{path}: unknown catalog format {shown(suffix)} (use .yaml, .json or .jsonl)")
+    entries = readers[suffix](path, read_text(path, CatalogError, "catalog file"))
 
     tools: list[Tool] = []
     lines: dict[str, int] = {}
@@ -149,16 +139,16 @@ def load_catalog(path: str | Path) -> Catalog:
         where = f"{path}:{line}" if line else str(path)
         if not isinstance(raw, dict):
             raise CatalogError(f"{where}: tools[{index}] must be a mapping, got {_kind(raw)}")
-        label = f"tool '{raw['id']}'" if isinstance(raw.get("id"), str) else f"tools[{index}]"
+        label = f"tool {shown(raw['id'])}" if isinstance(raw.get("id"), str) else f"tools[{index}]"
         try:
             tool = Tool.model_validate(raw)
         except ValidationError as exc:
             raise CatalogError(_describe(exc, path, line, field_lines, label)) from None
         if tool.id in lines:
             raise CatalogError(
-                f"{where}: duplicate tool id '{tool.id}' (first defined at line {lines[tool.id]})"
+                f"{where}: duplicate tool id {shown(tool.id)} (first defined at line {lines[tool.id]})"
                 if lines[tool.id]
-                else f"{where}: duplicate tool id '{tool.id}'"
+                else f"{where}: duplicate tool id {shown(tool.id)}"
             )
         lines[tool.id] = line
         tools.append(tool)
@@ -173,38 +163,12 @@ _Entry = tuple[Any, int, dict[str, int]]
 
 
 def _read_yaml(path: Path, text: str) -> list[_Entry]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        context = ""
-        if exc.context and exc.context_mark and exc.context_mark is not mark:
-            context = f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise CatalogError(f"{where}: YAML syntax error: {exc.problem or exc}{context}") from None
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: YAML error: {exc}") from None
+    data, node = load_yaml(path, text, CatalogError)
     items, items_node = _tool_list(path, data, node)
-    entries: list[_Entry] = []
-    for raw, item_node in zip(items, items_node, strict=True):
-        field_lines: dict[str, int] = {}
-        _field_lines(item_node, "", field_lines)
-        entries.append((raw, item_node.start_mark.line + 1, field_lines))
-    return entries
-
-
-def _field_lines(node: yaml.Node, prefix: str, out: dict[str, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            name = f"{prefix}{key.value}"
-            out[name] = key.start_mark.line + 1
-            _field_lines(value, name + ".", out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            name = f"{prefix}{i}"
-            out[name] = value.start_mark.line + 1
-            _field_lines(value, name + ".", out)
+    return [
+        (raw, item_node.start_mark.line + 1, node_lines(item_node))
+        for raw, item_node in zip(items, items_node, strict=True)
+    ]
 
 
 def _tool_list(path: Path, data: Any, node: yaml.Node | None) -> tuple[list[Any], list[yaml.Node]]:
@@ -219,10 +183,7 @@ def _tool_list(path: Path, data: Any, node: yaml.Node | None) -> tuple[list[Any]
 
 
 def _read_json(path: Path, text: str) -> list[_Entry]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CatalogError(f"{path}:{exc.lineno}:{exc.colno}: JSON syntax error: {exc.msg}") from None
+    data = load_json(path, text, CatalogError)
     if isinstance(data, dict) and "tools" in data:
         data = data["tools"]
     if not isinstance(data, list):
@@ -254,13 +215,11 @@ def _json_item_lines(text: str) -> list[int]:
 
 def _read_jsonl(path: Path, text: str) -> list[_Entry]:
     entries: list[_Entry] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on line feeds only: str.splitlines would also break at U+2028, which JSON allows in a string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            entries.append((json.loads(line), number, {}))
-        except json.JSONDecodeError as exc:
-            raise CatalogError(f"{path}:{number}:{exc.colno}: JSON syntax error: {exc.msg}") from None
+        entries.append((load_json(path, line, CatalogError, first_line=number), number, {}))
     return entries
 
 
@@ -270,13 +229,13 @@ def _describe(exc: ValidationError, path: Path, line: int, field_lines: dict[str
     field = ".".join(str(part) for part in first["loc"]) or "(tool)"
     field_line = field_lines.get(field, line)
     if first["type"] == "missing":
-        problem = f"missing required field '{field}'"
+        problem = f"missing required field {shown(field)}"
     elif first["type"] == "extra_forbidden":
-        problem = f"unknown field '{field}'"
+        problem = f"unknown field {shown(field)}"
     else:
         given = first.get("input")
-        shown = f" (got {given!r})" if not isinstance(given, dict | list) else ""
-        problem = f"field '{field}': {first['msg']}{shown}"
+        got = f" (got {shown(given)})" if not isinstance(given, dict | list) else ""
+        problem = f"field {shown(field)}: {first['msg']}{got}"
     where = f"{path}:{field_line}" if field_line else str(path)
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{where}: {label}: {problem}{more}"

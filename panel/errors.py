@@ -36,9 +36,22 @@ __all__ = [
     "TransientError",
     "UnknownToolError",
     "UserError",
+    "shown",
 ]
 
 ErrorKind = Literal["rate_limit", "transient", "fatal"]
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value echoed in an error message: its repr, cut to about `limit` characters with "…".
+
+    Input can be any size (a 1 MB name), and an error line must stay readable; repr also
+    turns line breaks and escape sequences into visible text.
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + "…"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class PanelError(Exception):

@@ -13,14 +13,28 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from .errors import PersonaError
+from .errors import PersonaError, shown
+from .loaders import load_yaml, node_lines, read_text
 
-__all__ = ["Persona", "Question", "load_persona", "load_personas", "resolve_personas"]
+__all__ = ["Persona", "Question", "load_persona", "load_personas", "persona_files", "resolve_personas"]
 
 DEFAULT_VERDICTS = ("ship", "skip")
+PERSONA_SUFFIXES = (".yaml", ".yml")
+#: The fields of every review; a question key is a field of the review's answers model.
+REVIEW_FIELDS = ("answers", "review", "verdict_note", "verdict")
+# A key that names a BaseModel attribute would shadow it (pydantic drops or breaks such a
+# field) and `model_` is pydantic's own namespace.
+_MODEL_NAMES = frozenset(dir(BaseModel))
 
 
 class Question(BaseModel):
@@ -29,6 +43,15 @@ class Question(BaseModel):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     question: str = Field(min_length=1)
     guidance: str = ""
+
+    @field_validator("key")
+    @classmethod
+    def _not_reserved(cls, key: str) -> str:
+        if key in REVIEW_FIELDS:
+            raise ValueError(f"question key {shown(key)} is reserved: it is a field of every review")
+        if key in _MODEL_NAMES or key.startswith("model_"):
+            raise ValueError(f"question key {shown(key)} is reserved: it names a pydantic model attribute")
+        return key
 
 
 class Persona(BaseModel):
@@ -45,6 +68,19 @@ class Persona(BaseModel):
     order: int = 100
     # Set by the loader: a hash of the file, so a changed persona invalidates its reviews.
     version: str = ""
+
+    @field_validator("verdicts")
+    @classmethod
+    def _distinct_verdicts(cls, verdicts: tuple[str, ...]) -> tuple[str, ...]:
+        for verdict in verdicts:
+            if not verdict.strip() or verdict != verdict.strip():
+                raise ValueError(f"a verdict must be a word without surrounding spaces, got {shown(verdict)}")
+            if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in verdict):
+                raise ValueError(f"a verdict must not hold control characters, got {shown(verdict)}")
+        repeated = sorted({v for v in verdicts if verdicts.count(v) > 1})
+        if repeated:
+            raise ValueError(f"verdicts must be distinct, repeated: {', '.join(shown(v) for v in repeated)}")
+        return verdicts
 
     @model_validator(mode="after")
     def _unique_keys(self) -> Persona:
@@ -88,16 +124,10 @@ class Persona(BaseModel):
 
 
 def load_persona(path: str | Path) -> Persona:
+    """One persona file, checked; a problem raises PersonaError naming the file and line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except OSError as exc:
-        raise PersonaError(f"{path}: cannot read the persona file: {exc}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise PersonaError(f"{where}: YAML syntax error: {exc.problem}") from None
+    text = read_text(path, PersonaError, "persona file")
+    data, node = load_yaml(path, text, PersonaError)
     if not isinstance(data, dict):
         raise PersonaError(f"{path}: a persona file is a mapping of fields")
     data["version"] = hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -106,18 +136,53 @@ def load_persona(path: str | Path) -> Persona:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "(persona)"
-        raise PersonaError(f"{path}: field '{field}': {first['msg']}") from None
+        where = _where(path, node_lines(node), field)
+        problem = first["msg"].removeprefix("Value error, ")
+        raise PersonaError(f"{where}: field {shown(field)}: {problem}") from None
     if persona.id != path.stem:
-        raise PersonaError(f"{path}: persona id '{persona.id}' must match the file name '{path.stem}'")
+        raise PersonaError(
+            f"{path}: persona id {shown(persona.id)} must match the file name {shown(path.stem)}"
+        )
     return persona
 
 
+def _where(path: Path, lines: dict[str, int], field: str) -> str:
+    """`path:line` of the field, or of the nearest enclosing field the file shows."""
+    while field:
+        if field in lines:
+            return f"{path}:{lines[field]}"
+        field = field.rpartition(".")[0]
+    return str(path)
+
+
+def persona_files(path: str | Path) -> list[Path]:
+    """The persona files a path stands for: the file itself, or a folder's *.yaml and *.yml.
+
+    Every command finds persona files here, so `personas validate` checks what a run loads.
+    `x.yaml` beside `x.yml` would be two definitions of one persona: refused, naming both.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.suffix in PERSONA_SUFFIXES)
+    by_stem: dict[str, Path] = {}
+    for file in files:
+        if file.stem in by_stem:
+            raise PersonaError(
+                f"{by_stem[file.stem]} and {file}: two files for persona {shown(file.stem)}; keep one"
+            )
+        by_stem[file.stem] = file
+    return files
+
+
 def load_personas(directory: str | Path) -> dict[str, Persona]:
-    """Every persona in a folder, by id, in file-name order."""
+    """Every persona in a folder, by id, in panel order (then by id)."""
     directory = Path(directory)
-    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    if not directory.is_dir():
+        raise PersonaError(f"{directory}: not a folder of persona files")
+    files = persona_files(directory)
     if not files:
-        raise PersonaError(f"{directory}: no persona files (*.yaml) found")
+        raise PersonaError(f"{directory}: no persona files (*.yaml, *.yml) found")
     personas = sorted((load_persona(f) for f in files), key=lambda p: (p.order, p.id))
     return {p.id: p for p in personas}
 
@@ -131,7 +196,7 @@ def resolve_personas(available: dict[str, Persona], wanted: list[str] | None) ->
         if pid not in available:
             close = difflib.get_close_matches(pid, list(available), n=2, cutoff=0.5)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise PersonaError(f"unknown persona '{pid}' (known: {', '.join(available)}){hint}")
+            raise PersonaError(f"unknown persona {shown(pid)} (known: {', '.join(available)}){hint}")
         chosen.append(available[pid])
     return chosen
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import tomllib
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from .backends.base import Usage
-from .errors import ConfigError
+from .errors import ConfigError, shown
+from .loaders import load_toml
 
 __all__ = ["DEFAULT_PRICES", "Price", "load_prices", "price_for"]
 
@@ -29,23 +33,55 @@ class Price:
         return (input_tokens * self.input + max_output_tokens * self.output) / 1e6
 
 
+class _PriceEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    input: float = Field(ge=0, allow_inf_nan=False, description="USD per million input tokens.")
+    output: float = Field(ge=0, allow_inf_nan=False, description="USD per million output tokens.")
+
+
+class _PriceFile(BaseModel):
+    """The whole file: one table of entries keyed "backend:model" or "backend"."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prices: dict[str, _PriceEntry] = Field(default_factory=dict)
+
+
 def load_prices(path: str | Path | None = None) -> dict[str, Price]:
+    """Prices by key; a file of the wrong shape raises ConfigError naming the file and the field."""
     path = Path(path) if path else DEFAULT_PRICES
+    data = load_toml(path, ConfigError, "price file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the price file: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
-    prices = {}
-    for key, entry in data.get("prices", {}).items():
-        try:
-            prices[key] = Price(float(entry["input"]), float(entry["output"]))
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(
-                f"{path}: prices.\"{key}\" needs numeric 'input' and 'output' (USD per million tokens)"
-            ) from None
-    return prices
+        parsed = _PriceFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ConfigError(f"{path}: {_field(first['loc'])}: {_problem(first)}") from None
+    return {key: Price(entry.input, entry.output) for key, entry in parsed.prices.items()}
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    """The field as written in TOML: prices."openai:gpt-4o".input, each part cut to a readable length."""
+    parts = []
+    for i, part in enumerate(loc):
+        bare = i != 1 and re.fullmatch(r"[A-Za-z0-9_-]+", str(part))
+        text = str(part) if bare else json.dumps(str(part), ensure_ascii=False)
+        parts.append(text if len(text) <= 60 else text[:60] + "…")
+    return ".".join(parts) or "(file)"
+
+
+def _problem(error: Any) -> str:
+    if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+        return 'unknown key (a price file holds only [prices."backend:model"] tables)'
+    if error["type"] == "extra_forbidden":
+        return "unknown key (an entry has only 'input' and 'output', in USD per million tokens)"
+    if error["type"] == "missing":
+        return "missing (an entry needs 'input' and 'output', in USD per million tokens)"
+    given = error.get("input")
+    if error["type"] in {"dict_type", "model_type"}:
+        return f"must be a table (got {shown(given)})"
+    got = "" if isinstance(given, dict | list) else f" (got {shown(given)})"
+    return f"{error['msg']}{got}"
 
 
 def price_for(backend: str, model: str, options: dict[str, Any], prices: dict[str, Price]) -> Price | None:

@@ -3,12 +3,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from panel.errors import PersonaError
-from panel.personas import load_persona, load_personas, resolve_personas
+from panel.personas import load_persona, load_personas, persona_files, resolve_personas
 from panel.pipeline import load_record, plan_compare, run_plan
 from panel.resources import data_dir
 from panel.store import Store
@@ -111,3 +112,80 @@ def test_unknown_persona_suggests_a_close_one() -> None:
     personas = load_personas(data_dir("personas"))
     with pytest.raises(PersonaError, match="did you mean 'skeptic'"):
         resolve_personas(personas, ["sceptic"])
+
+
+# Keys a question may not take: each would shadow or be dropped by the review's pydantic model,
+# or repeat a field of the review itself.
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("model_config", "it names a pydantic model attribute"),
+        ("json", "it names a pydantic model attribute"),
+        ("model_fields", "it names a pydantic model attribute"),
+        ("schema", "it names a pydantic model attribute"),
+        ("copy", "it names a pydantic model attribute"),
+        ("dict", "it names a pydantic model attribute"),
+        ("model_anything", "it names a pydantic model attribute"),
+        ("verdict", "it is a field of every review"),
+        ("answers", "it is a field of every review"),
+    ],
+)
+def test_a_reserved_question_key_is_refused_naming_file_line_and_key(
+    cli: Any, tmp_path: Path, key: str, reason: str
+) -> None:
+    path = tmp_path / "ethicist.yaml"
+    path.write_text(FIFTH.replace("key: accountability", f"key: {key}"))
+    result = cli("personas", "validate", str(path))
+    assert result.code == 2 and "Traceback" not in result.err
+    assert result.err.strip() == (
+        f"error: {path}:9: field 'questions.1.key': question key '{key}' is reserved: {reason}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "message"),
+    [
+        ("[ship, ship]", "verdicts must be distinct, repeated: 'ship'"),
+        ("[ship, '']", "a verdict must be a word without surrounding spaces, got ''"),
+        ("[ship, ' skip']", "a verdict must be a word without surrounding spaces, got ' skip'"),
+        ("[ship]", "Tuple should have at least 2 items after validation, not 1"),
+        ("[ship, 1]", "Input should be a valid string"),
+    ],
+)
+def test_verdicts_must_be_distinct_non_empty_strings(tmp_path: Path, verdicts: str, message: str) -> None:
+    path = tmp_path / "ethicist.yaml"
+    path.write_text(FIFTH + f"verdicts: {verdicts}\n")
+    with pytest.raises(PersonaError) as err:
+        load_persona(path)
+    field = "verdicts.1" if verdicts == "[ship, 1]" else "verdicts"
+    assert str(err.value) == f"{path}:12: field '{field}': {message}"
+
+
+def test_x_yaml_beside_x_yml_is_a_clash_naming_both(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    folder = tmp_path / "personas"
+    shutil.copytree(data_dir("personas"), folder)
+    (folder / "ethicist.yaml").write_text(FIFTH)
+    (folder / "ethicist.yml").write_text(FIFTH)
+    result = cli(
+        "compare", "ollama", "vllm", "--personas-dir", str(folder), "-b", "fake", "--out", str(runs_dir)
+    )
+    assert result.code == 2 and not runs_dir.exists()
+    assert result.err.strip() == (
+        f"error: {folder / 'ethicist.yaml'} and {folder / 'ethicist.yml'}: "
+        "two files for persona 'ethicist'; keep one"
+    )
+
+
+def test_a_yml_persona_is_found_by_every_command(tmp_path: Path) -> None:
+    (tmp_path / "ethicist.yml").write_text(FIFTH)
+    (tmp_path / "notes.txt").write_text("not a persona")
+    assert persona_files(tmp_path) == [tmp_path / "ethicist.yml"]
+    assert list(load_personas(tmp_path)) == ["ethicist"]
+
+
+def test_a_key_given_twice_in_a_persona_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ethicist.yaml"
+    path.write_text(FIFTH + "lens: a second lens\n")
+    with pytest.raises(PersonaError) as err:
+        load_persona(path)
+    assert str(err.value) == f"{path}:12: duplicate key 'lens' (already at line 4)"
