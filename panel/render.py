@@ -53,8 +53,8 @@ def _md_url(value: object) -> str:
     return str(value).replace("(", "%28").replace(")", "%29").replace(" ", "%20")
 
 
-def _cell(value: object) -> str:
-    """Make text safe inside a Markdown table cell: one line, pipes escaped."""
+def _line(value: object) -> str:
+    """Markdown text on one line, for a table cell or a link's text: a line break would end it."""
     return _md(" ".join(clean(value).split()))
 
 
@@ -138,7 +138,7 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
         finalize=_finalize,
     )
-    env.filters["cell"] = _cell
+    env.filters["cell"] = env.filters["line"] = _line
     env.filters["quote"] = _quote
     env.filters["md"] = _md
     env.filters["md_url"] = _md_url

@@ -59,16 +59,23 @@ def test_clean_removes_controls_and_keeps_prose(raw: str, shown: str) -> None:
     assert clean(raw) == shown
 
 
-def _hostile_record(text: str, *, tool_text: str | None = None) -> ComparisonRecord:
-    """A two-tool record whose every catalog and model text field holds `text`."""
-    catalog_text = text if tool_text is None else tool_text
+def _hostile_record(text: str) -> ComparisonRecord:
+    """A two-tool record whose every catalog and model text field holds `text`.
+
+    The one-line catalog fields get its first line: the catalog refuses more when it loads,
+    but the pages must not rely on that.
+    """
+    first = text.split("\n")[0]
     tools = [
         tool(tid).model_copy(
             update={
-                "description": catalog_text,
-                "facts": [catalog_text],
-                "links": {catalog_text: "https://example.com/"},
-                "pricing": tool(tid).pricing.model_copy(update={"note": catalog_text}),
+                "name": f"{first} {tid}",
+                "category": first,
+                "tagline": first,
+                "description": text,
+                "facts": [text],
+                "links": {text: "https://example.com/"},
+                "pricing": tool(tid).pricing.model_copy(update={"note": text}),
             }
         )
         for tid in ("alpha", "beta")
@@ -182,7 +189,7 @@ def test_help_text_is_printed_literally(cli: Any, command: list[str]) -> None:
 
 
 # Lines that open a Markdown block when they start a line, each tagged so its text can be
-# found again; a blank line first, so none of them is a paragraph's lazy continuation.
+# found again; blank lines between, so none is a paragraph's lazy continuation.
 BLOCKS = [
     "# INJ heading",
     "## INJ heading two",
@@ -205,8 +212,8 @@ BLOCKS = [
     "<div>INJ html</div>",
     "[INJ]: https://evil.example/ref",
 ]
-HOSTILE_MD = "start\n\n" + "\n\n".join(BLOCKS) + "\n\n**bold** and 1.5 GB stay inline"
-BLOCK_TOKENS = {
+HOSTILE_MD = "\n\n".join(BLOCKS) + "\n\n**bold** and 1.5 GB stay inline"
+STRUCTURE = {
     "heading_open",
     "hr",
     "blockquote_open",
@@ -215,24 +222,27 @@ BLOCK_TOKENS = {
     "code_block",
     "table_open",
     "html_block",
+    "html_inline",
+    "link_open",
 }
 
 
-def _blocks(page: str) -> dict[str, int]:
-    parser = MarkdownIt("commonmark").enable("table")
+def _structure(page: str) -> dict[str, int]:
+    """How many of each block (and link) the page parses into."""
     counts: dict[str, int] = {}
-    for token in parser.parse(page):
-        if token.type in BLOCK_TOKENS:
-            counts[token.type] = counts.get(token.type, 0) + 1
+    for token in MarkdownIt("commonmark").enable("table").parse(page):
+        for t in [token, *(token.children or [])]:
+            if t.type in STRUCTURE:
+                counts[t.type] = counts.get(t.type, 0) + 1
     return counts
 
 
 def test_markdown_data_opens_no_heading_rule_quote_list_or_code_block() -> None:
     plain = render_markdown(_hostile_record("plain words"))
     hostile = render_markdown(_hostile_record(HOSTILE_MD))
-    # The same blocks as the page with plain text: every heading, quote, list item and table
-    # comes from the template, none from the data.
-    assert _blocks(hostile) == _blocks(plain)
+    # The same structure as the page with plain text: every heading, quote, list item, table
+    # and link comes from the template; the data adds none and breaks none.
+    assert _structure(hostile) == _structure(plain)
     parser = MarkdownIt("commonmark").enable("table")
     inline = " ".join(
         child.content
