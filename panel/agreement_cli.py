@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from .errors import UserError
 from .pipeline import write_atomic
 from .plots import MissingExtraError
 from .store import Store
+from .text import for_console
 
 if TYPE_CHECKING:
     from .agreement import AgreementReport
@@ -31,8 +31,8 @@ __all__ = ["agreement", "csv_chunks", "write_parquet"]
 
 # cli.py imports this module at its end, so nothing is imported back from it (importing
 # panel.agreement_cli first would then fail on the cycle): these mirror cli.py's.
-out_console = Console()
-err_console = Console(stderr=True)
+out_console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 RunsDir = Annotated[
     Path,
     typer.Option("--out", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
@@ -78,7 +78,7 @@ def agreement(
 
 
 def _error(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {for_console(exc)}", highlight=False, soft_wrap=True)
 
 
 def _agreement(
@@ -122,7 +122,7 @@ def _agreement(
     elif report is not None and fmt == "table":
         _print_report(report)
     for path in written:
-        info.print(f"wrote {escape(str(path))}", highlight=False)
+        info.print(f"wrote {for_console(str(path))}", highlight=False)
 
 
 def _export(store: Store, run_ids: Sequence[str], folder: Path) -> list[Path]:
@@ -198,7 +198,7 @@ def _print_report(report: AgreementReport) -> None:
     data = report.to_dict()
     stats = data["stats"]
     out_console.print(
-        f"[bold]Agreement by {report.by}[/]: run {escape(report.basis['run'])}, repeat 0 · "
+        f"[bold]Agreement by {report.by}[/]: run {for_console(report.basis['run'])}, repeat 0 · "
         f"{stats['n_items']} items x {len(stats['raters'])} raters · {report.missing} missing ratings "
         f"· categories {', '.join(stats['categories']) or '—'}",
         highlight=False,
@@ -218,14 +218,16 @@ def _print_report(report: AgreementReport) -> None:
 
     rates = Table("rater", f"{stats['positive']} rate", title="Leniency")
     for rater, rate in stats["ship_rate"].items():
-        rates.add_row(escape(rater), _num(rate, percent=True))
+        rates.add_row(for_console(rater), _num(rate, percent=True))
     out_console.print(rates)
 
     for matrix, shown in zip(report.cohen, data["cohen"], strict=True):
-        table = Table("", *map(escape, matrix.raters), title=f"Cohen's kappa, {escape(matrix.title)}")
+        table = Table(
+            "", *map(for_console, matrix.raters), title=f"Cohen's kappa, {for_console(matrix.title)}"
+        )
         table.caption = f"{matrix.n_items} items"
         for rater, row in zip(matrix.raters, shown["kappa"], strict=True):
-            table.add_row(escape(rater), *(_num(v) for v in row))
+            table.add_row(for_console(rater), *(_num(v) for v in row))
         out_console.print(table)
 
     consistency = Table(
@@ -234,9 +236,9 @@ def _print_report(report: AgreementReport) -> None:
     )  # fmt: skip
     for s in data["self_consistency"]:
         consistency.add_row(
-            escape(s["rater"]), _num(s["within_run"]), _num(s["within_run_agreement"], percent=True),
+            for_console(s["rater"]), _num(s["within_run"]), _num(s["within_run_agreement"], percent=True),
             _num(s["across_runs"]), _num(s["across_runs_agreement"], percent=True), str(len(s["pairs"])),
         )  # fmt: skip
     out_console.print(consistency)
     for note in report.notes:
-        out_console.print(f"[dim]note: {escape(note)}[/]", highlight=False)
+        out_console.print(f"[dim]note: {for_console(note)}[/]", highlight=False)

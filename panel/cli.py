@@ -39,6 +39,7 @@ from .render import FORMATS, render
 from .resources import data_dir
 from .review import diff_runs, estimate_cost, write_review_outputs
 from .store import Store
+from .text import for_console
 
 __all__ = ["app", "main"]
 
@@ -47,14 +48,20 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help is plain text: "[tool.panel]" is a name, not markup
 )
-personas_app = typer.Typer(help="List and check persona files.", invoke_without_command=True)
+personas_app = typer.Typer(
+    help="List and check persona files.", invoke_without_command=True, rich_markup_mode=None
+)
 app.add_typer(personas_app, name="personas")
-backends_app = typer.Typer(help="List backends, or check panel members.", invoke_without_command=True)
+backends_app = typer.Typer(
+    help="List backends, or check panel members.", invoke_without_command=True, rich_markup_mode=None
+)
 app.add_typer(backends_app, name="backends")
 
-out_console = Console()
-err_console = Console(stderr=True)
+# No emoji codes: ":smile:" in a review, or "fake:m:" in a line, is data and prints as written.
+out_console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 ConfigPath = Annotated[
     Path | None,
@@ -130,10 +137,12 @@ def compare(
         folder = write_outputs(store, record)
     if json_out:
         sys.stdout.write(record.model_dump_json(indent=2) + "\n")
-        err_console.print(f"wrote {folder}")
+        err_console.print(f"wrote {for_console(folder)}")
         return
     _print_record(record)
-    out_console.print(f"\nwrote [bold]{folder}[/] (comparison.json, comparison.md, comparison.html)")
+    out_console.print(
+        f"\nwrote [bold]{for_console(folder)}[/] (comparison.json, comparison.md, comparison.html)"
+    )
 
 
 @app.command()
@@ -286,7 +295,7 @@ def diff(
         table = Table("tool", "persona", "member", "repeat", run_a, run_b)
         for f in result.flipped:
             cells = [*f.key[:3], str(f.key.repeat), f.before or "failed", f.after or "failed"]
-            table.add_row(*(escape(c) for c in cells))
+            table.add_row(*(for_console(c) for c in cells))
         out_console.print(table)
 
 
@@ -294,13 +303,13 @@ def diff(
 def runs(out: RunsDir = Path("runs"), limit: int = 20) -> None:
     """List past runs, newest first."""
     if not (out / "panel.db").is_file():
-        out_console.print(f"no runs yet in {out}")
+        out_console.print(f"no runs yet in {for_console(out)}")
         return
     with Store(out) as store:
         table = Table("run", "started", "status", "reviews", "valid", "command")
         for run, n, ok in store.list_runs(limit):
             started = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
-            table.add_row(run.id, started, run.status, str(n), str(ok), escape(run.command))
+            table.add_row(run.id, started, run.status, str(n), str(ok), for_console(run.command))
         out_console.print(table)
 
 
@@ -330,7 +339,7 @@ def render_run(
         sys.stdout.write(text)
         return
     write_atomic(file, text)
-    err_console.print(f"wrote {file}")
+    err_console.print(f"wrote {for_console(file)}")
 
 
 @app.command()
@@ -350,7 +359,13 @@ def personas_list(
     folder = personas_dir or data_dir("personas")
     table = Table("id", "name", "lens", "questions", "version")
     for p in load_personas(folder).values():
-        table.add_row(p.id, escape(p.name), escape(p.lens), ", ".join(q.key for q in p.questions), p.version)
+        table.add_row(
+            for_console(p.id),
+            for_console(p.name),
+            for_console(p.lens),
+            ", ".join(q.key for q in p.questions),
+            p.version,
+        )
     out_console.print(table)
 
 
@@ -388,9 +403,11 @@ def backends_list(ctx: typer.Context, config: ConfigPath = None) -> None:
     out_console.print(table)
     panel_config = load_config(config)
     if panel_config.members:
-        out_console.print(f"configured members ({panel_config.path}):")
+        out_console.print(f"configured members ({for_console(panel_config.path)}):")
         for m in panel_config.members:
-            out_console.print(f"  {m.spec}" + (f"  (as {m.name})" if m.name else ""))
+            out_console.print(
+                f"  {for_console(m.spec)}" + (f"  (as {for_console(m.name)})" if m.name else "")
+            )
 
 
 @backends_app.command("check")
@@ -410,22 +427,22 @@ def backends_check(
     for result in asyncio.run(run_all()):
         if result.ok:
             out_console.print(
-                f"[green]ok[/]    {escape(result.member)}  {result.latency_s or 0:.2f} s  "
-                f"{escape(result.detail)}",
+                f"[green]ok[/]    {for_console(result.member)}  {result.latency_s or 0:.2f} s  "
+                f"{for_console(result.detail)}",
                 highlight=False,
             )
         else:
             failed += 1
             out_console.print(
-                f"[red]fail[/]  {escape(result.member)}  {escape(result.detail)}", highlight=False
+                f"[red]fail[/]  {for_console(result.member)}  {for_console(result.detail)}", highlight=False
             )
     if failed:
         raise typer.Exit(1)
 
 
 def _print_record(record: ComparisonRecord) -> None:
-    # Catalog and model text may hold square brackets: escape it, or rich reads it as markup.
-    table = Table(title=f"Reviewer scorecard — {escape(record.title)}", show_lines=False)
+    # Catalog and model text is data: no markup, no emoji codes, no terminal controls.
+    table = Table(title=f"Reviewer scorecard — {for_console(record.title)}", show_lines=False)
     table.add_column("tool")
     table.add_column("persona")
     if len(record.panel.members) > 1:
@@ -434,21 +451,21 @@ def _print_record(record: ComparisonRecord) -> None:
     table.add_column("note", overflow="fold", max_width=70)
     for card in record.tools:
         for e in card.scorecard:
-            verdict = escape(e.verdict or "") if e.valid else "[red]failed[/]"
+            verdict = for_console(e.verdict or "") if e.valid else "[red]failed[/]"
             note = (e.verdict_note or "") if e.valid else (e.error or "")
             row = [card.name, e.persona_name]
             if len(record.panel.members) > 1:
                 row.append(e.member)
-            table.add_row(*(escape(cell) for cell in row), verdict, escape(note))
+            table.add_row(*(for_console(cell) for cell in row), verdict, for_console(note))
     out_console.print(table)
     for card in record.tools:
         failed = f", {card.panel.failed} failed" if card.panel.failed else ""
         out_console.print(
-            f"{escape(card.name)}: panel ship [bold]{card.panel.display}[/] ({card.panel.ship} of "
+            f"{for_console(card.name)}: panel ship [bold]{card.panel.display}[/] ({card.panel.ship} of "
             f"{card.panel.valid} valid{failed}) · community {card.community.display}"
             f" · entry {card.entry.label}"
         )
-    out_console.print(f"[bold]{escape(record.headline.text)}[/]")
+    out_console.print(f"[bold]{for_console(record.headline.text)}[/]")
 
 
 from .agreement_cli import agreement as _agreement  # noqa: E402
@@ -460,7 +477,7 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {for_console(exc)}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")

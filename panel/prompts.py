@@ -43,8 +43,10 @@ class PromptSet:
         self.env.filters["fence"] = fence
 
     def review_messages(self, persona: Persona, tool: Tool) -> list[Message]:
+        # The templates get the tool only as the JSON that goes inside the fence: a catalog
+        # field written into the instructions could pose as one.
         tool_json = json.dumps(tool.facts_for_review(), indent=2, ensure_ascii=False)
-        context = {"persona": persona, "tool": tool, "tool_json": tool_json}
+        context = {"persona": persona, "tool_json": tool_json}
         return [
             {"role": "system", "content": self.env.get_template("system.j2").render(context)},
             {"role": "user", "content": self.env.get_template("review.j2").render(context)},

@@ -9,20 +9,43 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import jinja2
+from markupsafe import Markup
 
 from .record import ComparisonRecord
+from .text import clean
 
 __all__ = ["FORMATS", "render", "render_html", "render_markdown", "safe_url"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
-_MD_SPECIAL = str.maketrans({"<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]"})
+# Characters that mean something inside a Markdown line: raw HTML, links, table cells, and
+# the backslash and ampersand that would otherwise un-escape the rest.
+_MD_SPECIAL = str.maketrans(
+    {"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "\\[", "]": "\\]", "|": "\\|"}
+)
+# What opens a block when it begins a line: a heading, a bullet, a thematic break or setext
+# underline (a marker run, then a blank or the end), a code fence, an ordered list item.
+# `>` and `|` are escaped wherever they stand; "**bold**" or "1.5 GB" start no block.
+_BLOCK_START = re.compile(r"^(?:[#=+*_-]+(?=\s|$)|`{3,}|~{3,}|\d{1,9}(?=[.)](?:\s|$)))")
+
+
+def _md_line(line: str) -> str:
+    # Leading blanks are dropped too: four of them would open a code block.
+    line = line.lstrip().translate(_MD_SPECIAL)
+    start = _BLOCK_START.match(line)
+    if start is None:
+        return line
+    marker = start.group()
+    if marker[0].isdigit():
+        return f"{marker}\\{line[len(marker) :]}"
+    return "".join(f"\\{ch}" for ch in marker) + line[len(marker) :]
 
 
 def _md(value: object) -> str:
-    """Catalog and model text as Markdown text: no raw HTML, no links it did not come with."""
-    return str(value).translate(_MD_SPECIAL)
+    """Catalog and model text as Markdown text: no raw HTML, no links it did not come with,
+    and no heading, rule, quote, list or code block it could open by starting a line."""
+    return "\n".join(_md_line(line) for line in clean(value).split("\n"))
 
 
 def _md_url(value: object) -> str:
@@ -30,14 +53,22 @@ def _md_url(value: object) -> str:
     return str(value).replace("(", "%28").replace(")", "%29").replace(" ", "%20")
 
 
-def _cell(value: object) -> str:
-    """Make text safe inside a Markdown table cell."""
-    return _md(" ".join(str(value).split())).replace("|", "\\|")
+def _line(value: object) -> str:
+    """Markdown text on one line, for a table cell or a link's text: a line break would end it."""
+    return _md(" ".join(clean(value).split()))
 
 
 def _quote(value: object) -> str:
     """Keep multi-line text inside one Markdown block quote."""
-    return "\n> ".join(_md(line) for line in str(value).splitlines()) or ""
+    return "\n> ".join(_md(line) for line in clean(value).split("\n"))
+
+
+def _finalize(value: object) -> object:
+    """Every value a template prints, cleaned of terminal controls, whatever its filters.
+
+    Markup is a macro's output, whose values were cleaned as it was built.
+    """
+    return value if isinstance(value, Markup) or not isinstance(value, str) else clean(value)
 
 
 def safe_url(value: object) -> str | None:
@@ -70,7 +101,7 @@ _BLANK_LINE = re.compile(r"\r?\n\s*\n")
 
 def _paragraphs(value: object) -> list[str]:
     """Split prose on blank lines so a multi-paragraph review keeps its shape."""
-    return [" ".join(p.split()) for p in _BLANK_LINE.split(str(value)) if p.strip()]
+    return [" ".join(p.split()) for p in _BLANK_LINE.split(clean(value)) if p.strip()]
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -105,8 +136,9 @@ def _env() -> jinja2.Environment:
         trim_blocks=False,
         lstrip_blocks=False,
         keep_trailing_newline=True,
+        finalize=_finalize,
     )
-    env.filters["cell"] = _cell
+    env.filters["cell"] = env.filters["line"] = _line
     env.filters["quote"] = _quote
     env.filters["md"] = _md
     env.filters["md_url"] = _md_url
@@ -125,6 +157,7 @@ def _html_env() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_finalize,
     )
     env.filters["safe_url"] = safe_url
     env.filters["host"] = _host

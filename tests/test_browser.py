@@ -1,10 +1,13 @@
-"""The HTML page in a real browser: it lays out at phone and desktop width, and injected
-markup in the catalog stays text instead of running."""
+"""The HTML page in a real browser: it fits a phone's width and lays out at desktop width,
+and injected markup in the catalog stays text instead of running."""
 
 from __future__ import annotations
 
 import asyncio
+import html as html_lib
+import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -25,6 +28,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_S = 60
 INJECTED_NAME = "<script>document.title='pwned'</script>"
 INJECTED_IMG = "<img src=x onerror=\"document.title='pwned'\">"
+LONG_WORD = "Supercalifragilisticexpialidocious" * 3  # no break opportunity in 102 letters
 
 # Headless, offline and quiet: no sync, updates, field trials or other background traffic.
 FLAGS = [
@@ -104,6 +108,9 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ComparisonReco
     tools = {t["id"]: t for t in source["tools"]}
     hostile = dict(tools["ollama"], name=INJECTED_NAME)
     hostile["description"] = f"{hostile['description']} {INJECTED_IMG}"
+    # Long words must wrap, not push the page wider than a phone.
+    hostile["facts"] = [*hostile.get("facts", []), LONG_WORD]
+    hostile["links"] = {**hostile.get("links", {}), LONG_WORD: "https://example.com/" + "a" * 80}
     catalog = tmp / "catalog.yaml"
     catalog.write_text(yaml.safe_dump({"tools": [hostile, tools["vllm"]]}), encoding="utf-8")
 
@@ -124,14 +131,87 @@ def _png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-@pytest.mark.parametrize("width", [390, 1280])
-def test_screenshot(page: tuple[Path, ComparisonRecord], tmp_path: Path, width: int) -> None:
+def test_screenshot_at_desktop_width(page: tuple[Path, ComparisonRecord], tmp_path: Path) -> None:
     html, _ = page
-    shot = tmp_path / f"comparison-{width}.png"
-    _chromium(tmp_path, "shot", f"--window-size={width},2000", f"--screenshot={shot}", html.as_uri())
+    shot = tmp_path / "comparison-1280.png"
+    _chromium(tmp_path, "shot", "--window-size=1280,2000", f"--screenshot={shot}", html.as_uri())
     assert shot.is_file(), "chromium wrote no screenshot"
     assert shot.stat().st_size > 20_000, "the screenshot is nearly blank"
-    assert _png_size(shot) == (width, 2000)
+    assert _png_size(shot) == (1280, 2000)
+
+
+# Headless Chromium lays a window narrower than 500 px out at 500 px and crops the
+# screenshot, so a phone-width window proves nothing. An iframe of the phone's width does:
+# the page is its document, untouched (its CSP still forbids scripts inside it), and a script
+# of the harness around it measures whether anything reaches past the right edge.
+_MEASURE = """
+addEventListener("load", () => {
+  const frame = document.getElementById("page");
+  const win = frame.contentWindow, doc = win.document, width = win.innerWidth;
+  const clipped = (el) => {
+    for (let up = el.parentElement; up && up !== doc.body; up = up.parentElement) {
+      if (win.getComputedStyle(up).overflowX !== "visible") return true;
+    }
+    return false;
+  };
+  const wide = [];
+  for (const el of doc.body.querySelectorAll("*")) {
+    const right = el.getBoundingClientRect().right;
+    if (right > width + 0.5 && !clipped(el)) {
+      wide.push(`${el.tagName.toLowerCase()}.${el.className} reaches ${Math.round(right)}px`);
+    }
+  }
+  const out = document.createElement("pre");
+  out.id = "measure";
+  out.textContent = JSON.stringify({
+    width, scroll: doc.documentElement.scrollWidth, text: doc.body.textContent.length,
+    phone: win.matchMedia("(max-width: 30rem)").matches, wide: wide.slice(0, 8),
+  });
+  document.body.append(out);
+});
+"""
+
+
+def _layout(tmp_path: Path, page_html: str, width: int) -> dict[str, object]:
+    """Lay `page_html` out `width` px wide in a real browser; what overflowed, and how far."""
+    harness = tmp_path / f"harness-{width}.html"
+    harness.write_text(
+        "<!DOCTYPE html><html><head><style>body { margin: 0 } iframe { border: 0; display: block }"
+        "</style></head><body>"
+        f'<iframe id="page" width="{width}" height="2000" srcdoc="{html_lib.escape(page_html)}"></iframe>'
+        f"<script>{_MEASURE}</script></body></html>",
+        encoding="utf-8",
+    )
+    result = _chromium(tmp_path, f"layout-{width}", "--window-size=1280,2000", "--virtual-time-budget=5000",
+                       "--dump-dom", harness.as_uri())  # fmt: skip
+    found = re.search(r'<pre id="measure">(.*?)</pre>', result.stdout, re.DOTALL)
+    assert found, f"the harness measured nothing:\n{result.stdout[-1000:]}"
+    measured: dict[str, object] = json.loads(html_lib.unescape(found.group(1)))
+    assert measured["width"] == width, f"the page was laid out {measured['width']} px wide, not {width}"
+    assert measured["text"], "the page rendered no text"
+    return measured
+
+
+@pytest.mark.parametrize("width", [360, 390])
+def test_page_fits_a_phone_screen(page: tuple[Path, ComparisonRecord], tmp_path: Path, width: int) -> None:
+    html, _ = page
+    measured = _layout(tmp_path, html.read_text(encoding="utf-8"), width)
+    assert measured["phone"], "the phone layout (max-width: 30rem) did not apply"
+    assert measured["scroll"] == width, f"the page scrolls sideways: {measured['wide']}"
+    assert measured["wide"] == []
+
+
+def test_phone_check_sees_a_page_that_is_too_wide(
+    page: tuple[Path, ComparisonRecord], tmp_path: Path
+) -> None:
+    # The check above can fail: the same page with one element wider than the phone does.
+    html, _ = page
+    wide = html.read_text(encoding="utf-8").replace(
+        '<div class="page">', '<div class="page"><p class="too-wide" style="width: 600px">x</p>', 1
+    )
+    measured = _layout(tmp_path, wide, 390)
+    assert isinstance(measured["scroll"], int) and measured["scroll"] > 600
+    assert isinstance(measured["wide"], list) and measured["wide"][0].startswith("p.too-wide reaches 6")
 
 
 def test_injected_markup_does_not_run(page: tuple[Path, ComparisonRecord], tmp_path: Path) -> None:
