@@ -38,7 +38,8 @@ def summary_line(stats: RunStats, elapsed: float) -> str:
         parts.append(f"{stats.copied} copied")
     parts += [f"{stats.retries} retries", f"${stats.spent:.4f}", f"{elapsed:.1f} s"]
     if stats.lost:
-        parts.append(f"{stats.lost} replies lost in a crash, charged at their worst case")
+        replies = "reply" if stats.lost == 1 else "replies"
+        parts.append(f"{stats.lost} {replies} lost in a crash, charged at worst case")
     if stats.stopped == "budget":
         parts.append("stopped at the budget")
     return " · ".join(parts)

@@ -418,3 +418,130 @@ def test_readers_do_not_migrate_or_write_an_existing_store(cli: Any, runs_dir: P
     assert sorted(p.name for p in runs_dir.iterdir() if p.is_file() and "panel.db" not in p.name) == [
         "panel.lock"
     ]
+
+
+# -- spend that a crash must not hide --------------------------------------------------------------
+
+
+def test_a_request_whose_reply_was_lost_counts_against_the_budget_on_resume(
+    cli: Any, runs_dir: Path, tmp_path: Path, prices: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "panel.toml"
+    config.write_text('[[members]]\nspec = "fake"\nconcurrency = 1\n')
+    original = FakeBackend.generate
+    calls = [0]
+
+    async def generate(self: FakeBackend, request: Request) -> Reply:
+        calls[0] += 1
+        if calls[0] == 2:  # the second request is out when Ctrl-C comes: its reply is never stored
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(0)
+        return await original(self, request)
+
+    monkeypatch.setattr(FakeBackend, "generate", generate)
+    common = ["--config", str(config), "--prices", str(prices), "--out", str(runs_dir), "--progress", "quiet"]
+    cut = cli("review", *TWO_TOOLS, *common)
+    assert cut.code == 130, cut
+    db = sqlite3.connect(runs_dir / "panel.db")
+    (run_id,) = [r[0] for r in db.execute("SELECT id FROM runs")]
+    answered = db.execute("SELECT SUM(cost_usd) FROM replies").fetchone()[0]
+    (lost_worst,) = db.execute("SELECT reserved_usd FROM requests WHERE status = 'pending'").fetchone()
+    assert answered > 0 and lost_worst > 0
+
+    # The budget covers what was answered plus one more request at its worst case, but not
+    # also the lost one: it is refused before any request is sent.
+    budget = answered + 1.5 * lost_worst
+    resumed = cli("review", "--resume", run_id, "--max-cost", f"{budget:.6f}", *common[2:])
+    assert resumed.code == 3, resumed
+    assert calls[0] == 2, "no request may be sent once the lost one is charged"
+    assert "1 reply lost in a crash, charged at worst case" in resumed.out
+    spent = float(re.search(r" · \$(\S+) · ", resumed.out).group(1))  # type: ignore[union-attr]
+    assert spent == pytest.approx(answered + lost_worst, abs=1e-4) and spent <= budget
+    assert db.execute("SELECT status FROM requests WHERE reserved_usd = ?", (lost_worst,)).fetchone() == (
+        "lost",
+    )
+    db.close()
+
+
+# -- what the README promises ------------------------------------------------------------------------
+
+
+def test_show_prints_a_past_runs_scorecard_and_headline(cli: Any, runs_dir: Path) -> None:
+    made = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "skeptic", "--json", "--out", str(runs_dir))
+    record = json.loads(made.out)
+    shown = cli("show", record["run_id"], "--out", str(runs_dir))
+    assert shown.code == 0, shown
+    assert "Reviewer scorecard — Ollama vs vLLM" in shown.out
+    assert shown.out.count("The Skeptic") == 2
+    for card in record["tools"]:
+        assert f"{card['name']}: panel ship {card['panel']['display']}" in shown.out
+    assert record["headline"]["text"] in shown.out.replace("\n", " ")
+
+
+def test_panel_runs_dir_is_where_runs_go_and_are_read(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("PANEL_RUNS_DIR", str(elsewhere))
+    made = cli("review", "-b", "fake", "--tools", "ollama", "--progress", "quiet")
+    assert made.code == 0, made
+    run_id = made.out.split(":")[0]
+    assert (elsewhere / run_id / "reviews.jsonl").is_file() and not (tmp_path / "runs").exists()
+    assert run_id in cli("runs").out
+    assert cli("show", run_id).code == 0
+    assert json.loads(cli("render", run_id, "-f", "json").out)["run_id"] == run_id
+
+
+def test_panel_config_names_the_config_and_a_member_is_picked_by_its_name(
+    cli: Any, tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    unknown = cli("review", "-b", "stub", "--tools", "ollama", "--out", str(runs_dir))
+    assert unknown.code == 2 and "unknown backend 'stub'" in unknown.err
+    config = tmp_path / "conf" / "mine.toml"
+    config.parent.mkdir()
+    config.write_text('[[members]]\nspec = "fake"\nname = "stub"\n')
+    monkeypatch.setenv("PANEL_CONFIG", str(config))
+    made = cli("review", "-b", "stub", "--tools", "ollama", "--out", str(runs_dir), "--progress", "quiet")
+    assert made.code == 0, made
+    assert set(_cells(runs_dir, made.out.split(":")[0])) == {
+        ("ollama", p, "fake:schema", "0") for p in ("builder", "skeptic", "futurist", "business_analyst")
+    }
+    monkeypatch.setenv("PANEL_CONFIG", str(tmp_path / "none.toml"))
+    missing = cli("review", "-b", "stub", "--out", str(runs_dir))
+    assert (
+        missing.code == 2
+        and _one_line(missing.err) == f"error: {tmp_path / 'none.toml'}: config file not found"
+    )
+
+
+def test_tool_panel_in_pyproject_is_the_config_of_its_folder(
+    cli: Any, tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PANEL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.panel]\n[[tool.panel.members]]\nspec = "fake"\nname = "stub"\n'
+    )
+    made = cli("review", "-b", "stub", "--tools", "vllm", "--out", str(runs_dir), "--progress", "quiet")
+    assert made.code == 0, made
+    # With no --backend, the configured members are the panel.
+    default = cli("review", "--tools", "vllm", "--out", str(runs_dir), "--progress", "quiet")
+    assert default.code == 0 and "4/4 reviews" in default.out
+
+
+def test_since_last_copies_unchanged_reviews_and_no_cache_sends_again(cli: Any, runs_dir: Path) -> None:
+    args = ["review", "-b", "fake", *TWO_TOOLS, "--out", str(runs_dir), "--progress", "quiet"]
+    none = cli(*args, "--since", "last")
+    assert none.code == 2 and _one_line(none.err).startswith("error: --since")
+    first = cli(*args)
+    assert "8 sent · 0 from cache" in first.out
+    cached = cli(*args)
+    assert "0 sent · 8 from cache" in cached.out
+    fresh = cli(*args, "--no-cache")
+    assert "8 sent · 0 from cache" in fresh.out
+    since = cli(*args, "--since", "last")
+    assert since.code == 0
+    assert "0 sent · 0 from cache · 8 copied" in since.out
+    assert f"0 verdicts flipped since {fresh.out.split(':')[0]}" in since.out
