@@ -21,7 +21,15 @@ from .backends.check import CheckResult, backend_statuses, check_member
 from .config import load_config, resolve_members
 from .engine import RunStats
 from .errors import UserError
-from .job import Job, RunInterrupted, announce_plan, resume_command
+from .job import (
+    Job,
+    RunInterrupted,
+    announce_plan,
+    budget_resume_command,
+    resume_args,
+    resume_target,
+    run_kind,
+)
 from .personas import load_persona, load_personas
 from .pipeline import (
     Plan,
@@ -40,7 +48,7 @@ from .record import ComparisonRecord
 from .render import FORMATS, render
 from .resources import data_dir
 from .review import diff_runs, write_review_outputs
-from .store import UNFINISHED, Store
+from .store import Store
 
 __all__ = ["app", "main"]
 
@@ -150,11 +158,11 @@ def compare(
         config=panel_config,
     )
     options = RunOptions(use_cache=not no_cache, retry=panel_config.retry.policy(), kind="compare")
-    resume_args = _resume_args(out, config=config, no_cache=no_cache)
+    again = resume_args(out, config=config, no_cache=no_cache)
     with Store(out) as store:
         announce_plan(plan, notices)
         command = _command_line()
-        job = _job(store, plan, start_run(plan, store, command, options), progress, options, resume_args)
+        job = _job(store, plan, start_run(plan, store, command, options), progress, options, again)
         stats = job.run(command, lambda run_id: write_outputs(store, load_record(store, run_id)))
         record = load_record(store, job.run_id)
         folder = store.run_dir(job.run_id)
@@ -240,20 +248,17 @@ def review(
         _check_prices(plan, max_cost)
         if since and not db_exists:
             raise UserError(f"--since: {out} holds no runs to compare with")
-    resume_args = _resume_args(out, config=config, no_cache=no_cache, prices=prices, max_cost=max_cost)
+    again = resume_args(out, config=config, no_cache=no_cache, prices=prices, max_cost=max_cost)
     with Store(out) as store:
         command = _command_line()
         kind = "review"
         if resume:
-            run_id = _resume_target(store, resume)
+            run_id = resume_target(store, resume)
             plan = plan_resume(store, run_id, prices)
             _check_prices(plan, max_cost)
             recorded = store.get_run(run_id)
-            config_of_run = recorded.config if recorded else {}
-            since_run = config_of_run.get("since")
-            kind = config_of_run.get("kind") or (
-                "compare" if recorded and recorded.command.startswith("panel compare") else "review"
-            )
+            since_run = recorded.config.get("since") if recorded else None
+            kind = run_kind(recorded) if recorded else "review"
         else:
             since_run = store.latest_run() if since == "last" else since
             if since and since_run is None:
@@ -270,7 +275,7 @@ def review(
         announce_plan(plan, notices)
         if not resume:
             run_id = start_run(plan, store, command, options)
-        job = _job(store, plan, run_id, progress, options, resume_args)
+        job = _job(store, plan, run_id, progress, options, again)
         if kind == "compare":
             stats = job.run(command, lambda rid: write_outputs(store, load_record(store, rid)))
             files = "comparison.json, comparison.md, comparison.html"
@@ -285,7 +290,7 @@ def review(
     out_console.print(f"{run_id}: {line}", highlight=False, markup=False, soft_wrap=True)
     out_console.print(f"wrote {folder} ({files})", highlight=False, markup=False, soft_wrap=True)
     if stats.stopped == "budget":
-        more = _resume_with_budget(run_id, resume_args) + " --max-cost MORE"
+        more = budget_resume_command(run_id, again)
         notices.say(
             "stopped",
             f"stopped before going over the budget of ${max_cost:.4f}: "
@@ -303,48 +308,6 @@ def _job(
     store: Store, plan: Plan, run_id: str, progress: Mode, options: RunOptions, resume_args: list[str]
 ) -> Job:
     return Job(store, plan, run_id, notices, err_console, progress, options, resume_args)
-
-
-def _resume_target(store: Store, resume: str) -> str:
-    """The run `--resume` names; 'last' is the newest run that did not finish."""
-    if resume != "last":
-        return resume
-    run_id = store.latest_run(*UNFINISHED)
-    if run_id is None:
-        raise UserError(f"--resume last: no unfinished run in {store.root}")
-    return run_id
-
-
-def _resume_args(
-    out: Path,
-    *,
-    config: Path | None = None,
-    no_cache: bool = False,
-    prices: Path | None = None,
-    max_cost: float | None = None,
-) -> list[str]:
-    """The options of this command that `panel review --resume` must be given again."""
-    args: list[str] = []
-    if out != Path("runs"):
-        args += ["--out", str(out)]
-    if config is not None:
-        args += ["--config", str(config)]
-    if prices is not None:
-        args += ["--prices", str(prices)]
-    if no_cache:
-        args.append("--no-cache")
-    if max_cost is not None:
-        args += ["--max-cost", f"{max_cost:g}"]
-    return args
-
-
-def _resume_with_budget(run_id: str, resume_args: list[str]) -> str:
-    """The resume command without the old --max-cost, for the user to give a larger one."""
-    args = list(resume_args)
-    if "--max-cost" in args:
-        i = args.index("--max-cost")
-        del args[i : i + 2]
-    return resume_command(run_id, args)
 
 
 def _fail_if_none_valid(stats: RunStats, run_id: str, errors_in: Path) -> None:
@@ -436,7 +399,8 @@ def runs(
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     if not found:
-        out_console.print(f"no {status} runs in {out}", markup=False, highlight=False, soft_wrap=True)
+        which = f"{status} " if status else ""
+        out_console.print(f"no {which}runs in {out}", markup=False, highlight=False, soft_wrap=True)
         return
     # Plain lines, not a table: a table squeezed into a narrow terminal cuts or folds the
     # ids, and the id is what people copy into the next command.

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -23,9 +24,19 @@ from .errors import UserError
 from .pipeline import Plan, RunOptions, run_plan
 from .progress import Mode, Notices, Reporter
 from .review import estimate_cost
-from .store import Store
+from .store import UNFINISHED, RunRow, Store
 
-__all__ = ["Job", "RunInterrupted", "announce_plan", "resume_command", "store_errors"]
+__all__ = [
+    "Job",
+    "RunInterrupted",
+    "announce_plan",
+    "budget_resume_command",
+    "resume_args",
+    "resume_command",
+    "resume_target",
+    "run_kind",
+    "store_errors",
+]
 
 # SQLite's primary result codes that mean the disk or the file, not the program.
 _STORAGE_CODES = {
@@ -45,6 +56,56 @@ class RunInterrupted(Exception):
 def resume_command(run_id: str, extra: Sequence[str] = ()) -> str:
     """The command that finishes a run, with the options it must repeat (--out, --max-cost ...)."""
     return shlex.join(["panel", "review", "--resume", run_id, *extra])
+
+
+def resume_target(store: Store, resume: str) -> str:
+    """The run `--resume` names; 'last' is the newest run that did not finish."""
+    if resume != "last":
+        return resume
+    run_id = store.latest_run(*UNFINISHED)
+    if run_id is None:
+        raise UserError(f"--resume last: no unfinished run in {store.root}")
+    return run_id
+
+
+def resume_args(
+    out: Path,
+    *,
+    config: Path | None = None,
+    no_cache: bool = False,
+    prices: Path | None = None,
+    max_cost: float | None = None,
+) -> list[str]:
+    """The options of this command that `panel review --resume` must be given again."""
+    args: list[str] = []
+    if out != Path("runs"):
+        args += ["--out", str(out)]
+    if config is not None:
+        args += ["--config", str(config)]
+    if prices is not None:
+        args += ["--prices", str(prices)]
+    if no_cache:
+        args.append("--no-cache")
+    if max_cost is not None:
+        args += ["--max-cost", str(max_cost)]
+    return args
+
+
+def budget_resume_command(run_id: str, resume_args: Sequence[str]) -> str:
+    """The resume command with a larger budget for the user to fill in."""
+    args = list(resume_args)
+    if "--max-cost" in args:
+        i = args.index("--max-cost")
+        del args[i : i + 2]
+    return resume_command(run_id, args) + " --max-cost MORE"
+
+
+def run_kind(run: RunRow) -> str:
+    """Which command made a run ("compare" or "review"), so a resumed run writes its files."""
+    kind = run.config.get("kind")
+    if kind in ("compare", "review"):
+        return str(kind)
+    return "compare" if run.command.startswith("panel compare") else "review"
 
 
 def announce_plan(plan: Plan, notices: Notices) -> None:

@@ -7,11 +7,8 @@ here: requests hold messages and sampling settings, never headers or client opti
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import itertools
 import json
-import os
 import secrets
 import sqlite3
 import time
@@ -23,6 +20,7 @@ from typing import Any, NamedTuple
 
 from .backends.base import Reply, Usage
 from .errors import UserError
+from .lock import StoreBusyError, WriteLock, writer_alive
 from .migrations import MIGRATIONS
 
 __all__ = [
@@ -94,29 +92,24 @@ class ReviewRow:
         return CellKey(self.tool_id, self.persona_id, self.member, self.repeat)
 
 
-class StoreBusyError(UserError):
-    """Another process is writing to the same runs folder."""
-
-
 class Store:
     """The runs folder: `panel.db` plus one folder of files per run.
 
-    A writer holds an exclusive `flock` on `panel.lock` for as long as the store is open,
-    so two processes never run against one store at once (they would send every request
-    twice). The kernel drops the lock when its process dies, so a crash leaves no stale
-    lock. `readonly=True` takes no lock and creates nothing: it needs an existing store.
+    A writer holds the folder's write lock (see `lock.py`) for as long as the store is
+    open, so two processes never run against one store at once. `readonly=True` takes no
+    lock and creates nothing: it needs an existing store.
     """
 
     def __init__(self, root: str | Path, *, readonly: bool = False) -> None:
         self.root = Path(root)
         self.path = self.root / "panel.db"
         self.readonly = readonly
-        self._lock: int | None = None
+        self._lock: WriteLock | None = None
         if readonly:
             self.db = self._open_readonly()
             return
         self._make_root()
-        self._lock = self._take_lock()
+        self._lock = WriteLock(self.root)
         try:
             self.db = self._connect(str(self.path), uri=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -126,7 +119,7 @@ class Store:
             # This process holds the lock, so a run still marked running has no process left.
             self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
         except BaseException:
-            os.close(self._lock)
+            self._lock.release()
             raise
 
     def _make_root(self) -> None:
@@ -152,57 +145,19 @@ class Store:
         # mode=ro: a reader never creates or migrates a database.
         return self._connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
 
-    def _take_lock(self) -> int:
-        lock_path = self.root / "panel.lock"
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise UserError(f"cannot write in the runs folder {self.root}: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise StoreBusyError(
-                f"{self.root} is in use by {holder}: wait for it to finish, or give another --out"
-            ) from None
-        self._write_holder(fd, None)
-        return fd
-
     def writer_alive(self) -> bool:
-        """Whether a live process holds the store to write; a reader asks without locking."""
-        if self._lock is not None:
-            return True
-        try:
-            fd = os.open(self.root / "panel.lock", os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            pid = int(json.loads(os.pread(fd, 4096, 0))["pid"])
-            os.kill(pid, 0)
-        except PermissionError:
-            return True  # alive, run by another user
-        except (OSError, ValueError, TypeError, KeyError):
-            return False
-        finally:
-            os.close(fd)
-        return True
+        """Whether a live process holds this store to write (this one, or another)."""
+        return self._lock is not None or writer_alive(self.root)
 
     def claim(self, run_id: str) -> None:
         """Say in the lock file which run this process is making, for a refused second writer."""
         if self._lock is not None:
-            self._write_holder(self._lock, run_id)
-
-    @staticmethod
-    def _write_holder(fd: int, run_id: str | None) -> None:
-        data = json.dumps({"pid": os.getpid(), "run": run_id}).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+            self._lock.claim(run_id)
 
     def close(self) -> None:
         self.db.close()
         if self._lock is not None:
-            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock.release()
             self._lock = None
 
     def __enter__(self) -> Store:
@@ -560,15 +515,6 @@ class Store:
                 fingerprint=r["fingerprint"],
                 copied_from=r["copied_from"],
             )
-
-
-def _read_holder(fd: int) -> str:
-    """Who holds a lock file, as written by `Store._write_holder`."""
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        holder = json.loads(os.pread(fd, 4096, 0))
-        pid, run = int(holder["pid"]), holder.get("run")
-        return f"run {run} (pid {pid})" if run else f"another panel process (pid {pid})"
-    return "another panel process"
 
 
 def _run_row(row: sqlite3.Row) -> RunRow:
