@@ -39,7 +39,7 @@ def summary_line(stats: RunStats, elapsed: float) -> str:
     parts += [f"{stats.retries} retries", f"${stats.spent:.4f}", f"{elapsed:.1f} s"]
     if stats.lost:
         replies = "reply" if stats.lost == 1 else "replies"
-        parts.append(f"{stats.lost} {replies} lost in a crash, charged at worst case")
+        parts.append(f"{stats.lost} {replies} lost when the run was cut off, charged at worst case")
     if stats.stopped == "budget":
         parts.append("stopped at the budget")
     return " · ".join(parts)

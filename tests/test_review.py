@@ -221,7 +221,7 @@ def test_kill_mid_run_then_resume_sends_no_stored_request_twice(
     # The requests the kill left unanswered are charged at their worst case.
     replies = "reply" if unanswered == 1 else "replies"
     assert lost[0] == unanswered and lost[1] > 0
-    assert f"{unanswered} {replies} lost in a crash, charged at worst case" in resumed.stdout
+    assert f"{unanswered} {replies} lost when the run was cut off, charged at worst case" in resumed.stdout
     assert f"${charged:.4f}" in resumed.stdout
 
 

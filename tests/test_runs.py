@@ -454,7 +454,7 @@ def test_a_request_whose_reply_was_lost_counts_against_the_budget_on_resume(
     resumed = cli("review", "--resume", run_id, "--max-cost", f"{budget:.6f}", *common[2:])
     assert resumed.code == 3, resumed
     assert calls[0] == 2, "no request may be sent once the lost one is charged"
-    assert "1 reply lost in a crash, charged at worst case" in resumed.out
+    assert "1 reply lost when the run was cut off, charged at worst case" in resumed.out
     spent = float(re.search(r" · \$(\S+) · ", resumed.out).group(1))  # type: ignore[union-attr]
     assert spent == pytest.approx(answered + lost_worst, abs=1e-4) and spent <= budget
     assert db.execute("SELECT status FROM requests WHERE reserved_usd = ?", (lost_worst,)).fetchone() == (
