@@ -104,7 +104,7 @@ def _agreement(
     # Only the table is for people on stdout; json and csv keep stdout for data.
     info = out_console if fmt == "table" else err_console
     written: list[Path] = []
-    with Store(out) as store:
+    with Store(out, readonly=True) as store:
         analysis.check_runs(store, run_ids)
         report = None
         if fmt != "csv" or plots is not None:

@@ -8,19 +8,29 @@ import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._about import install_hint
+from ._about import __version__, install_hint
 from .backends.base import Sampling
 from .backends.check import CheckResult, backend_statuses, check_member
 from .config import load_config, resolve_members
+from .engine import RunStats
 from .errors import UserError
-from .personas import load_persona, load_personas
+from .job import (
+    Job,
+    RunInterrupted,
+    announce_plan,
+    budget_resume_command,
+    resume_args,
+    resume_target,
+    run_kind,
+)
+from .personas import load_persona, load_personas, persona_files
 from .pipeline import (
     Plan,
     RunOptions,
@@ -29,17 +39,17 @@ from .pipeline import (
     plan_resume,
     plan_run,
     record_schema_text,
-    run_plan,
+    start_run,
     write_atomic,
     write_outputs,
 )
-from .progress import Mode, Reporter, summary_line
+from .progress import Mode, Notices, summary_line
 from .record import ComparisonRecord
 from .render import FORMATS, render
 from .resources import data_dir
-from .review import diff_runs, estimate_cost, write_review_outputs
+from .review import diff_runs, write_review_outputs
 from .store import Store
-from .text import for_console
+from .text import clean, for_console
 
 __all__ = ["app", "main"]
 
@@ -54,6 +64,24 @@ personas_app = typer.Typer(
     help="List and check persona files.", invoke_without_command=True, rich_markup_mode=None
 )
 app.add_typer(personas_app, name="personas")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"panel {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    pass
+
+
 backends_app = typer.Typer(
     help="List backends, or check panel members.", invoke_without_command=True, rich_markup_mode=None
 )
@@ -62,6 +90,9 @@ app.add_typer(backends_app, name="backends")
 # No emoji codes: ":smile:" in a review, or "fake:m:" in a line, is data and prints as written.
 out_console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
+# Lines on stderr around a run; a run command sets its mode, so that under
+# `--progress jsonl` even an error is a JSON line.
+notices = Notices(err_console)
 
 ConfigPath = Annotated[
     Path | None,
@@ -116,7 +147,12 @@ def compare(
     no_cache: NoCache = False,
     progress: ProgressMode = "bar",
 ) -> None:
-    """Review two tools with the whole panel and draft their comparison."""
+    """Review two tools with the whole panel and draft their comparison.
+
+    Exit codes: 0 done, 1 no review was valid, 2 bad input or a file that cannot be written,
+    130 interrupted (the line printed says how to resume).
+    """
+    notices.mode = progress
     sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
     panel_config = load_config(config)
     plan = plan_compare(
@@ -128,21 +164,24 @@ def compare(
         sampling=sampling,
         config=panel_config,
     )
-    options = RunOptions(use_cache=not no_cache, retry=panel_config.retry.policy())
-    with Store(out) as store, Reporter(progress, plan.total, err_console) as reporter:
+    options = RunOptions(use_cache=not no_cache, retry=panel_config.retry.policy(), kind="compare")
+    again = resume_args(out, config=config, no_cache=no_cache)
+    with Store(out) as store:
+        announce_plan(plan, notices)
         command = _command_line()
-        run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update, options))
-        reporter.finish(stats)
-        record = load_record(store, run_id)
-        folder = write_outputs(store, record)
+        job = _job(store, plan, start_run(plan, store, command, options), progress, options, again)
+        stats = job.run(command, lambda rid, status: write_outputs(store, load_record(store, rid, status)))
+        record = load_record(store, job.run_id)
+        folder = store.run_dir(job.run_id)
     if json_out:
         sys.stdout.write(record.model_dump_json(indent=2) + "\n")
-        err_console.print(f"wrote {for_console(folder)}")
-        return
-    _print_record(record)
-    out_console.print(
-        f"\nwrote [bold]{for_console(folder)}[/] (comparison.json, comparison.md, comparison.html)"
-    )
+        notices.say("wrote", f"wrote {folder}", folder=str(folder))
+    else:
+        _print_record(record)
+        out_console.print(
+            f"\nwrote [bold]{for_console(folder)}[/] (comparison.json, comparison.md, comparison.html)"
+        )
+    _fail_if_none_valid(stats, job.run_id, folder / "comparison.json")
 
 
 @app.command()
@@ -157,7 +196,13 @@ def review(
         float | None,
         typer.Option(min=0.0, help="Stop cleanly before spending more than this, in USD."),
     ] = None,
-    resume: Annotated[str | None, typer.Option(help="Finish an interrupted or stopped run.")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Finish an interrupted, stopped or failed run (of review or compare), "
+            "or 'last' for the newest such run."
+        ),
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option(help="Copy unchanged reviews from this run (or 'last') and re-review only the rest."),
@@ -180,8 +225,11 @@ def review(
 ) -> None:
     """Review a whole catalog: every tool x persona x member, within limits and a budget.
 
-    Exit codes: 0 done, 2 bad input, 3 stopped at the budget (finish it with --resume).
+    Exit codes: 0 done, 1 no review was valid, 2 bad input or a file that cannot be written,
+    3 stopped at the budget (finish it with --resume), 130 interrupted (the line printed
+    says how to resume).
     """
+    notices.mode = progress
     panel_config = load_config(config)
     db_exists = (out / "panel.db").is_file()
     if resume:
@@ -190,6 +238,8 @@ def review(
                 "--resume finishes a run as it was planned: give no catalog, tools, members or personas"
             )
         if not db_exists:
+            if resume == "last":
+                raise UserError(f"--resume last: no unfinished run in {out}")
             raise UserError(f"no run '{resume}': {out} holds no runs")
     else:
         # Every input is checked before the store is opened, so bad input writes nothing.
@@ -207,54 +257,78 @@ def review(
         _check_prices(plan, max_cost)
         if since and not db_exists:
             raise UserError(f"--since: {out} holds no runs to compare with")
+    again = resume_args(out, config=config, no_cache=no_cache, prices=prices, max_cost=max_cost)
     with Store(out) as store:
+        command = _command_line()
+        kind = "review"
         if resume:
-            plan = plan_resume(store, resume, prices)
+            run_id = resume_target(store, resume)
+            plan = plan_resume(store, run_id, prices)
             _check_prices(plan, max_cost)
-            recorded = store.get_run(resume)
+            recorded = store.get_run(run_id)
             since_run = recorded.config.get("since") if recorded else None
+            kind = run_kind(recorded) if recorded else "review"
         else:
             since_run = store.latest_run() if since == "last" else since
             if since and since_run is None:
                 raise UserError("--since last: there is no finished run to compare with")
             if since_run and store.get_run(since_run) is None:
                 raise UserError(f"--since: no run '{since_run}' in {store.path}")
-        estimate = estimate_cost(plan)
-        if progress != "quiet":
-            cost = (
-                f"; estimated ${estimate.expected_usd:.4f}, at most ${estimate.worst_usd:.4f}"
-                if estimate.priced
-                else ""
-            )
-            err_console.print(
-                f"plan: {plan.total} reviews = {len(plan.tools)} tools x {len(plan.personas)} personas x "
-                f"{len(plan.members)} members"
-                + (f" x {plan.repeats} repeats" if plan.repeats > 1 else "")
-                + cost,
-                highlight=False,
-            )
         options = RunOptions(
-            use_cache=not no_cache, max_cost=max_cost, since_run=since_run, retry=panel_config.retry.policy()
+            use_cache=not no_cache,
+            max_cost=max_cost,
+            since_run=since_run,
+            retry=panel_config.retry.policy(),
+            kind=kind,
         )
-        with Reporter(progress, plan.total, err_console) as reporter:
-            command = _command_line()
-            run_id, stats = asyncio.run(run_plan(plan, store, command, reporter.update, options, resume))
-            reporter.finish(stats)
-        folder = write_review_outputs(store, run_id)
-        line = summary_line(stats, reporter.elapsed)
+        announce_plan(plan, notices)
+        if not resume:
+            run_id = start_run(plan, store, command, options)
+        job = _job(store, plan, run_id, progress, options, again)
+        if kind == "compare":
+            stats = job.run(
+                command, lambda rid, status: write_outputs(store, load_record(store, rid, status))
+            )
+            files = "comparison.json, comparison.md, comparison.html"
+        else:
+            stats = job.run(command, lambda rid, status: write_review_outputs(store, rid, status))
+            files = "reviews.jsonl, tools/"
+        folder = store.run_dir(run_id)
+        line = summary_line(stats, job.elapsed)
         if since_run:
             flipped = diff_runs(store, since_run, run_id).flipped
             line += f" · {len(flipped)} verdicts flipped since {since_run}"
-    out_console.print(f"{run_id}: {line}", highlight=False)
-    out_console.print(f"wrote {folder} (reviews.jsonl, tools/)", highlight=False)
+    out_console.print(f"{run_id}: {line}", highlight=False, markup=False, soft_wrap=True)
+    out_console.print(f"wrote {folder} ({files})", highlight=False, markup=False, soft_wrap=True)
     if stats.stopped == "budget":
-        err_console.print(
+        more = budget_resume_command(run_id, again)
+        notices.say(
+            "stopped",
             f"stopped before going over the budget of ${max_cost:.4f}: "
-            f"{stats.done} of {stats.total} reviews done. "
-            f"Finish with: panel review --resume {run_id} --max-cost MORE",
-            highlight=False,
+            f"{stats.done} of {stats.total} reviews done. Finish with: {more}",
+            run_id=run_id,
+            done=stats.done,
+            total=stats.total,
+            resume=more,
         )
         raise typer.Exit(3)
+    _fail_if_none_valid(stats, run_id, folder / ("comparison.json" if kind == "compare" else "reviews.jsonl"))
+
+
+def _job(
+    store: Store, plan: Plan, run_id: str, progress: Mode, options: RunOptions, resume_args: list[str]
+) -> Job:
+    return Job(store, plan, run_id, notices, err_console, progress, options, resume_args)
+
+
+def _fail_if_none_valid(stats: RunStats, run_id: str, errors_in: Path) -> None:
+    if stats.total and stats.valid == 0 and not stats.stopped:
+        notices.say(
+            "failed",
+            f"no review of run {run_id} is valid: every one failed (the errors are in {errors_in})",
+            run_id=run_id,
+        )
+        raise typer.Exit(1)
 
 
 def _command_line() -> str:
@@ -279,7 +353,7 @@ def diff(
     json_out: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
 ) -> None:
     """Verdicts that flipped between two runs."""
-    with Store(out) as store:
+    with Store(out, readonly=True) as store:
         for run_id in (run_a, run_b):
             if store.get_run(run_id) is None:
                 raise UserError(f"no run '{run_id}' in {store.path}")
@@ -288,35 +362,80 @@ def diff(
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
         return
     out_console.print(
-        f"{result.same} cells unchanged, {len(result.flipped)} flipped, "
-        f"{result.only_a} only in {run_a}, {result.only_b} only in {run_b}"
+        for_console(
+            f"{result.same} cells unchanged, {len(result.flipped)} flipped, "
+            f"{result.only_a} only in {run_a}, {result.only_b} only in {run_b}"
+        ),
+        highlight=False,
     )
     if result.flipped:
-        table = Table("tool", "persona", "member", "repeat", run_a, run_b)
+        table = Table("tool", "persona", "member", "repeat", for_console(run_a), for_console(run_b))
         for f in result.flipped:
             cells = [*f.key[:3], str(f.key.repeat), f.before or "failed", f.after or "failed"]
             table.add_row(*(for_console(c) for c in cells))
         out_console.print(table)
 
 
+RunStatus = Literal["done", "running", "stopped", "interrupted", "failed"]
+
+
 @app.command()
-def runs(out: RunsDir = Path("runs"), limit: int = 20) -> None:
-    """List past runs, newest first."""
+def runs(
+    out: RunsDir = Path("runs"),
+    limit: Annotated[int, typer.Option(min=1, help="At most this many runs.")] = 20,
+    status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the runs as one JSON array on stdout.")
+    ] = False,
+) -> None:
+    """List past runs, newest first, with their whole ids."""
     if not (out / "panel.db").is_file():
-        out_console.print(f"no runs yet in {for_console(out)}")
+        if json_out:
+            sys.stdout.write("[]\n")
+        else:
+            out_console.print(f"no runs yet in {out}", markup=False, highlight=False, soft_wrap=True)
         return
-    with Store(out) as store:
-        table = Table("run", "started", "status", "reviews", "valid", "command")
-        for run, n, ok in store.list_runs(limit):
-            started = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
-            table.add_row(run.id, started, run.status, str(n), str(ok), for_console(run.command))
-        out_console.print(table)
+    with Store(out, readonly=True) as store:
+        found = store.list_runs(limit, status)
+    if json_out:
+        rows = [
+            {
+                "id": run.id,
+                "status": run.status,
+                "started": _iso(run.created_at),
+                "finished": _iso(run.finished_at) if run.finished_at else None,
+                "reviews": n,
+                "valid": ok,
+                "command": run.command,
+            }
+            for run, n, ok in found
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not found:
+        which = f"{status} " if status else ""
+        out_console.print(f"no {which}runs in {out}", markup=False, highlight=False, soft_wrap=True)
+        return
+    # Plain lines, not a table: a table squeezed into a narrow terminal cuts or folds the
+    # ids, and the id is what people copy into the next command.
+    lines = [("run", "status", "valid", "started", "command")]
+    for run, n, ok in found:
+        started = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
+        lines.append((run.id, run.status, f"{ok}/{n}", started, clean(run.command)))
+    widths = [max(len(row[i]) for row in lines) for i in range(4)]
+    for row in lines:
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4]
+        out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
 
 
 @app.command()
 def show(run_id: str, out: RunsDir = Path("runs")) -> None:
     """Print a past run's scorecard and headline."""
-    with Store(out) as store:
+    with Store(out, readonly=True) as store:
         _print_record(load_record(store, run_id))
 
 
@@ -333,7 +452,9 @@ def render_run(
     """Render a past run's comparison record as an HTML page, Markdown or JSON."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}': use one of {', '.join(FORMATS)}")
-    with Store(out) as store:
+    if file is not None and file.is_dir():
+        raise UserError(f"--out {file} is a folder: give the name of the file to write")
+    with Store(out, readonly=True) as store:
         text = render(load_record(store, run_id), fmt)
     if file is None:
         sys.stdout.write(text)
@@ -376,12 +497,13 @@ def personas_validate(
     """Check persona files and show the review schema each one yields."""
     files: list[Path] = []
     for path in paths or [data_dir("personas")]:
-        files += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+        files += persona_files(path)
     for file in files:
         persona = load_persona(file)
         fields = ", ".join(persona.review_schema["properties"]["answers"]["properties"])
+        verdicts = "/".join(persona.verdicts)
         out_console.print(
-            f"ok  {file}  ({persona.id}: answers {fields}; verdict {'/'.join(persona.verdicts)})"
+            for_console(f"ok  {file}  ({persona.id}: answers {fields}; verdict {verdicts})"), highlight=False
         )
 
 
@@ -474,10 +596,16 @@ app.command("agreement")(_agreement)
 
 
 def main() -> None:
+    notices.reset()  # a run command sets its mode; main may run many times in one process
     try:
         app()
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {for_console(exc)}", highlight=False, soft_wrap=True)
+        if notices.mode == "jsonl":
+            notices.say("error", f"error: {exc}")
+        else:
+            err_console.print(f"[bold red]error:[/] {for_console(exc)}", highlight=False, soft_wrap=True)
+        raise SystemExit(exc.exit_code) from None
+    except RunInterrupted as exc:
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")

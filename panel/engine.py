@@ -9,7 +9,9 @@ validates the reply, re-asks once with the error, and stores everything as it go
   it done, so after a crash `--resume` re-sends only what had no stored reply;
 - a request identical to one already answered (same cache key) is served from the store;
 - before each send the worst-case cost is reserved against the budget; a send that could
-  go over stops the run cleanly instead.
+  go over stops the run cleanly instead;
+- a request a dead process left unanswered is marked lost when the run resumes and is
+  charged at the worst case it reserved (see `Store.spent`), then sent again.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ class RunStats:
     cached: int = 0
     copied: int = 0
     retries: int = 0
+    #: requests sent by an earlier process whose replies were lost (charged at worst case)
+    lost: int = 0
     spent: float = 0.0
     reserved: float = 0.0
     stopped: str | None = None
@@ -108,6 +112,7 @@ class RunStats:
             "cached": self.cached,
             "copied": self.copied,
             "retries": self.retries,
+            "lost": self.lost,
             "spent_usd": round(self.spent, 6),
             "rate_per_s": round(self.rate, 3),
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
@@ -152,11 +157,13 @@ class Engine:
     async def run(self, cells_for: Callable[[Backend], Iterator[Cell]], total: int) -> RunStats:
         """Run every cell; `cells_for(backend)` yields one member's cells lazily."""
         valid, failed = self.store.review_counts(self.run_id)
+        self.store.mark_lost(self.run_id)
         self.stats = RunStats(
             total=total,
             done=valid + failed,
             valid=valid,
             failed=failed,
+            lost=self.store.lost_requests(self.run_id),
             spent=self.store.spent(self.run_id),
         )
         workers = []
@@ -267,9 +274,7 @@ class Engine:
         if self.max_cost is not None and self.stats.spent + self.stats.reserved + worst > self.max_cost:
             raise BudgetStop()
         self.stats.reserved += worst
-        request_id = self.store.pending_request(self.run_id, cell.key, ask, key) or self._record(
-            cell, request, ask, key
-        )
+        request_id = self._record(cell, request, ask, key, worst)
         estimate = est_in + request.sampling.max_tokens
         tries = [0]
 
@@ -292,7 +297,7 @@ class Engine:
         self.store.finish_request(request_id, reply, tries[0], cost_usd=cost)
         return request_id, reply, False
 
-    def _record(self, cell: Cell, request: Request, ask: int, key: str) -> int:
+    def _record(self, cell: Cell, request: Request, ask: int, key: str, worst: float = 0.0) -> int:
         return self.store.begin_request(
             self.run_id,
             cell.key,
@@ -303,6 +308,7 @@ class Engine:
             request.schema_name,
             request.sampling.as_dict(),
             key,
+            reserved_usd=worst,
         )
 
     async def _send(self, member: Member, request: Request, estimate: int) -> Reply:

@@ -105,5 +105,12 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+def _m002_reserved_cost(db: sqlite3.Connection) -> None:
+    # The worst-case cost reserved for a request before it is sent: what a request whose
+    # reply was lost (a crash, a kill, Ctrl-C) is charged (see Store.spent).
+    db.execute("ALTER TABLE requests ADD COLUMN reserved_usd REAL NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX requests_status ON requests(run_id, status)")
+
+
 # Append only: a migration, once released, is never edited or reordered.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_reserved_cost]

@@ -6,8 +6,12 @@ anything is written under runs/.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import json
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +48,7 @@ __all__ = [
     "record_schema_text",
     "run_inputs",
     "run_plan",
+    "start_run",
     "write_atomic",
     "write_outputs",
 ]
@@ -84,6 +89,8 @@ class RunOptions:
     max_cost: float | None = None
     since_run: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: which command made the run ("compare" or "review"): a resumed run writes its files
+    kind: str = "review"
 
 
 def default_catalog() -> Path:
@@ -192,6 +199,29 @@ def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> 
     )
 
 
+def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None = None) -> str:
+    """Record a new run of a plan (its tools, personas, members and settings); returns its id."""
+    options = options or RunOptions()
+    run_id = new_run_id()
+    store.create_run(
+        run_id,
+        command,
+        str(plan.catalog_path) if plan.catalog_path else None,
+        {
+            "members": [m.backend.label for m in plan.members],
+            "member_specs": [{"spec": s.text, "options": s.options} for s in plan.specs],
+            "sampling": plan.sampling.as_dict(),
+            "prompts": plan.prompts.fingerprint,
+            "repeats": plan.repeats,
+            "since": options.since_run,
+            "kind": options.kind,
+        },
+        tools=[(t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools],
+        personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
+    )
+    return run_id
+
+
 async def run_plan(
     plan: Plan,
     store: Store,
@@ -199,26 +229,18 @@ async def run_plan(
     on_result: Callable[[CellResult, RunStats], None] | None = None,
     options: RunOptions | None = None,
     run_id: str | None = None,
+    write: Callable[[str, str], object] | None = None,
 ) -> tuple[str, RunStats]:
-    """Run a plan as a new run, or finish the run `run_id` (resume)."""
+    """Run a plan as a new run, or finish the run `run_id` (started, or resumed).
+
+    `write(run_id)` writes the run's files. It runs before the run is marked done (or
+    stopped), so a run whose files could not be written is never called done: it is
+    `failed`. Ctrl-C leaves the run `interrupted`, ready for `--resume`.
+    """
     options = options or RunOptions()
     if run_id is None:
-        run_id = new_run_id()
-        store.create_run(
-            run_id,
-            command,
-            str(plan.catalog_path) if plan.catalog_path else None,
-            {
-                "members": [m.backend.label for m in plan.members],
-                "member_specs": [{"spec": s.text, "options": s.options} for s in plan.specs],
-                "sampling": plan.sampling.as_dict(),
-                "prompts": plan.prompts.fingerprint,
-                "repeats": plan.repeats,
-                "since": options.since_run,
-            },
-            tools=[(t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools],
-            personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
-        )
+        run_id = start_run(plan, store, command, options)
+    store.claim(run_id)
     store.mark_run(run_id, "running")
     engine = Engine(
         store,
@@ -235,9 +257,19 @@ async def run_plan(
     status = "failed"
     try:
         stats = await engine.run(plan.cells_for, plan.total)
-        status = "stopped" if stats.stopped else "done"
+        final = "stopped" if stats.stopped else "done"
+        if write is not None:
+            # The files carry the status the run is about to get.
+            write(run_id, final)
+        status = final
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status = "interrupted"
+        raise
     finally:
-        store.finish_run(run_id, status)
+        # A full disk may refuse this too: the run then stays `running` until the next
+        # process opens the store, which marks it interrupted.
+        with contextlib.suppress(sqlite3.Error):
+            store.finish_run(run_id, status)
         for member in plan.members:
             await member.backend.aclose()
     return run_id, stats
@@ -275,10 +307,19 @@ def write_atomic(path: Path, text: str | Iterable[str]) -> None:
     """Write a file so that readers see the old file or the new one, never half of one.
 
     `text` may be an iterable of chunks, written as they come, so a large file is never
-    held in memory whole.
+    held in memory whole. A file that cannot be written (a full disk, a folder in the way,
+    no permission) is a one-line error naming it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; give a file name")
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"cannot write {path}: {existing} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
     # mkstemp makes the file private; an output file gets the usual permissions.
     os.chmod(tmp, 0o666 & ~_umask())
     try:
@@ -288,9 +329,18 @@ def write_atomic(path: Path, text: str | Iterable[str]) -> None:
             else:
                 fh.writelines(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return exc.strerror or str(exc)
 
 
 def _umask() -> int:

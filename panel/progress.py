@@ -20,8 +20,9 @@ from rich.progress import (
 )
 
 from .engine import CellResult, RunStats
+from .text import clean
 
-__all__ = ["Mode", "Reporter", "summary_line"]
+__all__ = ["Mode", "Notices", "Reporter", "emit_event", "summary_line"]
 
 Mode = Literal["bar", "jsonl", "quiet"]
 
@@ -37,9 +38,45 @@ def summary_line(stats: RunStats, elapsed: float) -> str:
     if stats.copied:
         parts.append(f"{stats.copied} copied")
     parts += [f"{stats.retries} retries", f"${stats.spent:.4f}", f"{elapsed:.1f} s"]
+    if stats.lost:
+        replies = "reply" if stats.lost == 1 else "replies"
+        parts.append(f"{stats.lost} {replies} lost when the run was cut off, charged at worst case")
     if stats.stopped == "budget":
         parts.append("stopped at the budget")
     return " · ".join(parts)
+
+
+def emit_event(data: dict[str, object]) -> None:
+    """One JSON line on stderr, flushed, for `--progress jsonl`."""
+    sys.stderr.write(json.dumps(data) + "\n")
+    sys.stderr.flush()
+
+
+class Notices:
+    """Lines on stderr around a run: text for people, a JSON event each under `--progress jsonl`.
+
+    Under jsonl every stderr line a run command writes is JSON, so a script can parse
+    the stream line by line: `{"event": "plan", ...}`, `{"event": "error", ...}` and so on.
+    """
+
+    def __init__(self, console: Console, mode: Mode = "bar") -> None:
+        self.console = console
+        self.mode: Mode = mode
+
+    def reset(self) -> None:
+        self.mode = "bar"
+
+    def say(self, event: str, text: str, **data: object) -> None:
+        """A line every mode shows (quiet too): a warning, an error, where files went."""
+        if self.mode == "jsonl":
+            emit_event({"event": event, **data, "message": text})
+        else:
+            self.console.print(clean(text), markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    def chatter(self, event: str, text: str, **data: object) -> None:
+        """A line `--progress quiet` leaves out, such as the plan before a run."""
+        if self.mode != "quiet":
+            self.say(event, text, **data)
 
 
 class Reporter:
@@ -92,8 +129,7 @@ class Reporter:
         return time.monotonic() - self.started
 
     def _emit(self, data: dict[str, object]) -> None:
-        sys.stderr.write(json.dumps(data) + "\n")
-        sys.stderr.flush()
+        emit_event(data)
 
     def __exit__(
         self,

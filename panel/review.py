@@ -58,8 +58,11 @@ def estimate_cost(plan: Plan, sample: int = 24) -> Estimate:
     return Estimate(plan.total, expected, worst, priced)
 
 
-def write_review_outputs(store: Store, run_id: str) -> Path:
-    """`reviews.jsonl` (one line per review) and `tools/<id>.json` (one record per tool)."""
+def write_review_outputs(store: Store, run_id: str, status: str | None = None) -> Path:
+    """`reviews.jsonl` (one line per review) and `tools/<id>.json` (one record per tool).
+
+    `status` is the run's, for files written just before the run is marked with it.
+    """
     folder = store.run_dir(run_id)
     run, tools, personas = run_inputs(store, run_id)
     members = run.config.get("members", [])
@@ -70,7 +73,14 @@ def write_review_outputs(store: Store, run_id: str) -> Path:
     write_atomic(folder / "reviews.jsonl", lines)
     for tool in tools:
         record = build_record(
-            run_id, run.created_at, [tool], personas, members, store.reviews(run_id, tool.id)
+            run_id,
+            run.created_at,
+            [tool],
+            personas,
+            members,
+            store.reviews(run_id, tool.id),
+            status=status or run.status,
+            repeats=int(run.config.get("repeats", 1)),
         )
         write_atomic(folder / "tools" / f"{tool.id}.json", record.model_dump_json(indent=2) + "\n")
     return folder

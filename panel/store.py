@@ -7,20 +7,38 @@ here: requests hold messages and sampling settings, never headers or client opti
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .backends.base import Reply, Usage
+from .errors import UserError
+from .lock import StoreBusyError, WriteLock, writer_alive
 from .migrations import MIGRATIONS
 
-__all__ = ["MIGRATIONS", "CellKey", "ReviewRow", "RunRow", "Store", "new_run_id"]
+__all__ = [
+    "MIGRATIONS",
+    "RUN_STATUSES",
+    "UNFINISHED",
+    "CellKey",
+    "ReviewRow",
+    "RunRow",
+    "Store",
+    "StoreBusyError",
+    "new_run_id",
+]
+
+#: Every status a run can have. `running` only while a process holds the store's lock.
+RUN_STATUSES = ("done", "running", "stopped", "interrupted", "failed")
+#: Runs that `--resume` can finish.
+UNFINISHED = ("interrupted", "stopped", "failed", "running")
 
 
 def new_run_id() -> str:
@@ -75,21 +93,72 @@ class ReviewRow:
 
 
 class Store:
-    """The runs folder: `panel.db` plus one folder of files per run."""
+    """The runs folder: `panel.db` plus one folder of files per run.
 
-    def __init__(self, root: str | Path) -> None:
+    A writer holds the folder's write lock (see `lock.py`) for as long as the store is
+    open, so two processes never run against one store at once. `readonly=True` takes no
+    lock and creates nothing: it needs an existing store.
+    """
+
+    def __init__(self, root: str | Path, *, readonly: bool = False) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / "panel.db"
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self.readonly = readonly
+        self._lock: WriteLock | None = None
+        if readonly:
+            self.db = self._open_readonly()
+            return
+        self._make_root()
+        self._lock = WriteLock(self.root)
+        try:
+            self.db = self._connect(str(self.path), uri=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+            # This process holds the lock, so a run still marked running has no process left.
+            self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _make_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"runs folder {self.root} is a file: give --out a folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the runs folder {self.root}: {exc.strerror or exc}") from None
+
+    def _connect(self, target: str, *, uri: bool) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        except sqlite3.Error as exc:
+            raise UserError(f"cannot open {self.path}: {exc}") from None
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise UserError(f"no runs in {self.root}")
+        # mode=ro: a reader never creates or migrates a database.
+        return self._connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+
+    def writer_alive(self) -> bool:
+        """Whether a live process holds this store to write (this one, or another)."""
+        return self._lock is not None or writer_alive(self.root)
+
+    def claim(self, run_id: str) -> None:
+        """Say in the lock file which run this process is making, for a refused second writer."""
+        if self._lock is not None:
+            self._lock.claim(run_id)
 
     def close(self) -> None:
         self.db.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Store:
         return self
@@ -157,21 +226,33 @@ class Store:
 
     def get_run(self, run_id: str) -> RunRow | None:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _run_row(row) if row else None
+        return self._live(_run_row(row)) if row else None
 
-    def list_runs(self, limit: int = 50) -> list[tuple[RunRow, int, int]]:
-        """Newest runs first, each with its count of reviews and of valid reviews."""
+    def _live(self, run: RunRow) -> RunRow:
+        # A reader sees a run "running" whose process died (the next writer will mark it).
+        if run.status == "running" and not self.writer_alive():
+            return replace(run, status="interrupted")
+        return run
+
+    def list_runs(self, limit: int = 50, status: str | None = None) -> list[tuple[RunRow, int, int]]:
+        """Newest runs first (of one status, or all), each with its count of reviews and valid ones."""
         rows = self.db.execute(
             """SELECT runs.*, COUNT(reviews.id) AS n, COALESCE(SUM(reviews.valid), 0) AS ok
                FROM runs LEFT JOIN reviews ON reviews.run_id = runs.id
-               GROUP BY runs.id ORDER BY runs.created_at DESC LIMIT ?""",
-            (limit,),
-        ).fetchall()
-        return [(_run_row(r), r["n"], r["ok"]) for r in rows]
+               WHERE ? IS NULL OR runs.status IN (?, 'running')
+               GROUP BY runs.id ORDER BY runs.created_at DESC, runs.rowid DESC""",
+            (status, status),
+        )
+        found = ((self._live(_run_row(r)), int(r["n"]), int(r["ok"])) for r in rows)
+        return list(itertools.islice((f for f in found if status in (None, f[0].status)), limit))
 
-    def latest_run(self, status: str = "done") -> str | None:
+    def latest_run(self, *statuses: str) -> str | None:
+        """The newest run with one of these statuses (default: done)."""
+        wanted = statuses or ("done",)
+        marks = ", ".join("?" * len(wanted))
         row = self.db.execute(
-            "SELECT id FROM runs WHERE status = ? ORDER BY created_at DESC LIMIT 1", (status,)
+            f"SELECT id FROM runs WHERE status IN ({marks}) ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            wanted,
         ).fetchone()
         return str(row[0]) if row else None
 
@@ -196,12 +277,13 @@ class Store:
         schema_name: str,
         settings: dict[str, Any],
         cache_key: str | None = None,
+        reserved_usd: float = 0.0,
     ) -> int:
-        """Record a request before it is sent; returns its id."""
+        """Record a request before it is sent, with its worst-case cost; returns its id."""
         cur = self.db.execute(
             """INSERT INTO requests (run_id, tool_id, persona_id, member, repeat, backend, model,
-                   ask, messages, schema_name, settings, cache_key, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   ask, messages, schema_name, settings, cache_key, created_at, reserved_usd)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 run_id,
                 key.tool_id,
@@ -216,6 +298,7 @@ class Store:
                 json.dumps(settings),
                 cache_key,
                 time.time(),
+                reserved_usd,
             ),
         )
         assert cur.lastrowid is not None
@@ -283,23 +366,39 @@ class Store:
         )
         return row["id"], reply
 
-    def pending_request(self, run_id: str, key: CellKey, ask: int, cache_key: str) -> int | None:
-        """A request of this run recorded but never answered (the process died while it was out)."""
-        row = self.db.execute(
-            """SELECT id FROM requests WHERE run_id = ? AND tool_id = ? AND persona_id = ?
-                   AND member = ? AND repeat = ? AND ask = ? AND cache_key = ? AND status = 'pending'
-               ORDER BY id DESC LIMIT 1""",
-            (run_id, *key, ask, cache_key),
-        ).fetchone()
-        return int(row[0]) if row else None
+    def mark_lost(self, run_id: str) -> int:
+        """Mark a run's unanswered requests lost; returns how many.
+
+        Called when a process starts on a run. It holds the store's lock, so a request still
+        pending was recorded by a process that died (kill -9, power cut) or was interrupted
+        while the request was out: its reply is lost, but the provider may have charged it.
+        """
+        cur = self.db.execute(
+            "UPDATE requests SET status = 'lost' WHERE run_id = ? AND status = 'pending'", (run_id,)
+        )
+        return cur.rowcount
 
     def spent(self, run_id: str) -> float:
+        """What a run has cost: its replies, plus each lost request at its worst case.
+
+        A lost request may have been answered and billed, or may never have left the
+        process (it could have been waiting for the rate limiter); the store cannot tell.
+        Charging its worst case keeps `--max-cost` a ceiling across crashes and resumes.
+        """
         row = self.db.execute(
-            """SELECT COALESCE(SUM(rp.cost_usd), 0) FROM replies rp
-               JOIN requests rq ON rq.id = rp.request_id WHERE rq.run_id = ?""",
-            (run_id,),
+            """SELECT COALESCE((SELECT SUM(rp.cost_usd) FROM replies rp
+                                 JOIN requests rq ON rq.id = rp.request_id WHERE rq.run_id = ?), 0)
+                    + COALESCE((SELECT SUM(reserved_usd) FROM requests
+                                 WHERE run_id = ? AND status = 'lost'), 0)""",
+            (run_id, run_id),
         ).fetchone()
         return float(row[0])
+
+    def lost_requests(self, run_id: str) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM requests WHERE run_id = ? AND status = 'lost'", (run_id,)
+        ).fetchone()
+        return int(row[0])
 
     # -- reviews ----------------------------------------------------------------------
 

@@ -119,3 +119,26 @@ def test_retry_callbacks_fire_only_before_a_real_retry() -> None:
     with contextlib.suppress(TransientError):
         asyncio.run(run())
     assert seen == [0.001, 0.001]  # three tries, two waits between them
+
+
+def test_a_request_left_unanswered_by_a_dead_process_is_lost_and_charged_at_its_worst_case(
+    tmp_path: Path,
+) -> None:
+    from panel.pricing import Price
+    from panel.store import CellKey
+
+    store = Store(tmp_path / "runs")
+    store.create_run("r", "test", None, {}, [], [])
+    # What a process killed mid-request leaves: the request recorded, its reply never stored.
+    key = CellKey("ollama", "skeptic", "fake:schema")
+    store.begin_request("r", key, "fake", "schema", 1, [], "s", {}, "k", reserved_usd=0.25)
+    tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
+    persona = load_persona(data_dir("personas") / "skeptic.yaml")
+    member = Member(FakeBackend(), 1, price=Price(0.0, 0.0))
+    engine = Engine(store, "r", PromptSet(), [member], retry=FAST, max_cost=1.0)
+    stats = asyncio.run(engine.run(lambda b: iter([Cell(tool, persona, b)]), 1))
+    assert stats.lost == 1 and stats.spent == 0.25 and stats.valid == 1
+    statuses = [r[0] for r in store.db.execute("SELECT status FROM requests ORDER BY id")]
+    assert statuses == ["lost", "done"]
+    assert store.spent("r") == 0.25
+    store.close()

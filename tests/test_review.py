@@ -151,37 +151,46 @@ def test_budget_stops_cleanly_and_resume_finishes(
     assert fake.stats()["duplicates"] == 0
 
 
+def _wait_for(condition: Any, proc: subprocess.Popen[Any], what: str) -> None:
+    """Poll a count on the fake provider; fail (not hang) if the process ends or a minute passes."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within a minute"
+        time.sleep(0.01)
+
+
 def test_kill_mid_run_then_resume_sends_no_stored_request_twice(
     fake: FakeProvider, tmp_path: Path, runs_dir: Path
 ) -> None:
     fake.configure(latency=0.15)
-    cfg = write_config(tmp_path / "panel.toml", fake, ["openai"], concurrency=3)
+    # A long timeout: a request held by the fake below must not time out and be retried.
+    cfg = write_config(tmp_path / "panel.toml", fake, ["openai"], concurrency=3, timeout=120)
     env = {**os.environ, **KEYS}
     cmd = [sys.executable, "-m", "panel.cli", "review", "--config", str(cfg), "--out", str(runs_dir)]
     proc = subprocess.Popen([*cmd, "--progress", "quiet"], cwd=ROOT, env=env)
-    deadline = time.monotonic() + 60
-    stored = 0
-    while time.monotonic() < deadline and stored < 12:
-        time.sleep(0.05)
-        if (runs_dir / "panel.db").exists():
-            probe = sqlite3.connect(runs_dir / "panel.db")
-            try:
-                stored = probe.execute("SELECT COUNT(*) FROM reviews").fetchone()[0]
-            except sqlite3.OperationalError:
-                continue  # the store is still being created
-            finally:
-                probe.close()
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    assert 12 <= stored < 36, f"the kill must land mid-run, but {stored} reviews were stored"
+    try:
+        _wait_for(lambda: fake.stats()["requests"] >= 15, proc, "15 requests")
+        # From here on the fake holds every request, so the run cannot end before the kill;
+        # the kill comes when each of the 3 workers has a whole request on the server.
+        fake.configure(latency=3600)
+        _wait_for(lambda: fake.stats()["in_flight"] == 3, proc, "3 requests in flight")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    fake.configure(latency=0)
 
     db = _db(runs_dir)
     (run_id,) = [r[0] for r in db.execute("SELECT id FROM runs")]
+    stored = len(_cells(db, run_id))
+    assert 12 <= stored < 36, f"the kill must land mid-run, but {stored} reviews were stored"
     answered = [
         json.loads(r[0])
         for r in db.execute("SELECT messages FROM requests WHERE status = 'done' AND run_id = ?", (run_id,))
     ]
+    unanswered = db.execute("SELECT COUNT(*) FROM requests WHERE status = 'pending'").fetchone()[0]
     db.close()
+    assert unanswered >= 1
     resumed = subprocess.run(
         [*cmd, "--resume", run_id, "--progress", "quiet"],
         cwd=ROOT,
@@ -193,16 +202,65 @@ def test_kill_mid_run_then_resume_sends_no_stored_request_twice(
     assert resumed.returncode == 0, f"resume exited {resumed.returncode}: {resumed.stderr[-2000:]}"
 
     stats = fake.stats()
-    received = Counter(json.dumps(r["body"]["messages"], sort_keys=True) for r in stats["recent"])
     assert stats["requests"] == len(stats["recent"]), "history must hold every request"
+    # A request the kill cut short reaches the fake without its whole body; it was never
+    # answered, so only whole requests are compared with the stored ones.
+    received = Counter(
+        json.dumps(r["body"]["messages"], sort_keys=True) for r in stats["recent"] if r["body"] is not None
+    )
     resent = [m for m in answered if received[json.dumps(m, sort_keys=True)] != 1]
     assert not resent, f"{len(resent)} of {len(answered)} stored requests were sent again"
     db = _db(runs_dir)
     cells = _cells(db, run_id)
     status = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+    lost = db.execute("SELECT COUNT(*), SUM(reserved_usd) FROM requests WHERE status = 'lost'").fetchone()
+    charged = db.execute("SELECT SUM(cost_usd) FROM replies").fetchone()[0] + lost[1]
     db.close()
     assert len(cells) == 36 and set(cells.values()) == {1}, cells
     assert status == "done"
+    # The requests the kill left unanswered are charged at their worst case.
+    replies = "reply" if unanswered == 1 else "replies"
+    assert lost[0] == unanswered and lost[1] > 0
+    assert f"{unanswered} {replies} lost when the run was cut off, charged at worst case" in resumed.stdout
+    assert f"${charged:.4f}" in resumed.stdout
+
+
+def test_a_second_writer_is_refused_naming_the_run_and_no_request_is_sent_twice(
+    fake: FakeProvider, tmp_path: Path, runs_dir: Path
+) -> None:
+    fake.configure(latency=0.02)
+    cfg = write_config(tmp_path / "panel.toml", fake, ["openai"], concurrency=2, timeout=120)
+    env = {**os.environ, **KEYS}
+    cmd = [sys.executable, "-m", "panel.cli", "review", "--config", str(cfg), "--out", str(runs_dir)]
+    cmd += ["--progress", "quiet"]
+    first = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(lambda: fake.stats()["requests"] >= 1, first, "a first request")
+        # Frozen mid-run, the first process still holds the store: the two runs overlap for sure.
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        out, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    run_id = _run_id(out)
+    assert second.returncode == 2
+    assert second.stdout == ""
+    assert second.stderr.strip() == (
+        f"error: {runs_dir} is in use by run {run_id} (pid {first.pid}): "
+        "wait for it to finish, or give another --out"
+    )
+    stats = fake.stats()
+    assert stats["requests"] == 36 and stats["duplicates"] == 0
+    db = _db(runs_dir)
+    assert [r[0] for r in db.execute("SELECT id FROM runs")] == [run_id]
+    db.close()
 
 
 def test_resume_refuses_a_new_plan(cli: Any, runs_dir: Path) -> None:

@@ -1,0 +1,198 @@
+"""What a run command does around the engine: announce the plan, run it, write its files
+before the run is called done, and say how it ended.
+
+A run ends in one of the store's statuses: `done`, `stopped` (at the budget), `interrupted`
+(Ctrl-C: one line names the command that resumes it, exit code 130) or `failed` (its files
+or the store could not be written: one line names the path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .engine import RunStats
+from .errors import UserError
+from .pipeline import Plan, RunOptions, run_plan
+from .progress import Mode, Notices, Reporter
+from .review import estimate_cost
+from .store import UNFINISHED, RunRow, Store
+
+__all__ = [
+    "Job",
+    "RunInterrupted",
+    "announce_plan",
+    "budget_resume_command",
+    "resume_args",
+    "resume_command",
+    "resume_target",
+    "run_kind",
+    "store_errors",
+]
+
+# SQLite's primary result codes that mean the disk or the file, not the program.
+_STORAGE_CODES = {
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_READONLY,
+    sqlite3.SQLITE_CANTOPEN,
+}
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C stopped a run; the line saying how to resume it is already printed."""
+
+    exit_code = 130
+
+
+def resume_command(run_id: str, extra: Sequence[str] = ()) -> str:
+    """The command that finishes a run, with the options it must repeat (--out, --max-cost ...)."""
+    return shlex.join(["panel", "review", "--resume", run_id, *extra])
+
+
+def resume_target(store: Store, resume: str) -> str:
+    """The run `--resume` names; 'last' is the newest run that did not finish."""
+    if resume != "last":
+        return resume
+    run_id = store.latest_run(*UNFINISHED)
+    if run_id is None:
+        raise UserError(f"--resume last: no unfinished run in {store.root}")
+    return run_id
+
+
+def resume_args(
+    out: Path,
+    *,
+    config: Path | None = None,
+    no_cache: bool = False,
+    prices: Path | None = None,
+    max_cost: float | None = None,
+) -> list[str]:
+    """The options of this command that `panel review --resume` must be given again."""
+    args: list[str] = []
+    if out != Path("runs"):
+        args += ["--out", str(out)]
+    if config is not None:
+        args += ["--config", str(config)]
+    if prices is not None:
+        args += ["--prices", str(prices)]
+    if no_cache:
+        args.append("--no-cache")
+    if max_cost is not None:
+        args += ["--max-cost", str(max_cost)]
+    return args
+
+
+def budget_resume_command(run_id: str, resume_args: Sequence[str]) -> str:
+    """The resume command with a larger budget for the user to fill in."""
+    args = list(resume_args)
+    if "--max-cost" in args:
+        i = args.index("--max-cost")
+        del args[i : i + 2]
+    return resume_command(run_id, args) + " --max-cost MORE"
+
+
+def run_kind(run: RunRow) -> str:
+    """Which command made a run ("compare" or "review"), so a resumed run writes its files."""
+    kind = run.config.get("kind")
+    if kind in ("compare", "review"):
+        return str(kind)
+    return "compare" if run.command.startswith("panel compare") else "review"
+
+
+def announce_plan(plan: Plan, notices: Notices) -> None:
+    """The line before a run: how many reviews, and what they should cost at most."""
+    estimate = estimate_cost(plan)
+    text = (
+        f"plan: {plan.total} reviews = {len(plan.tools)} tools x {len(plan.personas)} personas x "
+        f"{len(plan.members)} members"
+    )
+    if plan.repeats > 1:
+        text += f" x {plan.repeats} repeats"
+    if estimate.priced:
+        text += f"; estimated ${estimate.expected_usd:.4f}, at most ${estimate.worst_usd:.4f}"
+    notices.chatter(
+        "plan",
+        text,
+        reviews=plan.total,
+        tools=len(plan.tools),
+        personas=len(plan.personas),
+        members=[m.backend.label for m in plan.members],
+        repeats=plan.repeats,
+        expected_usd=round(estimate.expected_usd, 6) if estimate.priced else None,
+        worst_usd=round(estimate.worst_usd, 6) if estimate.priced else None,
+    )
+
+
+@contextmanager
+def store_errors(store: Store) -> Iterator[None]:
+    """A store the disk refuses (full, read-only, gone) is one line naming it, not a traceback."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in _STORAGE_CODES:
+            raise
+        raise UserError(f"cannot write {store.path}: {exc}") from None
+
+
+def _quiet_interrupt(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Ctrl-C ends the tasks of the run with KeyboardInterrupt; the interrupted line says
+    # all there is to say, so asyncio need not print their tracebacks too.
+    if not isinstance(context.get("exception"), KeyboardInterrupt | asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
+@dataclass
+class Job:
+    """One run of a plan in a store, shown in the chosen progress mode."""
+
+    store: Store
+    plan: Plan
+    run_id: str
+    notices: Notices
+    console: Console
+    progress: Mode = "bar"
+    options: RunOptions = field(default_factory=RunOptions)
+    #: options the resume command must repeat, such as --out DIR
+    resume_args: Sequence[str] = ()
+    elapsed: float = 0.0
+
+    @property
+    def resume(self) -> str:
+        return resume_command(self.run_id, self.resume_args)
+
+    def run(self, command: str, write: Callable[[str, str], object]) -> RunStats:
+        """Run the plan, then `write(run_id, status)` its files; the run is done only after both."""
+        reporter = Reporter(self.progress, self.plan.total, self.console)
+        try:
+            with store_errors(self.store), reporter, asyncio.Runner() as runner:
+                runner.get_loop().set_exception_handler(_quiet_interrupt)
+                _, stats = runner.run(
+                    run_plan(
+                        self.plan, self.store, command, reporter.update, self.options, self.run_id, write
+                    )
+                )
+        except KeyboardInterrupt:
+            valid, failed = self.store.review_counts(self.run_id)
+            self.notices.say(
+                "interrupted",
+                f"interrupted: run {self.run_id} has {valid + failed} of {self.plan.total} reviews; "
+                f"resume with: {self.resume}",
+                run_id=self.run_id,
+                done=valid + failed,
+                total=self.plan.total,
+                resume=self.resume,
+            )
+            raise RunInterrupted(self.run_id) from None
+        reporter.finish(stats)
+        self.elapsed = reporter.elapsed
+        return stats
