@@ -27,6 +27,7 @@ from .job import (
     announce_plan,
     budget_resume_command,
     resume_args,
+    resume_command,
     resume_target,
     run_kind,
 )
@@ -436,7 +437,26 @@ def _iso(timestamp: float) -> str:
 def show(run_id: str, out: RunsDir = Path("runs")) -> None:
     """Print a past run's scorecard and headline."""
     with Store(out, readonly=True) as store:
-        _print_record(load_record(store, run_id))
+        record = load_record(store, run_id)
+    _print_record(record)
+    _note_unfinished(record, out)
+
+
+def _note_unfinished(record: ComparisonRecord, out: Path) -> None:
+    """A partial run's figures are not the panel's verdict: say so where a person looks."""
+    state = record.run
+    if state.complete:
+        return
+    missing = f"{state.missing} of {state.planned} reviews missing" if state.missing else "no review missing"
+    resume = resume_command(record.run_id, resume_args(out))
+    err_console.print(
+        for_console(
+            f"note: run {record.run_id} is not finished ({state.status}, {missing}): its figures are "
+            f"partial. Finish it with: {resume}"
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("render")
@@ -455,7 +475,9 @@ def render_run(
     if file is not None and file.is_dir():
         raise UserError(f"--out {file} is a folder: give the name of the file to write")
     with Store(out, readonly=True) as store:
-        text = render(load_record(store, run_id), fmt)
+        record = load_record(store, run_id)
+    text = render(record, fmt)
+    _note_unfinished(record, out)
     if file is None:
         sys.stdout.write(text)
         return

@@ -545,3 +545,29 @@ def test_since_last_copies_unchanged_reviews_and_no_cache_sends_again(cli: Any, 
     assert since.code == 0
     assert "0 sent · 0 from cache · 8 copied" in since.out
     assert f"0 verdicts flipped since {fresh.out.split(':')[0]}" in since.out
+
+
+def test_show_and_render_of_an_unfinished_run_say_it_is_partial(
+    cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, yielding_fake: None
+) -> None:
+    _interrupt_after(monkeypatch, 3, _keyboard_interrupt)
+    cut = cli("compare", "ollama", "vllm", "-b", "fake", "--out", str(runs_dir), "--progress", "quiet")
+    assert cut.code == 130, cut
+    run_id = RESUME_LINE.match(_one_line(cut.err)).group(1)  # type: ignore[union-attr]
+    note = re.compile(
+        rf"^note: run {run_id} is not finished \(interrupted, (\d) of 8 reviews missing\): its figures "
+        rf"are partial\. Finish it with: panel review --resume {run_id} --out {re.escape(str(runs_dir))}$"
+    )
+    shown = cli("show", run_id, "--out", str(runs_dir))
+    assert shown.code == 0, shown
+    assert note.match(_one_line(shown.err)), shown.err
+    assert "Partial run" in shown.out.replace("\n", " ")
+    rendered = cli("render", run_id, "--format", "json", "--runs", str(runs_dir))
+    assert note.match(_one_line(rendered.err)), rendered.err
+    state = json.loads(rendered.out)["run"]
+    assert state["status"] == "interrupted" and not state["complete"] and state["missing"] > 0
+
+    # Once finished, neither says a word on stderr.
+    assert cli("review", "--resume", run_id, "--out", str(runs_dir), "--progress", "quiet").code == 0
+    assert cli("show", run_id, "--out", str(runs_dir)).err == ""
+    assert cli("render", run_id, "--format", "md", "--runs", str(runs_dir)).err == ""
