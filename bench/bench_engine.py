@@ -40,12 +40,12 @@ sys.path.insert(0, str(ROOT))
 
 from panel.backends.fake import FakeBackend  # noqa: E402
 from panel.backends.registry import parse_member  # noqa: E402
-from panel.engine import Engine, Member  # noqa: E402
-from panel.limits import RateLimiter  # noqa: E402
 from panel.personas import load_personas  # noqa: E402
-from panel.pipeline import Plan, RunOptions, build_members, run_plan  # noqa: E402
 from panel.prompts import PromptSet  # noqa: E402
 from panel.resources import data_dir  # noqa: E402
+from panel.run.engine import Engine, Member  # noqa: E402
+from panel.run.limits import RateLimiter  # noqa: E402
+from panel.run.plan import Plan, RunOptions, build_members, run_plan  # noqa: E402
 from panel.store import Store  # noqa: E402
 from panel.testing.fake_provider import FakeProvider  # noqa: E402
 from panel.testing.schema_fill import fill  # noqa: E402
@@ -185,7 +185,7 @@ def peak_memory(n_requests: int, out: Path) -> dict[str, float]:
         [
             sys.executable,
             "-m",
-            "panel.cli",
+            "panel",
             "review",
             str(catalog),
             "--backend",

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from panel.backends.base import Request, Sampling  # noqa: E402
 from panel.backends.local import LocalBackend, _decoder, _grammar, _load  # noqa: E402
-from panel.pipeline import plan_compare, run_plan  # noqa: E402
+from panel.run.plan import plan_compare, run_plan  # noqa: E402
 from panel.store import Store  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def cli_wall_times(tools: list[str], runs: int) -> list[float]:
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "panel.cli", "compare", *tools, "--out", out, "--json"],
+                [sys.executable, "-m", "panel", "compare", *tools, "--out", out, "--json"],
                 check=True,
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,

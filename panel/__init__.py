@@ -3,7 +3,7 @@
 from ._about import DISTRIBUTION, __version__
 from .catalog import Catalog, Tool, load_catalog
 from .personas import Persona, load_personas
-from .record import RECORD_VERSION, ComparisonRecord
+from .report.record import RECORD_VERSION, ComparisonRecord
 
 __all__ = [
     "DISTRIBUTION",

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .backends.registry import MemberSpec, parse_member
 from .errors import ConfigError
-from .retry import RetryPolicy
+from .run.retry import RetryPolicy
 
 __all__ = ["MemberConfig", "PanelConfig", "RetryConfig", "load_config", "resolve_members"]
 

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from panel.aggregate import build_record, community_read, entry_read, ship_share
+from panel.report.aggregate import build_record, community_read, entry_read, ship_share
 from panel.store import ReviewRow
 
 from .factories import personas, review, tool

@@ -2,7 +2,7 @@
 
 The runs come from `panel review` with two OpenAI-protocol members, four personas and eight
 tools. The fake's verdicts are arbitrary, so the tests check structure and that every
-number equals panel.stats applied to a matrix rebuilt here from the long table.
+number equals panel.analysis.stats applied to a matrix rebuilt here from the long table.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from panel import stats
-from panel.agreement import CONSTANT_RATER_NOTE, LONG_COLUMNS, analyze, ratings_matrix
+from panel.analysis import stats
+from panel.analysis.agreement import CONSTANT_RATER_NOTE, LONG_COLUMNS, analyze, ratings_matrix
 from panel.store import CellKey, Store
 from panel.testing.fake_provider import FakeProvider
 
@@ -338,7 +338,7 @@ def test_parquet_export_holds_the_long_table(cli: Any, runs: Runs, tmp_path: Pat
 
 def test_heatmap_draws_undefined_kappa(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from panel.plots import kappa_heatmap
+    from panel.analysis.plots import kappa_heatmap
 
     path = kappa_heatmap(["a", "b"], [[1.0, None], [None, float("nan")]], "undefined", tmp_path / "k.png")
     assert path.read_bytes().startswith(PNG)

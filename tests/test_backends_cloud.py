@@ -34,9 +34,9 @@ from panel.errors import (
 )
 from panel.personas import load_persona
 from panel.resources import data_dir
+from panel.run.validate import InvalidReply, parse_review
 from panel.testing.fake_provider import FakeProvider
 from panel.testing.wire import Provider
-from panel.validate import InvalidReply, parse_review
 
 PERSONA = load_persona(data_dir("personas") / "builder.yaml")
 SYSTEM = "You are the builder on a review panel. Answer in JSON only."

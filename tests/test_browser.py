@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from panel.pipeline import load_record, plan_compare, run_plan
-from panel.record import ComparisonRecord
-from panel.render import render_html
+from panel.report.record import ComparisonRecord
+from panel.report.render import render_html
+from panel.run.plan import load_record, plan_compare, run_plan
 from panel.store import Store
 
 from .conftest import EXAMPLE_CATALOG

@@ -65,7 +65,8 @@ def test_the_wheel_is_named_toolpanel_and_installs_both_scripts(wheel: Path) -> 
     assert scripts == {"toolpanel": "toolpanel:main", "panel": "toolpanel:main"}
     # The entry module, the package and its data all travel in the wheel.
     assert "toolpanel.py" in names
-    assert "panel/cli.py" in names
+    assert "panel/cli/__init__.py" in names
+    assert "panel/_data/prices.toml" in names
     assert any(n.startswith("panel/_data/personas/") for n in names)
     assert any(n.startswith("panel/_data/prompts/") for n in names)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
 from panel.catalog import load_catalog
-from panel.engine import Cell, Engine, Member
 from panel.errors import FatalError, TransientError
 from panel.personas import load_persona
 from panel.prompts import PromptSet
 from panel.resources import data_dir
-from panel.retry import RetryPolicy
+from panel.run.engine import Cell, Engine, Member
+from panel.run.retry import RetryPolicy
 from panel.store import Store
 from panel.testing.schema_fill import fill
 
@@ -106,7 +106,7 @@ def test_every_request_and_reply_is_recorded(tmp_path: Path) -> None:
 
 
 def test_retry_callbacks_fire_only_before_a_real_retry() -> None:
-    from panel.retry import call_with_retries
+    from panel.run.retry import call_with_retries
 
     seen: list[float] = []
 
@@ -124,7 +124,7 @@ def test_retry_callbacks_fire_only_before_a_real_retry() -> None:
 def test_a_request_left_unanswered_by_a_dead_process_is_lost_and_charged_at_its_worst_case(
     tmp_path: Path,
 ) -> None:
-    from panel.pricing import Price
+    from panel.run.pricing import Price
     from panel.store import CellKey
 
     store = Store(tmp_path / "runs")

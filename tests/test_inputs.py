@@ -214,7 +214,7 @@ def test_a_price_file_of_the_wrong_shape_names_the_field(
 
 
 def test_integer_prices_are_prices(tmp_path: Path) -> None:
-    from panel.pricing import Price, load_prices
+    from panel.run.pricing import Price, load_prices
 
     prices = _catalog(tmp_path, '[prices."openai:m"]\ninput = 1\noutput = 2.5\n', "prices.toml")
     assert load_prices(prices) == {"openai:m": Price(1.0, 2.5)}
@@ -290,7 +290,7 @@ def test_a_file_that_is_not_clean_utf8_text_names_the_line(
 
 
 def test_a_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:
-    from panel.pricing import Price, load_prices
+    from panel.run.pricing import Price, load_prices
 
     prices = tmp_path / "prices.toml"
     prices.write_bytes(b'\xef\xbb\xbf[prices."x"]\ninput = 1\noutput = 2\n')

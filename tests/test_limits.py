@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from panel.limits import Pacer, RateLimiter
+from panel.run.limits import Pacer, RateLimiter
 
 
 def _max_in_window(times: list[float], window: float = 60.0) -> int:

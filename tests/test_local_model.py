@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 
 from panel.backends.base import Sampling
-from panel.pipeline import load_record, plan_compare, run_plan, write_outputs
 from panel.resources import data_dir
+from panel.run.plan import load_record, plan_compare, run_plan, write_outputs
 from panel.store import Store
 
 from .conftest import EXAMPLE_CATALOG

@@ -9,12 +9,12 @@ import asyncio
 import json
 from pathlib import Path
 
-from panel.aggregate import build_record
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
-from panel.pipeline import load_record, plan_compare, run_plan
-from panel.record import ComparisonRecord
-from panel.render import render_html, render_markdown
+from panel.report.aggregate import build_record
+from panel.report.record import ComparisonRecord
+from panel.report.render import render_html, render_markdown
+from panel.run.plan import load_record, plan_compare, run_plan
 from panel.store import Store
 from panel.testing.schema_fill import fill
 

@@ -14,9 +14,9 @@ import yaml
 
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
-from panel.pipeline import Plan, load_record, plan_compare, run_plan
-from panel.record import Answer, ComparisonRecord
-from panel.render import render_html, render_markdown, safe_url
+from panel.report.record import Answer, ComparisonRecord
+from panel.report.render import render_html, render_markdown, safe_url
+from panel.run.plan import Plan, load_record, plan_compare, run_plan
 from panel.store import Store
 from panel.testing.schema_fill import fill
 

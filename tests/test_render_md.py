@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from panel.aggregate import build_record
-from panel.render import render_markdown
+from panel.report.aggregate import build_record
+from panel.report.render import render_markdown
 
 from .factories import personas, review, tool
 

@@ -167,7 +167,7 @@ def test_kill_mid_run_then_resume_sends_no_stored_request_twice(
     # A long timeout: a request held by the fake below must not time out and be retried.
     cfg = write_config(tmp_path / "panel.toml", fake, ["openai"], concurrency=3, timeout=120)
     env = {**os.environ, **KEYS}
-    cmd = [sys.executable, "-m", "panel.cli", "review", "--config", str(cfg), "--out", str(runs_dir)]
+    cmd = [sys.executable, "-m", "panel", "review", "--config", str(cfg), "--out", str(runs_dir)]
     proc = subprocess.Popen([*cmd, "--progress", "quiet"], cwd=ROOT, env=env)
     try:
         _wait_for(lambda: fake.stats()["requests"] >= 15, proc, "15 requests")
@@ -231,7 +231,7 @@ def test_a_second_writer_is_refused_naming_the_run_and_no_request_is_sent_twice(
     fake.configure(latency=0.02)
     cfg = write_config(tmp_path / "panel.toml", fake, ["openai"], concurrency=2, timeout=120)
     env = {**os.environ, **KEYS}
-    cmd = [sys.executable, "-m", "panel.cli", "review", "--config", str(cfg), "--out", str(runs_dir)]
+    cmd = [sys.executable, "-m", "panel", "review", "--config", str(cfg), "--out", str(runs_dir)]
     cmd += ["--progress", "quiet"]
     first = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

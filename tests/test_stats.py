@@ -1,4 +1,4 @@
-"""Tests of panel.stats: reference libraries, published examples, bootstrap, degenerate cases."""
+"""Tests of panel.analysis.stats: reference libraries, published examples, bootstrap, degenerate cases."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 np = pytest.importorskip("numpy")
 
-from panel import stats  # noqa: E402
+from panel.analysis import stats  # noqa: E402
 
 Table = list[list[Any]]
 SHAPES = [(12, 3, 2), (40, 5, 3), (25, 14, 5), (200, 12, 2)]  # items, raters, categories

@@ -14,13 +14,13 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
-from panel.aggregate import build_record
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
 from panel.errors import FatalError
-from panel.pipeline import plan_compare, run_plan
-from panel.record import ComparisonRecord
-from panel.render import render_html, render_markdown
+from panel.report.aggregate import build_record
+from panel.report.record import ComparisonRecord
+from panel.report.render import render_html, render_markdown
+from panel.run.plan import plan_compare, run_plan
 from panel.store import ReviewRow, Store
 from panel.testing.schema_fill import fill
 from panel.text import clean

@@ -1,6 +1,6 @@
 """`panel agreement`: how far the panel's raters agree, and how far each agrees with itself.
 
-The analysis lives in :mod:`panel.agreement` (it needs numpy, so it is imported only
+The analysis lives in :mod:`panel.analysis.agreement` (it needs numpy, so it is imported only
 when the command runs); this module parses, prints and writes files.
 """
 
@@ -18,19 +18,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UserError
-from .pipeline import write_atomic
-from .plots import MissingExtraError
-from .store import Store
-from .text import for_console
+from ..analysis.plots import MissingExtraError
+from ..errors import UserError
+from ..run.plan import write_atomic
+from ..store import Store
+from ..text import for_console
 
 if TYPE_CHECKING:
-    from .agreement import AgreementReport
+    from ..analysis.agreement import AgreementReport
 
 __all__ = ["agreement", "csv_chunks", "write_parquet"]
 
 # cli.py imports this module at its end, so nothing is imported back from it (importing
-# panel.agreement_cli first would then fail on the cycle): these mirror cli.py's.
+# panel.cli.agreement first would then fail on the cycle): these mirror cli.py's.
 out_console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
 RunsDir = Annotated[
@@ -92,7 +92,7 @@ def _agreement(
     out: Path,
 ) -> None:
     try:
-        from . import agreement as analysis
+        from ..analysis import agreement as analysis
     except ImportError as exc:
         if exc.name != "numpy":
             raise
@@ -114,7 +114,7 @@ def _agreement(
         if export is not None:
             written += _export(store, run_ids, export)
     if plots is not None and report is not None:
-        from .plots import write_plots
+        from ..analysis.plots import write_plots
 
         written += write_plots(report, plots)
     if fmt == "json" and report is not None:
@@ -126,7 +126,7 @@ def _agreement(
 
 
 def _export(store: Store, run_ids: Sequence[str], folder: Path) -> list[Path]:
-    from .agreement import iter_long
+    from ..analysis.agreement import iter_long
 
     write_atomic(folder / "long.csv", csv_chunks(iter_long(store, run_ids)))
     written = [folder / "long.csv"]
@@ -145,7 +145,7 @@ def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     import csv
     import io
 
-    from .agreement import LONG_COLUMNS
+    from ..analysis.agreement import LONG_COLUMNS
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, LONG_COLUMNS, lineterminator="\n")
@@ -166,7 +166,7 @@ def write_parquet(rows: Iterable[dict[str, Any]], path: Path, batch_rows: int = 
         import pyarrow.parquet as pq
     except ImportError:
         raise MissingExtraError(path.name, "pyarrow", "parquet") from None
-    from .agreement import LONG_COLUMNS
+    from ..analysis.agreement import LONG_COLUMNS
 
     count, real = pa.int64(), pa.float64()
     types = {"repeat": count, "valid": pa.bool_(), "cost_usd": real, "latency_s": real,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .catalog import Tool
-from .personas import Persona
+from ..catalog import Tool
+from ..personas import Persona
+from ..store import ReviewRow
 from .record import RaterConsistency, RepeatCell, SelfConsistency
-from .store import ReviewRow
 
 __all__ = ["self_consistency"]
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..run.plan import Plan, run_inputs, write_atomic
+from ..store import CellKey, Store
 from .aggregate import build_record
-from .pipeline import Plan, run_inputs, write_atomic
-from .store import CellKey, Store
 
 __all__ = [
     "Estimate",

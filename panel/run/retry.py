@@ -9,7 +9,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from .errors import BackendError
+from ..errors import BackendError
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 

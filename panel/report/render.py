@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
+from ..text import clean
 from .record import ComparisonRecord
-from .text import clean
 
 __all__ = ["FORMATS", "render", "render_html", "render_markdown", "safe_url"]
 

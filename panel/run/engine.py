@@ -24,15 +24,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .backends.base import Backend, Reply, Request, Sampling
-from .catalog import Tool
-from .errors import BackendError, TransientError
+from ..backends.base import Backend, Reply, Request, Sampling
+from ..catalog import Tool
+from ..errors import BackendError, TransientError
+from ..personas import Persona
+from ..prompts import PromptSet
+from ..store import CellKey, Store
 from .limits import RateLimiter
-from .personas import Persona
 from .pricing import Price
-from .prompts import PromptSet
 from .retry import RetryPolicy, call_with_retries
-from .store import CellKey, Store
 from .validate import InvalidReply, parse_review
 
 __all__ = ["Cell", "CellResult", "Engine", "Member", "RunStats", "cache_key"]

@@ -10,13 +10,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .backends.base import Usage
-from .errors import ConfigError, shown
-from .loaders import load_toml
+from ..backends.base import Usage
+from ..errors import ConfigError, shown
+from ..loaders import load_toml
+from ..resources import data_path
 
 __all__ = ["DEFAULT_PRICES", "Price", "load_prices", "price_for"]
 
-DEFAULT_PRICES = Path(__file__).parent / "data" / "prices.toml"
+DEFAULT_PRICES = data_path("prices.toml")
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..text import clean
 from .engine import CellResult, RunStats
-from .text import clean
 
 __all__ = ["Mode", "Notices", "Reporter", "emit_event", "summary_line"]
 

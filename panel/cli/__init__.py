@@ -15,13 +15,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._about import __version__, install_hint
-from .backends.base import Sampling
-from .backends.check import CheckResult, backend_statuses, check_member
-from .config import load_config, resolve_members
-from .engine import RunStats
-from .errors import UserError
-from .job import (
+from .._about import __version__, install_hint
+from ..backends.base import Sampling
+from ..backends.check import CheckResult, backend_statuses, check_member
+from ..config import load_config, resolve_members
+from ..errors import UserError
+from ..personas import load_persona, load_personas, persona_files
+from ..report.files import diff_runs, write_review_outputs
+from ..report.record import ComparisonRecord
+from ..report.render import FORMATS, render
+from ..resources import data_dir
+from ..run.engine import RunStats
+from ..run.job import (
     Job,
     RunInterrupted,
     announce_plan,
@@ -31,8 +36,7 @@ from .job import (
     resume_target,
     run_kind,
 )
-from .personas import load_persona, load_personas, persona_files
-from .pipeline import (
+from ..run.plan import (
     Plan,
     RunOptions,
     load_record,
@@ -44,13 +48,9 @@ from .pipeline import (
     write_atomic,
     write_outputs,
 )
-from .progress import Mode, Notices, summary_line
-from .record import ComparisonRecord
-from .render import FORMATS, render
-from .resources import data_dir
-from .review import diff_runs, write_review_outputs
-from .store import Store
-from .text import clean, for_console
+from ..run.progress import Mode, Notices, summary_line
+from ..store import Store
+from ..text import clean, for_console
 
 __all__ = ["app", "main"]
 
@@ -612,7 +612,7 @@ def _print_record(record: ComparisonRecord) -> None:
     out_console.print(f"[bold]{for_console(record.headline.text)}[/]")
 
 
-from .agreement_cli import agreement as _agreement  # noqa: E402
+from .agreement import agreement as _agreement  # noqa: E402
 
 app.command("agreement")(_agreement)
 

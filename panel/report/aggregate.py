@@ -1,7 +1,7 @@
 """Turn a run's reviews into a comparison record: shares, split, pricing, headline.
 
 One rule for repeats: repeat 0 of each cell is the panel, and every figure, scorecard and
-split reads it alone. Later repeats feed only `self_consistency` (see panel.repeats).
+split reads it alone. Later repeats feed only `self_consistency` (see panel.report.repeats).
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from .catalog import Tool
-from .personas import Persona
+from ..catalog import Tool
+from ..personas import Persona
+from ..store import ReviewRow
 from .record import (
     Answer,
     CommunityRead,
@@ -32,7 +33,6 @@ from .record import (
     ToolSplit,
 )
 from .repeats import self_consistency
-from .store import ReviewRow
 
 __all__ = ["build_record", "community_read", "entry_read", "ship_share"]
 

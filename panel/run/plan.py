@@ -18,22 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .aggregate import build_record
-from .backends.base import Backend, Sampling
-from .backends.registry import MemberSpec, create_backend, parse_member
-from .catalog import Tool, load_catalog
-from .config import PanelConfig, resolve_members
+from ..backends.base import Backend, Sampling
+from ..backends.registry import MemberSpec, create_backend, parse_member
+from ..catalog import Tool, load_catalog
+from ..config import PanelConfig, resolve_members
+from ..errors import BackendSpecError, ConfigError, UserError
+from ..personas import Persona, load_personas, resolve_personas
+from ..prompts import PromptSet
+from ..report.aggregate import build_record
+from ..report.record import RECORD_VERSION, ComparisonRecord
+from ..report.render import FORMATS, render
+from ..resources import data_dir
+from ..store import RunRow, Store, new_run_id
 from .engine import Cell, CellResult, Engine, Member, RunStats
-from .errors import BackendSpecError, ConfigError, UserError
 from .limits import RateLimiter
-from .personas import Persona, load_personas, resolve_personas
 from .pricing import load_prices, price_for
-from .prompts import PromptSet
-from .record import RECORD_VERSION, ComparisonRecord
-from .render import FORMATS, render
-from .resources import data_dir
 from .retry import RetryPolicy
-from .store import RunRow, Store, new_run_id
 
 __all__ = [
     "Plan",

@@ -10,7 +10,7 @@ categories the personas define. ``--by`` picks the raters of the headline statis
 
 Inter-rater statistics read repeat 0 of the first run given, so every rater contributes
 one verdict per item. Later runs and repeats feed only self-consistency (test-retest
-Cohen's kappa of one rater with itself). All arithmetic is :mod:`panel.stats`.
+Cohen's kappa of one rater with itself). All arithmetic is :mod:`panel.analysis.stats`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any, Literal
 
-from .errors import UserError
+from ..errors import UserError
+from ..store import Store
 from .stats import Agreement, agreement, cohen_matrix, json_ready, percent_agreement
-from .store import Store
 
 __all__ = [
     "LONG_COLUMNS", "AgreementReport", "By", "KappaMatrix", "Matrix", "SelfConsistency", "SelfPair",
@@ -53,7 +53,7 @@ CEILING_NOTE = (
     "expected to agree with each other more than each agrees with itself."
 )
 
-# What panel.stats returns for a rater with one verdict throughout (pinned by a test).
+# What panel.analysis.stats returns for a rater with one verdict throughout (pinned by a test).
 CONSTANT_RATER_NOTE = (
     "A rater who gives one verdict throughout has Cohen's kappa 0 with every other rater "
     "(its agreement is all chance), null only with itself or with a rater who gives that same "

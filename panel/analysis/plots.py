@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._about import install_hint
-from .errors import MissingDependencyError, UserError
+from .._about import install_hint
+from ..errors import MissingDependencyError, UserError
 
 if TYPE_CHECKING:
     from .agreement import AgreementReport, KappaMatrix

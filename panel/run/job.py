@@ -19,12 +19,12 @@ from typing import Any
 
 from rich.console import Console
 
+from ..errors import UserError
+from ..report.files import estimate_cost
+from ..store import UNFINISHED, RunRow, Store
 from .engine import RunStats
-from .errors import UserError
-from .pipeline import Plan, RunOptions, run_plan
+from .plan import Plan, RunOptions, run_plan
 from .progress import Mode, Notices, Reporter
-from .review import estimate_cost
-from .store import UNFINISHED, RunRow, Store
 
 __all__ = [
     "Job",
