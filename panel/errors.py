@@ -8,6 +8,7 @@ PanelError
 │   ├── BackendSpecError      an unknown backend, a bad `backend:model`, a missing GGUF
 │   ├── ConfigError           a panel.toml that cannot be read
 │   ├── MissingDependencyError  an optional extra is not installed (names the pip command)
+│   │   └── MissingExtraError     the same, for a feature such as plots or Parquet
 │   └── MissingKeyError       a provider key is not in the environment (names the variable)
 └── BackendError              a call to a model failed; `kind` says how the engine treats it
     ├── RateLimitError        kind="rate_limit": wait (the provider's hint if any), retry
@@ -29,6 +30,7 @@ __all__ = [
     "ErrorKind",
     "FatalError",
     "MissingDependencyError",
+    "MissingExtraError",
     "MissingKeyError",
     "PanelError",
     "PersonaError",
@@ -87,6 +89,14 @@ class ConfigError(UserError):
 class MissingDependencyError(UserError):
     def __init__(self, backend: str, extra: str, module: str) -> None:
         super().__init__(f"backend '{backend}' needs the Python package '{module}': {install_hint(extra)}")
+
+
+class MissingExtraError(MissingDependencyError):
+    """A feature (not a backend) needs an optional extra; one line naming the pip command."""
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        # The parent's message speaks of backends; keep its type, say it for a feature.
+        UserError.__init__(self, f"{feature} needs the Python package '{module}': {install_hint(extra)}")
 
 
 class MissingKeyError(UserError):

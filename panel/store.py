@@ -453,6 +453,14 @@ class Store:
         ).fetchone()
         return int(row[0]), int(row[1])
 
+    def cell_verdicts(self, run_id: str) -> dict[CellKey, str | None]:
+        """Every cell of a run with its verdict (None where the review failed)."""
+        rows = self.db.execute(
+            "SELECT tool_id, persona_id, member, repeat, verdict FROM reviews WHERE run_id = ?",
+            (run_id,),
+        )
+        return {CellKey(r[0], r[1], r[2], r[3]): r[4] for r in rows}
+
     def has_review(self, run_id: str, key: CellKey) -> bool:
         row = self.db.execute(
             """SELECT 1 FROM reviews WHERE run_id = ? AND tool_id = ? AND persona_id = ?

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from panel.report.load import load_record
 from panel.report.record import ComparisonRecord
 from panel.report.render import render_html
-from panel.run.plan import load_record, plan_compare, run_plan
+from panel.run.plan import plan_compare, run_plan
 from panel.store import Store
 
 from .conftest import EXAMPLE_CATALOG

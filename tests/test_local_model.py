@@ -10,8 +10,10 @@ import jsonschema
 import pytest
 
 from panel.backends.base import Sampling
+from panel.report.files import write_comparison
+from panel.report.load import load_record
 from panel.resources import data_dir
-from panel.run.plan import load_record, plan_compare, run_plan, write_outputs
+from panel.run.plan import plan_compare, run_plan
 from panel.store import Store
 
 from .conftest import EXAMPLE_CATALOG
@@ -31,7 +33,7 @@ def test_local_panel_produces_a_valid_record(tmp_path: Path) -> None:
     with Store(tmp_path / "runs") as store:
         run_id, _ = asyncio.run(run_plan(plan, store, "test"))
         record = load_record(store, run_id)
-        folder = write_outputs(store, record)
+        folder = write_comparison(store, record)
         replies = store.db.execute("SELECT output_tokens FROM replies").fetchall()
     assert record.counts.reviews == 8
     assert record.panel.members == ["local:SmolLM2-135M-Instruct.Q4_1"]

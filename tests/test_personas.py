@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from panel.errors import PersonaError
 from panel.personas import load_persona, load_personas, persona_files, resolve_personas
+from panel.report.load import load_record
 from panel.resources import data_dir
-from panel.run.plan import load_record, plan_compare, run_plan
+from panel.run.plan import plan_compare, run_plan
 from panel.store import Store
 
 from .conftest import EXAMPLE_CATALOG

@@ -12,9 +12,10 @@ from pathlib import Path
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
 from panel.report.aggregate import build_record
+from panel.report.load import load_record
 from panel.report.record import ComparisonRecord
 from panel.report.render import render_html, render_markdown
-from panel.run.plan import load_record, plan_compare, run_plan
+from panel.run.plan import plan_compare, run_plan
 from panel.store import Store
 from panel.testing.schema_fill import fill
 

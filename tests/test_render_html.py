@@ -14,9 +14,10 @@ import yaml
 
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
+from panel.report.load import load_record
 from panel.report.record import Answer, ComparisonRecord
 from panel.report.render import render_html, render_markdown, safe_url
-from panel.run.plan import Plan, load_record, plan_compare, run_plan
+from panel.run.plan import Plan, plan_compare, run_plan
 from panel.store import Store
 from panel.testing.schema_fill import fill
 

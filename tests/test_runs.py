@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-import panel.cli
+import panel.cli.apps
 from panel.backends.base import Reply, Request
 from panel.backends.fake import FakeBackend
 from panel.run.progress import Reporter
@@ -165,7 +165,7 @@ def test_runs_prints_whole_ids_as_a_table_or_json_and_filters_by_status(
     cut = cli("review", "-b", "fake", "--tools", "vllm", "--out", str(runs_dir), "--progress", "quiet")
     cut_id = cut.err.split()[2]
 
-    monkeypatch.setattr(panel.cli.out_console, "width", 60)  # a narrow terminal
+    monkeypatch.setattr(panel.cli.apps.out_console, "width", 60)  # a narrow terminal
     table = cli("runs", "--out", str(runs_dir))
     assert table.code == 0
     for run_id in (done_id, cut_id):
@@ -214,6 +214,37 @@ def test_the_plan_line_estimates_the_cost_and_the_run_stays_under_its_worst_case
     expected, worst = float(match.group(1)), float(match.group(2))
     spent = float(re.search(r" · \$(\S+) · ", result.out).group(1))  # type: ignore[union-attr]
     assert 0 < expected < worst and 0 < spent <= worst
+
+
+def test_the_printed_at_most_is_what_the_budget_guard_reserves(
+    cli: Any, runs_dir: Path, prices: Path
+) -> None:
+    """One token estimator: the plan's "at most" is the sum of the guard's reservations."""
+    result = cli(
+        "review", "-b", "fake", *TWO_TOOLS, "--prices", str(prices), "--out", str(runs_dir),
+        "--progress", "jsonl",
+    )  # fmt: skip
+    assert result.code == 0, result
+    events = [json.loads(line) for line in result.err.splitlines()]
+    (plan,) = [e for e in events if e["event"] == "plan"]
+    db = sqlite3.connect(runs_dir / "panel.db")
+    try:
+        (reserved,) = db.execute("SELECT SUM(reserved_usd) FROM requests WHERE ask = 1").fetchone()
+    finally:
+        db.close()
+    assert reserved > 0
+    assert plan["worst_usd"] == pytest.approx(reserved, rel=1e-6)
+
+
+def test_files_of_a_repeated_review_carry_the_status_and_the_repeats(cli: Any, runs_dir: Path) -> None:
+    result = cli("review", "-b", "fake", "--tools", "ollama", "--repeats", "2", "--out", str(runs_dir))
+    assert result.code == 0, result
+    run_id = result.out.split(":", 1)[0]
+    record = json.loads((runs_dir / run_id / "tools" / "ollama.json").read_text())
+    assert record["run"]["status"] == "done" and record["run"]["complete"]
+    assert record["run"]["planned"] == 8 and record["run"]["missing"] == 0
+    assert record["self_consistency"] is not None
+    assert record["counts"]["reviews"] == 4  # repeat 0 is the panel
 
 
 def test_progress_jsonl_writes_nothing_but_json_lines_on_stderr(

@@ -11,21 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._about import install_hint
-from ..errors import MissingDependencyError, UserError
+from ..errors import MissingExtraError
 
 if TYPE_CHECKING:
     from .agreement import AgreementReport, KappaMatrix
 
-__all__ = ["MissingExtraError", "kappa_heatmap", "ship_rate_chart", "write_plots"]
-
-
-class MissingExtraError(MissingDependencyError):
-    """A feature (not a backend) needs an optional extra; one line naming the pip command."""
-
-    def __init__(self, feature: str, module: str, extra: str) -> None:
-        # The parent's message speaks of backends; keep its type, say it for a feature.
-        UserError.__init__(self, f"{feature} needs the Python package '{module}': {install_hint(extra)}")
+__all__ = ["kappa_heatmap", "ship_rate_chart", "write_plots"]
 
 
 def _pyplot() -> Any:

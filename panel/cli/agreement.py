@@ -8,35 +8,26 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from ..analysis.plots import MissingExtraError
-from ..errors import UserError
-from ..run.plan import write_atomic
+from ..errors import MissingExtraError, UserError
+from ..report.files import csv_chunks, write_atomic, write_parquet
 from ..store import Store
 from ..text import for_console
+from .apps import err_console, out_console
+from .options import RunsDir
 
 if TYPE_CHECKING:
     from ..analysis.agreement import AgreementReport
 
 __all__ = ["agreement", "csv_chunks", "write_parquet"]
 
-# cli.py imports this module at its end, so nothing is imported back from it (importing
-# panel.cli.agreement first would then fail on the cycle): these mirror cli.py's.
-out_console = Console(emoji=False)
-err_console = Console(stderr=True, emoji=False)
-RunsDir = Annotated[
-    Path,
-    typer.Option("--out", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
-]
 ByChoice = Literal["rater", "persona", "backend"]
 Format = Literal["table", "json", "csv"]
 
@@ -138,54 +129,6 @@ def _export(store: Store, run_ids: Sequence[str], folder: Path) -> list[Path]:
     else:
         written.append(folder / "long.parquet")
     return written
-
-
-def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """The long table as CSV text in chunks, so a large run is never held whole."""
-    import csv
-    import io
-
-    from ..analysis.agreement import LONG_COLUMNS
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, LONG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-        if buffer.tell() > 1 << 16:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
-def write_parquet(rows: Iterable[dict[str, Any]], path: Path, batch_rows: int = 50_000) -> None:
-    """The long table as Parquet, one row group per batch; needs the ``parquet`` extra."""
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise MissingExtraError(path.name, "pyarrow", "parquet") from None
-    from ..analysis.agreement import LONG_COLUMNS
-
-    count, real = pa.int64(), pa.float64()
-    types = {"repeat": count, "valid": pa.bool_(), "cost_usd": real, "latency_s": real,
-             "input_tokens": count, "output_tokens": count}  # fmt: skip
-    schema = pa.schema([(name, types.get(name, pa.string())) for name in LONG_COLUMNS])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            batch: list[dict[str, Any]] = []
-            for row in rows:
-                batch.append(row)
-                if len(batch) >= batch_rows:
-                    writer.write_table(pa.Table.from_pylist(batch, schema))
-                    batch = []
-            writer.write_table(pa.Table.from_pylist(batch, schema))
-        os.replace(tmp, path)  # readers see a whole file or none
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _num(value: float | None, percent: bool = False) -> str:

@@ -1,61 +1,52 @@
-"""Catalog re-reviews: the cost estimate before a run, its files after, and run-to-run diffs."""
+"""Every file panel writes: a run's files (comparison pages, reviews.jsonl, one record per
+tool), a rendered page, and the long table of the agreement analysis.
+
+Each is written whole or not at all (`write_atomic`), and a file that cannot be written is
+one line naming it.
+"""
 
 from __future__ import annotations
 
-import itertools
+import errno
 import json
-from dataclasses import dataclass
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..run.plan import Plan, run_inputs, write_atomic
-from ..store import CellKey, Store
+from ..errors import MissingExtraError, UserError
+from ..store import ReviewRow, Store
 from .aggregate import build_record
+from .load import load_record, run_inputs
+from .record import ComparisonRecord
+from .render import FORMATS, render
 
 __all__ = [
-    "Estimate",
-    "FlippedVerdict",
-    "RunDiff",
-    "diff_runs",
-    "estimate_cost",
+    "csv_chunks",
+    "write_atomic",
+    "write_comparison",
+    "write_parquet",
     "write_review_outputs",
+    "write_run_files",
 ]
 
 
-@dataclass(frozen=True)
-class Estimate:
-    requests: int
-    expected_usd: float
-    worst_usd: float
-    priced: bool
+def write_run_files(store: Store, run_id: str, status: str, kind: str) -> Path:
+    """The files of a finished run, by the command that made it; `status` is the one it is
+    about to get, so the files carry it."""
+    if kind == "compare":
+        return write_comparison(store, load_record(store, run_id, status))
+    return write_review_outputs(store, run_id, status)
 
 
-def estimate_cost(plan: Plan, sample: int = 24) -> Estimate:
-    """Cost of a plan before it runs, from a sample of rendered prompts.
-
-    Expected: outputs of half the token limit; worst: every reply at the limit (the budget
-    guard reserves the worst case per request, so a run never goes over).
-    """
-    expected = worst = 0.0
-    priced = False
-    per_member = plan.total // max(1, len(plan.members))
-    for member in plan.members:
-        if member.price is None:
-            continue
-        priced = priced or member.price.input > 0 or member.price.output > 0
-        cells = list(itertools.islice(plan.cells_for(member.backend), sample))
-        if not cells:
-            continue
-        chars = sum(
-            sum(len(m["content"]) for m in plan.prompts.review_messages(c.persona, c.tool))
-            + len(json.dumps(c.persona.review_schema))
-            for c in cells
-        )
-        tokens_in = chars / len(cells) / 4
-        max_out = plan.sampling.max_tokens
-        expected += per_member * member.price.worst_case(int(tokens_in), max_out // 2)
-        worst += per_member * member.price.worst_case(int(tokens_in * 1.35), max_out)
-    return Estimate(plan.total, expected, worst, priced)
+def write_comparison(store: Store, record: ComparisonRecord) -> Path:
+    """`comparison.json`, `comparison.md` and `comparison.html` of a record."""
+    out = store.run_dir(record.run_id)
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt in FORMATS:
+        write_atomic(out / f"comparison.{fmt}", render(record, fmt))
+    return out
 
 
 def write_review_outputs(store: Store, run_id: str, status: str | None = None) -> Path:
@@ -86,7 +77,7 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
     return folder
 
 
-def _review_line(run_id: str, r: Any) -> dict[str, Any]:
+def _review_line(run_id: str, r: ReviewRow) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "tool_id": r.tool_id,
@@ -111,51 +102,95 @@ def _review_line(run_id: str, r: Any) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class FlippedVerdict:
-    key: CellKey
-    before: str | None
-    after: str | None
+def write_atomic(path: Path, text: str | Iterable[str]) -> None:
+    """Write a file so that readers see the old file or the new one, never half of one.
+
+    `text` may be an iterable of chunks, written as they come, so a large file is never
+    held in memory whole. A file that cannot be written (a full disk, a folder in the way,
+    no permission) is a one-line error naming it.
+    """
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; give a file name")
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"cannot write {path}: {existing} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
+    # mkstemp makes the file private; an output file gets the usual permissions.
+    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            if isinstance(text, str):
+                fh.write(text)
+            else:
+                fh.writelines(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-@dataclass(frozen=True)
-class RunDiff:
-    run_a: str
-    run_b: str
-    same: int
-    flipped: list[FlippedVerdict]
-    only_a: int
-    only_b: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_a": self.run_a,
-            "run_b": self.run_b,
-            "same": self.same,
-            "only_a": self.only_a,
-            "only_b": self.only_b,
-            "flipped": [{**f.key._asdict(), "before": f.before, "after": f.after} for f in self.flipped],
-        }
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return exc.strerror or str(exc)
 
 
-def diff_runs(store: Store, run_a: str, run_b: str) -> RunDiff:
-    """Verdicts that changed between two runs, cell by cell (a failed review counts as none)."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
-    def verdicts(run_id: str) -> dict[CellKey, str | None]:
-        rows = store.db.execute(
-            "SELECT tool_id, persona_id, member, repeat, verdict FROM reviews WHERE run_id = ?",
-            (run_id,),
-        )
-        return {CellKey(r[0], r[1], r[2], r[3]): r[4] for r in rows}
 
-    a, b = verdicts(run_a), verdicts(run_b)
-    both = a.keys() & b.keys()
-    flipped = sorted((FlippedVerdict(k, a[k], b[k]) for k in both if a[k] != b[k]), key=lambda f: f.key)
-    return RunDiff(
-        run_a,
-        run_b,
-        len(both) - len(flipped),
-        flipped,
-        len(a.keys() - b.keys()),
-        len(b.keys() - a.keys()),
-    )
+def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The long table as CSV text in chunks, so a large run is never held whole."""
+    import csv
+    import io
+
+    from ..analysis.agreement import LONG_COLUMNS
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, LONG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > 1 << 16:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def write_parquet(rows: Iterable[dict[str, Any]], path: Path, batch_rows: int = 50_000) -> None:
+    """The long table as Parquet, one row group per batch; needs the ``parquet`` extra."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingExtraError(path.name, "pyarrow", "parquet") from None
+    from ..analysis.agreement import LONG_COLUMNS
+
+    count, real = pa.int64(), pa.float64()
+    types = {"repeat": count, "valid": pa.bool_(), "cost_usd": real, "latency_s": real,
+             "input_tokens": count, "output_tokens": count}  # fmt: skip
+    schema = pa.schema([(name, types.get(name, pa.string())) for name in LONG_COLUMNS])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            batch: list[dict[str, Any]] = []
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= batch_rows:
+                    writer.write_table(pa.Table.from_pylist(batch, schema))
+                    batch = []
+            writer.write_table(pa.Table.from_pylist(batch, schema))
+        os.replace(tmp, path)  # readers see a whole file or none
+    finally:
+        tmp.unlink(missing_ok=True)

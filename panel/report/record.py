@@ -6,6 +6,7 @@ keeps the published file and the models in step.
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +34,8 @@ __all__ = [
     "ShipShare",
     "ToolCard",
     "ToolSplit",
+    "record_schema",
+    "record_schema_text",
 ]
 
 # 1.1: the panel is repeat 0 everywhere; later repeats go to `self_consistency`; `run` added.
@@ -266,3 +269,14 @@ class ComparisonRecord(_Model):
     self_consistency: SelfConsistency | None = Field(
         default=None, description="Later repeats against repeat 0; null when the run has one repeat."
     )
+
+
+def record_schema() -> dict[str, object]:
+    schema = ComparisonRecord.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"urn:panel:comparison-record:{RECORD_VERSION}"
+    return schema
+
+
+def record_schema_text() -> str:
+    return json.dumps(record_schema(), indent=2) + "\n"

@@ -31,7 +31,7 @@ from ..personas import Persona
 from ..prompts import PromptSet
 from ..store import CellKey, Store
 from .limits import RateLimiter
-from .pricing import Price
+from .pricing import Price, input_tokens
 from .retry import RetryPolicy, call_with_retries
 from .validate import InvalidReply, parse_review
 
@@ -267,9 +267,7 @@ class Engine:
                 self.store.finish_request(request_id, stored[1], 0, cached_from=stored[0])
                 return request_id, stored[1], True
 
-        # The schema travels with every request and counts as input too.
-        chars = sum(len(m["content"]) for m in request.messages) + len(json.dumps(request.schema))
-        est_in = chars // 3 + 16
+        est_in = input_tokens(request.messages, request.schema)
         worst = member.price.worst_case(est_in, request.sampling.max_tokens) if member.price else 0.0
         if self.max_cost is not None and self.stats.spent + self.stats.reserved + worst > self.max_cost:
             raise BudgetStop()

@@ -20,17 +20,23 @@ from typing import Any
 from rich.console import Console
 
 from ..errors import UserError
-from ..report.files import estimate_cost
+from ..report.diff import diff_runs
+from ..report.files import write_run_files
 from ..store import UNFINISHED, RunRow, Store
 from .engine import RunStats
-from .plan import Plan, RunOptions, run_plan
+from .plan import Plan, RunOptions, plan_resume, require_prices, run_plan, start_run
+from .pricing import estimate_cost
 from .progress import Mode, Notices, Reporter
+from .retry import RetryPolicy
 
 __all__ = [
     "Job",
+    "Outcome",
     "RunInterrupted",
+    "RunRequest",
     "announce_plan",
     "budget_resume_command",
+    "execute",
     "resume_args",
     "resume_command",
     "resume_target",
@@ -196,3 +202,81 @@ class Job:
         reporter.finish(stats)
         self.elapsed = reporter.elapsed
         return stats
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What `panel compare` or `panel review` asks for: a checked plan, or a run to resume."""
+
+    kind: str  # "compare" or "review"; a resumed run keeps the kind it was made with
+    plan: Plan | None = None  # None when resuming
+    resume: str | None = None  # a run id, or "last"
+    since: str | None = None  # a run id, or "last"
+    prices: Path | None = None
+    max_cost: float | None = None
+    use_cache: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    progress: Mode = "bar"
+    #: options the resume command must repeat, such as --out DIR
+    resume_args: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, for the command to print."""
+
+    run_id: str
+    kind: str
+    stats: RunStats
+    folder: Path
+    elapsed: float
+    since_run: str | None = None
+    flipped: int = 0
+
+    @property
+    def files(self) -> str:
+        if self.kind == "compare":
+            return "comparison.json, comparison.md, comparison.html"
+        return "reviews.jsonl, tools/"
+
+    @property
+    def errors_in(self) -> Path:
+        """The file where a reader finds why reviews failed."""
+        return self.folder / ("comparison.json" if self.kind == "compare" else "reviews.jsonl")
+
+
+def execute(store: Store, request: RunRequest, command: str, notices: Notices, console: Console) -> Outcome:
+    """Start (or resume) a run, run it, write its files, and say how it ended."""
+    kind, plan, run_id, since_run = _start(store, request)
+    options = RunOptions(
+        use_cache=request.use_cache,
+        max_cost=request.max_cost,
+        since_run=since_run,
+        retry=request.retry,
+        kind=kind,
+    )
+    announce_plan(plan, notices)
+    if run_id is None:
+        run_id = start_run(plan, store, command, options)
+    job = Job(store, plan, run_id, notices, console, request.progress, options, request.resume_args)
+    stats = job.run(command, lambda rid, status: write_run_files(store, rid, status, kind))
+    flipped = len(diff_runs(store, since_run, run_id).flipped) if since_run else 0
+    return Outcome(run_id, kind, stats, store.run_dir(run_id), job.elapsed, since_run, flipped)
+
+
+def _start(store: Store, request: RunRequest) -> tuple[str, Plan, str | None, str | None]:
+    """(kind, plan, run id or None for a new run, the run to copy unchanged reviews from)."""
+    if request.resume:
+        run_id = resume_target(store, request.resume)
+        plan = plan_resume(store, run_id, request.prices)
+        require_prices(plan, request.max_cost)
+        recorded = store.get_run(run_id)
+        assert recorded is not None  # plan_resume found it
+        return run_kind(recorded), plan, run_id, recorded.config.get("since")
+    assert request.plan is not None, "a new run needs a plan"
+    since_run = store.latest_run() if request.since == "last" else request.since
+    if request.since and since_run is None:
+        raise UserError("--since last: there is no finished run to compare with")
+    if since_run and store.get_run(since_run) is None:
+        raise UserError(f"--since: no run '{since_run}' in {store.path}")
+    return request.kind, request.plan, None, since_run

@@ -1,4 +1,4 @@
-"""Plans and runs: check every input, build the panel, run the engine, write the record.
+"""Plans and runs: check every input, build the panel, record the run, run the engine.
 
 `plan_run` does all the checking and touches no file, so bad input stops a command before
 anything is written under runs/.
@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import json
-import os
 import sqlite3
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +21,9 @@ from ..config import PanelConfig, resolve_members
 from ..errors import BackendSpecError, ConfigError, UserError
 from ..personas import Persona, load_personas, resolve_personas
 from ..prompts import PromptSet
-from ..report.aggregate import build_record
-from ..report.record import RECORD_VERSION, ComparisonRecord
-from ..report.render import FORMATS, render
+from ..report.load import run_inputs
 from ..resources import data_dir
-from ..store import RunRow, Store, new_run_id
+from ..store import Store, new_run_id
 from .engine import Cell, CellResult, Engine, Member, RunStats
 from .limits import RateLimiter
 from .pricing import load_prices, price_for
@@ -40,17 +34,12 @@ __all__ = [
     "RunOptions",
     "build_members",
     "default_catalog",
-    "load_record",
     "plan_compare",
     "plan_resume",
     "plan_run",
-    "record_schema",
-    "record_schema_text",
-    "run_inputs",
+    "require_prices",
     "run_plan",
     "start_run",
-    "write_atomic",
-    "write_outputs",
 ]
 
 
@@ -162,6 +151,16 @@ def plan_compare(tool_ids: Sequence[str], **kwargs: Any) -> Plan:
     return plan_run(tool_ids, **kwargs)
 
 
+def require_prices(plan: Plan, max_cost: float | None) -> None:
+    """A budget needs a price for every member, or the guard could not hold it."""
+    unpriced = [m.backend.label for m in plan.members if m.price is None]
+    if max_cost is not None and unpriced:
+        raise UserError(
+            f"--max-cost needs a price for {', '.join(unpriced)}: add it to the price file "
+            "(--prices FILE) or set price_input and price_output on the member in panel.toml"
+        )
+
+
 def _no_repeats(kind: str, ids: list[str]) -> None:
     """A tool or persona named twice (or by id and by name) would make the same cell twice."""
     seen: set[str] = set()
@@ -169,16 +168,6 @@ def _no_repeats(kind: str, ids: list[str]) -> None:
         if item in seen:
             raise UserError(f"{kind} '{item}' is listed twice")
         seen.add(item)
-
-
-def run_inputs(store: Store, run_id: str) -> tuple[RunRow, list[Tool], list[Persona]]:
-    """A recorded run with its tools and personas as they were when it ran."""
-    run = store.get_run(run_id)
-    if run is None:
-        raise UserError(f"no run '{run_id}' in {store.path}")
-    tools = [Tool.model_validate(t) for t in store.run_tools(run_id)]
-    personas = [Persona.model_validate(p) for p in store.run_personas(run_id)]
-    return run, tools, personas
 
 
 def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> Plan:
@@ -273,88 +262,3 @@ async def run_plan(
         for member in plan.members:
             await member.backend.aclose()
     return run_id, stats
-
-
-def load_record(store: Store, run_id: str, status: str | None = None) -> ComparisonRecord:
-    """Rebuild a run's record from the store, with the tools and personas as they were then.
-
-    The record carries the run's status from the store and counts missing reviews against
-    the recorded plan; `status` overrides the stored one, for a writer that builds the
-    record before it marks the run.
-    """
-    run, tools, personas = run_inputs(store, run_id)
-    return build_record(
-        run_id,
-        run.created_at,
-        tools,
-        personas,
-        run.config.get("members", []),
-        store.reviews(run_id),
-        status=status or run.status,
-        repeats=int(run.config.get("repeats", 1)),
-    )
-
-
-def write_outputs(store: Store, record: ComparisonRecord) -> Path:
-    out = store.run_dir(record.run_id)
-    out.mkdir(parents=True, exist_ok=True)
-    for fmt in FORMATS:
-        write_atomic(out / f"comparison.{fmt}", render(record, fmt))
-    return out
-
-
-def write_atomic(path: Path, text: str | Iterable[str]) -> None:
-    """Write a file so that readers see the old file or the new one, never half of one.
-
-    `text` may be an iterable of chunks, written as they come, so a large file is never
-    held in memory whole. A file that cannot be written (a full disk, a folder in the way,
-    no permission) is a one-line error naming it.
-    """
-    if path.is_dir():
-        raise UserError(f"cannot write {path}: it is a folder; give a file name")
-    existing = next((p for p in path.parents if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise UserError(f"cannot write {path}: {existing} is a file, not a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
-    # mkstemp makes the file private; an output file gets the usual permissions.
-    os.chmod(tmp, 0o666 & ~_umask())
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            if isinstance(text, str):
-                fh.write(text)
-            else:
-                fh.writelines(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on the device"
-    return exc.strerror or str(exc)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def record_schema() -> dict[str, object]:
-    schema = ComparisonRecord.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"urn:panel:comparison-record:{RECORD_VERSION}"
-    return schema
-
-
-def record_schema_text() -> str:
-    return json.dumps(record_schema(), indent=2) + "\n"

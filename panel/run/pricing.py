@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,7 +17,11 @@ from ..errors import ConfigError, shown
 from ..loaders import load_toml
 from ..resources import data_path
 
-__all__ = ["DEFAULT_PRICES", "Price", "load_prices", "price_for"]
+if TYPE_CHECKING:
+    from ..prompts import Message
+    from .plan import Plan
+
+__all__ = ["DEFAULT_PRICES", "Estimate", "Price", "estimate_cost", "input_tokens", "load_prices", "price_for"]
 
 DEFAULT_PRICES = data_path("prices.toml")
 
@@ -30,7 +36,7 @@ class Price:
     def cost(self, usage: Usage) -> float:
         return (usage.input_tokens * self.input + usage.output_tokens * self.output) / 1e6
 
-    def worst_case(self, input_tokens: int, max_output_tokens: int) -> float:
+    def worst_case(self, input_tokens: float, max_output_tokens: int) -> float:
         return (input_tokens * self.input + max_output_tokens * self.output) / 1e6
 
 
@@ -90,3 +96,49 @@ def price_for(backend: str, model: str, options: dict[str, Any], prices: dict[st
     if options.get("price_input") is not None or options.get("price_output") is not None:
         return Price(float(options.get("price_input") or 0), float(options.get("price_output") or 0))
     return prices.get(f"{backend}:{model}") or prices.get(backend)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    requests: int
+    expected_usd: float
+    worst_usd: float
+    priced: bool
+
+
+def input_tokens(messages: Sequence[Message], schema: dict[str, Any]) -> int:
+    """A cautious count of a request's input tokens before any tokenizer has seen it.
+
+    About three characters a token, the schema included (it travels with every request),
+    plus a little for the messages' framing. The budget guard reserves on this count and
+    the plan's estimate is printed from it, so "at most $X" and the guard agree.
+    """
+    chars = sum(len(m["content"]) for m in messages) + len(json.dumps(schema))
+    return chars // 3 + 16
+
+
+def estimate_cost(plan: Plan, sample: int = 24) -> Estimate:
+    """Cost of a plan before it runs, from a sample of its rendered prompts.
+
+    Expected: replies of half the token limit. At most: every reply at the limit, which is
+    what the budget guard reserves for each request (a re-ask adds a request).
+    """
+    expected = worst = 0.0
+    priced = False
+    per_member = plan.total // max(1, len(plan.members))
+    max_out = plan.sampling.max_tokens
+    for member in plan.members:
+        if member.price is None:
+            continue
+        priced = priced or member.price.input > 0 or member.price.output > 0
+        cells = list(itertools.islice(plan.cells_for(member.backend), sample))
+        if not cells:
+            continue
+        counts = [
+            input_tokens(plan.prompts.review_messages(c.persona, c.tool), c.persona.review_schema)
+            for c in cells
+        ]
+        mean_in = sum(counts) / len(counts)
+        expected += per_member * member.price.worst_case(mean_in, max_out // 2)
+        worst += per_member * member.price.worst_case(mean_in, max_out)
+    return Estimate(plan.total, expected, worst, priced)

@@ -1,0 +1,45 @@
+"""Options that several commands take, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..run.progress import Mode
+
+__all__ = [
+    "ConfigPath", "MaxTokens", "Members", "NoCache", "PersonaIds", "PersonasDir", "ProgressMode",
+    "RunsDir", "Seed", "Temperature",
+]  # fmt: skip
+
+ConfigPath = Annotated[
+    Path | None,
+    typer.Option("--config", help="panel.toml; default ./panel.toml or [tool.panel] in ./pyproject.toml."),
+]
+ProgressMode = Annotated[
+    Mode, typer.Option("--progress", help="bar (live, for people), jsonl (for scripts) or quiet.")
+]
+RunsDir = Annotated[
+    Path,
+    typer.Option("--out", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
+]
+# Options `compare` and `review` share, declared once.
+Members = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="Panel member as backend:model (or a name from panel.toml); repeat for several. "
+        "Default: the configured members, else local.",
+    ),
+]
+PersonaIds = Annotated[
+    list[str] | None, typer.Option("--persona", "-p", help="Persona id; repeat. Default: all.")
+]
+PersonasDir = Annotated[Path | None, typer.Option(help="Folder of persona files.")]
+MaxTokens = Annotated[int, typer.Option(min=32, help="Token limit of each reply.")]
+Temperature = Annotated[float, typer.Option(min=0.0, max=2.0)]
+Seed = Annotated[int, typer.Option(help="Sampling seed, for repeatable runs; repeat k uses seed + k.")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Send every request, even ones already answered.")]

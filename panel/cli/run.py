@@ -1,0 +1,223 @@
+"""`panel compare` and `panel review`: parse, hand the run to `panel.run.job`, print how it ended."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..backends.base import Sampling
+from ..config import load_config
+from ..errors import UserError
+from ..report.load import load_record
+from ..run.job import Outcome, RunRequest, budget_resume_command, execute, resume_args
+from ..run.plan import plan_compare, plan_run, require_prices
+from ..run.progress import summary_line
+from ..store import Store
+from ..text import clean, for_console
+from .apps import app, err_console, notices, out_console
+from .options import (
+    ConfigPath,
+    MaxTokens,
+    Members,
+    NoCache,
+    PersonaIds,
+    PersonasDir,
+    ProgressMode,
+    RunsDir,
+    Seed,
+    Temperature,
+)
+from .past import print_record
+
+__all__ = ["compare", "review"]
+
+
+@app.command()
+def compare(
+    tools: Annotated[list[str], typer.Argument(help="Two or more tool ids from the catalog.")],
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Catalog file (YAML, JSON or JSONL); default examples/catalog.yaml."),
+    ] = None,
+    backend: Members = None,
+    persona: PersonaIds = None,
+    personas_dir: PersonasDir = None,
+    config: ConfigPath = None,
+    out: RunsDir = Path("runs"),
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print the record as JSON on stdout, and nothing else there."),
+    ] = False,
+    max_tokens: MaxTokens = 700,
+    temperature: Temperature = 0.3,
+    seed: Seed = 1234,
+    no_cache: NoCache = False,
+    progress: ProgressMode = "bar",
+) -> None:
+    """Review two tools with the whole panel and draft their comparison.
+
+    Exit codes: 0 done, 1 no review was valid, 2 bad input or a file that cannot be written,
+    130 interrupted (the line printed says how to resume).
+    """
+    notices.mode = progress
+    sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    panel_config = load_config(config)
+    plan = plan_compare(
+        tools,
+        catalog=catalog,
+        backends=backend or [],
+        persona_ids=persona or [],
+        personas_dir=personas_dir,
+        sampling=sampling,
+        config=panel_config,
+    )
+    request = RunRequest(
+        "compare",
+        plan,
+        use_cache=not no_cache,
+        retry=panel_config.retry.policy(),
+        progress=progress,
+        resume_args=resume_args(out, config=config, no_cache=no_cache),
+    )
+    with Store(out) as store:
+        outcome = execute(store, request, _command_line(), notices, err_console)
+        record = load_record(store, outcome.run_id)
+    if json_out:
+        sys.stdout.write(record.model_dump_json(indent=2) + "\n")
+        notices.say("wrote", f"wrote {outcome.folder}", folder=str(outcome.folder))
+    else:
+        print_record(record)
+        out_console.print(f"\nwrote [bold]{for_console(outcome.folder)}[/] ({outcome.files})")
+    _fail_if_none_valid(outcome)
+
+
+@app.command()
+def review(
+    catalog: Annotated[
+        Path | None, typer.Argument(help="Catalog file; default examples/catalog.yaml.")
+    ] = None,
+    backend: Members = None,
+    persona: PersonaIds = None,
+    tools: Annotated[str | None, typer.Option(help="Only these tool ids, comma-separated.")] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Stop cleanly before spending more than this, in USD."),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Finish an interrupted, stopped or failed run (of review or compare), "
+            "or 'last' for the newest such run."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Copy unchanged reviews from this run (or 'last') and re-review only the rest."),
+    ] = None,
+    no_cache: NoCache = False,
+    repeats: Annotated[
+        int,
+        typer.Option(min=1, help="Review every cell N times (seeds differ), for self-consistency."),
+    ] = 1,
+    personas_dir: PersonasDir = None,
+    prices: Annotated[
+        Path | None, typer.Option(help="Price file (TOML); default the bundled prices.toml.")
+    ] = None,
+    config: ConfigPath = None,
+    out: RunsDir = Path("runs"),
+    max_tokens: MaxTokens = 700,
+    temperature: Temperature = 0.3,
+    seed: Seed = 1234,
+    progress: ProgressMode = "bar",
+) -> None:
+    """Review a whole catalog: every tool x persona x member, within limits and a budget.
+
+    Exit codes: 0 done, 1 no review was valid, 2 bad input or a file that cannot be written,
+    3 stopped at the budget (finish it with --resume), 130 interrupted (the line printed
+    says how to resume).
+    """
+    notices.mode = progress
+    panel_config = load_config(config)
+    plan = None
+    if resume:
+        if catalog or tools or backend or persona or since or repeats != 1:
+            raise UserError(
+                "--resume finishes a run as it was planned: give no catalog, tools, members or personas"
+            )
+        if not (out / "panel.db").is_file():
+            if resume == "last":
+                raise UserError(f"--resume last: no unfinished run in {out}")
+            raise UserError(f"no run '{resume}': {out} holds no runs")
+    else:
+        # Every input is checked before the store is opened, so bad input writes nothing.
+        plan = plan_run(
+            [t.strip() for t in tools.split(",") if t.strip()] if tools else None,
+            catalog=catalog,
+            backends=backend or [],
+            persona_ids=persona or [],
+            personas_dir=personas_dir,
+            config=panel_config,
+            prices=prices,
+            repeats=repeats,
+            sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
+        )
+        require_prices(plan, max_cost)
+        if since and not (out / "panel.db").is_file():
+            raise UserError(f"--since: {out} holds no runs to compare with")
+    again = resume_args(out, config=config, no_cache=no_cache, prices=prices, max_cost=max_cost)
+    request = RunRequest(
+        "review",
+        plan,
+        resume=resume,
+        since=since,
+        prices=prices,
+        max_cost=max_cost,
+        use_cache=not no_cache,
+        retry=panel_config.retry.policy(),
+        progress=progress,
+        resume_args=again,
+    )
+    with Store(out) as store:
+        outcome = execute(store, request, _command_line(), notices, err_console)
+    stats, run_id = outcome.stats, outcome.run_id
+    line = summary_line(stats, outcome.elapsed)
+    if outcome.since_run:
+        line += f" · {outcome.flipped} verdicts flipped since {outcome.since_run}"
+    out_console.print(f"{run_id}: {clean(line)}", highlight=False, markup=False, soft_wrap=True)
+    out_console.print(
+        f"wrote {clean(outcome.folder)} ({outcome.files})", highlight=False, markup=False, soft_wrap=True
+    )
+    if stats.stopped == "budget":
+        more = budget_resume_command(run_id, again)
+        notices.say(
+            "stopped",
+            f"stopped before going over the budget of ${max_cost:.4f}: "
+            f"{stats.done} of {stats.total} reviews done. Finish with: {more}",
+            run_id=run_id,
+            done=stats.done,
+            total=stats.total,
+            resume=more,
+        )
+        raise typer.Exit(3)
+    _fail_if_none_valid(outcome)
+
+
+def _fail_if_none_valid(outcome: Outcome) -> None:
+    stats = outcome.stats
+    if stats.total and stats.valid == 0 and not stats.stopped:
+        notices.say(
+            "failed",
+            f"no review of run {outcome.run_id} is valid: every one failed "
+            f"(the errors are in {outcome.errors_in})",
+            run_id=outcome.run_id,
+        )
+        raise typer.Exit(1)
+
+
+def _command_line() -> str:
+    """The command as typed, recorded with the run."""
+    return "panel " + shlex.join(sys.argv[1:])
