@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 __all__ = ["StoreBusyError", "WriteLock", "writer_alive"]
 

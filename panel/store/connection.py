@@ -1,0 +1,115 @@
+"""The store's SQLite connection: opened to write (holding the folder's lock) or read-only,
+migrated, with one transaction helper."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+from ..errors import UserError
+from .lock import WriteLock, writer_alive
+from .migrations import MIGRATIONS
+
+__all__ = ["Connection"]
+
+
+class Connection:
+    """The runs folder's database: `panel.db`, beside one folder of files per run.
+
+    A writer holds the folder's write lock (see `lock.py`) for as long as the store is
+    open, so two processes never run against one store at once. `readonly=True` takes no
+    lock and creates nothing: it needs an existing store.
+    """
+
+    def __init__(self, root: str | Path, *, readonly: bool = False) -> None:
+        self.root = Path(root)
+        self.path = self.root / "panel.db"
+        self.readonly = readonly
+        self._lock: WriteLock | None = None
+        if readonly:
+            self.db = self._open_readonly()
+            return
+        self._make_root()
+        self._lock = WriteLock(self.root)
+        try:
+            self.db = self._connect(str(self.path), uri=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+            # This process holds the lock, so a run still marked running has no process left.
+            self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _make_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"runs folder {self.root} is a file: give --out a folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the runs folder {self.root}: {exc.strerror or exc}") from None
+
+    def _connect(self, target: str, *, uri: bool) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        except sqlite3.Error as exc:
+            raise UserError(f"cannot open {self.path}: {exc}") from None
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise UserError(f"no runs in {self.root}")
+        # mode=ro: a reader never creates or migrates a database.
+        return self._connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+
+    def writer_alive(self) -> bool:
+        """Whether a live process holds this store to write (this one, or another)."""
+        return self._lock is not None or writer_alive(self.root)
+
+    def claim(self, run_id: str) -> None:
+        """Say in the lock file which run this process is making, for a refused second writer."""
+        if self._lock is not None:
+            self._lock.claim(run_id)
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+        done = {row[0] for row in self.db.execute("SELECT name FROM migrations")}
+        for migration in MIGRATIONS:
+            if migration.__name__ in done:
+                continue
+            with self.transaction() as db:
+                migration(db)
+                db.execute("INSERT INTO migrations VALUES (?, ?)", (migration.__name__, time.time()))
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / run_id

@@ -1,0 +1,80 @@
+"""The rows the store hands out: runs, cells and reviews, and the statuses a run can have."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+__all__ = ["RUN_STATUSES", "UNFINISHED", "CellKey", "ReviewRow", "RunRow", "new_run_id", "run_row"]
+
+#: Every status a run can have. `running` only while a process holds the store's lock.
+RUN_STATUSES = ("done", "running", "stopped", "interrupted", "failed")
+#: Runs that `--resume` can finish.
+UNFINISHED = ("interrupted", "stopped", "failed", "running")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    created_at: float
+    finished_at: float | None
+    command: str
+    status: str
+    catalog: str | None
+    config: dict[str, Any]
+
+
+class CellKey(NamedTuple):
+    """One cell of a run: a tool, read by a persona, on a panel member, in one repeat."""
+
+    tool_id: str
+    persona_id: str
+    member: str
+    repeat: int = 0
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    tool_id: str
+    persona_id: str
+    member: str
+    backend: str
+    model: str
+    valid: bool
+    verdict: str | None
+    verdict_note: str | None
+    data: dict[str, Any] | None
+    error: str | None
+    raw_reply: str | None
+    asks: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    repeat: int = 0
+    cost_usd: float = 0.0
+    fingerprint: str | None = None
+    copied_from: str | None = None
+
+    @property
+    def key(self) -> CellKey:
+        return CellKey(self.tool_id, self.persona_id, self.member, self.repeat)
+
+
+def run_row(row: sqlite3.Row) -> RunRow:
+    return RunRow(
+        id=row["id"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        command=row["command"],
+        status=row["status"],
+        catalog=row["catalog"],
+        config=json.loads(row["config"]),
+    )
