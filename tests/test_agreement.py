@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from panel.analysis import stats
+from panel.analysis import intervals, stats
 from panel.analysis.agreement import CONSTANT_RATER_NOTE, LONG_COLUMNS, analyze, ratings_matrix
 from panel.store import CellKey, Store
 from panel.testing.fake_provider import FakeProvider
@@ -177,7 +177,7 @@ def test_json_numbers_are_panel_stats_on_the_same_matrix(cli: Any, runs: Runs) -
         ("krippendorff_alpha", stats.krippendorff_alpha_nominal),
         ("effective_votes", stats.effective_votes),
     ]:
-        e = stats.bootstrap_ci(fn, matrix, 200, 7)
+        e = intervals.bootstrap_ci(fn, matrix, 200, 7)
         assert _same(got[key]["point"], e.point), key
         assert _same(got[key]["low"], e.low) and _same(got[key]["high"], e.high), key
         assert got[key]["resamples_used"] == e.resamples_used, key

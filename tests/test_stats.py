@@ -12,7 +12,7 @@ import pytest
 
 np = pytest.importorskip("numpy")
 
-from panel.analysis import stats  # noqa: E402
+from panel.analysis import intervals, stats  # noqa: E402
 
 Table = list[list[Any]]
 SHAPES = [(12, 3, 2), (40, 5, 3), (25, 14, 5), (200, 12, 2)]  # items, raters, categories
@@ -113,7 +113,7 @@ def test_own_krippendorff_with_category_only_in_unpairable_units(
 def test_phi_matrix_is_pearson_on_complete_data() -> None:
     table = _random_table(3, 80, 5, 2)
     expected = np.corrcoef(np.array([[v == "c0" for v in row] for row in table]).T)
-    codes, labels = stats._encode(table)
+    codes, labels = stats.encode(table)
     assert np.allclose(stats._phi_matrix(codes, labels.index("c0")), expected, atol=1e-12)
 
 
@@ -187,14 +187,14 @@ def test_krippendorff_2011_worked_example(own: bool, monkeypatch: pytest.MonkeyP
 
 def test_bootstrap_is_deterministic_for_a_seed() -> None:
     table = _random_table(11, 40, 4, 2)
-    first = stats.bootstrap_ci(stats.fleiss_kappa, table, n_resamples=300, seed=5)
-    assert first == stats.bootstrap_ci(stats.fleiss_kappa, table, n_resamples=300, seed=5)
-    assert first != stats.bootstrap_ci(stats.fleiss_kappa, table, n_resamples=300, seed=6)
+    first = intervals.bootstrap_ci(stats.fleiss_kappa, table, n_resamples=300, seed=5)
+    assert first == intervals.bootstrap_ci(stats.fleiss_kappa, table, n_resamples=300, seed=5)
+    assert first != intervals.bootstrap_ci(stats.fleiss_kappa, table, n_resamples=300, seed=6)
 
 
 def test_bootstrap_interval_contains_point() -> None:
     table = _random_table(12, 60, 5, 2)
-    e = stats.bootstrap_ci(stats.krippendorff_alpha_nominal, table, 500)
+    e = intervals.bootstrap_ci(stats.krippendorff_alpha_nominal, table, 500)
     assert e.low < e.point < e.high
     assert e.low > 0.0 and e.high < 1.0
     assert e.resamples_used == 500  # alpha is defined on every resample of this table
@@ -209,9 +209,9 @@ def test_bootstrap_n_resamples_and_level() -> None:
         calls += 1
         return stats.percent_agreement(t)
 
-    e90 = stats.bootstrap_ci(counting, table, n_resamples=123, level=0.9)
+    e90 = intervals.bootstrap_ci(counting, table, n_resamples=123, level=0.9)
     assert calls == 124  # the point estimate, then one call per resample
-    e99 = stats.bootstrap_ci(stats.percent_agreement, table, 123, level=0.99)
+    e99 = intervals.bootstrap_ci(stats.percent_agreement, table, 123, level=0.99)
     assert e99.low <= e90.low and e90.high <= e99.high
 
 
@@ -224,25 +224,25 @@ def test_bootstrap_skips_undefined_resamples_and_says_how_many_it_used() -> None
         kept.append(any(list(row) == ["a", "b"] for row in t))
         return 1.0 if kept[-1] else math.nan
 
-    e = stats.bootstrap_ci(defined_if_first_kept, table, 200)
+    e = intervals.bootstrap_ci(defined_if_first_kept, table, 200)
     assert (e.point, e.low, e.high) == (1.0, 1.0, 1.0)
     # kept[0] is the point estimate; P(item 0 never drawn in 4 draws) = (3/4)**4, so some drop
     assert e.resamples_used == sum(kept[1:]) < 200
     seen = iter([0.5])
-    e = stats.bootstrap_ci(lambda t: next(seen, math.nan), table, 50)
+    e = intervals.bootstrap_ci(lambda t: next(seen, math.nan), table, 50)
     assert e.point == 0.5 and math.isnan(e.low) and math.isnan(e.high)  # no resample defined
     assert e.resamples_used == 0
 
 
 def test_bootstrap_degenerate_inputs() -> None:
-    e = stats.bootstrap_ci(stats.percent_agreement, [["a", "b"]], 10)
+    e = intervals.bootstrap_ci(stats.percent_agreement, [["a", "b"]], 10)
     assert e.point == 0.0 and math.isnan(e.low) and math.isnan(e.high) and e.resamples_used == 0
-    e = stats.bootstrap_ci(stats.fleiss_kappa, [["a"] * 3] * 5)
+    e = intervals.bootstrap_ci(stats.fleiss_kappa, [["a"] * 3] * 5)
     assert all(math.isnan(v) for v in (e.point, e.low, e.high)) and e.resamples_used == 0
     with pytest.raises(ValueError, match="n_resamples"):
-        stats.bootstrap_ci(stats.fleiss_kappa, [["a", "b"]] * 3, n_resamples=0)
+        intervals.bootstrap_ci(stats.fleiss_kappa, [["a", "b"]] * 3, n_resamples=0)
     with pytest.raises(ValueError, match="level"):
-        stats.bootstrap_ci(stats.fleiss_kappa, [["a", "b"]] * 3, level=1.0)
+        intervals.bootstrap_ci(stats.fleiss_kappa, [["a", "b"]] * 3, level=1.0)
 
 
 # --- 4. effective votes ---------------------------------------------------------------
@@ -280,7 +280,7 @@ def test_effective_votes_methods_differ_on_opposed_raters() -> None:
 
 def test_effective_votes_eigen_is_participation_ratio() -> None:
     table = _random_table(21, 50, 5, 2, p_missing=0.1)
-    codes, labels = stats._encode(table)
+    codes, labels = stats.encode(table)
     r = stats._phi_matrix(codes, labels.index("c0"))
     assert stats.effective_votes(table, "c0", "eigen") == pytest.approx(25 / (r**2).sum(), abs=1e-9)
 
@@ -394,7 +394,7 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="rater names"):
         stats.cohen_matrix([["a", "b"]], ["only-one"])
     with pytest.raises(ValueError, match="rater names"):
-        stats.agreement([["a", "b"]], ["only-one"], n_resamples=5)
+        intervals.agreement([["a", "b"]], ["only-one"], n_resamples=5)
 
 
 # --- summary --------------------------------------------------------------------------
@@ -405,7 +405,7 @@ def test_agreement_to_dict_is_json_and_consistent() -> None:
     table = [[None if v is None else {"c0": "ship", "c1": "skip"}[v] for v in r] for r in table]
     table[0][0] = None
     names = ["builder@a", "skeptic@a", "futurist@b"]
-    again = stats.agreement(table, names, n_resamples=100, seed=3)
+    again = intervals.agreement(table, names, n_resamples=100, seed=3)
     summary = again.to_dict()
     assert json.loads(json.dumps(summary, allow_nan=False)) == summary
     assert summary["raters"] == names and summary["n_items"] == 25
@@ -421,7 +421,7 @@ def test_agreement_to_dict_is_json_and_consistent() -> None:
 
 
 def test_agreement_undefined_values_become_none() -> None:
-    summary = stats.agreement([["ship", "ship"], ["ship", "ship"]], n_resamples=10).to_dict()
+    summary = intervals.agreement([["ship", "ship"], ["ship", "ship"]], n_resamples=10).to_dict()
     assert summary["fleiss_kappa"] == {"point": None, "low": None, "high": None, "resamples_used": 0}
     assert summary["raters"] == ["rater0", "rater1"]
     json.dumps(summary, allow_nan=False)

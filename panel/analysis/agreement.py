@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from ..errors import UserError
 from ..store import Store
-from .stats import Agreement, agreement, cohen_matrix, json_ready, percent_agreement
+from .intervals import Agreement, agreement, json_ready
+from .stats import cohen_matrix, percent_agreement
 
 __all__ = [
     "LONG_COLUMNS", "AgreementReport", "By", "KappaMatrix", "Matrix", "SelfConsistency", "SelfPair",

@@ -8,32 +8,28 @@ into ``positive`` versus everything else.
 Malformed input (not 2-D, ragged rows, bad arguments) raises ``ValueError``. A
 well-formed table on which a statistic is undefined gives ``nan`` -- e.g. one category
 everywhere makes chance agreement 1 and every kappa 0/0 -- so that :func:`bootstrap_ci`
-can skip undefined resamples.
+can skip undefined resamples (see :mod:`panel.analysis.intervals`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass
-from functools import partial
+from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "Agreement",
-    "Estimate",
     "Ratings",
-    "agreement",
-    "bootstrap_ci",
+    "as_table",
     "cohen_kappa",
     "cohen_matrix",
     "effective_votes",
+    "encode",
     "fleiss_kappa",
-    "json_ready",
     "krippendorff_alpha_nominal",
+    "name_raters",
     "percent_agreement",
     "ship_rate",
 ]
@@ -51,7 +47,7 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _table(ratings: Ratings) -> npt.NDArray[np.object_]:
+def as_table(ratings: Ratings) -> npt.NDArray[np.object_]:
     """The ratings as a 2-D object array, after checking they are rectangular."""
     rows = list(ratings)
     for row in rows:
@@ -67,9 +63,9 @@ def _table(ratings: Ratings) -> npt.NDArray[np.object_]:
     return table
 
 
-def _encode(ratings: Ratings) -> tuple[IntArray, list[Hashable]]:
+def encode(ratings: Ratings) -> tuple[IntArray, list[Hashable]]:
     """Integer codes (``-1`` = missing) indexing a sorted list of the labels present."""
-    table = _table(ratings)
+    table = as_table(ratings)
     present = [v for v in table.flat if not _is_missing(v)]
     labels: list[Hashable] = sorted(set(present), key=str)
     index = {label: k for k, label in enumerate(labels)}
@@ -91,7 +87,7 @@ def percent_agreement(ratings: Ratings) -> float:
     (1971), Psychological Bulletin 76(5). Items with fewer than two ratings have no pairs
     and are left out; ``nan`` when no item has two.
     """
-    codes, labels = _encode(ratings)
+    codes, labels = encode(ratings)
     counts = _counts(codes, len(labels))
     n = counts.sum(axis=1)
     keep = n >= 2
@@ -114,7 +110,7 @@ def fleiss_kappa(ratings: Ratings) -> float:
     rated nothing first, or no item is left. For tables with holes prefer Krippendorff's
     alpha. ``nan`` with fewer than two raters, no complete item, or one category.
     """
-    codes, labels = _encode(ratings)
+    codes, labels = encode(ratings)
     m = int(codes.shape[1])
     complete = codes[(codes != _MISSING).all(axis=1)]
     if m < 2 or len(complete) == 0:
@@ -160,7 +156,7 @@ def krippendorff_alpha_nominal(ratings: Ratings) -> float:
     is installed, otherwise :func:`_alpha_nominal` (the two agree to rounding).
     ``nan`` when no unit has two ratings or pairable ratings use only one category.
     """
-    codes, labels = _encode(ratings)
+    codes, labels = encode(ratings)
     counts = _pairable_counts(codes, len(labels))
     if counts is None:
         return _NAN
@@ -196,13 +192,13 @@ def cohen_kappa(a: Sequence[Hashable | None], b: Sequence[Hashable | None]) -> f
     """
     if isinstance(a, str | bytes) or isinstance(b, str | bytes) or len(a) != len(b):
         raise ValueError("cohen_kappa needs two label sequences of the same length")
-    codes, labels = _encode([[x, y] for x, y in zip(a, b, strict=True)])
+    codes, labels = encode([[x, y] for x, y in zip(a, b, strict=True)])
     if len(codes) == 0:
         return _NAN
     return _cohen_codes(*_both_rated(codes, 0, 1), len(labels))
 
 
-def _rater_names(m: int, names: Sequence[str] | None) -> list[str]:
+def name_raters(m: int, names: Sequence[str] | None) -> list[str]:
     if names is None:
         return [f"rater{j}" for j in range(m)]
     if len(names) != m:
@@ -216,9 +212,9 @@ def cohen_matrix(ratings: Ratings, labels: Sequence[str] | None = None) -> tuple
     ``labels`` names the columns (default ``rater0``, ``rater1``, ...). The diagonal is a
     rater's kappa with itself: 1, or ``nan`` if that rater used a single category.
     """
-    codes, cats = _encode(ratings)
+    codes, cats = encode(ratings)
     m = codes.shape[1]
-    names = _rater_names(m, labels)
+    names = name_raters(m, labels)
     matrix = np.full((m, m), _NAN)
     for i in range(m):
         for j in range(i, m):
@@ -235,7 +231,7 @@ def ship_rate(ratings: Ratings, positive: Hashable = "ship") -> list[float]:
 
     ``nan`` for a rater with no ratings.
     """
-    codes, labels = _encode(ratings)
+    codes, labels = encode(ratings)
     pos = _code_of(labels, positive)
     rated = (codes != _MISSING).sum(axis=0)
     hits = (codes == pos).sum(axis=0) if pos is not None else np.zeros_like(rated)
@@ -292,7 +288,7 @@ def effective_votes(
     """
     if method not in ("mean_r", "eigen"):
         raise ValueError(f"unknown method {method!r}: use 'mean_r' or 'eigen'")
-    codes, labels = _encode(ratings)
+    codes, labels = encode(ratings)
     m = codes.shape[1]
     if m < 2:
         return 1.0 if m == 1 else _NAN
@@ -315,124 +311,3 @@ def effective_votes(
         lam = np.linalg.eigvalsh(filled)
         n_eff = float(lam.sum() ** 2 / (lam**2).sum())
     return min(max(n_eff, 1.0), float(m))
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with its bootstrap percentile interval.
-
-    ``resamples_used`` is how many resamples the interval rests on: those where the
-    statistic was defined. Far fewer than were drawn means the interval describes only
-    the resamples that happened to keep the statistic defined.
-    """
-
-    point: float
-    low: float
-    high: float
-    resamples_used: int
-
-
-def bootstrap_ci(
-    stat_fn: Callable[[npt.NDArray[np.object_]], float],
-    ratings: Ratings,
-    n_resamples: int = 2000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> Estimate:
-    """The statistic and its percentile bootstrap interval, with the resamples it used.
-
-    Items (rows) are resampled with replacement, raters kept; percentile interval of
-    B. Efron & R. Tibshirani (1993), *An Introduction to the Bootstrap*. ``stat_fn`` gets
-    a 2-D object array. Resamples where it is ``nan`` are skipped and not counted in
-    ``resamples_used``, so the interval is conditional on the statistic being defined.
-    Bounds are ``nan`` (and ``resamples_used`` 0) if the point is ``nan``, with fewer
-    than two items, or if no resample is defined. A seed draws the same resamples for
-    every statistic, so intervals of one summary are comparable.
-    """
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
-    table = _table(ratings)
-    point = float(stat_fn(table))
-    n = table.shape[0]
-    if math.isnan(point) or n < 2:
-        return Estimate(point, _NAN, _NAN, 0)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(n_resamples, n))
-    values = np.array([stat_fn(table[rows]) for rows in draws], dtype=np.float64)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return Estimate(point, _NAN, _NAN, 0)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [tail, 1.0 - tail])
-    return Estimate(point, float(low), float(high), int(values.size))
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """Every statistic of one ratings table; ``to_dict`` makes it JSON-ready."""
-
-    n_items: int
-    raters: list[str]
-    categories: list[str]
-    percent_agreement: Estimate
-    fleiss_kappa: Estimate
-    krippendorff_alpha: Estimate
-    effective_votes: Estimate
-    ship_rate: dict[str, float]
-    cohen_kappa: list[list[float]]  # raters x raters, in the order of ``raters``
-    positive: str
-    n_resamples: int
-    seed: int
-    level: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dicts and lists, with ``nan`` as ``None`` so strict JSON accepts it."""
-        result: dict[str, Any] = json_ready(asdict(self))
-        return result
-
-
-def json_ready(value: Any) -> Any:
-    """Plain JSON values: nested dicts and lists, with ``nan`` as ``None``."""
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    return value
-
-
-def agreement(
-    ratings: Ratings,
-    rater_names: Sequence[str] | None = None,
-    n_resamples: int = 2000,
-    seed: int = 0,
-    *,
-    positive: str = "ship",
-    level: float = 0.95,
-) -> Agreement:
-    """Compute every statistic, with bootstrap intervals for the panel-wide ones."""
-    table = _table(ratings)
-    names = _rater_names(table.shape[1], rater_names)
-
-    def ci(stat: Callable[[npt.NDArray[np.object_]], float]) -> Estimate:
-        return bootstrap_ci(stat, table, n_resamples, seed, level)
-
-    _, kappas = cohen_matrix(table, names)
-    return Agreement(
-        n_items=table.shape[0],
-        raters=names,
-        categories=[str(label) for label in _encode(table)[1]],
-        percent_agreement=ci(percent_agreement),
-        fleiss_kappa=ci(fleiss_kappa),
-        krippendorff_alpha=ci(krippendorff_alpha_nominal),
-        effective_votes=ci(partial(effective_votes, positive=positive)),
-        ship_rate=dict(zip(names, ship_rate(table, positive), strict=True)),
-        cohen_kappa=kappas.tolist(),
-        positive=positive,
-        n_resamples=n_resamples,
-        seed=seed,
-        level=level,
-    )

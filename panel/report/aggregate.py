@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from ..catalog import Tool
 from ..personas import Persona
 from ..store import ReviewRow
+from .headline import headline, join_names
 from .record import (
     Answer,
     CommunityRead,
@@ -19,7 +20,6 @@ from .record import (
     ComparisonRecord,
     Counts,
     EntryRead,
-    Headline,
     MemberDisagreement,
     PanelInfo,
     PersonaAcross,
@@ -39,14 +39,6 @@ __all__ = ["build_record", "community_read", "entry_read", "ship_share"]
 SHIP = "ship"
 DASH = "—"
 
-# How a partial run's headline names its status: "the run stopped", "the run is still running".
-_STATUS_WORDS = {
-    "running": "is still running",
-    "stopped": "stopped",
-    "failed": "failed",
-    "interrupted": "was interrupted",
-    "done": "is marked done",
-}
 _ENTRY_LABELS = {
     "free": "Free",
     "freemium": "Freemium",
@@ -146,7 +138,7 @@ def build_record(
             members=list(members),
             personas=[PersonaInfo(id=p.id, name=p.name, lens=p.lens) for p in personas],
         ),
-        headline=_headline(cards, state),
+        headline=headline(cards, state),
         split=ReviewerSplit(
             within_tools=splits,
             across_tools=across,
@@ -230,7 +222,7 @@ def _tool_split(tool: Tool, reviews: Sequence[ReviewRow], name_of: Callable[[Rev
         tally = "–".join(str(len(names)) for _, names in ranked)
         words = "/".join(word for word, _ in ranked)
         dissent = "; ".join(
-            f"{_join(names)} {'says' if len(names) == 1 else 'say'} {word}" for word, names in ranked[1:]
+            f"{join_names(names)} {'says' if len(names) == 1 else 'say'} {word}" for word, names in ranked[1:]
         )
         summary = f"{tool.name} splits the panel {tally} ({words}): {dissent}."
     if failed:
@@ -308,7 +300,7 @@ def _split_summary(
     if len(tools) > 1:
         apart = [a for a in across if a.splits_tools]
         if apart:
-            names = _join([a.persona_name for a in apart])
+            names = join_names([a.persona_name for a in apart])
             parts.append(f"Across the tools, {names} {'tells' if len(apart) == 1 else 'tell'} them apart.")
         else:
             parts.append("Across the tools, no reviewer tells them apart.")
@@ -318,64 +310,6 @@ def _split_summary(
             " tool-and-persona pairs."
         )
     return " ".join(parts)
-
-
-def _leaders(cards: Sequence[ToolCard]) -> tuple[list[ToolCard], str]:
-    """The tools with the highest ship share, and the others as "Name 50% (1 of 2)"."""
-    best = max(c.panel.pct for c in cards if c.panel.pct is not None)
-    top = [c for c in cards if c.panel.pct == best]
-    against = "; ".join(
-        f"{c.name} {c.panel.display} ({c.panel.ship} of {c.panel.valid})" for c in cards if c not in top
-    )
-    return top, against
-
-
-def _headline(cards: Sequence[ToolCard], state: RunState) -> Headline:
-    question = "Should you ship with it?" if len(cards) == 1 else "Which one should you ship with?"
-    scored = any(c.panel.pct is not None for c in cards)
-    if state.missing:
-        return Headline(question=question, pick=None, text=_so_far(cards, state, scored))
-    if not scored:
-        return Headline(question=question, pick=None, text="No verdict: every review failed.")
-    if len(cards) == 1:
-        card = cards[0]
-        word = "ships" if (card.panel.pct or 0) >= 50 else "skips"
-        p = card.panel
-        text = f"The panel {word} {card.name}: {p.ship} of {p.valid} say ship ({p.display})."
-        return Headline(question=question, pick=card.id if word == "ships" else None, text=text)
-    top, against = _leaders(cards)
-    if len(top) == 1:
-        pick = top[0]
-        p = pick.panel
-        text = f"Ship with {pick.name}: the panel backs it {p.ship} of {p.valid} ({p.display})"
-        text += f", against {against}." if against else "."
-        if (p.pct or 0) < 50:
-            text += " Even so, most reviewers would skip it."
-        return Headline(question=question, pick=pick.id, text=text)
-    tied = _join([c.name for c in top])
-    text = f"A tie at {top[0].panel.display}: the panel backs {tied} alike."
-    if against:
-        text += f" Behind them: {against}."
-    text += " Read the scorecard: the reasons differ more than the numbers."
-    return Headline(question=question, pick=None, text=text)
-
-
-def _so_far(cards: Sequence[ToolCard], state: RunState, scored: bool) -> str:
-    """A partial run's standing, worded so that it cannot pass for the final verdict."""
-    said = _STATUS_WORDS.get(state.status, f"is {state.status}")
-    text = f"Partial run: {state.stored} of {state.planned} reviews in; the run {said}."
-    if not scored:
-        return f"{text} No valid review yet."
-    if len(cards) == 1:
-        p = cards[0].panel
-        return f"{text} So far {p.ship} of {p.valid} say ship on {cards[0].name} ({p.display})."
-    top, against = _leaders(cards)
-    if len(top) == 1:
-        p = top[0].panel
-        text += f" So far {top[0].name} leads: {p.ship} of {p.valid} say ship ({p.display})"
-        return text + (f", against {against}." if against else ".")
-    text += f" So far {_join([c.name for c in top])} are level at {top[0].panel.display}."
-    return text + (f" Behind them: {against}." if against else "")
 
 
 def _community_vs_panel(card: ToolCard) -> CommunityVsPanel:
@@ -405,10 +339,3 @@ def _community_vs_panel(card: ToolCard) -> CommunityVsPanel:
         gap=gap,
         note=note,
     )
-
-
-def _join(names: Sequence[str]) -> str:
-    names = list(names)
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]

@@ -1,0 +1,83 @@
+"""The record's headline: which tool the panel backs, a tie, or a partial run's standing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .record import Headline, RunState, ToolCard
+
+__all__ = ["headline", "join_names"]
+
+# How a partial run's headline names its status: "the run stopped", "the run is still running".
+_STATUS_WORDS = {
+    "running": "is still running",
+    "stopped": "stopped",
+    "failed": "failed",
+    "interrupted": "was interrupted",
+    "done": "is marked done",
+}
+
+
+def _leaders(cards: Sequence[ToolCard]) -> tuple[list[ToolCard], str]:
+    """The tools with the highest ship share, and the others as "Name 50% (1 of 2)"."""
+    best = max(c.panel.pct for c in cards if c.panel.pct is not None)
+    top = [c for c in cards if c.panel.pct == best]
+    against = "; ".join(
+        f"{c.name} {c.panel.display} ({c.panel.ship} of {c.panel.valid})" for c in cards if c not in top
+    )
+    return top, against
+
+
+def headline(cards: Sequence[ToolCard], state: RunState) -> Headline:
+    question = "Should you ship with it?" if len(cards) == 1 else "Which one should you ship with?"
+    scored = any(c.panel.pct is not None for c in cards)
+    if state.missing:
+        return Headline(question=question, pick=None, text=_so_far(cards, state, scored))
+    if not scored:
+        return Headline(question=question, pick=None, text="No verdict: every review failed.")
+    if len(cards) == 1:
+        card = cards[0]
+        word = "ships" if (card.panel.pct or 0) >= 50 else "skips"
+        p = card.panel
+        text = f"The panel {word} {card.name}: {p.ship} of {p.valid} say ship ({p.display})."
+        return Headline(question=question, pick=card.id if word == "ships" else None, text=text)
+    top, against = _leaders(cards)
+    if len(top) == 1:
+        pick = top[0]
+        p = pick.panel
+        text = f"Ship with {pick.name}: the panel backs it {p.ship} of {p.valid} ({p.display})"
+        text += f", against {against}." if against else "."
+        if (p.pct or 0) < 50:
+            text += " Even so, most reviewers would skip it."
+        return Headline(question=question, pick=pick.id, text=text)
+    tied = join_names([c.name for c in top])
+    text = f"A tie at {top[0].panel.display}: the panel backs {tied} alike."
+    if against:
+        text += f" Behind them: {against}."
+    text += " Read the scorecard: the reasons differ more than the numbers."
+    return Headline(question=question, pick=None, text=text)
+
+
+def _so_far(cards: Sequence[ToolCard], state: RunState, scored: bool) -> str:
+    """A partial run's standing, worded so that it cannot pass for the final verdict."""
+    said = _STATUS_WORDS.get(state.status, f"is {state.status}")
+    text = f"Partial run: {state.stored} of {state.planned} reviews in; the run {said}."
+    if not scored:
+        return f"{text} No valid review yet."
+    if len(cards) == 1:
+        p = cards[0].panel
+        return f"{text} So far {p.ship} of {p.valid} say ship on {cards[0].name} ({p.display})."
+    top, against = _leaders(cards)
+    if len(top) == 1:
+        p = top[0].panel
+        text += f" So far {top[0].name} leads: {p.ship} of {p.valid} say ship ({p.display})"
+        return text + (f", against {against}." if against else ".")
+    text += f" So far {join_names([c.name for c in top])} are level at {top[0].panel.display}."
+    return text + (f" Behind them: {against}." if against else "")
+
+
+def join_names(names: Sequence[str]) -> str:
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
