@@ -37,14 +37,16 @@ def _valid(request: Request) -> str:
 
 
 def test_invalid_reply_is_reasked_once_with_the_error(tmp_path: Path) -> None:
+    asked: list[Request] = []
+
     def responder(request: Request, n: int) -> str:
+        asked.append(request)
         return "not json at all" if n == 1 else _valid(request)
 
-    backend = FakeBackend(responder=responder)
-    store, _ = _run(tmp_path, backend)
+    store, _ = _run(tmp_path, FakeBackend(responder=responder))
     (row,) = store.reviews("r")
     assert row.valid and row.asks == 2 and row.verdict in ("ship", "skip")
-    second = backend.calls[1].messages
+    second = asked[1].messages
     assert second[-2] == {"role": "assistant", "content": "not json at all"}
     assert "not valid JSON" in second[-1]["content"]
     asks = [r[0] for r in store.db.execute("SELECT ask FROM requests ORDER BY id")]
@@ -87,7 +89,7 @@ def test_fatal_error_is_not_retried_and_fails_the_review(tmp_path: Path) -> None
     store, _ = _run(tmp_path, backend)
     (row,) = store.reviews("r")
     assert not row.valid and row.error == "fatal error from fake:schema: 401 bad key"
-    assert len(backend.calls) == 1
+    assert backend.sent == 1
     status = store.db.execute("SELECT status FROM requests").fetchone()[0]
     assert status == "error"
     store.close()
