@@ -19,7 +19,12 @@ from panel.testing.schema_fill import fill
 
 from .conftest import EXAMPLE_CATALOG
 
-FAST = RetryPolicy(attempts=3, base_wait=0.001, max_wait=0.002)
+
+async def _no_wait(seconds: float) -> None:
+    """Retries go on at once: these tests count tries, they do not time them."""
+
+
+FAST = RetryPolicy(attempts=3, sleep=_no_wait)
 
 
 def _run(tmp_path: Path, backend: FakeBackend, retry: RetryPolicy = FAST) -> tuple[Store, list[object]]:
@@ -111,13 +116,18 @@ def test_retry_callbacks_fire_only_before_a_real_retry() -> None:
     from panel.retry import call_with_retries
 
     seen: list[float] = []
+    slept: list[float] = []
 
     async def always_busy() -> str:
-        raise TransientError("503", status=503, retry_after=0.001)
+        raise TransientError("503", status=503, retry_after=0.5)
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
 
     async def run() -> None:
-        await call_with_retries(always_busy, RetryPolicy(attempts=3, max_hint=1), lambda e, w: seen.append(w))
+        policy = RetryPolicy(attempts=3, max_hint=1, sleep=sleep)
+        await call_with_retries(always_busy, policy, lambda e, w: seen.append(w))
 
     with contextlib.suppress(TransientError):
         asyncio.run(run())
-    assert seen == [0.001, 0.001]  # three tries, two waits between them
+    assert seen == slept == [0.5, 0.5]  # three tries, two waits between them
