@@ -18,7 +18,7 @@ from rich.table import Table
 from .backends.base import Sampling
 from .backends.check import CheckResult, backend_statuses, check_member
 from .config import load_config, resolve_members
-from .errors import UserError
+from .errors import BackendBug, UserError
 from .personas import load_persona, load_personas
 from .pipeline import (
     Plan,
@@ -458,7 +458,7 @@ app.command("agreement")(_agreement)
 def main() -> None:
     try:
         app()
-    except UserError as exc:
+    except (UserError, BackendBug) as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:

@@ -8,13 +8,16 @@ in the engine, never here.
 from __future__ import annotations
 
 import abc
+import sysconfig
+import traceback
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import BackendError, BackendSpecError, FatalError
+from ..errors import BackendBug, BackendError, BackendSpecError, FatalError
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -27,6 +30,12 @@ __all__ = [
     "Sampling",
     "Usage",
 ]
+
+# Exceptions that mean a programming error when our own code raises them.
+_BUG_TYPES = (LookupError, AttributeError, TypeError, NameError, AssertionError)
+_PACKAGE = Path(__file__).resolve().parents[1]
+# Where installed libraries live: an SDK's own TypeError is the provider's odd reply, not our bug.
+_LIBRARIES = tuple(Path(p).resolve() for p in {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
 
 #: What every member takes whatever its backend; the engine and the pipeline read these.
 COMMON_OPTIONS = frozenset(
@@ -187,6 +196,29 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def generate(self, request: Request) -> Reply:
         """Send one request; raise a `BackendError` subclass on failure."""
+
+    def bug(self, exc: BaseException) -> BackendBug | None:
+        """The exception as a bug report if our code raised it, naming the line in `panel/`."""
+        if not isinstance(exc, _BUG_TYPES):
+            return None
+        tb = traceback.walk_tb(exc.__traceback__)
+        frames = [(Path(frame.f_code.co_filename).resolve(), line) for frame, line in tb]
+        if not frames:
+            return None
+        raised_in = frames[-1][0]
+        in_library = any(raised_in.is_relative_to(lib) for lib in _LIBRARIES)
+        if in_library and not raised_in.is_relative_to(_PACKAGE):
+            return None
+        ours = [(path, line) for path, line in frames if path.is_relative_to(_PACKAGE)]
+        path, line = ours[-1] if ours else frames[-1]
+        where = f"panel/{path.relative_to(_PACKAGE).as_posix()}" if ours else path.name
+        detail = " ".join(str(exc).split())  # one line, whatever the exception holds
+        if len(detail) > 200:
+            detail = detail[:200] + "…"
+        return BackendBug(
+            f"bug in panel at {where}:{line} while {self.label} answered: "
+            f"{type(exc).__name__}: {detail} (the run stopped; please report this)"
+        )
 
     def as_backend_error(self, exc: BaseException) -> BackendError:
         """Wrap a foreign exception so the engine sees one type."""
