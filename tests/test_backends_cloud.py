@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -270,12 +270,11 @@ def test_dropped_connection_is_transient(
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_hang_times_out_as_transient(case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake.configure(fault_rate=1.0, faults=["hang"], hang_seconds=2)
-    backend = build(case, fake, monkeypatch, timeout=0.5)
-    started = time.perf_counter()
-    error = fails(backend)
-    assert time.perf_counter() - started < 1.8
+    # The server would answer after 60 s; only the client's own timeout ends the call sooner.
+    fake.configure(fault_rate=1.0, faults=["hang"], hang_seconds=60)
+    error = fails(build(case, fake, monkeypatch, timeout=0.5))
     assert isinstance(error, TransientError)
+    assert re.search("timed out|timeout", str(error), re.IGNORECASE), error
     assert_no_secret(case, error)
 
 
