@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -472,3 +472,36 @@ for name, extra in (("openai", "openai"), ("anthropic", "anthropic"),
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_shipped_code_never_imports_the_test_helpers() -> None:
+    script = """
+import asyncio, sys
+import panel.cli, panel.pipeline
+from panel.backends.base import Request
+from panel.backends.registry import create_backend, parse_member
+backend = create_backend(parse_member("fake"))
+schema = {"type": "object", "properties": {"verdict": {"enum": ["ship", "skip"]}}, "required": ["verdict"]}
+asyncio.run(backend.generate(Request([{"role": "user", "content": "x"}], schema, "s")))
+loaded = sorted(m for m in sys.modules if m.startswith("panel.testing"))
+assert not loaded, loaded
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_fake_backend_keeps_a_count_not_its_calls() -> None:
+    from panel.backends.fake import FakeBackend
+
+    backend = FakeBackend()
+
+    async def many() -> None:
+        for i in range(500):
+            await backend.generate(replace(REQUEST, messages=[{"role": "user", "content": f"request {i}"}]))
+
+    asyncio.run(many())
+    assert backend.sent == 500
+    kept = {
+        name: value for name, value in vars(backend).items() if isinstance(value, list | dict | set | tuple)
+    }
+    assert kept == {}
