@@ -10,8 +10,9 @@
 
     [[members]]
     spec = "openai:qwen2.5:7b"
-    name = "ollama"                      # how --backend may refer to it
+    name = "ollama"                      # how --backend may refer to it; names are unique
     base_url = "http://127.0.0.1:11434/v1"
+    token_param = "max_tokens"           # any other key is the backend's own option
 
     [retry]                              # one policy for every backend
     attempts = 4
@@ -25,23 +26,36 @@ Keys are never in this file: each backend reads its key from an environment vari
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, ValidationError, field_validator
 
-from .backends.registry import MemberSpec, parse_member
-from .errors import ConfigError
+from .backends.base import MemberSpec, OptionError
+from .backends.registry import options_model, parse_member
+from .errors import BackendSpecError, ConfigError
 from .run.retry import RetryPolicy
 
 __all__ = ["MemberConfig", "PanelConfig", "RetryConfig", "load_config", "resolve_members"]
 
 _SECRET_FIELDS = {"api_key", "key", "token", "secret", "password", "auth_token"}
+# TOML allows tabs and newlines; any other control character is a damaged or hostile file.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A bad value quoted in an error, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class MemberConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The options every member takes; any other key goes to its backend's own options model."""
+
+    model_config = ConfigDict(extra="allow")
 
     spec: str = Field(description="backend:model, as on the command line.")
     name: str | None = Field(default=None, description="A short name for --backend.")
@@ -53,13 +67,28 @@ class MemberConfig(BaseModel):
     tpm: float | None = Field(default=None, gt=0)
     price_input: float | None = Field(default=None, ge=0)
     price_output: float | None = Field(default=None, ge=0)
-    structured: Literal["auto", "native", "tool"] | None = None
-    n_ctx: int | None = Field(default=None, ge=512)
-    n_threads: int | None = Field(default=None, ge=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = _HTTP_URL.validate_python(value)
+        except ValidationError:
+            url = None
+        if url is None or not url.host:
+            raise ValueError(f"must be an http:// or https:// URL, not {_shown(value)}")
+        return value  # as written: the server is part of the cache key
+
+    @property
+    def key(self) -> str:
+        """What the member is known by: its name, else its spec."""
+        return self.name or self.spec
 
     def member(self) -> MemberSpec:
         options = self.model_dump(exclude={"spec", "name"}, exclude_none=True)
-        return parse_member(self.spec, options)
+        return parse_member(self.spec, options, self.name)
 
 
 class RetryConfig(BaseModel):
@@ -82,10 +111,10 @@ class PanelConfig(BaseModel):
     path: Path | None = Field(default=None, exclude=True)
 
     def find(self, text: str) -> MemberConfig | None:
-        for m in self.members:
-            if text in (m.spec, m.name):
-                return m
-        return None
+        """The member named `text`, else the first whose spec it is."""
+        by_name = (m for m in self.members if m.name == text)
+        by_spec = (m for m in self.members if m.spec == text)
+        return next(by_name, None) or next(by_spec, None)
 
 
 def load_config(path: str | Path | None = None) -> PanelConfig:
@@ -102,7 +131,7 @@ def load_config(path: str | Path | None = None) -> PanelConfig:
                 raise ConfigError(f"{candidate}: config file not found")
             continue
         try:
-            data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            data = tomllib.loads(_read_text(candidate))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{candidate}: TOML syntax error: {exc}") from None
         if candidate.name == "pyproject.toml":
@@ -111,6 +140,24 @@ def load_config(path: str | Path | None = None) -> PanelConfig:
                 continue
         return _parse(candidate, data)
     return PanelConfig()
+
+
+def _read_text(path: Path) -> str:
+    """The file as text, or one line naming the path and what is wrong with its bytes."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise ConfigError(f"{path}: line {line}: control character U+{ord(bad.group()):04X} in the file")
+    return text
 
 
 def _parse(path: Path, data: dict[str, Any]) -> PanelConfig:
@@ -125,11 +172,25 @@ def _parse(path: Path, data: dict[str, Any]) -> PanelConfig:
         config = PanelConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {field}: {first['msg']}") from None
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+        raise ConfigError(f"{path}: {field}: {first['msg'].removeprefix('Value error, ')}") from None
     config.path = path
-    for m in config.members:
-        m.member()  # an unknown backend in the file fails here, naming the spec
+    seen: dict[str, int] = {}
+    for i, m in enumerate(config.members):
+        try:
+            spec = m.member()
+        except BackendSpecError as exc:  # an unknown backend
+            raise ConfigError(f"{path}: members[{i}].spec: {exc}") from None
+        try:
+            options_model(spec.backend).of(spec.backend, spec.options)
+        except OptionError as exc:
+            raise ConfigError(f"{path}: members[{i}].{exc.option}: {exc.reason}") from None
+        if m.key in seen:
+            raise ConfigError(
+                f"{path}: members[{seen[m.key]}] and members[{i}] are both named {_shown(m.key)}: "
+                "give each member its own name"
+            )
+        seen[m.key] = i
     return config
 
 

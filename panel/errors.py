@@ -10,6 +10,7 @@ PanelError
 │   ├── MissingDependencyError  an optional extra is not installed (names the pip command)
 │   │   └── MissingExtraError     the same, for a feature such as plots or Parquet
 │   └── MissingKeyError       a provider key is not in the environment (names the variable)
+├── BackendBug                our own code failed inside a backend: exit code 70, stops the run
 └── BackendError              a call to a model failed; `kind` says how the engine treats it
     ├── RateLimitError        kind="rate_limit": wait (the provider's hint if any), retry
     ├── TransientError        kind="transient": back off, retry
@@ -23,6 +24,7 @@ from typing import Literal
 from ._about import install_hint
 
 __all__ = [
+    "BackendBug",
     "BackendError",
     "BackendSpecError",
     "CatalogError",
@@ -102,6 +104,16 @@ class MissingExtraError(MissingDependencyError):
 class MissingKeyError(UserError):
     def __init__(self, backend: str, variable: str) -> None:
         super().__init__(f"backend '{backend}' needs an API key: set the environment variable {variable}")
+
+
+class BackendBug(PanelError):
+    """A KeyError, TypeError, ... raised by our own code inside a backend's call.
+
+    Storing it as one more failed review would hide it in the record; it stops the run,
+    and the CLI prints one line saying where it happened and exits with 70 (EX_SOFTWARE).
+    """
+
+    exit_code = 70
 
 
 class BackendError(PanelError):

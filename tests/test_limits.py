@@ -79,52 +79,67 @@ def test_window_cap_holds_after_a_burst_of_credit() -> None:
     assert pacer.delay(1, 59.9) > 0  # the window is full, even though pacing alone would allow it
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
+class FakeTime:
+    """A clock that only its own sleep moves: waits are recorded, never spent."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
-def test_provider_headers_tighten_and_429_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = _Clock()
-    slept: list[float] = []
 
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock.now += seconds
-
-    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
-    limiter = RateLimiter(rpm=6000, clock=clock)
+def test_provider_headers_tighten_and_429_pauses() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(rpm=6000, clock=time, sleep=time.sleep)
+    pace = 60 / (6000 * 0.98)  # seconds between two requests at the limit less headroom
 
     async def scenario() -> None:
         await limiter.acquire()
+        assert time.slept == []
         limiter.observe({"remaining_requests": 3, "limit_requests": 10, "reset_requests_s": 5.0})
         await limiter.acquire()  # the provider says some are left: our own pace holds
-        assert not slept or max(slept) < 1
+        assert time.slept == [pytest.approx(pace)]
         limiter.observe({"remaining_requests": 0, "limit_requests": 10, "reset_requests_s": 5.0})
-        before = clock.now
         await limiter.acquire()  # nothing left: wait for one slot, 5 s over 10 used
-        assert clock.now >= before + 0.5
+        assert time.slept[-1] == pytest.approx(0.5)
         limiter.observe({"remaining_requests": 0, "reset_requests_s": 2.0})
-        before = clock.now
         await limiter.acquire()  # no limit given: wait the whole reset
-        assert clock.now >= before + 2.0
+        assert time.slept[-1] == pytest.approx(2.0)
         limiter.pause(30.0)
-        before = clock.now
         await limiter.acquire()
-        assert clock.now >= before + 30.0
+        assert time.slept[-1] == pytest.approx(30.0)
 
     asyncio.run(scenario())
+    assert len(time.slept) == 4 and limiter.waited == pytest.approx(sum(time.slept))
 
 
 def test_no_limits_means_no_waiting() -> None:
-    limiter = RateLimiter()
+    time = FakeTime()
+    limiter = RateLimiter(clock=time, sleep=time.sleep)
 
     async def many() -> None:
         for _ in range(1000):
             await limiter.acquire(500)
 
     asyncio.run(many())
-    assert limiter.waited == 0
+    assert time.slept == [] and limiter.waited == 0
+
+
+def test_limits_pace_the_sleeps_the_limiter_asks_for() -> None:
+    time = FakeTime(0.0)
+    limiter = RateLimiter(rpm=60, tpm=6000, headroom=1.0, clock=time, sleep=time.sleep)
+
+    async def sends() -> list[float]:
+        sent = []
+        for _ in range(5):
+            await limiter.acquire(200)  # tokens are the tighter limit: 200 of 100 a second
+            sent.append(time.now)
+        return sent
+
+    assert asyncio.run(sends()) == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0])

@@ -122,3 +122,31 @@ def test_missing_key_is_one_line_naming_the_variable(
         "error: backend 'anthropic' needs an API key: set the environment variable ANTHROPIC_API_KEY"
     ]
     assert not runs_dir.exists()
+
+
+def test_openai_token_param_from_panel_toml_reaches_the_wire(
+    cli: Any, fake: FakeProvider, keys: dict[str, str], tmp_path: Path
+) -> None:
+    # A base URL means a compatible server, which gets `max_tokens` unless the config says.
+    extra = 'token_param = "max_completion_tokens"\n'
+    cfg = write_config(tmp_path / "panel.toml", fake, ["openai"], extra=extra)
+    result = cli("backends", "check", "--config", str(cfg))
+    assert result.code == 0, result.out
+    body = fake.stats()["recent"][-1]["body"]
+    assert body["max_completion_tokens"] == 16 and "max_tokens" not in body
+
+
+def test_backends_check_labels_each_line_by_member_name(
+    cli: Any, fake: FakeProvider, keys: dict[str, str], tmp_path: Path
+) -> None:
+    cfg = tmp_path / "panel.toml"
+    cfg.write_text(
+        f'[[members]]\nspec = "openai:m"\nname = "first"\nbase_url = "{fake.base_url("openai")}"\n'
+        f'[[members]]\nspec = "mistral:m"\nname = "broken"\nbase_url = "{fake.base_url("mistral")}"\n'
+        'api_key_env = "PANEL_UNSET_KEY"\n'
+        '[[members]]\nspec = "fake"\n'
+    )
+    result = cli("backends", "check", "--config", str(cfg))
+    assert result.code == 1
+    labels = [line.split()[:2] for line in result.out.splitlines()]
+    assert labels == [["ok", "first"], ["fail", "broken"], ["ok", "fake:schema"]], result.out

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import (
     BackendError,
@@ -25,6 +26,9 @@ from ..errors import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Describe",
+    "Failure",
+    "call",
     "duration_seconds",
     "env_key",
     "error_for_status",
@@ -37,8 +41,11 @@ __all__ = [
     "reset_seconds",
     "retry_after",
     "scrub",
+    "stainless",
     "timeout_option",
 ]
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 60.0
 # Some SDKs put the whole response body in the message; a log line needs the start of it.
@@ -56,12 +63,6 @@ _LENGTH = {"length", "max_tokens", "model_length"}
 
 def key_variables(options: Mapping[str, Any], default: str, *fallbacks: str) -> list[str]:
     """The variables to read a key from, in order; `api_key_env` replaces the conventional ones."""
-    if "api_key" in options:
-        # A key written into a config file ends up in version control and in logs.
-        raise BackendSpecError(
-            "do not put an API key in the options: set it in an environment variable "
-            "and name that variable with api_key_env"
-        )
     override = options.get("api_key_env")
     if override is not None:
         if not isinstance(override, str) or not override.strip():
@@ -123,9 +124,15 @@ def _number(text: str | None) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
-def retry_after(headers: Mapping[str, str] | None) -> float | None:
+def _seconds_until(when: datetime, now: datetime | None) -> float:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def retry_after(headers: Mapping[str, str] | None, now: datetime | None = None) -> float | None:
     """Seconds the provider asked us to wait: `retry-after-ms` wins over `retry-after`,
-    which may be seconds or an HTTP date."""
+    which may be seconds or an HTTP date (counted from `now`, default the clock's)."""
     found = _lower(headers)
     ms = _number(found.get("retry-after-ms"))
     if ms is not None:
@@ -140,9 +147,7 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return _seconds_until(when, now)
 
 
 def duration_seconds(text: str) -> float | None:
@@ -154,8 +159,8 @@ def duration_seconds(text: str) -> float | None:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
-def reset_seconds(text: str) -> float | None:
-    """A reset as seconds from now, whether written as a duration, plain seconds or RFC 3339."""
+def reset_seconds(text: str, now: datetime | None = None) -> float | None:
+    """A reset as seconds from `now`, whether written as a duration, plain seconds or RFC 3339."""
     for parse in (duration_seconds, _number):
         value = parse(text)
         if value is not None:
@@ -164,12 +169,10 @@ def reset_seconds(text: str) -> float | None:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return _seconds_until(when, now)
 
 
-def ratelimit_state(headers: Mapping[str, str] | None) -> dict[str, float | int]:
+def ratelimit_state(headers: Mapping[str, str] | None, now: datetime | None = None) -> dict[str, float | int]:
     """The provider's rate-limit headers in one shape; only the keys that were present.
 
     Anthropic writes `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`;
@@ -189,7 +192,7 @@ def ratelimit_state(headers: Mapping[str, str] | None) -> dict[str, float | int]
     state: dict[str, float | int] = {}
     for key, raw in names.items():
         if key.startswith("reset_"):
-            seconds = reset_seconds(raw)
+            seconds = reset_seconds(raw, now)
             if seconds is not None:
                 state[key] = round(seconds, 3)
         else:
@@ -229,15 +232,76 @@ def error_for_status(
         cls = TransientError
     else:
         cls = FatalError
-    where = f"HTTP {status}" if status is not None else "error"
-    if len(detail) > _MAX_DETAIL:
-        detail = detail[:_MAX_DETAIL] + "…"
+    where = f" HTTP {status}" if status is not None else ""
     return cls(
-        f"{backend} {where}: {detail}",
+        f"{backend}{where}: {_cut(detail)}",
         status=status,
         retry_after=retry_after(headers),
         request_id=request_id,
     )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What an SDK's exception says, in the terms the engine acts on."""
+
+    #: the HTTP status, when the provider answered at all
+    status: int | None = None
+    detail: str = ""
+    headers: Mapping[str, str] | None = None
+    request_id: str | None = None
+    #: no answer came (timeout, reset, refused): worth another try
+    transient: bool = False
+
+
+#: Reads one SDK's exception; None when the exception is not that SDK's.
+Describe = Callable[[Exception], Failure | None]
+
+
+async def call(backend: str, secrets: Iterable[str | None], send: Awaitable[T], describe: Describe) -> T:
+    """Await one provider call and turn its failure into the `BackendError` the engine acts on.
+
+    An exception neither `describe` nor the transport check knows propagates unchanged: the
+    engine stops the run if it is a bug in our code, and fails the review otherwise.
+    """
+    try:
+        return await send
+    except Exception as exc:
+        failure = describe(exc)
+        if failure is None and is_transport_error(exc):
+            failure = Failure(detail=f"{type(exc).__name__}: {exc}", transient=True)
+        if failure is None:
+            raise
+        detail = scrub(failure.detail or type(exc).__name__, secrets)
+        if failure.transient:
+            error: BackendError = TransientError(f"{backend}: {_cut(detail)}", request_id=failure.request_id)
+        else:
+            error = error_for_status(
+                backend, failure.status, detail, headers=failure.headers, request_id=failure.request_id
+            )
+    # Raised out here so the SDK's exception, which may quote the key, is not chained.
+    raise error
+
+
+def stainless(sdk: Any) -> Describe:
+    """`Describe` for the SDKs that share one generated error tree (openai, anthropic)."""
+
+    def describe(exc: Exception) -> Failure | None:
+        if isinstance(exc, sdk.APIStatusError):
+            # `api_message` (the body's own message) is new in the 2.x anthropic SDKs.
+            detail = getattr(exc, "api_message", None) or exc.message
+            return Failure(exc.status_code, detail, exc.response.headers, exc.request_id)
+        if isinstance(exc, sdk.APIConnectionError):  # also timeouts, resets and refused connections
+            return Failure(detail=str(exc), transient=True)
+        if isinstance(exc, sdk.APIError):
+            return Failure(detail=str(exc))
+        return None
+
+    return describe
+
+
+def _cut(detail: str) -> str:
+    return detail[:_MAX_DETAIL] + "…" if len(detail) > _MAX_DETAIL else detail
 
 
 def is_transport_error(exc: BaseException) -> bool:

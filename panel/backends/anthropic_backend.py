@@ -15,20 +15,25 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import BackendError, BackendSpecError, FatalError, TransientError
+from ..errors import BackendError, BackendSpecError
 from . import _provider as p
-from .base import Backend, Reply, Request, Usage
+from .base import Backend, BackendOptions, MemberSpec, Reply, Request, Usage
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
     from anthropic.types import Message
 
-    from .registry import MemberSpec
-
-__all__ = ["AnthropicBackend"]
+__all__ = ["AnthropicBackend", "AnthropicOptions"]
 
 Structured = Literal["native", "tool", "auto"]
 _MODES: tuple[Structured, ...] = ("native", "tool", "auto")
+
+
+class AnthropicOptions(BackendOptions):
+    #: how the review is held to its schema: see the module's docstring
+    structured: Structured = "auto"
+
+
 # Words in a 400 that mean "this model or API version does not take structured output".
 _FORMAT_WORDS = ("output_config", "output_format", "format")
 
@@ -40,6 +45,7 @@ class AnthropicBackend(Backend):
     default_concurrency = 8
     # The SDK client times out first; the engine keeps its own backstop a little later.
     default_timeout = p.DEFAULT_TIMEOUT
+    options_model = AnthropicOptions
 
     def __init__(
         self,
@@ -76,6 +82,7 @@ class AnthropicBackend(Backend):
         if not spec.model:
             raise BackendSpecError("backend 'anthropic' needs a model: write anthropic:MODEL")
         options = spec.options
+        own = AnthropicOptions.of(cls.name, options)
         names = p.key_variables(options, cls.key_env or "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
         variable, key = p.require_key(cls.name, names)
         is_token = variable == "ANTHROPIC_AUTH_TOKEN"
@@ -87,7 +94,7 @@ class AnthropicBackend(Backend):
             # server in the cache key.
             base_url=options.get("base_url") or os.environ.get("ANTHROPIC_BASE_URL") or None,
             timeout=p.timeout_option(options),
-            structured=str(options.get("structured", "auto")),
+            structured=own.structured,
         )
 
     def __repr__(self) -> str:
@@ -137,30 +144,14 @@ class AnthropicBackend(Backend):
         return params
 
     async def _call(self, request: Request, mode: Literal["native", "tool"]) -> Reply:
-        from anthropic import APIConnectionError, APIError, APIStatusError
+        import anthropic
 
-        error: BackendError | None = None
-        started = time.perf_counter()
-        try:
+        async def send() -> tuple[Any, Message]:
             raw = await self._client.messages.with_raw_response.create(**self._params(request, mode))
-            message = await raw.parse()
-        except APIStatusError as exc:
-            # `api_message` (the body's own message) is new in the 2.x SDKs.
-            detail = getattr(exc, "api_message", None) or exc.message
-            error = p.error_for_status(
-                self.name,
-                exc.status_code,
-                p.scrub(detail, self._secrets),
-                headers=exc.response.headers,
-                request_id=exc.request_id,
-            )
-        except APIConnectionError as exc:  # also timeouts, resets and refused connections
-            error = TransientError(f"anthropic: {p.scrub(str(exc), self._secrets)}")
-        except APIError as exc:
-            error = FatalError(f"anthropic: {p.scrub(str(exc), self._secrets)}")
-        if error is not None:
-            # Raised out here so the SDK's exception, which may quote the key, is not chained.
-            raise error
+            return raw, await raw.parse()
+
+        started = time.perf_counter()
+        raw, message = await p.call(self.name, self._secrets, send(), p.stainless(anthropic))
         latency = time.perf_counter() - started
         usage = message.usage
         cache_read = usage.cache_read_input_tokens or 0

@@ -8,15 +8,98 @@ in the engine, never here.
 from __future__ import annotations
 
 import abc
+import sysconfig
+import traceback
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
-from ..errors import BackendError, BackendSpecError, ErrorKind, FatalError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-if TYPE_CHECKING:
-    from .registry import MemberSpec
+from ..errors import BackendBug, BackendError, BackendSpecError, FatalError
 
-__all__ = ["Backend", "Reply", "Request", "Sampling", "Usage"]
+__all__ = [
+    "COMMON_OPTIONS",
+    "Backend",
+    "BackendOptions",
+    "MemberSpec",
+    "OptionError",
+    "Reply",
+    "Request",
+    "Sampling",
+    "Usage",
+]
+
+# Exceptions that mean a programming error when our own code raises them.
+_BUG_TYPES = (LookupError, AttributeError, TypeError, NameError, AssertionError)
+_PACKAGE = Path(__file__).resolve().parents[1]
+# Where installed libraries live: an SDK's own TypeError is the provider's odd reply, not our bug.
+_LIBRARIES = tuple(Path(p).resolve() for p in {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
+
+#: What every member takes whatever its backend; the engine and the pipeline read these.
+COMMON_OPTIONS = frozenset(
+    {"base_url", "api_key_env", "timeout", "concurrency", "rpm", "tpm", "price_input", "price_output"}
+)
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One panel member as the user wrote it, plus its configured options."""
+
+    backend: str
+    model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: the member's `name` in the config, if it has one
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.backend}:{self.model}" if self.model else self.backend
+
+    @property
+    def key(self) -> str:
+        """What the member is known by: its name, else its spec."""
+        return self.name or self.text
+
+
+class OptionError(BackendSpecError):
+    """An option a backend does not take, or a value it cannot use; names the option."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        super().__init__(f"{option}: {reason}")
+        self.option = option
+        self.reason = reason
+
+
+class BackendOptions(BaseModel):
+    """The options one backend takes beyond `COMMON_OPTIONS`; each backend adds its fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def of(cls, backend: str, options: Mapping[str, Any]) -> Self:
+        """Validate the backend's own options out of a member's options; refuse unknown keys."""
+        own = {k: v for k, v in options.items() if k not in COMMON_OPTIONS}
+        if "api_key" in own:
+            # A key written into a config file ends up in version control and in logs.
+            raise OptionError(
+                "api_key",
+                "do not put an API key in the options: set it in an environment variable "
+                "and name that variable with api_key_env",
+            )
+        try:
+            return cls.model_validate(own)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            option = ".".join(str(part) for part in first["loc"]) or "options"
+            if first["type"] == "extra_forbidden":
+                known = ", ".join(sorted(cls.model_fields))
+                takes = f"its own options are: {known}" if known else "it has no options of its own"
+                reason = f"backend '{backend}' has no such option ({takes})"
+            else:
+                reason = f"{first['msg'].removeprefix('Value error, ')} (backend '{backend}')"
+            raise OptionError(option, reason) from None
 
 
 @dataclass(frozen=True)
@@ -83,6 +166,8 @@ class Backend(abc.ABC):
     default_timeout: ClassVar[float | None] = None
     #: the model used when the spec names none
     default_model: ClassVar[str | None] = None
+    #: the options this backend takes beyond the common ones
+    options_model: ClassVar[type[BackendOptions]] = BackendOptions
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -112,15 +197,28 @@ class Backend(abc.ABC):
     async def generate(self, request: Request) -> Reply:
         """Send one request; raise a `BackendError` subclass on failure."""
 
-    def classify(self, exc: BaseException) -> ErrorKind:
-        """Say whether an exception is a rate limit, transient or fatal."""
-        if isinstance(exc, BackendError):
-            return exc.kind
-        return "fatal"
-
-    def wait_hint(self, exc: BaseException) -> float | None:
-        """Seconds the provider asked us to wait before the next try, if it said."""
-        return exc.retry_after if isinstance(exc, BackendError) else None
+    def bug(self, exc: BaseException) -> BackendBug | None:
+        """The exception as a bug report if our code raised it, naming the line in `panel/`."""
+        if not isinstance(exc, _BUG_TYPES):
+            return None
+        tb = traceback.walk_tb(exc.__traceback__)
+        frames = [(Path(frame.f_code.co_filename).resolve(), line) for frame, line in tb]
+        if not frames:
+            return None
+        raised_in = frames[-1][0]
+        in_library = any(raised_in.is_relative_to(lib) for lib in _LIBRARIES)
+        if in_library and not raised_in.is_relative_to(_PACKAGE):
+            return None
+        ours = [(path, line) for path, line in frames if path.is_relative_to(_PACKAGE)]
+        path, line = ours[-1] if ours else frames[-1]
+        where = f"panel/{path.relative_to(_PACKAGE).as_posix()}" if ours else path.name
+        detail = " ".join(str(exc).split())  # one line, whatever the exception holds
+        if len(detail) > 200:
+            detail = detail[:200] + "…"
+        return BackendBug(
+            f"bug in panel at {where}:{line} while {self.label} answered: "
+            f"{type(exc).__name__}: {detail} (the run stopped; please report this)"
+        )
 
     def as_backend_error(self, exc: BaseException) -> BackendError:
         """Wrap a foreign exception so the engine sees one type."""

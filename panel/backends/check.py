@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 
 from ..errors import BackendError, PanelError
-from .base import Request, Sampling
-from .registry import BACKENDS, MemberSpec, backend_class, create_backend
+from .base import MemberSpec, Request, Sampling
+from .registry import BACKENDS, backend_class, create_backend
 
 __all__ = ["BackendStatus", "CheckResult", "backend_statuses", "check_member"]
 
@@ -59,7 +59,9 @@ async def check_member(spec: MemberSpec) -> CheckResult:
     try:
         backend = create_backend(spec)
     except PanelError as exc:
-        return CheckResult(spec.text, False, None, str(exc))
+        return CheckResult(spec.key, False, None, str(exc))
+    # Lines are labelled the way the config names the member; unnamed, as the backend says.
+    label = spec.name or backend.label
     request = Request(
         messages=[
             {"role": "system", "content": "You check that a connection works."},
@@ -73,14 +75,14 @@ async def check_member(spec: MemberSpec) -> CheckResult:
     try:
         reply = await backend.generate(request)
     except BackendError as exc:
-        return CheckResult(backend.label, False, None, f"{exc.kind} error: {exc}")
+        return CheckResult(label, False, None, f"{exc.kind} error: {exc}")
     except Exception as exc:  # report whatever the SDK raised, then carry on with the others
-        return CheckResult(backend.label, False, None, f"{type(exc).__name__}: {exc}")
+        return CheckResult(label, False, None, f"{type(exc).__name__}: {exc}")
     finally:
         await backend.aclose()
     latency = time.perf_counter() - started
     return CheckResult(
-        backend.label,
+        label,
         True,
         latency,
         f"{reply.usage.input_tokens} in / {reply.usage.output_tokens} out tokens: {reply.text[:60]!r}",

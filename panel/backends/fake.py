@@ -1,7 +1,8 @@
 """A backend that needs no model: it writes schema-valid replies, or whatever a test asks.
 
 Used by the test suite and for trying the pipeline without a model. Replies are
-deterministic from the request, and verdicts vary across tools and personas.
+deterministic from the request, and verdicts vary across tools and personas. It keeps a
+count of its calls, never the calls: a long run must not grow with them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 
-from ..testing.schema_fill import fill
 from .base import Backend, Reply, Request, Usage
+from .schema_fill import fill
 
 __all__ = ["FakeBackend", "Responder"]
 
@@ -26,12 +27,13 @@ class FakeBackend(Backend):
     def __init__(self, model: str = "schema", responder: Responder | None = None) -> None:
         super().__init__(model)
         self.responder = responder
-        self.calls: list[Request] = []
+        #: how many requests it was sent; the responder gets the number of each
+        self.sent = 0
 
     async def generate(self, request: Request) -> Reply:
-        self.calls.append(request)
+        self.sent += 1
         if self.responder is not None:
-            result = self.responder(request, len(self.calls))
+            result = self.responder(request, self.sent)
             text = result if isinstance(result, str) else await result
         else:
             body = json.dumps([request.messages, self.model], sort_keys=True)

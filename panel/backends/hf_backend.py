@@ -10,16 +10,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendError, BackendSpecError, FatalError, MissingKeyError, TransientError
+from ..errors import BackendSpecError, FatalError, MissingKeyError
 from . import _provider as p
-from .base import Backend, Reply, Request, Usage
+from .base import Backend, MemberSpec, Reply, Request, Usage
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from huggingface_hub import AsyncInferenceClient
-
-    from .registry import MemberSpec
 
 __all__ = ["HFBackend"]
 
@@ -84,8 +82,6 @@ class HFBackend(Backend):
         return f"HFBackend(model={self.model!r}, base_url={self.base_url!r})"
 
     async def generate(self, request: Request) -> Reply:
-        from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
-
         sampling = request.sampling
         params: dict[str, Any] = {
             "messages": request.messages,
@@ -98,30 +94,8 @@ class HFBackend(Backend):
         }
         if self._body_model:
             params["model"] = self._body_model
-        error: BackendError | None = None
         started = time.perf_counter()
-        try:
-            output = await self._client.chat_completion(**params)
-        except HfHubHTTPError as exc:
-            response = exc.response
-            detail = exc.server_message or (str(exc).splitlines() or ["no message"])[0]
-            error = p.error_for_status(
-                self.name,
-                response.status_code,
-                p.scrub(detail, [self._secret]),
-                headers=response.headers,
-                request_id=exc.request_id,
-            )
-        except InferenceTimeoutError as exc:
-            error = TransientError(f"hf: {p.scrub(str(exc), [self._secret])}")
-        except Exception as exc:
-            if not p.is_transport_error(exc):
-                raise
-            detail = p.scrub(str(exc) or type(exc).__name__, [self._secret])
-            error = TransientError(f"hf: {type(exc).__name__}: {detail}")
-        if error is not None:
-            # Raised out here so the SDK's exception, which may quote the key, is not chained.
-            raise error
+        output = await p.call(self.name, [self._secret], self._client.chat_completion(**params), _describe)
         latency = time.perf_counter() - started
         if not output.choices:
             raise FatalError("hf: the reply had no choices", request_id=output.id)
@@ -144,3 +118,15 @@ class HFBackend(Backend):
             # The SDK leaves `close` unannotated; name the type it has.
             close: Callable[[], Awaitable[None]] = self._client.close
             await close()
+
+
+def _describe(exc: Exception) -> p.Failure | None:
+    from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+
+    if isinstance(exc, HfHubHTTPError):
+        response = exc.response
+        detail = exc.server_message or (str(exc).splitlines() or ["no message"])[0]
+        return p.Failure(response.status_code, detail, response.headers, exc.request_id)
+    if isinstance(exc, InferenceTimeoutError):
+        return p.Failure(detail=str(exc), transient=True)
+    return None

@@ -18,16 +18,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from ..errors import BackendSpecError, FatalError, MissingDependencyError
-from .base import Backend, Reply, Request, Usage
+from .base import Backend, BackendOptions, MemberSpec, Reply, Request, Usage
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    from .registry import MemberSpec
-
-__all__ = ["LocalBackend", "bundled_model_path", "fit_schema"]
+__all__ = ["LocalBackend", "LocalOptions", "bundled_model_path", "fit_schema"]
 
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _models: dict[tuple[str, int, int], Llama] = {}
@@ -73,11 +73,19 @@ def _load(path: Path, n_ctx: int, n_threads: int) -> Llama:
         return _models[key]
 
 
+class LocalOptions(BackendOptions):
+    #: the context window in tokens: prompt and reply must fit in it
+    n_ctx: int = Field(default=4096, ge=512)
+    #: threads that decode; default every core
+    n_threads: int | None = Field(default=None, ge=1)
+
+
 class LocalBackend(Backend):
     name = "local"
     extra = "local"
     # One model instance decodes one sequence at a time; its threads use every core.
     default_concurrency = 1
+    options_model = LocalOptions
 
     def __init__(self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
         model = path.name.removesuffix(".gguf")
@@ -93,17 +101,14 @@ class LocalBackend(Backend):
 
     @classmethod
     def from_spec(cls, spec: MemberSpec) -> LocalBackend:
+        own = LocalOptions.of(cls.name, spec.options)
         if spec.model in (None, "", "smollm2"):
             path = bundled_model_path()
         else:
             path = Path(spec.model).expanduser()
             if not path.is_file():
                 raise BackendSpecError(f"local model file not found: {path}")
-        return cls(
-            path,
-            n_ctx=int(spec.options.get("n_ctx", 4096)),
-            n_threads=spec.options.get("n_threads"),
-        )
+        return cls(path, n_ctx=own.n_ctx, n_threads=own.n_threads)
 
     async def generate(self, request: Request) -> Reply:
         loop = asyncio.get_running_loop()

@@ -11,17 +11,15 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendError, BackendSpecError, FatalError, TransientError
+from ..errors import BackendSpecError, FatalError
 from . import _provider as p
-from .base import Backend, Reply, Request, Usage
+from .base import Backend, MemberSpec, Reply, Request, Usage
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import httpx2
     from mistralai.client import Mistral
-
-    from .registry import MemberSpec
 
 __all__ = ["MistralBackend"]
 
@@ -104,8 +102,6 @@ class MistralBackend(Backend):
         return f"MistralBackend(model={self.model!r}, base_url={self.base_url!r})"
 
     async def generate(self, request: Request) -> Reply:
-        from mistralai.client.errors import MistralError, NoResponseError
-
         sampling = request.sampling
         params: dict[str, Any] = {
             "model": self.model,
@@ -118,30 +114,12 @@ class MistralBackend(Backend):
         }
         box: dict[str, Mapping[str, str]] = {}
         token = _response_headers.set(box)
-        error: BackendError | None = None
         started = time.perf_counter()
         try:
-            response = await self._client.chat.complete_async(**params)
-        except MistralError as exc:
-            error = p.error_for_status(
-                self.name,
-                exc.status_code,
-                p.scrub(exc.message, [self._secret]),
-                headers=exc.headers,
-                request_id=_request_id(exc.headers),
-            )
-        except NoResponseError as exc:
-            error = TransientError(f"mistral: {exc.message}")
-        except Exception as exc:
-            if not p.is_transport_error(exc):
-                raise
-            detail = p.scrub(str(exc) or type(exc).__name__, [self._secret])
-            error = TransientError(f"mistral: {type(exc).__name__}: {detail}")
+            send = self._client.chat.complete_async(**params)
+            response = await p.call(self.name, [self._secret], send, _describe)
         finally:
             _response_headers.reset(token)
-        if error is not None:
-            # Raised out here so the SDK's exception, which may quote the key, is not chained.
-            raise error
         latency = time.perf_counter() - started
         if not response.choices:
             raise FatalError("mistral: the reply had no choices", request_id=response.id)
@@ -169,6 +147,16 @@ class MistralBackend(Backend):
             sync, async_ = self._owned
             sync.close()
             await async_.aclose()
+
+
+def _describe(exc: Exception) -> p.Failure | None:
+    from mistralai.client.errors import MistralError, NoResponseError
+
+    if isinstance(exc, MistralError):
+        return p.Failure(exc.status_code, exc.message, exc.headers, _request_id(exc.headers))
+    if isinstance(exc, NoResponseError):
+        return p.Failure(detail=exc.message, transient=True)
+    return None
 
 
 def _text(content: object) -> str:

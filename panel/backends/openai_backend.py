@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import BackendError, BackendSpecError, FatalError, MissingKeyError, TransientError
+from ..errors import BackendSpecError, FatalError, MissingKeyError
 from . import _provider as p
-from .base import Backend, Reply, Request, Usage
+from .base import Backend, BackendOptions, MemberSpec, Reply, Request, Usage
 
 if TYPE_CHECKING:
-    from openai import APIStatusError, AsyncOpenAI
+    from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletion
 
-    from .registry import MemberSpec
-
-__all__ = ["PLACEHOLDER_KEY", "OpenAIBackend"]
+__all__ = ["PLACEHOLDER_KEY", "OpenAIBackend", "OpenAIOptions"]
 
 PLACEHOLDER_KEY = "not-needed"
-_TOKEN_PARAMS = ("max_completion_tokens", "max_tokens")
+
+
+class OpenAIOptions(BackendOptions):
+    #: OpenAI's newer models refuse `max_tokens`; compatible servers only know `max_tokens`.
+    #: Unset: `max_tokens` with a `base_url`, else `max_completion_tokens`.
+    token_param: Literal["max_completion_tokens", "max_tokens"] | None = None
 
 
 class OpenAIBackend(Backend):
@@ -34,6 +38,7 @@ class OpenAIBackend(Backend):
     default_concurrency = 8
     # The SDK client times out first; the engine keeps its own backstop a little later.
     default_timeout = p.DEFAULT_TIMEOUT
+    options_model = OpenAIOptions
 
     def __init__(
         self,
@@ -65,27 +70,25 @@ class OpenAIBackend(Backend):
         if not spec.model:
             raise BackendSpecError("backend 'openai' needs a model: write openai:MODEL")
         options = spec.options
+        own = OpenAIOptions.of(cls.name, options)
         base_url = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
         names = p.key_variables(options, cls.key_env or "OPENAI_API_KEY")
         found = p.env_key(names)
         if found is None and base_url is None:
             raise MissingKeyError(cls.name, names[0])
-        token_param = options.get("token_param")
-        if token_param is not None and token_param not in _TOKEN_PARAMS:
-            raise BackendSpecError(f"token_param must be one of {', '.join(_TOKEN_PARAMS)}")
         return cls(
             spec.model,
             api_key=found[1] if found else PLACEHOLDER_KEY,
             base_url=base_url,
             timeout=p.timeout_option(options),
-            token_param=token_param,
+            token_param=own.token_param,
         )
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
 
     async def generate(self, request: Request) -> Reply:
-        from openai import APIConnectionError, APIError, APIStatusError
+        import openai
 
         sampling = request.sampling
         params: dict[str, Any] = {
@@ -97,20 +100,13 @@ class OpenAIBackend(Backend):
             "seed": sampling.seed,
             self.token_param: sampling.max_tokens,
         }
-        error: BackendError | None = None
-        started = time.perf_counter()
-        try:
+
+        async def send() -> tuple[Any, ChatCompletion]:
             raw = await self._client.chat.completions.with_raw_response.create(**params)
-            completion = raw.parse()
-        except APIStatusError as exc:
-            error = self._status_error(exc)
-        except APIConnectionError as exc:  # also timeouts, resets and refused connections
-            error = TransientError(f"openai: {p.scrub(str(exc), [self._secret])}")
-        except APIError as exc:
-            error = FatalError(f"openai: {p.scrub(str(exc), [self._secret])}")
-        if error is not None:
-            # Raised out here so the SDK's exception, which may quote the key, is not chained.
-            raise error
+            return raw, raw.parse()
+
+        started = time.perf_counter()
+        raw, completion = await p.call(self.name, [self._secret], send(), p.stainless(openai))
         latency = time.perf_counter() - started
         if not completion.choices:
             raise FatalError("openai: the reply had no choices", request_id=raw.request_id)
@@ -134,15 +130,6 @@ class OpenAIBackend(Backend):
             finish_reason=p.finish_reason(choice.finish_reason),
             request_id=raw.request_id or completion.id,
             meta=meta,
-        )
-
-    def _status_error(self, exc: APIStatusError) -> BackendError:
-        return p.error_for_status(
-            self.name,
-            exc.status_code,
-            p.scrub(exc.message, [self._secret]),
-            headers=exc.response.headers,
-            request_id=exc.request_id,
         )
 
     async def aclose(self) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BackendSpecError, MissingDependencyError
-from .base import Backend
+from .base import Backend, BackendOptions, MemberSpec
 
-__all__ = ["BACKENDS", "MemberSpec", "backend_class", "create_backend", "parse_member"]
+__all__ = ["BACKENDS", "MemberSpec", "backend_class", "create_backend", "options_model", "parse_member"]
 
 # name -> (module, class, the SDK module whose absence means the extra is missing)
 BACKENDS: dict[str, tuple[str, str, str | None]] = {
@@ -24,38 +23,36 @@ BACKENDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
-@dataclass(frozen=True)
-class MemberSpec:
-    """One panel member as the user wrote it, plus its configured options."""
-
-    backend: str
-    model: str | None = None
-    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def text(self) -> str:
-        return f"{self.backend}:{self.model}" if self.model else self.backend
-
-
-def parse_member(spec: str, options: dict[str, Any] | None = None) -> MemberSpec:
+def parse_member(spec: str, options: dict[str, Any] | None = None, name: str | None = None) -> MemberSpec:
     """Parse `backend[:model]`. Only the first colon splits, so URLs and paths survive."""
-    name, _, model = spec.strip().partition(":")
-    name = name.strip().lower()
-    if not name:
+    backend, _, model = spec.strip().partition(":")
+    backend = backend.strip().lower()
+    if not backend:
         raise BackendSpecError(f"empty backend spec '{spec}': write backend or backend:model")
-    if name not in BACKENDS:
-        close = difflib.get_close_matches(name, list(BACKENDS), n=2, cutoff=0.5)
+    if backend not in BACKENDS:
+        close = difflib.get_close_matches(backend, list(BACKENDS), n=2, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise BackendSpecError(
-            f"unknown backend '{name}' in '{spec}' (known: {', '.join(sorted(BACKENDS))}){hint}"
+            f"unknown backend '{backend}' in '{spec}' (known: {', '.join(sorted(BACKENDS))}){hint}"
         )
-    return MemberSpec(name, model.strip() or None, dict(options or {}))
+    return MemberSpec(backend, model.strip() or None, dict(options or {}), name)
+
+
+def _load_class(name: str) -> type[Backend]:
+    # Backend modules import their SDK only when they call it, so this works without it.
+    module_name, class_name, _ = BACKENDS[name]
+    cls: type[Backend] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def options_model(name: str) -> type[BackendOptions]:
+    """The model of a backend's own options; needs no SDK, so a config checks without extras."""
+    return _load_class(name).options_model
 
 
 def backend_class(name: str) -> type[Backend]:
-    module_name, class_name, sdk = BACKENDS[name]
-    module = importlib.import_module(module_name)
-    cls: type[Backend] = getattr(module, class_name)
+    cls = _load_class(name)
+    sdk = BACKENDS[name][2]
     if sdk is not None and importlib.util.find_spec(sdk) is None:
         raise MissingDependencyError(name, cls.extra or name, sdk)
     return cls
@@ -64,4 +61,5 @@ def backend_class(name: str) -> type[Backend]:
 def create_backend(spec: MemberSpec) -> Backend:
     """Build the backend for a member; bad specs raise a UserError before any work starts."""
     cls = backend_class(spec.backend)
+    cls.options_model.of(cls.name, spec.options)  # every backend refuses options it does not take
     return cls.from_spec(spec)

@@ -3,7 +3,7 @@ show progress and print, and the work lives in the rest of the package."""
 
 from __future__ import annotations
 
-from ..errors import UserError
+from ..errors import BackendBug, UserError
 from ..run.job import RunInterrupted
 from ..text import for_console
 from . import backends, past, personas, run  # noqa: F401  (each registers its commands)
@@ -19,7 +19,7 @@ def main() -> None:
     notices.reset()  # a run command sets its mode; main may run many times in one process
     try:
         app()
-    except UserError as exc:
+    except (UserError, BackendBug) as exc:
         if notices.mode == "jsonl":
             notices.say("error", f"error: {exc}")
         else:

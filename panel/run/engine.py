@@ -321,8 +321,8 @@ class Engine:
             raise TransientError(f"no reply within {member.timeout:.0f} s") from None
         except BackendError:
             raise
-        except Exception as exc:  # an adapter bug or an SDK error it did not map
-            raise backend.as_backend_error(exc) from exc
+        except Exception as exc:  # our bug stops the run; an SDK error we did not map fails the review
+            raise backend.bug(exc) or backend.as_backend_error(exc) from exc
         member.limiter.settle(reservation, reply.usage.input_tokens + reply.usage.output_tokens)
         member.limiter.observe(reply.meta.get("ratelimit"))
         return reply

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Pacer", "RateLimiter"]
 
 Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass
@@ -93,10 +94,13 @@ class RateLimiter:
         *,
         headroom: float = 0.98,
         clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.requests = Pacer(rpm, headroom=headroom) if rpm else None
         self.tokens = Pacer(tpm, headroom=headroom) if tpm else None
+        # Injected together: tests run the limiter on a fake clock that their sleep advances.
         self.clock = clock
+        self.sleep = sleep
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
         self.waited = 0.0
@@ -110,7 +114,7 @@ class RateLimiter:
                 if wait <= 0:
                     break
                 self.waited += wait
-                await asyncio.sleep(wait)
+                await self.sleep(wait)
             now = self.clock()
             if self.requests is not None:
                 self.requests.take(1, now)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -11,9 +12,10 @@ from tenacity.wait import wait_random_exponential
 
 from ..errors import BackendError
 
-__all__ = ["RetryPolicy", "call_with_retries"]
+__all__ = ["RetryPolicy", "Sleep", "call_with_retries"]
 
 T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class RetryPolicy:
     max_wait: float = 30.0
     #: the longest provider-requested wait we honour; longer hints are capped to this
     max_hint: float = 60.0
+    #: how a wait between tries is spent; tests pass one that counts instead of sleeping
+    sleep: Sleep = field(default=asyncio.sleep, compare=False, repr=False)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -58,6 +62,7 @@ async def call_with_retries(
         wait=wait,
         retry=retry_if_exception(_retryable),
         before_sleep=before_sleep,
+        sleep=policy.sleep,
         reraise=True,
     ):
         with attempt:
