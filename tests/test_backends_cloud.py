@@ -406,7 +406,7 @@ def test_anthropic_auto_switches_to_the_tool_once(
     import anthropic
     import httpx2
 
-    from panel.backends.anthropic_backend import AnthropicBackend
+    from panel.backends.anthropic import AnthropicBackend
 
     class RefuseNativeFormat(httpx2.AsyncHTTPTransport):
         refused = 0
@@ -459,8 +459,8 @@ for sdk in ("openai", "anthropic", "mistralai", "huggingface_hub"):
     sys.modules[sdk] = None  # any import of it now fails
 from panel.backends.registry import MemberSpec, create_backend
 from panel.errors import MissingDependencyError
-import panel.backends.openai_backend, panel.backends.anthropic_backend
-import panel.backends.mistral_backend, panel.backends.hf_backend
+import panel.backends.openai, panel.backends.anthropic
+import panel.backends.mistral, panel.backends.hf
 for name, extra in (("openai", "openai"), ("anthropic", "anthropic"),
                     ("mistral", "mistral"), ("hf", "hf")):
     try:

@@ -16,10 +16,10 @@ __all__ = ["BACKENDS", "MemberSpec", "backend_class", "create_backend", "options
 BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "local": ("panel.backends.local", "LocalBackend", "llama_cpp"),
     "fake": ("panel.backends.fake", "FakeBackend", None),
-    "openai": ("panel.backends.openai_backend", "OpenAIBackend", "openai"),
-    "anthropic": ("panel.backends.anthropic_backend", "AnthropicBackend", "anthropic"),
-    "mistral": ("panel.backends.mistral_backend", "MistralBackend", "mistralai"),
-    "hf": ("panel.backends.hf_backend", "HFBackend", "huggingface_hub"),
+    "openai": ("panel.backends.openai", "OpenAIBackend", "openai"),
+    "anthropic": ("panel.backends.anthropic", "AnthropicBackend", "anthropic"),
+    "mistral": ("panel.backends.mistral", "MistralBackend", "mistralai"),
+    "hf": ("panel.backends.hf", "HFBackend", "huggingface_hub"),
 }
 
 
