@@ -537,8 +537,8 @@ def test_panel_config_names_the_config_and_a_member_is_picked_by_its_name(
     made = cli("review", "-b", "stub", "--tools", "ollama", "--out", str(runs_dir), "--progress", "quiet")
     assert made.code == 0, made
     assert set(_cells(runs_dir, made.out.split(":")[0])) == {
-        ("ollama", p, "fake:schema", "0") for p in ("builder", "skeptic", "futurist", "business_analyst")
-    }
+        ("ollama", p, "stub", "0") for p in ("builder", "skeptic", "futurist", "business_analyst")
+    }  # a named member is known by its name in the store and the record
     monkeypatch.setenv("PANEL_CONFIG", str(tmp_path / "none.toml"))
     missing = cli("review", "-b", "stub", "--out", str(runs_dir))
     assert (
@@ -602,3 +602,25 @@ def test_show_and_render_of_an_unfinished_run_say_it_is_partial(
     assert cli("review", "--resume", run_id, "--out", str(runs_dir), "--progress", "quiet").code == 0
     assert cli("show", run_id, "--out", str(runs_dir)).err == ""
     assert cli("render", run_id, "--format", "md", "--runs", str(runs_dir)).err == ""
+
+
+def test_two_members_of_one_model_sit_on_the_panel_by_their_names(
+    cli: Any, tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, yielding_fake: None
+) -> None:
+    """Members are keyed by name: the same backend:model twice (say, two servers) is two members."""
+    config = tmp_path / "panel.toml"
+    config.write_text(
+        '[[members]]\nspec = "fake"\nname = "left"\n\n[[members]]\nspec = "fake"\nname = "right"\n'
+    )
+    _interrupt_after(monkeypatch, 5, _keyboard_interrupt)
+    cut = cli("review", *TWO_TOOLS, "--config", str(config), "--out", str(runs_dir), "--progress", "quiet")
+    assert cut.code == 130, cut
+    run_id = _one_line(cut.err).split()[2]  # "interrupted: run RUN has N of 16 reviews; ..."
+    resumed = cli("review", "--resume", run_id, "--out", str(runs_dir), "--progress", "quiet")
+    assert resumed.code == 0, resumed
+    cells = _cells(runs_dir, run_id)
+    assert len(cells) == 16 and set(cells.values()) == {1}
+    assert {member for _, _, member, _ in cells} == {"left", "right"}
+    record = json.loads((runs_dir / run_id / "tools" / "ollama.json").read_text())
+    assert record["panel"]["members"] == ["left", "right"]
+    assert set(record["tools"][0]["panel_by_member"]) == {"left", "right"}

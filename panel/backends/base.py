@@ -171,6 +171,8 @@ class Backend(abc.ABC):
 
     def __init__(self, model: str) -> None:
         self.model = model
+        #: the member's `name` in panel.toml, set by the registry; the label when given
+        self.member_name: str | None = None
 
     @classmethod
     def from_spec(cls, spec: MemberSpec) -> Backend:
@@ -190,8 +192,9 @@ class Backend(abc.ABC):
 
     @property
     def label(self) -> str:
-        """How this panel member is named in records: `backend:model`."""
-        return f"{self.name}:{self.model}"
+        """How this panel member is named in the store and the record: its configured
+        `name`, else `backend:model`."""
+        return self.member_name or f"{self.name}:{self.model}"
 
     @abc.abstractmethod
     async def generate(self, request: Request) -> Reply:

@@ -60,8 +60,7 @@ async def check_member(spec: MemberSpec) -> CheckResult:
         backend = create_backend(spec)
     except PanelError as exc:
         return CheckResult(spec.key, False, None, str(exc))
-    # Lines are labelled the way the config names the member; unnamed, as the backend says.
-    label = spec.name or backend.label
+    label = backend.label  # the member's name in the config, else backend:model
     request = Request(
         messages=[
             {"role": "system", "content": "You check that a connection works."},

@@ -62,4 +62,6 @@ def create_backend(spec: MemberSpec) -> Backend:
     """Build the backend for a member; bad specs raise a UserError before any work starts."""
     cls = backend_class(spec.backend)
     cls.options_model.of(cls.name, spec.options)  # every backend refuses options it does not take
-    return cls.from_spec(spec)
+    backend = cls.from_spec(spec)
+    backend.member_name = spec.name
+    return backend

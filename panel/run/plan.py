@@ -105,7 +105,11 @@ def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = 
         )
     labels = [m.backend.label for m in members]
     if len(set(labels)) != len(labels):
-        raise BackendSpecError(f"the same panel member is listed twice: {', '.join(labels)}")
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        raise BackendSpecError(
+            f"the same panel member is listed twice: {', '.join(twice)} "
+            "(give each its own name in panel.toml)"
+        )
     return members
 
 
@@ -176,7 +180,7 @@ def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> 
     config = run.config
     if "member_specs" not in config:
         raise ConfigError(f"run '{run_id}' was recorded without its plan and cannot be resumed")
-    specs = [parse_member(m["spec"], m["options"]) for m in config["member_specs"]]
+    specs = [parse_member(m["spec"], m["options"], m.get("name")) for m in config["member_specs"]]
     return Plan(
         tools,
         personas,
@@ -198,7 +202,7 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
         str(plan.catalog_path) if plan.catalog_path else None,
         {
             "members": [m.backend.label for m in plan.members],
-            "member_specs": [{"spec": s.text, "options": s.options} for s in plan.specs],
+            "member_specs": [{"spec": s.text, "name": s.name, "options": s.options} for s in plan.specs],
             "sampling": plan.sampling.as_dict(),
             "prompts": plan.prompts.fingerprint,
             "repeats": plan.repeats,
