@@ -8,8 +8,7 @@ import jsonschema
 import pytest
 
 from panel.resources import data_dir
-
-from .conftest import EXAMPLE_CATALOG
+from panel.store import Store
 
 GOOD_TOOL = """\
   - id: {id}
@@ -167,8 +166,12 @@ def test_example_catalog_is_the_default(
     monkeypatch.chdir(tmp_path)  # no examples/ here: falls back to the installed sample
     result = cli("compare", "ollama", "vllm", "-b", "fake", "--json", "--out", str(runs_dir))
     assert result.code == 0, result.err
-    assert json.loads(result.out)["tools"][0]["name"] == "Ollama"
-    assert EXAMPLE_CATALOG.is_file()
+    record = json.loads(result.out)
+    assert record["tools"][0]["name"] == "Ollama"
+    # The run read the sample that ships with the package, not a file of the working folder.
+    with Store(runs_dir, readonly=True) as store:
+        run = store.get_run(record["run_id"])
+    assert run is not None and run.catalog == str(data_dir("examples") / "catalog.yaml")
 
 
 def test_render_writes_each_format_of_a_past_run(cli: Any, runs_dir: Path, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -446,18 +445,17 @@ def test_reset_and_hang_faults_fail_the_client(fake: FakeProvider) -> None:
         with pytest.raises(openai.APIConnectionError):
             client.chat.completions.create(model="m", messages=MESSAGES)
         fake.configure(faults=["hang"], hang_seconds=10)
-        started = time.monotonic()
+        # The client's own 0.5 s timeout ends the call; the server meant to hang for 10 s.
         with pytest.raises(openai.APITimeoutError):
             client.chat.completions.create(model="m", messages=MESSAGES)
-        assert time.monotonic() - started < 3
     assert fake.stats()["faults"] == {"reset": 1, "hang": 1}
+    assert fake.stats()["delays"] == [10]
 
 
 def test_hang_answers_after_hang_seconds(fake: FakeProvider) -> None:
     fake.configure(fault_rate=1, faults=["hang"], hang_seconds=0.3)
-    started = time.monotonic()
     assert post(fake, "/v1/chat/completions", openai_body())[0] == 200
-    assert time.monotonic() - started >= 0.3
+    assert fake.stats()["delays"] == [0.3] and fake.stats()["faults"] == {"hang": 1}
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
@@ -556,16 +554,19 @@ def test_anthropic_429_shape(fake: FakeProvider) -> None:
     assert int(headers["retry-after"]) >= 1
 
 
-def test_tpm_limit_and_short_window_recovers(fake: FakeProvider) -> None:
-    fake.configure(tpm=100, rate_window=0.5)
-    first = post(fake, "/v1/chat/completions", openai_body())
-    assert first[0] == 200
-    used = first[2]["usage"]["total_tokens"]
-    assert int(first[1]["x-ratelimit-remaining-tokens"]) == 100 - used
-    assert post(fake, "/v1/chat/completions", openai_body(content="more"))[0] == 429
-    time.sleep(0.6)
-    assert post(fake, "/v1/chat/completions", openai_body(content="later"))[0] == 200
-    assert fake.stats()["over_limit_served"] == 0
+def test_tpm_limit_and_short_window_recovers() -> None:
+    now = [1000.0]  # the provider's clock: moved on by hand, never slept through
+    with FakeProvider(clock=lambda: now[0], tpm=100, rate_window=0.5) as fake:
+        first = post(fake, "/v1/chat/completions", openai_body())
+        assert first[0] == 200
+        used = first[2]["usage"]["total_tokens"]
+        assert int(first[1]["x-ratelimit-remaining-tokens"]) == 100 - used
+        assert post(fake, "/v1/chat/completions", openai_body(content="more"))[0] == 429
+        now[0] += 0.4  # still inside the window
+        assert post(fake, "/v1/chat/completions", openai_body(content="soon"))[0] == 429
+        now[0] += 0.2  # the first request has left the window
+        assert post(fake, "/v1/chat/completions", openai_body(content="later"))[0] == 200
+        assert fake.stats()["over_limit_served"] == 0
 
 
 def test_concurrent_clients_and_limit_holds(fake: FakeProvider) -> None:
@@ -591,9 +592,10 @@ def test_concurrent_clients_and_limit_holds(fake: FakeProvider) -> None:
 
 def test_latency(fake: FakeProvider) -> None:
     fake.configure(latency=0.2, latency_jitter=0.1)
-    started = time.monotonic()
     post(fake, "/v1/chat/completions", openai_body())
-    assert 0.2 <= time.monotonic() - started < 1.5
+    post(fake, "/v1/chat/completions", openai_body(content="again"))
+    delays = fake.stats()["delays"]
+    assert len(delays) == 2 and all(0.2 <= d <= 0.3 for d in delays) and delays[0] != delays[1]
 
 
 # --- control, errors, CLI -----------------------------------------------------------------

@@ -121,8 +121,24 @@ def test_identical_rerun_makes_no_calls_and_a_changed_tool_reruns_only_its_cells
     assert [r[0] for r in copied] == [changed_id]
     diff = cli("diff", _run_id(second.out), third_id, "--out", str(runs_dir), "--json")
     flipped = json.loads(diff.out)["flipped"]
-    assert {f["tool_id"] for f in flipped} <= {changed_id}
+    # The diff must list exactly the cells whose stored verdicts differ, read here on their own.
+    before = dict(_verdicts(db, _run_id(second.out)))
+    expected = sorted(
+        (key, before[key], verdict) for key, verdict in _verdicts(db, third_id) if before[key] != verdict
+    )
+    listed = sorted(
+        ((f["tool_id"], f["persona_id"], f["member"], f["repeat"]), f["before"], f["after"]) for f in flipped
+    )
+    assert listed == expected
+    assert all(key[0] == changed_id for key, _, _ in expected)  # copied reviews cannot flip
     assert json.loads(diff.out)["same"] + len(flipped) == 36
+
+
+def _verdicts(db: sqlite3.Connection, run_id: str) -> list[tuple[tuple[str, str, str, int], str | None]]:
+    rows = db.execute(
+        "SELECT tool_id, persona_id, member, repeat, verdict FROM reviews WHERE run_id = ?", (run_id,)
+    )
+    return [((r[0], r[1], r[2], r[3]), r[4]) for r in rows]
 
 
 def test_budget_stops_cleanly_and_resume_finishes(

@@ -84,7 +84,9 @@ class ScorecardEntry(_Model):
     persona_id: str
     persona_name: str
     lens: str
-    member: str = Field(description="The panel member that wrote the review: its name in panel.toml, else backend:model.")
+    member: str = Field(
+        description="The panel member that wrote the review: its name in panel.toml, else backend:model."
+    )
     valid: bool
     verdict: str | None
     verdict_note: str | None

@@ -35,6 +35,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
@@ -192,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             knobs = state.knobs
             admitted, rate = state.window.decide(
-                knobs, req.prompt_tokens + clean.completion_tokens, time.monotonic()
+                knobs, req.prompt_tokens + clean.completion_tokens, state.clock()
             )
             if admitted and state.window.over(knobs):
                 state.over_limit_served += 1
@@ -202,6 +203,8 @@ class _Handler(BaseHTTPRequestHandler):
                 state.faults[fault] += 1
                 record["fault"] = fault
             delay = knobs.latency + knobs.latency_jitter * state.jitter_rng.random()
+            if delay:
+                state.delays.append(delay)
         if delay and self.server.stopping.wait(delay):
             return self._drop(record)
         if not admitted:
@@ -212,6 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply_error(req.provider, 429, message, request_id, record, rate)
         if fault == "reset":
             return self._drop(record)
+        if fault == "hang":
+            with state.lock:
+                state.delays.append(knobs.hang_seconds)
         if fault == "hang" and self.server.stopping.wait(knobs.hang_seconds):
             return self._drop(record)
         if fault in ("500", "503", "529"):
@@ -283,10 +289,18 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeProvider:
     """The fake server, run on a background thread. Knob kwargs are `Knobs` fields."""
 
-    def __init__(self, port: int = 0, *, verbose: bool = False, **knobs: Any) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        verbose: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        **knobs: Any,
+    ) -> None:
         self._requested_port = port
         self._verbose = verbose
-        self._state = State(Knobs().updated(knobs))
+        # The rate window reads `clock`, so a test can move time on instead of sleeping.
+        self._state = State(Knobs().updated(knobs), clock)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

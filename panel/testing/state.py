@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 import random
 import threading
+import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -133,9 +135,10 @@ class Window:
 class State:
     """Knobs, counters and the rate window behind one lock."""
 
-    def __init__(self, knobs: Knobs) -> None:
+    def __init__(self, knobs: Knobs, clock: Callable[[], float] = time.monotonic) -> None:
         self.lock = threading.Lock()
         self.knobs = knobs
+        self.clock = clock
         self.reset()
 
     def reset(self) -> None:
@@ -153,6 +156,8 @@ class State:
         self.over_limit_served = 0
         self.in_flight = 0
         self.in_flight_max = 0
+        #: the waits the server chose (latency, hangs), in seconds: tests read these, not a clock
+        self.delays: deque[float] = deque(maxlen=self.knobs.history)
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=self.knobs.history)
@@ -177,6 +182,7 @@ class State:
             "over_limit_served": self.over_limit_served,
             "in_flight": self.in_flight,
             "in_flight_max": self.in_flight_max,
+            "delays": list(self.delays),
             "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
             "window": {"requests": len(self.window.entries), "tokens": self.window.tokens},
             "duplicates": sum(1 for n in self.body_hashes.values() if n > 1),
