@@ -7,6 +7,16 @@ from panel.personas import Persona, load_personas
 from panel.resources import data_dir
 from panel.store import ReviewRow
 
+#: one tool of a YAML catalog list, to fill with `.format(id=..., name=...)`
+TOOL_YAML = """\
+  - id: {id}
+    name: {name}
+    category: Developer Tools
+    tagline: t
+    description: d
+    pricing: {{model: free}}
+"""
+
 
 def tool(tid: str, *, ship: int | None = None, skip: int | None = None, pricing: str = "free") -> Tool:
     votes = Community(ship=ship or 0, skip=skip or 0) if ship is not None or skip is not None else None

@@ -344,37 +344,6 @@ def test_heatmap_draws_undefined_kappa(tmp_path: Path) -> None:
     assert path.read_bytes().startswith(PNG)
 
 
-def test_analyze_leaves_out_a_rater_whose_every_review_failed(tmp_path: Path) -> None:
-    verdicts = {
-        "builder": ["ship", "skip", "ship", "skip", None],
-        "skeptic": ["ship", "ship", "skip", "skip", "skip"],
-        "futurist": [None] * 5,
-    }
-    tools = [f"t{i}" for i in range(5)]
-    with Store(tmp_path / "runs") as store:
-        store.create_run(
-            "r", "test", None, {"members": ["a:x"]},
-            tools=[(t, "fp", {"id": t}) for t in tools],
-            personas=[(p, "v", {"id": p}) for p in verdicts],
-        )  # fmt: skip
-        for persona, column in verdicts.items():
-            for tool, verdict in zip(tools, column, strict=True):
-                store.save_review(
-                    "r", CellKey(tool, persona, "a:x"), "a", "x",
-                    data={"verdict": verdict} if verdict else None, error=None if verdict else "failed",
-                    raw_reply=None, request_id=None, asks=1,
-                )  # fmt: skip
-        report = analyze(store, ["r"], "rater", n_resamples=50)
-    assert report.stats.raters == ["builder / a:x", "skeptic / a:x"]
-    assert any("futurist / a:x" in note for note in report.notes)
-    matrix = [[b, s] for b, s in zip(verdicts["builder"], verdicts["skeptic"], strict=True)]
-    assert report.missing == 1 and report.items == tools
-    assert report.stats.fleiss_kappa.point == pytest.approx(stats.fleiss_kappa(matrix))
-    assert report.stats.krippendorff_alpha.point == pytest.approx(stats.krippendorff_alpha_nominal(matrix))
-    (pooled,) = report.cohen  # one member: only the pooled persona matrix
-    assert pooled.raters == list(verdicts) and math.isnan(pooled.kappa[2][2])
-
-
 def _store_run(store: Store, verdicts: dict[str, list[str | None]]) -> None:
     """Run "r" on one member with each persona's verdicts on tools t0, t1, ..."""
     tools = [f"t{i}" for i in range(len(next(iter(verdicts.values()))))]
@@ -390,6 +359,26 @@ def _store_run(store: Store, verdicts: dict[str, list[str | None]]) -> None:
                 data={"verdict": verdict} if verdict else None, error=None if verdict else "failed",
                 raw_reply=None, request_id=None, asks=1,
             )  # fmt: skip
+
+
+def test_analyze_leaves_out_a_rater_whose_every_review_failed(tmp_path: Path) -> None:
+    verdicts = {
+        "builder": ["ship", "skip", "ship", "skip", None],
+        "skeptic": ["ship", "ship", "skip", "skip", "skip"],
+        "futurist": [None] * 5,
+    }
+    tools = [f"t{i}" for i in range(5)]
+    with Store(tmp_path / "runs") as store:
+        _store_run(store, verdicts)
+        report = analyze(store, ["r"], "rater", n_resamples=50)
+    assert report.stats.raters == ["builder / a:x", "skeptic / a:x"]
+    assert any("futurist / a:x" in note for note in report.notes)
+    matrix = [[b, s] for b, s in zip(verdicts["builder"], verdicts["skeptic"], strict=True)]
+    assert report.missing == 1 and report.items == tools
+    assert report.stats.fleiss_kappa.point == pytest.approx(stats.fleiss_kappa(matrix))
+    assert report.stats.krippendorff_alpha.point == pytest.approx(stats.krippendorff_alpha_nominal(matrix))
+    (pooled,) = report.cohen  # one member: only the pooled persona matrix
+    assert pooled.raters == list(verdicts) and math.isnan(pooled.kappa[2][2])
 
 
 def test_the_note_on_a_rater_with_one_verdict_says_what_the_report_holds(tmp_path: Path) -> None:

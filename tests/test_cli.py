@@ -10,14 +10,7 @@ import pytest
 from panel.resources import data_dir
 from panel.store import Store
 
-GOOD_TOOL = """\
-  - id: {id}
-    name: {name}
-    category: Developer Tools
-    tagline: t
-    description: d
-    pricing: {{model: free}}
-"""
+from .factories import TOOL_YAML
 
 
 def _catalog(tmp_path: Path, body: str) -> Path:
@@ -38,7 +31,7 @@ def _assert_clean_failure(result: Any, runs: Path, *fragments: str) -> None:
 
 
 def test_yaml_syntax_error(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
-    cat = _catalog(tmp_path, GOOD_TOOL.format(id="a", name="A") + "  - id: [b\n")
+    cat = _catalog(tmp_path, TOOL_YAML.format(id="a", name="A") + "  - id: [b\n")
     result = cli("compare", "a", "b", "--catalog", str(cat), "--backend", "fake", "--out", str(runs_dir))
     _assert_clean_failure(
         result, runs_dir, f"{cat}:9", "YAML syntax error", "while parsing a flow sequence at line 8"
@@ -46,7 +39,7 @@ def test_yaml_syntax_error(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
 
 
 def test_missing_required_field(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
-    body = GOOD_TOOL.format(id="a", name="A") + GOOD_TOOL.format(id="b", name="B").replace(
+    body = TOOL_YAML.format(id="a", name="A") + TOOL_YAML.format(id="b", name="B").replace(
         "    tagline: t\n", ""
     )
     cat = _catalog(tmp_path, body)
@@ -55,13 +48,13 @@ def test_missing_required_field(cli: Any, tmp_path: Path, runs_dir: Path) -> Non
 
 
 def test_wrong_type(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
-    cat = _catalog(tmp_path, GOOD_TOOL.format(id="a", name="A") + GOOD_TOOL.format(id="b", name="[1, 2]"))
+    cat = _catalog(tmp_path, TOOL_YAML.format(id="a", name="A") + TOOL_YAML.format(id="b", name="[1, 2]"))
     result = cli("compare", "a", "b", "--catalog", str(cat), "--backend", "fake", "--out", str(runs_dir))
     _assert_clean_failure(result, runs_dir, f"{cat}:9", "field 'name'")
 
 
 def test_duplicate_id(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
-    cat = _catalog(tmp_path, GOOD_TOOL.format(id="a", name="A") + GOOD_TOOL.format(id="a", name="B"))
+    cat = _catalog(tmp_path, TOOL_YAML.format(id="a", name="A") + TOOL_YAML.format(id="a", name="B"))
     result = cli("compare", "a", "b", "--catalog", str(cat), "--backend", "fake", "--out", str(runs_dir))
     _assert_clean_failure(result, runs_dir, f"{cat}:8", "duplicate tool id 'a'", "line 2")
 
@@ -218,7 +211,7 @@ def test_review_and_compare_refuse_bad_input_before_writing(
 
 def test_square_brackets_in_catalog_text_print_as_text(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
     cat = _catalog(
-        tmp_path, GOOD_TOOL.format(id="a", name="Alpha [/] [bold]tool") + GOOD_TOOL.format(id="b", name="B")
+        tmp_path, TOOL_YAML.format(id="a", name="Alpha [/] [bold]tool") + TOOL_YAML.format(id="b", name="B")
     )
     result = cli("compare", "a", "b", "--catalog", str(cat), "-b", "fake", "--out", str(runs_dir))
     assert result.code == 0, result.err

@@ -19,15 +19,8 @@ import pytest
 from panel.errors import shown
 
 from .conftest import ROOT
+from .factories import TOOL_YAML
 
-TOOL = """\
-  - id: {id}
-    name: {name}
-    category: Developer Tools
-    tagline: t
-    description: d
-    pricing: {{model: free}}
-"""
 GOOD_JSON = {
     "id": "a",
     "name": "A",
@@ -125,7 +118,7 @@ def test_deep_nesting_is_refused_not_a_recursion_error(cli: Any, tmp_path: Path,
 
 
 def test_a_value_python_cannot_build_names_its_line(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
-    cat = _catalog(tmp_path, "tools:\n" + TOOL.format(id="a", name="A") + "    released: 2024-13-45\n")
+    cat = _catalog(tmp_path, "tools:\n" + TOOL_YAML.format(id="a", name="A") + "    released: 2024-13-45\n")
     line = _compare(cli, runs_dir, "a", "b", "--catalog", str(cat))
     assert line == f"error: {cat}:8: cannot read the value: month must be in 1..12"
 
@@ -134,7 +127,7 @@ def test_a_value_python_cannot_build_names_its_line(cli: Any, tmp_path: Path, ru
 
 
 def test_duplicate_key_in_a_yaml_tool_names_both_lines(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
-    cat = _catalog(tmp_path, "tools:\n" + TOOL.format(id="a", name="A") + "    id: b\n")
+    cat = _catalog(tmp_path, "tools:\n" + TOOL_YAML.format(id="a", name="A") + "    id: b\n")
     line = _compare(cli, runs_dir, "a", "b", "--catalog", str(cat))
     assert line == f"error: {cat}:8: duplicate key 'id' (already at line 2)"
 
@@ -311,7 +304,7 @@ MEGA = "x" * 1_000_000
 
 
 def test_a_megabyte_name_is_cut_in_the_error(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
-    cat = _catalog(tmp_path, "tools:\n" + TOOL.format(id="a", name=json.dumps("\n" + MEGA)))
+    cat = _catalog(tmp_path, "tools:\n" + TOOL_YAML.format(id="a", name=json.dumps("\n" + MEGA)))
     line = _compare(cli, runs_dir, "a", "b", "--catalog", str(cat))
     assert line == (
         f"error: {cat}:3: tool 'a': field 'name': Value error, must be one line, with no control "
