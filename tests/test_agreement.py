@@ -336,6 +336,17 @@ def test_parquet_export_holds_the_long_table(cli: Any, runs: Runs, tmp_path: Pat
     assert set(table.column("repeat").to_pylist()) == {0, 1}
 
 
+def test_plots_into_a_path_that_is_a_file_is_one_line(cli: Any, runs: Runs, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    blocker = tmp_path / "plots"
+    blocker.write_text("not a folder")
+    result = cli("agreement", runs.single, "--plots", str(blocker), "--out", str(runs.out))
+    assert result.code == 2, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.err
+    assert lines[0].startswith(f"error: cannot write {blocker}/") and "is a file, not a folder" in lines[0]
+
+
 def test_heatmap_draws_undefined_kappa(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from panel.analysis.plots import kappa_heatmap

@@ -6,12 +6,14 @@ matplotlib is imported only when a figure is drawn, so the package works without
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingExtraError
+from ..report.files import write_atomic
 
 if TYPE_CHECKING:
     from .agreement import AgreementReport, KappaMatrix
@@ -60,7 +62,7 @@ def kappa_heatmap(
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Cohen's kappa")
         ax.set_title(title, fontsize=11)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        _save(fig, path)
     finally:
         plt.close(fig)
     return path
@@ -85,10 +87,17 @@ def ship_rate_chart(rates: dict[str, float | None], title: str, path: Path, posi
         ax.set_title(title, fontsize=11)
         ax.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        _save(fig, path)
     finally:
         plt.close(fig)
     return path
+
+
+def _save(fig: Any, path: Path) -> None:
+    """A figure as PNG, written whole or not at all like every other output file."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    write_atomic(path, buffer.getvalue())
 
 
 def _matrix_file(m: KappaMatrix) -> str:
@@ -97,8 +106,7 @@ def _matrix_file(m: KappaMatrix) -> str:
 
 def write_plots(report: AgreementReport, folder: Path) -> list[Path]:
     """Every heatmap and the ship-rate chart of ``report`` into ``folder``; the files written."""
-    _pyplot()  # fail on a missing extra before creating the folder
-    folder.mkdir(parents=True, exist_ok=True)
+    _pyplot()  # fail on a missing extra before writing anything
     data = report.to_dict()
     written = []
     for matrix, shown in zip(report.cohen, data["cohen"], strict=True):

@@ -102,12 +102,12 @@ def _review_line(run_id: str, r: ReviewRow) -> dict[str, Any]:
     }
 
 
-def write_atomic(path: Path, text: str | Iterable[str]) -> None:
+def write_atomic(path: Path, text: str | bytes | Iterable[str]) -> None:
     """Write a file so that readers see the old file or the new one, never half of one.
 
-    `text` may be an iterable of chunks, written as they come, so a large file is never
-    held in memory whole. A file that cannot be written (a full disk, a folder in the way,
-    no permission) is a one-line error naming it.
+    `text` is text, bytes (a picture), or an iterable of text chunks written as they come,
+    so a large file is never held in memory whole. A file that cannot be written (a full
+    disk, a folder in the way, no permission) is a one-line error naming it.
     """
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a folder; give a file name")
@@ -122,11 +122,15 @@ def write_atomic(path: Path, text: str | Iterable[str]) -> None:
     # mkstemp makes the file private; an output file gets the usual permissions.
     os.chmod(tmp, 0o666 & ~_umask())
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            if isinstance(text, str):
-                fh.write(text)
-            else:
-                fh.writelines(text)
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as raw:
+                raw.write(text)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                if isinstance(text, str):
+                    fh.write(text)
+                else:
+                    fh.writelines(text)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
