@@ -15,7 +15,7 @@ import shlex
 import signal
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,16 @@ def _one_line(err: str) -> str:
     assert len(lines) == 1, err
     assert "Traceback" not in err
     return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def terminal_sigint() -> Iterator[None]:
+    """Ctrl-C as at a terminal. A job started in the background (as `cmd &` in a script, which
+    is how a CI runner may start this suite) inherits SIGINT ignored, and Python then never
+    raises KeyboardInterrupt for it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
