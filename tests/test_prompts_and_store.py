@@ -127,3 +127,44 @@ def test_local_schema_caps_fit_the_token_budget() -> None:
     total += small["properties"]["review"]["maxLength"] + small["properties"]["verdict_note"]["maxLength"]
     assert total <= 160 * 3  # about 3 characters a token, less the JSON around them
     assert schema["properties"]["review"].get("maxLength") is None  # the persona's schema is untouched
+
+
+def test_a_cache_lookup_reads_as_much_in_a_large_run_as_in_a_small_one(tmp_path: Path) -> None:
+    """Every request looks the cache up once: the lookup must not read the whole run (counted
+    in SQLite's virtual-machine steps, not in seconds)."""
+    from panel.backends.base import Reply
+    from panel.store import CellKey
+
+    store = Store(tmp_path / "runs")
+    store.create_run("r", "test", None, {}, [], [])
+    answered = 0
+
+    def answer(n: int) -> None:
+        nonlocal answered
+        for i in range(answered, answered + n):
+            rid = store.begin_request("r", CellKey(f"t{i}", "p", "m"), "fake", "m", 1, [], "s", {}, f"k{i}")
+            store.finish_request(rid, Reply(text="{}"), 1)
+        answered += n
+
+    def steps() -> int:
+        count = [0]
+
+        def tick() -> int:
+            count[0] += 1
+            return 0
+
+        store.db.set_progress_handler(tick, 50)
+        try:
+            assert store.stored_reply("k0", run_id="r") is not None
+            assert store.stored_reply("not-asked", run_id="r") is None
+            assert store.stored_reply("k1") is not None
+        finally:
+            store.db.set_progress_handler(None, 0)
+        return count[0]
+
+    answer(20)
+    small = steps()
+    answer(3000)
+    large = steps()
+    store.close()
+    assert large <= small + 2, (small, large)
