@@ -1,0 +1,1 @@
+"""For researchers: agreement statistics, bootstrap intervals, and their plots (the `analysis` extra)."""

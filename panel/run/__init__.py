@@ -1,0 +1,1 @@
+"""What a run does: plan it, send it within limits and a budget, price it, show progress."""
