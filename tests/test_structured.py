@@ -4,7 +4,9 @@ refuses one, one probe however many workers wait, and refusals never retried."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,3 +197,40 @@ def test_sampling_extras_are_part_of_the_cache_identity(fake: FakeProvider) -> N
     tuned = member("openai", fake, sampling={"repeat_penalty": 1.1})
     assert plain.identity() != tuned.identity()
     assert plain.form_key() == tuned.form_key()
+
+
+# --- through the whole pipeline: recorded per review, remembered in the store ---------------
+
+
+def _config(path: Path, fake: FakeProvider) -> Path:
+    path.write_text(
+        "[retry]\nattempts = 4\nbase_wait = 0.01\nmax_wait = 0.05\n"
+        "[[members]]\n"
+        'spec = "openai:smollm2"\n'
+        'name = "small-server"\n'
+        f'base_url = "{fake.base_url("openai")}"\n'
+        'structured = "auto"\nconcurrency = 4\ntimeout = 5\nprice_input = 0\nprice_output = 0\n'
+    )
+    return path
+
+
+def test_the_negotiated_form_is_recorded_shown_and_remembered(
+    cli: Any, fake: FakeProvider, tmp_path: Path, runs_dir: Path
+) -> None:
+    fake.configure(refuse_forms=["json_schema"])
+    cfg = _config(tmp_path / "panel.toml", fake)
+    first = cli("compare", "ollama", "vllm", "--config", str(cfg), "--out", str(runs_dir), "--json")
+    assert first.code == 0, first.err
+    record = json.loads(first.out)
+    entries = [e for card in record["tools"] for e in card["scorecard"]]
+    assert len(entries) == 8 and all(e["valid"] for e in entries)
+    assert {e["enforced"] for e in entries} == {"grammar"}
+    # One refused probe for the member, and no retry of it.
+    assert fake.stats()["by_form"] == {"json_schema": 1, "json_object": 8}
+    folder = next(p.parent for p in runs_dir.rglob("comparison.md"))
+    assert (folder / "comparison.md").read_text().count("Structure: grammar.") == 8
+    assert (folder / "comparison.html").read_text().count('<p class="enforced">Structure: grammar</p>') == 8
+    # A later process on the same store starts from the stored form: no probe at all.
+    second = cli("compare", "tesseract", "vllm", "--config", str(cfg), "--out", str(runs_dir), "--no-cache")
+    assert second.code == 0, second.err
+    assert fake.stats()["by_form"] == {"json_schema": 1, "json_object": 16}
