@@ -234,3 +234,22 @@ def test_the_negotiated_form_is_recorded_shown_and_remembered(
     second = cli("compare", "tesseract", "vllm", "--config", str(cfg), "--out", str(runs_dir), "--no-cache")
     assert second.code == 0, second.err
     assert fake.stats()["by_form"] == {"json_schema": 1, "json_object": 16}
+
+
+def test_backends_check_reports_the_form_that_worked(cli: Any, fake: FakeProvider, tmp_path: Path) -> None:
+    fake.configure(refuse_forms=["json_schema"])
+    cfg = _config(tmp_path / "panel.toml", fake)
+    result = cli("backends", "check", "--config", str(cfg))
+    assert result.code == 0, result.out
+    assert "small-server" in result.out and "form json_object (grammar)" in result.out
+    assert fake.stats()["by_form"] == {"json_schema": 1, "json_object": 1}
+
+
+def test_backends_check_fails_a_reply_that_ignored_the_schema(
+    cli: Any, fake: FakeProvider, tmp_path: Path
+) -> None:
+    fake.configure(ignore_forms=["json_schema"])
+    cfg = _config(tmp_path / "panel.toml", fake)
+    result = cli("backends", "check", "--config", str(cfg))
+    assert result.code == 1
+    assert "fail" in result.out and "ignored the schema" in result.out
