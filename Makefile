@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := local,cloud,analysis,parquet,dev
+EXTRAS := local,cloud,analysis,parquet,dev,server-test
 
 # llama-cpp-python compiles from source here; a native build was seen to crash in decode.
 export CMAKE_ARGS := -DGGML_NATIVE=OFF

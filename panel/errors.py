@@ -15,6 +15,8 @@ PanelError
     ├── RateLimitError        kind="rate_limit": wait (the provider's hint if any), retry
     ├── TransientError        kind="transient": back off, retry
     └── FatalError            kind="fatal": not retried
+        └── CapabilityError   kind="capability": the server does not take this structured-output
+                              form; never retried, the backend may fall back to another form
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = [
     "BackendBug",
     "BackendError",
     "BackendSpecError",
+    "CapabilityError",
     "CatalogError",
     "ConfigError",
     "ErrorKind",
@@ -43,7 +46,7 @@ __all__ = [
     "shown",
 ]
 
-ErrorKind = Literal["rate_limit", "transient", "fatal"]
+ErrorKind = Literal["rate_limit", "transient", "fatal", "capability"]
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -145,3 +148,11 @@ class TransientError(BackendError):
 
 class FatalError(BackendError):
     kind: ErrorKind = "fatal"
+
+
+class CapabilityError(FatalError):
+    """The server refused the way we asked for structured output (a 400/422, or a 500 whose
+    body is a request-validation error naming the format). Asking again the same way never
+    helps; asking another way may."""
+
+    kind: ErrorKind = "capability"

@@ -82,7 +82,7 @@ def test_an_option_the_backend_does_not_take_names_member_and_backend(cli: Any, 
     path = _write(tmp_path, '[[members]]\nspec = "fake"\n[[members]]\nspec = "openai:m"\ntokens_param = 5\n')
     assert _check(cli, path) == (
         f"error: {path}: members[1].tokens_param: backend 'openai' has no such option "
-        "(its own options are: token_param)"
+        "(its own options are: fit_strings, sampling, structured, token_param)"
     )
 
 
@@ -100,7 +100,8 @@ def test_a_bad_value_of_a_backend_option_names_it(cli: Any, tmp_path: Path) -> N
     path = _write(tmp_path, '[[members]]\nspec = "anthropic:c"\nstructured = "json"\n')
     line = _check(cli, path)
     assert line.startswith(
-        f"error: {path}: members[0].structured: Input should be 'native', 'tool' or 'auto'"
+        f"error: {path}: members[0].structured: "
+        "Input should be 'native', 'tool', 'auto', 'json_schema' or 'tools'"
     )
     assert line.endswith("(backend 'anthropic')")
     path = _write(tmp_path, '[[members]]\nspec = "local"\nn_ctx = 16\n')

@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 from ..errors import (
     BackendError,
     BackendSpecError,
+    CapabilityError,
     FatalError,
     MissingKeyError,
     RateLimitError,
     TransientError,
 )
+from .structured import is_refusal
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -227,6 +229,9 @@ def error_for_status(
     cls: type[BackendError]
     if status == 429:
         cls = RateLimitError
+    elif is_refusal(status, detail):
+        # The server does not take the structured-output form: asking again never helps.
+        cls = CapabilityError
     elif status is not None and (status in (408, 409) or status >= 500):
         # 529 is Anthropic's "overloaded": a busy server, like a 503.
         cls = TransientError

@@ -4,7 +4,8 @@
 tool whose input schema is the review and forces the model to call it. `auto` (the default)
 starts native and, if the API answers 400 because it does not take the format, switches this
 backend to the tool for the rest of its life: that is finding out what the model supports,
-not a retry policy.
+not a retry policy. The vocabulary shared with the other backends works too: `json_schema`
+is `native` and `tools` is `tool`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ if TYPE_CHECKING:
 
 __all__ = ["AnthropicBackend", "AnthropicOptions"]
 
-Structured = Literal["native", "tool", "auto"]
-_MODES: tuple[Structured, ...] = ("native", "tool", "auto")
+Structured = Literal["native", "tool", "auto", "json_schema", "tools"]
+_MODES: tuple[Structured, ...] = ("native", "tool", "auto", "json_schema", "tools")
+# The names every backend shares (see `structured.py`), to this backend's own.
+_ALIASES = {"json_schema": "native", "tools": "tool"}
+_ENFORCED = {"native": "provider schema", "tool": "tool"}
 
 
 class AnthropicOptions(BackendOptions):
@@ -61,6 +65,7 @@ class AnthropicBackend(Backend):
         super().__init__(model)
         if structured not in _MODES:
             raise BackendSpecError(f"structured must be one of {', '.join(_MODES)}")
+        structured = _ALIASES.get(structured, structured)
         self.structured = structured
         self.mode: Literal["native", "tool"] = "tool" if structured == "tool" else "native"
         self.base_url = base_url
@@ -158,6 +163,7 @@ class AnthropicBackend(Backend):
         meta: dict[str, Any] = {
             "model": message.model,
             "structured": mode,
+            "enforced": _ENFORCED[mode],
             "stop_reason": message.stop_reason,
         }
         ratelimit = p.ratelimit_state(raw.headers)

@@ -8,6 +8,7 @@ in the engine, never here.
 from __future__ import annotations
 
 import abc
+import json
 import sysconfig
 import traceback
 from collections.abc import Mapping
@@ -168,6 +169,9 @@ class Backend(abc.ABC):
     default_model: ClassVar[str | None] = None
     #: the options this backend takes beyond the common ones
     options_model: ClassVar[type[BackendOptions]] = BackendOptions
+    #: how a reply's structure is held when the reply's meta does not say: "grammar",
+    #: "provider schema", "tool" or "validated after" (see `structured.py`)
+    enforced: ClassVar[str] = "validated after"
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -189,6 +193,18 @@ class Backend(abc.ABC):
         never share cached replies.
         """
         return {"base_url": getattr(self, "base_url", None)}
+
+    def form_key(self) -> str:
+        """What a structured-output form found for this backend is remembered under."""
+        where = {"backend": self.name, "model": self.model, "base_url": getattr(self, "base_url", None)}
+        return json.dumps(where, sort_keys=True)
+
+    def negotiated_form(self) -> str | None:
+        """The structured-output form `structured = "auto"` settled on, once it has."""
+        return None
+
+    def adopt_form(self, form: str) -> None:  # noqa: B027 - only negotiating backends care
+        """Use a form found by an earlier process instead of asking the server again."""
 
     @property
     def label(self) -> str:

@@ -7,7 +7,10 @@ import os
 import time
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict
+
 from ..errors import BackendError, PanelError
+from ..run.validate import InvalidReply, parse_review
 from .base import MemberSpec, Request, Sampling
 from .registry import BACKENDS, backend_class, create_backend
 
@@ -19,6 +22,11 @@ _PING_SCHEMA = {
     "required": ["ok"],
     "additionalProperties": False,
 }
+
+
+class _Ping(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    ok: bool
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class CheckResult:
     ok: bool
     latency_s: float | None
     detail: str
+    #: the structured-output form the reply came in, when the backend says
+    form: str | None = None
 
 
 def backend_statuses() -> list[BackendStatus]:
@@ -55,7 +65,8 @@ def backend_statuses() -> list[BackendStatus]:
 
 
 async def check_member(spec: MemberSpec) -> CheckResult:
-    """Send one tiny schema-constrained request and report the latency or the exact error."""
+    """Send one tiny schema-constrained request; report the latency, the structured-output form
+    that worked and whether the reply matched the schema, or the exact error."""
     try:
         backend = create_backend(spec)
     except PanelError as exc:
@@ -80,9 +91,13 @@ async def check_member(spec: MemberSpec) -> CheckResult:
     finally:
         await backend.aclose()
     latency = time.perf_counter() - started
-    return CheckResult(
-        label,
-        True,
-        latency,
-        f"{reply.usage.input_tokens} in / {reply.usage.output_tokens} out tokens: {reply.text[:60]!r}",
-    )
+    form = reply.meta.get("form")
+    enforced = reply.meta.get("enforced") or backend.enforced
+    how = f"form {form} ({enforced})" if form else enforced
+    tokens = f"{reply.usage.input_tokens} in / {reply.usage.output_tokens} out tokens"
+    try:
+        parse_review(_Ping, reply.text, reply.finish_reason)
+    except InvalidReply as exc:
+        # A 200 whose reply ignored the schema is no working member.
+        return CheckResult(label, False, latency, f"{how}: the reply ignored the schema: {exc}", form)
+    return CheckResult(label, True, latency, f"{how}, {tokens}: {reply.text[:60]!r}", form)

@@ -1,8 +1,13 @@
 """Hugging Face: Inference Providers by model id, or any TGI-style endpoint by URL.
 
 `hf:ORG/MODEL` goes through the Hugging Face router and needs a token. `hf:https://...` (or
-a `base_url` option) talks to that endpoint, where a token is optional; `huggingface_hub`
-rewrites the JSON-schema response format into the TGI grammar for such endpoints.
+a `base_url` option) talks to that endpoint, where a token is optional.
+
+Structured output follows the member's `structured` setting (see `structured.py`). For an
+endpoint URL, `huggingface_hub` rewrites a JSON-schema response format into TGI's grammar
+`{"type": "json_object", "value": S}`, which llama.cpp's server reads as "any JSON object";
+so `auto` starts such endpoints at `json_object`, which carries the schema both where TGI
+reads it (`value`) and where llama.cpp and llama-cpp-python read it (`schema`).
 """
 
 from __future__ import annotations
@@ -12,14 +17,29 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendSpecError, FatalError, MissingKeyError
 from . import _provider as p
+from ._compat import SamplingValue, ServerOptions, fit_for_grammar, split_sampling
 from .base import Backend, MemberSpec, Reply, Request, Usage
+from .structured import (
+    ENFORCED,
+    FORMS,
+    Form,
+    Negotiator,
+    json_object_format,
+    schema_in_prompt,
+    tool_arguments,
+    tool_params,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from huggingface_hub import AsyncInferenceClient
 
-__all__ = ["HFBackend"]
+__all__ = ["HFBackend", "HFOptions"]
+
+
+class HFOptions(ServerOptions):
+    pass
 
 
 def _is_url(text: str | None) -> bool:
@@ -33,6 +53,7 @@ class HFBackend(Backend):
     default_concurrency = 4
     # The SDK client times out first; the engine keeps its own backstop a little later.
     default_timeout = p.DEFAULT_TIMEOUT
+    options_model = HFOptions
 
     def __init__(
         self,
@@ -42,9 +63,18 @@ class HFBackend(Backend):
         api_key: str | None = None,
         base_url: str | None = None,
         timeout: float = p.DEFAULT_TIMEOUT,
+        structured: str = "auto",
+        sampling: dict[str, SamplingValue] | None = None,
+        fit_strings: bool | None = None,
     ) -> None:
         super().__init__(model)
         self.base_url = base_url or (model if _is_url(model) else None)
+        # The SDK turns json_schema into TGI's grammar for an endpoint URL: json_object says
+        # the same to TGI and also reaches llama.cpp-style servers.
+        order = tuple(f for f in FORMS if f != "json_schema") if self.base_url else FORMS
+        self.negotiator = Negotiator(structured, order)
+        self.sampling = dict(sampling or {})
+        self.fit_strings = self.base_url is not None if fit_strings is None else fit_strings
         # A model id with a base URL still names the model in the body, for servers that
         # host several; with a URL alone the client sends its own placeholder name.
         self._body_model = model if self.base_url and not _is_url(model) else None
@@ -65,6 +95,7 @@ class HFBackend(Backend):
         if not spec.model:
             raise BackendSpecError("backend 'hf' needs a model id or an endpoint URL: hf:MODEL")
         options = spec.options
+        own = HFOptions.of(cls.name, options)
         base_url = options.get("base_url") or None
         names = p.key_variables(options, cls.key_env or "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
         found = p.env_key(names)
@@ -76,24 +107,65 @@ class HFBackend(Backend):
             api_key=found[1] if found else None,
             base_url=base_url,
             timeout=p.timeout_option(options),
+            structured=own.structured,
+            sampling=own.sampling,
+            fit_strings=own.fit_strings,
         )
 
     def __repr__(self) -> str:
         return f"HFBackend(model={self.model!r}, base_url={self.base_url!r})"
 
+    def identity(self) -> dict[str, Any]:
+        found = super().identity()
+        if self.sampling:
+            found["sampling"] = self.sampling  # they change what the model says
+        return found
+
+    def negotiated_form(self) -> str | None:
+        return self.negotiator.negotiated
+
+    def adopt_form(self, form: str) -> None:
+        self.negotiator.adopt(form)
+
     async def generate(self, request: Request) -> Reply:
+        return await self.negotiator.send(lambda form: self._call(request, form))
+
+    def _params(self, request: Request, form: Form) -> dict[str, Any]:
         sampling = request.sampling
+        schema = request.schema
+        if self.fit_strings and form != "prompt":
+            schema = fit_for_grammar(schema, sampling.max_tokens)
+        named, body = split_sampling(self.sampling)
         params: dict[str, Any] = {
             "messages": request.messages,
-            # huggingface_hub turns this into a TGI grammar for endpoint URLs.
-            "response_format": p.json_schema_format(request.schema_name, request.schema, strict=False),
             "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "seed": sampling.seed,
+            **named,
         }
+        if form == "json_schema":
+            # The router hands this to each provider its own way; for an endpoint URL the
+            # SDK rewrites it into TGI's grammar.
+            params["response_format"] = p.json_schema_format(request.schema_name, schema, strict=False)
+        elif form == "json_object":
+            params["response_format"] = json_object_format(schema)
+        elif form == "tools":
+            params.update(tool_params(request.schema_name, schema))
+        else:
+            params["messages"] = schema_in_prompt(request.messages, schema)
+        if body:
+            params["extra_body"] = body
         if self._body_model:
             params["model"] = self._body_model
+        return params
+
+    def _enforced(self, form: Form) -> str:
+        # An endpoint's json_schema arrives as TGI's grammar.
+        return "grammar" if form == "json_schema" and self.base_url else ENFORCED[form]
+
+    async def _call(self, request: Request, form: Form) -> Reply:
+        params = self._params(request, form)
         started = time.perf_counter()
         output = await p.call(self.name, [self._secret], self._client.chat_completion(**params), _describe)
         latency = time.perf_counter() - started
@@ -101,8 +173,12 @@ class HFBackend(Backend):
             raise FatalError("hf: the reply had no choices", request_id=output.id)
         choice = output.choices[0]
         usage = output.usage
+        text = choice.message.content or ""
+        calls = choice.message.tool_calls or []
+        if form == "tools" and calls and calls[0].function is not None:
+            text = tool_arguments(calls[0].function.arguments)
         return Reply(
-            text=choice.message.content or "",
+            text=text,
             usage=Usage(
                 input_tokens=usage.prompt_tokens if usage else 0,
                 output_tokens=usage.completion_tokens if usage else 0,
@@ -110,7 +186,7 @@ class HFBackend(Backend):
             latency_s=latency,
             finish_reason=p.finish_reason(choice.finish_reason),
             request_id=output.id or None,
-            meta={"model": output.model},
+            meta={"model": output.model, "form": form, "enforced": self._enforced(form)},
         )
 
     async def aclose(self) -> None:

@@ -85,6 +85,8 @@ class LocalBackend(Backend):
     extra = "local"
     # One model instance decodes one sequence at a time; its threads use every core.
     default_concurrency = 1
+    # Decoding is held to a grammar built from the schema.
+    enforced = "grammar"
     options_model = LocalOptions
 
     def __init__(self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:

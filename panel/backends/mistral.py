@@ -48,6 +48,8 @@ class MistralBackend(Backend):
     extra = "mistral"
     key_env = "MISTRAL_API_KEY"
     default_concurrency = 4
+    # A strict JSON-schema response format.
+    enforced = "provider schema"
     # The SDK client times out first; the engine keeps its own backstop a little later.
     default_timeout = p.DEFAULT_TIMEOUT
 

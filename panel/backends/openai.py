@@ -1,9 +1,10 @@
 """OpenAI chat completions, and any server that speaks them: vLLM, Ollama, llama-server, Azure.
 
-The review schema goes out as a strict JSON-schema response format. Point the backend at
-another server with the `base_url` option (or `OPENAI_BASE_URL`); when no key is set for such
-a server the client sends the placeholder key `not-needed`, because the SDK will not start
-without one and local servers ignore it.
+The review schema goes out in the member's `structured` form (see `structured.py`): under
+`auto`, a strict JSON-schema response format first, then the forms a server such as
+llama-cpp-python takes. Point the backend at another server with the `base_url` option (or
+`OPENAI_BASE_URL`); when no key is set for such a server the client sends the placeholder key
+`not-needed`, because the SDK will not start without one and local servers ignore it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BackendSpecError, FatalError, MissingKeyError
 from . import _provider as p
-from .base import Backend, BackendOptions, MemberSpec, Reply, Request, Usage
+from ._compat import SamplingValue, ServerOptions, fit_for_grammar, split_sampling
+from .base import Backend, MemberSpec, Reply, Request, Usage
+from .structured import (
+    ENFORCED,
+    FORMS,
+    Form,
+    Negotiator,
+    json_object_format,
+    schema_in_prompt,
+    tool_arguments,
+    tool_params,
+)
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -25,7 +37,7 @@ __all__ = ["PLACEHOLDER_KEY", "OpenAIBackend", "OpenAIOptions"]
 PLACEHOLDER_KEY = "not-needed"
 
 
-class OpenAIOptions(BackendOptions):
+class OpenAIOptions(ServerOptions):
     #: OpenAI's newer models refuse `max_tokens`; compatible servers only know `max_tokens`.
     #: Unset: `max_tokens` with a `base_url`, else `max_completion_tokens`.
     token_param: Literal["max_completion_tokens", "max_tokens"] | None = None
@@ -49,8 +61,16 @@ class OpenAIBackend(Backend):
         base_url: str | None = None,
         timeout: float = p.DEFAULT_TIMEOUT,
         token_param: str | None = None,
+        structured: str = "auto",
+        sampling: dict[str, SamplingValue] | None = None,
+        fit_strings: bool | None = None,
     ) -> None:
         super().__init__(model)
+        self.negotiator = Negotiator(structured, FORMS)
+        self.sampling = dict(sampling or {})
+        # Servers behind a base_url compile the schema to a grammar; OpenAI's strict mode
+        # would refuse the length caps.
+        self.fit_strings = base_url is not None if fit_strings is None else fit_strings
         self.base_url = base_url
         self.timeout = timeout
         # OpenAI's newer models refuse `max_tokens`; compatible servers only know `max_tokens`.
@@ -82,24 +102,60 @@ class OpenAIBackend(Backend):
             base_url=base_url,
             timeout=p.timeout_option(options),
             token_param=own.token_param,
+            structured=own.structured,
+            sampling=own.sampling,
+            fit_strings=own.fit_strings,
         )
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
 
-    async def generate(self, request: Request) -> Reply:
-        import openai
+    def identity(self) -> dict[str, Any]:
+        found = super().identity()
+        if self.sampling:
+            found["sampling"] = self.sampling  # they change what the model says
+        return found
 
+    def negotiated_form(self) -> str | None:
+        return self.negotiator.negotiated
+
+    def adopt_form(self, form: str) -> None:
+        self.negotiator.adopt(form)
+
+    async def generate(self, request: Request) -> Reply:
+        return await self.negotiator.send(lambda form: self._call(request, form))
+
+    def _params(self, request: Request, form: Form) -> dict[str, Any]:
         sampling = request.sampling
+        schema = request.schema
+        if self.fit_strings and form != "prompt":
+            schema = fit_for_grammar(schema, sampling.max_tokens)
+        named, body = split_sampling(self.sampling)
         params: dict[str, Any] = {
             "model": self.model,
             "messages": request.messages,
-            "response_format": p.json_schema_format(request.schema_name, request.schema),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "seed": sampling.seed,
             self.token_param: sampling.max_tokens,
+            **named,
         }
+        if form == "json_schema":
+            params["response_format"] = p.json_schema_format(request.schema_name, schema)
+        elif form == "json_object":
+            params["response_format"] = json_object_format(schema)
+        elif form == "tools":
+            params.update(tool_params(request.schema_name, schema))
+        else:
+            params["messages"] = schema_in_prompt(request.messages, schema)
+        if body:
+            params["extra_body"] = body
+        return params
+
+    async def _call(self, request: Request, form: Form) -> Reply:
+        import openai
+
+        params = self._params(request, form)
 
         async def send() -> tuple[Any, ChatCompletion]:
             raw = await self._client.chat.completions.with_raw_response.create(**params)
@@ -113,14 +169,19 @@ class OpenAIBackend(Backend):
         choice = completion.choices[0]
         usage = completion.usage
         details = usage.prompt_tokens_details if usage else None
-        meta: dict[str, Any] = {"model": completion.model}
+        meta: dict[str, Any] = {"model": completion.model, "form": form, "enforced": ENFORCED[form]}
         if choice.message.refusal:
             meta["refusal"] = choice.message.refusal
         ratelimit = p.ratelimit_state(raw.headers)
         if ratelimit:
             meta["ratelimit"] = ratelimit
+        text = choice.message.content or ""
+        calls = choice.message.tool_calls or []
+        called = getattr(calls[0], "function", None) if calls else None
+        if form == "tools" and called is not None:
+            text = tool_arguments(called.arguments)
         return Reply(
-            text=choice.message.content or "",
+            text=text,
             usage=Usage(
                 input_tokens=usage.prompt_tokens if usage else 0,
                 output_tokens=usage.completion_tokens if usage else 0,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import get_args
 
 from ..catalog import Tool
 from ..personas import Persona
@@ -19,6 +20,7 @@ from .record import (
     CommunityVsPanel,
     ComparisonRecord,
     Counts,
+    Enforced,
     EntryRead,
     MemberDisagreement,
     PanelInfo,
@@ -180,6 +182,12 @@ def _card(
     )
 
 
+def _enforced(value: str | None) -> Enforced | None:
+    """A stored enforcement the record knows, else None (an older or foreign value)."""
+    known: tuple[Enforced, ...] = get_args(Enforced)
+    return next((k for k in known if k == value), None)
+
+
 def _entry(r: ReviewRow, persona: Persona | None) -> ScorecardEntry:
     answers: list[Answer] = []
     if r.data and persona is not None:
@@ -201,6 +209,7 @@ def _entry(r: ReviewRow, persona: Persona | None) -> ScorecardEntry:
         error=r.error,
         asks=max(1, r.asks),
         repeat=r.repeat,
+        enforced=_enforced(r.enforced),
     )
 
 

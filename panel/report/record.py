@@ -18,6 +18,7 @@ __all__ = [
     "CommunityVsPanel",
     "ComparisonRecord",
     "Counts",
+    "Enforced",
     "EntryRead",
     "Headline",
     "MemberDisagreement",
@@ -39,8 +40,10 @@ __all__ = [
 ]
 
 # 1.1: the panel is repeat 0 everywhere; later repeats go to `self_consistency`; `run` added.
-RECORD_VERSION: Literal["1.1"] = "1.1"
+# 1.2: each scorecard entry says how its structure was held (`enforced`).
+RECORD_VERSION: Literal["1.2"] = "1.2"
 
+Enforced = Literal["grammar", "provider schema", "tool", "validated after"]
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
 
 
@@ -98,6 +101,14 @@ class ScorecardEntry(_Model):
         default=0,
         ge=0,
         description="Always 0: the panel reads repeat 0; later repeats are in `self_consistency`.",
+    )
+    enforced: Enforced | None = Field(
+        default=None,
+        description=(
+            "How the reply was held to the review schema: a grammar in decoding, the provider's "
+            "own schema support, a forced tool call, or only validated after it came back. "
+            "Null for reviews stored before this was recorded."
+        ),
     )
 
 
@@ -256,7 +267,7 @@ class SelfConsistency(_Model):
 
 
 class ComparisonRecord(_Model):
-    version: Literal["1.1"] = RECORD_VERSION
+    version: Literal["1.2"] = RECORD_VERSION
     run_id: str
     created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
     title: str

@@ -153,6 +153,8 @@ class Engine:
     on_result: Callable[[CellResult, RunStats], None] | None = None
     stats: RunStats = field(default_factory=lambda: RunStats(total=0))
     _stop: bool = field(default=False, init=False)
+    #: the structured-output form stored for each backend's form key
+    _forms: dict[str, str] = field(default_factory=dict, init=False)
 
     async def run(self, cells_for: Callable[[Backend], Iterator[Cell]], total: int) -> RunStats:
         """Run every cell; `cells_for(backend)` yields one member's cells lazily."""
@@ -166,6 +168,12 @@ class Engine:
             lost=self.store.lost_requests(self.run_id),
             spent=self.store.spent(self.run_id),
         )
+        for member in self.members:
+            # A form an earlier process found is used at once: the server is not asked again.
+            found = self.store.member_form(member.backend.form_key())
+            if found is not None:
+                member.backend.adopt_form(found)
+                self._forms[member.backend.form_key()] = found
         workers = []
         for member in self.members:
             cells = cells_for(member.backend)
@@ -232,13 +240,15 @@ class Engine:
         error = "no reply"
         request_id: int | None = None
         all_cached = True
+        enforced: str | None = None
         for ask in (1, 2):
             try:
                 request_id, reply, from_store = await self._ask(cell, member, request, ask)
             except BackendError as exc:
                 error = f"{exc.kind} error from {backend.label}: {exc}"
-                return self._save(cell, None, error, raw, request_id, ask, fingerprint, "sent")
+                return self._save(cell, None, error, raw, request_id, ask, fingerprint, "sent", enforced)
             all_cached = all_cached and from_store
+            enforced = reply.meta.get("enforced") or backend.enforced
             raw = reply.text
             try:
                 review = parse_review(persona.review_model, reply.text, reply.finish_reason)
@@ -248,10 +258,10 @@ class Engine:
                 continue
             source = "cached" if all_cached else "sent"
             data = review.model_dump(mode="json")
-            return self._save(cell, data, None, raw, request_id, ask, fingerprint, source)
+            return self._save(cell, data, None, raw, request_id, ask, fingerprint, source, enforced)
         source = "cached" if all_cached else "sent"
         return self._save(
-            cell, None, f"invalid after re-ask: {error}", raw, request_id, 2, fingerprint, source
+            cell, None, f"invalid after re-ask: {error}", raw, request_id, 2, fingerprint, source, enforced
         )
 
     async def _ask(self, cell: Cell, member: Member, request: Request, ask: int) -> tuple[int, Reply, bool]:
@@ -323,9 +333,18 @@ class Engine:
             raise
         except Exception as exc:  # our bug stops the run; an SDK error we did not map fails the review
             raise backend.bug(exc) or backend.as_backend_error(exc) from exc
+        self._remember_form(backend)
         member.limiter.settle(reservation, reply.usage.input_tokens + reply.usage.output_tokens)
         member.limiter.observe(reply.meta.get("ratelimit"))
         return reply
+
+    def _remember_form(self, backend: Backend) -> None:
+        """Store the form `structured = "auto"` found, once, so no later process probes."""
+        form = backend.negotiated_form()
+        key = backend.form_key()
+        if form is not None and self._forms.get(key) != form:
+            self._forms[key] = form
+            self.store.save_member_form(key, form)
 
     def _on_retry(self, member: Member, exc: BackendError, wait: float) -> None:
         self.stats.retries += 1
@@ -349,6 +368,7 @@ class Engine:
             asks=previous.asks,
             fingerprint=fingerprint,
             copied_from=self.since_run,
+            enforced=previous.enforced,
         )
         return CellResult(cell, True, previous.verdict, None, previous.asks, "copied")
 
@@ -362,6 +382,7 @@ class Engine:
         asks: int,
         fingerprint: str,
         source: str,
+        enforced: str | None = None,
     ) -> CellResult:
         self.store.save_review(
             self.run_id,
@@ -374,6 +395,7 @@ class Engine:
             request_id=request_id,
             asks=asks,
             fingerprint=fingerprint,
+            enforced=enforced,
         )
         verdict = data.get("verdict") if data else None
         return CellResult(cell, data is not None, verdict, error, asks, source)

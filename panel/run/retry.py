@@ -30,7 +30,8 @@ class RetryPolicy:
 
 
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, BackendError) and exc.kind != "fatal"
+    # Fatal and capability errors (a refused structured-output form) never get better.
+    return isinstance(exc, BackendError) and exc.kind in ("rate_limit", "transient")
 
 
 async def call_with_retries(

@@ -112,5 +112,19 @@ def _m002_reserved_cost(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX requests_status ON requests(run_id, status)")
 
 
+def _m003_structured_forms(db: sqlite3.Connection) -> None:
+    # The structured-output form `structured = "auto"` found for a backend (its name, model
+    # and server), so a later process or a resume does not ask the server again; and how each
+    # review's structure was held: grammar, provider schema, tool or validated after.
+    db.execute(
+        "CREATE TABLE member_forms (form_key TEXT PRIMARY KEY, form TEXT NOT NULL, updated_at REAL NOT NULL)"
+    )
+    db.execute("ALTER TABLE reviews ADD COLUMN enforced TEXT")
+
+
 # Append only: a migration, once released, is never edited or reordered.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_reserved_cost]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_initial,
+    _m002_reserved_cost,
+    _m003_structured_forms,
+]

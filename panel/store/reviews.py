@@ -28,12 +28,13 @@ class Reviews(Connection):
         asks: int,
         fingerprint: str | None = None,
         copied_from: str | None = None,
+        enforced: str | None = None,
     ) -> None:
         self.db.execute(
             """INSERT INTO reviews (run_id, tool_id, persona_id, member, repeat, backend, model,
                    valid, verdict, verdict_note, data, error, raw_reply, request_id, asks,
-                   fingerprint, copied_from, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   fingerprint, copied_from, created_at, enforced)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 run_id,
                 key.tool_id,
@@ -53,7 +54,20 @@ class Reviews(Connection):
                 fingerprint,
                 copied_from,
                 time.time(),
+                enforced,
             ),
+        )
+
+    def member_form(self, form_key: str) -> str | None:
+        """The structured-output form found earlier for a backend, if any."""
+        row = self.db.execute("SELECT form FROM member_forms WHERE form_key = ?", (form_key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_member_form(self, form_key: str, form: str) -> None:
+        self.db.execute(
+            """INSERT INTO member_forms (form_key, form, updated_at) VALUES (?, ?, ?)
+               ON CONFLICT (form_key) DO UPDATE SET form = excluded.form, updated_at = excluded.updated_at""",
+            (form_key, form, time.time()),
         )
 
     def review_counts(self, run_id: str) -> tuple[int, int]:
@@ -134,4 +148,5 @@ class Reviews(Connection):
                 cost_usd=r["cost_usd"],
                 fingerprint=r["fingerprint"],
                 copied_from=r["copied_from"],
+                enforced=r["enforced"],
             )

@@ -62,6 +62,8 @@ class ReviewRow:
     cost_usd: float = 0.0
     fingerprint: str | None = None
     copied_from: str | None = None
+    #: how the reply's structure was held: grammar, provider schema, tool, validated after
+    enforced: str | None = None
 
     @property
     def key(self) -> CellKey:

@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
@@ -192,6 +193,12 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             knobs = state.knobs
+        if req.form in knobs.refuse_forms:
+            body = wire.refusal_body(req.form)
+            return self._finish(500, body, request_id, req.provider, record, None)
+        if req.form in knobs.ignore_forms:
+            clean = wire.make_reply(replace(req, schema=wire.BARE_JSON_SCHEMA), None)
+        with state.lock:
             admitted, rate = state.window.decide(
                 knobs, req.prompt_tokens + clean.completion_tokens, state.clock()
             )
@@ -388,6 +395,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-seed", type=int, default=d.fault_seed)
     p.add_argument("--hang-seconds", type=float, default=d.hang_seconds)
     p.add_argument("--history", type=int, default=d.history)
+    p.add_argument(
+        "--refuse-forms", default="", help="structured forms answered with llama-cpp-python's HTTP 500"
+    )
+    p.add_argument("--ignore-forms", default="", help="structured forms whose schema is ignored")
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
     return p
 

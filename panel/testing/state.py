@@ -17,7 +17,7 @@ from typing import Any
 
 from panel.testing.wire import RateState
 
-__all__ = ["FAULT_KINDS", "Knobs", "State", "Window"]
+__all__ = ["FAULT_KINDS", "STRUCTURED_FORMS", "Knobs", "State", "Window"]
 
 FAULT_KINDS: tuple[str, ...] = (
     "500",
@@ -29,6 +29,8 @@ FAULT_KINDS: tuple[str, ...] = (
     "schema_violation",
     "length",
 )
+#: Structured-output forms as the provider parses them (see `wire.Form`).
+STRUCTURED_FORMS: tuple[str, ...] = ("json_schema", "tool", "output_config", "tgi_grammar", "json_object")
 # Advertised when a limit is off, so the headers stay present and still true:
 # the server really does accept at least this much.
 _NOMINAL_RPM = 1_000_000
@@ -49,6 +51,11 @@ class Knobs:
     fault_seed: int = 0
     hang_seconds: float = 30.0  # how long a `hang` fault stalls before answering
     history: int = 50  # request records kept for `stats()["recent"]`
+    # Forms answered as llama-cpp-python answers a response_format it does not know: HTTP 500
+    # with a request-validation body.
+    refuse_forms: tuple[str, ...] = ()
+    # Forms whose schema is ignored: the reply is some JSON object, not the one asked for.
+    ignore_forms: tuple[str, ...] = ()
 
     def updated(self, changes: dict[str, Any]) -> Knobs:
         known = {f.name: f for f in fields(self)}
@@ -64,6 +71,12 @@ class Knobs:
                 if bad or not kinds:
                     raise ValueError(f"faults must be a non-empty subset of {FAULT_KINDS}")
                 values[name] = tuple(kinds)
+            elif name in ("refuse_forms", "ignore_forms"):
+                forms = raw.split(",") if isinstance(raw, str) else list(raw)
+                forms = [str(f).strip() for f in forms if str(f).strip()]
+                if set(forms) - set(STRUCTURED_FORMS):
+                    raise ValueError(f"{name} must be a subset of {STRUCTURED_FORMS}")
+                values[name] = tuple(forms)
             elif name in ("rpm", "tpm", "fault_seed", "history"):
                 values[name] = int(raw)
             else:
@@ -194,4 +207,6 @@ class State:
     def config(self) -> dict[str, Any]:
         out = asdict(self.knobs)
         out["faults"] = list(self.knobs.faults)
+        out["refuse_forms"] = list(self.knobs.refuse_forms)
+        out["ignore_forms"] = list(self.knobs.ignore_forms)
         return out

@@ -35,7 +35,7 @@ _PREFIXES: dict[str, Provider] = {
 }
 
 # Used when JSON mode is requested without a schema: some object is the contract.
-_BARE_JSON_SCHEMA: dict[str, Any] = {
+BARE_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"answer": {"type": "string", "maxLength": 80}},
     "required": ["answer"],
@@ -186,10 +186,11 @@ def _chat_structure(body: dict[str, Any]) -> tuple[Form, dict[str, Any] | None, 
     if fmt.get("type") == "json_schema":
         spec = fmt.get("json_schema") or {}
         return "json_schema", spec.get("schema") or {}, None
-    if fmt.get("type") in ("json_object", "json") and "value" in fmt:
+    # llama.cpp reads `schema`, TGI `value`: a request that sends both is read as llama.cpp does.
+    if fmt.get("type") in ("json_object", "json") and "value" in fmt and "schema" not in fmt:
         return "tgi_grammar", fmt["value"] or {}, None
     if fmt.get("type") == "json_object":
-        return "json_object", fmt.get("schema") or _BARE_JSON_SCHEMA, None
+        return "json_object", fmt.get("schema") or BARE_JSON_SCHEMA, None
     return "none", None, None
 
 
@@ -333,6 +334,17 @@ def error_body(provider: Provider | None, status: int, message: str, request_id:
     return {
         "error": {"message": message, "type": kind, "param": None, "code": kind if status == 429 else None}
     }
+
+
+def refusal_body(form: Form) -> dict[str, Any]:
+    """llama-cpp-python's answer to a structured-output form it does not take: a request
+    validation error, sent as HTTP 500."""
+    field, given = ("tool_choice", "function") if form == "tool" else ("response_format", form)
+    detail = (
+        f"1 validation error:\n  {{'type': 'literal_error', 'loc': ('body', '{field}', 'type'), "
+        f"'msg': \"Input should be 'text' or 'json_object'\", 'input': '{given}'}}"
+    )
+    return {"error": {"message": detail, "type": "internal_server_error", "param": None, "code": None}}
 
 
 def request_id_header(provider: Provider | None) -> str:
