@@ -260,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         headers = {wire.request_id_header(provider): request_id}
         if rate is not None:
-            headers.update(wire.rate_headers(provider, rate))
+            headers.update(wire.rate_headers(provider, rate, limits=self.server.state.knobs.rate_headers))
         with self.server.state.lock:
             self.server.state.by_status[str(status)] += 1
             record["status"] = status
@@ -381,6 +381,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rpm", type=int, default=d.rpm, help="0 = unlimited")
     p.add_argument("--tpm", type=int, default=d.tpm, help="0 = unlimited")
     p.add_argument("--rate-window", type=float, default=d.rate_window)
+    p.add_argument(
+        "--limit-period", type=float, default=d.limit_period, help="period the limit headers state (s)"
+    )
+    p.add_argument(
+        "--no-rate-headers",
+        dest="rate_headers",
+        action="store_false",
+        help="send no x-ratelimit-*/anthropic-ratelimit-* headers (retry-after still)",
+    )
     p.add_argument("--fault-rate", type=float, default=d.fault_rate)
     p.add_argument(
         "--faults", default=",".join(d.faults), help=f"comma-separated subset of {','.join(FAULT_KINDS)}"
