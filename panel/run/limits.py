@@ -320,9 +320,8 @@ class RateLimiter:
             self._learn_limit("requests", ratelimit.get("limit_requests"), now)
             self._learn_limit("tokens", ratelimit.get("limit_tokens"), now)
         adaptive, known = self.adaptive, self.requests
-        if adaptive is not None and adaptive.rate is not None and known is not None:
-            if adaptive.rate * MINUTE >= known.limit:
-                adaptive.forget()  # back at the known limit, which holds alone
+        if adaptive is not None and known is not None and (adaptive.rate or 0) * MINUTE >= known.limit:
+            adaptive.forget()  # back at the known limit, which holds alone
         if not ratelimit:
             return
         remaining = ratelimit.get("remaining_requests")
