@@ -255,7 +255,8 @@ def test_a_member_with_no_limit_configured_learns_it_from_the_first_reply(
     with FakeProvider(rpm=10, rate_window=1.0, limit_period=60.0) as fake:
         member = _member(provider, fake, monkeypatch)
         stats = _review(tmp_path, member, cells=3)
-    assert stats.valid == 3
+        seen = fake.stats()
+    assert stats.valid == 3 and seen["admitted"] == 3 and len(seen["admitted_span"]) == 2
     assert member.limiter.source["requests"] == "headers" and member.limiter.rpm == LIMIT
 
 

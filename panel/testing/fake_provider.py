@@ -192,9 +192,11 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             knobs = state.knobs
-            admitted, rate = state.window.decide(
-                knobs, req.prompt_tokens + clean.completion_tokens, state.clock()
-            )
+            now = state.clock()
+            admitted, rate = state.window.decide(knobs, req.prompt_tokens + clean.completion_tokens, now)
+            if admitted:
+                state.admitted += 1
+                state.admitted_span = [state.admitted_span[0] if state.admitted_span else now, now]
             if admitted and state.window.over(knobs):
                 state.over_limit_served += 1
             fault: str | None = None

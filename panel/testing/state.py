@@ -174,6 +174,9 @@ class State:
         self.body_hashes: Counter[str] = Counter()
         self.rate_limited = 0
         self.over_limit_served = 0
+        #: requests the rate window let through, and when it counted the first and the last
+        self.admitted = 0
+        self.admitted_span: list[float] = []
         self.in_flight = 0
         self.in_flight_max = 0
         #: the waits the server chose (latency, hangs), in seconds: tests read these, not a clock
@@ -200,6 +203,8 @@ class State:
             "faults": dict(self.faults),
             "rate_limited": self.rate_limited,
             "over_limit_served": self.over_limit_served,
+            "admitted": self.admitted,
+            "admitted_span": list(self.admitted_span),
             "in_flight": self.in_flight,
             "in_flight_max": self.in_flight_max,
             "delays": list(self.delays),
