@@ -18,6 +18,14 @@
 2. The engine's own CPU time per review: the same pipeline with a backend that returns a
    canned valid reply at once (no HTTP, no model), so what is measured is rendering,
    validation, the store and the scheduling.
+4. Limits that are learned (`--learned N`): N reviews through the real OpenAI SDK against a
+   provider enforcing `--rpm` a minute counted per second (rpm/60 in any sliding second),
+   with `--concurrency` and `--latency` as above, three ways in one run: no rpm in the
+   member and the provider sending its rate-limit headers (the limit is learned from them);
+   no rpm and no headers (the limit is found by AIMD from 429s); rpm configured. For each:
+   requests, 429s (and their share of requests), the fraction of the limit reached (requests
+   admitted a minute, first to last, on the provider's clock), requests served over the
+   limit, valid reviews, and the limit the member ended paced to.
 3. Peak memory of a large run: `panel review` of a generated catalog of `--big / 4` tools x 4
    personas on the built-in fake backend, in a child process; its peak resident set size.
 """
@@ -107,6 +115,37 @@ def engine_at_limit(fake: FakeProvider, catalog: Path, rpm: float, concurrency: 
         "429s": s["rate_limited"],
         "over_limit_served": s["over_limit_served"],
         "failed": stats.failed,
+    }
+
+
+def learned_limit(
+    fake: FakeProvider, catalog: Path, rpm: float, concurrency: int, configured: bool
+) -> dict[str, object]:
+    """The engine through the OpenAI SDK, its member's limit configured or left to learn."""
+    options: dict[str, object] = {"base_url": fake.base_url("openai"), "concurrency": concurrency}
+    options["timeout"] = 30
+    if configured:
+        options["rpm"] = rpm
+    spec = parse_member("openai:gpt-4.1-mini", options)
+    (member,) = build_members([spec])
+    plan = plan_for(catalog, [member], [spec])
+    fake.reset()
+    with tempfile.TemporaryDirectory() as out, Store(out) as store:
+        _, stats = asyncio.run(run_plan(plan, store, "bench", options=RunOptions(use_cache=False)))
+    s = fake.stats()
+    first, last = s["admitted_span"]
+    limiter = member.limiter
+    return {
+        "requests": s["requests"],
+        "429s": s["rate_limited"],
+        "429_share": round(s["rate_limited"] / s["requests"], 4),
+        "fraction_of_limit": round((s["admitted"] - 1) / (last - first) * 60 / rpm, 3),
+        "over_limit_served": s["over_limit_served"],
+        "valid_reviews": stats.valid,
+        "failed": stats.failed,
+        "paced_to_rpm": None if limiter.rpm is None else round(limiter.rpm, 1),
+        "source": limiter.source["requests"] or ("aimd" if limiter.rpm else None),
+        "headroom": None if limiter.requests is None else round(limiter.requests.headroom, 4),
     }
 
 
@@ -220,6 +259,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--big", type=int, default=20000)
     parser.add_argument("--cpu-reviews", type=int, default=2000)
+    parser.add_argument("--learned", type=int, default=0, help="reviews per learned-limit run (0: skip)")
     parser.add_argument(
         "--windows", default="minute,second", help="which provider models to run: minute, second or both"
     )
@@ -249,6 +289,33 @@ def main() -> None:
                 hand = by_hand(fake, catalog, args.rpm, args.concurrency)
                 print("    by hand: ", json.dumps(hand), flush=True)
                 results[f"per_{window}"] = {"engine": engine, "by_hand": hand}
+
+        if args.learned:
+            per_second = int(args.rpm // 60)
+            learned_catalog = write_catalog(tmpdir / "learned.jsonl", max(1, args.learned // 4))
+            print(
+                f"4. {args.learned} reviews, limit {args.rpm:.0f} rpm counted per second "
+                f"({per_second} per 1 s), {args.latency} s latency, concurrency {args.concurrency}",
+                flush=True,
+            )
+            learned: dict[str, object] = {}
+            for name, headers, configured in (
+                ("headers", True, False),
+                ("no_headers", False, False),
+                ("configured", True, True),
+            ):
+                with FakeProvider(
+                    latency=args.latency,
+                    rpm=per_second,
+                    rate_window=1.0,
+                    limit_period=60.0,
+                    rate_headers=headers,
+                    history=10,
+                ) as fake:
+                    run = learned_limit(fake, learned_catalog, args.rpm, args.concurrency, configured)
+                learned[name] = run
+                print(f"    {name + ':':12}", json.dumps(learned[name]), flush=True)
+            results["learned"] = learned
 
         if args.cpu_reviews:
             print(f"2. engine CPU per review ({args.cpu_reviews} reviews, canned replies)", flush=True)

@@ -5,6 +5,9 @@
     concurrency = 8
     rpm = 500                            # requests per minute
     tpm = 200000                         # tokens per minute
+    headroom = 0.98                      # fraction of the limit used (lower it where the
+                                         # provider counts per second); no rpm/tpm: the
+                                         # limit is learned from the provider
     price_input = 0.40                   # USD per million tokens
     price_output = 1.60
 
@@ -18,6 +21,7 @@
     attempts = 4
     max_wait = 30                        # longest backoff between tries, seconds
     max_hint = 60                        # longest provider-requested wait honoured, seconds
+    max_rate_wait = 600                  # 429s cost no attempts: a request waits them out this long
 
 Keys are never in this file: each backend reads its key from an environment variable
 (`api_key_env` names another variable than the conventional one).
@@ -65,6 +69,7 @@ class MemberConfig(BaseModel):
     concurrency: int | None = Field(default=None, ge=1)
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)
+    headroom: float | None = Field(default=None, gt=0, le=1)
     price_input: float | None = Field(default=None, ge=0)
     price_output: float | None = Field(default=None, ge=0)
 
@@ -98,9 +103,10 @@ class RetryConfig(BaseModel):
     base_wait: float = Field(default=0.5, ge=0)
     max_wait: float = Field(default=30.0, ge=0)
     max_hint: float = Field(default=60.0, ge=0)
+    max_rate_wait: float = Field(default=600.0, ge=0)
 
     def policy(self) -> RetryPolicy:
-        return RetryPolicy(self.attempts, self.base_wait, self.max_wait, self.max_hint)
+        return RetryPolicy(self.attempts, self.base_wait, self.max_wait, self.max_hint, self.max_rate_wait)
 
 
 class PanelConfig(BaseModel):

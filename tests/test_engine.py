@@ -8,7 +8,7 @@ from pathlib import Path
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
 from panel.catalog import load_catalog
-from panel.errors import FatalError, TransientError
+from panel.errors import FatalError, RateLimitError, TransientError
 from panel.personas import load_persona
 from panel.prompts import PromptSet
 from panel.resources import data_dir
@@ -16,6 +16,7 @@ from panel.run.engine import Cell, Engine, Member
 from panel.run.retry import RetryPolicy
 from panel.store import Store
 from panel.testing.schema_fill import fill
+from panel.testing.virtual_time import VirtualTimeLoop
 
 from .conftest import EXAMPLE_CATALOG
 
@@ -33,7 +34,9 @@ def _run(tmp_path: Path, backend: FakeBackend, retry: RetryPolicy = FAST) -> tup
     tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
     persona = load_persona(data_dir("personas") / "skeptic.yaml")
     engine = Engine(store, "r", PromptSet(), [Member(backend, 1)], retry=retry)
-    stats = asyncio.run(engine.run(lambda b: iter([Cell(tool, persona, b)]), 1))
+    # On virtual time: the member's pauses after a 429 take none of the test's.
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        stats = runner.run(engine.run(lambda b: iter([Cell(tool, persona, b)]), 1))
     return store, [stats]
 
 
@@ -153,4 +156,43 @@ def test_a_request_left_unanswered_by_a_dead_process_is_lost_and_charged_at_its_
     statuses = [r[0] for r in store.db.execute("SELECT status FROM requests ORDER BY id")]
     assert statuses == ["lost", "done"]
     assert store.spent("r") == 0.25
+    store.close()
+
+
+def test_429s_spend_no_attempts_but_transient_faults_do(tmp_path: Path) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    def responder(request: Request, n: int) -> str:
+        if n in (1, 3):
+            raise TransientError("503 from provider", status=503)
+        if n < 12:
+            raise RateLimitError("429 from provider", status=429, retry_after=2.0)
+        return _valid(request)
+
+    # Three attempts: two faults leave one, which nine 429s in between do not take.
+    store, _ = _run(tmp_path, FakeBackend(responder=responder), RetryPolicy(attempts=3, sleep=sleep))
+    (row,) = store.reviews("r")
+    assert row.valid
+    assert store.db.execute("SELECT attempts FROM replies").fetchone()[0] == 12
+    assert waits.count(2.0) == 9
+    store.close()
+
+
+def test_waiting_out_429s_is_bounded_by_time(tmp_path: Path) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    def always_busy(request: Request, n: int) -> str:
+        raise RateLimitError("429 from provider", status=429, retry_after=60.0)
+
+    policy = RetryPolicy(attempts=3, max_rate_wait=300.0, sleep=sleep)
+    store, _ = _run(tmp_path, FakeBackend(responder=always_busy), policy)
+    (row,) = store.reviews("r")
+    assert not row.valid and row.error is not None and row.error.startswith("rate_limit error")
+    assert waits == [60.0] * 5  # five minutes of waits; a sixth would pass max_rate_wait
     store.close()

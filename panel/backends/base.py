@@ -41,6 +41,7 @@ _LIBRARIES = tuple(Path(p).resolve() for p in {sysconfig.get_path("purelib"), sy
 #: What every member takes whatever its backend; the engine and the pipeline read these.
 COMMON_OPTIONS = frozenset(
     {"base_url", "api_key_env", "timeout", "concurrency", "rpm", "tpm", "price_input", "price_output"}
+    | {"headroom"}  # the fraction of a rate limit the member uses
 )
 
 

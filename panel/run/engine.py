@@ -329,7 +329,8 @@ class Engine:
             reply = await asyncio.wait_for(call, timeout)
         except TimeoutError:
             raise TransientError(f"no reply within {member.timeout:.0f} s") from None
-        except BackendError:
+        except BackendError as exc:
+            member.limiter.failed(reservation, exc)  # a 429 slows the whole member down
             raise
         except Exception as exc:  # our bug stops the run; an SDK error we did not map fails the review
             raise backend.bug(exc) or backend.as_backend_error(exc) from exc

@@ -98,7 +98,7 @@ def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = 
             Member(
                 backend=backend,
                 concurrency=int(o.get("concurrency") or backend.default_concurrency),
-                limiter=RateLimiter(rpm=o.get("rpm"), tpm=o.get("tpm")),
+                limiter=RateLimiter(rpm=o.get("rpm"), tpm=o.get("tpm"), headroom=o.get("headroom", 0.98)),
                 price=price_for(backend.name, backend.model, o, prices),
                 timeout=o.get("timeout") or backend.default_timeout,
             )

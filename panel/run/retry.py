@@ -1,4 +1,9 @@
-"""The one retry policy every backend shares (tenacity), honouring the provider's wait hint."""
+"""The one retry policy every backend shares (tenacity), honouring the provider's wait hint.
+
+Faults and limits are bounded differently. A transient fault (a 5xx, a dropped connection)
+spends one of a review's `attempts`. A 429 spends none: it says "not now", not "broken", so
+a review waits it out, for at most `max_rate_wait` seconds of 429 waits in all.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from tenacity.wait import wait_random_exponential
 
 from ..errors import BackendError
@@ -20,11 +25,14 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    #: tries for a request that meets transient faults; 429s are not counted here
     attempts: int = 4
     base_wait: float = 0.5
     max_wait: float = 30.0
     #: the longest provider-requested wait we honour; longer hints are capped to this
     max_hint: float = 60.0
+    #: the most seconds one request spends waiting out 429s before it fails
+    max_rate_wait: float = 600.0
     #: how a wait between tries is spent; tests pass one that counts instead of sleeping
     sleep: Sleep = field(default=asyncio.sleep, compare=False, repr=False)
 
@@ -42,7 +50,9 @@ async def call_with_retries(
     """Run `fn` until it succeeds or the policy gives up; return the result and the tries used.
 
     Rate limits and transient errors are retried with jittered exponential backoff, or after
-    the provider's own wait hint when it sent one. Fatal errors are raised at once.
+    the provider's own wait hint when it sent one. Fatal errors are raised at once. A
+    transient error spends one of `policy.attempts`; a 429 spends time from
+    `policy.max_rate_wait` instead, so a busy provider never fails a review it would answer.
     """
     backoff = wait_random_exponential(multiplier=policy.base_wait, max=policy.max_wait)
 
@@ -57,9 +67,22 @@ async def call_with_retries(
         if on_retry is not None and isinstance(exc, BackendError) and state.next_action is not None:
             on_retry(exc, state.next_action.sleep)
 
+    faults = 0
+    rate_waited = 0.0
+
+    def stop(state: RetryCallState) -> bool:
+        # Runs after `wait`, so the wait the next try would need is known.
+        nonlocal faults, rate_waited
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, BackendError) and exc.kind == "rate_limit":
+            rate_waited += state.upcoming_sleep
+            return rate_waited > policy.max_rate_wait
+        faults += 1
+        return faults >= policy.attempts
+
     tries = 0
     async for attempt in AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts),
+        stop=stop,
         wait=wait,
         retry=retry_if_exception(_retryable),
         before_sleep=before_sleep,

@@ -199,9 +199,11 @@ class _Handler(BaseHTTPRequestHandler):
         if req.form in knobs.ignore_forms:
             clean = wire.make_reply(replace(req, schema=wire.BARE_JSON_SCHEMA), None)
         with state.lock:
-            admitted, rate = state.window.decide(
-                knobs, req.prompt_tokens + clean.completion_tokens, state.clock()
-            )
+            now = state.clock()
+            admitted, rate = state.window.decide(knobs, req.prompt_tokens + clean.completion_tokens, now)
+            if admitted:
+                state.admitted += 1
+                state.admitted_span = [state.admitted_span[0] if state.admitted_span else now, now]
             if admitted and state.window.over(knobs):
                 state.over_limit_served += 1
             fault: str | None = None
@@ -267,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         headers = {wire.request_id_header(provider): request_id}
         if rate is not None:
-            headers.update(wire.rate_headers(provider, rate))
+            headers.update(wire.rate_headers(provider, rate, limits=self.server.state.knobs.rate_headers))
         with self.server.state.lock:
             self.server.state.by_status[str(status)] += 1
             record["status"] = status
@@ -388,6 +390,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rpm", type=int, default=d.rpm, help="0 = unlimited")
     p.add_argument("--tpm", type=int, default=d.tpm, help="0 = unlimited")
     p.add_argument("--rate-window", type=float, default=d.rate_window)
+    p.add_argument(
+        "--limit-period", type=float, default=d.limit_period, help="period the limit headers state (s)"
+    )
+    p.add_argument(
+        "--no-rate-headers",
+        dest="rate_headers",
+        action="store_false",
+        help="send no x-ratelimit-*/anthropic-ratelimit-* headers (retry-after still)",
+    )
     p.add_argument("--fault-rate", type=float, default=d.fault_rate)
     p.add_argument(
         "--faults", default=",".join(d.faults), help=f"comma-separated subset of {','.join(FAULT_KINDS)}"

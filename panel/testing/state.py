@@ -46,6 +46,11 @@ class Knobs:
     rpm: int = 0  # requests per window, 0 = unlimited
     tpm: int = 0  # tokens (prompt + reply estimate) per window, 0 = unlimited
     rate_window: float = 60.0  # sliding window length; shorten it to test retry waits
+    # The period the rate-limit headers state the limit for, in seconds (0: rate_window).
+    # 60 with rpm=10 and rate_window=1 is a 600/minute limit counted per second, as said
+    # by providers that quantize their per-minute limits.
+    limit_period: float = 0.0
+    rate_headers: bool = True  # send x-ratelimit-* / anthropic-ratelimit-*; retry-after always
     fault_rate: float = 0.0  # probability that a request draws a fault
     faults: tuple[str, ...] = FAULT_KINDS  # kinds to draw from, uniformly
     fault_seed: int = 0
@@ -79,16 +84,29 @@ class Knobs:
                 values[name] = tuple(forms)
             elif name in ("rpm", "tpm", "fault_seed", "history"):
                 values[name] = int(raw)
+            elif name == "rate_headers":
+                values[name] = _flag(raw)
             else:
                 values[name] = float(raw)
         new = replace(self, **values)
         if not 0.0 <= new.fault_rate <= 1.0:
             raise ValueError("fault_rate must be within [0, 1]")
-        if min(new.latency, new.latency_jitter, new.rpm, new.tpm, new.hang_seconds) < 0:
-            raise ValueError("latency, jitter, rpm, tpm and hang_seconds must be >= 0")
+        if min(new.latency, new.latency_jitter, new.rpm, new.tpm, new.hang_seconds, new.limit_period) < 0:
+            raise ValueError("latency, jitter, rpm, tpm, hang_seconds and limit_period must be >= 0")
         if new.rate_window <= 0 or new.history < 1:
             raise ValueError("rate_window must be > 0 and history >= 1")
         return new
+
+
+def _flag(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a true/false value: {raw!r}")
 
 
 class Window:
@@ -116,15 +134,17 @@ class Window:
             if over_tokens:
                 waits.append(self._token_wait(knobs.tpm, tokens, now, span))
             retry_after = max(waits)
-        limit_r = knobs.rpm or _NOMINAL_RPM
-        limit_t = knobs.tpm or _NOMINAL_TPM
+        # The headers state the window's limit per `limit_period`, as providers state per minute.
+        scale = knobs.limit_period / span if knobs.limit_period else 1.0
+        limit_r = round(knobs.rpm * scale) if knobs.rpm else _NOMINAL_RPM
+        limit_t = round(knobs.tpm * scale) if knobs.tpm else _NOMINAL_TPM
         oldest = self.entries[0][0] + span - now if self.entries else 0.0
         return admitted, RateState(
             limit_requests=limit_r,
-            remaining_requests=max(0, limit_r - len(self.entries)),
+            remaining_requests=max(0, limit_r - round(len(self.entries) * scale)),
             reset_requests=oldest,
             limit_tokens=limit_t,
-            remaining_tokens=max(0, limit_t - self.tokens),
+            remaining_tokens=max(0, limit_t - round(self.tokens * scale)),
             reset_tokens=oldest,
             retry_after=retry_after,
         )
@@ -167,6 +187,9 @@ class State:
         self.body_hashes: Counter[str] = Counter()
         self.rate_limited = 0
         self.over_limit_served = 0
+        #: requests the rate window let through, and when it counted the first and the last
+        self.admitted = 0
+        self.admitted_span: list[float] = []
         self.in_flight = 0
         self.in_flight_max = 0
         #: the waits the server chose (latency, hangs), in seconds: tests read these, not a clock
@@ -193,6 +216,8 @@ class State:
             "faults": dict(self.faults),
             "rate_limited": self.rate_limited,
             "over_limit_served": self.over_limit_served,
+            "admitted": self.admitted,
+            "admitted_span": list(self.admitted_span),
             "in_flight": self.in_flight,
             "in_flight_max": self.in_flight_max,
             "delays": list(self.delays),

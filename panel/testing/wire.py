@@ -364,8 +364,10 @@ class RateState:
     retry_after: float | None  # set on a 429
 
 
-def rate_headers(provider: Provider | None, rs: RateState) -> dict[str, str]:
-    if provider == "anthropic":
+def rate_headers(provider: Provider | None, rs: RateState, *, limits: bool = True) -> dict[str, str]:
+    """The rate-limit headers of a reply; `limits=False` leaves only the 429's wait hint."""
+    headers: dict[str, str] = {}
+    if limits and provider == "anthropic":
         headers = {
             "anthropic-ratelimit-requests-limit": str(rs.limit_requests),
             "anthropic-ratelimit-requests-remaining": str(rs.remaining_requests),
@@ -374,7 +376,7 @@ def rate_headers(provider: Provider | None, rs: RateState) -> dict[str, str]:
             "anthropic-ratelimit-tokens-remaining": str(rs.remaining_tokens),
             "anthropic-ratelimit-tokens-reset": _rfc3339_in(rs.reset_tokens),
         }
-    else:
+    elif limits:
         # Mistral's and HF's own header names are unconfirmed; OpenAI's are a
         # reasonable stand-in and clients must not depend on them anyway.
         headers = {
