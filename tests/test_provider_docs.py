@@ -186,6 +186,23 @@ ERROR_EXAMPLES = [
     pytest.param(
         Documented(
             "openai",
+            429,
+            {
+                "error": {
+                    "message": "You exceeded your current quota, please check your plan and billing details.",
+                    "type": "insufficient_quota",
+                    "param": None,
+                    "code": "insufficient_quota",
+                }
+            },
+            "fatal",
+            "You exceeded your current quota",
+        ),
+        id="openai 429 quota: https://platform.openai.com/docs/guides/error-codes#api-errors",
+    ),
+    pytest.param(
+        Documented(
+            "openai",
             500,
             {
                 "error": {

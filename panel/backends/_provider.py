@@ -217,6 +217,10 @@ def finish_reason(raw: object) -> str | None:
     return "stop" if value in _STOP else value
 
 
+#: Words of a 429 that means the account has no quota left (OpenAI's `insufficient_quota`).
+_NO_QUOTA = ("insufficient_quota", "exceeded your current quota")
+
+
 def error_for_status(
     backend: str,
     status: int | None,
@@ -227,7 +231,11 @@ def error_for_status(
 ) -> BackendError:
     """The error the engine should see for an HTTP failure."""
     cls: type[BackendError]
-    if status == 429:
+    if status == 429 and any(word in detail for word in _NO_QUOTA):
+        # Out of credit, not over a rate: waiting never helps, and a 429 is waited out for
+        # minutes before a review gives up.
+        cls = FatalError
+    elif status == 429:
         cls = RateLimitError
     elif is_refusal(status, detail):
         # The server does not take the structured-output form: asking again never helps.
