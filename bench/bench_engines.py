@@ -1,18 +1,18 @@
 """The two engines of the local backend side by side: xllamacpp against llama-cpp-python.
 
-    python bench/bench_engines.py [--rounds 2] [--demo-runs 2] [--install]
+    python bench/bench_engines.py [--rounds 2] [--requests 8] [--install]
 
 Both run the bundled SmolLM2-135M-Instruct on the same 8 requests as the demo
 (`panel compare smolvlm2-2b mistral-large-3`: 2 tools x 4 personas), with the same review
 schemas fitted to the same token budget, the same sampling settings and repeat penalty.
 
 1. Generation, each configuration (engine, threads, parallel sequences) in a fresh process,
-   configurations interleaved round by round so that drift on a shared machine hits all
-   alike. The model is loaded and warmed up before the clock starts. Tokens/s = completion
-   tokens of the 8 replies / wall time of the whole batch (with `parallel` sequences in
-   flight: the aggregate rate).
+   configurations interleaved round by round (and the order reversed every other round) so
+   that drift on a shared machine hits all alike. The model is loaded and warmed up before
+   the clock starts. Tokens/s = completion tokens of the replies / wall time of the whole
+   batch (with `parallel` sequences in flight: the aggregate rate).
 2. Wall time of the real command `panel compare smolvlm2-2b mistral-large-3` with each
-   engine's default settings, fresh processes, interleaved.
+   engine's default settings, fresh processes, once per round after the configurations.
 3. With `--install`: time of `pip install --no-cache-dir` of each engine into a fresh venv
    (llama-cpp-python compiles; CMAKE_ARGS=-DGGML_NATIVE=OFF as the Makefile sets it).
 """
@@ -40,13 +40,12 @@ CONFIGS = [
     ("llama-cpp-python", 2, 1),
     ("xllamacpp", 1, 1),
     ("xllamacpp", 2, 1),
-    ("xllamacpp", 1, 2),
     ("xllamacpp", 1, 4),
 ]
 
 
-def worker(engine: str, threads: int, parallel: int) -> None:
-    """Run in a child process: one configuration, one batch of the demo's 8 requests."""
+def worker(engine: str, threads: int, parallel: int, count: int) -> None:
+    """Run in a child process: one configuration, one batch of the demo's first `count` requests."""
     from panel.backends.base import Request, Sampling
     from panel.backends.local import REPEAT_PENALTY, LocalBackend, bundled_model_path, fit_schema
     from panel.run.plan import plan_compare
@@ -61,7 +60,7 @@ def worker(engine: str, threads: int, parallel: int) -> None:
             sampling,
         )
         for c in plan.cells
-    ]
+    ][:count]
     backend = LocalBackend(bundled_model_path(), n_threads=threads, engine=engine, parallel=parallel)
     eng = backend.engine
 
@@ -77,9 +76,9 @@ def worker(engine: str, threads: int, parallel: int) -> None:
     print(json.dumps({"tokens": tokens, "seconds": elapsed}))
 
 
-def run_config(engine: str, threads: int, parallel: int) -> dict[str, float]:
+def run_config(engine: str, threads: int, parallel: int, count: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", engine, str(threads), str(parallel)],
+        [sys.executable, __file__, "--worker", engine, str(threads), str(parallel), str(count)],
         check=True,
         capture_output=True,
         text=True,
@@ -121,34 +120,32 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--demo-runs", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=8, help="the demo's first N requests (4 = one tool)")
     parser.add_argument("--install", action="store_true")
-    parser.add_argument("--worker", nargs=3, metavar=("ENGINE", "THREADS", "PARALLEL"))
+    parser.add_argument("--worker", nargs=4, metavar=("ENGINE", "THREADS", "PARALLEL", "COUNT"))
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker[0], int(args.worker[1]), int(args.worker[2]))
+        worker(args.worker[0], int(args.worker[1]), int(args.worker[2]), int(args.worker[3]))
         return
     summary: dict[str, object] = {}
-    print(f"1. tokens/s on the demo's 8 requests, {args.rounds} interleaved rounds", flush=True)
+    print(f"{args.rounds} rounds; each: every configuration on {args.requests} requests, then the demo")
     rates: dict[str, list[float]] = {}
+    walls: dict[str, list[float]] = {}
     for r in range(args.rounds):
         order = CONFIGS if r % 2 == 0 else CONFIGS[::-1]
         for engine, threads, parallel in order:
             key = f"{engine} threads={threads} parallel={parallel}"
-            res = run_config(engine, threads, parallel)
+            res = run_config(engine, threads, parallel, args.requests)
             rates.setdefault(key, []).append(res["tokens"] / res["seconds"])
             print(f"  round {r + 1} {key}: {res['tokens']} tok in {res['seconds']:.1f} s", flush=True)
-    summary["tok_s_median"] = {k: round(statistics.median(v), 1) for k, v in rates.items()}
-    print(f"2. wall time of `panel compare {' '.join(TOOLS)}`, {args.demo_runs} interleaved runs", flush=True)
-    walls: dict[str, list[float]] = {}
-    for r in range(args.demo_runs):
         engines = ["xllamacpp", "llama-cpp-python"] if r % 2 == 0 else ["llama-cpp-python", "xllamacpp"]
         for engine in engines:
             walls.setdefault(engine, []).append(demo_wall(engine))
-            print(f"  run {r + 1} {engine}: {walls[engine][-1]:.1f} s", flush=True)
+            print(f"  round {r + 1} panel compare {' '.join(TOOLS)}, {engine}: {walls[engine][-1]:.1f} s")
+    summary["tok_s_median"] = {k: round(statistics.median(v), 1) for k, v in rates.items()}
     summary["demo_wall_s_median"] = {k: round(statistics.median(v), 1) for k, v in walls.items()}
     if args.install:
-        print("3. pip install --no-cache-dir into a fresh venv", flush=True)
+        print("pip install --no-cache-dir into a fresh venv", flush=True)
         summary["install_s"] = {p: round(install_time(p), 1) for p in ("xllamacpp", "llama-cpp-python")}
     print("summary " + json.dumps(summary))
 
