@@ -41,7 +41,10 @@ CONFIGS = [
     ("xllamacpp", 1, 1),
     ("xllamacpp", 2, 1),
     ("xllamacpp", 1, 4),
+    ("xllamacpp", 2, 4),
 ]
+# A process that keeps one core busy, as another job on a shared machine would.
+SPINNER = "while True: pass"
 
 
 def worker(engine: str, threads: int, parallel: int, count: int) -> None:
@@ -76,14 +79,21 @@ def worker(engine: str, threads: int, parallel: int, count: int) -> None:
     print(json.dumps({"tokens": tokens, "seconds": elapsed}))
 
 
-def run_config(engine: str, threads: int, parallel: int, count: int) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", engine, str(threads), str(parallel), str(count)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+def run_config(engine: str, threads: int, parallel: int, count: int, busy: bool) -> dict[str, float]:
+    """One configuration in a fresh process; with `busy`, next to a process spinning on one core."""
+    spinner = subprocess.Popen([sys.executable, "-c", SPINNER]) if busy else None
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", engine, str(threads), str(parallel), str(count)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -122,6 +132,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--requests", type=int, default=8, help="the demo's first N requests (4 = one tool)")
     parser.add_argument("--install", action="store_true")
+    parser.add_argument("--engine", choices=["xllamacpp", "llama-cpp-python"], help="only this engine")
+    parser.add_argument("--busy", action="store_true", help="also run each configuration next to a busy core")
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo's wall time")
     parser.add_argument("--worker", nargs=4, metavar=("ENGINE", "THREADS", "PARALLEL", "COUNT"))
     args = parser.parse_args()
     if args.worker:
@@ -132,14 +145,15 @@ def main() -> None:
     rates: dict[str, list[float]] = {}
     walls: dict[str, list[float]] = {}
     for r in range(args.rounds):
-        order = CONFIGS if r % 2 == 0 else CONFIGS[::-1]
-        for engine, threads, parallel in order:
-            key = f"{engine} threads={threads} parallel={parallel}"
-            res = run_config(engine, threads, parallel, args.requests)
+        configs = [c for c in CONFIGS if args.engine in (None, c[0])]
+        runs = [(c, busy) for c in configs for busy in ([False, True] if args.busy else [False])]
+        for (engine, threads, parallel), busy in runs if r % 2 == 0 else runs[::-1]:
+            key = f"{engine} threads={threads} parallel={parallel}" + (" busy-neighbour" if busy else "")
+            res = run_config(engine, threads, parallel, args.requests, busy)
             rates.setdefault(key, []).append(res["tokens"] / res["seconds"])
             print(f"  round {r + 1} {key}: {res['tokens']} tok in {res['seconds']:.1f} s", flush=True)
         engines = ["xllamacpp", "llama-cpp-python"] if r % 2 == 0 else ["llama-cpp-python", "xllamacpp"]
-        for engine in engines:
+        for engine in [] if args.no_demo else [e for e in engines if args.engine in (None, e)]:
             walls.setdefault(engine, []).append(demo_wall(engine))
             print(f"  round {r + 1} panel compare {' '.join(TOOLS)}, {engine}: {walls[engine][-1]:.1f} s")
     summary["tok_s_median"] = {k: round(statistics.median(v), 1) for k, v in rates.items()}
