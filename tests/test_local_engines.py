@@ -35,8 +35,14 @@ def test_local_runs_on_xllamacpp_with_four_reviews_in_flight() -> None:
     assert isinstance(backend, local.LocalBackend)
     assert backend.engine.name == "xllamacpp"
     assert backend.default_concurrency == 4 and backend.engine.parallel == 4
-    assert backend.n_threads == 1  # the measured default on a shared 2-core machine
+    assert backend.n_threads == local.default_threads()
     assert backend.label == "local:SmolLM2-135M-Instruct.Q4_1"
+
+
+def test_threads_default_to_half_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cores, threads in ((1, 1), (2, 1), (3, 1), (8, 4)):
+        monkeypatch.setattr(local.os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert local.default_threads() == threads
 
 
 @needs_x

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -33,10 +34,23 @@ ENGINES: dict[str, tuple[str, str, str, str]] = {
     "xllamacpp": ("panel.backends._xllamacpp", "XLlamaCppEngine", "xllamacpp", "local"),
     "llama-cpp-python": ("panel.backends._llama_cpp", "LlamaCppEngine", "llama_cpp", "llama-cpp"),
 }
-#: Decoding threads by default. Measured on 2 shared cores (bench/bench_engines.py): one
-#: thread per server, several sequences batched, beat two threads, which stall whenever
-#: another process holds a core.
-DEFAULT_THREADS = 1
+
+
+def default_threads() -> int:
+    """Half the cores this process may use, at least one (1 on a 2-core machine).
+
+    Measured on 2 cores (bench/bench_engines.py --busy): 2 threads decode 1.7x faster than
+    1 while the other core is idle, but 1.9x slower than 1 as soon as another process keeps
+    a core busy (each step waits for its slowest thread); 1 thread lost nothing next to the
+    busy process. Half the cores keeps the fast case within reach and the slow one away.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
+
+
 DEFAULT_PARALLEL = 4
 # A tiny model loops inside a string without a repeat penalty.
 REPEAT_PENALTY = 1.1
@@ -84,7 +98,7 @@ def engine_class(choice: str) -> type[Engine]:
 class LocalOptions(BackendOptions):
     #: the context window of one sequence in tokens: prompt and reply must fit in it
     n_ctx: int = Field(default=4096, ge=512)
-    #: threads that decode (default 1: measured fastest on a shared 2-core machine)
+    #: threads that decode; default half the cores (see `default_threads`)
     n_threads: int | None = Field(default=None, ge=1)
     #: which engine runs the model; "auto" prefers xllamacpp
     engine: Literal["auto", "xllamacpp", "llama-cpp-python"] = "auto"
@@ -111,7 +125,7 @@ class LocalBackend(Backend):
         super().__init__(model)
         self.path = path
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or DEFAULT_THREADS
+        self.n_threads = n_threads or default_threads()
         self.engine: Engine = engine_class(engine)(
             path, n_ctx=n_ctx, n_threads=self.n_threads, parallel=parallel
         )
