@@ -30,11 +30,11 @@ needs_l = pytest.mark.skipif(not HAS_L, reason="needs llama-cpp-python (the [lla
 
 
 @needs_x
-def test_local_runs_on_xllamacpp_with_four_reviews_in_flight() -> None:
+def test_local_runs_on_xllamacpp_one_review_at_a_time_by_default() -> None:
     backend = create_backend(parse_member("local"))
     assert isinstance(backend, local.LocalBackend)
     assert backend.engine.name == "xllamacpp"
-    assert backend.default_concurrency == 4 and backend.engine.parallel == 4
+    assert backend.default_concurrency == 1 and backend.engine.parallel == 1
     assert backend.n_threads == local.default_threads()
     assert backend.label == "local:SmolLM2-135M-Instruct.Q4_1"
 
@@ -98,7 +98,7 @@ def test_a_missing_model_file_is_one_line(cli: Any, tmp_path: Path, runs_dir: Pa
 @pytest.mark.model
 @pytest.mark.parametrize("engine", INSTALLED)
 def test_each_engine_gives_valid_seeded_reviews(engine: str, tmp_path: Path) -> None:
-    """4 reviews in flight on xllamacpp (one on llama-cpp-python), twice: same replies."""
+    """The default settings of each engine, twice in one process: the same replies."""
     config = tmp_path / "panel.toml"
     config.write_text(f'[[members]]\nspec = "local"\nengine = "{engine}"\n')
     plan = plan_compare(
@@ -117,6 +117,25 @@ def test_each_engine_gives_valid_seeded_reviews(engine: str, tmp_path: Path) -> 
         texts.append([r[0] for r in rows])
         assert len(rows) >= 4 and valid >= 3
     assert texts[0] == texts[1]
+
+
+@pytest.mark.model
+@needs_x
+def test_four_reviews_at_once_are_all_valid(tmp_path: Path) -> None:
+    """`parallel = 4`: four sequences decoded together, every reply held to its schema."""
+    config = tmp_path / "panel.toml"
+    config.write_text('[[members]]\nspec = "local"\nparallel = 4\n')
+    plan = plan_compare(
+        ["vllm", "llama-cpp"],
+        catalog=EXAMPLE_CATALOG,
+        sampling=Sampling(max_tokens=200, temperature=0.3, seed=11),
+        config=load_config(config),
+    )
+    assert plan.members[0].concurrency == 4
+    with Store(tmp_path / "runs") as store:
+        asyncio.run(run_plan(plan, store, "test"))
+        valid = store.db.execute("SELECT COUNT(*) FROM reviews WHERE valid").fetchone()[0]
+    assert valid >= 6
 
 
 def test_without_the_model_package_the_line_says_how_to_install_it(

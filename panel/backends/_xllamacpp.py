@@ -75,6 +75,9 @@ class XLlamaCppEngine:
             "max_tokens": sampling.max_tokens,
             "seed": sampling.seed,
             "repeat_penalty": repeat_penalty,
+            # A prompt prefix reused from the previous request was computed in another batch
+            # shape: its logits differ in the last bits and the seeded reply would drift.
+            "cache_prompt": False,
         }
         try:
             out: dict[str, Any] = self._server().handle_chat_completions(body)

@@ -51,7 +51,10 @@ def default_threads() -> int:
     return max(1, cores // 2)
 
 
-DEFAULT_PARALLEL = 4
+#: One sequence at a time by default: llama.cpp's logits are not bit-identical across batch
+#: shapes, so sequences decoded together give replies that vary from run to run, and the
+#: seeded record would not repeat. Measured gain of 4 at once here: 5-15% (bench/README.md).
+DEFAULT_PARALLEL = 1
 # A tiny model loops inside a string without a repeat penalty.
 REPEAT_PENALTY = 1.1
 
@@ -102,7 +105,7 @@ class LocalOptions(BackendOptions):
     n_threads: int | None = Field(default=None, ge=1)
     #: which engine runs the model; "auto" prefers xllamacpp
     engine: Literal["auto", "xllamacpp", "llama-cpp-python"] = "auto"
-    #: sequences decoded together (xllamacpp only); also the member's default concurrency
+    #: sequences decoded together (xllamacpp only; more than 1 is faster but not repeatable)
     parallel: int = Field(default=DEFAULT_PARALLEL, ge=1, le=64)
 
 
