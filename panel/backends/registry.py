@@ -14,7 +14,8 @@ __all__ = ["BACKENDS", "MemberSpec", "backend_class", "create_backend", "options
 
 # name -> (module, class, the SDK module whose absence means the extra is missing)
 BACKENDS: dict[str, tuple[str, str, str | None]] = {
-    "local": ("panel.backends.local", "LocalBackend", "llama_cpp"),
+    # the local backend checks for its engine itself: either of two packages will do
+    "local": ("panel.backends.local", "LocalBackend", None),
     "fake": ("panel.backends.fake", "FakeBackend", None),
     "openai": ("panel.backends.openai", "OpenAIBackend", "openai"),
     "anthropic": ("panel.backends.anthropic", "AnthropicBackend", "anthropic"),
