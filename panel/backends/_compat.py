@@ -10,10 +10,17 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from .base import BackendOptions
-from .structured import Structured
+from .base import Backend, BackendOptions, Reply, Request
+from .structured import Form, Negotiator, Structured
 
-__all__ = ["RESERVED", "STANDARD_SAMPLING", "ServerOptions", "fit_for_grammar", "split_sampling"]
+__all__ = [
+    "RESERVED",
+    "STANDARD_SAMPLING",
+    "ServerBackend",
+    "ServerOptions",
+    "fit_for_grammar",
+    "split_sampling",
+]
 
 #: Request fields the backend sets itself; a sampling extra may not replace them.
 RESERVED = frozenset(
@@ -71,3 +78,52 @@ def fit_for_grammar(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     from .local import fit_schema
 
     return fit_schema(schema, max_tokens)
+
+
+class ServerBackend(Backend):
+    """What the OpenAI-style backends share: the negotiated structured form, the sampling
+    extras, and the string caps, set up once and sent the same way."""
+
+    negotiator: Negotiator
+    sampling: dict[str, SamplingValue]
+    fit_strings: bool
+
+    def _serve(
+        self,
+        structured: str,
+        order: tuple[Form, ...],
+        sampling: dict[str, SamplingValue] | None,
+        fit_strings: bool | None,
+        base_url: str | None,
+    ) -> None:
+        self.negotiator = Negotiator(structured, order)
+        self.sampling = dict(sampling or {})
+        # Servers behind a base_url compile the schema to a grammar; OpenAI's strict mode
+        # would refuse the length caps.
+        self.fit_strings = base_url is not None if fit_strings is None else fit_strings
+
+    def identity(self) -> dict[str, Any]:
+        found = super().identity()
+        if self.sampling:
+            found["sampling"] = self.sampling  # they change what the model says
+        return found
+
+    def negotiated_form(self) -> str | None:
+        return self.negotiator.negotiated
+
+    def adopt_form(self, form: str) -> None:
+        self.negotiator.adopt(form)
+
+    async def generate(self, request: Request) -> Reply:
+        return await self.negotiator.send(lambda form: self._call(request, form))
+
+    async def _call(self, request: Request, form: Form) -> Reply:
+        raise NotImplementedError
+
+    def _fitted(self, request: Request, form: Form) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """(the schema as this form sends it, sampling keywords, sampling body fields)."""
+        schema = request.schema
+        if self.fit_strings and form != "prompt":
+            schema = fit_for_grammar(schema, request.sampling.max_tokens)
+        named, body = split_sampling(self.sampling)
+        return schema, named, body

@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendSpecError, FatalError, MissingKeyError
 from . import _provider as p
-from ._compat import SamplingValue, ServerOptions, fit_for_grammar, split_sampling
-from .base import Backend, MemberSpec, Reply, Request, Usage
+from ._compat import SamplingValue, ServerBackend, ServerOptions
+from .base import MemberSpec, Reply, Request, Usage
 from .structured import (
     ENFORCED,
     FORMS,
     Form,
-    Negotiator,
     json_object_format,
     schema_in_prompt,
     tool_arguments,
@@ -46,7 +45,7 @@ def _is_url(text: str | None) -> bool:
     return text is not None and text.startswith(("http://", "https://"))
 
 
-class HFBackend(Backend):
+class HFBackend(ServerBackend):
     name = "hf"
     extra = "hf"
     key_env = "HF_TOKEN"
@@ -72,9 +71,7 @@ class HFBackend(Backend):
         # The SDK turns json_schema into TGI's grammar for an endpoint URL: json_object says
         # the same to TGI and also reaches llama.cpp-style servers.
         order = tuple(f for f in FORMS if f != "json_schema") if self.base_url else FORMS
-        self.negotiator = Negotiator(structured, order)
-        self.sampling = dict(sampling or {})
-        self.fit_strings = self.base_url is not None if fit_strings is None else fit_strings
+        self._serve(structured, order, sampling, fit_strings, self.base_url)
         # A model id with a base URL still names the model in the body, for servers that
         # host several; with a URL alone the client sends its own placeholder name.
         self._body_model = model if self.base_url and not _is_url(model) else None
@@ -115,27 +112,9 @@ class HFBackend(Backend):
     def __repr__(self) -> str:
         return f"HFBackend(model={self.model!r}, base_url={self.base_url!r})"
 
-    def identity(self) -> dict[str, Any]:
-        found = super().identity()
-        if self.sampling:
-            found["sampling"] = self.sampling  # they change what the model says
-        return found
-
-    def negotiated_form(self) -> str | None:
-        return self.negotiator.negotiated
-
-    def adopt_form(self, form: str) -> None:
-        self.negotiator.adopt(form)
-
-    async def generate(self, request: Request) -> Reply:
-        return await self.negotiator.send(lambda form: self._call(request, form))
-
     def _params(self, request: Request, form: Form) -> dict[str, Any]:
         sampling = request.sampling
-        schema = request.schema
-        if self.fit_strings and form != "prompt":
-            schema = fit_for_grammar(schema, sampling.max_tokens)
-        named, body = split_sampling(self.sampling)
+        schema, named, body = self._fitted(request, form)
         params: dict[str, Any] = {
             "messages": request.messages,
             "max_tokens": sampling.max_tokens,

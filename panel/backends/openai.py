@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BackendSpecError, FatalError, MissingKeyError
 from . import _provider as p
-from ._compat import SamplingValue, ServerOptions, fit_for_grammar, split_sampling
-from .base import Backend, MemberSpec, Reply, Request, Usage
+from ._compat import SamplingValue, ServerBackend, ServerOptions
+from .base import MemberSpec, Reply, Request, Usage
 from .structured import (
     ENFORCED,
     FORMS,
     Form,
-    Negotiator,
     json_object_format,
     schema_in_prompt,
     tool_arguments,
@@ -43,7 +42,7 @@ class OpenAIOptions(ServerOptions):
     token_param: Literal["max_completion_tokens", "max_tokens"] | None = None
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(ServerBackend):
     name = "openai"
     extra = "openai"
     key_env = "OPENAI_API_KEY"
@@ -66,11 +65,7 @@ class OpenAIBackend(Backend):
         fit_strings: bool | None = None,
     ) -> None:
         super().__init__(model)
-        self.negotiator = Negotiator(structured, FORMS)
-        self.sampling = dict(sampling or {})
-        # Servers behind a base_url compile the schema to a grammar; OpenAI's strict mode
-        # would refuse the length caps.
-        self.fit_strings = base_url is not None if fit_strings is None else fit_strings
+        self._serve(structured, FORMS, sampling, fit_strings, base_url)
         self.base_url = base_url
         self.timeout = timeout
         # OpenAI's newer models refuse `max_tokens`; compatible servers only know `max_tokens`.
@@ -110,27 +105,9 @@ class OpenAIBackend(Backend):
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
 
-    def identity(self) -> dict[str, Any]:
-        found = super().identity()
-        if self.sampling:
-            found["sampling"] = self.sampling  # they change what the model says
-        return found
-
-    def negotiated_form(self) -> str | None:
-        return self.negotiator.negotiated
-
-    def adopt_form(self, form: str) -> None:
-        self.negotiator.adopt(form)
-
-    async def generate(self, request: Request) -> Reply:
-        return await self.negotiator.send(lambda form: self._call(request, form))
-
     def _params(self, request: Request, form: Form) -> dict[str, Any]:
         sampling = request.sampling
-        schema = request.schema
-        if self.fit_strings and form != "prompt":
-            schema = fit_for_grammar(schema, sampling.max_tokens)
-        named, body = split_sampling(self.sampling)
+        schema, named, body = self._fitted(request, form)
         params: dict[str, Any] = {
             "model": self.model,
             "messages": request.messages,
