@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ._provider import json_schema_format
 from .base import Backend, BackendOptions, Reply, Request
-from .structured import Form, Negotiator, Structured
+from .structured import Form, Negotiator, Structured, json_object_format, schema_in_prompt, tool_params
 
 __all__ = [
     "RESERVED",
@@ -127,3 +128,16 @@ class ServerBackend(Backend):
             schema = fit_for_grammar(schema, request.sampling.max_tokens)
         named, body = split_sampling(self.sampling)
         return schema, named, body
+
+    def _shape(
+        self, params: dict[str, Any], request: Request, form: Form, schema: dict[str, Any], *, strict: bool
+    ) -> None:
+        """Put the schema into `params` the way `form` asks for it."""
+        if form == "json_schema":
+            params["response_format"] = json_schema_format(request.schema_name, schema, strict=strict)
+        elif form == "json_object":
+            params["response_format"] = json_object_format(schema)
+        elif form == "tools":
+            params.update(tool_params(request.schema_name, schema))
+        else:
+            params["messages"] = schema_in_prompt(request.messages, schema)

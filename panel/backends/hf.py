@@ -23,10 +23,7 @@ from .structured import (
     ENFORCED,
     FORMS,
     Form,
-    json_object_format,
-    schema_in_prompt,
     tool_arguments,
-    tool_params,
 )
 
 if TYPE_CHECKING:
@@ -123,16 +120,9 @@ class HFBackend(ServerBackend):
             "seed": sampling.seed,
             **named,
         }
-        if form == "json_schema":
-            # The router hands this to each provider its own way; for an endpoint URL the
-            # SDK rewrites it into TGI's grammar.
-            params["response_format"] = p.json_schema_format(request.schema_name, schema, strict=False)
-        elif form == "json_object":
-            params["response_format"] = json_object_format(schema)
-        elif form == "tools":
-            params.update(tool_params(request.schema_name, schema))
-        else:
-            params["messages"] = schema_in_prompt(request.messages, schema)
+        # Not strict: the router hands json_schema to each provider its own way, and for an
+        # endpoint URL the SDK rewrites it into TGI's grammar.
+        self._shape(params, request, form, schema, strict=False)
         if body:
             params["extra_body"] = body
         if self._body_model:

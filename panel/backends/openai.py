@@ -21,10 +21,7 @@ from .structured import (
     ENFORCED,
     FORMS,
     Form,
-    json_object_format,
-    schema_in_prompt,
     tool_arguments,
-    tool_params,
 )
 
 if TYPE_CHECKING:
@@ -117,14 +114,7 @@ class OpenAIBackend(ServerBackend):
             self.token_param: sampling.max_tokens,
             **named,
         }
-        if form == "json_schema":
-            params["response_format"] = p.json_schema_format(request.schema_name, schema)
-        elif form == "json_object":
-            params["response_format"] = json_object_format(schema)
-        elif form == "tools":
-            params.update(tool_params(request.schema_name, schema))
-        else:
-            params["messages"] = schema_in_prompt(request.messages, schema)
+        self._shape(params, request, form, schema, strict=True)
         if body:
             params["extra_body"] = body
         return params
