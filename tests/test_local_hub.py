@@ -126,7 +126,9 @@ def _cached(tmp_path: Path) -> list[Path]:
 @pytest.mark.model
 def test_hub_gguf_is_downloaded_once_then_runs_from_the_cache_offline(hub: Hub, tmp_path: Path) -> None:
     first = _panel(hub, tmp_path, f"local:hf:{REPO}/{FILE}")
-    assert first.returncode == 0, first.stderr
+    # The model ran the downloaded file: two reviews stored. Whether a 135M model's 64-token
+    # replies are valid is not this test's business (exit 1 says none was).
+    assert first.returncode in (0, 1), first.stderr
     record = json.loads(first.stdout)
     assert record["panel"]["members"] == ["local:tiny-instruct-q4"]
     assert record["counts"]["reviews"] == 2
@@ -137,7 +139,8 @@ def test_hub_gguf_is_downloaded_once_then_runs_from_the_cache_offline(hub: Hub, 
 
     hub.seen.clear()
     again = _panel(hub, tmp_path, f"local:hf:{REPO}/{FILE}", HF_HUB_OFFLINE="1")
-    assert again.returncode == 0, again.stderr
+    assert again.returncode in (0, 1), again.stderr
+    assert json.loads(again.stdout)["counts"]["reviews"] == 2
     assert hub.files() == []  # offline: the cache answered, the hub was never asked
 
 
