@@ -55,15 +55,7 @@ def worker(engine: str, threads: int, parallel: int, count: int) -> None:
 
     sampling = Sampling()
     plan = plan_compare(TOOLS, backends=["fake"], sampling=sampling)
-    requests = [
-        Request(
-            plan.prompts.review_messages(c.persona, c.tool),
-            c.persona.review_schema,
-            f"{c.persona.id}_review",
-            sampling,
-        )
-        for c in plan.cells
-    ][:count]
+    requests = [c.request(plan.prompts, sampling) for c in plan.cells][:count]
     backend = LocalBackend(bundled_model_path(), n_threads=threads, engine=engine, parallel=parallel)
     eng = backend.engine
 

@@ -98,15 +98,7 @@ def main() -> None:
     plan = plan_compare(args.tools, sampling=sampling, config=config)
     backend = plan.members[0].backend
     assert isinstance(backend, LocalBackend)
-    requests = [
-        Request(
-            plan.prompts.review_messages(c.persona, c.tool),
-            c.persona.review_schema,
-            f"{c.persona.id}_review",
-            sampling,
-        )
-        for c in plan.cells
-    ]
+    requests = [c.request(plan.prompts, sampling) for c in plan.cells]
     raw_round(requests[:1], backend)  # load once, outside the timings
 
     print(f"2. tokens/s, pipeline vs raw {backend.engine.name}, {args.rounds} interleaved rounds")

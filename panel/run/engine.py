@@ -51,6 +51,15 @@ class Cell:
     def key(self) -> CellKey:
         return CellKey(self.tool.id, self.persona.id, self.backend.label, self.repeat)
 
+    def request(self, prompts: PromptSet, sampling: Sampling) -> Request:
+        """The first ask of this cell, as the engine sends it (benchmarks send the same)."""
+        return Request(
+            messages=prompts.review_messages(self.persona, self.tool),
+            schema=self.persona.review_schema,
+            schema_name=f"{self.persona.id}_review",
+            sampling=sampling,
+        )
+
 
 @dataclass
 class CellResult:
@@ -230,12 +239,7 @@ class Engine:
             if copied is not None:
                 return copied
         persona, backend = cell.persona, cell.backend
-        request = Request(
-            messages=self.prompts.review_messages(persona, cell.tool),
-            schema=persona.review_schema,
-            schema_name=f"{persona.id}_review",
-            sampling=self._sampling(cell),
-        )
+        request = cell.request(self.prompts, self._sampling(cell))
         raw: str | None = None
         error = "no reply"
         request_id: int | None = None

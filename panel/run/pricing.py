@@ -134,10 +134,8 @@ def estimate_cost(plan: Plan, sample: int = 24) -> Estimate:
         cells = list(itertools.islice(plan.cells_for(member.backend), sample))
         if not cells:
             continue
-        counts = [
-            input_tokens(plan.prompts.review_messages(c.persona, c.tool), c.persona.review_schema)
-            for c in cells
-        ]
+        requests = (c.request(plan.prompts, plan.sampling) for c in cells)
+        counts = [input_tokens(r.messages, r.schema) for r in requests]
         mean_in = sum(counts) / len(counts)
         expected += per_member * member.price.worst_case(mean_in, max_out // 2)
         worst += per_member * member.price.worst_case(mean_in, max_out)
