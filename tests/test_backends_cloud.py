@@ -1,4 +1,5 @@
-"""The four cloud backends, each driving its real SDK against the loopback fake provider.
+"""The four cloud backends against the loopback fake provider: anthropic, mistral and hf drive
+their real SDKs; openai sends plain JSON, checked against its SDK in `test_openai_wire.py`.
 
 Backends are built the way the CLI builds them (`create_backend` with options and a key in
 the environment), so construction, key handling and the SDK's own wire format are all under
@@ -460,7 +461,7 @@ def test_anthropic_auto_switches_to_the_tool_once(
 def test_backend_modules_import_without_their_sdk() -> None:
     script = """
 import sys
-for sdk in ("openai", "anthropic", "mistralai", "huggingface_hub"):
+for sdk in ("aiohttp", "anthropic", "mistralai", "huggingface_hub"):  # openai needs only aiohttp
     sys.modules[sdk] = None  # any import of it now fails
 from panel.backends.registry import MemberSpec, create_backend
 from panel.errors import MissingDependencyError
