@@ -140,3 +140,23 @@ def test_compare_through_xllamacpp_server(
     # ... and the store keeps the form for the member, so a resume does not probe again.
     with contextlib.closing(sqlite3.connect(runs_dir / "panel.db")) as db:
         assert [row[0] for row in db.execute("SELECT form FROM member_forms")] == ["json_schema"]
+
+
+def test_embedded_engine_keeps_its_listener_closed() -> None:
+    """The local backend's in-process server also listens on a loopback port; another local
+    process must not be able to use the model through it, while the backend's own calls work."""
+    from panel.backends._xllamacpp import XLlamaCppEngine
+
+    engine = XLlamaCppEngine(_model_path(), n_ctx=1024, n_threads=1, parallel=1)
+    address = engine._server().listening_address
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}).encode()
+    request = urllib.request.Request(
+        f"{address}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 401
+    reply = engine._server().handle_chat_completions(
+        {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    )
+    assert reply["choices"]

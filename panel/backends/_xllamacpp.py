@@ -8,6 +8,7 @@ server holds the reply to it while decoding.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,6 +56,9 @@ class XLlamaCppEngine:
                 params.cpuparams_batch.n_threads = self.n_threads
                 params.fit_params = False  # keep the context asked for, never shrink it quietly
                 params.verbosity = 0  # the server's own log would drown the progress bar
+                # The server also listens on a random loopback port: a key no one knows keeps
+                # other local processes off it (calls made in process need none).
+                params.api_keys = [secrets.token_urlsafe(24)]
                 try:
                     _servers[self._key] = xllamacpp.Server(params)
                 except (ValueError, RuntimeError) as exc:
