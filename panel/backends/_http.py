@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .._about import DISTRIBUTION, __version__
 from ..errors import TransientError
@@ -23,7 +25,7 @@ from ._provider import error_for_status, scrub
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["HTTPReply", "JSONClient", "error_detail"]
+__all__ = ["HTTPReply", "JSONClient", "env_proxy", "error_detail"]
 
 #: how much of a body that is not the JSON asked for goes into an error message
 _SHOWN = 300
@@ -58,12 +60,20 @@ def error_detail(body: bytes) -> str:
     return text
 
 
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) names for `url`."""
+    parts = urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 class JSONClient:
     """POSTs JSON to one server and reads JSON back; a failure is a `BackendError`.
 
     The session is opened on the first request, inside the running event loop, and keeps
-    its connections alive between requests. `trust_env` reads the proxy variables
-    (`HTTPS_PROXY`, `NO_PROXY`) as the SDKs do.
+    its connections alive between requests. The proxy variables are read once, as the SDKs
+    read them (aiohttp's `trust_env` would read them again in a thread for every request).
     """
 
     def __init__(
@@ -85,6 +95,7 @@ class JSONClient:
         }
         self.timeout = timeout
         self.secrets = list(secrets)
+        self.proxy = env_proxy(self.base_url)
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -95,7 +106,6 @@ class JSONClient:
             timeout=aiohttp.ClientTimeout(total=self.timeout),
             # The engine holds each member to its concurrency; the pool need not.
             connector=aiohttp.TCPConnector(limit=0),
-            trust_env=True,
         )
         return self._session
 
@@ -105,7 +115,7 @@ class JSONClient:
         session = self._session or self._open()
         data = json.dumps(body, ensure_ascii=False).encode()
         try:
-            async with session.post(f"{self.base_url}{path}", data=data) as response:
+            async with session.post(f"{self.base_url}{path}", data=data, proxy=self.proxy) as response:
                 raw = await response.read()
                 status, headers = response.status, response.headers
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:

@@ -327,10 +327,10 @@ class Engine:
         reservation = await member.limiter.acquire(estimate)
         backend = member.backend
         try:
-            call = backend.generate(request)
-            # The SDK's own timeout should fire first; this one is the backstop.
-            timeout = member.timeout + 5 if member.timeout else None
-            reply = await asyncio.wait_for(call, timeout)
+            # The client's own timeout should fire first; this one is the backstop. A timeout
+            # scope, unlike wait_for, costs no task of its own per request.
+            async with asyncio.timeout(member.timeout + 5 if member.timeout else None):
+                reply = await backend.generate(request)
         except TimeoutError:
             raise TransientError(f"no reply within {member.timeout:.0f} s") from None
         except BackendError as exc:

@@ -54,6 +54,27 @@ async def call_with_retries(
     transient error spends one of `policy.attempts`; a 429 spends time from
     `policy.max_rate_wait` instead, so a busy provider never fails a review it would answer.
     """
+    try:
+        # Most calls succeed at once: only a failure pays for tenacity's machinery.
+        return await fn(), 1
+    except BackendError as exc:
+        if not _retryable(exc):
+            raise
+        first: list[BackendError] = [exc]
+
+    async def again() -> T:
+        if first:
+            raise first.pop()  # the failure above, replayed as the loop's first try
+        return await fn()
+
+    return await _retrying(again, policy, on_retry)
+
+
+async def _retrying(
+    fn: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    on_retry: Callable[[BackendError, float], None] | None,
+) -> tuple[T, int]:
     backoff = wait_random_exponential(multiplier=policy.base_wait, max=policy.max_wait)
 
     def wait(state: RetryCallState) -> float:
