@@ -9,8 +9,10 @@ from functools import cached_property
 from pathlib import Path
 
 import jinja2
+import jinja2.meta
 
 from .catalog import Tool
+from .memo import ByIdentity
 from .personas import Persona
 from .resources import data_dir
 
@@ -45,12 +47,33 @@ class PromptSet:
     def review_messages(self, persona: Persona, tool: Tool) -> list[Message]:
         # The templates get the tool only as the JSON that goes inside the fence: a catalog
         # field written into the instructions could pose as one.
-        tool_json = json.dumps(tool.facts_for_review(), indent=2, ensure_ascii=False)
-        context = {"persona": persona, "tool_json": tool_json}
+        context = {"persona": persona, "tool_json": self._tool_json(tool)}
+        if self._system_reads_tool:
+            system = self.env.get_template("system.j2").render(context)
+        else:
+            system = self._system(persona)
         return [
-            {"role": "system", "content": self.env.get_template("system.j2").render(context)},
+            {"role": "system", "content": system},
             {"role": "user", "content": self.env.get_template("review.j2").render(context)},
         ]
+
+    @cached_property
+    def _system_reads_tool(self) -> bool:
+        """Whether system.j2 uses the tool; the shipped one does not, so it is rendered once
+        per persona instead of once per request."""
+        assert self.env.loader is not None
+        source = self.env.loader.get_source(self.env, "system.j2")[0]
+        return "tool_json" in jinja2.meta.find_undeclared_variables(self.env.parse(source))
+
+    @cached_property
+    def _system(self) -> ByIdentity[str]:
+        render = self.env.get_template("system.j2").render
+        return ByIdentity(lambda persona: render({"persona": persona}))
+
+    @cached_property
+    def _tool_json(self) -> ByIdentity[str]:
+        # Each persona of a tool asks in turn: the tool's JSON is written once for all of them.
+        return ByIdentity(lambda tool: json.dumps(tool.facts_for_review(), indent=2, ensure_ascii=False))
 
     def reask_messages(self, messages: list[Message], reply: str, error: str) -> list[Message]:
         """The conversation so far, the unusable reply, and the error to fix."""

@@ -136,3 +136,14 @@ def test_errors_read_like_the_sdk_reads_them(
         assert ours.value.retry_after is not None and ours.value.retry_after > 0
     # The server's own words reach the message, the key never does.
     assert KEY not in str(ours.value)
+
+
+def test_proxy_from_the_environment_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from panel.backends._http import env_proxy
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert env_proxy("https://api.openai.com/v1") == "http://proxy.example:3128"
+    assert env_proxy("http://127.0.0.1:8080/v1") is None
+    backend = OpenAIBackend("gpt-wire", api_key=KEY, timeout=5)
+    assert backend._client.proxy == "http://proxy.example:3128"

@@ -168,3 +168,20 @@ def test_a_cache_lookup_reads_as_much_in_a_large_run_as_in_a_small_one(tmp_path:
     large = steps()
     store.close()
     assert large <= small + 2, (small, large)
+
+
+def test_a_system_prompt_that_reads_the_tool_is_rendered_per_tool(tmp_path: Path) -> None:
+    # The shipped system prompt does not use the tool and is rendered once per persona; a
+    # prompts folder whose system prompt does must still get each tool's own text.
+    for name in ("review.j2", "reask.j2"):
+        (tmp_path / name).write_text((data_dir("prompts") / name).read_text())
+    (tmp_path / "system.j2").write_text("You are {{ persona.name }} reading {{ tool_json | length }} chars")
+    persona = load_persona(data_dir("personas") / "skeptic.yaml")
+    tools = [
+        Tool(id=f"t{n}", name="T", category="c", tagline="t", description="d" * n, pricing=Pricing())
+        for n in (1, 50)
+    ]
+    custom = [PromptSet(tmp_path).review_messages(persona, t)[0]["content"] for t in tools]
+    assert custom[0] != custom[1]
+    shipped = [PromptSet().review_messages(persona, t) for t in tools]
+    assert shipped[0][0] == shipped[1][0] and shipped[0][1] != shipped[1][1]

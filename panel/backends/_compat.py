@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ..memo import ByIdentity
 from ._provider import json_schema_format
 from .base import Backend, BackendOptions, Reply, Request
 from .structured import Form, Negotiator, Structured, json_object_format, schema_in_prompt, tool_params
@@ -74,11 +75,22 @@ def split_sampling(extras: dict[str, SamplingValue]) -> tuple[dict[str, Any], di
     return named, body
 
 
-def fit_for_grammar(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
-    """The schema with the same free-text caps the embedded backend puts in its grammar."""
+def _fit(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     from .local import fit_schema
 
     return fit_schema(schema, max_tokens)
+
+
+#: every request of a persona carries the same schema and budget: fit it once
+_fitted: ByIdentity[dict[str, Any]] = ByIdentity(_fit)
+
+
+def fit_for_grammar(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    """The schema with the same free-text caps the embedded backend puts in its grammar.
+
+    The result is shared between requests: never change it in place.
+    """
+    return _fitted(schema, max_tokens)
 
 
 class ServerBackend(Backend):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..backends.base import Usage
 from ..errors import ConfigError, shown
 from ..loaders import load_toml
+from ..memo import ByIdentity
 from ..resources import data_path
 
 if TYPE_CHECKING:
@@ -106,6 +107,10 @@ class Estimate:
     priced: bool
 
 
+#: a persona's schema is the same object in each of its requests
+_schema_chars: ByIdentity[int] = ByIdentity(lambda schema: len(json.dumps(schema)))
+
+
 def input_tokens(messages: Sequence[Message], schema: dict[str, Any]) -> int:
     """A cautious count of a request's input tokens before any tokenizer has seen it.
 
@@ -113,7 +118,7 @@ def input_tokens(messages: Sequence[Message], schema: dict[str, Any]) -> int:
     plus a little for the messages' framing. The budget guard reserves on this count and
     the plan's estimate is printed from it, so "at most $X" and the guard agree.
     """
-    chars = sum(len(m["content"]) for m in messages) + len(json.dumps(schema))
+    chars = sum(len(m["content"]) for m in messages) + _schema_chars(schema)
     return chars // 3 + 16
 
 
