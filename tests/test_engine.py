@@ -196,3 +196,37 @@ def test_waiting_out_429s_is_bounded_by_time(tmp_path: Path) -> None:
     assert not row.valid and row.error is not None and row.error.startswith("rate_limit error")
     assert waits == [60.0] * 5  # five minutes of waits; a sixth would pass max_rate_wait
     store.close()
+
+
+def test_every_request_is_on_disk_before_it_is_sent_while_commits_are_grouped(tmp_path: Path) -> None:
+    """Writes are committed in groups, but a request reaches the backend only once another
+    process (what `--resume` after a kill -9 would be) can read it; replies and reviews of
+    the run are all committed when it ends."""
+    import sqlite3
+
+    db_path = tmp_path / "runs" / "panel.db"
+    seen: list[tuple[int, int]] = []
+
+    def responder(request: Request, n: int) -> str:
+        with contextlib.closing(sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)) as other:
+            pending = other.execute("SELECT COUNT(*) FROM requests WHERE status = 'pending'").fetchone()[0]
+            answered = other.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+        seen.append((pending, answered))
+        return _valid(request)
+
+    store = Store(tmp_path / "runs")
+    store.create_run("r", "test", None, {}, [], [])
+    tools = list(load_catalog(EXAMPLE_CATALOG))[:3]
+    personas = [load_persona(data_dir("personas") / f"{p}.yaml") for p in ("skeptic", "builder")]
+    backend = FakeBackend(responder=responder)
+    engine = Engine(store, "r", PromptSet(), [Member(backend, 4)], retry=FAST)
+    cells = [Cell(t, p, backend) for t in tools for p in personas]
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        stats = runner.run(engine.run(lambda b: iter(cells), len(cells)))
+    assert stats.valid == 6 and len(seen) == 6
+    # Each send saw its own request (at least) committed as pending by then.
+    assert all(pending >= 1 for pending, _ in seen)
+    with contextlib.closing(sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)) as other:
+        assert other.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] == 6
+        assert other.execute("SELECT COUNT(*) FROM requests WHERE status = 'done'").fetchone()[0] == 6
+    store.close()

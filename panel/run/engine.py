@@ -27,6 +27,7 @@ from typing import Any
 from ..backends.base import Backend, Reply, Request, Sampling
 from ..catalog import Tool
 from ..errors import BackendError, TransientError
+from ..memo import ByIdentity
 from ..personas import Persona
 from ..prompts import PromptSet
 from ..store import CellKey, Store
@@ -129,6 +130,12 @@ class RunStats:
         }
 
 
+#: seconds a stretch of reviews that send nothing (cached, copied) keeps its writes uncommitted
+_COMMIT_AT_LEAST_EVERY = 1.0
+#: the cells of one tool come one after another, one per persona and member
+_tool_fingerprint: ByIdentity[str] = ByIdentity(lambda tool: tool.fingerprint())
+
+
 class BudgetStop(Exception):
     """The next send could take the run over its budget."""
 
@@ -187,7 +194,12 @@ class Engine:
         for member in self.members:
             cells = cells_for(member.backend)
             workers += [self._worker(member, cells) for _ in range(max(1, member.concurrency))]
-        await asyncio.gather(*workers)
+        # Writes are committed in groups; each request is committed before it is sent.
+        self.store.group_commits(True)
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            self.store.group_commits(False)
         return self.stats
 
     async def _worker(self, member: Member, cells: Iterator[Cell]) -> None:
@@ -204,6 +216,7 @@ class Engine:
                 self.stats.stopped = "budget"
                 return
             self._count(result, result.source)
+            self.store.commit_stale(_COMMIT_AT_LEAST_EVERY)
 
     def _count(self, result: CellResult, source: str) -> None:
         s = self.stats
@@ -218,7 +231,7 @@ class Engine:
     def fingerprint(self, cell: Cell) -> str:
         """Hash of a cell's inputs: the tool's facts, the persona file, the model, the prompts."""
         material = [
-            cell.tool.fingerprint(),
+            _tool_fingerprint(cell.tool),
             cell.persona.version,
             cell.backend.label,
             cell.backend.identity(),
@@ -287,6 +300,7 @@ class Engine:
             raise BudgetStop()
         self.stats.reserved += worst
         request_id = self._record(cell, request, ask, key, worst)
+        await self.store.durable()  # never send a request a crash could forget
         estimate = est_in + request.sampling.max_tokens
         tries = [0]
 

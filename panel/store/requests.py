@@ -28,7 +28,10 @@ class Requests(Connection):
         cache_key: str | None = None,
         reserved_usd: float = 0.0,
     ) -> int:
-        """Record a request before it is sent, with its worst-case cost; returns its id."""
+        """Record a request before it is sent, with its worst-case cost; returns its id.
+
+        While commits are grouped, `await durable()` before sending it."""
+        self._hold()
         cur = self.db.execute(
             """INSERT INTO requests (run_id, tool_id, persona_id, member, repeat, backend, model,
                    ask, messages, schema_name, settings, cache_key, created_at, reserved_usd)

@@ -30,6 +30,7 @@ class Reviews(Connection):
         copied_from: str | None = None,
         enforced: str | None = None,
     ) -> None:
+        self._hold()
         self.db.execute(
             """INSERT INTO reviews (run_id, tool_id, persona_id, member, repeat, backend, model,
                    valid, verdict, verdict_note, data, error, raw_reply, request_id, asks,
@@ -64,6 +65,7 @@ class Reviews(Connection):
         return None if row is None else str(row[0])
 
     def save_member_form(self, form_key: str, form: str) -> None:
+        self._hold()
         self.db.execute(
             """INSERT INTO member_forms (form_key, form, updated_at) VALUES (?, ?, ?)
                ON CONFLICT (form_key) DO UPDATE SET form = excluded.form, updated_at = excluded.updated_at""",
