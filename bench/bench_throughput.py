@@ -7,8 +7,9 @@ The loopback fake provider runs in a process of its own with no latency and no l
 `panel review` process reviews a generated catalog (`--tools` tools x 4 personas) through
 the `openai` backend and the real OpenAI SDK, with `--concurrency` requests in flight. For
 each run: reviews/s over the process's whole life (start-up, imports, the records and
-files it writes included), the process's CPU time (user + system) per review, and the
-provider's CPU per request, so the share of the two cores each side took shows.
+files it writes included); reviews/s of the engine alone (first request stored to last
+review stored); the process's CPU time (user + system) per review; and the provider's CPU
+per request, so the share of the two cores each side took shows.
 
 `--baseline REF` runs the same thing, interleaved round by round, on the tree of a git
 commit (exported with `git archive` to a temporary folder), and prints the ratio of the two
@@ -22,9 +23,11 @@ sampling profile from py-spy instead (folded stacks, `pip install py-spy`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -87,14 +90,18 @@ def one_run(
         env = {**os.environ, "PYTHONPATH": str(tree), "OPENAI_API_KEY": KEY}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         provider_cpu = _cpu_of(provider.pid)
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - started
+        wall, ended_at = time.perf_counter() - started, time.time()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         provider_cpu = _cpu_of(provider.pid) - provider_cpu
         if done.returncode != 0:
             raise SystemExit(f"panel review exited {done.returncode}: {done.stderr.strip()[-2000:]}")
         lines = [json.loads(x) for x in next(Path(work, "runs").glob("*/reviews.jsonl")).open()]
+        with contextlib.closing(sqlite3.connect(Path(work, "runs", "panel.db"))) as db:
+            first, last = db.execute(
+                "SELECT (SELECT MIN(created_at) FROM requests), (SELECT MAX(created_at) FROM reviews)"
+            ).fetchone()
     valid = sum(1 for r in lines if r.get("valid"))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
@@ -102,6 +109,11 @@ def one_run(
         "valid": valid,
         "wall_s": round(wall, 3),
         "reviews_per_s": round(len(lines) / wall, 1),
+        # first request stored to last review stored: the engine alone, without start-up
+        # and without the files written at the end
+        "engine_reviews_per_s": round(len(lines) / (last - first), 1),
+        "start_s": round(first - started_at, 2),  # to the first request stored
+        "end_s": round(ended_at - last, 2),  # from the last review stored: records, files
         "cpu_ms_per_review": round(1000 * cpu / len(lines), 3),
         "provider_cpu_ms_per_request": round(1000 * provider_cpu / len(lines), 3),
     }
@@ -149,7 +161,13 @@ def main() -> None:
 
     summary: dict[str, object] = {"tools": args.tools, "concurrency": args.concurrency}
     for name, runs in results.items():
-        for key in ("reviews_per_s", "cpu_ms_per_review", "provider_cpu_ms_per_request", "wall_s"):
+        for key in (
+            "reviews_per_s",
+            "engine_reviews_per_s",
+            "cpu_ms_per_review",
+            "provider_cpu_ms_per_request",
+            "wall_s",
+        ):
             summary[f"{name}_{key}_median"] = statistics.median(r[key] for r in runs)
         summary[f"{name}_valid"] = [r["valid"] for r in runs]
     if "baseline" in results:
@@ -164,6 +182,11 @@ def main() -> None:
         summary["speedup_per_round"] = [round(x, 2) for x in ratios]
         summary["speedup_median"] = round(statistics.median(ratios), 2)
         summary["cpu_ratio_median"] = round(statistics.median(cpu), 3)
+        engine = [
+            c["engine_reviews_per_s"] / b["engine_reviews_per_s"]
+            for b, c in zip(results["baseline"], results["current"], strict=True)
+        ]
+        summary["engine_speedup_median"] = round(statistics.median(engine), 2)
     print("summary " + json.dumps(summary))
 
 

@@ -41,6 +41,7 @@ class PromptSet:
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=False,
             autoescape=False,  # prompts are plain text for a model, not HTML
+            auto_reload=False,  # read once: no stat of the template file for every request
         )
         self.env.filters["fence"] = fence
 

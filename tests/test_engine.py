@@ -230,3 +230,29 @@ def test_every_request_is_on_disk_before_it_is_sent_while_commits_are_grouped(tm
         assert other.execute("SELECT COUNT(*) FROM reviews").fetchone()[0] == 6
         assert other.execute("SELECT COUNT(*) FROM requests WHERE status = 'done'").fetchone()[0] == 6
     store.close()
+
+
+def test_cache_keys_are_the_sha256_of_the_sorted_material(tmp_path: Path) -> None:
+    """Keys computed in pieces must be the keys of the whole JSON, as stores already hold them:
+    after an upgrade an identical request is still served from the store."""
+    import hashlib
+
+    from panel.backends.base import Sampling
+    from panel.run.engine import cache_key
+
+    tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
+    for persona_id in ("skeptic", "builder"):
+        persona = load_persona(data_dir("personas") / f"{persona_id}.yaml")
+        backend = FakeBackend()
+        request = Cell(tool, persona, backend).request(PromptSet(), Sampling(seed=7))
+        material = {
+            "backend": backend.name,
+            "model": backend.model,
+            "source": backend.identity(),
+            "messages": request.messages,
+            "schema": request.schema,
+            "persona": persona.version,
+            "sampling": request.sampling.as_dict(),
+        }
+        whole = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+        assert cache_key(backend, request, persona.version) == whole
