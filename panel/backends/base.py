@@ -12,7 +12,7 @@ import json
 import sysconfig
 import traceback
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -114,7 +114,13 @@ class Sampling:
     seed: int = 1234
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Three times a request: a plain dict, not asdict's recursive deep copy.
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,8 @@ class Engine:
     on_result: Callable[[CellResult, RunStats], None] | None = None
     stats: RunStats = field(default_factory=lambda: RunStats(total=0))
     _stop: bool = field(default=False, init=False)
+    #: whether this run had reviews or requests stored before this process began it
+    _resumed: bool = field(default=True, init=False)
     #: the structured-output form stored for each backend's form key
     _forms: dict[str, str] = field(default_factory=dict, init=False)
 
@@ -189,6 +191,9 @@ class Engine:
         """Run every cell; `cells_for(backend)` yields one member's cells lazily."""
         valid, failed = self.store.review_counts(self.run_id)
         self.store.mark_lost(self.run_id)
+        # A run that starts with nothing stored (not a resume) can skip the per-cell lookups
+        # of what an earlier process of it did.
+        self._resumed = valid + failed > 0 or self.store.has_requests(self.run_id)
         self.stats = RunStats(
             total=total,
             done=valid + failed,
@@ -220,7 +225,7 @@ class Engine:
         for cell in cells:
             if self._stop:
                 return
-            if self.store.has_review(self.run_id, cell.key):
+            if self._resumed and self.store.has_review(self.run_id, cell.key):
                 continue  # finished before a crash or a stop; counted at the start
             try:
                 result = await self.review(cell, member)
@@ -297,7 +302,7 @@ class Engine:
     async def _ask(self, cell: Cell, member: Member, request: Request, ask: int) -> tuple[int, Reply, bool]:
         """One request's reply: from this run (resume), from the cache, or from the model."""
         key = cache_key(cell.backend, request, cell.persona.version)
-        stored = self.store.stored_reply(key, run_id=self.run_id)
+        stored = self.store.stored_reply(key, run_id=self.run_id) if self._resumed else None
         if stored is not None:
             return stored[0], stored[1], True
         if self.use_cache:

@@ -149,6 +149,10 @@ class Requests(Connection):
         ).fetchone()
         return float(row[0])
 
+    def has_requests(self, run_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM requests WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+        return row is not None
+
     def lost_requests(self, run_id: str) -> int:
         row = self.db.execute(
             "SELECT COUNT(*) FROM requests WHERE run_id = ? AND status = 'lost'", (run_id,)
