@@ -59,6 +59,7 @@ bench: setup
 	$(BIN)/python bench/bench_local.py
 	$(BIN)/python bench/bench_engines.py
 	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_throughput.py
 
 clean:
 	rm -rf $(VENV) runs/*/ runs/panel.db*
