@@ -4,7 +4,7 @@
 
 1. Throughput at the limit. The fake provider answers after `--latency` seconds and allows
    `--rpm` requests a minute (429 with retry-after beyond it). The engine sends `--requests`
-   reviews through the real OpenAI SDK (openai backend, rpm configured to the limit). Then,
+   reviews through the `openai` backend (rpm configured to the limit). Then,
    in the same run, the same requests are sent the way one writes it by hand:
    `asyncio.gather` over all of them with a semaphore and the SDK's own retries (the default
    2, which honour retry-after). Reported for each: wall time, throughput as a fraction of
@@ -18,7 +18,7 @@
 2. The engine's own CPU time per review: the same pipeline with a backend that returns a
    canned valid reply at once (no HTTP, no model), so what is measured is rendering,
    validation, the store and the scheduling.
-4. Limits that are learned (`--learned N`): N reviews through the real OpenAI SDK against a
+4. Limits that are learned (`--learned N`): N reviews through the `openai` backend against a
    provider enforcing `--rpm` a minute counted per second (rpm/60 in any sliding second),
    with `--concurrency` and `--latency` as above, three ways in one run: no rpm in the
    member and the provider sending its rate-limit headers (the limit is learned from them);
@@ -95,7 +95,7 @@ def plan_for(catalog: Path, members: list[Member], specs: list[object]) -> Plan:
 
 
 def engine_at_limit(fake: FakeProvider, catalog: Path, rpm: float, concurrency: int) -> dict[str, float]:
-    """The engine through the real OpenAI SDK, paced by the member's configured rpm."""
+    """The engine through the openai backend, paced by the member's configured rpm."""
     spec = parse_member(
         "openai:gpt-4.1-mini",
         {"base_url": fake.base_url("openai"), "rpm": rpm, "concurrency": concurrency, "timeout": 30},
@@ -121,7 +121,7 @@ def engine_at_limit(fake: FakeProvider, catalog: Path, rpm: float, concurrency: 
 def learned_limit(
     fake: FakeProvider, catalog: Path, rpm: float, concurrency: int, configured: bool
 ) -> dict[str, object]:
-    """The engine through the OpenAI SDK, its member's limit configured or left to learn."""
+    """The engine through the openai backend, its member's limit configured or left to learn."""
     options: dict[str, object] = {"base_url": fake.base_url("openai"), "concurrency": concurrency}
     options["timeout"] = 30
     if configured:
