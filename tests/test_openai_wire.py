@@ -147,3 +147,24 @@ def test_proxy_from_the_environment_is_read_once(monkeypatch: pytest.MonkeyPatch
     assert env_proxy("http://127.0.0.1:8080/v1") is None
     backend = OpenAIBackend("gpt-wire", api_key=KEY, timeout=5)
     assert backend._client.proxy == "http://proxy.example:3128"
+
+
+def test_a_named_key_variable_that_is_unset_is_an_error_even_for_a_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from panel.backends.registry import MemberSpec, create_backend
+    from panel.errors import MissingKeyError
+
+    monkeypatch.delenv("PROXY_KEY", raising=False)
+    options = {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "PROXY_KEY"}
+    with pytest.raises(MissingKeyError, match="PROXY_KEY"):
+        create_backend(MemberSpec("openai", "smollm2", options))
+    # Without a named variable a local server still gets the placeholder.
+    assert create_backend(MemberSpec("openai", "smollm2", {"base_url": "http://127.0.0.1:9/v1"}))
+
+
+def test_errors_from_another_server_name_it(fake: FakeProvider) -> None:
+    fake.configure(fault_rate=1.0, faults=["500"])
+    with pytest.raises(BackendError) as failed:
+        asyncio.run(_through_backend(_backend(fake), "json_schema"))
+    assert str(failed.value).startswith(f"openai at 127.0.0.1:{fake.port} HTTP 500")

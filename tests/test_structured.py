@@ -243,6 +243,9 @@ def test_backends_check_reports_the_form_that_worked(cli: Any, fake: FakeProvide
     assert result.code == 0, result.out
     assert "small-server" in result.out and "form json_object (grammar)" in result.out
     assert fake.stats()["by_form"] == {"json_schema": 1, "json_object": 1}
+    # One line per member, however narrow the output: scripts grep them.
+    (line,) = [x for x in result.out.splitlines() if x.startswith("ok")]
+    assert "small-server" in line and "out tokens" in line
 
 
 def test_backends_check_fails_a_reply_that_ignored_the_schema(

@@ -29,6 +29,8 @@ __all__ = ["HTTPReply", "JSONClient", "env_proxy", "error_detail"]
 
 #: how much of a body that is not the JSON asked for goes into an error message
 _SHOWN = 300
+#: the providers' own hosts, which errors need not name
+_OWN_HOSTS = {"openai": ("api.openai.com",)}
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,11 @@ class JSONClient:
         timeout: float,
         secrets: Iterable[str | None] = (),
     ) -> None:
-        self.backend = backend
         self.base_url = base_url.rstrip("/")
+        # Errors from a server other than the provider's own name it: a proxy's 400 should
+        # not read as the provider's.
+        host = urlsplit(self.base_url).netloc
+        self.backend = backend if host in _OWN_HOSTS.get(backend, ()) else f"{backend} at {host}"
         self.headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",

@@ -89,7 +89,9 @@ class OpenAIBackend(ServerBackend):
         base_url = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
         names = p.key_variables(options, cls.key_env or "OPENAI_API_KEY")
         found = p.env_key(names)
-        if found is None and base_url is None:
+        # A local server takes any key; but a member that names its key variable (a proxy
+        # such as LiteLLM) needs that key, and the placeholder would only earn a puzzling 400.
+        if found is None and (base_url is None or options.get("api_key_env") is not None):
             raise MissingKeyError(cls.name, names[0])
         return cls(
             spec.model,

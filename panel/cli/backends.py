@@ -64,11 +64,14 @@ def backends_check(
                 f"[green]ok[/]    {for_console(result.member)}  {result.latency_s or 0:.2f} s  "
                 f"{for_console(result.detail)}",
                 highlight=False,
+                soft_wrap=True,  # one line per member, however narrow: scripts grep them
             )
         else:
             failed += 1
             out_console.print(
-                f"[red]fail[/]  {for_console(result.member)}  {for_console(result.detail)}", highlight=False
+                f"[red]fail[/]  {for_console(result.member)}  {for_console(result.detail)}",
+                highlight=False,
+                soft_wrap=True,
             )
     if failed:
         raise typer.Exit(1)
