@@ -236,7 +236,12 @@ def test_the_negotiated_form_is_recorded_shown_and_remembered(
     assert fake.stats()["by_form"] == {"json_schema": 1, "json_object": 16}
 
 
-def test_backends_check_reports_the_form_that_worked(cli: Any, fake: FakeProvider, tmp_path: Path) -> None:
+def test_backends_check_reports_the_form_that_worked(
+    cli: Any, fake: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from panel.cli.apps import out_console
+
+    monkeypatch.setattr(out_console, "width", 40)  # a narrow pipe
     fake.configure(refuse_forms=["json_schema"])
     cfg = _config(tmp_path / "panel.toml", fake)
     result = cli("backends", "check", "--config", str(cfg))
