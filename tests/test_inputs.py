@@ -194,7 +194,7 @@ ENTRY_NEEDS = "an entry needs 'input' and 'output', in USD per million tokens"
         ),
         (
             '[price."fake"]\ninput = 0\noutput = 0\n',
-            'price: unknown key (a price file holds only [prices."backend:model"] tables)',
+            'price: unknown key (a price file holds only [prices."backend:model"] tables and [batch])',
         ),
     ],
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,9 +114,10 @@ def run_kind(run: RunRow) -> str:
     return "compare" if run.command.startswith("panel compare") else "review"
 
 
-def announce_plan(plan: Plan, notices: Notices) -> None:
-    """The line before a run: how many reviews, and what they should cost at most."""
-    estimate = estimate_cost(plan)
+def announce_plan(plan: Plan, notices: Notices, routes: Mapping[str, str] | None = None) -> None:
+    """The line before a run: how many reviews, and what they should cost at most (members
+    on the batch route at batch prices, with what the live route would cost)."""
+    estimate = estimate_cost(plan, routes=routes)
     text = (
         f"plan: {plan.total} reviews = {len(plan.tools)} tools x {len(plan.personas)} personas x "
         f"{len(plan.members)} members"
@@ -125,6 +126,14 @@ def announce_plan(plan: Plan, notices: Notices) -> None:
         text += f" x {plan.repeats} repeats"
     if estimate.priced:
         text += f"; estimated ${estimate.expected_usd:.4f}, at most ${estimate.worst_usd:.4f}"
+    live: dict[str, object] = {}
+    if estimate.priced and estimate.batch_requests:
+        text += f" (live route: ${estimate.live_expected_usd:.4f}, at most ${estimate.live_worst_usd:.4f})"
+        live = {
+            "batch_requests": estimate.batch_requests,
+            "live_expected_usd": round(estimate.live_expected_usd, 6),
+            "live_worst_usd": round(estimate.live_worst_usd, 6),
+        }
     notices.chatter(
         "plan",
         text,
@@ -135,6 +144,7 @@ def announce_plan(plan: Plan, notices: Notices) -> None:
         repeats=plan.repeats,
         expected_usd=round(estimate.expected_usd, 6) if estimate.priced else None,
         worst_usd=round(estimate.worst_usd, 6) if estimate.priced else None,
+        **live,
     )
 
 

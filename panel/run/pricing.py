@@ -1,14 +1,18 @@
-"""What a call costs: prices per million tokens from an editable TOML file, and the arithmetic."""
+"""What a call costs: prices per million tokens from an editable TOML file, and the arithmetic.
+
+The same file gives each provider's batch discount: on the batch route a member pays its
+price less that share (see `Price.for_route`).
+"""
 
 from __future__ import annotations
 
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,17 +26,42 @@ if TYPE_CHECKING:
     from ..prompts import Message
     from .plan import Plan
 
-__all__ = ["DEFAULT_PRICES", "Estimate", "Price", "estimate_cost", "input_tokens", "load_prices", "price_for"]
+__all__ = [
+    "DEFAULT_PRICES",
+    "ROUTES",
+    "Estimate",
+    "Price",
+    "Prices",
+    "estimate_cost",
+    "input_tokens",
+    "load_prices",
+    "price_for",
+]
 
 DEFAULT_PRICES = data_path("prices.toml")
+
+#: The ways a member's requests can go: one at a time, or through the provider's Batch API.
+ROUTES = ("live", "batch")
 
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens, and the share taken off on the batch route."""
 
     input: float
     output: float
+    #: 0.5: the batch route costs half; 0: no discount known, the batch route costs the same
+    batch_discount: float = 0.0
+
+    def for_route(self, route: str) -> Price:
+        """The price on a route: this one live; less the batch discount on the batch route
+        (the price returned has no discount left to take)."""
+        if route == "live":
+            return self
+        if route == "batch":
+            keep = 1.0 - self.batch_discount
+            return Price(self.input * keep, self.output * keep)
+        raise ValueError(f"unknown route {route!r} (one of {', '.join(ROUTES)})")
 
     def cost(self, usage: Usage) -> float:
         return (usage.input_tokens * self.input + usage.output_tokens * self.output) / 1e6
@@ -48,15 +77,54 @@ class _PriceEntry(BaseModel):
     output: float = Field(ge=0, allow_inf_nan=False, description="USD per million output tokens.")
 
 
+_Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class _BatchTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    discount: dict[str, _Share] = Field(
+        default_factory=dict,
+        description='The share of the price taken off on the batch route, by "backend:model" or "backend".',
+    )
+
+
 class _PriceFile(BaseModel):
-    """The whole file: one table of entries keyed "backend:model" or "backend"."""
+    """The whole file: one table of entries keyed "backend:model" or "backend", and the
+    batch discounts keyed the same way."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     prices: dict[str, _PriceEntry] = Field(default_factory=dict)
+    batch: _BatchTable = Field(default_factory=_BatchTable)
 
 
-def load_prices(path: str | Path | None = None) -> dict[str, Price]:
+class Prices(dict[str, Price]):
+    """The file's prices by key, each with its batch discount, and the discounts themselves
+    (a member with its own price in panel.toml takes its backend's discount)."""
+
+    def __init__(
+        self, prices: Mapping[str, Price] | None = None, discounts: Mapping[str, float] | None = None
+    ) -> None:
+        self.discounts = dict(discounts or {})
+        found = prices or {}
+        super().__init__(
+            {key: Price(p.input, p.output, self.discount(*_split(key))) for key, p in found.items()}
+        )
+
+    def discount(self, backend: str, model: str | None) -> float:
+        """The batch discount for backend:model, else for the backend, else none."""
+        if model is not None and f"{backend}:{model}" in self.discounts:
+            return self.discounts[f"{backend}:{model}"]
+        return self.discounts.get(backend, 0.0)
+
+
+def _split(key: str) -> tuple[str, str | None]:
+    backend, _, model = key.partition(":")
+    return backend, model or None
+
+
+def load_prices(path: str | Path | None = None) -> Prices:
     """Prices by key; a file of the wrong shape raises ConfigError naming the file and the field."""
     path = Path(path) if path else DEFAULT_PRICES
     data = load_toml(path, ConfigError, "price file")
@@ -65,14 +133,16 @@ def load_prices(path: str | Path | None = None) -> dict[str, Price]:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         raise ConfigError(f"{path}: {_field(first['loc'])}: {_problem(first)}") from None
-    return {key: Price(entry.input, entry.output) for key, entry in parsed.prices.items()}
+    entries = {key: Price(entry.input, entry.output) for key, entry in parsed.prices.items()}
+    return Prices(entries, parsed.batch.discount)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
     """The field as written in TOML: prices."openai:gpt-4o".input, each part cut to a readable length."""
     parts = []
+    keyed = 1 if loc[:1] == ("prices",) else -1  # a price's key is quoted as the file writes it
     for i, part in enumerate(loc):
-        bare = i != 1 and re.fullmatch(r"[A-Za-z0-9_-]+", str(part))
+        bare = i != keyed and re.fullmatch(r"[A-Za-z0-9_-]+", str(part))
         text = str(part) if bare else json.dumps(str(part), ensure_ascii=False)
         parts.append(text if len(text) <= 60 else text[:60] + "…")
     return ".".join(parts) or "(file)"
@@ -80,7 +150,13 @@ def _field(loc: tuple[int | str, ...]) -> str:
 
 def _problem(error: Any) -> str:
     if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
-        return 'unknown key (a price file holds only [prices."backend:model"] tables)'
+        return 'unknown key (a price file holds only [prices."backend:model"] tables and [batch])'
+    if error["loc"][:1] == ("batch",):
+        if error["type"] == "extra_forbidden":
+            return "unknown key ([batch] holds only 'discount', a table of shares by backend)"
+        if error["type"] in {"less_than_equal", "greater_than_equal", "finite_number"}:
+            got = shown(error["input"])
+            return f"must be a share from 0 to 1 (0.5: half price on the batch route; got {got})"
     if error["type"] == "extra_forbidden":
         return "unknown key (an entry has only 'input' and 'output', in USD per million tokens)"
     if error["type"] == "missing":
@@ -92,19 +168,30 @@ def _problem(error: Any) -> str:
     return f"{error['msg']}{got}"
 
 
-def price_for(backend: str, model: str, options: dict[str, Any], prices: dict[str, Price]) -> Price | None:
-    """The member's own configured price, else the file's for backend:model, else for backend."""
+def price_for(backend: str, model: str, options: dict[str, Any], prices: Prices) -> Price | None:
+    """The member's own configured price, else the file's for backend:model, else for backend;
+    with the file's batch discount for backend:model, else for backend."""
+    discount = prices.discount(backend, model)
     if options.get("price_input") is not None or options.get("price_output") is not None:
-        return Price(float(options.get("price_input") or 0), float(options.get("price_output") or 0))
-    return prices.get(f"{backend}:{model}") or prices.get(backend)
+        own = (float(options.get("price_input") or 0), float(options.get("price_output") or 0))
+        return Price(*own, discount)
+    found = prices.get(f"{backend}:{model}") or prices.get(backend)
+    return None if found is None else Price(found.input, found.output, discount)
 
 
 @dataclass(frozen=True)
 class Estimate:
+    """A plan's cost before it runs, at the prices of each member's route."""
+
     requests: int
     expected_usd: float
     worst_usd: float
     priced: bool
+    #: what the same plan would cost with every member on the live route
+    live_expected_usd: float = 0.0
+    live_worst_usd: float = 0.0
+    #: how many of the requests go on the batch route
+    batch_requests: int = 0
 
 
 #: a persona's schema is the same object in each of its requests
@@ -122,13 +209,16 @@ def input_tokens(messages: Sequence[Message], schema: dict[str, Any]) -> int:
     return chars // 3 + 16
 
 
-def estimate_cost(plan: Plan, sample: int = 24) -> Estimate:
+def estimate_cost(plan: Plan, sample: int = 24, routes: Mapping[str, str] | None = None) -> Estimate:
     """Cost of a plan before it runs, from a sample of its rendered prompts.
 
     Expected: replies of half the token limit. At most: every reply at the limit, which is
-    what the budget guard reserves for each request (a re-ask adds a request).
+    what the budget guard reserves for each request (a re-ask adds a request). `routes`
+    gives a member's route by its label (default live); the live figures price every
+    member on the live route.
     """
-    expected = worst = 0.0
+    expected = worst = live_expected = live_worst = 0.0
+    batch_requests = 0
     priced = False
     per_member = plan.total // max(1, len(plan.members))
     max_out = plan.sampling.max_tokens
@@ -142,6 +232,11 @@ def estimate_cost(plan: Plan, sample: int = 24) -> Estimate:
         requests = (c.request(plan.prompts, plan.sampling) for c in cells)
         counts = [input_tokens(r.messages, r.schema) for r in requests]
         mean_in = sum(counts) / len(counts)
-        expected += per_member * member.price.worst_case(mean_in, max_out // 2)
-        worst += per_member * member.price.worst_case(mean_in, max_out)
-    return Estimate(plan.total, expected, worst, priced)
+        route = (routes or {}).get(member.backend.label, "live")
+        price = member.price.for_route(route)
+        batch_requests += per_member if route == "batch" else 0
+        expected += per_member * price.worst_case(mean_in, max_out // 2)
+        worst += per_member * price.worst_case(mean_in, max_out)
+        live_expected += per_member * member.price.worst_case(mean_in, max_out // 2)
+        live_worst += per_member * member.price.worst_case(mean_in, max_out)
+    return Estimate(plan.total, expected, worst, priced, live_expected, live_worst, batch_requests)

@@ -4,33 +4,38 @@ Every request is written before it is sent and its reply is written in the same
 transaction that marks it done, so a crash leaves nothing half-recorded. Keys never come
 here: requests hold messages and sampling settings, never headers or client options.
 
-`Store` is one class made of four parts, one module each: the connection (locking,
-migrations, transactions), runs, requests and replies, reviews.
+`Store` is one class made of five parts, one module each: the connection (locking,
+migrations, transactions), runs, requests and replies, reviews, and the batch ledger.
 """
 
 from __future__ import annotations
 
+from .batches import BATCH_STATES, Batches, custom_id_for, normal_state
 from .lock import StoreBusyError
 from .migrations import MIGRATIONS
 from .requests import Requests
 from .reviews import Reviews
-from .rows import RUN_STATUSES, UNFINISHED, CellKey, ReviewRow, RunRow, new_run_id
+from .rows import RUN_STATUSES, UNFINISHED, BatchRow, CellKey, ReviewRow, RunRow, new_run_id
 from .runs import Runs
 
 __all__ = [
+    "BATCH_STATES",
     "MIGRATIONS",
     "RUN_STATUSES",
     "UNFINISHED",
+    "BatchRow",
     "CellKey",
     "ReviewRow",
     "RunRow",
     "Store",
     "StoreBusyError",
+    "custom_id_for",
     "new_run_id",
+    "normal_state",
 ]
 
 
-class Store(Runs, Requests, Reviews):
+class Store(Runs, Requests, Reviews, Batches):
     """The runs folder: `panel.db` plus one folder of files per run.
 
     A writer holds the folder's write lock (see `lock.py`) for as long as the store is

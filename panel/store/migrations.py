@@ -122,9 +122,45 @@ def _m003_structured_forms(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE reviews ADD COLUMN enforced TEXT")
 
 
+def _m004_batch_ledger(db: sqlite3.Connection) -> None:
+    # The batch route's ledger: each provider batch (written in state 'submitting' before it
+    # is sent, so a crash between the two is found again) and the requests it carries, by the
+    # custom_id its results come back under. A request is in at most one batch.
+    _statements(
+        db,
+        """
+        CREATE TABLE batches (
+            batch_key TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            member TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            provider_batch_id TEXT,
+            state TEXT NOT NULL,
+            counts TEXT NOT NULL DEFAULT '{}',
+            attempt INTEGER NOT NULL DEFAULT 1,
+            reserved_usd REAL NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            error TEXT
+        );
+        CREATE INDEX batches_run_state ON batches(run_id, state);
+        CREATE TABLE batch_requests (
+            batch_key TEXT NOT NULL REFERENCES batches(batch_key),
+            custom_id TEXT NOT NULL,
+            request_id INTEGER NOT NULL UNIQUE REFERENCES requests(id),
+            run_id TEXT NOT NULL,
+            member TEXT NOT NULL,
+            PRIMARY KEY (batch_key, custom_id)
+        );
+        CREATE UNIQUE INDEX batch_requests_custom ON batch_requests(run_id, member, custom_id);
+        """,
+    )
+
+
 # Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_reserved_cost,
     _m003_structured_forms,
+    _m004_batch_ledger,
 ]

@@ -127,9 +127,15 @@ class Requests(Connection):
         Called when a process starts on a run. It holds the store's lock, so a request still
         pending was recorded by a process that died (kill -9, power cut) or was interrupted
         while the request was out: its reply is lost, but the provider may have charged it.
+        A request in a batch not yet collected is not lost: the provider holds it, and its
+        result is collected on resume (see `Batches`).
         """
         cur = self.db.execute(
-            "UPDATE requests SET status = 'lost' WHERE run_id = ? AND status = 'pending'", (run_id,)
+            """UPDATE requests SET status = 'lost' WHERE run_id = ? AND status = 'pending'
+                 AND id NOT IN (SELECT br.request_id FROM batch_requests br
+                                JOIN batches b ON b.batch_key = br.batch_key
+                                WHERE br.run_id = ? AND b.state != 'collected')""",
+            (run_id, run_id),
         )
         return cur.rowcount
 
@@ -139,6 +145,8 @@ class Requests(Connection):
         A lost request may have been answered and billed, or may never have left the
         process (it could have been waiting for the rate limiter); the store cannot tell.
         Charging its worst case keeps `--max-cost` a ceiling across crashes and resumes.
+        A request out in a batch counts once its result is stored; until then its worst
+        case is a reservation (`in_flight_reserved`), not spend.
         """
         row = self.db.execute(
             """SELECT COALESCE((SELECT SUM(rp.cost_usd) FROM replies rp

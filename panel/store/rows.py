@@ -9,7 +9,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["RUN_STATUSES", "UNFINISHED", "CellKey", "ReviewRow", "RunRow", "new_run_id", "run_row"]
+__all__ = [
+    "RUN_STATUSES",
+    "UNFINISHED",
+    "BatchRow",
+    "CellKey",
+    "ReviewRow",
+    "RunRow",
+    "new_run_id",
+    "run_row",
+]
 
 #: Every status a run can have. `running` only while a process holds the store's lock.
 RUN_STATUSES = ("done", "running", "stopped", "interrupted", "failed")
@@ -68,6 +77,34 @@ class ReviewRow:
     @property
     def key(self) -> CellKey:
         return CellKey(self.tool_id, self.persona_id, self.member, self.repeat)
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One provider batch of a run, as the ledger holds it (see `Batches`)."""
+
+    batch_key: str
+    run_id: str
+    member: str
+    backend: str
+    #: None until the provider has answered the submission
+    provider_batch_id: str | None
+    #: 'submitting', a provider state normalised (see `BATCH_STATES`), or 'collected'
+    state: str
+    #: the provider's request counts, as it gave them
+    counts: dict[str, Any]
+    #: 1 for a first batch, 2.. for follow-ups of errored, expired or invalid requests
+    attempt: int
+    reserved_usd: float
+    created_at: float
+    updated_at: float
+    error: str | None
+    #: how many requests it carries
+    requests: int
+
+    @property
+    def collected(self) -> bool:
+        return self.state == "collected"
 
 
 def run_row(row: sqlite3.Row) -> RunRow:
