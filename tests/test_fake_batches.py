@@ -259,6 +259,8 @@ def test_duplicates_count_custom_ids_submitted_again(fake: FakeProvider) -> None
     assert stats["batches"]["duplicates"] == {"openai": 1, "anthropic": 0}
     assert stats["batches"]["redundant"] == 1  # "b" had already come back good
     assert [row["phase"] for row in stats["batches"]["list"]] == ["completed", "completed", "completed"]
+    fake.reset()
+    assert fake.stats()["batches"]["list"] == [] and fake.stats()["batch_duplicates"] == 0
 
 
 def test_fail_validation_knob(fake: FakeProvider) -> None:
@@ -417,3 +419,48 @@ def test_mistral_errors_timeouts_and_validation(fake: FakeProvider) -> None:
     )
     assert failed.status == "FAILED"
     assert [e.message for e in failed.errors] == ["line 3: The custom_id 'm0' is used more than once."]
+
+
+# --- Shared behaviour ---------------------------------------------------------------------
+
+
+def test_content_faults_reach_batch_lines_but_transport_faults_do_not(fake: FakeProvider) -> None:
+    fake.configure(fault_rate=1.0, faults="malformed,500,reset")
+    client = oa(fake)
+    done = client.batches.retrieve(openai_batch(client, [f"c{i}" for i in range(5)]).id)
+    lines = jsonl(client.files.content(done.output_file_id).text)
+    assert [x["response"]["status_code"] for x in lines] == [200] * 5
+    for x in lines:
+        with pytest.raises(ValueError):
+            json.loads(x["response"]["body"]["choices"][0]["message"]["content"])
+    openai_batch(client, ["c0"])  # a malformed answer is worth asking again: not redundant
+    assert fake.stats()["batches"]["redundant"] == 0
+
+
+def test_paths_without_a_provider_prefix(fake: FakeProvider) -> None:
+    client = openai.OpenAI(base_url=fake.url + "/v1", api_key="k", max_retries=0)
+    assert client.batches.retrieve(openai_batch(client, ["a"]).id).status == "completed"
+    ac = anthropic.Anthropic(base_url=fake.url, api_key="k", max_retries=0)
+    batch = ac.messages.batches.create(requests=[{"custom_id": "a", "params": anthropic_params(0)}])
+    assert (
+        ac.messages.batches.retrieve(batch.id).results_url
+        == f"{fake.url}/v1/messages/batches/{batch.id}/results"
+    )
+    assert [r.result.type for r in ac.messages.batches.results(batch.id)] == ["succeeded"]
+    mc = mistral_client.Mistral(api_key="k", server_url=fake.url)
+    upload = mc.files.upload(file={"file_name": "a.jsonl", "content": b"{}\n"}, purpose="batch")
+    assert upload.sample_type == "batch_request"  # Mistral's shape, told apart by its User-Agent
+
+
+def test_batch_knobs_from_the_command_line() -> None:
+    from panel.testing.fake_provider import _parser
+
+    args = vars(
+        _parser().parse_args(["--batch-seconds", "5", "--batch-error-rate", "0.1", "--batch-partial"])
+    )
+    args.pop("port"), args.pop("verbose")
+    config = FakeProvider(**args).config
+    assert (config["batch_seconds"], config["batch_error_rate"], config["batch_partial"]) == (5.0, 0.1, True)
+    assert config["batch_fail_validation"] is False
+    with pytest.raises(ValueError, match="sum to <= 1"):
+        FakeProvider(batch_error_rate=0.6, batch_expire_rate=0.6)
