@@ -25,17 +25,19 @@ limited and never counted in the live counters. Content faults (`malformed`,
 `schema_violation`, `length`, among `faults`) are drawn at `fault_rate`; transport faults are
 not (see `batch_error_rate`). Output lines come in a shuffled order: match by `custom_id`.
 
-Lifecycle, on the server's clock (`FakeProvider(clock=...)`): with `batch_seconds` = S, a batch
-is `validating` for 0.1 S (Mistral `QUEUED`, Anthropic `in_progress`), then processes its
-requests in input order, the counts rising in proportion to time until 0.9 S (`in_progress`,
-Mistral `RUNNING`), is `finalizing` until S, then ends `completed` (Mistral `SUCCESS`,
-Anthropic `ended`), or `expired` (Mistral `TIMEOUT_EXCEEDED`) when some requests drew an
-expiry. S = 0 (the default): the create reply shows the first state, the first look after it
-the end. `POST /_fake/batches/advance` with `{"seconds": x}` moves every batch (or `"id"`'s)
-on by x; with `{}` to its end (`FakeProvider.advance_batches`). A cancel answers `cancelling`
-(`canceling`, `CANCELLATION_REQUESTED`) and the next look ends it `cancelled`: requests
-processed by then are in the output; Anthropic marks the rest `canceled`, OpenAI and Mistral
-leave them out of both files. Cancelling an ended batch returns it unchanged.
+Lifecycle, on the server's clock (`FakeProvider(clock=...)`): with `batch_seconds` = S, a
+batch is `validating` for 0.1 S (Mistral `QUEUED`, Anthropic `in_progress`), then processes
+its requests in input order, the counts rising in proportion to time until 0.9 S
+(`in_progress`, Mistral `RUNNING`), is `finalizing` until S, then ends `completed` (Mistral
+`SUCCESS`, Anthropic `ended`), or `expired` (Mistral `TIMEOUT_EXCEEDED`) when some requests
+drew an expiry. A look is any call that shows the batch (get, list, cancel, stats). S = 0 (the
+default): the create reply shows the first state, the first look after it the end. `POST
+/_fake/batches/advance` with `{"seconds": x}` moves every batch (or `"id"`'s) on by x; with
+`{}` to its end (`FakeProvider.advance_batches`); `GET /_fake/batches` shows the counters
+below. A cancel answers `cancelling` (`canceling`, `CANCELLATION_REQUESTED`) and the next look
+ends it `cancelled`: requests processed by then are in the output; Anthropic marks the rest
+`canceled`, OpenAI and Mistral leave them out of both files. Cancelling an ended batch returns
+it unchanged.
 
 Results. OpenAI: good answers in `output_file_id` as `{"id","custom_id","response":
 {"status_code":200,"request_id","body":<chat.completion>},"error":null}`; errored ones in
