@@ -22,6 +22,8 @@ Use it in-process::
 
 or as a process: `python -m panel.testing.fake_provider --port 8400 --rpm 60`.
 Control endpoints: `GET /_fake/stats`, `POST /_fake/reset`, `GET|POST /_fake/config`.
+The three Batch APIs (OpenAI files + batches, Anthropic message batches, Mistral batch jobs),
+their knobs (`batch_*`) and `POST /_fake/batches/advance` are described in `batches`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
-from panel.testing import wire
+from panel.testing import batches, wire
 from panel.testing.state import FAULT_KINDS, Knobs, State
 from panel.testing.wire import PROVIDERS, ParsedRequest, Provider, RateState
 
@@ -101,6 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def do_GET(self) -> None:
+        if self._batch_api(b""):
+            return
         if self.path.split("?")[0] in ("/_fake/stats", "/_fake/config"):
             self._control()
         else:
@@ -109,10 +113,19 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self._batch_api(raw):
+            return
         if self.path.startswith("/_fake/"):
             self._control(raw)
         else:
             self._api(raw)
+
+    def _batch_api(self, raw: bytes) -> bool:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        reply = batches.handle(self.server.state, self.command, self.path, headers, raw)
+        if reply is not None:
+            self._send_bytes(reply.status, reply.body, reply.content_type, {})
+        return reply is not None
 
     def _control(self, raw: bytes = b"") -> None:
         state = self.server.state
@@ -288,9 +301,11 @@ class _Handler(BaseHTTPRequestHandler):
             record["status"] = "reset"
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
+        self._send_bytes(status, json.dumps(body, ensure_ascii=False).encode(), "application/json", headers)
+
+    def _send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name, value)
@@ -375,6 +390,11 @@ class FakeProvider:
             self._state.configure(knobs)
             return self._state.config()
 
+    def advance_batches(self, seconds: float | None = None, batch_id: str | None = None) -> None:
+        """Move every batch (or `batch_id`) on by `seconds` of server time; None: to its end."""
+        with self._state.lock:
+            self._state.batches.advance(seconds, batch_id, self._state.clock())
+
     @property
     def config(self) -> dict[str, Any]:
         with self._state.lock:
@@ -413,6 +433,11 @@ def _parser() -> argparse.ArgumentParser:
         "--refuse-forms", default="", help="structured forms answered with llama-cpp-python's HTTP 500"
     )
     p.add_argument("--ignore-forms", default="", help="structured forms whose schema is ignored")
+    p.add_argument("--batch-seconds", type=float, default=d.batch_seconds, help="batch processing time")
+    p.add_argument("--batch-error-rate", type=float, default=d.batch_error_rate)
+    p.add_argument("--batch-expire-rate", type=float, default=d.batch_expire_rate)
+    p.add_argument("--batch-partial", action="store_true", help="cut batch output files mid-line")
+    p.add_argument("--batch-fail-validation", action="store_true", help="every new batch fails validation")
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
     return p
 

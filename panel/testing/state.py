@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from panel.testing.batch_book import Book
 from panel.testing.wire import RateState
 
 __all__ = ["FAULT_KINDS", "STRUCTURED_FORMS", "Knobs", "State", "Window"]
@@ -61,6 +62,14 @@ class Knobs:
     refuse_forms: tuple[str, ...] = ()
     # Forms whose schema is ignored: the reply is some JSON object, not the one asked for.
     ignore_forms: tuple[str, ...] = ()
+    # The Batch APIs (see `batches`): seconds from creation to the end of a batch (0: ended at
+    # the first look after creation), the shares of its requests errored and expired (drawn
+    # from `fault_seed`), an output file cut mid-line, and every new batch failing validation.
+    batch_seconds: float = 0.0
+    batch_error_rate: float = 0.0
+    batch_expire_rate: float = 0.0
+    batch_partial: bool = False
+    batch_fail_validation: bool = False
 
     def updated(self, changes: dict[str, Any]) -> Knobs:
         known = {f.name: f for f in fields(self)}
@@ -84,15 +93,31 @@ class Knobs:
                 values[name] = tuple(forms)
             elif name in ("rpm", "tpm", "fault_seed", "history"):
                 values[name] = int(raw)
-            elif name == "rate_headers":
+            elif name in ("rate_headers", "batch_partial", "batch_fail_validation"):
                 values[name] = _flag(raw)
             else:
                 values[name] = float(raw)
         new = replace(self, **values)
         if not 0.0 <= new.fault_rate <= 1.0:
             raise ValueError("fault_rate must be within [0, 1]")
-        if min(new.latency, new.latency_jitter, new.rpm, new.tpm, new.hang_seconds, new.limit_period) < 0:
-            raise ValueError("latency, jitter, rpm, tpm, hang_seconds and limit_period must be >= 0")
+        shares = (new.batch_error_rate, new.batch_expire_rate)
+        if min(shares) < 0 or sum(shares) > 1.0:
+            raise ValueError("batch_error_rate and batch_expire_rate must be >= 0 and sum to <= 1")
+        if (
+            min(
+                new.latency,
+                new.latency_jitter,
+                new.rpm,
+                new.tpm,
+                new.hang_seconds,
+                new.limit_period,
+                new.batch_seconds,
+            )
+            < 0
+        ):
+            raise ValueError(
+                "latency, jitter, rpm, tpm, hang_seconds, limit_period and batch_seconds must be >= 0"
+            )
         if new.rate_window <= 0 or new.history < 1:
             raise ValueError("rate_window must be > 0 and history >= 1")
         return new
@@ -197,18 +222,25 @@ class State:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.recent: deque[dict[str, Any]] = deque(maxlen=self.knobs.history)
+        #: the Batch APIs' files, batches and counters (see `batches`)
+        self.batches = Book()
+        self.batch_rng = random.Random(self.knobs.fault_seed + 2)
 
     def configure(self, changes: dict[str, Any]) -> None:
         new = self.knobs.updated(changes)
         if new.fault_seed != self.knobs.fault_seed:
             self.fault_rng = random.Random(new.fault_seed)
             self.jitter_rng = random.Random(new.fault_seed + 1)
+            self.batch_rng = random.Random(new.fault_seed + 2)
         if new.history != self.knobs.history:
             self.recent = deque(self.recent, maxlen=new.history)
         self.knobs = new
 
     def snapshot(self) -> dict[str, Any]:
+        batches = self.batches.snapshot(self.clock())
         return {
+            "batches": batches,
+            "batch_duplicates": sum(batches["duplicates"].values()),
             "requests": self.requests,
             "by_provider": dict(self.by_provider),
             "by_status": dict(self.by_status),
