@@ -33,7 +33,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, ValidationError, field_validator
 
@@ -70,6 +70,9 @@ class MemberConfig(BaseModel):
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)
     headroom: float | None = Field(default=None, gt=0, le=1)
+    route: Literal["live", "batch"] | None = Field(
+        default=None, description="live (default) or batch: the provider's Batch API, at its batch price."
+    )
     price_input: float | None = Field(default=None, ge=0)
     price_output: float | None = Field(default=None, ge=0)
 

@@ -29,6 +29,7 @@ __all__ = ["HTTPReply", "JSONClient", "env_proxy", "error_detail"]
 
 #: how much of a body that is not the JSON asked for goes into an error message
 _SHOWN = 300
+_JSON = {"Content-Type": "application/json"}
 #: the providers' own hosts, which errors need not name
 _OWN_HOSTS = {"openai": ("api.openai.com",)}
 
@@ -93,7 +94,6 @@ class JSONClient:
         host = urlsplit(self.base_url).netloc
         self.backend = backend if host in _OWN_HOSTS.get(backend, ()) else f"{backend} at {host}"
         self.headers = {
-            "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": f"{DISTRIBUTION}/{__version__}",
             **headers,
@@ -115,22 +115,41 @@ class JSONClient:
         return self._session
 
     async def post(self, path: str, body: Mapping[str, Any]) -> HTTPReply:
+        """POST a JSON body; the reply must be a JSON object."""
+        return self._parsed(await self.send("POST", path, data=json.dumps(body, ensure_ascii=False).encode()))
+
+    async def get(self, path: str) -> HTTPReply:
+        """GET a JSON object."""
+        return self._parsed(await self.send("GET", path))
+
+    async def send(self, method: str, path: str, data: Any = None) -> tuple[int, Mapping[str, str], bytes]:
+        """One request; an HTTP failure or a dropped connection is a `BackendError`.
+
+        `data` is bytes (sent as JSON) or an `aiohttp.FormData` (a multipart upload).
+        """
         import aiohttp
 
         session = self._session or self._open()
-        data = json.dumps(body, ensure_ascii=False).encode()
+        # A multipart upload writes its own Content-Type, with its boundary.
+        headers = _JSON if isinstance(data, bytes) else None
+        url = f"{self.base_url}{path}"
         try:
-            async with session.post(f"{self.base_url}{path}", data=data, proxy=self.proxy) as response:
+            async with session.request(method, url, data=data, headers=headers, proxy=self.proxy) as response:
                 raw = await response.read()
-                status, headers = response.status, response.headers
+                status, got = response.status, response.headers
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             # Refused, reset, dropped mid-reply or timed out: nothing was answered.
             detail = scrub(f"{type(exc).__name__}: {exc}".rstrip(": "), self.secrets)
             raise TransientError(f"{self.backend}: {detail}") from None
-        request_id = headers.get("x-request-id")
         if status >= 400:
             detail = scrub(error_detail(raw), self.secrets)
-            raise error_for_status(self.backend, status, detail, headers=headers, request_id=request_id)
+            request_id = got.get("x-request-id")
+            raise error_for_status(self.backend, status, detail, headers=got, request_id=request_id)
+        return status, got, raw
+
+    def _parsed(self, answer: tuple[int, Mapping[str, str], bytes]) -> HTTPReply:
+        status, headers, raw = answer
+        request_id = headers.get("x-request-id")
         try:
             parsed = json.loads(raw)
         except ValueError:

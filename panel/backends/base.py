@@ -14,11 +14,14 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import BackendBug, BackendError, BackendSpecError, FatalError
+
+if TYPE_CHECKING:
+    from .batch import BatchAPI
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -42,6 +45,7 @@ _LIBRARIES = tuple(Path(p).resolve() for p in {sysconfig.get_path("purelib"), sy
 COMMON_OPTIONS = frozenset(
     {"base_url", "api_key_env", "timeout", "concurrency", "rpm", "tpm", "price_input", "price_output"}
     | {"headroom"}  # the fraction of a rate limit the member uses
+    | {"route"}  # "live" (default) or "batch": through the provider's Batch API
 )
 
 
@@ -251,6 +255,10 @@ class Backend(abc.ABC):
         if isinstance(exc, BackendError):
             return exc
         return FatalError(f"{type(exc).__name__}: {exc}")
+
+    def batch_api(self) -> BatchAPI | None:
+        """The provider's Batch API for this backend, if it has one (see `batch.py`)."""
+        return None
 
     async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release clients and connections."""

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BackendSpecError, FatalError, MissingKeyError
 from . import _provider as p
@@ -28,6 +29,9 @@ from .structured import (
     Form,
     tool_arguments,
 )
+
+if TYPE_CHECKING:
+    from .batch import BatchAPI
 
 __all__ = ["OPENAI_URL", "PLACEHOLDER_KEY", "OpenAIBackend", "OpenAIOptions"]
 
@@ -124,16 +128,30 @@ class OpenAIBackend(ServerBackend):
             params["extra_body"] = body
         return params
 
-    async def _call(self, request: Request, form: Form) -> Reply:
+    def body(self, request: Request, form: Form) -> dict[str, Any]:
+        """The request body as it goes on the wire (the batch route sends the same)."""
         body = self._params(request, form)
         body.update(body.pop("extra_body", {}))
+        return body
+
+    async def _call(self, request: Request, form: Form) -> Reply:
         started = time.perf_counter()
-        http = await self._client.post("/chat/completions", body)
+        http = await self._client.post("/chat/completions", self.body(request, form))
         latency = time.perf_counter() - started
-        completion = http.data
+        return self.reply(http.data, form, http.request_id, latency, http.headers)
+
+    def reply(
+        self,
+        completion: dict[str, Any],
+        form: Form,
+        request_id: str | None,
+        latency: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """A chat completion body as a `Reply` (a live reply, or a line of a batch's output)."""
         choices = completion.get("choices") or []
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise FatalError("openai: the reply had no choices", request_id=http.request_id)
+            raise FatalError("openai: the reply had no choices", request_id=request_id)
         choice = choices[0]
         message = choice.get("message") or {}
         usage = completion.get("usage") or {}
@@ -141,7 +159,7 @@ class OpenAIBackend(ServerBackend):
         meta: dict[str, Any] = {"model": completion.get("model"), "form": form, "enforced": ENFORCED[form]}
         if message.get("refusal"):
             meta["refusal"] = message["refusal"]
-        ratelimit = p.ratelimit_state(http.headers)
+        ratelimit = p.ratelimit_state(headers)
         if ratelimit:
             meta["ratelimit"] = ratelimit
         text = message.get("content") or ""
@@ -158,9 +176,15 @@ class OpenAIBackend(ServerBackend):
             ),
             latency_s=latency,
             finish_reason=p.finish_reason(choice.get("finish_reason")),
-            request_id=http.request_id or completion.get("id"),
+            request_id=request_id or completion.get("id"),
             meta=meta,
         )
+
+    def batch_api(self) -> BatchAPI:
+        from .openai_batch import OpenAIBatchAPI
+
+        api: BatchAPI = OpenAIBatchAPI(self, self._client)
+        return api
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -82,6 +82,8 @@ class Member:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     price: Price | None = None
     timeout: float | None = None
+    #: "live", or "batch": the provider's Batch API (`panel.run.batch`)
+    route: str = "live"
 
 
 @dataclass
@@ -186,6 +188,8 @@ class Engine:
     _resumed: bool = field(default=True, init=False)
     #: the structured-output form stored for each backend's form key
     _forms: dict[str, str] = field(default_factory=dict, init=False)
+    #: runs the members on the batch route (set it to choose its options)
+    batch_runner: Any = None
 
     async def run(self, cells_for: Callable[[Backend], Iterator[Cell]], total: int) -> RunStats:
         """Run every cell; `cells_for(backend)` yields one member's cells lazily."""
@@ -211,6 +215,9 @@ class Engine:
         workers = []
         for member in self.members:
             cells = cells_for(member.backend)
+            if member.route == "batch":
+                workers.append(self._batch_member(member, cells))
+                continue
             workers += [self._worker(member, cells) for _ in range(max(1, member.concurrency))]
         # Writes are committed in groups; each request is committed before it is sent.
         self.store.group_commits(True)
@@ -235,6 +242,33 @@ class Engine:
                 return
             self._count(result, result.source)
             self.store.commit_stale(_COMMIT_AT_LEAST_EVERY)
+
+    async def _batch_member(self, member: Member, cells: Iterator[Cell]) -> None:
+        from .batch import BatchRunner
+
+        if self.batch_runner is None:
+            self.batch_runner = BatchRunner(self)
+        try:
+            await self.batch_runner.run(member, cells)
+        except BudgetStop:
+            self._stop = True
+            self.stats.stopped = "budget"
+
+    async def reask(self, cell: Cell, member: Member, request: Request, fingerprint: str) -> CellResult:
+        """The second ask of a cell whose first reply came back invalid (from a batch), live."""
+        try:
+            request_id, reply, _ = await self._ask(cell, member, request, 2)
+        except BackendError as exc:
+            error = f"{exc.kind} error from {cell.backend.label}: {exc}"
+            return self._save(cell, None, error, None, None, 2, fingerprint, "sent")
+        enforced = reply.meta.get("enforced") or cell.backend.enforced
+        try:
+            review = parse_review(cell.persona.review_model, reply.text, reply.finish_reason)
+        except InvalidReply as exc:
+            error = f"invalid after re-ask: {exc}"
+            return self._save(cell, None, error, reply.text, request_id, 2, fingerprint, "sent", enforced)
+        data = review.model_dump(mode="json")
+        return self._save(cell, data, None, reply.text, request_id, 2, fingerprint, "sent", enforced)
 
     def _count(self, result: CellResult, source: str) -> None:
         s = self.stats

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from ..prompts import PromptSet
 from ..report.load import run_inputs
 from ..resources import data_dir
 from ..store import Store, new_run_id
+from .batch import DEFAULT_POLL_S, BatchRunner
 from .engine import Cell, CellResult, Engine, Member, RunStats
 from .limits import RateLimiter
 from .pricing import load_prices, price_for
@@ -80,6 +81,10 @@ class RunOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: which command made the run ("compare" or "review"): a resumed run writes its files
     kind: str = "review"
+    #: the batch route: seconds between polls, re-ask live, return once submitted
+    poll_interval: float = DEFAULT_POLL_S
+    reask_live: bool = False
+    detach: bool = False
 
 
 def default_catalog() -> Path:
@@ -101,8 +106,15 @@ def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = 
                 limiter=RateLimiter(rpm=o.get("rpm"), tpm=o.get("tpm"), headroom=o.get("headroom", 0.98)),
                 price=price_for(backend.name, backend.model, o, prices),
                 timeout=o.get("timeout") or backend.default_timeout,
+                route=o.get("route") or "live",
             )
         )
+    for member in members:
+        if member.route == "batch" and member.backend.batch_api() is None:
+            raise BackendSpecError(
+                f'{member.backend.label}: route = "batch" needs a provider with a batch API '
+                f"(openai, anthropic, mistral), not '{member.backend.name}'"
+            )
     labels = [m.backend.label for m in members]
     if len(set(labels)) != len(labels):
         twice = sorted({label for label in labels if labels.count(label) > 1})
@@ -124,6 +136,7 @@ def plan_run(
     config: PanelConfig | None = None,
     prices: str | Path | None = None,
     repeats: int = 1,
+    route: str | None = None,
 ) -> Plan:
     """Check every input and build the backends; raise a UserError before any file is written.
 
@@ -136,6 +149,9 @@ def plan_run(
     personas = resolve_personas(load_personas(personas_dir or data_dir("personas")), list(persona_ids))
     _no_repeats("persona", [p.id for p in personas])
     specs = resolve_members(list(backends), config or PanelConfig())
+    if route is not None:
+        # Kept in each member's options, so a resumed run takes the same route.
+        specs = [replace(spec, options={**spec.options, "route": route}) for spec in specs]
     if repeats < 1:
         raise UserError("--repeats must be at least 1")
     return Plan(
@@ -247,6 +263,10 @@ async def run_plan(
         since_run=options.since_run,
         on_result=on_result,
     )
+    if any(member.route == "batch" for member in plan.members):
+        engine.batch_runner = BatchRunner(
+            engine, poll_interval=options.poll_interval, reask_live=options.reask_live, detach=options.detach
+        )
     status = "failed"
     try:
         stats = await engine.run(plan.cells_for, plan.total)

@@ -157,6 +157,18 @@ class Requests(Connection):
         ).fetchone()
         return float(row[0])
 
+    def request_cell(self, request_id: int) -> CellKey:
+        """The cell a stored request asked for."""
+        row = self.db.execute(
+            "SELECT tool_id, persona_id, member, repeat FROM requests WHERE id = ?", (request_id,)
+        ).fetchone()
+        return CellKey(row[0], row[1], row[2], row[3])
+
+    def request_messages(self, request_id: int) -> tuple[list[dict[str, str]], int]:
+        """A stored request's messages, as sent, and which ask of its cell it was."""
+        row = self.db.execute("SELECT messages, ask FROM requests WHERE id = ?", (request_id,)).fetchone()
+        return json.loads(row[0]), int(row[1])
+
     def has_requests(self, run_id: str) -> bool:
         row = self.db.execute("SELECT 1 FROM requests WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
         return row is not None

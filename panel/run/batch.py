@@ -1,0 +1,306 @@
+"""The batch route: a member's cells go to its provider's Batch API instead of one by one.
+
+For each batch member the runner (1) re-attaches to the run's batches still unfinished in
+the ledger, (2) walks the member's cells, skipping what is done, copied (`--since`) or in
+the cache, and submits the rest in batches within the provider's limits and the budget,
+(3) polls every batch until the provider is done with it and stores its results as they
+come, matched by custom_id only, and (4) sends follow-up batches: errored and expired
+requests again (up to the retry policy's attempts), invalid replies re-asked once.
+
+Crash safety follows the ledger's order (see `panel.store.batches`): requests and their
+batch are committed before the submit call, the provider's batch id right after it, and a
+batch found 'submitting' on resume is looked for at the provider before it is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from ..backends.base import Reply, Request
+from ..backends.batch import METADATA_KEY, METADATA_RUN, BatchAPI, BatchEntry, BatchStatus
+from ..errors import BackendError, UserError
+from ..store import CellKey, custom_id_for
+from .engine import BudgetStop, Cell, CellResult, Engine, Member, cache_key
+from .pricing import Price, input_tokens
+from .validate import InvalidReply, parse_review
+
+__all__ = ["DEFAULT_POLL_S", "BatchRunner"]
+
+DEFAULT_POLL_S = 30.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class _Ask:
+    """One request of a batch, as the runner needs it to store and judge the result."""
+
+    cell: Cell
+    request: Request
+    ask: int
+    request_id: int
+    fingerprint: str
+    #: how many batches this ask has been in (errored and expired requests go again)
+    tries: int = 1
+
+
+@dataclass
+class _Batch:
+    key: str
+    attempt: int
+    asks: dict[str, _Ask]
+    reserved: float
+    status: BatchStatus | None = None
+
+
+@dataclass
+class BatchRunner:
+    """Runs the batch members of an engine's run (see the module docstring)."""
+
+    engine: Engine
+    poll_interval: float = DEFAULT_POLL_S
+    #: re-ask invalid replies live instead of in a follow-up batch
+    reask_live: bool = False
+    #: submit, then return without waiting for the results (`--detach`)
+    detach: bool = False
+    sleep: Sleep = asyncio.sleep
+    #: what the live route would have cost the same replies
+    live_cost: float = 0.0
+    _open: dict[str, _Batch] = field(default_factory=dict, init=False)
+
+    async def run(self, member: Member, cells: Iterator[Cell]) -> None:
+        api = member.backend.batch_api()
+        if api is None:
+            raise UserError(
+                f"{member.backend.label} cannot take route = \"batch\": backend '{member.backend.name}' "
+                "has no batch API (openai, anthropic and mistral have one)"
+            )
+        try:
+            await self._run(member, api, cells)
+        finally:
+            await api.aclose()
+
+    async def _run(self, member: Member, api: BatchAPI, cells: Iterator[Cell]) -> None:
+        engine, store = self.engine, self.engine.store
+        label = member.backend.label
+        unfinished = store.batches(engine.run_id, label, unfinished_only=True)
+        waiting: dict[CellKey, list[tuple[str, int]]] = {}
+        for row in unfinished:
+            for _, request_id in store.unanswered_in_batch(row.batch_key):
+                key = store.request_cell(request_id)
+                waiting.setdefault(key, []).append((row.batch_key, request_id))
+        resumed: dict[str, dict[str, _Ask]] = {row.batch_key: {} for row in unfinished}
+        chunk: list[_Ask] = []
+        size = 0
+        for cell in cells:
+            if engine._stop:
+                break
+            if cell.key in waiting:
+                for batch_key, request_id in waiting.pop(cell.key):
+                    resumed[batch_key][custom_id_for(request_id)] = self._ask_of(cell, request_id)
+                continue
+            if engine._resumed and store.has_review(engine.run_id, cell.key):
+                continue
+            fingerprint = engine.fingerprint(cell)
+            if engine.since_run is not None:
+                copied = engine._copy_from_since(cell, fingerprint)
+                if copied is not None:
+                    engine._count(copied, "copied")
+                    continue
+            request = cell.request(engine.prompts, engine._sampling(cell))
+            if self._from_cache(cell, request, fingerprint):
+                continue
+            ask = _Ask(cell, request, 1, 0, fingerprint)
+            entry_size = api.size(BatchEntry("req-000000000000", request))
+            if chunk and (len(chunk) >= api.max_requests or size + entry_size > api.max_bytes):
+                await self._submit(member, api, chunk, attempt=1)
+                chunk, size = [], 0
+            chunk.append(ask)
+            size += entry_size
+        if chunk and not engine._stop:
+            await self._submit(member, api, chunk, attempt=1)
+        for row in unfinished:
+            batch = _Batch(row.batch_key, row.attempt, resumed[row.batch_key], row.reserved_usd)
+            engine.stats.reserved += row.reserved_usd
+            self._open[row.batch_key] = batch
+            if row.provider_batch_id is None:
+                await self._reattach(member, api, batch)
+            else:
+                batch.status = BatchStatus(row.provider_batch_id, row.state, row.counts)
+        if self.detach:
+            return
+        await self._poll(member, api)
+
+    def _ask_of(self, cell: Cell, request_id: int) -> _Ask:
+        """An ask of an earlier process, rebuilt from the store for its result."""
+        engine = self.engine
+        messages, ask = engine.store.request_messages(request_id)
+        request = replace(cell.request(engine.prompts, engine._sampling(cell)), messages=messages)
+        return _Ask(cell, request, ask, request_id, engine.fingerprint(cell))
+
+    def _from_cache(self, cell: Cell, request: Request, fingerprint: str) -> bool:
+        """Serve the cell from the store's cache when an identical request was answered."""
+        engine = self.engine
+        if not engine.use_cache:
+            return False
+        key = cache_key(cell.backend, request, cell.persona.version)
+        stored = engine.store.stored_reply(key)
+        if stored is None:
+            return False
+        request_id = engine._record(cell, request, 1, key)
+        engine.store.finish_request(request_id, stored[1], 0, cached_from=stored[0])
+        result = self._judge(_Ask(cell, request, 1, request_id, fingerprint), stored[1], "cached")
+        if result is None:
+            return False  # an invalid cached reply: let the batch ask again
+        engine._count(result, "cached")
+        return True
+
+    async def _submit(self, member: Member, api: BatchAPI, asks: list[_Ask], attempt: int) -> None:
+        engine, store = self.engine, self.engine.store
+        price = member.price.for_route("batch") if member.price else None
+        worst = [self._worst(price, a.request) for a in asks]
+        reserved = sum(worst)
+        stats = engine.stats
+        if engine.max_cost is not None and stats.spent + stats.reserved + reserved > engine.max_cost:
+            engine._stop = True
+            stats.stopped = "budget"
+            raise BudgetStop()
+        with store.transaction():
+            for a, w in zip(asks, worst, strict=True):
+                key = cache_key(a.cell.backend, a.request, a.cell.persona.version)
+                a.request_id = engine._record(a.cell, a.request, a.ask, key, w)
+            pairs = [(a.request_id, custom_id_for(a.request_id)) for a in asks]
+            batch_key = store.new_batch(
+                engine.run_id, member.backend.label, member.backend.name, attempt, reserved, pairs
+            )
+        store.commit()  # the batch and its requests are on disk before the provider sees them
+        stats.reserved += reserved
+        batch = _Batch(batch_key, attempt, {custom_id_for(a.request_id): a for a in asks}, reserved)
+        self._open[batch_key] = batch
+        await self._send(api, batch)
+
+    @staticmethod
+    def _worst(price: Price | None, request: Request) -> float:
+        if price is None:
+            return 0.0
+        return price.worst_case(input_tokens(request.messages, request.schema), request.sampling.max_tokens)
+
+    async def _send(self, api: BatchAPI, batch: _Batch) -> None:
+        entries = [BatchEntry(cid, a.request) for cid, a in batch.asks.items()]
+        metadata = {METADATA_KEY: batch.key, METADATA_RUN: self.engine.run_id}
+        batch.status = await api.submit(entries, metadata)
+        self.engine.store.batch_submitted(
+            batch.key, batch.status.provider_batch_id, batch.status.state, batch.status.counts
+        )
+        self.engine.store.commit()
+
+    async def _reattach(self, member: Member, api: BatchAPI, batch: _Batch) -> None:
+        """A batch recorded as 'submitting': the provider may have it; else send it now."""
+        metadata = {METADATA_KEY: batch.key, METADATA_RUN: self.engine.run_id}
+        found = await api.find(metadata, list(batch.asks))
+        if found is None:
+            await self._send(api, batch)
+            return
+        batch.status = found
+        self.engine.store.batch_submitted(batch.key, found.provider_batch_id, found.state, found.counts)
+        self.engine.store.commit()
+
+    async def _poll(self, member: Member, api: BatchAPI) -> None:
+        while self._open:
+            for batch in list(self._open.values()):
+                assert batch.status is not None
+                if not batch.status.finished:
+                    batch.status = await api.status(batch.status.provider_batch_id)
+                    self.engine.store.batch_progress(
+                        batch.key, batch.status.state, batch.status.counts, batch.status.error
+                    )
+                if batch.status.finished:
+                    await self._collect(member, api, batch)
+            if self._open:
+                await self.sleep(self.poll_interval)
+
+    async def _collect(self, member: Member, api: BatchAPI, batch: _Batch) -> None:
+        engine, store = self.engine, self.engine.store
+        assert batch.status is not None
+        again: list[_Ask] = []
+        reask: list[_Ask] = []
+        price = member.price.for_route("batch") if member.price else None
+        async for outcome in api.results(batch.status):
+            a = batch.asks.pop(outcome.custom_id, None)
+            if a is None:
+                continue  # not ours, or a line seen twice: matched by custom_id only
+            if outcome.reply is not None:
+                cost = price.cost(outcome.reply.usage) if price else 0.0
+                if member.price:
+                    self.live_cost += member.price.cost(outcome.reply.usage)
+                engine.stats.spent += cost
+                engine.stats.sent += 1
+                store.finish_request(a.request_id, outcome.reply, a.tries, cost_usd=cost)
+                result = self._judge(a, outcome.reply, "sent")
+                if result is None:
+                    reask.append(a)
+                else:
+                    engine._count(result, "sent")
+                continue
+            error = outcome.error or BackendError("the provider gave no result")
+            store.finish_request(a.request_id, None, a.tries, error=str(error))
+            self._retry_or_fail(a, error, again)
+        for a in batch.asks.values():  # no line came back for these
+            reason = f"no result in batch {batch.status.provider_batch_id} ({batch.status.state})"
+            if batch.status.error:
+                reason += f": {batch.status.error}"
+            store.finish_request(a.request_id, None, a.tries, error=reason)
+            self._retry_or_fail(a, BackendError(reason), again)
+        store.batch_collected(batch.key)
+        store.commit()
+        engine.stats.reserved -= batch.reserved
+        del self._open[batch.key]
+        for a in again:
+            a.tries += 1
+        if again and not engine._stop:
+            await self._submit(member, api, again, attempt=batch.attempt + 1)
+        if reask and not engine._stop:
+            await self._reask(member, api, reask, batch.attempt + 1)
+
+    def _retry_or_fail(self, a: _Ask, error: BackendError, again: list[_Ask]) -> None:
+        if error.kind in ("transient", "rate_limit", "error") and a.tries < self.engine.retry.attempts:
+            again.append(a)
+            return
+        result = self.engine._save(
+            a.cell, None, f"{error.kind} error from {a.cell.backend.label}: {error}", None,
+            a.request_id, a.ask, a.fingerprint, "sent",
+        )  # fmt: skip
+        self.engine._count(result, "sent")
+
+    def _judge(self, a: _Ask, reply: Reply, source: str) -> CellResult | None:
+        """Store a valid reply's review; None for an invalid one that may be re-asked."""
+        engine = self.engine
+        enforced = reply.meta.get("enforced") or a.cell.backend.enforced
+        try:
+            review = parse_review(a.cell.persona.review_model, reply.text, reply.finish_reason)
+        except InvalidReply as exc:
+            if a.ask == 1:
+                messages = engine.prompts.reask_messages(a.request.messages, reply.text, str(exc))
+                a.request = replace(a.request, messages=messages)
+                a.ask = 2
+                return None
+            error = f"invalid after re-ask: {exc}"
+            return engine._save(
+                a.cell, None, error, reply.text, a.request_id, a.ask, a.fingerprint, source, enforced
+            )
+        data = review.model_dump(mode="json")
+        return engine._save(
+            a.cell, data, None, reply.text, a.request_id, a.ask, a.fingerprint, source, enforced
+        )
+
+    async def _reask(self, member: Member, api: BatchAPI, asks: list[_Ask], attempt: int) -> None:
+        for a in asks:
+            a.tries = 1
+        if not self.reask_live:
+            await self._submit(member, api, asks, attempt)
+            return
+        for a in asks:
+            result = await self.engine.reask(a.cell, member, a.request, a.fingerprint)
+            self.engine._count(result, result.source)

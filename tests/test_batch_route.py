@@ -1,0 +1,102 @@
+"""The batch route end to end: the engine, the ledger and the openai backend's Batch API,
+against the loopback provider's batch endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panel.backends.registry import parse_member
+from panel.catalog import load_catalog
+from panel.personas import load_personas
+from panel.resources import data_dir
+from panel.run.plan import Plan, RunOptions, build_members, run_plan
+from panel.store import Store
+from panel.testing.fake_provider import FakeProvider
+
+from .conftest import EXAMPLE_CATALOG
+
+KEY = "sk-batch-test-9f8e7d6c5b"
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeProvider() as server:
+        yield server
+
+
+def _plan(fake: FakeProvider, tools: int = 3, **options: Any) -> Plan:
+    spec = parse_member(
+        "openai:gpt-4.1-mini",
+        {"base_url": fake.base_url("openai"), "timeout": 5, "route": "batch", **options},
+    )
+    catalog = list(load_catalog(EXAMPLE_CATALOG))[:tools]
+    return Plan(
+        tools=catalog,
+        personas=list(load_personas(data_dir("personas")).values()),
+        members=build_members([spec]),
+        specs=[spec],
+        catalog_path=EXAMPLE_CATALOG,
+    )
+
+
+async def _no_wait(seconds: float) -> None:
+    """Polls go on at once: the fake ends a zero-second batch at its next look."""
+
+
+def _run(plan: Plan, out: Path, run_id: str | None = None, **options: Any) -> tuple[str, Any, Store]:
+    store = Store(out)
+    opts = RunOptions(poll_interval=0.0, **options)
+    rid, stats = asyncio.run(run_plan(plan, store, "test", options=opts, run_id=run_id))
+    return rid, stats, store
+
+
+def test_every_cell_goes_in_one_batch_and_comes_back_valid(fake: FakeProvider, tmp_path: Path) -> None:
+    plan = _plan(fake)
+    run_id, stats, store = _run(plan, tmp_path / "runs")
+    assert (stats.total, stats.valid, stats.failed) == (12, 12, 0)
+    batches = fake.stats()["batches"]
+    assert batches["created"]["openai"] == 1 and batches["requests"]["openai"] == 12
+    assert fake.stats()["batch_duplicates"] == 0
+    assert fake.stats()["requests"] == 0  # nothing went live
+    (row,) = store.batches(run_id)
+    assert row.state == "collected" and row.requests == 12 and row.provider_batch_id
+    # The spend is at the batch price: half of what the same replies cost live.
+    live = sum(
+        plan.members[0].price.cost(r.usage)  # type: ignore[union-attr]
+        for r in (store.stored_reply(k)[1] for (k,) in store.db.execute("SELECT cache_key FROM requests"))  # type: ignore[index]
+    )
+    assert store.spent(run_id) == pytest.approx(live / 2)
+    store.close()
+
+
+def test_errored_and_expired_requests_go_again_in_follow_up_batches(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    fake.configure(batch_error_rate=0.25, batch_expire_rate=0.25, fault_seed=3)
+    plan = _plan(fake, tools=5)
+    run_id, stats, store = _run(plan, tmp_path / "runs")
+    assert stats.valid + stats.failed == 20
+    rows = store.batches(run_id)
+    assert len(rows) >= 2 and [r.attempt for r in rows][:2] == [1, 2]
+    assert all(r.state == "collected" for r in rows)
+    # Each follow-up carried only what had not come back: nothing answered went twice.
+    assert fake.stats()["batches"]["redundant"] == 0
+    failed = [r for r in store.reviews(run_id) if not r.valid]
+    assert all(r.error for r in failed)
+    store.close()
+
+
+def test_a_cached_cell_is_never_submitted(fake: FakeProvider, tmp_path: Path) -> None:
+    plan = _plan(fake)
+    _run(plan, tmp_path / "runs")[2].close()
+    run_id, stats, store = _run(_plan(fake), tmp_path / "runs")
+    assert stats.cached == 12 and stats.valid == 12
+    assert fake.stats()["batches"]["created"]["openai"] == 1  # only the first run's
+    assert store.batches(run_id) == []
+    store.close()
