@@ -66,9 +66,12 @@ class BatchRunner:
     #: submit, then return without waiting for the results (`--detach`)
     detach: bool = False
     sleep: Sleep = asyncio.sleep
+    #: told of every batch submitted and of its state at every poll: (member, batch key, status)
+    on_batch: Callable[[str, str, BatchStatus], None] | None = None
     #: what the live route would have cost the same replies
     live_cost: float = 0.0
     _open: dict[str, _Batch] = field(default_factory=dict, init=False)
+    _labels: dict[str, str] = field(default_factory=dict, init=False)
 
     async def run(self, member: Member, cells: Iterator[Cell]) -> None:
         api = member.backend.batch_api()
@@ -125,6 +128,7 @@ class BatchRunner:
             batch = _Batch(row.batch_key, row.attempt, resumed[row.batch_key], row.reserved_usd)
             engine.stats.reserved += row.reserved_usd
             self._open[row.batch_key] = batch
+            self._labels[row.batch_key] = label
             if row.provider_batch_id is None:
                 await self._reattach(member, api, batch)
             else:
@@ -179,6 +183,7 @@ class BatchRunner:
         stats.reserved += reserved
         batch = _Batch(batch_key, attempt, {custom_id_for(a.request_id): a for a in asks}, reserved)
         self._open[batch_key] = batch
+        self._labels[batch_key] = member.backend.label
         await self._send(api, batch)
 
     @staticmethod
@@ -195,6 +200,11 @@ class BatchRunner:
             batch.key, batch.status.provider_batch_id, batch.status.state, batch.status.counts
         )
         self.engine.store.commit()
+        self._tell(batch)
+
+    def _tell(self, batch: _Batch) -> None:
+        if self.on_batch is not None and batch.status is not None:
+            self.on_batch(self._labels.get(batch.key, ""), batch.key, batch.status)
 
     async def _reattach(self, member: Member, api: BatchAPI, batch: _Batch) -> None:
         """A batch recorded as 'submitting': the provider may have it; else send it now."""
@@ -216,6 +226,7 @@ class BatchRunner:
                     self.engine.store.batch_progress(
                         batch.key, batch.status.state, batch.status.counts, batch.status.error
                     )
+                    self._tell(batch)
                 if batch.status.finished:
                     await self._collect(member, api, batch)
             if self._open:
