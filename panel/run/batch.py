@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from ..backends.base import Reply, Request
 from ..backends.batch import METADATA_KEY, METADATA_RUN, BatchAPI, BatchEntry, BatchStatus
-from ..errors import BackendError, UserError
+from ..errors import BackendError, FatalError, TransientError, UserError
 from ..store import CellKey, custom_id_for
 from .engine import BudgetStop, Cell, CellResult, Engine, Member, cache_key
 from .pricing import Price, input_tokens
@@ -29,6 +29,10 @@ from .validate import InvalidReply, parse_review
 __all__ = ["DEFAULT_POLL_S", "BatchRunner"]
 
 DEFAULT_POLL_S = 30.0
+#: results stored between commits while a batch is collected
+_COMMIT_EVERY = 256
+#: polls in a row that may fail to reach the provider before the run stops (resume later)
+_FAILED_LOOKS = 10
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -53,6 +57,8 @@ class _Batch:
     asks: dict[str, _Ask]
     reserved: float
     status: BatchStatus | None = None
+    #: polls in a row that could not reach the provider
+    failed_looks: int = 0
 
 
 @dataclass
@@ -222,7 +228,16 @@ class BatchRunner:
             for batch in list(self._open.values()):
                 assert batch.status is not None
                 if not batch.status.finished:
-                    batch.status = await api.status(batch.status.provider_batch_id)
+                    try:
+                        batch.status = await api.status(batch.status.provider_batch_id)
+                    except BackendError as exc:
+                        # The batch is the provider's to finish: a failed look is tried again
+                        # at the next poll; only a run of them stops the run (resume later).
+                        batch.failed_looks += 1
+                        if exc.kind != "transient" or batch.failed_looks >= _FAILED_LOOKS:
+                            raise
+                        continue
+                    batch.failed_looks = 0
                     self.engine.store.batch_progress(
                         batch.key, batch.status.state, batch.status.counts, batch.status.error
                     )
@@ -238,10 +253,18 @@ class BatchRunner:
         again: list[_Ask] = []
         reask: list[_Ask] = []
         price = member.price.for_route("batch") if member.price else None
+        stored = unknown = 0
+        seen: set[str] = set()
         async for outcome in api.results(batch.status):
             a = batch.asks.pop(outcome.custom_id, None)
             if a is None:
-                continue  # not ours, or a line seen twice: matched by custom_id only
+                # Not one of its requests (or a line seen twice): matched by custom_id only.
+                unknown += outcome.custom_id not in seen
+                continue
+            seen.add(outcome.custom_id)
+            stored += 1
+            if stored % _COMMIT_EVERY == 0:
+                store.commit()  # a large batch's results reach the disk as they are read
             if outcome.reply is not None:
                 cost = price.cost(outcome.reply.usage) if price else 0.0
                 if member.price:
@@ -258,12 +281,19 @@ class BatchRunner:
             error = outcome.error or BackendError("the provider gave no result")
             store.finish_request(a.request_id, None, a.tries, error=str(error))
             self._retry_or_fail(a, error, again)
+        state = batch.status.state
         for a in batch.asks.values():  # no line came back for these
-            reason = f"no result in batch {batch.status.provider_batch_id} ({batch.status.state})"
+            reason = f"no result in batch {batch.status.provider_batch_id} ({state})"
             if batch.status.error:
                 reason += f": {batch.status.error}"
             store.finish_request(a.request_id, None, a.tries, error=reason)
-            self._retry_or_fail(a, BackendError(reason), again)
+            # Refused at validation, or cancelled on purpose: sending them again would not
+            # help, or not be wanted. Expired, or a results file cut short: worth a follow-up.
+            missing = FatalError(reason) if state in ("failed", "cancelled") else TransientError(reason)
+            self._retry_or_fail(a, missing, again)
+        if unknown:
+            note = f"{unknown} result lines named no request of it: ignored"
+            store.batch_progress(batch.key, state, batch.status.counts, note)
         store.batch_collected(batch.key)
         store.commit()
         engine.stats.reserved -= batch.reserved
@@ -276,7 +306,7 @@ class BatchRunner:
             await self._reask(member, api, reask, batch.attempt + 1)
 
     def _retry_or_fail(self, a: _Ask, error: BackendError, again: list[_Ask]) -> None:
-        if error.kind in ("transient", "rate_limit", "error") and a.tries < self.engine.retry.attempts:
+        if error.kind in ("transient", "rate_limit") and a.tries < self.engine.retry.attempts:
             again.append(a)
             return
         result = self.engine._save(
