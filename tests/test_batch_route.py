@@ -100,3 +100,22 @@ def test_a_cached_cell_is_never_submitted(fake: FakeProvider, tmp_path: Path) ->
     assert fake.stats()["batches"]["created"]["openai"] == 1  # only the first run's
     assert store.batches(run_id) == []
     store.close()
+
+
+def test_the_budget_is_reserved_per_batch_before_it_goes(fake: FakeProvider, tmp_path: Path) -> None:
+    plan = _plan(fake)
+    price = plan.members[0].price
+    assert price is not None
+    # Room for the worst case of five requests at the batch price, not six.
+    one = _plan(fake).members[0]
+    from panel.run.batch import BatchRunner
+
+    cell = next(plan.cells_for(one.backend))
+    worst = BatchRunner._worst(price.for_route("batch"), cell.request(plan.prompts, plan.sampling))
+    run_id, stats, store = _run(plan, tmp_path / "runs", max_cost=worst * 5.5)
+    assert stats.stopped == "budget"
+    (row,) = store.batches(run_id)
+    assert row.requests == 5 and row.state == "collected"
+    assert store.spent(run_id) <= worst * 5.5
+    assert len(store.reviews(run_id)) == 5  # the rest waits for a resume with more budget
+    store.close()

@@ -22,7 +22,7 @@ from ..backends.base import Reply, Request
 from ..backends.batch import METADATA_KEY, METADATA_RUN, BatchAPI, BatchEntry, BatchStatus
 from ..errors import BackendError, FatalError, TransientError, UserError
 from ..store import CellKey, custom_id_for
-from .engine import BudgetStop, Cell, CellResult, Engine, Member, cache_key
+from .engine import Cell, CellResult, Engine, Member, cache_key
 from .pricing import Price, input_tokens
 from .validate import InvalidReply, parse_review
 
@@ -171,12 +171,23 @@ class BatchRunner:
         engine, store = self.engine, self.engine.store
         price = member.price.for_route("batch") if member.price else None
         worst = [self._worst(price, a.request) for a in asks]
-        reserved = sum(worst)
         stats = engine.stats
-        if engine.max_cost is not None and stats.spent + stats.reserved + reserved > engine.max_cost:
-            engine._stop = True
-            stats.stopped = "budget"
-            raise BudgetStop()
+        if engine.max_cost is not None:
+            # The batch's worst case is reserved before it goes; what does not fit waits for
+            # a resume with a larger budget, and the run stops once submitted batches are in.
+            room = engine.max_cost - stats.spent - stats.reserved
+            fits, total = 0, 0.0
+            for w in worst:
+                if total + w > room:
+                    break
+                fits, total = fits + 1, total + w
+            if fits < len(asks):
+                engine._stop = True
+                stats.stopped = "budget"
+                asks, worst = asks[:fits], worst[:fits]
+            if not asks:
+                return
+        reserved = sum(worst)
         with store.transaction():
             for a, w in zip(asks, worst, strict=True):
                 key = cache_key(a.cell.backend, a.request, a.cell.persona.version)
