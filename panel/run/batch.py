@@ -53,6 +53,8 @@ class _Batch:
     asks: dict[str, _Ask]
     reserved: float
     status: BatchStatus | None = None
+    #: when the ledger recorded it (finds it again at a provider that keeps no metadata)
+    created_at: float | None = None
 
 
 @dataclass
@@ -125,7 +127,8 @@ class BatchRunner:
         if chunk and not engine._stop:
             await self._submit(member, api, chunk, attempt=1)
         for row in unfinished:
-            batch = _Batch(row.batch_key, row.attempt, resumed[row.batch_key], row.reserved_usd)
+            asks = resumed[row.batch_key]
+            batch = _Batch(row.batch_key, row.attempt, asks, row.reserved_usd, created_at=row.created_at)
             engine.stats.reserved += row.reserved_usd
             self._open[row.batch_key] = batch
             self._labels[row.batch_key] = label
@@ -209,7 +212,7 @@ class BatchRunner:
     async def _reattach(self, member: Member, api: BatchAPI, batch: _Batch) -> None:
         """A batch recorded as 'submitting': the provider may have it; else send it now."""
         metadata = {METADATA_KEY: batch.key, METADATA_RUN: self.engine.run_id}
-        found = await api.find(metadata, list(batch.asks))
+        found = await api.find(metadata, list(batch.asks), since=batch.created_at)
         if found is None:
             await self._send(api, batch)
             return
