@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from ..backends.base import Reply, Request
 from ..backends.batch import METADATA_KEY, METADATA_RUN, BatchAPI, BatchEntry, BatchStatus
-from ..errors import BackendError, UserError
+from ..errors import BackendError, TransientError, UserError
 from ..store import CellKey, custom_id_for
 from .engine import BudgetStop, Cell, CellResult, Engine, Member, cache_key
 from .pricing import Price, input_tokens
@@ -266,7 +266,10 @@ class BatchRunner:
             if batch.status.error:
                 reason += f": {batch.status.error}"
             store.finish_request(a.request_id, None, a.tries, error=reason)
-            self._retry_or_fail(a, BackendError(reason), again)
+            # Expired (Mistral lists them nowhere), cut off by a truncated file, or cancelled:
+            # worth another batch; a batch refused at validation would be refused again.
+            lost = BackendError if batch.status.state == "failed" else TransientError
+            self._retry_or_fail(a, lost(reason), again)
         store.batch_collected(batch.key)
         store.commit()
         engine.stats.reserved -= batch.reserved
