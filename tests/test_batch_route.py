@@ -118,3 +118,33 @@ def test_a_cached_cell_is_never_submitted(fake: FakeProvider, tmp_path: Path, pr
     assert fake.stats()["batches"]["created"] == {provider: 1}  # only the first run's
     assert store.batches(run_id) == []
     store.close()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_batch_spend_is_half_the_live_spend(fake: FakeProvider, tmp_path: Path, provider: str) -> None:
+    batch_id, batch_stats, batch_store = _run(_plan(fake, provider=provider), tmp_path / "batch")
+    live_id, live_stats, live_store = _run(_plan(fake, provider=provider, route="live"), tmp_path / "live")
+    assert batch_stats.valid == live_stats.valid == 12
+    live = live_store.spent(live_id)
+    assert live > 0 and batch_store.spent(batch_id) == pytest.approx(live / 2)
+    batch_store.close(), live_store.close()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_truncated_results_file_leaves_the_lost_lines_to_a_follow_up(
+    fake: FakeProvider, tmp_path: Path, provider: str
+) -> None:
+    fake.configure(batch_partial=True)  # every batch's main results file is cut mid-line
+    run_id, stats, store = _run(_plan(fake, provider=provider), tmp_path / "runs")
+    assert stats.valid + stats.failed == 12
+    first, second, *_ = store.batches(run_id)
+    answered = store.db.execute(
+        "SELECT COUNT(*) FROM batch_requests br JOIN replies rp ON rp.request_id = br.request_id"
+        " WHERE br.batch_key = ? AND rp.error IS NULL",
+        (first.batch_key,),
+    ).fetchone()[0]
+    assert 0 < answered < 12
+    assert second.attempt == 2 and second.requests == 12 - answered
+    assert fake.stats()["batches"]["redundant"] == 0  # no line that came back whole went again
+    assert all(r.error for r in store.reviews(run_id) if not r.valid)
+    store.close()
