@@ -21,8 +21,12 @@ from . import _provider as p
 from .base import Backend, BackendOptions, MemberSpec, Reply, Request, Usage
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from anthropic import AsyncAnthropic
     from anthropic.types import Message
+
+    from .batch import BatchAPI
 
 __all__ = ["AnthropicBackend", "AnthropicOptions"]
 
@@ -148,6 +152,12 @@ class AnthropicBackend(Backend):
             params["extra_body"] = extra
         return params
 
+    def body(self, request: Request, mode: Literal["native", "tool"]) -> dict[str, Any]:
+        """The request's params as they go on the wire (a batch request's `params` are the same)."""
+        params = self._params(request, mode)
+        params.update(params.pop("extra_body", {}))
+        return params
+
     async def _call(self, request: Request, mode: Literal["native", "tool"]) -> Reply:
         import anthropic
 
@@ -158,6 +168,23 @@ class AnthropicBackend(Backend):
         started = time.perf_counter()
         raw, message = await p.call(self.name, self._secrets, send(), p.stainless(anthropic))
         latency = time.perf_counter() - started
+        tool = request.schema_name if mode == "tool" else None
+        return self.reply(message, mode, raw.request_id, latency, raw.headers, tool=tool)
+
+    def reply(
+        self,
+        message: Message,
+        mode: Literal["native", "tool"],
+        request_id: str | None,
+        latency: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+        *,
+        tool: str | None = None,
+    ) -> Reply:
+        """A message as a `Reply` (a live reply, or a succeeded line of a batch's results).
+
+        In the tool mode the review is the input of the call to `tool`; a batch's results do
+        not say which request they answer, so there (`tool` None) it is the one tool offered."""
         usage = message.usage
         cache_read = usage.cache_read_input_tokens or 0
         meta: dict[str, Any] = {
@@ -166,11 +193,11 @@ class AnthropicBackend(Backend):
             "enforced": _ENFORCED[mode],
             "stop_reason": message.stop_reason,
         }
-        ratelimit = p.ratelimit_state(raw.headers)
+        ratelimit = p.ratelimit_state(headers)
         if ratelimit:
             meta["ratelimit"] = ratelimit
         return Reply(
-            text=_answer(message, request.schema_name if mode == "tool" else None),
+            text=_answer(message, mode, tool),
             # Anthropic counts cached and freshly written prompt tokens apart from the rest;
             # the total is what OpenAI calls prompt tokens, and cached_tokens its cached part.
             usage=Usage(
@@ -180,20 +207,26 @@ class AnthropicBackend(Backend):
             ),
             latency_s=latency,
             finish_reason=p.finish_reason(message.stop_reason),
-            request_id=raw.request_id or message.id,
+            request_id=request_id or message.id,
             meta=meta,
         )
+
+    def batch_api(self) -> BatchAPI:
+        from .anthropic_batch import AnthropicBatchAPI
+
+        api: BatchAPI = AnthropicBatchAPI(self, self._client)
+        return api
 
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.close()
 
 
-def _answer(message: Message, tool: str | None) -> str:
+def _answer(message: Message, mode: Literal["native", "tool"], tool: str | None) -> str:
     """The tool call's input as JSON text, or else the text the model wrote."""
-    if tool is not None:
+    if mode == "tool":
         for block in message.content:
-            if block.type == "tool_use" and block.name == tool:
+            if block.type == "tool_use" and tool in (None, block.name):
                 return json.dumps(block.input, ensure_ascii=False)
     return "".join(block.text for block in message.content if block.type == "text")
 

@@ -88,9 +88,12 @@ class BatchAPI(abc.ABC):
         """The batch's state and counts now."""
 
     @abc.abstractmethod
-    async def find(self, metadata: dict[str, str], custom_ids: list[str]) -> BatchStatus | None:
+    async def find(
+        self, metadata: dict[str, str], custom_ids: list[str], since: float | None = None
+    ) -> BatchStatus | None:
         """A batch submitted earlier with this metadata (or, where the provider keeps none,
-        carrying these custom_ids), if the provider has one."""
+        carrying these custom_ids, submitted after `since`, when the ledger recorded it), if
+        the provider has one."""
 
     @abc.abstractmethod
     def results(self, status: BatchStatus) -> AsyncIterator[BatchOutcome]:

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
     import httpx2
     from mistralai.client import Mistral
+    from mistralai.client.models import ChatCompletionResponse
+
+    from .batch import BatchAPI
 
 __all__ = ["MistralBackend"]
 
@@ -103,9 +106,10 @@ class MistralBackend(Backend):
     def __repr__(self) -> str:
         return f"MistralBackend(model={self.model!r}, base_url={self.base_url!r})"
 
-    async def generate(self, request: Request) -> Reply:
+    def body(self, request: Request) -> dict[str, Any]:
+        """The chat request as it goes on the wire (a batch line's `body` is the same)."""
         sampling = request.sampling
-        params: dict[str, Any] = {
+        return {
             "model": self.model,
             "messages": request.messages,
             "response_format": p.json_schema_format(request.schema_name, request.schema),
@@ -114,20 +118,32 @@ class MistralBackend(Backend):
             "max_tokens": sampling.max_tokens,
             "random_seed": sampling.seed,
         }
+
+    async def generate(self, request: Request) -> Reply:
         box: dict[str, Mapping[str, str]] = {}
         token = _response_headers.set(box)
         started = time.perf_counter()
         try:
-            send = self._client.chat.complete_async(**params)
+            send = self._client.chat.complete_async(**self.body(request))
             response = await p.call(self.name, [self._secret], send, _describe)
         finally:
             _response_headers.reset(token)
         latency = time.perf_counter() - started
+        headers = box.get("headers")
+        return self.reply(response, _request_id(headers), latency, headers)
+
+    def reply(
+        self,
+        response: ChatCompletionResponse,
+        request_id: str | None,
+        latency: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """A chat completion as a `Reply` (a live reply, or a line of a batch's output file)."""
         if not response.choices:
             raise FatalError("mistral: the reply had no choices", request_id=response.id)
         choice = response.choices[0]
         message = choice.message
-        headers = box.get("headers")
         meta: dict[str, Any] = {"model": response.model}
         ratelimit = p.ratelimit_state(headers)
         if ratelimit:
@@ -140,9 +156,15 @@ class MistralBackend(Backend):
             ),
             latency_s=latency,
             finish_reason=p.finish_reason(choice.finish_reason),
-            request_id=_request_id(headers) or response.id,
+            request_id=request_id or response.id,
             meta=meta,
         )
+
+    def batch_api(self) -> BatchAPI:
+        from .mistral_batch import MistralBatchAPI
+
+        api: BatchAPI = MistralBatchAPI(self, self._client)
+        return api
 
     async def aclose(self) -> None:
         if self._owned is not None:

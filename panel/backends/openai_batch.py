@@ -73,7 +73,9 @@ class OpenAIBatchAPI(BatchAPI):
     async def status(self, provider_batch_id: str) -> BatchStatus:
         return _status((await self.client.get(f"/batches/{provider_batch_id}")).data)
 
-    async def find(self, metadata: dict[str, str], custom_ids: list[str]) -> BatchStatus | None:
+    async def find(
+        self, metadata: dict[str, str], custom_ids: list[str], since: float | None = None
+    ) -> BatchStatus | None:
         after = ""
         for _ in range(_PAGES):
             page = (await self.client.get(f"/batches?limit=100{after}")).data

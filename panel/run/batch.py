@@ -59,6 +59,8 @@ class _Batch:
     status: BatchStatus | None = None
     #: polls in a row that could not reach the provider
     failed_looks: int = 0
+    #: when the ledger recorded it (finds it again at a provider that keeps no metadata)
+    created_at: float | None = None
 
 
 @dataclass
@@ -131,7 +133,8 @@ class BatchRunner:
         if chunk and not engine._stop:
             await self._submit(member, api, chunk, attempt=1)
         for row in unfinished:
-            batch = _Batch(row.batch_key, row.attempt, resumed[row.batch_key], row.reserved_usd)
+            asks = resumed[row.batch_key]
+            batch = _Batch(row.batch_key, row.attempt, asks, row.reserved_usd, created_at=row.created_at)
             engine.stats.reserved += row.reserved_usd
             self._open[row.batch_key] = batch
             self._labels[row.batch_key] = label
@@ -226,7 +229,7 @@ class BatchRunner:
     async def _reattach(self, member: Member, api: BatchAPI, batch: _Batch) -> None:
         """A batch recorded as 'submitting': the provider may have it; else send it now."""
         metadata = {METADATA_KEY: batch.key, METADATA_RUN: self.engine.run_id}
-        found = await api.find(metadata, list(batch.asks))
+        found = await api.find(metadata, list(batch.asks), since=batch.created_at)
         if found is None:
             await self._send(api, batch)
             return
@@ -290,6 +293,9 @@ class BatchRunner:
                     engine._count(result, "sent")
                 continue
             error = outcome.error or BackendError("the provider gave no result")
+            if batch.status.state == "cancelled":
+                # A cancelled batch's `canceled` lines (Anthropic's) were cancelled on purpose.
+                error = FatalError(f"{error} (the batch was cancelled)", request_id=error.request_id)
             store.finish_request(a.request_id, None, a.tries, error=str(error))
             self._retry_or_fail(a, error, again)
         state = batch.status.state

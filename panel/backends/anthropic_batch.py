@@ -1,0 +1,212 @@
+"""Anthropic's Message Batches for the anthropic backend, through the SDK.
+
+`messages.batches.create(requests=[{custom_id, params}])` with each request's `params` built
+by the live route's own builder (`AnthropicBackend.body`, in the backend's current mode:
+native structured output unless it is set to, or has switched to, the tool), polled with
+`retrieve`, read with `results` (the SDK fetches the batch's `results_url`), each succeeded
+message read by the live route's `AnthropicBackend.reply`.
+
+Anthropic keeps no metadata on a batch, so `find` cannot ask for our batch key. It reads the
+recent batches (newest first, at most `_SCAN`) and keeps those with as many requests as ours:
+- an ended one is ours when its results carry only our custom_ids (`req-<request id>`, unique
+  in our store; another store on the same account that made the very same batch would match
+  too, which is why the request count and, when known, the time must agree as well);
+- one not yet ended cannot show its custom_ids, so it is taken for ours only when the ledger
+  says when our batch was recorded (`since`): the earliest batch of our size created after
+  that moment (less `_SKEW` for clock drift), none created before it. Another client of the
+  same account submitting a batch of the same size in that window could be taken for ours;
+  its results then match none of our custom_ids and the runner sends ours again in a
+  follow-up batch: a wasted wait, never a cell stored twice.
+Without `since`, a batch not yet ended is never matched: the runner submits again.
+
+Result lines: `succeeded` is the reply; `errored` the API's error by its type (`api_error`,
+`overloaded_error` are transient, `invalid_request_error` fatal, as live); `expired` and
+`canceled` transient, so the runner sends them again within the retry policy. A results stream
+cut mid-line ends the reading there: the requests it did not reach count as unanswered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BackendError, FatalError, TransientError
+from . import _provider as p
+from .batch import BatchAPI, BatchEntry, BatchOutcome, BatchStatus
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+    from .anthropic import AnthropicBackend
+
+__all__ = ["AnthropicBatchAPI"]
+
+#: how many of the newest batches `find` looks through
+_SCAN = 2000
+#: how far before the ledger's record of a batch the provider's clock may date it
+_SKEW = 5.0
+#: the HTTP status each error type of the API comes with, to read it as a live error
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+_NAME = "anthropic batch"
+#: the results that carry no answer, sent again within the retry policy
+_GONE = {
+    "expired": "the request expired before it was processed",
+    "canceled": "the request was canceled with its batch",
+}
+_COUNTS = ("processing", "succeeded", "errored", "canceled", "expired")
+
+
+class AnthropicBatchAPI(BatchAPI):
+    max_requests = 100_000
+    max_bytes = 256 * 1024 * 1024
+    keeps_metadata = False
+
+    def __init__(self, backend: AnthropicBackend, client: AsyncAnthropic) -> None:
+        self.backend = backend
+        self.client = client
+
+    def _request(self, entry: BatchEntry) -> dict[str, Any]:
+        return {"custom_id": entry.custom_id, "params": self.backend.body(entry.request, self.backend.mode)}
+
+    def size(self, entry: BatchEntry) -> int:
+        # one element of the `requests` array, and its comma
+        return len(json.dumps(self._request(entry), ensure_ascii=False).encode()) + 1
+
+    async def _call(self, send: Any) -> Any:
+        import anthropic
+
+        return await p.call(_NAME, self.backend._secrets, send, p.stainless(anthropic))
+
+    async def submit(self, entries: list[BatchEntry], metadata: dict[str, str]) -> BatchStatus:
+        requests = [self._request(e) for e in entries]
+        return _status(await self._call(self.client.messages.batches.create(requests=requests)))  # type: ignore[arg-type]
+
+    async def status(self, provider_batch_id: str) -> BatchStatus:
+        return _status(await self._call(self.client.messages.batches.retrieve(provider_batch_id)))
+
+    async def find(
+        self, metadata: dict[str, str], custom_ids: list[str], since: float | None = None
+    ) -> BatchStatus | None:
+        wanted = set(custom_ids)
+        waiting: list[BatchStatus] = []
+        async for batch in self._recent():
+            status = _status(batch)
+            if since is not None and (status.created_at or 0.0) < since - _SKEW:
+                break  # newest first: the rest are older still
+            if status.counts["total"] != len(wanted):
+                continue
+            if batch.processing_status == "ended":
+                if await self._carries(batch.id, wanted):
+                    return status
+            elif since is not None:
+                waiting.append(status)
+        if since is None or not waiting:
+            return None
+        after = [s for s in waiting if (s.created_at or 0.0) >= since]
+        return min(after or waiting, key=lambda s: s.created_at or 0.0)
+
+    async def _recent(self) -> AsyncIterator[Any]:
+        """The account's batches, newest first, at most `_SCAN` of them."""
+        after: dict[str, str] = {}
+        scanned = 0
+        while scanned < _SCAN:
+            page = await self._call(self.client.messages.batches.list(limit=100, **after))  # type: ignore[arg-type]
+            for batch in page.data:
+                scanned += 1
+                yield batch
+            if not page.has_more or not page.data:
+                return
+            after = {"after_id": page.last_id}
+
+    async def _carries(self, batch_id: str, wanted: set[str]) -> bool:
+        """Whether an ended batch's results carry our custom_ids and no other."""
+        seen = False
+        async for custom_id, _ in self._lines(batch_id):
+            if custom_id not in wanted:
+                return False
+            seen = True
+        return seen
+
+    async def _lines(self, batch_id: str) -> AsyncIterator[tuple[str, Any]]:
+        stream = await self._call(self.client.messages.batches.results(batch_id))
+        try:
+            async for line in stream:
+                yield line.custom_id, line.result
+        except ValueError:
+            return  # a line cut short: what follows never came
+        except Exception as exc:
+            if not p.is_transport_error(exc):
+                raise
+            return  # the stream broke off: the same
+        finally:
+            await stream.close()
+
+    async def results(self, status: BatchStatus) -> AsyncIterator[BatchOutcome]:
+        async for custom_id, result in self._lines(status.provider_batch_id):
+            yield self._outcome(custom_id, result)
+
+    def _outcome(self, custom_id: str, result: Any) -> BatchOutcome:
+        kind = getattr(result, "type", None)
+        if kind == "succeeded":
+            try:
+                reply = self.backend.reply(result.message, self.backend.mode, None)
+            except BackendError as exc:
+                return BatchOutcome(custom_id, error=exc)
+            except (AttributeError, TypeError) as exc:
+                return BatchOutcome(custom_id, error=FatalError(f"{_NAME}: unreadable message: {exc}"))
+            return BatchOutcome(custom_id, reply=reply)
+        if kind == "errored":
+            return BatchOutcome(custom_id, error=_error(getattr(result, "error", None)))
+        why = _GONE.get(str(kind), f"unknown result type {kind!r}")
+        return BatchOutcome(custom_id, error=TransientError(f"{_NAME}: {why}"))
+
+    async def cancel(self, provider_batch_id: str) -> BatchStatus:
+        return _status(await self._call(self.client.messages.batches.cancel(provider_batch_id)))
+
+
+def _error(response: Any) -> BackendError:
+    """An `errored` line's error (`{"type": "error", "error": {"type", "message"}}`) as live."""
+    inner = getattr(response, "error", None)
+    kind = str(getattr(inner, "type", None) or "api_error")
+    message = str(getattr(inner, "message", None) or "no message")
+    request_id = getattr(response, "request_id", None)
+    if not isinstance(request_id, str):
+        request_id = None
+    return p.error_for_status(_NAME, _ERROR_STATUS.get(kind), f"{kind}: {message}", request_id=request_id)
+
+
+def _status(batch: Any) -> BatchStatus:
+    from ..store import normal_state
+
+    c = batch.request_counts
+    counts = {k: int(getattr(c, k, 0) or 0) for k in _COUNTS}
+    total = sum(counts.values())
+    state = normal_state(str(batch.processing_status))
+    if state == "ended" and getattr(batch, "cancel_initiated_at", None) is not None:
+        state = "cancelled"
+    elif state == "ended" and counts["expired"]:
+        state = "expired"
+    created = getattr(batch, "created_at", None)
+    return BatchStatus(
+        provider_batch_id=batch.id,
+        state=state,
+        counts={
+            "total": total,
+            "done": total - counts["processing"],
+            "errored": counts["errored"],
+            "expired": counts["expired"],
+        },
+        created_at=created.timestamp() if created is not None else None,
+    )
