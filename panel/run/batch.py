@@ -134,6 +134,10 @@ class BatchRunner:
             else:
                 batch.status = BatchStatus(row.provider_batch_id, row.state, row.counts)
         if self.detach:
+            # Re-attached batches are looked at once, so the ledger and progress show them as
+            # they are now; collecting is left to a run without --detach.
+            for row in unfinished:
+                await self._look(api, self._open[row.batch_key])
             return
         await self._poll(member, api)
 
@@ -221,16 +225,21 @@ class BatchRunner:
         while self._open:
             for batch in list(self._open.values()):
                 assert batch.status is not None
-                if not batch.status.finished:
-                    batch.status = await api.status(batch.status.provider_batch_id)
-                    self.engine.store.batch_progress(
-                        batch.key, batch.status.state, batch.status.counts, batch.status.error
-                    )
-                    self._tell(batch)
+                await self._look(api, batch)
                 if batch.status.finished:
                     await self._collect(member, api, batch)
             if self._open:
                 await self.sleep(self.poll_interval)
+
+    async def _look(self, api: BatchAPI, batch: _Batch) -> None:
+        """Ask the provider for the state of a batch not yet finished; record and tell it."""
+        assert batch.status is not None
+        if not batch.status.finished:
+            batch.status = await api.status(batch.status.provider_batch_id)
+            self.engine.store.batch_progress(
+                batch.key, batch.status.state, batch.status.counts, batch.status.error
+            )
+            self._tell(batch)
 
     async def _collect(self, member: Member, api: BatchAPI, batch: _Batch) -> None:
         engine, store = self.engine, self.engine.store
