@@ -85,6 +85,7 @@ def test_detach_prints_the_command_that_collects_and_it_collects(
         f"batch b-{run_id}-openai-gpt-4-1-mini-1 (openai:gpt-4.1-mini): validating 0/12 done" in detached.err
     )
     assert "0/12 reviews" in detached.out and "detached with batches in flight" in detached.out
+    assert "(live route: $" in detached.err  # the plan is priced at batch prices
     with Store(runs_dir, readonly=True) as store:
         (row,) = store.batches(run_id)
         assert row.state != "collected" and row.provider_batch_id
@@ -172,6 +173,16 @@ def test_batches_cancel_stops_a_slow_batch(
     assert at_fake["phase"] in ("cancelling", "cancelled")
     again = cli("batches", "cancel", run_id, "--out", str(runs_dir))
     assert again.code == 0 and "already" in again.out
+    # A resume collects the cancelled batch: what it cut off is failed, with the reason.
+    fake.advance_batches()
+    collected = cli("review", "--resume", run_id, "--config", str(config), "--out", str(runs_dir),
+                    "--poll-interval", "0", "--progress", "quiet")  # fmt: skip
+    assert collected.code == 1, collected  # no review is valid
+    with Store(runs_dir, readonly=True) as store:
+        assert store.review_counts(run_id) == (0, 12)
+        assert all("(cancelled)" in (r.error or "") for r in store.reviews(run_id))
+        assert [r.state for r in store.batches(run_id)] == ["collected"]
+    assert fake.stats()["batch_duplicates"] == 0
 
 
 def test_jsonl_progress_has_one_batch_event_per_poll(
@@ -194,6 +205,8 @@ def test_bad_route_and_unknown_runs_are_one_line_exit_2(
     assert boat.code == 2 and boat.err.strip().count("\n") == 0
     assert "--route: 'boat' is not a route: use live or batch" in boat.err
     assert not runs_dir.exists()
+    mixed = cli("review", "--resume", "last", "--route", "batch", "--out", str(runs_dir))
+    assert mixed.code == 2 and "--resume finishes a run as it was planned" in mixed.err
     reask = _review(cli, config, runs_dir, "--reask", "never")
     assert reask.code == 2 and "--reask" in reask.err
     empty = cli("batches", "nosuchrun", "--out", str(runs_dir))

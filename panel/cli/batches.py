@@ -29,7 +29,7 @@ def batches(
     words: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[RUN] | cancel RUN",
+            metavar="[cancel] [RUN]",
             help="A run id (default: the newest run with batches), or 'cancel' and a run id.",
         ),
     ] = None,
@@ -41,7 +41,8 @@ def batches(
     """List a run's batches on the batch route (state, counts, attempt), or cancel them.
 
     `panel batches cancel RUN` asks each provider to stop the run's batches still in flight;
-    what they finished stays readable and `panel review --resume RUN` collects it.
+    what they finished stays readable and `panel review --resume RUN` collects it (the
+    requests the cancel cut off are stored as failed, with the reason).
     Exit code 2: no such run, or a runs folder with no runs.
     """
     args = list(words or [])
@@ -153,7 +154,8 @@ def _cancel(out: Path, run_id: str, json_out: bool) -> None:
     out_console.print(
         clean(
             f"asked the providers to cancel {asked} of {len(outcomes)} unfinished batches of run {run_id}; "
-            f"what they finished is collected by: {resume_command(run_id, resume_args(out))}"
+            f"collect what they finished (the rest is stored as failed) with: "
+            f"{resume_command(run_id, resume_args(out))}"
         ),
         markup=False,
         highlight=False,

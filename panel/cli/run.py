@@ -137,8 +137,9 @@ def review(
     route: Annotated[
         str | None,
         typer.Option(
+            metavar="live|batch",
             help="live or batch (the providers' Batch APIs: half price, results within 24 h). "
-            "Default: each member's route in panel.toml, else live."
+            "Default: each member's route in panel.toml, else live.",
         ),
     ] = None,
     poll_interval: Annotated[
@@ -151,7 +152,10 @@ def review(
         ),
     ] = False,
     reask: Annotated[
-        str, typer.Option(help="Re-ask invalid batch replies in a follow-up batch (batch) or live.")
+        str,
+        typer.Option(
+            metavar="batch|live", help="Re-ask invalid batch replies in a follow-up batch (batch) or live."
+        ),
     ] = "batch",
 ) -> None:
     """Review a whole catalog: every tool x persona x member, within limits and a budget.

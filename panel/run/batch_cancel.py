@@ -2,8 +2,8 @@
 
 The members' backends are made again from the specs the run recorded (as `--resume` does),
 so the cancel goes out with each member's own key and server. What the provider finished
-before it stopped stays readable: `panel review --resume RUN` downloads it, and sends what
-was cut off again in a follow-up batch.
+before it stopped stays readable: `panel review --resume RUN` downloads it, and stores the
+requests the cancel cut off as failed, with the reason.
 """
 
 from __future__ import annotations

@@ -287,7 +287,7 @@ def execute(store: Store, request: RunRequest, command: str, notices: Notices, c
         reask_live=request.reask_live,
         detach=request.detach,
     )
-    announce_plan(plan, notices)
+    announce_plan(plan, notices, {m.backend.label: m.route for m in plan.members})
     if run_id is None:
         run_id = start_run(plan, store, command, options)
     job = Job(store, plan, run_id, notices, console, request.progress, options, request.resume_args)
