@@ -6,14 +6,14 @@ from __future__ import annotations
 from ..errors import BackendBug, UserError
 from ..run.job import RunInterrupted
 from ..text import for_console
-from . import backends, past, personas, run
+from . import backends, batches, past, personas, run
 from .agreement import agreement
 from .apps import app, err_console, notices
 
 __all__ = ["app", "main"]
 
 # Importing a command group registers its commands on `app`.
-COMMAND_GROUPS = (backends, past, personas, run)
+COMMAND_GROUPS = (backends, batches, past, personas, run)
 
 app.command("agreement")(agreement)
 

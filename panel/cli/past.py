@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +79,7 @@ def runs(
         return
     with Store(out, readonly=True) as store:
         found = store.list_runs(limit, status)
+        flying = {run.id: _in_flight(store, run.id) for run, _, _ in found if run.status != "done"}
     if json_out:
         rows = [
             {
@@ -88,6 +90,7 @@ def runs(
                 "reviews": n,
                 "valid": ok,
                 "command": run.command,
+                "batches_in_flight": flying.get(run.id, 0),
             }
             for run, n, ok in found
         ]
@@ -102,11 +105,23 @@ def runs(
     lines = [("run", "status", "valid", "started", "command")]
     for run, n, ok in found:
         started = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
-        lines.append((run.id, run.status, f"{ok}/{n}", started, clean(run.command)))
+        state = run.status
+        if flying.get(run.id):
+            n_batches = flying[run.id]
+            state += f", {n_batches} batch{'es' if n_batches != 1 else ''} in flight"
+        lines.append((run.id, state, f"{ok}/{n}", started, clean(run.command)))
     widths = [max(len(row[i]) for row in lines) for i in range(4)]
     for row in lines:
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4]
         out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _in_flight(store: Store, run_id: str) -> int:
+    """How many of the run's batches are not yet collected (0 in a store older than batches)."""
+    try:
+        return len(store.batches(run_id, unfinished_only=True))
+    except sqlite3.OperationalError:
+        return 0
 
 
 def _iso(timestamp: float) -> str:

@@ -13,10 +13,11 @@ from ..backends.base import Sampling
 from ..config import load_config
 from ..errors import UserError
 from ..report.load import load_record
-from ..run.job import Outcome, RunRequest, budget_resume_command, execute, resume_args
+from ..run.batch import DEFAULT_POLL_S
+from ..run.job import Outcome, RunRequest, budget_resume_command, execute, resume_args, resume_command
 from ..run.plan import plan_compare, plan_run, require_prices
 from ..run.progress import summary_line
-from ..store import Store
+from ..store import BatchRow, Store
 from ..text import clean, for_console
 from .apps import app, err_console, notices, out_console
 from .options import (
@@ -133,20 +134,48 @@ def review(
     temperature: Temperature = 0.3,
     seed: Seed = 1234,
     progress: ProgressMode = "bar",
+    route: Annotated[
+        str | None,
+        typer.Option(
+            metavar="live|batch",
+            help="live or batch (the providers' Batch APIs: half price, results within 24 h). "
+            "Default: each member's route in panel.toml, else live.",
+        ),
+    ] = None,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.0, help="Seconds between two polls of the batches in flight.")
+    ] = DEFAULT_POLL_S,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", help="Submit the batches, then exit, printing the command that collects them."
+        ),
+    ] = False,
+    reask: Annotated[
+        str,
+        typer.Option(
+            metavar="batch|live", help="Re-ask invalid batch replies in a follow-up batch (batch) or live."
+        ),
+    ] = "batch",
 ) -> None:
     """Review a whole catalog: every tool x persona x member, within limits and a budget.
 
-    Exit codes: 0 done, 1 no review was valid, 2 bad input or a file that cannot be written,
-    3 stopped at the budget (finish it with --resume), 130 interrupted (the line printed
-    says how to resume).
+    Exit codes: 0 done (or detached with batches in flight), 1 no review was valid, 2 bad
+    input or a file that cannot be written, 3 stopped at the budget (finish it with
+    --resume), 130 interrupted (the line printed says how to resume).
     """
     notices.mode = progress
+    if route is not None and route not in ("live", "batch"):
+        raise UserError(f"--route: '{route}' is not a route: use live or batch")
+    if reask not in ("batch", "live"):
+        raise UserError(f"--reask: '{reask}' is not batch or live")
     panel_config = load_config(config)
     plan = None
     if resume:
-        if catalog or tools or backend or persona or since or repeats != 1:
+        if catalog or tools or backend or persona or since or repeats != 1 or route:
             raise UserError(
-                "--resume finishes a run as it was planned: give no catalog, tools, members or personas"
+                "--resume finishes a run as it was planned: give no catalog, tools, members, "
+                "personas or route"
             )
         if not (out / "panel.db").is_file():
             if resume == "last":
@@ -164,11 +193,20 @@ def review(
             prices=prices,
             repeats=repeats,
             sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
+            route=route,
         )
         require_prices(plan, max_cost)
         if since and not (out / "panel.db").is_file():
             raise UserError(f"--since: {out} holds no runs to compare with")
-    again = resume_args(out, config=config, no_cache=no_cache, prices=prices, max_cost=max_cost)
+    again = resume_args(
+        out,
+        config=config,
+        no_cache=no_cache,
+        prices=prices,
+        max_cost=max_cost,
+        poll_interval=poll_interval,
+        reask_live=reask == "live",
+    )
     request = RunRequest(
         "review",
         plan,
@@ -180,11 +218,19 @@ def review(
         retry=panel_config.retry.policy(),
         progress=progress,
         resume_args=again,
+        poll_interval=poll_interval,
+        reask_live=reask == "live",
+        detach=detach,
     )
     with Store(out) as store:
         outcome = execute(store, request, _command_line(), notices, err_console)
+        in_flight = store.batches(outcome.run_id, unfinished_only=True) if detach else []
     stats, run_id = outcome.stats, outcome.run_id
     line = summary_line(stats, outcome.elapsed)
+    if stats.stopped == "detached":
+        out_console.print(f"{run_id}: {clean(line)}", highlight=False, markup=False, soft_wrap=True)
+        _say_detached(run_id, in_flight, resume_command(run_id, again))
+        return
     if outcome.since_run:
         line += f" · {outcome.flipped} verdicts flipped since {outcome.since_run}"
     out_console.print(f"{run_id}: {clean(line)}", highlight=False, markup=False, soft_wrap=True)
@@ -204,6 +250,21 @@ def review(
         )
         raise typer.Exit(3)
     _fail_if_none_valid(outcome)
+
+
+def _say_detached(run_id: str, in_flight: list[BatchRow], collect: str) -> None:
+    n = len(in_flight)
+    requests = sum(row.requests for row in in_flight)
+    members = ", ".join(sorted({row.member for row in in_flight}))
+    notices.say(
+        "detached",
+        f"detached: {n} batch{'es' if n != 1 else ''} ({requests} requests, {members}) in flight "
+        f"for run {run_id}; `panel batches {run_id}` shows them. Collect the results with: {collect}",
+        run_id=run_id,
+        batches=[row.batch_key for row in in_flight],
+        requests=requests,
+        resume=collect,
+    )
 
 
 def _fail_if_none_valid(outcome: Outcome) -> None:

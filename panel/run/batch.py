@@ -143,6 +143,10 @@ class BatchRunner:
             else:
                 batch.status = BatchStatus(row.provider_batch_id, row.state, row.counts)
         if self.detach:
+            # Re-attached batches are looked at once, so the ledger and progress show them as
+            # they are now; collecting is left to a run without --detach.
+            for row in unfinished:
+                await self._look(api, self._open[row.batch_key])
             return
         await self._poll(member, api)
 
@@ -241,25 +245,35 @@ class BatchRunner:
         while self._open:
             for batch in list(self._open.values()):
                 assert batch.status is not None
-                if not batch.status.finished:
-                    try:
-                        batch.status = await api.status(batch.status.provider_batch_id)
-                    except BackendError as exc:
-                        # The batch is the provider's to finish: a failed look is tried again
-                        # at the next poll; only a run of them stops the run (resume later).
-                        batch.failed_looks += 1
-                        if exc.kind != "transient" or batch.failed_looks >= _FAILED_LOOKS:
-                            raise
-                        continue
-                    batch.failed_looks = 0
-                    self.engine.store.batch_progress(
-                        batch.key, batch.status.state, batch.status.counts, batch.status.error
-                    )
-                    self._tell(batch)
+                if not await self._look(api, batch):
+                    continue
                 if batch.status.finished:
                     await self._collect(member, api, batch)
             if self._open:
                 await self.sleep(self.poll_interval)
+
+    async def _look(self, api: BatchAPI, batch: _Batch) -> bool:
+        """Ask the provider for the state of a batch not yet finished; record and tell it.
+
+        False when the provider could not be reached this time: the batch is the provider's
+        to finish, so a failed look is tried again at the next poll, and only a run of them
+        stops the run (to be resumed later).
+        """
+        assert batch.status is not None
+        if batch.status.finished:
+            return True
+        try:
+            batch.status = await api.status(batch.status.provider_batch_id)
+        except BackendError as exc:
+            batch.failed_looks += 1
+            if exc.kind != "transient" or batch.failed_looks >= _FAILED_LOOKS:
+                raise
+            return False
+        batch.failed_looks = 0
+        status = batch.status
+        self.engine.store.batch_progress(batch.key, status.state, status.counts, status.error)
+        self._tell(batch)
+        return True
 
     async def _collect(self, member: Member, api: BatchAPI, batch: _Batch) -> None:
         engine, store = self.engine, self.engine.store

@@ -23,6 +23,7 @@ from ..errors import UserError
 from ..report.diff import diff_runs
 from ..report.files import write_run_files
 from ..store import UNFINISHED, RunRow, Store
+from .batch import DEFAULT_POLL_S
 from .engine import RunStats
 from .plan import Plan, RunOptions, plan_resume, require_prices, run_plan, start_run
 from .pricing import estimate_cost
@@ -81,8 +82,11 @@ def resume_args(
     no_cache: bool = False,
     prices: Path | None = None,
     max_cost: float | None = None,
+    poll_interval: float | None = None,
+    reask_live: bool = False,
 ) -> list[str]:
-    """The options of this command that `panel review --resume` must be given again."""
+    """The options of this command that `panel review --resume` must be given again (the
+    batch route's own ones only where they differ from the defaults)."""
     args: list[str] = []
     if out != Path("runs"):
         args += ["--out", str(out)]
@@ -94,6 +98,10 @@ def resume_args(
         args.append("--no-cache")
     if max_cost is not None:
         args += ["--max-cost", str(max_cost)]
+    if poll_interval is not None and poll_interval != DEFAULT_POLL_S:
+        args += ["--poll-interval", f"{poll_interval:g}"]
+    if reask_live:
+        args += ["--reask", "live"]
     return args
 
 
@@ -194,7 +202,14 @@ class Job:
                 runner.get_loop().set_exception_handler(_quiet_interrupt)
                 _, stats = runner.run(
                     run_plan(
-                        self.plan, self.store, command, reporter.update, self.options, self.run_id, write
+                        self.plan,
+                        self.store,
+                        command,
+                        reporter.update,
+                        self.options,
+                        self.run_id,
+                        write,
+                        on_batch=reporter.batch,
                     )
                 )
         except KeyboardInterrupt:
@@ -229,6 +244,10 @@ class RunRequest:
     progress: Mode = "bar"
     #: options the resume command must repeat, such as --out DIR
     resume_args: Sequence[str] = ()
+    #: the batch route: seconds between polls, re-ask invalid replies live, submit and exit
+    poll_interval: float = DEFAULT_POLL_S
+    reask_live: bool = False
+    detach: bool = False
 
 
 @dataclass(frozen=True)
@@ -264,13 +283,17 @@ def execute(store: Store, request: RunRequest, command: str, notices: Notices, c
         since_run=since_run,
         retry=request.retry,
         kind=kind,
+        poll_interval=request.poll_interval,
+        reask_live=request.reask_live,
+        detach=request.detach,
     )
-    announce_plan(plan, notices)
+    announce_plan(plan, notices, {m.backend.label: m.route for m in plan.members})
     if run_id is None:
         run_id = start_run(plan, store, command, options)
     job = Job(store, plan, run_id, notices, console, request.progress, options, request.resume_args)
     stats = job.run(command, lambda rid, status: write_run_files(store, rid, status, kind))
-    flipped = len(diff_runs(store, since_run, run_id).flipped) if since_run else 0
+    detached = stats.stopped == "detached"
+    flipped = len(diff_runs(store, since_run, run_id).flipped) if since_run and not detached else 0
     return Outcome(run_id, kind, stats, store.run_dir(run_id), job.elapsed, since_run, flipped)
 
 

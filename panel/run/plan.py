@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, Sampling
+from ..backends.batch import BatchStatus
 from ..backends.registry import MemberSpec, create_backend, parse_member
 from ..catalog import Tool, load_catalog
 from ..config import PanelConfig, resolve_members
@@ -239,12 +240,15 @@ async def run_plan(
     options: RunOptions | None = None,
     run_id: str | None = None,
     write: Callable[[str, str], object] | None = None,
+    on_batch: Callable[[str, str, BatchStatus], None] | None = None,
 ) -> tuple[str, RunStats]:
     """Run a plan as a new run, or finish the run `run_id` (started, or resumed).
 
     `write(run_id)` writes the run's files. It runs before the run is marked done (or
     stopped), so a run whose files could not be written is never called done: it is
-    `failed`. Ctrl-C leaves the run `interrupted`, ready for `--resume`.
+    `failed`. Ctrl-C leaves the run `interrupted`, ready for `--resume`; so does `detach`
+    while batches are in flight (its stats say `stopped = "detached"`; no files are written).
+    `on_batch(member, batch key, status)` is told of each batch at submission and each poll.
     """
     options = options or RunOptions()
     if run_id is None:
@@ -265,11 +269,19 @@ async def run_plan(
     )
     if any(member.route == "batch" for member in plan.members):
         engine.batch_runner = BatchRunner(
-            engine, poll_interval=options.poll_interval, reask_live=options.reask_live, detach=options.detach
+            engine,
+            poll_interval=options.poll_interval,
+            reask_live=options.reask_live,
+            detach=options.detach,
+            on_batch=on_batch,
         )
     status = "failed"
     try:
         stats = await engine.run(plan.cells_for, plan.total)
+        if options.detach and not stats.stopped and store.batches(run_id, unfinished_only=True):
+            stats.stopped = "detached"  # batches in flight: `--resume` collects them
+            status = "interrupted"
+            return run_id, stats
         final = "stopped" if stats.stopped else "done"
         if write is not None:
             # The files carry the status the run is about to get.

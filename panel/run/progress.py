@@ -19,10 +19,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..backends.batch import BatchStatus
 from ..text import clean
 from .engine import CellResult, RunStats
 
-__all__ = ["Mode", "Notices", "Reporter", "emit_event", "summary_line"]
+__all__ = ["Mode", "Notices", "Reporter", "batch_eta", "batch_line", "emit_event", "summary_line"]
+
+#: in bar mode, a batch whose state holds is shown again at most this often (seconds)
+BATCH_LINE_EVERY = 300.0
 
 Mode = Literal["bar", "jsonl", "quiet"]
 
@@ -43,7 +47,38 @@ def summary_line(stats: RunStats, elapsed: float) -> str:
         parts.append(f"{stats.lost} {replies} lost when the run was cut off, charged at worst case")
     if stats.stopped == "budget":
         parts.append("stopped at the budget")
+    elif stats.stopped == "detached":
+        parts.append("detached with batches in flight")
     return " · ".join(parts)
+
+
+def batch_eta(done: int, total: int, elapsed: float) -> float | None:
+    """Seconds left for a batch at the rate it has gone since submission; None before the
+    first request is done."""
+    if total <= 0 or done <= 0 or elapsed <= 0:
+        return None
+    return max(0.0, elapsed * (total - done) / done)
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def batch_line(member: str, key: str, status: BatchStatus, eta_s: float | None) -> str:
+    """`batch KEY (MEMBER): in_progress 1,200/4,000 done, eta 5m 40s`."""
+    done, total = status.counts.get("done", 0), status.counts.get("total", 0)
+    text = f"batch {key} ({member}): {status.state} {done:,}/{total:,} done"
+    errored = status.counts.get("errored", 0)
+    if errored:
+        text += f", {errored:,} errored"
+    if eta_s is not None and not status.finished:
+        text += f", eta {_duration(eta_s)}"
+    if status.error:
+        text += f" ({status.error})"
+    return text
 
 
 def emit_event(data: dict[str, object]) -> None:
@@ -90,6 +125,11 @@ class Reporter:
         self._last_line = 0.0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        #: per batch key: when it was first seen, and the (state, time) of its last line
+        self._batch_seen: dict[str, float] = {}
+        self._batch_shown: dict[str, tuple[str, float]] = {}
+        #: wall clock, to set against the provider's creation time (tests replace it)
+        self.wall = time.time
 
     def __enter__(self) -> Reporter:
         if self.mode == "bar":
@@ -119,6 +159,38 @@ class Reporter:
             if now - self._last_line >= 1.0 or stats.done == stats.total:
                 self._last_line = now
                 self._emit({"event": "progress", **stats.as_dict()})
+
+    def batch(self, member: str, key: str, status: BatchStatus) -> None:
+        """A batch's state at submission or at a poll: a line when it changes (bar), a JSON
+        event at every poll (jsonl), nothing (quiet)."""
+        if self.mode == "quiet":
+            return
+        now = self.wall()
+        since = status.created_at or self._batch_seen.setdefault(key, now)
+        done, total = status.counts.get("done", 0), status.counts.get("total", 0)
+        eta = None if status.finished else batch_eta(done, total, now - since)
+        if self.mode == "jsonl":
+            self._emit(
+                {
+                    "event": "batch",
+                    "member": member,
+                    "batch": key,
+                    "provider_id": status.provider_batch_id,
+                    "state": status.state,
+                    "done": done,
+                    "total": total,
+                    "errored": status.counts.get("errored", 0),
+                    "eta_s": None if eta is None else round(eta, 1),
+                }
+            )
+            return
+        last = self._batch_shown.get(key)
+        if last is not None and last[0] == status.state and now - last[1] < BATCH_LINE_EVERY:
+            return
+        self._batch_shown[key] = (status.state, now)
+        line = clean(batch_line(member, key, status, eta))
+        console = self._progress.console if self._progress is not None else self.console
+        console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
     def finish(self, stats: RunStats) -> None:
         if self.mode == "jsonl":

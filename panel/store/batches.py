@@ -202,6 +202,12 @@ class Batches(Connection):
             for r in rows
         ]
 
+    def latest_batch_run(self) -> str | None:
+        """The newest run that has batches (for `panel batches` without a run)."""
+        row = self.db.execute("SELECT run_id FROM batches ORDER BY created_at DESC, rowid DESC LIMIT 1")
+        found = row.fetchone()
+        return None if found is None else str(found[0])
+
     def batch_request(self, custom_id: str, run_id: str, member: str) -> int | None:
         """The request a result line's custom_id stands for, or None for one never sent."""
         row = self.db.execute(
