@@ -87,7 +87,8 @@ with Store(out) as store:
         "first_batches_submitted_s": round(max(firsts), 2) if firsts else None,
         "last_result_stored_s": round(ended, 2),
         "spent_usd_batch_route": round(store.spent(run_id), 6),
-        "same_replies_at_live_prices_usd": round(sum(r.live_cost for r in runners), 6),
+        "batch_spent_usd": round(stats.batch_spent, 6),
+        "same_replies_at_live_prices_usd": round(stats.batch_at_live, 6),
     }))
 """
 

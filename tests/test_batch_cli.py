@@ -5,6 +5,7 @@ provider's OpenAI Batch API."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +68,11 @@ def test_route_batch_sends_every_cell_in_one_batch(
     assert "12/12 reviews · 12 valid · 0 failed" in result.out
     assert _batch_counts(fake) == (1, 0)  # one batch, nothing live
     assert fake.stats()["batch_duplicates"] == 0
+    # The summary says what the same replies would have cost live: twice as much.
+    found = re.search(r"batch route \$([0-9.]+) \(the same replies live: \$([0-9.]+)\)", result.out)
+    assert found is not None, result.out
+    batch, live = float(found[1]), float(found[2])
+    assert batch > 0 and live == pytest.approx(2 * batch, abs=0.00011)
 
 
 def test_detach_prints_the_command_that_collects_and_it_collects(

@@ -76,8 +76,6 @@ class BatchRunner:
     sleep: Sleep = asyncio.sleep
     #: told of every batch submitted and of its state at every poll: (member, batch key, status)
     on_batch: Callable[[str, str, BatchStatus], None] | None = None
-    #: what the live route would have cost the same replies
-    live_cost: float = 0.0
     _open: dict[str, _Batch] = field(default_factory=dict, init=False)
     _labels: dict[str, str] = field(default_factory=dict, init=False)
 
@@ -296,7 +294,8 @@ class BatchRunner:
             if outcome.reply is not None:
                 cost = price.cost(outcome.reply.usage) if price else 0.0
                 if member.price:
-                    self.live_cost += member.price.cost(outcome.reply.usage)
+                    engine.stats.batch_at_live += member.price.cost(outcome.reply.usage)
+                engine.stats.batch_spent += cost
                 engine.stats.spent += cost
                 engine.stats.sent += 1
                 store.finish_request(a.request_id, outcome.reply, a.tries, cost_usd=cost)

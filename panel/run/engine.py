@@ -100,6 +100,10 @@ class RunStats:
     lost: int = 0
     spent: float = 0.0
     reserved: float = 0.0
+    #: on the batch route, in this process: what its replies cost, and what the same replies
+    #: would have cost on the live route
+    batch_spent: float = 0.0
+    batch_at_live: float = 0.0
     stopped: str | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -126,6 +130,8 @@ class RunStats:
             "retries": self.retries,
             "lost": self.lost,
             "spent_usd": round(self.spent, 6),
+            "batch_spent_usd": round(self.batch_spent, 6),
+            "batch_at_live_prices_usd": round(self.batch_at_live, 6),
             "rate_per_s": round(self.rate, 3),
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             "stopped": self.stopped,

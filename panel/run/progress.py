@@ -42,6 +42,10 @@ def summary_line(stats: RunStats, elapsed: float) -> str:
     if stats.copied:
         parts.append(f"{stats.copied} copied")
     parts += [f"{stats.retries} retries", f"${stats.spent:.4f}", f"{elapsed:.1f} s"]
+    if stats.batch_at_live:
+        parts.append(
+            f"batch route ${stats.batch_spent:.4f} (the same replies live: ${stats.batch_at_live:.4f})"
+        )
     if stats.lost:
         replies = "reply" if stats.lost == 1 else "replies"
         parts.append(f"{stats.lost} {replies} lost when the run was cut off, charged at worst case")
