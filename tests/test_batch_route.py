@@ -59,7 +59,7 @@ async def _no_wait(seconds: float) -> None:
 
 def _run(plan: Plan, out: Path, run_id: str | None = None, **options: Any) -> tuple[str, Any, Store]:
     store = Store(out)
-    opts = RunOptions(poll_interval=0.0, **options)
+    opts = RunOptions(**{"poll_interval": 0.0, **options})
     rid, stats = asyncio.run(run_plan(plan, store, "test", options=opts, run_id=run_id))
     return rid, stats, store
 
@@ -166,4 +166,23 @@ def test_a_truncated_results_file_leaves_the_lost_lines_to_a_follow_up(
     assert second.attempt == 2 and second.requests == 12 - answered
     assert fake.stats()["batches"]["redundant"] == 0  # no line that came back whole went again
     assert all(r.error for r in store.reviews(run_id) if not r.valid)
+    store.close()
+
+
+def test_three_batch_members_in_one_run_each_poll_their_own(fake: FakeProvider, tmp_path: Path) -> None:
+    specs = [
+        parse_member(MODELS[p], {"base_url": fake.base_url(p), "timeout": 5, "route": "batch"})
+        for p in PROVIDERS
+    ]
+    plan = Plan(
+        tools=list(load_catalog(EXAMPLE_CATALOG))[:2],
+        personas=list(load_personas(data_dir("personas")).values()),
+        members=build_members(specs),
+        specs=specs,
+        catalog_path=EXAMPLE_CATALOG,
+    )
+    run_id, stats, store = _run(plan, tmp_path / "runs")
+    assert (stats.total, stats.valid) == (24, 24)
+    assert sorted(r.member for r in store.batches(run_id)) == sorted(MODELS[p] for p in PROVIDERS)
+    assert fake.stats()["batches"]["created"] == {p: 1 for p in PROVIDERS}
     store.close()

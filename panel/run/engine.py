@@ -254,8 +254,11 @@ class Engine:
 
         if self.batch_runner is None:
             self.batch_runner = BatchRunner(self)
+        # One runner per member, with the options of the configured one: each polls only
+        # its own provider's batches.
+        runner = replace(self.batch_runner)
         try:
-            await self.batch_runner.run(member, cells)
+            await runner.run(member, cells)
         except BudgetStop:
             self._stop = True
             self.stats.stopped = "budget"
