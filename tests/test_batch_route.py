@@ -186,3 +186,21 @@ def test_three_batch_members_in_one_run_each_poll_their_own(fake: FakeProvider, 
     assert sorted(r.member for r in store.batches(run_id)) == sorted(MODELS[p] for p in PROVIDERS)
     assert fake.stats()["batches"]["created"] == {p: 1 for p in PROVIDERS}
     store.close()
+
+
+@pytest.mark.parametrize("reask_live", [False, True], ids=["reask-batch", "reask-live"])
+def test_invalid_replies_are_asked_again_once(fake: FakeProvider, tmp_path: Path, reask_live: bool) -> None:
+    fake.configure(fault_rate=0.4, faults=["malformed"], fault_seed=2)
+    run_id, stats, store = _run(_plan(fake), tmp_path / "runs", reask_live=reask_live)
+    assert stats.valid + stats.failed == 12
+    asks = dict(store.db.execute("SELECT ask, COUNT(*) FROM requests GROUP BY ask").fetchall())
+    assert asks[1] == 12 and asks[2] > 0  # the malformed first replies were asked again
+    rows = store.batches(run_id)
+    live = fake.stats()["requests"]
+    if reask_live:
+        assert len(rows) == 1 and live == asks[2]
+    else:
+        assert len(rows) >= 2 and rows[1].requests == asks[2] and live == 0
+    for review in store.reviews(run_id):
+        assert review.valid or "invalid after re-ask" in (review.error or "")
+    store.close()
