@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python bench/bench_engines.py
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_throughput.py
+	$(BIN)/python bench/bench_batch.py
 
 clean:
 	rm -rf $(VENV) runs/*/ runs/panel.db*
