@@ -204,3 +204,12 @@ def test_invalid_replies_are_asked_again_once(fake: FakeProvider, tmp_path: Path
     for review in store.reviews(run_id):
         assert review.valid or "invalid after re-ask" in (review.error or "")
     store.close()
+
+
+def test_two_stores_on_one_account_never_send_the_same_custom_id(fake: FakeProvider, tmp_path: Path) -> None:
+    # Request ids restart at 1 in every store; the run id in the custom_id keeps them apart,
+    # so a provider without metadata (Anthropic) can tell one store's batches from another's.
+    for folder in ("a", "b"):
+        _run(_plan(fake, provider="anthropic"), tmp_path / folder)[2].close()
+    assert fake.stats()["batches"]["created"]["anthropic"] == 2
+    assert fake.stats()["batch_duplicates"] == 0

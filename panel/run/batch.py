@@ -108,7 +108,8 @@ class BatchRunner:
                 break
             if cell.key in waiting:
                 for batch_key, request_id in waiting.pop(cell.key):
-                    resumed[batch_key][custom_id_for(request_id)] = self._ask_of(cell, request_id)
+                    custom_id = custom_id_for(request_id, engine.run_id)
+                    resumed[batch_key][custom_id] = self._ask_of(cell, request_id)
                 continue
             if engine._resumed and store.has_review(engine.run_id, cell.key):
                 continue
@@ -122,7 +123,7 @@ class BatchRunner:
             if self._from_cache(cell, request, fingerprint):
                 continue
             ask = _Ask(cell, request, 1, 0, fingerprint)
-            entry_size = api.size(BatchEntry("req-000000000000", request))
+            entry_size = api.size(BatchEntry(custom_id_for(10**12, engine.run_id), request))
             if chunk and (len(chunk) >= api.max_requests or size + entry_size > api.max_bytes):
                 await self._submit(member, api, chunk, attempt=1)
                 chunk, size = [], 0
@@ -197,13 +198,14 @@ class BatchRunner:
             for a, w in zip(asks, worst, strict=True):
                 key = cache_key(a.cell.backend, a.request, a.cell.persona.version)
                 a.request_id = engine._record(a.cell, a.request, a.ask, key, w)
-            pairs = [(a.request_id, custom_id_for(a.request_id)) for a in asks]
+            pairs = [(a.request_id, custom_id_for(a.request_id, engine.run_id)) for a in asks]
             batch_key = store.new_batch(
                 engine.run_id, member.backend.label, member.backend.name, attempt, reserved, pairs
             )
         store.commit()  # the batch and its requests are on disk before the provider sees them
         stats.reserved += reserved
-        batch = _Batch(batch_key, attempt, {custom_id_for(a.request_id): a for a in asks}, reserved)
+        by_id = {custom_id: a for (_, custom_id), a in zip(pairs, asks, strict=True)}
+        batch = _Batch(batch_key, attempt, by_id, reserved)
         self._open[batch_key] = batch
         self._labels[batch_key] = member.backend.label
         await self._send(api, batch)

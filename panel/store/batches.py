@@ -74,10 +74,12 @@ def normal_state(provider_state: str) -> str:
         raise ValueError(f"unknown batch state {provider_state!r}") from None
 
 
-def custom_id_for(request_id: int) -> str:
-    """The custom_id a request travels under: unique in the store, valid at every provider
-    (a cell key may hold characters Anthropic refuses, and is asked more than once)."""
-    return f"req-{request_id}"
+def custom_id_for(request_id: int, run_id: str | None = None) -> str:
+    """The custom_id a request travels under, valid at every provider (a cell key may hold
+    characters Anthropic refuses, and is asked more than once). With the run id it is unique
+    beyond this store too: two stores on one account never send the same custom_id, so a
+    batch is known by its custom_ids where the provider keeps no metadata."""
+    return f"{run_id}-{request_id}" if run_id else f"req-{request_id}"
 
 
 def _slug(member: str) -> str:
