@@ -114,8 +114,9 @@ class AnthropicBatchAPI(BatchAPI):
                 waiting.append(status)
         if since is None or not waiting:
             return None
-        after = [s for s in waiting if (s.created_at or 0.0) >= since]
-        return min(after or waiting, key=lambda s: s.created_at or 0.0)
+        # Only one made after the ledger recorded ours (allowing for clock skew) can be ours.
+        after = [s for s in waiting if (s.created_at or 0.0) >= since - _SKEW]
+        return min(after, key=lambda s: s.created_at or 0.0) if after else None
 
     async def _recent(self) -> AsyncIterator[Any]:
         """The account's batches, newest first, at most `_SCAN` of them."""

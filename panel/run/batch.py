@@ -95,22 +95,35 @@ class BatchRunner:
         engine, store = self.engine, self.engine.store
         label = member.backend.label
         unfinished = store.batches(engine.run_id, label, unfinished_only=True)
-        waiting: dict[CellKey, list[tuple[str, int]]] = {}
+        # An earlier process's batches, first: their reservations count before anything new
+        # is reserved, and one it may have sent without recording is looked for before this
+        # process sends anything that could be mistaken for it.
+        known = {row.provider_batch_id for row in store.batches(engine.run_id) if row.provider_batch_id}
+        waiting: dict[CellKey, list[tuple[str, str, int]]] = {}
         for row in unfinished:
-            for _, request_id in store.unanswered_in_batch(row.batch_key):
+            engine.stats.reserved += row.reserved_usd
+            batch = _Batch(row.batch_key, row.attempt, {}, row.reserved_usd, created_at=row.created_at)
+            self._open[row.batch_key] = batch
+            self._labels[row.batch_key] = label
+            if row.provider_batch_id is not None:
+                batch.status = BatchStatus(row.provider_batch_id, row.state, row.counts)
+            else:
+                await self._find(api, batch, [cid for cid, _ in store.batch_custom_ids(row.batch_key)], known)
+            for custom_id, request_id in store.unanswered_in_batch(row.batch_key):
                 key = store.request_cell(request_id)
-                waiting.setdefault(key, []).append((row.batch_key, request_id))
-        resumed: dict[str, dict[str, _Ask]] = {row.batch_key: {} for row in unfinished}
+                waiting.setdefault(key, []).append((row.batch_key, custom_id, request_id))
         chunk: list[_Ask] = []
         size = 0
         for cell in cells:
-            if engine._stop:
-                break
             if cell.key in waiting:
-                for batch_key, request_id in waiting.pop(cell.key):
-                    custom_id = custom_id_for(request_id, engine.run_id)
-                    resumed[batch_key][custom_id] = self._ask_of(cell, request_id)
+                # The ledger's own custom_ids: the ones the provider answers under.
+                for batch_key, custom_id, request_id in waiting.pop(cell.key):
+                    self._open[batch_key].asks[custom_id] = self._ask_of(cell, request_id, batch_key)
                 continue
+            if engine._stop:
+                if not waiting:
+                    break
+                continue  # no new work, but the cells of batches in flight must be found
             if engine._resumed and store.has_review(engine.run_id, cell.key):
                 continue
             fingerprint = engine.fingerprint(cell)
@@ -132,29 +145,39 @@ class BatchRunner:
         if chunk and not engine._stop:
             await self._submit(member, api, chunk, attempt=1)
         for row in unfinished:
-            asks = resumed[row.batch_key]
-            batch = _Batch(row.batch_key, row.attempt, asks, row.reserved_usd, created_at=row.created_at)
-            engine.stats.reserved += row.reserved_usd
-            self._open[row.batch_key] = batch
-            self._labels[row.batch_key] = label
-            if row.provider_batch_id is None:
-                await self._reattach(member, api, batch)
-            else:
-                batch.status = BatchStatus(row.provider_batch_id, row.state, row.counts)
+            batch = self._open[row.batch_key]
+            if batch.status is None:  # never reached the provider: send it now, as it was
+                await self._send(member, api, batch)
         if self.detach:
             # Re-attached batches are looked at once, so the ledger and progress show them as
             # they are now; collecting is left to a run without --detach.
             for row in unfinished:
-                await self._look(api, self._open[row.batch_key])
+                if row.batch_key in self._open:
+                    await self._look(api, self._open[row.batch_key])
             return
         await self._poll(member, api)
 
-    def _ask_of(self, cell: Cell, request_id: int) -> _Ask:
-        """An ask of an earlier process, rebuilt from the store for its result."""
+    async def _find(self, api: BatchAPI, batch: _Batch, custom_ids: list[str], known: set[str]) -> None:
+        """A batch recorded as 'submitting': the provider may have it (never one the ledger
+        already holds for another batch)."""
+        metadata = {METADATA_KEY: batch.key, METADATA_RUN: self.engine.run_id}
+        found = await api.find(metadata, custom_ids, since=batch.created_at)
+        if found is None or found.provider_batch_id in known:
+            return
+        known.add(found.provider_batch_id)
+        batch.status = found
+        self.engine.store.batch_submitted(batch.key, found.provider_batch_id, found.state, found.counts)
+        self.engine.store.commit()
+        self._tell(batch)
+
+    def _ask_of(self, cell: Cell, request_id: int, batch_key: str) -> _Ask:
+        """An ask of an earlier process, rebuilt from the store for its result; it has been in
+        as many batches as the batch's attempt says."""
         engine = self.engine
         messages, ask = engine.store.request_messages(request_id)
         request = replace(cell.request(engine.prompts, engine._sampling(cell)), messages=messages)
-        return _Ask(cell, request, ask, request_id, engine.fingerprint(cell))
+        tries = self._open[batch_key].attempt
+        return _Ask(cell, request, ask, request_id, engine.fingerprint(cell), tries=tries)
 
     def _from_cache(self, cell: Cell, request: Request, fingerprint: str) -> bool:
         """Serve the cell from the store's cache when an identical request was answered."""
@@ -208,7 +231,7 @@ class BatchRunner:
         batch = _Batch(batch_key, attempt, by_id, reserved)
         self._open[batch_key] = batch
         self._labels[batch_key] = member.backend.label
-        await self._send(api, batch)
+        await self._send(member, api, batch)
 
     @staticmethod
     def _worst(price: Price | None, request: Request) -> float:
@@ -216,30 +239,47 @@ class BatchRunner:
             return 0.0
         return price.worst_case(input_tokens(request.messages, request.schema), request.sampling.max_tokens)
 
-    async def _send(self, api: BatchAPI, batch: _Batch) -> None:
+    async def _send(self, member: Member, api: BatchAPI, batch: _Batch) -> None:
         entries = [BatchEntry(cid, a.request) for cid, a in batch.asks.items()]
         metadata = {METADATA_KEY: batch.key, METADATA_RUN: self.engine.run_id}
-        batch.status = await api.submit(entries, metadata)
+        try:
+            batch.status = await api.submit(entries, metadata)
+        except BackendError as exc:
+            if exc.kind in ("transient", "rate_limit"):
+                # The provider may have taken it before the answer was lost: sending it again
+                # now could make two. A resume looks for it first, then sends it if need be.
+                raise UserError(
+                    f"{member.backend.label}: batch {batch.key} could not be submitted ({exc}); "
+                    f"nothing is lost: `panel review --resume {self.engine.run_id}` looks for it "
+                    "at the provider and sends it if it is not there"
+                ) from None
+            self._refused(member, batch, exc)
+            return
         self.engine.store.batch_submitted(
             batch.key, batch.status.provider_batch_id, batch.status.state, batch.status.counts
         )
         self.engine.store.commit()
         self._tell(batch)
 
+    def _refused(self, member: Member, batch: _Batch, exc: BackendError) -> None:
+        """The provider refused the batch at submission (a 4xx): its cells fail with the
+        provider's reason, and the batch is closed; sending it again would be refused again."""
+        engine, store = self.engine, self.engine.store
+        reason = f"{exc.kind} error from {member.backend.label}: batch refused at submission: {exc}"
+        for a in batch.asks.values():
+            store.finish_request(a.request_id, None, a.tries, error=str(exc))
+            engine._count(
+                engine._save(a.cell, None, reason, None, a.request_id, a.ask, a.fingerprint, "sent"), "sent"
+            )
+        store.batch_progress(batch.key, "failed", {}, str(exc))
+        store.batch_collected(batch.key)
+        store.commit()
+        engine.stats.reserved -= batch.reserved
+        del self._open[batch.key]
+
     def _tell(self, batch: _Batch) -> None:
         if self.on_batch is not None and batch.status is not None:
             self.on_batch(self._labels.get(batch.key, ""), batch.key, batch.status)
-
-    async def _reattach(self, member: Member, api: BatchAPI, batch: _Batch) -> None:
-        """A batch recorded as 'submitting': the provider may have it; else send it now."""
-        metadata = {METADATA_KEY: batch.key, METADATA_RUN: self.engine.run_id}
-        found = await api.find(metadata, list(batch.asks), since=batch.created_at)
-        if found is None:
-            await self._send(api, batch)
-            return
-        batch.status = found
-        self.engine.store.batch_submitted(batch.key, found.provider_batch_id, found.state, found.counts)
-        self.engine.store.commit()
 
     async def _poll(self, member: Member, api: BatchAPI) -> None:
         while self._open:
@@ -266,9 +306,13 @@ class BatchRunner:
             batch.status = await api.status(batch.status.provider_batch_id)
         except BackendError as exc:
             batch.failed_looks += 1
-            if exc.kind != "transient" or batch.failed_looks >= _FAILED_LOOKS:
-                raise
-            return False
+            if exc.kind == "transient" and batch.failed_looks < _FAILED_LOOKS:
+                return False
+            raise UserError(
+                f"{self._labels.get(batch.key, '')}: batch {batch.key} could not be looked at "
+                f"({batch.failed_looks} tries): {exc}; it is still the provider's to finish: "
+                f"`panel review --resume {self.engine.run_id}` collects it later"
+            ) from None
         batch.failed_looks = 0
         status = batch.status
         self.engine.store.batch_progress(batch.key, status.state, status.counts, status.error)
@@ -287,7 +331,9 @@ class BatchRunner:
             a = batch.asks.pop(outcome.custom_id, None)
             if a is None:
                 # Not one of its requests (or a line seen twice): matched by custom_id only.
-                unknown += outcome.custom_id not in seen
+                # A line an earlier process already stored is its own, not unknown.
+                ours = store.batch_request(outcome.custom_id, engine.run_id, member.backend.label)
+                unknown += outcome.custom_id not in seen and ours is None
                 continue
             seen.add(outcome.custom_id)
             stored += 1

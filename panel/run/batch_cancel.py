@@ -70,7 +70,8 @@ async def _cancel(store: Store, row: BatchRow, backend: Backend | None) -> Cance
         if provider_id is None:
             # Recorded but never acknowledged: the provider may have it under our batch key.
             metadata = {METADATA_KEY: row.batch_key, METADATA_RUN: row.run_id}
-            found = await api.find(metadata, [cid for cid, _ in store.batch_custom_ids(row.batch_key)])
+            custom_ids = [cid for cid, _ in store.batch_custom_ids(row.batch_key)]
+            found = await api.find(metadata, custom_ids, since=row.created_at)
             if found is None:
                 return CancelOutcome(row, None, "never reached the provider: nothing to cancel")
             store.batch_submitted(row.batch_key, found.provider_batch_id, found.state, found.counts)

@@ -1,0 +1,178 @@
+"""Resuming the batch route: the budget, batches an earlier process left, refusals, a provider
+that cannot be reached. Each ends with every cell valid or failed with a reason, and a line
+that says what happened."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panel.backends.anthropic_batch import AnthropicBatchAPI
+from panel.backends.batch import BatchEntry, BatchStatus
+from panel.backends.registry import MemberSpec, parse_member
+from panel.catalog import load_catalog
+from panel.errors import UserError
+from panel.personas import load_personas
+from panel.resources import data_dir
+from panel.run.batch import BatchRunner
+from panel.run.plan import Plan, RunOptions, build_members, plan_resume, run_plan
+from panel.store import Store
+from panel.testing.fake_provider import FakeProvider
+
+from .conftest import EXAMPLE_CATALOG
+
+MODELS = {
+    "openai": "openai:gpt-4.1-mini",
+    "anthropic": "anthropic:claude-haiku-4-5",
+    "mistral": "mistral:mistral-small-latest",
+}
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY"):
+        monkeypatch.setenv(variable, "sk-resume-test-0f1e2d3c")
+    with FakeProvider() as server:
+        yield server
+
+
+def _spec(fake: FakeProvider, provider: str, route: str = "batch", **options: Any) -> MemberSpec:
+    return parse_member(
+        MODELS[provider], {"base_url": fake.base_url(provider), "timeout": 5, "route": route, **options}
+    )
+
+
+def _plan(specs: list[MemberSpec], tools: int = 3) -> Plan:
+    return Plan(
+        tools=list(load_catalog(EXAMPLE_CATALOG))[:tools],
+        personas=list(load_personas(data_dir("personas")).values()),
+        members=build_members(specs),
+        specs=specs,
+        catalog_path=EXAMPLE_CATALOG,
+    )
+
+
+def _run(plan: Plan, out: Path, run_id: str | None = None, **options: Any) -> tuple[str, Any, Store]:
+    store = Store(out)
+    try:
+        rid, stats = asyncio.run(
+            run_plan(
+                plan, store, "test", options=RunOptions(**{"poll_interval": 0.0, **options}), run_id=run_id
+            )
+        )
+    except BaseException:
+        store.close()
+        raise
+    return rid, stats, store
+
+
+def _resume(out: Path, run_id: str, **options: Any) -> tuple[str, Any, Store]:
+    with Store(out) as store:
+        plan = plan_resume(store, run_id)
+    return _run(plan, out, run_id, **options)
+
+
+def _worst(plan: Plan, member: int = 0) -> float:
+    m = plan.members[member]
+    assert m.price is not None
+    cell = next(plan.cells_for(m.backend))
+    return BatchRunner._worst(m.price.for_route("batch"), cell.request(plan.prompts, plan.sampling))
+
+
+def test_a_resume_counts_the_batches_in_flight_against_the_budget(fake: FakeProvider, tmp_path: Path) -> None:
+    fake.configure(batch_seconds=3600)
+    plan = _plan([_spec(fake, "openai")])
+    worst = _worst(plan)
+    run_id, stats, store = _run(plan, tmp_path / "runs", max_cost=worst * 5.5, detach=True)
+    assert stats.stopped == "budget" and [b.requests for b in store.batches(run_id)] == [5]
+    store.close()
+    fake.configure(batch_seconds=0)
+    fake.advance_batches()
+    run_id, stats, store = _resume(tmp_path / "runs", run_id, max_cost=worst * 9.5)
+    # The first batch's 5 stay reserved while new cells are submitted: at most 4 more fit.
+    assert sum(b.reserved_usd for b in store.batches(run_id)) <= worst * 9.5
+    assert [b.requests for b in store.batches(run_id)][1] <= 4
+    store.close()
+
+
+def test_a_stop_does_not_leave_the_batches_in_flight_uncollected(fake: FakeProvider, tmp_path: Path) -> None:
+    fake.configure(batch_seconds=3600)
+    live, batch = _spec(fake, "openai", route="live", concurrency=1), _spec(fake, "mistral")
+    plan = _plan([live, batch])
+    cheap = 12 * _worst(plan, 1) + 3.5 * _worst(plan, 0)
+    run_id, stats, store = _run(plan, tmp_path / "runs", max_cost=cheap, detach=True)
+    assert stats.stopped == "budget"
+    spent = store.spent(run_id)
+    store.close()
+    fake.advance_batches()
+    # The live member stops at once on this budget: the batch's results are still collected.
+    run_id, stats, store = _resume(tmp_path / "runs", run_id, max_cost=spent + 0.5 * _worst(plan, 0))
+    (row,) = store.batches(run_id)
+    assert row.state == "collected" and row.error is None
+    mistral = [r for r in store.reviews(run_id) if r.member == MODELS["mistral"]]
+    assert len(mistral) == 12 and all(r.valid for r in mistral)
+    store.close()
+
+
+def test_two_unrecorded_batches_of_one_size_are_not_taken_for_one(
+    fake: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Dies(BaseException):
+        pass
+
+    real = AnthropicBatchAPI.submit
+    calls = [0]
+
+    async def dies_second(
+        self: AnthropicBatchAPI, entries: list[BatchEntry], metadata: dict[str, str]
+    ) -> BatchStatus:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise Dies()  # killed before the second batch's create call
+        return await real(self, entries, metadata)
+
+    monkeypatch.setattr(AnthropicBatchAPI, "max_requests", 6)
+    monkeypatch.setattr(AnthropicBatchAPI, "submit", dies_second)
+    fake.configure(batch_seconds=3600)
+    plan = _plan([_spec(fake, "anthropic")])
+    with pytest.raises(Dies):
+        _run(plan, tmp_path / "runs")
+    monkeypatch.setattr(AnthropicBatchAPI, "submit", real)
+    with Store(tmp_path / "runs", readonly=True) as store:
+        (run_id,) = [r[0] for r in store.db.execute("SELECT id FROM runs")]
+    fake.configure(batch_seconds=0)
+    fake.advance_batches()
+    run_id, stats, store = _resume(tmp_path / "runs", run_id)
+    ids = [b.provider_batch_id for b in store.batches(run_id)]
+    assert len(ids) == len(set(ids)) == 2
+    assert stats.valid == 12 and fake.stats()["batches"]["created"]["anthropic"] == 2
+    store.close()
+
+
+def test_a_batch_refused_at_submission_fails_its_cells_with_the_reason(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    fake.configure(batch_fail_validation=True)  # Anthropic answers 400 at creation
+    run_id, stats, store = _run(_plan([_spec(fake, "anthropic")]), tmp_path / "runs")
+    assert (stats.valid, stats.failed) == (0, 12)
+    assert all("batch refused at submission" in (r.error or "") for r in store.reviews(run_id))
+    (row,) = store.batches(run_id)
+    assert row.state == "collected" and row.error
+    store.close()
+
+
+def test_a_provider_that_cannot_be_reached_while_polling_is_one_line(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    fake.configure(batch_seconds=3600)
+    run_id, _, store = _run(_plan([_spec(fake, "openai")]), tmp_path / "runs", detach=True)
+    store.close()
+    fake.stop()
+    with pytest.raises(UserError) as stopped:
+        _resume(tmp_path / "runs", run_id)
+    message = str(stopped.value)
+    assert "could not be looked at" in message and f"panel review --resume {run_id}" in message
