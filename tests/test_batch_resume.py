@@ -176,3 +176,33 @@ def test_a_provider_that_cannot_be_reached_while_polling_is_one_line(
         _resume(tmp_path / "runs", run_id)
     message = str(stopped.value)
     assert "could not be looked at" in message and f"panel review --resume {run_id}" in message
+
+
+def test_results_that_cannot_be_read_are_read_again_on_resume(
+    fake: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collections.abc import AsyncIterator
+
+    from panel.backends.batch import BatchOutcome
+    from panel.backends.openai_batch import OpenAIBatchAPI
+    from panel.errors import TransientError
+
+    real = OpenAIBatchAPI.results
+
+    async def drops_midway(self: OpenAIBatchAPI, status: BatchStatus) -> AsyncIterator[BatchOutcome]:
+        n = 0
+        async for outcome in real(self, status):
+            n += 1
+            if n == 5:
+                raise TransientError("openai: ServerDisconnectedError")
+            yield outcome
+
+    monkeypatch.setattr(OpenAIBatchAPI, "results", drops_midway)
+    with pytest.raises(UserError, match="could not be read") as failed:
+        _run(_plan([_spec(fake, "openai")]), tmp_path / "runs")
+    run_id = str(failed.value).split("--resume ")[1].split("`")[0]
+    monkeypatch.setattr(OpenAIBatchAPI, "results", real)
+    run_id, _, store = _resume(tmp_path / "runs", run_id)
+    assert len(store.reviews(run_id)) == 12 and all(r.valid for r in store.reviews(run_id))
+    assert fake.stats()["batches"]["created"]["openai"] == 1  # read again, not sent again
+    store.close()

@@ -288,7 +288,15 @@ class BatchRunner:
                 if not await self._look(api, batch):
                     continue
                 if batch.status.finished:
-                    await self._collect(member, api, batch)
+                    try:
+                        await self._collect(member, api, batch)
+                    except BackendError as exc:
+                        # What was stored stays; the batch stays uncollected at the provider.
+                        self.engine.store.commit()
+                        raise UserError(
+                            f"{member.backend.label}: the results of batch {batch.key} could not be "
+                            f"read ({exc}); `panel review --resume {self.engine.run_id}` reads them again"
+                        ) from None
             if self._open:
                 await self.sleep(self.poll_interval)
 
