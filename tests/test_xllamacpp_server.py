@@ -155,6 +155,7 @@ def test_embedded_engine_keeps_its_listener_closed() -> None:
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=60)
+    refused.value.close()  # the error holds the refused response's socket
     assert refused.value.code == 401
     reply = engine._server().handle_chat_completions(
         {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
