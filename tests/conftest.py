@@ -13,6 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CATALOG = ROOT / "examples" / "catalog.yaml"
+#: the key the `fake` fixture sets for the providers with a Batch API
+BATCH_KEY = "sk-batch-test-9f8e7d6c5b"
 
 _real_connect = socket.socket.connect
 
@@ -32,6 +34,18 @@ def _loopback_only(self: socket.socket, address: object) -> None:
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """The loopback provider, with OpenAI, Anthropic and Mistral keys in the environment
+    (test modules with other needs define their own `fake`)."""
+    from panel.testing.fake_provider import FakeProvider
+
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY"):
+        monkeypatch.setenv(variable, BATCH_KEY)
+    with FakeProvider() as server:
+        yield server
 
 
 @pytest.fixture

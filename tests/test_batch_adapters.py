@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,7 +24,7 @@ from panel.store import Store
 from panel.store.batches import Batches
 from panel.testing.fake_provider import FakeProvider
 
-from .test_batch_route import KEY, _plan, _run
+from .test_batch_route import _plan, _run
 
 anthropic = pytest.importorskip("anthropic")
 httpx2 = pytest.importorskip("httpx2")
@@ -50,14 +49,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
-    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY"):
-        monkeypatch.setenv(variable, KEY)
-    with FakeProvider() as server:
-        yield server
 
 
 def _entries(prefix: str, n: int) -> list[BatchEntry]:

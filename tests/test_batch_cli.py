@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,7 @@ from panel.testing.fake_provider import FakeProvider
 
 from .conftest import EXAMPLE_CATALOG
 
-KEY = "sk-batch-cli-1a2b3c4d5e"
 TOOLS = ",".join(t.id for t in list(load_catalog(EXAMPLE_CATALOG))[:3])  # x 4 personas = 12 cells
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with FakeProvider() as server:
-        yield server
 
 
 @pytest.fixture

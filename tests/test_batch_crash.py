@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ from panel.run.plan import RunOptions, plan_resume, run_plan
 from panel.store import Store
 from panel.testing.fake_provider import FakeProvider
 
+from .batches import KEY
+
 ROOT = Path(__file__).resolve().parent.parent
-KEY = "sk-batch-crash-3e2d1c0b9a"
 # Each wait polls the store at most this many times, pausing this long between polls.
 _POLLS, _PAUSE_S = 3000, 0.01
 
@@ -48,13 +49,6 @@ plan = Plan(tools=list(load_catalog(catalog)), personas=list(load_personas(data_
 with Store(out) as store:
     asyncio.run(run_plan(plan, store, "test", options=RunOptions(poll_interval=0.02)))
 """
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with FakeProvider() as server:
-        yield server
 
 
 def _catalog(path: Path, n: int) -> Path:

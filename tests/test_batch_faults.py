@@ -3,8 +3,7 @@ lost, nothing submitted twice, and the ledger saying what happened."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,37 +12,15 @@ import pytest
 from panel.backends.batch import BatchAPI, BatchEntry, BatchOutcome, BatchStatus
 from panel.backends.openai import OpenAIBackend
 from panel.backends.openai_batch import OpenAIBatchAPI
-from panel.backends.registry import parse_member
-from panel.catalog import load_catalog
 from panel.errors import TransientError
-from panel.personas import load_personas
-from panel.resources import data_dir
-from panel.run.plan import Plan, RunOptions, build_members, run_plan
 from panel.store import Store
 from panel.testing.fake_provider import FakeProvider
 
-from .conftest import EXAMPLE_CATALOG
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-batch-faults-5a4b3c2d1e")
-    with FakeProvider() as server:
-        yield server
+from .batches import plan_of, run, spec
 
 
 def _run(fake: FakeProvider, out: Path, tools: int = 3) -> tuple[str, Store]:
-    options = {"base_url": fake.base_url("openai"), "timeout": 5, "route": "batch"}
-    spec = parse_member("openai:gpt-4.1-mini", options)
-    plan = Plan(
-        tools=list(load_catalog(EXAMPLE_CATALOG))[:tools],
-        personas=list(load_personas(data_dir("personas")).values()),
-        members=build_members([spec]),
-        specs=[spec],
-        catalog_path=EXAMPLE_CATALOG,
-    )
-    store = Store(out)
-    run_id, _ = asyncio.run(run_plan(plan, store, "test", options=RunOptions(poll_interval=0.0)))
+    run_id, _, store = run(plan_of([spec(fake)], tools), out)
     return run_id, store
 
 

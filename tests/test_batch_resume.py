@@ -4,76 +4,21 @@ that says what happened."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from panel.backends.anthropic_batch import AnthropicBatchAPI
 from panel.backends.batch import BatchEntry, BatchStatus
-from panel.backends.registry import MemberSpec, parse_member
-from panel.catalog import load_catalog
 from panel.errors import UserError
-from panel.personas import load_personas
-from panel.resources import data_dir
 from panel.run.batch import BatchRunner
-from panel.run.plan import Plan, RunOptions, build_members, plan_resume, run_plan
+from panel.run.plan import Plan
 from panel.store import Store
 from panel.testing.fake_provider import FakeProvider
 
-from .conftest import EXAMPLE_CATALOG
+from .batches import MODELS, plan_of, resume, run, spec
 
-MODELS = {
-    "openai": "openai:gpt-4.1-mini",
-    "anthropic": "anthropic:claude-haiku-4-5",
-    "mistral": "mistral:mistral-small-latest",
-}
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
-    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY"):
-        monkeypatch.setenv(variable, "sk-resume-test-0f1e2d3c")
-    with FakeProvider() as server:
-        yield server
-
-
-def _spec(fake: FakeProvider, provider: str, route: str = "batch", **options: Any) -> MemberSpec:
-    return parse_member(
-        MODELS[provider], {"base_url": fake.base_url(provider), "timeout": 5, "route": route, **options}
-    )
-
-
-def _plan(specs: list[MemberSpec], tools: int = 3) -> Plan:
-    return Plan(
-        tools=list(load_catalog(EXAMPLE_CATALOG))[:tools],
-        personas=list(load_personas(data_dir("personas")).values()),
-        members=build_members(specs),
-        specs=specs,
-        catalog_path=EXAMPLE_CATALOG,
-    )
-
-
-def _run(plan: Plan, out: Path, run_id: str | None = None, **options: Any) -> tuple[str, Any, Store]:
-    store = Store(out)
-    try:
-        rid, stats = asyncio.run(
-            run_plan(
-                plan, store, "test", options=RunOptions(**{"poll_interval": 0.0, **options}), run_id=run_id
-            )
-        )
-    except BaseException:
-        store.close()
-        raise
-    return rid, stats, store
-
-
-def _resume(out: Path, run_id: str, **options: Any) -> tuple[str, Any, Store]:
-    with Store(out) as store:
-        plan = plan_resume(store, run_id)
-    return _run(plan, out, run_id, **options)
+_spec, _plan, _run, _resume = spec, plan_of, run, resume
 
 
 def _worst(plan: Plan, member: int = 0) -> float:

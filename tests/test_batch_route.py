@@ -3,65 +3,26 @@ Anthropic, Mistral), against the loopback provider's batch endpoints."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from panel.backends.registry import parse_member
 from panel.catalog import load_catalog
 from panel.personas import load_personas
 from panel.resources import data_dir
-from panel.run.plan import Plan, RunOptions, build_members, run_plan
-from panel.store import Store
+from panel.run.plan import Plan, build_members
 from panel.testing.fake_provider import FakeProvider
 
+from .batches import MODELS, PROVIDERS, plan_of, run, spec
 from .conftest import EXAMPLE_CATALOG
-
-KEY = "sk-batch-test-9f8e7d6c5b"
-#: a batch member of each provider with a Batch API, priced in prices.toml
-MODELS = {
-    "openai": "openai:gpt-4.1-mini",
-    "anthropic": "anthropic:claude-haiku-4-5",
-    "mistral": "mistral:mistral-small-latest",
-}
-PROVIDERS = list(MODELS)
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
-    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY"):
-        monkeypatch.setenv(variable, KEY)
-    with FakeProvider() as server:
-        yield server
 
 
 def _plan(fake: FakeProvider, tools: int = 3, provider: str = "openai", **options: Any) -> Plan:
-    spec = parse_member(
-        MODELS[provider],
-        {"base_url": fake.base_url(provider), "timeout": 5, "route": "batch", **options},
-    )
-    catalog = list(load_catalog(EXAMPLE_CATALOG))[:tools]
-    return Plan(
-        tools=catalog,
-        personas=list(load_personas(data_dir("personas")).values()),
-        members=build_members([spec]),
-        specs=[spec],
-        catalog_path=EXAMPLE_CATALOG,
-    )
+    return plan_of([spec(fake, provider, **options)], tools)
 
 
-async def _no_wait(seconds: float) -> None:
-    """Polls go on at once: the fake ends a zero-second batch at its next look."""
-
-
-def _run(plan: Plan, out: Path, run_id: str | None = None, **options: Any) -> tuple[str, Any, Store]:
-    store = Store(out)
-    opts = RunOptions(**{"poll_interval": 0.0, **options})
-    rid, stats = asyncio.run(run_plan(plan, store, "test", options=opts, run_id=run_id))
-    return rid, stats, store
+_run = run
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -170,10 +131,7 @@ def test_a_truncated_results_file_leaves_the_lost_lines_to_a_follow_up(
 
 
 def test_three_batch_members_in_one_run_each_poll_their_own(fake: FakeProvider, tmp_path: Path) -> None:
-    specs = [
-        parse_member(MODELS[p], {"base_url": fake.base_url(p), "timeout": 5, "route": "batch"})
-        for p in PROVIDERS
-    ]
+    specs = [spec(fake, p) for p in PROVIDERS]
     plan = Plan(
         tools=list(load_catalog(EXAMPLE_CATALOG))[:2],
         personas=list(load_personas(data_dir("personas")).values()),
