@@ -77,9 +77,11 @@ class BatchRunner:
     #: told of every batch submitted and of its state at every poll: (member, batch key, status)
     on_batch: Callable[[str, str, BatchStatus], None] | None = None
     _open: dict[str, _Batch] = field(default_factory=dict, init=False)
-    _labels: dict[str, str] = field(default_factory=dict, init=False)
+    #: the member this runner serves (the engine gives each batch member a runner of its own)
+    _label: str = field(default="", init=False)
 
     async def run(self, member: Member, cells: Iterator[Cell]) -> None:
+        self._label = member.backend.label
         api = member.backend.batch_api()
         if api is None:
             raise UserError(
@@ -104,7 +106,6 @@ class BatchRunner:
             engine.stats.reserved += row.reserved_usd
             batch = _Batch(row.batch_key, row.attempt, {}, row.reserved_usd, created_at=row.created_at)
             self._open[row.batch_key] = batch
-            self._labels[row.batch_key] = label
             if row.provider_batch_id is not None:
                 batch.status = BatchStatus(row.provider_batch_id, row.state, row.counts)
             else:
@@ -230,7 +231,6 @@ class BatchRunner:
         by_id = {custom_id: a for (_, custom_id), a in zip(pairs, asks, strict=True)}
         batch = _Batch(batch_key, attempt, by_id, reserved)
         self._open[batch_key] = batch
-        self._labels[batch_key] = member.backend.label
         await self._send(member, api, batch)
 
     @staticmethod
@@ -279,7 +279,7 @@ class BatchRunner:
 
     def _tell(self, batch: _Batch) -> None:
         if self.on_batch is not None and batch.status is not None:
-            self.on_batch(self._labels.get(batch.key, ""), batch.key, batch.status)
+            self.on_batch(self._label, batch.key, batch.status)
 
     async def _poll(self, member: Member, api: BatchAPI) -> None:
         while self._open:
@@ -317,7 +317,7 @@ class BatchRunner:
             if exc.kind == "transient" and batch.failed_looks < _FAILED_LOOKS:
                 return False
             raise UserError(
-                f"{self._labels.get(batch.key, '')}: batch {batch.key} could not be looked at "
+                f"{self._label}: batch {batch.key} could not be looked at "
                 f"({batch.failed_looks} tries): {exc}; it is still the provider's to finish: "
                 f"`panel review --resume {self.engine.run_id}` collects it later"
             ) from None
