@@ -24,7 +24,6 @@ from ..errors import BackendError, FatalError, TransientError, UserError
 from ..store import CellKey, custom_id_for
 from .engine import Cell, CellResult, Engine, Member, cache_key
 from .pricing import Price, input_tokens
-from .validate import InvalidReply, parse_review
 
 __all__ = ["DEFAULT_POLL_S", "BatchRunner"]
 
@@ -402,25 +401,14 @@ class BatchRunner:
         self.engine._count(result, "sent")
 
     def _judge(self, a: _Ask, reply: Reply, source: str) -> CellResult | None:
-        """Store a valid reply's review; None for an invalid one that may be re-asked."""
-        engine = self.engine
-        enforced = reply.meta.get("enforced") or a.cell.backend.enforced
-        try:
-            review = parse_review(a.cell.persona.review_model, reply.text, reply.finish_reason)
-        except InvalidReply as exc:
-            if a.ask == 1:
-                messages = engine.prompts.reask_messages(a.request.messages, reply.text, str(exc))
-                a.request = replace(a.request, messages=messages)
-                a.ask = 2
-                return None
-            error = f"invalid after re-ask: {exc}"
-            return engine._save(
-                a.cell, None, error, reply.text, a.request_id, a.ask, a.fingerprint, source, enforced
-            )
-        data = review.model_dump(mode="json")
-        return engine._save(
-            a.cell, data, None, reply.text, a.request_id, a.ask, a.fingerprint, source, enforced
-        )
+        """Store a reply's review; None for an invalid first reply, now set up to be re-asked."""
+        judged = self.engine.judge(a.cell, reply, a.request_id, a.ask, a.fingerprint, source)
+        if isinstance(judged, CellResult):
+            return judged
+        messages = self.engine.prompts.reask_messages(a.request.messages, reply.text, judged)
+        a.request = replace(a.request, messages=messages)
+        a.ask = 2
+        return None
 
     async def _reask(self, member: Member, api: BatchAPI, asks: list[_Ask], attempt: int) -> None:
         for a in asks:

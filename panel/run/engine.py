@@ -270,14 +270,9 @@ class Engine:
         except BackendError as exc:
             error = f"{exc.kind} error from {cell.backend.label}: {exc}"
             return self._save(cell, None, error, None, None, 2, fingerprint, "sent")
-        enforced = reply.meta.get("enforced") or cell.backend.enforced
-        try:
-            review = parse_review(cell.persona.review_model, reply.text, reply.finish_reason)
-        except InvalidReply as exc:
-            error = f"invalid after re-ask: {exc}"
-            return self._save(cell, None, error, reply.text, request_id, 2, fingerprint, "sent", enforced)
-        data = review.model_dump(mode="json")
-        return self._save(cell, data, None, reply.text, request_id, 2, fingerprint, "sent", enforced)
+        judged = self.judge(cell, reply, request_id, 2, fingerprint, "sent")
+        assert isinstance(judged, CellResult)  # a second ask is stored, valid or not
+        return judged
 
     def _count(self, result: CellResult, source: str) -> None:
         s = self.stats
@@ -312,10 +307,9 @@ class Engine:
             copied = self._copy_from_since(cell, fingerprint)
             if copied is not None:
                 return copied
-        persona, backend = cell.persona, cell.backend
+        backend = cell.backend
         request = cell.request(self.prompts, self._sampling(cell))
         raw: str | None = None
-        error = "no reply"
         request_id: int | None = None
         all_cached = True
         enforced: str | None = None
@@ -328,19 +322,28 @@ class Engine:
             all_cached = all_cached and from_store
             enforced = reply.meta.get("enforced") or backend.enforced
             raw = reply.text
-            try:
-                review = parse_review(persona.review_model, reply.text, reply.finish_reason)
-            except InvalidReply as exc:
-                error = str(exc)
-                request = replace(request, messages=self.prompts.reask_messages(request.messages, raw, error))
-                continue
             source = "cached" if all_cached else "sent"
-            data = review.model_dump(mode="json")
-            return self._save(cell, data, None, raw, request_id, ask, fingerprint, source, enforced)
-        source = "cached" if all_cached else "sent"
-        return self._save(
-            cell, None, f"invalid after re-ask: {error}", raw, request_id, 2, fingerprint, source, enforced
-        )
+            judged = self.judge(cell, reply, request_id, ask, fingerprint, source)
+            if isinstance(judged, CellResult):
+                return judged
+            request = replace(request, messages=self.prompts.reask_messages(request.messages, raw, judged))
+        raise AssertionError("the second ask is always judged")
+
+    def judge(
+        self, cell: Cell, reply: Reply, request_id: int, ask: int, fingerprint: str, source: str
+    ) -> CellResult | str:
+        """Store the review a reply makes, valid or (after the re-ask) failed; an invalid first
+        reply is not stored: its error comes back, for the re-ask."""
+        enforced = reply.meta.get("enforced") or cell.backend.enforced
+        try:
+            review = parse_review(cell.persona.review_model, reply.text, reply.finish_reason)
+        except InvalidReply as exc:
+            if ask == 1:
+                return str(exc)
+            error = f"invalid after re-ask: {exc}"
+            return self._save(cell, None, error, reply.text, request_id, ask, fingerprint, source, enforced)
+        data = review.model_dump(mode="json")
+        return self._save(cell, data, None, reply.text, request_id, ask, fingerprint, source, enforced)
 
     async def _ask(self, cell: Cell, member: Member, request: Request, ask: int) -> tuple[int, Reply, bool]:
         """One request's reply: from this run (resume), from the cache, or from the model."""
