@@ -195,6 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.recent.append(record)
             state.in_flight += 1
             state.in_flight_max = max(state.in_flight_max, state.in_flight)
+        self._counted = True
         try:
             if parsed is None or clean is None:
                 assert error is not None
@@ -202,8 +203,14 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._serve(parsed, clean, request_id, record)
         finally:
-            with state.lock:
-                state.in_flight -= 1
+            self._done()  # dropped or hung: no reply was sent
+
+    def _done(self) -> None:
+        """The request is no longer in flight (once, whichever way it ends)."""
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with self.server.state.lock:
+                self.server.state.in_flight -= 1
 
     def _serve(self, req: ParsedRequest, clean: wire.Reply, request_id: str, record: dict[str, Any]) -> None:
         state = self.server.state
@@ -310,6 +317,9 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
+        # Out of flight before the client can read the reply, so a client that has its answer
+        # never sees the request still counted.
+        self._done()
         self.wfile.write(data)
 
 
