@@ -11,12 +11,12 @@ Three ways to pool a tool's verdicts into one:
   it estimates from the verdicts alone, with no reference.
 
 Each pooled verdict is set beside the best single judge against the reference. Sub-panels:
-every subset of judges is scored by its majority vote (Gray-code order, one judge added or
-removed per step, so all ``2**J - 1`` cost about as much as ``J`` full votes) while
+every subset of judges is scored by its majority vote (in Gray-code order, so each step adds
+or removes one judge's verdicts instead of recounting the sub-panel) while
 ``2**J`` stays within :data:`ENUMERATE_UP_TO` and, times the tools, within
 :data:`ENUMERATE_CELLS`; past that, forward selection adds the judge that helps most at
-each size. Choosing the best sub-panel on the same reference it is
-scored on flatters it; the report says so.
+each size. Choosing the best sub-panel on the same reference it is scored on flatters it;
+the report says so.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _tiebreak(codes: IntArray, n_categories: int) -> FloatArray:
 
 
 def _vote(counts: FloatArray, bonus: FloatArray) -> IntArray:
-    pooled = np.argmax(counts + bonus, axis=1).astype(np.int64)
+    pooled: IntArray = np.argmax(counts + bonus, axis=1).astype(np.int64)
     pooled[counts.sum(axis=1) == 0] = MISSING
     return pooled
 
