@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .accuracy import Compared, compare
-from .bootstrap import Progress
+from .bootstrap import Estimate, Progress
 from .judges import MISSING, Judgments
 
 __all__ = [
@@ -54,12 +54,8 @@ class Pooled:
     method: str
     judges: list[str]
     n_tools: int
-    accuracy: float
-    accuracy_low: float
-    accuracy_high: float
-    kappa: float
-    kappa_low: float
-    kappa_high: float
+    accuracy: Estimate
+    kappa: Estimate
     cost_per_tool: float
 
 
@@ -199,8 +195,7 @@ def sub_panels(
 
 
 def _pooled(method: str, judges: list[str], c: Compared, cost: float) -> Pooled:
-    a, k = c.accuracy, c.kappa
-    return Pooled(method, judges, c.n_tools, a.point, a.low, a.high, k.point, k.low, k.high, cost)
+    return Pooled(method, judges, c.n_tools, c.accuracy, c.kappa, cost)
 
 
 def pooling(
