@@ -97,7 +97,7 @@ def _drawn_accuracy(panel: SimulatedPanel, persona: str, member: str) -> float:
     analysis against the true labels should recover."""
     truth = dict(zip(panel.tools, panel.truth, strict=True))
     said = [r for r in panel.rows if r["persona"] == persona and r["member"] == member and r["valid"]]
-    return sum(r["verdict"] == truth[r["tool"]] for r in said) / max(len(said), 1)
+    return float(sum(r["verdict"] == truth[r["tool"]] for r in said) / max(len(said), 1))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,8 @@ def load_labels(
 ) -> Reference:
     """Read a labels file (see the module docstring) against a run's tools and categories.
 
+    Tools and verdicts are matched exactly after surrounding spaces are stripped.
+
     ``human_agreement`` is Krippendorff's alpha (nominal) among the labels of tools with two
     or more, with its bootstrap interval over those tools: the agreement people reach with
     each other, a ceiling for the panel's agreement with them. None when no tool has two.
