@@ -1,0 +1,104 @@
+"""A simulated panel with planted accuracies, written as a real run for `panel agreement`.
+
+    python bench/simulated_panel.py [--tools 200] [--out runs-sim] [--seed 0]
+                                    [--community-votes 20] [--raters 1] [--rater-accuracy 1.0]
+
+Writes a run of 4 personas (the project's own) x 3 members into OUT/panel.db, with
+community votes on each tool, and OUT/labels.csv (human labels: each of --raters people
+labels every tool, right with probability --rater-accuracy). Prints the planted
+parameters, the run id, and the command that measures the panel against the labels.
+
+The planted panel (the generative model is in panel/testing/simulate.py): each judge
+(persona, member) says the true verdict with its accuracy below; the skeptic's log-odds
+of saying ship are shifted by -1.0 (a persona effect, no member effect), so its accuracy
+on tools whose truth is ship falls and on the others rises. Members are priced so the
+large one costs about eight times a small one, as in the small-jury literature.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from panel.store import new_run_id  # noqa: E402
+from panel.testing.simulate import (  # noqa: E402
+    SimulatedPanel,
+    simulate_panel,
+    write_labels,
+    write_simulated_run,
+)
+
+MEMBERS = ("sim:small-a", "sim:small-b", "sim:large")
+#: USD per review
+PRICES = {"sim:small-a": 0.0004, "sim:small-b": 0.0003, "sim:large": 0.003}
+#: planted accuracy per persona, one per member in the order of MEMBERS
+ACCURACY = {
+    "builder": (0.80, 0.75, 0.90),
+    "skeptic": (0.75, 0.70, 0.85),
+    "futurist": (0.65, 0.60, 0.75),
+    "business_analyst": (0.78, 0.72, 0.88),
+}
+PERSONA_BIAS = {"skeptic": -1.0}
+MISSING = 0.02
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tools", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("runs-sim"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--community-votes", type=int, default=20, help="mean votes per tool (0: none)")
+    parser.add_argument("--raters", type=int, default=1, help="human raters in labels.csv")
+    parser.add_argument("--rater-accuracy", type=float, default=1.0)
+    args = parser.parse_args(argv)
+
+    accuracy = {(p, m): a for p, row in ACCURACY.items() for m, a in zip(MEMBERS, row, strict=True)}
+    panel = simulate_panel(
+        args.tools,
+        list(ACCURACY),
+        MEMBERS,
+        accuracy=accuracy,
+        persona_bias=PERSONA_BIAS,
+        missing=MISSING,
+        prices=PRICES,
+        run_id=new_run_id(),
+        seed=args.seed,
+    )
+    run_id = write_simulated_run(args.out, panel, community_votes=args.community_votes)
+    labels = write_labels(args.out / "labels.csv", panel, args.raters, args.rater_accuracy)
+
+    print(
+        f"planted: {args.tools} tools, prevalence {panel.prevalence}, "
+        f"{MISSING:.0%} failed reviews, seed {args.seed}"
+    )
+    print("judge                              planted a  P(ship|ship)  P(skip|skip)  expected  in this draw")
+    for p, m in panel.judges:
+        (ss, _), (_, kk) = panel.confusion(p, m)
+        print(
+            f"{p + ' / ' + m:<34} {panel.accuracy[(p, m)]:>9.2f} {ss:>13.3f} {kk:>13.3f} "
+            f"{panel.expected_accuracy(p, m):>9.3f} {_drawn_accuracy(panel, p, m):>13.3f}"
+        )
+    print(f"persona bias (log-odds of ship): {PERSONA_BIAS}; member bias: none")
+    print(f"price per review (USD): {json.dumps(PRICES)}")
+    print(f"truth: {panel.truth.count('ship')} ship, {panel.truth.count('skip')} skip")
+    print(f"labels: {labels} ({args.raters} rater(s), accuracy {args.rater_accuracy})")
+    print(f"run: {run_id}")
+    print(f"panel agreement {run_id} --out {args.out} --reference {labels}")
+    return run_id
+
+
+def _drawn_accuracy(panel: SimulatedPanel, persona: str, member: str) -> float:
+    """The judge's share of right verdicts among its valid ones in this draw: what an
+    analysis against the true labels should recover."""
+    truth = dict(zip(panel.tools, panel.truth, strict=True))
+    said = [r for r in panel.rows if r["persona"] == persona and r["member"] == member and r["valid"]]
+    return float(sum(r["verdict"] == truth[r["tool"]] for r in said) / max(len(said), 1))
+
+
+if __name__ == "__main__":
+    main()
