@@ -49,9 +49,13 @@ def read_text(path: str | Path, error: type[UserError], what: str) -> str:
         raise error(f"{path}: {what} not found") from None
     except OSError as exc:
         raise error(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        # Checked before open(fd): Python refuses to wrap a folder's descriptor at all.
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise error(f"{path}: the {what} is {kind}")
     with open(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise error(f"{path}: the {what} is not a regular file")
         try:
             data = handle.read()
         except OSError as exc:

@@ -334,3 +334,12 @@ def test_shown_cuts_long_values_and_keeps_short_ones() -> None:
     assert shown("a\x1b[2J") == "'a\\x1b[2J'"
     assert shown("y" * 100, limit=10) == "'yyyyyyyyyy'…"
     assert shown(list(range(100)), limit=10) == "[0, 1, 2, …"
+
+
+def test_a_folder_given_as_the_catalog_is_one_line_not_a_traceback(
+    cli: Any, tmp_path: Path, runs_dir: Path
+) -> None:
+    folder = tmp_path / "catalog.yaml"
+    folder.mkdir()
+    line = _compare(cli, runs_dir, "a", "b", "--catalog", str(folder))
+    assert line == f"error: {folder}: the catalog file is a folder"
