@@ -100,9 +100,12 @@ def _pivot(
     order: Mapping[str, Sequence[Any]] | None = None,
 ) -> Matrix:
     order = order or {}
+    # Positions looked up in a dict: a catalog's order has thousands of tools.
+    position = {f: _positions(order.get(f, ())) for f in (*item_fields, *rater_fields)}
+    unknown = {f: len(order.get(f, ())) for f in position}
 
     def sort_key(key: tuple[Any, ...], fields: Sequence[str]) -> tuple[tuple[int, str], ...]:
-        return tuple(_rank(v, order.get(f, ())) for v, f in zip(key, fields, strict=True))
+        return tuple((position[f].get(v, unknown[f]), str(v)) for v, f in zip(key, fields, strict=True))
 
     cells: dict[tuple[tuple[Any, ...], tuple[Any, ...]], str | None] = {}
     for row in rows:
@@ -206,6 +209,14 @@ def _rank(value: Any, known: Sequence[Any]) -> tuple[int, str]:
     # Known values keep the run's own order (catalog, persona `order`, members as
     # configured); anything else goes after them, alphabetically.
     return (list(known).index(value) if value in known else len(known), str(value))
+
+
+def _positions(known: Sequence[Any]) -> dict[Any, int]:
+    """Each known value's first position, as :func:`_rank` counts it."""
+    found: dict[Any, int] = {}
+    for k, value in enumerate(known):
+        found.setdefault(value, k)
+    return found
 
 
 def _mean(values: Iterable[float]) -> float | None:
