@@ -84,7 +84,7 @@ def fleiss_kappa_w(codes: IntArray, n_labels: int) -> Weighted:
         ok = (items > 0) & (np.count_nonzero(totals, axis=1) >= 2)
         p = totals[ok] / totals[ok].sum(axis=1, keepdims=True)
         p_e = (p * p).sum(axis=1)
-        p_bar = (w[ok] @ p_i) / items[ok]
+        p_bar = (w @ p_i)[ok] / items[ok]
         out[ok] = (p_bar - p_e) / (1.0 - p_e)
         return out
 
