@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_throughput.py
 	$(BIN)/python bench/bench_batch.py
+	$(BIN)/python bench/bench_agreement.py
 
 clean:
 	rm -rf $(VENV) runs/*/ runs/panel.db*

@@ -16,10 +16,11 @@ Cohen's kappa of one rater with itself). All arithmetic is :mod:`panel.analysis.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import combinations
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..errors import UserError
 from ..store import Store
@@ -27,7 +28,8 @@ from .intervals import Agreement, agreement, json_ready
 from .stats import cohen_matrix, percent_agreement
 
 __all__ = [
-    "LONG_COLUMNS", "AgreementReport", "By", "KappaMatrix", "Matrix", "SelfConsistency", "SelfPair",
+    "LONG_COLUMNS", "AgreementReport", "By", "KappaMatrix", "Matrix", "PhaseProgress", "SelfConsistency",
+    "SelfPair",
     "analyze", "check_runs", "iter_long", "long_table", "ratings_matrix",
 ]  # fmt: skip
 
@@ -64,6 +66,9 @@ CONSTANT_RATER_NOTE = (
 )
 
 Row = dict[str, Any]
+PhaseProgress = Callable[[str, int, int], None]
+"""Told ``(phase, done, total)`` as the analysis goes: a label, and how far that phase is."""
+T = TypeVar("T")
 
 
 def iter_long(store: Store, run_ids: Sequence[str]) -> Iterator[Row]:
@@ -100,9 +105,12 @@ def _pivot(
     order: Mapping[str, Sequence[Any]] | None = None,
 ) -> Matrix:
     order = order or {}
+    # Positions looked up in a dict: a catalog's order has thousands of tools.
+    position = {f: _positions(order.get(f, ())) for f in (*item_fields, *rater_fields)}
+    unknown = {f: len(order.get(f, ())) for f in position}
 
     def sort_key(key: tuple[Any, ...], fields: Sequence[str]) -> tuple[tuple[int, str], ...]:
-        return tuple(_rank(v, order.get(f, ())) for v, f in zip(key, fields, strict=True))
+        return tuple((position[f].get(v, unknown[f]), str(v)) for v, f in zip(key, fields, strict=True))
 
     cells: dict[tuple[tuple[Any, ...], tuple[Any, ...]], str | None] = {}
     for row in rows:
@@ -208,6 +216,14 @@ def _rank(value: Any, known: Sequence[Any]) -> tuple[int, str]:
     return (list(known).index(value) if value in known else len(known), str(value))
 
 
+def _positions(known: Sequence[Any]) -> dict[Any, int]:
+    """Each known value's first position, as :func:`_rank` counts it."""
+    found: dict[Any, int] = {}
+    for k, value in enumerate(known):
+        found.setdefault(value, k)
+    return found
+
+
 def _mean(values: Iterable[float]) -> float | None:
     defined = [v for v in values if not math.isnan(v)]
     return sum(defined) / len(defined) if defined else None
@@ -304,6 +320,28 @@ def _drop_silent(m: Matrix) -> tuple[Matrix, list[str]]:
     return kept, silent
 
 
+def _silent(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _reading(store: Store, run_ids: Sequence[str], tell: PhaseProgress) -> Iterator[Row]:
+    total = sum(sum(store.review_counts(run_id)) for run_id in run_ids)
+    done = 0
+    tell("reading reviews", done, total)
+    for done, row in enumerate(iter_long(store, run_ids), 1):
+        yield row
+        if done % 2000 == 0:
+            tell("reading reviews", done, total)
+    tell("reading reviews", done, total)
+
+
+def _phase(tell: PhaseProgress, phase: str, work: Callable[[], T]) -> T:
+    tell(phase, 0, 1)
+    result = work()
+    tell(phase, 1, 1)
+    return result
+
+
 def check_runs(store: Store, run_ids: Sequence[str]) -> None:
     """Raise a UserError naming the first run id that is not in the store, or a repeated one."""
     if not run_ids:
@@ -323,15 +361,17 @@ def analyze(
     seed: int = 0,
     *,
     positive: str = "ship",
+    progress: PhaseProgress | None = None,
 ) -> AgreementReport:
     """Agreement of the first run's raters (repeat 0) and every rater's self-consistency.
 
     Intervals are 95% percentile bootstraps over items, ``n_resamples`` draws seeded with
     ``seed``. ``positive`` is the verdict that counts as a yes for ship rates and
-    effective votes.
+    effective votes. ``progress`` is told ``(phase, done, total)`` as the work goes.
     """
     check_runs(store, run_ids)
-    rows = long_table(store, run_ids)
+    tell = progress or _silent
+    rows = list(_reading(store, run_ids, tell))
     basis = run_ids[0]
     if not any(r["run"] == basis and r["repeat"] == 0 for r in rows):
         raise UserError(f"run '{basis}' has no reviews")
@@ -356,8 +396,15 @@ def analyze(
         basis={"run": basis, "repeat": 0},
         items=matrix.items,
         missing=sum(v is None for row in matrix.ratings for v in row),
-        stats=agreement(matrix.ratings, matrix.raters, n_resamples, seed, positive=positive),
-        cohen=_cohen(first, order),
-        self_consistency=_self_consistency(rows, run_ids, order),
+        stats=agreement(
+            matrix.ratings,
+            matrix.raters,
+            n_resamples,
+            seed,
+            positive=positive,
+            progress=partial(tell, "bootstrap intervals"),
+        ),
+        cohen=_phase(tell, "pairwise kappas", lambda: _cohen(first, order)),
+        self_consistency=_phase(tell, "self-consistency", lambda: _self_consistency(rows, run_ids, order)),
         notes=notes,
     )

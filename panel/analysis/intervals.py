@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .bootstrap import Estimate, FloatArray, Progress, bootstrap
 from .stats import (
     Ratings,
     as_table,
@@ -28,23 +28,9 @@ from .stats import (
     percent_agreement,
     ship_rate,
 )
+from .weighted import effective_votes_w, fleiss_kappa_w, krippendorff_alpha_w, percent_agreement_w
 
 __all__ = ["Agreement", "Estimate", "agreement", "bootstrap_ci", "json_ready"]
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with its bootstrap percentile interval.
-
-    ``resamples_used`` is how many resamples the interval rests on: those where the
-    statistic was defined. Far fewer than were drawn means the interval describes only
-    the resamples that happened to keep the statistic defined.
-    """
-
-    point: float
-    low: float
-    high: float
-    resamples_used: int
 
 
 def bootstrap_ci(
@@ -63,25 +49,22 @@ def bootstrap_ci(
     Bounds are ``nan`` (and ``resamples_used`` 0) if the point is ``nan``, with fewer
     than two items, or if no resample is defined. A seed draws the same resamples for
     every statistic, so intervals of one summary are comparable.
+
+    This calls ``stat_fn`` once per resample, on the resampled rows (grouped by item);
+    the statistics of :func:`agreement` run on all resamples at once instead, with the
+    same draws (:func:`panel.analysis.bootstrap.bootstrap`).
     """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
     table = as_table(ratings)
     point = float(stat_fn(table))
-    n = table.shape[0]
-    if math.isnan(point) or n < 2:
-        return Estimate(point, math.nan, math.nan, 0)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(n_resamples, n))
-    values = np.array([stat_fn(table[rows]) for rows in draws], dtype=np.float64)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return Estimate(point, math.nan, math.nan, 0)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [tail, 1.0 - tail])
-    return Estimate(point, float(low), float(high), int(values.size))
+    items = np.arange(table.shape[0])
+
+    def each(weights: FloatArray) -> FloatArray:
+        rows = (np.repeat(items, w.astype(np.int64)) for w in weights)
+        return np.array([stat_fn(table[r]) for r in rows], dtype=np.float64)
+
+    return bootstrap({"stat": (point, each)}, table.shape[0], n_resamples, seed, level)["stat"]
 
 
 @dataclass(frozen=True)
@@ -127,23 +110,44 @@ def agreement(
     *,
     positive: str = "ship",
     level: float = 0.95,
+    progress: Progress | None = None,
 ) -> Agreement:
-    """Compute every statistic, with bootstrap intervals for the panel-wide ones."""
+    """Compute every statistic, with bootstrap intervals for the panel-wide ones.
+
+    The table is encoded once; the four interval statistics are bootstrapped together on
+    one set of resamples as weighted sums over items (:mod:`panel.analysis.weighted`).
+    Point estimates are those of :mod:`panel.analysis.stats`. ``progress`` is told
+    ``(resamples done, resamples in all)``.
+    """
     table = as_table(ratings)
     names = name_raters(table.shape[1], rater_names)
-
-    def ci(stat: Callable[[npt.NDArray[np.object_]], float]) -> Estimate:
-        return bootstrap_ci(stat, table, n_resamples, seed, level)
-
+    codes, labels = encode(table)
+    k = len(labels)
+    estimates = bootstrap(
+        {
+            "percent_agreement": (percent_agreement(table), percent_agreement_w(codes, k)),
+            "fleiss_kappa": (fleiss_kappa(table), fleiss_kappa_w(codes, k)),
+            "krippendorff_alpha": (krippendorff_alpha_nominal(table), krippendorff_alpha_w(codes, k)),
+            "effective_votes": (
+                effective_votes(table, positive=positive),
+                effective_votes_w(codes, labels, positive),
+            ),
+        },
+        table.shape[0],
+        n_resamples,
+        seed,
+        level,
+        progress,
+    )
     _, kappas = cohen_matrix(table, names)
     return Agreement(
         n_items=table.shape[0],
         raters=names,
-        categories=[str(label) for label in encode(table)[1]],
-        percent_agreement=ci(percent_agreement),
-        fleiss_kappa=ci(fleiss_kappa),
-        krippendorff_alpha=ci(krippendorff_alpha_nominal),
-        effective_votes=ci(partial(effective_votes, positive=positive)),
+        categories=[str(label) for label in labels],
+        percent_agreement=estimates["percent_agreement"],
+        fleiss_kappa=estimates["fleiss_kappa"],
+        krippendorff_alpha=estimates["krippendorff_alpha"],
+        effective_votes=estimates["effective_votes"],
         ship_rate=dict(zip(names, ship_rate(table, positive), strict=True)),
         cohen_kappa=kappas.tolist(),
         positive=positive,

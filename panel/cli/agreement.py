@@ -22,6 +22,7 @@ from ..store import Store
 from ..text import for_console
 from .apps import err_console, out_console
 from .options import RunsDir
+from .progress_phases import PhaseBar
 
 if TYPE_CHECKING:
     from ..analysis.agreement import AgreementReport
@@ -35,7 +36,10 @@ Format = Literal["table", "json", "csv"]
 def agreement(
     run_ids: Annotated[
         list[str],
-        typer.Argument(metavar="RUN_ID...", help="Runs to read; inter-rater statistics use the first."),
+        typer.Argument(
+            metavar="RUN_ID...",
+            help="Runs to read ('last': the newest finished run); inter-rater statistics use the first.",
+        ),
     ],
     by: Annotated[
         ByChoice,
@@ -82,6 +86,7 @@ def _agreement(
     seed: int,
     out: Path,
 ) -> None:
+    bar = PhaseBar(err_console)  # its clock starts with the command
     try:
         from ..analysis import agreement as analysis
     except ImportError as exc:
@@ -96,10 +101,12 @@ def _agreement(
     info = out_console if fmt == "table" else err_console
     written: list[Path] = []
     with Store(out, readonly=True) as store:
+        run_ids = latest(store, run_ids)
         analysis.check_runs(store, run_ids)
         report = None
         if fmt != "csv" or plots is not None:
-            report = analysis.analyze(store, run_ids, by, resamples, seed)
+            with bar:
+                report = analysis.analyze(store, run_ids, by, resamples, seed, progress=bar)
         if fmt == "csv":
             sys.stdout.writelines(csv_chunks(analysis.iter_long(store, run_ids)))
         if export is not None:
@@ -114,6 +121,16 @@ def _agreement(
         _print_report(report)
     for path in written:
         info.print(f"wrote {for_console(str(path))}", highlight=False)
+
+
+def latest(store: Store, run_ids: Sequence[str]) -> list[str]:
+    """The run ids with ``last`` read as the newest finished run, as ``--since last`` reads it."""
+    if "last" not in run_ids:
+        return list(run_ids)
+    newest = store.latest_run()
+    if newest is None:
+        raise UserError(f"'last': no finished run in {store.path}")
+    return [newest if run_id == "last" else run_id for run_id in run_ids]
 
 
 def _export(store: Store, run_ids: Sequence[str], folder: Path) -> list[Path]:

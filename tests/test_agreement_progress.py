@@ -1,0 +1,154 @@
+"""`panel agreement`: progress of the analysis's phases, and `last` as a run id."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("numpy")
+
+from rich.console import Console
+
+from panel.analysis.agreement import analyze
+from panel.cli.progress_phases import PhaseBar
+from panel.store import CellKey, Store
+
+
+def _store_run(
+    store: Store, run_id: str, verdicts: dict[str, list[str]], status: str | None = "done"
+) -> None:
+    """A run on one member with each persona's verdicts on tools t0, t1, ..."""
+    tools = [f"t{i}" for i in range(len(next(iter(verdicts.values()))))]
+    store.create_run(
+        run_id, "test", None, {"members": ["a:x"]},
+        tools=[(t, "fp", {"id": t}) for t in tools],
+        personas=[(p, "v", {"id": p}) for p in verdicts],
+    )  # fmt: skip
+    for persona, column in verdicts.items():
+        for tool, verdict in zip(tools, column, strict=True):
+            store.save_review(
+                run_id, CellKey(tool, persona, "a:x"), "a", "x", data={"verdict": verdict},
+                error=None, raw_reply=None, request_id=None, asks=1,
+            )  # fmt: skip
+    if status is not None:
+        store.finish_run(run_id, status)
+
+
+VERDICTS = {"builder": ["ship", "skip", "ship", "skip"], "skeptic": ["ship", "skip", "skip", "skip"]}
+
+
+# --- the phases analyze tells ---------------------------------------------------------
+
+
+def test_analyze_tells_each_phase_up_to_its_total(tmp_path: Path) -> None:
+    calls: list[tuple[str, int, int]] = []
+    with Store(tmp_path / "runs") as store:
+        _store_run(store, "r", VERDICTS)
+        analyze(store, ["r"], n_resamples=50, progress=lambda *call: calls.append(call))
+    phases = list(dict.fromkeys(phase for phase, _, _ in calls))
+    assert phases == ["reading reviews", "bootstrap intervals", "pairwise kappas", "self-consistency"]
+    last = {phase: (done, total) for phase, done, total in calls}
+    assert last == {
+        "reading reviews": (8, 8),
+        "bootstrap intervals": (50, 50),
+        "pairwise kappas": (1, 1),
+        "self-consistency": (1, 1),
+    }
+    for phase in phases:  # each phase only moves forward
+        done = [d for p, d, _ in calls if p == phase]
+        assert done == sorted(done)
+
+
+# --- the bar --------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _console(terminal: bool) -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, force_terminal=terminal, width=100, emoji=False), buffer
+
+
+def _work(bar: PhaseBar, clock: Clock, seconds_per_step: float) -> None:
+    with bar:
+        for done in range(0, 2001, 500):
+            bar("bootstrap intervals", done, 2000)
+            clock.now += seconds_per_step
+        bar("pairwise kappas", 1, 1)
+
+
+def test_a_quick_command_shows_no_bar() -> None:
+    clock = Clock()
+    console, buffer = _console(terminal=True)
+    _work(PhaseBar(console, clock=clock), clock, seconds_per_step=0.1)  # 0.5 s in all
+    assert buffer.getvalue() == ""
+
+
+def test_a_slow_command_on_a_terminal_shows_its_phase_after_a_second() -> None:
+    clock = Clock()
+    console, buffer = _console(terminal=True)
+    bar = PhaseBar(console, clock=clock)
+    clock.now += 0.9  # imports and reading, before the first phase is told
+    bar("reading reviews", 0, 40)
+    assert buffer.getvalue() == ""
+    _work(bar, clock, seconds_per_step=0.5)
+    shown = buffer.getvalue()
+    assert "bootstrap intervals" in shown.split("\r")[0]  # the first frame: the phase it was in
+    assert "pairwise kappas" in shown and "1/1" in shown  # the last frame
+    assert shown.endswith("\x1b[2K")  # and erased when the work ends
+
+
+def test_a_slow_command_writes_nothing_when_stderr_is_not_a_terminal() -> None:
+    clock = Clock()
+    console, buffer = _console(terminal=False)
+    _work(PhaseBar(console, clock=clock), clock, seconds_per_step=5.0)
+    assert buffer.getvalue() == ""
+
+
+def test_the_cli_json_stays_clean_with_the_bar_in_place(cli: Any, tmp_path: Path) -> None:
+    with Store(tmp_path / "runs") as store:
+        _store_run(store, "r", VERDICTS)
+    result = cli("agreement", "r", "--format", "json", "--resamples", "50", "--out", str(tmp_path / "runs"))
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["runs"] == ["r"]
+    assert result.err == ""
+
+
+# --- `last` ---------------------------------------------------------------------------
+
+
+def test_last_is_the_newest_finished_run(cli: Any, tmp_path: Path) -> None:
+    out = str(tmp_path / "runs")
+    with Store(tmp_path / "runs") as store:
+        _store_run(store, "older", VERDICTS)
+        _store_run(store, "newer", VERDICTS)
+        _store_run(store, "stopped", VERDICTS, status="stopped")  # newest, but not finished
+
+    def runs_of(*args: str) -> list[str]:
+        result = cli("agreement", *args, "--format", "json", "--resamples", "20", "--out", out)
+        assert result.code == 0, result.err
+        runs: list[str] = json.loads(result.out)["runs"]
+        return runs
+
+    assert runs_of("last") == ["newer"]
+    assert runs_of("older", "last") == ["older", "newer"]
+    result = cli("agreement", "newer", "last", "--out", out)
+    assert result.code == 2 and "given twice" in result.err
+
+
+def test_last_with_no_finished_run_is_one_line(cli: Any, tmp_path: Path) -> None:
+    with Store(tmp_path / "runs") as store:
+        _store_run(store, "r", VERDICTS, status="stopped")
+    result = cli("agreement", "last", "--out", str(tmp_path / "runs"))
+    assert result.code == 2 and result.out == ""
+    assert len(result.err.strip().splitlines()) == 1 and "no finished run" in result.err
