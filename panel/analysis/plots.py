@@ -261,8 +261,8 @@ def frontier_png(
         ax.set_xlabel(label(xlabel, 90))
         ax.set_ylabel(label(ylabel, 90))
         ax.set_title(label(title, 90), fontsize=11)
-        if drawn:
-            ax.legend(loc="lower right", fontsize=8)
+        if drawn:  # beside the axes, so it hides no point
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
         return fig
 
     return _png(draw)
