@@ -1,0 +1,77 @@
+"""The agreement report as one self-contained HTML page: every table and plot, nothing fetched.
+
+The page is rendered from the dict ``panel agreement --format json`` prints (see
+:mod:`panel.analysis.page`), so the page and the JSON carry the same figures. Plots are PNG
+data URIs; the CSS is inline; a Content-Security-Policy forbids scripts and remote fetches;
+and every string is escaped by Jinja2's autoescape and cleaned of control characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from .._about import __version__
+from ..report.files import write_atomic
+from ..text import clean
+from .page import _dict, sections, value
+
+__all__ = ["render_report", "write_report"]
+
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _finalize(v: object) -> object:
+    """Every string the template prints, cleaned of terminal controls before it is escaped."""
+    return v if isinstance(v, Markup) or not isinstance(v, str) else clean(v)
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    # Autoescape everything: persona, member, tool and source names are data written by others.
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        finalize=_finalize,
+    )
+
+
+def render_report(data: Mapping[str, Any]) -> str:
+    """The page of an agreement report dict; any part of the dict may be missing."""
+    stats, basis = _dict(data.get("stats")), _dict(data.get("basis"))
+    runs = data.get("runs") if isinstance(data.get("runs"), list) else []
+    run = basis.get("run") or (runs[0] if runs else None)
+    resamples, seed = value("n", stats.get("n_resamples")), value("n", stats.get("seed"))
+    level = value("level", stats.get("level"))
+    colophon = [
+        ("Runs", value("runs", runs)),
+        ("Bootstrap", f"{resamples} resamples, seed {seed}, {level} percentile intervals"),
+        ("Report", f"panel {__version__}"),
+    ]
+    return (
+        _env()
+        .get_template("agreement.html.j2")
+        .render(
+            run="—" if run is None else str(run),
+            by=str(data.get("by") or "rater"),
+            level=level,
+            sections=sections(data),
+            colophon=colophon,
+            version=__version__,
+        )
+    )
+
+
+def write_report(data: Mapping[str, Any], path: Path) -> Path:
+    """The page written to ``path``, whole or not at all; the path written."""
+    write_atomic(path, render_report(data))
+    return path
