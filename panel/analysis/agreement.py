@@ -16,7 +16,7 @@ Cohen's kappa of one rater with itself). All arithmetic is :mod:`panel.analysis.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from itertools import combinations
@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeVar
 from ..errors import UserError
 from ..store import Store
 from .intervals import Agreement, agreement, json_ready
+from .long import LONG_COLUMNS, PhaseProgress, Row, iter_long, long_table, reading
 from .stats import cohen_matrix, percent_agreement
 
 __all__ = [
@@ -35,10 +36,6 @@ __all__ = [
 
 By = Literal["persona", "backend", "rater"]
 Axis = Literal["persona", "member"]
-LONG_COLUMNS = (
-    "run", "tool", "persona", "backend", "model", "member", "repeat", "verdict", "valid",
-    "cost_usd", "latency_s", "input_tokens", "output_tokens",
-)  # fmt: skip
 # by -> (fields naming an item, fields naming a rater)
 _AXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "rater": (("tool",), ("persona", "member")),
@@ -65,28 +62,7 @@ CONSTANT_RATER_NOTE = (
     "are all one verdict, or there are none."
 )
 
-Row = dict[str, Any]
-PhaseProgress = Callable[[str, int, int], None]
-"""Told ``(phase, done, total)`` as the analysis goes: a label, and how far that phase is."""
 T = TypeVar("T")
-
-
-def iter_long(store: Store, run_ids: Sequence[str]) -> Iterator[Row]:
-    """One row per review, every run and repeat, read from the store a row at a time."""
-    for run_id in run_ids:
-        for r in store.iter_reviews(run_id):
-            yield {
-                "run": run_id, "tool": r.tool_id, "persona": r.persona_id, "backend": r.backend,
-                "model": r.model, "member": r.member, "repeat": r.repeat,
-                "verdict": r.verdict if r.valid else None, "valid": r.valid,
-                "cost_usd": r.cost_usd, "latency_s": r.latency_s,
-                "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
-            }  # fmt: skip
-
-
-def long_table(store: Store, run_ids: Sequence[str]) -> list[Row]:
-    """The long table (columns :data:`LONG_COLUMNS`) as a list; see :func:`iter_long`."""
-    return list(iter_long(store, run_ids))
 
 
 @dataclass(frozen=True)
@@ -324,17 +300,6 @@ def _silent(phase: str, done: int, total: int) -> None:
     pass
 
 
-def _reading(store: Store, run_ids: Sequence[str], tell: PhaseProgress) -> Iterator[Row]:
-    total = sum(sum(store.review_counts(run_id)) for run_id in run_ids)
-    done = 0
-    tell("reading reviews", done, total)
-    for done, row in enumerate(iter_long(store, run_ids), 1):
-        yield row
-        if done % 2000 == 0:
-            tell("reading reviews", done, total)
-    tell("reading reviews", done, total)
-
-
 def _phase(tell: PhaseProgress, phase: str, work: Callable[[], T]) -> T:
     tell(phase, 0, 1)
     result = work()
@@ -371,7 +336,7 @@ def analyze(
     """
     check_runs(store, run_ids)
     tell = progress or _silent
-    rows = list(_reading(store, run_ids, tell))
+    rows = list(reading(store, run_ids, tell))
     basis = run_ids[0]
     if not any(r["run"] == basis and r["repeat"] == 0 for r in rows):
         raise UserError(f"run '{basis}' has no reviews")

@@ -134,7 +134,7 @@ def latest(store: Store, run_ids: Sequence[str]) -> list[str]:
 
 
 def _export(store: Store, run_ids: Sequence[str], folder: Path) -> list[Path]:
-    from ..analysis.agreement import iter_long
+    from ..analysis.long import iter_long
 
     write_atomic(folder / "long.csv", csv_chunks(iter_long(store, run_ids)))
     written = [folder / "long.csv"]

@@ -157,7 +157,7 @@ def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     import csv
     import io
 
-    from ..analysis.agreement import LONG_COLUMNS
+    from ..analysis.long import LONG_COLUMNS
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, LONG_COLUMNS, lineterminator="\n")
@@ -178,7 +178,7 @@ def write_parquet(rows: Iterable[dict[str, Any]], path: Path, batch_rows: int = 
         import pyarrow.parquet as pq
     except ImportError:
         raise MissingExtraError(path.name, "pyarrow", "parquet") from None
-    from ..analysis.agreement import LONG_COLUMNS
+    from ..analysis.long import LONG_COLUMNS
 
     count, real = pa.int64(), pa.float64()
     types = {"repeat": count, "valid": pa.bool_(), "cost_usd": real, "latency_s": real,
