@@ -160,7 +160,7 @@ def test_table_plots_and_export(cli: Any, runs: Runs, tmp_path: Path) -> None:
 def test_json_numbers_are_panel_stats_on_the_same_matrix(cli: Any, runs: Runs) -> None:
     report = _report(cli, runs, runs.single, "--resamples", "200", "--seed", "7")
     assert set(report) == {
-        "runs", "by", "basis", "items", "missing", "stats", "cohen", "self_consistency", "notes",
+        "runs", "by", "basis", "items", "missing", "stats", "cohen", "self_consistency", "notes", "research",
     }  # fmt: skip
     assert report["basis"] == {"run": runs.single, "repeat": 0} and report["by"] == "rater"
     assert report["items"] == TOOLS

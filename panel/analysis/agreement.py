@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..store import Store
 from .intervals import Agreement, agreement, json_ready
 from .long import LONG_COLUMNS, PhaseProgress, Row, iter_long, long_table, reading
+from .research import Research, research
 from .stats import cohen_matrix, percent_agreement
 
 __all__ = [
@@ -175,11 +176,13 @@ class AgreementReport:
     cohen: list[KappaMatrix]
     self_consistency: list[SelfConsistency]
     notes: list[str] = field(default_factory=list)
+    research: Research | None = None  # the reference, pooling, latent model and variance split
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types, ``nan`` as ``None`` so strict JSON parsers accept it."""
         data = asdict(self)
         data["stats"] = self.stats.to_dict()
+        data["research"] = self.research.to_dict() if self.research is not None else None
         for matrix, out in zip(self.cohen, data["cohen"], strict=True):
             out["title"] = matrix.title
         result: dict[str, Any] = json_ready(data)
@@ -327,12 +330,17 @@ def analyze(
     *,
     positive: str = "ship",
     progress: PhaseProgress | None = None,
+    reference: str | None = None,
+    min_votes: int = 5,
+    threshold: float = 0.5,
 ) -> AgreementReport:
     """Agreement of the first run's raters (repeat 0) and every rater's self-consistency.
 
     Intervals are 95% percentile bootstraps over items, ``n_resamples`` draws seeded with
     ``seed``. ``positive`` is the verdict that counts as a yes for ship rates and
     effective votes. ``progress`` is told ``(phase, done, total)`` as the work goes.
+    ``reference`` (a labels CSV or ``"community"``), ``min_votes`` and ``threshold`` go to
+    :func:`panel.analysis.research.research`, whose figures the report carries too.
     """
     check_runs(store, run_ids)
     tell = progress or _silent
@@ -343,6 +351,11 @@ def analyze(
     order = _order(store, run_ids)
     matrix, silent = _drop_silent(ratings_matrix(rows, by, run=basis, order=order))
     first = [r for r in rows if r["run"] == basis and r["repeat"] == 0]
+    found = research(
+        first, run=basis, personas=store.run_personas(basis), tool_data=store.run_tools(basis),
+        order=order, reference=reference, min_votes=min_votes, positive=positive,
+        threshold=threshold, n_resamples=n_resamples, seed=seed, progress=tell,
+    )  # fmt: skip
     notes = [
         f"Inter-rater statistics read repeat 0 of run {basis}, the first run given.",
         _BY_NOTES[by],
@@ -372,4 +385,5 @@ def analyze(
         cohen=_phase(tell, "pairwise kappas", lambda: _cohen(first, order)),
         self_consistency=_phase(tell, "self-consistency", lambda: _self_consistency(rows, run_ids, order)),
         notes=notes,
+        research=found,
     )

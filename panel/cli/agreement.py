@@ -10,6 +10,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -23,6 +24,7 @@ from ..text import for_console
 from .apps import err_console, out_console
 from .options import RunsDir
 from .progress_phases import PhaseBar
+from .research_tables import print_research
 
 if TYPE_CHECKING:
     from ..analysis.agreement import AgreementReport
@@ -30,6 +32,18 @@ if TYPE_CHECKING:
 __all__ = ["agreement", "csv_chunks", "write_parquet"]
 
 ByChoice = Literal["rater", "persona", "backend"]
+
+
+@dataclass(frozen=True)
+class Research:
+    """The options of the researcher's sections and the report page."""
+
+    reference: str | None
+    min_votes: int
+    threshold: float
+    report: Path | None
+
+
 Format = Literal["table", "json", "csv"]
 
 
@@ -59,13 +73,33 @@ def agreement(
         Path | None,
         typer.Option(help="Write long.csv and long.parquet (Parquet needs pyarrow) into this folder."),
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LABELS.csv|community",
+            help="Measure every judge and the pooled panel against a reference: a CSV of labels "
+            "(columns tool, verdict, optional rater, source) or 'community' (the catalog's votes).",
+        ),
+    ] = None,
+    min_votes: Annotated[
+        int,
+        typer.Option(min=1, help="With --reference community: votes a tool needs for its majority to count."),
+    ] = 5,
+    threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Ship share at which the pooled panel says ship.")
+    ] = 0.5,
+    report: Annotated[
+        Path | None, typer.Option(help="Write every table and plot as one self-contained HTML page.")
+    ] = None,
     resamples: Annotated[int, typer.Option(min=1, help="Bootstrap resamples of the 95% intervals.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     out: RunsDir = Path("runs"),
 ) -> None:
-    """Agreement of the panel's raters (kappa, alpha, 95% CIs), self-consistency, plots, long table."""
+    """Agreement of the panel's raters (kappa, alpha, 95% CIs), with a reference, pooled verdicts,
+    reliability without labels, where disagreement comes from; plots, a report page, the long table."""
+    options = Research(reference, min_votes, threshold, report)
     try:
-        _agreement(run_ids, by, fmt, plots, export, resamples, seed, out)
+        _agreement(run_ids, by, fmt, plots, export, resamples, seed, out, options)
     except MissingExtraError as exc:
         # Printed here, escaped: the generic handler would read "[analysis]" as rich markup.
         _error(exc)
@@ -85,6 +119,7 @@ def _agreement(
     resamples: int,
     seed: int,
     out: Path,
+    options: Research,
 ) -> None:
     bar = PhaseBar(err_console)  # its clock starts with the command
     try:
@@ -93,8 +128,9 @@ def _agreement(
         if exc.name != "numpy":
             raise
         raise MissingExtraError("panel agreement", "numpy", "analysis") from None
-    if plots is not None and importlib.util.find_spec("matplotlib") is None:
-        raise MissingExtraError("--plots", "matplotlib", "analysis")
+    for flag, path in (("--plots", plots), ("--report", options.report)):
+        if path is not None and importlib.util.find_spec("matplotlib") is None:
+            raise MissingExtraError(flag, "matplotlib", "analysis")
     if not (out / "panel.db").is_file():
         raise UserError(f"no run '{run_ids[0]}': there is no panel.db in {out}")
     # Only the table is for people on stdout; json and csv keep stdout for data.
@@ -104,9 +140,12 @@ def _agreement(
         run_ids = latest(store, run_ids)
         analysis.check_runs(store, run_ids)
         report = None
-        if fmt != "csv" or plots is not None:
+        if fmt != "csv" or plots is not None or options.report is not None:
             with bar:
-                report = analysis.analyze(store, run_ids, by, resamples, seed, progress=bar)
+                report = analysis.analyze(
+                    store, run_ids, by, resamples, seed, progress=bar, reference=options.reference,
+                    min_votes=options.min_votes, threshold=options.threshold,
+                )  # fmt: skip
         if fmt == "csv":
             sys.stdout.writelines(csv_chunks(analysis.iter_long(store, run_ids)))
         if export is not None:
@@ -115,10 +154,16 @@ def _agreement(
         from ..analysis.plots import write_plots
 
         written += write_plots(report, plots)
+    if options.report is not None and report is not None:
+        from ..analysis.html import write_report
+
+        written.append(write_report(report.to_dict(), options.report))
     if fmt == "json" and report is not None:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
     elif report is not None and fmt == "table":
         _print_report(report)
+        if report.research is not None:
+            print_research(report.to_dict()["research"])
     for path in written:
         info.print(f"wrote {for_console(str(path))}", highlight=False)
 

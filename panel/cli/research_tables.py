@@ -1,0 +1,138 @@
+"""The researcher's sections of `panel agreement` as tables for people (from the report's JSON dict)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+
+from ..text import for_console
+from .apps import out_console
+
+__all__ = ["print_research"]
+
+Data = Mapping[str, Any]
+_KINDS = {
+    "judge": "judge",
+    "persona": "persona, pooled over members",
+    "member": "member, pooled over personas",
+}
+
+
+def _num(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{100 * value:.0f}%" if percent else f"{value:.3f}"
+
+
+def _ci(e: Data | None, percent: bool = False) -> str:
+    if not e or e.get("point") is None:
+        return "—"
+    if e.get("low") is None:
+        return _num(e["point"], percent)
+    return f"{_num(e['point'], percent)} [{_num(e['low'], percent)}, {_num(e['high'], percent)}]"
+
+
+def _usd(value: float | None) -> str:
+    return "—" if value is None else f"${value:.4f}"
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(for_console(n) for n in names)
+
+
+def _reference(research: Data) -> None:
+    ref = research["reference"]
+    line = (
+        f"[bold]Reference[/]: {for_console(ref['source'])} · {ref['tools']} of {ref['tools_in_run']} tools "
+        f"have a reference verdict · "
+        + ", ".join(f"{for_console(c)} {_num(s, percent=True)}" for c, s in ref["shares"].items())
+    )
+    out_console.print(line, highlight=False)
+    if ref.get("human_agreement"):
+        out_console.print(
+            f"Human labels agree with each other (Krippendorff's alpha): {_ci(ref['human_agreement'])}, "
+            "the ceiling a judge can be expected to reach.",
+            highlight=False,
+        )
+    table = Table(
+        "who", "tools", "accuracy [95% CI]", "Cohen's κ [95% CI]", title="Agreement with the reference"
+    )
+    for row in research["accuracy"]:
+        name = "all judges, pooled" if row["kind"] == "panel" else row["name"]
+        kind = _KINDS.get(row["kind"], "")
+        label = f"{for_console(name)}" + (f" [dim]({kind})[/]" if row["kind"] != "judge" else "")
+        table.add_row(label, str(row["n_tools"]), _ci(row["accuracy"]), _ci(row["kappa"]))
+    out_console.print(table)
+
+
+def _pooling(pooling: Data) -> None:
+    table = Table(
+        "verdict", "tools", "accuracy [95% CI]", "Cohen's κ [95% CI]", "cost per tool", title="Pooled"
+    )
+    for p in pooling["pooled"]:
+        who = p["method"] + (f": {_names(p['judges'])}" if p["method"] == "best single judge" else "")
+        table.add_row(
+            for_console(who), str(p["n_tools"]), _ci(p["accuracy"]), _ci(p["kappa"]), _usd(p["cost_per_tool"])
+        )
+    out_console.print(table)
+    sizes = Table("judges", "best sub-panel (majority vote)", "accuracy", "κ", "cost per tool")
+    sizes.title = f"Best sub-panel per size ({pooling['search']})"
+    for p in pooling["by_size"]:
+        sizes.add_row(
+            str(p["k"]), _names(p["judges"]), _num(p["accuracy"]), _num(p["kappa"]), _usd(p["cost_per_tool"])
+        )
+    out_console.print(sizes)
+    frontier = Table(
+        "cost per tool", "sub-panel", "κ", title="Cost frontier: no cheaper sub-panel agrees better"
+    )
+    for p in pooling["by_cost"]:
+        frontier.add_row(_usd(p["cost_per_tool"]), _names(p["judges"]), _num(p["kappa"]))
+    out_console.print(frontier)
+    for note in pooling["notes"]:
+        out_console.print(f"[dim]note: {for_console(note)}[/]", highlight=False)
+
+
+def _judges(research: Data, measured: Mapping[str, Data]) -> None:
+    table = Table(
+        "judge", "valid", "estimated accuracy (no labels)", "measured accuracy", "cost per tool",
+        title="Reliability without labels (latent-truth model)",
+    )  # fmt: skip
+    for row in research["judges"]:
+        seen = measured.get(row["judge"])
+        table.add_row(
+            for_console(row["judge"]), str(row["reviews"]), _ci(row["estimated_accuracy"]),
+            _ci(seen["accuracy"]) if seen else "—", _usd(row["cost_per_tool"]),
+        )  # fmt: skip
+    latent = research["latent"]
+    table.caption = (
+        f"{latent['method']}; {latent['iterations']} iterations"
+        f"{'' if latent['converged'] else ' (did not converge)'}; its verdict differs from the majority "
+        f"vote on {latent['differs_from_majority']} of {latent['tools']} tools"
+    )
+    out_console.print(table)
+
+
+def _variance(variance: Data) -> None:
+    table = Table("part", "share of verdict variance [95% CI]", title="Where disagreement comes from")
+    for c in variance["components"]:
+        table.add_row(for_console(c["name"]), _ci(c["share"], percent=True))
+    table.caption = for_console(variance["method"])
+    out_console.print(table)
+    for sentence in variance.get("reading", []):
+        out_console.print(for_console(sentence), highlight=False)
+
+
+def print_research(research: Data) -> None:
+    """Reference agreement, pooling, label-free reliability and the variance split, as tables."""
+    measured = {r["name"]: r for r in research.get("accuracy", []) if r["kind"] == "judge"}
+    if research.get("reference"):
+        _reference(research)
+    if research.get("pooling"):
+        _pooling(research["pooling"])
+    _judges(research, measured)
+    if research.get("variance"):
+        _variance(research["variance"])
+    for note in research.get("notes", []):
+        out_console.print(f"[dim]note: {for_console(note)}[/]", highlight=False)
