@@ -1,14 +1,17 @@
 """Wall time and peak memory of a whole `panel agreement` process on a catalog-sized run.
 
     python bench/bench_agreement.py [--tools 10000] [--rounds 1] [--resamples 2000]
-                                    [--baseline REF] [--profile FILE.txt]
+                                    [--baseline REF] [--profile FILE.txt] [--reference]
 
 Builds one run with the fake backend (`--tools` generated tools x 4 personas x 1 member,
 so 40,000 reviews by default), then times `panel agreement RUN --out DIR --format json`
 as a process of its own: wall seconds and the process's peak RSS. `--baseline REF` runs
 the same command from the tree of a git commit (exported with `git archive` to a
 temporary folder) on the same store, interleaved round by round with the working tree,
-prints the ratio, and checks that both give the same point estimates. `--profile FILE`
+prints the ratio, and checks that both give the same point estimates. `--reference` gives
+the current tree a labels file too, so its time includes every judge against a reference,
+the pooled verdicts and the sub-panel search (the label-free latent model and variance
+split run in every case). `--profile FILE`
 writes a py-spy sampling profile (raw folded stacks) of one more run of the working tree.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -29,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_engine import write_catalog  # noqa: E402
+from bench.bench_engine import synthetic_catalog, write_catalog  # noqa: E402
 
 HEADLINE = ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "effective_votes")
 
@@ -49,10 +53,12 @@ def build_run(catalog: Path, runs: Path) -> tuple[str, float]:
     return done.stdout.split(":", 1)[0].strip(), time.perf_counter() - started
 
 
-def one_run(tree: Path, run_id: str, runs: Path, resamples: int, work: Path) -> dict[str, Any]:
+def one_run(
+    tree: Path, run_id: str, runs: Path, resamples: int, work: Path, extra: list[str]
+) -> dict[str, Any]:
     """`panel agreement` from ``tree``: wall seconds, peak RSS and the JSON report."""
     command = [sys.executable, "-m", "panel", "agreement", run_id, "--out", str(runs)]
-    command += ["--format", "json", "--resamples", str(resamples)]
+    command += ["--format", "json", "--resamples", str(resamples), *extra]
     out, err = work / "out.json", work / "err.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
         started = time.perf_counter()
@@ -69,6 +75,14 @@ def one_run(tree: Path, run_id: str, runs: Path, resamples: int, work: Path) -> 
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "report": json.loads(out.read_text()),
     }
+
+
+def write_labels(path: Path, n_tools: int) -> Path:
+    """A labels file with one seeded random verdict per generated tool."""
+    rng = random.Random(0)
+    rows = [f"{t['id']},{rng.choice(('ship', 'skip'))}\n" for t in synthetic_catalog(n_tools)]
+    path.write_text("tool,verdict\n" + "".join(rows), encoding="utf-8")
+    return path
 
 
 def profile(run_id: str, runs: Path, resamples: int, into: Path) -> None:
@@ -98,6 +112,11 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--baseline", help="git ref to compare against, run interleaved")
     parser.add_argument("--profile", type=Path, help="write a py-spy profile (raw) of one more run here")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="give the current tree a labels file (a seeded random verdict per tool) as --reference",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,6 +124,9 @@ def main() -> None:
         catalog = write_catalog(work / "catalog.jsonl", args.tools)
         run_id, built = build_run(catalog, work / "runs")
         print(f"built run {run_id}: {args.tools} tools x 4 personas x 1 member in {built:.1f} s", flush=True)
+        extra: dict[str, list[str]] = {"current": [], "baseline": []}
+        if args.reference:
+            extra["current"] = ["--reference", str(write_labels(work / "labels.csv", args.tools))]
         trees = {"current": ROOT}
         if args.baseline:
             base = work / "baseline"
@@ -113,7 +135,7 @@ def main() -> None:
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
         for k in range(args.rounds):
             for name, tree in trees.items():
-                r = one_run(tree, run_id, work / "runs", args.resamples, work)
+                r = one_run(tree, run_id, work / "runs", args.resamples, work, extra[name])
                 results[name].append(r)
                 shown = {key: value for key, value in r.items() if key != "report"}
                 print(f"round {k + 1} {name:>8}: {json.dumps(shown)}", flush=True)
