@@ -9,6 +9,7 @@ command reports must recover what was planted.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,3 +195,28 @@ def test_a_bad_labels_file_is_one_line_naming_file_and_row(
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {labels}{where}"), result.err
     assert "Traceback" not in result.err and not page.exists()
+
+
+def test_a_judge_whose_every_review_failed_leaves_notes_not_a_crash(sim: Sim) -> None:
+    from panel.analysis.research import research
+
+    rows = [dict(r) for r in sim.panel.rows[:1200]]  # 100 tools
+    for r in rows:
+        if r["persona"] == "futurist" and r["member"] == "sim:large":
+            r["verdict"], r["valid"] = None, False
+    tools = sorted({r["tool"] for r in rows})
+    labels = {t: v for t, v in zip(sim.panel.tools, sim.panel.truth, strict=True) if t in tools}
+    path = sim.out.parent / "labels-100.csv"
+    path.write_text("tool,verdict\n" + "".join(f"{t},{v}\n" for t, v in labels.items()), encoding="utf-8")
+    found = research(
+        rows, run=sim.run, personas=[{"verdicts": ["ship", "skip"]}], tool_data=[], order={},
+        reference=str(path), n_resamples=100,
+    )  # fmt: skip
+    silent = next(j for j in found.judges if j.judge == "futurist / sim:large")
+    assert silent.reviews == 0 and math.isnan(silent.estimated_accuracy.point)
+    assert found.variance is None
+    assert any("variance split is left out" in n and "futurist / sim:large" in n for n in found.notes)
+    measured = next(a for a in found.accuracy if a.name == "futurist / sim:large")
+    assert measured.n_tools == 0 and math.isnan(measured.accuracy.point)
+    assert found.pooling is not None and found.pooling.pooled[0].n_tools == 100
+    json.dumps(found.to_dict(), allow_nan=False)  # the report stays strict JSON
