@@ -200,3 +200,22 @@ def test_reliability_weighting_is_reported_beside_the_other_pools() -> None:
     weighted, single = report.pooled[2], report.pooled[3]
     assert weighted.kappa.point == single.kappa.point  # the stand-in weighting trusts the best judge alone
     assert [t["threshold"] for t in report.thresholds] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def test_judgments_keep_the_runs_order_and_put_the_unknown_after_it() -> None:
+    from panel.analysis.judges import judgments
+
+    rows = [
+        {"tool": t, "persona": p, "member": m, "verdict": v, "cost_usd": 0.5}
+        for t, v in (("zeta", "ship"), ("alpha", "skip"), ("mid", None), ("beta", "maybe"))
+        for p in ("skeptic", "builder")
+        for m in ("x:1",)
+    ]
+    j = judgments(
+        rows, categories=["ship", "skip"], order={"tool": ["mid", "zeta", "mid"], "persona": ["builder"]}
+    )
+    assert j.tools == ["mid", "zeta", "alpha", "beta"]
+    assert j.judges == ["builder / x:1", "skeptic / x:1"]
+    assert j.categories == ["ship", "skip", "maybe"]  # the personas' verdicts first, then any other
+    assert j.codes[:, 0].tolist() == [MISSING, SHIP, SKIP, 2]
+    assert j.cost.sum() == 4.0  # a failed review's spend counts too
