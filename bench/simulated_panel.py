@@ -2,6 +2,7 @@
 
     python bench/simulated_panel.py [--tools 200] [--out runs-sim] [--seed 0]
                                     [--community-votes 20] [--raters 1] [--rater-accuracy 1.0]
+                                    [--planted persona|member]
 
 Writes a run of 4 personas (the project's own) x 3 members into OUT/panel.db, with
 community votes on each tool, and OUT/labels.csv (human labels: each of --raters people
@@ -11,7 +12,9 @@ parameters, the run id, and the command that measures the panel against the labe
 The planted panel (the generative model is in panel/testing/simulate.py): each judge
 (persona, member) says the true verdict with its accuracy below; the skeptic's log-odds
 of saying ship are shifted by -1.0 (a persona effect, no member effect), so its accuracy
-on tools whose truth is ship falls and on the others rises. Members are priced so the
+on tools whose truth is ship falls and on the others rises. `--planted member` plants the
+reverse: the large member's log-odds of ship shifted by +1.0, whatever persona it plays,
+and no persona effect. Members are priced so the
 large one costs about eight times a small one, as in the small-jury literature.
 """
 
@@ -44,6 +47,8 @@ ACCURACY = {
     "business_analyst": (0.78, 0.72, 0.88),
 }
 PERSONA_BIAS = {"skeptic": -1.0}
+#: with --planted member: the large model says ship more often, whoever it plays
+MEMBER_BIAS = {"sim:large": 1.0}
 MISSING = 0.02
 
 
@@ -55,7 +60,15 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--community-votes", type=int, default=20, help="mean votes per tool (0: none)")
     parser.add_argument("--raters", type=int, default=1, help="human raters in labels.csv")
     parser.add_argument("--rater-accuracy", type=float, default=1.0)
+    parser.add_argument(
+        "--planted",
+        choices=("persona", "member"),
+        default="persona",
+        help="the effect to plant: the skeptic persona against ship (default), or the large member for it",
+    )
     args = parser.parse_args(argv)
+    persona_bias = PERSONA_BIAS if args.planted == "persona" else {}
+    member_bias = MEMBER_BIAS if args.planted == "member" else {}
 
     accuracy = {(p, m): a for p, row in ACCURACY.items() for m, a in zip(MEMBERS, row, strict=True)}
     panel = simulate_panel(
@@ -63,7 +76,8 @@ def main(argv: list[str] | None = None) -> str:
         list(ACCURACY),
         MEMBERS,
         accuracy=accuracy,
-        persona_bias=PERSONA_BIAS,
+        persona_bias=persona_bias,
+        member_bias=member_bias,
         missing=MISSING,
         prices=PRICES,
         run_id=new_run_id(),
@@ -83,7 +97,7 @@ def main(argv: list[str] | None = None) -> str:
             f"{p + ' / ' + m:<34} {panel.accuracy[(p, m)]:>9.2f} {ss:>13.3f} {kk:>13.3f} "
             f"{panel.expected_accuracy(p, m):>9.3f} {_drawn_accuracy(panel, p, m):>13.3f}"
         )
-    print(f"persona bias (log-odds of ship): {PERSONA_BIAS}; member bias: none")
+    print(f"persona bias (log-odds of ship): {persona_bias or 'none'}; member bias: {member_bias or 'none'}")
     print(f"price per review (USD): {json.dumps(PRICES)}")
     print(f"truth: {panel.truth.count('ship')} ship, {panel.truth.count('skip')} skip")
     print(f"labels: {labels} ({args.raters} rater(s), accuracy {args.rater_accuracy})")
