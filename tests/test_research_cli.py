@@ -166,6 +166,7 @@ def test_tables_and_the_report_page_carry_the_research(cli: Any, sim: Sim, tmp_p
     html = page.read_text(encoding="utf-8")
     assert "builder / sim:large" in html and "Content-Security-Policy" in html
     assert f"wrote {page}" in result.out
+    assert "all judges, pooled" in result.out and "()" not in result.out  # no empty kind beside it
 
 
 BAD_LABELS = {
