@@ -71,8 +71,12 @@ class Judgments:
 
 
 def _ranked(values: Iterable[str], order: Sequence[str]) -> list[str]:
-    known = list(order)
-    return sorted(set(values), key=lambda v: (known.index(v) if v in known else len(known), v))
+    # Positions in a dict: a catalog's order has thousands of tools, and a list's index()
+    # per tool would make this quadratic.
+    position: dict[str, int] = {}
+    for k, value in enumerate(order):
+        position.setdefault(value, k)
+    return sorted(set(values), key=lambda v: (position.get(v, len(order)), v))
 
 
 def judgments(
