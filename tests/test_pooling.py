@@ -179,6 +179,18 @@ def test_the_cost_frontier_only_keeps_sub_panels_no_cheaper_one_beats() -> None:
     assert report.pooled[0].cost_per_tool == pytest.approx(sum(price))
 
 
+def test_sub_panels_of_equal_spend_are_one_point_of_the_cost_frontier() -> None:
+    # 0.0004 + 0.0003 + 0.0004 and 0.0003 + 0.0004 + 0.0004 differ in the last bit of a float;
+    # the cheaper-looking one with the lower kappa is not on the frontier.
+    price = [0.0004, 0.0003, 0.003, 0.0004, 0.0003, 0.003, 0.0004, 0.0003]
+    j, truth = panel([0.8, 0.75, 0.9, 0.75, 0.7, 0.85, 0.65, 0.6], n=400, price=price, seed=1)
+    _, frontier, _ = sub_panels(j, truth)
+    shown = [f"{p.cost_per_tool:.6f}" for p in frontier]  # as a reader compares them
+    assert len(set(shown)) == len(shown)
+    assert [p.cost_per_tool for p in frontier] == sorted(p.cost_per_tool for p in frontier)
+    assert 0.0071 in [p.cost_per_tool for p in frontier]  # the spend as stored, not 0.0070999…
+
+
 def test_past_the_limit_sub_panels_grow_by_forward_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     j, truth = panel([0.9, 0.6, 0.75, 0.55, 0.8, 0.7, 0.65, 0.85], n=600, seed=5)
     monkeypatch.setattr(pooling_module, "ENUMERATE_UP_TO", 16)

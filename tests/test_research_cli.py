@@ -166,6 +166,7 @@ def test_tables_and_the_report_page_carry_the_research(cli: Any, sim: Sim, tmp_p
     html = page.read_text(encoding="utf-8")
     assert "builder / sim:large" in html and "Content-Security-Policy" in html
     assert f"wrote {page}" in result.out
+    assert "all judges, pooled" in result.out and "()" not in result.out  # no empty kind beside it
 
 
 BAD_LABELS = {
@@ -220,3 +221,11 @@ def test_a_judge_whose_every_review_failed_leaves_notes_not_a_crash(sim: Sim) ->
     assert measured.n_tools == 0 and math.isnan(measured.accuracy.point)
     assert found.pooling is not None and found.pooling.pooled[0].n_tools == 100
     json.dumps(found.to_dict(), allow_nan=False)  # the report stays strict JSON
+
+
+def test_a_reference_with_only_the_long_table_is_refused_not_ignored(cli: Any, sim: Sim) -> None:
+    result = cli(
+        "agreement", sim.run, "--out", str(sim.out), "--format", "csv", "--reference", str(sim.labels)
+    )
+    assert result.code == 2 and result.out == ""
+    assert result.err.startswith("error: --reference: --format csv prints only the long table")

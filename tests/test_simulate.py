@@ -192,3 +192,30 @@ def test_the_bench_script_writes_a_run_labels_and_the_command(tmp_path: Path, ca
     assert "skeptic / sim:large" in printed and (tmp_path / "sim" / "labels.csv").is_file()
     with Store(tmp_path / "sim", readonly=True) as store:
         assert store.review_counts(run_id)[0] + store.review_counts(run_id)[1] == 30 * 12
+
+
+class _Counted(str):
+    """A tool id that counts how often it is compared for equality."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        _Counted.compared += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_judgments_follow_the_runs_order_without_scanning_it_per_tool() -> None:
+    n = 400
+    ids = [f"t{i:04d}" for i in range(n)]
+    rows = [
+        {"tool": _Counted(t), "persona": "builder", "member": "m", "verdict": "ship", "cost_usd": 0.0}
+        for t in reversed(ids)
+    ]
+    rows.append({"tool": _Counted("zz-unknown"), "persona": "builder", "member": "m", "verdict": "ship"})
+    order = [_Counted(t) for t in [ids[1], *ids]]  # repeated: its first place counts
+    _Counted.compared = 0
+    j = judgments(rows, categories=["ship", "skip"], order={"tool": order})
+    assert j.tools == [ids[1], ids[0], *ids[2:], "zz-unknown"]
+    assert _Counted.compared < 10 * n  # a scan of the order per tool would be ~n * n / 2

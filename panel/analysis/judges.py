@@ -71,8 +71,12 @@ class Judgments:
 
 
 def _ranked(values: Iterable[str], order: Sequence[str]) -> list[str]:
-    known = {v: i for i, v in reversed(list(enumerate(order)))}  # a value's first position
-    return sorted(set(values), key=lambda v: (known.get(v, len(known)), v))
+    # Positions in a dict: a catalog's order has thousands of tools, and a list's index()
+    # per tool would make this quadratic.
+    position: dict[str, int] = {}
+    for k, value in enumerate(order):
+        position.setdefault(value, k)
+    return sorted(set(values), key=lambda v: (position.get(v, len(order)), v))
 
 
 def judgments(
@@ -97,16 +101,14 @@ def judgments(
     members = _ranked((m for _, _, m in cells), order.get("member", ()))
     cats = list(dict.fromkeys(categories))
     cats += sorted({str(r["verdict"]) for r in cells.values() if r["verdict"] is not None} - set(cats))
-    pairs = sorted({(personas.index(p), members.index(m)) for p, m in {(p, m) for _, p, m in cells}})
+    pairs = sorted({(personas.index(p), members.index(m)) for _, p, m in cells})
     tool_at = {t: i for i, t in enumerate(tools)}
     judge_at = {pair: j for j, pair in enumerate(pairs)}
     cat_at = {c: k for k, c in enumerate(cats)}
     codes = np.full((len(tools), len(pairs)), MISSING, dtype=np.int64)
     cost = np.zeros((len(tools), len(pairs)), dtype=np.float64)
-    persona_at = {p: k for k, p in enumerate(personas)}
-    member_at = {m: k for k, m in enumerate(members)}
     for (t, p, m), row in cells.items():
-        i, j = tool_at[t], judge_at[(persona_at[p], member_at[m])]
+        i, j = tool_at[t], judge_at[(personas.index(p), members.index(m))]
         if row["verdict"] is not None:
             codes[i, j] = cat_at[str(row["verdict"])]
         cost[i, j] = float(row.get("cost_usd") or 0.0)

@@ -129,7 +129,8 @@ def _kappa_point(pooled: IntArray, reference: IntArray, n_categories: int) -> tu
 
 
 def _cost(j: Judgments, cols: Sequence[int]) -> float:
-    return float(j.cost[:, list(cols)].sum()) / max(j.n_tools, 1)
+    """USD per tool, rounded to 1e-12 so that equal spends summed in another order compare equal."""
+    return round(float(j.cost[:, list(cols)].sum()) / max(j.n_tools, 1), 12)
 
 
 def _gray_subsets(j: Judgments, reference: IntArray, bonus: FloatArray) -> list[tuple[float, float, int]]:

@@ -131,6 +131,12 @@ def _agreement(
     for flag, path in (("--plots", plots), ("--report", options.report)):
         if path is not None and importlib.util.find_spec("matplotlib") is None:
             raise MissingExtraError(flag, "matplotlib", "analysis")
+    if fmt == "csv" and options.reference is not None and options.report is None and plots is None:
+        # The long table holds no figure against a reference: say so rather than ignore the file.
+        raise UserError(
+            "--reference: --format csv prints only the long table, which holds no figure against "
+            "a reference; use --format table or json, or add --report FILE"
+        )
     if not (out / "panel.db").is_file():
         raise UserError(f"no run '{run_ids[0]}': there is no panel.db in {out}")
     # Only the table is for people on stdout; json and csv keep stdout for data.

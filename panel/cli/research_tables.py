@@ -62,7 +62,7 @@ def _reference(research: Data) -> None:
     for row in research["accuracy"]:
         name = "all judges, pooled" if row["kind"] == "panel" else row["name"]
         kind = _KINDS.get(row["kind"], "")
-        label = f"{for_console(name)}" + (f" [dim]({kind})[/]" if row["kind"] != "judge" else "")
+        label = f"{for_console(name)}" + (f" [dim]({kind})[/]" if kind and row["kind"] != "judge" else "")
         table.add_row(label, str(row["n_tools"]), _ci(row["accuracy"]), _ci(row["kappa"]))
     out_console.print(table)
 
