@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..store import Store
 from .intervals import Agreement, agreement, json_ready
 from .long import LONG_COLUMNS, PhaseProgress, Row, iter_long, long_table, reading
+from .pairwise import KappaMatrix, kappa_matrices
 from .research import Research, research
 from .stats import cohen_matrix, percent_agreement
 
@@ -36,7 +37,6 @@ __all__ = [
 ]  # fmt: skip
 
 By = Literal["persona", "backend", "rater"]
-Axis = Literal["persona", "member"]
 # by -> (fields naming an item, fields naming a rater)
 _AXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "rater": (("tool",), ("persona", "member")),
@@ -122,22 +122,6 @@ def ratings_matrix(
         run = rows[0]["run"]
     chosen = [r for r in rows if r["run"] == run and r["repeat"] == repeat]
     return _pivot(chosen, *_AXES[by], order)
-
-
-@dataclass(frozen=True)
-class KappaMatrix:
-    """Pairwise Cohen's kappa of the raters on one axis, within one member or persona or pooled."""
-
-    axis: Axis
-    within: str | None  # the member (axis persona) or persona (axis member); None = pooled
-    raters: list[str]
-    n_items: int
-    kappa: list[list[float]]
-
-    @property
-    def title(self) -> str:
-        where = self.within if self.within is not None else "pooled"
-        return f"{self.axis} x {self.axis} — {where}"
 
 
 @dataclass(frozen=True)
@@ -232,12 +216,17 @@ def _self_consistency(
     for persona, member in ranked:
         mine = by_rater[(persona, member)]
         within: list[SelfPair] = []
+        # A rater seen on one occasion only has no pair to compare: skip the pivot (most runs).
         for run_id in run_ids:
+            if len({r["repeat"] for r in mine if r["run"] == run_id}) < 2:
+                continue
             repeats = [{**r, "occasion": f"{run_id}#{r['repeat']}"} for r in mine if r["run"] == run_id]
             numbered = [f"{run_id}#{k}" for k in sorted({r["repeat"] for r in mine})]
             within += _pairs(_pivot(repeats, ("tool",), ("occasion",), {"occasion": numbered}))
-        firsts = [{**r, "occasion": r["run"]} for r in mine if r["repeat"] == 0]
-        across = _pairs(_pivot(firsts, ("tool",), ("occasion",), {"occasion": run_ids}))
+        across: list[SelfPair] = []
+        if len({r["run"] for r in mine if r["repeat"] == 0}) >= 2:
+            firsts = [{**r, "occasion": r["run"]} for r in mine if r["repeat"] == 0]
+            across = _pairs(_pivot(firsts, ("tool",), ("occasion",), {"occasion": run_ids}))
         out.append(
             SelfConsistency(
                 rater=f"{persona}{SEP}{member}",
@@ -251,29 +240,6 @@ def _self_consistency(
             )
         )
     return out
-
-
-def _cohen(rows: list[Row], order: Mapping[str, Sequence[Any]]) -> list[KappaMatrix]:
-    """Persona x persona per member and pooled; member x member per persona and pooled."""
-    out: list[KappaMatrix] = []
-    axes: tuple[tuple[Axis, Axis], ...] = (("persona", "member"), ("member", "persona"))
-    for axis, other in axes:
-        pooled = _pivot(rows, ("tool", other), (axis,), order)
-        if len(pooled.raters) < 2:
-            continue
-        groups = sorted({r[other] for r in rows}, key=lambda v: _rank(v, order.get(other, ())))
-        # With one member (or persona) its own matrix is the pooled one: no need for both.
-        for value in groups if len(groups) > 1 else []:
-            m = _pivot([r for r in rows if r[other] == value], ("tool",), (axis,), order)
-            if len(m.raters) >= 2:
-                out.append(_kappa(axis, value, m))
-        out.append(_kappa(axis, None, pooled))
-    return out
-
-
-def _kappa(axis: Axis, within: str | None, m: Matrix) -> KappaMatrix:
-    _, kappa = cohen_matrix(m.ratings, m.raters)
-    return KappaMatrix(axis, within, m.raters, len(m.items), kappa.tolist())
 
 
 def _order(store: Store, run_ids: Sequence[str]) -> dict[str, list[Any]]:
@@ -382,7 +348,7 @@ def analyze(
             positive=positive,
             progress=partial(tell, "bootstrap intervals"),
         ),
-        cohen=_phase(tell, "pairwise kappas", lambda: _cohen(first, order)),
+        cohen=_phase(tell, "pairwise kappas", lambda: kappa_matrices(first, order)),
         self_consistency=_phase(tell, "self-consistency", lambda: _self_consistency(rows, run_ids, order)),
         notes=notes,
         research=found,

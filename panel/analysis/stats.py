@@ -25,6 +25,7 @@ __all__ = [
     "as_table",
     "cohen_kappa",
     "cohen_matrix",
+    "cohen_matrix_codes",
     "effective_votes",
     "encode",
     "fleiss_kappa",
@@ -213,13 +214,17 @@ def cohen_matrix(ratings: Ratings, labels: Sequence[str] | None = None) -> tuple
     rater's kappa with itself: 1, or ``nan`` if that rater used a single category.
     """
     codes, cats = encode(ratings)
+    return name_raters(codes.shape[1], labels), cohen_matrix_codes(codes, len(cats))
+
+
+def cohen_matrix_codes(codes: IntArray, n_labels: int) -> FloatArray:
+    """:func:`cohen_matrix` of a table already encoded (``-1`` = missing, else ``< n_labels``)."""
     m = codes.shape[1]
-    names = name_raters(m, labels)
     matrix = np.full((m, m), _NAN)
     for i in range(m):
         for j in range(i, m):
-            matrix[i, j] = matrix[j, i] = _cohen_codes(*_both_rated(codes, i, j), len(cats))
-    return names, matrix
+            matrix[i, j] = matrix[j, i] = _cohen_codes(*_both_rated(codes, i, j), n_labels)
+    return matrix
 
 
 def _code_of(labels: list[Hashable], label: Hashable) -> int | None:
