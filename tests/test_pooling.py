@@ -231,3 +231,16 @@ def test_judgments_keep_the_runs_order_and_put_the_unknown_after_it() -> None:
     assert j.categories == ["ship", "skip", "maybe"]  # the personas' verdicts first, then any other
     assert j.codes[:, 0].tolist() == [MISSING, SHIP, SKIP, 2]
     assert j.cost.sum() == 4.0  # a failed review's spend counts too
+
+
+def test_with_three_verdicts_the_ship_share_is_left_out_with_a_note_that_says_why() -> None:
+    codes = np.array([[0, 1, 2], [0, 0, 1], [2, 2, 2], [1, 0, 0]] * 5, dtype=np.int64)
+    j = Judgments(
+        [f"t{i}" for i in range(20)], ["builder", "skeptic", "futurist"], ["m"], ["ship", "skip", "maybe"],
+        np.arange(3), np.zeros(3, dtype=np.int64), codes, np.zeros((20, 3)),
+    )  # fmt: skip
+    reference = np.array([0, 0, 2, 0] * 5, dtype=np.int64)
+    report = pooling(j, reference, positive=SHIP, n_resamples=50)
+    assert [p.method for p in report.pooled] == ["majority vote", "best single judge"]
+    assert "it sets ship against one other verdict, and there are 3." in " ".join(report.notes)
+    assert report.thresholds == []

@@ -229,3 +229,29 @@ def test_a_reference_with_only_the_long_table_is_refused_not_ignored(cli: Any, s
     )
     assert result.code == 2 and result.out == ""
     assert result.err.startswith("error: --reference: --format csv prints only the long table")
+
+
+def test_an_unwritable_report_path_is_refused_before_the_work(cli: Any, sim: Sim, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    for report, expected in (
+        (tmp_path, "it is a folder; give a file name"),
+        (blocker / "sub" / "r.html", f"{blocker} is a file, not a folder"),
+    ):
+        result = cli("agreement", sim.run, "--out", str(sim.out), "--report", str(report), "--format", "json")
+        assert result.code == 2 and result.out == ""
+        assert result.err.strip() == f"error: cannot write {report}: {expected}", result.err
+    result = cli("agreement", sim.run, "--out", str(sim.out), "--plots", str(blocker))
+    assert result.code == 2 and "it is a file, not a folder" in result.err
+
+
+def test_more_resamples_than_the_latent_model_refits_say_so_in_a_note(sim: Sim) -> None:
+    from panel.analysis.research import research
+
+    rows = sim.panel.rows[:600]  # 50 tools
+    found = research(rows, run=sim.run, personas=[{"verdicts": ["ship", "skip"]}], tool_data=[], order={},
+                     n_resamples=1200)  # fmt: skip
+    assert any(
+        n.startswith("The latent model's intervals rest on 1000 resamples, not 1200") for n in found.notes
+    )
+    assert all(j.estimated_accuracy.resamples_used <= 1000 for j in found.judges)

@@ -249,3 +249,19 @@ def test_json_progress_and_seeded_intervals() -> None:
     # by persona, the persona's own and its members' parts average to the panel's two parts
     own = np.mean([p.own.point for p in split.by_persona])
     assert own == pytest.approx(split.component("persona").variance.point)
+
+
+def test_share_intervals_stay_within_0_and_1_on_a_tiny_panel() -> None:
+    for seed in range(10):
+        split = variance_split(panel(9, (0.1, -0.1, 0.0, 0.0), (0.0,), seed=seed), SHIP, n_resamples=200)
+        for c in split.components:
+            if not math.isnan(c.share.low):
+                assert 0.0 <= c.share.low <= c.share.high <= 1.0, (seed, c)
+
+
+def test_persona_offsets_are_said_to_be_from_the_panels_mean() -> None:
+    split = variance_split(panel(2000, PERSONAS, seed=1), SHIP, n_resamples=200)
+    said = [s for s in split.reading if s.startswith("Each persona below is measured from the panel's mean")]
+    assert len(said) == 1
+    skeptic = next(i for i, s in enumerate(split.reading) if s.startswith("skeptic"))
+    assert split.reading.index(said[0]) < skeptic

@@ -226,7 +226,11 @@ def pooling(
             (f"{j.categories[positive]} share >= {threshold:g}", ship_share(j, positive, threshold))
         )
     else:
-        notes.append("The ship share needs exactly two verdicts and is left out.")
+        notes.append(
+            "The ship share is left out: no judge gave the ship verdict."
+            if positive is None
+            else f"The ship share is left out: it sets ship against one other verdict, and there are {k}."
+        )
     if weighted is not None:
         methods.append(("reliability-weighted (Dawid-Skene)", weighted(every)))
     singles = [_kappa_point(j.codes[:, c], reference, k) for c in every]

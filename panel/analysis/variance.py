@@ -291,6 +291,14 @@ def _grid(j: Judgments, positive: int) -> tuple[FloatArray, FloatArray, list[str
     )
 
 
+def _share(e: Estimate) -> Estimate:
+    """A share's estimate with its bounds kept within [0, 1]: parts truncated at 0 can leave the
+    residual's resampled share a little over 1, which no share can be."""
+    if math.isnan(e.low):
+        return e
+    return replace(e, low=min(max(e.low, 0.0), 1.0), high=min(max(e.high, 0.0), 1.0))
+
+
 def variance_split(
     j: Judgments,
     positive: int,
@@ -334,7 +342,9 @@ def variance_split(
             return Estimate(math.nan, math.nan, math.nan, 0)
         return percentile(point[key], np.concatenate(draws[key]), level)
 
-    components = [Component(name, est(f"share:{name}"), est(f"variance:{name}")) for name in COMPONENTS]
+    components = [
+        Component(name, _share(est(f"share:{name}")), est(f"variance:{name}")) for name in COMPONENTS
+    ]
     by_persona = [
         PersonaSplit(p, est(f"offset:{p}"), est(f"own:{p}"), est(f"members:{p}"), est(f"own_share:{p}"))
         for p in personas

@@ -138,7 +138,15 @@ def reading(split: VarianceSplit, n_personas: int, n_members: int) -> list[str]:
         tp = split.component("tool x persona").share
         if not _reaches_zero(tp) and n_members > 1:
             out.append(f"Personas also rank tools differently (tool x persona {_pct(tp)}).")
-        out += [s for s in map(_persona, split.by_persona) if s]
+        said = [s for s in map(_persona, split.by_persona) if s]
+        if said:
+            # An offset is from the panel's mean, which every persona moves: a persona that
+            # ships far less drags the mean down and makes the others look more lenient.
+            out.append(
+                "Each persona below is measured from the panel's mean ship rate, which every "
+                "persona moves, so one persona's distance shifts the others' too."
+            )
+        out += said
     if n_members > 1 and n_personas > 1:
         tm = split.component("tool x member").share
         if not _reaches_zero(tm):

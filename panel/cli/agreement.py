@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from ..errors import MissingExtraError, UserError
-from ..report.files import csv_chunks, write_atomic, write_parquet
+from ..report.files import check_writable, csv_chunks, write_atomic, write_parquet
 from ..store import Store
 from ..text import for_console
 from .apps import err_console, out_console
@@ -137,6 +137,10 @@ def _agreement(
             "--reference: --format csv prints only the long table, which holds no figure against "
             "a reference; use --format table or json, or add --report FILE"
         )
+    # Where files go is checked before the work: a bad path is refused now, not minutes later.
+    for path, is_folder in ((options.report, False), (plots, True), (export, True)):
+        if path is not None:
+            check_writable(path, folder=is_folder)
     if not (out / "panel.db").is_file():
         raise UserError(f"no run '{run_ids[0]}': there is no panel.db in {out}")
     # Only the table is for people on stdout; json and csv keep stdout for data.

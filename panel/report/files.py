@@ -23,6 +23,7 @@ from .record import ComparisonRecord
 from .render import FORMATS, render
 
 __all__ = [
+    "check_writable",
     "csv_chunks",
     "write_atomic",
     "write_comparison",
@@ -100,6 +101,26 @@ def _review_line(run_id: str, r: ReviewRow) -> dict[str, Any]:
         "fingerprint": r.fingerprint,
         "copied_from": r.copied_from,
     }
+
+
+def check_writable(path: Path, folder: bool = False) -> None:
+    """Refuse, before any long work, a file (or folder) that :func:`write_atomic` could not write.
+
+    Creates nothing: a missing parent is fine when the nearest existing one is a folder this
+    process may write in.
+    """
+    if not folder and path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; give a file name")
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(f"cannot write into {path}: it is a file, not a folder")
+    start = path if folder and path.is_dir() else path.parent
+    existing = next((p for p in (start, *start.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise UserError(f"cannot write {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: permission denied in {existing}")
 
 
 def write_atomic(path: Path, text: str | bytes | Iterable[str]) -> None:
