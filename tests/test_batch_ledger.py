@@ -175,7 +175,7 @@ def test_the_batch_ledger_migrates_a_store_made_by_the_previous_schema(
     monkeypatch.undo()
     store = Store(tmp_path / "runs")
     names = [r[0] for r in store.db.execute("SELECT name FROM migrations ORDER BY rowid")]
-    assert names == [m.__name__ for m in MIGRATIONS] and names[-1] == "_m004_batch_ledger"
+    assert names == [m.__name__ for m in MIGRATIONS] and "_m004_batch_ledger" in names
     key = store.new_batch("r", "openai:m", "openai", 1, 0.0, [(rid, custom_id_for(rid))])
     assert store.batch_request(custom_id_for(rid), "r", "openai:m") == rid
     indexes = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

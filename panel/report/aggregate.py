@@ -6,13 +6,14 @@ split reads it alone. Later repeats feed only `self_consistency` (see panel.repo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import get_args
 
 from ..catalog import Tool
 from ..personas import Persona
-from ..store import ReviewRow
+from ..store import CellKey, EditRow, ReviewRow
+from .edited import Marks, apply_edits, changed_note
 from .headline import headline, join_names
 from .record import (
     Answer,
@@ -20,6 +21,7 @@ from .record import (
     CommunityVsPanel,
     ComparisonRecord,
     Counts,
+    EditMark,
     Enforced,
     EntryRead,
     MemberDisagreement,
@@ -65,13 +67,22 @@ def _show(pct: float | None) -> str:
     return DASH if pct is None else f"{pct:.0f}%"
 
 
-def ship_share(reviews: Sequence[ReviewRow]) -> ShipShare:
-    """Ship verdicts over valid reviews; failed reviews are counted but never in the share."""
+def ship_share(reviews: Sequence[ReviewRow], changed: Collection[CellKey] = ()) -> ShipShare:
+    """Ship verdicts over valid reviews; failed reviews are counted but never in the share.
+
+    `changed` holds the cells whose verdict an editor changed: the share says how many."""
     valid = [r for r in reviews if r.valid]
     ship = sum(1 for r in valid if r.verdict == SHIP)
     pct = _pct(ship, len(valid))
+    edited = sum(1 for r in valid if r.key in changed) if changed else 0
     return ShipShare(
-        ship=ship, valid=len(valid), failed=len(reviews) - len(valid), pct=pct, display=_show(pct)
+        ship=ship,
+        valid=len(valid),
+        failed=len(reviews) - len(valid),
+        pct=pct,
+        display=_show(pct),
+        changed_by_editor=edited,
+        note=changed_note(edited),
     )
 
 
@@ -98,11 +109,16 @@ def build_record(
     *,
     status: str = "done",
     repeats: int = 1,
+    edits: Iterable[EditRow] = (),
 ) -> ComparisonRecord:
     """The record of a run; `status` and `repeats` come from the store's run row and plan.
 
-    Reviews of repeat 0 make the panel; later repeats only make `self_consistency`.
+    Reviews of repeat 0 make the panel; later repeats only make `self_consistency`, which
+    reads the models' own verdicts. `edits` (the store's `edits(run_id)`) put an editor's
+    text in place of the model's, marked in each entry's `edited_by_editor`.
     """
+    models_own = reviews
+    reviews, marks = apply_edits(reviews, edits)
     by_persona = {p.id: p for p in personas}
     multi = len(members) > 1
 
@@ -114,7 +130,7 @@ def build_record(
         return rater_name(name, r.member)
 
     panel = [r for r in reviews if r.repeat == 0]
-    cards = [_card(tool, personas, members, panel) for tool in tools]
+    cards = [_card(tool, personas, members, panel, marks) for tool in tools]
     splits = [_tool_split(tool, [r for r in panel if r.tool_id == tool.id], rater) for tool in tools]
     verdict_of = _verdicts(panel)
     across = _across(tools, personas, members, verdict_of)
@@ -154,18 +170,23 @@ def build_record(
         counts=Counts(reviews=len(panel), valid=valid, failed=len(panel) - valid),
         run=state,
         self_consistency=self_consistency(
-            tools, personas, members, reviews, repeats, lambda p, m: rater_name(p.name, m)
+            tools, personas, members, models_own, repeats, lambda p, m: rater_name(p.name, m)
         ),
     )
 
 
 def _card(
-    tool: Tool, personas: Sequence[Persona], members: Sequence[str], reviews: Sequence[ReviewRow]
+    tool: Tool,
+    personas: Sequence[Persona],
+    members: Sequence[str],
+    reviews: Sequence[ReviewRow],
+    marks: Marks,
 ) -> ToolCard:
     mine = [r for r in reviews if r.tool_id == tool.id]
     order = {(p.id, m): i for i, (p, m) in enumerate((p, m) for m in members for p in personas)}
     mine.sort(key=lambda r: order.get((r.persona_id, r.member), len(order)))
     by_persona = {p.id: p for p in personas}
+    changed = {key for key, found in marks.items() if any(m.field == "verdict" for m in found)}
     return ToolCard(
         id=tool.id,
         name=tool.name,
@@ -174,11 +195,11 @@ def _card(
         description=tool.description,
         links=tool.links,
         facts=tool.facts,
-        panel=ship_share(mine),
-        panel_by_member={m: ship_share([r for r in mine if r.member == m]) for m in members},
+        panel=ship_share(mine, changed),
+        panel_by_member={m: ship_share([r for r in mine if r.member == m], changed) for m in members},
         community=community_read(tool),
         entry=entry_read(tool),
-        scorecard=[_entry(r, by_persona.get(r.persona_id)) for r in mine],
+        scorecard=[_entry(r, by_persona.get(r.persona_id), marks.get(r.key, [])) for r in mine],
     )
 
 
@@ -188,7 +209,7 @@ def _enforced(value: str | None) -> Enforced | None:
     return next((k for k in known if k == value), None)
 
 
-def _entry(r: ReviewRow, persona: Persona | None) -> ScorecardEntry:
+def _entry(r: ReviewRow, persona: Persona | None, marks: list[EditMark]) -> ScorecardEntry:
     answers: list[Answer] = []
     if r.data and persona is not None:
         given = r.data.get("answers", {})
@@ -210,6 +231,7 @@ def _entry(r: ReviewRow, persona: Persona | None) -> ScorecardEntry:
         asks=max(1, r.asks),
         repeat=r.repeat,
         enforced=_enforced(r.enforced),
+        edited_by_editor=marks,
     )
 
 

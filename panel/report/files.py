@@ -63,6 +63,7 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
         json.dumps(_review_line(run_id, r), ensure_ascii=False) + "\n" for r in store.iter_reviews(run_id)
     )
     write_atomic(folder / "reviews.jsonl", lines)
+    edits = store.edits(run_id)
     for tool in tools:
         record = build_record(
             run_id,
@@ -73,6 +74,7 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
             store.reviews(run_id, tool.id),
             status=status or run.status,
             repeats=int(run.config.get("repeats", 1)),
+            edits=edits,
         )
         write_atomic(folder / "tools" / f"{tool.id}.json", record.model_dump_json(indent=2) + "\n")
     return folder

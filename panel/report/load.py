@@ -22,12 +22,15 @@ def run_inputs(store: Store, run_id: str) -> tuple[RunRow, list[Tool], list[Pers
     return run, tools, personas
 
 
-def load_record(store: Store, run_id: str, status: str | None = None) -> ComparisonRecord:
+def load_record(
+    store: Store, run_id: str, status: str | None = None, *, edits: bool = True
+) -> ComparisonRecord:
     """Rebuild a run's record from the store, with the tools and personas as they were then.
 
     The record carries the run's status from the store and counts missing reviews against
     the recorded plan; `status` overrides the stored one, for a writer that builds the
-    record before it marks the run.
+    record before it marks the run. An editor's edits show in it, marked, unless `edits`
+    is False (the models' own text).
     """
     run, tools, personas = run_inputs(store, run_id)
     return build_record(
@@ -39,4 +42,5 @@ def load_record(store: Store, run_id: str, status: str | None = None) -> Compari
         store.reviews(run_id),
         status=status or run.status,
         repeats=int(run.config.get("repeats", 1)),
+        edits=store.edits(run_id) if edits else (),
     )

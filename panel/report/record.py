@@ -18,6 +18,7 @@ __all__ = [
     "CommunityVsPanel",
     "ComparisonRecord",
     "Counts",
+    "EditMark",
     "Enforced",
     "EntryRead",
     "Headline",
@@ -26,8 +27,10 @@ __all__ = [
     "PersonaAcross",
     "PersonaInfo",
     "PricingSide",
+    "Provenance",
     "RaterConsistency",
     "RepeatCell",
+    "ReviewProvenance",
     "ReviewerSplit",
     "RunState",
     "ScorecardEntry",
@@ -41,7 +44,11 @@ __all__ = [
 
 # 1.1: the panel is repeat 0 everywhere; later repeats go to `self_consistency`; `run` added.
 # 1.2: each scorecard entry says how its structure was held (`enforced`).
-RECORD_VERSION: Literal["1.2"] = "1.2"
+# 1.3: an editor's text shows in place of the model's, which each entry keeps in
+#      `edited_by_editor`; a ship share counts the verdicts an editor changed. Both are left
+#      out of a record without edits, so such a record reads as 1.2 did. A published record
+#      carries its `provenance`.
+RECORD_VERSION: Literal["1.3"] = "1.3"
 
 Enforced = Literal["grammar", "provider schema", "tool", "validated after"]
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
@@ -59,6 +66,17 @@ class ShipShare(_Model):
     failed: int = Field(ge=0)
     pct: float | None = Field(description="100 * ship / valid, or null when no review is valid.")
     display: str = Field(description="The percentage as shown on the page, or an em dash.")
+    changed_by_editor: int = Field(
+        default=0,
+        ge=0,
+        exclude_if=lambda n: n == 0,
+        description="Valid reviews whose verdict an editor changed; left out when none.",
+    )
+    note: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Said beside the percentage, e.g. '1 verdict changed by an editor'; left out when none.",
+    )
 
 
 class CommunityRead(_Model):
@@ -81,6 +99,16 @@ class Answer(_Model):
     key: str
     question: str
     answer: str
+
+
+class EditMark(_Model):
+    """A field of a review an editor changed: the entry shows the editor's text, this keeps
+    what the model wrote."""
+
+    field: str = Field(description="verdict, verdict_note, review, or answers.<question key>.")
+    original: str | None = Field(description="What the model wrote.")
+    editor: str | None = Field(description="Who edited it, when the editor gave a name.")
+    edited_at: str = Field(description="When, ISO 8601 in UTC.")
 
 
 class ScorecardEntry(_Model):
@@ -108,6 +136,14 @@ class ScorecardEntry(_Model):
             "How the reply was held to the review schema: a grammar in decoding, the provider's "
             "own schema support, a forced tool call, or only validated after it came back. "
             "Null for reviews stored before this was recorded."
+        ),
+    )
+    edited_by_editor: list[EditMark] = Field(
+        default_factory=list,
+        exclude_if=lambda marks: not marks,
+        description=(
+            "The fields an editor changed, each with the model's own text; the entry's fields "
+            "show the editor's. Left out when nothing was edited."
         ),
     )
 
@@ -266,8 +302,37 @@ class SelfConsistency(_Model):
     summary: str
 
 
+class ReviewProvenance(_Model):
+    """Who wrote one review of a published page, who changed it, and who approved it."""
+
+    tool_id: str
+    persona_id: str
+    member: str
+    repeat: int = Field(ge=0)
+    model: str = Field(description="The model that wrote the review, as backend:model.")
+    valid: bool
+    edited_fields: list[str] = Field(description="The fields an editor changed (see edited_by_editor).")
+    regenerated: int = Field(ge=0, description="Earlier reviews of this cell set aside for this one.")
+    approved: bool
+    approved_by: str | None
+    approved_at: str | None = Field(description="When it was approved, ISO 8601 in UTC.")
+
+
+class Provenance(_Model):
+    """Where a published record came from and who signed it off."""
+
+    run_id: str
+    published_at: str = Field(description="ISO 8601 in UTC.")
+    models: list[str] = Field(description="Every model that wrote a review on the page, as backend:model.")
+    approved: int = Field(ge=0, description="Reviews of the panel approved by an editor.")
+    reviews: list[ReviewProvenance]
+    warnings: list[str] = Field(
+        description="What was published without sign-off: unapproved, failed or missing reviews."
+    )
+
+
 class ComparisonRecord(_Model):
-    version: Literal["1.2"] = RECORD_VERSION
+    version: Literal["1.3"] = RECORD_VERSION
     run_id: str
     created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
     title: str
@@ -281,6 +346,11 @@ class ComparisonRecord(_Model):
     run: RunState
     self_consistency: SelfConsistency | None = Field(
         default=None, description="Later repeats against repeat 0; null when the run has one repeat."
+    )
+    provenance: Provenance | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Set on a published record (`panel view`'s publish); left out otherwise.",
     )
 
 

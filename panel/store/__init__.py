@@ -4,13 +4,15 @@ Every request is written before it is sent and its reply is written in the same
 transaction that marks it done, so a crash leaves nothing half-recorded. Keys never come
 here: requests hold messages and sampling settings, never headers or client options.
 
-`Store` is one class made of five parts, one module each: the connection (locking,
-migrations, transactions), runs, requests and replies, reviews, and the batch ledger.
+`Store` is one class made of six parts, one module each: the connection (locking,
+migrations, transactions), runs, requests and replies, reviews, the batch ledger, and an
+editor's edits, approvals and review history.
 """
 
 from __future__ import annotations
 
 from .batches import BATCH_STATES, Batches, custom_id_for, normal_state
+from .edits import EDIT_FIELDS, ApprovalRow, EditRow, Edits, HistoryRow
 from .lock import StoreBusyError
 from .migrations import MIGRATIONS
 from .requests import Requests
@@ -20,11 +22,15 @@ from .runs import Runs
 
 __all__ = [
     "BATCH_STATES",
+    "EDIT_FIELDS",
     "MIGRATIONS",
     "RUN_STATUSES",
     "UNFINISHED",
+    "ApprovalRow",
     "BatchRow",
     "CellKey",
+    "EditRow",
+    "HistoryRow",
     "ReviewRow",
     "RunRow",
     "Store",
@@ -35,7 +41,7 @@ __all__ = [
 ]
 
 
-class Store(Runs, Requests, Reviews, Batches):
+class Store(Runs, Requests, Edits, Reviews, Batches):
     """The runs folder: `panel.db` plus one folder of files per run.
 
     A writer holds the folder's write lock (see `lock.py`) for as long as the store is

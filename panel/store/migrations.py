@@ -157,10 +157,87 @@ def _m004_batch_ledger(db: sqlite3.Connection) -> None:
     )
 
 
+def _m005_editor(db: sqlite3.Connection) -> None:
+    # What an editor does to a run's reviews, kept beside what the models wrote:
+    # - review_history: a review set aside (to be regenerated), copied whole with its tokens
+    #   and cost, when and why; `last_request` is the newest request of its cell then, so the
+    #   review that replaces it counts only its own requests (reviews.requests_after).
+    # - review_edits: an editor's value for one field of a review (latest per field wins; a
+    #   NULL value goes back to the model's text), never written over the review itself.
+    # - review_approvals: an editor's yes or no on a review, latest wins.
+    # Edits and approvals of a review set aside get its history id, so they stay with it and
+    # never carry over to the review that replaces it.
+    _statements(
+        db,
+        """
+        CREATE TABLE review_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            tool_id TEXT NOT NULL,
+            persona_id TEXT NOT NULL,
+            member TEXT NOT NULL,
+            repeat INTEGER NOT NULL,
+            review_id INTEGER NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            valid INTEGER NOT NULL,
+            verdict TEXT,
+            verdict_note TEXT,
+            data TEXT,
+            error TEXT,
+            raw_reply TEXT,
+            request_id INTEGER,
+            asks INTEGER NOT NULL,
+            fingerprint TEXT,
+            copied_from TEXT,
+            enforced TEXT,
+            created_at REAL NOT NULL,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            latency_s REAL NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            last_request INTEGER NOT NULL DEFAULT 0,
+            archived_at REAL NOT NULL,
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX review_history_cell ON review_history(run_id, tool_id, persona_id, member, repeat);
+        CREATE TABLE review_edits (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            tool_id TEXT NOT NULL,
+            persona_id TEXT NOT NULL,
+            member TEXT NOT NULL,
+            repeat INTEGER NOT NULL,
+            field TEXT NOT NULL,
+            value TEXT,
+            editor TEXT,
+            created_at REAL NOT NULL,
+            history_id INTEGER REFERENCES review_history(id)
+        );
+        CREATE INDEX review_edits_run ON review_edits(run_id, history_id);
+        CREATE TABLE review_approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            tool_id TEXT NOT NULL,
+            persona_id TEXT NOT NULL,
+            member TEXT NOT NULL,
+            repeat INTEGER NOT NULL,
+            approved INTEGER NOT NULL,
+            editor TEXT,
+            created_at REAL NOT NULL,
+            history_id INTEGER REFERENCES review_history(id)
+        );
+        CREATE INDEX review_approvals_run ON review_approvals(run_id, history_id);
+        ALTER TABLE reviews ADD COLUMN requests_after INTEGER NOT NULL DEFAULT 0
+        """,
+    )
+
+
 # Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
     _m002_reserved_cost,
     _m003_structured_forms,
     _m004_batch_ledger,
+    _m005_editor,
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
 from .connection import Connection
@@ -34,8 +35,11 @@ class Reviews(Connection):
         self.db.execute(
             """INSERT INTO reviews (run_id, tool_id, persona_id, member, repeat, backend, model,
                    valid, verdict, verdict_note, data, error, raw_reply, request_id, asks,
-                   fingerprint, copied_from, created_at, enforced)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   fingerprint, copied_from, created_at, enforced, requests_after)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                   -- a regenerated review counts only the requests after the one set aside
+                   COALESCE((SELECT MAX(last_request) FROM review_history h WHERE h.run_id = ?
+                       AND h.tool_id = ? AND h.persona_id = ? AND h.member = ? AND h.repeat = ?), 0))""",
             (
                 run_id,
                 key.tool_id,
@@ -56,6 +60,8 @@ class Reviews(Connection):
                 copied_from,
                 time.time(),
                 enforced,
+                run_id,
+                *key,
             ),
         )
 
@@ -114,6 +120,13 @@ class Reviews(Connection):
         """A run's reviews one at a time, for runs too large to hold at once."""
         return self._reviews("rv.run_id = ?", (run_id,))
 
+    @cached_property
+    def _own_requests(self) -> str:
+        # A review counts only its own requests, not those of a review set aside before it
+        # (see Edits.archive_review); a store read before its migration has no such column.
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(reviews)")}
+        return " AND rq.id > rv.requests_after" if "requests_after" in columns else ""
+
     def _reviews(self, where: str, args: tuple[Any, ...]) -> Iterator[ReviewRow]:
         cursor = self.db.execute(
             f"""SELECT rv.*,
@@ -124,7 +137,7 @@ class Reviews(Connection):
                FROM reviews rv
                LEFT JOIN requests rq ON rq.run_id = rv.run_id AND rq.tool_id = rv.tool_id
                     AND rq.persona_id = rv.persona_id AND rq.member = rv.member
-                    AND rq.repeat = rv.repeat
+                    AND rq.repeat = rv.repeat{self._own_requests}
                LEFT JOIN replies rp ON rp.request_id = rq.id
                WHERE {where} GROUP BY rv.id ORDER BY rv.id""",
             args,

@@ -1,0 +1,280 @@
+"""What an editor does to a run's reviews: edits, approvals, and reviews set aside to be
+regenerated. None of it writes over what a model wrote.
+
+- An edit is an editor's value for one field of a review (`EDIT_FIELDS`, or `answers.<key>`),
+  stored beside the review; the latest edit of a field wins, and an edit to None goes back
+  to the model's text.
+- An approval is a yes or no on a review; the latest wins.
+- `archive_review` copies a review whole into `review_history` (with its tokens and cost,
+  when and why) and frees its cell for a new review. Its edits and approvals go with it, so
+  the new review starts unedited and unapproved. Every other reader (records, agreement,
+  resume) reads the `reviews` table, which holds only the current review of each cell.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from ..errors import UserError, shown
+from .reviews import Reviews
+from .rows import CellKey, ReviewRow
+
+__all__ = ["EDIT_FIELDS", "ApprovalRow", "EditRow", "Edits", "HistoryRow"]
+
+#: the fields of a review an editor may change, besides `answers.<question key>`
+EDIT_FIELDS = ("verdict", "verdict_note", "review")
+_ANSWER = "answers."
+_CELL = "run_id = ? AND tool_id = ? AND persona_id = ? AND member = ? AND repeat = ?"
+
+
+@dataclass(frozen=True)
+class EditRow:
+    """An editor's value for one field of a review."""
+
+    key: CellKey
+    field: str
+    value: str
+    editor: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    key: CellKey
+    approved: bool
+    editor: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """A review set aside: as the model wrote it, with the edits and approval it had then."""
+
+    id: int
+    review: ReviewRow
+    #: when the model's review was stored, and when it was set aside
+    created_at: float
+    archived_at: float
+    reason: str
+    edits: list[EditRow]
+    approval: ApprovalRow | None
+
+
+def _cell(key: CellKey) -> str:
+    repeat = f" (repeat {key.repeat})" if key.repeat else ""
+    return f"{key.tool_id} by {key.persona_id} on {key.member}{repeat}"
+
+
+class Edits(Reviews):
+    def edit_review(
+        self, run_id: str, key: CellKey, field: str, value: str | None, editor: str | None = None
+    ) -> None:
+        """Store an editor's value for one field of a review (None: back to the model's text).
+
+        Raises UserError, one line, for a review that is missing or failed, an unknown field
+        or question, a verdict the persona does not give, or empty text.
+        """
+        review = self._current(run_id, key)
+        if value is not None:
+            value = value.strip()
+            if not value:
+                raise UserError(f"{field} of {_cell(key)}: give some text, or None for the model's own")
+        persona = self._persona(run_id, key.persona_id)
+        if field == "verdict":
+            verdicts = persona.get("verdicts") or ["ship", "skip"]
+            if value is not None and value not in verdicts:
+                raise UserError(f"verdict {shown(value)} of {_cell(key)}: use one of {', '.join(verdicts)}")
+        elif field.startswith(_ANSWER):
+            keys = [str(q["key"]) for q in persona.get("questions", [])]
+            if field[len(_ANSWER) :] not in keys:
+                raise UserError(
+                    f"{shown(field)} of {_cell(key)}: the persona asks "
+                    + ", ".join(_ANSWER + k for k in keys)
+                )
+        elif field not in EDIT_FIELDS:
+            raise UserError(
+                f"cannot edit {shown(field)} of a review: "
+                f"edit one of {', '.join(EDIT_FIELDS)} or answers.<key>"
+            )
+        if not review.valid:
+            raise UserError(f"the review of {_cell(key)} failed: regenerate it rather than edit it")
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO review_edits (run_id, tool_id, persona_id, member, repeat, field,
+                       value, editor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (run_id, *key, field, value, editor, time.time()),
+            )
+
+    @cached_property
+    def _editor_tables(self) -> bool:
+        """Whether the store has the editor's tables (a store read before its migration has not)."""
+        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'review_edits'").fetchone()
+        return row is not None
+
+    def edits(self, run_id: str) -> list[EditRow]:
+        """The editor's values in force on a run's current reviews: the latest of each field,
+        leaving out fields sent back to the model's text. Ordered by cell, then field."""
+        if not self._editor_tables:
+            return []
+        rows = self.db.execute(
+            """SELECT e.* FROM review_edits e
+               WHERE e.run_id = ? AND e.history_id IS NULL AND e.id = (
+                   SELECT MAX(l.id) FROM review_edits l WHERE l.run_id = e.run_id
+                     AND l.tool_id = e.tool_id AND l.persona_id = e.persona_id
+                     AND l.member = e.member AND l.repeat = e.repeat AND l.field = e.field
+                     AND l.history_id IS NULL)
+               ORDER BY e.tool_id, e.persona_id, e.member, e.repeat, e.field""",
+            (run_id,),
+        )
+        return [_edit(r) for r in rows if r["value"] is not None]
+
+    def approve(self, run_id: str, key: CellKey, approved: bool = True, editor: str | None = None) -> None:
+        """Approve a review (or take the approval back); the latest call wins."""
+        self._current(run_id, key)
+        with self.transaction() as db:
+            db.execute(
+                """INSERT INTO review_approvals (run_id, tool_id, persona_id, member, repeat,
+                       approved, editor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (run_id, *key, int(approved), editor, time.time()),
+            )
+
+    def approvals(self, run_id: str) -> dict[CellKey, ApprovalRow]:
+        """The latest approval (yes or no) of each current review that has one."""
+        if not self._editor_tables:
+            return {}
+        rows = self.db.execute(
+            """SELECT * FROM review_approvals WHERE run_id = ? AND history_id IS NULL ORDER BY id""",
+            (run_id,),
+        )
+        found = {}
+        for r in rows:
+            row = _approval(r)
+            found[row.key] = row
+        return found
+
+    def archive_review(self, run_id: str, key: CellKey, reason: str) -> int:
+        """Set a review aside before it is regenerated; returns its history id.
+
+        The review is copied whole into the history (with its tokens and cost), its edits and
+        approvals go with it, and its cell is left empty for the new review (so a resume, too,
+        reviews it again).
+        """
+        if not reason.strip():
+            raise UserError(f"say why the review of {_cell(key)} is set aside")
+        review = self._current(run_id, key)
+        with self.transaction() as db:
+            last = db.execute(f"SELECT COALESCE(MAX(id), 0) FROM requests WHERE {_CELL}", (run_id, *key))
+            cur = db.execute(
+                f"""INSERT INTO review_history (run_id, tool_id, persona_id, member, repeat,
+                       review_id, backend, model, valid, verdict, verdict_note, data, error,
+                       raw_reply, request_id, asks, fingerprint, copied_from, enforced, created_at,
+                       input_tokens, output_tokens, latency_s, cost_usd, last_request,
+                       archived_at, reason)
+                   SELECT run_id, tool_id, persona_id, member, repeat, id, backend, model, valid,
+                       verdict, verdict_note, data, error, raw_reply, request_id, asks,
+                       fingerprint, copied_from, enforced, created_at, ?, ?, ?, ?, ?, ?, ?
+                   FROM reviews WHERE {_CELL}""",
+                (
+                    review.input_tokens,
+                    review.output_tokens,
+                    review.latency_s,
+                    review.cost_usd,
+                    int(last.fetchone()[0]),
+                    time.time(),
+                    reason.strip(),
+                    run_id,
+                    *key,
+                ),
+            )
+            history_id = cur.lastrowid
+            assert history_id is not None
+            for table in ("review_edits", "review_approvals"):
+                db.execute(
+                    f"UPDATE {table} SET history_id = ? WHERE {_CELL} AND history_id IS NULL",
+                    (history_id, run_id, *key),
+                )
+            db.execute(f"DELETE FROM reviews WHERE {_CELL}", (run_id, *key))
+        return history_id
+
+    def review_history(self, run_id: str, key: CellKey) -> list[HistoryRow]:
+        """The reviews of a cell set aside so far, oldest first (the current one is not here)."""
+        if not self._editor_tables:
+            return []
+        rows = self.db.execute(f"SELECT * FROM review_history WHERE {_CELL} ORDER BY id", (run_id, *key))
+        out = []
+        for r in rows.fetchall():
+            edits = self.db.execute(
+                "SELECT * FROM review_edits WHERE history_id = ? ORDER BY id", (r["id"],)
+            ).fetchall()
+            latest: dict[str, Any] = {}
+            for e in edits:
+                latest[e["field"]] = e
+            approvals = self.db.execute(
+                "SELECT * FROM review_approvals WHERE history_id = ? ORDER BY id DESC LIMIT 1", (r["id"],)
+            ).fetchone()
+            out.append(
+                HistoryRow(
+                    id=r["id"],
+                    review=_review(r),
+                    created_at=r["created_at"],
+                    archived_at=r["archived_at"],
+                    reason=r["reason"],
+                    edits=[_edit(e) for e in latest.values() if e["value"] is not None],
+                    approval=None if approvals is None else _approval(approvals),
+                )
+            )
+        return out
+
+    def _current(self, run_id: str, key: CellKey) -> ReviewRow:
+        review = self.review(run_id, key)
+        if review is None:
+            raise UserError(f"no review of {_cell(key)} in run '{run_id}'")
+        return review
+
+    def _persona(self, run_id: str, persona_id: str) -> dict[str, Any]:
+        row = self.db.execute(
+            "SELECT data FROM run_personas WHERE run_id = ? AND persona_id = ?", (run_id, persona_id)
+        ).fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
+
+
+def _key(r: Any) -> CellKey:
+    return CellKey(r["tool_id"], r["persona_id"], r["member"], r["repeat"])
+
+
+def _edit(r: Any) -> EditRow:
+    return EditRow(_key(r), r["field"], r["value"], r["editor"], r["created_at"])
+
+
+def _approval(r: Any) -> ApprovalRow:
+    return ApprovalRow(_key(r), bool(r["approved"]), r["editor"], r["created_at"])
+
+
+def _review(r: Any) -> ReviewRow:
+    """A review set aside, as `review_history` holds it."""
+    return ReviewRow(
+        tool_id=r["tool_id"],
+        persona_id=r["persona_id"],
+        member=r["member"],
+        backend=r["backend"],
+        model=r["model"],
+        valid=bool(r["valid"]),
+        verdict=r["verdict"],
+        verdict_note=r["verdict_note"],
+        data=json.loads(r["data"]) if r["data"] else None,
+        error=r["error"],
+        raw_reply=r["raw_reply"],
+        asks=r["asks"],
+        input_tokens=r["input_tokens"],
+        output_tokens=r["output_tokens"],
+        latency_s=r["latency_s"],
+        repeat=r["repeat"],
+        cost_usd=r["cost_usd"],
+        fingerprint=r["fingerprint"],
+        copied_from=r["copied_from"],
+        enforced=r["enforced"],
+    )

@@ -1,0 +1,154 @@
+"""An editor's edits in the record and on the pages, and publishing the approved page."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from panel.errors import UserError
+from panel.report.load import load_record
+from panel.report.publish import publish
+from panel.report.render import render_html, render_markdown
+from panel.resources import data_dir
+from panel.store import CellKey, Store
+
+KEY = CellKey("ollama", "builder", "fake:schema")
+
+
+@pytest.fixture
+def made(cli: Any, runs_dir: Path) -> str:
+    """A finished compare run on the fake backend: 2 tools x 2 personas, one member."""
+    out = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "-p", "skeptic", "--json",
+              "--out", str(runs_dir))  # fmt: skip
+    assert out.code == 0, out.err
+    return str(json.loads(out.out)["run_id"])
+
+
+@pytest.fixture
+def store(made: str, runs_dir: Path) -> Iterator[Store]:
+    with Store(runs_dir) as opened:
+        yield opened
+
+
+def _entry(record: Any, key: CellKey) -> Any:
+    (tool,) = [t for t in record.tools if t.id == key.tool_id]
+    (entry,) = [e for e in tool.scorecard if (e.persona_id, e.member) == (key.persona_id, key.member)]
+    return tool, entry
+
+
+def _flip(verdict: str | None) -> str:
+    return "skip" if verdict == "ship" else "ship"
+
+
+def test_the_record_shows_the_editors_text_and_keeps_the_models(store: Store, made: str) -> None:
+    model = store.review(made, KEY)
+    assert model is not None and model.data is not None
+    store.edit_review(made, KEY, "verdict_note", "An editor's note.", editor="ana")
+    store.edit_review(made, KEY, "verdict", _flip(model.verdict), editor="ana")
+    store.edit_review(made, KEY, "answers.gripe", "Fixed answer.")
+    store.edit_review(made, KEY, "review", model.data["review"])  # the model's own text: no mark
+    record = load_record(store, made)
+    tool, entry = _entry(record, KEY)
+    assert (entry.verdict, entry.verdict_note) == (_flip(model.verdict), "An editor's note.")
+    assert [a.answer for a in entry.answers if a.key == "gripe"] == ["Fixed answer."]
+    marks = {m.field: (m.original, m.editor) for m in entry.edited_by_editor}
+    assert marks == {
+        "verdict_note": (model.verdict_note, "ana"),
+        "verdict": (model.verdict, "ana"),
+        "answers.gripe": (model.data["answers"]["gripe"], None),
+    }
+    assert tool.panel.changed_by_editor == 1 and tool.panel.note == "1 verdict changed by an editor"
+    ships = sum(1 for e in tool.scorecard if e.verdict == "ship")
+    assert tool.panel.ship == ships  # the share counts the editor's verdict
+    unedited = load_record(store, made, edits=False)
+    assert _entry(unedited, KEY)[1].verdict_note == model.verdict_note
+    assert "edited_by_editor" not in unedited.model_dump_json()
+    jsonschema.validate(
+        json.loads(record.model_dump_json()),
+        json.loads((data_dir("schema") / "comparison.schema.json").read_text()),
+    )
+
+
+def test_the_pages_mark_what_an_editor_changed(store: Store, made: str) -> None:
+    model = store.review(made, KEY)
+    assert model is not None
+    store.edit_review(made, KEY, "verdict_note", "<b>Editor</b> says so", editor="ana")
+    store.edit_review(made, KEY, "verdict", _flip(model.verdict))
+    record = load_record(store, made)
+    md, html = render_markdown(record), render_html(record)
+    assert "\\<b\\>Editor\\</b\\> says so *(edited)*" not in md  # Markdown escapes < and >
+    assert "&lt;b&gt;Editor&lt;/b&gt; says so *(edited)*" in md
+    assert "*(verdict edited)*" in md and "Edited by ana" in md
+    assert "1 verdict changed by an editor" in md
+    assert '&lt;b&gt;Editor&lt;/b&gt; says so<span class="edited"' in html and "<b>Editor" not in html
+    assert html.count('class="edited"') == 2 and 'class="review is-' in html and "is-edited" in html
+    assert "1 verdict changed by an editor" in html
+
+
+def test_publish_refuses_while_reviews_are_unapproved_then_writes_with_provenance(
+    store: Store, made: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "published"
+    store.edit_review(made, KEY, "verdict_note", "Checked by an editor.", editor="ana")
+    store.approve(made, KEY, editor="ana")
+    with pytest.raises(UserError) as refused:
+        publish(store, made, out)
+    line = str(refused.value)
+    assert "\n" not in line and "3 unapproved" in line and "vllm/skeptic/fake:schema" in line
+    assert not out.exists()
+
+    for review in store.reviews(made):
+        store.approve(made, review.key, editor="ben" if review.key != KEY else "ana")
+    paths, warnings = publish(store, made, out)
+    assert warnings == [] and sorted(p.name for p in paths) == [
+        "comparison.html",
+        "comparison.json",
+        "comparison.md",
+    ]
+    record = json.loads((out / "comparison.json").read_text())
+    jsonschema.validate(record, json.loads((data_dir("schema") / "comparison.schema.json").read_text()))
+    prov = record["provenance"]
+    assert prov["run_id"] == made and prov["models"] == ["fake:schema"] and prov["approved"] == 4
+    mine = [r for r in prov["reviews"] if (r["tool_id"], r["persona_id"]) == ("ollama", "builder")]
+    assert [(r["edited_fields"], r["approved_by"]) for r in mine] == [(["verdict_note"], "ana")]
+    assert all(r["approved_at"] for r in prov["reviews"])
+    assert "Checked by an editor." in (out / "comparison.md").read_text()
+    assert "4 of 4 reviews approved" in (out / "comparison.html").read_text()
+    assert list(out.glob(".*.tmp")) == []  # written atomically: no temporary file left
+
+
+def test_publish_with_unapproved_or_failed_reviews_when_allowed_warns(
+    store: Store, made: str, tmp_path: Path
+) -> None:
+    failed = CellKey("vllm", "builder", "fake:schema")
+    store.archive_review(made, failed, "regenerate")
+    store.save_review(made, failed, "fake", "schema", data=None, error="timed out", raw_reply=None,
+                      request_id=None, asks=2)  # fmt: skip
+    with pytest.raises(UserError, match=r"3 unapproved .*; 1 failed \(vllm/builder/fake:schema\)"):
+        publish(store, made, tmp_path / "out")
+    paths, warnings = publish(store, made, tmp_path / "out", allow_unapproved=True)
+    assert len(paths) == 3
+    assert warnings == [
+        "published with 3 unapproved (ollama/builder/fake:schema, ollama/skeptic/fake:schema, "
+        "vllm/skeptic/fake:schema)",
+        "published with 1 failed (vllm/builder/fake:schema)",
+    ]
+    record = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert record["provenance"]["warnings"] == warnings
+    reviews = record["provenance"]["reviews"]
+    (regenerated,) = [r for r in reviews if (r["tool_id"], r["persona_id"]) == failed[:2]]
+    assert regenerated["regenerated"] == 1 and regenerated["valid"] is False
+    assert "published with 1 failed" in (tmp_path / "out" / "comparison.html").read_text()
+
+
+def test_publish_refuses_a_run_with_missing_reviews(store: Store, made: str, tmp_path: Path) -> None:
+    for review in store.reviews(made):
+        store.approve(made, review.key)
+    store.archive_review(made, KEY, "regenerate")  # set aside, not yet regenerated
+    with pytest.raises(UserError, match="1 missing"):
+        publish(store, made, tmp_path / "out")
