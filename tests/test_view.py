@@ -272,3 +272,17 @@ def test_the_command_names_the_extra_when_it_is_missing(cli: Any, tmp_path: Path
         result.err.strip()
         == "error: panel view needs the Python package 'uvicorn': pip install 'toolpanel[view]'"
     )
+
+
+def test_runs_list_pages(client: TestClient, store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from panel.view import data
+
+    monkeypatch.setattr(data, "PER_PAGE", 2)
+    ids = _runs(store_dir)
+    first, second = client.get("/").text, client.get("/", params={"page": "2"}).text
+    assert "3 runs, page 1 of 2" in first and 'rel="next"' in first and 'rel="prev"' not in first
+    assert ids["review"] in first and ids["stopped"] in first and ids["hostile"] not in first
+    assert ids["hostile"] in second and 'rel="prev"' in second
+    assert "page 2 of 2" in client.get("/", params={"page": "99"}).text  # past the end: the last page
+    only_done = client.get("/", params={"status": "done", "page": "x"}).text
+    assert "2 runs" in only_done and "page" not in only_done.split("<caption>")[1].split("</caption>")[0]

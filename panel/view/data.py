@@ -1,13 +1,13 @@
 """What the view's pages show, read from a store opened read-only.
 
-The list of runs comes from `Store.list_runs` (the statuses as `panel runs` shows them);
-the tools, spend and per-tool counts are read with a few aggregate queries of their own,
-so the list of a thousand runs costs a handful of queries, not a few per run.
+The runs list reads the runs table for the ids that match, then only the page's runs whole
+(`Store.get_run`, with their reviews counted and their spend summed), so its cost does not
+grow with the reviews of the runs it does not show. These queries read tables the store
+owns; they belong in `panel.store` once its schema settles (a paged `list_runs`).
 """
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -53,10 +53,39 @@ class RunsPage:
     tool_choices: list[tuple[str, str]]
 
 
-def _run_tools(store: Store) -> dict[str, list[tuple[str, str]]]:
+def _matching(store: Store, status: str | None, tool: str | None) -> list[str]:
+    """The ids of the runs that match, newest first: one query of the runs table alone.
+
+    A run marked running whose process is gone counts as interrupted, as in `panel runs`.
+    """
+    where, args = [], []
+    if status is not None:
+        where.append("status IN (?, 'running')")
+        args.append(status)
+    if tool is not None:
+        where.append("id IN (SELECT run_id FROM run_tools WHERE tool_id = ?)")
+        args.append(tool)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = store.db.execute(
+        f"SELECT id, status FROM runs {clause} ORDER BY created_at DESC, rowid DESC", args
+    )
+    found = [(str(run_id), str(state)) for run_id, state in rows]
+    if status is None:
+        return [run_id for run_id, _ in found]
+    alive = store.writer_alive() if any(state == "running" for _, state in found) else False
+    live = {"running": "running" if alive else "interrupted"}
+    return [run_id for run_id, state in found if live.get(state, state) == status]
+
+
+def _marks(ids: list[str]) -> str:
+    return ", ".join("?" * len(ids))
+
+
+def _run_tools(store: Store, run_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
     rows = store.db.execute(
         "SELECT run_id, tool_id, COALESCE(json_extract(data, '$.name'), tool_id) "
-        "FROM run_tools ORDER BY run_id, position"
+        f"FROM run_tools WHERE run_id IN ({_marks(run_ids)}) ORDER BY run_id, position",
+        run_ids,
     )
     tools: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for run_id, tool_id, name in rows:
@@ -64,35 +93,47 @@ def _run_tools(store: Store) -> dict[str, list[tuple[str, str]]]:
     return tools
 
 
-def _spend(store: Store, run_ids: list[str]) -> dict[str, float]:
-    if not run_ids:
-        return {}
-    marks = ", ".join("?" * len(run_ids))
-    rows = store.db.execute(
-        f"""SELECT rq.run_id, SUM(rp.cost_usd) FROM requests rq JOIN replies rp ON rp.request_id = rq.id
-            WHERE rq.run_id IN ({marks}) GROUP BY rq.run_id""",
+def _counts(store: Store, run_ids: list[str]) -> dict[str, tuple[int, int, float]]:
+    """Reviews, valid reviews and spend (USD) of each run."""
+    reviews = store.db.execute(
+        f"""SELECT run_id, COUNT(*), SUM(valid) FROM reviews
+            WHERE run_id IN ({_marks(run_ids)}) GROUP BY run_id""",
         run_ids,
     )
-    return {str(run_id): float(cost or 0.0) for run_id, cost in rows}
+    spend = store.db.execute(
+        f"""SELECT rq.run_id, SUM(rp.cost_usd) FROM requests rq JOIN replies rp ON rp.request_id = rq.id
+            WHERE rq.run_id IN ({_marks(run_ids)}) GROUP BY rq.run_id""",
+        run_ids,
+    )
+    usd = {str(run_id): float(cost or 0.0) for run_id, cost in spend}
+    return {str(r): (int(n), int(ok or 0), usd.get(str(r), 0.0)) for r, n, ok in reviews}
+
+
+def _tool_choices(store: Store) -> list[tuple[str, str]]:
+    rows = store.db.execute(
+        "SELECT tool_id, COALESCE(json_extract(data, '$.name'), tool_id) FROM run_tools GROUP BY tool_id"
+    )
+    return sorted(((str(t), str(n)) for t, n in rows), key=lambda p: (p[1].lower(), p[0]))
 
 
 def list_runs(store: Store, status: str | None, tool: str | None, page: int) -> RunsPage:
-    """One page of runs, newest first, of one status and with one tool if asked."""
-    found = store.list_runs(sys.maxsize, status)
-    tools = _run_tools(store)
-    if tool:
-        found = [f for f in found if any(tid == tool for tid, _ in tools.get(f[0].id, ()))]
-    pages = max(1, -(-len(found) // PER_PAGE))
+    """One page of runs, newest first, of one status and with one tool if asked.
+
+    Only the runs on the page are read whole, so a page costs the same in a store of ten
+    runs or ten thousand (but for one query over the runs table, and one over its tools).
+    """
+    matched = _matching(store, status, tool)
+    pages = max(1, -(-len(matched) // PER_PAGE))
     page = min(max(1, page), pages)
-    shown = found[(page - 1) * PER_PAGE : page * PER_PAGE]
-    spend = _spend(store, [run.id for run, _, _ in shown])
-    choices = sorted({pair for pairs in tools.values() for pair in pairs}, key=lambda p: (p[1].lower(), p[0]))
-    unique = list({tid: (tid, name) for tid, name in choices}.values())
+    ids = matched[(page - 1) * PER_PAGE : page * PER_PAGE]
+    runs = [run for run in map(store.get_run, ids) if run is not None]
+    tools = _run_tools(store, ids) if ids else {}
+    counts = _counts(store, ids) if ids else {}
     summaries = [
-        RunSummary(run, run_kind(run), tools.get(run.id, []), n, ok, spend.get(run.id, 0.0))
-        for run, n, ok in shown
+        RunSummary(run, run_kind(run), tools.get(run.id, []), *counts.get(run.id, (0, 0, 0.0)))
+        for run in runs
     ]
-    return RunsPage(summaries, len(found), page, pages, unique)
+    return RunsPage(summaries, len(matched), page, pages, _tool_choices(store))
 
 
 @dataclass(frozen=True)
