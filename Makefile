@@ -65,6 +65,7 @@ bench: setup
 	$(BIN)/python bench/bench_throughput.py
 	$(BIN)/python bench/bench_batch.py
 	$(BIN)/python bench/bench_agreement.py
+	$(BIN)/python bench/bench_view.py
 
 clean:
 	rm -rf $(VENV) runs/*/ runs/panel.db*

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import socket
 import statistics
 import sys
@@ -116,6 +117,7 @@ def main() -> None:
             server.should_exit = True
             thread.join()
 
+    summary: dict[str, object] = {"runs": args.runs, "requests": args.requests}
     print(f"median (min-max) of {args.requests} requests, ms")
     print(f"{'page':<48} {'TestClient':>22} {'uvicorn, loopback':>22}")
     for name in paths:
@@ -124,6 +126,10 @@ def main() -> None:
             ms = [t * 1000 for t in times]
             cells.append(f"{statistics.median(ms):.1f} ({min(ms):.1f}-{max(ms):.1f})")
         print(f"{name:<48} {cells[0]:>22} {cells[1]:>22}")
+        key = name.split(" (")[0].replace(", ", "_").replace(" ", "_")
+        summary[f"{key}_ms_median"] = round(statistics.median(in_process[name]) * 1000, 1)
+        summary[f"{key}_http_ms_median"] = round(statistics.median(over_http[name]) * 1000, 1)
+    print("summary " + json.dumps(summary))
 
 
 if __name__ == "__main__":

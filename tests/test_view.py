@@ -286,3 +286,16 @@ def test_runs_list_pages(client: TestClient, store_dir: Path, monkeypatch: pytes
     assert "page 2 of 2" in client.get("/", params={"page": "99"}).text  # past the end: the last page
     only_done = client.get("/", params={"status": "done", "page": "x"}).text
     assert "2 runs" in only_done and "page" not in only_done.split("<caption>")[1].split("</caption>")[0]
+
+
+def test_viewing_takes_no_lock_and_writes_nothing(tmp_path: Path) -> None:
+    """A run can be going (its writer holding the store's lock) while the view reads."""
+    runs = tmp_path / "runs"
+    plan = plan_compare(["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"])
+    with Store(runs) as writer:
+        run_id, _ = asyncio.run(run_plan(plan, writer, "panel compare", options=RunOptions(kind="compare")))
+        before = sorted(p.name for p in runs.iterdir())
+        with TestClient(create_app(runs, None), base_url=BASE) as test_client:
+            assert test_client.get("/").status_code == 200
+            assert test_client.get(f"/runs/{run_id}").status_code == 200
+        assert sorted(p.name for p in runs.iterdir()) == before
