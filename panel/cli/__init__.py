@@ -9,6 +9,7 @@ from ..text import for_console
 from . import backends, batches, past, personas, run
 from .agreement import agreement
 from .apps import app, err_console, notices
+from .view import view
 
 __all__ = ["app", "main"]
 
@@ -16,6 +17,7 @@ __all__ = ["app", "main"]
 COMMAND_GROUPS = (backends, batches, past, personas, run)
 
 app.command("agreement")(agreement)
+app.command("view")(view)
 
 
 def main() -> None:

@@ -1,0 +1,105 @@
+"""`panel view`: serve the local web app over a runs folder; opens no browser, prints the URL.
+
+The app lives in :mod:`panel.view` (it needs the `view` extra, so it is imported only when
+the command runs); this module decides the address and the token and starts the server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import MissingExtraError, UserError
+from ..text import for_console
+from ..view.bind import Binding, decide_binding
+from .apps import err_console, out_console
+
+__all__ = ["check_view_extra", "open_socket", "view"]
+
+#: the modules the app needs, each with the name pip installs it by
+_NEEDED = (("starlette", "starlette"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart"))
+
+
+def check_view_extra() -> None:
+    for module, package in _NEEDED:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError("panel view", package, "view")
+
+
+def view(
+    runs: Annotated[
+        Path,
+        typer.Option("--runs", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
+    ] = Path("runs"),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")] = 8765,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to bind. Anything but loopback needs a token (one is made if none is given)."
+        ),
+    ] = "127.0.0.1",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PANEL_VIEW_TOKEN", help="Token every request must carry (a cookie after the first visit)."
+        ),
+    ] = None,
+) -> None:
+    """Serve a local web app over the runs: the list, and each run's comparison page.
+
+    It reads the store read-only, opens nothing by itself, and prints the URL to open.
+    """
+    try:
+        check_view_extra()
+    except MissingExtraError as exc:
+        # Printed here, escaped: the generic handler would read "[view]" as rich markup.
+        err_console.print(f"[bold red]error:[/] {for_console(exc)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    binding = decide_binding(host, port, token)
+    sock = open_socket(binding)
+    binding = Binding(binding.host, sock.getsockname()[1], binding.token, binding.generated)
+    _serve(runs, binding, sock)
+
+
+def open_socket(binding: Binding) -> socket.socket:
+    """The listening socket, bound before the URL is printed: a busy port is one line, and
+    port 0 becomes the port actually taken."""
+    family = socket.AF_INET6 if ":" in binding.host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((binding.host.strip("[]"), binding.port))
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        reason = getattr(exc, "strerror", None) or exc
+        raise UserError(f"cannot listen on {binding.host} port {binding.port}: {reason}") from None
+    return sock
+
+
+def _serve(runs: Path, binding: Binding, sock: socket.socket) -> None:
+    import uvicorn
+
+    from ..view.app import create_app
+
+    app = create_app(runs, binding.token, host=binding.host, port=binding.port)
+    out_console.print(
+        f"panel view: serving {for_console(runs)} at {binding.url}", highlight=False, soft_wrap=True
+    )
+    if binding.generated:
+        out_console.print(
+            f"{binding.host} is not loopback: every request needs this token: {binding.token}",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    if binding.token is not None:
+        out_console.print(f"open: {binding.first_url}", markup=False, highlight=False, soft_wrap=True)
+    out_console.print("Ctrl-C stops it.", highlight=False)
+    # No access log: a first visit's URL carries the token, and it must not reach a log.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

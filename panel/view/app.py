@@ -1,0 +1,46 @@
+"""The Starlette app of `panel view`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
+
+from .bind import is_loopback
+from .pages import http_error, not_found, routes, server_error
+from .security import Guard, SecurityMiddleware
+
+__all__ = ["ViewApp", "create_app"]
+
+
+class ViewApp(Starlette):
+    """Starlette with the security middleware outermost, around its own error handling, so
+    that a refusal, a 404 and a 500 carry the same headers as every page."""
+
+    guard: Guard
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityMiddleware(super().build_middleware_stack(), self.guard)
+
+
+def create_app(
+    runs: Path,
+    token: str | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The app over the runs folder `runs`, read-only. With `token`, every request must carry
+    it; bound to loopback (`host`), a request naming another host is refused."""
+    app = ViewApp(
+        routes=[*routes(), *extra_routes],
+        exception_handlers={404: not_found, HTTPException: http_error, Exception: server_error},
+    )
+    app.guard = Guard.for_binding(host, port, token, is_loopback(host))
+    app.state.runs = Path(runs)
+    return app

@@ -1,0 +1,301 @@
+"""`panel view`: the runs list and comparison pages over a store made with the `fake` backend,
+the headers and refusals every request meets, and the command's choice of address and token."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from panel.run.plan import RunOptions, plan_compare, plan_run, run_plan
+from panel.store import Store
+from panel.view.app import create_app
+from panel.view.bind import decide_binding
+from panel.view.security import CSP, CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE
+
+from .conftest import EXAMPLE_CATALOG
+
+BASE = "http://127.0.0.1:8765"
+INJECTED_NAME = "<script>document.title='pwned'</script>"
+INJECTED_IMG = "<img src=x onerror=\"document.title='pwned'\">"
+CONTROLS = "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07 \x1b[2J\u202e"
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with a compare run of a hostile tool, a stopped compare run and a review run."""
+    tmp = tmp_path_factory.mktemp("view")
+    source = yaml.safe_load(EXAMPLE_CATALOG.read_text(encoding="utf-8"))
+    tools = {t["id"]: t for t in source["tools"]}
+    hostile = dict(tools["ollama"], name=INJECTED_NAME)
+    hostile["description"] = f"{hostile['description']} {INJECTED_IMG} {CONTROLS}"
+    catalog = tmp / "catalog.yaml"
+    catalog.write_text(yaml.safe_dump({"tools": [*list(tools.values())[:4], hostile, tools["vllm"]]}))
+    runs = tmp / "runs"
+    with Store(runs) as store:
+        plan = plan_compare(["ollama", "vllm"], catalog=catalog, backends=["fake", "fake:other"])
+        asyncio.run(run_plan(plan, store, "panel compare ollama vllm", options=RunOptions(kind="compare")))
+        plan = plan_compare(["smolvlm2-2b", "moondream2"], catalog=catalog, backends=["fake"])
+        stopped, _ = asyncio.run(run_plan(plan, store, "panel compare", options=RunOptions(kind="compare")))
+        store.finish_run(stopped, "stopped")
+        plan = plan_run(["smolvlm2-2b", "mistral-large-3", "moondream2"], catalog=catalog, backends=["fake"])
+        asyncio.run(run_plan(plan, store, "panel review", options=RunOptions(kind="review")))
+    return runs
+
+
+def _runs(store_dir: Path) -> dict[str, str]:
+    """Run id by a short name: hostile (compare), stopped (compare), review."""
+    with Store(store_dir, readonly=True) as store:
+        found = store.list_runs(10)
+    by_status = {run.status: run.id for run, _, _ in found if run.status == "stopped"}
+    done = [run.id for run, _, _ in reversed(found) if run.status == "done"]
+    return {"hostile": done[0], "stopped": by_status["stopped"], "review": done[1]}
+
+
+@pytest.fixture
+def client(store_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(store_dir, None, port=8765), base_url=BASE) as test_client:
+        yield test_client
+
+
+def test_runs_list_shows_every_run_with_its_figures(client: TestClient, store_dir: Path) -> None:
+    ids = _runs(store_dir)
+    page = client.get("/")
+    assert page.status_code == 200
+    for run_id in ids.values():
+        assert f'href="/runs/{run_id}"' in page.text
+    assert "fake:other" in page.text  # members
+    assert "vLLM" in page.text and "Moondream" in page.text  # tools
+    assert page.text.count('class="status status-done"') == 2
+    assert page.text.count('class="status status-stopped"') == 1
+    assert "3 runs" in page.text
+
+
+def test_runs_list_filters_by_status_and_tool(client: TestClient, store_dir: Path) -> None:
+    ids = _runs(store_dir)
+    stopped = client.get("/", params={"status": "stopped"}).text
+    assert ids["stopped"] in stopped and ids["hostile"] not in stopped and ids["review"] not in stopped
+    by_tool = client.get("/", params={"tool": "moondream2"}).text
+    assert ids["stopped"] in by_tool and ids["review"] in by_tool and ids["hostile"] not in by_tool
+    both = client.get("/", params={"status": "done", "tool": "moondream2"}).text
+    assert ids["review"] in both and ids["stopped"] not in both
+    # the form keeps what was chosen
+    assert '<option value="moondream2" selected>' in both
+    assert client.get("/", params={"status": "bogus"}).status_code == 400
+
+
+def test_comparison_page_shows_the_tools_and_reviews(client: TestClient, store_dir: Path) -> None:
+    page = client.get(f"/runs/{_runs(store_dir)['hostile']}")
+    assert page.status_code == 200
+    assert "Reviewer scorecard" in page.text and "vLLM" in page.text
+    assert page.text.count('<article class="review') == 16  # 2 tools x 4 personas x 2 members
+    assert 'href="/static/comparison.css"' in page.text
+    # the strict CSP forbids inline style: the bars are classes, the CSS a file
+    assert " style=" not in page.text and "<style" not in page.text
+    assert re.search(r'class="bar-fill w-\d{1,3}"', page.text)
+    css = client.get("/static/comparison.css")
+    assert css.headers["content-type"].startswith("text/css")
+    assert "--paper" in css.text and ".w-100 { width: 100%; }" in css.text
+    assert client.get("/static/view.css").status_code == 200
+
+
+def test_review_run_lists_its_tools_each_linking_to_its_record(client: TestClient, store_dir: Path) -> None:
+    run_id = _runs(store_dir)["review"]
+    page = client.get(f"/runs/{run_id}")
+    assert page.status_code == 200
+    links = re.findall(rf'href="/runs/{run_id}/tools/([^"]+)"', page.text)
+    assert links == ["smolvlm2-2b", "mistral-large-3", "moondream2"]
+    record = client.get(f"/runs/{run_id}/tools/moondream2")
+    assert record.status_code == 200
+    assert "Moondream" in record.text and "Reviewer scorecard" in record.text
+    assert "Mistral Large" not in record.text
+
+
+def test_unknown_pages_are_a_404_page(client: TestClient, store_dir: Path) -> None:
+    for path in ("/runs/nope", "/nowhere", f"/runs/{_runs(store_dir)['review']}/tools/nope"):
+        page = client.get(path)
+        assert page.status_code == 404, path
+        assert "Back to the runs" in page.text
+
+
+def test_hostile_text_is_escaped_everywhere(client: TestClient, store_dir: Path) -> None:
+    ids = _runs(store_dir)
+    pages = [
+        client.get("/"),
+        client.get(f"/runs/{ids['hostile']}"),
+        client.get("/runs/<img src=x onerror=alert(1)>"),
+    ]
+    for page in pages:
+        assert "<script" not in page.text and "<img" not in page.text
+        assert "\x1b" not in page.text and "\u202e" not in page.text and "\x07" not in page.text
+    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in pages[0].text
+    assert "&lt;img src=x onerror=" in pages[1].text
+    assert "There is no run &#39;&lt;img src=x onerror=alert(1)&gt;&#39;" in pages[2].text  # in a 404
+
+
+def test_every_response_carries_the_security_headers(store_dir: Path) -> None:
+    app = create_app(store_dir, "s3cret-token", port=8765)
+    with TestClient(app, base_url=BASE) as test_client:
+        responses = [
+            test_client.get("/"),  # refused: no token
+            test_client.get("/", headers={"host": "evil.example:8765"}),  # refused: host
+            test_client.get("/", headers={"authorization": "Bearer s3cret-token"}),
+            test_client.get("/static/view.css", headers={"authorization": "Bearer s3cret-token"}),
+            test_client.get("/nowhere", headers={"authorization": "Bearer s3cret-token"}),
+        ]
+    assert [r.status_code for r in responses] == [401, 403, 200, 200, 404]
+    for response in responses:
+        assert response.headers["content-security-policy"] == CSP
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_with_a_token_requests_without_it_are_refused(store_dir: Path) -> None:
+    app = create_app(store_dir, "s3cret-token", host="0.0.0.0", port=8765)
+    with TestClient(app, base_url="http://192.0.2.7:8765") as test_client:
+        assert test_client.get("/").status_code == 401
+        assert test_client.get("/", headers={"authorization": "Bearer wrong"}).status_code == 403
+        assert test_client.get("/", params={"token": "wrong"}).status_code == 403
+        assert test_client.get("/", headers={"authorization": "Bearer s3cret-token"}).status_code == 200
+        # the first visit brings it in the URL, is sent on without it, and a cookie carries it after
+        first = test_client.get(
+            "/", params={"token": "s3cret-token", "status": "done"}, follow_redirects=False
+        )
+        assert first.status_code == 303 and first.headers["location"] == "/?status=done"
+        assert f"{TOKEN_COOKIE}=s3cret-token" in first.headers["set-cookie"]
+        assert "SameSite=Strict" in first.headers["set-cookie"] and "HttpOnly" in first.headers["set-cookie"]
+        assert test_client.get("/").status_code == 200  # the cookie
+    # "//host" after the redirect would leave the site
+    with TestClient(app, base_url="http://192.0.2.7:8765") as test_client:
+        away = test_client.get(
+            "http://192.0.2.7:8765//evil.example/?token=s3cret-token", follow_redirects=False
+        )
+        assert away.headers["location"] == "/evil.example/"
+
+
+def _echo_app(store_dir: Path) -> Any:
+    async def echo(request: Request) -> Response:
+        form = await request.form()
+        return PlainTextResponse(f"echo {form.get('text')}")
+
+    return create_app(store_dir, None, port=8765, extra_routes=[Route("/echo", echo, methods=["POST"])])
+
+
+def test_a_post_needs_the_csrf_token_of_its_cookie(store_dir: Path) -> None:
+    with TestClient(_echo_app(store_dir), base_url=BASE) as test_client:
+        # no cookie yet: refused, and the response sets one
+        refused = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: "guess"})
+        assert refused.status_code == 403
+        csrf = test_client.cookies[CSRF_COOKIE]
+        assert "SameSite=Strict" in refused.headers["set-cookie"]
+        assert test_client.post("/echo", data={"text": "hi"}).status_code == 403
+        assert test_client.post("/echo", data={"text": "hi", CSRF_FIELD: "x" * 43}).status_code == 403
+        accepted = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf})
+        assert accepted.status_code == 200 and accepted.text == "echo hi"  # the body reaches the route
+        assert (
+            test_client.post("/echo", data={"text": "hi"}, headers={"x-csrf-token": csrf}).status_code == 200
+        )
+        other_site = test_client.post(
+            "/echo", data={"text": "hi", CSRF_FIELD: csrf}, headers={"origin": "http://evil.example"}
+        )
+        assert other_site.status_code == 403
+
+
+def test_pages_give_forms_the_csrf_token(store_dir: Path) -> None:
+    with TestClient(_echo_app(store_dir), base_url=BASE) as test_client:
+        page = test_client.get("/")
+        assert page.cookies.get(CSRF_COOKIE) or test_client.cookies.get(CSRF_COOKIE)
+        again = test_client.get("/")
+        assert "set-cookie" not in again.headers  # one token per browser session, kept
+
+
+def test_a_host_header_naming_another_host_is_refused(client: TestClient) -> None:
+    assert client.get("/", headers={"host": "attacker.example:8765"}).status_code == 403
+    assert client.get("/", headers={"host": "127.0.0.1:9999"}).status_code == 403
+    assert client.get("/", headers={"host": "localhost:8765"}).status_code == 200
+    assert client.get("/", headers={"host": "[::1]:8765"}).status_code == 200
+
+
+def test_no_store_yet_is_a_page_not_an_error(tmp_path: Path) -> None:
+    with TestClient(create_app(tmp_path / "runs", None), base_url=BASE) as test_client:
+        page = test_client.get("/")
+    assert page.status_code == 200 and "No runs yet" in page.text
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::", "example.org"])
+def test_another_address_gets_a_generated_token(host: str) -> None:
+    binding = decide_binding(host, 8765, None)
+    assert binding.generated and binding.token and len(binding.token) >= 24
+    assert binding.first_url.endswith(f"?token={binding.token}")
+    assert decide_binding(host, 8765, "given").token == "given"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_loopback_needs_no_token(host: str) -> None:
+    binding = decide_binding(host, 8765, None)
+    assert binding.token is None and not binding.generated and binding.loopback
+    assert decide_binding(host, 8765, "given").token == "given"
+
+
+def test_the_command_refuses_a_blank_token_and_a_busy_port(cli: Any, tmp_path: Path) -> None:
+    result = cli("view", "--runs", str(tmp_path), "--host", "0.0.0.0", "--token", " ")
+    assert result.code == 2 and "--token" in result.err
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cli("view", "--runs", str(tmp_path), "--port", str(port))
+    assert result.code == 2 and f"cannot listen on 127.0.0.1 port {port}" in result.err
+
+
+def test_the_command_names_the_extra_when_it_is_missing(cli: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a)
+    )
+    result = cli("view", "--runs", str(tmp_path))
+    assert result.code == 2
+    assert (
+        result.err.strip()
+        == "error: panel view needs the Python package 'uvicorn': pip install 'toolpanel[view]'"
+    )
+
+
+def test_runs_list_pages(client: TestClient, store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from panel.view import data
+
+    monkeypatch.setattr(data, "PER_PAGE", 2)
+    ids = _runs(store_dir)
+    first, second = client.get("/").text, client.get("/", params={"page": "2"}).text
+    assert "3 runs, page 1 of 2" in first and 'rel="next"' in first and 'rel="prev"' not in first
+    assert ids["review"] in first and ids["stopped"] in first and ids["hostile"] not in first
+    assert ids["hostile"] in second and 'rel="prev"' in second
+    assert "page 2 of 2" in client.get("/", params={"page": "99"}).text  # past the end: the last page
+    only_done = client.get("/", params={"status": "done", "page": "x"}).text
+    assert "2 runs" in only_done and "page" not in only_done.split("<caption>")[1].split("</caption>")[0]
+
+
+def test_viewing_takes_no_lock_and_writes_nothing(tmp_path: Path) -> None:
+    """A run can be going (its writer holding the store's lock) while the view reads."""
+    runs = tmp_path / "runs"
+    plan = plan_compare(["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"])
+    with Store(runs) as writer:
+        run_id, _ = asyncio.run(run_plan(plan, writer, "panel compare", options=RunOptions(kind="compare")))
+        before = sorted(p.name for p in runs.iterdir())
+        with TestClient(create_app(runs, None), base_url=BASE) as test_client:
+            assert test_client.get("/").status_code == 200
+            assert test_client.get(f"/runs/{run_id}").status_code == 200
+        assert sorted(p.name for p in runs.iterdir()) == before
