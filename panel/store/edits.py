@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import UserError, shown
 from .reviews import Reviews
-from .rows import CellKey, ReviewRow
+from .rows import CellKey, ReviewRow, review_row
 
 __all__ = ["EDIT_FIELDS", "ApprovalRow", "EditRow", "Edits", "HistoryRow"]
 
@@ -219,7 +219,7 @@ class Edits(Reviews):
             out.append(
                 HistoryRow(
                     id=r["id"],
-                    review=_review(r),
+                    review=review_row(r),
                     created_at=r["created_at"],
                     archived_at=r["archived_at"],
                     reason=r["reason"],
@@ -252,29 +252,3 @@ def _edit(r: Any) -> EditRow:
 
 def _approval(r: Any) -> ApprovalRow:
     return ApprovalRow(_key(r), bool(r["approved"]), r["editor"], r["created_at"])
-
-
-def _review(r: Any) -> ReviewRow:
-    """A review set aside, as `review_history` holds it."""
-    return ReviewRow(
-        tool_id=r["tool_id"],
-        persona_id=r["persona_id"],
-        member=r["member"],
-        backend=r["backend"],
-        model=r["model"],
-        valid=bool(r["valid"]),
-        verdict=r["verdict"],
-        verdict_note=r["verdict_note"],
-        data=json.loads(r["data"]) if r["data"] else None,
-        error=r["error"],
-        raw_reply=r["raw_reply"],
-        asks=r["asks"],
-        input_tokens=r["input_tokens"],
-        output_tokens=r["output_tokens"],
-        latency_s=r["latency_s"],
-        repeat=r["repeat"],
-        cost_usd=r["cost_usd"],
-        fingerprint=r["fingerprint"],
-        copied_from=r["copied_from"],
-        enforced=r["enforced"],
-    )

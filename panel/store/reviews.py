@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from .connection import Connection
-from .rows import CellKey, ReviewRow
+from .rows import CellKey, ReviewRow, review_row
 
 __all__ = ["Reviews"]
 
@@ -143,25 +143,4 @@ class Reviews(Connection):
             args,
         )
         for r in cursor:
-            yield ReviewRow(
-                tool_id=r["tool_id"],
-                persona_id=r["persona_id"],
-                member=r["member"],
-                backend=r["backend"],
-                model=r["model"],
-                valid=bool(r["valid"]),
-                verdict=r["verdict"],
-                verdict_note=r["verdict_note"],
-                data=json.loads(r["data"]) if r["data"] else None,
-                error=r["error"],
-                raw_reply=r["raw_reply"],
-                asks=r["asks"],
-                input_tokens=r["input_tokens"],
-                output_tokens=r["output_tokens"],
-                latency_s=r["latency_s"],
-                repeat=r["repeat"],
-                cost_usd=r["cost_usd"],
-                fingerprint=r["fingerprint"],
-                copied_from=r["copied_from"],
-                enforced=r["enforced"],
-            )
+            yield review_row(r)

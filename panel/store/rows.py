@@ -117,3 +117,29 @@ def run_row(row: sqlite3.Row) -> RunRow:
         catalog=row["catalog"],
         config=json.loads(row["config"]),
     )
+
+
+def review_row(r: sqlite3.Row) -> ReviewRow:
+    """A review as the `reviews` query (or `review_history`, which has the same columns) gives it."""
+    return ReviewRow(
+        tool_id=r["tool_id"],
+        persona_id=r["persona_id"],
+        member=r["member"],
+        backend=r["backend"],
+        model=r["model"],
+        valid=bool(r["valid"]),
+        verdict=r["verdict"],
+        verdict_note=r["verdict_note"],
+        data=json.loads(r["data"]) if r["data"] else None,
+        error=r["error"],
+        raw_reply=r["raw_reply"],
+        asks=r["asks"],
+        input_tokens=r["input_tokens"],
+        output_tokens=r["output_tokens"],
+        latency_s=r["latency_s"],
+        repeat=r["repeat"],
+        cost_usd=r["cost_usd"],
+        fingerprint=r["fingerprint"],
+        copied_from=r["copied_from"],
+        enforced=r["enforced"],
+    )
