@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
 
 from .._about import __version__
 from ..report.files import write_atomic
-from ..text import clean
+from ..report.render import escaping_environment
 from .page import _dict, sections, value
 
 __all__ = ["render_report", "write_report"]
@@ -26,23 +25,10 @@ __all__ = ["render_report", "write_report"]
 _TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _finalize(v: object) -> object:
-    """Every string the template prints, cleaned of terminal controls before it is escaped."""
-    return v if isinstance(v, Markup) or not isinstance(v, str) else clean(v)
-
-
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     # Autoescape everything: persona, member, tool and source names are data written by others.
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        finalize=_finalize,
-    )
+    return escaping_environment(_TEMPLATES)
 
 
 def render_report(data: Mapping[str, Any]) -> str:

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from ..text import clean
 from .record import ComparisonRecord
 
-__all__ = ["FORMATS", "render", "render_html", "render_markdown", "safe_url"]
+__all__ = ["FORMATS", "escaping_environment", "render", "render_html", "render_markdown", "safe_url"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -146,19 +146,27 @@ def _env() -> jinja2.Environment:
     return env
 
 
-@lru_cache(maxsize=1)
-def _html_env() -> jinja2.Environment:
-    # Its own environment, escaping everything: catalog and model text are untrusted, and a
-    # template that forgets a filter must still come out safe.
-    env = jinja2.Environment(
-        loader=_loader(),
+def escaping_environment(folder: Path, *, keep_trailing_newline: bool = True) -> jinja2.Environment:
+    """A Jinja2 environment for HTML over the templates in ``folder``, escaping everything.
+
+    Catalog, model and run text is untrusted, and a template that forgets a filter must still
+    come out safe: every value is autoescaped and cleaned of terminal controls (``_finalize``).
+    The comparison page, the agreement report and ``panel view`` all render through one.
+    """
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        keep_trailing_newline=True,
+        keep_trailing_newline=keep_trailing_newline,
         finalize=_finalize,
     )
+
+
+@lru_cache(maxsize=1)
+def _html_env() -> jinja2.Environment:
+    env = escaping_environment(_TEMPLATES)
     env.filters["safe_url"] = safe_url
     env.filters["host"] = _host
     env.filters["paragraphs"] = _paragraphs

@@ -9,21 +9,15 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from .._about import __version__
-from ..text import clean
+from ..report.render import escaping_environment
 
 __all__ = ["env", "page"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
-
-
-def _finalize(value: object) -> object:
-    # Markup is trusted output (a rendered page body); any other string is data.
-    return value if isinstance(value, Markup) or not isinstance(value, str) else clean(value)
 
 
 def _segment(value: object) -> str:
@@ -47,14 +41,7 @@ def _usd(value: float) -> str:
 
 @lru_cache(maxsize=1)
 def env() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        finalize=_finalize,
-    )
+    environment = escaping_environment(_TEMPLATES, keep_trailing_newline=False)
     environment.filters.update(segment=_segment, date=_date, iso=_iso, usd=_usd)
     environment.globals["version"] = __version__
     return environment
