@@ -23,23 +23,28 @@ def run_inputs(store: Store, run_id: str) -> tuple[RunRow, list[Tool], list[Pers
 
 
 def load_record(
-    store: Store, run_id: str, status: str | None = None, *, edits: bool = True
+    store: Store, run_id: str, status: str | None = None, *, edits: bool = True, tool_id: str | None = None
 ) -> ComparisonRecord:
     """Rebuild a run's record from the store, with the tools and personas as they were then.
 
     The record carries the run's status from the store and counts missing reviews against
     the recorded plan; `status` overrides the stored one, for a writer that builds the
     record before it marks the run. An editor's edits show in it, marked, unless `edits`
-    is False (the models' own text).
+    is False (the models' own text). With `tool_id`, the record of that one tool of the run
+    (what `tools/<id>.json` holds); KeyError if the run has no such tool.
     """
     run, tools, personas = run_inputs(store, run_id)
+    if tool_id is not None:
+        tools = [t for t in tools if t.id == tool_id]
+        if not tools:
+            raise KeyError(tool_id)
     return build_record(
         run_id,
         run.created_at,
         tools,
         personas,
         run.config.get("members", []),
-        store.reviews(run_id),
+        store.reviews(run_id, tool_id),
         status=status or run.status,
         repeats=int(run.config.get("repeats", 1)),
         edits=store.edits(run_id) if edits else (),

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..report.aggregate import build_record
-from ..report.load import load_record, run_inputs
+from ..report.load import load_record
 from ..report.record import ComparisonRecord
 from ..run.job import run_kind
 from ..store import RunRow, Store
@@ -171,20 +170,10 @@ def review_tools(store: Store, run_id: str) -> list[ToolLine]:
 
 def tool_record(store: Store, run_id: str, tool_id: str) -> ComparisonRecord | None:
     """One tool's record of a run (what `tools/<id>.json` holds), or None if it has no such tool."""
-    run, tools, personas = run_inputs(store, run_id)
-    chosen = [t for t in tools if t.id == tool_id]
-    if not chosen:
+    try:
+        return load_record(store, run_id, tool_id=tool_id)
+    except KeyError:
         return None
-    return build_record(
-        run_id,
-        run.created_at,
-        chosen,
-        personas,
-        run.config.get("members", []),
-        store.reviews(run_id, tool_id),
-        status=run.status,
-        repeats=int(run.config.get("repeats", 1)),
-    )
 
 
 def run_record(store: Store, run_id: str) -> ComparisonRecord:
