@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from panel.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CATALOG = ROOT / "examples" / "catalog.yaml"
@@ -78,3 +82,19 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return CliResult(code, captured.out, captured.err)
 
     yield run
+
+
+@pytest.fixture
+def made(cli: Any, runs_dir: Path) -> str:
+    """A finished compare run on the fake backend (ollama vs vllm, builder and skeptic), its id."""
+    out = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "-p", "skeptic", "--json",
+              "--out", str(runs_dir))  # fmt: skip
+    assert out.code == 0, out.err
+    return str(json.loads(out.out)["run_id"])
+
+
+@pytest.fixture
+def store(made: str, runs_dir: Path) -> Iterator[Store]:
+    """The store of the run `made`, open for writing (an editor's edits, approvals, history)."""
+    with Store(runs_dir) as opened:
+        yield opened

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,6 @@ from panel.report.load import load_record
 from panel.store import CellKey, Store
 
 KEY = CellKey("ollama", "builder", "fake:schema")
-
-
-@pytest.fixture
-def made(cli: Any, runs_dir: Path) -> str:
-    """A finished compare run on the fake backend: 2 tools x 2 personas, one member."""
-    out = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "-p", "skeptic", "--json",
-              "--out", str(runs_dir))  # fmt: skip
-    assert out.code == 0, out.err
-    return str(json.loads(out.out)["run_id"])
-
-
-@pytest.fixture
-def store(made: str, runs_dir: Path) -> Iterator[Store]:
-    with Store(runs_dir) as opened:
-        yield opened
 
 
 def _regenerate(store: Store, run_id: str, key: CellKey, verdict: str, note: str) -> None:
