@@ -7,7 +7,6 @@ lay it out in headless Chromium: no script runs, it fits a phone, and every plot
 
 from __future__ import annotations
 
-import html as html_lib
 import json
 import re
 from collections.abc import Iterator
@@ -246,7 +245,7 @@ def test_write_report_writes_the_page_whole(tmp_path: Path) -> None:
 
 
 # Headless Chromium: the helpers of the comparison page's browser test.
-from .test_browser import CHROMIUM, _chromium  # noqa: E402
+from .test_browser import CHROMIUM, _chromium, in_iframe  # noqa: E402
 
 browser = pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"the browser check needs {CHROMIUM}")
 
@@ -275,20 +274,8 @@ addEventListener("load", () => {
 
 
 def _in_chromium(tmp_path: Path, page_html: str, width: int) -> dict[str, Any]:
-    """Lay the page out ``width`` px wide in an iframe (headless windows are never under 500 px)."""
-    harness = tmp_path / f"harness-{width}.html"
-    harness.write_text(
-        "<!DOCTYPE html><html><head><style>body { margin: 0 } iframe { border: 0; display: block }"
-        "</style></head><body>"
-        f'<iframe id="page" width="{width}" height="3000" srcdoc="{html_lib.escape(page_html)}"></iframe>'
-        f"<script>{_MEASURE}</script></body></html>",
-        encoding="utf-8",
-    )
-    result = _chromium(tmp_path, f"report-{width}", "--window-size=1280,3000", "--virtual-time-budget=5000",
-                       "--dump-dom", harness.as_uri())  # fmt: skip
-    found = re.search(r'<pre id="measure">(.*?)</pre>', result.stdout, re.DOTALL)
-    assert found, f"the harness measured nothing:\n{result.stdout[-1000:]}"
-    measured: dict[str, Any] = json.loads(html_lib.unescape(found.group(1)))
+    """Lay the page out ``width`` px wide in an iframe of headless Chromium; what it measured."""
+    measured = in_iframe(tmp_path, page_html, width, 3000, _MEASURE, "report")
     assert measured["width"] == width and measured["text"] > 1000
     return measured
 

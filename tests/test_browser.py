@@ -13,6 +13,7 @@ import struct
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -173,21 +174,30 @@ addEventListener("load", () => {
 """
 
 
-def _layout(tmp_path: Path, page_html: str, width: int) -> dict[str, object]:
-    """Lay `page_html` out `width` px wide in a real browser; what overflowed, and how far."""
-    harness = tmp_path / f"harness-{width}.html"
+def in_iframe(
+    tmp_path: Path, page_html: str, width: int, height: int, measure: str, label: str
+) -> dict[str, Any]:
+    """Lay `page_html` out `width` px wide in an iframe of a real browser (headless windows are
+    never under 500 px) and return what the script `measure` put in `<pre id="measure">`."""
+    harness = tmp_path / f"harness-{label}-{width}.html"
     harness.write_text(
         "<!DOCTYPE html><html><head><style>body { margin: 0 } iframe { border: 0; display: block }"
         "</style></head><body>"
-        f'<iframe id="page" width="{width}" height="2000" srcdoc="{html_lib.escape(page_html)}"></iframe>'
-        f"<script>{_MEASURE}</script></body></html>",
+        f'<iframe id="page" width="{width}" height="{height}" srcdoc="{html_lib.escape(page_html)}"></iframe>'
+        f"<script>{measure}</script></body></html>",
         encoding="utf-8",
     )
-    result = _chromium(tmp_path, f"layout-{width}", "--window-size=1280,2000", "--virtual-time-budget=5000",
-                       "--dump-dom", harness.as_uri())  # fmt: skip
+    result = _chromium(tmp_path, f"{label}-{width}", f"--window-size=1280,{height}",
+                       "--virtual-time-budget=5000", "--dump-dom", harness.as_uri())  # fmt: skip
     found = re.search(r'<pre id="measure">(.*?)</pre>', result.stdout, re.DOTALL)
     assert found, f"the harness measured nothing:\n{result.stdout[-1000:]}"
-    measured: dict[str, object] = json.loads(html_lib.unescape(found.group(1)))
+    measured: dict[str, Any] = json.loads(html_lib.unescape(found.group(1)))
+    return measured
+
+
+def _layout(tmp_path: Path, page_html: str, width: int) -> dict[str, object]:
+    """Lay `page_html` out `width` px wide in a real browser; what overflowed, and how far."""
+    measured = in_iframe(tmp_path, page_html, width, 2000, _MEASURE, "layout")
     assert measured["width"] == width, f"the page was laid out {measured['width']} px wide, not {width}"
     assert measured["text"], "the page rendered no text"
     return measured
