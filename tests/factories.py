@@ -5,7 +5,7 @@ from __future__ import annotations
 from panel.catalog import Community, Pricing, Tool
 from panel.personas import Persona, load_personas
 from panel.resources import data_dir
-from panel.store import ReviewRow
+from panel.store import CellKey, ReviewRow, Store
 
 #: one tool of a YAML catalog list, to fill with `.format(id=..., name=...)`
 TOOL_YAML = """\
@@ -66,3 +66,25 @@ def review(tool_id: str, persona_id: str, verdict: str | None, member: str = "fa
         output_tokens=5,
         latency_s=0.1,
     )
+
+
+def store_verdicts(
+    store: Store, run_id: str, verdicts: dict[str, list[str | None]], status: str | None = None
+) -> None:
+    """A run on one member (`a:x`) with each persona's verdicts on tools t0, t1, ...; a None
+    verdict is a failed review. With `status` the run is finished with it."""
+    tools = [f"t{i}" for i in range(len(next(iter(verdicts.values()))))]
+    store.create_run(
+        run_id, "test", None, {"members": ["a:x"]},
+        tools=[(t, "fp", {"id": t}) for t in tools],
+        personas=[(p, "v", {"id": p}) for p in verdicts],
+    )  # fmt: skip
+    for persona, column in verdicts.items():
+        for tool, verdict in zip(tools, column, strict=True):
+            store.save_review(
+                run_id, CellKey(tool, persona, "a:x"), "a", "x",
+                data={"verdict": verdict} if verdict else None, error=None if verdict else "failed",
+                raw_reply=None, request_id=None, asks=1,
+            )  # fmt: skip
+    if status is not None:
+        store.finish_run(run_id, status)

@@ -23,11 +23,12 @@ import pytest
 
 from panel.analysis import intervals, stats
 from panel.analysis.agreement import CONSTANT_RATER_NOTE, LONG_COLUMNS, analyze, ratings_matrix
-from panel.store import CellKey, Store
+from panel.store import Store
 from panel.testing.fake_provider import FakeProvider
 
 from .cloud import KEYS, MEMBERS, write_config
 from .conftest import _loopback_only
+from .factories import store_verdicts
 
 pytest.importorskip("openai")
 pytest.importorskip("mistralai")
@@ -357,23 +358,6 @@ def test_heatmap_draws_undefined_kappa(tmp_path: Path) -> None:
     assert path.read_bytes().startswith(PNG)
 
 
-def _store_run(store: Store, verdicts: dict[str, list[str | None]]) -> None:
-    """Run "r" on one member with each persona's verdicts on tools t0, t1, ..."""
-    tools = [f"t{i}" for i in range(len(next(iter(verdicts.values()))))]
-    store.create_run(
-        "r", "test", None, {"members": ["a:x"]},
-        tools=[(t, "fp", {"id": t}) for t in tools],
-        personas=[(p, "v", {"id": p}) for p in verdicts],
-    )  # fmt: skip
-    for persona, column in verdicts.items():
-        for tool, verdict in zip(tools, column, strict=True):
-            store.save_review(
-                "r", CellKey(tool, persona, "a:x"), "a", "x",
-                data={"verdict": verdict} if verdict else None, error=None if verdict else "failed",
-                raw_reply=None, request_id=None, asks=1,
-            )  # fmt: skip
-
-
 def test_analyze_leaves_out_a_rater_whose_every_review_failed(tmp_path: Path) -> None:
     verdicts = {
         "builder": ["ship", "skip", "ship", "skip", None],
@@ -382,7 +366,7 @@ def test_analyze_leaves_out_a_rater_whose_every_review_failed(tmp_path: Path) ->
     }
     tools = [f"t{i}" for i in range(5)]
     with Store(tmp_path / "runs") as store:
-        _store_run(store, verdicts)
+        store_verdicts(store, "r", verdicts)
         report = analyze(store, ["r"], "rater", n_resamples=50)
     assert report.stats.raters == ["builder / a:x", "skeptic / a:x"]
     assert any("futurist / a:x" in note for note in report.notes)
@@ -401,7 +385,7 @@ def test_the_note_on_a_rater_with_one_verdict_says_what_the_report_holds(tmp_pat
         "futurist": ["skip", "skip", "ship", "ship"],
     }
     with Store(tmp_path / "runs") as store:
-        _store_run(store, verdicts)
+        store_verdicts(store, "r", verdicts)
         report = analyze(store, ["r"], "rater", n_resamples=50)
     assert CONSTANT_RATER_NOTE in report.notes
     assert "Cohen's kappa 0 with every other rater" in CONSTANT_RATER_NOTE
@@ -418,7 +402,7 @@ def test_intervals_say_how_many_resamples_they_used(tmp_path: Path) -> None:
         "skeptic": ["ship", "skip", "ship", "ship"],
     }
     with Store(tmp_path / "runs") as store:
-        _store_run(store, verdicts)
+        store_verdicts(store, "r", verdicts)
         report = analyze(store, ["r"], "rater", n_resamples=200, seed=1)
     fleiss = report.to_dict()["stats"]["fleiss_kappa"]
     # Resamples of four tools that draw only agreeing rows leave one category: no kappa.

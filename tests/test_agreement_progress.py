@@ -15,28 +15,9 @@ from rich.console import Console
 
 from panel.analysis.agreement import analyze
 from panel.cli.progress_phases import PhaseBar
-from panel.store import CellKey, Store
+from panel.store import Store
 
-
-def _store_run(
-    store: Store, run_id: str, verdicts: dict[str, list[str]], status: str | None = "done"
-) -> None:
-    """A run on one member with each persona's verdicts on tools t0, t1, ..."""
-    tools = [f"t{i}" for i in range(len(next(iter(verdicts.values()))))]
-    store.create_run(
-        run_id, "test", None, {"members": ["a:x"]},
-        tools=[(t, "fp", {"id": t}) for t in tools],
-        personas=[(p, "v", {"id": p}) for p in verdicts],
-    )  # fmt: skip
-    for persona, column in verdicts.items():
-        for tool, verdict in zip(tools, column, strict=True):
-            store.save_review(
-                run_id, CellKey(tool, persona, "a:x"), "a", "x", data={"verdict": verdict},
-                error=None, raw_reply=None, request_id=None, asks=1,
-            )  # fmt: skip
-    if status is not None:
-        store.finish_run(run_id, status)
-
+from .factories import store_verdicts
 
 VERDICTS = {"builder": ["ship", "skip", "ship", "skip"], "skeptic": ["ship", "skip", "skip", "skip"]}
 
@@ -47,7 +28,7 @@ VERDICTS = {"builder": ["ship", "skip", "ship", "skip"], "skeptic": ["ship", "sk
 def test_analyze_tells_each_phase_up_to_its_total(tmp_path: Path) -> None:
     calls: list[tuple[str, int, int]] = []
     with Store(tmp_path / "runs") as store:
-        _store_run(store, "r", VERDICTS)
+        store_verdicts(store, "r", VERDICTS, status="done")
         analyze(store, ["r"], n_resamples=50, progress=lambda *call: calls.append(call))
     phases = list(dict.fromkeys(phase for phase, _, _ in calls))
     # Two judges are too few for the latent model, which then fits nothing and tells nothing.
@@ -126,7 +107,7 @@ def test_a_slow_command_writes_nothing_when_stderr_is_not_a_terminal() -> None:
 
 def test_the_cli_json_stays_clean_with_the_bar_in_place(cli: Any, tmp_path: Path) -> None:
     with Store(tmp_path / "runs") as store:
-        _store_run(store, "r", VERDICTS)
+        store_verdicts(store, "r", VERDICTS, status="done")
     result = cli("agreement", "r", "--format", "json", "--resamples", "50", "--out", str(tmp_path / "runs"))
     assert result.code == 0, result.err
     assert json.loads(result.out)["runs"] == ["r"]
@@ -139,9 +120,9 @@ def test_the_cli_json_stays_clean_with_the_bar_in_place(cli: Any, tmp_path: Path
 def test_last_is_the_newest_finished_run(cli: Any, tmp_path: Path) -> None:
     out = str(tmp_path / "runs")
     with Store(tmp_path / "runs") as store:
-        _store_run(store, "older", VERDICTS)
-        _store_run(store, "newer", VERDICTS)
-        _store_run(store, "stopped", VERDICTS, status="stopped")  # newest, but not finished
+        store_verdicts(store, "older", VERDICTS, status="done")
+        store_verdicts(store, "newer", VERDICTS, status="done")
+        store_verdicts(store, "stopped", VERDICTS, status="stopped")  # newest, but not finished
 
     def runs_of(*args: str) -> list[str]:
         result = cli("agreement", *args, "--format", "json", "--resamples", "20", "--out", out)
@@ -157,7 +138,7 @@ def test_last_is_the_newest_finished_run(cli: Any, tmp_path: Path) -> None:
 
 def test_last_with_no_finished_run_is_one_line(cli: Any, tmp_path: Path) -> None:
     with Store(tmp_path / "runs") as store:
-        _store_run(store, "r", VERDICTS, status="stopped")
+        store_verdicts(store, "r", VERDICTS, status="stopped")
     result = cli("agreement", "last", "--out", str(tmp_path / "runs"))
     assert result.code == 2 and result.out == ""
     assert len(result.err.strip().splitlines()) == 1 and "no finished run" in result.err
