@@ -24,6 +24,7 @@ from ..text import for_console
 from .apps import err_console, out_console
 from .options import RunsDir
 from .progress_phases import PhaseBar
+from .research_tables import num as _num
 from .research_tables import print_research
 
 if TYPE_CHECKING:
@@ -201,12 +202,6 @@ def _export(store: Store, run_ids: Sequence[str], folder: Path) -> list[Path]:
     else:
         written.append(folder / "long.parquet")
     return written
-
-
-def _num(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "—"
-    return f"{100 * value:.0f}%" if percent else f"{value:.3f}"
 
 
 def _print_report(report: AgreementReport) -> None:

@@ -10,7 +10,7 @@ from rich.table import Table
 from ..text import for_console
 from .apps import out_console
 
-__all__ = ["print_research"]
+__all__ = ["num", "print_research"]
 
 Data = Mapping[str, Any]
 _KINDS = {
@@ -20,7 +20,8 @@ _KINDS = {
 }
 
 
-def _num(value: float | None, percent: bool = False) -> str:
+def num(value: float | None, percent: bool = False) -> str:
+    """A figure as the tables show it: three decimals, a whole percentage, or — for none."""
     if value is None:
         return "—"
     return f"{100 * value:.0f}%" if percent else f"{value:.3f}"
@@ -30,8 +31,8 @@ def _ci(e: Data | None, percent: bool = False) -> str:
     if not e or e.get("point") is None:
         return "—"
     if e.get("low") is None:
-        return _num(e["point"], percent)
-    return f"{_num(e['point'], percent)} [{_num(e['low'], percent)}, {_num(e['high'], percent)}]"
+        return num(e["point"], percent)
+    return f"{num(e['point'], percent)} [{num(e['low'], percent)}, {num(e['high'], percent)}]"
 
 
 def _usd(value: float | None) -> str:
@@ -47,7 +48,7 @@ def _reference(research: Data) -> None:
     line = (
         f"[bold]Reference[/]: {for_console(ref['source'])} · {ref['tools']} of {ref['tools_in_run']} tools "
         f"have a reference verdict · "
-        + ", ".join(f"{for_console(c)} {_num(s, percent=True)}" for c, s in ref["shares"].items())
+        + ", ".join(f"{for_console(c)} {num(s, percent=True)}" for c, s in ref["shares"].items())
     )
     out_console.print(line, highlight=False)
     if ref.get("human_agreement"):
@@ -81,14 +82,14 @@ def _pooling(pooling: Data) -> None:
     sizes.title = f"Best sub-panel per size ({pooling['search']})"
     for p in pooling["by_size"]:
         sizes.add_row(
-            str(p["k"]), _names(p["judges"]), _num(p["accuracy"]), _num(p["kappa"]), _usd(p["cost_per_tool"])
+            str(p["k"]), _names(p["judges"]), num(p["accuracy"]), num(p["kappa"]), _usd(p["cost_per_tool"])
         )
     out_console.print(sizes)
     frontier = Table(
         "cost per tool", "sub-panel", "κ", title="Cost frontier: no cheaper sub-panel agrees better"
     )
     for p in pooling["by_cost"]:
-        frontier.add_row(_usd(p["cost_per_tool"]), _names(p["judges"]), _num(p["kappa"]))
+        frontier.add_row(_usd(p["cost_per_tool"]), _names(p["judges"]), num(p["kappa"]))
     out_console.print(frontier)
     for note in pooling["notes"]:
         out_console.print(f"[dim]note: {for_console(note)}[/]", highlight=False)
