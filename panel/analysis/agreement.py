@@ -25,9 +25,10 @@ from typing import Any, Literal, TypeVar
 from ..errors import UserError
 from ..store import Store
 from .intervals import Agreement, agreement, json_ready
+from .judges import judgments
 from .long import LONG_COLUMNS, PhaseProgress, Row, iter_long, long_table, reading
 from .pairwise import KappaMatrix, kappa_matrices
-from .research import Research, research
+from .research import Research, categories_of, research
 from .stats import cohen_matrix, percent_agreement
 
 __all__ = [
@@ -317,8 +318,11 @@ def analyze(
     order = _order(store, run_ids)
     matrix, silent = _drop_silent(ratings_matrix(rows, by, run=basis, order=order))
     first = [r for r in rows if r["run"] == basis and r["repeat"] == 0]
+    personas = store.run_personas(basis)
+    # One judges matrix serves the researcher's sections and the pairwise kappas.
+    judged = judgments(first, categories=categories_of(personas), order=order)
     found = research(
-        first, run=basis, personas=store.run_personas(basis), tool_data=store.run_tools(basis),
+        first, run=basis, personas=personas, tool_data=store.run_tools(basis), judged=judged,
         order=order, reference=reference, min_votes=min_votes, positive=positive,
         threshold=threshold, n_resamples=n_resamples, seed=seed, progress=tell,
     )  # fmt: skip
@@ -348,7 +352,7 @@ def analyze(
             positive=positive,
             progress=partial(tell, "bootstrap intervals"),
         ),
-        cohen=_phase(tell, "pairwise kappas", lambda: kappa_matrices(first, order)),
+        cohen=_phase(tell, "pairwise kappas", lambda: kappa_matrices(first, order, judged)),
         self_consistency=_phase(tell, "self-consistency", lambda: _self_consistency(rows, run_ids, order)),
         notes=notes,
         research=found,

@@ -54,14 +54,17 @@ def _stacked(j: Judgments, axis: Axis) -> IntArray:
     return stacked
 
 
-def kappa_matrices(rows: Sequence[Row], order: Mapping[str, Sequence[Any]]) -> list[KappaMatrix]:
+def kappa_matrices(
+    rows: Sequence[Row], order: Mapping[str, Sequence[Any]], judged: Judgments | None = None
+) -> list[KappaMatrix]:
     """Persona x persona per member and pooled; member x member per persona and pooled.
 
     An item is a tool (within one member or persona) or a (tool, member-or-persona) pair
     (pooled) that has a review, valid or failed. Kappa is pairwise complete, as in
-    :func:`panel.analysis.stats.cohen_matrix`.
+    :func:`panel.analysis.stats.cohen_matrix`. ``judged`` is ``rows`` as a judges matrix
+    when the caller has built it already.
     """
-    j = judgments(rows, order=order)
+    j = judged if judged is not None else judgments(rows, order=order)
     k = len(j.categories)
     present: dict[str, set[tuple[str, str]]] = {"persona": set(), "member": set()}
     for r in rows:

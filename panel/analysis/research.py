@@ -29,7 +29,7 @@ from .pooling import PoolingReport, majority, pooling
 from .reference import Reference, community_reference, load_labels
 from .variance import VarianceSplit, variance_split
 
-__all__ = ["COMMUNITY", "Research", "ResearchJudge", "research"]
+__all__ = ["COMMUNITY", "Research", "ResearchJudge", "categories_of", "research"]
 
 COMMUNITY = "community"
 PhaseProgress = Callable[[str, int, int], None]
@@ -120,12 +120,14 @@ def research(
     n_resamples: int = 2000,
     seed: int = 0,
     progress: PhaseProgress | None = None,
+    judged: Judgments | None = None,
 ) -> Research:
     """Every researcher's figure for ``rows`` (the long table of one run, repeat 0).
 
     ``reference`` is a CSV path, :data:`COMMUNITY`, or None for the label-free parts only.
+    ``judged`` is ``rows`` as a judges matrix when the caller has built it already.
     """
-    j = judgments(rows, categories=categories_of(personas), order=order)
+    j = judged if judged is not None else judgments(rows, categories=categories_of(personas), order=order)
     if j.n_judges == 0 or j.n_tools == 0:
         raise UserError(f"run '{run}' has no reviews")
     pos = j.code(positive)
