@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,4 +44,5 @@ def create_app(
     )
     app.guard = Guard.for_binding(host, port, token, is_loopback(host))
     app.state.runs = Path(runs)
+    app.state.write_lock = threading.Lock()
     return app
