@@ -1,0 +1,239 @@
+"""`panel view` jobs: background work with live progress, one at a time, its page and its
+server-sent events; and regenerating one review through the view."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from panel.errors import UserError
+from panel.run.engine import Cell, CellResult, RunStats
+from panel.store import CellKey, Store
+from panel.view import jobs
+from panel.view.app import create_app
+from panel.view.jobs import UNEXPECTED, Job, JobRegistry, OnResult, Work, job_events, start_job
+from panel.view.security import CSRF_COOKIE, CSRF_FIELD
+
+BASE = "http://127.0.0.1:8765"
+HOSTILE = "<script>document.title='pwned'</script>\nevent: done"
+
+
+def _result(tool: str, verdict: str | None) -> CellResult:
+    cell = cast(Cell, SimpleNamespace(key=CellKey(tool, "builder", "fake", 0)))
+    return CellResult(cell, verdict is not None, verdict, None if verdict else "bad", 1)
+
+
+def _stats(done: int, valid: int, failed: int, total: int = 2) -> RunStats:
+    return RunStats(total=total, done=done, valid=valid, failed=failed, spent=0.001 * done)
+
+
+def _client(runs: Path, works: dict[str, Work]) -> TestClient:
+    """An app with POST /start/{name}, which starts the job `works[name]`."""
+
+    async def start(request: Request) -> Response:
+        name = request.path_params["name"]
+        return start_job(request, f"job {name}", works[name], total=2, run_id=request.query_params.get("run"))
+
+    app = create_app(runs, None, port=8765, extra_routes=[Route("/start/{name}", start, methods=["POST"])])
+    return TestClient(app, base_url=BASE)
+
+
+def _post(client: TestClient, url: str, **fields: Any) -> Any:
+    if CSRF_COOKIE not in client.cookies:
+        client.get("/")
+    return client.post(url, data={**fields, CSRF_FIELD: client.cookies[CSRF_COOKIE]}, follow_redirects=False)
+
+
+def _events(client: TestClient, url: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every event of a job's stream, read until the server ends it."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    with client.stream("GET", url) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        kind = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                found.append((kind, json.loads(line.removeprefix("data: "))))
+    return found
+
+
+def _two_results(run_id: str, tool: str = "ollama") -> Work:
+    async def work(store: Store, on_result: OnResult) -> str:
+        assert not store.readonly  # the job's own writable store
+        on_result(_result(tool, "ship"), _stats(1, 1, 0))
+        on_result(_result("vllm", None), _stats(2, 1, 1))
+        return run_id
+
+    return work
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+def test_a_job_answers_303_to_its_page_and_streams_progress_then_done(runs: Path) -> None:
+    with _client(runs, {"a": _two_results("RUN-1")}) as client:
+        started = _post(client, "/start/a")
+        assert started.status_code == 303
+        url = started.headers["location"]
+        assert url.startswith("/jobs/")
+        events = _events(client, f"{url}/events")
+        assert [kind for kind, _ in events] == ["progress", "progress", "done"]
+        assert events[0][1]["last"] == "ollama · builder · fake: ship"
+        assert events[1][1]["last"] == "vllm · builder · fake: failed"
+        assert events[1][1] | {"last": None} == {
+            "done": 2, "total": 2, "valid": 1, "failed": 1, "spent_usd": 0.002, "last": None
+        }  # fmt: skip
+        assert events[-1][1]["state"] == "done"
+        assert events[-1][1]["run_id"] == "RUN-1" and events[-1][1]["url"] == "/runs/RUN-1"
+        page = client.get(url)
+        assert page.status_code == 200
+        assert '<progress id="job-progress" value="2" max="2">' in page.text
+        assert "<li>ollama · builder · fake: ship</li>" in page.text
+        assert 'href="/runs/RUN-1"' in page.text
+        assert 'http-equiv="refresh"' not in page.text  # finished: no more refreshing
+        # a stream opened after some events starts after them (as the page asks, and on reconnect)
+        assert [kind for kind, _ in _events(client, f"{url}/events?after=2")] == ["done"]
+        resumed = client.get(f"{url}/events", headers={"last-event-id": "1"})
+        assert resumed.text.count("event: progress") == 1 and "id: 3\nevent: done" in resumed.text
+
+
+def test_a_running_job_page_refreshes_without_js_and_loads_only_local_script(runs: Path) -> None:
+    gate = threading.Event()
+
+    async def waits(store: Store, on_result: OnResult) -> str:
+        on_result(_result("ollama", "ship"), _stats(1, 1, 0))
+        await asyncio.to_thread(gate.wait)
+        return "RUN-2"
+
+    with _client(runs, {"w": waits}) as client:
+        url = _post(client, "/start/w").headers["location"]
+        try:
+            page = client.get(url)
+            head = page.text.split("</head>")[0]
+            assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in head
+            assert '<script src="/static/job.js" defer></script>' in head
+            assert "<script>" not in page.text and "style=" not in page.text
+            assert f'data-events="{url}/events?after=1"' in page.text  # the one result shown
+            script = client.get("/static/job.js")
+            assert (
+                script.status_code == 200 and "textContent" in script.text and "innerHTML" not in script.text
+            )
+        finally:
+            gate.set()
+        assert _events(client, f"{url}/events")[-1][1]["state"] == "done"
+
+
+def test_a_second_job_while_one_runs_is_409_naming_it(runs: Path) -> None:
+    gate = threading.Event()
+
+    async def waits(store: Store, on_result: OnResult) -> str:
+        await asyncio.to_thread(gate.wait)
+        return "RUN-3"
+
+    with _client(runs, {"w": waits, "b": _two_results("RUN-4")}) as client:
+        first = _post(client, "/start/w").headers["location"]
+        try:
+            second = _post(client, "/start/b")
+            assert second.status_code == 409
+            assert "A job is already running: job w" in second.text and first in second.text
+        finally:
+            gate.set()
+        assert _events(client, f"{first}/events")[-1][1]["run_id"] == "RUN-3"
+        # once it has ended, the next one starts
+        assert _post(client, "/start/b").status_code == 303
+
+
+def test_a_store_another_process_holds_is_409_with_the_holders_sentence(runs: Path) -> None:
+    with _client(runs, {"a": _two_results("RUN-5")}) as client:
+        with Store(runs):
+            refused = _post(client, "/start/a")
+        assert refused.status_code == 409
+        assert f"{runs} is in use by another panel process" in refused.text
+        # the refused job is not kept as running: the next start goes ahead
+        assert _post(client, "/start/a").status_code == 303
+
+
+def test_a_failed_job_shows_its_line_and_an_unexpected_one_a_generic_sentence(
+    runs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def user_error(store: Store, on_result: OnResult) -> str:
+        raise UserError("no review of ollama by builder on fake in run 'R'")
+
+    async def bug(store: Store, on_result: OnResult) -> str:
+        raise RuntimeError("secret internals")
+
+    with _client(runs, {"u": user_error, "x": bug}) as client:
+        url = _post(client, "/start/u?run=RUN-F").headers["location"]
+        end = _events(client, f"{url}/events")[-1][1]
+        assert end["run_id"] == "RUN-F" and end["url"] == "/runs/RUN-F"  # the run it was working on
+        assert (
+            end["state"] == "failed" and end["error"] == "no review of ollama by builder on fake in run 'R'"
+        )
+        assert "Failed: no review of ollama by builder on fake in run &#39;R&#39;" in client.get(url).text
+        with caplog.at_level(logging.ERROR, logger="panel.view.jobs"):
+            url = _post(client, "/start/x").headers["location"]
+            end = _events(client, f"{url}/events")[-1][1]
+        assert end["error"] == UNEXPECTED and "secret internals" not in client.get(url).text
+        assert "secret internals" in caplog.text  # the log says what
+
+
+def test_hostile_text_in_a_result_is_escaped_in_the_page_and_json_in_the_events(runs: Path) -> None:
+    with _client(runs, {"h": _two_results("RUN-6", tool=HOSTILE)}) as client:
+        url = _post(client, "/start/h").headers["location"]
+        events = _events(client, f"{url}/events")
+        assert [kind for kind, _ in events] == ["progress", "progress", "done"]  # no forged event
+        assert events[0][1]["last"] == f"{HOSTILE} · builder · fake: ship"
+        page = client.get(url).text
+        assert "<script>document" not in page
+        assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in page
+
+
+def test_an_unknown_job_is_404(runs: Path) -> None:
+    with _client(runs, {}) as client:
+        assert client.get("/jobs/nope").status_code == 404
+        assert client.get("/jobs/nope/events").status_code == 404
+
+
+def test_finished_jobs_are_kept_up_to_a_bound_and_one_runs_at_a_time() -> None:
+    registry = JobRegistry(keep=2)
+    made = []
+    for n in range(4):
+        job = registry.add(f"job {n}", 1)
+        job.finish(f"R{n}", None)
+        made.append(job)
+    running = registry.add("job 4", 1)
+    assert [registry.get(j.id) is not None for j in made] == [False, False, True, True]
+    assert registry.running() is running
+    with pytest.raises(Exception, match="already running: job 4"):
+        registry.add("job 5", 1)
+
+
+def test_the_event_stream_ends_when_the_client_goes_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "KEEPALIVE_S", 0)
+    job = Job("j1", "never ends", 1)
+    asked: list[bool] = []
+
+    async def gone() -> bool:
+        asked.append(True)
+        return len(asked) > 1  # still there at the first keep-alive, gone at the second
+
+    async def read() -> list[str]:
+        return [chunk async for chunk in job_events(job, 0, gone)]
+
+    assert asyncio.run(read()) == [": waiting\n\n"]
+    assert job._waiters == []  # nothing left listening to the job
