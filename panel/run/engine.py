@@ -36,7 +36,11 @@ from .pricing import Price, input_tokens
 from .retry import RetryPolicy, call_with_retries
 from .validate import InvalidReply, parse_review
 
-__all__ = ["Cell", "CellResult", "Engine", "Member", "RunStats", "cache_key"]
+__all__ = ["SEED_STRIDE", "Cell", "CellResult", "Engine", "Member", "RunStats", "cache_key"]
+
+#: how far a regenerated review's seed moves per review of its cell set aside: far beyond
+#: any number of repeats (whose seeds are seed + repeat), so no two requests share a seed
+SEED_STRIDE = 100_003
 
 
 @dataclass(frozen=True)
@@ -196,11 +200,15 @@ class Engine:
     _forms: dict[str, str] = field(default_factory=dict, init=False)
     #: runs the members on the batch route (set it to choose its options)
     batch_runner: Any = None
+    #: reviews set aside per cell (`Store.generations`): each moves the cell's seed on
+    generations: dict[CellKey, int] = field(default_factory=dict)
 
     async def run(self, cells_for: Callable[[Backend], Iterator[Cell]], total: int) -> RunStats:
         """Run every cell; `cells_for(backend)` yields one member's cells lazily."""
         valid, failed = self.store.review_counts(self.run_id)
         self.store.mark_lost(self.run_id)
+        # A cell whose review an editor set aside is made anew with its moved seed, here too.
+        self.generations = self.store.generations(self.run_id)
         # A run that starts with nothing stored (not a resume) can skip the per-cell lookups
         # of what an earlier process of it did.
         self._resumed = valid + failed > 0 or self.store.has_requests(self.run_id)
@@ -297,8 +305,11 @@ class Engine:
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
     def _sampling(self, cell: Cell) -> Sampling:
-        # Repeats differ only in their seed, so test-retest runs are themselves repeatable.
-        return replace(self.sampling, seed=self.sampling.seed + cell.repeat)
+        # Repeats differ only in their seed, so test-retest runs are themselves repeatable; a
+        # regenerated review's seed moves on by a stride per review of its cell set aside, so
+        # its request (and cache key) is new, and a resume makes it with the same seed.
+        shift = self.generations.get(cell.key, 0) * SEED_STRIDE if self.generations else 0
+        return replace(self.sampling, seed=self.sampling.seed + cell.repeat + shift)
 
     async def review(self, cell: Cell, member: Member) -> CellResult:
         """Make one review: ask, validate, re-ask once with the error, store the outcome."""

@@ -200,6 +200,18 @@ class Edits(Reviews):
             db.execute(f"DELETE FROM reviews WHERE {_CELL}", (run_id, *key))
         return history_id
 
+    def generations(self, run_id: str) -> dict[CellKey, int]:
+        """How many reviews of each cell of a run were set aside (cells with none left out):
+        a cell's next review is made with a seed moved on by as many steps."""
+        if not self._editor_tables:
+            return {}
+        rows = self.db.execute(
+            """SELECT tool_id, persona_id, member, repeat, COUNT(*) AS n FROM review_history
+               WHERE run_id = ? GROUP BY tool_id, persona_id, member, repeat""",
+            (run_id,),
+        )
+        return {_key(r): int(r["n"]) for r in rows}
+
     def review_history(self, run_id: str, key: CellKey) -> list[HistoryRow]:
         """The reviews of a cell set aside so far, oldest first (the current one is not here)."""
         if not self._editor_tables:

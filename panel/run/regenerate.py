@@ -1,0 +1,105 @@
+"""Regenerate one review of a run: the same tool, persona and member, a new seed.
+
+The current review is set aside first (`Store.archive_review`: kept whole in the history,
+with why), so the model's first text is never lost. The new one is asked of the model
+(never served from the cache) with the run's seed moved on by `SEED_STRIDE` per review of
+that cell set aside so far. The count lives in the store's history, so a resume after a
+crash makes the cell with the same moved seed, not the old request again.
+
+While it works the run is `running`; after, its files are rewritten, and it is `done` when
+every cell has its review (or keeps the unfinished status it had).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable
+
+from ..errors import UserError
+from ..report.files import write_run_files
+from ..store import UNFINISHED, CellKey, Store
+from .engine import Cell, CellResult, Engine, Member, RunStats
+from .job import run_kind, store_errors
+from .plan import Plan, plan_resume
+
+__all__ = ["find_cell", "regenerate_review"]
+
+
+def _named(key: CellKey) -> str:
+    repeat = f" (repeat {key.repeat})" if key.repeat else ""
+    return f"{key.tool_id} by {key.persona_id} on {key.member}{repeat}"
+
+
+def find_cell(plan: Plan, run_id: str, key: CellKey) -> tuple[Cell, Member]:
+    """The run's cell of `key` and its member; UserError, one line, for one it does not have."""
+    tool = next((t for t in plan.tools if t.id == key.tool_id), None)
+    persona = next((p for p in plan.personas if p.id == key.persona_id), None)
+    member = next((m for m in plan.members if m.backend.label == key.member), None)
+    missing = (
+        f"no tool '{key.tool_id}'"
+        if tool is None
+        else f"no persona '{key.persona_id}'"
+        if persona is None
+        else f"no member '{key.member}'"
+        if member is None
+        else f"no repeat {key.repeat} (its repeats are 0 to {plan.repeats - 1})"
+        if not 0 <= key.repeat < plan.repeats
+        else None
+    )
+    if missing is not None:
+        raise UserError(f"cannot regenerate the review of {_named(key)}: run '{run_id}' has {missing}")
+    assert tool is not None and persona is not None and member is not None
+    return Cell(tool, persona, member.backend, key.repeat), member
+
+
+async def regenerate_review(
+    store: Store,
+    run_id: str,
+    key: CellKey,
+    reason: str,
+    *,
+    on_result: Callable[[CellResult, RunStats], None] | None = None,
+    prices: str | None = None,
+) -> CellResult:
+    """Set the review of `key` aside (for `reason`) and make it again with a new seed.
+
+    `on_result(result, stats)` is told of the new review. A cell left empty by an earlier
+    regenerate that did not finish is made without setting anything aside.
+    """
+    if not reason.strip():
+        raise UserError(f"say why the review of {_named(key)} is regenerated (the reason is kept)")
+    run = store.get_run(run_id)
+    if run is None:
+        raise UserError(f"no run '{run_id}' in {store.root}")
+    plan = plan_resume(store, run_id, prices)
+    cell, member = find_cell(plan, run_id, key)
+    before = run.status if run.status in UNFINISHED and run.status != "running" else "done"
+    store.claim(run_id)
+    status = "failed"
+    try:
+        with store_errors(store):
+            store.mark_run(run_id, "running")
+            if store.review(run_id, key) is not None:
+                store.archive_review(run_id, key, reason)
+            engine = Engine(store, run_id, plan.prompts, [member], plan.sampling, use_cache=False)
+            engine.generations = store.generations(run_id)
+            engine.stats = RunStats(total=1)
+            result = await engine.review(cell, member)
+            stats = engine.stats
+            stats.done, stats.valid, stats.failed = 1, int(result.valid), int(not result.valid)
+            valid, failed = store.review_counts(run_id)
+            final = "done" if valid + failed >= plan.total else before
+            write_run_files(store, run_id, final, run_kind(run))
+            status = final
+        if on_result is not None:
+            on_result(result, stats)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status = "interrupted"
+        raise
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            store.finish_run(run_id, status)
+        await member.backend.aclose()
+    return result
