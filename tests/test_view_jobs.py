@@ -17,6 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from panel.backends.base import Reply, Usage
+from panel.backends.base import Request as BackendRequest
+from panel.backends.fake import FakeBackend
 from panel.errors import UserError
 from panel.run.engine import Cell, CellResult, RunStats
 from panel.store import CellKey, Store
@@ -237,3 +240,73 @@ def test_the_event_stream_ends_when_the_client_goes_away(monkeypatch: pytest.Mon
 
     assert asyncio.run(read()) == [": waiting\n\n"]
     assert job._waiters == []  # nothing left listening to the job
+
+
+KEY = CellKey("ollama", "builder", "fake:schema")
+
+
+@pytest.fixture
+def seeded_fake(monkeypatch: pytest.MonkeyPatch, made: str, runs_dir: Path) -> str:
+    """From now on the fake backend writes the review of `made`'s KEY with a note naming the
+    request's seed, so a regenerated review shows on the page; returns the old note."""
+    with Store(runs_dir, readonly=True) as store:
+        old = store.review(made, KEY)
+    assert old is not None and old.data is not None
+
+    async def generate(self: FakeBackend, request: BackendRequest) -> Reply:
+        data = dict(old.data or {}, verdict_note=f"Regenerated <b>with</b> seed {request.sampling.seed}.")
+        return Reply(text=json.dumps(data), usage=Usage(40, 30), finish_reason="stop", latency_s=0.0)
+
+    monkeypatch.setattr(FakeBackend, "generate", generate)
+    return str(old.data["verdict_note"])
+
+
+def _regenerate(client: TestClient, run_id: str, **fields: Any) -> Any:
+    form = {"tool": KEY.tool_id, "persona": KEY.persona_id, "member": KEY.member, "repeat": "0"}
+    return _post(client, f"/runs/{run_id}/review/regenerate", **{**form, **fields})
+
+
+def test_regenerate_in_the_view_runs_a_job_and_the_page_shows_the_new_review(
+    made: str, runs_dir: Path, seeded_fake: str
+) -> None:
+    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
+        started = _regenerate(client, made, reason="too vague")
+        assert started.status_code == 303 and started.headers["location"].startswith("/jobs/")
+        url = started.headers["location"]
+        events = _events(client, f"{url}/events")
+        assert [kind for kind, _ in events] == ["progress", "done"]
+        assert events[0][1]["last"].startswith("ollama · builder · fake:schema: ")
+        assert events[-1][1] | {"spent_usd": None} == {
+            "state": "done", "run_id": made, "url": f"/runs/{made}", "error": None,
+            "done": 1, "total": 1, "valid": 1, "failed": 0, "spent_usd": None,
+        }  # fmt: skip
+        job_page = client.get(url).text
+        assert "Regenerate ollama · builder · fake:schema" in job_page and f'href="/runs/{made}"' in job_page
+        comparison = client.get(f"/runs/{made}").text
+        assert "Regenerated &lt;b&gt;with&lt;/b&gt; seed 101237." in comparison  # 1234 + the stride
+    with Store(runs_dir, readonly=True) as store:
+        (kept,) = store.review_history(made, KEY)
+        assert kept.reason == "too vague" and kept.review.verdict_note == seeded_fake
+        run = store.get_run(made)
+        assert run is not None and run.status == "done"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "says"),
+    [
+        ({"reason": "  "}, 400, "reason: say why this review is regenerated"),
+        ({"reason": "x", "tool": ""}, 400, "tool: name the review&#39;s tool."),
+        ({"reason": "x", "repeat": "one"}, 400, "repeat: &#39;one&#39; is not a whole number."),
+        ({"reason": "x", "persona": "futurist"}, 404, "has no review of ollama by futurist on fake:schema"),
+    ],
+)
+def test_a_bad_regenerate_form_is_refused_naming_the_field(
+    made: str, runs_dir: Path, fields: dict[str, str], status: int, says: str
+) -> None:
+    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
+        refused = _regenerate(client, made, **fields)
+        assert refused.status_code == status and says in refused.text
+        assert jobs.jobs_of(client.app).running() is None  # type: ignore[arg-type]
+        assert _regenerate(client, "no-such-run", reason="x").status_code == 404
+    with Store(runs_dir, readonly=True) as store:
+        assert store.review_history(made, KEY) == []

@@ -1,0 +1,82 @@
+"""POST /runs/{run_id}/review/regenerate: set one review aside and make it again, as a job.
+
+The review is named by form fields (`tool`, `persona`, `member`, `repeat`), never path
+segments, and `reason` says why (kept in the review's history). The answer is 303 to the
+job's page, which follows the new review as it comes.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..run.regenerate import regenerate_review
+from ..store import CellKey, Store
+from .jobs import OnResult, start_job
+
+__all__ = ["routes"]
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def review_key(form: FormData) -> CellKey:
+    """The review a form names; 400 naming the first field missing or wrong."""
+    names = {}
+    for name in ("tool", "persona", "member"):
+        names[name] = _field(form, name)
+        if not names[name]:
+            raise HTTPException(400, f"{name}: name the review's {name}.")
+    given = _field(form, "repeat") or "0"
+    try:
+        repeat = int(given)
+    except ValueError:
+        raise HTTPException(400, f"repeat: {given!r} is not a whole number.") from None
+    return CellKey(names["tool"], names["persona"], names["member"], repeat)
+
+
+def _known(request: Request, run_id: str, key: CellKey) -> None:
+    """404 unless the run has this review (or had it: a cell set aside and not yet made)."""
+    runs = request.app.state.runs
+    if not (runs / "panel.db").is_file():
+        raise HTTPException(404, f"There is no run '{run_id}' in this store.")
+    with Store(runs, readonly=True) as store:
+        if store.get_run(run_id) is None:
+            raise HTTPException(404, f"There is no run '{run_id}' in this store.")
+        if store.review(run_id, key) is None and not store.review_history(run_id, key):
+            repeat = f" (repeat {key.repeat})" if key.repeat else ""
+            raise HTTPException(
+                404,
+                f"Run '{run_id}' has no review of {key.tool_id} by {key.persona_id} on {key.member}{repeat}.",
+            )
+
+
+async def regenerate(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    form = await request.form()
+    try:
+        key = review_key(form)
+        reason = _field(form, "reason")
+    finally:
+        await form.close()
+    if not reason:
+        raise HTTPException(400, "reason: say why this review is regenerated (it is kept with the old one).")
+    await run_in_threadpool(_known, request, run_id, key)
+
+    async def work(store: Store, on_result: OnResult) -> str:
+        await regenerate_review(store, run_id, key, reason, on_result=on_result)
+        return run_id
+
+    repeat = f" (repeat {key.repeat})" if key.repeat else ""
+    title = f"Regenerate {key.tool_id} · {key.persona_id} · {key.member}{repeat}"
+    return await run_in_threadpool(start_job, request, title, work, total=1, run_id=run_id)
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/runs/{run_id}/review/regenerate", regenerate, methods=["POST"], name="regenerate")]
