@@ -58,7 +58,7 @@ def _known(request: Request, run_id: str, key: CellKey) -> None:
 
 
 async def regenerate(request: Request) -> Response:
-    run_id = request.path_params["run_id"]
+    run_id: str = request.path_params["run_id"]
     form = await request.form()
     try:
         key = review_key(form)
