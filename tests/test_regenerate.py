@@ -115,3 +115,16 @@ def test_a_resume_after_a_crash_makes_the_cell_with_the_moved_seed(
         assert after.has_review(made, KEY) and len(after.review_history(made, KEY)) == 1
         run = after.get_run(made)
         assert run is not None and run.status == "done"
+
+
+def test_panel_regenerate_on_the_command_line(made: str, cli: Any, runs_dir: Path) -> None:
+    args = ["regenerate", made, "ollama", "builder", "fake:schema", "--out", str(runs_dir)]
+    done = cli(*args, "--reason", "too vague", "--json")
+    assert done.code == 0, done.err
+    outcome = json.loads(done.out)
+    assert outcome["valid"] is True and outcome["run_status"] == "done"
+    refused = cli(*args[:3], "futurist", *args[4:], "--reason", "x")
+    assert refused.code == 2 and "has no persona 'futurist'" in refused.err and refused.out == ""
+    assert cli(*args, "--reason", " ").code == 2
+    with Store(runs_dir, readonly=True) as store:
+        assert [h.reason for h in store.review_history(made, KEY)] == ["too vague"]

@@ -9,6 +9,7 @@ from ..text import for_console
 from . import backends, batches, past, personas, run
 from .agreement import agreement
 from .apps import app, err_console, notices
+from .regenerate import regenerate
 from .view import view
 
 __all__ = ["app", "main"]
@@ -18,6 +19,7 @@ COMMAND_GROUPS = (backends, batches, past, personas, run)
 
 app.command("agreement")(agreement)
 app.command("view")(view)
+app.command("regenerate")(regenerate)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from ..errors import UserError
 from ..report.files import write_run_files
@@ -61,7 +62,7 @@ async def regenerate_review(
     reason: str,
     *,
     on_result: Callable[[CellResult, RunStats], None] | None = None,
-    prices: str | None = None,
+    prices: str | Path | None = None,
 ) -> CellResult:
     """Set the review of `key` aside (for `reason`) and make it again with a new seed.
 

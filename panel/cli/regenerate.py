@@ -1,0 +1,57 @@
+"""`panel regenerate`: set one review of a run aside and make it again with a new seed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..run.regenerate import regenerate_review
+from ..store import CellKey, Store
+from .apps import out_console
+from .options import RunsDir
+
+__all__ = ["regenerate"]
+
+
+def regenerate(
+    run_id: Annotated[str, typer.Argument(help="The run.")],
+    tool: Annotated[str, typer.Argument(help="The review's tool id.")],
+    persona: Annotated[str, typer.Argument(help="The review's persona id.")],
+    member: Annotated[str, typer.Argument(help="The review's panel member, as the run names it.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: kept with the review set aside.")],
+    repeat: Annotated[int, typer.Option(min=0, help="The review's repeat.")] = 0,
+    out: RunsDir = Path("runs"),
+    prices: Annotated[Path | None, typer.Option(help="Price file, as the run was given.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the new review's outcome as JSON.")] = False,
+) -> None:
+    """Regenerate one review: the same persona and member, a new seed; the old one is kept."""
+    key = CellKey(tool, persona, member, repeat)
+    with Store(out) as store:
+        result = asyncio.run(regenerate_review(store, run_id, key, reason, prices=prices))
+        status = store.get_run(run_id)
+    outcome = {
+        "run_id": run_id,
+        "tool": tool,
+        "persona": persona,
+        "member": member,
+        "repeat": repeat,
+        "valid": result.valid,
+        "verdict": result.verdict,
+        "error": result.error,
+        "run_status": status.status if status else None,
+    }
+    if json_out:
+        sys.stdout.write(json.dumps(outcome) + "\n")
+        return
+    said = result.verdict if result.valid else f"failed: {result.error}"
+    out_console.print(
+        f"regenerated {tool} by {persona} on {member}: {said}; run {run_id} is {outcome['run_status']}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
