@@ -132,6 +132,8 @@ def test_a_running_job_page_refreshes_without_js_and_loads_only_local_script(run
             assert '<script src="/static/job.js" defer></script>' in head
             assert "<script>" not in page.text and "style=" not in page.text
             assert f'data-events="{url}/events?after=1"' in page.text  # the one result shown
+            # the page's script may open the event stream (connect-src), and nothing else
+            assert "connect-src 'self'" in page.headers["content-security-policy"]
             script = client.get("/static/job.js")
             assert (
                 script.status_code == 200 and "textContent" in script.text and "innerHTML" not in script.text
