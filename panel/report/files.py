@@ -75,6 +75,7 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
             status=status or run.status,
             repeats=int(run.config.get("repeats", 1)),
             edits=edits,
+            rebuttals=store.rebuttals(run_id, tool.id),
         )
         write_atomic(folder / "tools" / f"{tool.id}.json", record.model_dump_json(indent=2) + "\n")
     return folder
