@@ -370,3 +370,17 @@ def test_agreement_sets_round_one_beside_round_two_with_the_flip_rate(
     csv = cli("agreement", run_id, "--out", str(out), "--format", "csv")
     lines = csv.out.splitlines()  # type: ignore[attr-defined]
     assert lines[0].endswith(",round") and len(lines) == 1 + 2 * 12
+
+
+def test_the_agreement_page_has_the_rebuttal_section(tmp_path: Path, cli: Callable[..., object]) -> None:
+    pytest.importorskip("matplotlib")
+    store = Store(tmp_path / "runs")
+    run_id = _run(store, _plan(tmp_path, _backends(), tools=("ollama", "vllm")))
+    store.close()
+    page = tmp_path / "report.html"
+    result = cli(
+        "agreement", run_id, "--out", str(tmp_path / "runs"), "--resamples", "20", "--report", str(page)
+    )
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    html = page.read_text()
+    assert "Does debate help or herd?" in html and "Flip rate in the rebuttal round" in html
