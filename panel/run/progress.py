@@ -141,6 +141,7 @@ class Reporter:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._rebuttal_task: TaskID | None = None
+        self._rebuttal_started = 0.0
         #: per batch key: when it was first seen, and the (state, time) of its last line
         self._batch_seen: dict[str, float] = {}
         self._batch_shown: dict[str, tuple[str, float]] = {}
@@ -178,9 +179,10 @@ class Reporter:
 
     def rebuttal_start(self, stats: RoundStats) -> None:
         """The rebuttal round begins: a second bar (bar), an event (jsonl)."""
+        self._rebuttal_started = time.monotonic()
         if self._progress is not None:
             self._rebuttal_task = self._progress.add_task(
-                "rebuttal", total=stats.total, completed=stats.done, rate="", extra=""
+                "rebuttal", total=stats.total, completed=stats.done, rate="0.0", extra=""
             )
         elif self.mode == "jsonl":
             self._emit({"event": "rebuttal", **stats.as_dict()})
@@ -189,7 +191,9 @@ class Reporter:
         if self._progress is not None and self._rebuttal_task is not None:
             key = result.cell.key
             extra = f"{stats.changed} changed · {stats.failed} failed · {key.tool_id}/{key.persona_id}"
-            self._progress.update(self._rebuttal_task, completed=stats.done, extra=extra)
+            elapsed = time.monotonic() - self._rebuttal_started
+            rate = f"{stats.done / elapsed:.1f}" if elapsed > 0 else "0.0"
+            self._progress.update(self._rebuttal_task, completed=stats.done, rate=rate, extra=extra)
         elif self.mode == "jsonl":
             now = time.monotonic()
             if now - self._last_line >= 1.0 or stats.done == stats.total:
