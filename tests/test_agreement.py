@@ -162,7 +162,9 @@ def test_json_numbers_are_panel_stats_on_the_same_matrix(cli: Any, runs: Runs) -
     report = _report(cli, runs, runs.single, "--resamples", "200", "--seed", "7")
     assert set(report) == {
         "runs", "by", "basis", "items", "missing", "stats", "cohen", "self_consistency", "notes", "research",
+        "rounds",
     }  # fmt: skip
+    assert report["rounds"] is None  # no rebuttal round in this run
     assert report["basis"] == {"run": runs.single, "repeat": 0} and report["by"] == "rater"
     assert report["items"] == TOOLS
     cells = _pick(_long(cli, runs, runs.single))

@@ -29,6 +29,8 @@ from .judges import judgments
 from .long import LONG_COLUMNS, PhaseProgress, Row, iter_long, long_table, reading
 from .pairwise import KappaMatrix, kappa_matrices
 from .research import Research, categories_of, research
+from .research import _load_reference as load_reference
+from .rounds import RoundsReport, has_rebuttals, rounds
 from .stats import cohen_matrix, percent_agreement
 
 __all__ = [
@@ -162,12 +164,14 @@ class AgreementReport:
     self_consistency: list[SelfConsistency]
     notes: list[str] = field(default_factory=list)
     research: Research | None = None  # the reference, pooling, latent model and variance split
+    rounds: RoundsReport | None = None  # a run with a rebuttal round: round 1 beside round 2
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types, ``nan`` as ``None`` so strict JSON parsers accept it."""
         data = asdict(self)
         data["stats"] = self.stats.to_dict()
         data["research"] = self.research.to_dict() if self.research is not None else None
+        data["rounds"] = self.rounds.to_dict() if self.rounds is not None else None
         for matrix, out in zip(self.cohen, data["cohen"], strict=True):
             out["title"] = matrix.title
         result: dict[str, Any] = json_ready(data)
@@ -338,22 +342,45 @@ def analyze(
     ]
     if silent:
         notes.append(f"Left out of the headline statistics, every review failed: {', '.join(silent)}.")
+    stats = agreement(
+        matrix.ratings,
+        matrix.raters,
+        n_resamples,
+        seed,
+        positive=positive,
+        progress=partial(tell, "bootstrap intervals"),
+    )
+
+    def matrix_of(chosen: list[Row]) -> tuple[list[str], list[list[str | None]]]:
+        found = ratings_matrix(chosen, by, run=basis, order=order)
+        keep = [found.raters.index(r) for r in matrix.raters if r in found.raters]
+        return [found.raters[j] for j in keep], [[row[j] for j in keep] for row in found.ratings]
+
+    def reference_of() -> Any:
+        return (
+            None
+            if reference is None
+            else load_reference(reference, judged, store.run_tools(basis), min_votes, n_resamples, seed)
+        )
+
+    both = None if not has_rebuttals(store, basis) else _phase(
+        tell,
+        "rebuttal round",
+        lambda: rounds(
+            store, basis, first, matrix_of, stats, order=order, categories=judged.categories,
+            reference=reference_of(), n_resamples=n_resamples, seed=seed, positive=positive,
+        ),
+    )  # fmt: skip
     return AgreementReport(
         runs=list(run_ids),
         by=by,
         basis={"run": basis, "repeat": 0},
         items=matrix.items,
         missing=sum(v is None for row in matrix.ratings for v in row),
-        stats=agreement(
-            matrix.ratings,
-            matrix.raters,
-            n_resamples,
-            seed,
-            positive=positive,
-            progress=partial(tell, "bootstrap intervals"),
-        ),
+        stats=stats,
         cohen=_phase(tell, "pairwise kappas", lambda: kappa_matrices(first, order, judged)),
         self_consistency=_phase(tell, "self-consistency", lambda: _self_consistency(rows, run_ids, order)),
         notes=notes,
         research=found,
+        rounds=both,
     )

@@ -181,6 +181,7 @@ def figure(caption: str, png: bytes) -> Figure:
 def sections(data: Mapping[str, Any]) -> list[Section]:
     """Every section the dict has the figures for, in reading order."""
     from .page_research import research_sections
+    from .page_rounds import rounds_section
 
     stats = _dict(data.get("stats"))
     found = [
@@ -189,6 +190,7 @@ def sections(data: Mapping[str, Any]) -> list[Section]:
         _cohen(data),
         _consistency(data),
         *research_sections(_dict(data.get("research")), stats),
+        rounds_section(_dict(data.get("rounds"))),
         _notes("notes", "Notes", _list(data.get("notes"))),
     ]
     return [s for s in found if s is not None and s.blocks]

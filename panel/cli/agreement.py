@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -26,6 +26,7 @@ from .options import RunsDir
 from .progress_phases import PhaseBar
 from .research_tables import num as _num
 from .research_tables import print_research
+from .rounds_table import print_rounds
 
 if TYPE_CHECKING:
     from ..analysis.agreement import AgreementReport
@@ -158,7 +159,7 @@ def _agreement(
                     min_votes=options.min_votes, threshold=options.threshold,
                 )  # fmt: skip
         if fmt == "csv":
-            sys.stdout.writelines(csv_chunks(analysis.iter_long(store, run_ids)))
+            sys.stdout.writelines(_long_csv(store, run_ids))
         if export is not None:
             written += _export(store, run_ids, export)
     if plots is not None and report is not None:
@@ -175,8 +176,21 @@ def _agreement(
         _print_report(report)
         if report.research is not None:
             print_research(report.to_dict()["research"])
+        if report.rounds is not None:
+            print_rounds(report.rounds.to_dict())
     for path in written:
         info.print(f"wrote {for_console(str(path))}", highlight=False)
+
+
+def _long_csv(store: Store, run_ids: Sequence[str]) -> Iterator[str]:
+    """The long table; with a `round` column, each review once per round, when a run had a
+    rebuttal round."""
+    from ..analysis.long import iter_long
+    from ..analysis.rounds import ROUNDS_COLUMNS, has_rebuttals, iter_rounds_long
+
+    if any(has_rebuttals(store, run_id) for run_id in run_ids):
+        return csv_chunks(iter_rounds_long(store, run_ids), ROUNDS_COLUMNS)
+    return csv_chunks(iter_long(store, run_ids))
 
 
 def latest(store: Store, run_ids: Sequence[str]) -> list[str]:

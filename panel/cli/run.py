@@ -36,6 +36,15 @@ from .past import print_record
 
 __all__ = ["compare", "review"]
 
+Rebuttal = Annotated[
+    bool,
+    typer.Option(
+        "--rebuttal",
+        help="After the first round, each reviewer reads the others' reviews of the tool (names "
+        "removed) and keeps or changes its verdict; the record shows both rounds.",
+    ),
+]
+
 
 @app.command()
 def compare(
@@ -58,6 +67,7 @@ def compare(
     seed: Seed = 1234,
     no_cache: NoCache = False,
     progress: ProgressMode = "bar",
+    rebuttal: Rebuttal = False,
 ) -> None:
     """Review two tools with the whole panel and draft their comparison.
 
@@ -75,6 +85,7 @@ def compare(
         personas_dir=personas_dir,
         sampling=sampling,
         config=panel_config,
+        rebuttal=rebuttal,
     )
     request = RunRequest(
         "compare",
@@ -157,6 +168,7 @@ def review(
             metavar="batch|live", help="Re-ask invalid batch replies in a follow-up batch (batch) or live."
         ),
     ] = "batch",
+    rebuttal: Rebuttal = False,
 ) -> None:
     """Review a whole catalog: every tool x persona x member, within limits and a budget.
 
@@ -172,10 +184,10 @@ def review(
     panel_config = load_config(config)
     plan = None
     if resume:
-        if catalog or tools or backend or persona or since or repeats != 1 or route:
+        if catalog or tools or backend or persona or since or repeats != 1 or route or rebuttal:
             raise UserError(
                 "--resume finishes a run as it was planned: give no catalog, tools, members, "
-                "personas or route"
+                "personas, route or --rebuttal"
             )
         if not (out / "panel.db").is_file():
             if resume == "last":
@@ -194,6 +206,7 @@ def review(
             repeats=repeats,
             sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
             route=route,
+            rebuttal=rebuttal,
         )
         require_prices(plan, max_cost)
         if since and not (out / "panel.db").is_file():

@@ -12,9 +12,10 @@ from typing import get_args
 
 from ..catalog import Tool
 from ..personas import Persona
-from ..store import CellKey, EditRow, ReviewRow
+from ..store import CellKey, EditRow, RebuttalRow, ReviewRow
 from .edited import Marks, apply_edits, changed_note
 from .headline import headline, join_names
+from .rebuttal import apply_rebuttals
 from .record import (
     Answer,
     CommunityRead,
@@ -110,14 +111,18 @@ def build_record(
     status: str = "done",
     repeats: int = 1,
     edits: Iterable[EditRow] = (),
+    rebuttals: Iterable[RebuttalRow] = (),
 ) -> ComparisonRecord:
     """The record of a run; `status` and `repeats` come from the store's run row and plan.
 
     Reviews of repeat 0 make the panel; later repeats only make `self_consistency`, which
     reads the models' own verdicts. `edits` (the store's `edits(run_id)`) put an editor's
-    text in place of the model's, marked in each entry's `edited_by_editor`.
+    text in place of the model's, marked in each entry's `edited_by_editor`. `rebuttals`
+    (the store's `rebuttals(run_id)`) put each valid round-2 verdict in place of round 1's
+    (before an editor's), with both rounds in the record (`panel.report.rebuttal`).
     """
     models_own = reviews
+    reviews, rounds = apply_rebuttals(reviews, rebuttals)
     reviews, marks = apply_edits(reviews, edits)
     by_persona = {p.id: p for p in personas}
     multi = len(members) > 1
@@ -131,6 +136,8 @@ def build_record(
 
     panel = [r for r in reviews if r.repeat == 0]
     cards = [_card(tool, personas, members, panel, marks) for tool in tools]
+    if rounds.any:
+        cards = [rounds.annotate(card, personas) for card in cards]
     splits = [_tool_split(tool, [r for r in panel if r.tool_id == tool.id], rater) for tool in tools]
     verdict_of = _verdicts(panel)
     across = _across(tools, personas, members, verdict_of)
@@ -172,6 +179,7 @@ def build_record(
         self_consistency=self_consistency(
             tools, personas, members, models_own, repeats, lambda p, m: rater_name(p.name, m)
         ),
+        rebuttal=rounds.summary(panel, (e for c in cards for e in c.scorecard)) if rounds.any else None,
     )
 
 

@@ -11,7 +11,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
             status=status or run.status,
             repeats=int(run.config.get("repeats", 1)),
             edits=edits,
+            rebuttals=store.rebuttals(run_id, tool.id),
         )
         write_atomic(folder / "tools" / f"{tool.id}.json", record.model_dump_json(indent=2) + "\n")
     return folder
@@ -175,15 +176,15 @@ def _umask() -> int:
     return mask
 
 
-def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """The long table as CSV text in chunks, so a large run is never held whole."""
+def csv_chunks(rows: Iterable[dict[str, Any]], columns: Sequence[str] | None = None) -> Iterator[str]:
+    """The long table (or rows of `columns`) as CSV text in chunks, so a large run is never held whole."""
     import csv
     import io
 
     from ..analysis.long import LONG_COLUMNS
 
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, LONG_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, columns or LONG_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(row)

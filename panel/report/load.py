@@ -48,4 +48,5 @@ def load_record(
         status=status or run.status,
         repeats=int(run.config.get("repeats", 1)),
         edits=store.edits(run_id) if edits else (),
+        rebuttals=store.rebuttals(run_id, tool_id),
     )

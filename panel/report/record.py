@@ -29,9 +29,12 @@ __all__ = [
     "PricingSide",
     "Provenance",
     "RaterConsistency",
+    "RebuttalMark",
+    "RebuttalRound",
     "RepeatCell",
     "ReviewProvenance",
     "ReviewerSplit",
+    "RoundShare",
     "RunState",
     "ScorecardEntry",
     "SelfConsistency",
@@ -48,7 +51,11 @@ __all__ = [
 #      `edited_by_editor`; a ship share counts the verdicts an editor changed. Both are left
 #      out of a record without edits, so such a record reads as 1.2 did. A published record
 #      carries its `provenance`.
-RECORD_VERSION: Literal["1.3"] = "1.3"
+# 1.4: a run with a rebuttal round: each entry's `rebuttal` (keep or change, why, verdict
+#      before and after) and `names_itself`; the verdict shown is the round-2 one when valid;
+#      a ship share's `first_round` and `changed_after_rebuttal`; the record's `rebuttal`.
+#      All left out of a record without a rebuttal round.
+RECORD_VERSION: Literal["1.4"] = "1.4"
 
 Enforced = Literal["grammar", "provider schema", "tool", "validated after"]
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
@@ -56,6 +63,15 @@ EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class RoundShare(_Model):
+    """Ship verdicts among valid reviews in round 1, before the rebuttal round."""
+
+    ship: int = Field(ge=0)
+    valid: int = Field(ge=0)
+    pct: float | None = Field(description="100 * ship / valid, or null when no review is valid.")
+    display: str
 
 
 class ShipShare(_Model):
@@ -76,6 +92,17 @@ class ShipShare(_Model):
         default=None,
         exclude_if=lambda v: v is None,
         description="Said beside the percentage, e.g. '1 verdict changed by an editor'; left out when none.",
+    )
+    first_round: RoundShare | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="The share in round 1, before the rebuttal round; left out of a run without one.",
+    )
+    changed_after_rebuttal: int = Field(
+        default=0,
+        ge=0,
+        exclude_if=lambda n: n == 0,
+        description="Valid reviews whose verdict changed in the rebuttal round; left out when none.",
     )
 
 
@@ -111,6 +138,35 @@ class EditMark(_Model):
     edited_at: str = Field(description="When, ISO 8601 in UTC.")
 
 
+class RebuttalMark(_Model):
+    """A review's rebuttal round: it read the other reviews of its tool and kept or changed."""
+
+    valid: bool
+    decision: Literal["keep", "change"] | None = Field(description="Null when the answer failed.")
+    why: str | None
+    verdict_before: str = Field(description="The round-1 verdict.")
+    verdict_after: str | None = Field(description="The round-2 verdict; null when the answer failed.")
+    changed: bool = Field(description="True when the round-2 verdict is valid and not the round-1 one.")
+    others: int = Field(ge=0, description="How many other reviews it read.")
+    error: str | None = Field(description="Why the answer failed, when it did.")
+    asks: int = Field(ge=1)
+
+
+class RebuttalRound(_Model):
+    """The run's rebuttal round over the panel (repeat 0)."""
+
+    answers: int = Field(ge=0, description="Reviews that took part: valid in round 1, with others to read.")
+    valid: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    changed: int = Field(ge=0)
+    flip_pct: float | None = Field(description="100 * changed / valid, or null when none is valid.")
+    display: str
+    first_round: RoundShare = Field(description="The panel's ship share in round 1.")
+    after_rebuttal: RoundShare = Field(description="The panel's ship share after the rebuttal round.")
+    names_itself: int = Field(ge=0, description="Reviews whose own text names their persona or model.")
+    summary: str
+
+
 class ScorecardEntry(_Model):
     persona_id: str
     persona_name: str
@@ -144,6 +200,19 @@ class ScorecardEntry(_Model):
         description=(
             "The fields an editor changed, each with the model's own text; the entry's fields "
             "show the editor's. Left out when nothing was edited."
+        ),
+    )
+    rebuttal: RebuttalMark | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Its rebuttal round, when it had one; `verdict` is then the round-2 verdict if valid.",
+    )
+    names_itself: list[str] = Field(
+        default_factory=list,
+        exclude_if=lambda found: not found,
+        description=(
+            "In a run with a rebuttal round: the names of its own persona or model that its own "
+            "text gives (relabelling cannot hide them from the other reviewers). Left out when none."
         ),
     )
 
@@ -332,7 +401,7 @@ class Provenance(_Model):
 
 
 class ComparisonRecord(_Model):
-    version: Literal["1.3"] = RECORD_VERSION
+    version: Literal["1.4"] = RECORD_VERSION
     run_id: str
     created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
     title: str
@@ -346,6 +415,11 @@ class ComparisonRecord(_Model):
     run: RunState
     self_consistency: SelfConsistency | None = Field(
         default=None, description="Later repeats against repeat 0; null when the run has one repeat."
+    )
+    rebuttal: RebuttalRound | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="The rebuttal round's figures; left out of a run without one.",
     )
     provenance: Provenance | None = Field(
         default=None,

@@ -22,7 +22,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from ..backends.base import Backend, Reply, Request, Sampling
 from ..catalog import Tool
@@ -51,6 +51,8 @@ class Cell:
     persona: Persona
     backend: Backend
     repeat: int = 0
+    #: which round its requests belong to: 1, or 2 for the rebuttal round (`panel.run.rebuttal`)
+    ROUND: ClassVar[int] = 1
 
     @property
     def key(self) -> CellKey:
@@ -110,6 +112,8 @@ class RunStats:
     batch_at_live: float = 0.0
     stopped: str | None = None
     started: float = field(default_factory=time.monotonic)
+    #: the rebuttal round's own counts (`panel.run.rebuttal.RoundStats`), once it has begun
+    rebuttal: Any = None
 
     @property
     def rate(self) -> float:
@@ -356,6 +360,11 @@ class Engine:
         data = review.model_dump(mode="json")
         return self._save(cell, data, None, reply.text, request_id, ask, fingerprint, source, enforced)
 
+    async def send(self, cell: Cell, member: Member, request: Request, ask: int) -> tuple[int, Reply, bool]:
+        """One request of any round through the run's store, cache, budget, limiter and retries:
+        (request id, reply, whether the reply came from the store)."""
+        return await self._ask(cell, member, request, ask)
+
     async def _ask(self, cell: Cell, member: Member, request: Request, ask: int) -> tuple[int, Reply, bool]:
         """One request's reply: from this run (resume), from the cache, or from the model."""
         key = cache_key(cell.backend, request, cell.persona.version)
@@ -410,6 +419,7 @@ class Engine:
             request.sampling.as_dict(),
             key,
             reserved_usd=worst,
+            round_=cell.ROUND,
         )
 
     async def _send(self, member: Member, request: Request, estimate: int) -> Reply:

@@ -132,6 +132,8 @@ def announce_plan(plan: Plan, notices: Notices, routes: Mapping[str, str] | None
     )
     if plan.repeats > 1:
         text += f" x {plan.repeats} repeats"
+    if plan.rebuttal:
+        text += f", then a rebuttal round of up to {plan.total // plan.repeats} answers (not in the estimate)"
     if estimate.priced:
         text += f"; estimated ${estimate.expected_usd:.4f}, at most ${estimate.worst_usd:.4f}"
     live: dict[str, object] = {}
@@ -210,6 +212,7 @@ class Job:
                         self.run_id,
                         write,
                         on_batch=reporter.batch,
+                        on_rebuttal=reporter,
                     )
                 )
         except KeyboardInterrupt:

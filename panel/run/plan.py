@@ -29,6 +29,7 @@ from .batch import DEFAULT_POLL_S, BatchRunner
 from .engine import Cell, CellResult, Engine, Member, RunStats
 from .limits import RateLimiter
 from .pricing import load_prices, price_for
+from .rebuttal import RebuttalProgress, run_rebuttals
 from .retry import RetryPolicy
 
 __all__ = [
@@ -57,6 +58,8 @@ class Plan:
     prompts: PromptSet = field(default_factory=PromptSet)
     sampling: Sampling = field(default_factory=Sampling)
     repeats: int = 1
+    #: a rebuttal round after round 1 (`panel.run.rebuttal`)
+    rebuttal: bool = False
 
     @property
     def total(self) -> int:
@@ -138,6 +141,7 @@ def plan_run(
     prices: str | Path | None = None,
     repeats: int = 1,
     route: str | None = None,
+    rebuttal: bool = False,
 ) -> Plan:
     """Check every input and build the backends; raise a UserError before any file is written.
 
@@ -163,6 +167,7 @@ def plan_run(
         catalog_path,
         sampling=sampling or Sampling(),
         repeats=repeats,
+        rebuttal=rebuttal,
     )
 
 
@@ -206,6 +211,7 @@ def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> 
         Path(run.catalog) if run.catalog else None,
         sampling=Sampling(**config["sampling"]),
         repeats=int(config.get("repeats", 1)),
+        rebuttal=bool(config.get("rebuttal", False)),
     )
 
 
@@ -225,6 +231,7 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
             "repeats": plan.repeats,
             "since": options.since_run,
             "kind": options.kind,
+            "rebuttal": plan.rebuttal,
         },
         tools=[(t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools],
         personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
@@ -241,6 +248,7 @@ async def run_plan(
     run_id: str | None = None,
     write: Callable[[str, str], object] | None = None,
     on_batch: Callable[[str, str, BatchStatus], None] | None = None,
+    on_rebuttal: RebuttalProgress | None = None,
 ) -> tuple[str, RunStats]:
     """Run a plan as a new run, or finish the run `run_id` (started, or resumed).
 
@@ -249,6 +257,8 @@ async def run_plan(
     `failed`. Ctrl-C leaves the run `interrupted`, ready for `--resume`; so does `detach`
     while batches are in flight (its stats say `stopped = "detached"`; no files are written).
     `on_batch(member, batch key, status)` is told of each batch at submission and each poll.
+    With `plan.rebuttal`, the rebuttal round follows round 1 (unless it stopped), told to
+    `on_rebuttal` (see `RebuttalProgress`).
     """
     options = options or RunOptions()
     if run_id is None:
@@ -282,6 +292,14 @@ async def run_plan(
             stats.stopped = "detached"  # batches in flight: `--resume` collects them
             status = "interrupted"
             return run_id, stats
+        if plan.rebuttal and not stats.stopped:
+            await run_rebuttals(
+                engine,
+                plan.tools,
+                plan.personas,
+                on_result=on_rebuttal.rebuttal_update if on_rebuttal else None,
+                on_start=on_rebuttal.rebuttal_start if on_rebuttal else None,
+            )
         final = "stopped" if stats.stopped else "done"
         if write is not None:
             # The files carry the status the run is about to get.

@@ -22,8 +22,11 @@ from rich.progress import (
 from ..backends.batch import BatchStatus
 from ..text import clean
 from .engine import CellResult, RunStats
+from .rebuttal import RebuttalResult, RoundStats
 
-__all__ = ["Mode", "Notices", "Reporter", "batch_eta", "batch_line", "emit_event", "summary_line"]
+__all__ = [
+    "Mode", "Notices", "Reporter", "batch_eta", "batch_line", "emit_event", "rebuttal_part", "summary_line",
+]  # fmt: skip
 
 #: in bar mode, a batch whose state holds is shown again at most this often (seconds)
 BATCH_LINE_EVERY = 300.0
@@ -49,11 +52,19 @@ def summary_line(stats: RunStats, elapsed: float) -> str:
     if stats.lost:
         replies = "reply" if stats.lost == 1 else "replies"
         parts.append(f"{stats.lost} {replies} lost when the run was cut off, charged at worst case")
+    if stats.rebuttal is not None:
+        parts.append(rebuttal_part(stats.rebuttal))
     if stats.stopped == "budget":
         parts.append("stopped at the budget")
     elif stats.stopped == "detached":
         parts.append("detached with batches in flight")
     return " · ".join(parts)
+
+
+def rebuttal_part(r: RoundStats) -> str:
+    """`rebuttal 10/12 answered, 2 changed, 1 failed`."""
+    text = f"rebuttal {r.done}/{r.total} answered, {r.changed} changed"
+    return text + (f", {r.failed} failed" if r.failed else "")
 
 
 def batch_eta(done: int, total: int, elapsed: float) -> float | None:
@@ -129,6 +140,8 @@ class Reporter:
         self._last_line = 0.0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._rebuttal_task: TaskID | None = None
+        self._rebuttal_started = 0.0
         #: per batch key: when it was first seen, and the (state, time) of its last line
         self._batch_seen: dict[str, float] = {}
         self._batch_shown: dict[str, tuple[str, float]] = {}
@@ -138,7 +151,7 @@ class Reporter:
     def __enter__(self) -> Reporter:
         if self.mode == "bar":
             self._progress = Progress(
-                TextColumn("[bold]reviewing"),
+                TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}/s"),
@@ -149,7 +162,7 @@ class Reporter:
                 console=self.console,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("", total=self.total, rate="0.0", extra="")
+            self._task = self._progress.add_task("reviewing", total=self.total, rate="0.0", extra="")
         return self
 
     def update(self, result: CellResult | None, stats: RunStats) -> None:
@@ -163,6 +176,29 @@ class Reporter:
             if now - self._last_line >= 1.0 or stats.done == stats.total:
                 self._last_line = now
                 self._emit({"event": "progress", **stats.as_dict()})
+
+    def rebuttal_start(self, stats: RoundStats) -> None:
+        """The rebuttal round begins: a second bar (bar), an event (jsonl)."""
+        self._rebuttal_started = time.monotonic()
+        if self._progress is not None:
+            self._rebuttal_task = self._progress.add_task(
+                "rebuttal", total=stats.total, completed=stats.done, rate="0.0", extra=""
+            )
+        elif self.mode == "jsonl":
+            self._emit({"event": "rebuttal", **stats.as_dict()})
+
+    def rebuttal_update(self, result: RebuttalResult, stats: RoundStats) -> None:
+        if self._progress is not None and self._rebuttal_task is not None:
+            key = result.cell.key
+            extra = f"{stats.changed} changed · {stats.failed} failed · {key.tool_id}/{key.persona_id}"
+            elapsed = time.monotonic() - self._rebuttal_started
+            rate = f"{stats.done / elapsed:.1f}" if elapsed > 0 else "0.0"
+            self._progress.update(self._rebuttal_task, completed=stats.done, rate=rate, extra=extra)
+        elif self.mode == "jsonl":
+            now = time.monotonic()
+            if now - self._last_line >= 1.0 or stats.done == stats.total:
+                self._last_line = now
+                self._emit({"event": "rebuttal", **stats.as_dict()})
 
     def batch(self, member: str, key: str, status: BatchStatus) -> None:
         """A batch's state at submission or at a poll: a line when it changes (bar), a JSON

@@ -5,8 +5,8 @@ transaction that marks it done, so a crash leaves nothing half-recorded. Keys ne
 here: requests hold messages and sampling settings, never headers or client options.
 
 `Store` is one class made of six parts, one module each: the connection (locking,
-migrations, transactions), runs, requests and replies, reviews, the batch ledger, and an
-editor's edits, approvals and review history.
+migrations, transactions), runs, requests and replies, reviews, the batch ledger, an
+editor's edits, approvals and review history, and the rebuttal round's answers.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from .batches import BATCH_STATES, Batches, custom_id_for, normal_state
 from .edits import EDIT_FIELDS, ApprovalRow, EditRow, Edits, HistoryRow
 from .lock import StoreBusyError
 from .migrations import MIGRATIONS
+from .rebuttals import RebuttalRow, Rebuttals
 from .requests import Requests
 from .reviews import Reviews
 from .rows import RUN_STATUSES, UNFINISHED, BatchRow, CellKey, ReviewRow, RunRow, new_run_id
@@ -31,6 +32,7 @@ __all__ = [
     "CellKey",
     "EditRow",
     "HistoryRow",
+    "RebuttalRow",
     "ReviewRow",
     "RunRow",
     "Store",
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 
-class Store(Runs, Requests, Edits, Reviews, Batches):
+class Store(Runs, Requests, Edits, Reviews, Batches, Rebuttals):
     """The runs folder: `panel.db` plus one folder of files per run.
 
     A writer holds the folder's write lock (see `lock.py`) for as long as the store is

@@ -233,6 +233,44 @@ def _m005_editor(db: sqlite3.Connection) -> None:
     )
 
 
+def _m006_rebuttals(db: sqlite3.Connection) -> None:
+    # The rebuttal round (`--rebuttal`): each request says which round it belongs to, so a
+    # round-1 review counts only its own requests; and each cell's round-2 answer, beside
+    # its round-1 review (which stays in `reviews`): keep or change, why, the verdicts before
+    # and after, how many other reviews it read, and the tokens and cost of its asks.
+    _statements(
+        db,
+        """
+        ALTER TABLE requests ADD COLUMN round INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE rebuttals (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            tool_id TEXT NOT NULL,
+            persona_id TEXT NOT NULL,
+            member TEXT NOT NULL,
+            repeat INTEGER NOT NULL DEFAULT 0,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            valid INTEGER NOT NULL,
+            decision TEXT,
+            why TEXT,
+            verdict_before TEXT,
+            verdict_after TEXT,
+            others INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            raw_reply TEXT,
+            request_id INTEGER REFERENCES requests(id),
+            asks INTEGER NOT NULL DEFAULT 1,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            UNIQUE (run_id, tool_id, persona_id, member, repeat)
+        )
+        """,
+    )
+
+
 # Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
@@ -240,4 +278,5 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m003_structured_forms,
     _m004_batch_ledger,
     _m005_editor,
+    _m006_rebuttals,
 ]

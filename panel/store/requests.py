@@ -27,6 +27,7 @@ class Requests(Connection):
         settings: dict[str, Any],
         cache_key: str | None = None,
         reserved_usd: float = 0.0,
+        round_: int = 1,
     ) -> int:
         """Record a request before it is sent, with its worst-case cost; returns its id.
 
@@ -34,8 +35,8 @@ class Requests(Connection):
         self._hold()
         cur = self.db.execute(
             """INSERT INTO requests (run_id, tool_id, persona_id, member, repeat, backend, model,
-                   ask, messages, schema_name, settings, cache_key, created_at, reserved_usd)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   ask, messages, schema_name, settings, cache_key, created_at, reserved_usd, round)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 run_id,
                 key.tool_id,
@@ -51,6 +52,7 @@ class Requests(Connection):
                 cache_key,
                 time.time(),
                 reserved_usd,
+                round_,
             ),
         )
         assert cur.lastrowid is not None

@@ -125,7 +125,10 @@ class Reviews(Connection):
         # A review counts only its own requests, not those of a review set aside before it
         # (see Edits.archive_review); a store read before its migration has no such column.
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(reviews)")}
-        return " AND rq.id > rv.requests_after" if "requests_after" in columns else ""
+        own = " AND rq.id > rv.requests_after" if "requests_after" in columns else ""
+        # ... nor those of its cell's rebuttal round (see Rebuttals).
+        asked = {r[1] for r in self.db.execute("PRAGMA table_info(requests)")}
+        return own + (" AND rq.round = 1" if "round" in asked else "")
 
     def _reviews(self, where: str, args: tuple[Any, ...]) -> Iterator[ReviewRow]:
         cursor = self.db.execute(
