@@ -384,3 +384,28 @@ def test_the_agreement_page_has_the_rebuttal_section(tmp_path: Path, cli: Callab
     assert result.code == 0, result.err  # type: ignore[attr-defined]
     html = page.read_text()
     assert "Does debate help or herd?" in html and "Flip rate in the rebuttal round" in html
+
+
+def test_a_rebuttal_prompt_shows_answers_as_one_text_so_their_count_names_no_persona(tmp_path: Path) -> None:
+    store = Store(tmp_path / "runs")
+    run_id = _run(store, _plan(tmp_path, _backends()))
+    (_, messages), *_ = _round2_requests(store, run_id)
+    blocks = re.findall(
+        r"REVIEWER [A-Z]+ START\n`{3,}json\n(.*?)\n`{3,}\nREVIEWER", messages[-1]["content"], re.S
+    )
+    assert len(blocks) == 5
+    for block in blocks:
+        read = json.loads(block)
+        assert isinstance(read["points"], str) and "answers" not in read
+
+
+def test_setting_a_review_aside_drops_its_rebuttal_so_a_resume_answers_anew(tmp_path: Path) -> None:
+    from panel.store import CellKey
+
+    store = Store(tmp_path / "runs")
+    run_id = _run(store, _plan(tmp_path, _backends()))
+    key = CellKey("ollama", "zorblax", "fake:vortex-omega", 0)
+    assert store.has_rebuttal(run_id, key)
+    store.archive_review(run_id, key, "too thin")
+    assert not store.has_rebuttal(run_id, key)
+    assert len(store.rebuttals(run_id)) == 5

@@ -4,10 +4,11 @@ or changes its verdict.
 Each persona on each member (repeat 0) whose round-1 review is valid reads the other valid
 round-1 reviews of the same tool. They come relabelled Reviewer A, B, ... in an order drawn
 from a hash of the reading cell, with no persona or model name: only each review's verdict,
-verdict note, prose and answers (as a list, without the question keys, which would name the
-persona), each fenced as data like the tool's facts. It answers keep or change, one sentence
-why, and its verdict after. A reply whose decision and verdict disagree with its round-1
-verdict is invalid and re-asked once with the error, as a round-1 review is.
+verdict note, prose and answers (joined into one text, without the question keys or their
+count, which would name the persona), each fenced as data like the tool's facts. It answers
+keep or change, one sentence why, and its verdict after. A reply whose decision and verdict
+disagree with its round-1 verdict is invalid and re-asked once with the error, as a round-1
+review is.
 
 Round-2 requests go through the engine (`Engine.send`): the same store (written before a
 request is sent, so `--resume` sends only what has no stored reply), cache, budget, rate
@@ -84,14 +85,17 @@ def reviewer_label(k: int) -> str:
 
 
 def _as_read(review: ReviewRow) -> dict[str, Any]:
-    """What another reviewer (or the author) reads of a review: no persona, no model, no keys."""
+    """What another reviewer (or the author) reads of a review: no persona, no model, no keys.
+
+    The answers go in as one text: a list would show how many questions the persona asks,
+    and so which persona wrote it."""
     data = review.data or {}
     answers = data.get("answers") or {}
     return {
         "verdict": review.verdict,
         "verdict_note": review.verdict_note,
         "review": data.get("review"),
-        "answers": [str(v) for v in answers.values()],
+        "points": " ".join(str(v).strip() for v in answers.values()),
     }
 
 

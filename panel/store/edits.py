@@ -198,6 +198,8 @@ class Edits(Reviews):
                     (history_id, run_id, *key),
                 )
             db.execute(f"DELETE FROM reviews WHERE {_CELL}", (run_id, *key))
+            # Its rebuttal answered the review set aside: a resumed rebuttal run answers anew.
+            db.execute(f"DELETE FROM rebuttals WHERE {_CELL}", (run_id, *key))
         return history_id
 
     def generations(self, run_id: str) -> dict[CellKey, int]:
