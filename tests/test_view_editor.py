@@ -3,6 +3,7 @@ download the files; every write refused without the CSRF field or while the stor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,11 +17,13 @@ from starlette.testclient import TestClient
 
 from panel.report.load import load_record
 from panel.report.render import _html_env, render_html
+from panel.run.plan import RunOptions, plan_run, run_plan
 from panel.store import CellKey, Store
 from panel.view.actions import anchor
 from panel.view.app import create_app
 from panel.view.security import CSRF_COOKIE, CSRF_FIELD
 
+from .conftest import EXAMPLE_CATALOG
 from .test_view import BASE, INJECTED_NAME
 
 KEY = CellKey("ollama", "builder", "fake:schema")
@@ -270,3 +273,47 @@ def test_comparison_html_is_unchanged_without_the_hook(made: str, runs_dir: Path
 
     hooked = render_html(record, review_actions=Hook())
     assert hooked.count('<footer class="hooked"></footer>') == 4 and hooked.count('id="a1"') == 4
+
+
+def test_failed_and_missing_reviews_offer_only_regenerate(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    failed, missing = CellKey("vllm", "builder", "fake:schema"), CellKey("vllm", "skeptic", "fake:schema")
+    with Store(runs_dir) as store:
+        store.archive_review(made, failed, "regenerate")
+        store.save_review(made, failed, "fake", "schema", data=None, error="timed out", raw_reply=None,
+                          request_id=None, asks=2)  # fmt: skip
+        store.archive_review(made, missing, "set aside")
+    page = client.get(f"/runs/{made}").text
+    assert "2 of 2 reviews approved" not in page and "0 of 2 reviews approved" in page
+    assert "1 failed" in page and "1 missing" in page
+    for key in (failed, missing):
+        article = page.split(f'id="{anchor(*key)}"')[1].split("</article>")[0]
+        assert "/review/regenerate" in article and "Approve" not in article and "/review/edit" not in article
+    edit = client.get(f"/runs/{made}/review/edit", params={**FIELDS, "tool": "vllm"}).text
+    assert "This review failed, so there is nothing to edit: regenerate it" in edit
+    assert 'class="edit-form"' not in edit and 'name="reason"' in edit
+    fields = {**FIELDS, "tool": "vllm"}
+    assert _post(client, f"/runs/{made}/review/approve", **fields, approved="1").status_code == 400
+    assert _post(client, f"/runs/{made}/review/edit", **fields, verdict_note="x y").status_code == 400
+    blockers = client.get(f"/runs/{made}/publish").text
+    assert "1 failed (vllm/builder/fake:schema)" in blockers and "1 missing" in blockers
+
+
+def test_a_review_runs_tool_page_carries_the_actions(runs_dir: Path) -> None:
+    plan = plan_run(["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"])
+    with Store(runs_dir) as store:
+        run_id, _ = asyncio.run(run_plan(plan, store, "panel review", options=RunOptions(kind="review")))
+    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
+        client.get("/")
+        page = client.get(f"/runs/{run_id}/tools/vllm").text
+        assert "0 of 4 reviews approved" in page and "Approve all of this tool" in page
+        assert page.count("/review/regenerate") == 4
+        fields = {**FIELDS, "tool": "vllm"}
+        approved = _post(client, f"/runs/{run_id}/review/approve", **fields, approved="1")
+        key = CellKey("vllm", "builder", "fake:schema")
+        assert approved.headers["location"] == f"/runs/{run_id}/tools/vllm#{anchor(*key)}"
+        everything = _post(client, f"/runs/{run_id}/approve-all", tool="ollama")
+        assert everything.headers["location"] == f"/runs/{run_id}/tools/ollama#editor"
+        assert "4 of 4 reviews approved" in client.get(f"/runs/{run_id}/tools/ollama").text
+        assert "3 unapproved (vllm/" in client.get(f"/runs/{run_id}/publish").text
