@@ -48,11 +48,17 @@ def _published(store: Store, run_id: str) -> list[str]:
     return [name for name in MEDIA_TYPES if (folder / name).is_file()]
 
 
+def _blockers(store: Store, run_id: str) -> list[str]:
+    """What stands in the way of publishing, each as "4 unapproved (...)"."""
+    _, warnings = publish_record(store, run_id)
+    return [w.removeprefix("published with ") for w in warnings]
+
+
 def publish_page(request: Request) -> Response:
     run_id = request.path_params["run_id"]
     with read_store(request) as opened:
         store, run = _run(opened, run_id)
-        _, blockers = publish_record(store, run_id)
+        blockers = _blockers(store, run_id)
         files = _published(store, run_id)
     return page(request, "publish.html.j2", run=run, blockers=blockers, files=files, refusal=None, done=False)
 
@@ -63,8 +69,7 @@ def _publish(request: Request, run_id: str, anyway: bool) -> Response:
         try:
             result = publish(store, run_id, store.run_dir(run_id) / FOLDER, allow_unapproved=anyway)
         except UserError as exc:
-            _, blockers = publish_record(store, run_id)
-            files = _published(store, run_id)
+            blockers, files = _blockers(store, run_id), _published(store, run_id)
             context = {"run": run, "blockers": blockers, "files": files, "done": False}
             return page(request, "publish.html.j2", 409, refusal=str(exc), **context)
     files = [path.name for path in result.paths if path.name in MEDIA_TYPES]
