@@ -6,15 +6,24 @@ import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import jinja2
 from markupsafe import Markup
 
 from ..text import clean
-from .record import ComparisonRecord
+from .record import ComparisonRecord, ScorecardEntry
 
-__all__ = ["FORMATS", "escaping_environment", "render", "render_html", "render_markdown", "safe_url"]
+__all__ = [
+    "FORMATS",
+    "ReviewActions",
+    "escaping_environment",
+    "render",
+    "render_html",
+    "render_markdown",
+    "safe_url",
+]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -178,7 +187,19 @@ def render_markdown(record: ComparisonRecord) -> str:
     return _env().get_template("comparison.md.j2").render(record=record)
 
 
-def render_html(record: ComparisonRecord) -> str:
+class ReviewActions(Protocol):
+    """What `panel view` adds to each review of the page: its controls, and an anchor id."""
+
+    def __call__(
+        self, tool_id: str, persona_id: str, member: str, repeat: int, entry: ScorecardEntry | None
+    ) -> Markup: ...
+
+    def anchor(self, tool_id: str, persona_id: str, member: str, repeat: int) -> str: ...
+
+
+def render_html(record: ComparisonRecord, *, review_actions: ReviewActions | None = None) -> str:
+    """The self-contained page; with `review_actions`, each review also carries what it returns
+    (and its anchor as the article's id). Without it the page is the published file."""
     return (
         _html_env()
         .get_template("comparison.html.j2")
@@ -187,6 +208,7 @@ def render_html(record: ComparisonRecord) -> str:
             tool_names={t.id: t.name for t in record.tools},
             persona_names={p.id: p.name for p in record.panel.personas},
             multi=len(record.panel.members) > 1,
+            review_actions=review_actions,
         )
     )
 

@@ -41,8 +41,11 @@ def _bar(match: re.Match[str]) -> str:
     return f'<span class="bar-fill w-{width}"></span>'
 
 
-def comparison_body(record: ComparisonRecord) -> Markup:
-    """What the report page's <body> holds, for this record, with no inline style left."""
-    html = report_render.render_html(record)
+def comparison_body(
+    record: ComparisonRecord, review_actions: report_render.ReviewActions | None = None
+) -> Markup:
+    """What the report page's <body> holds, for this record, with no inline style left (and
+    with `review_actions`, the editor's controls on each review)."""
+    html = report_render.render_html(record, review_actions=review_actions)
     start, end = html.index("<body>") + len("<body>"), html.rindex("</body>")
     return Markup(_BAR.sub(_bar, html[start:end]))

@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..run.job import run_kind
 from ..store import RUN_STATUSES, Store
 from . import data
+from .actions import ReviewControls
 from .comparison import comparison_body, comparison_css
 from .templating import page
 
@@ -81,7 +82,9 @@ def run_page(request: Request) -> Response:
             tools = data.review_tools(store, run_id)
             return page(request, "review_run.html.j2", run=run, tools=tools)
         record = data.run_record(store, run_id)
-    return page(request, "comparison.html.j2", record=record, body=comparison_body(record), tool=None)
+        actions = ReviewControls.read(store, run_id, request.state.csrf)
+    body, bar = comparison_body(record, actions), actions.bar(record, None)
+    return page(request, "comparison.html.j2", record=record, body=body, editor_bar=bar, tool=None)
 
 
 def tool_page(request: Request) -> Response:
@@ -90,9 +93,11 @@ def tool_page(request: Request) -> Response:
         if store is None or store.get_run(run_id) is None:
             raise HTTPException(404, f"There is no run '{run_id}' in this store.")
         record = data.tool_record(store, run_id, tool_id)
+        actions = ReviewControls.read(store, run_id, request.state.csrf)
     if record is None:
         raise HTTPException(404, f"Run '{run_id}' has no tool '{tool_id}'.")
-    return page(request, "comparison.html.j2", record=record, body=comparison_body(record), tool=tool_id)
+    body, bar = comparison_body(record, actions), actions.bar(record, tool_id)
+    return page(request, "comparison.html.j2", record=record, body=body, editor_bar=bar, tool=tool_id)
 
 
 def comparison_stylesheet(request: Request) -> Response:

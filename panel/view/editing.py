@@ -1,0 +1,281 @@
+"""An editor's edits and approvals of a run's reviews, from `panel view`'s forms.
+
+A review is named by the fields `tool`, `persona`, `member` and `repeat` (query or form),
+never by path segments. The edit form shows the text in force (the editor's, else the
+model's) and, under an edited field, the model's own text with a way back to it. Saving
+writes only the fields that changed, all in one transaction or none: a field the store
+refuses comes back with its one-line message beside it (400) and nothing of the form is
+written. Every write goes through `writable_store` (409 naming the holder while busy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import UserError
+from ..store import CellKey, ReviewRow, RunRow, Store
+from ..text import clean
+from .actions import anchor, page_url
+from .pages import _store as read_store
+from .templating import page
+from .writing import writable_store
+
+__all__ = ["EDITOR_COOKIE", "ReviewField", "routes"]
+
+#: the editor's name, remembered between forms (SameSite=Strict, like the view's own cookies)
+EDITOR_COOKIE = "panel_editor"
+_NAME_LIMIT = 80
+_REVERT = "revert."
+
+
+@dataclass
+class ReviewField:
+    """One field of the edit form: what is in force, what the model wrote, what was sent."""
+
+    name: str
+    label: str
+    kind: str  # select, input, textarea
+    in_force: str
+    model: str | None
+    edited: bool
+    choices: list[str] = field(default_factory=list)
+    value: str = ""
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.value = self.in_force
+
+
+def _cell(key: CellKey) -> str:
+    repeat = f" (repeat {key.repeat})" if key.repeat else ""
+    return f"{key.tool_id} by {key.persona_id} on {key.member}{repeat}"
+
+
+def review_key(params: Any) -> CellKey:
+    """The review the query or form names; 404 for a missing field or a repeat not a number."""
+    tool, persona, member = (params.get(k) for k in ("tool", "persona", "member"))
+    if not all(isinstance(v, str) and v for v in (tool, persona, member)):
+        raise HTTPException(404, "Name a review by its tool, persona and member.")
+    try:
+        repeat = int(params.get("repeat") or 0)
+    except (TypeError, ValueError):
+        raise HTTPException(404, "A review's repeat is a whole number (0 for the panel's own).") from None
+    if repeat < 0:
+        raise HTTPException(404, "A review's repeat is a whole number (0 for the panel's own).")
+    return CellKey(str(tool), str(persona), str(member), repeat)
+
+
+def _run(store: Store | None, run_id: str) -> tuple[Store, RunRow]:
+    run = store.get_run(run_id) if store is not None else None
+    if store is None or run is None:
+        raise HTTPException(404, f"There is no run '{run_id}' in this store.")
+    return store, run
+
+
+def _review(store: Store, run_id: str, key: CellKey) -> ReviewRow:
+    review = store.review(run_id, key)
+    if review is None:
+        raise HTTPException(404, f"Run '{run_id}' has no review of {_cell(key)}.")
+    return review
+
+
+def review_fields(store: Store, run_id: str, review: ReviewRow) -> list[ReviewField]:
+    """The form's fields, from the run's own persona data and the edits in force."""
+    persona = next((p for p in store.run_personas(run_id) if p.get("id") == review.persona_id), {})
+    edits = {e.field: e.value for e in store.edits(run_id) if e.key == review.key}
+    data = review.data or {}
+    answers = data.get("answers") or {}
+
+    def make(
+        name: str, label: str, kind: str, model: object, choices: list[str] | None = None
+    ) -> ReviewField:
+        own = None if model is None else str(model)
+        return ReviewField(
+            name, label, kind, edits.get(name, own or ""), own, name in edits, list(choices or [])
+        )
+
+    verdicts = [str(v) for v in persona.get("verdicts") or ["ship", "skip"]]
+    fields = [
+        make("verdict", "Verdict", "select", review.verdict, verdicts),
+        make("verdict_note", "Verdict note", "input", review.verdict_note),
+        make("review", "Review", "textarea", data.get("review")),
+    ]
+    for q in persona.get("questions", []):
+        fields.append(
+            make(f"answers.{q['key']}", str(q.get("question", q["key"])), "textarea", answers.get(q["key"]))
+        )
+    for f in fields:
+        if f.kind == "select" and f.in_force not in f.choices:
+            f.choices.append(f.in_force)
+    return fields
+
+
+def editor_name(request: Request) -> str:
+    return _name(unquote(request.cookies.get(EDITOR_COOKIE, "")))
+
+
+def _name(value: str) -> str:
+    return " ".join(clean(value).split())[:_NAME_LIMIT]
+
+
+def _names(store: Store, run_id: str, key: CellKey) -> dict[str, str]:
+    tool = next((t for t in store.run_tools(run_id) if t.get("id") == key.tool_id), {})
+    persona = next((p for p in store.run_personas(run_id) if p.get("id") == key.persona_id), {})
+    return {"tool": str(tool.get("name", key.tool_id)), "persona": str(persona.get("name", key.persona_id))}
+
+
+def _edit_page(
+    request: Request,
+    run: RunRow,
+    review: ReviewRow,
+    fields: list[ReviewField],
+    names: dict[str, str],
+    editor: str,
+    status: int = 200,
+) -> Response:
+    key = review.key
+    back = f"{page_url(run, key.tool_id)}#{anchor(*key)}"
+    context = {"run": run, "key": key, "review": review, "fields": fields, "names": names}
+    return page(request, "edit.html.j2", status, editor=editor, back=back, **context)
+
+
+def edit_page(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    key = review_key(request.query_params)
+    with read_store(request) as opened:
+        store, run = _run(opened, run_id)
+        review = _review(store, run_id, key)
+        fields = review_fields(store, run_id, review) if review.valid else []
+        names = _names(store, run_id, key)
+    return _edit_page(request, run, review, fields, names, editor_name(request))
+
+
+class _Refused(Exception):
+    """Some field was refused: roll the whole form back."""
+
+
+def _text(value: object) -> str:
+    return str(value).replace("\r\n", "\n") if isinstance(value, str) else ""
+
+
+def _changes(fields: list[ReviewField], form: dict[str, Any]) -> dict[str, str | None]:
+    """The fields whose value the form changes: None sends one back to the model's text."""
+    changes: dict[str, str | None] = {}
+    for f in fields:
+        if f.name not in form and _REVERT + f.name not in form:
+            continue
+        f.value = _text(form.get(f.name, f.in_force))
+        if f.edited and form.get(_REVERT + f.name):
+            changes[f.name] = None
+        elif f.value.strip() != f.in_force.strip():
+            back = f.edited and f.model is not None and f.value.strip() == f.model.strip()
+            changes[f.name] = None if back else f.value
+    return changes
+
+
+def _save(request: Request, run_id: str, form: dict[str, Any]) -> Response:
+    key = review_key(form)
+    editor = _name(_text(form.get("editor", "")))
+    with writable_store(request) as store:
+        _, run = _run(store, run_id)
+        review = _review(store, run_id, key)
+        if not review.valid:
+            raise HTTPException(400, f"The review of {_cell(key)} failed: regenerate it rather than edit it.")
+        fields = review_fields(store, run_id, review)
+        changes = _changes(fields, form)
+        errors: dict[str, str] = {}
+        try:
+            with store.transaction():
+                for name, value in changes.items():
+                    try:
+                        store.edit_review(run_id, key, name, value, editor=editor or None)
+                    except UserError as exc:
+                        errors[name] = str(exc)
+                if errors:
+                    raise _Refused
+        except _Refused:
+            for f in fields:
+                f.error = errors.get(f.name)
+            return _edit_page(request, run, review, fields, _names(store, run_id, key), editor, 400)
+    response = RedirectResponse(f"{page_url(run, key.tool_id)}#{anchor(*key)}", 303)
+    _remember(response, editor, "editor" in form)
+    return response
+
+
+def _remember(response: Response, editor: str, sent: bool) -> None:
+    if editor:
+        response.set_cookie(
+            EDITOR_COOKIE, quote(editor, safe=""), max_age=365 * 86400, httponly=True, samesite="strict"
+        )
+    elif sent:
+        response.delete_cookie(EDITOR_COOKIE, httponly=True, samesite="strict")
+
+
+async def save_edits(request: Request) -> Response:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    return await run_in_threadpool(_save, request, request.path_params["run_id"], values)
+
+
+def _approve(request: Request, run_id: str, form: dict[str, Any]) -> Response:
+    key = review_key(form)
+    if form.get("approved") not in ("0", "1"):
+        raise HTTPException(400, "Say approved=1 to approve a review or approved=0 to withdraw it.")
+    if key.repeat:
+        raise HTTPException(400, "Approval is for the panel's first reading of a review (repeat 0).")
+    with writable_store(request) as store:
+        _, run = _run(store, run_id)
+        review = _review(store, run_id, key)
+        if not review.valid:
+            raise HTTPException(
+                400, f"The review of {_cell(key)} failed: regenerate it; it cannot be approved."
+            )
+        store.approve(run_id, key, form["approved"] == "1", editor=editor_name(request) or None)
+    return RedirectResponse(f"{page_url(run, key.tool_id)}#{anchor(*key)}", 303)
+
+
+def _approve_all(request: Request, run_id: str, form: dict[str, Any]) -> Response:
+    tool = form.get("tool") or None
+    with writable_store(request) as store:
+        _, run = _run(store, run_id)
+        if tool is not None and tool not in {t.get("id") for t in store.run_tools(run_id)}:
+            raise HTTPException(404, f"Run '{run_id}' has no tool '{tool}'.")
+        approvals = store.approvals(run_id)
+        pending = [
+            r.key
+            for r in store.reviews(run_id, tool)
+            if r.repeat == 0 and r.valid and not (r.key in approvals and approvals[r.key].approved)
+        ]
+        with store.transaction():
+            for key in pending:
+                store.approve(run_id, key, True, editor=editor_name(request) or None)
+    return RedirectResponse(f"{page_url(run, tool)}#editor", 303)
+
+
+async def approve(request: Request) -> Response:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    return await run_in_threadpool(_approve, request, request.path_params["run_id"], values)
+
+
+async def approve_all(request: Request) -> Response:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    return await run_in_threadpool(_approve_all, request, request.path_params["run_id"], values)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/runs/{run_id}/review/edit", edit_page, methods=["GET"], name="review_edit"),
+        Route("/runs/{run_id}/review/edit", save_edits, methods=["POST"], name="review_save"),
+        Route("/runs/{run_id}/review/approve", approve, methods=["POST"], name="review_approve"),
+        Route("/runs/{run_id}/approve-all", approve_all, methods=["POST"], name="approve_all"),
+    ]

@@ -1,0 +1,318 @@
+"""`panel view` for editors: edit a review through its form, approve, approve all, publish,
+download the files; every write refused without the CSRF field or while the store is busy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from markupsafe import Markup
+from starlette.testclient import TestClient
+
+from panel.report.load import load_record
+from panel.report.render import _html_env, render_html
+from panel.run.plan import RunOptions, plan_run, run_plan
+from panel.store import CellKey, Store
+from panel.view.actions import anchor
+from panel.view.app import create_app
+from panel.view.security import CSRF_COOKIE, CSRF_FIELD
+
+from .conftest import EXAMPLE_CATALOG
+from .test_view import BASE, INJECTED_NAME
+
+KEY = CellKey("ollama", "builder", "fake:schema")
+FIELDS = {"tool": KEY.tool_id, "persona": KEY.persona_id, "member": KEY.member, "repeat": "0"}
+
+
+@pytest.fixture
+def client(made: str, runs_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as test_client:
+        test_client.get("/")  # the CSRF cookie
+        yield test_client
+
+
+def _csrf(client: TestClient) -> str:
+    return str(client.cookies[CSRF_COOKIE])
+
+
+def _post(client: TestClient, path: str, **data: Any) -> Any:
+    return client.post(path, data={CSRF_FIELD: _csrf(client), **data}, follow_redirects=False)
+
+
+def _edit_form(client: TestClient, run_id: str) -> dict[str, str]:
+    """What the edit form would send unchanged: every field with the value it shows."""
+    page = client.get(f"/runs/{run_id}/review/edit", params=FIELDS).text
+    form = dict(FIELDS)
+    for name, value in re.findall(r'<input type="(?:text|hidden)"[^>]*name="([^"]+)" value="([^"]*)"', page):
+        form[name] = value  # not the checkboxes: unticked, a browser sends nothing
+    for name, value in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.DOTALL):
+        form[name] = value
+    for name, options in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.DOTALL):
+        form[name] = re.findall(r'<option value="([^"]*)" selected>', options)[0]
+    form.pop(CSRF_FIELD, None)
+    return {k: _unescape(v) for k, v in form.items()}
+
+
+def _unescape(value: str) -> str:
+    return (
+        value.replace("&#39;", "'")
+        .replace("&#34;", '"')
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+    )
+
+
+def _model(runs_dir: Path, run_id: str) -> Any:
+    with Store(runs_dir, readonly=True) as store:
+        return store.review(run_id, KEY), store.edits(run_id)
+
+
+def test_editing_a_verdict_note_marks_it_and_keeps_both_texts(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    form = _edit_form(client, made)
+    form["verdict_note"] = "An editor's sharper note."
+    form["editor"] = "Ana"
+    saved = _post(client, f"/runs/{made}/review/edit", **form)
+    assert saved.status_code == 303
+    assert saved.headers["location"] == f"/runs/{made}#{anchor(*KEY)}"
+    assert (
+        "SameSite=strict" in saved.headers["set-cookie"] and "panel_editor=Ana" in saved.headers["set-cookie"]
+    )
+    model, edits = _model(runs_dir, made)
+    # only the changed field was stored, and the model's text is still the review's own
+    assert [(e.field, e.value, e.editor) for e in edits] == [
+        ("verdict_note", "An editor's sharper note.", "Ana")
+    ]
+    assert model.verdict_note and model.verdict_note != "An editor's sharper note."
+    page = client.get(f"/runs/{made}").text
+    article = page.split(f'id="{anchor(*KEY)}"')[1].split("</article>")[0]
+    assert "An editor&#39;s sharper note." in article and 'class="edited"' in article
+    assert "Edited by Ana" in article
+    again = client.get(f"/runs/{made}/review/edit", params=FIELDS).text
+    assert "The model wrote" in again and 'name="revert.verdict_note"' in again
+    assert 'name="editor" value="Ana"' in again  # remembered
+    # back to the model's text with the checkbox
+    form = _edit_form(client, made)
+    assert (
+        _post(client, f"/runs/{made}/review/edit", **form, **{"revert.verdict_note": "1"}).status_code == 303
+    )
+    assert _model(runs_dir, made)[1] == []
+
+
+def test_a_changed_verdict_shows_in_the_ship_share(client: TestClient, made: str, runs_dir: Path) -> None:
+    model, _ = _model(runs_dir, made)
+    form = _edit_form(client, made)
+    form["verdict"] = "skip" if model.verdict == "ship" else "ship"
+    assert _post(client, f"/runs/{made}/review/edit", **form).status_code == 303
+    assert "1 verdict changed by an editor" in client.get(f"/runs/{made}").text
+    assert [e.field for e in _model(runs_dir, made)[1]] == ["verdict"]
+
+
+def test_empty_prose_is_refused_beside_its_field_and_nothing_is_stored(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    form = _edit_form(client, made)
+    form["verdict_note"] = "A fine new note."  # valid, but goes with the refused field
+    form["review"] = "   "
+    refused = _post(client, f"/runs/{made}/review/edit", **form)
+    assert refused.status_code == 400
+    assert "Nothing was saved" in refused.text
+    field = refused.text.split('name="review"')[1].split('<div class="field')[0]
+    assert (
+        'class="field-error"' in field
+        and "review of ollama by builder on fake:schema: give some text" in field
+    )
+    assert "A fine new note." in refused.text  # what was typed stays in the form
+    assert _model(runs_dir, made)[1] == []
+
+
+def test_approve_withdraw_and_approve_all(client: TestClient, made: str, runs_dir: Path) -> None:
+    page = client.get(f"/runs/{made}").text
+    assert "0 of 4 reviews approved" in page
+    assert page.count("/review/regenerate") == 4 and page.count('name="reason"') == 4
+    assert page.count("Approve</button>") == 4
+    approved = _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="1")
+    assert approved.status_code == 303 and approved.headers["location"].endswith(f"#{anchor(*KEY)}")
+    page = client.get(f"/runs/{made}").text
+    assert "1 of 4 reviews approved" in page and "Withdraw approval" in page
+    assert _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="0").status_code == 303
+    assert "0 of 4 reviews approved" in client.get(f"/runs/{made}").text
+    assert _post(client, f"/runs/{made}/approve-all").status_code == 303
+    page = client.get(f"/runs/{made}").text
+    assert "4 of 4 reviews approved" in page and "Approve all" not in page
+    with Store(runs_dir, readonly=True) as store:
+        assert len(store.approvals(made)) == 4 and all(a.approved for a in store.approvals(made).values())
+
+
+def test_bad_review_names_are_a_404_page(client: TestClient, made: str) -> None:
+    for params in ({**FIELDS, "tool": "nope"}, {**FIELDS, "repeat": "x"}, {"tool": "ollama"}):
+        page = client.get(f"/runs/{made}/review/edit", params=params)
+        assert page.status_code == 404 and "Back to the runs" in page.text
+    assert client.get("/runs/nope/review/edit", params=FIELDS).status_code == 404
+    assert (
+        _post(client, f"/runs/{made}/review/approve", **{**FIELDS, "persona": "x"}, approved="1").status_code
+        == 404
+    )
+
+
+def test_publish_is_refused_while_reviews_are_unapproved(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    page = client.get(f"/runs/{made}/publish")
+    assert page.status_code == 200 and "<li>4 unapproved (ollama/builder/fake:schema" in page.text
+    refused = _post(client, f"/runs/{made}/publish")
+    assert refused.status_code == 409 and "cannot publish run" in refused.text
+    assert not (runs_dir / made / "published").exists()
+    anyway = _post(client, f"/runs/{made}/publish", anyway="1")
+    assert anyway.status_code == 200 and "Published without sign-off" in anyway.text
+    assert sorted(p.name for p in (runs_dir / made / "published").iterdir()) == [
+        "comparison.html", "comparison.json", "comparison.md",
+    ]  # fmt: skip
+    record = json.loads((runs_dir / made / "published" / "comparison.json").read_text())
+    (warning,) = record["provenance"]["warnings"]
+    assert warning.startswith("published with 4 unapproved (ollama/builder/fake:schema, ")
+    assert record["provenance"]["approved"] == 0 and warning in anyway.text
+
+
+def test_after_approve_all_publish_writes_the_edit_and_its_provenance(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    form = _edit_form(client, made)
+    form["verdict_note"] = "Edited for the page."
+    form["editor"] = "Ana"
+    _post(client, f"/runs/{made}/review/edit", **form)
+    _post(client, f"/runs/{made}/approve-all")
+    done = _post(client, f"/runs/{made}/publish")
+    assert done.status_code == 200 and "Every review of the panel was approved" in done.text
+    media_types = {"html": "text/html", "md": "text/markdown", "json": "application/json"}
+    for name, media in ((f"comparison.{fmt}", media) for fmt, media in media_types.items()):
+        assert f'href="/runs/{made}/published/{name}"' in done.text
+        got = client.get(f"/runs/{made}/published/{name}")
+        assert got.status_code == 200 and got.headers["content-type"].startswith(media)
+        assert got.headers["content-disposition"].startswith("attachment")
+        assert "Edited for the page." in got.text
+    record = json.loads(client.get(f"/runs/{made}/published/comparison.json").text)
+    prov = record["provenance"]
+    assert prov["warnings"] == [] and prov["approved"] == 4
+    (mine,) = [r for r in prov["reviews"] if (r["tool_id"], r["persona_id"]) == ("ollama", "builder")]
+    assert mine["edited_fields"] == ["verdict_note"] and mine["approved"] and mine["approved_by"] == "Ana"
+    for name in ("panel.db", "../panel.db", "comparison.txt"):
+        assert client.get(f"/runs/{made}/published/{name}").status_code == 404
+
+
+def test_a_post_without_the_csrf_field_is_refused(client: TestClient, made: str, runs_dir: Path) -> None:
+    for path, data in [
+        (f"/runs/{made}/review/approve", {**FIELDS, "approved": "1"}),
+        (f"/runs/{made}/approve-all", {}),
+        (f"/runs/{made}/review/edit", {**FIELDS, "verdict_note": "x y"}),
+        (f"/runs/{made}/publish", {"anyway": "1"}),
+    ]:
+        assert client.post(path, data=data).status_code == 403, path
+    with Store(runs_dir, readonly=True) as store:
+        assert store.approvals(made) == {} and store.edits(made) == []
+    assert not (runs_dir / made / "published").exists()
+
+
+def test_hostile_text_stays_escaped_on_the_edit_page(client: TestClient, made: str, runs_dir: Path) -> None:
+    with Store(runs_dir) as store:
+        store.edit_review(made, KEY, "review", f"Prose {INJECTED_NAME}", editor=INJECTED_NAME)
+        store.edit_review(made, KEY, "verdict_note", f'" autofocus onfocus="x {INJECTED_NAME}')
+    client.cookies.set("panel_editor", INJECTED_NAME)
+    for page in (
+        client.get(f"/runs/{made}/review/edit", params=FIELDS).text,
+        client.get(f"/runs/{made}").text,
+    ):
+        assert "<script" not in page and 'onfocus="x' not in page
+    page = client.get(f"/runs/{made}/review/edit", params=FIELDS).text
+    assert "Prose &lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in page
+
+
+def test_a_write_while_another_process_holds_the_store_is_409(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    with Store(runs_dir):
+        busy = _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="1")
+        assert busy.status_code == 409
+        assert f"is in use by another panel process (pid {os.getpid()})" in busy.text
+        assert _post(client, f"/runs/{made}/publish", anyway="1").status_code == 409
+    assert not (runs_dir / made / "published").exists()
+
+
+def test_comparison_html_is_unchanged_without_the_hook(made: str, runs_dir: Path) -> None:
+    """The published page is the template without the view's hook lines, byte for byte."""
+    with Store(runs_dir) as store:
+        store.edit_review(made, KEY, "verdict_note", "Edited.")
+        record = load_record(store, made)
+    env = _html_env()
+    source, _, _ = env.loader.get_source(env, "comparison.html.j2")  # type: ignore[union-attr]
+    hookless = re.sub(r"\{% if review_actions %\}.*?\{% endif %\}\n?", "", source, flags=re.DOTALL)
+    assert "review_actions(" not in hookless and "review_actions %}" not in hookless
+    context = {
+        "record": record,
+        "tool_names": {t.id: t.name for t in record.tools},
+        "persona_names": {p.id: p.name for p in record.panel.personas},
+        "multi": len(record.panel.members) > 1,
+    }
+    assert render_html(record) == env.from_string(hookless).render(**context)
+
+    class Hook:
+        def __call__(self, *args: Any) -> Markup:
+            return Markup('<footer class="hooked"></footer>')
+
+        def anchor(self, *args: Any) -> str:
+            return "a1"
+
+    hooked = render_html(record, review_actions=Hook())
+    assert hooked.count('<footer class="hooked"></footer>') == 4 and hooked.count('id="a1"') == 4
+
+
+def test_failed_and_missing_reviews_offer_only_regenerate(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    failed, missing = CellKey("vllm", "builder", "fake:schema"), CellKey("vllm", "skeptic", "fake:schema")
+    with Store(runs_dir) as store:
+        store.archive_review(made, failed, "regenerate")
+        store.save_review(made, failed, "fake", "schema", data=None, error="timed out", raw_reply=None,
+                          request_id=None, asks=2)  # fmt: skip
+        store.archive_review(made, missing, "set aside")
+    page = client.get(f"/runs/{made}").text
+    assert "2 of 2 reviews approved" not in page and "0 of 2 reviews approved" in page
+    assert "1 failed" in page and "1 missing" in page
+    for key in (failed, missing):
+        article = page.split(f'id="{anchor(*key)}"')[1].split("</article>")[0]
+        assert "/review/regenerate" in article and "Approve" not in article and "/review/edit" not in article
+    edit = client.get(f"/runs/{made}/review/edit", params={**FIELDS, "tool": "vllm"}).text
+    assert "This review failed, so there is nothing to edit: regenerate it" in edit
+    assert 'class="edit-form"' not in edit and 'name="reason"' in edit
+    fields = {**FIELDS, "tool": "vllm"}
+    assert _post(client, f"/runs/{made}/review/approve", **fields, approved="1").status_code == 400
+    assert _post(client, f"/runs/{made}/review/edit", **fields, verdict_note="x y").status_code == 400
+    blockers = client.get(f"/runs/{made}/publish").text
+    assert "1 failed (vllm/builder/fake:schema)" in blockers and "1 missing" in blockers
+
+
+def test_a_review_runs_tool_page_carries_the_actions(runs_dir: Path) -> None:
+    plan = plan_run(["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"])
+    with Store(runs_dir) as store:
+        run_id, _ = asyncio.run(run_plan(plan, store, "panel review", options=RunOptions(kind="review")))
+    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
+        client.get("/")
+        page = client.get(f"/runs/{run_id}/tools/vllm").text
+        assert "0 of 4 reviews approved" in page and "Approve all of this tool" in page
+        assert page.count("/review/regenerate") == 4
+        fields = {**FIELDS, "tool": "vllm"}
+        approved = _post(client, f"/runs/{run_id}/review/approve", **fields, approved="1")
+        key = CellKey("vllm", "builder", "fake:schema")
+        assert approved.headers["location"] == f"/runs/{run_id}/tools/vllm#{anchor(*key)}"
+        everything = _post(client, f"/runs/{run_id}/approve-all", tool="ollama")
+        assert everything.headers["location"] == f"/runs/{run_id}/tools/ollama#editor"
+        assert "4 of 4 reviews approved" in client.get(f"/runs/{run_id}/tools/ollama").text
+        assert "3 unapproved (vllm/" in client.get(f"/runs/{run_id}/publish").text
