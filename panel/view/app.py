@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 
 from .bind import is_loopback
 from .jobs import routes as job_routes
+from .newtool import routes as new_tool_routes
 from .pages import http_error, not_found, routes, server_error
 from .regenerating import routes as regenerate_routes
 from .security import Guard, SecurityMiddleware
@@ -37,14 +38,22 @@ def create_app(
     host: str = "127.0.0.1",
     port: int | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    catalog: Path | None = None,
+    backends: Sequence[str] = (),
+    config: Path | None = None,
 ) -> Starlette:
     """The app over the runs folder `runs`, read-only. With `token`, every request must carry
-    it; bound to loopback (`host`), a request naming another host is refused."""
+    it; bound to loopback (`host`), a request naming another host is refused. A new tool is
+    drafted against the tools of `catalog` (default: the example catalog) by the members
+    `backends` (default: those of `config`, as `panel compare` picks them)."""
     app = ViewApp(
-        routes=[*routes(), *job_routes(), *regenerate_routes(), *extra_routes],
+        routes=[*routes(), *job_routes(), *regenerate_routes(), *new_tool_routes(), *extra_routes],
         exception_handlers={404: not_found, HTTPException: http_error, Exception: server_error},
     )
     app.guard = Guard.for_binding(host, port, token, is_loopback(host))
     app.state.runs = Path(runs)
     app.state.write_lock = threading.Lock()
+    app.state.catalog = catalog
+    app.state.backends = tuple(backends)
+    app.state.config = config
     return app
