@@ -111,7 +111,8 @@ def check(form: ToolForm, catalog: Catalog, persona_ids: Sequence[str]) -> Tool 
     if isinstance(tool_id, str) and tool_id in catalog.tools and "id" not in errors:
         errors["id"] = duplicate_id(tool_id, catalog.lines.get(tool_id, 0))
     errors.update(_choices(form, catalog, persona_ids))
-    form.errors = errors
+    order = {name: i for i, name in enumerate((*FIELDS, COMPARE, PERSONA))}
+    form.errors = dict(sorted(errors.items(), key=lambda item: order.get(item[0], len(order))))
     return None if errors else Tool.model_validate(raw)
 
 
