@@ -11,7 +11,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationErr
 from .errors import CatalogError, UnknownToolError, shown
 from .loaders import load_json, load_yaml, node_lines, read_text
 
-__all__ = ["Catalog", "Community", "Pricing", "PricingModel", "Tool", "load_catalog"]
+__all__ = [
+    "Catalog", "Community", "Pricing", "PricingModel", "Tool",
+    "duplicate_id", "load_catalog", "tool_problems",
+]  # fmt: skip
 
 PricingModel = Literal["free", "freemium", "paid", "enterprise", "unknown"]
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
@@ -145,11 +148,7 @@ def load_catalog(path: str | Path) -> Catalog:
         except ValidationError as exc:
             raise CatalogError(_describe(exc, path, line, field_lines, label)) from None
         if tool.id in lines:
-            raise CatalogError(
-                f"{where}: duplicate tool id {shown(tool.id)} (first defined at line {lines[tool.id]})"
-                if lines[tool.id]
-                else f"{where}: duplicate tool id {shown(tool.id)}"
-            )
+            raise CatalogError(f"{where}: {duplicate_id(tool.id, lines[tool.id])}")
         lines[tool.id] = line
         tools.append(tool)
     if not tools:
@@ -223,19 +222,46 @@ def _read_jsonl(path: Path, text: str) -> list[_Entry]:
     return entries
 
 
+def tool_problems(raw: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with one raw tool entry, by field path ("id", "pricing.model" ...), in
+    the words `load_catalog` uses; the first problem of each field; empty when it is valid."""
+    try:
+        Tool.model_validate(raw)
+    except ValidationError as exc:
+        problems: dict[str, str] = {}
+        for field, problem in _problems(exc):
+            problems.setdefault(field, problem)
+        return problems
+    return {}
+
+
+def duplicate_id(tool_id: str, first_line: int = 0) -> str:
+    """The problem of a tool id the catalog already has (first at `first_line`, 0: unknown)."""
+    where = f" (first defined at line {first_line})" if first_line else ""
+    return f"duplicate tool id {shown(tool_id)}{where}"
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """Each validation error as (field path, problem), in pydantic's order."""
+    found = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "(tool)"
+        if error["type"] == "missing":
+            problem = f"missing required field {shown(field)}"
+        elif error["type"] == "extra_forbidden":
+            problem = f"unknown field {shown(field)}"
+        else:
+            given = error.get("input")
+            got = f" (got {shown(given)})" if not isinstance(given, dict | list) else ""
+            problem = f"field {shown(field)}: {error['msg']}{got}"
+        found.append((field, problem))
+    return found
+
+
 def _describe(exc: ValidationError, path: Path, line: int, field_lines: dict[str, int], label: str) -> str:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(tool)"
+    errors = _problems(exc)
+    field, problem = errors[0]
     field_line = field_lines.get(field, line)
-    if first["type"] == "missing":
-        problem = f"missing required field {shown(field)}"
-    elif first["type"] == "extra_forbidden":
-        problem = f"unknown field {shown(field)}"
-    else:
-        given = first.get("input")
-        got = f" (got {shown(given)})" if not isinstance(given, dict | list) else ""
-        problem = f"field {shown(field)}: {first['msg']}{got}"
     where = f"{path}:{field_line}" if field_line else str(path)
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{where}: {label}: {problem}{more}"

@@ -13,12 +13,17 @@ from typing import Annotated
 
 import typer
 
+from ..backends.registry import backend_class
+from ..catalog import load_catalog
+from ..config import load_config, resolve_members
 from ..errors import MissingExtraError, UserError
+from ..run.plan import default_catalog
 from ..text import for_console
 from ..view.bind import Binding, decide_binding
 from .apps import err_console, out_console
+from .options import ConfigPath, Members
 
-__all__ = ["check_view_extra", "open_socket", "view"]
+__all__ = ["check_draft_inputs", "check_view_extra", "open_socket", "view"]
 
 #: the modules the app needs, each with the name pip installs it by
 _NEEDED = (("starlette", "starlette"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart"))
@@ -48,10 +53,17 @@ def view(
             envvar="PANEL_VIEW_TOKEN", help="Token every request must carry (a cookie after the first visit)."
         ),
     ] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Catalog a new tool is checked against and drafted with; default the examples'."),
+    ] = None,
+    backend: Members = None,
+    config: ConfigPath = None,
 ) -> None:
-    """Serve a local web app over the runs: the list, and each run's comparison page.
+    """Serve a local web app over the runs: the list, each run's comparison page, and a form
+    that adds a tool and drafts its panel (against a catalog tool, by the members).
 
-    It reads the store read-only, opens nothing by itself, and prints the URL to open.
+    It opens nothing by itself, and prints the URL to open.
     """
     try:
         check_view_extra()
@@ -59,10 +71,23 @@ def view(
         # Printed here, escaped: the generic handler would read "[view]" as rich markup.
         err_console.print(f"[bold red]error:[/] {for_console(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+    catalog = check_draft_inputs(catalog, backend or [], config)
     binding = decide_binding(host, port, token)
     sock = open_socket(binding)
     binding = Binding(binding.host, sock.getsockname()[1], binding.token, binding.generated)
-    _serve(runs, binding, sock)
+    _serve(runs, binding, sock, catalog, backend or [], config)
+
+
+def check_draft_inputs(catalog: Path | None, backends: list[str], config: Path | None) -> Path:
+    """Check, before serving, what a new tool's draft will use: the catalog, the config and
+    the members' specs (a UserError, one line, exit 2); returns the catalog's path. Members
+    are built (a model found or fetched) only when a draft starts."""
+    path = catalog or default_catalog()
+    load_catalog(path)
+    for spec in resolve_members(backends, load_config(config)):
+        cls = backend_class(spec.backend)
+        cls.options_model.of(cls.name, spec.options)
+    return path
 
 
 def open_socket(binding: Binding) -> socket.socket:
@@ -80,12 +105,22 @@ def open_socket(binding: Binding) -> socket.socket:
     return sock
 
 
-def _serve(runs: Path, binding: Binding, sock: socket.socket) -> None:
+def _serve(
+    runs: Path, binding: Binding, sock: socket.socket, catalog: Path, backends: list[str], config: Path | None
+) -> None:
     import uvicorn
 
     from ..view.app import create_app
 
-    app = create_app(runs, binding.token, host=binding.host, port=binding.port)
+    app = create_app(
+        runs,
+        binding.token,
+        host=binding.host,
+        port=binding.port,
+        catalog=catalog,
+        backends=backends,
+        config=config,
+    )
     out_console.print(
         f"panel view: serving {for_console(runs)} at {binding.url}", highlight=False, soft_wrap=True
     )
@@ -98,8 +133,8 @@ def _serve(runs: Path, binding: Binding, sock: socket.socket) -> None:
         out_console.print(f"open: {binding.first_url}", markup=False, highlight=False, soft_wrap=True)
     out_console.print("Ctrl-C stops it.", highlight=False)
     # No access log: a first visit's URL carries the token, and it must not reach a log.
-    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
+    server_config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(server_config).run(sockets=[sock])
     finally:
         sock.close()

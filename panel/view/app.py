@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from . import editing, publishing
 from .bind import is_loopback
 from .jobs import routes as job_routes
+from .newtool import routes as new_tool_routes
 from .pages import http_error, not_found, routes, server_error
 from .regenerating import routes as regenerate_routes
 from .security import Guard, SecurityMiddleware
@@ -38,9 +39,14 @@ def create_app(
     host: str = "127.0.0.1",
     port: int | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    catalog: Path | None = None,
+    backends: Sequence[str] = (),
+    config: Path | None = None,
 ) -> Starlette:
     """The app over the runs folder `runs`, read-only. With `token`, every request must carry
-    it; bound to loopback (`host`), a request naming another host is refused."""
+    it; bound to loopback (`host`), a request naming another host is refused. A new tool is
+    drafted against the tools of `catalog` (default: the example catalog) by the members
+    `backends` (default: those of `config`, as `panel compare` picks them)."""
     app = ViewApp(
         routes=[
             *routes(),
@@ -48,6 +54,7 @@ def create_app(
             *publishing.routes(),
             *job_routes(),
             *regenerate_routes(),
+            *new_tool_routes(),
             *extra_routes,
         ],
         exception_handlers={404: not_found, HTTPException: http_error, Exception: server_error},
@@ -55,4 +62,7 @@ def create_app(
     app.guard = Guard.for_binding(host, port, token, is_loopback(host))
     app.state.runs = Path(runs)
     app.state.write_lock = threading.Lock()
+    app.state.catalog = catalog
+    app.state.backends = tuple(backends)
+    app.state.config = config
     return app

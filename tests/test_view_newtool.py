@@ -1,0 +1,275 @@
+"""`panel view`'s new-tool form: checked in the catalog's own words, each problem beside its
+field; a valid tool drafted against a catalog tool as a job, on the fake backend."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from panel.catalog import load_catalog
+from panel.errors import CatalogError
+from panel.run.job import run_kind
+from panel.store import Store
+from panel.view.app import create_app
+from panel.view.security import CSRF_COOKIE, CSRF_FIELD
+from tests.conftest import EXAMPLE_CATALOG
+
+BASE = "http://127.0.0.1:8765"
+HOSTILE = "<script>document.title='pwned'</script>"
+VALID = {
+    "id": "new-tool",
+    "name": "New Tool",
+    "category": "Developer Tools",
+    "tagline": "A tool the catalog does not have yet",
+    "description": "It does one thing.\r\nIt does it well.",
+    "pricing_model": "freemium",
+    "pricing_note": "Free for one seat",
+    "links": "home page https://new-tool.example\r\ndocs https://docs.new-tool.example\r\n",
+    "facts": "Written in Rust.\r\n\r\nRuns offline.",
+    "community_ship": "3",
+    "community_skip": "",
+    "compare": "ollama",
+    "persona": ["builder", "skeptic"],
+}
+
+
+class _Elements(HTMLParser):
+    """Each element with an id: its attributes and its text."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.by_id: dict[str, dict[str, Any]] = {}
+        self._open: list[dict[str, Any]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = {"tag": tag, "attrs": dict(attrs), "text": ""}
+        if "id" in element["attrs"]:
+            self.by_id[str(element["attrs"]["id"])] = element
+        if tag not in ("input", "br", "meta", "link"):
+            self._open.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        for element in self._open:
+            element["text"] += data
+
+
+@pytest.fixture
+def client(runs_dir: Path) -> Any:
+    app = create_app(runs_dir, None, port=8765, backends=["fake"], catalog=EXAMPLE_CATALOG)
+    with TestClient(app, base_url=BASE) as test_client:
+        yield test_client
+
+
+def _post(client: TestClient, csrf: bool = True, **fields: Any) -> Any:
+    if CSRF_COOKIE not in client.cookies:
+        client.get("/tools/new")
+    data = {**fields, CSRF_FIELD: client.cookies[CSRF_COOKIE]} if csrf else fields
+    return client.post("/tools/new", data=data, follow_redirects=False)
+
+
+def _events(client: TestClient, url: str) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    with client.stream("GET", url) as response:
+        kind = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                found.append((kind, json.loads(line.removeprefix("data: "))))
+    return found
+
+
+def _beside(page: str, field: str) -> str:
+    """The error shown beside a field, after checking the field points at it."""
+    elements = _Elements(page).by_id
+    control = elements[f"f-{field}"]["attrs"]
+    assert control.get("aria-invalid") == "true" and control.get("aria-describedby") == f"error-{field}"
+    error = elements[f"error-{field}"]
+    assert error["attrs"]["class"] == "field-error"
+    return str(error["text"]).strip()
+
+
+def _catalog_says(tmp_path: Path, entry: str, extra: str = "") -> str:
+    """What `load_catalog` says of a file holding `entry` (after the catalog's own tools when
+    `extra` is the example catalog), without its 'file:line: tool ...:' prefix."""
+    path = tmp_path / "catalog.yaml"
+    path.write_text(extra + entry, encoding="utf-8")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(path)
+    return re.sub(r"^.*?:\d+: (tool '[^']*': )?", "", str(caught.value))
+
+
+def test_the_form_has_the_catalogs_fields_the_tools_and_every_persona_checked(client: TestClient) -> None:
+    page = client.get("/tools/new")
+    assert page.status_code == 200
+    elements = _Elements(page.text).by_id
+    for name in ("id", "name", "category", "tagline", "description", "pricing_model", "pricing_note",
+                 "links", "facts", "community_ship", "community_skip", "compare"):  # fmt: skip
+        assert elements[f"f-{name}"]["attrs"]["name"] == name
+        assert f'<label for="f-{name}">' in page.text  # every field has its label
+        assert "aria-invalid" not in elements[f"f-{name}"]["attrs"]
+    models = elements["f-pricing_model"]["text"].split()
+    assert models == ["free", "freemium", "paid", "enterprise", "unknown"]
+    assert "Ollama (ollama)" in elements["f-compare"]["text"]
+    for persona in ("builder", "skeptic", "futurist", "business_analyst"):
+        assert "checked" in elements[f"f-persona-{persona}"]["attrs"]
+    assert f'name="{CSRF_FIELD}" value="{client.cookies[CSRF_COOKIE]}"' in page.text
+    assert 'href="/tools/new"' in client.get("/").text  # the runs list links to it
+
+
+def test_a_bad_id_gets_the_very_words_the_catalog_gives_it(client: TestClient, tmp_path: Path) -> None:
+    refused = _post(client, **{**VALID, "id": "Bad Id!"})
+    assert refused.status_code == 400
+    said = _catalog_says(
+        tmp_path,
+        "- {id: 'Bad Id!', name: N, category: C, tagline: T, description: D, pricing: {model: free}}\n",
+    )
+    assert said.startswith("field 'id': String should match pattern")
+    assert _beside(refused.text, "id") == said
+    assert not (tmp_path / "runs").exists()
+
+
+def test_every_fields_problem_shows_at_once_beside_it_with_what_was_typed(
+    client: TestClient, runs_dir: Path
+) -> None:
+    typed = {
+        **VALID,
+        "id": "Bad Id!",
+        "name": "  ",
+        "community_ship": "many",
+        "links": "docs ftp://x.example",
+    }
+    refused = _post(client, **typed)
+    assert refused.status_code == 400
+    assert _beside(refused.text, "name") == "missing required field 'name'"
+    assert _beside(refused.text, "community_ship") == (
+        "field 'community.ship': Input should be a valid integer, unable to parse string as an integer "
+        "(got 'many')"
+    )
+    assert _beside(refused.text, "links") == (
+        "field 'links': Value error, link 'docs' must be an http(s) URL, got 'ftp://x.example'"
+    )
+    assert _beside(refused.text, "id").startswith("field 'id':")
+    elements = _Elements(refused.text).by_id
+    assert "aria-invalid" not in elements["f-category"]["attrs"]  # a good field is not marked
+    assert elements["f-category"]["attrs"]["value"] == VALID["category"]  # what was typed, kept
+    assert elements["f-facts"]["text"] == "Written in Rust.\n\nRuns offline."
+    assert '<option value="ollama" selected>' in refused.text
+    assert "4 fields to fix" in elements["error-summary"]["text"]
+    assert not (runs_dir / "panel.db").exists()  # nothing written
+
+
+def test_a_tool_the_catalog_has_gets_the_catalogs_duplicate_words(client: TestClient, tmp_path: Path) -> None:
+    refused = _post(client, **{**VALID, "id": "ollama"})
+    assert refused.status_code == 400
+    again = "  - {id: ollama, name: N, category: C, tagline: T, description: D, pricing: {model: free}}\n"
+    said = _catalog_says(tmp_path, again, EXAMPLE_CATALOG.read_text(encoding="utf-8").rstrip() + "\n")
+    assert said.startswith("duplicate tool id 'ollama' (first defined at line ")
+    assert _beside(refused.text, "id") == said
+
+
+def test_hostile_text_typed_into_the_form_comes_back_as_text(client: TestClient) -> None:
+    refused = _post(client, **{**VALID, "id": HOSTILE, "name": HOSTILE, "facts": HOSTILE, "compare": HOSTILE})
+    assert refused.status_code == 400
+    assert "<script>document" not in refused.text
+    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in refused.text
+    assert _Elements(refused.text).by_id["f-name"]["attrs"]["value"] == HOSTILE  # shown as typed
+    assert HOSTILE in _beside(refused.text, "id") and HOSTILE in _beside(refused.text, "compare")
+
+
+def test_no_persona_and_no_tool_to_compare_against_are_refused_beside_them(client: TestClient) -> None:
+    refused = _post(client, **{**VALID, "compare": "", "persona": []})
+    assert refused.status_code == 400
+    assert _beside(refused.text, "compare") == "choose the tool to draft against"
+    personas = _Elements(refused.text).by_id["f-persona"]
+    assert personas["attrs"]["aria-describedby"] == "error-persona"
+    assert "choose at least one persona" in refused.text
+
+
+def test_a_valid_tool_is_drafted_against_the_chosen_one_as_a_job(client: TestClient, runs_dir: Path) -> None:
+    started = _post(client, **VALID)
+    assert started.status_code == 303 and started.headers["location"].startswith("/jobs/")
+    url = started.headers["location"]
+    events = _events(client, f"{url}/events")
+    assert [kind for kind, _ in events] == ["progress"] * 4 + ["done"]  # 2 tools x 2 personas x fake
+    end = events[-1][1]
+    assert end["state"] == "done" and end["valid"] == 4 and end["error"] is None
+    assert "Draft New Tool" in client.get(url).text
+    run_id = end["run_id"]
+    with Store(runs_dir, readonly=True) as store:
+        run = store.get_run(run_id)
+        assert run is not None and run.status == "done" and run_kind(run) == "compare"
+        assert [t["id"] for t in store.run_tools(run_id)] == ["new-tool", "ollama"]
+        assert store.run_tools(run_id)[0]["links"] == {
+            "home page": "https://new-tool.example",
+            "docs": "https://docs.new-tool.example",
+        }
+        record = json.loads((store.run_dir(run_id) / "comparison.json").read_text(encoding="utf-8"))
+    assert "New Tool" in json.dumps(record)
+    assert client.get(f"/runs/{run_id}").status_code == 200
+    assert "new-tool" not in EXAMPLE_CATALOG.read_text(encoding="utf-8")  # the catalog is left alone
+
+
+def test_a_plan_that_cannot_be_made_is_one_line_at_the_top_and_nothing_written(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    app = create_app(runs, None, port=8765, backends=["nope:model"], catalog=EXAMPLE_CATALOG)
+    with TestClient(app, base_url=BASE) as client:
+        refused = _post(client, **VALID)
+    assert refused.status_code == 400
+    problem = _Elements(refused.text).by_id["form-error"]["text"].strip()
+    assert "nope" in problem and "\n" not in problem
+    assert _Elements(refused.text).by_id["f-name"]["attrs"]["value"] == "New Tool"
+    assert not runs.exists()
+
+
+def test_a_post_without_the_csrf_field_is_refused(client: TestClient, runs_dir: Path) -> None:
+    assert _post(client, csrf=False, **VALID).status_code == 403
+    assert not (runs_dir / "panel.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--catalog", "missing.yaml"], "missing.yaml"),
+        (["--config", "missing.toml"], "missing.toml: config file not found"),
+        (["-b", "nope:model"], "nope"),
+    ],
+)
+def test_the_command_checks_the_drafts_inputs_before_serving(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], says: str
+) -> None:
+    view = importlib.import_module("panel.cli.view")  # the module, not the command
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(view, "_serve", lambda *a: pytest.fail("served"))
+    result = cli("view", "--runs", str(tmp_path), *args)
+    assert result.code == 2 and says in result.err
+    assert len(result.err.strip().splitlines()) == 1 and result.out == ""
+
+
+def test_the_command_gives_the_app_its_catalog_members_and_config(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = importlib.import_module("panel.cli.view")  # the module, not the command
+
+    (tmp_path / "panel.toml").write_text("", encoding="utf-8")
+    served: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(view, "_serve", lambda *a: served.append(a))
+    args = ["--catalog", str(EXAMPLE_CATALOG), "-b", "fake", "-b", "fake:schema", "--config"]
+    result = cli("view", "--runs", str(tmp_path), "--port", "0", *args, str(tmp_path / "panel.toml"))
+    assert result.code == 0, result.err
+    (_, _, sock, catalog, backends, config) = served[0]
+    sock.close()
+    assert (catalog, backends, config) == (EXAMPLE_CATALOG, ["fake", "fake:schema"], tmp_path / "panel.toml")
