@@ -275,3 +275,15 @@ def test_viewing_takes_no_lock_and_writes_nothing(tmp_path: Path) -> None:
             assert test_client.get("/").status_code == 200
             assert test_client.get(f"/runs/{run_id}").status_code == 200
         assert sorted(p.name for p in runs.iterdir()) == before
+
+
+def test_a_form_of_the_view_itself_is_accepted_with_origin_null(store_dir: Path) -> None:
+    """A browser sends `Origin: null` for a same-site form under `Referrer-Policy: no-referrer`."""
+    with TestClient(_echo_app(store_dir), base_url=BASE) as test_client:
+        csrf = test_client.get("/").cookies.get(CSRF_COOKIE) or test_client.cookies[CSRF_COOKIE]
+        sent = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf}, headers={"origin": "null"})
+        assert sent.status_code == 200 and sent.text == "echo hi"
+        forged = test_client.post(
+            "/echo", data={"text": "hi", CSRF_FIELD: "A" * 43}, headers={"origin": "null"}
+        )
+        assert forged.status_code == 403
