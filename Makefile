@@ -40,13 +40,17 @@ setup: $(STAMP)
 demo: $(DEMO_STAMP)
 	$(BIN)/panel compare smolvlm2-2b mistral-large-3
 
-# The browser test renders the HTML page in Debian's chromium; it is skipped, saying why,
-# only where chromium cannot be installed.
+# The browser tests render pages in Debian's chromium, the view's through Selenium and Debian's
+# chromedriver; they are skipped, saying why, only where these cannot be installed.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium for the browser test (apt-get)"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
 	  || echo "note: chromium could not be installed here; the browser test will be skipped"; }
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  echo "installing chromium-driver for the view's browser tests (apt-get)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-driver; } >/dev/null 2>&1 \
+	  || echo "note: chromium-driver could not be installed here; the view's browser tests will be skipped"; }
 
 test: setup chromium
 	$(BIN)/python -m pytest

@@ -10,55 +10,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from panel.run.plan import RunOptions, plan_compare, plan_run, run_plan
+from panel.run.plan import RunOptions, plan_compare, run_plan
 from panel.store import Store
 from panel.view.app import create_app
 from panel.view.bind import decide_binding
 from panel.view.security import CSP, CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE
 
 from .conftest import EXAMPLE_CATALOG
+from .view_store import build_store, run_ids
 
 BASE = "http://127.0.0.1:8765"
-INJECTED_NAME = "<script>document.title='pwned'</script>"
-INJECTED_IMG = "<img src=x onerror=\"document.title='pwned'\">"
-CONTROLS = "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07 \x1b[2J\u202e"
 
 
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with a compare run of a hostile tool, a stopped compare run and a review run."""
-    tmp = tmp_path_factory.mktemp("view")
-    source = yaml.safe_load(EXAMPLE_CATALOG.read_text(encoding="utf-8"))
-    tools = {t["id"]: t for t in source["tools"]}
-    hostile = dict(tools["ollama"], name=INJECTED_NAME)
-    hostile["description"] = f"{hostile['description']} {INJECTED_IMG} {CONTROLS}"
-    catalog = tmp / "catalog.yaml"
-    catalog.write_text(yaml.safe_dump({"tools": [*list(tools.values())[:4], hostile, tools["vllm"]]}))
-    runs = tmp / "runs"
-    with Store(runs) as store:
-        plan = plan_compare(["ollama", "vllm"], catalog=catalog, backends=["fake", "fake:other"])
-        asyncio.run(run_plan(plan, store, "panel compare ollama vllm", options=RunOptions(kind="compare")))
-        plan = plan_compare(["smolvlm2-2b", "moondream2"], catalog=catalog, backends=["fake"])
-        stopped, _ = asyncio.run(run_plan(plan, store, "panel compare", options=RunOptions(kind="compare")))
-        store.finish_run(stopped, "stopped")
-        plan = plan_run(["smolvlm2-2b", "mistral-large-3", "moondream2"], catalog=catalog, backends=["fake"])
-        asyncio.run(run_plan(plan, store, "panel review", options=RunOptions(kind="review")))
-    return runs
+    return build_store(tmp_path_factory.mktemp("view"))
 
 
 def _runs(store_dir: Path) -> dict[str, str]:
-    """Run id by a short name: hostile (compare), stopped (compare), review."""
-    with Store(store_dir, readonly=True) as store:
-        found = store.list_runs(10)
-    by_status = {run.status: run.id for run, _, _ in found if run.status == "stopped"}
-    done = [run.id for run, _, _ in reversed(found) if run.status == "done"]
-    return {"hostile": done[0], "stopped": by_status["stopped"], "review": done[1]}
+    return run_ids(store_dir)
 
 
 @pytest.fixture
@@ -299,3 +275,15 @@ def test_viewing_takes_no_lock_and_writes_nothing(tmp_path: Path) -> None:
             assert test_client.get("/").status_code == 200
             assert test_client.get(f"/runs/{run_id}").status_code == 200
         assert sorted(p.name for p in runs.iterdir()) == before
+
+
+def test_a_form_of_the_view_itself_is_accepted_with_origin_null(store_dir: Path) -> None:
+    """A browser sends `Origin: null` for a same-site form under `Referrer-Policy: no-referrer`."""
+    with TestClient(_echo_app(store_dir), base_url=BASE) as test_client:
+        csrf = test_client.get("/").cookies.get(CSRF_COOKIE) or test_client.cookies[CSRF_COOKIE]
+        sent = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf}, headers={"origin": "null"})
+        assert sent.status_code == 200 and sent.text == "echo hi"
+        forged = test_client.post(
+            "/echo", data={"text": "hi", CSRF_FIELD: "A" * 43}, headers={"origin": "null"}
+        )
+        assert forged.status_code == 403

@@ -1,0 +1,156 @@
+"""`panel view` in a real browser (headless chromium through Selenium): hostile catalog text
+renders as text and runs nothing, a server bound elsewhere wants its token, and a form whose
+CSRF token was tampered with is refused."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from panel.store import Store
+from panel.view import data
+from panel.view.app import create_app
+
+from .browser import chrome, full_page_screenshot, needs_browser, serve
+from .view_store import INJECTED_IMG, INJECTED_NAME, build_store, run_ids
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+pytestmark = needs_browser
+
+WAIT_S = 30
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_store(tmp_path_factory.mktemp("view-browser"))
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    with chrome(tmp_path_factory.mktemp("chrome"), width=1280) as driver:
+        yield driver
+
+
+def _open(driver: WebDriver, url: str) -> str:
+    """Load `url` and wait for its document to be complete; the body's visible text."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    WebDriverWait(driver, WAIT_S).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
+    return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
+def _scripts(driver: WebDriver) -> list[str]:
+    """The `src` of every <script> element ('' for an inline one)."""
+    return [str(s) for s in driver.execute_script("return [...document.scripts].map(s => s.src)")]
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])
+    return width, height
+
+
+def test_hostile_catalog_text_is_only_text_in_the_browser(
+    browser: WebDriver, store_dir: Path, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    run_id = run_ids(store_dir)["hostile"]
+    with Store(store_dir, readonly=True) as store:
+        title = data.run_record(store, run_id).title
+    with serve(create_app(store_dir, None)) as base:
+        listing = _open(browser, f"{base}/")
+        assert browser.title == "Runs · Panel view"
+        assert INJECTED_NAME in listing  # the tool's name, shown as it is
+        assert run_id in listing
+        for script in _scripts(browser):
+            assert script.startswith(f"{base}/static/") and script.endswith(".js"), script
+
+        page = _open(browser, f"{base}/runs/{run_id}")
+        assert browser.title == f"{title} · Panel view"  # no script set it
+        assert "Reviewer scorecard" in page
+        assert INJECTED_NAME in page and INJECTED_IMG in page
+        assert browser.find_elements(By.CSS_SELECTOR, "img[src='x'], img[onerror]") == []
+        for script in _scripts(browser):
+            assert script.startswith(f"{base}/static/") and script.endswith(".js"), script
+        # the page lays out: its text is in the stylesheet's serif, not the browser's default
+        family = browser.execute_script("return getComputedStyle(document.body).fontFamily")
+        assert "Georgia" in family or "serif" in family
+
+        shot = full_page_screenshot(browser, tmp_path / "comparison.png")
+        height = browser.execute_script("return document.body.scrollHeight")
+        assert _png_size(shot)[0] == browser.execute_script("return window.innerWidth")
+        assert _png_size(shot)[1] >= min(height, 900) and height > 900  # the whole page, not a window
+
+
+def test_bound_elsewhere_a_visit_without_the_token_sees_no_run(browser: WebDriver, store_dir: Path) -> None:
+    ids = run_ids(store_dir)
+    app = create_app(store_dir, "t0k", host="0.0.0.0")
+    with serve(app) as base:
+        browser.delete_all_cookies()
+        refused = _open(browser, f"{base}/")
+        assert "This server needs its token" in refused
+        assert not any(run_id in browser.page_source for run_id in ids.values())
+        assert "Wrong token" in _open(browser, f"{base}/?token=guess")
+
+        admitted = _open(browser, f"{base}/?token=t0k")
+        assert browser.current_url == f"{base}/"  # the token left the address bar
+        assert all(run_id in admitted for run_id in ids.values())
+        assert ids["hostile"] in _open(browser, f"{base}/runs/{ids['hostile']}")  # the cookie carries it
+        browser.delete_all_cookies()
+
+
+def _form_app(store_dir: Path) -> Response:
+    async def form(request: Request) -> Response:
+        csrf = request.state.csrf
+        return HTMLResponse(
+            '<!DOCTYPE html><html><head><title>form</title></head><body><form method="post" action="/echo">'
+            f'<input type="hidden" name="csrf_token" value="{csrf}">'
+            '<input name="text" value="hello"><button id="send">Send</button></form></body></html>'
+        )
+
+    async def echo(request: Request) -> Response:
+        return PlainTextResponse(f"echo {(await request.form()).get('text')}")
+
+    routes = [Route("/form", form), Route("/echo", echo, methods=["POST"])]
+    return create_app(store_dir, None, extra_routes=routes)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("tampered", [False, True], ids=["as-served", "token-changed"])
+def test_a_form_with_a_changed_csrf_token_is_refused(
+    browser: WebDriver, store_dir: Path, tampered: bool
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with serve(_form_app(store_dir)) as base:
+        _open(browser, f"{base}/form")
+        if tampered:
+            browser.execute_script(
+                "document.querySelector('input[name=csrf_token]').value = arguments[0]", "A" * 43
+            )
+        browser.find_element(By.ID, "send").click()
+        WebDriverWait(browser, WAIT_S).until(
+            lambda d: (
+                d.current_url == f"{base}/echo"
+                and d.execute_script("return document.readyState") == "complete"
+            )
+        )
+        body = browser.find_element(By.TAG_NAME, "body").text
+        status = browser.execute_script("return performance.getEntriesByType('navigation')[0].responseStatus")
+    if tampered:
+        assert (status, body) == (403, "Refused: this form did not come from this page (CSRF).")
+    else:
+        assert (status, body) == (200, "echo hello")
