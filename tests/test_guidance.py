@@ -10,6 +10,7 @@ import pytest
 
 from panel.catalog import load_catalog
 from panel.config import PanelConfig
+from panel.depth import DEPTHS, Depth
 from panel.personas import load_personas
 from panel.prompts import PromptSet
 from panel.resources import data_dir
@@ -23,10 +24,11 @@ PERSONAS = load_personas(data_dir("personas"))
 TOOL = load_catalog(EXAMPLE_CATALOG).get("ollama")
 
 
+@pytest.mark.parametrize("depth", DEPTHS)
 @pytest.mark.parametrize("persona_id", list(PERSONAS))
-def test_every_question_s_guidance_is_in_the_rendered_prompt(persona_id: str) -> None:
+def test_every_question_s_guidance_is_in_the_rendered_prompt(persona_id: str, depth: Depth) -> None:
     persona = PERSONAS[persona_id]
-    _, user = PromptSet().review_messages(persona, TOOL)
+    _, user = PromptSet().review_messages(persona, TOOL, depth)
     instructions = user["content"].split("TOOL DATA END", 1)[1]  # after the tool's data
     for q in persona.questions:
         assert q.guidance, f"{persona_id}.{q.key} has no guidance to check"
