@@ -10,6 +10,11 @@
                                          # limit is learned from the provider
     price_input = 0.40                   # USD per million tokens
     price_output = 1.60
+    depth = "full"                       # "brief": a sentence an answer, a few for the
+                                         # review; "full": a reviewer's paragraph. Unset:
+                                         # brief for a local model file under 1 GB (the
+                                         # bundled one), full for every other member
+    max_tokens = 1600                    # a reply's token limit (unset: 700 brief, 1600 full)
 
     [[members]]
     spec = "openai:qwen2.5:7b"
@@ -39,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, Validat
 
 from .backends.base import MemberSpec, OptionError
 from .backends.registry import options_model, parse_member
+from .depth import Depth
 from .errors import BackendSpecError, ConfigError
 from .run.retry import RetryPolicy
 
@@ -75,6 +81,13 @@ class MemberConfig(BaseModel):
     )
     price_input: float | None = Field(default=None, ge=0)
     price_output: float | None = Field(default=None, ge=0)
+    depth: Depth | None = Field(
+        default=None,
+        description="brief or full: how much the member writes (unset: by backend, see panel.depth).",
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=32, description="Token limit of a reply (unset: by depth)."
+    )
 
     @field_validator("base_url")
     @classmethod

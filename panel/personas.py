@@ -44,6 +44,13 @@ class Question(BaseModel):
     question: str = Field(min_length=1)
     guidance: str = ""
 
+    @property
+    def described(self) -> str:
+        """The question and its guidance: the answer's description in the review schema,
+        which constrained decoders and tool-calling models read beside the prompt."""
+        guidance = " ".join(self.guidance.split())
+        return f"{self.question} {guidance}" if guidance else self.question
+
     @field_validator("key")
     @classmethod
     def _not_reserved(cls, key: str) -> str:
@@ -95,7 +102,7 @@ class Persona(BaseModel):
         """The pydantic model a review by this persona must satisfy."""
         camel = "".join(part.title() for part in self.id.split("_"))
         answers: dict[str, Any] = {
-            q.key: (str, Field(min_length=1, description=q.question)) for q in self.questions
+            q.key: (str, Field(min_length=1, description=q.described)) for q in self.questions
         }
         answers_model = create_model(f"{camel}Answers", __config__=ConfigDict(extra="forbid"), **answers)
         verdict_type: Any = Literal[self.verdicts]

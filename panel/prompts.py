@@ -12,6 +12,7 @@ import jinja2
 import jinja2.meta
 
 from .catalog import Tool
+from .depth import Depth
 from .memo import ByIdentity
 from .personas import Persona
 from .resources import data_dir
@@ -45,14 +46,15 @@ class PromptSet:
         )
         self.env.filters["fence"] = fence
 
-    def review_messages(self, persona: Persona, tool: Tool) -> list[Message]:
+    def review_messages(self, persona: Persona, tool: Tool, depth: Depth = "brief") -> list[Message]:
+        """The system and user messages of a review at a depth (`panel.depth`)."""
         # The templates get the tool only as the JSON that goes inside the fence: a catalog
         # field written into the instructions could pose as one.
-        context = {"persona": persona, "tool_json": self._tool_json(tool)}
+        context = {"persona": persona, "tool_json": self._tool_json(tool), "depth": depth}
         if self._system_reads_tool:
             system = self.env.get_template("system.j2").render(context)
         else:
-            system = self._system(persona)
+            system = self._system(persona, depth)
         return [
             {"role": "system", "content": system},
             {"role": "user", "content": self.env.get_template("review.j2").render(context)},
@@ -61,7 +63,7 @@ class PromptSet:
     @cached_property
     def _system_reads_tool(self) -> bool:
         """Whether system.j2 uses the tool; the shipped one does not, so it is rendered once
-        per persona instead of once per request."""
+        per persona and depth instead of once per request."""
         assert self.env.loader is not None
         source = self.env.loader.get_source(self.env, "system.j2")[0]
         return "tool_json" in jinja2.meta.find_undeclared_variables(self.env.parse(source))
@@ -69,7 +71,7 @@ class PromptSet:
     @cached_property
     def _system(self) -> ByIdentity[str]:
         render = self.env.get_template("system.j2").render
-        return ByIdentity(lambda persona: render({"persona": persona}))
+        return ByIdentity(lambda persona, depth: render({"persona": persona, "depth": depth}))
 
     @cached_property
     def _tool_json(self) -> ByIdentity[str]:

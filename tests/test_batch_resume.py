@@ -25,7 +25,7 @@ def _worst(plan: Plan, member: int = 0) -> float:
     m = plan.members[member]
     assert m.price is not None
     cell = next(plan.cells_for(m.backend))
-    return BatchRunner._worst(m.price.for_route("batch"), cell.request(plan.prompts, plan.sampling))
+    return BatchRunner._worst(m.price.for_route("batch"), m.request(cell, plan.prompts, plan.sampling))
 
 
 def test_a_resume_counts_the_batches_in_flight_against_the_budget(fake: FakeProvider, tmp_path: Path) -> None:

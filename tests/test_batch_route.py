@@ -90,7 +90,7 @@ def test_the_budget_is_reserved_per_batch_before_it_goes(fake: FakeProvider, tmp
     from panel.run.batch import BatchRunner
 
     cell = next(plan.cells_for(one.backend))
-    worst = BatchRunner._worst(price.for_route("batch"), cell.request(plan.prompts, plan.sampling))
+    worst = BatchRunner._worst(price.for_route("batch"), one.request(cell, plan.prompts, plan.sampling))
     run_id, stats, store = _run(plan, tmp_path / "runs", max_cost=worst * 5.5)
     assert stats.stopped == "budget"
     (row,) = store.batches(run_id)

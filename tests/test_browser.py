@@ -212,6 +212,14 @@ def test_page_fits_a_phone_screen(page: tuple[Path, ComparisonRecord], tmp_path:
     assert measured["wide"] == []
 
 
+def test_full_depth_reviews_fit_a_phone_screen_whole(tmp_path: Path) -> None:
+    from .test_depth import LONG_REVIEW, full_depth_record
+
+    measured = _layout(tmp_path, render_html(full_depth_record(tmp_path)), 390)
+    assert measured["scroll"] == 390 and measured["wide"] == [], measured["wide"]
+    assert isinstance(measured["text"], int) and measured["text"] > 8 * len(LONG_REVIEW)
+
+
 def test_phone_check_sees_a_page_that_is_too_wide(
     page: tuple[Path, ComparisonRecord], tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ..depth import Depth
 from ..memo import ByIdentity
 from ._provider import json_schema_format
 from .base import Backend, BackendOptions, Reply, Request
@@ -75,22 +76,22 @@ def split_sampling(extras: dict[str, SamplingValue]) -> tuple[dict[str, Any], di
     return named, body
 
 
-def _fit(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+def _fit(schema: dict[str, Any], max_tokens: int, depth: Depth) -> dict[str, Any]:
     from .local import fit_schema
 
-    return fit_schema(schema, max_tokens)
+    return fit_schema(schema, max_tokens, depth)
 
 
 #: every request of a persona carries the same schema and budget: fit it once
 _fitted: ByIdentity[dict[str, Any]] = ByIdentity(_fit)
 
 
-def fit_for_grammar(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+def fit_for_grammar(schema: dict[str, Any], max_tokens: int, depth: Depth = "brief") -> dict[str, Any]:
     """The schema with the same free-text caps the embedded backend puts in its grammar.
 
     The result is shared between requests: never change it in place.
     """
-    return _fitted(schema, max_tokens)
+    return _fitted(schema, max_tokens, depth)
 
 
 class ServerBackend(Backend):
@@ -137,7 +138,7 @@ class ServerBackend(Backend):
         """(the schema as this form sends it, sampling keywords, sampling body fields)."""
         schema = request.schema
         if self.fit_strings and form != "prompt":
-            schema = fit_for_grammar(schema, request.sampling.max_tokens)
+            schema = fit_for_grammar(schema, request.sampling.max_tokens, request.depth)
         named, body = split_sampling(self.sampling)
         return schema, named, body
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..depth import Depth
 from ..errors import BackendBug, BackendError, BackendSpecError, FatalError
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ COMMON_OPTIONS = frozenset(
     {"base_url", "api_key_env", "timeout", "concurrency", "rpm", "tpm", "price_input", "price_output"}
     | {"headroom"}  # the fraction of a rate limit the member uses
     | {"route"}  # "live" (default) or "batch": through the provider's Batch API
+    | {"depth", "max_tokens"}  # how much the member writes, and its reply's token limit
 )
 
 
@@ -135,6 +137,9 @@ class Request:
     schema: dict[str, Any]
     schema_name: str
     sampling: Sampling = field(default_factory=Sampling)
+    #: how much the messages ask for; a backend that compiles the schema to a grammar caps
+    #: its strings by it (`panel.depth`)
+    depth: Depth = "brief"
 
 
 @dataclass
@@ -209,6 +214,11 @@ class Backend(abc.ABC):
         """What a structured-output form found for this backend is remembered under."""
         where = {"backend": self.name, "model": self.model, "base_url": getattr(self, "base_url", None)}
         return json.dumps(where, sort_keys=True)
+
+    def default_depth(self) -> Depth:
+        """How much this member writes when its config does not say: cloud models and
+        servers write full reviews; the local backend decides by its model's size."""
+        return "full"
 
     def negotiated_form(self) -> str | None:
         """The structured-output form `structured = "auto"` settled on, once it has."""

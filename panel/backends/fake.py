@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 
+from ..depth import Depth
 from .base import Backend, Reply, Request, Usage
 from .schema_fill import fill
 
@@ -29,6 +30,10 @@ class FakeBackend(Backend):
         self.responder = responder
         #: how many requests it was sent; the responder gets the number of each
         self.sent = 0
+
+    def default_depth(self) -> Depth:
+        """Brief: its placeholder answers are a sentence long whatever it is asked."""
+        return "brief"
 
     async def generate(self, request: Request) -> Reply:
         self.sent += 1

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
+from ..depth import BUDGETS, LARGE_MODEL_BYTES, Depth
 from ..errors import BackendSpecError, MissingDependencyError, UserError
 from ._hub import PREFIX as HUB_PREFIX
 from ._hub import hub_gguf
@@ -146,6 +147,11 @@ class LocalBackend(Backend):
             "engine": self.engine.name,
         }
 
+    def default_depth(self) -> Depth:
+        """Brief for a small model file (the bundled one), full for a large one: a model of
+        a billion parameters or more can write a reviewer's paragraph."""
+        return "full" if self.path.stat().st_size >= LARGE_MODEL_BYTES else "brief"
+
     @classmethod
     def from_spec(cls, spec: MemberSpec) -> LocalBackend:
         own = LocalOptions.of(cls.name, spec.options)
@@ -167,7 +173,7 @@ class LocalBackend(Backend):
         return await loop.run_in_executor(self.engine.executor, self._generate, request)
 
     def _generate(self, request: Request) -> Reply:
-        schema = fit_schema(request.schema, request.sampling.max_tokens)
+        schema = fit_schema(request.schema, request.sampling.max_tokens, request.depth)
         started = time.perf_counter()
         out = self.engine.complete(request, schema, REPEAT_PENALTY)
         latency = time.perf_counter() - started
@@ -183,12 +189,14 @@ class LocalBackend(Backend):
         )
 
 
-def fit_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+def fit_schema(schema: dict[str, Any], max_tokens: int, depth: Depth = "brief") -> dict[str, Any]:
     """Cap the length of free-text fields so a whole reply fits in `max_tokens`.
 
     A grammar makes the model write valid JSON, but only if it gets to the closing brace;
-    caps sized from the token budget keep it from running out mid-string.
+    caps sized from the token budget keep it from running out mid-string. No field gets more
+    than the depth allows it (`panel.depth`), however large the budget.
     """
+    budget = BUDGETS[depth]
     fields: list[tuple[dict[str, Any], str]] = []
     key_chars = 0
 
@@ -208,14 +216,8 @@ def fit_schema(schema: dict[str, Any], max_tokens: int) -> dict[str, Any]:
     # About 3 characters a token for English prose: cautious, so the cap is rarely hit.
     structure_tokens = key_chars // 3 + 16
     room = max(len(fields), (max_tokens - structure_tokens) * 3)
-    weights = [_WEIGHTS.get(name, 1) for _, name in fields]
+    weights = [budget.weight(name) for _, name in fields]
     total = sum(weights) or 1
     for (node, name), w in zip(fields, weights, strict=True):
-        cap = _CAPS.get(name, 360)
-        node["maxLength"] = max(node.get("minLength", 1), min(cap, room * w // total))
+        node["maxLength"] = max(node.get("minLength", 1), min(budget.ceiling(name), room * w // total))
     return fitted
-
-
-# The review prose gets twice an answer's room; the verdict note is one sentence.
-_WEIGHTS = {"review": 2}
-_CAPS = {"review": 720, "verdict_note": 200}

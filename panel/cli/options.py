@@ -39,7 +39,14 @@ PersonaIds = Annotated[
     list[str] | None, typer.Option("--persona", "-p", help="Persona id; repeat. Default: all.")
 ]
 PersonasDir = Annotated[Path | None, typer.Option(help="Folder of persona files.")]
-MaxTokens = Annotated[int, typer.Option(min=32, help="Token limit of each reply.")]
+MaxTokens = Annotated[
+    int | None,
+    typer.Option(
+        min=32,
+        help="Token limit of each reply, for every member. Default: the member's max_tokens in "
+        "panel.toml, else by its depth (brief 700, full 1600).",
+    ),
+]
 Temperature = Annotated[float, typer.Option(min=0.0, max=2.0)]
 Seed = Annotated[int, typer.Option(help="Sampling seed, for repeatable runs; repeat k uses seed + k.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Send every request, even ones already answered.")]

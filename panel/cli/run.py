@@ -62,7 +62,7 @@ def compare(
         bool,
         typer.Option("--json", help="Print the record as JSON on stdout, and nothing else there."),
     ] = False,
-    max_tokens: MaxTokens = 700,
+    max_tokens: MaxTokens = None,
     temperature: Temperature = 0.3,
     seed: Seed = 1234,
     no_cache: NoCache = False,
@@ -75,10 +75,11 @@ def compare(
     130 interrupted (the line printed says how to resume).
     """
     notices.mode = progress
-    sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    sampling = Sampling(temperature=temperature, seed=seed)
     panel_config = load_config(config)
     plan = plan_compare(
         tools,
+        max_tokens=max_tokens,
         catalog=catalog,
         backends=backend or [],
         persona_ids=persona or [],
@@ -141,7 +142,7 @@ def review(
     ] = None,
     config: ConfigPath = None,
     out: RunsDir = Path("runs"),
-    max_tokens: MaxTokens = 700,
+    max_tokens: MaxTokens = None,
     temperature: Temperature = 0.3,
     seed: Seed = 1234,
     progress: ProgressMode = "bar",
@@ -204,9 +205,10 @@ def review(
             config=panel_config,
             prices=prices,
             repeats=repeats,
-            sampling=Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed),
+            sampling=Sampling(temperature=temperature, seed=seed),
             route=route,
             rebuttal=rebuttal,
+            max_tokens=max_tokens,
         )
         require_prices(plan, max_cost)
         if since and not (out / "panel.db").is_file():

@@ -132,7 +132,7 @@ class BatchRunner:
                 if copied is not None:
                     engine._count(copied, "copied")
                     continue
-            request = cell.request(engine.prompts, engine._sampling(cell))
+            request = engine.request(cell)
             if self._from_cache(cell, request, fingerprint):
                 continue
             ask = _Ask(cell, request, 1, 0, fingerprint)
@@ -175,7 +175,7 @@ class BatchRunner:
         as many batches as the batch's attempt says."""
         engine = self.engine
         messages, ask = engine.store.request_messages(request_id)
-        request = replace(cell.request(engine.prompts, engine._sampling(cell)), messages=messages)
+        request = replace(engine.request(cell), messages=messages)
         tries = self._open[batch_key].attempt
         return _Ask(cell, request, ask, request_id, engine.fingerprint(cell), tries=tries)
 

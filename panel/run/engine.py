@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from ..backends.base import Backend, Reply, Request, Sampling
 from ..catalog import Tool
+from ..depth import Depth
 from ..errors import BackendError, TransientError
 from ..memo import ByIdentity
 from ..personas import Persona
@@ -58,13 +59,14 @@ class Cell:
     def key(self) -> CellKey:
         return CellKey(self.tool.id, self.persona.id, self.backend.label, self.repeat)
 
-    def request(self, prompts: PromptSet, sampling: Sampling) -> Request:
+    def request(self, prompts: PromptSet, sampling: Sampling, depth: Depth = "brief") -> Request:
         """The first ask of this cell, as the engine sends it (benchmarks send the same)."""
         return Request(
-            messages=prompts.review_messages(self.persona, self.tool),
+            messages=prompts.review_messages(self.persona, self.tool, depth),
             schema=self.persona.review_schema,
             schema_name=f"{self.persona.id}_review",
             sampling=sampling,
+            depth=depth,
         )
 
 
@@ -90,6 +92,20 @@ class Member:
     timeout: float | None = None
     #: "live", or "batch": the provider's Batch API (`panel.run.batch`)
     route: str = "live"
+    #: how much the member is asked to write (`panel.depth`)
+    depth: Depth = "brief"
+    #: the token limit of its replies; None: the run's sampling setting
+    max_tokens: int | None = None
+
+    def sampling(self, run: Sampling) -> Sampling:
+        """The run's sampling settings with this member's token limit."""
+        if self.max_tokens is None or self.max_tokens == run.max_tokens:
+            return run
+        return replace(run, max_tokens=self.max_tokens)
+
+    def request(self, cell: Cell, prompts: PromptSet, run: Sampling) -> Request:
+        """A cell's first ask on this member: at its depth, within its token limit."""
+        return cell.request(prompts, self.sampling(run), self.depth)
 
 
 @dataclass
@@ -297,16 +313,25 @@ class Engine:
             self.on_result(result, s)
 
     def fingerprint(self, cell: Cell) -> str:
-        """Hash of a cell's inputs: the tool's facts, the persona file, the model, the prompts."""
+        """Hash of a cell's inputs: the tool's facts, the persona file, the model, the prompts
+        and the depth they were rendered at."""
+        member = self._member(cell)
         material = [
             _tool_fingerprint(cell.tool),
             cell.persona.version,
             cell.backend.label,
             cell.backend.identity(),
             self.prompts.fingerprint,
-            self._sampling(cell).as_dict(),
+            member.sampling(self._sampling(cell)).as_dict(),
+            member.depth,
         ]
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _member(self, cell: Cell) -> Member:
+        for member in self.members:  # a handful: a scan is cheaper than keeping a map in step
+            if member.backend is cell.backend:
+                return member
+        raise LookupError(f"{cell.backend.label} is not a member of this run")
 
     def _sampling(self, cell: Cell) -> Sampling:
         # Repeats differ only in their seed, so test-retest runs are themselves repeatable; a
@@ -314,6 +339,10 @@ class Engine:
         # its request (and cache key) is new, and a resume makes it with the same seed.
         shift = self.generations.get(cell.key, 0) * SEED_STRIDE if self.generations else 0
         return replace(self.sampling, seed=self.sampling.seed + cell.repeat + shift)
+
+    def request(self, cell: Cell) -> Request:
+        """The first ask of a cell: its member's depth and token limit, its repeat's seed."""
+        return self._member(cell).request(cell, self.prompts, self._sampling(cell))
 
     async def review(self, cell: Cell, member: Member) -> CellResult:
         """Make one review: ask, validate, re-ask once with the error, store the outcome."""
@@ -323,7 +352,7 @@ class Engine:
             if copied is not None:
                 return copied
         backend = cell.backend
-        request = cell.request(self.prompts, self._sampling(cell))
+        request = self.request(cell)
         raw: str | None = None
         request_id: int | None = None
         all_cached = True

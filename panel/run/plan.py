@@ -19,6 +19,7 @@ from ..backends.batch import BatchStatus
 from ..backends.registry import MemberSpec, create_backend, parse_member
 from ..catalog import Tool, load_catalog
 from ..config import PanelConfig, resolve_members
+from ..depth import BUDGETS, Depth
 from ..errors import BackendSpecError, ConfigError, UserError
 from ..personas import Persona, load_personas, resolve_personas
 from ..prompts import PromptSet
@@ -103,6 +104,7 @@ def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = 
     for spec in specs:
         backend = create_backend(spec)
         o = spec.options
+        depth: Depth = o.get("depth") or backend.default_depth()
         members.append(
             Member(
                 backend=backend,
@@ -111,6 +113,8 @@ def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = 
                 price=price_for(backend.name, backend.model, o, prices),
                 timeout=o.get("timeout") or backend.default_timeout,
                 route=o.get("route") or "live",
+                depth=depth,
+                max_tokens=int(o.get("max_tokens") or BUDGETS[depth].max_tokens),
             )
         )
     for member in members:
@@ -142,10 +146,12 @@ def plan_run(
     repeats: int = 1,
     route: str | None = None,
     rebuttal: bool = False,
+    max_tokens: int | None = None,
 ) -> Plan:
     """Check every input and build the backends; raise a UserError before any file is written.
 
-    `tool_ids` None means every tool of the catalog.
+    `tool_ids` None means every tool of the catalog. `max_tokens` sets every member's reply
+    limit; unset, each member's own (`max_tokens` in panel.toml), else its depth's.
     """
     catalog_path = Path(catalog) if catalog else default_catalog()
     cat = load_catalog(catalog_path)
@@ -157,6 +163,8 @@ def plan_run(
     if route is not None:
         # Kept in each member's options, so a resumed run takes the same route.
         specs = [replace(spec, options={**spec.options, "route": route}) for spec in specs]
+    if max_tokens is not None:
+        specs = [replace(spec, options={**spec.options, "max_tokens": max_tokens}) for spec in specs]
     if repeats < 1:
         raise UserError("--repeats must be at least 1")
     return Plan(
@@ -203,6 +211,11 @@ def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> 
     if "member_specs" not in config:
         raise ConfigError(f"run '{run_id}' was recorded without its plan and cannot be resumed")
     specs = [parse_member(m["spec"], m["options"], m.get("name")) for m in config["member_specs"]]
+    for spec in specs:
+        if "depth" not in spec.options:
+            # Recorded before members had a depth: every member wrote brief reviews, within
+            # the run's token limit.
+            spec.options.update(depth="brief", max_tokens=config["sampling"]["max_tokens"])
     return Plan(
         tools,
         personas,
@@ -225,7 +238,11 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
         str(plan.catalog_path) if plan.catalog_path else None,
         {
             "members": [m.backend.label for m in plan.members],
-            "member_specs": [{"spec": s.text, "name": s.name, "options": s.options} for s in plan.specs],
+            "member_specs": [
+                {"spec": s.text, "name": s.name, "options": _resolved(s, m)}
+                # a plan built by hand (benchmarks, tests) may list no specs: nothing to resume by
+                for s, m in zip(plan.specs, plan.members, strict=False)
+            ],
             "sampling": plan.sampling.as_dict(),
             "prompts": plan.prompts.fingerprint,
             "repeats": plan.repeats,
@@ -237,6 +254,15 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
         personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
     )
     return run_id
+
+
+def _resolved(spec: MemberSpec, member: Member) -> dict[str, Any]:
+    """A member's options with its depth and token limit as this run settled them, so a
+    resumed run asks the same whatever the defaults have become since."""
+    settled: dict[str, Any] = {"depth": member.depth}
+    if member.max_tokens is not None:
+        settled["max_tokens"] = member.max_tokens
+    return {**spec.options, **settled}
 
 
 async def run_plan(

@@ -212,16 +212,15 @@ def input_tokens(messages: Sequence[Message], schema: dict[str, Any]) -> int:
 def estimate_cost(plan: Plan, sample: int = 24, routes: Mapping[str, str] | None = None) -> Estimate:
     """Cost of a plan before it runs, from a sample of its rendered prompts.
 
-    Expected: replies of half the token limit. At most: every reply at the limit, which is
-    what the budget guard reserves for each request (a re-ask adds a request). `routes`
-    gives a member's route by its label (default live); the live figures price every
-    member on the live route.
+    Expected: replies of half each member's token limit (which follows its depth). At most:
+    every reply at the limit, which is what the budget guard reserves for each request (a
+    re-ask adds a request). `routes` gives a member's route by its label (default live); the
+    live figures price every member on the live route.
     """
     expected = worst = live_expected = live_worst = 0.0
     batch_requests = 0
     priced = False
     per_member = plan.total // max(1, len(plan.members))
-    max_out = plan.sampling.max_tokens
     for member in plan.members:
         if member.price is None:
             continue
@@ -229,7 +228,9 @@ def estimate_cost(plan: Plan, sample: int = 24, routes: Mapping[str, str] | None
         cells = list(itertools.islice(plan.cells_for(member.backend), sample))
         if not cells:
             continue
-        requests = (c.request(plan.prompts, plan.sampling) for c in cells)
+        # Each member's own depth and token limit: a full review is asked for, and paid, longer.
+        max_out = member.sampling(plan.sampling).max_tokens
+        requests = (member.request(c, plan.prompts, plan.sampling) for c in cells)
         counts = [input_tokens(r.messages, r.schema) for r in requests]
         mean_in = sum(counts) / len(counts)
         route = (routes or {}).get(member.backend.label, "live")

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..backends.base import Request, Sampling
 from ..catalog import Tool
+from ..depth import Depth
 from ..errors import BackendError
 from ..personas import Persona
 from ..prompts import Message, PromptSet
@@ -121,7 +122,8 @@ class RebuttalCell(Cell):
         """The other reviews in the order this cell reads them (a hash of the cell and each)."""
         return sorted(self.others, key=lambda r: _shuffle_key(self.key, r))
 
-    def request(self, prompts: PromptSet, sampling: Sampling) -> Request:
+    def request(self, prompts: PromptSet, sampling: Sampling, depth: Depth = "brief") -> Request:
+        """The round-2 ask: the same short answer at either depth (its reply is a sentence)."""
         return Request(
             messages=rebuttal_messages(prompts, self),
             schema=rebuttal_schema(self.persona),
