@@ -123,8 +123,10 @@ def chrome(profile_root: Path, width: int = 1280, height: int = 900) -> Iterator
 def full_page_screenshot(driver: WebDriver, path: Path) -> Path:
     """The whole page, not only the window, saved as PNG at `path` (width unchanged)."""
     width = driver.get_window_size()["width"]
-    height = int(driver.execute_script("return document.body.scrollHeight"))
-    driver.set_window_size(width, max(height, 200))
+    # The window's own frame takes part of its height: add it, or the page's foot is cut.
+    frame = int(driver.execute_script("return window.outerHeight - window.innerHeight"))
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.set_window_size(width, max(height, 200) + max(frame, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     if not driver.save_screenshot(str(path)):
         raise RuntimeError(f"the screenshot could not be saved to {path}")
