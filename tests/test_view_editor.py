@@ -24,7 +24,8 @@ from panel.view.app import create_app
 from panel.view.security import CSRF_COOKIE, CSRF_FIELD
 
 from .conftest import EXAMPLE_CATALOG
-from .test_view import BASE, INJECTED_NAME
+from .test_view import BASE
+from .view_store import INJECTED_NAME
 
 KEY = CellKey("ollama", "builder", "fake:schema")
 FIELDS = {"tool": KEY.tool_id, "persona": KEY.persona_id, "member": KEY.member, "repeat": "0"}
