@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from .agreement import routes as agreement_routes
 from .bind import is_loopback
 from .jobs import routes as job_routes
 from .pages import http_error, not_found, routes, server_error
@@ -41,7 +42,7 @@ def create_app(
     """The app over the runs folder `runs`, read-only. With `token`, every request must carry
     it; bound to loopback (`host`), a request naming another host is refused."""
     app = ViewApp(
-        routes=[*routes(), *job_routes(), *regenerate_routes(), *extra_routes],
+        routes=[*agreement_routes(), *routes(), *job_routes(), *regenerate_routes(), *extra_routes],
         exception_handlers={404: not_found, HTTPException: http_error, Exception: server_error},
     )
     app.guard = Guard.for_binding(host, port, token, is_loopback(host))
