@@ -152,7 +152,7 @@ def main() -> None:
         for name, times in in_browser.items():
             ms = sorted(times)
             print(f"{name:<48} {statistics.median(ms):>10.1f} ({min(ms):.1f}-{max(ms):.1f})")
-            key = re.sub(r"\W+", "_", name.split(" (")[0] + "_" + name.split(": ")[1]).strip("_")
+            key = re.sub(r"\W+", "_", re.sub(r" \(.*?\)", "", name)).strip("_")
             summary[f"browser_{key}_ms_median"] = round(statistics.median(ms), 1)
     elif not args.no_browser:
         print(f"no browser timings: {browser.missing()}")
