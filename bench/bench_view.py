@@ -1,12 +1,18 @@
-"""Page load time of `panel view`: the runs list of a store with 1,000 runs, and one comparison.
+"""Page load time of `panel view`: the runs list of a store with 1,000 runs, one comparison and
+its agreement page.
 
-    python bench/bench_view.py [--runs 1000] [--requests 20] [--store DIR]
+    python bench/bench_view.py [--runs 1000] [--requests 20] [--store DIR] [--no-browser]
 
 Fills a store with `--runs` compare runs made by the fake backend (two tools of the sample
 catalog, four personas, two members: 16 reviews each), then times each page `--requests`
 times, the pages interleaved request by request, two ways: in-process through Starlette's
 TestClient (the server's own work: queries, record, templates) and over loopback HTTP from a
-real uvicorn (adds the socket and the HTTP parsing). Prints the median and the spread of each.
+real uvicorn (adds the socket and the HTTP parsing). The agreement page (2,000 bootstrap
+resamples, as `panel agreement` does) gets `--agreement-requests` of its own. Then, where
+Debian's chromium and chromedriver are installed, headless chromium loads the runs list and the
+comparison `--requests` times each, interleaved, and reads the Navigation Timing entry: time to
+the response's first byte, and to the load event (parsing, stylesheets, layout). Prints the
+median and the spread of each.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import socket
 import statistics
 import sys
@@ -33,6 +40,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from panel.run.plan import RunOptions, plan_compare, run_plan  # noqa: E402
 from panel.store import Store  # noqa: E402
 from panel.view.app import create_app  # noqa: E402
+from tests import browser  # noqa: E402
 
 CATALOG = ROOT / "examples" / "catalog.yaml"
 PAIRS = [
@@ -80,6 +88,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--agreement-requests", type=int, default=5)
+    parser.add_argument("--no-browser", action="store_true", help="Skip the timings in chromium.")
     parser.add_argument(
         "--store", type=Path, help="Keep the store in this folder (default: a temporary one)."
     )
@@ -111,14 +121,22 @@ def main() -> None:
                 response.read()
                 return int(response.status)
 
+        agreement = {"agreement page (2,000 resamples)": f"/runs/{run_id}/agreement"}
         try:
             over_http = _time(fetch, paths, args.requests)
+            over_http.update(_time(fetch, agreement, args.agreement_requests))
         finally:
             server.should_exit = True
             thread.join()
+        with TestClient(app, base_url=f"http://127.0.0.1:{port}") as client:
+            in_process.update(_time(lambda p: client.get(p).status_code, agreement, args.agreement_requests))
+        paths.update(agreement)
+        in_browser = {} if args.no_browser else _browser_times(runs, run_id, args.requests, Path(tmp))
 
     summary: dict[str, object] = {"runs": args.runs, "requests": args.requests}
-    print(f"median (min-max) of {args.requests} requests, ms")
+    print(
+        f"median (min-max) of {args.requests} requests ({args.agreement_requests} for the agreement page), ms"
+    )
     print(f"{'page':<48} {'TestClient':>22} {'uvicorn, loopback':>22}")
     for name in paths:
         cells = []
@@ -129,7 +147,46 @@ def main() -> None:
         key = name.split(" (")[0].replace(", ", "_").replace(" ", "_")
         summary[f"{key}_ms_median"] = round(statistics.median(in_process[name]) * 1000, 1)
         summary[f"{key}_http_ms_median"] = round(statistics.median(over_http[name]) * 1000, 1)
+    if in_browser:
+        print(f"in headless chromium, Navigation Timing, median (min-max) of {args.requests} loads, ms")
+        for name, times in in_browser.items():
+            ms = sorted(times)
+            print(f"{name:<48} {statistics.median(ms):>10.1f} ({min(ms):.1f}-{max(ms):.1f})")
+            key = re.sub(r"\W+", "_", re.sub(r" \(.*?\)", "", name)).strip("_")
+            summary[f"browser_{key}_ms_median"] = round(statistics.median(ms), 1)
+    elif not args.no_browser:
+        print(f"no browser timings: {browser.missing()}")
     print("summary " + json.dumps(summary))
+
+
+#: what Navigation Timing gives, ms from the navigation's start: first byte, and the load event
+_NAVIGATION = """const e = performance.getEntriesByType('navigation')[0];
+return [e.responseStart - e.startTime, e.loadEventEnd - e.startTime];"""
+
+
+def _browser_times(runs: Path, run_id: str, loads: int, tmp: Path) -> dict[str, list[float]]:
+    """Each page loaded `loads` times in headless chromium, interleaved; first byte and load, ms."""
+    if browser.missing() is not None:
+        return {}
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    pages = {"runs list, page 1 (100 rows)": "/", "comparison": f"/runs/{run_id}"}
+    times: dict[str, list[float]] = {}
+    with browser.serve(create_app(runs, None)) as base, browser.chrome(tmp / "chrome") as driver:
+
+        def load(path: str) -> list[float]:
+            driver.get(base + path)
+            WebDriverWait(driver, 60).until(lambda d: d.execute_script(_NAVIGATION)[1] > 0)
+            return [float(v) for v in driver.execute_script(_NAVIGATION)]
+
+        for path in pages.values():  # warm-up
+            load(path)
+        for _ in range(loads):
+            for name, path in pages.items():
+                first_byte, loaded = load(path)
+                times.setdefault(f"{name}: first byte", []).append(first_byte)
+                times.setdefault(f"{name}: load event", []).append(loaded)
+    return times
 
 
 if __name__ == "__main__":

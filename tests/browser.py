@@ -30,14 +30,14 @@ from .test_browser import CHROMIUM, FLAGS
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-__all__ = ["CHROMEDRIVER", "CHROMIUM", "chrome", "full_page_screenshot", "needs_browser", "serve"]
+__all__ = ["CHROMEDRIVER", "CHROMIUM", "chrome", "full_page_screenshot", "missing", "needs_browser", "serve"]
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 #: seconds a page, the server or the driver gets before a test fails
 TIMEOUT_S = 30
 
 
-def _missing() -> str | None:
+def missing() -> str | None:
     """Why the browser tests cannot run here, or None."""
     if not CHROMIUM.is_file():
         return f"chromium is not installed ({CHROMIUM}, Debian's `chromium`; `make test` installs it)"
@@ -51,7 +51,7 @@ def _missing() -> str | None:
     return None
 
 
-needs_browser = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+needs_browser = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 
 
 class _Server(uvicorn.Server):
@@ -99,7 +99,7 @@ def chrome(profile_root: Path, width: int = 1280, height: int = 900) -> Iterator
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    reason = _missing()
+    reason = missing()
     if reason is not None:
         pytest.skip(reason)
     profile_root.mkdir(parents=True, exist_ok=True)

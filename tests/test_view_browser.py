@@ -154,3 +154,27 @@ def test_a_form_with_a_changed_csrf_token_is_refused(
         assert (status, body) == (403, "Refused: this form did not come from this page (CSRF).")
     else:
         assert (status, body) == (200, "echo hello")
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_agreement_page_lays_out_with_its_plots(store_dir: Path, tmp_path: Path, width: int) -> None:
+    run_id = run_ids(store_dir)["hostile"]
+    with serve(create_app(store_dir, None)) as base, chrome(tmp_path / "chrome", width=width) as driver:
+        text = _open(driver, f"{base}/runs/{run_id}/agreement?reference=community")
+        assert "Krippendorff's alpha (nominal)" in text
+        assert driver.title == f"Agreement · run {run_id} · Panel view"
+        loaded = driver.execute_script(
+            "return [...document.images].map(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert len(loaded) >= 2 and all(loaded)  # every plot decoded: data: images pass the CSP
+        # the report's stylesheet applies (a CSP refusal would leave the tables unboxed) ...
+        wrap = driver.execute_script(
+            "return getComputedStyle(document.querySelector('.table-wrap')).overflowX"
+        )
+        assert wrap == "auto"
+        # ... and wide tables scroll inside their box, never the page
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow == 0
+        assert _scripts(driver) == []

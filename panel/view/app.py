@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from . import editing, publishing
+from .agreement import routes as agreement_routes
 from .bind import is_loopback
 from .jobs import routes as job_routes
 from .newtool import routes as new_tool_routes
@@ -49,6 +50,7 @@ def create_app(
     `backends` (default: those of `config`, as `panel compare` picks them)."""
     app = ViewApp(
         routes=[
+            *agreement_routes(),  # first: its stylesheet is under /static, before the mount
             *routes(),
             *editing.routes(),
             *publishing.routes(),

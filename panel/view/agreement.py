@@ -1,0 +1,127 @@
+"""A run's agreement page inside the view: the tables and plots of `panel agreement --report`,
+computed from the same analysis and rendered by the same template, under the view's CSP.
+
+The report page is self-contained (inline CSS, a meta CSP); here its `<style>` is served as
+`/static/agreement.css` and the page's body is placed in the view's layout. Plots stay PNG
+data URIs (the CSP allows `img-src data:`). The analysis needs the `analysis` extra; without
+it, or for a run it cannot read, the page says so in one sentence.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..errors import MissingDependencyError, UserError
+from ..store import Store
+from .templating import page
+
+__all__ = ["REFERENCES", "agreement_css", "routes"]
+
+_REPORT_TEMPLATE = Path(__file__).parent.parent / "analysis" / "templates" / "agreement.html.j2"
+_STYLE = re.compile(r"<style>\n?(.*?)</style>", re.DOTALL)
+# Any inline style the report might print one day: dropped, since the CSP would refuse it.
+_STYLE_ATTR = re.compile(r"""\sstyle=(?:"[^"]*"|'[^']*')""")
+#: what `?reference=` may name: a labels file is a path on the server, so the page takes none
+REFERENCES = ("community",)
+#: the bootstrap of `panel agreement`'s defaults, so the page shows the figures its JSON prints
+RESAMPLES, SEED = 2000, 0
+# One analysis at a time: it is CPU-bound, and matplotlib's pyplot is not thread-safe.
+_ANALYSIS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The report's body, or the sentence saying why there is none."""
+
+    body: Markup | None
+    reason: str | None = None
+
+
+@lru_cache(maxsize=1)
+def agreement_css() -> str:
+    """The report page's own CSS."""
+    found = _STYLE.search(_REPORT_TEMPLATE.read_text(encoding="utf-8"))
+    if found is None:
+        raise RuntimeError(f"no <style> in {_REPORT_TEMPLATE}")
+    view = ".viewbar .crumb-choice { margin-left: auto; color: var(--muted); }\n"
+    return f"{found.group(1)}\n/* the view's switch between no reference and the community's votes */\n{view}"
+
+
+def _body(html: str) -> Markup:
+    """The report's <body> content with no inline style left (it holds no script)."""
+    start, end = html.index("<body>") + len("<body>"), html.rindex("</body>")
+    return Markup(_STYLE_ATTR.sub("", html[start:end]))
+
+
+def report_data(store: Store, run_id: str, reference: str | None) -> dict[str, Any]:
+    """The dict `panel agreement RUN --format json [--reference community]` prints."""
+    from ..analysis import agreement as analysis
+
+    report = analysis.analyze(store, [run_id], "rater", RESAMPLES, SEED, reference=reference)
+    data: dict[str, Any] = report.to_dict()
+    return data
+
+
+def _missing(exc: ImportError) -> str:
+    package = exc.name or "numpy"
+    return (
+        f"The agreement page needs the Python package '{package.split('.')[0]}', which is not "
+        "installed: pip install 'toolpanel[analysis]'."
+    )
+
+
+def build(store: Store, run_id: str, reference: str | None) -> Outcome:
+    """The page's body for the run, or one sentence why it cannot be shown."""
+    try:
+        with _ANALYSIS_LOCK:
+            data = report_data(store, run_id, reference)
+            from ..analysis.html import render_report
+
+            html = render_report(data)
+    except ImportError as exc:
+        return Outcome(None, _missing(exc))
+    except MissingDependencyError as exc:  # "FEATURE needs the Python package 'X': pip install ..."
+        text = str(exc)
+        return Outcome(None, f"The agreement page{text[text.find(' needs') :]}.")
+    except UserError as exc:  # a run with no reviews, a reference with no tool in the run, ...
+        return Outcome(None, f"No agreement for this run: {exc}.")
+    return Outcome(_body(html))
+
+
+def agreement_page(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    reference = request.query_params.get("reference") or None
+    if reference is not None and reference not in REFERENCES:
+        raise HTTPException(
+            400, "The reference can only be 'community' here (a labels file: panel agreement)."
+        )
+    runs: Path = request.app.state.runs
+    if not (runs / "panel.db").is_file():
+        raise HTTPException(404, f"There is no run '{run_id}' in this store.")
+    with Store(runs, readonly=True) as store:
+        if store.get_run(run_id) is None:
+            raise HTTPException(404, f"There is no run '{run_id}' in this store.")
+        outcome = build(store, run_id, reference)
+    return page(request, "agreement.html.j2", run_id=run_id, reference=reference, outcome=outcome)
+
+
+def stylesheet(request: Request) -> Response:
+    return Response(agreement_css(), media_type="text/css", headers={"cache-control": "max-age=3600"})
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/runs/{run_id}/agreement", agreement_page, name="agreement"),
+        Route("/static/agreement.css", stylesheet, name="agreement_css"),
+    ]
