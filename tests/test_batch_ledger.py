@@ -165,7 +165,14 @@ def test_the_batch_ledger_migrates_a_store_made_by_the_previous_schema(
 
     monkeypatch.setattr(connection, "MIGRATIONS", MIGRATIONS[:3])
     old = _store(tmp_path)
-    rid = _requests(old, 1)[0]
+    # A request as that schema held it (today's code writes columns later migrations add).
+    rid = old.db.execute(
+        """INSERT INTO requests (run_id, tool_id, persona_id, member, repeat, backend, model, ask,
+               messages, schema_name, settings, created_at)
+           VALUES ('r', 't0', 'p', 'openai:m', 0, 'openai', 'm', 1, '[]', 's', '{}', 0)"""
+    ).lastrowid
+    assert rid is not None
+    old.commit()
     old.close()
     assert (
         not sqlite3.connect(tmp_path / "runs" / "panel.db")
