@@ -46,6 +46,19 @@ def _post(client: TestClient, path: str, **data: Any) -> Any:
     return client.post(path, data={CSRF_FIELD: _csrf(client), **data}, follow_redirects=False)
 
 
+def _shown(client: TestClient, url: str, key: CellKey | None = None) -> str:
+    """The version a page's approve form sends: of one review (`key`), or of Approve all."""
+    page = client.get(url).text
+    if key is not None:
+        page = page.split(f'id="{anchor(*key)}"')[1].split("</article>")[0]
+        form = page.split('class="approve"')[1]
+    else:
+        form = page.split('class="approve-all"')[1]
+    found = re.search(r'name="version" value="([0-9a-f]+)"', form.split("</form>")[0])
+    assert found is not None
+    return found.group(1)
+
+
 def _edit_form(client: TestClient, run_id: str) -> dict[str, str]:
     """What the edit form would send unchanged: every field with the value it shows."""
     page = client.get(f"/runs/{run_id}/review/edit", params=FIELDS).text
@@ -140,13 +153,16 @@ def test_approve_withdraw_and_approve_all(client: TestClient, made: str, runs_di
     assert "0 of 4 reviews approved" in page
     assert page.count("/review/regenerate") == 4 and page.count('name="reason"') == 4
     assert page.count("Approve</button>") == 4
-    approved = _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="1")
+    version = _shown(client, f"/runs/{made}", KEY)
+    approved = _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="1", version=version)
     assert approved.status_code == 303 and approved.headers["location"].endswith(f"#{anchor(*KEY)}")
     page = client.get(f"/runs/{made}").text
     assert "1 of 4 reviews approved" in page and "Withdraw approval" in page
-    assert _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="0").status_code == 303
+    withdrawn = _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="0", version=version)
+    assert withdrawn.status_code == 303
     assert "0 of 4 reviews approved" in client.get(f"/runs/{made}").text
-    assert _post(client, f"/runs/{made}/approve-all").status_code == 303
+    everything = _shown(client, f"/runs/{made}")
+    assert _post(client, f"/runs/{made}/approve-all", version=everything).status_code == 303
     page = client.get(f"/runs/{made}").text
     assert "4 of 4 reviews approved" in page and "Approve all" not in page
     with Store(runs_dir, readonly=True) as store:
@@ -190,7 +206,7 @@ def test_after_approve_all_publish_writes_the_edit_and_its_provenance(
     form["verdict_note"] = "Edited for the page."
     form["editor"] = "Ana"
     _post(client, f"/runs/{made}/review/edit", **form)
-    _post(client, f"/runs/{made}/approve-all")
+    _post(client, f"/runs/{made}/approve-all", version=_shown(client, f"/runs/{made}"))
     done = _post(client, f"/runs/{made}/publish")
     assert done.status_code == 200 and "Every review of the panel was approved" in done.text
     media_types = {"html": "text/html", "md": "text/markdown", "json": "application/json"}
@@ -310,10 +326,63 @@ def test_a_review_runs_tool_page_carries_the_actions(runs_dir: Path) -> None:
         assert "0 of 4 reviews approved" in page and "Approve all of this tool" in page
         assert page.count("/review/regenerate") == 4
         fields = {**FIELDS, "tool": "vllm"}
-        approved = _post(client, f"/runs/{run_id}/review/approve", **fields, approved="1")
         key = CellKey("vllm", "builder", "fake:schema")
+        version = _shown(client, f"/runs/{run_id}/tools/vllm", key)
+        approved = _post(client, f"/runs/{run_id}/review/approve", **fields, approved="1", version=version)
         assert approved.headers["location"] == f"/runs/{run_id}/tools/vllm#{anchor(*key)}"
-        everything = _post(client, f"/runs/{run_id}/approve-all", tool="ollama")
+        shown = _shown(client, f"/runs/{run_id}/tools/ollama")
+        everything = _post(client, f"/runs/{run_id}/approve-all", tool="ollama", version=shown)
         assert everything.headers["location"] == f"/runs/{run_id}/tools/ollama#editor"
         assert "4 of 4 reviews approved" in client.get(f"/runs/{run_id}/tools/ollama").text
         assert "3 unapproved (vllm/" in client.get(f"/runs/{run_id}/publish").text
+
+
+def test_a_form_opened_before_the_review_changed_saves_nothing_and_shows_it_as_it_is(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    stale = _edit_form(client, made)
+    version = _shown(client, f"/runs/{made}", KEY)
+    everything = _shown(client, f"/runs/{made}")
+    # meanwhile, in another tab: the review is regenerated (set aside, made again otherwise)
+    with Store(runs_dir) as store:
+        store.archive_review(made, KEY, "too vague")
+        store.save_review(made, KEY, "fake", "schema", data={"verdict": "ship", "verdict_note": "A new note.",
+                          "review": "New prose.", "answers": {}}, error=None, raw_reply="{}", request_id=None,
+                          asks=1)  # fmt: skip
+    stale["verdict_note"] = "An editor's note on the old text."
+    saved = _post(client, f"/runs/{made}/review/edit", **stale)
+    assert saved.status_code == 409
+    assert "changed after the form was opened" in saved.text and "A new note." in saved.text
+    assert _model(runs_dir, made)[1] == []  # not one field of the stale form was stored
+    refused = _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="1", version=version)
+    assert refused.status_code == 409 and "reload it" in refused.text
+    assert _post(client, f"/runs/{made}/approve-all", version=everything).status_code == 409
+    with Store(runs_dir, readonly=True) as store:
+        assert store.approvals(made) == {}
+    # the page as it is now carries the new version, and approving it works
+    fresh = _shown(client, f"/runs/{made}", KEY)
+    assert fresh != version
+    assert (
+        _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="1", version=fresh).status_code
+        == 303
+    )
+
+
+def test_in_a_rebuttal_run_the_form_starts_from_the_verdict_the_page_shows(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    model, _ = _model(runs_dir, made)
+    after = "skip" if model.verdict == "ship" else "ship"
+    with Store(runs_dir) as store:
+        store.save_rebuttal(made, KEY, "fake", "schema", verdict_before=model.verdict, others=3,
+                            data={"decision": "change", "why": "B is right.", "verdict": after},
+                            error=None, raw_reply="{}", request_id=None, asks=1)  # fmt: skip
+        store.commit()
+    form = _edit_form(client, made)
+    assert form["verdict"] == after  # what the comparison shows, not round 1's
+    page = client.get(f"/runs/{made}/review/edit", params=FIELDS).text
+    assert f"round 1: {model.verdict}, after rebuttal: {after}" in page
+    # the editor overrules the flip: the round-1 verdict is a change, and is stored as one
+    form["verdict"] = model.verdict
+    assert _post(client, f"/runs/{made}/review/edit", **form).status_code == 303
+    assert [(e.field, e.value) for e in _model(runs_dir, made)[1]] == [("verdict", model.verdict)]

@@ -21,6 +21,7 @@ from ..report.record import ComparisonRecord, ScorecardEntry
 from ..run.job import run_kind
 from ..store import ApprovalRow, CellKey, RunRow, Store
 from .templating import env
+from .versions import page_version, run_versions
 
 __all__ = ["ReviewControls", "anchor", "edit_url", "page_url"]
 
@@ -67,10 +68,12 @@ class ReviewControls:
     run_id: str
     csrf: str
     approvals: dict[CellKey, ApprovalRow]
+    #: each review's version, so an approval says which text it approves (`versions.py`)
+    versions: dict[CellKey, str]
 
     @classmethod
     def read(cls, store: Store, run_id: str, csrf: str) -> ReviewControls:
-        return cls(run_id, csrf, store.approvals(run_id))
+        return cls(run_id, csrf, store.approvals(run_id), run_versions(store, run_id))
 
     def approved(self, key: CellKey) -> bool:
         approval = self.approvals.get(key)
@@ -90,6 +93,7 @@ class ReviewControls:
             approval=self.approvals.get(key),
             edit=edit_url(self.run_id, key),
             csrf=self.csrf,
+            version=self.versions.get(key, ""),
         )
         return html
 
@@ -100,6 +104,10 @@ class ReviewControls:
         approved = sum(1 for t, e in valid if self.approved(CellKey(t, e.persona_id, e.member)))
         counts = EditorBar(approved, len(valid), len(entries) - len(valid), record.run.missing)
         html: Markup = _macros().bar(
-            run_path=run_url(self.run_id), counts=counts, tool_id=tool_id, csrf=self.csrf
+            run_path=run_url(self.run_id),
+            counts=counts,
+            tool_id=tool_id,
+            csrf=self.csrf,
+            version=page_version(self.versions, tool_id),
         )
         return html

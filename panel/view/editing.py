@@ -26,10 +26,16 @@ from ..text import clean
 from .actions import anchor, page_url
 from .pages import _store as read_store
 from .templating import page
+from .versions import page_version, run_versions
 from .writing import writable_store
 
 __all__ = ["EDITOR_COOKIE", "ReviewField", "routes"]
 
+#: what a form whose review changed since it was opened gets (409), beside the review as it is now
+STALE = (
+    "This review changed after the form was opened (regenerated, or edited elsewhere): nothing "
+    "was saved. Here it is as it is now; make your change again."
+)
 #: the editor's name, remembered between forms (SameSite=Strict, like the view's own cookies)
 EDITOR_COOKIE = "panel_editor"
 _NAME_LIMIT = 80
@@ -103,8 +109,15 @@ def review_fields(store: Store, run_id: str, review: ReviewRow) -> list[ReviewFi
         )
 
     verdicts = [str(v) for v in persona.get("verdicts") or ["ship", "skip"]]
+    # In a rebuttal run the page shows the round-2 verdict; that is the model's, in force.
+    rebuttal = next((r for r in store.rebuttals(run_id, review.tool_id) if r.key == review.key), None)
+    verdict, label = review.verdict, "Verdict"
+    if rebuttal is not None and rebuttal.valid and rebuttal.verdict_after is not None:
+        verdict = rebuttal.verdict_after
+        if rebuttal.verdict_after != review.verdict:
+            label = f"Verdict (round 1: {review.verdict}, after rebuttal: {rebuttal.verdict_after})"
     fields = [
-        make("verdict", "Verdict", "select", review.verdict, verdicts),
+        make("verdict", label, "select", verdict, verdicts),
         make("verdict_note", "Verdict note", "input", review.verdict_note),
         make("review", "Review", "textarea", data.get("review")),
     ]
@@ -139,12 +152,27 @@ def _edit_page(
     fields: list[ReviewField],
     names: dict[str, str],
     editor: str,
+    version: str,
     status: int = 200,
+    conflict: str | None = None,
 ) -> Response:
     key = review.key
     back = f"{page_url(run, key.tool_id)}#{anchor(*key)}"
     context = {"run": run, "key": key, "review": review, "fields": fields, "names": names}
-    return page(request, "edit.html.j2", status, editor=editor, back=back, **context)
+    return page(
+        request,
+        "edit.html.j2",
+        status,
+        editor=editor,
+        back=back,
+        version=version,
+        conflict=conflict,
+        **context,
+    )
+
+
+def _version(store: Store, run_id: str, key: CellKey) -> str:
+    return run_versions(store, run_id, key.tool_id).get(key, "")
 
 
 def edit_page(request: Request) -> Response:
@@ -155,7 +183,8 @@ def edit_page(request: Request) -> Response:
         review = _review(store, run_id, key)
         fields = review_fields(store, run_id, review) if review.valid else []
         names = _names(store, run_id, key)
-    return _edit_page(request, run, review, fields, names, editor_name(request))
+        version = _version(store, run_id, key)
+    return _edit_page(request, run, review, fields, names, editor_name(request), version)
 
 
 class _Refused(Exception):
@@ -190,6 +219,10 @@ def _save(request: Request, run_id: str, form: dict[str, Any]) -> Response:
         if not review.valid:
             raise HTTPException(400, f"The review of {_cell(key)} failed: regenerate it rather than edit it.")
         fields = review_fields(store, run_id, review)
+        version = _version(store, run_id, key)
+        if form.get("version") != version:
+            names = _names(store, run_id, key)
+            return _edit_page(request, run, review, fields, names, editor, version, 409, STALE)
         changes = _changes(fields, form)
         errors: dict[str, str] = {}
         try:
@@ -204,7 +237,8 @@ def _save(request: Request, run_id: str, form: dict[str, Any]) -> Response:
         except _Refused:
             for f in fields:
                 f.error = errors.get(f.name)
-            return _edit_page(request, run, review, fields, _names(store, run_id, key), editor, 400)
+            names = _names(store, run_id, key)
+            return _edit_page(request, run, review, fields, names, editor, version, 400)
     response = RedirectResponse(f"{page_url(run, key.tool_id)}#{anchor(*key)}", 303)
     _remember(response, editor, "editor" in form)
     return response
@@ -238,6 +272,11 @@ def _approve(request: Request, run_id: str, form: dict[str, Any]) -> Response:
             raise HTTPException(
                 400, f"The review of {_cell(key)} failed: regenerate it; it cannot be approved."
             )
+        if form.get("version") != _version(store, run_id, key):
+            raise HTTPException(
+                409,
+                f"The review of {_cell(key)} changed after the page was loaded: reload it and look again.",
+            )
         store.approve(run_id, key, form["approved"] == "1", editor=editor_name(request) or None)
     return RedirectResponse(f"{page_url(run, key.tool_id)}#{anchor(*key)}", 303)
 
@@ -248,6 +287,11 @@ def _approve_all(request: Request, run_id: str, form: dict[str, Any]) -> Respons
         _, run = _run(store, run_id)
         if tool is not None and tool not in {t.get("id") for t in store.run_tools(run_id)}:
             raise HTTPException(404, f"Run '{run_id}' has no tool '{tool}'.")
+        if form.get("version") != page_version(run_versions(store, run_id, tool), tool):
+            raise HTTPException(
+                409,
+                "Reviews changed after the page was loaded: nothing was approved; reload it and look again.",
+            )
         approvals = store.approvals(run_id)
         pending = [
             r.key
