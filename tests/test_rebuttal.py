@@ -9,6 +9,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -409,3 +410,15 @@ def test_setting_a_review_aside_drops_its_rebuttal_so_a_resume_answers_anew(tmp_
     store.archive_review(run_id, key, "too thin")
     assert not store.has_rebuttal(run_id, key)
     assert len(store.rebuttals(run_id)) == 5
+
+
+def test_round_two_keeps_within_a_members_own_reply_limit(tmp_path: Path) -> None:
+    store = Store(tmp_path / "runs")
+    plan = _plan(tmp_path, _backends())
+    plan.members = [replace(m, max_tokens=64) for m in plan.members]
+    run_id = _run(store, plan)
+    limits = {
+        json.loads(r[0])["max_tokens"]
+        for r in store.db.execute("SELECT settings FROM requests WHERE run_id = ? AND round = 2", (run_id,))
+    }
+    assert limits == {64}

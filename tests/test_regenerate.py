@@ -128,3 +128,34 @@ def test_panel_regenerate_on_the_command_line(made: str, cli: Any, runs_dir: Pat
     assert cli(*args, "--reason", " ").code == 2
     with Store(runs_dir, readonly=True) as store:
         assert [h.reason for h in store.review_history(made, KEY)] == ["too vague"]
+
+
+def test_a_mistyped_out_folder_is_one_line_and_makes_no_store(made: str, cli: Any, tmp_path: Path) -> None:
+    typo = tmp_path / "runz"
+    refused = cli("regenerate", made, "ollama", "builder", "fake:schema", "--out", str(typo), "--reason", "x")
+    assert (
+        refused.code == 2
+        and "no run store here" in refused.err
+        and len(refused.err.strip().splitlines()) == 1
+    )
+    assert not typo.exists()
+
+
+def test_in_a_rebuttal_run_the_new_review_answers_round_two_again(cli: Any, runs_dir: Path) -> None:
+    out = cli("compare", "ollama", "vllm", "-b", "fake", "-b", "fake:other", "-p", "builder", "-p", "skeptic",
+              "--rebuttal", "--json", "--out", str(runs_dir))  # fmt: skip
+    assert out.code == 0, out.err
+    run_id = json.loads(out.out)["run_id"]
+    with Store(runs_dir, readonly=True) as store:
+        before = {r.key: r for r in store.rebuttals(run_id)}
+    assert KEY in before
+    done = cli("regenerate", run_id, *KEY[:3], "--out", str(runs_dir), "--reason", "thin", "--json")
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["run_status"] == "done"
+    with Store(runs_dir, readonly=True) as store:
+        after = {r.key: r for r in store.rebuttals(run_id)}
+        review = store.review(run_id, KEY)
+        history = store.review_history(run_id, KEY)
+    # every cell still has its round-2 answer; this one answers the new review
+    assert set(after) == set(before) and len(history) == 1
+    assert review is not None and after[KEY].verdict_before == review.verdict

@@ -312,3 +312,24 @@ def test_a_bad_regenerate_form_is_refused_naming_the_field(
         assert _regenerate(client, "no-such-run", reason="x").status_code == 404
     with Store(runs_dir, readonly=True) as store:
         assert store.review_history(made, KEY) == []
+
+
+def test_a_review_never_made_is_regenerated_from_its_own_form(made: str, runs_dir: Path) -> None:
+    # an interrupted run: one cell never got its review (no history either)
+    with Store(runs_dir) as store:
+        store.db.execute(
+            "DELETE FROM reviews WHERE run_id = ? AND tool_id = ? AND persona_id = ? AND member = ?",
+            (made, *KEY[:3]),
+        )
+        store.finish_run(made, "interrupted")
+        store.commit()
+    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
+        article = client.get(f"/runs/{made}").text.split("No review in this run.")[1].split("</article>")[0]
+        assert "/review/regenerate" in article  # the page offers it ...
+        started = _regenerate(client, made, reason="never written")
+        assert started.status_code == 303, started.text  # ... and the form works
+        assert _events(client, f"{started.headers['location']}/events")[-1][1]["state"] == "done"
+    with Store(runs_dir, readonly=True) as store:
+        assert store.review(made, KEY) is not None and store.review_history(made, KEY) == []
+        run = store.get_run(made)
+        assert run is not None and run.status == "done"

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import UserError
 from ..run.regenerate import regenerate_review
 from ..store import CellKey, Store
 from .apps import out_console
@@ -31,6 +32,10 @@ def regenerate(
 ) -> None:
     """Regenerate one review: the same persona and member, a new seed; the old one is kept."""
     key = CellKey(tool, persona, member, repeat)
+    if not (out / "panel.db").is_file():  # a mistyped --out would otherwise become a new store
+        raise UserError(
+            f"{out}: no run store here (panel.db); give the runs folder of run '{run_id}' with --out"
+        )
     with Store(out) as store:
         result = asyncio.run(regenerate_review(store, run_id, key, reason, prices=prices))
         status = store.get_run(run_id)

@@ -44,6 +44,7 @@ __all__ = [
     "RebuttalResult",
     "RoundStats",
     "parse_rebuttal",
+    "planned_rebuttals",
     "rebuttal_messages",
     "rebuttal_schema",
     "reviewer_label",
@@ -224,7 +225,7 @@ def _cells(
                 yield RebuttalCell(tool, persona, backend, 0, own=own, others=others)
 
 
-def _planned(engine: Engine, members: Sequence[Member], personas: Sequence[Persona]) -> int:
+def planned_rebuttals(engine: Engine, members: Sequence[Member], personas: Sequence[Persona]) -> int:
     """Cells with a valid round-1 review (repeat 0) on a tool with another valid one."""
     labels = {m.backend.label for m in members}
     ids = {p.id for p in personas}
@@ -278,7 +279,9 @@ async def run_rebuttals(
     store, run_id = engine.store, engine.run_id
     valid, failed = store.rebuttal_counts(run_id)
     changed = sum(r.changed for r in store.rebuttals(run_id))
-    stats = RoundStats(_planned(engine, engine.members, personas), valid + failed, valid, failed, changed)
+    stats = RoundStats(
+        planned_rebuttals(engine, engine.members, personas), valid + failed, valid, failed, changed
+    )
     engine.stats.rebuttal = stats
     if on_start is not None:
         on_start(stats)
@@ -297,7 +300,8 @@ async def run_rebuttals(
 
 async def rebut(engine: Engine, cell: RebuttalCell, member: Member) -> RebuttalResult:
     """One cell's round-2 answer: ask, validate, re-ask once with the error, store the outcome."""
-    sampling = replace(engine.sampling, seed=engine.sampling.seed + cell.repeat)
+    # the member's own reply limit (its depth's, or its max_tokens), under the round's cap
+    sampling = replace(member.sampling(engine.sampling), seed=engine.sampling.seed + cell.repeat)
     request = cell.request(engine.prompts, sampling)
     raw: str | None = None
     request_id: int | None = None

@@ -24,6 +24,7 @@ from ..store import UNFINISHED, CellKey, Store
 from .engine import Cell, CellResult, Engine, Member, RunStats
 from .job import run_kind, store_errors
 from .plan import Plan, plan_resume
+from .rebuttal import planned_rebuttals, run_rebuttals
 
 __all__ = ["find_cell", "regenerate_review"]
 
@@ -53,6 +54,17 @@ def find_cell(plan: Plan, run_id: str, key: CellKey) -> tuple[Cell, Member]:
         raise UserError(f"cannot regenerate the review of {_named(key)}: run '{run_id}' has {missing}")
     assert tool is not None and persona is not None and member is not None
     return Cell(tool, persona, member.backend, key.repeat), member
+
+
+def _complete(store: Store, run_id: str, plan: Plan, engine: Engine) -> bool:
+    """Whether every review, and in a rebuttal run every round-2 answer, is in."""
+    valid, failed = store.review_counts(run_id)
+    if valid + failed < plan.total:
+        return False
+    if not plan.rebuttal:
+        return True
+    answered = sum(store.rebuttal_counts(run_id))
+    return answered >= planned_rebuttals(engine, plan.members, plan.personas)
 
 
 async def regenerate_review(
@@ -90,8 +102,11 @@ async def regenerate_review(
             result = await engine.review(cell, member)
             stats = engine.stats
             stats.done, stats.valid, stats.failed = 1, int(result.valid), int(not result.valid)
-            valid, failed = store.review_counts(run_id)
-            final = "done" if valid + failed >= plan.total else before
+            if plan.rebuttal and result.valid:
+                # Its round-2 answer went with the review set aside: the new one answers again
+                # (only this member's missing answers are asked).
+                await run_rebuttals(engine, [cell.tool], plan.personas)
+            final = "done" if _complete(store, run_id, plan, engine) else before
             write_run_files(store, run_id, final, run_kind(run))
             status = final
         if on_result is not None:

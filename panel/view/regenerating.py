@@ -42,14 +42,23 @@ def review_key(form: FormData) -> CellKey:
 
 
 def _known(request: Request, run_id: str, key: CellKey) -> None:
-    """404 unless the run has this review (or had it: a cell set aside and not yet made)."""
+    """404 unless the review is one of the run's cells (made, set aside, or never made)."""
     runs = request.app.state.runs
     if not (runs / "panel.db").is_file():
         raise HTTPException(404, f"There is no run '{run_id}' in this store.")
     with Store(runs, readonly=True) as store:
         if store.get_run(run_id) is None:
             raise HTTPException(404, f"There is no run '{run_id}' in this store.")
-        if store.review(run_id, key) is None and not store.review_history(run_id, key):
+        run = store.get_run(run_id)
+        assert run is not None
+        # A cell of the run's plan, made or not (an interrupted run's missing review too).
+        planned = (
+            key.tool_id in {t.get("id") for t in store.run_tools(run_id)}
+            and key.persona_id in {p.get("id") for p in store.run_personas(run_id)}
+            and key.member in {str(m) for m in run.config.get("members", [])}
+            and 0 <= key.repeat < int(run.config.get("repeats", 1))
+        )
+        if not planned:
             repeat = f" (repeat {key.repeat})" if key.repeat else ""
             raise HTTPException(
                 404,
