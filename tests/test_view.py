@@ -132,7 +132,7 @@ def test_every_response_carries_the_security_headers(store_dir: Path) -> None:
     for response in responses:
         assert response.headers["content-security-policy"] == CSP
         assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
 
 
 def test_with_a_token_requests_without_it_are_refused(store_dir: Path) -> None:
@@ -277,13 +277,13 @@ def test_viewing_takes_no_lock_and_writes_nothing(tmp_path: Path) -> None:
         assert sorted(p.name for p in runs.iterdir()) == before
 
 
-def test_a_form_of_the_view_itself_is_accepted_with_origin_null(store_dir: Path) -> None:
-    """A browser sends `Origin: null` for a same-site form under `Referrer-Policy: no-referrer`."""
+def test_a_form_from_a_hidden_origin_is_refused_even_with_a_matching_token(store_dir: Path) -> None:
+    """`Origin: null` is another page (a sandboxed frame, a page hiding its origin): its POST is
+    refused even when it set the CSRF cookie itself and sends the same value; the view's own
+    forms carry their real origin (`Referrer-Policy: same-origin`)."""
     with TestClient(_echo_app(store_dir), base_url=BASE) as test_client:
         csrf = test_client.get("/").cookies.get(CSRF_COOKIE) or test_client.cookies[CSRF_COOKIE]
-        sent = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf}, headers={"origin": "null"})
-        assert sent.status_code == 200 and sent.text == "echo hi"
-        forged = test_client.post(
-            "/echo", data={"text": "hi", CSRF_FIELD: "A" * 43}, headers={"origin": "null"}
-        )
-        assert forged.status_code == 403
+        own = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf}, headers={"origin": BASE})
+        assert own.status_code == 200 and own.text == "echo hi"
+        hidden = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf}, headers={"origin": "null"})
+        assert hidden.status_code == 403

@@ -10,7 +10,8 @@ One ASGI middleware, outermost, so that refusals and error pages get the same he
 3. CSRF: each browser gets a random token in a SameSite=Strict cookie; every form holds it
    in a hidden field (`request.state.csrf`), and a POST (or any unsafe method) whose field,
    or `X-CSRF-Token` header, does not match the cookie is refused;
-4. every response: a strict Content-Security-Policy, nosniff, no referrer, no framing.
+4. every response: a strict Content-Security-Policy, nosniff, a referrer only to this same
+   origin (so a browser sends the view's own forms with their real Origin), no framing.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ CSP = (
 SECURITY_HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
@@ -213,9 +214,10 @@ async def _check_csrf(scope: Scope, request: Request, body: bytes, expected: str
     """A refusal unless the request carries the cookie's CSRF token and comes from this origin."""
     refused = PlainTextResponse("Refused: this form did not come from this page (CSRF).", 403)
     origin = request.headers.get("origin")
-    # "null": what a browser sends for the view's own forms under `Referrer-Policy: no-referrer`.
-    # The token decides then: another site's page gets no cookie (SameSite=Strict) to match.
-    if origin not in (None, "null") and urlsplit(origin).netloc != request.headers.get("host"):
+    # Under `same-origin` the view's own forms carry their origin. "null" (a sandboxed frame,
+    # a page that hides its origin) is another page, refused like any other origin.
+    # Then the token: another site's page gets no cookie (SameSite=Strict) to match.
+    if origin is not None and (origin == "null" or urlsplit(origin).netloc != request.headers.get("host")):
         return refused
     if expected is None:
         return refused
