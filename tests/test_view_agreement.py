@@ -155,3 +155,26 @@ def test_the_page_writes_nothing(client: TestClient, store_dir: Path) -> None:
     assert client.get(f"/runs/{run_ids(store_dir)['review']}/agreement").status_code == 200
     after = sorted((p.name, p.stat().st_mtime_ns) for p in store_dir.iterdir() if p.name != "panel.db-shm")
     assert after == before
+
+
+def test_the_same_figures_are_drawn_once_and_again_after_a_review_changes(
+    made: str, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[str] = []
+    real = agreement.report_data
+
+    def counted(store: Store, run_id: str, reference: str | None) -> dict[str, Any]:
+        drawn.append(run_id)
+        return real(store, run_id, reference)
+
+    monkeypatch.setattr(agreement, "report_data", counted)
+    with TestClient(create_app(runs_dir, None, port=8765), base_url="http://127.0.0.1:8765") as client:
+        first = client.get(f"/runs/{made}/agreement")
+        second = client.get(f"/runs/{made}/agreement")
+        assert first.status_code == second.status_code == 200 and first.text == second.text
+        assert drawn == [made]
+        with Store(runs_dir) as store:
+            (review, *_) = store.reviews(made)
+            store.edit_review(made, review.key, "verdict", "skip" if review.verdict == "ship" else "ship")
+        client.get(f"/runs/{made}/agreement")
+        assert drawn == [made, made]

@@ -10,7 +10,9 @@ it, or for a run it cannot read, the page says so in one sentence.
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -81,14 +83,49 @@ def _missing(exc: ImportError) -> str:
     )
 
 
-def build(store: Store, run_id: str, reference: str | None) -> Outcome:
-    """The page's body for the run, or one sentence why it cannot be shown."""
-    try:
-        with _ANALYSIS_LOCK:
-            data = report_data(store, run_id, reference)
-            from ..analysis.html import render_report
+#: pages an app keeps, by run, reference and the state of the run's reviews (the bootstrap
+#: and the plots take a second or more; the same figures need not be drawn twice)
+_KEPT = 16
+Kept = OrderedDict[tuple[object, ...], Outcome]
 
-            html = render_report(data)
+
+def _state(store: Store, run_id: str) -> tuple[object, ...]:
+    """What the figures depend on, cheaply: the run's reviews, edits and round-2 answers,
+    each counted with its newest row (a regenerated or edited review moves one of them)."""
+    found: list[object] = []
+    for table in ("reviews", "review_edits", "rebuttals"):
+        try:
+            row = store.db.execute(
+                f"SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM {table} WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # a store from before that table
+            row = None
+        found.append(None if row is None else tuple(row))
+    return tuple(found)
+
+
+def build(store: Store, run_id: str, reference: str | None, kept: Kept | None = None) -> Outcome:
+    """The page's body for the run, or one sentence why it cannot be shown; from `kept` when
+    the run's reviews are as they were when it was drawn."""
+    _kept: Kept = OrderedDict() if kept is None else kept
+    key = (run_id, reference, _state(store, run_id))
+    with _ANALYSIS_LOCK:
+        if key in _kept:
+            _kept.move_to_end(key)
+            return _kept[key]
+        outcome = _build(store, run_id, reference)
+        _kept[key] = outcome
+        while len(_kept) > _KEPT:
+            _kept.popitem(last=False)
+    return outcome
+
+
+def _build(store: Store, run_id: str, reference: str | None) -> Outcome:
+    try:
+        data = report_data(store, run_id, reference)
+        from ..analysis.html import render_report
+
+        html = render_report(data)
     except ImportError as exc:
         return Outcome(None, _missing(exc))
     except MissingDependencyError as exc:  # "FEATURE needs the Python package 'X': pip install ..."
@@ -112,7 +149,9 @@ def agreement_page(request: Request) -> Response:
     with Store(runs, readonly=True) as store:
         if store.get_run(run_id) is None:
             raise HTTPException(404, f"There is no run '{run_id}' in this store.")
-        outcome = build(store, run_id, reference)
+        if not hasattr(request.app.state, "agreement_pages"):
+            request.app.state.agreement_pages = Kept()
+        outcome = build(store, run_id, reference, request.app.state.agreement_pages)
     return page(request, "agreement.html.j2", run_id=run_id, reference=reference, outcome=outcome)
 
 
