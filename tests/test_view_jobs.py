@@ -58,7 +58,7 @@ def _post(client: TestClient, url: str, **fields: Any) -> Any:
     return client.post(url, data={**fields, CSRF_FIELD: client.cookies[CSRF_COOKIE]}, follow_redirects=False)
 
 
-def _events(client: TestClient, url: str) -> list[tuple[str, dict[str, Any]]]:
+def read_events(client: TestClient, url: str) -> list[tuple[str, dict[str, Any]]]:
     """Every event of a job's stream, read until the server ends it."""
     found: list[tuple[str, dict[str, Any]]] = []
     with client.stream("GET", url) as response:
@@ -94,7 +94,7 @@ def test_a_job_answers_303_to_its_page_and_streams_progress_then_done(runs: Path
         assert started.status_code == 303
         url = started.headers["location"]
         assert url.startswith("/jobs/")
-        events = _events(client, f"{url}/events")
+        events = read_events(client, f"{url}/events")
         assert [kind for kind, _ in events] == ["progress", "progress", "done"]
         assert events[0][1]["last"] == "ollama · builder · fake: ship"
         assert events[1][1]["last"] == "vllm · builder · fake: failed"
@@ -110,7 +110,7 @@ def test_a_job_answers_303_to_its_page_and_streams_progress_then_done(runs: Path
         assert 'href="/runs/RUN-1"' in page.text
         assert 'http-equiv="refresh"' not in page.text  # finished: no more refreshing
         # a stream opened after some events starts after them (as the page asks, and on reconnect)
-        assert [kind for kind, _ in _events(client, f"{url}/events?after=2")] == ["done"]
+        assert [kind for kind, _ in read_events(client, f"{url}/events?after=2")] == ["done"]
         resumed = client.get(f"{url}/events", headers={"last-event-id": "1"})
         assert resumed.text.count("event: progress") == 1 and "id: 3\nevent: done" in resumed.text
 
@@ -140,7 +140,7 @@ def test_a_running_job_page_refreshes_without_js_and_loads_only_local_script(run
             )
         finally:
             gate.set()
-        assert _events(client, f"{url}/events")[-1][1]["state"] == "done"
+        assert read_events(client, f"{url}/events")[-1][1]["state"] == "done"
 
 
 def test_a_second_job_while_one_runs_is_409_naming_it(runs: Path) -> None:
@@ -158,7 +158,7 @@ def test_a_second_job_while_one_runs_is_409_naming_it(runs: Path) -> None:
             assert "A job is already running: job w" in second.text and first in second.text
         finally:
             gate.set()
-        assert _events(client, f"{first}/events")[-1][1]["run_id"] == "RUN-3"
+        assert read_events(client, f"{first}/events")[-1][1]["run_id"] == "RUN-3"
         # once it has ended, the next one starts
         assert _post(client, "/start/b").status_code == 303
 
@@ -184,7 +184,7 @@ def test_a_failed_job_shows_its_line_and_an_unexpected_one_a_generic_sentence(
 
     with _client(runs, {"u": user_error, "x": bug}) as client:
         url = _post(client, "/start/u?run=RUN-F").headers["location"]
-        end = _events(client, f"{url}/events")[-1][1]
+        end = read_events(client, f"{url}/events")[-1][1]
         assert end["run_id"] == "RUN-F" and end["url"] == "/runs/RUN-F"  # the run it was working on
         assert (
             end["state"] == "failed" and end["error"] == "no review of ollama by builder on fake in run 'R'"
@@ -192,7 +192,7 @@ def test_a_failed_job_shows_its_line_and_an_unexpected_one_a_generic_sentence(
         assert "Failed: no review of ollama by builder on fake in run &#39;R&#39;" in client.get(url).text
         with caplog.at_level(logging.ERROR, logger="panel.view.jobs"):
             url = _post(client, "/start/x").headers["location"]
-            end = _events(client, f"{url}/events")[-1][1]
+            end = read_events(client, f"{url}/events")[-1][1]
         assert end["error"] == UNEXPECTED and "secret internals" not in client.get(url).text
         assert "secret internals" in caplog.text  # the log says what
 
@@ -200,7 +200,7 @@ def test_a_failed_job_shows_its_line_and_an_unexpected_one_a_generic_sentence(
 def test_hostile_text_in_a_result_is_escaped_in_the_page_and_json_in_the_events(runs: Path) -> None:
     with _client(runs, {"h": _two_results("RUN-6", tool=HOSTILE)}) as client:
         url = _post(client, "/start/h").headers["location"]
-        events = _events(client, f"{url}/events")
+        events = read_events(client, f"{url}/events")
         assert [kind for kind, _ in events] == ["progress", "progress", "done"]  # no forged event
         assert events[0][1]["last"] == f"{HOSTILE} · builder · fake: ship"
         page = client.get(url).text
@@ -275,7 +275,7 @@ def test_regenerate_in_the_view_runs_a_job_and_the_page_shows_the_new_review(
         started = _regenerate(client, made, reason="too vague")
         assert started.status_code == 303 and started.headers["location"].startswith("/jobs/")
         url = started.headers["location"]
-        events = _events(client, f"{url}/events")
+        events = read_events(client, f"{url}/events")
         assert [kind for kind, _ in events] == ["progress", "done"]
         assert events[0][1]["last"].startswith("ollama · builder · fake:schema: ")
         assert events[-1][1] | {"spent_usd": None} == {
@@ -328,7 +328,7 @@ def test_a_review_never_made_is_regenerated_from_its_own_form(made: str, runs_di
         assert "/review/regenerate" in article  # the page offers it ...
         started = _regenerate(client, made, reason="never written")
         assert started.status_code == 303, started.text  # ... and the form works
-        assert _events(client, f"{started.headers['location']}/events")[-1][1]["state"] == "done"
+        assert read_events(client, f"{started.headers['location']}/events")[-1][1]["state"] == "done"
     with Store(runs_dir, readonly=True) as store:
         assert store.review(made, KEY) is not None and store.review_history(made, KEY) == []
         run = store.get_run(made)

@@ -21,6 +21,8 @@ from panel.view.app import create_app
 from panel.view.security import CSRF_COOKIE, CSRF_FIELD
 from tests.conftest import EXAMPLE_CATALOG
 
+from .test_view_jobs import read_events
+
 BASE = "http://127.0.0.1:8765"
 HOSTILE = "<script>document.title='pwned'</script>"
 VALID = {
@@ -77,18 +79,6 @@ def _post(client: TestClient, csrf: bool = True, **fields: Any) -> Any:
         client.get("/tools/new")
     data = {**fields, CSRF_FIELD: client.cookies[CSRF_COOKIE]} if csrf else fields
     return client.post("/tools/new", data=data, follow_redirects=False)
-
-
-def _events(client: TestClient, url: str) -> list[tuple[str, dict[str, Any]]]:
-    found: list[tuple[str, dict[str, Any]]] = []
-    with client.stream("GET", url) as response:
-        kind = ""
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                kind = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                found.append((kind, json.loads(line.removeprefix("data: "))))
-    return found
 
 
 def _beside(page: str, field: str) -> str:
@@ -202,7 +192,7 @@ def test_a_valid_tool_is_drafted_against_the_chosen_one_as_a_job(client: TestCli
     started = _post(client, **VALID)
     assert started.status_code == 303 and started.headers["location"].startswith("/jobs/")
     url = started.headers["location"]
-    events = _events(client, f"{url}/events")
+    events = read_events(client, f"{url}/events")
     assert [kind for kind, _ in events] == ["progress"] * 4 + ["done"]  # 2 tools x 2 personas x fake
     end = events[-1][1]
     assert end["state"] == "done" and end["valid"] == 4 and end["error"] is None
