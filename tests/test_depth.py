@@ -280,3 +280,18 @@ def test_a_160_word_review_is_whole_in_the_record_the_markdown_and_the_page(tmp_
     assert markdown.count(f"> {LONG_REVIEW}") == 8 and markdown.count(LONG_ANSWER) == answers
     page = render_html(record).replace("&#39;", "'")
     assert page.count(LONG_REVIEW) == 8 and page.count(LONG_ANSWER) == answers
+
+
+def test_a_plans_own_sampling_limit_holds_for_every_member() -> None:
+    from panel.backends.base import Sampling
+    from panel.run.plan import plan_compare
+
+    from .conftest import EXAMPLE_CATALOG
+
+    plan = plan_compare(
+        ["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"], sampling=Sampling(max_tokens=160)
+    )
+    (member,) = plan.members
+    assert member.sampling(plan.sampling).max_tokens == 160
+    default = plan_compare(["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"])
+    assert default.members[0].sampling(default.sampling).max_tokens == 700  # brief's own

@@ -151,8 +151,11 @@ def plan_run(
     """Check every input and build the backends; raise a UserError before any file is written.
 
     `tool_ids` None means every tool of the catalog. `max_tokens` sets every member's reply
-    limit; unset, each member's own (`max_tokens` in panel.toml), else its depth's.
+    limit; unset, each member's own (`max_tokens` in panel.toml), else its depth's. A
+    `sampling` whose `max_tokens` is not the default sets it too, as `max_tokens` would.
     """
+    if max_tokens is None and sampling is not None and sampling.max_tokens != Sampling().max_tokens:
+        max_tokens = sampling.max_tokens  # a caller's own limit: no member's depth overrides it
     catalog_path = Path(catalog) if catalog else default_catalog()
     cat = load_catalog(catalog_path)
     tools = list(cat) if tool_ids is None else [cat.get(tid) for tid in tool_ids]
