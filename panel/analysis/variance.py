@@ -292,11 +292,13 @@ def _grid(j: Judgments, positive: int) -> tuple[FloatArray, FloatArray, list[str
 
 
 def _share(e: Estimate) -> Estimate:
-    """A share's estimate with its bounds kept within [0, 1]: parts truncated at 0 can leave the
-    residual's resampled share a little over 1, which no share can be."""
-    if math.isnan(e.low):
-        return e
-    return replace(e, low=min(max(e.low, 0.0), 1.0), high=min(max(e.high, 0.0), 1.0))
+    """A share's estimate, point and bounds, kept within [0, 1]: parts truncated at 0 can leave
+    the residual's share over 1 (on a small panel, by far), which no share can be."""
+
+    def within(x: float) -> float:
+        return x if math.isnan(x) else min(max(x, 0.0), 1.0)
+
+    return replace(e, point=within(e.point), low=within(e.low), high=within(e.high))
 
 
 def variance_split(
