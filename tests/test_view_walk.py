@@ -94,6 +94,18 @@ def _click(driver: WebDriver, element: WebElement) -> None:
     element.click()
 
 
+def _navigate(driver: WebDriver, element: WebElement) -> None:
+    """Click something that loads a page, and wait until the old page is gone: a form that
+    posts back to the same address would otherwise let the next read see the old page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    _click(driver, element)
+    WebDriverWait(driver, WAIT_S).until(ec.staleness_of(old))
+
+
 def _loaded(driver: WebDriver, path_part: str) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -107,7 +119,7 @@ def _finish_job(driver: WebDriver) -> None:
     _loaded(driver, "/jobs/")
     link = _wait(driver, "#job-run")
     assert _one(driver, "#job-state").text.lower() == "done"  # shown in capitals by CSS
-    _click(driver, link)
+    _navigate(driver, link)
     _loaded(driver, "/runs/")
 
 
@@ -151,7 +163,7 @@ def test_the_editor_regenerates_edits_approves_and_publishes(runs: Path, browser
     with serve(create_app(runs, None)) as base:
         browser.get(f"{base}/")
         _loaded(browser, base)
-        _click(browser, _one(browser, f'a[href="/runs/{run.id}"]'))
+        _navigate(browser, _one(browser, f'a[href="/runs/{run.id}"]'))
         _loaded(browser, f"/runs/{run.id}")
         assert "0 of 4 reviews approved" in _one(browser, "#editor").text
 
@@ -159,20 +171,20 @@ def test_the_editor_regenerates_edits_approves_and_publishes(runs: Path, browser
         form = _one(browser, "form.regenerate")
         assert form.find_element(By.NAME, "tool").get_attribute("value") == key.tool_id
         form.find_element(By.NAME, "reason").send_keys("too vague about the install")
-        _click(browser, form.find_element(By.CSS_SELECTOR, "button"))
+        _navigate(browser, form.find_element(By.CSS_SELECTOR, "button"))
         _finish_job(browser)
         with Store(runs, readonly=True) as store:
             history = store.review_history(run.id, key)
         assert [h.reason for h in history] == ["too vague about the install"]
 
         # Edit the verdict note of the same review, with markup in it, as "Ana".
-        _click(browser, _one(browser, "a.edit-link"))
+        _navigate(browser, _one(browser, "a.edit-link"))
         _loaded(browser, "/review/edit")
         note = _one(browser, "[name=verdict_note]")
         note.clear()
         note.send_keys(HOSTILE_NOTE)
         _one(browser, "[name=editor]").send_keys("Ana")
-        _click(browser, _one(browser, ".edit-form button[type=submit]"))
+        _navigate(browser, _one(browser, ".edit-form button[type=submit]"))
         _loaded(browser, f"/runs/{run.id}")
         edited = _wait(browser, "article.review.is-edited")
         assert HOSTILE_NOTE in edited.text  # shown as the text typed, markup and all
@@ -180,12 +192,12 @@ def test_the_editor_regenerates_edits_approves_and_publishes(runs: Path, browser
         _shots(browser, "comparison_edited", scroll_to=edited)
 
         # Approve all, then publish: nothing stands in the way any more.
-        _click(browser, _one(browser, "form.approve-all button"))
+        _navigate(browser, _one(browser, "form.approve-all button"))
         _loaded(browser, f"/runs/{run.id}")
         assert "4 of 4 reviews approved" in _one(browser, "#editor").text
-        _click(browser, _one(browser, "a.publish-link"))
+        _navigate(browser, _one(browser, "a.publish-link"))
         _loaded(browser, "/publish")
-        _click(browser, _one(browser, ".publish-form button"))
+        _navigate(browser, _one(browser, ".publish-form button"))
         _wait(browser, ".downloads")
         assert _one(browser, "h1").text == "Published"
 
@@ -232,7 +244,7 @@ def test_a_new_tool_is_refused_beside_its_field_then_drafted_with_live_progress(
     with serve(app) as base:
         browser.get(f"{base}/")
         _loaded(browser, base)
-        _click(browser, _one(browser, 'a[href="/tools/new"]'))
+        _navigate(browser, _one(browser, 'a[href="/tools/new"]'))
         _loaded(browser, "/tools/new")
         fields = {
             "id": "Bad Id!",
@@ -245,7 +257,7 @@ def test_a_new_tool_is_refused_beside_its_field_then_drafted_with_live_progress(
         for name, value in fields.items():
             _one(browser, f"[name={name}]").send_keys(value)
         Select(_one(browser, "[name=compare]")).select_by_value("vllm")
-        _click(browser, _one(browser, "form button[type=submit]"))
+        _navigate(browser, _one(browser, "form button[type=submit]"))
         _loaded(browser, "/tools/new")
 
         error = _wait(browser, "#error-id")
@@ -261,7 +273,7 @@ def test_a_new_tool_is_refused_beside_its_field_then_drafted_with_live_progress(
 
         field.clear()
         field.send_keys("gizmo")
-        _click(browser, _one(browser, "form button[type=submit]"))
+        _navigate(browser, _one(browser, "form button[type=submit]"))
         _loaded(browser, "/jobs/")
         assert _one(browser, "#job-total").text == "8"  # 2 tools x 4 personas x 1 member
         _finish_job(browser)
