@@ -77,6 +77,17 @@ class Connection:
         # mode=ro: a reader never creates or migrates a database.
         return self._connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
 
+    def has_table(self, name: str) -> bool:
+        """Whether the store has this table: a reader may open a store made before the
+        migration that adds it. A table found is remembered (tables are never dropped)."""
+        found: set[str] = self.__dict__.setdefault("_tables_found", set())
+        if name not in found:
+            row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+            if row.fetchone() is None:
+                return False
+            found.add(name)
+        return True
+
     def writer_alive(self) -> bool:
         """Whether a live process holds this store to write (this one, or another)."""
         return self._lock is not None or writer_alive(self.root)

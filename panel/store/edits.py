@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from ..errors import UserError, shown
@@ -109,11 +108,10 @@ class Edits(Reviews):
                 (run_id, *key, field, value, editor, time.time()),
             )
 
-    @cached_property
+    @property
     def _editor_tables(self) -> bool:
         """Whether the store has the editor's tables (a store read before its migration has not)."""
-        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'review_edits'").fetchone()
-        return row is not None
+        return self.has_table("review_edits")
 
     def edits(self, run_id: str) -> list[EditRow]:
         """The editor's values in force on a run's current reviews: the latest of each field,

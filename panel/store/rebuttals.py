@@ -119,19 +119,16 @@ class Rebuttals(Connection):
     def rebuttals(self, run_id: str, tool_id: str | None = None) -> list[RebuttalRow]:
         """A run's round-2 answers (or one tool's); none for a run without a rebuttal round
         (or a store made before there was one)."""
-        if not self._has_rebuttals_table:
+        if not self.has_table("rebuttals"):
             return []
         return list(self._rebuttals(run_id, tool_id))
 
-    @property
-    def _has_rebuttals_table(self) -> bool:
-        found = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rebuttals'")
-        return found.fetchone() is not None
-
     def _rebuttals(self, run_id: str, tool_id: str | None) -> Iterator[RebuttalRow]:
-        where, args = "run_id = ?", (run_id,) if tool_id is None else (run_id, tool_id)
-        if tool_id is not None:
-            where = "run_id = ? AND tool_id = ?"
+        args: tuple[str, ...]
+        if tool_id is None:
+            where, args = "run_id = ?", (run_id,)
+        else:
+            where, args = "run_id = ? AND tool_id = ?", (run_id, tool_id)
         for r in self.db.execute(f"SELECT * FROM rebuttals WHERE {where} ORDER BY id", args):
             yield RebuttalRow(
                 tool_id=r["tool_id"],

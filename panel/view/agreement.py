@@ -10,7 +10,6 @@ it, or for a run it cannot read, the page says so in one sentence.
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -94,13 +93,11 @@ def _state(store: Store, run_id: str) -> tuple[object, ...]:
     each counted with its newest row (a regenerated or edited review moves one of them)."""
     found: list[object] = []
     for table in ("reviews", "review_edits", "rebuttals"):
-        try:
-            row = store.db.execute(
-                f"SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM {table} WHERE run_id = ?", (run_id,)
-            ).fetchone()
-        except sqlite3.OperationalError:  # a store from before that table
-            row = None
-        found.append(None if row is None else tuple(row))
+        row = None
+        if store.has_table(table):  # a store from before that table has none
+            sql = f"SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM {table} WHERE run_id = ?"
+            row = tuple(store.db.execute(sql, (run_id,)).fetchone())
+        found.append(row)
     return tuple(found)
 
 
