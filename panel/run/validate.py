@@ -8,9 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .. import jsontext
+
 __all__ = ["InvalidReply", "parse_review"]
 
 _FENCED = re.compile(r"^```[a-zA-Z]*\s*\n(.*)\n```\s*$", re.DOTALL)
+#: far more than a review at any depth writes (a full one is under 20,000 characters)
+MAX_REPLY_CHARS = 200_000
 
 
 class InvalidReply(ValueError):
@@ -33,13 +37,17 @@ def _extract_json(text: str, finish_reason: str | None) -> Any:
     stripped = text.strip()
     if not stripped:
         raise InvalidReply("the reply was empty")
+    if len(stripped) > MAX_REPLY_CHARS:
+        raise InvalidReply(f"the reply is {len(stripped):,} characters long, more than a review can be")
     fenced = _FENCED.match(stripped)
     if fenced:
         stripped = fenced.group(1).strip()
     start, end = stripped.find("{"), stripped.rfind("}")
     candidate = stripped[start : end + 1] if 0 <= start < end else stripped
     try:
-        return json.loads(candidate)
+        return jsontext.loads(candidate)
+    except jsontext.JSONRefused as exc:
+        raise InvalidReply(f"the reply is not a review's JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         cut = " (the reply was cut off by the token limit)" if finish_reason == "length" else ""
         raise InvalidReply(f"the reply is not valid JSON{cut}: {exc.msg} at character {exc.pos}") from None

@@ -1,0 +1,65 @@
+"""JSON from strangers, parsed within bounds.
+
+A provider's body, a batch results line and a model's reply are all text someone else wrote.
+`json.loads` recurses once per level of nesting, so a reply that opens a thousand brackets
+(a small model caught in a loop writes that well within its token budget) raises
+`RecursionError` instead of a `ValueError`, and a huge one takes memory in proportion. Here
+both are refused before the parser runs, with a `JSONRefused` (a `ValueError`) that says why
+in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = ["MAX_DEPTH", "JSONRefused", "loads", "too_deep"]
+
+#: far deeper than any review, envelope or results line this project reads (they nest under 10)
+MAX_DEPTH = 64
+
+_BRACKETS = re.compile(r"[\[\]{}]")
+#: a JSON string, escapes included; whatever it holds is not structure
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+class JSONRefused(ValueError):
+    """Text not parsed as JSON because it is nested too deep or is too large."""
+
+
+def too_deep(text: str | bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the text's brackets nest deeper than `limit` (brackets in strings do not count).
+
+    Most texts hold fewer brackets than the limit (a review holds a dozen), and then their
+    count alone answers: only a text with many brackets is scanned.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for match in _BRACKETS.finditer(_STRING.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth = max(0, depth - 1)
+    return False
+
+
+def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_chars: int | None = None) -> Any:
+    """`json.loads`, refusing text nested deeper than `max_depth` or longer than `max_chars`.
+
+    Raises `JSONRefused` for those and `ValueError` (`json.JSONDecodeError`, or
+    `UnicodeDecodeError` for bytes that are not UTF-8) for text that is not JSON.
+    """
+    if max_chars is not None and len(text) > max_chars:
+        raise JSONRefused(f"it is {len(text):,} characters long, more than the {max_chars:,} read")
+    if too_deep(text, max_depth):
+        raise JSONRefused(f"it nests more than {max_depth} levels deep")
+    try:
+        return json.loads(text)
+    except RecursionError:  # a depth the scan could not see (never expected): still refused
+        raise JSONRefused(f"it nests too deep to parse (over {max_depth} levels)") from None
