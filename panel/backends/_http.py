@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .. import jsontext
 from .._about import DISTRIBUTION, __version__
 from ..errors import TransientError
 from ._provider import error_for_status, scrub
+from .envelope import decode_body
 
 if TYPE_CHECKING:
     import aiohttp
@@ -51,7 +53,7 @@ def error_detail(body: bytes) -> str:
     """
     text = body.decode("utf-8", "replace").strip()
     try:
-        data = json.loads(text)
+        data = jsontext.loads(text)
     except ValueError:
         return text
     error = data.get("error") if isinstance(data, dict) else None
@@ -150,10 +152,7 @@ class JSONClient:
     def _parsed(self, answer: tuple[int, Mapping[str, str], bytes]) -> HTTPReply:
         status, headers, raw = answer
         request_id = headers.get("x-request-id")
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = None
+        parsed = decode_body(raw, f"{self.backend} HTTP {status}", request_id, self.secrets)
         if not isinstance(parsed, dict):
             # A proxy's page or a cut body: the next try may get the real reply.
             shown = scrub(raw[:_SHOWN].decode("utf-8", "replace"), self.secrets)

@@ -314,6 +314,8 @@ def stainless(sdk: Any) -> Describe:
 
 
 def _cut(detail: str) -> str:
+    """The detail on one line (an SDK may quote a whole multi-line body), cut to a readable length."""
+    detail = " ".join(detail.split())
     return detail[:_MAX_DETAIL] + "…" if len(detail) > _MAX_DETAIL else detail
 
 

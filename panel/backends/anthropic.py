@@ -11,20 +11,19 @@ is `native` and `tools` is `tool`.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BackendError, BackendSpecError
 from . import _provider as p
-from .base import Backend, BackendOptions, MemberSpec, Reply, Request, Usage
+from .base import Backend, BackendOptions, MemberSpec, Reply, Request
+from .envelope import decode_body, message_answer
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from anthropic import AsyncAnthropic
-    from anthropic.types import Message
 
     from .batch import BatchAPI
 
@@ -161,19 +160,22 @@ class AnthropicBackend(Backend):
     async def _call(self, request: Request, mode: Literal["native", "tool"]) -> Reply:
         import anthropic
 
-        async def send() -> tuple[Any, Message]:
+        async def send() -> tuple[Any, bytes]:
             raw = await self._client.messages.with_raw_response.create(**self._params(request, mode))
-            return raw, await raw.parse()
+            return raw, await raw.read()
 
         started = time.perf_counter()
-        raw, message = await p.call(self.name, self._secrets, send(), p.stainless(anthropic))
+        raw, body = await p.call(self.name, self._secrets, send(), p.stainless(anthropic))
         latency = time.perf_counter() - started
         tool = request.schema_name if mode == "tool" else None
+        # The body as it came, read leniently: the SDK's own parse builds its models without
+        # checking them, and a field of the wrong type would surface later as our error.
+        message = decode_body(body, self.name, raw.request_id, self._secrets)
         return self.reply(message, mode, raw.request_id, latency, raw.headers, tool=tool)
 
     def reply(
         self,
-        message: Message,
+        message: object,
         mode: Literal["native", "tool"],
         request_id: str | None,
         latency: float = 0.0,
@@ -185,29 +187,24 @@ class AnthropicBackend(Backend):
 
         In the tool mode the review is the input of the call to `tool`; a batch's results do
         not say which request they answer, so there (`tool` None) it is the one tool offered."""
-        usage = message.usage
-        cache_read = usage.cache_read_input_tokens or 0
+        answer = message_answer(message, self.name, tool=tool, tool_mode=mode == "tool")
         meta: dict[str, Any] = {
-            "model": message.model,
+            "model": answer.model,
             "structured": mode,
             "enforced": _ENFORCED[mode],
-            "stop_reason": message.stop_reason,
+            "stop_reason": answer.finish_reason,
         }
+        if answer.tool is not None:
+            meta["tool"] = answer.tool  # the tool the model called: its review's schema name
         ratelimit = p.ratelimit_state(headers)
         if ratelimit:
             meta["ratelimit"] = ratelimit
         return Reply(
-            text=_answer(message, mode, tool),
-            # Anthropic counts cached and freshly written prompt tokens apart from the rest;
-            # the total is what OpenAI calls prompt tokens, and cached_tokens its cached part.
-            usage=Usage(
-                input_tokens=usage.input_tokens + cache_read + (usage.cache_creation_input_tokens or 0),
-                output_tokens=usage.output_tokens,
-                cached_tokens=cache_read,
-            ),
+            text=answer.text,
+            usage=answer.usage,
             latency_s=latency,
-            finish_reason=p.finish_reason(message.stop_reason),
-            request_id=request_id or message.id,
+            finish_reason=p.finish_reason(answer.finish_reason),
+            request_id=request_id or answer.id,
             meta=meta,
         )
 
@@ -220,15 +217,6 @@ class AnthropicBackend(Backend):
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.close()
-
-
-def _answer(message: Message, mode: Literal["native", "tool"], tool: str | None) -> str:
-    """The tool call's input as JSON text, or else the text the model wrote."""
-    if mode == "tool":
-        for block in message.content:
-            if block.type == "tool_use" and tool in (None, block.name):
-                return json.dumps(block.input, ensure_ascii=False)
-    return "".join(block.text for block in message.content if block.type == "text")
 
 
 def _native_schema(schema: dict[str, Any]) -> dict[str, Any]:

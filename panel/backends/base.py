@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..depth import Depth
-from ..errors import BackendBug, BackendError, BackendSpecError, FatalError
+from ..errors import BackendBug, BackendError, BackendSpecError, FatalError, shown
 
 if TYPE_CHECKING:
     from .batch import BatchAPI
@@ -147,12 +147,17 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    #: why the provider's counts cannot be believed (a string, a negative or astronomical
+    #: count, none at all), when they cannot: the counts are then 0 and the request is
+    #: charged at its reserved worst case (`panel.run.usage`)
+    unknown: str | None = None
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.cached_tokens + other.cached_tokens,
+            self.unknown or other.unknown,
         )
 
 
@@ -264,7 +269,8 @@ class Backend(abc.ABC):
         """Wrap a foreign exception so the engine sees one type."""
         if isinstance(exc, BackendError):
             return exc
-        return FatalError(f"{type(exc).__name__}: {exc}")
+        detail = " ".join(str(exc).split())  # one line, however many the SDK's message has
+        return FatalError(f"{type(exc).__name__}: {shown(detail, 300) if len(detail) > 300 else detail}")
 
     def batch_api(self) -> BatchAPI | None:
         """The provider's Batch API for this backend, if it has one (see `batch.py`)."""

@@ -15,16 +15,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendSpecError, FatalError, MissingKeyError
+from ..errors import BackendSpecError, MissingKeyError
 from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
-from .base import MemberSpec, Reply, Request, Usage
-from .structured import (
-    ENFORCED,
-    FORMS,
-    Form,
-    tool_arguments,
-)
+from .base import MemberSpec, Reply, Request
+from .envelope import chat_answer
+from .structured import ENFORCED, FORMS, Form
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -138,24 +134,16 @@ class HFBackend(ServerBackend):
         started = time.perf_counter()
         output = await p.call(self.name, [self._secret], self._client.chat_completion(**params), _describe)
         latency = time.perf_counter() - started
-        if not output.choices:
-            raise FatalError("hf: the reply had no choices", request_id=output.id)
-        choice = output.choices[0]
-        usage = output.usage
-        text = choice.message.content or ""
-        calls = choice.message.tool_calls or []
-        if form == "tools" and calls and calls[0].function is not None:
-            text = tool_arguments(calls[0].function.arguments)
+        # The client's output is a dict as the server wrote it (huggingface_hub's types
+        # subclass dict), read as any chat completion is.
+        answer = chat_answer(output, self.name, tool_call=form == "tools")
         return Reply(
-            text=text,
-            usage=Usage(
-                input_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-            ),
+            text=answer.text,
+            usage=answer.usage,
             latency_s=latency,
-            finish_reason=p.finish_reason(choice.finish_reason),
-            request_id=output.id or None,
-            meta={"model": output.model, "form": form, "enforced": self._enforced(form)},
+            finish_reason=p.finish_reason(answer.finish_reason),
+            request_id=answer.id or None,
+            meta={"model": answer.model, "form": form, "enforced": self._enforced(form)},
         )
 
     async def aclose(self) -> None:

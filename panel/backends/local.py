@@ -25,7 +25,8 @@ from ..depth import BUDGETS, LARGE_MODEL_BYTES, Depth
 from ..errors import BackendSpecError, MissingDependencyError, UserError
 from ._hub import PREFIX as HUB_PREFIX
 from ._hub import hub_gguf
-from .base import Backend, BackendOptions, MemberSpec, Reply, Request, Usage
+from .base import Backend, BackendOptions, MemberSpec, Reply, Request
+from .envelope import chat_answer
 
 __all__ = ["ENGINES", "LocalBackend", "LocalOptions", "bundled_model_path", "fit_schema"]
 
@@ -177,14 +178,13 @@ class LocalBackend(Backend):
         started = time.perf_counter()
         out = self.engine.complete(request, schema, REPEAT_PENALTY)
         latency = time.perf_counter() - started
-        choice = out["choices"][0]
-        usage = out.get("usage", {})
+        answer = chat_answer(out, self.name)
         return Reply(
-            text=choice["message"]["content"] or "",
-            usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+            text=answer.text,
+            usage=answer.usage,
             latency_s=latency,
-            finish_reason=choice.get("finish_reason"),
-            request_id=out.get("id"),
+            finish_reason=answer.finish_reason,
+            request_id=answer.id,
             meta={"model_file": self.path.name, "engine": self.engine.name},
         )
 

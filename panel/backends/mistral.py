@@ -11,16 +11,16 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendSpecError, FatalError
+from ..errors import BackendSpecError
 from . import _provider as p
-from .base import Backend, MemberSpec, Reply, Request, Usage
+from .base import Backend, MemberSpec, Reply, Request
+from .envelope import chat_answer
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import httpx2
     from mistralai.client import Mistral
-    from mistralai.client.models import ChatCompletionResponse
 
     from .batch import BatchAPI
 
@@ -134,29 +134,23 @@ class MistralBackend(Backend):
 
     def reply(
         self,
-        response: ChatCompletionResponse,
+        response: object,
         request_id: str | None,
         latency: float = 0.0,
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
-        """A chat completion as a `Reply` (a live reply, or a line of a batch's output file)."""
-        if not response.choices:
-            raise FatalError("mistral: the reply had no choices", request_id=response.id)
-        choice = response.choices[0]
-        message = choice.message
-        meta: dict[str, Any] = {"model": response.model}
+        """A chat completion (the SDK's, or a batch output line's body) as a `Reply`."""
+        answer = chat_answer(response, self.name)
+        meta: dict[str, Any] = {"model": answer.model}
         ratelimit = p.ratelimit_state(headers)
         if ratelimit:
             meta["ratelimit"] = ratelimit
         return Reply(
-            text=_text(message.content if message is not None else None),
-            usage=Usage(
-                input_tokens=response.usage.prompt_tokens or 0,
-                output_tokens=response.usage.completion_tokens or 0,
-            ),
+            text=answer.text,
+            usage=answer.usage,
             latency_s=latency,
-            finish_reason=p.finish_reason(choice.finish_reason),
-            request_id=request_id or response.id,
+            finish_reason=p.finish_reason(answer.finish_reason),
+            request_id=request_id or answer.id,
             meta=meta,
         )
 
@@ -181,12 +175,3 @@ def _describe(exc: Exception) -> p.Failure | None:
     if isinstance(exc, NoResponseError):
         return p.Failure(detail=exc.message, transient=True)
     return None
-
-
-def _text(content: object) -> str:
-    """Message content is a string, or a list of chunks of which the text ones count."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(getattr(c, "text", "") for c in content if getattr(c, "type", "") == "text")
-    return ""

@@ -18,17 +18,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import BackendSpecError, FatalError, MissingKeyError
+from ..errors import BackendSpecError, MissingKeyError
 from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
 from ._http import JSONClient
-from .base import MemberSpec, Reply, Request, Usage
-from .structured import (
-    ENFORCED,
-    FORMS,
-    Form,
-    tool_arguments,
-)
+from .base import MemberSpec, Reply, Request
+from .envelope import chat_answer
+from .structured import ENFORCED, FORMS, Form
 
 if TYPE_CHECKING:
     from .batch import BatchAPI
@@ -142,41 +138,29 @@ class OpenAIBackend(ServerBackend):
 
     def reply(
         self,
-        completion: dict[str, Any],
+        completion: object,
         form: Form,
         request_id: str | None,
         latency: float = 0.0,
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
-        """A chat completion body as a `Reply` (a live reply, or a line of a batch's output)."""
-        choices = completion.get("choices") or []
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise FatalError("openai: the reply had no choices", request_id=request_id)
-        choice = choices[0]
-        message = choice.get("message") or {}
-        usage = completion.get("usage") or {}
-        details = usage.get("prompt_tokens_details") or {}
-        meta: dict[str, Any] = {"model": completion.get("model"), "form": form, "enforced": ENFORCED[form]}
-        if message.get("refusal"):
-            meta["refusal"] = message["refusal"]
+        """A chat completion body as a `Reply` (a live reply, or a line of a batch's output);
+        one the review cannot be read from is a `FatalError` naming what it lacks."""
+        answer = chat_answer(completion, self.name, tool_call=form == "tools")
+        meta: dict[str, Any] = {"model": answer.model, "form": form, "enforced": ENFORCED[form]}
+        if answer.refusal:
+            meta["refusal"] = answer.refusal
+        if answer.tool is not None:
+            meta["tool"] = answer.tool  # the tool the model called: its review's schema name
         ratelimit = p.ratelimit_state(headers)
         if ratelimit:
             meta["ratelimit"] = ratelimit
-        text = message.get("content") or ""
-        calls = message.get("tool_calls") or []
-        called = calls[0].get("function") if calls and isinstance(calls[0], dict) else None
-        if form == "tools" and isinstance(called, dict):
-            text = tool_arguments(called.get("arguments") or "")
         return Reply(
-            text=text if isinstance(text, str) else "",
-            usage=Usage(
-                input_tokens=int(usage.get("prompt_tokens") or 0),
-                output_tokens=int(usage.get("completion_tokens") or 0),
-                cached_tokens=int(details.get("cached_tokens") or 0),
-            ),
+            text=answer.text,
+            usage=answer.usage,
             latency_s=latency,
-            finish_reason=p.finish_reason(choice.get("finish_reason")),
-            request_id=request_id or completion.get("id"),
+            finish_reason=p.finish_reason(answer.finish_reason),
+            request_id=request_id or answer.id,
             meta=meta,
         )
 
