@@ -35,6 +35,7 @@ from ..store import CellKey, Store
 from .limits import RateLimiter
 from .pricing import Price, input_tokens
 from .retry import RetryPolicy, call_with_retries
+from .usage import believed, charge
 from .validate import InvalidReply, parse_review
 
 __all__ = ["SEED_STRIDE", "Cell", "CellResult", "Engine", "Member", "RunStats", "cache_key"]
@@ -430,7 +431,7 @@ class Engine:
             raise
         finally:
             self.stats.reserved -= worst
-        cost = member.price.cost(reply.usage) if member.price else 0.0
+        cost = charge(member.price, reply.usage, worst)
         self.stats.spent += cost
         self.stats.sent += 1
         self.store.finish_request(request_id, reply, tries[0], cost_usd=cost)
@@ -467,7 +468,9 @@ class Engine:
         except Exception as exc:  # our bug stops the run; an SDK error we did not map fails the review
             raise backend.bug(exc) or backend.as_backend_error(exc) from exc
         self._remember_form(backend)
-        member.limiter.settle(reservation, reply.usage.input_tokens + reply.usage.output_tokens)
+        reply.usage = believed(reply.usage, request)
+        used = reply.usage.input_tokens + reply.usage.output_tokens
+        member.limiter.settle(reservation, estimate if reply.usage.unknown else used)
         member.limiter.observe(reply.meta.get("ratelimit"))
         return reply
 

@@ -36,6 +36,7 @@ __all__ = [
     "input_tokens",
     "load_prices",
     "price_for",
+    "schema_chars",
 ]
 
 DEFAULT_PRICES = data_path("prices.toml")
@@ -194,8 +195,9 @@ class Estimate:
     batch_requests: int = 0
 
 
-#: a persona's schema is the same object in each of its requests
-_schema_chars: ByIdentity[int] = ByIdentity(lambda schema: len(json.dumps(schema)))
+#: a request's schema as characters of ASCII JSON (its bytes too); a persona's schema is the
+#: same object in each of its requests
+schema_chars: ByIdentity[int] = ByIdentity(lambda schema: len(json.dumps(schema)))
 
 
 def input_tokens(messages: Sequence[Message], schema: dict[str, Any]) -> int:
@@ -205,7 +207,7 @@ def input_tokens(messages: Sequence[Message], schema: dict[str, Any]) -> int:
     plus a little for the messages' framing. The budget guard reserves on this count and
     the plan's estimate is printed from it, so "at most $X" and the guard agree.
     """
-    chars = sum(len(m["content"]) for m in messages) + _schema_chars(schema)
+    chars = sum(len(m["content"]) for m in messages) + schema_chars(schema)
     return chars // 3 + 16
 
 

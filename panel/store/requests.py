@@ -11,7 +11,20 @@ from ..backends.base import Reply, Usage
 from .connection import Connection
 from .rows import CellKey
 
-__all__ = ["Requests"]
+__all__ = ["USAGE_UNKNOWN", "Requests"]
+
+#: the key of a reply's stored meta that says why its usage could not be believed
+USAGE_UNKNOWN = "usage_unknown"
+
+
+def _meta(reply: Reply | None) -> dict[str, Any]:
+    """What a reply's meta column holds: the provider's facts, and why its usage is unknown
+    when it is (its token columns then hold 0)."""
+    if reply is None:
+        return {}
+    if reply.usage.unknown is None:
+        return reply.meta
+    return {**reply.meta, USAGE_UNKNOWN: reply.usage.unknown}
 
 
 class Requests(Connection):
@@ -85,7 +98,7 @@ class Requests(Connection):
                     attempts,
                     reply.request_id if reply else None,
                     error,
-                    json.dumps(reply.meta if reply else {}),
+                    json.dumps(_meta(reply)),
                     cost_usd,
                     cached_from,
                     time.time(),
@@ -113,13 +126,16 @@ class Requests(Connection):
         ).fetchone()
         if row is None:
             return None
+        meta = json.loads(row["meta"])
         reply = Reply(
             text=row["raw_text"] or "",
-            usage=Usage(row["input_tokens"], row["output_tokens"], row["cached_tokens"]),
+            usage=Usage(
+                row["input_tokens"], row["output_tokens"], row["cached_tokens"], meta.get(USAGE_UNKNOWN)
+            ),
             latency_s=row["latency_s"],
             finish_reason=row["finish_reason"],
             request_id=row["provider_request_id"],
-            meta=json.loads(row["meta"]),
+            meta=meta,
         )
         return row["id"], reply
 
