@@ -7,14 +7,14 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from panel.backends.anthropic import AnthropicBackend
+from panel.backends.anthropic_batch import _Line
 from panel.backends.base import Request
-from panel.backends.batch import BatchAPI, BatchEntry
+from panel.backends.batch import BatchAPI, BatchEntry, read_line
 from panel.backends.mistral import MistralBackend
 from panel.errors import CapabilityError, FatalError, RateLimitError, TransientError
 from panel.personas import load_persona
@@ -107,11 +107,10 @@ def test_anthropic_result_lines_become_the_live_errors(result: dict[str, Any], k
     backend = AnthropicBackend("claude-haiku-4-5", api_key="k", base_url="http://127.0.0.1:9")
     api = backend.batch_api()
     error = result.get("error")
-    line = SimpleNamespace(
-        type=result["type"],
-        error=SimpleNamespace(type="error", error=SimpleNamespace(**error)) if error else None,
-    )
-    outcome = api._outcome("req-1", line)  # type: ignore[attr-defined]
+    wire = {"type": result["type"], **({"error": {"type": "error", "error": error}} if error else {})}
+    line = read_line(json.dumps({"custom_id": "req-1", "result": wire}).encode(), _Line, "anthropic batch")
+    assert isinstance(line, _Line)
+    outcome = api._outcome(line)  # type: ignore[attr-defined]
     assert outcome.reply is None and type(outcome.error) is kind
     assert not isinstance(outcome.error, CapabilityError)
     assert result.get("error", {"message": result["type"][:6]})["message"] in str(outcome.error)

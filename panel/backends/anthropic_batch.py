@@ -29,11 +29,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
-from ..errors import BackendError, FatalError, TransientError
+from pydantic import BaseModel
+
+from ..errors import BackendError, FatalError, TransientError, shown
 from . import _provider as p
-from .batch import BatchAPI, BatchEntry, BatchOutcome, BatchStatus
+from .batch import BatchAPI, BatchEntry, BatchOutcome, BatchStatus, Count, read_line
+from .envelope import Envelope, Lenient, Text
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -102,13 +106,16 @@ class AnthropicBatchAPI(BatchAPI):
         wanted = set(custom_ids)
         waiting: list[BatchStatus] = []
         async for batch in self._recent():
-            status = _status(batch)
+            try:
+                status = _status(batch)
+            except FatalError:
+                continue  # a listed batch with no id is none we could collect
             if since is not None and (status.created_at or 0.0) < since - _SKEW:
                 break  # newest first: the rest are older still
             if status.counts["total"] != len(wanted):
                 continue
-            if batch.processing_status == "ended":
-                if await self._carries(batch.id, wanted):
+            if status.finished:
+                if await self._carries(status.provider_batch_id, wanted):
                     return status
             elif since is not None:
                 waiting.append(status)
@@ -134,72 +141,126 @@ class AnthropicBatchAPI(BatchAPI):
     async def _carries(self, batch_id: str, wanted: set[str]) -> bool:
         """Whether an ended batch's results carry our custom_ids and no other."""
         seen = False
-        async for custom_id, _ in self._lines(batch_id):
-            if custom_id not in wanted:
+        async for line in self._lines(batch_id):
+            if line.custom_id not in wanted:
                 return False
             seen = True
         return seen
 
-    async def _lines(self, batch_id: str) -> AsyncIterator[tuple[str, Any]]:
+    async def _lines(self, batch_id: str) -> AsyncIterator[_Line | BatchOutcome]:
+        """The results file's lines, each read on its own from the bytes as they came (the
+        SDK's decoder would stop at the first line it cannot parse)."""
         stream = await self._call(self.client.messages.batches.results(batch_id))
+        pending = b""
         try:
-            async for line in stream:
-                yield line.custom_id, line.result
-        except ValueError:
-            return  # a line cut short: what follows never came
+            async for chunk in stream.http_response.aiter_bytes():
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    read = read_line(line, _Line, _NAME)
+                    if read is not None:
+                        yield read
         except Exception as exc:
             if not p.is_transport_error(exc):
                 raise
-            return  # the stream broke off: the same
+            return  # the stream broke off: the requests it did not reach count as unanswered
         finally:
             await stream.close()
+        # A last line without its line break was cut short, unless it reads whole.
+        read = read_line(pending, _Line, _NAME) if pending.strip() else None
+        if isinstance(read, _Line):
+            yield read
 
     async def results(self, status: BatchStatus) -> AsyncIterator[BatchOutcome]:
-        async for custom_id, result in self._lines(status.provider_batch_id):
-            yield self._outcome(custom_id, result)
+        async for line in self._lines(status.provider_batch_id):
+            yield self._outcome(line) if isinstance(line, _Line) else line
 
-    def _outcome(self, custom_id: str, result: Any) -> BatchOutcome:
-        kind = getattr(result, "type", None)
-        if kind == "succeeded":
+    def _outcome(self, line: _Line) -> BatchOutcome:
+        assert line.custom_id is not None
+        custom_id, result = line.custom_id, line.result
+        kind = result.type if result else None
+        if result is not None and kind == "succeeded":
             try:
                 reply = self.backend.reply(result.message, self.backend.mode, None)
             except BackendError as exc:
                 return BatchOutcome(custom_id, error=exc)
-            except (AttributeError, TypeError) as exc:
-                return BatchOutcome(custom_id, error=FatalError(f"{_NAME}: unreadable message: {exc}"))
             return BatchOutcome(custom_id, reply=reply)
-        if kind == "errored":
-            return BatchOutcome(custom_id, error=_error(getattr(result, "error", None)))
-        why = _GONE.get(str(kind), f"unknown result type {kind!r}")
-        return BatchOutcome(custom_id, error=TransientError(f"{_NAME}: {why}"))
+        if result is not None and kind == "errored":
+            return BatchOutcome(custom_id, error=_error(result.error))
+        if kind in _GONE:
+            return BatchOutcome(custom_id, error=TransientError(f"{_NAME}: {_GONE[kind]}"))
+        said = f"unknown result type {kind!r}" if kind else "the result line carries no result"
+        return BatchOutcome(custom_id, error=FatalError(f"{_NAME}: {said}"))
 
     async def cancel(self, provider_batch_id: str) -> BatchStatus:
         return _status(await self._call(self.client.messages.batches.cancel(provider_batch_id)))
 
 
-def _error(response: Any) -> BackendError:
+def _error(response: _ErrorResponse | None) -> BackendError:
     """An `errored` line's error (`{"type": "error", "error": {"type", "message"}}`) as live."""
-    inner = getattr(response, "error", None)
-    kind = str(getattr(inner, "type", None) or "api_error")
-    message = str(getattr(inner, "message", None) or "no message")
-    request_id = getattr(response, "request_id", None)
-    if not isinstance(request_id, str):
-        request_id = None
+    inner = response.error if response else None
+    kind = (inner.type if inner else None) or "api_error"
+    message = (inner.message if inner else None) or "no message"
+    request_id = response.request_id if response else None
     return p.error_for_status(_NAME, _ERROR_STATUS.get(kind), f"{kind}: {message}", request_id=request_id)
 
 
-def _status(batch: Any) -> BatchStatus:
+class _ErrorBody(Envelope):
+    type: Text = None
+    message: Text = None
+
+
+class _ErrorResponse(Envelope):
+    error: Annotated[_ErrorBody | None, Lenient] = None
+    request_id: Text = None
+
+
+class _Result(Envelope):
+    type: Text = None
+    message: Any = None
+    error: Annotated[_ErrorResponse | None, Lenient] = None
+
+
+class _Line(Envelope):
+    """A line of a batch's results: `{"custom_id", "result": {"type", "message" | "error"}}`."""
+
+    custom_id: Text = None
+    result: Annotated[_Result | None, Lenient] = None
+
+
+class _Counts(Envelope):
+    processing: Count = None
+    succeeded: Count = None
+    errored: Count = None
+    canceled: Count = None
+    expired: Count = None
+
+
+class _Batch(Envelope):
+    """A message batch as the API returns it, read leniently."""
+
+    id: Text = None
+    processing_status: Text = None
+    request_counts: Annotated[_Counts | None, Lenient] = None
+    cancel_initiated_at: Any = None
+    created_at: Annotated[datetime | None, Lenient] = None
+
+
+def _status(data: Any) -> BatchStatus:
     from ..store import normal_state
 
-    c = batch.request_counts
-    counts = {k: int(getattr(c, k, 0) or 0) for k in _COUNTS}
+    if isinstance(data, BaseModel):  # the SDK's object, built without checks: read its fields
+        data = data.model_dump(mode="json", warnings=False)
+    batch = _Batch.model_validate(data if isinstance(data, dict) else {})
+    if not batch.id:
+        raise FatalError(f"{_NAME}: the batch object has no id: {shown(data)}")
+    c = batch.request_counts or _Counts()
+    counts = {k: getattr(c, k) or 0 for k in _COUNTS}
     total = sum(counts.values())
-    state = normal_state(str(batch.processing_status))
-    if state == "ended" and getattr(batch, "cancel_initiated_at", None) is not None:
+    state = normal_state(batch.processing_status or "")
+    if state == "ended" and batch.cancel_initiated_at is not None:
         state = "cancelled"
     elif state == "ended" and counts["expired"]:
         state = "expired"
-    created = getattr(batch, "created_at", None)
     return BatchStatus(
         provider_batch_id=batch.id,
         state=state,
@@ -209,5 +270,5 @@ def _status(batch: Any) -> BatchStatus:
             "errored": counts["errored"],
             "expired": counts["expired"],
         },
-        created_at=created.timestamp() if created is not None else None,
+        created_at=batch.created_at.timestamp() if batch.created_at is not None else None,
     )

@@ -12,14 +12,41 @@ and each result comes back as the `Reply` (or the `BackendError`) the live route
 from __future__ import annotations
 
 import abc
+import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from ..errors import BackendError
+from pydantic import Field
+
+from .. import jsontext
+from ..errors import BackendError, FatalError, TransientError, shown
+from ._http import error_detail
+from ._provider import error_for_status
 from .base import Reply, Request
+from .envelope import MAX_BODY_BYTES, Envelope, Lenient, Text
 
-__all__ = ["METADATA_KEY", "METADATA_RUN", "BatchAPI", "BatchEntry", "BatchOutcome", "BatchStatus"]
+__all__ = [
+    "METADATA_KEY",
+    "METADATA_RUN",
+    "BatchAPI",
+    "BatchEntry",
+    "BatchOutcome",
+    "BatchStatus",
+    "Count",
+    "ResultLine",
+    "error_text",
+    "read_line",
+    "result_error",
+]
+
+E = TypeVar("E", bound=Envelope)
+
+#: a count in a provider's batch object; anything but a whole number from 0 reads as absent
+Count = Annotated[Annotated[int, Field(ge=0)] | None, Lenient]
+#: the custom_id of a line too broken to parse (cut short, nested too deep), to fail its request
+_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,128})"')
 
 #: the metadata fields a batch carries at providers that keep metadata (OpenAI, Mistral), so
 #: a batch submitted by a process that died before recording its id can be found again
@@ -105,3 +132,81 @@ class BatchAPI(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - most hold nothing of their own
         """Release clients."""
+
+
+class _LineResponse(Envelope):
+    status_code: Annotated[int | None, Lenient] = None
+    request_id: Text = None
+    body: Any = None
+
+
+class ResultLine(Envelope):
+    """A line of an OpenAI or Mistral results file:
+    `{"custom_id", "response": {"status_code", "request_id", "body"}, "error"}`."""
+
+    custom_id: Text = None
+    response: Annotated[_LineResponse | None, Lenient] = None
+    error: Any = None
+
+
+def read_line(line: bytes, model: type[E], provider: str) -> E | BatchOutcome | None:
+    """One results line, read on its own through its envelope `model`.
+
+    A line that is not JSON, or is nested too deep or too long to read, fails the request
+    whose custom_id it still shows, with the reason (transient: a follow-up batch asks
+    again); a line that shows none (blank, or cut before its custom_id) is None, and its
+    request counts as unanswered. The lines around it are read as usual.
+    """
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        data = jsontext.loads(line, max_chars=MAX_BODY_BYTES)
+    except ValueError as exc:
+        found = _CUSTOM_ID.search(line[:4096])
+        if found is None:
+            return None
+        why = exc if isinstance(exc, jsontext.JSONRefused) else "it is not JSON (cut short?)"
+        error = TransientError(f"{provider}: its result line could not be read: {why}")
+        return BatchOutcome(found.group(1).decode(), error=error)
+    if not isinstance(data, dict):
+        return None
+    item = model.model_validate(data)
+    return item if getattr(item, "custom_id", None) else None
+
+
+def result_error(
+    provider: str, status: int | None, body: Any, error: Any, request_id: str | None
+) -> BackendError:
+    """The failure a results line (OpenAI's or Mistral's shape) gives for its request, when it
+    carries no chat completion: the status and error body as a live call's, or what is amiss."""
+    if status is None:
+        said = f" (its error: {shown(error)})" if error is not None else ""
+        return FatalError(f"{provider}: the result line carries no response{said}", request_id=request_id)
+    if status == 200 and not error:
+        return FatalError(
+            f"{provider}: the result is not a chat completion: {shown(body)}", request_id=request_id
+        )
+    if body is not None:
+        detail = error_detail(json.dumps(body).encode())
+    else:
+        detail = str(error.get("message") if isinstance(error, dict) else shown(error))
+    return error_for_status(provider, status, detail, request_id=request_id)
+
+
+def error_text(errors: Any) -> str | None:
+    """What a batch's errors say, as one line: each error's line and message (OpenAI's
+    `{"data": [{"line", "message"}]}`, Mistral's `[{"message", "count"}]`, or whatever came)."""
+    if isinstance(errors, dict):
+        errors = errors.get("data")
+    if errors is None:
+        return None
+    items = errors if isinstance(errors, list) else [errors]
+    said = []
+    for e in items[:5]:
+        if isinstance(e, dict):
+            line, message = e.get("line"), e.get("message")
+            said.append(f"line {line}: {message}" if line is not None else str(message))
+        else:
+            said.append(shown(e, 120))
+    return "; ".join(said) or None

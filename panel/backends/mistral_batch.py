@@ -21,12 +21,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from ..errors import BackendError, FatalError
+from ..errors import BackendError, FatalError, shown
 from . import _provider as p
-from ._http import error_detail
-from .batch import BatchAPI, BatchEntry, BatchOutcome, BatchStatus
+from .batch import (
+    BatchAPI,
+    BatchEntry,
+    BatchOutcome,
+    BatchStatus,
+    Count,
+    ResultLine,
+    error_text,
+    read_line,
+    result_error,
+)
+from .envelope import Envelope, Lenient, Text, decode_body
 
 if TYPE_CHECKING:
     from mistralai.client import Mistral
@@ -62,6 +72,20 @@ class MistralBatchAPI(BatchAPI):
 
         return await p.call(_NAME, [self.backend._secret], send, _describe)
 
+    async def _read(self, send: Any) -> Any:
+        """What a jobs call answered, as data: the SDK's object dumped, or, where the SDK
+        refused the answer's shape, the body as it came (read leniently by `_Job`)."""
+        from mistralai.client.errors import ResponseValidationError
+
+        async def read() -> Any:
+            try:
+                answer = await send
+            except ResponseValidationError as exc:
+                return decode_body(exc.body.encode(), _NAME)
+            return answer.model_dump(mode="json", by_alias=True, warnings=False)
+
+        return await self._call(read())
+
     async def submit(self, entries: list[BatchEntry], metadata: dict[str, str]) -> BatchStatus:
         lines = [self._line(e) for e in entries]
         jsonl = b"".join(json.dumps(x, ensure_ascii=False).encode() + b"\n" for x in lines)
@@ -74,7 +98,7 @@ class MistralBatchAPI(BatchAPI):
                 self.client.files.upload_async(file={"file_name": name, "content": jsonl}, purpose="batch")
             )
             source = {"input_files": [upload.id]}
-        job = await self._call(
+        job = await self._read(
             self.client.batch.jobs.create_async(
                 endpoint=ENDPOINT, model=self.backend.model, metadata=metadata, timeout_hours=24, **source
             )
@@ -82,34 +106,40 @@ class MistralBatchAPI(BatchAPI):
         return _status(job)
 
     async def status(self, provider_batch_id: str) -> BatchStatus:
-        return _status(await self._call(self.client.batch.jobs.get_async(job_id=provider_batch_id)))
+        return _status(await self._read(self.client.batch.jobs.get_async(job_id=provider_batch_id)))
 
     async def find(
         self, metadata: dict[str, str], custom_ids: list[str], since: float | None = None
     ) -> BatchStatus | None:
         for page in range(_PAGES):
-            listed = await self._call(
-                self.client.batch.jobs.list_async(metadata=metadata, page=page, page_size=100)
+            listed = _Page.model_validate(
+                await self._read(
+                    self.client.batch.jobs.list_async(metadata=metadata, page=page, page_size=100)
+                )
             )
-            jobs = list(listed.data or [])
+            jobs = [j for j in listed.data or [] if j is not None and j.id]
             for job in jobs:
-                if all((job.metadata or {}).get(k) == v for k, v in metadata.items()):
+                if all(_metadata(job).get(k) == v for k, v in metadata.items()):
                     return _status(job)
             if not jobs or (page + 1) * 100 >= (listed.total or 0):
                 return None
         return None
 
     async def results(self, status: BatchStatus) -> AsyncIterator[BatchOutcome]:
-        job = await self._call(self.client.batch.jobs.get_async(job_id=status.provider_batch_id))
+        job = _Job.model_validate(
+            await self._read(self.client.batch.jobs.get_async(job_id=status.provider_batch_id))
+        )
         files = [f for f in (job.output_file, job.error_file) if f]
         if not files:
-            inline = await self._call(
-                self.client.batch.jobs.get_async(job_id=status.provider_batch_id, inline=True)
+            inline = _Job.model_validate(
+                await self._read(
+                    self.client.batch.jobs.get_async(job_id=status.provider_batch_id, inline=True)
+                )
             )
-            for item in getattr(inline, "outputs", None) or []:
-                outcome = self._outcome(item)
-                if outcome is not None:
-                    yield outcome
+            for item in inline.outputs or []:
+                line = ResultLine.model_validate(item) if isinstance(item, dict) else None
+                if line is not None and line.custom_id:
+                    yield self._outcome(line)
             return
         for file_id in files:
             response = await self._call(self.client.files.download_async(file_id=file_id))
@@ -117,62 +147,68 @@ class MistralBatchAPI(BatchAPI):
                 raw = await response.aread()
             finally:
                 await response.aclose()
-            for line in raw.splitlines():
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    continue  # a cut line: its request counts as unanswered
-                outcome = self._outcome(item)
-                if outcome is not None:
-                    yield outcome
+            for text in raw.splitlines():
+                read = read_line(text, ResultLine, _NAME)
+                if read is not None:
+                    yield self._outcome(read) if isinstance(read, ResultLine) else read
 
-    def _outcome(self, item: Any) -> BatchOutcome | None:
-        if not isinstance(item, dict) or not isinstance(item.get("custom_id"), str):
-            return None
-        custom_id = item["custom_id"]
-        response = item.get("response") or {}
-        status = response.get("status_code")
-        body = response.get("body")
-        error = item.get("error")
-        if status == 200 and isinstance(body, dict) and not error:
-            from mistralai.client.models import ChatCompletionResponse
-            from pydantic import ValidationError
-
+    def _outcome(self, item: ResultLine) -> BatchOutcome:
+        assert item.custom_id is not None
+        response = item.response
+        status = response.status_code if response else None
+        body = response.body if response else None
+        request_id = response.request_id if response else None
+        if status == 200 and isinstance(body, dict) and not item.error:
             try:
-                completion = ChatCompletionResponse.model_validate(body)
-                return BatchOutcome(custom_id, reply=self.backend.reply(completion, None))
-            except ValidationError as exc:
-                detail = f"{_NAME}: the answer is not a chat completion: {exc.errors()[0]['msg']}"
-                return BatchOutcome(custom_id, error=FatalError(detail))
+                return BatchOutcome(item.custom_id, reply=self.backend.reply(body, request_id))
             except BackendError as exc:
-                return BatchOutcome(custom_id, error=exc)
-        return BatchOutcome(custom_id, error=_line_error(status, body, error))
+                return BatchOutcome(item.custom_id, error=exc)
+        return BatchOutcome(item.custom_id, error=result_error(_NAME, status, body, item.error, request_id))
 
     async def cancel(self, provider_batch_id: str) -> BatchStatus:
-        return _status(await self._call(self.client.batch.jobs.cancel_async(job_id=provider_batch_id)))
+        return _status(await self._read(self.client.batch.jobs.cancel_async(job_id=provider_batch_id)))
 
 
-def _line_error(status: Any, body: Any, error: Any) -> BackendError:
-    if body is not None:
-        detail = error_detail(json.dumps(body).encode())
-    else:
-        detail = str(error.get("message") if isinstance(error, dict) else error or "no answer")
-    return p.error_for_status(_NAME, status if isinstance(status, int) else None, detail)
+class _Job(Envelope):
+    """A batch job as the API returns it, read leniently."""
+
+    id: Text = None
+    status: Text = None
+    total_requests: Count = None
+    completed_requests: Count = None
+    failed_requests: Count = None
+    errors: Any = None
+    metadata: Annotated[dict[str, Any] | None, Lenient] = None
+    created_at: Annotated[float | None, Lenient] = None
+    output_file: Text = None
+    error_file: Text = None
+    outputs: Annotated[list[Any] | None, Lenient] = None
 
 
-def _status(job: Any) -> BatchStatus:
+class _Page(Envelope):
+    data: Annotated[list[Annotated[_Job | None, Lenient]] | None, Lenient] = None
+    total: Count = None
+
+
+def _metadata(job: _Job) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (job.metadata or {}).items()}
+
+
+def _status(data: Any) -> BatchStatus:
     from ..store import normal_state
 
-    errors = [str(getattr(e, "message", e)) for e in (job.errors or [])[:5]]
+    job = data if isinstance(data, _Job) else _Job.model_validate(data if isinstance(data, dict) else {})
+    if not job.id:
+        raise FatalError(f"{_NAME}: the job object has no id: {shown(data)}")
     return BatchStatus(
         provider_batch_id=job.id,
-        state=normal_state(str(job.status)),
+        state=normal_state(job.status or ""),
         counts={
-            "total": int(job.total_requests or 0),
-            "done": int(job.completed_requests or 0),
-            "errored": int(job.failed_requests or 0),
+            "total": job.total_requests or 0,
+            "done": job.completed_requests or 0,
+            "errored": job.failed_requests or 0,
         },
-        error="; ".join(errors) or None,
-        metadata={str(k): str(v) for k, v in (job.metadata or {}).items()},
-        created_at=float(job.created_at) if job.created_at is not None else None,
+        error=error_text(job.errors),
+        metadata=_metadata(job),
+        created_at=job.created_at,
     )

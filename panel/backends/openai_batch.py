@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from ..errors import BackendError, FatalError, TransientError
-from ._http import JSONClient, error_detail
-from ._provider import error_for_status
-from .batch import BatchAPI, BatchEntry, BatchOutcome, BatchStatus
+from ..errors import BackendError, FatalError, TransientError, shown
+from ._http import JSONClient
+from .batch import (
+    BatchAPI,
+    BatchEntry,
+    BatchOutcome,
+    BatchStatus,
+    Count,
+    ResultLine,
+    error_text,
+    read_line,
+    result_error,
+)
+from .envelope import Envelope, Lenient, Text, decode_body
 from .structured import Form
 
 if TYPE_CHECKING:
@@ -58,7 +68,11 @@ class OpenAIBatchAPI(BatchAPI):
         name = f"{metadata.get('panel_batch', 'panel')}.jsonl"
         upload.add_field("file", jsonl, filename=name, content_type="application/jsonl")
         _, _, raw = await self.client.send("POST", "/files", upload)
-        file_id = json.loads(raw)["id"]
+        uploaded = decode_body(raw, "openai batch upload")
+        file_id = uploaded.get("id") if isinstance(uploaded, dict) else None
+        if not isinstance(file_id, str):
+            # Nothing was created on it: a resume submits the batch again.
+            raise TransientError(f"openai batch: the file upload's reply names no file: {shown(uploaded)}")
         created = await self.client.post(
             "/batches",
             {
@@ -78,19 +92,19 @@ class OpenAIBatchAPI(BatchAPI):
     ) -> BatchStatus | None:
         after = ""
         for _ in range(_PAGES):
-            page = (await self.client.get(f"/batches?limit=100{after}")).data
-            for item in page.get("data") or []:
-                if all((item.get("metadata") or {}).get(k) == v for k, v in metadata.items()):
+            page = _Page.model_validate((await self.client.get(f"/batches?limit=100{after}")).data)
+            items = [b for b in page.data or [] if b is not None and b.id]
+            for item in items:
+                if all(_metadata(item).get(k) == v for k, v in metadata.items()):
                     return _status(item)
-            if not page.get("has_more") or not page.get("data"):
+            if not page.has_more or not items:
                 return None
-            after = f"&after={page['data'][-1]['id']}"
+            after = f"&after={items[-1].id}"
         return None
 
     async def results(self, status: BatchStatus) -> AsyncIterator[BatchOutcome]:
-        batch = (await self.client.get(f"/batches/{status.provider_batch_id}")).data
-        for key in ("output_file_id", "error_file_id"):
-            file_id = batch.get(key)
+        batch = _Batch.model_validate((await self.client.get(f"/batches/{status.provider_batch_id}")).data)
+        for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
             _, _, raw = await self.client.send("GET", f"/files/{file_id}/content")
@@ -100,58 +114,77 @@ class OpenAIBatchAPI(BatchAPI):
                     yield outcome
 
     def _outcome(self, line: bytes) -> BatchOutcome | None:
-        try:
-            item = json.loads(line)
-        except ValueError:
-            return None  # a cut line: its request counts as unanswered
-        if not isinstance(item, dict) or not isinstance(item.get("custom_id"), str):
-            return None
-        custom_id = item["custom_id"]
-        response = item.get("response") or {}
-        error = item.get("error")
-        status = response.get("status_code")
-        body = response.get("body")
-        request_id = response.get("request_id")
-        if status == 200 and isinstance(body, dict) and not error:
+        item = read_line(line, ResultLine, "openai batch")
+        if not isinstance(item, ResultLine):
+            return item
+        assert item.custom_id is not None
+        custom_id = item.custom_id
+        response = item.response
+        status = response.status_code if response else None
+        body = response.body if response else None
+        request_id = response.request_id if response else None
+        if status == 200 and isinstance(body, dict) and not item.error:
             try:
                 return BatchOutcome(custom_id, reply=self.backend.reply(body, self.form, request_id))
             except BackendError as exc:
                 return BatchOutcome(custom_id, error=exc)
-        return BatchOutcome(custom_id, error=_line_error(status, body, error, request_id))
+        return BatchOutcome(custom_id, error=_line_error(status, body, item.error, request_id))
 
     async def cancel(self, provider_batch_id: str) -> BatchStatus:
         return _status((await self.client.post(f"/batches/{provider_batch_id}/cancel", {})).data)
 
 
-def _line_error(status: Any, body: Any, error: Any, request_id: str | None) -> BackendError:
+def _line_error(status: int | None, body: Any, error: Any, request_id: str | None) -> BackendError:
     if isinstance(error, dict):
         code, message = error.get("code"), error.get("message") or "no message"
         if code == "batch_expired":
             return TransientError(f"openai batch: the request expired: {message}", request_id=request_id)
         return FatalError(f"openai batch: {code}: {message}", request_id=request_id)
-    detail = error_detail(json.dumps(body).encode()) if body is not None else "no body"
-    code = status if isinstance(status, int) else None
-    return error_for_status("openai batch", code, detail, request_id=request_id)
+    return result_error("openai batch", status, body, error, request_id)
 
 
-def _status(batch: dict[str, Any]) -> BatchStatus:
+class _Counts(Envelope):
+    total: Count = None
+    completed: Count = None
+    failed: Count = None
+
+
+class _Batch(Envelope):
+    """A batch object as the API returns it, read leniently."""
+
+    id: Text = None
+    status: Text = None
+    request_counts: Annotated[_Counts | None, Lenient] = None
+    #: `{"object": "list", "data": [{"code", "message", "line"}]}`; anything else is shown as it is
+    errors: Any = None
+    metadata: Annotated[dict[str, Any] | None, Lenient] = None
+    created_at: Annotated[float | None, Lenient] = None
+    output_file_id: Text = None
+    error_file_id: Text = None
+
+
+class _Page(Envelope):
+    data: Annotated[list[Annotated[_Batch | None, Lenient]] | None, Lenient] = None
+    has_more: Annotated[bool | None, Lenient] = None
+
+
+def _metadata(batch: _Batch) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (batch.metadata or {}).items()}
+
+
+def _status(data: Any) -> BatchStatus:
     from ..store import normal_state
 
-    counts = batch.get("request_counts") or {}
-    errors = (batch.get("errors") or {}).get("data") or []
-    error = "; ".join(
-        f"line {e.get('line')}: {e.get('message')}" if e.get("line") is not None else str(e.get("message"))
-        for e in errors[:5]
-    )
+    batch = data if isinstance(data, _Batch) else _Batch.model_validate(data)
+    if not batch.id:
+        raise FatalError(f"openai batch: the batch object has no id: {shown(data)}")
+    counts = batch.request_counts or _Counts()
+    completed, failed = counts.completed or 0, counts.failed or 0
     return BatchStatus(
-        provider_batch_id=batch["id"],
-        state=normal_state(str(batch.get("status", ""))),
-        counts={
-            "total": int(counts.get("total") or 0),
-            "done": int(counts.get("completed") or 0) + int(counts.get("failed") or 0),
-            "errored": int(counts.get("failed") or 0),
-        },
-        error=error or None,
-        metadata=dict(batch.get("metadata") or {}),
-        created_at=batch.get("created_at"),
+        provider_batch_id=batch.id,
+        state=normal_state(batch.status or ""),
+        counts={"total": counts.total or 0, "done": completed + failed, "errored": failed},
+        error=error_text(batch.errors),
+        metadata=_metadata(batch),
+        created_at=batch.created_at,
     )

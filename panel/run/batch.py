@@ -24,6 +24,7 @@ from ..errors import BackendError, FatalError, TransientError, UserError
 from ..store import CellKey, custom_id_for
 from .engine import Cell, CellResult, Engine, Member, cache_key
 from .pricing import Price, input_tokens
+from .usage import believed, charge
 
 __all__ = ["DEFAULT_POLL_S", "BatchRunner"]
 
@@ -347,13 +348,21 @@ class BatchRunner:
             if stored % _COMMIT_EVERY == 0:
                 store.commit()  # a large batch's results reach the disk as they are read
             if outcome.reply is not None:
-                cost = price.cost(outcome.reply.usage) if price else 0.0
+                usage = outcome.reply.usage = believed(outcome.reply.usage, a.request)
+                foreign = _foreign(a, outcome.reply)
+                cost = charge(price, usage, self._worst(price, a.request))
                 if member.price:
-                    engine.stats.batch_at_live += member.price.cost(outcome.reply.usage)
+                    engine.stats.batch_at_live += charge(
+                        member.price, usage, self._worst(member.price, a.request)
+                    )
                 engine.stats.batch_spent += cost
                 engine.stats.spent += cost
                 engine.stats.sent += 1
-                store.finish_request(a.request_id, outcome.reply, a.tries, cost_usd=cost)
+                store.finish_request(a.request_id, outcome.reply, a.tries, error=foreign, cost_usd=cost)
+                if foreign is not None:
+                    # Paid for, and kept with its request, but not taken for this cell's answer.
+                    self._retry_or_fail(a, TransientError(foreign), again)
+                    continue
                 result = self._judge(a, outcome.reply, "sent")
                 if result is None:
                     reask.append(a)
@@ -419,3 +428,27 @@ class BatchRunner:
         for a in asks:
             result = await self.engine.reask(a.cell, member, a.request, a.fingerprint)
             self.engine._count(result, result.source)
+
+
+def _foreign(a: _Ask, reply: Reply) -> str | None:
+    """Why a result line's answer is not its request's, when what the provider echoes says
+    so: another model than the member's (a dated snapshot of it, or the model behind a
+    `-latest` alias, is its own), or, in a tool form, a call to another review's tool.
+
+    Providers echo nothing per request, so two requests of one persona and model whose
+    answers came back under each other's custom_ids cannot be told apart; an answer to
+    another persona fails its cell's schema (`Engine.judge`)."""
+    asked = a.cell.backend.model.removesuffix("-latest")
+    echoed = reply.meta.get("model")
+    if (
+        isinstance(echoed, str)
+        and echoed
+        and not (echoed.startswith(asked) or asked.startswith(echoed.removesuffix("-latest")))
+    ):
+        return (
+            f"the result under this request's custom_id names model {echoed!r}, not {a.cell.backend.model!r}"
+        )
+    tool = reply.meta.get("tool")
+    if isinstance(tool, str) and tool != a.request.schema_name:
+        return f"the result under its custom_id calls the tool {tool!r}, not {a.request.schema_name!r}"
+    return None
