@@ -33,6 +33,7 @@ class Item:
     status: int = 0  # HTTP status of the answer; 0 for an expired request (never answered)
     body: Any = None  # the answer's JSON body
     faulted: bool = False  # a content fault (malformed, schema_violation, length) was drawn
+    poisoned: bool = False  # its results line is written poisoned (`batch_poison`)
 
 
 @dataclass
@@ -69,6 +70,8 @@ class Batch:
     results: bytes | None = None  # Anthropic's results JSONL
     outputs: list[dict[str, Any]] | None = None  # Mistral's inline outputs
     delivered: set[str] = field(default_factory=set)  # custom_ids whose good answer arrived whole
+    poison: str = ""  # `batch_poison` when it was created (see `hostile`)
+    rotate: bool = False  # `batch_rotate` when it was created
 
     @property
     def processable(self) -> list[Item]:

@@ -112,6 +112,9 @@ def new_batch(
             answer(provider, body, model, fate, knobs, cid)
             for (cid, body), fate in zip(lines, fates, strict=True)
         ]
+    if knobs.batch_poison:
+        for (_, body), item in zip(lines, items, strict=True):
+            item.poisoned = knobs.poison_match in json.dumps(body, ensure_ascii=False)
     prefix = {"openai": "batch_", "anthropic": "msgbatch_"}.get(provider)
     batch = Batch(
         id=prefix + uuid.uuid4().hex[:24] if prefix else str(uuid.uuid4()),
@@ -127,6 +130,8 @@ def new_batch(
         errors=errors,
         created_clock=0.0,
         created_at=state.batches.wall(),
+        poison=knobs.batch_poison,
+        rotate=knobs.batch_rotate,
     )
     with state.lock:
         # The clock starts once the batch is registered: answering takes no batch time.

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from panel.testing import wire
+from panel.testing import hostile, wire
 from panel.testing.batch_book import TERMINAL, Batch, Book, FileRec, Item
 
 __all__ = [
@@ -43,10 +43,6 @@ def new_file_id(provider: str) -> str:
     return str(uuid.uuid4()) if provider == "mistral" else wire.new_id("file-")
 
 
-def _jsonl(data: Iterable[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps(x, ensure_ascii=False).encode() + b"\n" for x in data)
-
-
 def _cut(data: bytes) -> bytes:
     """Cut `data` mid-line near its middle: the lines before stay whole, one is left broken."""
     if not data:
@@ -62,8 +58,8 @@ def _whole_ids(data: bytes) -> set[str]:
     for raw in data.split(b"\n"):
         try:
             ids.add(str(json.loads(raw)["custom_id"]))
-        except (ValueError, KeyError, TypeError):
-            continue
+        except (ValueError, KeyError, TypeError, RecursionError):
+            continue  # a line poisoned or cut: its answer did not arrive whole
     return ids
 
 
@@ -86,33 +82,36 @@ def write_results(book: Book, b: Batch) -> None:
     if b.phase == "failed":
         return
     processed = {id(it) for it in b.processable[: b.done]}
-    lines: list[tuple[bool, dict[str, Any]]] = []  # (a good answer?, line), in output order
+    # (a good answer?, line, the item it answers, if any), in output order
+    lines: list[tuple[bool, dict[str, Any], Item | None]] = []
     for it in (b.items[i] for i in b.order):
         if id(it) in processed:
-            lines.append((it.status == 200, _answer_line(b, it)))
+            lines.append((it.status == 200, _answer_line(b, it), it))
         elif b.provider == "anthropic" and b.phase in ("expired", "cancelled"):
             kind = "expired" if b.phase == "expired" and it.outcome == "expired" else "canceled"
-            lines.append((False, {"custom_id": it.custom_id, "result": {"type": kind}}))
+            lines.append((False, {"custom_id": it.custom_id, "result": {"type": kind}}, None))
         elif b.provider == "openai" and b.phase == "expired" and it.outcome == "expired":
             error = {"code": "batch_expired", "message": _EXPIRED_MESSAGE}
             line_id = wire.new_id("batch_req_")
-            lines.append(
-                (False, {"id": line_id, "custom_id": it.custom_id, "response": None, "error": error})
-            )
+            line = {"id": line_id, "custom_id": it.custom_id, "response": None, "error": error}
+            lines.append((False, line, None))
+    if b.rotate:
+        _rotate(lines)
     clean = {it.custom_id for it in b.processable[: b.done] if it.status == 200 and not it.faulted}
     if b.provider == "mistral":
-        b.outputs = [line for _, line in lines]
+        b.outputs = [_inline(b, line, it) for _, line, it in lines]
     if b.provider == "anthropic":
         # One results file: succeeded, errored, expired and canceled lines mixed.
-        b.results = _cut(_jsonl(line for _, line in lines)) if b.partial else _jsonl(x for _, x in lines)
+        results = _encode(b, lines)
+        b.results = _cut(results) if b.partial else results
         b.delivered = _whole_ids(b.results) & clean
         return
-    output = _jsonl(line for ok, line in lines if ok)
+    output = _encode(b, [x for x in lines if x[0]])
     if b.partial:
         output = _cut(output)
     b.delivered = _whole_ids(output) & clean
     now = int(book.wall())
-    errors = _jsonl(line for ok, line in lines if not ok)
+    errors = _encode(b, [x for x in lines if not x[0]])
     for data, purpose in ((output, "batch_output"), (errors, "batch_error")):
         if data:
             name = f"{b.id}_{purpose}.jsonl"
@@ -121,6 +120,34 @@ def write_results(book: Book, b: Batch) -> None:
                 b.output_file_id = rec.id
             else:
                 b.error_file_id = rec.id
+
+
+def _rotate(lines: list[tuple[bool, dict[str, Any], Item | None]]) -> None:
+    """Give each answer line the custom_id of the next one (the last takes the first's)."""
+    answered = [line for _, line, it in lines if it is not None]
+    ids = [line["custom_id"] for line in answered]
+    for line, custom_id in zip(answered, ids[1:] + ids[:1], strict=True):
+        line["custom_id"] = custom_id
+
+
+def _encode(b: Batch, lines: Iterable[tuple[bool, dict[str, Any], Item | None]]) -> bytes:
+    """The lines as JSONL, each answer to a poisoned request poisoned (`hostile`)."""
+    out = []
+    for _, line, it in lines:
+        poisoned = b.poison and it is not None and it.poisoned
+        data = hostile.poison_line(b.poison, b.provider, line) if poisoned else None
+        out.append((data if data is not None else json.dumps(line, ensure_ascii=False).encode()) + b"\n")
+    return b"".join(out)
+
+
+def _inline(b: Batch, line: dict[str, Any], it: Item | None) -> Any:
+    """A Mistral inline output: the line, poisoned where the poison is still JSON."""
+    if not (b.poison and it is not None and it.poisoned):
+        return line
+    try:
+        return json.loads(hostile.poison_line(b.poison, b.provider, line))
+    except (ValueError, RecursionError):
+        return line
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -83,7 +83,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 from panel.testing import batch_shapes as shapes
-from panel.testing import wire
+from panel.testing import hostile, wire
 from panel.testing.batch_book import Batch, FileRec
 from panel.testing.batch_requests import new_batch, read_lines
 from panel.testing.wire import Provider
@@ -256,7 +256,7 @@ def _batches(
     book = state.batches
     if op == "create":
         batch = _create(state, provider, json.loads(raw or b"null"))
-        return _json(_shape(batch, base, False))
+        return _json(_shape(batch, base, False, state.knobs.batch_status_poison))
     if op == "list":
         return _json(_list(state, provider, query, base))
     with state.lock:
@@ -274,15 +274,17 @@ def _batches(
                 raise _Fail(404, f"batch {ident} has no results yet: it is {batch.phase}")
             return Response(200, batch.results, "application/binary")
         inline = query.get("inline", ["false"])[0].lower() == "true"
-        return _json(_shape(batch, base, inline))
+        return _json(_shape(batch, base, inline, state.knobs.batch_status_poison))
 
 
-def _shape(b: Batch, base: str, inline: bool) -> dict[str, Any]:
+def _shape(b: Batch, base: str, inline: bool, poison: str = "") -> dict[str, Any]:
     if b.provider == "anthropic":
-        return shapes.anthropic_batch(b, base)
-    if b.provider == "mistral":
-        return shapes.mistral_job(b, inline)
-    return shapes.openai_batch(b)
+        shown = shapes.anthropic_batch(b, base)
+    elif b.provider == "mistral":
+        shown = shapes.mistral_job(b, inline)
+    else:
+        shown = shapes.openai_batch(b)
+    return hostile.poison_status(poison, b.provider, shown) if poison else shown
 
 
 def _create(state: State, provider: Provider, body: Any) -> Batch:

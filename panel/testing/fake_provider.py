@@ -42,7 +42,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
-from panel.testing import batches, wire
+from panel.testing import batches, hostile, wire
 from panel.testing.state import FAULT_KINDS, Knobs, State
 from panel.testing.wire import PROVIDERS, ParsedRequest, Provider, RateState
 
@@ -267,6 +267,10 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.prompt_tokens += req.prompt_tokens
             state.completion_tokens += reply.completion_tokens
+        if knobs.poison and knobs.poison_match in json.dumps(record["body"], ensure_ascii=False):
+            record["fault"] = f"poison:{knobs.poison}"
+            data = hostile.live_body(knobs.poison, req.provider, body)
+            return self._finish(200, data, request_id, req.provider, record, rate)
         self._finish(200, body, request_id, req.provider, record, rate)
 
     def _reply_error(
@@ -308,7 +312,8 @@ class _Handler(BaseHTTPRequestHandler):
             record["status"] = "reset"
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-        self._send_bytes(status, json.dumps(body, ensure_ascii=False).encode(), "application/json", headers)
+        data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        self._send_bytes(status, data, "application/json", headers)
 
     def _send_bytes(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -448,6 +453,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-expire-rate", type=float, default=d.batch_expire_rate)
     p.add_argument("--batch-partial", action="store_true", help="cut batch output files mid-line")
     p.add_argument("--batch-fail-validation", action="store_true", help="every new batch fails validation")
+    p.add_argument("--poison", default="", help=f"poison live replies: one of {','.join(hostile.LIVE)}")
+    p.add_argument("--poison-match", default="", help="poison only requests whose body contains this text")
+    p.add_argument(
+        "--batch-poison", default="", help=f"poison batch result lines: one of {','.join(hostile.LINES)}"
+    )
+    p.add_argument("--batch-rotate", action="store_true", help="answer each batch line under another's id")
+    p.add_argument(
+        "--batch-status-poison", default="", help=f"bend batch objects: one of {','.join(hostile.STATUS)}"
+    )
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
     return p
 

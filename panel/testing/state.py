@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from panel.testing import hostile
 from panel.testing.batch_book import Book
 from panel.testing.wire import RateState
 
@@ -32,6 +33,12 @@ FAULT_KINDS: tuple[str, ...] = (
 )
 #: Structured-output forms as the provider parses them (see `wire.Form`).
 STRUCTURED_FORMS: tuple[str, ...] = ("json_schema", "tool", "output_config", "tgi_grammar", "json_object")
+#: the poison knobs and the kinds each takes
+_POISONS: dict[str, Any] = {
+    "poison": hostile.LIVE,
+    "batch_poison": hostile.LINES,
+    "batch_status_poison": hostile.STATUS,
+}
 # Advertised when a limit is off, so the headers stay present and still true:
 # the server really does accept at least this much.
 _NOMINAL_RPM = 1_000_000
@@ -70,6 +77,14 @@ class Knobs:
     batch_expire_rate: float = 0.0
     batch_partial: bool = False
     batch_fail_validation: bool = False
+    # Hostile replies (see `hostile`): a live reply's body poisoned, a batch results line
+    # poisoned, for requests whose body contains `poison_match` (all when empty); a batch's
+    # answers under each other's custom_ids; every batch object shown bent.
+    poison: str = ""
+    poison_match: str = ""
+    batch_poison: str = ""
+    batch_rotate: bool = False
+    batch_status_poison: str = ""
 
     def updated(self, changes: dict[str, Any]) -> Knobs:
         known = {f.name: f for f in fields(self)}
@@ -91,9 +106,16 @@ class Knobs:
                 if set(forms) - set(STRUCTURED_FORMS):
                     raise ValueError(f"{name} must be a subset of {STRUCTURED_FORMS}")
                 values[name] = tuple(forms)
+            elif name in _POISONS:
+                kind = str(raw).strip()
+                if kind and kind not in _POISONS[name]:
+                    raise ValueError(f"{name} must be one of {sorted(_POISONS[name])}")
+                values[name] = kind
+            elif name == "poison_match":
+                values[name] = str(raw)
             elif name in ("rpm", "tpm", "fault_seed", "history"):
                 values[name] = int(raw)
-            elif name in ("rate_headers", "batch_partial", "batch_fail_validation"):
+            elif name in ("rate_headers", "batch_partial", "batch_fail_validation", "batch_rotate"):
                 values[name] = _flag(raw)
             else:
                 values[name] = float(raw)
