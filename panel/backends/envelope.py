@@ -44,7 +44,7 @@ __all__ = [
 
 #: more tokens than any model's context holds; a count above it is not believed
 MAX_TOKENS = 10**9
-#: how much of a provider's free text (model name, refusal) a reply's meta keeps
+#: how much of a provider's free text (ids, model name, refusal) a reply keeps
 _META_CHARS = 300
 #: far more than one reply to one review request can need (a batch's results file is read
 #: a line at a time, each line within this too)
@@ -187,10 +187,12 @@ def chat_answer(data: Any, backend: str, *, tool_call: bool = False) -> Answer:
     completion: ChatCompletion = _read(ChatCompletion, data, "a chat completion", backend)
     choices = completion.choices
     if not choices:
-        raise FatalError(f"{backend}: the reply had no choices", request_id=completion.id)
+        raise FatalError(f"{backend}: the reply had no choices", request_id=_clip(completion.id))
     choice = choices[0]
     if choice is None or choice.message is None:
-        raise FatalError(f"{backend}: the reply's first choice carries no message", request_id=completion.id)
+        raise FatalError(
+            f"{backend}: the reply's first choice carries no message", request_id=_clip(completion.id)
+        )
     message = choice.message
     text, tool = _content_text(message.content), None
     calls = [c for c in message.tool_calls or [] if c is not None and c.function is not None]
@@ -208,9 +210,9 @@ def chat_answer(data: Any, backend: str, *, tool_call: bool = False) -> Answer:
     )
     return Answer(
         text=text,
-        finish_reason=choice.finish_reason,
+        finish_reason=_clip(choice.finish_reason),
         usage=usage,
-        id=completion.id,
+        id=_clip(completion.id),
         model=_clip(completion.model),
         refusal=_clip(message.refusal),
         tool=tool,
@@ -223,7 +225,7 @@ def message_answer(data: Any, backend: str, *, tool: str | None, tool_mode: bool
     message: Message = _read(Message, data, "a message", backend)
     blocks = [b for b in message.content or [] if b is not None]
     if message.content is None:
-        raise FatalError(f"{backend}: the reply carries no content", request_id=message.id)
+        raise FatalError(f"{backend}: the reply carries no content", request_id=_clip(message.id))
     text, called = "", None
     if tool_mode:
         for block in blocks:
@@ -243,9 +245,9 @@ def message_answer(data: Any, backend: str, *, tool: str | None, tool_mode: bool
     )
     return Answer(
         text=text,
-        finish_reason=message.stop_reason,
+        finish_reason=_clip(message.stop_reason),
         usage=usage,
-        id=message.id,
+        id=_clip(message.id),
         model=_clip(message.model),
         tool=called,
     )
