@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BackendSpecError
 from . import _provider as p
 from .base import Backend, MemberSpec, Reply, Request
-from .envelope import chat_answer
+from .envelope import chat_answer, decode_body
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Mapping
 
     import httpx2
     from mistralai.client import Mistral
@@ -125,7 +125,7 @@ class MistralBackend(Backend):
         started = time.perf_counter()
         try:
             send = self._client.chat.complete_async(**self.body(request))
-            response = await p.call(self.name, [self._secret], send, _describe)
+            response = await p.call(self.name, [self._secret], as_data(send, self.name), _describe)
         finally:
             _response_headers.reset(token)
         latency = time.perf_counter() - started
@@ -165,6 +165,19 @@ class MistralBackend(Backend):
             sync, async_ = self._owned
             sync.close()
             await async_.aclose()
+
+
+async def as_data(send: Awaitable[Any], name: str) -> Any:
+    """What a call answered, as data: the SDK's object dumped, or, where the SDK refused the
+    answer's shape (it checks every field), the body as it came, for the lenient envelopes
+    to read (`envelope`, `mistral_batch`)."""
+    from mistralai.client.errors import ResponseValidationError
+
+    try:
+        answer = await send
+    except ResponseValidationError as exc:
+        return decode_body(exc.body.encode(), name)
+    return answer.model_dump(mode="json", by_alias=True, warnings=False)
 
 
 def _describe(exc: Exception) -> p.Failure | None:

@@ -36,7 +36,7 @@ from .batch import (
     read_line,
     result_error,
 )
-from .envelope import Envelope, Lenient, Text, decode_body
+from .envelope import Envelope, Lenient, Text
 
 if TYPE_CHECKING:
     from mistralai.client import Mistral
@@ -73,18 +73,10 @@ class MistralBatchAPI(BatchAPI):
         return await p.call(_NAME, [self.backend._secret], send, _describe)
 
     async def _read(self, send: Any) -> Any:
-        """What a jobs call answered, as data: the SDK's object dumped, or, where the SDK
-        refused the answer's shape, the body as it came (read leniently by `_Job`)."""
-        from mistralai.client.errors import ResponseValidationError
+        """What a jobs call answered, as data (read leniently by `_Job`)."""
+        from .mistral import as_data
 
-        async def read() -> Any:
-            try:
-                answer = await send
-            except ResponseValidationError as exc:
-                return decode_body(exc.body.encode(), _NAME)
-            return answer.model_dump(mode="json", by_alias=True, warnings=False)
-
-        return await self._call(read())
+        return await self._call(as_data(send, _NAME))
 
     async def submit(self, entries: list[BatchEntry], metadata: dict[str, str]) -> BatchStatus:
         lines = [self._line(e) for e in entries]
