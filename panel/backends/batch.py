@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -147,6 +147,23 @@ class ResultLine(Envelope):
     custom_id: Text = None
     response: Annotated[_LineResponse | None, Lenient] = None
     error: Any = None
+
+    def outcome(
+        self,
+        read: Callable[[dict[str, Any], str | None], Reply],
+        failure: Callable[[int | None, Any, Any, str | None], BackendError],
+    ) -> BatchOutcome:
+        """The line's answer, read by `read` (a chat completion body and its request id), or
+        what `failure` makes of its status, body and error when it carries none."""
+        assert self.custom_id is not None
+        response = self.response or _LineResponse()
+        status, body, request_id = response.status_code, response.body, response.request_id
+        if status == 200 and isinstance(body, dict) and not self.error:
+            try:
+                return BatchOutcome(self.custom_id, reply=read(body, request_id))
+            except BackendError as exc:
+                return BatchOutcome(self.custom_id, error=exc)
+        return BatchOutcome(self.custom_id, error=failure(status, body, self.error, request_id))
 
 
 def read_line(line: bytes, model: type[E], provider: str) -> E | BatchOutcome | None:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from ..errors import BackendError, FatalError, shown
+from ..errors import FatalError, shown
 from . import _provider as p
 from .batch import (
     BatchAPI,
@@ -145,17 +146,7 @@ class MistralBatchAPI(BatchAPI):
                     yield self._outcome(read) if isinstance(read, ResultLine) else read
 
     def _outcome(self, item: ResultLine) -> BatchOutcome:
-        assert item.custom_id is not None
-        response = item.response
-        status = response.status_code if response else None
-        body = response.body if response else None
-        request_id = response.request_id if response else None
-        if status == 200 and isinstance(body, dict) and not item.error:
-            try:
-                return BatchOutcome(item.custom_id, reply=self.backend.reply(body, request_id))
-            except BackendError as exc:
-                return BatchOutcome(item.custom_id, error=exc)
-        return BatchOutcome(item.custom_id, error=result_error(_NAME, status, body, item.error, request_id))
+        return item.outcome(self.backend.reply, partial(result_error, _NAME))
 
     async def cancel(self, provider_batch_id: str) -> BatchStatus:
         return _status(await self._read(self.client.batch.jobs.cancel_async(job_id=provider_batch_id)))

@@ -117,18 +117,9 @@ class OpenAIBatchAPI(BatchAPI):
         item = read_line(line, ResultLine, "openai batch")
         if not isinstance(item, ResultLine):
             return item
-        assert item.custom_id is not None
-        custom_id = item.custom_id
-        response = item.response
-        status = response.status_code if response else None
-        body = response.body if response else None
-        request_id = response.request_id if response else None
-        if status == 200 and isinstance(body, dict) and not item.error:
-            try:
-                return BatchOutcome(custom_id, reply=self.backend.reply(body, self.form, request_id))
-            except BackendError as exc:
-                return BatchOutcome(custom_id, error=exc)
-        return BatchOutcome(custom_id, error=_line_error(status, body, item.error, request_id))
+        return item.outcome(
+            lambda body, request_id: self.backend.reply(body, self.form, request_id), _line_error
+        )
 
     async def cancel(self, provider_batch_id: str) -> BatchStatus:
         return _status((await self.client.post(f"/batches/{provider_batch_id}/cancel", {})).data)
