@@ -129,7 +129,9 @@ def test_an_edit_or_a_regenerate_takes_an_approval_back_and_says_why(store: Stor
     found = store.approvals(made)
     assert (found[KEY].approved, found[KEY].editor, found[KEY].reason) == (False, "ben", "edited")
     assert found[other].approved and found[other].reason is None  # the other review is as it was
-    store.edit_review(made, KEY, "verdict_note", None, editor="ben")  # back to the model's: no approval to take
+    store.edit_review(
+        made, KEY, "verdict_note", None, editor="ben"
+    )  # back to the model's: no approval to take
     assert store.approvals(made)[KEY].reason == "edited"
 
     store.archive_review(made, other, "too vague", editor="cy")

@@ -162,7 +162,9 @@ def test_a_publish_killed_at_any_step_leaves_all_old_or_all_new(
     assert steps >= 10  # the folder, three files, the swap, the sweep: each a place to be killed
 
 
-def test_a_reader_of_one_file_gets_it_from_the_set_in_force(made: str, runs_dir: Path, tmp_path: Path) -> None:
+def test_a_reader_of_one_file_gets_it_from_the_set_in_force(
+    made: str, runs_dir: Path, tmp_path: Path
+) -> None:
     from panel.report.fileset import read_current
 
     folder = tmp_path / "published"

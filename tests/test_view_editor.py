@@ -21,10 +21,11 @@ from panel.run.plan import RunOptions, plan_run, run_plan
 from panel.store import CellKey, Store
 from panel.view.actions import anchor
 from panel.view.app import create_app
-from panel.view.security import CSRF_COOKIE, CSRF_FIELD
+from panel.view.security import CSRF_FIELD
 
 from .conftest import EXAMPLE_CATALOG
 from .test_view import BASE
+from .view_session import csrf, sign_in
 from .view_store import INJECTED_NAME
 
 KEY = CellKey("ollama", "builder", "fake:schema")
@@ -33,17 +34,13 @@ FIELDS = {"tool": KEY.tool_id, "persona": KEY.persona_id, "member": KEY.member, 
 
 @pytest.fixture
 def client(made: str, runs_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as test_client:
-        test_client.get("/")  # the CSRF cookie
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as test_client:
+        sign_in(test_client, "Ana")  # once per browser: the session keeps the editor's name
         yield test_client
 
 
-def _csrf(client: TestClient) -> str:
-    return str(client.cookies[CSRF_COOKIE])
-
-
 def _post(client: TestClient, path: str, **data: Any) -> Any:
-    return client.post(path, data={CSRF_FIELD: _csrf(client), **data}, follow_redirects=False)
+    return client.post(path, data={CSRF_FIELD: csrf(client), **data}, follow_redirects=False)
 
 
 def _shown(client: TestClient, url: str, key: CellKey | None = None) -> str:
@@ -93,13 +90,9 @@ def test_editing_a_verdict_note_marks_it_and_keeps_both_texts(
 ) -> None:
     form = _edit_form(client, made)
     form["verdict_note"] = "An editor's sharper note."
-    form["editor"] = "Ana"
     saved = _post(client, f"/runs/{made}/review/edit", **form)
     assert saved.status_code == 303
     assert saved.headers["location"] == f"/runs/{made}#{anchor(*KEY)}"
-    assert (
-        "SameSite=strict" in saved.headers["set-cookie"] and "panel_editor=Ana" in saved.headers["set-cookie"]
-    )
     model, edits = _model(runs_dir, made)
     # only the changed field was stored, and the model's text is still the review's own
     assert [(e.field, e.value, e.editor) for e in edits] == [
@@ -112,7 +105,7 @@ def test_editing_a_verdict_note_marks_it_and_keeps_both_texts(
     assert "Edited by Ana" in article
     again = client.get(f"/runs/{made}/review/edit", params=FIELDS).text
     assert "The model wrote" in again and 'name="revert.verdict_note"' in again
-    assert 'name="editor" value="Ana"' in again  # remembered
+    assert "Saved as Ana." in again and 'name="editor"' not in again  # the session keeps the name
     # back to the model's text with the checkbox
     form = _edit_form(client, made)
     assert (
@@ -190,7 +183,7 @@ def test_publish_is_refused_while_reviews_are_unapproved(
     assert not (runs_dir / made / "published").exists()
     anyway = _post(client, f"/runs/{made}/publish", anyway="1")
     assert anyway.status_code == 200 and "Published without sign-off" in anyway.text
-    assert sorted(p.name for p in (runs_dir / made / "published").iterdir()) == [
+    assert sorted(p.name for p in (runs_dir / made / "published").glob("comparison.*")) == [
         "comparison.html", "comparison.json", "comparison.md",
     ]  # fmt: skip
     record = json.loads((runs_dir / made / "published" / "comparison.json").read_text())
@@ -204,7 +197,6 @@ def test_after_approve_all_publish_writes_the_edit_and_its_provenance(
 ) -> None:
     form = _edit_form(client, made)
     form["verdict_note"] = "Edited for the page."
-    form["editor"] = "Ana"
     _post(client, f"/runs/{made}/review/edit", **form)
     _post(client, f"/runs/{made}/approve-all", version=_shown(client, f"/runs/{made}"))
     done = _post(client, f"/runs/{made}/publish")
@@ -242,7 +234,7 @@ def test_hostile_text_stays_escaped_on_the_edit_page(client: TestClient, made: s
     with Store(runs_dir) as store:
         store.edit_review(made, KEY, "review", f"Prose {INJECTED_NAME}", editor=INJECTED_NAME)
         store.edit_review(made, KEY, "verdict_note", f'" autofocus onfocus="x {INJECTED_NAME}')
-    client.cookies.set("panel_editor", INJECTED_NAME)
+    sign_in(client, INJECTED_NAME)
     for page in (
         client.get(f"/runs/{made}/review/edit", params=FIELDS).text,
         client.get(f"/runs/{made}").text,
@@ -320,8 +312,8 @@ def test_a_review_runs_tool_page_carries_the_actions(runs_dir: Path) -> None:
     plan = plan_run(["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"])
     with Store(runs_dir) as store:
         run_id, _ = asyncio.run(run_plan(plan, store, "panel review", options=RunOptions(kind="review")))
-    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
-        client.get("/")
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as client:
+        sign_in(client, "Ana")
         page = client.get(f"/runs/{run_id}/tools/vllm").text
         assert "0 of 4 reviews approved" in page and "Approve all of this tool" in page
         assert page.count("/review/regenerate") == 4

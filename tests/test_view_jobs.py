@@ -26,7 +26,9 @@ from panel.store import CellKey, Store
 from panel.view import jobs
 from panel.view.app import create_app
 from panel.view.jobs import UNEXPECTED, Job, JobRegistry, OnResult, Work, job_events, start_job
-from panel.view.security import CSRF_COOKIE, CSRF_FIELD
+from panel.view.security import CSRF_FIELD
+
+from .view_session import csrf, sign_in
 
 BASE = "http://127.0.0.1:8765"
 HOSTILE = "<script>document.title='pwned'</script>\nevent: done"
@@ -48,14 +50,16 @@ def _client(runs: Path, works: dict[str, Work]) -> TestClient:
         name = request.path_params["name"]
         return start_job(request, f"job {name}", works[name], total=2, run_id=request.query_params.get("run"))
 
-    app = create_app(runs, None, port=8765, extra_routes=[Route("/start/{name}", start, methods=["POST"])])
+    app = create_app(
+        runs, token=None, port=8765, extra_routes=[Route("/start/{name}", start, methods=["POST"])]
+    )
     return TestClient(app, base_url=BASE)
 
 
 def _post(client: TestClient, url: str, **fields: Any) -> Any:
-    if CSRF_COOKIE not in client.cookies:
-        client.get("/")
-    return client.post(url, data={**fields, CSRF_FIELD: client.cookies[CSRF_COOKIE]}, follow_redirects=False)
+    if "Editing as" not in client.get("/editor").text:
+        sign_in(client, "Ana")  # a regenerate carries the editor's name
+    return client.post(url, data={**fields, CSRF_FIELD: csrf(client)}, follow_redirects=False)
 
 
 def read_events(client: TestClient, url: str) -> list[tuple[str, dict[str, Any]]]:
@@ -271,7 +275,7 @@ def _regenerate(client: TestClient, run_id: str, **fields: Any) -> Any:
 def test_regenerate_in_the_view_runs_a_job_and_the_page_shows_the_new_review(
     made: str, runs_dir: Path, seeded_fake: str
 ) -> None:
-    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as client:
         started = _regenerate(client, made, reason="too vague")
         assert started.status_code == 303 and started.headers["location"].startswith("/jobs/")
         url = started.headers["location"]
@@ -289,6 +293,7 @@ def test_regenerate_in_the_view_runs_a_job_and_the_page_shows_the_new_review(
     with Store(runs_dir, readonly=True) as store:
         (kept,) = store.review_history(made, KEY)
         assert kept.reason == "too vague" and kept.review.verdict_note == seeded_fake
+        assert kept.editor == "Ana"
         run = store.get_run(made)
         assert run is not None and run.status == "done"
 
@@ -305,7 +310,7 @@ def test_regenerate_in_the_view_runs_a_job_and_the_page_shows_the_new_review(
 def test_a_bad_regenerate_form_is_refused_naming_the_field(
     made: str, runs_dir: Path, fields: dict[str, str], status: int, says: str
 ) -> None:
-    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as client:
         refused = _regenerate(client, made, **fields)
         assert refused.status_code == status and says in refused.text
         assert jobs.jobs_of(client.app).running() is None  # type: ignore[arg-type]
@@ -323,7 +328,7 @@ def test_a_review_never_made_is_regenerated_from_its_own_form(made: str, runs_di
         )
         store.finish_run(made, "interrupted")
         store.commit()
-    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as client:
         article = client.get(f"/runs/{made}").text.split("No review in this run.")[1].split("</article>")[0]
         assert "/review/regenerate" in article  # the page offers it ...
         started = _regenerate(client, made, reason="never written")

@@ -293,4 +293,4 @@ def _approval(r: Any) -> ApprovalRow:
 
 def _column(r: Any, name: str) -> Any:
     """A column a store read before its migration may not have yet (None then)."""
-    return r[name] if name in r.keys() else None
+    return r[name] if name in r.keys() else None  # noqa: SIM118 (`in` on a sqlite3.Row reads values)  # noqa: SIM118 (a sqlite3.Row has no `in` by name)
