@@ -4,6 +4,7 @@ the headers and refusals every request meets, and the command's choice of addres
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -303,3 +304,35 @@ def test_a_form_from_a_hidden_origin_is_refused_even_with_a_matching_token(store
         assert own.status_code == 200 and own.text == "echo hi"
         hidden = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf}, headers={"origin": "null"})
         assert hidden.status_code == 403
+
+
+def test_the_token_options_refuse_what_would_expose_the_view(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = importlib.import_module("panel.cli.view")  # the module, not the command
+
+    served: list[Any] = []
+    monkeypatch.setattr(
+        view, "_serve", lambda runs, binding, sock, *rest: (served.append(binding), sock.close())
+    )
+    monkeypatch.delenv("PANEL_VIEW_TOKEN", raising=False)
+    runs = ["view", "--runs", str(tmp_path), "--port", "0"]
+    refused = cli(*runs, "--host", "0.0.0.0", "--no-token")
+    assert refused.code == 2 and "--no-token: 0.0.0.0 is not a loopback address" in refused.err
+    assert cli(*runs, "--no-token", "--token", "abc").code == 2
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n", encoding="utf-8")
+    token_file.chmod(0o644)
+    readable = cli(*runs, "--token-file", str(token_file))
+    assert readable.code == 2 and "other accounts may read it (mode 644); chmod 600 it" in readable.err
+    token_file.chmod(0o600)
+    assert cli(*runs, "--token-file", str(token_file)).code == 0 and served[-1].token == "from-a-file"
+    given = cli(*runs, "--token", "on-the-command-line")
+    assert given.code == 0 and "shows in every account's process list" in given.err
+    monkeypatch.setenv("PANEL_VIEW_TOKEN", "from-the-environment")
+    quiet = cli(*runs)
+    assert quiet.code == 0 and quiet.err == "" and served[-1].token == "from-the-environment"
+    monkeypatch.delenv("PANEL_VIEW_TOKEN")
+    assert cli(*runs).code == 0 and served[-1].generated and len(served[-1].token) >= 24
+    assert cli(*runs, "--no-token").code == 0 and served[-1].token is None
+    assert [b.host for b in served] == ["127.0.0.1"] * 5

@@ -18,7 +18,7 @@ from panel.store import Store
 from panel.view import data
 from panel.view.app import create_app
 
-from .browser import chrome, full_page_screenshot, needs_browser, serve
+from .browser import chrome, cookie_recorder, full_page_screenshot, needs_browser, serve
 from .view_store import INJECTED_IMG, INJECTED_NAME, build_store, run_ids
 
 if TYPE_CHECKING:
@@ -181,3 +181,28 @@ def test_the_agreement_page_lays_out_with_its_plots(store_dir: Path, tmp_path: P
         )
         assert overflow == 0
         assert _scripts(driver) == []
+
+
+def test_two_views_on_one_host_keep_their_sessions_and_another_port_gets_no_cookie(
+    browser: WebDriver, store_dir: Path
+) -> None:
+    ids = run_ids(store_dir)
+    first, second = create_app(store_dir, token="first-t0ken"), create_app(store_dir, token="second-t0ken")
+    other = cookie_recorder()
+    with serve(first) as one, serve(second) as two, serve(other) as elsewhere:
+        browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
+        for origin, token in ((one, "first-t0ken"), (two, "second-t0ken")):
+            assert "Runs" in _open(browser, f"{origin}/?token={token}")
+        # a link to another port of the host: the browser sends it no cookie of either view
+        _open(browser, f"{elsewhere}/")
+        _open(browser, f"{elsewhere}/runs/{ids['hostile']}")
+        assert other.state.seen and all(header == "" for header in other.state.seen), other.state.seen
+        cookies = browser.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
+        assert all(c["httpOnly"] and c["sameSite"] == "Strict" and "t0ken" not in c["value"] for c in cookies)
+        bases = {first.guard.base, second.guard.base}  # type: ignore[attr-defined]
+        assert len({c["name"] for c in cookies}) == 2 and {c["path"] for c in cookies} == bases
+        # neither overwrote the other: both views still open in the same browser
+        for origin, app in ((one, first), (two, second)):
+            page = _open(browser, f"{origin}{app.guard.base}/runs/{ids['hostile']}")  # type: ignore[attr-defined]
+            assert ids["hostile"] in page
+        browser.execute_cdp_cmd("Network.clearBrowserCookies", {})

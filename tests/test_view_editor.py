@@ -378,3 +378,85 @@ def test_in_a_rebuttal_run_the_form_starts_from_the_verdict_the_page_shows(
     form["verdict"] = model.verdict
     assert _post(client, f"/runs/{made}/review/edit", **form).status_code == 303
     assert [(e.field, e.value) for e in _model(runs_dir, made)[1]] == [("verdict", model.verdict)]
+
+
+def test_an_edit_after_approval_takes_it_back_and_the_page_says_so(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    assert (
+        _post(client, f"/runs/{made}/approve-all", version=_shown(client, f"/runs/{made}")).status_code == 303
+    )
+    assert "4 of 4 reviews approved" in client.get(f"/runs/{made}").text
+    form = _edit_form(client, made)
+    form["verdict_note"] = "Changed after the approval."
+    assert _post(client, f"/runs/{made}/review/edit", **form).status_code == 303
+    page = client.get(f"/runs/{made}").text
+    assert "3 of 4 reviews approved" in page
+    article = page.split(f'id="{anchor(*KEY)}"')[1].split("</article>")[0]
+    assert "Not approved: edited by Ana after it was approved, which took the approval back" in article
+    refused = _post(client, f"/runs/{made}/publish")
+    assert refused.status_code == 409 and "1 unapproved (ollama/builder/fake:schema)" in refused.text
+    assert not (runs_dir / made / "published").exists()
+
+
+def test_writes_wait_for_the_editors_name_which_is_asked_once(made: str, runs_dir: Path) -> None:
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as client:
+        page = client.get(f"/runs/{made}").text
+        assert '<form class="who"' in page and "Your name, for the record" in page
+        token = csrf(client, f"/runs/{made}")
+        version = _shown(client, f"/runs/{made}")
+        for url, data in [
+            (f"/runs/{made}/approve-all", {"version": version}),
+            (
+                f"/runs/{made}/review/approve",
+                {**FIELDS, "approved": "1", "version": _shown(client, f"/runs/{made}", KEY)},
+            ),
+            (f"/runs/{made}/publish", {"anyway": "1"}),
+            (f"/runs/{made}/review/regenerate", {**FIELDS, "reason": "too vague"}),
+        ]:
+            asked = client.post(url, data={CSRF_FIELD: token, **data})
+            assert asked.status_code == 400 and "needs your name first" in asked.text, url
+            assert 'action="/editor"' in asked.text
+        with Store(runs_dir, readonly=True) as store:
+            assert store.approvals(made) == {} and store.review_history(made, KEY) == []
+        assert not (runs_dir / made / "published").exists()
+        # an edit form asks in place, and keeps what was typed
+        form = _edit_form(client, made)
+        assert 'name="editor"' in client.get(f"/runs/{made}/review/edit", params=FIELDS).text
+        form["verdict_note"] = "Typed before the name."
+        kept = client.post(f"/runs/{made}/review/edit", data={CSRF_FIELD: token, **form})
+        assert (
+            kept.status_code == 400
+            and "give your name below" in kept.text
+            and "Typed before the name." in kept.text
+        )
+
+        # the name, once: cleaned, then every write carries it
+        blank = client.post("/editor", data={CSRF_FIELD: token, "editor": "  ", "next": "/"})
+        assert blank.status_code == 400 and "Give your name" in blank.text
+        saved = client.post(
+            "/editor",
+            data={CSRF_FIELD: token, "editor": "  Ana \x1b[31m Lee ", "next": f"/runs/{made}"},
+            follow_redirects=False,
+        )
+        assert saved.status_code == 303 and saved.headers["location"] == f"/runs/{made}"
+        page = client.get(f"/runs/{made}").text
+        assert "Editing as <strong>Ana Lee</strong>" in page and '<form class="who"' not in page
+        assert (
+            client.post(f"/runs/{made}/approve-all", data={CSRF_FIELD: token, "version": version}).status_code
+            == 200
+        )
+        done = client.post(f"/runs/{made}/publish", data={CSRF_FIELD: token})
+        assert done.status_code == 200 and "Every review of the panel was approved" in done.text
+        record = json.loads((runs_dir / made / "published" / "comparison.json").read_text())
+        prov = record["provenance"]
+        assert prov["published_by"] == "Ana Lee" and {r["approved_by"] for r in prov["reviews"]} == {
+            "Ana Lee"
+        }
+        # after the name, the form goes back only to a page of this view
+        away = client.post(
+            "/editor",
+            data={CSRF_FIELD: token, "editor": "Ana", "next": "//evil.example/"},
+            follow_redirects=False,
+        )
+        assert away.headers["location"] == "/"
