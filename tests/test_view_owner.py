@@ -249,6 +249,10 @@ def test_what_an_attacker_tries_is_refused(made: str, runs_dir: Path) -> None:
         with TestClient(app, base_url=BASE) as forger:
             forger.cookies.set(session.name, f"{payload[:-2]}AA.{mac}", path=base)
             assert forger.get(f"{base}/").status_code == 401
+        # a page on another port of the host sets a cookie of the same name for the whole
+        # host: the browser sends both, and the view still finds its own
+        owner.cookies.set(session.name, "pushed-aside", path="/")
+        assert owner.get(f"{base}/runs/{made}").status_code == 200
         # a page on another port of the host posting the owner's form
         other_port = owner.post(url, data=form, headers={"origin": "http://127.0.0.1:9999"})
         assert other_port.status_code == 403

@@ -179,7 +179,7 @@ class SecurityMiddleware:
         """Who the request is, or the response that refuses it (or sends a token visit on)."""
         if not self.guard.host_ok(request.headers.get("host")):
             return PlainTextResponse("This server answers only to its own address.", 403)
-        session = self.sessions.read(name, request.cookies.get(name))
+        session = self.sessions.find(name, request.headers.get("cookie"))
         token, base, path = self.guard.token, self.guard.base, request.scope["path"]
         if token is None:
             if session is not None:

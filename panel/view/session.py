@@ -84,6 +84,20 @@ class Sessions:
         payload = _b64(json.dumps([session.sid, session.editor]).encode("ascii"))
         return f"{payload}.{self._mac(name, payload)}"
 
+    def find(self, name: str, header: str | None) -> Session | None:
+        """The session in a Cookie header: the first cookie named `name` this app signed.
+
+        Every one of that name is tried: a page on another port of the host can set a cookie
+        of the same name for a wider path, which the browser then sends too, and a parser that
+        kept one value per name could let it push the view's own aside."""
+        for pair in (header or "").split(";"):
+            key, sep, value = pair.strip().partition("=")
+            if sep and key == name:
+                found = self.read(name, value.strip().strip('"'))
+                if found is not None:
+                    return found
+        return None
+
     def read(self, name: str, value: str | None) -> Session | None:
         """The session a cookie named `name` holds; None unless this app signed it."""
         if not value or len(value) > 2048 or "." not in value:
