@@ -106,7 +106,7 @@ def main() -> None:
             "comparison (2 tools x 4 personas x 2 members)": f"/runs/{run_id}",
         }
         port = _free_port()
-        app = create_app(runs, None, port=port)
+        app = create_app(runs, token=None, port=port)
         with TestClient(app, base_url=f"http://127.0.0.1:{port}") as client:
             in_process = _time(lambda p: client.get(p).status_code, paths, args.requests)
 
@@ -172,7 +172,7 @@ def _browser_times(runs: Path, run_id: str, loads: int, tmp: Path) -> dict[str, 
 
     pages = {"runs list, page 1 (100 rows)": "/", "comparison": f"/runs/{run_id}"}
     times: dict[str, list[float]] = {}
-    with browser.serve(create_app(runs, None)) as base, browser.chrome(tmp / "chrome") as driver:
+    with browser.serve(create_app(runs, token=None)) as base, browser.chrome(tmp / "chrome") as driver:
 
         def load(path: str) -> list[float]:
             driver.get(base + path)

@@ -5,6 +5,8 @@
 - `chrome(profile_root, width=1280)`: a headless Chrome WebDriver on Debian's chromium, driven
   through Debian's chromedriver (never a downloaded one); quits on exit.
 - `full_page_screenshot(driver, path)`: the whole page as one PNG.
+- `cookie_recorder()`: an app for another port of the host (another account's server, say)
+  that answers every path and keeps the Cookie header of each request in `app.state.seen`.
 - `needs_browser`: a pytest mark skipping, with the reason, where chromium, chromedriver or
   selenium is missing.
 """
@@ -23,6 +25,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from .test_browser import CHROMIUM, FLAGS
@@ -30,7 +36,16 @@ from .test_browser import CHROMIUM, FLAGS
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-__all__ = ["CHROMEDRIVER", "CHROMIUM", "chrome", "full_page_screenshot", "missing", "needs_browser", "serve"]
+__all__ = [
+    "CHROMEDRIVER",
+    "CHROMIUM",
+    "chrome",
+    "cookie_recorder",
+    "full_page_screenshot",
+    "missing",
+    "needs_browser",
+    "serve",
+]
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 #: seconds a page, the server or the driver gets before a test fails
@@ -131,3 +146,16 @@ def full_page_screenshot(driver: WebDriver, path: Path) -> Path:
     if not driver.save_screenshot(str(path)):
         raise RuntimeError(f"the screenshot could not be saved to {path}")
     return path
+
+
+def cookie_recorder() -> Starlette:
+    """A server for another port of the host: it answers every path, keeping the Cookie
+    header of each request ('' for none) in `app.state.seen`."""
+
+    async def record(request: Request) -> Response:
+        request.app.state.seen.append(request.headers.get("cookie", ""))
+        return PlainTextResponse("another server on this host")
+
+    app = Starlette(routes=[Route("/{path:path}", record)])
+    app.state.seen = []
+    return app

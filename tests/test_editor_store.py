@@ -110,14 +110,37 @@ def test_approvals_latest_wins_and_stay_with_the_review_they_approved(store: Sto
     assert (found[KEY].approved, found[KEY].editor) == (True, "ana")
     assert found[CellKey("vllm", "skeptic", "fake:schema")].approved is False
     store.edit_review(made, KEY, "verdict_note", "edited before the regenerate")
+    store.approve(made, KEY, editor="ana")  # the edited text, approved again
 
     store.archive_review(made, KEY, "regenerate")
     _regenerate(store, made, KEY, "ship", "new")
     # the new review starts unedited and unapproved; the old one keeps what it had
-    assert KEY not in store.approvals(made) and store.edits(made) == []
+    assert not store.approvals(made)[KEY].approved and store.edits(made) == []
     (old,) = store.review_history(made, KEY)
     assert old.approval is not None and old.approval.approved and old.approval.editor == "ana"
     assert [(e.field, e.value) for e in old.edits] == [("verdict_note", "edited before the regenerate")]
+
+
+def test_an_edit_or_a_regenerate_takes_an_approval_back_and_says_why(store: Store, made: str) -> None:
+    other = CellKey("vllm", "skeptic", "fake:schema")
+    store.approve(made, KEY, editor="ana")
+    store.approve(made, other, editor="ana")
+    store.edit_review(made, KEY, "verdict_note", "Sharper.", editor="ben")
+    found = store.approvals(made)
+    assert (found[KEY].approved, found[KEY].editor, found[KEY].reason) == (False, "ben", "edited")
+    assert found[other].approved and found[other].reason is None  # the other review is as it was
+    store.edit_review(
+        made, KEY, "verdict_note", None, editor="ben"
+    )  # back to the model's: no approval to take
+    assert store.approvals(made)[KEY].reason == "edited"
+
+    store.archive_review(made, other, "too vague", editor="cy")
+    withdrawn = store.approvals(made)[other]
+    assert (withdrawn.approved, withdrawn.editor, withdrawn.reason) == (False, "cy", "regenerated")
+    (history,) = store.review_history(made, other)
+    assert history.editor == "cy" and history.approval is not None and history.approval.approved
+    _regenerate(store, made, other, "ship", "new")
+    assert store.approvals(made)[other].reason == "regenerated"  # the new review: the page says why
 
 
 def test_records_and_the_long_table_read_the_current_review_only(store: Store, made: str) -> None:

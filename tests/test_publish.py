@@ -136,3 +136,14 @@ def test_publish_refuses_a_run_with_missing_reviews(store: Store, made: str, tmp
     store.archive_review(made, KEY, "regenerate")  # set aside, not yet regenerated
     with pytest.raises(UserError, match="1 missing"):
         publish(store, made, tmp_path / "out")
+
+
+def test_the_published_record_names_who_published_it_escaped(store: Store, made: str, tmp_path: Path) -> None:
+    name = "<b>Ana</b> & co"
+    publish(store, made, tmp_path / "out", allow_unapproved=True, editor=name)
+    record = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    jsonschema.validate(record, json.loads((data_dir("schema") / "comparison.schema.json").read_text()))
+    assert record["version"] == "1.5" and record["provenance"]["published_by"] == name
+    page = (tmp_path / "out" / "comparison.html").read_text()
+    assert " by &lt;b&gt;Ana&lt;/b&gt; &amp; co · " in page and "<b>Ana" not in page
+    assert " by &lt;b&gt;Ana&lt;/b&gt; &amp; co · " in (tmp_path / "out" / "comparison.md").read_text()

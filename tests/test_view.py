@@ -4,6 +4,7 @@ the headers and refusals every request meets, and the command's choice of addres
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +16,16 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from panel.errors import UserError
 from panel.run.plan import RunOptions, plan_compare, run_plan
 from panel.store import Store
 from panel.view.app import create_app
 from panel.view.bind import decide_binding
-from panel.view.security import CSP, CSRF_COOKIE, CSRF_FIELD, TOKEN_COOKIE
+from panel.view.security import CSP, CSRF_FIELD
+from panel.view.session import cookie_name
 
 from .conftest import EXAMPLE_CATALOG
+from .view_session import csrf as csrf_of
 from .view_store import build_store, run_ids
 
 BASE = "http://127.0.0.1:8765"
@@ -39,7 +43,7 @@ def _runs(store_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def client(store_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(store_dir, None, port=8765), base_url=BASE) as test_client:
+    with TestClient(create_app(store_dir, token=None, port=8765), base_url=BASE) as test_client:
         yield test_client
 
 
@@ -119,7 +123,7 @@ def test_hostile_text_is_escaped_everywhere(client: TestClient, store_dir: Path)
 
 
 def test_every_response_carries_the_security_headers(store_dir: Path) -> None:
-    app = create_app(store_dir, "s3cret-token", port=8765)
+    app = create_app(store_dir, token="s3cret-token", port=8765)
     with TestClient(app, base_url=BASE) as test_client:
         responses = [
             test_client.get("/"),  # refused: no token
@@ -136,26 +140,34 @@ def test_every_response_carries_the_security_headers(store_dir: Path) -> None:
 
 
 def test_with_a_token_requests_without_it_are_refused(store_dir: Path) -> None:
-    app = create_app(store_dir, "s3cret-token", host="0.0.0.0", port=8765)
+    app = create_app(store_dir, token="s3cret-token", host="0.0.0.0", port=8765)
+    base = app.guard.base  # type: ignore[attr-defined]
     with TestClient(app, base_url="http://192.0.2.7:8765") as test_client:
         assert test_client.get("/").status_code == 401
+        assert test_client.get(f"{base}/").status_code == 401  # the base path alone is not a key
         assert test_client.get("/", headers={"authorization": "Bearer wrong"}).status_code == 403
         assert test_client.get("/", params={"token": "wrong"}).status_code == 403
         assert test_client.get("/", headers={"authorization": "Bearer s3cret-token"}).status_code == 200
-        # the first visit brings it in the URL, is sent on without it, and a cookie carries it after
+        # the first visit brings it in the URL, is sent on without it to the view's base path,
+        # and a session cookie (not the token) kept to that path carries it after
         first = test_client.get(
             "/", params={"token": "s3cret-token", "status": "done"}, follow_redirects=False
         )
-        assert first.status_code == 303 and first.headers["location"] == "/?status=done"
-        assert f"{TOKEN_COOKIE}=s3cret-token" in first.headers["set-cookie"]
-        assert "SameSite=Strict" in first.headers["set-cookie"] and "HttpOnly" in first.headers["set-cookie"]
-        assert test_client.get("/").status_code == 200  # the cookie
+        assert first.status_code == 303 and first.headers["location"] == f"{base}/?status=done"
+        cookie = first.headers["set-cookie"]
+        assert cookie.startswith(f"{cookie_name(8765)}=") and "s3cret-token" not in cookie
+        assert f"; Path={base};" in cookie and "SameSite=Strict" in cookie and "HttpOnly" in cookie
+        assert "Domain" not in cookie and "Max-Age" not in cookie and "Expires" not in cookie
+        page = test_client.get(f"{base}/")
+        assert page.status_code == 200 and f'href="{base}/runs/' in page.text  # the cookie
+        assert test_client.get("/").status_code == 401  # outside the base path it is not sent
+        assert test_client.get(base, follow_redirects=False).headers["location"] == f"{base}/"
     # "//host" after the redirect would leave the site
     with TestClient(app, base_url="http://192.0.2.7:8765") as test_client:
         away = test_client.get(
             "http://192.0.2.7:8765//evil.example/?token=s3cret-token", follow_redirects=False
         )
-        assert away.headers["location"] == "/evil.example/"
+        assert away.headers["location"] == f"{base}/evil.example/"
 
 
 def _echo_app(store_dir: Path) -> Any:
@@ -163,16 +175,16 @@ def _echo_app(store_dir: Path) -> Any:
         form = await request.form()
         return PlainTextResponse(f"echo {form.get('text')}")
 
-    return create_app(store_dir, None, port=8765, extra_routes=[Route("/echo", echo, methods=["POST"])])
+    return create_app(store_dir, token=None, port=8765, extra_routes=[Route("/echo", echo, methods=["POST"])])
 
 
-def test_a_post_needs_the_csrf_token_of_its_cookie(store_dir: Path) -> None:
+def test_a_post_needs_the_csrf_token_of_its_session(store_dir: Path) -> None:
     with TestClient(_echo_app(store_dir), base_url=BASE) as test_client:
-        # no cookie yet: refused, and the response sets one
+        # no session yet: refused, and the response opens one
         refused = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: "guess"})
         assert refused.status_code == 403
-        csrf = test_client.cookies[CSRF_COOKIE]
         assert "SameSite=Strict" in refused.headers["set-cookie"]
+        csrf = csrf_of(test_client)
         assert test_client.post("/echo", data={"text": "hi"}).status_code == 403
         assert test_client.post("/echo", data={"text": "hi", CSRF_FIELD: "x" * 43}).status_code == 403
         accepted = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf})
@@ -189,7 +201,7 @@ def test_a_post_needs_the_csrf_token_of_its_cookie(store_dir: Path) -> None:
 def test_pages_give_forms_the_csrf_token(store_dir: Path) -> None:
     with TestClient(_echo_app(store_dir), base_url=BASE) as test_client:
         page = test_client.get("/")
-        assert page.cookies.get(CSRF_COOKIE) or test_client.cookies.get(CSRF_COOKIE)
+        assert page.cookies.get(cookie_name(8765)) and f'name="{CSRF_FIELD}" value="' in page.text
         again = test_client.get("/")
         assert "set-cookie" not in again.headers  # one token per browser session, kept
 
@@ -202,13 +214,15 @@ def test_a_host_header_naming_another_host_is_refused(client: TestClient) -> Non
 
 
 def test_no_store_yet_is_a_page_not_an_error(tmp_path: Path) -> None:
-    with TestClient(create_app(tmp_path / "runs", None), base_url=BASE) as test_client:
+    with TestClient(create_app(tmp_path / "runs", token=None), base_url=BASE) as test_client:
         page = test_client.get("/")
     assert page.status_code == 200 and "No runs yet" in page.text
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::", "example.org"])
-def test_another_address_gets_a_generated_token(host: str) -> None:
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "192.0.2.7", "::", "example.org", "127.0.0.1", "localhost", "::1"]
+)
+def test_every_address_gets_a_generated_token_by_default(host: str) -> None:
     binding = decide_binding(host, 8765, None)
     assert binding.generated and binding.token and len(binding.token) >= 24
     assert binding.first_url.endswith(f"?token={binding.token}")
@@ -216,10 +230,13 @@ def test_another_address_gets_a_generated_token(host: str) -> None:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
-def test_loopback_needs_no_token(host: str) -> None:
-    binding = decide_binding(host, 8765, None)
+def test_no_token_is_an_explicit_choice_on_loopback_only(host: str) -> None:
+    binding = decide_binding(host, 8765, None, no_token=True)
     assert binding.token is None and not binding.generated and binding.loopback
-    assert decide_binding(host, 8765, "given").token == "given"
+    with pytest.raises(UserError, match="--no-token and a token"):
+        decide_binding(host, 8765, "given", no_token=True)
+    with pytest.raises(UserError, match=r"--no-token: 0\.0\.0\.0 is not a loopback address"):
+        decide_binding("0.0.0.0", 8765, None, no_token=True)
 
 
 def test_the_command_refuses_a_blank_token_and_a_busy_port(cli: Any, tmp_path: Path) -> None:
@@ -271,7 +288,7 @@ def test_viewing_takes_no_lock_and_writes_nothing(tmp_path: Path) -> None:
     with Store(runs) as writer:
         run_id, _ = asyncio.run(run_plan(plan, writer, "panel compare", options=RunOptions(kind="compare")))
         before = sorted(p.name for p in runs.iterdir())
-        with TestClient(create_app(runs, None), base_url=BASE) as test_client:
+        with TestClient(create_app(runs, token=None), base_url=BASE) as test_client:
             assert test_client.get("/").status_code == 200
             assert test_client.get(f"/runs/{run_id}").status_code == 200
         assert sorted(p.name for p in runs.iterdir()) == before
@@ -282,8 +299,40 @@ def test_a_form_from_a_hidden_origin_is_refused_even_with_a_matching_token(store
     refused even when it set the CSRF cookie itself and sends the same value; the view's own
     forms carry their real origin (`Referrer-Policy: same-origin`)."""
     with TestClient(_echo_app(store_dir), base_url=BASE) as test_client:
-        csrf = test_client.get("/").cookies.get(CSRF_COOKIE) or test_client.cookies[CSRF_COOKIE]
+        csrf = csrf_of(test_client)
         own = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf}, headers={"origin": BASE})
         assert own.status_code == 200 and own.text == "echo hi"
         hidden = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: csrf}, headers={"origin": "null"})
         assert hidden.status_code == 403
+
+
+def test_the_token_options_refuse_what_would_expose_the_view(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = importlib.import_module("panel.cli.view")  # the module, not the command
+
+    served: list[Any] = []
+    monkeypatch.setattr(
+        view, "_serve", lambda runs, binding, sock, *rest: (served.append(binding), sock.close())
+    )
+    monkeypatch.delenv("PANEL_VIEW_TOKEN", raising=False)
+    runs = ["view", "--runs", str(tmp_path), "--port", "0"]
+    refused = cli(*runs, "--host", "0.0.0.0", "--no-token")
+    assert refused.code == 2 and "--no-token: 0.0.0.0 is not a loopback address" in refused.err
+    assert cli(*runs, "--no-token", "--token", "abc").code == 2
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n", encoding="utf-8")
+    token_file.chmod(0o644)
+    readable = cli(*runs, "--token-file", str(token_file))
+    assert readable.code == 2 and "other accounts may read it (mode 644); chmod 600 it" in readable.err
+    token_file.chmod(0o600)
+    assert cli(*runs, "--token-file", str(token_file)).code == 0 and served[-1].token == "from-a-file"
+    given = cli(*runs, "--token", "on-the-command-line")
+    assert given.code == 0 and "shows in every account's process list" in given.err
+    monkeypatch.setenv("PANEL_VIEW_TOKEN", "from-the-environment")
+    quiet = cli(*runs)
+    assert quiet.code == 0 and quiet.err == "" and served[-1].token == "from-the-environment"
+    monkeypatch.delenv("PANEL_VIEW_TOKEN")
+    assert cli(*runs).code == 0 and served[-1].generated and len(served[-1].token) >= 24
+    assert cli(*runs, "--no-token").code == 0 and served[-1].token is None
+    assert [b.host for b in served] == ["127.0.0.1"] * 5

@@ -50,7 +50,7 @@ def _ids(store_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def client(store_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(store_dir, None, port=8765), base_url=BASE) as test_client:
+    with TestClient(create_app(store_dir, token=None, port=8765), base_url=BASE) as test_client:
         yield test_client
 
 
@@ -168,7 +168,7 @@ def test_the_same_figures_are_drawn_once_and_again_after_a_review_changes(
         return real(store, run_id, reference)
 
     monkeypatch.setattr(agreement, "report_data", counted)
-    with TestClient(create_app(runs_dir, None, port=8765), base_url="http://127.0.0.1:8765") as client:
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url="http://127.0.0.1:8765") as client:
         first = client.get(f"/runs/{made}/agreement")
         second = client.get(f"/runs/{made}/agreement")
         assert first.status_code == second.status_code == 200 and first.text == second.text

@@ -18,7 +18,7 @@ from panel.store import Store
 from panel.view import data
 from panel.view.app import create_app
 
-from .browser import chrome, full_page_screenshot, needs_browser, serve
+from .browser import chrome, cookie_recorder, full_page_screenshot, needs_browser, serve
 from .view_store import INJECTED_IMG, INJECTED_NAME, build_store, run_ids
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def test_hostile_catalog_text_is_only_text_in_the_browser(
     run_id = run_ids(store_dir)["hostile"]
     with Store(store_dir, readonly=True) as store:
         title = data.run_record(store, run_id).title
-    with serve(create_app(store_dir, None)) as base:
+    with serve(create_app(store_dir, token=None)) as base:
         listing = _open(browser, f"{base}/")
         assert browser.title == "Runs · Panel view"
         assert INJECTED_NAME in listing  # the tool's name, shown as it is
@@ -97,7 +97,8 @@ def test_hostile_catalog_text_is_only_text_in_the_browser(
 
 def test_bound_elsewhere_a_visit_without_the_token_sees_no_run(browser: WebDriver, store_dir: Path) -> None:
     ids = run_ids(store_dir)
-    app = create_app(store_dir, "t0k", host="0.0.0.0")
+    app = create_app(store_dir, token="t0k", host="0.0.0.0")
+    prefix = app.guard.base  # type: ignore[attr-defined]
     with serve(app) as base:
         browser.delete_all_cookies()
         refused = _open(browser, f"{base}/")
@@ -106,9 +107,11 @@ def test_bound_elsewhere_a_visit_without_the_token_sees_no_run(browser: WebDrive
         assert "Wrong token" in _open(browser, f"{base}/?token=guess")
 
         admitted = _open(browser, f"{base}/?token=t0k")
-        assert browser.current_url == f"{base}/"  # the token left the address bar
+        assert browser.current_url == f"{base}{prefix}/"  # the token left the address bar
         assert all(run_id in admitted for run_id in ids.values())
-        assert ids["hostile"] in _open(browser, f"{base}/runs/{ids['hostile']}")  # the cookie carries it
+        page = _open(browser, f"{base}{prefix}/runs/{ids['hostile']}")
+        assert ids["hostile"] in page  # the session cookie carries it
+        assert "This server needs its token" in _open(browser, f"{base}/runs/{ids['hostile']}")
         browser.delete_all_cookies()
 
 
@@ -125,7 +128,7 @@ def _form_app(store_dir: Path) -> Response:
         return PlainTextResponse(f"echo {(await request.form()).get('text')}")
 
     routes = [Route("/form", form), Route("/echo", echo, methods=["POST"])]
-    return create_app(store_dir, None, extra_routes=routes)  # type: ignore[return-value]
+    return create_app(store_dir, token=None, extra_routes=routes)  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize("tampered", [False, True], ids=["as-served", "token-changed"])
@@ -159,7 +162,7 @@ def test_a_form_with_a_changed_csrf_token_is_refused(
 @pytest.mark.parametrize("width", [390, 1280])
 def test_the_agreement_page_lays_out_with_its_plots(store_dir: Path, tmp_path: Path, width: int) -> None:
     run_id = run_ids(store_dir)["hostile"]
-    with serve(create_app(store_dir, None)) as base, chrome(tmp_path / "chrome", width=width) as driver:
+    with serve(create_app(store_dir, token=None)) as base, chrome(tmp_path / "chrome", width=width) as driver:
         text = _open(driver, f"{base}/runs/{run_id}/agreement?reference=community")
         assert "Krippendorff's alpha (nominal)" in text
         assert driver.title == f"Agreement · run {run_id} · Panel view"
@@ -178,3 +181,28 @@ def test_the_agreement_page_lays_out_with_its_plots(store_dir: Path, tmp_path: P
         )
         assert overflow == 0
         assert _scripts(driver) == []
+
+
+def test_two_views_on_one_host_keep_their_sessions_and_another_port_gets_no_cookie(
+    browser: WebDriver, store_dir: Path
+) -> None:
+    ids = run_ids(store_dir)
+    first, second = create_app(store_dir, token="first-t0ken"), create_app(store_dir, token="second-t0ken")
+    other = cookie_recorder()
+    with serve(first) as one, serve(second) as two, serve(other) as elsewhere:
+        browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
+        for origin, token in ((one, "first-t0ken"), (two, "second-t0ken")):
+            assert "Runs" in _open(browser, f"{origin}/?token={token}")
+        # a link to another port of the host: the browser sends it no cookie of either view
+        _open(browser, f"{elsewhere}/")
+        _open(browser, f"{elsewhere}/runs/{ids['hostile']}")
+        assert other.state.seen and all(header == "" for header in other.state.seen), other.state.seen
+        cookies = browser.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
+        assert all(c["httpOnly"] and c["sameSite"] == "Strict" and "t0ken" not in c["value"] for c in cookies)
+        bases = {first.guard.base, second.guard.base}  # type: ignore[attr-defined]
+        assert len({c["name"] for c in cookies}) == 2 and {c["path"] for c in cookies} == bases
+        # neither overwrote the other: both views still open in the same browser
+        for origin, app in ((one, first), (two, second)):
+            page = _open(browser, f"{origin}{app.guard.base}/runs/{ids['hostile']}")  # type: ignore[attr-defined]
+            assert ids["hostile"] in page
+        browser.execute_cdp_cmd("Network.clearBrowserCookies", {})

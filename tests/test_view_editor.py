@@ -21,10 +21,11 @@ from panel.run.plan import RunOptions, plan_run, run_plan
 from panel.store import CellKey, Store
 from panel.view.actions import anchor
 from panel.view.app import create_app
-from panel.view.security import CSRF_COOKIE, CSRF_FIELD
+from panel.view.security import CSRF_FIELD
 
 from .conftest import EXAMPLE_CATALOG
 from .test_view import BASE
+from .view_session import csrf, sign_in
 from .view_store import INJECTED_NAME
 
 KEY = CellKey("ollama", "builder", "fake:schema")
@@ -33,17 +34,13 @@ FIELDS = {"tool": KEY.tool_id, "persona": KEY.persona_id, "member": KEY.member, 
 
 @pytest.fixture
 def client(made: str, runs_dir: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as test_client:
-        test_client.get("/")  # the CSRF cookie
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as test_client:
+        sign_in(test_client, "Ana")  # once per browser: the session keeps the editor's name
         yield test_client
 
 
-def _csrf(client: TestClient) -> str:
-    return str(client.cookies[CSRF_COOKIE])
-
-
 def _post(client: TestClient, path: str, **data: Any) -> Any:
-    return client.post(path, data={CSRF_FIELD: _csrf(client), **data}, follow_redirects=False)
+    return client.post(path, data={CSRF_FIELD: csrf(client), **data}, follow_redirects=False)
 
 
 def _shown(client: TestClient, url: str, key: CellKey | None = None) -> str:
@@ -93,13 +90,9 @@ def test_editing_a_verdict_note_marks_it_and_keeps_both_texts(
 ) -> None:
     form = _edit_form(client, made)
     form["verdict_note"] = "An editor's sharper note."
-    form["editor"] = "Ana"
     saved = _post(client, f"/runs/{made}/review/edit", **form)
     assert saved.status_code == 303
     assert saved.headers["location"] == f"/runs/{made}#{anchor(*KEY)}"
-    assert (
-        "SameSite=strict" in saved.headers["set-cookie"] and "panel_editor=Ana" in saved.headers["set-cookie"]
-    )
     model, edits = _model(runs_dir, made)
     # only the changed field was stored, and the model's text is still the review's own
     assert [(e.field, e.value, e.editor) for e in edits] == [
@@ -112,7 +105,7 @@ def test_editing_a_verdict_note_marks_it_and_keeps_both_texts(
     assert "Edited by Ana" in article
     again = client.get(f"/runs/{made}/review/edit", params=FIELDS).text
     assert "The model wrote" in again and 'name="revert.verdict_note"' in again
-    assert 'name="editor" value="Ana"' in again  # remembered
+    assert "Saved as Ana." in again and 'name="editor"' not in again  # the session keeps the name
     # back to the model's text with the checkbox
     form = _edit_form(client, made)
     assert (
@@ -190,7 +183,7 @@ def test_publish_is_refused_while_reviews_are_unapproved(
     assert not (runs_dir / made / "published").exists()
     anyway = _post(client, f"/runs/{made}/publish", anyway="1")
     assert anyway.status_code == 200 and "Published without sign-off" in anyway.text
-    assert sorted(p.name for p in (runs_dir / made / "published").iterdir()) == [
+    assert sorted(p.name for p in (runs_dir / made / "published").glob("comparison.*")) == [
         "comparison.html", "comparison.json", "comparison.md",
     ]  # fmt: skip
     record = json.loads((runs_dir / made / "published" / "comparison.json").read_text())
@@ -204,7 +197,6 @@ def test_after_approve_all_publish_writes_the_edit_and_its_provenance(
 ) -> None:
     form = _edit_form(client, made)
     form["verdict_note"] = "Edited for the page."
-    form["editor"] = "Ana"
     _post(client, f"/runs/{made}/review/edit", **form)
     _post(client, f"/runs/{made}/approve-all", version=_shown(client, f"/runs/{made}"))
     done = _post(client, f"/runs/{made}/publish")
@@ -242,7 +234,7 @@ def test_hostile_text_stays_escaped_on_the_edit_page(client: TestClient, made: s
     with Store(runs_dir) as store:
         store.edit_review(made, KEY, "review", f"Prose {INJECTED_NAME}", editor=INJECTED_NAME)
         store.edit_review(made, KEY, "verdict_note", f'" autofocus onfocus="x {INJECTED_NAME}')
-    client.cookies.set("panel_editor", INJECTED_NAME)
+    sign_in(client, INJECTED_NAME)
     for page in (
         client.get(f"/runs/{made}/review/edit", params=FIELDS).text,
         client.get(f"/runs/{made}").text,
@@ -320,8 +312,8 @@ def test_a_review_runs_tool_page_carries_the_actions(runs_dir: Path) -> None:
     plan = plan_run(["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"])
     with Store(runs_dir) as store:
         run_id, _ = asyncio.run(run_plan(plan, store, "panel review", options=RunOptions(kind="review")))
-    with TestClient(create_app(runs_dir, None, port=8765), base_url=BASE) as client:
-        client.get("/")
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as client:
+        sign_in(client, "Ana")
         page = client.get(f"/runs/{run_id}/tools/vllm").text
         assert "0 of 4 reviews approved" in page and "Approve all of this tool" in page
         assert page.count("/review/regenerate") == 4
@@ -386,3 +378,85 @@ def test_in_a_rebuttal_run_the_form_starts_from_the_verdict_the_page_shows(
     form["verdict"] = model.verdict
     assert _post(client, f"/runs/{made}/review/edit", **form).status_code == 303
     assert [(e.field, e.value) for e in _model(runs_dir, made)[1]] == [("verdict", model.verdict)]
+
+
+def test_an_edit_after_approval_takes_it_back_and_the_page_says_so(
+    client: TestClient, made: str, runs_dir: Path
+) -> None:
+    assert (
+        _post(client, f"/runs/{made}/approve-all", version=_shown(client, f"/runs/{made}")).status_code == 303
+    )
+    assert "4 of 4 reviews approved" in client.get(f"/runs/{made}").text
+    form = _edit_form(client, made)
+    form["verdict_note"] = "Changed after the approval."
+    assert _post(client, f"/runs/{made}/review/edit", **form).status_code == 303
+    page = client.get(f"/runs/{made}").text
+    assert "3 of 4 reviews approved" in page
+    article = page.split(f'id="{anchor(*KEY)}"')[1].split("</article>")[0]
+    assert "Not approved: edited by Ana after it was approved, which took the approval back" in article
+    refused = _post(client, f"/runs/{made}/publish")
+    assert refused.status_code == 409 and "1 unapproved (ollama/builder/fake:schema)" in refused.text
+    assert not (runs_dir / made / "published").exists()
+
+
+def test_writes_wait_for_the_editors_name_which_is_asked_once(made: str, runs_dir: Path) -> None:
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as client:
+        page = client.get(f"/runs/{made}").text
+        assert '<form class="who"' in page and "Your name, for the record" in page
+        token = csrf(client, f"/runs/{made}")
+        version = _shown(client, f"/runs/{made}")
+        for url, data in [
+            (f"/runs/{made}/approve-all", {"version": version}),
+            (
+                f"/runs/{made}/review/approve",
+                {**FIELDS, "approved": "1", "version": _shown(client, f"/runs/{made}", KEY)},
+            ),
+            (f"/runs/{made}/publish", {"anyway": "1"}),
+            (f"/runs/{made}/review/regenerate", {**FIELDS, "reason": "too vague"}),
+        ]:
+            asked = client.post(url, data={CSRF_FIELD: token, **data})
+            assert asked.status_code == 400 and "needs your name first" in asked.text, url
+            assert 'action="/editor"' in asked.text
+        with Store(runs_dir, readonly=True) as store:
+            assert store.approvals(made) == {} and store.review_history(made, KEY) == []
+        assert not (runs_dir / made / "published").exists()
+        # an edit form asks in place, and keeps what was typed
+        form = _edit_form(client, made)
+        assert 'name="editor"' in client.get(f"/runs/{made}/review/edit", params=FIELDS).text
+        form["verdict_note"] = "Typed before the name."
+        kept = client.post(f"/runs/{made}/review/edit", data={CSRF_FIELD: token, **form})
+        assert (
+            kept.status_code == 400
+            and "give your name below" in kept.text
+            and "Typed before the name." in kept.text
+        )
+
+        # the name, once: cleaned, then every write carries it
+        blank = client.post("/editor", data={CSRF_FIELD: token, "editor": "  ", "next": "/"})
+        assert blank.status_code == 400 and "Give your name" in blank.text
+        saved = client.post(
+            "/editor",
+            data={CSRF_FIELD: token, "editor": "  Ana \x1b[31m Lee ", "next": f"/runs/{made}"},
+            follow_redirects=False,
+        )
+        assert saved.status_code == 303 and saved.headers["location"] == f"/runs/{made}"
+        page = client.get(f"/runs/{made}").text
+        assert "Editing as <strong>Ana Lee</strong>" in page and '<form class="who"' not in page
+        assert (
+            client.post(f"/runs/{made}/approve-all", data={CSRF_FIELD: token, "version": version}).status_code
+            == 200
+        )
+        done = client.post(f"/runs/{made}/publish", data={CSRF_FIELD: token})
+        assert done.status_code == 200 and "Every review of the panel was approved" in done.text
+        record = json.loads((runs_dir / made / "published" / "comparison.json").read_text())
+        prov = record["provenance"]
+        assert prov["published_by"] == "Ana Lee" and {r["approved_by"] for r in prov["reviews"]} == {
+            "Ana Lee"
+        }
+        # after the name, the form goes back only to a page of this view
+        away = client.post(
+            "/editor",
+            data={CSRF_FIELD: token, "editor": "Ana", "next": "//evil.example/"},
+            follow_redirects=False,
+        )
+        assert away.headers["location"] == "/"

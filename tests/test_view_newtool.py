@@ -18,10 +18,11 @@ from panel.errors import CatalogError
 from panel.run.job import run_kind
 from panel.store import Store
 from panel.view.app import create_app
-from panel.view.security import CSRF_COOKIE, CSRF_FIELD
+from panel.view.security import CSRF_FIELD
 from tests.conftest import EXAMPLE_CATALOG
 
 from .test_view_jobs import read_events
+from .view_session import csrf as csrf_of
 
 BASE = "http://127.0.0.1:8765"
 HOSTILE = "<script>document.title='pwned'</script>"
@@ -69,15 +70,13 @@ class _Elements(HTMLParser):
 
 @pytest.fixture
 def client(runs_dir: Path) -> Any:
-    app = create_app(runs_dir, None, port=8765, backends=["fake"], catalog=EXAMPLE_CATALOG)
+    app = create_app(runs_dir, token=None, port=8765, backends=["fake"], catalog=EXAMPLE_CATALOG)
     with TestClient(app, base_url=BASE) as test_client:
         yield test_client
 
 
 def _post(client: TestClient, csrf: bool = True, **fields: Any) -> Any:
-    if CSRF_COOKIE not in client.cookies:
-        client.get("/tools/new")
-    data = {**fields, CSRF_FIELD: client.cookies[CSRF_COOKIE]} if csrf else fields
+    data = {**fields, CSRF_FIELD: csrf_of(client, "/tools/new")} if csrf else fields
     return client.post("/tools/new", data=data, follow_redirects=False)
 
 
@@ -115,7 +114,7 @@ def test_the_form_has_the_catalogs_fields_the_tools_and_every_persona_checked(cl
     assert "Ollama (ollama)" in elements["f-compare"]["text"]
     for persona in ("builder", "skeptic", "futurist", "business_analyst"):
         assert "checked" in elements[f"f-persona-{persona}"]["attrs"]
-    assert f'name="{CSRF_FIELD}" value="{client.cookies[CSRF_COOKIE]}"' in page.text
+    assert f'name="{CSRF_FIELD}" value="{csrf_of(client, "/tools/new")}"' in page.text
     assert 'href="/tools/new"' in client.get("/").text  # the runs list links to it
 
 
@@ -214,7 +213,7 @@ def test_a_valid_tool_is_drafted_against_the_chosen_one_as_a_job(client: TestCli
 
 def test_a_plan_that_cannot_be_made_is_one_line_at_the_top_and_nothing_written(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    app = create_app(runs, None, port=8765, backends=["nope:model"], catalog=EXAMPLE_CATALOG)
+    app = create_app(runs, token=None, port=8765, backends=["nope:model"], catalog=EXAMPLE_CATALOG)
     with TestClient(app, base_url=BASE) as client:
         refused = _post(client, **VALID)
     assert refused.status_code == 400

@@ -1,8 +1,9 @@
 """The editor's two paths through `panel view`, clicked in a real browser (headless chromium
 through Selenium), on runs the `fake` backend makes:
 
-1. open the runs list, open a comparison, regenerate one review, edit a verdict note,
-   approve all, publish, and find the edit and its provenance in the exported files;
+1. open the token URL the command prints, say who edits (once, in the bar), open a
+   comparison, regenerate one review, edit a verdict note, approve all, publish, and find the
+   edit and its provenance (the editor's name) in the exported files;
 2. add a new tool through the form, first with a bad id (the catalog's own message shows
    beside the field), then valid, follow the draft's live progress and open its page.
 
@@ -160,10 +161,20 @@ def test_the_editor_regenerates_edits_approves_and_publishes(runs: Path, browser
         (run, _, _), *_ = store.list_runs(1)
         first = store.reviews(run.id)[0]
     key = CellKey(first.tool_id, first.persona_id, first.member, 0)
-    with serve(create_app(runs, None)) as base:
-        browser.get(f"{base}/")
+    app = create_app(runs, token="walk-t0ken")
+    prefix = app.guard.base  # type: ignore[attr-defined]
+    with serve(app) as origin:
+        base = origin + prefix
+        browser.get(f"{origin}/?token=walk-t0ken")
         _loaded(browser, base)
-        _navigate(browser, _one(browser, f'a[href="/runs/{run.id}"]'))
+        assert "token" not in browser.current_url  # sent on without it
+        who = _one(browser, "form.who")
+        who.find_element(By.NAME, "editor").send_keys("Ana")
+        _navigate(browser, who.find_element(By.CSS_SELECTOR, "button"))
+        _loaded(browser, base)
+        assert "Editing as Ana" in _one(browser, "nav.viewbar").text
+        assert browser.find_elements(By.CSS_SELECTOR, "form.who") == []  # asked once
+        _navigate(browser, _one(browser, f'a[href="{prefix}/runs/{run.id}"]'))
         _loaded(browser, f"/runs/{run.id}")
         assert "0 of 4 reviews approved" in _one(browser, "#editor").text
 
@@ -183,7 +194,7 @@ def test_the_editor_regenerates_edits_approves_and_publishes(runs: Path, browser
         note = _one(browser, "[name=verdict_note]")
         note.clear()
         note.send_keys(HOSTILE_NOTE)
-        _one(browser, "[name=editor]").send_keys("Ana")
+        assert browser.find_elements(By.NAME, "editor") == []  # the session has the name
         _navigate(browser, _one(browser, ".edit-form button[type=submit]"))
         _loaded(browser, f"/runs/{run.id}")
         edited = _wait(browser, "article.review.is-edited")
@@ -219,7 +230,7 @@ def test_the_editor_regenerates_edits_approves_and_publishes(runs: Path, browser
         if (r["tool_id"], r["persona_id"], r["member"]) == (key.tool_id, key.persona_id, key.member)
     ]
     assert reviewed["edited_fields"] == ["verdict_note"] and reviewed["regenerated"] == 1
-    assert reviewed["approved_by"] == "Ana"
+    assert reviewed["approved_by"] == "Ana" and provenance["published_by"] == "Ana"
     markdown = (published / "comparison.md").read_text(encoding="utf-8")
     page = (published / "comparison.html").read_text(encoding="utf-8")
     assert "Fine for a single box" in markdown
@@ -240,7 +251,7 @@ def test_a_new_tool_is_refused_beside_its_field_then_drafted_with_live_progress(
         load_catalog(catalog_file)
     catalog_words = str(refused.value).split(": tool ", 1)[1].split(": ", 1)[1]
 
-    app = create_app(runs, None, catalog=EXAMPLE_CATALOG, backends=["fake"])
+    app = create_app(runs, token=None, catalog=EXAMPLE_CATALOG, backends=["fake"])
     with serve(app) as base:
         browser.get(f"{base}/")
         _loaded(browser, base)
@@ -257,7 +268,7 @@ def test_a_new_tool_is_refused_beside_its_field_then_drafted_with_live_progress(
         for name, value in fields.items():
             _one(browser, f"[name={name}]").send_keys(value)
         Select(_one(browser, "[name=compare]")).select_by_value("vllm")
-        _navigate(browser, _one(browser, "form button[type=submit]"))
+        _navigate(browser, _one(browser, "form.tool-form button[type=submit]"))
         _loaded(browser, "/tools/new")
 
         error = _wait(browser, "#error-id")
@@ -273,7 +284,7 @@ def test_a_new_tool_is_refused_beside_its_field_then_drafted_with_live_progress(
 
         field.clear()
         field.send_keys("gizmo")
-        _navigate(browser, _one(browser, "form button[type=submit]"))
+        _navigate(browser, _one(browser, "form.tool-form button[type=submit]"))
         _loaded(browser, "/jobs/")
         assert _one(browser, "#job-total").text == "8"  # 2 tools x 4 personas x 1 member
         _finish_job(browser)

@@ -2,6 +2,11 @@
 
 The app lives in :mod:`panel.view` (it needs the `view` extra, so it is imported only when
 the command runs); this module decides the address and the token and starts the server.
+
+A token guards the view by default, also on loopback, where every account of the machine
+can reach the port: one is made at start and printed once, in the URL to open (the owner's
+terminal is the only place it is written). `--token`, `PANEL_VIEW_TOKEN` or `--token-file`
+give one instead; `--no-token` drops it, on loopback only, for a machine with one account.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from ..view.bind import Binding, decide_binding
 from .apps import err_console, out_console
 from .options import ConfigPath, Members
 
-__all__ = ["check_draft_inputs", "check_view_extra", "open_socket", "view"]
+__all__ = ["check_draft_inputs", "check_view_extra", "open_socket", "read_token_file", "view"]
 
 #: the modules the app needs, each with the name pip installs it by
 _NEEDED = (("starlette", "starlette"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart"))
@@ -36,23 +41,38 @@ def check_view_extra() -> None:
 
 
 def view(
+    ctx: typer.Context,
     runs: Annotated[
         Path,
         typer.Option("--runs", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
     ] = Path("runs"),
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")] = 8765,
-    host: Annotated[
-        str,
-        typer.Option(
-            help="Address to bind. Anything but loopback needs a token (one is made if none is given)."
-        ),
-    ] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     token: Annotated[
         str | None,
         typer.Option(
-            envvar="PANEL_VIEW_TOKEN", help="Token every request must carry (a cookie after the first visit)."
+            envvar="PANEL_VIEW_TOKEN",
+            help=(
+                "Token every request must carry (a session cookie after the first visit); default: one "
+                "made at start. On the command line it shows in every account's process list: prefer "
+                "PANEL_VIEW_TOKEN or --token-file."
+            ),
         ),
     ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="Read the token from this file (only its owner may read it: chmod 600)."),
+    ] = None,
+    no_token: Annotated[
+        bool,
+        typer.Option(
+            "--no-token",
+            help=(
+                "No token: any account on this machine can use the view, as you. Only on loopback, "
+                "for a machine with one account."
+            ),
+        ),
+    ] = False,
     catalog: Annotated[
         Path | None,
         typer.Option(help="Catalog a new tool is checked against and drafted with; default the examples'."),
@@ -72,10 +92,39 @@ def view(
         err_console.print(f"[bold red]error:[/] {for_console(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     catalog = check_draft_inputs(catalog, backend or [], config)
-    binding = decide_binding(host, port, token)
+    if token_file is not None:
+        if token is not None:
+            raise UserError("--token-file and --token (or PANEL_VIEW_TOKEN): give one of them")
+        token = read_token_file(token_file)
+    binding = decide_binding(host, port, token, no_token)
+    source = ctx.get_parameter_source("token")
+    if source is not None and source.name == "COMMANDLINE":
+        err_console.print(
+            "warning: a --token on the command line shows in every account's process list; "
+            "PANEL_VIEW_TOKEN or --token-file keep it to you",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
     sock = open_socket(binding)
     binding = Binding(binding.host, sock.getsockname()[1], binding.token, binding.generated)
     _serve(runs, binding, sock, catalog, backend or [], config)
+
+
+def read_token_file(path: Path) -> str:
+    """The token in `path` (its one line); UserError unless only its owner may read it."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise UserError(f"--token-file {path}: {reason}") from None
+    if mode & 0o077:
+        raise UserError(
+            f"--token-file {path}: other accounts may read it (mode {mode & 0o777:o}); chmod 600 it"
+        )
+    token = text.strip()
+    if not token or any(ch.isspace() for ch in token):
+        raise UserError(f"--token-file {path}: give one token on one line, without blanks")
+    return token
 
 
 def check_draft_inputs(catalog: Path | None, backends: list[str], config: Path | None) -> Path:
@@ -114,7 +163,7 @@ def _serve(
 
     app = create_app(
         runs,
-        binding.token,
+        token=binding.token,
         host=binding.host,
         port=binding.port,
         catalog=catalog,
@@ -124,13 +173,13 @@ def _serve(
     out_console.print(
         f"panel view: serving {for_console(runs)} at {binding.url}", highlight=False, soft_wrap=True
     )
-    if binding.generated:
+    if binding.token is None:
         out_console.print(
-            f"{binding.host} is not loopback: every request needs this token: {binding.token}",
+            "no token (--no-token): any account on this machine can use this view, as you",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
-    if binding.token is not None:
-        out_console.print(f"open: {binding.first_url}", markup=False, highlight=False, soft_wrap=True)
+    # The one line that holds the token: the URL to open, on the owner's terminal.
+    out_console.print(f"open: {binding.first_url}", markup=False, highlight=False, soft_wrap=True)
     out_console.print("Ctrl-C stops it.", highlight=False)
     # No access log: a first visit's URL carries the token, and it must not reach a log.
     server_config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False)

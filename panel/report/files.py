@@ -25,6 +25,8 @@ from .render import FORMATS, render
 __all__ = [
     "check_writable",
     "csv_chunks",
+    "os_reason",
+    "umask",
     "write_atomic",
     "write_comparison",
     "write_parquet",
@@ -142,9 +144,9 @@ def write_atomic(path: Path, text: str | bytes | Iterable[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
+        raise UserError(f"cannot write {path}: {os_reason(exc)}") from None
     # mkstemp makes the file private; an output file gets the usual permissions.
-    os.chmod(tmp, 0o666 & ~_umask())
+    os.chmod(tmp, 0o666 & ~umask())
     try:
         if isinstance(text, bytes):
             with os.fdopen(fd, "wb") as raw:
@@ -158,19 +160,21 @@ def write_atomic(path: Path, text: str | bytes | Iterable[str]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
+        raise UserError(f"cannot write {path}: {os_reason(exc)}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
+    """Why a file could not be written, in a few words."""
     if exc.errno == errno.ENOSPC:
         return "no space left on the device"
     return exc.strerror or str(exc)
 
 
-def _umask() -> int:
+def umask() -> int:
+    """This process's umask (the permissions a new file does not get)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

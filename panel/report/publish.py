@@ -1,5 +1,7 @@
 """Publish a run's page: HTML, Markdown and JSON with the editor's edits and the record's
-provenance (who wrote each review, what an editor changed, who approved it and when).
+provenance (who wrote each review, what an editor changed, who approved it and when, who
+published it). The three files are replaced as a set (`fileset.write_set`): a reader finds
+the old three or the new three, even when the publish is killed halfway.
 
 Publishing refuses, in one line, while any review of the panel is unapproved, failed or
 missing, unless the caller allows it; then the files say so and the warnings come back.
@@ -14,7 +16,8 @@ from typing import NamedTuple
 
 from ..errors import UserError
 from ..store import ApprovalRow, CellKey, ReviewRow, Store
-from .files import check_writable, write_atomic
+from .files import check_writable
+from .fileset import write_set
 from .load import load_record
 from .record import ComparisonRecord, Provenance, ReviewProvenance
 from .render import FORMATS, render
@@ -47,10 +50,11 @@ def _some(what: str, keys: list[CellKey]) -> str:
 
 
 def publish_record(
-    store: Store, run_id: str, *, now: float | None = None
+    store: Store, run_id: str, *, now: float | None = None, editor: str | None = None
 ) -> tuple[ComparisonRecord, list[str]]:
-    """The run's record with the editor's edits and its provenance, and what stands in the
-    way of publishing it: unapproved, failed and missing reviews of the panel (repeat 0)."""
+    """The run's record with the editor's edits and its provenance (`editor` publishes it),
+    and what stands in the way of publishing it: unapproved, failed and missing reviews of
+    the panel (repeat 0)."""
     record = load_record(store, run_id)
     panel = [r for r in store.reviews(run_id) if r.repeat == 0]
     approvals = store.approvals(run_id)
@@ -72,6 +76,7 @@ def publish_record(
     provenance = Provenance(
         run_id=run_id,
         published_at=_iso(time.time() if now is None else now),
+        published_by=editor,
         models=sorted({f"{r.backend}:{r.model}" for r in panel}),
         approved=sum(1 for r in panel if _approved(approvals.get(r.key))),
         reviews=[_review(store, run_id, r, approvals.get(r.key), edited) for r in panel],
@@ -107,21 +112,25 @@ def _review(
     )
 
 
-def publish(store: Store, run_id: str, folder: Path, *, allow_unapproved: bool = False) -> Published:
-    """Write `comparison.html`, `.md` and `.json` of a run into `folder`, each whole or not at all.
+def publish(
+    store: Store,
+    run_id: str,
+    folder: Path,
+    *,
+    allow_unapproved: bool = False,
+    editor: str | None = None,
+) -> Published:
+    """Write `comparison.html`, `.md` and `.json` of a run into `folder`, the three as one set,
+    published by `editor` (their provenance names them).
 
     Refuses (UserError, one line naming what is unapproved, failed or missing) unless
     `allow_unapproved`; then the files are written, their provenance lists the same
     warnings, and so does the result.
     """
-    record, warnings = publish_record(store, run_id)
+    record, warnings = publish_record(store, run_id, editor=editor)
     if warnings and not allow_unapproved:
         problems = "; ".join(w.removeprefix("published with ") for w in warnings)
         raise UserError(f"cannot publish run '{run_id}': {problems}; approve or regenerate them first")
     check_writable(folder, folder=True)
-    paths = []
-    for fmt in FORMATS:
-        path = folder / f"comparison.{fmt}"
-        write_atomic(path, render(record, fmt))
-        paths.append(path)
+    paths = write_set(folder, {f"comparison.{fmt}": render(record, fmt) for fmt in FORMATS})
     return Published(paths, warnings)

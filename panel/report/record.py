@@ -55,7 +55,8 @@ __all__ = [
 #      before and after) and `names_itself`; the verdict shown is the round-2 one when valid;
 #      a ship share's `first_round` and `changed_after_rebuttal`; the record's `rebuttal`.
 #      All left out of a record without a rebuttal round.
-RECORD_VERSION: Literal["1.4"] = "1.4"
+# 1.5: a published record's provenance names who published it (`published_by`).
+RECORD_VERSION: Literal["1.5"] = "1.5"
 
 Enforced = Literal["grammar", "provider schema", "tool", "validated after"]
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
@@ -392,6 +393,9 @@ class Provenance(_Model):
 
     run_id: str
     published_at: str = Field(description="ISO 8601 in UTC.")
+    published_by: str | None = Field(
+        default=None, description="The editor who published it, by the name they gave; null when none was."
+    )
     models: list[str] = Field(description="Every model that wrote a review on the page, as backend:model.")
     approved: int = Field(ge=0, description="Reviews of the panel approved by an editor.")
     reviews: list[ReviewProvenance]
@@ -401,7 +405,7 @@ class Provenance(_Model):
 
 
 class ComparisonRecord(_Model):
-    version: Literal["1.4"] = RECORD_VERSION
+    version: Literal["1.5"] = RECORD_VERSION
     run_id: str
     created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
     title: str

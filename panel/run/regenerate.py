@@ -75,8 +75,9 @@ async def regenerate_review(
     *,
     on_result: Callable[[CellResult, RunStats], None] | None = None,
     prices: str | Path | None = None,
+    editor: str | None = None,
 ) -> CellResult:
-    """Set the review of `key` aside (for `reason`) and make it again with a new seed.
+    """Set the review of `key` aside (for `reason`, by `editor`) and make it again with a new seed.
 
     `on_result(result, stats)` is told of the new review. A cell left empty by an earlier
     regenerate that did not finish is made without setting anything aside.
@@ -95,7 +96,7 @@ async def regenerate_review(
         with store_errors(store):
             store.mark_run(run_id, "running")
             if store.review(run_id, key) is not None:
-                store.archive_review(run_id, key, reason)
+                store.archive_review(run_id, key, reason, editor)
             engine = Engine(store, run_id, plan.prompts, [member], plan.sampling, use_cache=False)
             engine.generations = store.generations(run_id)
             engine.stats = RunStats(total=1)

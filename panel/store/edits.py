@@ -4,10 +4,14 @@ regenerated. None of it writes over what a model wrote.
 - An edit is an editor's value for one field of a review (`EDIT_FIELDS`, or `answers.<key>`),
   stored beside the review; the latest edit of a field wins, and an edit to None goes back
   to the model's text.
-- An approval is a yes or no on a review; the latest wins.
+- An approval is a yes or no on a review; the latest wins. It is of the text an editor saw:
+  an edit to an approved review takes the approval back (a "no" row whose reason is
+  'edited'), in the same transaction as the edit.
 - `archive_review` copies a review whole into `review_history` (with its tokens and cost,
-  when and why) and frees its cell for a new review. Its edits and approvals go with it, so
-  the new review starts unedited and unapproved. Every other reader (records, agreement,
+  when, why and by whom) and frees its cell for a new review. Its edits and approvals go
+  with it, so the new review starts unedited and unapproved; when the review set aside was
+  approved, its cell gets a "no" row whose reason is 'regenerated', so the page can say the
+  approval was taken back. Every other reader (records, agreement,
   resume) reads the `reviews` table, which holds only the current review of each cell.
 """
 
@@ -47,6 +51,8 @@ class ApprovalRow:
     approved: bool
     editor: str | None
     created_at: float
+    #: why a change took the approval back ('edited', 'regenerated'); None for an editor's own
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class HistoryRow:
     reason: str
     edits: list[EditRow]
     approval: ApprovalRow | None
+    #: the editor who set it aside, when one gave a name
+    editor: str | None = None
 
 
 def _cell(key: CellKey) -> str:
@@ -72,7 +80,8 @@ class Edits(Reviews):
     def edit_review(
         self, run_id: str, key: CellKey, field: str, value: str | None, editor: str | None = None
     ) -> None:
-        """Store an editor's value for one field of a review (None: back to the model's text).
+        """Store an editor's value for one field of a review (None: back to the model's text);
+        an approval in force is taken back, since it approved other words.
 
         Raises UserError, one line, for a review that is missing or failed, an unknown field
         or question, a verdict the persona does not give, or empty text.
@@ -101,12 +110,15 @@ class Edits(Reviews):
             )
         if not review.valid:
             raise UserError(f"the review of {_cell(key)} failed: regenerate it rather than edit it")
+        approval = self.approvals(run_id).get(key)
         with self.transaction() as db:
             db.execute(
                 """INSERT INTO review_edits (run_id, tool_id, persona_id, member, repeat, field,
                        value, editor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (run_id, *key, field, value, editor, time.time()),
             )
+            if approval is not None and approval.approved:
+                self._withdraw(run_id, key, editor, "edited")
 
     @property
     def _editor_tables(self) -> bool:
@@ -140,6 +152,14 @@ class Edits(Reviews):
                 (run_id, *key, int(approved), editor, time.time()),
             )
 
+    def _withdraw(self, run_id: str, key: CellKey, editor: str | None, reason: str) -> None:
+        """A "no" row for a cell whose approval a change took back (inside a transaction)."""
+        self.db.execute(
+            """INSERT INTO review_approvals (run_id, tool_id, persona_id, member, repeat,
+                   approved, editor, created_at, reason) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)""",
+            (run_id, *key, editor, time.time(), reason),
+        )
+
     def approvals(self, run_id: str) -> dict[CellKey, ApprovalRow]:
         """The latest approval (yes or no) of each current review that has one."""
         if not self._editor_tables:
@@ -154,16 +174,17 @@ class Edits(Reviews):
             found[row.key] = row
         return found
 
-    def archive_review(self, run_id: str, key: CellKey, reason: str) -> int:
-        """Set a review aside before it is regenerated; returns its history id.
+    def archive_review(self, run_id: str, key: CellKey, reason: str, editor: str | None = None) -> int:
+        """Set a review aside before it is regenerated (by `editor`); returns its history id.
 
         The review is copied whole into the history (with its tokens and cost), its edits and
         approvals go with it, and its cell is left empty for the new review (so a resume, too,
-        reviews it again).
+        reviews it again). An approval it had is taken back in the cell, saying so.
         """
         if not reason.strip():
             raise UserError(f"say why the review of {_cell(key)} is set aside")
         review = self._current(run_id, key)
+        approval = self.approvals(run_id).get(key)
         with self.transaction() as db:
             last = db.execute(f"SELECT COALESCE(MAX(id), 0) FROM requests WHERE {_CELL}", (run_id, *key))
             cur = db.execute(
@@ -171,10 +192,10 @@ class Edits(Reviews):
                        review_id, backend, model, valid, verdict, verdict_note, data, error,
                        raw_reply, request_id, asks, fingerprint, copied_from, enforced, created_at,
                        input_tokens, output_tokens, latency_s, cost_usd, last_request,
-                       archived_at, reason)
+                       archived_at, reason, editor)
                    SELECT run_id, tool_id, persona_id, member, repeat, id, backend, model, valid,
                        verdict, verdict_note, data, error, raw_reply, request_id, asks,
-                       fingerprint, copied_from, enforced, created_at, ?, ?, ?, ?, ?, ?, ?
+                       fingerprint, copied_from, enforced, created_at, ?, ?, ?, ?, ?, ?, ?, ?
                    FROM reviews WHERE {_CELL}""",
                 (
                     review.input_tokens,
@@ -184,6 +205,7 @@ class Edits(Reviews):
                     int(last.fetchone()[0]),
                     time.time(),
                     reason.strip(),
+                    editor,
                     run_id,
                     *key,
                 ),
@@ -195,6 +217,8 @@ class Edits(Reviews):
                     f"UPDATE {table} SET history_id = ? WHERE {_CELL} AND history_id IS NULL",
                     (history_id, run_id, *key),
                 )
+            if approval is not None and approval.approved:
+                self._withdraw(run_id, key, editor, "regenerated")
             db.execute(f"DELETE FROM reviews WHERE {_CELL}", (run_id, *key))
             # Its rebuttal answered the review set aside: a resumed rebuttal run answers anew.
             db.execute(f"DELETE FROM rebuttals WHERE {_CELL}", (run_id, *key))
@@ -237,6 +261,7 @@ class Edits(Reviews):
                     reason=r["reason"],
                     edits=[_edit(e) for e in latest.values() if e["value"] is not None],
                     approval=None if approvals is None else _approval(approvals),
+                    editor=_column(r, "editor"),
                 )
             )
         return out
@@ -263,4 +288,9 @@ def _edit(r: Any) -> EditRow:
 
 
 def _approval(r: Any) -> ApprovalRow:
-    return ApprovalRow(_key(r), bool(r["approved"]), r["editor"], r["created_at"])
+    return ApprovalRow(_key(r), bool(r["approved"]), r["editor"], r["created_at"], _column(r, "reason"))
+
+
+def _column(r: Any, name: str) -> Any:
+    """A column a store read before its migration may not have yet (None then)."""
+    return r[name] if name in r.keys() else None  # noqa: SIM118 (`in` on a sqlite3.Row reads values)  # noqa: SIM118 (a sqlite3.Row has no `in` by name)

@@ -271,6 +271,19 @@ def _m006_rebuttals(db: sqlite3.Connection) -> None:
     )
 
 
+def _m007_editor_names(db: sqlite3.Connection) -> None:
+    # Who changed a review: a review set aside records the editor who regenerated it, and an
+    # approval row says why it was written when a change took the approval back ('edited',
+    # 'regenerated'; NULL for an editor's own yes or no).
+    _statements(
+        db,
+        """
+        ALTER TABLE review_history ADD COLUMN editor TEXT;
+        ALTER TABLE review_approvals ADD COLUMN reason TEXT
+        """,
+    )
+
+
 # Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
@@ -279,4 +292,5 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m004_batch_ledger,
     _m005_editor,
     _m006_rebuttals,
+    _m007_editor_names,
 ]

@@ -70,10 +70,12 @@ class ReviewControls:
     approvals: dict[CellKey, ApprovalRow]
     #: each review's version, so an approval says which text it approves (`versions.py`)
     versions: dict[CellKey, str]
+    #: the path the view's links start with (its base path with a token)
+    base: str = ""
 
     @classmethod
-    def read(cls, store: Store, run_id: str, csrf: str) -> ReviewControls:
-        return cls(run_id, csrf, store.approvals(run_id), run_versions(store, run_id))
+    def read(cls, store: Store, run_id: str, csrf: str, base: str = "") -> ReviewControls:
+        return cls(run_id, csrf, store.approvals(run_id), run_versions(store, run_id), base)
 
     def approved(self, key: CellKey) -> bool:
         approval = self.approvals.get(key)
@@ -87,11 +89,11 @@ class ReviewControls:
     ) -> Markup:
         key = CellKey(tool_id, persona_id, member, repeat)
         html: Markup = _macros().actions(
-            run_path=run_url(self.run_id),
+            run_path=self.base + run_url(self.run_id),
             key=key,
             entry=entry,
             approval=self.approvals.get(key),
-            edit=edit_url(self.run_id, key),
+            edit=self.base + edit_url(self.run_id, key),
             csrf=self.csrf,
             version=self.versions.get(key, ""),
         )
@@ -104,7 +106,7 @@ class ReviewControls:
         approved = sum(1 for t, e in valid if self.approved(CellKey(t, e.persona_id, e.member)))
         counts = EditorBar(approved, len(valid), len(entries) - len(valid), record.run.missing)
         html: Markup = _macros().bar(
-            run_path=run_url(self.run_id),
+            run_path=self.base + run_url(self.run_id),
             counts=counts,
             tool_id=tool_id,
             csrf=self.csrf,

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
-from . import editing, publishing
+from . import editing, publishing, who
 from .agreement import routes as agreement_routes
 from .bind import is_loopback
 from .jobs import routes as job_routes
@@ -35,8 +35,8 @@ class ViewApp(Starlette):
 
 def create_app(
     runs: Path,
-    token: str | None,
     *,
+    token: str | None,
     host: str = "127.0.0.1",
     port: int | None = None,
     extra_routes: Sequence[BaseRoute] = (),
@@ -44,8 +44,10 @@ def create_app(
     backends: Sequence[str] = (),
     config: Path | None = None,
 ) -> Starlette:
-    """The app over the runs folder `runs`, read-only. With `token`, every request must carry
-    it; bound to loopback (`host`), a request naming another host is refused. A new tool is
+    """The app over the runs folder `runs`. With `token` (None only for `--no-token`), the
+    app lives under a base path made here, and every request needs the token or a session a
+    token visit opened; bound to loopback (`host`), a request naming another host is refused.
+    A new tool is
     drafted against the tools of `catalog` (default: the example catalog) by the members
     `backends` (default: those of `config`, as `panel compare` picks them)."""
     app = ViewApp(
@@ -57,6 +59,7 @@ def create_app(
             *job_routes(),
             *regenerate_routes(),
             *new_tool_routes(),
+            *who.routes(),
             *extra_routes,
         ],
         exception_handlers={404: not_found, HTTPException: http_error, Exception: server_error},

@@ -1,5 +1,6 @@
-"""Where `panel view` listens, and whether a token guards it. No web framework is imported
-here: the command decides before it knows whether the `view` extra is installed."""
+"""Where `panel view` listens, and the token that guards it (made at start unless given;
+`--no-token` only on loopback). No web framework is imported here: the command decides
+before it knows whether the `view` extra is installed."""
 
 from __future__ import annotations
 
@@ -56,11 +57,22 @@ class Binding:
         return self.url if self.token is None else f"{self.url}?token={self.token}"
 
 
-def decide_binding(host: str, port: int, token: str | None) -> Binding:
-    """Loopback needs no token (one given is used); any other address needs one, so a token
-    is made when none is given."""
-    if token is not None and (not token.strip() or any(ch.isspace() for ch in token)):
-        raise UserError("--token: give a token without blanks (or leave --token out to get one made)")
-    if token is not None or is_loopback(host):
+def decide_binding(host: str, port: int, token: str | None, no_token: bool = False) -> Binding:
+    """A token guards the view wherever it listens: the one given, else one made here (the
+    command prints it once, in the URL to open). `no_token` (`--no-token`) drops it, on a
+    loopback address only: for a machine where no other account can reach 127.0.0.1."""
+    if no_token:
+        if token is not None:
+            raise UserError(
+                "--no-token and a token (--token, --token-file or PANEL_VIEW_TOKEN): give one or the other"
+            )
+        if not is_loopback(host):
+            raise UserError(
+                f"--no-token: {host} is not a loopback address; a view reached from elsewhere needs a token"
+            )
+        return Binding(host, port, None)
+    if token is not None:
+        if not token.strip() or any(ch.isspace() for ch in token):
+            raise UserError("--token: give a token without blanks (or leave --token out to get one made)")
         return Binding(host, port, token)
     return Binding(host, port, secrets.token_urlsafe(24), generated=True)

@@ -5,14 +5,15 @@ never by path segments. The edit form shows the text in force (the editor's, els
 model's) and, under an edited field, the model's own text with a way back to it. Saving
 writes only the fields that changed, all in one transaction or none: a field the store
 refuses comes back with its one-line message beside it (400) and nothing of the form is
-written. Every write goes through `writable_store` (409 naming the holder while busy).
+written. Every write goes through `writable_store` (409 naming the holder while busy) and
+carries the editor's name from the browser's session (`panel.view.who`); the edit form asks
+for it while the session has none, so nothing typed is lost.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -22,23 +23,23 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import UserError
 from ..store import CellKey, ReviewRow, RunRow, Store
-from ..text import clean
 from .actions import anchor, page_url
 from .pages import _store as read_store
-from .templating import page
+from .session import clean_name, remember_editor
+from .templating import page, url
 from .versions import page_version, run_versions
+from .who import ask_name
 from .writing import writable_store
 
-__all__ = ["EDITOR_COOKIE", "ReviewField", "routes"]
+__all__ = ["ReviewField", "routes"]
 
 #: what a form whose review changed since it was opened gets (409), beside the review as it is now
 STALE = (
     "This review changed after the form was opened (regenerated, or edited elsewhere): nothing "
     "was saved. Here it is as it is now; make your change again."
 )
-#: the editor's name, remembered between forms (SameSite=Strict, like the view's own cookies)
-EDITOR_COOKIE = "panel_editor"
-_NAME_LIMIT = 80
+#: what an edit form sent without the editor's name gets (400), its text kept
+NAME_NEEDED = "Nothing was saved: give your name below (edits carry it), then save again."
 _REVERT = "revert."
 
 
@@ -74,7 +75,7 @@ def review_key(params: Any) -> CellKey:
         repeat = int(params.get("repeat") or 0)
     except (TypeError, ValueError):
         raise HTTPException(404, "A review's repeat is a whole number (0 for the panel's own).") from None
-    if repeat < 0:
+    if not 0 <= repeat < 1 << 63:  # past SQLite's integers no review can be
         raise HTTPException(404, "A review's repeat is a whole number (0 for the panel's own).")
     return CellKey(str(tool), str(persona), str(member), repeat)
 
@@ -131,14 +132,6 @@ def review_fields(store: Store, run_id: str, review: ReviewRow) -> list[ReviewFi
     return fields
 
 
-def editor_name(request: Request) -> str:
-    return _name(unquote(request.cookies.get(EDITOR_COOKIE, "")))
-
-
-def _name(value: str) -> str:
-    return " ".join(clean(value).split())[:_NAME_LIMIT]
-
-
 def _names(store: Store, run_id: str, key: CellKey) -> dict[str, str]:
     tool = next((t for t in store.run_tools(run_id) if t.get("id") == key.tool_id), {})
     persona = next((p for p in store.run_personas(run_id) if p.get("id") == key.persona_id), {})
@@ -151,19 +144,17 @@ def _edit_page(
     review: ReviewRow,
     fields: list[ReviewField],
     names: dict[str, str],
-    editor: str,
     version: str,
     status: int = 200,
     conflict: str | None = None,
 ) -> Response:
     key = review.key
-    back = f"{page_url(run, key.tool_id)}#{anchor(*key)}"
+    back = url(request, f"{page_url(run, key.tool_id)}#{anchor(*key)}")
     context = {"run": run, "key": key, "review": review, "fields": fields, "names": names}
     return page(
         request,
         "edit.html.j2",
         status,
-        editor=editor,
         back=back,
         version=version,
         conflict=conflict,
@@ -184,7 +175,7 @@ def edit_page(request: Request) -> Response:
         fields = review_fields(store, run_id, review) if review.valid else []
         names = _names(store, run_id, key)
         version = _version(store, run_id, key)
-    return _edit_page(request, run, review, fields, names, editor_name(request), version)
+    return _edit_page(request, run, review, fields, names, version)
 
 
 class _Refused(Exception):
@@ -212,7 +203,9 @@ def _changes(fields: list[ReviewField], form: dict[str, Any]) -> dict[str, str |
 
 def _save(request: Request, run_id: str, form: dict[str, Any]) -> Response:
     key = review_key(form)
-    editor = _name(_text(form.get("editor", "")))
+    editor = request.state.editor or clean_name(_text(form.get("editor", "")))
+    if editor and not request.state.editor:
+        remember_editor(request, editor)
     with writable_store(request) as store:
         _, run = _run(store, run_id)
         review = _review(store, run_id, key)
@@ -222,14 +215,17 @@ def _save(request: Request, run_id: str, form: dict[str, Any]) -> Response:
         version = _version(store, run_id, key)
         if form.get("version") != version:
             names = _names(store, run_id, key)
-            return _edit_page(request, run, review, fields, names, editor, version, 409, STALE)
+            return _edit_page(request, run, review, fields, names, version, 409, STALE)
         changes = _changes(fields, form)
+        if not editor:
+            names = _names(store, run_id, key)
+            return _edit_page(request, run, review, fields, names, version, 400, NAME_NEEDED)
         errors: dict[str, str] = {}
         try:
             with store.transaction():
                 for name, value in changes.items():
                     try:
-                        store.edit_review(run_id, key, name, value, editor=editor or None)
+                        store.edit_review(run_id, key, name, value, editor=editor)
                     except UserError as exc:
                         errors[name] = str(exc)
                 if errors:
@@ -238,19 +234,8 @@ def _save(request: Request, run_id: str, form: dict[str, Any]) -> Response:
             for f in fields:
                 f.error = errors.get(f.name)
             names = _names(store, run_id, key)
-            return _edit_page(request, run, review, fields, names, editor, version, 400)
-    response = RedirectResponse(f"{page_url(run, key.tool_id)}#{anchor(*key)}", 303)
-    _remember(response, editor, "editor" in form)
-    return response
-
-
-def _remember(response: Response, editor: str, sent: bool) -> None:
-    if editor:
-        response.set_cookie(
-            EDITOR_COOKIE, quote(editor, safe=""), max_age=365 * 86400, httponly=True, samesite="strict"
-        )
-    elif sent:
-        response.delete_cookie(EDITOR_COOKIE, httponly=True, samesite="strict")
+            return _edit_page(request, run, review, fields, names, version, 400)
+    return RedirectResponse(url(request, f"{page_url(run, key.tool_id)}#{anchor(*key)}"), 303)
 
 
 async def save_edits(request: Request) -> Response:
@@ -265,6 +250,7 @@ def _approve(request: Request, run_id: str, form: dict[str, Any]) -> Response:
         raise HTTPException(400, "Say approved=1 to approve a review or approved=0 to withdraw it.")
     if key.repeat:
         raise HTTPException(400, "Approval is for the panel's first reading of a review (repeat 0).")
+    editor = request.state.editor
     with writable_store(request) as store:
         _, run = _run(store, run_id)
         review = _review(store, run_id, key)
@@ -277,8 +263,10 @@ def _approve(request: Request, run_id: str, form: dict[str, Any]) -> Response:
                 409,
                 f"The review of {_cell(key)} changed after the page was loaded: reload it and look again.",
             )
-        store.approve(run_id, key, form["approved"] == "1", editor=editor_name(request) or None)
-    return RedirectResponse(f"{page_url(run, key.tool_id)}#{anchor(*key)}", 303)
+        if not editor:
+            return ask_name(request, page_url(run, key.tool_id), "approving a review")
+        store.approve(run_id, key, form["approved"] == "1", editor=editor)
+    return RedirectResponse(url(request, f"{page_url(run, key.tool_id)}#{anchor(*key)}"), 303)
 
 
 def _approve_all(request: Request, run_id: str, form: dict[str, Any]) -> Response:
@@ -292,6 +280,8 @@ def _approve_all(request: Request, run_id: str, form: dict[str, Any]) -> Respons
                 409,
                 "Reviews changed after the page was loaded: nothing was approved; reload it and look again.",
             )
+        if not request.state.editor:
+            return ask_name(request, page_url(run, tool), "approving all")
         approvals = store.approvals(run_id)
         pending = [
             r.key
@@ -300,8 +290,8 @@ def _approve_all(request: Request, run_id: str, form: dict[str, Any]) -> Respons
         ]
         with store.transaction():
             for key in pending:
-                store.approve(run_id, key, True, editor=editor_name(request) or None)
-    return RedirectResponse(f"{page_url(run, tool)}#editor", 303)
+                store.approve(run_id, key, True, editor=request.state.editor)
+    return RedirectResponse(url(request, f"{page_url(run, tool)}#editor"), 303)
 
 
 async def approve(request: Request) -> Response:

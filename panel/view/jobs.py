@@ -35,7 +35,7 @@ from starlette.routing import BaseRoute, Route
 from ..errors import BackendError, UserError
 from ..run.engine import CellResult, RunStats
 from ..store import Store, StoreBusyError
-from .templating import page
+from .templating import page, url
 from .writing import write_lock
 
 __all__ = [
@@ -259,7 +259,7 @@ def start_job(request: Request, title: str, work: Work, *, total: int, run_id: s
         if isinstance(exc, UserError):
             raise HTTPException(500, str(exc))
         raise HTTPException(500, UNEXPECTED)
-    return RedirectResponse(f"/jobs/{job.id}", 303)
+    return RedirectResponse(url(request, f"/jobs/{job.id}"), 303)
 
 
 def _run_job(

@@ -23,7 +23,7 @@ from ..store import RUN_STATUSES, Store
 from . import data
 from .actions import ReviewControls
 from .comparison import comparison_body, comparison_css
-from .templating import page
+from .templating import base_of, page
 
 __all__ = ["http_error", "not_found", "routes", "server_error"]
 
@@ -82,7 +82,7 @@ def run_page(request: Request) -> Response:
             tools = data.review_tools(store, run_id)
             return page(request, "review_run.html.j2", run=run, tools=tools)
         record = data.run_record(store, run_id)
-        actions = ReviewControls.read(store, run_id, request.state.csrf)
+        actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request))
     body, bar = comparison_body(record, actions), actions.bar(record, None)
     return page(request, "comparison.html.j2", record=record, body=body, editor_bar=bar, tool=None)
 
@@ -93,7 +93,7 @@ def tool_page(request: Request) -> Response:
         if store is None or store.get_run(run_id) is None:
             raise HTTPException(404, f"There is no run '{run_id}' in this store.")
         record = data.tool_record(store, run_id, tool_id)
-        actions = ReviewControls.read(store, run_id, request.state.csrf)
+        actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request))
     if record is None:
         raise HTTPException(404, f"Run '{run_id}' has no tool '{tool_id}'.")
     body, bar = comparison_body(record, actions), actions.bar(record, tool_id)

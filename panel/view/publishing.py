@@ -1,27 +1,29 @@
 """Publishing a run from `panel view`: what stands in the way, the files, their downloads.
 
 GET lists what blocks publishing (unapproved, failed, missing reviews of the panel). POST
-writes `comparison.html`, `.md` and `.json` into `<run dir>/published/` with `publish()`,
-refusing (409, nothing written) while something blocks it, unless "publish anyway" is
-ticked; then the files carry the warnings in their provenance. The three files, and only
-they, are served as downloads.
+writes `comparison.html`, `.md` and `.json` into `<run dir>/published/` with `publish()`, as
+one set (all three change at once), published by the editor the session names (asked first
+when it names none), refusing (409, nothing written) while something blocks it, unless
+"publish anyway" is ticked; then the files carry the warnings in their provenance. The three
+files, and only they, are served as downloads, each from the set in force.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import UserError
+from ..report.fileset import read_current
 from ..report.publish import publish, publish_record
 from ..store import RunRow, Store
+from .actions import run_url
 from .pages import _store as read_store
 from .templating import page
+from .who import ask_name
 from .writing import writable_store
 
 __all__ = ["FOLDER", "MEDIA_TYPES", "routes"]
@@ -64,10 +66,14 @@ def publish_page(request: Request) -> Response:
 
 
 def _publish(request: Request, run_id: str, anyway: bool) -> Response:
+    editor = request.state.editor
     with writable_store(request) as store:
         _, run = _run(store, run_id)
+        if not editor:
+            return ask_name(request, f"{run_url(run_id)}/publish", "publishing")
+        folder = store.run_dir(run_id) / FOLDER
         try:
-            result = publish(store, run_id, store.run_dir(run_id) / FOLDER, allow_unapproved=anyway)
+            result = publish(store, run_id, folder, allow_unapproved=anyway, editor=editor)
         except UserError as exc:
             blockers, files = _blockers(store, run_id), _published(store, run_id)
             context = {"run": run, "blockers": blockers, "files": files, "done": False}
@@ -91,10 +97,11 @@ def download(request: Request) -> Response:
         raise HTTPException(404, f"Only {', '.join(MEDIA_TYPES)} are published.")
     with read_store(request) as opened:
         store, _ = _run(opened, run_id)
-        path: Path = store.run_dir(run_id) / FOLDER / name
-    if not path.is_file():
+        content = read_current(store.run_dir(run_id) / FOLDER, name)
+    if content is None:
         raise HTTPException(404, f"Run '{run_id}' has no published {name} yet.")
-    return FileResponse(path, media_type=MEDIA_TYPES[name], filename=name)
+    disposition = f'attachment; filename="{name}"'
+    return Response(content, media_type=MEDIA_TYPES[name], headers={"content-disposition": disposition})
 
 
 def routes() -> list[BaseRoute]:

@@ -1,8 +1,9 @@
 """POST /runs/{run_id}/review/regenerate: set one review aside and make it again, as a job.
 
 The review is named by form fields (`tool`, `persona`, `member`, `repeat`), never path
-segments, and `reason` says why (kept in the review's history). The answer is 303 to the
-job's page, which follows the new review as it comes.
+segments, and `reason` says why (kept in the review's history, with the editor the session
+names; asked first when it names none). The answer is 303 to the job's page, which follows
+the new review as it comes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from starlette.routing import BaseRoute, Route
 
 from ..run.regenerate import regenerate_review
 from ..store import CellKey, Store
+from .actions import run_url
 from .jobs import OnResult, start_job
+from .who import ask_name
 
 __all__ = ["routes"]
 
@@ -77,9 +80,12 @@ async def regenerate(request: Request) -> Response:
     if not reason:
         raise HTTPException(400, "reason: say why this review is regenerated (it is kept with the old one).")
     await run_in_threadpool(_known, request, run_id, key)
+    editor: str = request.state.editor
+    if not editor:
+        return ask_name(request, run_url(run_id), "regenerating a review")
 
     async def work(store: Store, on_result: OnResult) -> str:
-        await regenerate_review(store, run_id, key, reason, on_result=on_result)
+        await regenerate_review(store, run_id, key, reason, on_result=on_result, editor=editor)
         return run_id
 
     repeat = f" (repeat {key.repeat})" if key.repeat else ""

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse
 from .._about import __version__
 from ..report.render import escaping_environment
 
-__all__ = ["env", "page"]
+__all__ = ["base_of", "env", "page", "url"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -47,7 +47,41 @@ def env() -> jinja2.Environment:
     return environment
 
 
+def base_of(request: Request) -> str:
+    """The path the view's own links start with: its base path with a token, else ''."""
+    state: dict[str, Any] = request.scope.get("state", {})
+    return str(state.get("base", ""))
+
+
+def url(request: Request, path: str) -> str:
+    """`path` (one of the view's own, from '/') as this request's links write it."""
+    return base_of(request) + path
+
+
+def here(request: Request) -> str:
+    """This page's own path and query, as a path of the view (without its base path)."""
+    base, path = base_of(request), request.scope["path"]
+    inner = path[len(base) :] if base and path.startswith(base) else path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return (inner or "/") + (f"?{query}" if query else "")
+
+
 def page(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
-    """A page from template `name`; every page gets the request and its CSRF token for forms."""
-    html = env().get_template(name).render(request=request, csrf=request.state.csrf, **context)
+    """A page from template `name`; every page gets the request, its CSRF token for forms,
+    the base path of its links, its own path (`here`) and the editor's name (empty until
+    they give it)."""
+    state: dict[str, Any] = request.scope.get("state", {})
+    context.setdefault("here", here(request))
+    context.setdefault("asking", False)  # the page that asks the name shows no second form
+    html = (
+        env()
+        .get_template(name)
+        .render(
+            request=request,
+            csrf=state.get("csrf", ""),
+            base=base_of(request),
+            editor=state.get("editor", ""),
+            **context,
+        )
+    )
     return HTMLResponse(html, http_status)

@@ -26,7 +26,7 @@
   function link(end, data) {
     const a = document.createElement("a");
     a.id = "job-run";
-    a.href = "/runs/" + encodeURIComponent(data.run_id);
+    a.href = main.dataset.base + "/runs/" + encodeURIComponent(data.run_id);
     a.textContent = "run " + data.run_id;
     end.appendChild(a);
   }
