@@ -58,7 +58,8 @@ def view(runs_dir: Path, made: str) -> Iterator[tuple[str, str, subprocess.Popen
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True)
+    reader.start()
     seen: list[str] = []
     try:
         while not any(line.startswith("Ctrl-C") for line in seen):
@@ -70,8 +71,12 @@ def view(runs_dir: Path, made: str) -> Iterator[tuple[str, str, subprocess.Popen
     finally:
         proc.terminate()
         proc.wait(WAIT_S)
+        reader.join(WAIT_S)
         while not lines.empty():
             seen.append(lines.get())
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def test_by_default_no_one_without_the_printed_token_reads_or_writes(

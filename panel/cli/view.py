@@ -140,8 +140,9 @@ def check_draft_inputs(catalog: Path | None, backends: list[str], config: Path |
 
 
 def open_socket(binding: Binding) -> socket.socket:
-    """The listening socket, bound before the URL is printed: a busy port is one line, and
-    port 0 becomes the port actually taken."""
+    """The listening socket, bound and listening before the URL is printed: a busy port is
+    one line, port 0 becomes the port actually taken, and a client that connects as soon as
+    it reads the URL waits in the backlog until the server takes it, never refused."""
     family = socket.AF_INET6 if ":" in binding.host.strip("[]") else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -151,6 +152,7 @@ def open_socket(binding: Binding) -> socket.socket:
         sock.close()
         reason = getattr(exc, "strerror", None) or exc
         raise UserError(f"cannot listen on {binding.host} port {binding.port}: {reason}") from None
+    sock.listen(128)
     return sock
 
 
