@@ -6,8 +6,10 @@ its connection dropped and the port closes for good (`die_after`, `crash_max_len
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,8 +19,12 @@ from typing import Any
 
 import pytest
 
+from panel.backends.registry import MemberSpec, create_backend
 from panel.backends.structured import CONVERTER_MAX_LENGTH
+from panel.errors import UnreachableError
 from panel.testing.fake_provider import FakeProvider
+
+from .test_backends_cloud import REQUEST
 
 pytest.importorskip("aiohttp")
 
@@ -178,3 +184,28 @@ def test_the_local_llama_cpp_python_engine_compiles_a_full_depth_schema(tmp_path
     )
     assert done.returncode == 0, done.stderr[-500:]
     assert "answered" in done.stdout
+
+
+@pytest.mark.parametrize("backend", ["openai", "anthropic", "mistral"])
+def test_a_closed_port_is_an_unreachable_error(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens at the address: each backend says so in the one way the engine reads,
+    through aiohttp (openai) or the provider's SDK."""
+    pytest.importorskip(backend if backend != "mistral" else "mistralai")
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY"):
+        monkeypatch.setenv(variable, "sk-test")
+    with socket.socket() as sock:  # a port just freed, with no listener
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    suffix = "/v1" if backend == "openai" else ""
+    member = create_backend(
+        MemberSpec(backend, "m", {"base_url": f"http://127.0.0.1:{port}{suffix}", "timeout": 5})
+    )
+
+    async def send() -> None:
+        try:
+            await member.generate(REQUEST)
+        finally:
+            await member.aclose()
+
+    with pytest.raises(UnreachableError):
+        asyncio.run(send())

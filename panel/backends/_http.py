@@ -11,7 +11,6 @@ here, and the failures map to the same `BackendError`s as every other backend's.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 from .. import jsontext
 from .._about import DISTRIBUTION, __version__
 from ..errors import TransientError, UnreachableError
-from ._provider import error_for_status, scrub
+from ._provider import error_for_status, is_refused, scrub
 from .envelope import decode_body
 
 if TYPE_CHECKING:
@@ -72,12 +71,6 @@ def env_proxy(url: str) -> str | None:
     if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
         return None
     return urllib.request.getproxies().get(parts.scheme)
-
-
-def _refused(exc: BaseException) -> bool:
-    """Whether a failed request met a closed port: no process listens at the address."""
-    cause = getattr(exc, "os_error", exc)  # aiohttp's connector error wraps the socket's
-    return isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED
 
 
 class JSONClient:
@@ -149,7 +142,7 @@ class JSONClient:
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             # Refused, reset, dropped mid-reply or timed out: nothing was answered.
             detail = scrub(f"{type(exc).__name__}: {exc}".rstrip(": "), self.secrets)
-            error = UnreachableError if _refused(exc) else TransientError
+            error = UnreachableError if is_refused(exc) else TransientError
             raise error(f"{self.backend}: {detail}") from None
         if status >= 400:
             detail = scrub(error_detail(raw), self.secrets)
