@@ -24,28 +24,27 @@ pytest.importorskip("starlette_context", reason="llama-cpp-python's [server] ext
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _llama_server(factory: pytest.TempPathFactory, folder: str, *options: str) -> Iterator[str]:
+    """llama-cpp-python's server with the bundled model on a free port, and `options`."""
     port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    log = factory.mktemp(folder) / "server.log"
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
-        "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--n_ctx", "4096",
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", *options,
     ]  # fmt: skip
     with serving("llama_cpp.server", command, f"http://127.0.0.1:{port}/v1", log) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _llama_server(tmp_path_factory, "llama-server", "--n_threads", "1")
 
 
 @pytest.fixture(scope="module")
 def stock_llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("stock-llama-server") / "server.log"
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-    ]  # fmt: skip
-    with serving("llama_cpp.server", command, f"http://127.0.0.1:{port}/v1", log) as url:
-        yield url
+    """The server with nothing beyond its model, address, port and context: stock settings."""
+    yield from _llama_server(tmp_path_factory, "stock-llama-server")
 
 
 def test_compare_through_llama_cpp_python_server(
