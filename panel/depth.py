@@ -16,10 +16,11 @@ file (under `LARGE_MODEL_BYTES`, which the bundled one is), full for every other
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-__all__ = ["BUDGETS", "DEPTHS", "LARGE_MODEL_BYTES", "Budget", "Depth"]
+__all__ = ["BUDGETS", "DEPTHS", "LARGE_MODEL_BYTES", "Budget", "Depth", "member_depth"]
 
 Depth = Literal["brief", "full"]
 DEPTHS: tuple[Depth, ...] = get_args(Depth)
@@ -56,3 +57,10 @@ BUDGETS: dict[Depth, Budget] = {
     "brief": Budget(max_tokens=700, answer_chars=360, review_chars=720, note_chars=200, review_weight=2),
     "full": Budget(max_tokens=1600, answer_chars=480, review_chars=1300, note_chars=300, review_weight=3),
 }
+
+
+def member_depth(options: Mapping[str, Any], default: Depth) -> tuple[Depth, int]:
+    """A member's depth and reply token limit from its options (`depth`, `max_tokens`);
+    `default` is its backend's `default_depth()`."""
+    depth: Depth = options.get("depth") or default
+    return depth, int(options.get("max_tokens") or BUDGETS[depth].max_tokens)

@@ -14,6 +14,7 @@ PanelError
 └── BackendError              a call to a model failed; `kind` says how the engine treats it
     ├── RateLimitError        kind="rate_limit": wait (the provider's hint if any), retry
     ├── TransientError        kind="transient": back off, retry
+    │   └── UnreachableError  nothing listens at the server's address (connection refused)
     └── FatalError            kind="fatal": not retried
         └── CapabilityError   kind="capability": the server does not take this structured-output
                               form; never retried, the backend may fall back to another form
@@ -42,6 +43,7 @@ __all__ = [
     "RateLimitError",
     "TransientError",
     "UnknownToolError",
+    "UnreachableError",
     "UserError",
     "shown",
 ]
@@ -144,6 +146,12 @@ class RateLimitError(BackendError):
 
 class TransientError(BackendError):
     kind: ErrorKind = "transient"
+
+
+class UnreachableError(TransientError):
+    """The server refused the connection: nothing listens at its address (it was never
+    started, or its process died). Retried like any transient fault; a run stops sending to
+    a member whose request met it on every try left (`panel.run.outage`)."""
 
 
 class FatalError(BackendError):

@@ -28,7 +28,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether a server answers `url`/models with at least one model."""
     try:
         with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
             return bool(json.load(response)["data"])
@@ -48,7 +49,7 @@ def serving(name: str, command: list[str], url: str, log: Path, *, stdin: bool =
         child = subprocess.Popen(command, stdin=pipe, stdout=sink, stderr=subprocess.STDOUT)
         try:
             for _ in range(_POLLS):
-                if _answers(url):
+                if answers(url):
                     break
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     child.wait(_POLL_S)
@@ -71,11 +72,12 @@ def serving(name: str, command: list[str], url: str, log: Path, *, stdin: bool =
 
 
 def compare_through(
-    cli: Any, base_url: str, name: str, tmp_path: Path, runs_dir: Path
+    cli: Any, base_url: str, name: str, tmp_path: Path, runs_dir: Path, max_tokens: int | None = 256
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """`panel compare ollama tesseract` through an `openai` member on `base_url`, with the
     settings the README gives for a tiny model behind a stock llama.cpp server: the record's
-    scorecard entries, and the structured-output forms the store kept."""
+    scorecard entries, and the structured-output forms the store kept. `max_tokens=None`:
+    the member's default depth (full) and its token limit."""
     config = tmp_path / "panel.toml"
     config.write_text(
         "[[members]]\n"
@@ -86,9 +88,10 @@ def compare_through(
         "sampling = { repeat_penalty = 1.1 }\n"
         "concurrency = 1\ntimeout = 300\nprice_input = 0\nprice_output = 0\n"
     )
+    limit = [] if max_tokens is None else ["--max-tokens", str(max_tokens)]
     result = cli(
         "compare", "ollama", "tesseract", "--config", str(config), "--out", str(runs_dir),
-        "--max-tokens", "256", "--json", "--progress", "quiet",
+        *limit, "--json", "--progress", "quiet",
     )  # fmt: skip
     assert result.code == 0, result.err
     record = json.loads(result.out)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from panel.depth import BUDGETS
 from panel.testing.fake_provider import FakeProvider
 
 from .cloud import KEYS, MEMBERS, files_containing, write_config
@@ -133,7 +134,8 @@ def test_openai_token_param_from_panel_toml_reaches_the_wire(
     result = cli("backends", "check", "--config", str(cfg))
     assert result.code == 0, result.out
     body = fake.stats()["recent"][-1]["body"]
-    assert body["max_completion_tokens"] == 16 and "max_tokens" not in body
+    # The check asks for a review as a run would: the full depth's limit.
+    assert body["max_completion_tokens"] == BUDGETS["full"].max_tokens and "max_tokens" not in body
 
 
 def test_backends_check_labels_each_line_by_member_name(

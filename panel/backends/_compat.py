@@ -76,22 +76,25 @@ def split_sampling(extras: dict[str, SamplingValue]) -> tuple[dict[str, Any], di
     return named, body
 
 
-def _fit(schema: dict[str, Any], max_tokens: int, depth: Depth) -> dict[str, Any]:
+def _fit(schema: dict[str, Any], max_tokens: int, depth: Depth, max_length: int | None) -> dict[str, Any]:
     from .local import fit_schema
 
-    return fit_schema(schema, max_tokens, depth)
+    return fit_schema(schema, max_tokens, depth, max_length)
 
 
 #: every request of a persona carries the same schema and budget: fit it once
 _fitted: ByIdentity[dict[str, Any]] = ByIdentity(_fit)
 
 
-def fit_for_grammar(schema: dict[str, Any], max_tokens: int, depth: Depth = "brief") -> dict[str, Any]:
-    """The schema with the same free-text caps the embedded backend puts in its grammar.
+def fit_for_grammar(
+    schema: dict[str, Any], max_tokens: int, depth: Depth = "brief", max_length: int | None = None
+) -> dict[str, Any]:
+    """The schema with the same free-text caps the embedded backend puts in its grammar,
+    none longer than `max_length` (the form's bound, `structured.MAX_LENGTH`).
 
     The result is shared between requests: never change it in place.
     """
-    return _fitted(schema, max_tokens, depth)
+    return _fitted(schema, max_tokens, depth, max_length)
 
 
 class ServerBackend(Backend):
@@ -125,8 +128,12 @@ class ServerBackend(Backend):
     def negotiated_form(self) -> str | None:
         return self.negotiator.negotiated
 
-    def adopt_form(self, form: str) -> None:
-        self.negotiator.adopt(form)
+    def adopt_form(self, form: str, max_length: int | None = None) -> None:
+        self.negotiator.adopt(form, max_length)
+
+    def string_cap(self) -> int | None:
+        form = self.negotiator.form
+        return None if form is None or not self.fit_strings else self.negotiator.max_length(form)
 
     async def generate(self, request: Request) -> Reply:
         return await self.negotiator.send(lambda form: self._call(request, form))
@@ -138,7 +145,8 @@ class ServerBackend(Backend):
         """(the schema as this form sends it, sampling keywords, sampling body fields)."""
         schema = request.schema
         if self.fit_strings and form != "prompt":
-            schema = fit_for_grammar(schema, request.sampling.max_tokens, request.depth)
+            cap = self.negotiator.max_length(form)
+            schema = fit_for_grammar(schema, request.sampling.max_tokens, request.depth, cap)
         named, body = split_sampling(self.sampling)
         return schema, named, body
 

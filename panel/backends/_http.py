@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from .. import jsontext
 from .._about import DISTRIBUTION, __version__
-from ..errors import TransientError
-from ._provider import error_for_status, scrub
+from ..errors import TransientError, UnreachableError
+from ._provider import error_for_status, is_refused, scrub
 from .envelope import decode_body
 
 if TYPE_CHECKING:
@@ -142,7 +142,8 @@ class JSONClient:
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             # Refused, reset, dropped mid-reply or timed out: nothing was answered.
             detail = scrub(f"{type(exc).__name__}: {exc}".rstrip(": "), self.secrets)
-            raise TransientError(f"{self.backend}: {detail}") from None
+            error = UnreachableError if is_refused(exc) else TransientError
+            raise error(f"{self.backend}: {detail}") from None
         if status >= 400:
             detail = scrub(error_detail(raw), self.secrets)
             request_id = got.get("x-request-id")

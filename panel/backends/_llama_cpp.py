@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import FatalError
 from .base import Request
+from .structured import CONVERTER_MAX_LENGTH
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -58,6 +59,9 @@ class LlamaCppEngine:
     name = "llama-cpp-python"
     module = "llama_cpp"
     extra = "llama-cpp"
+    # Its schema converter writes each cap as nested groups: longer ones fail to compile and
+    # take the process down (see `CONVERTER_MAX_LENGTH`).
+    max_length: int | None = CONVERTER_MAX_LENGTH
 
     def __init__(self, path: Path, *, n_ctx: int, n_threads: int, parallel: int) -> None:
         # One instance decodes one sequence at a time: `parallel` does not apply.

@@ -6,6 +6,7 @@ Nothing here imports a provider SDK, so a backend module can be imported without
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from ..errors import (
     MissingKeyError,
     RateLimitError,
     TransientError,
+    UnreachableError,
 )
 from .structured import is_refusal
 
@@ -35,6 +37,7 @@ __all__ = [
     "env_key",
     "error_for_status",
     "finish_reason",
+    "is_refused",
     "is_transport_error",
     "json_schema_format",
     "key_variables",
@@ -287,7 +290,8 @@ async def call(backend: str, secrets: Iterable[str | None], send: Awaitable[T], 
             raise
         detail = scrub(failure.detail or type(exc).__name__, secrets)
         if failure.transient:
-            error: BackendError = TransientError(f"{backend}: {_cut(detail)}", request_id=failure.request_id)
+            kind = UnreachableError if is_refused(exc) else TransientError
+            error: BackendError = kind(f"{backend}: {_cut(detail)}", request_id=failure.request_id)
         else:
             error = error_for_status(
                 backend, failure.status, detail, headers=failure.headers, request_id=failure.request_id
@@ -317,6 +321,22 @@ def _cut(detail: str) -> str:
     """The detail on one line (an SDK may quote a whole multi-line body), cut to a readable length."""
     detail = " ".join(detail.split())
     return detail[:_MAX_DETAIL] + "…" if len(detail) > _MAX_DETAIL else detail
+
+
+def is_refused(exc: BaseException) -> bool:
+    """Whether a failed request met a closed port (nothing listens at the address): the
+    exception or one it was raised from is the socket's refusal."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the SDKs wrap the socket's error two or three times
+        if seen is None:
+            return False
+        cause = getattr(seen, "os_error", None)  # aiohttp's connector error holds the socket's
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return True
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def is_transport_error(exc: BaseException) -> bool:

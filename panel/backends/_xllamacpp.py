@@ -28,6 +28,8 @@ class XLlamaCppEngine:
     name = "xllamacpp"
     module = "xllamacpp"
     extra = "local"
+    # llama.cpp's own converter writes a cap as a counted repetition: any cap compiles.
+    max_length: int | None = None
 
     def __init__(self, path: Path, *, n_ctx: int, n_threads: int, parallel: int) -> None:
         self.path, self.n_ctx, self.n_threads, self.parallel = path, n_ctx, n_threads, parallel

@@ -229,8 +229,14 @@ class Backend(abc.ABC):
         """The structured-output form `structured = "auto"` settled on, once it has."""
         return None
 
-    def adopt_form(self, form: str) -> None:  # noqa: B027 - only negotiating backends care
-        """Use a form found by an earlier process instead of asking the server again."""
+    def adopt_form(self, form: str, max_length: int | None = None) -> None:  # noqa: B027 - only negotiating backends care
+        """Use a form found by an earlier process, with the string cap recorded with it,
+        instead of asking the server again."""
+
+    def string_cap(self) -> int | None:
+        """The longest `maxLength` this member's schemas carry in the form it settled on
+        (None: the depth's caps alone, or no caps)."""
+        return None
 
     @property
     def label(self) -> str:

@@ -7,26 +7,15 @@ import os
 import time
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from ..depth import Depth, member_depth
 from ..errors import BackendError, PanelError
 from ..run.validate import InvalidReply, parse_review
 from .base import MemberSpec, Request, Sampling
 from .registry import BACKENDS, backend_class, create_backend
 
-__all__ = ["BackendStatus", "CheckResult", "backend_statuses", "check_member"]
-
-_PING_SCHEMA = {
-    "type": "object",
-    "properties": {"ok": {"type": "boolean"}},
-    "required": ["ok"],
-    "additionalProperties": False,
-}
-
-
-class _Ping(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    ok: bool
+__all__ = ["BackendStatus", "CheckResult", "backend_statuses", "check_member", "check_request"]
 
 
 @dataclass(frozen=True)
@@ -64,30 +53,48 @@ def backend_statuses() -> list[BackendStatus]:
     return rows
 
 
+def check_request(depth: Depth, max_tokens: int) -> tuple[Request, type[BaseModel]]:
+    """The request a check sends: a review of the first example tool by the first persona, as a
+    run at this depth and token limit sends it (the same schema, so the same string caps), and
+    the model its reply must satisfy."""
+    from ..catalog import load_catalog
+    from ..personas import load_personas
+    from ..prompts import PromptSet
+    from ..resources import data_dir
+
+    personas = load_personas(data_dir("personas")).values()
+    persona = min(personas, key=lambda p: (p.order, p.id))
+    tool = next(iter(load_catalog(data_dir("examples") / "catalog.yaml")))
+    request = Request(
+        messages=PromptSet().review_messages(persona, tool, depth),
+        schema=persona.review_schema,
+        schema_name=f"{persona.id}_review",
+        sampling=Sampling(max_tokens=max_tokens, temperature=0.0),
+        depth=depth,
+    )
+    return request, persona.review_model
+
+
 async def check_member(spec: MemberSpec) -> CheckResult:
-    """Send one tiny schema-constrained request; report the latency, the structured-output form
-    that worked and whether the reply matched the schema, or the exact error."""
+    """Send one review request as a run would, at the member's depth: report the latency, the
+    structured-output form that worked and whether the reply is a valid review, or the exact
+    error. A server that cannot take the review schema (one whose converter dies on its string
+    caps) fails here, before a run sends it every cell."""
     try:
         backend = create_backend(spec)
     except PanelError as exc:
         return CheckResult(spec.key, False, None, str(exc))
     label = backend.label  # the member's name in the config, else backend:model
-    request = Request(
-        messages=[
-            {"role": "system", "content": "You check that a connection works."},
-            {"role": "user", "content": 'Reply with the JSON object {"ok": true}.'},
-        ],
-        schema=_PING_SCHEMA,
-        schema_name="ping",
-        sampling=Sampling(max_tokens=16, temperature=0.0),
-    )
+    depth, max_tokens = member_depth(spec.options, backend.default_depth())
+    request, review_model = check_request(depth, max_tokens)
+    what = f"{request.schema_name} schema at depth {depth}"
     started = time.perf_counter()
     try:
         reply = await backend.generate(request)
     except BackendError as exc:
-        return CheckResult(label, False, None, f"{exc.kind} error: {exc}")
+        return CheckResult(label, False, None, f"{exc.kind} error on the {what}: {exc}")
     except Exception as exc:  # report whatever the SDK raised, then carry on with the others
-        return CheckResult(label, False, None, f"{type(exc).__name__}: {exc}")
+        return CheckResult(label, False, None, f"{type(exc).__name__} on the {what}: {exc}")
     finally:
         await backend.aclose()
     latency = time.perf_counter() - started
@@ -96,8 +103,9 @@ async def check_member(spec: MemberSpec) -> CheckResult:
     how = f"form {form} ({enforced})" if form else enforced
     tokens = f"{reply.usage.input_tokens} in / {reply.usage.output_tokens} out tokens"
     try:
-        parse_review(_Ping, reply.text, reply.finish_reason)
+        parse_review(review_model, reply.text, reply.finish_reason)
     except InvalidReply as exc:
-        # A 200 whose reply ignored the schema is no working member.
-        return CheckResult(label, False, latency, f"{how}: the reply ignored the schema: {exc}", form)
-    return CheckResult(label, True, latency, f"{how}, {tokens}: {reply.text[:60]!r}", form)
+        # A 200 whose reply is no valid review is no working member.
+        detail = f"{how}: the reply ignored the schema (the {what}): {exc}"
+        return CheckResult(label, False, latency, detail, form)
+    return CheckResult(label, True, latency, f"{how}, {tokens}: a valid review on the {what}", form)

@@ -79,6 +79,8 @@ def bundled_model_path() -> Path:
 class Engine(Protocol):
     name: str
     parallel: int
+    #: the longest string cap its schema converter compiles (None: any the depths ask for)
+    max_length: int | None
 
     def __init__(self, path: Path, *, n_ctx: int, n_threads: int, parallel: int) -> None: ...
 
@@ -174,7 +176,9 @@ class LocalBackend(Backend):
         return await loop.run_in_executor(self.engine.executor, self._generate, request)
 
     def _generate(self, request: Request) -> Reply:
-        schema = fit_schema(request.schema, request.sampling.max_tokens, request.depth)
+        schema = fit_schema(
+            request.schema, request.sampling.max_tokens, request.depth, self.engine.max_length
+        )
         started = time.perf_counter()
         out = self.engine.complete(request, schema, REPEAT_PENALTY)
         latency = time.perf_counter() - started
@@ -189,12 +193,16 @@ class LocalBackend(Backend):
         )
 
 
-def fit_schema(schema: dict[str, Any], max_tokens: int, depth: Depth = "brief") -> dict[str, Any]:
+def fit_schema(
+    schema: dict[str, Any], max_tokens: int, depth: Depth = "brief", max_length: int | None = None
+) -> dict[str, Any]:
     """Cap the length of free-text fields so a whole reply fits in `max_tokens`.
 
     A grammar makes the model write valid JSON, but only if it gets to the closing brace;
     caps sized from the token budget keep it from running out mid-string. No field gets more
-    than the depth allows it (`panel.depth`), however large the budget.
+    than the depth allows it (`panel.depth`), however large the budget, nor more than
+    `max_length` characters beyond its `minLength`: the most the converter that compiles the
+    schema takes (`panel.backends.structured.MAX_LENGTH`).
     """
     budget = BUDGETS[depth]
     fields: list[tuple[dict[str, Any], str]] = []
@@ -208,8 +216,11 @@ def fit_schema(schema: dict[str, Any], max_tokens: int, depth: Depth = "brief") 
         if "properties" in node:
             out["properties"] = {k: walk(v, k) for k, v in node["properties"].items()}
             key_chars += sum(len(k) + 6 for k in node["properties"])
-        if out.get("type") == "string" and "enum" not in out and "maxLength" not in out:
-            fields.append((out, name))
+        if out.get("type") == "string" and "enum" not in out:
+            if "maxLength" not in out:
+                fields.append((out, name))
+            elif max_length is not None:
+                out["maxLength"] = min(out["maxLength"], out.get("minLength", 0) + max_length)
         return out
 
     fitted: dict[str, Any] = walk(schema, "")
@@ -219,5 +230,8 @@ def fit_schema(schema: dict[str, Any], max_tokens: int, depth: Depth = "brief") 
     weights = [budget.weight(name) for _, name in fields]
     total = sum(weights) or 1
     for (node, name), w in zip(fields, weights, strict=True):
-        node["maxLength"] = max(node.get("minLength", 1), min(budget.ceiling(name), room * w // total))
+        ceiling = budget.ceiling(name)
+        if max_length is not None:
+            ceiling = min(ceiling, node.get("minLength", 0) + max_length)
+        node["maxLength"] = max(node.get("minLength", 1), min(ceiling, room * w // total))
     return fitted

@@ -13,6 +13,10 @@ One vocabulary for every backend's `structured` setting:
   turn (one at a time, however many workers wait) until the server accepts one; a refusal
   (`CapabilityError`) moves on, anything else is the request's own outcome. The choice is kept
   for the backend's life and, through the engine, in the store, so a resume does not ask again.
+
+A form also bounds the string caps (`maxLength`) its schema may carry (`MAX_LENGTH`): the
+converters that read it must be able to compile them, since one that cannot may take the
+server down with it rather than answer an error.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from typing import Any, Literal, TypeVar, cast, get_args
 from ..errors import CapabilityError
 
 __all__ = [
+    "CONVERTER_MAX_LENGTH",
     "ENFORCED",
     "FORMS",
+    "MAX_LENGTH",
     "STRUCTURED",
     "Enforced",
     "Form",
@@ -54,6 +60,20 @@ ENFORCED: dict[Form, Enforced] = {
     "tools": "tool",
     "prompt": "validated after",
 }
+
+#: The longest free-text cap, counted beyond the field's `minLength`, that llama-cpp-python's
+#: JSON-schema converter compiles. It writes a cap of N as N nested optional groups, and the
+#: grammar parser of the llama.cpp it bundles refuses a group that holds over 2,000 rules
+#: (the outer one holds 2N - 1). Measured with llama-cpp-python 0.3.36 and the bundled model:
+#: a string of maxLength 1,000 (minLength 0) compiles, 1,001 does not; the server then samples
+#: with no grammar at all and its process dies (segmentation fault), so no request may probe
+#: for the limit. llama.cpp's own converter (llama-server, xllamacpp) writes `{0,N}` instead
+#: and takes any cap the depths ask for.
+CONVERTER_MAX_LENGTH = 1000
+#: The caps each form's schema may carry: `json_object` and `tools` are what llama-cpp-python
+#: reads (its server takes no `json_schema`), so they stay within its converter; `json_schema`
+#: goes to servers that compile it themselves (llama.cpp, vLLM, the providers).
+MAX_LENGTH: dict[Form, int] = {"json_object": CONVERTER_MAX_LENGTH, "tools": CONVERTER_MAX_LENGTH}
 
 # A refusal names what it refuses; a 400 about the context length or the model is no refusal.
 _FORM_WORDS = (
@@ -90,6 +110,8 @@ class Negotiator:
         self.order = tuple(order)
         self.form: Form | None = None if setting == "auto" else cast(Form, str(setting))
         self.refused: dict[Form, str] = {}
+        #: the cap found with the form in an earlier process (the store keeps them together)
+        self.adopted_max_length: int | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -97,10 +119,18 @@ class Negotiator:
         """The form `auto` settled on (None before, and for a fixed setting)."""
         return self.form if self.setting == "auto" else None
 
-    def adopt(self, form: str) -> None:
-        """Start from a form found earlier (read from the store): no probe."""
+    def adopt(self, form: str, max_length: int | None = None) -> None:
+        """Start from a form found earlier (read from the store) and the string cap recorded
+        with it: no probe."""
         if self.setting == "auto" and form in self.order:
             self.form = cast(Form, str(form))
+            self.adopted_max_length = max_length
+
+    def max_length(self, form: Form) -> int | None:
+        """The longest `maxLength` a schema sent in `form` may carry (None: no bound)."""
+        if form == self.form and self.adopted_max_length is not None:
+            return self.adopted_max_length
+        return MAX_LENGTH.get(form)
 
     async def send(self, attempt: Callable[[Form], Awaitable[T]]) -> T:
         """Send with the settled form, or find one: each refused form is tried once."""

@@ -51,7 +51,8 @@ def backends_check(
     ] = None,
     config: ConfigPath = None,
 ) -> None:
-    """Send one tiny request to each member and report its latency or the exact error."""
+    """Send each member one review request as a run would, at its depth; report its latency or the
+    exact error (a server that cannot take the review schema fails here, before a run)."""
     members = resolve_members(specs or [], load_config(config))
 
     async def run_all() -> list[CheckResult]:

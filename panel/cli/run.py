@@ -72,6 +72,7 @@ def compare(
     """Review two tools with the whole panel and draft their comparison.
 
     Exit codes: 0 done, 1 no review was valid, 2 bad input or a file that cannot be written,
+    3 a member's server went away and the run stopped sending to it (finish with --resume),
     130 interrupted (the line printed says how to resume).
     """
     notices.mode = progress
@@ -106,6 +107,7 @@ def compare(
         print_record(record)
         out_console.print(f"\nwrote [bold]{for_console(outcome.folder)}[/] ({outcome.files})")
     _fail_if_none_valid(outcome)
+    _exit_if_member_stopped(outcome)
 
 
 @app.command()
@@ -174,8 +176,8 @@ def review(
     """Review a whole catalog: every tool x persona x member, within limits and a budget.
 
     Exit codes: 0 done (or detached with batches in flight), 1 no review was valid, 2 bad
-    input or a file that cannot be written, 3 stopped at the budget (finish it with
-    --resume), 130 interrupted (the line printed says how to resume).
+    input or a file that cannot be written, 3 stopped at the budget or a member's server went
+    away (finish it with --resume), 130 interrupted (the line printed says how to resume).
     """
     notices.mode = progress
     if route is not None and route not in ("live", "batch"):
@@ -265,6 +267,13 @@ def review(
         )
         raise typer.Exit(3)
     _fail_if_none_valid(outcome)
+    _exit_if_member_stopped(outcome)
+
+
+def _exit_if_member_stopped(outcome: Outcome) -> None:
+    """Exit 3 when the run stopped sending to a member: its line said why and how to finish."""
+    if outcome.stats.members_stopped:
+        raise typer.Exit(3)
 
 
 def _say_detached(run_id: str, in_flight: list[BatchRow], collect: str) -> None:

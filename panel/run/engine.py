@@ -11,7 +11,10 @@ validates the reply, re-asks once with the error, and stores everything as it go
 - before each send the worst-case cost is reserved against the budget; a send that could
   go over stops the run cleanly instead;
 - a request a dead process left unanswered is marked lost when the run resumes and is
-  charged at the worst case it reserved (see `Store.spent`), then sent again.
+  charged at the worst case it reserved (see `Store.spent`), then sent again;
+- a member whose server went away (a closed port on a request's last try) is stopped: the
+  rest of the panel carries on, and its cells not yet reviewed wait for `--resume`
+  (`panel.run.outage`).
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from typing import Any, ClassVar
 from ..backends.base import Backend, Reply, Request, Sampling
 from ..catalog import Tool
 from ..depth import Depth
-from ..errors import BackendError, TransientError
+from ..errors import BackendError, TransientError, UnreachableError
 from ..memo import ByIdentity
 from ..personas import Persona
 from ..prompts import PromptSet
 from ..store import CellKey, Store
 from .limits import RateLimiter
+from .outage import MemberStopped, ServerWatch
 from .pricing import Price, input_tokens
 from .retry import RetryPolicy, call_with_retries
 from .usage import believed, charge
@@ -97,6 +101,8 @@ class Member:
     depth: Depth = "brief"
     #: the token limit of its replies; None: the run's sampling setting
     max_tokens: int | None = None
+    #: what this run saw of its server, and why it stopped sending to it (`panel.run.outage`)
+    watch: ServerWatch = field(default_factory=ServerWatch)
 
     def sampling(self, run: Sampling) -> Sampling:
         """The run's sampling settings with this member's token limit."""
@@ -128,6 +134,8 @@ class RunStats:
     batch_spent: float = 0.0
     batch_at_live: float = 0.0
     stopped: str | None = None
+    #: members the run stopped sending to (their server went away), with the reason
+    members_stopped: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     #: the rebuttal round's own counts (`panel.run.rebuttal.RoundStats`), once it has begun
     rebuttal: Any = None
@@ -160,6 +168,7 @@ class RunStats:
             "rate_per_s": round(self.rate, 3),
             "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
             "stopped": self.stopped,
+            "members_stopped": self.members_stopped,
         }
 
 
@@ -200,6 +209,11 @@ def cache_key(backend: Backend, request: Request, persona_version: str) -> str:
 _sorted_json: ByIdentity[bytes] = ByIdentity(lambda value: json.dumps(value, sort_keys=True).encode())
 
 
+def _what(cell: Cell) -> str:
+    """A request as the line about its member's server names it."""
+    return f"{cell.tool.id} / {cell.persona.id}"
+
+
 @dataclass
 class Engine:
     store: Store
@@ -213,8 +227,13 @@ class Engine:
     #: a previous run whose unchanged, valid reviews are copied instead of re-made
     since_run: str | None = None
     on_result: Callable[[CellResult, RunStats], None] | None = None
+    #: told (member label, reason) when the run stops sending to a member
+    on_stopped: Callable[[str, str], None] | None = None
     stats: RunStats = field(default_factory=lambda: RunStats(total=0))
     _stop: bool = field(default=False, init=False)
+    #: whether workers run the cells (`run`), so a member whose server went away is stopped;
+    #: a single review (regenerate) stores the failure instead
+    _live: bool = field(default=False, init=False)
     #: whether this run had reviews or requests stored before this process began it
     _resumed: bool = field(default=True, init=False)
     #: the structured-output form stored for each backend's form key
@@ -245,8 +264,8 @@ class Engine:
             # A form an earlier process found is used at once: the server is not asked again.
             found = self.store.member_form(member.backend.form_key())
             if found is not None:
-                member.backend.adopt_form(found)
-                self._forms[member.backend.form_key()] = found
+                member.backend.adopt_form(found.form, found.max_length)
+                self._forms[member.backend.form_key()] = found.form
         workers = []
         for member in self.members:
             cells = cells_for(member.backend)
@@ -254,6 +273,7 @@ class Engine:
                 workers.append(self._batch_member(member, cells))
                 continue
             workers += [self._worker(member, cells) for _ in range(max(1, member.concurrency))]
+        self._live = True
         # Writes are committed in groups; each request is committed before it is sent.
         self.store.group_commits(True)
         try:
@@ -265,7 +285,7 @@ class Engine:
     async def _worker(self, member: Member, cells: Iterator[Cell]) -> None:
         # Workers of one member share its iterator; next() never awaits, so no lock is needed.
         for cell in cells:
-            if self._stop:
+            if self._stop or member.watch.stopped is not None:
                 return
             if self._resumed and self.store.has_review(self.run_id, cell.key):
                 continue  # finished before a crash or a stop; counted at the start
@@ -275,6 +295,8 @@ class Engine:
                 self._stop = True
                 self.stats.stopped = "budget"
                 return
+            except MemberStopped:
+                return  # this cell and the member's others stay unstored, for --resume
             self._count(result, result.source)
             self.store.commit_stale(_COMMIT_AT_LEAST_EVERY)
 
@@ -362,6 +384,8 @@ class Engine:
             try:
                 request_id, reply, from_store = await self._ask(cell, member, request, ask)
             except BackendError as exc:
+                if self._gone(member, exc):
+                    raise MemberStopped(str(member.watch.stopped)) from None
                 error = f"{exc.kind} error from {backend.label}: {exc}"
                 return self._save(cell, None, error, raw, request_id, ask, fingerprint, "sent", enforced)
             all_cached = all_cached and from_store
@@ -420,7 +444,7 @@ class Engine:
 
         async def attempt() -> Reply:
             tries[0] += 1
-            return await self._send(member, request, estimate)
+            return await self._send(member, request, estimate, cell)
 
         try:
             reply, _ = await call_with_retries(
@@ -452,7 +476,9 @@ class Engine:
             round_=cell.ROUND,
         )
 
-    async def _send(self, member: Member, request: Request, estimate: int) -> Reply:
+    async def _send(self, member: Member, request: Request, estimate: int, cell: Cell) -> Reply:
+        if member.watch.stopped is not None:
+            raise MemberStopped(member.watch.stopped)
         reservation = await member.limiter.acquire(estimate)
         backend = member.backend
         try:
@@ -464,9 +490,12 @@ class Engine:
             raise TransientError(f"no reply within {member.timeout:.0f} s") from None
         except BackendError as exc:
             member.limiter.failed(reservation, exc)  # a 429 slows the whole member down
+            if not isinstance(exc, UnreachableError):
+                member.watch.took(_what(cell))  # the server is there: it answered, or broke
             raise
         except Exception as exc:  # our bug stops the run; an SDK error we did not map fails the review
             raise backend.bug(exc) or backend.as_backend_error(exc) from exc
+        member.watch.took(_what(cell))
         self._remember_form(backend)
         reply.usage = believed(reply.usage, request)
         used = reply.usage.input_tokens + reply.usage.output_tokens
@@ -480,7 +509,28 @@ class Engine:
         key = backend.form_key()
         if form is not None and self._forms.get(key) != form:
             self._forms[key] = form
-            self.store.save_member_form(key, form)
+            self.store.save_member_form(key, form, backend.string_cap())
+
+    def stop_member(self, member: Member, reason: str) -> None:
+        """Send `member` nothing more in this run; the rest of the panel carries on.
+
+        Its workers take no more cells, its requests in flight end at their next try, and
+        its cells not yet reviewed stay unstored for `--resume`; the run ends `stopped`.
+        """
+        if member.watch.stopped is not None:
+            return
+        member.watch.stopped = reason
+        self.stats.members_stopped[member.backend.label] = reason
+        self.stats.stopped = self.stats.stopped or "member"
+        if self.on_stopped is not None:
+            self.on_stopped(member.backend.label, reason)
+
+    def _gone(self, member: Member, exc: BackendError) -> bool:
+        """Whether a review's failure means its member is stopped: it was already, or its
+        request met a closed port on its last try while workers run the cells."""
+        if isinstance(exc, UnreachableError) and self._live:
+            self.stop_member(member, member.watch.gone(exc, self.retry.attempts))
+        return member.watch.stopped is not None and isinstance(exc, MemberStopped | UnreachableError)
 
     def _on_retry(self, member: Member, exc: BackendError, wait: float) -> None:
         self.stats.retries += 1

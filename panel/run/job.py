@@ -196,6 +196,18 @@ class Job:
     def resume(self) -> str:
         return resume_command(self.run_id, self.resume_args)
 
+    def member_stopped(self, member: str, reason: str) -> None:
+        """The one line when the run stops sending to a member: why, and how to finish."""
+        self.notices.say(
+            "member_stopped",
+            f"{member}: stopped sending to it: {reason}. The rest of the panel carries on; "
+            f"its reviews not made yet wait for: {self.resume}",
+            run_id=self.run_id,
+            member=member,
+            reason=reason,
+            resume=self.resume,
+        )
+
     def run(self, command: str, write: Callable[[str, str], object]) -> RunStats:
         """Run the plan, then `write(run_id, status)` its files; the run is done only after both."""
         reporter = Reporter(self.progress, self.plan.total, self.console)
@@ -213,6 +225,7 @@ class Job:
                         write,
                         on_batch=reporter.batch,
                         on_rebuttal=reporter,
+                        on_stopped=self.member_stopped,
                     )
                 )
         except KeyboardInterrupt:

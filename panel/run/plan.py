@@ -19,7 +19,7 @@ from ..backends.batch import BatchStatus
 from ..backends.registry import MemberSpec, create_backend, parse_member
 from ..catalog import Tool, load_catalog
 from ..config import PanelConfig, resolve_members
-from ..depth import BUDGETS, Depth
+from ..depth import member_depth
 from ..errors import BackendSpecError, ConfigError, UserError
 from ..personas import Persona, load_personas, resolve_personas
 from ..prompts import PromptSet
@@ -104,7 +104,7 @@ def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = 
     for spec in specs:
         backend = create_backend(spec)
         o = spec.options
-        depth: Depth = o.get("depth") or backend.default_depth()
+        depth, max_tokens = member_depth(o, backend.default_depth())
         members.append(
             Member(
                 backend=backend,
@@ -114,7 +114,7 @@ def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = 
                 timeout=o.get("timeout") or backend.default_timeout,
                 route=o.get("route") or "live",
                 depth=depth,
-                max_tokens=int(o.get("max_tokens") or BUDGETS[depth].max_tokens),
+                max_tokens=max_tokens,
             )
         )
     for member in members:
@@ -278,6 +278,7 @@ async def run_plan(
     write: Callable[[str, str], object] | None = None,
     on_batch: Callable[[str, str, BatchStatus], None] | None = None,
     on_rebuttal: RebuttalProgress | None = None,
+    on_stopped: Callable[[str, str], None] | None = None,
 ) -> tuple[str, RunStats]:
     """Run a plan as a new run, or finish the run `run_id` (started, or resumed).
 
@@ -287,7 +288,8 @@ async def run_plan(
     while batches are in flight (its stats say `stopped = "detached"`; no files are written).
     `on_batch(member, batch key, status)` is told of each batch at submission and each poll.
     With `plan.rebuttal`, the rebuttal round follows round 1 (unless it stopped), told to
-    `on_rebuttal` (see `RebuttalProgress`).
+    `on_rebuttal` (see `RebuttalProgress`). `on_stopped(member, reason)` is told when the run
+    stops sending to a member whose server went away (`panel.run.outage`).
     """
     options = options or RunOptions()
     if run_id is None:
@@ -305,6 +307,7 @@ async def run_plan(
         max_cost=options.max_cost,
         since_run=options.since_run,
         on_result=on_result,
+        on_stopped=on_stopped,
     )
     if any(member.route == "batch" for member in plan.members):
         engine.batch_runner = BatchRunner(

@@ -58,6 +58,8 @@ def summary_line(stats: RunStats, elapsed: float) -> str:
         parts.append("stopped at the budget")
     elif stats.stopped == "detached":
         parts.append("detached with batches in flight")
+    if stats.members_stopped:
+        parts.append(f"stopped sending to {', '.join(stats.members_stopped)}")
     return " · ".join(parts)
 
 

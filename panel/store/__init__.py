@@ -18,7 +18,7 @@ from .migrations import MIGRATIONS
 from .rebuttals import RebuttalRow, Rebuttals
 from .requests import Requests
 from .reviews import Reviews
-from .rows import RUN_STATUSES, UNFINISHED, BatchRow, CellKey, ReviewRow, RunRow, new_run_id
+from .rows import RUN_STATUSES, UNFINISHED, BatchRow, CellKey, MemberForm, ReviewRow, RunRow, new_run_id
 from .runs import Runs
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "CellKey",
     "EditRow",
     "HistoryRow",
+    "MemberForm",
     "RebuttalRow",
     "ReviewRow",
     "RunRow",

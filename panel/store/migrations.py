@@ -284,6 +284,12 @@ def _m007_editor_names(db: sqlite3.Connection) -> None:
     )
 
 
+def _m008_form_caps(db: sqlite3.Connection) -> None:
+    # The string cap (maxLength) a member's schemas carry in the form found for its server:
+    # llama-cpp-python compiles no longer one, and dies on it (see structured.MAX_LENGTH).
+    db.execute("ALTER TABLE member_forms ADD COLUMN max_length INTEGER")
+
+
 # Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
@@ -293,4 +299,5 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m005_editor,
     _m006_rebuttals,
     _m007_editor_names,
+    _m008_form_caps,
 ]

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from .connection import Connection
-from .rows import CellKey, ReviewRow, review_row
+from .rows import CellKey, MemberForm, ReviewRow, review_row
 
 __all__ = ["Reviews"]
 
@@ -65,17 +65,20 @@ class Reviews(Connection):
             ),
         )
 
-    def member_form(self, form_key: str) -> str | None:
-        """The structured-output form found earlier for a backend, if any."""
-        row = self.db.execute("SELECT form FROM member_forms WHERE form_key = ?", (form_key,)).fetchone()
-        return None if row is None else str(row[0])
+    def member_form(self, form_key: str) -> MemberForm | None:
+        """The structured-output form found earlier for a backend, with its string cap, if any."""
+        row = self.db.execute(
+            "SELECT form, max_length FROM member_forms WHERE form_key = ?", (form_key,)
+        ).fetchone()
+        return None if row is None else MemberForm(str(row[0]), None if row[1] is None else int(row[1]))
 
-    def save_member_form(self, form_key: str, form: str) -> None:
+    def save_member_form(self, form_key: str, form: str, max_length: int | None = None) -> None:
         self._hold()
         self.db.execute(
-            """INSERT INTO member_forms (form_key, form, updated_at) VALUES (?, ?, ?)
-               ON CONFLICT (form_key) DO UPDATE SET form = excluded.form, updated_at = excluded.updated_at""",
-            (form_key, form, time.time()),
+            """INSERT INTO member_forms (form_key, form, max_length, updated_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (form_key) DO UPDATE SET form = excluded.form,
+                   max_length = excluded.max_length, updated_at = excluded.updated_at""",
+            (form_key, form, max_length, time.time()),
         )
 
     def review_counts(self, run_id: str) -> tuple[int, int]:

@@ -14,6 +14,7 @@ __all__ = [
     "UNFINISHED",
     "BatchRow",
     "CellKey",
+    "MemberForm",
     "ReviewRow",
     "RunRow",
     "new_run_id",
@@ -48,6 +49,14 @@ class CellKey(NamedTuple):
     persona_id: str
     member: str
     repeat: int = 0
+
+
+class MemberForm(NamedTuple):
+    """The structured-output form found for a member's server, and the string cap its
+    schemas were given in that form (None: the depth's caps alone)."""
+
+    form: str
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)

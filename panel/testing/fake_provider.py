@@ -61,6 +61,8 @@ class _Server(ThreadingHTTPServer):
         self.state = state
         self.verbose = verbose
         self.stopping = threading.Event()
+        #: set when a request killed the server (`die_after`, `crash_max_length`)
+        self.dead = False
         self._conns: set[socket.socket] = set()
         self._conns_cv = threading.Condition()
         super().__init__((_HOST, port), _Handler)
@@ -83,6 +85,17 @@ class _Server(ThreadingHTTPServer):
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
             self._conns_cv.wait_for(lambda: not self._conns, timeout)
+
+    def die(self, current: socket.socket) -> None:
+        """Close the port and every other connection, as a process that died would."""
+        self.dead = True
+        self.shutdown()
+        self.server_close()
+        with self._conns_cv:
+            for conn in list(self._conns):
+                if conn is not current:
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that time out or hang up mid-reply are part of the job, not news.
@@ -219,6 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
         if req.form in knobs.refuse_forms:
             body = wire.refusal_body(req.form)
             return self._finish(500, body, request_id, req.provider, record, None)
+        if self.server.dead or _kills(knobs, req, state.requests):
+            return self._die(record)
         if req.form in knobs.ignore_forms:
             clean = wire.make_reply(replace(req, schema=wire.BARE_JSON_SCHEMA), None)
         with state.lock:
@@ -311,6 +326,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.state.by_status["reset"] += 1
             record["status"] = "reset"
 
+    def _die(self, record: dict[str, Any]) -> None:
+        """The request killed the server: the port is closed before its connection drops."""
+        if not self.server.dead:
+            # shutdown() waits for the serving loop, which runs on another thread than this.
+            closer = threading.Thread(target=self.server.die, args=(self.connection,), daemon=True)
+            closer.start()
+            closer.join(5.0)
+        self._drop(record)
+
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         self._send_bytes(status, data, "application/json", headers)
@@ -326,6 +350,24 @@ class _Handler(BaseHTTPRequestHandler):
         # never sees the request still counted.
         self._done()
         self.wfile.write(data)
+
+
+def _kills(knobs: Knobs, req: ParsedRequest, requests: int) -> bool:
+    """Whether this request kills the server (see `Knobs.die_after`, `Knobs.crash_max_length`)."""
+    if knobs.die_after and requests > knobs.die_after:
+        return True
+    return bool(knobs.crash_max_length) and _longest_cap(req.schema) > knobs.crash_max_length
+
+
+def _longest_cap(node: Any) -> int:
+    """The longest string cap in a schema, counted beyond its minLength (0: none)."""
+    if isinstance(node, list):
+        return max((_longest_cap(item) for item in node), default=0)
+    if not isinstance(node, dict):
+        return 0
+    own = node.get("maxLength")
+    cap = own - int(node.get("minLength", 0)) if isinstance(own, int) else 0
+    return max([cap, *(_longest_cap(value) for value in node.values())])
 
 
 class FakeProvider:
@@ -461,6 +503,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-rotate", action="store_true", help="answer each batch line under another's id")
     p.add_argument(
         "--batch-status-poison", default="", help=f"bend batch objects: one of {','.join(hostile.STATUS)}"
+    )
+    p.add_argument("--die-after", type=int, default=d.die_after, help="requests before one kills the server")
+    p.add_argument(
+        "--crash-max-length", type=int, default=d.crash_max_length, help="longest string cap that does not"
     )
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
     return p

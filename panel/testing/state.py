@@ -85,6 +85,12 @@ class Knobs:
     batch_poison: str = ""
     batch_rotate: bool = False
     batch_status_poison: str = ""
+    # A server that dies, as llama-cpp-python's does on a grammar it cannot compile: the
+    # request after `die_after` requests (0: never), or one whose schema holds a string cap
+    # longer than `crash_max_length` beyond its minLength (0: never), has its connection
+    # dropped, and the port closes for good: every later connection is refused.
+    die_after: int = 0
+    crash_max_length: int = 0
 
     def updated(self, changes: dict[str, Any]) -> Knobs:
         known = {f.name: f for f in fields(self)}
@@ -113,7 +119,7 @@ class Knobs:
                 values[name] = kind
             elif name == "poison_match":
                 values[name] = str(raw)
-            elif name in ("rpm", "tpm", "fault_seed", "history"):
+            elif name in ("rpm", "tpm", "fault_seed", "history", "die_after", "crash_max_length"):
                 values[name] = int(raw)
             elif name in ("rate_headers", "batch_partial", "batch_fail_validation", "batch_rotate"):
                 values[name] = _flag(raw)
