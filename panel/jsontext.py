@@ -49,17 +49,20 @@ def too_deep(text: str | bytes, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, max_chars: int | None = None) -> Any:
+def loads(
+    text: str | bytes, *, max_depth: int = MAX_DEPTH, max_chars: int | None = None, strict: bool = True
+) -> Any:
     """`json.loads`, refusing text nested deeper than `max_depth` or longer than `max_chars`.
 
     Raises `JSONRefused` for those and `ValueError` (`json.JSONDecodeError`, or
-    `UnicodeDecodeError` for bytes that are not UTF-8) for text that is not JSON.
+    `UnicodeDecodeError` for bytes that are not UTF-8) for text that is not JSON. With
+    `strict` False, control characters are allowed inside strings (as `json.loads` allows).
     """
     if max_chars is not None and len(text) > max_chars:
         raise JSONRefused(f"it is {len(text):,} characters long, more than the {max_chars:,} read")
     if too_deep(text, max_depth):
         raise JSONRefused(f"it nests more than {max_depth} levels deep")
     try:
-        return json.loads(text)
+        return json.loads(text, strict=strict)
     except RecursionError:  # a depth the scan could not see (never expected): still refused
         raise JSONRefused(f"it nests too deep to parse (over {max_depth} levels)") from None

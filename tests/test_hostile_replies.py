@@ -173,3 +173,16 @@ def test_the_budget_stays_a_ceiling_whatever_usage_a_reply_claims(
         sent = store.db.execute("SELECT COUNT(*) FROM replies WHERE cost_usd > 0").fetchone()[0]
     assert 0 < spent <= 5.0
     assert sent >= 2  # it did spend, at the worst case each, and stopped before the ceiling
+
+
+def test_a_raw_line_break_inside_a_string_is_read_not_refused() -> None:
+    """Some grammars let a model write a raw control character inside a JSON string; the
+    review keeps it as text (pages and terminals escape or strip it where they show it)."""
+    from panel.run.validate import parse_review
+
+    persona = load_personas(data_dir("personas"))["builder"]
+    answers = {q.key: "first line\nsecond\tline" for q in persona.questions}
+    text = json.dumps({"answers": answers, "review": "A\x01B", "verdict_note": "n", "verdict": "ship"})
+    raw = text.replace("\\n", "\n").replace("\\t", "\t").replace("\\u0001", "\x01")
+    review = parse_review(persona.review_model, raw)
+    assert review.model_dump()["answers"][persona.questions[0].key] == "first line\nsecond\tline"

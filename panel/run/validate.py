@@ -45,7 +45,10 @@ def _extract_json(text: str, finish_reason: str | None) -> Any:
     start, end = stripped.find("{"), stripped.rfind("}")
     candidate = stripped[start : end + 1] if 0 <= start < end else stripped
     try:
-        return jsontext.loads(candidate)
+        # A raw line break or tab inside a string (which some grammars let a model write) is
+        # read as the character it is, not refused: the text is the model's, and every page
+        # and terminal escapes or strips control characters where it shows them.
+        return jsontext.loads(candidate, strict=False)
     except jsontext.JSONRefused as exc:
         raise InvalidReply(f"the reply is not a review's JSON: {exc}") from None
     except json.JSONDecodeError as exc:
