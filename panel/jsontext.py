@@ -5,13 +5,15 @@ A provider's body, a batch results line and a model's reply are all text someone
 (a small model caught in a loop writes that well within its token budget) raises
 `RecursionError` instead of a `ValueError`, and a huge one takes memory in proportion. Here
 both are refused before the parser runs, with a `JSONRefused` (a `ValueError`) that says why
-in one line.
+in one line. So is a number longer than Python converts to an int (4,300 digits), which
+`json.loads` refuses with a bare `ValueError` that its callers would not expect.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 __all__ = ["MAX_DEPTH", "JSONRefused", "loads", "too_deep"]
@@ -54,9 +56,10 @@ def loads(
 ) -> Any:
     """`json.loads`, refusing text nested deeper than `max_depth` or longer than `max_chars`.
 
-    Raises `JSONRefused` for those and `ValueError` (`json.JSONDecodeError`, or
-    `UnicodeDecodeError` for bytes that are not UTF-8) for text that is not JSON. With
-    `strict` False, control characters are allowed inside strings (as `json.loads` allows).
+    Raises `JSONRefused` for those, and for a number longer than Python converts; and
+    `ValueError` (`json.JSONDecodeError`, or `UnicodeDecodeError` for bytes that are not
+    UTF-8) for text that is not JSON. With `strict` False, control characters are allowed
+    inside strings (as `json.loads` allows).
     """
     if max_chars is not None and len(text) > max_chars:
         raise JSONRefused(f"it is {len(text):,} characters long, more than the {max_chars:,} read")
@@ -66,3 +69,10 @@ def loads(
         return json.loads(text, strict=strict)
     except RecursionError:  # a depth the scan could not see (never expected): still refused
         raise JSONRefused(f"it nests too deep to parse (over {max_depth} levels)") from None
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+            raise
+        # Python converts no integer longer than `sys.get_int_max_str_digits()` (a guard
+        # against quadratic time), and says so with a plain ValueError.
+        limit = sys.get_int_max_str_digits()
+        raise JSONRefused(f"it holds a number of more than {limit:,} digits") from None

@@ -65,6 +65,10 @@ OPENAI_OUTCOMES = {
     "message_string": ("failed", "the reply's first choice carries no message"),
     "not_json": ("failed", "the reply was not JSON: '<html><body>502 Bad Gateway"),
     "invalid_utf8": ("failed", "the reply was not JSON"),
+    "long_number": (
+        "failed",
+        "invalid after re-ask: the reply is not a review's JSON: it holds a number of more than 4,300 digits",
+    ),
     "usage_string": ("unknown", "usage is 'n/a'"),
     "usage_list": ("unknown", "usage is [1, 2]"),
     "details_string": ("unknown", "usage.prompt_tokens_details is 'x'"),
