@@ -16,12 +16,16 @@ import re
 import sys
 from typing import Any
 
+from .text import storable
+
 __all__ = ["MAX_DEPTH", "JSONRefused", "loads", "too_deep"]
 
 #: far deeper than any review, envelope or results line this project reads (they nest under 10)
 MAX_DEPTH = 64
 
 _BRACKETS = re.compile(r"[\[\]{}]")
+#: an escaped surrogate, or one decoded from bytes: the parsed text may hold a lone one
+_SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 #: a JSON string, escapes included; whatever it holds is not structure
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
@@ -63,10 +67,12 @@ def loads(
     """
     if max_chars is not None and len(text) > max_chars:
         raise JSONRefused(f"it is {len(text):,} characters long, more than the {max_chars:,} read")
+    if isinstance(text, bytes):  # decoded as json.loads decodes bytes
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
     if too_deep(text, max_depth):
         raise JSONRefused(f"it nests more than {max_depth} levels deep")
     try:
-        return json.loads(text, strict=strict)
+        data = json.loads(text, strict=strict)
     except RecursionError:  # a depth the scan could not see (never expected): still refused
         raise JSONRefused(f"it nests too deep to parse (over {max_depth} levels)") from None
     except ValueError as exc:
@@ -76,3 +82,17 @@ def loads(
         # against quadratic time), and says so with a plain ValueError.
         limit = sys.get_int_max_str_digits()
         raise JSONRefused(f"it holds a number of more than {limit:,} digits") from None
+    # Half a surrogate pair (`\ud800`, or its bytes) reads as a lone surrogate, which no
+    # UTF-8 text holds: each string is made storable, only where the text may hold one.
+    return _storable(data) if _SURROGATE_HINT.search(text) else data
+
+
+def _storable(value: Any) -> Any:
+    """The value with every string in it (keys too) storable; its depth is within bounds."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {storable(k): _storable(v) for k, v in value.items()}
+    return value

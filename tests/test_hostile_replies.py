@@ -148,6 +148,20 @@ def test_a_nine_tool_review_with_one_poisoned_reply_finishes_with_eight_valid(
     assert again.code == 0, again.err
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_lone_surrogate_in_a_reply_is_stored_as_a_replacement_character(
+    fake: FakeProvider, tmp_path: Path, provider: str
+) -> None:
+    """JSON may escape half a surrogate pair (`\\ud800`), which no UTF-8 text holds: the review
+    is kept with U+FFFD in its place (the store refused the reply, which stopped the run)."""
+    fake.configure(poison="lone_surrogate")
+    _, store, run_id = _run(fake, provider, tmp_path / "runs")
+    (review,) = store.reviews(run_id)
+    assert store.get_run(run_id).status == "done" and review.valid, review.error  # type: ignore[union-attr]
+    assert "\ufffd" in json.dumps(review.data, ensure_ascii=False) and "\ufffd" in (review.raw_reply or "")
+    store.close()
+
+
 @pytest.mark.parametrize("kind", ["usage_negative", "usage_huge"])
 def test_the_budget_stays_a_ceiling_whatever_usage_a_reply_claims(
     fake: FakeProvider, tmp_path: Path, cli: Any, kind: str

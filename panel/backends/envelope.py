@@ -20,10 +20,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from .. import jsontext
 from ..errors import FatalError, TransientError, shown
+from ..text import storable
 from ._provider import scrub
 from .base import Usage
 
@@ -80,9 +88,14 @@ def _absent_if_wrong(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         return None
 
 
+def _storable(value: str | None) -> str | None:
+    return None if value is None else storable(value)
+
+
 #: a field that reads as None when the provider sent something of another type
 Lenient = WrapValidator(_absent_if_wrong)
-Text = Annotated[str | None, Lenient]
+#: a provider's string, storable (`panel.text.storable`): an SDK's parser leaves lone surrogates
+Text = Annotated[str | None, Lenient, AfterValidator(_storable)]
 
 
 class Envelope(BaseModel):
@@ -209,7 +222,7 @@ def chat_answer(data: Any, backend: str, *, tool_call: bool = False) -> Answer:
         cached=_cached_tokens(completion.usage),
     )
     return Answer(
-        text=text,
+        text=storable(text),
         finish_reason=_clip(choice.finish_reason),
         usage=usage,
         id=_clip(completion.id),
@@ -244,7 +257,7 @@ def message_answer(data: Any, backend: str, *, tool: str | None, tool_mode: bool
         raw, input_key="input_tokens", output_key="output_tokens", cached=read, added=(read, written)
     )
     return Answer(
-        text=text,
+        text=storable(text),
         finish_reason=_clip(message.stop_reason),
         usage=usage,
         id=_clip(message.id),
