@@ -70,14 +70,20 @@ def test_a_bent_batch_object_does_not_stop_the_polling(
     store.close()
 
 
-def test_negative_usage_in_batch_results_keeps_the_budget_a_ceiling(
-    fake: FakeProvider, tmp_path: Path
+@pytest.mark.parametrize("kind", ["usage_negative", "usage_inflated"])
+def test_usage_in_batch_results_keeps_the_budget_a_ceiling(
+    fake: FakeProvider, tmp_path: Path, kind: str
 ) -> None:
-    fake.configure(batch_poison="usage_negative")
+    fake.configure(batch_poison=kind)
     member = spec(fake, "openai", price_input=300.0, price_output=300.0)
     run_id, stats, store = run(plan_of([member], tools=9), tmp_path / "runs", max_cost=5.0)
     assert stats.stopped == "budget"
     assert 0 < store.spent(run_id) <= 5.0
+    charges = store.db.execute(
+        "SELECT rp.cost_usd, rq.reserved_usd FROM replies rp JOIN requests rq ON rq.id = rp.request_id"
+    ).fetchall()
+    # No result is charged more than its request's share of the batch's reservation.
+    assert charges and all(c <= r + 1e-9 for c, r in charges), [tuple(c) for c in charges]
     store.close()
 
 

@@ -162,7 +162,7 @@ def test_a_lone_surrogate_in_a_reply_is_stored_as_a_replacement_character(
     store.close()
 
 
-@pytest.mark.parametrize("kind", ["usage_negative", "usage_huge"])
+@pytest.mark.parametrize("kind", ["usage_negative", "usage_huge", "usage_inflated"])
 def test_the_budget_stays_a_ceiling_whatever_usage_a_reply_claims(
     fake: FakeProvider, tmp_path: Path, cli: Any, kind: str
 ) -> None:
@@ -189,7 +189,12 @@ def test_the_budget_stays_a_ceiling_whatever_usage_a_reply_claims(
         assert run_id is not None
         spent = store.spent(run_id)
         sent = store.db.execute("SELECT COUNT(*) FROM replies WHERE cost_usd > 0").fetchone()[0]
+        charges = store.db.execute(
+            "SELECT rp.cost_usd, rq.reserved_usd FROM replies rp JOIN requests rq ON rq.id = rp.request_id"
+        ).fetchall()
     assert 0 < spent <= 5.0
+    # No reply is charged more than was reserved for it before it was sent.
+    assert all(c <= r + 1e-9 for c, r in charges), [tuple(c) for c in charges]
     assert sent >= 2  # it did spend, at the worst case each, and stopped before the ceiling
 
 
