@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from panel.backends.anthropic import AnthropicBackend
@@ -213,6 +213,10 @@ def _check_outcome(outcome: BatchOutcome | None) -> None:
         _check_error(outcome.error)
 
 
+#: Anthropic's cache counts, added to its input tokens
+_CACHE_COUNTS = ("cache_read_input_tokens", "cache_creation_input_tokens")
+
+
 # --- envelopes ---------------------------------------------------------------------------------
 
 
@@ -229,6 +233,11 @@ def test_any_chat_completion_is_an_answer_or_a_backend_error(data: Any, tool_cal
 
 @FUZZ
 @given(st.one_of(anthropic_message, json_values), st.sampled_from([None, "builder_review"]), st.booleans())
+@example(  # each count believable, their sum (the input) not
+    {"content": [], "usage": dict.fromkeys(["input_tokens", *_CACHE_COUNTS, "output_tokens"], MAX_TOKENS)},
+    None,
+    False,
+)
 def test_any_anthropic_message_is_an_answer_or_a_backend_error(
     data: Any, tool: str | None, tool_mode: bool
 ) -> None:

@@ -298,7 +298,8 @@ def usage_of(
     added: tuple[tuple[str, Any], ...] = (),
 ) -> Usage:
     """Token counts from a usage object; any count that is not a whole number from 0 to
-    `MAX_TOKENS` makes the usage unknown, naming the field and what it held.
+    `MAX_TOKENS`, or an input whose parts add up past it, makes the usage unknown, naming the
+    field and what it held.
 
     `raw` may be the reason a usage could not be read (`_usage_object`). `cached` is the
     cached part of the input; `added` are input counts a provider keeps
@@ -317,6 +318,9 @@ def usage_of(
         counts.append(count)
     given_in, given_out, cache, *more = counts
     total_in = given_in + sum(more)
+    if total_in > MAX_TOKENS:
+        names = " + ".join(name for name, _ in [named[0], *added])
+        return Usage(unknown=f"{names} is {total_in:,}, more than {MAX_TOKENS:,}")
     return Usage(input_tokens=total_in, output_tokens=given_out, cached_tokens=min(cache, total_in))
 
 
