@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from panel.errors import UserError
 from panel.testing.fake_provider import FakeProvider
 
 from .batches import PROVIDERS, plan_of, run, spec
@@ -68,6 +69,19 @@ def test_a_bent_batch_object_does_not_stop_the_polling(
     _, stats, store = run(plan_of([spec(fake, provider)]), tmp_path / "runs")
     assert (stats.valid, stats.failed) == (12, 0)
     store.close()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_batch_in_a_state_panel_does_not_know_stops_the_run_with_its_name(
+    fake: FakeProvider, tmp_path: Path, provider: str
+) -> None:
+    """A state no provider documents ('paused') is a one-line stop that a resume picks up,
+    not a ValueError out of the poll."""
+    fake.configure(batch_status_poison="state_unknown")
+    with pytest.raises(UserError) as stopped:
+        run(plan_of([spec(fake, provider)]), tmp_path / "runs")
+    assert "in a state panel does not know: 'paused'" in str(stopped.value)
+    assert "panel review --resume" in str(stopped.value) and "\n" not in str(stopped.value)
 
 
 @pytest.mark.parametrize("kind", ["usage_negative", "usage_inflated"])

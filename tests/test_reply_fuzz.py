@@ -27,16 +27,20 @@ from hypothesis import strategies as st
 
 from panel.backends.anthropic import AnthropicBackend
 from panel.backends.anthropic_batch import AnthropicBatchAPI, _Line
+from panel.backends.anthropic_batch import _status as anthropic_status
 from panel.backends.base import Reply, Usage
 from panel.backends.batch import BatchOutcome, ResultLine, read_line
 from panel.backends.envelope import MAX_TOKENS, Answer, chat_answer, decode_body, message_answer
 from panel.backends.mistral import MistralBackend
 from panel.backends.mistral_batch import MistralBatchAPI
+from panel.backends.mistral_batch import _status as mistral_status
 from panel.backends.openai import OpenAIBackend
 from panel.backends.openai_batch import OpenAIBatchAPI
+from panel.backends.openai_batch import _status as openai_status
 from panel.errors import BackendError
 from panel.personas import load_persona
 from panel.resources import data_dir
+from panel.run.progress import batch_eta, batch_line
 from panel.run.rebuttal import _rebuttal_model
 from panel.run.validate import InvalidReply, parse_review
 
@@ -316,6 +320,74 @@ def test_any_results_line_is_an_outcome_or_none(
     _check_outcome(mistral._outcome(read) if isinstance(read, ResultLine) else read)
     line = read_line(raw, _Line, "anthropic batch")
     _check_outcome(anthropic._outcome(line) if isinstance(line, _Line) else line)
+
+
+# --- batch objects ----------------------------------------------------------------------------
+
+states = st.sampled_from(["validating", "in_progress", "finalizing", "completed", "ended", "canceling", "x"])
+times = st.one_of(
+    counts, st.sampled_from(["2026-01-01T00:00:00Z", "0001-01-01T00:00:00+23:59", "9999-12-31"])
+)
+openai_batch = _object(
+    id=texts,
+    status=states,
+    request_counts=_object(total=counts, completed=counts, failed=counts),
+    errors=_object(data=st.lists(_object(line=counts, message=texts), max_size=2)),
+    metadata=st.dictionaries(texts, texts, max_size=2),
+    created_at=times,
+)
+mistral_job = _object(
+    id=texts,
+    status=states,
+    total_requests=counts,
+    completed_requests=counts,
+    failed_requests=counts,
+    errors=st.lists(_object(message=texts, count=counts), max_size=2),
+    metadata=st.dictionaries(texts, texts, max_size=2),
+    created_at=times,
+)
+anthropic_batch = _object(
+    id=texts,
+    processing_status=states,
+    request_counts=_object(
+        processing=counts, succeeded=counts, errored=counts, canceled=counts, expired=counts
+    ),
+    cancel_initiated_at=times,
+    created_at=times,
+)
+#: now, as the progress line reads the clock (a fixed one: nothing here depends on time)
+NOW = 1.8e9
+
+
+@FUZZ
+@given(st.sampled_from(["openai", "mistral", "anthropic"]), st.data())
+@example(
+    "openai",
+    {
+        "id": "b",
+        "status": "in_progress",
+        "request_counts": {"total": 4, "completed": 1},
+        "created_at": -1e308,
+    },
+)
+@example("mistral", {"id": "b", "status": "RUNNING", "total_requests": 10**400, "completed_requests": 1})
+def test_any_batch_object_is_a_status_the_progress_line_shows(provider: str, data: Any) -> None:
+    """A batch object of any shape is a status or a `BackendError`; its counts and time are
+    ones the progress line can show (an ETA from an absurd count or time stopped the poll)."""
+    read = {"openai": openai_status, "mistral": mistral_status, "anthropic": anthropic_status}[provider]
+    shape = {"openai": openai_batch, "mistral": mistral_job, "anthropic": anthropic_batch}[provider]
+    value = data if isinstance(data, dict) else data.draw(st.one_of(shape, json_values))
+    try:
+        status = read(value)
+    except BackendError as exc:
+        _check_error(exc)
+        return
+    assert all(isinstance(n, int) and n >= 0 for n in status.counts.values()), status.counts
+    since = status.created_at or NOW
+    eta = batch_eta(status.counts.get("done", 0), status.counts.get("total", 0), NOW - since)
+    line = batch_line("openai:gpt-4.1-mini", "b-run-1", status, eta)
+    _storable(line, *status.metadata, *status.metadata.values())
+    json.dumps({"eta_s": None if eta is None else round(eta, 1)}, allow_nan=False)  # the jsonl event
 
 
 # --- a review's text -------------------------------------------------------------------------

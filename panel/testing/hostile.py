@@ -181,10 +181,15 @@ def _counts_negative(provider: str, batch: dict[str, Any]) -> dict[str, Any]:
     return {**batch, "total_requests": -1, "completed_requests": -1}
 
 
+def _state_unknown(provider: str, batch: dict[str, Any]) -> dict[str, Any]:
+    return {**batch, "processing_status" if provider == "anthropic" else "status": "paused"}
+
+
 #: poisons of a batch object as the fake shows it
 STATUS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "errors_list": _errors_list,
     "counts_negative": _counts_negative,
+    "state_unknown": _state_unknown,
 }
 
 
