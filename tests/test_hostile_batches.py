@@ -114,6 +114,19 @@ def test_answers_under_each_others_custom_ids_are_never_taken_for_another_cells(
     store.close()
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_answer_naming_the_model_behind_an_alias_is_its_cells(
+    fake: FakeProvider, tmp_path: Path, provider: str
+) -> None:
+    """Each answer names a model other than the member's (an Azure deployment or a proxy's
+    alias answers so, live and in batches alike): each is its cell's review, paid once."""
+    fake.configure(batch_poison="model_renamed")
+    run_id, stats, store = run(plan_of([spec(fake, provider)], tools=1), tmp_path / "runs")
+    assert (stats.valid, stats.failed) == (4, 0), [r.error for r in store.reviews(run_id)]
+    assert fake.stats()["batches"]["created"].get(provider) == 1  # none was asked again
+    store.close()
+
+
 def test_a_tool_call_to_another_reviews_tool_is_not_its_cells_answer(
     fake: FakeProvider, tmp_path: Path
 ) -> None:

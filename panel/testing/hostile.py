@@ -158,6 +158,11 @@ LINES: dict[str, Callable[[str], Callable[[dict[str, Any]], bytes]]] = {
     "usage_negative": lambda pr: _with_usage(pr, "input", -1e9),
     "usage_huge": lambda pr: _with_usage(pr, "input", 10**30),
     "usage_inflated": lambda pr: lambda line: _dumps(_line_response(line, lambda b: _inflated(pr, b))),
+    # The answer names the model behind the name asked for, as Azure's deployments and a
+    # proxy's aliases do: a fact about the server, not a sign the answer is another's.
+    "model_renamed": lambda pr: (
+        lambda line: _dumps(_line_response(line, lambda b: {**b, "model": "gpt-4o-2024-08-06"}))
+    ),
     "deep_line": lambda pr: _deep_line,
     "cut_line": lambda pr: _cut_line,
 }
