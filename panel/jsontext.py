@@ -26,8 +26,10 @@ MAX_DEPTH = 64
 _BRACKETS = re.compile(r"[\[\]{}]")
 #: an escaped surrogate, or one decoded from bytes: the parsed text may hold a lone one
 _SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
-#: a JSON string, escapes included; whatever it holds is not structure
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+#: a JSON string, escapes included; whatever it holds is not structure. One left open runs to
+#: the end: were its closing quote required, the search would fail there, then start again
+#: at each escaped quote inside it, and `"\"\"\"…` would take time in the square of its length
+_STRING = re.compile(r'"(?:[^"\\]+|\\.)*"?', re.DOTALL)
 
 
 class JSONRefused(ValueError):
