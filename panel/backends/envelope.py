@@ -34,6 +34,7 @@ from ..errors import FatalError, TransientError, shown
 from ..text import storable
 from ._provider import scrub
 from .base import Usage
+from .structured import tool_arguments
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -212,8 +213,7 @@ def chat_answer(data: Any, backend: str, *, tool_call: bool = False) -> Answer:
     if tool_call and calls:
         function = calls[0].function
         assert function is not None
-        arguments = function.arguments
-        text = arguments if isinstance(arguments, str) else json.dumps(arguments or {}, ensure_ascii=False)
+        text = tool_arguments(function.arguments or {})
         tool = function.name
     usage = usage_of(
         _usage_object(completion.usage),
