@@ -25,6 +25,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from panel.backends._http import error_detail
+from panel.backends._provider import error_for_status
 from panel.backends.anthropic import AnthropicBackend
 from panel.backends.anthropic_batch import AnthropicBatchAPI, _Line
 from panel.backends.anthropic_batch import _status as anthropic_status
@@ -264,6 +266,15 @@ def test_any_body_is_json_or_a_backend_error(raw: bytes) -> None:
         _storable(*_strings(data))
 
 
+@FUZZ
+@given(st.one_of(st.binary(max_size=64), json_values.map(_dumps)), st.one_of(st.none(), st.integers()))
+def test_any_error_body_is_a_one_line_storable_error(raw: bytes, status: int | None) -> None:
+    """What a failed call's body says, read by us (`error_detail`) or quoted by an SDK's
+    message (its parser leaves lone surrogates), becomes a one-line storable error."""
+    _check_error(error_for_status("fuzz", status, error_detail(raw)))
+    _check_error(error_for_status("fuzz", status, json.loads(_dumps(raw.decode("utf-8", "surrogateescape")))))
+
+
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -377,6 +388,8 @@ def test_any_batch_object_is_a_status_the_progress_line_shows(provider: str, dat
     read = {"openai": openai_status, "mistral": mistral_status, "anthropic": anthropic_status}[provider]
     shape = {"openai": openai_batch, "mistral": mistral_job, "anthropic": anthropic_batch}[provider]
     value = data if isinstance(data, dict) else data.draw(st.one_of(shape, json_values))
+    if provider != "anthropic":  # read from the body as it came (the Anthropic SDK parses its own)
+        value = decode_body(_dumps(value), provider)
     try:
         status = read(value)
     except BackendError as exc:
