@@ -381,7 +381,10 @@ NOW = 1.8e9
         "created_at": -1e308,
     },
 )
-@example("mistral", {"id": "b", "status": "RUNNING", "total_requests": 10**400, "completed_requests": 1})
+@example(
+    "mistral",
+    {"id": "b", "status": "RUNNING", "total_requests": 10**400, "completed_requests": 1, "created_at": 1.7e9},
+)
 def test_any_batch_object_is_a_status_the_progress_line_shows(provider: str, data: Any) -> None:
     """A batch object of any shape is a status or a `BackendError`; its counts and time are
     ones the progress line can show (an ETA from an absurd count or time stopped the poll)."""
