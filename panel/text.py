@@ -5,6 +5,11 @@ sequence can clear a terminal, retitle its window or plant a link whose text hid
 target (OSC 8), and a bidi override can make text read otherwise than it is written.
 `clean` removes all of them and keeps the line breaks prose needs; every place that shows
 such text (terminal, Markdown, HTML) passes it through here.
+
+`storable` is the other half: text that UTF-8 can hold at all. JSON's `\\ud800` escape (or
+bytes that encode half a surrogate pair) reads into Python as a lone surrogate, which no
+UTF-8 text (SQLite's, a page's, a terminal's) holds: writing it raises. Every text read from
+a provider passes through it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import re
 
 from rich.markup import escape
 
-__all__ = ["clean", "for_console"]
+__all__ = ["clean", "for_console", "storable"]
 
 # ECMA-48 sequences are removed whole, so their parameters do not stay behind as litter
 # ("[2J", "8;;http://..."): a control string (OSC, DCS, SOS, PM, APC) up to its BEL or ST,
@@ -31,6 +36,8 @@ _SEQUENCE = re.compile(
 # embeddings, overrides and isolates that reorder what a reader sees.
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _LINE_END = re.compile(r"\r\n?")
+#: a surrogate code point: in text a JSON parser made, half a pair (it joins whole pairs)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def clean(value: object) -> str:
@@ -54,3 +61,8 @@ def for_console(value: object) -> str:
     the data still turn into emoji.
     """
     return escape(clean(value))
+
+
+def storable(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD, so that UTF-8 can hold it."""
+    return _SURROGATE.sub("\ufffd", text)

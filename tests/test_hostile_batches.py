@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from panel.errors import UserError
 from panel.testing.fake_provider import FakeProvider
 
 from .batches import PROVIDERS, plan_of, run, spec
@@ -70,14 +71,33 @@ def test_a_bent_batch_object_does_not_stop_the_polling(
     store.close()
 
 
-def test_negative_usage_in_batch_results_keeps_the_budget_a_ceiling(
-    fake: FakeProvider, tmp_path: Path
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_batch_in_a_state_panel_does_not_know_stops_the_run_with_its_name(
+    fake: FakeProvider, tmp_path: Path, provider: str
 ) -> None:
-    fake.configure(batch_poison="usage_negative")
+    """A state no provider documents ('paused') is a one-line stop that a resume picks up,
+    not a ValueError out of the poll."""
+    fake.configure(batch_status_poison="state_unknown")
+    with pytest.raises(UserError) as stopped:
+        run(plan_of([spec(fake, provider)]), tmp_path / "runs")
+    assert "in a state panel does not know: 'paused'" in str(stopped.value)
+    assert "panel review --resume" in str(stopped.value) and "\n" not in str(stopped.value)
+
+
+@pytest.mark.parametrize("kind", ["usage_negative", "usage_inflated"])
+def test_usage_in_batch_results_keeps_the_budget_a_ceiling(
+    fake: FakeProvider, tmp_path: Path, kind: str
+) -> None:
+    fake.configure(batch_poison=kind)
     member = spec(fake, "openai", price_input=300.0, price_output=300.0)
     run_id, stats, store = run(plan_of([member], tools=9), tmp_path / "runs", max_cost=5.0)
     assert stats.stopped == "budget"
     assert 0 < store.spent(run_id) <= 5.0
+    charges = store.db.execute(
+        "SELECT rp.cost_usd, rq.reserved_usd FROM replies rp JOIN requests rq ON rq.id = rp.request_id"
+    ).fetchall()
+    # No result is charged more than its request's share of the batch's reservation.
+    assert charges and all(c <= r + 1e-9 for c, r in charges), [tuple(c) for c in charges]
     store.close()
 
 
@@ -91,6 +111,19 @@ def test_answers_under_each_others_custom_ids_are_never_taken_for_another_cells(
     run_id, stats, store = run(plan_of([spec(fake, provider)], tools=1), tmp_path / "runs")
     assert stats.done == 4 and stats.valid == 0
     assert all(not r.valid and r.error for r in store.reviews(run_id))
+    store.close()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_answer_naming_the_model_behind_an_alias_is_its_cells(
+    fake: FakeProvider, tmp_path: Path, provider: str
+) -> None:
+    """Each answer names a model other than the member's (an Azure deployment or a proxy's
+    alias answers so, live and in batches alike): each is its cell's review, paid once."""
+    fake.configure(batch_poison="model_renamed")
+    run_id, stats, store = run(plan_of([spec(fake, provider)], tools=1), tmp_path / "runs")
+    assert (stats.valid, stats.failed) == (4, 0), [r.error for r in store.reviews(run_id)]
+    assert fake.stats()["batches"]["created"].get(provider) == 1  # none was asked again
     store.close()
 
 

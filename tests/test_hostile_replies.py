@@ -65,6 +65,10 @@ OPENAI_OUTCOMES = {
     "message_string": ("failed", "the reply's first choice carries no message"),
     "not_json": ("failed", "the reply was not JSON: '<html><body>502 Bad Gateway"),
     "invalid_utf8": ("failed", "the reply was not JSON"),
+    "long_number": (
+        "failed",
+        "invalid after re-ask: the reply is not a review's JSON: it holds a number of more than 4,300 digits",
+    ),
     "usage_string": ("unknown", "usage is 'n/a'"),
     "usage_list": ("unknown", "usage is [1, 2]"),
     "details_string": ("unknown", "usage.prompt_tokens_details is 'x'"),
@@ -144,7 +148,21 @@ def test_a_nine_tool_review_with_one_poisoned_reply_finishes_with_eight_valid(
     assert again.code == 0, again.err
 
 
-@pytest.mark.parametrize("kind", ["usage_negative", "usage_huge"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_lone_surrogate_in_a_reply_is_stored_as_a_replacement_character(
+    fake: FakeProvider, tmp_path: Path, provider: str
+) -> None:
+    """JSON may escape half a surrogate pair (`\\ud800`), which no UTF-8 text holds: the review
+    is kept with U+FFFD in its place (the store refused the reply, which stopped the run)."""
+    fake.configure(poison="lone_surrogate")
+    _, store, run_id = _run(fake, provider, tmp_path / "runs")
+    (review,) = store.reviews(run_id)
+    assert store.get_run(run_id).status == "done" and review.valid, review.error  # type: ignore[union-attr]
+    assert "\ufffd" in json.dumps(review.data, ensure_ascii=False) and "\ufffd" in (review.raw_reply or "")
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["usage_negative", "usage_huge", "usage_inflated"])
 def test_the_budget_stays_a_ceiling_whatever_usage_a_reply_claims(
     fake: FakeProvider, tmp_path: Path, cli: Any, kind: str
 ) -> None:
@@ -171,7 +189,12 @@ def test_the_budget_stays_a_ceiling_whatever_usage_a_reply_claims(
         assert run_id is not None
         spent = store.spent(run_id)
         sent = store.db.execute("SELECT COUNT(*) FROM replies WHERE cost_usd > 0").fetchone()[0]
+        charges = store.db.execute(
+            "SELECT rp.cost_usd, rq.reserved_usd FROM replies rp JOIN requests rq ON rq.id = rp.request_id"
+        ).fetchall()
     assert 0 < spent <= 5.0
+    # No reply is charged more than was reserved for it before it was sent.
+    assert all(c <= r + 1e-9 for c, r in charges), [tuple(c) for c in charges]
     assert sent >= 2  # it did spend, at the worst case each, and stopped before the ceiling
 
 

@@ -26,6 +26,7 @@ from ..errors import (
     TransientError,
     UnreachableError,
 )
+from ..text import storable
 from .structured import is_refusal
 
 __all__ = [
@@ -318,8 +319,9 @@ def stainless(sdk: Any) -> Describe:
 
 
 def _cut(detail: str) -> str:
-    """The detail on one line (an SDK may quote a whole multi-line body), cut to a readable length."""
-    detail = " ".join(detail.split())
+    """The detail on one line (an SDK may quote a whole multi-line body), cut to a readable
+    length, storable (an SDK's parser leaves the lone surrogates a body escapes)."""
+    detail = " ".join(storable(detail).split())
     return detail[:_MAX_DETAIL] + "…" if len(detail) > _MAX_DETAIL else detail
 
 

@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from ..errors import BackendError, FatalError, TransientError, shown
 from . import _provider as p
-from .batch import BatchAPI, BatchEntry, BatchOutcome, BatchStatus, Count, read_line
+from .batch import LATEST, BatchAPI, BatchEntry, BatchOutcome, BatchStatus, Count, batch_state, read_line
 from .envelope import Envelope, Lenient, Text
 
 if TYPE_CHECKING:
@@ -246,8 +246,6 @@ class _Batch(Envelope):
 
 
 def _status(data: Any) -> BatchStatus:
-    from ..store import normal_state
-
     if isinstance(data, BaseModel):  # the SDK's object, built without checks: read its fields
         data = data.model_dump(mode="json", warnings=False)
     batch = _Batch.model_validate(data if isinstance(data, dict) else {})
@@ -256,7 +254,7 @@ def _status(data: Any) -> BatchStatus:
     c = batch.request_counts or _Counts()
     counts = {k: getattr(c, k) or 0 for k in _COUNTS}
     total = sum(counts.values())
-    state = normal_state(batch.processing_status or "")
+    state = batch_state(_NAME, batch.processing_status)
     if state == "ended" and batch.cancel_initiated_at is not None:
         state = "cancelled"
     elif state == "ended" and counts["expired"]:
@@ -270,5 +268,11 @@ def _status(data: Any) -> BatchStatus:
             "errored": counts["errored"],
             "expired": counts["expired"],
         },
-        created_at=batch.created_at.timestamp() if batch.created_at is not None else None,
+        created_at=_time(batch.created_at),
     )
+
+
+def _time(when: datetime | None) -> float | None:
+    """A creation time as seconds since the epoch, within the bounds of `batch.Time`."""
+    seconds = when.timestamp() if when is not None else None
+    return seconds if seconds is not None and 0 <= seconds <= LATEST else None

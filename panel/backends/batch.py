@@ -28,6 +28,8 @@ from .base import Reply, Request
 from .envelope import MAX_BODY_BYTES, Envelope, Lenient, Text
 
 __all__ = [
+    "LATEST",
+    "MAX_COUNT",
     "METADATA_KEY",
     "METADATA_RUN",
     "BatchAPI",
@@ -36,6 +38,8 @@ __all__ = [
     "BatchStatus",
     "Count",
     "ResultLine",
+    "Time",
+    "batch_state",
     "error_text",
     "read_line",
     "result_error",
@@ -43,8 +47,15 @@ __all__ = [
 
 E = TypeVar("E", bound=Envelope)
 
-#: a count in a provider's batch object; anything but a whole number from 0 reads as absent
-Count = Annotated[Annotated[int, Field(ge=0)] | None, Lenient]
+#: more requests than any provider takes in one batch
+MAX_COUNT = 10**9
+#: a count in a provider's batch object; anything but a whole number from 0 to `MAX_COUNT`
+#: reads as absent (a progress line's ETA divides by it)
+Count = Annotated[Annotated[int, Field(ge=0, le=MAX_COUNT)] | None, Lenient]
+#: a batch's creation in seconds since the epoch, up to the year 5138; anything else (a
+#: negative, infinite or later time, which made the progress line's ETA infinite) reads as absent
+LATEST = 1e11
+Time = Annotated[Annotated[float, Field(ge=0, le=LATEST, allow_inf_nan=False)] | None, Lenient]
 #: the custom_id of a line too broken to parse (cut short, nested too deep), to fail its request
 _CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,128})"')
 
@@ -209,6 +220,20 @@ def result_error(
     else:
         detail = str(error.get("message") if isinstance(error, dict) else shown(error))
     return error_for_status(provider, status, detail, request_id=request_id)
+
+
+def batch_state(provider: str, said: str | None) -> str:
+    """A provider's batch state in our names (`panel.store.normal_state`). One no provider
+    documents is a `TransientError` naming it: the look at the batch fails (the next may
+    read it), and a run of them stops the run, to be resumed."""
+    from ..store import normal_state
+
+    try:
+        return normal_state(said or "")
+    except ValueError:
+        raise TransientError(
+            f"{provider}: the batch is in a state panel does not know: {shown(said)}"
+        ) from None
 
 
 def error_text(errors: Any) -> str | None:

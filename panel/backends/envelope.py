@@ -20,12 +20,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from .. import jsontext
 from ..errors import FatalError, TransientError, shown
+from ..text import storable
 from ._provider import scrub
 from .base import Usage
+from .structured import tool_arguments
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -80,9 +89,14 @@ def _absent_if_wrong(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         return None
 
 
+def _storable(value: str | None) -> str | None:
+    return None if value is None else storable(value)
+
+
 #: a field that reads as None when the provider sent something of another type
 Lenient = WrapValidator(_absent_if_wrong)
-Text = Annotated[str | None, Lenient]
+#: a provider's string, storable (`panel.text.storable`): an SDK's parser leaves lone surrogates
+Text = Annotated[str | None, Lenient, AfterValidator(_storable)]
 
 
 class Envelope(BaseModel):
@@ -199,8 +213,7 @@ def chat_answer(data: Any, backend: str, *, tool_call: bool = False) -> Answer:
     if tool_call and calls:
         function = calls[0].function
         assert function is not None
-        arguments = function.arguments
-        text = arguments if isinstance(arguments, str) else json.dumps(arguments or {}, ensure_ascii=False)
+        text = tool_arguments(function.arguments or {})
         tool = function.name
     usage = usage_of(
         _usage_object(completion.usage),
@@ -209,7 +222,7 @@ def chat_answer(data: Any, backend: str, *, tool_call: bool = False) -> Answer:
         cached=_cached_tokens(completion.usage),
     )
     return Answer(
-        text=text,
+        text=storable(text),
         finish_reason=_clip(choice.finish_reason),
         usage=usage,
         id=_clip(completion.id),
@@ -244,7 +257,7 @@ def message_answer(data: Any, backend: str, *, tool: str | None, tool_mode: bool
         raw, input_key="input_tokens", output_key="output_tokens", cached=read, added=(read, written)
     )
     return Answer(
-        text=text,
+        text=storable(text),
         finish_reason=_clip(message.stop_reason),
         usage=usage,
         id=_clip(message.id),
@@ -285,7 +298,8 @@ def usage_of(
     added: tuple[tuple[str, Any], ...] = (),
 ) -> Usage:
     """Token counts from a usage object; any count that is not a whole number from 0 to
-    `MAX_TOKENS` makes the usage unknown, naming the field and what it held.
+    `MAX_TOKENS`, or an input whose parts add up past it, makes the usage unknown, naming the
+    field and what it held.
 
     `raw` may be the reason a usage could not be read (`_usage_object`). `cached` is the
     cached part of the input; `added` are input counts a provider keeps
@@ -304,6 +318,9 @@ def usage_of(
         counts.append(count)
     given_in, given_out, cache, *more = counts
     total_in = given_in + sum(more)
+    if total_in > MAX_TOKENS:
+        names = " + ".join(name for name, _ in [named[0], *added])
+        return Usage(unknown=f"{names} is {total_in:,}, more than {MAX_TOKENS:,}")
     return Usage(input_tokens=total_in, output_tokens=given_out, cached_tokens=min(cache, total_in))
 
 

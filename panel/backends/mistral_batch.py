@@ -33,6 +33,8 @@ from .batch import (
     BatchStatus,
     Count,
     ResultLine,
+    Time,
+    batch_state,
     error_text,
     read_line,
     result_error,
@@ -162,7 +164,7 @@ class _Job(Envelope):
     failed_requests: Count = None
     errors: Any = None
     metadata: Annotated[dict[str, Any] | None, Lenient] = None
-    created_at: Annotated[float | None, Lenient] = None
+    created_at: Time = None
     output_file: Text = None
     error_file: Text = None
     outputs: Annotated[list[Any] | None, Lenient] = None
@@ -178,14 +180,12 @@ def _metadata(job: _Job) -> dict[str, str]:
 
 
 def _status(data: Any) -> BatchStatus:
-    from ..store import normal_state
-
     job = data if isinstance(data, _Job) else _Job.model_validate(data if isinstance(data, dict) else {})
     if not job.id:
         raise FatalError(f"{_NAME}: the job object has no id: {shown(data)}")
     return BatchStatus(
         provider_batch_id=job.id,
-        state=normal_state(job.status or ""),
+        state=batch_state(_NAME, job.status),
         counts={
             "total": job.total_requests or 0,
             "done": job.completed_requests or 0,

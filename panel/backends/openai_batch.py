@@ -21,6 +21,8 @@ from .batch import (
     BatchStatus,
     Count,
     ResultLine,
+    Time,
+    batch_state,
     error_text,
     read_line,
     result_error,
@@ -149,7 +151,7 @@ class _Batch(Envelope):
     #: `{"object": "list", "data": [{"code", "message", "line"}]}`; anything else is shown as it is
     errors: Any = None
     metadata: Annotated[dict[str, Any] | None, Lenient] = None
-    created_at: Annotated[float | None, Lenient] = None
+    created_at: Time = None
     output_file_id: Text = None
     error_file_id: Text = None
 
@@ -164,16 +166,16 @@ def _metadata(batch: _Batch) -> dict[str, str]:
 
 
 def _status(data: Any) -> BatchStatus:
-    from ..store import normal_state
-
-    batch = data if isinstance(data, _Batch) else _Batch.model_validate(data)
+    batch = (
+        data if isinstance(data, _Batch) else _Batch.model_validate(data if isinstance(data, dict) else {})
+    )
     if not batch.id:
         raise FatalError(f"openai batch: the batch object has no id: {shown(data)}")
     counts = batch.request_counts or _Counts()
     completed, failed = counts.completed or 0, counts.failed or 0
     return BatchStatus(
         provider_batch_id=batch.id,
-        state=normal_state(batch.status or ""),
+        state=batch_state("openai batch", batch.status),
         counts={"total": counts.total or 0, "done": completed + failed, "errored": failed},
         error=error_text(batch.errors),
         metadata=_metadata(batch),

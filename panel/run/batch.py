@@ -432,22 +432,13 @@ class BatchRunner:
 
 def _foreign(a: _Ask, reply: Reply) -> str | None:
     """Why a result line's answer is not its request's, when what the provider echoes says
-    so: another model than the member's (a dated snapshot of it, or the model behind a
-    `-latest` alias, is its own), or, in a tool form, a call to another review's tool.
+    so: in a tool form, a call to another review's tool.
 
-    Providers echo nothing per request, so two requests of one persona and model whose
-    answers came back under each other's custom_ids cannot be told apart; an answer to
-    another persona fails its cell's schema (`Engine.judge`)."""
-    asked = a.cell.backend.model.removesuffix("-latest")
-    echoed = reply.meta.get("model")
-    if (
-        isinstance(echoed, str)
-        and echoed
-        and not (echoed.startswith(asked) or asked.startswith(echoed.removesuffix("-latest")))
-    ):
-        return (
-            f"the result under this request's custom_id names model {echoed!r}, not {a.cell.backend.model!r}"
-        )
+    Providers echo nothing per request, so two requests of one persona whose answers came
+    back under each other's custom_ids cannot be told apart; an answer to another persona
+    fails its cell's schema (`Engine.judge`). The model an answer names is no sign either:
+    one batch carries one member's requests, and a server may name the model behind the
+    one asked for (an Azure deployment, a proxy's alias), which the live route takes."""
     tool = reply.meta.get("tool")
     if isinstance(tool, str) and tool != a.request.schema_name:
         return f"the result under its custom_id calls the tool {tool!r}, not {a.request.schema_name!r}"

@@ -6,7 +6,8 @@ tokens than the prompt has bytes (tokenizers fall back to single bytes), give or
 framing a chat template and a tool definition add, and none writes more than the reply's
 token limit. A count past either could only inflate the bill (or, negative, refund it), so
 the usage is recorded as unknown, with the reason, and the request is charged the worst case
-reserved for it before it was sent: whatever a reply claims, the budget stays a ceiling.
+reserved for it before it was sent. No reply is charged more than that worst case: whatever a
+reply claims, the budget stays a ceiling.
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ def believed(usage: Usage, request: Request) -> Usage:
 
 def charge(price: Price | None, usage: Usage, worst: float) -> float:
     """What a reply costs: its tokens at the price, or the reserved worst case when its
-    usage is unknown."""
+    usage is unknown; never more than that worst case.
+
+    A believable count can still pass the reservation, which estimates a prompt's tokens at
+    one per 3 characters where a reply may claim one per byte: charged in full, a run's
+    replies in flight could take it past `--max-cost` together.
+    """
     if price is None:
         return 0.0
-    return worst if usage.unknown is not None else price.cost(usage)
+    return worst if usage.unknown is not None else min(price.cost(usage), worst)

@@ -42,15 +42,24 @@ def _usage(provider: str, body: dict[str, Any], field: str, value: Any) -> dict[
     return {**body, "usage": usage}
 
 
-def _text(provider: str, body: dict[str, Any], text: str) -> dict[str, Any]:
-    """The body with the model's text replaced (or a tool call's input, left as it is)."""
+def _edited(provider: str, body: dict[str, Any], change: Callable[[str], str]) -> dict[str, Any]:
+    """The body with the model's text changed (a tool call's input is left as it is)."""
     if provider == "anthropic":
-        content = [{**b, "text": text} if b.get("type") == "text" else b for b in body.get("content") or []]
+        content = [
+            {**b, "text": change(str(b.get("text") or ""))} if b.get("type") == "text" else b
+            for b in body.get("content") or []
+        ]
         return {**body, "content": content}
     choices = [dict(c) for c in body.get("choices") or []]
     for choice in choices:
-        choice["message"] = {**(choice.get("message") or {}), "content": text}
+        message = choice.get("message") or {}
+        choice["message"] = {**message, "content": change(str(message.get("content") or ""))}
     return {**body, "choices": choices}
+
+
+def _text(provider: str, body: dict[str, Any], text: str) -> dict[str, Any]:
+    """The body with the model's text replaced."""
+    return _edited(provider, body, lambda _: text)
 
 
 def _message_as_string(provider: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +76,21 @@ def _details(provider: str, body: dict[str, Any]) -> dict[str, Any]:
 
 #: a looping small model's reply: an object opened, then a thousand lists
 _DEEP_TEXT = '{"answers": ' + "[" * DEPTH
+#: a looping small model's reply: a number longer than Python reads (4,300 digits)
+_LONG_NUMBER = '{"answers": ' + "9" * 5000 + "}"
+
+
+def _with_surrogate(text: str) -> str:
+    return text.replace(': "', ': "\ud800', 1)
+
+
+def _inflated(provider: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Four times the input tokens the fake counted (it counts one per 4 characters): about
+    one per character of the prompt, which a prompt could take, but more than was reserved."""
+    usage = body.get("usage") or {}
+    counted = usage.get("input_tokens" if provider == "anthropic" else "prompt_tokens") or 0
+    return _usage(provider, body, "input", 4 * int(counted))
+
 
 #: poisons of a live reply: (provider, the clean body) -> the bytes sent instead
 LIVE: dict[str, Callable[[str, dict[str, Any]], bytes]] = {
@@ -79,6 +103,11 @@ LIVE: dict[str, Callable[[str, dict[str, Any]], bytes]] = {
     "usage_huge": lambda pr, b: _dumps(_usage(pr, b, "input", 10**30)),
     "usage_negative": lambda pr, b: _dumps(_usage(pr, b, "input", -1e9)),
     "usage_float": lambda pr, b: _dumps(_usage(pr, b, "output", 12.5)),
+    "usage_inflated": lambda pr, b: _dumps(_inflated(pr, b)),
+    "long_number": lambda pr, b: _dumps(_text(pr, b, _LONG_NUMBER)),
+    # A lone surrogate, escaped as JSON allows, in the first string of the review: valid JSON,
+    # but no text UTF-8 (so SQLite, or a rendered page) can hold.
+    "lone_surrogate": lambda pr, b: json.dumps(_edited(pr, b, _with_surrogate)).encode(),
     "not_json": lambda pr, b: b"<html><body>502 Bad Gateway</body></html>",
     "invalid_utf8": lambda pr, b: _dumps(_text(pr, b, "@@")).replace(b"@@", b"\xff\xfe"),
 }
@@ -128,6 +157,12 @@ LINES: dict[str, Callable[[str], Callable[[dict[str, Any]], bytes]]] = {
     "usage_string": lambda pr: _with_usage(pr, "usage", "n/a"),
     "usage_negative": lambda pr: _with_usage(pr, "input", -1e9),
     "usage_huge": lambda pr: _with_usage(pr, "input", 10**30),
+    "usage_inflated": lambda pr: lambda line: _dumps(_line_response(line, lambda b: _inflated(pr, b))),
+    # The answer names the model behind the name asked for, as Azure's deployments and a
+    # proxy's aliases do: a fact about the server, not a sign the answer is another's.
+    "model_renamed": lambda pr: (
+        lambda line: _dumps(_line_response(line, lambda b: {**b, "model": "gpt-4o-2024-08-06"}))
+    ),
     "deep_line": lambda pr: _deep_line,
     "cut_line": lambda pr: _cut_line,
 }
@@ -151,10 +186,15 @@ def _counts_negative(provider: str, batch: dict[str, Any]) -> dict[str, Any]:
     return {**batch, "total_requests": -1, "completed_requests": -1}
 
 
+def _state_unknown(provider: str, batch: dict[str, Any]) -> dict[str, Any]:
+    return {**batch, "processing_status" if provider == "anthropic" else "status": "paused"}
+
+
 #: poisons of a batch object as the fake shows it
 STATUS: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     "errors_list": _errors_list,
     "counts_negative": _counts_negative,
+    "state_unknown": _state_unknown,
 }
 
 
