@@ -209,3 +209,13 @@ def test_a_raw_line_break_inside_a_string_is_read_not_refused() -> None:
     raw = text.replace("\\n", "\n").replace("\\t", "\t").replace("\\u0001", "\x01")
     review = parse_review(persona.review_model, raw)
     assert review.model_dump()["answers"][persona.questions[0].key] == "first line\nsecond\tline"
+
+
+def test_the_reservation_covers_a_prompt_in_a_dense_script() -> None:
+    """A prompt in a script of about one token a character (here 3,000 CJK characters) is
+    reserved at least that many tokens, so its honest count is charged in full; counted by
+    characters (a third of them) it was reserved a third, and the charge capped below the bill."""
+    from panel.run.pricing import input_tokens
+
+    assert input_tokens([{"role": "user", "content": "漢" * 3000}], {}) >= 3000
+    assert input_tokens([{"role": "user", "content": "a" * 3000}], {}) == (3000 + len("{}")) // 3 + 16

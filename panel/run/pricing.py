@@ -37,6 +37,7 @@ __all__ = [
     "load_prices",
     "price_for",
     "schema_chars",
+    "utf8_length",
 ]
 
 DEFAULT_PRICES = data_path("prices.toml")
@@ -203,12 +204,21 @@ schema_chars: ByIdentity[int] = ByIdentity(lambda schema: len(json.dumps(schema)
 def input_tokens(messages: Sequence[Message], schema: dict[str, Any]) -> int:
     """A cautious count of a request's input tokens before any tokenizer has seen it.
 
-    About three characters a token, the schema included (it travels with every request),
-    plus a little for the messages' framing. The budget guard reserves on this count and
-    the plan's estimate is printed from it, so "at most $X" and the guard agree.
+    About three bytes of UTF-8 a token, the schema included (it travels with every request),
+    plus a little for the messages' framing. English runs near four characters a token; a
+    script written in several bytes a character (Chinese, Japanese, Cyrillic) runs near one
+    or two characters a token, which bytes still cover where characters would not. The
+    budget guard reserves on this count and the plan's estimate is printed from it, so
+    "at most $X" and the guard agree.
     """
-    chars = sum(len(m["content"]) for m in messages) + schema_chars(schema)
-    return chars // 3 + 16
+    size = sum(utf8_length(m["content"]) for m in messages) + schema_chars(schema)
+    return size // 3 + 16
+
+
+def utf8_length(text: str) -> int:
+    """The text's size in UTF-8 (half a surrogate pair counted as the 3 bytes it would take)."""
+    # Most prompts are ASCII, whose length is their size: the encode is for the others.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def estimate_cost(plan: Plan, sample: int = 24, routes: Mapping[str, str] | None = None) -> Estimate:

@@ -13,7 +13,7 @@ reply claims, the budget stays a ceiling.
 from __future__ import annotations
 
 from ..backends.base import Request, Usage
-from .pricing import Price, schema_chars
+from .pricing import Price, schema_chars, utf8_length
 
 __all__ = ["FRAMING_TOKENS", "believed", "charge", "input_ceiling"]
 
@@ -24,7 +24,7 @@ FRAMING_TOKENS = 4096
 
 def input_ceiling(request: Request) -> int:
     """The most input tokens a provider could count for this request."""
-    text = sum(len(m["content"].encode()) for m in request.messages)
+    text = sum(utf8_length(m["content"]) for m in request.messages)
     return text + schema_chars(request.schema) + FRAMING_TOKENS
 
 
@@ -47,8 +47,11 @@ def charge(price: Price | None, usage: Usage, worst: float) -> float:
     usage is unknown; never more than that worst case.
 
     A believable count can still pass the reservation, which estimates a prompt's tokens at
-    one per 3 characters where a reply may claim one per byte: charged in full, a run's
-    replies in flight could take it past `--max-cost` together.
+    one per 3 bytes where a reply may claim one per byte: charged in full, a run's replies in
+    flight could take it past `--max-cost` together. An honest count rarely passes one token
+    per 3 bytes (English runs near one per 4 characters); where one does (a script of more
+    than one token a character), the tokens are stored as counted and the recorded spend is
+    below the bill by the difference.
     """
     if price is None:
         return 0.0
