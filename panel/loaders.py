@@ -21,7 +21,7 @@ from typing import Any
 from .errors import UserError
 
 __all__ = [
-    "FileStamp", "TextFile", "cut", "first_clause", "kind_of", "load_toml", "read_text",
+    "FileStamp", "TextFile", "cut", "file_kind", "first_clause", "kind_of", "load_toml", "read_text",
 ]  # fmt: skip
 
 # C0 controls but tab, line feed and carriage return; DEL; C1 controls (U+009B opens a
@@ -212,3 +212,20 @@ def kind_of(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
         type(value), type(value).__name__
     )
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str | None:
+    """What a file that is not a regular file is ("a folder", "a character device" ...), from
+    its `st_mode`; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
