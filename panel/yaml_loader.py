@@ -110,7 +110,7 @@ class _StrictLoader(_Events, Composer, SafeConstructor, Resolver):
         return self.peek_event()
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.next_event()
+        event: Any = self.peek_event()
         if isinstance(event, AliasEvent):
             node = Composer.compose_node(self, parent, index)
             name = cut(event.anchor or "", 40)
@@ -128,6 +128,9 @@ class _StrictLoader(_Events, Composer, SafeConstructor, Resolver):
         if self.depth >= MAX_DEPTH:
             raise _Refused(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
         if isinstance(event, ScalarEvent):
+            if event.anchor is None and not self.yaml_path_resolvers:
+                # what compose_node comes to, less its steps (the stub's anchor type is wrong)
+                return self.compose_scalar_node(None)  # type: ignore[arg-type]
             return Composer.compose_node(self, parent, index)
         self.depth += 1
         try:
