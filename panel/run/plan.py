@@ -257,7 +257,7 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
             "kind": options.kind,
             "rebuttal": plan.rebuttal,
         },
-        tools=[(t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools],
+        tools=((t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools),
         personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
     )
     return run_id
