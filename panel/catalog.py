@@ -15,11 +15,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
+from .catalog_files import CatalogFile, open_catalog_file
 from .errors import CatalogError, UnknownToolError, shown
-from .loaders import load_json, load_yaml, node_lines, read_text
+from .loaders import FileStamp, kind_of
 
 __all__ = [
     "Catalog", "Community", "Pricing", "PricingModel", "Tool",
@@ -28,6 +28,7 @@ __all__ = [
 
 PricingModel = Literal["free", "freemium", "paid", "enterprise", "unknown"]
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Pricing(BaseModel):
@@ -68,7 +69,7 @@ class Tool(BaseModel):
     def _one_line(cls, value: str) -> str:
         # These appear outside the fenced data block of a prompt: a line break there could
         # pose as an instruction.
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        if _CONTROL.search(value):
             raise ValueError("must be one line, with no control characters")
         return value
 
@@ -96,18 +97,34 @@ class Tool(BaseModel):
 
 
 class Catalog:
-    """Tools by id, with the file and line each came from."""
+    """Tools by id, with the file each came from and where in it."""
 
-    def __init__(self, path: Path, tools: list[Tool], lines: dict[str, int]) -> None:
+    def __init__(
+        self, path: Path, tools: dict[str, Tool], places: dict[str, int], file: CatalogFile | None = None
+    ) -> None:
         self.path = path
-        self.tools = {tool.id: tool for tool in tools}
-        self.lines = lines
+        self.tools = tools
+        self._places = places
+        self._file = file
+        #: the file as it was read (None: not known)
+        self.stamp: FileStamp | None = file.stamp if file is not None else None
 
     def __len__(self) -> int:
         return len(self.tools)
 
     def __iter__(self) -> Iterator[Tool]:
         return iter(self.tools.values())
+
+    def line(self, tool_id: str) -> int:
+        """The line the tool starts on in the file (0: not known); found when asked for."""
+        place = self._places.get(tool_id)
+        if place is None or self._file is None:
+            return 0
+        return self._file.line(place)
+
+    def changed(self) -> bool:
+        """Whether the file is not the one read (edited, replaced or gone) since."""
+        return self.stamp is None or FileStamp.now(self.path) != self.stamp
 
     def get(self, tool_id: str) -> Tool:
         if tool_id in self.tools:
@@ -128,98 +145,37 @@ class Catalog:
 
 
 def load_catalog(path: str | Path) -> Catalog:
-    """Load and validate a catalog file; raise CatalogError naming the file and line."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    readers = {".yaml": _read_yaml, ".yml": _read_yaml, ".json": _read_json, ".jsonl": _read_jsonl}
-    if suffix not in readers:
-        raise CatalogError(f"{path}: unknown catalog format {shown(suffix)} (use .yaml, .json or .jsonl)")
-    entries = readers[suffix](path, read_text(path, CatalogError, "catalog file"))
+    """Load and validate a catalog file; raise CatalogError naming the file and line.
 
-    tools: list[Tool] = []
-    lines: dict[str, int] = {}
-    for index, (raw, line, field_lines) in enumerate(entries):
-        where = f"{path}:{line}" if line else str(path)
+    The file is read an entry at a time and each tool checked as it comes, so time and memory
+    grow with the catalog, and the first problem in the file is the one reported.
+    """
+    path = Path(path)
+    file = open_catalog_file(path)
+    tools: dict[str, Tool] = {}
+    places: dict[str, int] = {}
+    for index, (raw, place) in enumerate(file.entries()):
         if not isinstance(raw, dict):
-            raise CatalogError(f"{where}: tools[{index}] must be a mapping, got {_kind(raw)}")
-        label = f"tool {shown(raw['id'])}" if isinstance(raw.get("id"), str) else f"tools[{index}]"
+            raise CatalogError(
+                f"{_at(path, file.line(place))}: tools[{index}] must be a mapping, got {kind_of(raw)}"
+            )
         try:
             tool = Tool.model_validate(raw)
         except ValidationError as exc:
-            raise CatalogError(_describe(exc, path, line, field_lines, label)) from None
-        if tool.id in lines:
-            raise CatalogError(f"{where}: {duplicate_id(tool.id, lines[tool.id])}")
-        lines[tool.id] = line
-        tools.append(tool)
+            label = f"tool {shown(raw['id'])}" if isinstance(raw.get("id"), str) else f"tools[{index}]"
+            raise CatalogError(_describe(exc, path, file.line(place), file.field_lines(), label)) from None
+        if tool.id in tools:
+            first = file.line(places[tool.id])
+            raise CatalogError(f"{_at(path, file.line(place))}: {duplicate_id(tool.id, first)}")
+        tools[tool.id] = tool
+        places[tool.id] = place
     if not tools:
         raise CatalogError(f"{path}: the catalog has no tools")
-    return Catalog(path, tools, lines)
+    return Catalog(path, tools, places, file)
 
 
-# One entry of a catalog file: the raw mapping, the line it starts on, and the line of
-# each of its fields (dotted path -> line) where the format tells us.
-_Entry = tuple[Any, int, dict[str, int]]
-
-
-def _read_yaml(path: Path, text: str) -> list[_Entry]:
-    data, node = load_yaml(path, text, CatalogError)
-    items, items_node = _tool_list(path, data, node)
-    return [
-        (raw, item_node.start_mark.line + 1, node_lines(item_node))
-        for raw, item_node in zip(items, items_node, strict=True)
-    ]
-
-
-def _tool_list(path: Path, data: Any, node: yaml.Node | None) -> tuple[list[Any], list[yaml.Node]]:
-    if isinstance(data, dict) and "tools" in data and isinstance(node, yaml.MappingNode):
-        data = data["tools"]
-        node = next(v for k, v in node.value if k.value == "tools")
-    if not isinstance(data, list) or not isinstance(node, yaml.SequenceNode):
-        raise CatalogError(
-            f"{path}: a catalog is a list of tools (or a mapping with a 'tools' list), got {_kind(data)}"
-        )
-    return data, list(node.value)
-
-
-def _read_json(path: Path, text: str) -> list[_Entry]:
-    data = load_json(path, text, CatalogError)
-    if isinstance(data, dict) and "tools" in data:
-        data = data["tools"]
-    if not isinstance(data, list):
-        raise CatalogError(
-            f"{path}: a catalog is a list of tools (or an object with a 'tools' list), got {_kind(data)}"
-        )
-    starts = _json_item_lines(text)
-    return [(raw, starts[i] if i < len(starts) else 0, {}) for i, raw in enumerate(data)]
-
-
-def _json_item_lines(text: str) -> list[int]:
-    """Line on which each element of the (first) top-level array starts."""
-    decoder = json.JSONDecoder()
-    bracket = text.find("[")
-    if bracket < 0:
-        return []
-    pos, lines = bracket + 1, list[int]()
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text) or text[pos] == "]":
-            return lines
-        lines.append(text.count("\n", 0, pos) + 1)
-        try:
-            _, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            return lines
-
-
-def _read_jsonl(path: Path, text: str) -> list[_Entry]:
-    entries: list[_Entry] = []
-    # Split on line feeds only: str.splitlines would also break at U+2028, which JSON allows in a string.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        entries.append((load_json(path, line, CatalogError, first_line=number), number, {}))
-    return entries
+def _at(path: Path, line: int) -> str:
+    return f"{path}:{line}" if line else str(path)
 
 
 def tool_problems(raw: Mapping[str, Any]) -> dict[str, str]:
@@ -261,13 +217,6 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
 def _describe(exc: ValidationError, path: Path, line: int, field_lines: dict[str, int], label: str) -> str:
     errors = _problems(exc)
     field, problem = errors[0]
-    field_line = field_lines.get(field, line)
-    where = f"{path}:{field_line}" if field_line else str(path)
+    where = _at(path, field_lines.get(field, line))
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{where}: {label}: {problem}{more}"
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
-        type(value), type(value).__name__
-    )

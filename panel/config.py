@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, Validat
 
 from .backends.base import MemberSpec, OptionError
 from .backends.registry import options_model, parse_member
+from .backends.urls import credentials_problem
 from .depth import Depth
 from .errors import BackendSpecError, ConfigError
 from .run.retry import RetryPolicy
@@ -94,6 +95,9 @@ class MemberConfig(BaseModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        problem = credentials_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         try:
             url = _HTTP_URL.validate_python(value)
         except ValidationError:

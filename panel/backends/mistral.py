@@ -15,6 +15,7 @@ from ..errors import BackendSpecError
 from . import _provider as p
 from .base import Backend, MemberSpec, Reply, Request
 from .envelope import chat_answer, decode_body
+from .urls import server_url
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping
@@ -99,7 +100,7 @@ class MistralBackend(Backend):
         return cls(
             spec.model,
             api_key=key,
-            base_url=options.get("base_url") or None,
+            base_url=server_url(options),
             timeout=p.timeout_option(options),
         )
 

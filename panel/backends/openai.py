@@ -25,6 +25,7 @@ from ._http import JSONClient
 from .base import MemberSpec, Reply, Request
 from .envelope import chat_answer
 from .structured import ENFORCED, FORMS, Form
+from .urls import server_url
 
 if TYPE_CHECKING:
     from .batch import BatchAPI
@@ -86,7 +87,7 @@ class OpenAIBackend(ServerBackend):
             raise BackendSpecError("backend 'openai' needs a model: write openai:MODEL")
         options = spec.options
         own = OpenAIOptions.of(cls.name, options)
-        base_url = options.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
+        base_url = server_url(options, "OPENAI_BASE_URL")
         names = p.key_variables(options, cls.key_env or "OPENAI_API_KEY")
         found = p.env_key(names)
         # A local server takes any key; but a member that names its key variable (a proxy

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import BackendSpecError, MissingDependencyError
 from .base import Backend, BackendOptions, MemberSpec
+from .urls import redacted, refuse_credentials
 
 __all__ = ["BACKENDS", "MemberSpec", "backend_class", "create_backend", "options_model", "parse_member"]
 
@@ -34,8 +35,10 @@ def parse_member(spec: str, options: dict[str, Any] | None = None, name: str | N
         close = difflib.get_close_matches(backend, list(BACKENDS), n=2, cutoff=0.5)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise BackendSpecError(
-            f"unknown backend '{backend}' in '{spec}' (known: {', '.join(sorted(BACKENDS))}){hint}"
+            f"unknown backend '{backend}' in '{redacted(spec)}' (known: {', '.join(sorted(BACKENDS))}){hint}"
         )
+    # A model may be an endpoint's URL (hf:https://...): never one with a key in it.
+    refuse_credentials(model.strip(), f"backend '{backend}'")
     return MemberSpec(backend, model.strip() or None, dict(options or {}), name)
 
 

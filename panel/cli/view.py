@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from ..backends.registry import backend_class
-from ..catalog import load_catalog
+from ..catalog import Catalog, load_catalog
 from ..config import load_config, resolve_members
 from ..errors import MissingExtraError, UserError
 from ..run.plan import default_catalog
@@ -91,7 +91,7 @@ def view(
         # Printed here, escaped: the generic handler would read "[view]" as rich markup.
         err_console.print(f"[bold red]error:[/] {for_console(exc)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    catalog = check_draft_inputs(catalog, backend or [], config)
+    drafted = check_draft_inputs(catalog, backend or [], config)
     if token_file is not None:
         if token is not None:
             raise UserError("--token-file and --token (or PANEL_VIEW_TOKEN): give one of them")
@@ -106,7 +106,7 @@ def view(
         )  # fmt: skip
     sock = open_socket(binding)
     binding = Binding(binding.host, sock.getsockname()[1], binding.token, binding.generated)
-    _serve(runs, binding, sock, catalog, backend or [], config)
+    _serve(runs, binding, sock, drafted, backend or [], config)
 
 
 def read_token_file(path: Path) -> str:
@@ -127,16 +127,15 @@ def read_token_file(path: Path) -> str:
     return token
 
 
-def check_draft_inputs(catalog: Path | None, backends: list[str], config: Path | None) -> Path:
+def check_draft_inputs(catalog: Path | None, backends: list[str], config: Path | None) -> Catalog:
     """Check, before serving, what a new tool's draft will use: the catalog, the config and
-    the members' specs (a UserError, one line, exit 2); returns the catalog's path. Members
-    are built (a model found or fetched) only when a draft starts."""
-    path = catalog or default_catalog()
-    load_catalog(path)
+    the members' specs (a UserError, one line, exit 2); returns the catalog, read (the app
+    starts with it). Members are built (a model found or fetched) only when a draft starts."""
+    drafted = load_catalog(catalog or default_catalog())
     for spec in resolve_members(backends, load_config(config)):
         cls = backend_class(spec.backend)
         cls.options_model.of(cls.name, spec.options)
-    return path
+    return drafted
 
 
 def open_socket(binding: Binding) -> socket.socket:
@@ -157,7 +156,12 @@ def open_socket(binding: Binding) -> socket.socket:
 
 
 def _serve(
-    runs: Path, binding: Binding, sock: socket.socket, catalog: Path, backends: list[str], config: Path | None
+    runs: Path,
+    binding: Binding,
+    sock: socket.socket,
+    catalog: Catalog,
+    backends: list[str],
+    config: Path | None,
 ) -> None:
     import uvicorn
 

@@ -17,7 +17,7 @@ from typing import Any
 from ..backends.base import Backend, Sampling
 from ..backends.batch import BatchStatus
 from ..backends.registry import MemberSpec, create_backend, parse_member
-from ..catalog import Tool, load_catalog
+from ..catalog import Catalog, Tool, load_catalog
 from ..config import PanelConfig, resolve_members
 from ..depth import member_depth
 from ..errors import BackendSpecError, ConfigError, UserError
@@ -136,7 +136,7 @@ def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = 
 def plan_run(
     tool_ids: Sequence[str] | None,
     *,
-    catalog: str | Path | None = None,
+    catalog: str | Path | Catalog | None = None,
     backends: Sequence[str] = (),
     persona_ids: Sequence[str] = (),
     personas_dir: str | Path | None = None,
@@ -150,14 +150,18 @@ def plan_run(
 ) -> Plan:
     """Check every input and build the backends; raise a UserError before any file is written.
 
-    `tool_ids` None means every tool of the catalog. `max_tokens` sets every member's reply
-    limit; unset, each member's own (`max_tokens` in panel.toml), else its depth's. A
-    `sampling` whose `max_tokens` is not the default sets it too, as `max_tokens` would.
+    `catalog` is a path, or a `Catalog` read already. `tool_ids` None means every tool of
+    the catalog. `max_tokens` sets every member's reply limit; unset, each member's own
+    (`max_tokens` in panel.toml), else its depth's. A `sampling` whose `max_tokens` is not
+    the default sets it too, as `max_tokens` would.
     """
     if max_tokens is None and sampling is not None and sampling.max_tokens != Sampling().max_tokens:
         max_tokens = sampling.max_tokens  # a caller's own limit: no member's depth overrides it
-    catalog_path = Path(catalog) if catalog else default_catalog()
-    cat = load_catalog(catalog_path)
+    if isinstance(catalog, Catalog):  # read already (the app keeps its catalog)
+        cat, catalog_path = catalog, catalog.path
+    else:
+        catalog_path = Path(catalog) if catalog else default_catalog()
+        cat = load_catalog(catalog_path)
     tools = list(cat) if tool_ids is None else [cat.get(tid) for tid in tool_ids]
     _no_repeats("tool", [t.id for t in tools])
     personas = resolve_personas(load_personas(personas_dir or data_dir("personas")), list(persona_ids))
@@ -253,7 +257,7 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
             "kind": options.kind,
             "rebuttal": plan.rebuttal,
         },
-        tools=[(t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools],
+        tools=((t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools),
         personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
     )
     return run_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -21,10 +22,11 @@ class Runs(Connection):
         command: str,
         catalog: str | None,
         config: dict[str, Any],
-        tools: list[tuple[str, str, dict[str, Any]]],
-        personas: list[tuple[str, str, dict[str, Any]]],
+        tools: Iterable[tuple[str, str, dict[str, Any]]],
+        personas: Iterable[tuple[str, str, dict[str, Any]]],
     ) -> None:
-        """Record a run with the tools (id, fingerprint, data) and personas it reviews."""
+        """Record a run with the tools (id, fingerprint, data) and personas it reviews; each
+        is written as it comes, so a catalog's worth is never held twice."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO runs (id, created_at, command, catalog, config) VALUES (?, ?, ?, ?, ?)",
@@ -32,11 +34,11 @@ class Runs(Connection):
             )
             db.executemany(
                 "INSERT INTO run_tools VALUES (?, ?, ?, ?, ?)",
-                [(run_id, i, tid, fp, json.dumps(d)) for i, (tid, fp, d) in enumerate(tools)],
+                ((run_id, i, tid, fp, json.dumps(d)) for i, (tid, fp, d) in enumerate(tools)),
             )
             db.executemany(
                 "INSERT INTO run_personas VALUES (?, ?, ?, ?, ?)",
-                [(run_id, i, pid, v, json.dumps(d)) for i, (pid, v, d) in enumerate(personas)],
+                ((run_id, i, pid, v, json.dumps(d)) for i, (pid, v, d) in enumerate(personas)),
             )
 
     def mark_run(self, run_id: str, status: str) -> None:

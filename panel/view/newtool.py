@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..catalog import Catalog, Tool, load_catalog
+from ..catalog import Catalog, Tool
 from ..config import load_config
 from ..errors import UserError
 from ..personas import Persona, load_personas, resolve_personas
@@ -28,6 +28,7 @@ from ..resources import data_dir
 from ..run.job import store_errors
 from ..run.plan import Plan, RunOptions, default_catalog, plan_run, run_plan, start_run
 from ..store import Store
+from .catalog_cache import CatalogCache
 from .jobs import OnResult, start_job
 from .templating import page
 from .toolform import FIELDS, PRICING_MODELS, ToolForm, check, read_form
@@ -41,8 +42,11 @@ def catalog_path(request: Request) -> Path:
 
 
 def _inputs(request: Request) -> tuple[Catalog, list[Persona]]:
-    """The app's catalog and the personas a draft may use (UserError: a file gone bad since)."""
-    return load_catalog(catalog_path(request)), resolve_personas(load_personas(data_dir("personas")), None)
+    """The app's catalog (read again only if its file changed) and the personas a draft may
+    use (UserError: a file gone bad since)."""
+    cache: CatalogCache = request.app.state.catalog_cache
+    catalog = cache.get(catalog_path(request))
+    return catalog, resolve_personas(load_personas(data_dir("personas")), None)
 
 
 def _form_page(
@@ -75,14 +79,14 @@ async def new_tool_form(request: Request) -> Response:
     return _form_page(request, form, catalog, personas)
 
 
-def _plan(request: Request, tool: Tool, form: ToolForm) -> tuple[Plan, RunOptions]:
+def _plan(request: Request, catalog: Catalog, tool: Tool, form: ToolForm) -> tuple[Plan, RunOptions]:
     """The draft's plan: `compare NEW OTHER` with the app's members and config, nothing
     written; UserError (one line) for a member, extra or config it cannot use."""
     state = request.app.state
     config = load_config(state.config)
     plan = plan_run(
         [form.compare],
-        catalog=catalog_path(request),
+        catalog=catalog,
         backends=list(state.backends),
         persona_ids=form.personas,
         config=config,
@@ -108,7 +112,7 @@ async def new_tool_submit(request: Request) -> Response:
     if tool is None:
         return _form_page(request, form, catalog, personas, 400)
     try:
-        plan, options = await run_in_threadpool(_plan, request, tool, form)
+        plan, options = await run_in_threadpool(_plan, request, catalog, tool, form)
     except UserError as exc:
         line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return _form_page(request, form, catalog, personas, 400, problem=line)

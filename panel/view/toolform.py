@@ -109,7 +109,7 @@ def check(form: ToolForm, catalog: Catalog, persona_ids: Sequence[str]) -> Tool 
         errors.setdefault(name or "", problem)
     tool_id = raw.get("id")
     if isinstance(tool_id, str) and tool_id in catalog.tools and "id" not in errors:
-        errors["id"] = duplicate_id(tool_id, catalog.lines.get(tool_id, 0))
+        errors["id"] = duplicate_id(tool_id, catalog.line(tool_id))
     errors.update(_choices(form, catalog, persona_ids))
     order = {name: i for i, name in enumerate((*FIELDS, COMPARE, PERSONA))}
     form.errors = dict(sorted(errors.items(), key=lambda item: order.get(item[0], len(order))))
