@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from panel import loaders
+from panel import loaders, yaml_loader
 from panel.catalog import load_catalog
 from panel.errors import CatalogError
 from panel.view.toolform import ToolForm, check
@@ -134,4 +134,26 @@ def test_a_syntax_error_after_a_tool_is_reported_not_the_tool_it_cut_short(tmp_p
     path = tmp_path / "catalog.yaml"
     path.write_text(bad, encoding="utf-8")
     with pytest.raises(CatalogError, match=r"YAML syntax error"):
+        load_catalog(path)
+
+
+def test_a_long_catalog_a_yaml_writer_wrote_with_a_shared_value_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyYAML writes a value many tools share once, anchored, and an alias at each other use;
+    # each alias adds the value's size. A fixed bound on what aliases add refused such a
+    # catalog as an alias bomb past a number of tools (about 20,000 with a shared pricing at
+    # the bound of 100,000 values; 200 here, with the bound lowered to 1,000).
+    monkeypatch.setattr(yaml_loader, "ALIAS_BUDGET", 1000)
+    free = {"model": "free", "note": ""}
+    tools = [{**_tool(i), "pricing": free} for i in range(500)]
+    path = _write(tmp_path / "catalog.yaml", tools)
+    assert path.read_text(encoding="utf-8").count("*id001") == 499
+    assert len(load_catalog(path)) == 500
+    # A bomb is still one, however much the file writes out besides.
+    bomb = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+        f"{x}: &{x} [{', '.join([f'*{p}'] * 9)}]\n" for p, x in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    path.write_text(bomb + path.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"catalog\.yaml:\d+: YAML aliases expand the file past"):
         load_catalog(path)
