@@ -59,6 +59,8 @@ class TextFile:
 
     Opening refuses a folder, a FIFO or a device before any read, so a wrong path cannot
     block; each block is checked as it is read, and a problem becomes `error` naming the line.
+    At the end, a file that is no longer as it was opened is refused: saved over in place
+    while it was read, its text would be part one version and part the other.
     `what` names the file in messages ("catalog file", "price file"). Use it as a context
     manager; `stamp` is the file's as it was opened.
     """
@@ -132,6 +134,7 @@ class TextFile:
                 if chunk:
                     continue  # a line longer than a block: read on to its end
                 self._pending = b""
+                self._unchanged()
             else:
                 parts.append(chunk[: cut + 1])
                 self._pending = chunk[cut + 1 :]
@@ -146,6 +149,10 @@ class TextFile:
         text = self._checked(data, skip)
         self.lines_read += text.count("\n")
         return text
+
+    def _unchanged(self) -> None:
+        if FileStamp.of(os.fstat(self._handle.fileno())) != self.stamp:
+            raise self.error(f"{self.path}: the {self.what} changed while it was read")
 
     def _checked(self, data: bytes, skip: int) -> str:
         try:

@@ -8,6 +8,7 @@ beyond what the catalog keeps. Speed is measured by bench/bench_catalog.py, not 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tracemalloc
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from panel import catalog as catalog_module
 from panel import loaders, yaml_loader
 from panel.catalog import load_catalog
 from panel.errors import CatalogError
@@ -157,3 +159,37 @@ def test_a_long_catalog_a_yaml_writer_wrote_with_a_shared_value_loads(
     path.write_text(bomb + path.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(CatalogError, match=r"catalog\.yaml:\d+: YAML aliases expand the file past"):
         load_catalog(path)
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "yaml"])
+def test_a_catalog_saved_over_while_it_is_read_is_refused_not_mixed(
+    tmp_path: Path, fmt: str, small_blocks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An editor that saves over the file in place (same inode) while a long catalog is read:
+    # the blocks read after come from the new text. With the same layout and other ids, the
+    # two halves made one valid catalog that was neither version.
+    tools = [_tool(i) for i in range(2000)]
+    path = _write(tmp_path / f"catalog.{fmt}", tools)
+    inode = path.stat().st_ino
+    renamed = [{**tool, "id": tool["id"].replace("tool-", "next-")} for tool in tools]
+    opened = catalog_module.open_catalog_file
+
+    def saved_over_after_ten_tools(at: Path) -> Any:
+        file = opened(at)
+        entries = file.entries
+
+        def read() -> Any:
+            for n, entry in enumerate(entries()):
+                if n == 10:
+                    _write(path, renamed)
+                    later = path.stat().st_mtime_ns + 1_000_000_000  # a clock tick apart at least
+                    os.utime(path, ns=(later, later))
+                yield entry
+
+        file.entries = read  # type: ignore[method-assign]
+        return file
+
+    monkeypatch.setattr(catalog_module, "open_catalog_file", saved_over_after_ten_tools)
+    with pytest.raises(CatalogError, match=r"the catalog file changed while it was read"):
+        load_catalog(path)
+    assert path.stat().st_ino == inode
