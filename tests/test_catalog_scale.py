@@ -193,3 +193,28 @@ def test_a_catalog_saved_over_while_it_is_read_is_refused_not_mixed(
     with pytest.raises(CatalogError, match=r"the catalog file changed while it was read"):
         load_catalog(path)
     assert path.stat().st_ino == inode
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("[" * 5000 + "]" * 5000, "JSON nested too deeply"), ("1" * 5000, "cannot read a value: Exceeds")],
+)
+def test_a_value_json_cannot_read_names_the_line_of_its_tool(
+    tmp_path: Path, small_blocks: None, value: str, problem: str
+) -> None:
+    # The parser gives no place for these (Python's own bounds); the line was left out, in a
+    # file of thousands of lines. A JSONL line is the tool's; in JSON, the line it starts on.
+    tools = [_tool(i) for i in range(2000)]
+    tools[1500]["facts"] = ["PLACEHOLDER"]
+    for fmt in ("jsonl", "json"):
+        path = _write(tmp_path / f"catalog.{fmt}", tools)
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace('"PLACEHOLDER"', value), encoding="utf-8")
+        lines = text.splitlines()
+        start = next(i for i, line in enumerate(lines) if '"tool-01500"' in line) + 1
+        if fmt == "json":
+            start -= 1  # the line of its opening brace
+            assert lines[start - 1].strip() == "{"
+        with pytest.raises(CatalogError) as caught:
+            load_catalog(path)
+        assert str(caught.value).startswith(f"{path}:{start}: {problem}"), str(caught.value)

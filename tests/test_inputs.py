@@ -114,7 +114,7 @@ def test_deep_nesting_is_refused_not_a_recursion_error(cli: Any, tmp_path: Path,
     assert line == f"error: {cat}:1: nested more than 64 levels deep"
     deep = _catalog(tmp_path, "[" * 50000 + "]" * 50000, "deep.json")
     line = _compare(cli, runs_dir, "a", "b", "--catalog", str(deep))
-    assert line == f"error: {deep}: JSON nested too deeply"
+    assert line == f"error: {deep}:1: JSON nested too deeply"
 
 
 def test_a_value_python_cannot_build_names_its_line(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
