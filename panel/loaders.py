@@ -72,12 +72,15 @@ class TextFile:
         except FileNotFoundError:
             raise error(f"{self.path}: {what} not found") from None
         except OSError as exc:
+            kind = _kind_at(self.path)  # a socket cannot be opened at all
+            if kind is not None:
+                raise error(f"{self.path}: the {what} is {kind}") from None
             raise error(f"{self.path}: cannot read the {what}: {exc.strerror or exc}") from None
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+        kind = file_kind(info.st_mode)
+        if kind is not None:
             # Checked before open(fd): Python refuses to wrap a folder's descriptor at all.
             os.close(fd)
-            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise error(f"{self.path}: the {what} is {kind}")
         self.stamp = FileStamp.of(info)
         self._handle = open(fd, "rb")  # noqa: SIM115 - closed by close() / __exit__
@@ -236,3 +239,10 @@ def file_kind(mode: int) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _kind_at(path: Path) -> str | None:
+    try:
+        return file_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return None
