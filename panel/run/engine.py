@@ -315,10 +315,13 @@ class Engine:
             self.stats.stopped = "budget"
 
     async def reask(self, cell: Cell, member: Member, request: Request, fingerprint: str) -> CellResult:
-        """The second ask of a cell whose first reply came back invalid (from a batch), live."""
+        """The second ask of a cell whose first reply came back invalid (from a batch), live;
+        MemberStopped, the cell left unstored, when its server went away (see `review`)."""
         try:
             request_id, reply, _ = await self._ask(cell, member, request, 2)
         except BackendError as exc:
+            if self._gone(member, exc):
+                raise MemberStopped(str(member.watch.stopped)) from None
             error = f"{exc.kind} error from {cell.backend.label}: {exc}"
             return self._save(cell, None, error, None, None, 2, fingerprint, "sent")
         judged = self.judge(cell, reply, request_id, 2, fingerprint, "sent")
