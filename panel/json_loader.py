@@ -43,29 +43,44 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique)
 _FAILURES = (ValueError, RecursionError, _DuplicateKey)
 
 
-def load_json(path: Path, text: str, error: type[UserError], first_line: int = 1) -> Any:
-    """The data of a JSON text (one line of a JSONL file starts at `first_line`), keys unique."""
+def load_json(
+    path: Path, text: str, error: type[UserError], first_line: int = 1, at: int | None = None
+) -> Any:
+    """The data of a JSON text (one line of a JSONL file starts at `first_line`), keys unique.
+    `at`: the offset of the value being read, the place of a problem the parser gives none."""
     try:
         return _DECODER.decode(text)
     except _FAILURES as exc:
-        raise _problem(exc, path, text, error, first_line) from None
+        raise _problem(exc, path, text, error, first_line, at) from None
 
 
-def _problem(exc: Exception, path: Path, text: str, error: type[UserError], first_line: int = 1) -> UserError:
+def _problem(
+    exc: Exception, path: Path, text: str, error: type[UserError], first_line: int, at: int | None
+) -> UserError:
     """What the parser raised, as `error` naming the line."""
     if isinstance(exc, JSONDecodeError):
         line = exc.lineno + first_line - 1
         return error(f"{path}:{line}:{exc.colno}: JSON syntax error: {exc.msg}")
     if isinstance(exc, _DuplicateKey):
         found = _locate_duplicate(text) or exc
-        if found.at < 0:
-            return error(f"{path}: duplicate key {shown(found.key)} in one object")
-        line = text.count("\n", 0, found.at) + first_line
-        first = text.count("\n", 0, found.first) + first_line
-        return error(f"{path}:{line}: duplicate key {shown(found.key)} (already at line {first})")
+        if found.at >= 0:
+            line = text.count("\n", 0, found.at) + first_line
+            first = text.count("\n", 0, found.first) + first_line
+            return error(f"{path}:{line}: duplicate key {shown(found.key)} (already at line {first})")
+    # Python's own bounds (depth, an integer of 5,000 digits) say nowhere: the text's one line
+    # (JSONL), else the line the value being read starts on.
+    if "\n" not in text:
+        where = f"{path}:{first_line}"
+    elif at is not None:
+        line = text.count("\n", 0, at) + first_line
+        where = f"{path}:{line}"
+    else:
+        where = str(path)
+    if isinstance(exc, _DuplicateKey):
+        return error(f"{where}: duplicate key {shown(exc.key)} in one object")
     if isinstance(exc, RecursionError):
-        return error(f"{path}: JSON nested too deeply")
-    return error(f"{path}: cannot read a value: {first_clause(exc)}")  # an integer of 5,000 digits
+        return error(f"{where}: JSON nested too deeply")
+    return error(f"{where}: cannot read a value: {first_clause(exc)}")
 
 
 def _skip(text: str, pos: int) -> int:
@@ -124,7 +139,7 @@ def json_items(
     is}". Only the well-formed path is walked here: at anything unexpected the standard parser
     reads the `whole` text, so a syntax error is worded and placed as `load_json` words it.
     """
-    reader = _Reader(blocks, lambda: _fail(path, whole(), error))
+    reader = _Reader(blocks, lambda at=None: _fail(path, whole(), error, at))
     pos = reader.skip(0)
     if reader.at(pos, "["):
         pos = yield from _array_items(reader, pos)
@@ -144,7 +159,8 @@ class _Reader:
     """The text of a document a block at a time: positions are offsets in the whole text,
     and the text before the value being read is let go."""
 
-    def __init__(self, blocks: Iterator[str], fail: Callable[[], NoReturn]) -> None:
+    def __init__(self, blocks: Iterator[str], fail: Callable[..., NoReturn]) -> None:
+        """`fail(at=None)` raises the problem of the text (at the value starting at `at`)."""
         self.blocks, self.fail = blocks, fail
         self.text, self.base, self.done = "", 0, False
 
@@ -197,7 +213,7 @@ class _Reader:
                     continue
                 self.fail()
             except (ValueError, RecursionError, _DuplicateKey):
-                self.fail()
+                self.fail(pos)
             # A number or a word cannot span two blocks, each ending at a line feed: a value
             # that ends where the held text does is whole.
             return value, self.base + end
@@ -258,7 +274,8 @@ def _object_items(
             reader.fail()
 
 
-def _fail(path: Path, text: str, error: type[UserError]) -> NoReturn:
-    """The standard parser's word on a text the walk above found malformed."""
-    load_json(path, text, error)
+def _fail(path: Path, text: str, error: type[UserError], at: int | None = None) -> NoReturn:
+    """The standard parser's word on a text the walk above found malformed (reading the value
+    at offset `at`)."""
+    load_json(path, text, error, at=at)
     raise error(f"{path}: not a JSON document")  # the parser found nothing wrong: not expected

@@ -59,6 +59,8 @@ class TextFile:
 
     Opening refuses a folder, a FIFO or a device before any read, so a wrong path cannot
     block; each block is checked as it is read, and a problem becomes `error` naming the line.
+    At the end, a file that is no longer as it was opened is refused: saved over in place
+    while it was read, its text would be part one version and part the other.
     `what` names the file in messages ("catalog file", "price file"). Use it as a context
     manager; `stamp` is the file's as it was opened.
     """
@@ -70,12 +72,15 @@ class TextFile:
         except FileNotFoundError:
             raise error(f"{self.path}: {what} not found") from None
         except OSError as exc:
+            kind = _kind_at(self.path)  # a socket cannot be opened at all
+            if kind is not None:
+                raise error(f"{self.path}: the {what} is {kind}") from None
             raise error(f"{self.path}: cannot read the {what}: {exc.strerror or exc}") from None
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+        kind = file_kind(info.st_mode)
+        if kind is not None:
             # Checked before open(fd): Python refuses to wrap a folder's descriptor at all.
             os.close(fd)
-            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise error(f"{self.path}: the {what} is {kind}")
         self.stamp = FileStamp.of(info)
         self._handle = open(fd, "rb")  # noqa: SIM115 - closed by close() / __exit__
@@ -132,6 +137,7 @@ class TextFile:
                 if chunk:
                     continue  # a line longer than a block: read on to its end
                 self._pending = b""
+                self._unchanged()
             else:
                 parts.append(chunk[: cut + 1])
                 self._pending = chunk[cut + 1 :]
@@ -146,6 +152,10 @@ class TextFile:
         text = self._checked(data, skip)
         self.lines_read += text.count("\n")
         return text
+
+    def _unchanged(self) -> None:
+        if FileStamp.of(os.fstat(self._handle.fileno())) != self.stamp:
+            raise self.error(f"{self.path}: the {self.what} changed while it was read")
 
     def _checked(self, data: bytes, skip: int) -> str:
         try:
@@ -229,3 +239,10 @@ def file_kind(mode: int) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _kind_at(path: Path) -> str | None:
+    try:
+        return file_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return None

@@ -30,13 +30,25 @@ from yaml.resolver import Resolver
 from .errors import UserError, shown
 from .loaders import cut, first_clause, kind_of
 
-__all__ = ["ALIAS_BUDGET", "MAX_DEPTH", "WITH_LIBYAML", "load_yaml", "node_lines", "yaml_items"]
+__all__ = [
+    "ALIAS_BUDGET",
+    "ALIAS_RATIO",
+    "MAX_DEPTH",
+    "WITH_LIBYAML",
+    "load_yaml",
+    "node_lines",
+    "yaml_items",
+]
 
 #: Deeper than any catalog, persona or price file needs; the bound keeps a crafted file
 #: from exhausting the parser's stack.
 MAX_DEPTH = 64
-#: How many values YAML aliases may add to a file once expanded.
+#: How many values YAML aliases may add to a file once expanded: ALIAS_BUDGET, or ALIAS_RATIO
+#: times the values the file writes out itself, whichever is more. A long file a YAML writer
+#: wrote with a value many entries share (an anchor, then an alias at each other use) adds a
+#: share of its own size; nested aliases add exponentially more.
 ALIAS_BUDGET = 100_000
+ALIAS_RATIO = 10
 #: whether events come from libyaml
 WITH_LIBYAML: bool = bool(getattr(yaml, "__with_libyaml__", False))
 
@@ -83,8 +95,9 @@ class _StrictLoader(_Events, Composer, SafeConstructor, Resolver):
     afterwards (validation, line lookup, hashing) meets it expanded: nine aliases of nine
     aliases of ... make a few hundred bytes worth gigabytes. So each node's expanded size
     and depth are measured as it is composed, and the file is refused, at the alias that
-    crosses the bound, once aliases would add more than ALIAS_BUDGET values. Aliases a
-    YAML writer emits for a shared mapping (PyYAML's `&id001`) stay far below that.
+    crosses the bound, once aliases would add more than ALIAS_BUDGET values and more than
+    ALIAS_RATIO times the values the file wrote out so far. Aliases a YAML writer emits for a shared
+    mapping (PyYAML's `&id001`, once a tool) stay far below that, in a catalog of any length.
     """
 
     def __init__(self, stream: str | _Source) -> None:
@@ -93,7 +106,9 @@ class _StrictLoader(_Events, Composer, SafeConstructor, Resolver):
         SafeConstructor.__init__(self)
         Resolver.__init__(self)
         self.depth = 0
+        #: values aliases add once expanded, and values the file writes out (aliases aside)
         self.expanded = 0
+        self.written = 0
 
     # libyaml's parser brings a composer of its own, which would skip the bounds.
     def check_node(self) -> bool:
@@ -118,15 +133,17 @@ class _StrictLoader(_Events, Composer, SafeConstructor, Resolver):
             if measure is None:
                 raise _Refused(event.start_mark, f"YAML alias *{name} refers to a value that contains it")
             self.expanded += measure[0]
-            if self.expanded > ALIAS_BUDGET:
+            bound = max(ALIAS_BUDGET, ALIAS_RATIO * self.written)
+            if self.expanded > bound:
                 raise _Refused(
                     event.start_mark,
-                    f"YAML aliases expand the file past {ALIAS_BUDGET:,} values (at alias *{name}); "
+                    f"YAML aliases expand the file past {bound:,} values (at alias *{name}); "
                     "write the values out",
                 )
             return node
         if self.depth >= MAX_DEPTH:
             raise _Refused(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
+        self.written += 1
         if isinstance(event, ScalarEvent):
             if event.anchor is None and not self.yaml_path_resolvers:
                 # what compose_node comes to, less its steps (the stub's anchor type is wrong)

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 
 from panel.catalog import load_catalog
+from panel.errors import UnreachableError
 from panel.personas import load_personas
 from panel.resources import data_dir
 from panel.run.plan import Plan, build_members
+from panel.run.retry import RetryPolicy
 from panel.testing.fake_provider import FakeProvider
 
-from .batches import MODELS, PROVIDERS, plan_of, run, spec
+from .batches import MODELS, PROVIDERS, plan_of, resume, run, spec
 from .conftest import EXAMPLE_CATALOG
 
 
@@ -171,3 +173,31 @@ def test_two_stores_on_one_account_never_send_the_same_custom_id(fake: FakeProvi
         _run(_plan(fake, provider="anthropic"), tmp_path / folder)[2].close()
     assert fake.stats()["batches"]["created"]["anthropic"] == 2
     assert fake.stats()["batch_duplicates"] == 0
+
+
+def test_a_live_reask_to_a_server_gone_leaves_its_cells_for_the_resume(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    """The batch's invalid replies are asked again live, and the server refuses every
+    connection by then: the member stops, as on the live route, and the cells wait for
+    `--resume` instead of being stored as failed (a failed review is kept: a resume would
+    not have made them again)."""
+    fake.configure(fault_rate=0.4, faults=["malformed"], fault_seed=2)
+    plan = _plan(fake)
+    backend = plan.members[0].backend
+
+    async def refused(request: Any) -> Any:
+        raise UnreachableError(f"{backend.label}: Cannot connect to host")
+
+    backend.generate = refused  # type: ignore[method-assign]
+    fast = RetryPolicy(base_wait=0.0, max_wait=0.0)
+    run_id, stats, store = _run(plan, tmp_path / "runs", reask_live=True, retry=fast)
+    assert list(stats.members_stopped) == [backend.label]
+    assert "refused every connection" in stats.members_stopped[backend.label]
+    made = store.reviews(run_id)
+    assert 0 < len(made) < 12 and all(review.valid for review in made)
+    store.close()
+    # The server is back: the resume makes the rest.
+    run_id, stats, store = resume(tmp_path / "runs", run_id, reask_live=True, retry=fast)
+    assert len(store.reviews(run_id)) == 12 and not stats.members_stopped
+    store.close()

@@ -8,6 +8,7 @@ beyond what the catalog keeps. Speed is measured by bench/bench_catalog.py, not 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tracemalloc
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from panel import loaders
+from panel import catalog as catalog_module
+from panel import loaders, yaml_loader
 from panel.catalog import load_catalog
 from panel.errors import CatalogError
 from panel.view.toolform import ToolForm, check
@@ -135,3 +137,84 @@ def test_a_syntax_error_after_a_tool_is_reported_not_the_tool_it_cut_short(tmp_p
     path.write_text(bad, encoding="utf-8")
     with pytest.raises(CatalogError, match=r"YAML syntax error"):
         load_catalog(path)
+
+
+def test_a_long_catalog_a_yaml_writer_wrote_with_a_shared_value_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyYAML writes a value many tools share once, anchored, and an alias at each other use;
+    # each alias adds the value's size. A fixed bound on what aliases add refused such a
+    # catalog as an alias bomb past a number of tools (about 20,000 with a shared pricing at
+    # the bound of 100,000 values; 200 here, with the bound lowered to 1,000).
+    monkeypatch.setattr(yaml_loader, "ALIAS_BUDGET", 1000)
+    free = {"model": "free", "note": ""}
+    tools = [{**_tool(i), "pricing": free} for i in range(500)]
+    path = _write(tmp_path / "catalog.yaml", tools)
+    assert path.read_text(encoding="utf-8").count("*id001") == 499
+    assert len(load_catalog(path)) == 500
+    # A bomb is still one, however much the file writes out besides.
+    bomb = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+        f"{x}: &{x} [{', '.join([f'*{p}'] * 9)}]\n" for p, x in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    path.write_text(bomb + path.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"catalog\.yaml:\d+: YAML aliases expand the file past"):
+        load_catalog(path)
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "yaml"])
+def test_a_catalog_saved_over_while_it_is_read_is_refused_not_mixed(
+    tmp_path: Path, fmt: str, small_blocks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An editor that saves over the file in place (same inode) while a long catalog is read:
+    # the blocks read after come from the new text. With the same layout and other ids, the
+    # two halves made one valid catalog that was neither version.
+    tools = [_tool(i) for i in range(2000)]
+    path = _write(tmp_path / f"catalog.{fmt}", tools)
+    inode = path.stat().st_ino
+    renamed = [{**tool, "id": tool["id"].replace("tool-", "next-")} for tool in tools]
+    opened = catalog_module.open_catalog_file
+
+    def saved_over_after_ten_tools(at: Path) -> Any:
+        file = opened(at)
+        entries = file.entries
+
+        def read() -> Any:
+            for n, entry in enumerate(entries()):
+                if n == 10:
+                    _write(path, renamed)
+                    later = path.stat().st_mtime_ns + 1_000_000_000  # a clock tick apart at least
+                    os.utime(path, ns=(later, later))
+                yield entry
+
+        file.entries = read  # type: ignore[method-assign]
+        return file
+
+    monkeypatch.setattr(catalog_module, "open_catalog_file", saved_over_after_ten_tools)
+    with pytest.raises(CatalogError, match=r"the catalog file changed while it was read"):
+        load_catalog(path)
+    assert path.stat().st_ino == inode
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("[" * 5000 + "]" * 5000, "JSON nested too deeply"), ("1" * 5000, "cannot read a value: Exceeds")],
+)
+def test_a_value_json_cannot_read_names_the_line_of_its_tool(
+    tmp_path: Path, small_blocks: None, value: str, problem: str
+) -> None:
+    # The parser gives no place for these (Python's own bounds); the line was left out, in a
+    # file of thousands of lines. A JSONL line is the tool's; in JSON, the line it starts on.
+    tools = [_tool(i) for i in range(2000)]
+    tools[1500]["facts"] = ["PLACEHOLDER"]
+    for fmt in ("jsonl", "json"):
+        path = _write(tmp_path / f"catalog.{fmt}", tools)
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace('"PLACEHOLDER"', value), encoding="utf-8")
+        lines = text.splitlines()
+        start = next(i for i, line in enumerate(lines) if '"tool-01500"' in line) + 1
+        if fmt == "json":
+            start -= 1  # the line of its opening brace
+            assert lines[start - 1].strip() == "{"
+        with pytest.raises(CatalogError) as caught:
+            load_catalog(path)
+        assert str(caught.value).startswith(f"{path}:{start}: {problem}"), str(caught.value)

@@ -114,7 +114,7 @@ def test_deep_nesting_is_refused_not_a_recursion_error(cli: Any, tmp_path: Path,
     assert line == f"error: {cat}:1: nested more than 64 levels deep"
     deep = _catalog(tmp_path, "[" * 50000 + "]" * 50000, "deep.json")
     line = _compare(cli, runs_dir, "a", "b", "--catalog", str(deep))
-    assert line == f"error: {deep}: JSON nested too deeply"
+    assert line == f"error: {deep}:1: JSON nested too deeply"
 
 
 def test_a_value_python_cannot_build_names_its_line(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
@@ -295,7 +295,15 @@ def test_a_fifo_is_refused_without_blocking(cli: Any, tmp_path: Path, runs_dir: 
     fifo = tmp_path / "catalog.yaml"
     os.mkfifo(fifo)  # opening it for reading would wait for a writer that never comes
     line = _compare(cli, runs_dir, "a", "b", "--catalog", str(fifo))
-    assert line == f"error: {fifo}: the catalog file is not a regular file"
+    assert line == f"error: {fifo}: the catalog file is a named pipe (FIFO)"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="needs /dev/null")
+def test_a_device_is_named_for_what_it_is(cli: Any, tmp_path: Path, runs_dir: Path) -> None:
+    device = tmp_path / "catalog.json"
+    device.symlink_to("/dev/null")  # as /dev/zero would be, named as a catalog
+    line = _compare(cli, runs_dir, "a", "b", "--catalog", str(device))
+    assert line == f"error: {device}: the catalog file is a character device"
 
 
 # --- echoed values are cut ------------------------------------------------------------------

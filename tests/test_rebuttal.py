@@ -17,11 +17,13 @@ import pytest
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
 from panel.catalog import load_catalog
+from panel.errors import UnreachableError
 from panel.personas import Persona, load_personas
 from panel.report.load import load_record
 from panel.report.render import render_html, render_markdown
 from panel.run.engine import Member
-from panel.run.plan import Plan, run_plan
+from panel.run.plan import Plan, RunOptions, run_plan
+from panel.run.retry import RetryPolicy
 from panel.store import Store
 from panel.testing.schema_fill import fill
 
@@ -422,3 +424,32 @@ def test_round_two_keeps_within_a_members_own_reply_limit(tmp_path: Path) -> Non
         for r in store.db.execute("SELECT settings FROM requests WHERE run_id = ? AND round = 2", (run_id,))
     }
     assert limits == {64}
+
+
+def test_a_server_gone_in_round_two_stops_its_member_and_a_resume_answers_the_rest(tmp_path: Path) -> None:
+    # One member's server refuses every connection once round 1 is done: as in round 1, the
+    # member stops and its answers wait for --resume; stored as failed (as they were, each
+    # after its four tries), a resume never asked them again.
+    def gone(request: Request, model: str) -> str:
+        raise UnreachableError(f"fake:{model}: Cannot connect to host")
+
+    backends = [
+        FakeBackend(model=MODELS[0], responder=_responder(MODELS[0], second=gone)),
+        FakeBackend(model=MODELS[1], responder=_responder(MODELS[1])),
+    ]
+    options = RunOptions(retry=RetryPolicy(base_wait=0.0, max_wait=0.0))
+    store = Store(tmp_path / "runs")
+    run_id, stats = asyncio.run(run_plan(_plan(tmp_path, backends), store, "test", options=options))
+    assert list(stats.members_stopped) == [f"fake:{MODELS[0]}"]
+    assert [(r.member, r.valid) for r in store.rebuttals(run_id)] == [(f"fake:{MODELS[1]}", True)] * 3
+    run = store.get_run(run_id)
+    assert run is not None and run.status == "stopped"
+    store.close()
+
+    store = Store(tmp_path / "runs")
+    _, stats = asyncio.run(
+        run_plan(_plan(tmp_path, _backends()), store, "test", options=options, run_id=run_id)
+    )
+    assert not stats.members_stopped
+    assert len(store.rebuttals(run_id)) == 6 and all(r.valid for r in store.rebuttals(run_id))
+    store.close()

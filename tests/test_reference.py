@@ -135,7 +135,7 @@ def test_a_folder_a_fifo_and_a_missing_file_are_refused_without_reading(tmp_path
         load_labels(tmp_path / "nope.csv", TOOLS, CATS)
     fifo = tmp_path / "fifo.csv"
     os.mkfifo(fifo)  # nothing writes to it: a read would block forever
-    with pytest.raises(UserError, match=r"fifo.csv: the labels file is not a regular file"):
+    with pytest.raises(UserError, match=r"fifo.csv: the labels file is a named pipe \(FIFO\)"):
         load_labels(fifo, TOOLS, CATS)
 
 

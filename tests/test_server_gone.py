@@ -186,19 +186,20 @@ def test_the_local_llama_cpp_python_engine_compiles_a_full_depth_schema(tmp_path
     assert "answered" in done.stdout
 
 
-@pytest.mark.parametrize("backend", ["openai", "anthropic", "mistral"])
-def test_a_closed_port_is_an_unreachable_error(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing listens at the address: each backend says so in the one way the engine reads,
-    through aiohttp (openai) or the provider's SDK."""
-    pytest.importorskip(backend if backend != "mistral" else "mistralai")
-    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY"):
-        monkeypatch.setenv(variable, "sk-test")
+def _closed_port() -> int:
     with socket.socket() as sock:  # a port just freed, with no listener
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+def _send_to(backend: str, host: str, port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One request of `backend` to http://host:port (the SDK's own path), run to its error."""
+    pytest.importorskip({"mistral": "mistralai", "hf": "huggingface_hub"}.get(backend, backend))
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY"):
+        monkeypatch.setenv(variable, "sk-test")
     suffix = "/v1" if backend == "openai" else ""
     member = create_backend(
-        MemberSpec(backend, "m", {"base_url": f"http://127.0.0.1:{port}{suffix}", "timeout": 5})
+        MemberSpec(backend, "m", {"base_url": f"http://{host}:{port}{suffix}", "timeout": 5})
     )
 
     async def send() -> None:
@@ -207,5 +208,43 @@ def test_a_closed_port_is_an_unreachable_error(backend: str, monkeypatch: pytest
         finally:
             await member.aclose()
 
+    asyncio.run(send())
+
+
+@pytest.mark.parametrize("backend", ["openai", "anthropic", "mistral"])
+def test_a_closed_port_is_an_unreachable_error(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens at the address: each backend says so in the one way the engine reads,
+    through aiohttp (openai) or the provider's SDK."""
     with pytest.raises(UnreachableError):
-        asyncio.run(send())
+        _send_to(backend, "127.0.0.1", _closed_port(), monkeypatch)
+
+
+@pytest.mark.parametrize("backend", ["openai", "anthropic", "mistral", "hf"])
+def test_a_name_whose_every_address_refuses_is_an_unreachable_error(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`localhost` is ::1 and 127.0.0.1 on many systems: the SDKs try both and raise one error
+    from a group of refusals (anyio's "All connection attempts failed"), which is a closed
+    port all the same. It was taken for a passing fault, so the member was never stopped and
+    every review was stored as failed."""
+    port = _closed_port()
+    with socket.socket(socket.AF_INET6) as probe:
+        try:
+            probe.connect(("::1", port))
+        except ConnectionRefusedError:
+            pass
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+    real = socket.getaddrinfo
+
+    def both(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host in ("dual-stack.test", b"dual-stack.test"):
+            return [
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            ]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    with pytest.raises(UnreachableError):
+        _send_to(backend, "dual-stack.test", port, monkeypatch)

@@ -325,13 +325,16 @@ def _cut(detail: str) -> str:
     return detail[:_MAX_DETAIL] + "…" if len(detail) > _MAX_DETAIL else detail
 
 
-def is_refused(exc: BaseException) -> bool:
+def is_refused(exc: BaseException, depth: int = 8) -> bool:
     """Whether a failed request met a closed port (nothing listens at the address): the
-    exception or one it was raised from is the socket's refusal."""
+    exception or one it was raised from is the socket's refusal, or a group of errors (one
+    for each address of the host's name, as anyio raises them) each of which is one."""
     seen: BaseException | None = exc
-    for _ in range(8):  # the SDKs wrap the socket's error two or three times
+    for _ in range(depth):  # the SDKs wrap the socket's error two or three times
         if seen is None:
             return False
+        if isinstance(seen, BaseExceptionGroup):  # `localhost` is often ::1 and 127.0.0.1
+            return all(is_refused(each, depth - 1) for each in seen.exceptions)
         cause = getattr(seen, "os_error", None)  # aiohttp's connector error holds the socket's
         if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
             return True

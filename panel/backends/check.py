@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from ..depth import Depth, member_depth
 from ..errors import BackendError, PanelError
 from ..run.validate import InvalidReply, parse_review
-from .base import MemberSpec, Request, Sampling
+from .base import Backend, MemberSpec, Request, Sampling
 from .registry import BACKENDS, backend_class, create_backend
 
 __all__ = ["BackendStatus", "CheckResult", "backend_statuses", "check_member", "check_request"]
@@ -53,25 +53,21 @@ def backend_statuses() -> list[BackendStatus]:
     return rows
 
 
-def check_request(depth: Depth, max_tokens: int) -> tuple[Request, type[BaseModel]]:
-    """The request a check sends: a review of the first example tool by the first persona, as a
-    run at this depth and token limit sends it (the same schema, so the same string caps), and
-    the model its reply must satisfy."""
+def check_request(backend: Backend, depth: Depth, max_tokens: int) -> tuple[Request, type[BaseModel]]:
+    """The request a check sends: a review of the first example tool by the first persona, made
+    by the engine's own `Cell.request` at this depth and token limit (the same schema, so the
+    same string caps), and the model its reply must satisfy."""
     from ..catalog import load_catalog
     from ..personas import load_personas
     from ..prompts import PromptSet
     from ..resources import data_dir
+    from ..run.engine import Cell
 
     personas = load_personas(data_dir("personas")).values()
     persona = min(personas, key=lambda p: (p.order, p.id))
     tool = next(iter(load_catalog(data_dir("examples") / "catalog.yaml")))
-    request = Request(
-        messages=PromptSet().review_messages(persona, tool, depth),
-        schema=persona.review_schema,
-        schema_name=f"{persona.id}_review",
-        sampling=Sampling(max_tokens=max_tokens, temperature=0.0),
-        depth=depth,
-    )
+    cell = Cell(tool, persona, backend)
+    request = cell.request(PromptSet(), Sampling(max_tokens=max_tokens, temperature=0.0), depth)
     return request, persona.review_model
 
 
@@ -86,7 +82,7 @@ async def check_member(spec: MemberSpec) -> CheckResult:
         return CheckResult(spec.key, False, None, str(exc))
     label = backend.label  # the member's name in the config, else backend:model
     depth, max_tokens = member_depth(spec.options, backend.default_depth())
-    request, review_model = check_request(depth, max_tokens)
+    request, review_model = check_request(backend, depth, max_tokens)
     what = f"{request.schema_name} schema at depth {depth}"
     started = time.perf_counter()
     try:

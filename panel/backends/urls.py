@@ -17,8 +17,12 @@ from ..errors import BackendSpecError
 
 __all__ = ["credentials_problem", "redacted", "refuse_credentials", "server_url"]
 
-# An optional `scheme://`, then anything up to the last '@' before the host's end.
-_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#\s]*@")
+# What stands before the host, as a lenient URL parser (the WHATWG one pydantic's HttpUrl
+# follows) reads it: leading spaces and controls, then an optional `scheme:` and its slashes
+# (any number, '/' or '\\'); then the userinfo, anything up to the last '@' before the
+# host ends (at '/', '\\', '?' or '#'), white space included: an HTTP client sends a password
+# with a space in it percent-encoded, and a parser drops tabs and line breaks.
+_USERINFO = re.compile(r"^([\x00-\x20]*(?:(?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]+)?)[^/\\?#]*@")
 
 
 def redacted(url: str) -> str:

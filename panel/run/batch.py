@@ -23,6 +23,7 @@ from ..backends.batch import METADATA_KEY, METADATA_RUN, BatchAPI, BatchEntry, B
 from ..errors import BackendError, FatalError, TransientError, UserError
 from ..store import CellKey, custom_id_for
 from .engine import Cell, CellResult, Engine, Member, cache_key
+from .outage import MemberStopped
 from .pricing import Price, input_tokens
 from .usage import believed, charge
 
@@ -426,7 +427,10 @@ class BatchRunner:
             await self._submit(member, api, asks, attempt)
             return
         for a in asks:
-            result = await self.engine.reask(a.cell, member, a.request, a.fingerprint)
+            try:
+                result = await self.engine.reask(a.cell, member, a.request, a.fingerprint)
+            except MemberStopped:
+                return  # its server went away: the cells left wait for --resume
             self.engine._count(result, result.source)
 
 

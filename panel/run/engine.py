@@ -315,10 +315,12 @@ class Engine:
             self.stats.stopped = "budget"
 
     async def reask(self, cell: Cell, member: Member, request: Request, fingerprint: str) -> CellResult:
-        """The second ask of a cell whose first reply came back invalid (from a batch), live."""
+        """The second ask of a cell whose first reply came back invalid (from a batch), live;
+        MemberStopped, the cell left unstored, when its server went away (see `review`)."""
         try:
             request_id, reply, _ = await self._ask(cell, member, request, 2)
         except BackendError as exc:
+            self.unless_stopped(member, exc)
             error = f"{exc.kind} error from {cell.backend.label}: {exc}"
             return self._save(cell, None, error, None, None, 2, fingerprint, "sent")
         judged = self.judge(cell, reply, request_id, 2, fingerprint, "sent")
@@ -384,8 +386,7 @@ class Engine:
             try:
                 request_id, reply, from_store = await self._ask(cell, member, request, ask)
             except BackendError as exc:
-                if self._gone(member, exc):
-                    raise MemberStopped(str(member.watch.stopped)) from None
+                self.unless_stopped(member, exc)
                 error = f"{exc.kind} error from {backend.label}: {exc}"
                 return self._save(cell, None, error, raw, request_id, ask, fingerprint, "sent", enforced)
             all_cached = all_cached and from_store
@@ -525,12 +526,15 @@ class Engine:
         if self.on_stopped is not None:
             self.on_stopped(member.backend.label, reason)
 
-    def _gone(self, member: Member, exc: BackendError) -> bool:
-        """Whether a review's failure means its member is stopped: it was already, or its
-        request met a closed port on its last try while workers run the cells."""
+    def unless_stopped(self, member: Member, exc: BackendError) -> None:
+        """Raise MemberStopped, for the request's cell to be left unstored (for --resume), when
+        the request failed because its member is stopped: it was already, or the request met
+        a closed port on its last try while workers run the cells (round 1, a batch's live
+        re-asks, the rebuttal round). Any other failure is the cell's to store."""
         if isinstance(exc, UnreachableError) and self._live:
             self.stop_member(member, member.watch.gone(exc, self.retry.attempts))
-        return member.watch.stopped is not None and isinstance(exc, MemberStopped | UnreachableError)
+        if member.watch.stopped is not None and isinstance(exc, MemberStopped | UnreachableError):
+            raise MemberStopped(member.watch.stopped) from None
 
     def _on_retry(self, member: Member, exc: BackendError, wait: float) -> None:
         self.stats.retries += 1

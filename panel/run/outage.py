@@ -11,8 +11,10 @@ review's request has met a refused connection on its last try, the engine stops 
 - its cells not yet reviewed, the one whose request met the closed port included, stay
   unstored, so `panel review --resume RUN` makes them once the server is back, as it finishes
   a run stopped at the budget (a failed review would be kept, and count against the member);
-- the reason names the server's error and the last request the server took before it went
-  away: when a request kills a server, the likeliest culprit.
+- the reason names the server's error and the last of the member's requests the server took
+  before it went away: when a request kills a server that takes one at a time, the culprit.
+  With several in flight (concurrency above 1, or other members on the same server) it is
+  one of the requests the server held, not necessarily the one that killed it.
 
 The rest of the panel carries on; the run ends `stopped`.
 """

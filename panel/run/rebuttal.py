@@ -35,6 +35,7 @@ from ..personas import Persona
 from ..prompts import Message, PromptSet
 from ..store import CellKey, ReviewRow
 from .engine import BudgetStop, Cell, Engine, Member
+from .outage import MemberStopped
 from .validate import InvalidReply, parse_review
 
 __all__ = [
@@ -246,7 +247,7 @@ class _Round:
     async def worker(self, member: Member, cells: Iterator[RebuttalCell]) -> None:
         store, run_id = self.engine.store, self.engine.run_id
         for cell in cells:
-            if self.stop:
+            if self.stop or member.watch.stopped is not None:
                 return
             if store.has_rebuttal(run_id, cell.key):
                 continue  # answered before a crash or a stop; counted at the start
@@ -256,6 +257,8 @@ class _Round:
                 self.stop = True
                 self.engine.stats.stopped = "budget"
                 return
+            except MemberStopped:
+                return  # this answer and the member's others stay unstored, for --resume
             s = self.stats
             s.done += 1
             s.valid += result.valid
@@ -309,6 +312,7 @@ async def rebut(engine: Engine, cell: RebuttalCell, member: Member) -> RebuttalR
         try:
             request_id, reply, _ = await engine.send(cell, member, request, ask)
         except BackendError as exc:
+            engine.unless_stopped(member, exc)  # its server went away: left for --resume
             error = f"{exc.kind} error from {cell.backend.label}: {exc}"
             return _save(engine, cell, None, error, raw, request_id, ask)
         raw = reply.text
