@@ -350,3 +350,35 @@ def test_the_command_and_the_first_visit_read_the_catalog_once(
     with TestClient(app, base_url=BASE) as client:
         assert "Ollama (ollama)" in _compare_options(client.get("/tools/new").text)
     assert len(reads) == 1
+
+
+def test_a_draft_whose_member_loses_its_server_ends_failed_with_the_reason_and_the_run(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    """The server answers one request and dies: the job does not end `done` with reviews
+    missing, but failed with the member's reason and the command that finishes the run, and
+    its page links to the run the other member filled."""
+    from panel.testing.fake_provider import FakeProvider
+
+    with FakeProvider(die_after=1) as server:
+        cfg = tmp_path / "panel.toml"
+        cfg.write_text(
+            "[retry]\nattempts = 2\nbase_wait = 0.01\nmax_wait = 0.05\n"
+            '[[members]]\nspec = "openai:smollm2"\nname = "small-server"\n'
+            f'base_url = "{server.base_url("openai")}"\nconcurrency = 1\ntimeout = 5\n'
+            'price_input = 0\nprice_output = 0\n[[members]]\nspec = "fake"\n'
+        )
+        app = create_app(runs_dir, token=None, port=8765, catalog=EXAMPLE_CATALOG, config=cfg)
+        with TestClient(app, base_url=BASE) as client:
+            started = _post(client, **VALID)
+            assert started.status_code == 303, started.text
+            url = started.headers["location"]
+            end = read_events(client, f"{url}/events")[-1][1]
+            page = client.get(url).text
+    assert end["state"] == "failed" and end["run_id"], end
+    assert end["error"].startswith("stopped sending to small-server: its server stopped answering")
+    assert f"panel review --resume {end['run_id']}" in end["error"]
+    assert f'href="/runs/{end["run_id"]}"' in page or f"/runs/{end['run_id']}" in page
+    with Store(runs_dir, readonly=True) as store:
+        reviews = store.reviews(end["run_id"])
+    assert sum(r.member != "small-server" and r.valid for r in reviews) == 4

@@ -43,6 +43,7 @@ __all__ = [
     "Job",
     "JobRegistry",
     "OnResult",
+    "PartialRun",
     "Work",
     "job_events",
     "jobs_of",
@@ -57,6 +58,16 @@ OnResult = Callable[[CellResult, RunStats], None]
 #: a job's work: runs in the job's thread, on its loop, with its store; returns the run id
 #: it made or changed
 Work = Callable[[Store, OnResult], Awaitable[str]]
+
+
+class PartialRun(UserError):
+    """A job's work made its run but not all of it (a member whose server went away): the job
+    ends failed with the reason, and its page still links to the run."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.run_id = run_id
+
 
 #: finished jobs kept in memory for their pages, newest last
 KEEP_FINISHED = 50
@@ -294,6 +305,7 @@ def _run_job(
         error = None
     except (UserError, BackendError) as exc:
         error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        run_id = exc.run_id if isinstance(exc, PartialRun) else run_id
     except Exception:
         log.exception("job %s (%s) failed", job.id, job.title)
     finally:

@@ -29,7 +29,7 @@ from ..run.job import store_errors
 from ..run.plan import Plan, RunOptions, default_catalog, plan_run, run_plan, start_run
 from ..store import Store
 from .catalog_cache import CatalogCache
-from .jobs import OnResult, start_job
+from .jobs import OnResult, PartialRun, start_job
 from .templating import page
 from .toolform import FIELDS, PRICING_MODELS, ToolForm, check, read_form
 
@@ -118,14 +118,25 @@ async def new_tool_submit(request: Request) -> Response:
         return _form_page(request, form, catalog, personas, 400, problem=line)
     other = plan.tools[1].id
     command = f"panel view: draft {tool.id} against {other}"
+    runs: Path = request.app.state.runs
 
     async def work(store: Store, on_result: OnResult) -> str:
         def write(run_id: str, status: str) -> Any:
             return write_run_files(store, run_id, status, "compare")
 
+        stopped: list[str] = []
         with store_errors(store):
             run_id = start_run(plan, store, command, options)
-            await run_plan(plan, store, command, on_result, options, run_id, write)
+            await run_plan(
+                plan, store, command, on_result, options, run_id, write,
+                on_stopped=lambda member, reason: stopped.append(f"{member}: {reason}"),
+            )  # fmt: skip
+        if stopped:
+            raise PartialRun(
+                run_id,
+                f"stopped sending to {'; '.join(stopped)}. Its other reviews are in the run; "
+                f"the rest wait for: panel review --resume {run_id} --out {runs}",
+            )
         return run_id
 
     try:
