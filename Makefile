@@ -70,6 +70,7 @@ bench: setup
 	$(BIN)/python bench/bench_batch.py
 	$(BIN)/python bench/bench_agreement.py
 	$(BIN)/python bench/bench_view.py
+	$(BIN)/python bench/bench_catalog.py
 
 clean:
 	rm -rf $(VENV) runs/*/ runs/panel.db*
