@@ -14,11 +14,11 @@ from __future__ import annotations
 import abc
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from .. import jsontext
 from ..errors import BackendError, FatalError, TransientError, shown
@@ -37,6 +37,7 @@ __all__ = [
     "BatchOutcome",
     "BatchStatus",
     "Count",
+    "Metadata",
     "ResultLine",
     "Time",
     "batch_state",
@@ -56,6 +57,15 @@ Count = Annotated[Annotated[int, Field(ge=0, le=MAX_COUNT)] | None, Lenient]
 #: negative, infinite or later time, which made the progress line's ETA infinite) reads as absent
 LATEST = 1e11
 Time = Annotated[Annotated[float, Field(ge=0, le=LATEST, allow_inf_nan=False)] | None, Lenient]
+
+
+def _strings(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+#: a batch's metadata as the runner compares it: keys and values as text, anything that is
+#: not an object read as none
+Metadata = Annotated[dict[str, str], BeforeValidator(_strings)]
 #: the custom_id of a line too broken to parse (cut short, nested too deep), to fail its request
 _CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,128})"')
 

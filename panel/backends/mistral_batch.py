@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
+from pydantic import Field
+
 from ..errors import FatalError, shown
 from . import _provider as p
 from .batch import (
@@ -32,6 +34,7 @@ from .batch import (
     BatchOutcome,
     BatchStatus,
     Count,
+    Metadata,
     ResultLine,
     Time,
     batch_state,
@@ -114,7 +117,7 @@ class MistralBatchAPI(BatchAPI):
             )
             jobs = [j for j in listed.data or [] if j is not None and j.id]
             for job in jobs:
-                if all(_metadata(job).get(k) == v for k, v in metadata.items()):
+                if all(job.metadata.get(k) == v for k, v in metadata.items()):
                     return _status(job)
             if not jobs or (page + 1) * 100 >= (listed.total or 0):
                 return None
@@ -163,7 +166,7 @@ class _Job(Envelope):
     completed_requests: Count = None
     failed_requests: Count = None
     errors: Any = None
-    metadata: Annotated[dict[str, Any] | None, Lenient] = None
+    metadata: Metadata = Field(default_factory=dict)
     created_at: Time = None
     output_file: Text = None
     error_file: Text = None
@@ -173,10 +176,6 @@ class _Job(Envelope):
 class _Page(Envelope):
     data: Annotated[list[Annotated[_Job | None, Lenient]] | None, Lenient] = None
     total: Count = None
-
-
-def _metadata(job: _Job) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (job.metadata or {}).items()}
 
 
 def _status(data: Any) -> BatchStatus:
@@ -192,6 +191,6 @@ def _status(data: Any) -> BatchStatus:
             "errored": job.failed_requests or 0,
         },
         error=error_text(job.errors),
-        metadata=_metadata(job),
+        metadata=job.metadata,
         created_at=job.created_at,
     )

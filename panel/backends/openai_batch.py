@@ -12,6 +12,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated, Any
 
+from pydantic import Field
+
 from ..errors import BackendError, FatalError, TransientError, shown
 from ._http import JSONClient
 from .batch import (
@@ -20,6 +22,7 @@ from .batch import (
     BatchOutcome,
     BatchStatus,
     Count,
+    Metadata,
     ResultLine,
     Time,
     batch_state,
@@ -97,7 +100,7 @@ class OpenAIBatchAPI(BatchAPI):
             page = _Page.model_validate((await self.client.get(f"/batches?limit=100{after}")).data)
             items = [b for b in page.data or [] if b is not None and b.id]
             for item in items:
-                if all(_metadata(item).get(k) == v for k, v in metadata.items()):
+                if all(item.metadata.get(k) == v for k, v in metadata.items()):
                     return _status(item)
             if not page.has_more or not items:
                 return None
@@ -150,7 +153,7 @@ class _Batch(Envelope):
     request_counts: Annotated[_Counts | None, Lenient] = None
     #: `{"object": "list", "data": [{"code", "message", "line"}]}`; anything else is shown as it is
     errors: Any = None
-    metadata: Annotated[dict[str, Any] | None, Lenient] = None
+    metadata: Metadata = Field(default_factory=dict)
     created_at: Time = None
     output_file_id: Text = None
     error_file_id: Text = None
@@ -159,10 +162,6 @@ class _Batch(Envelope):
 class _Page(Envelope):
     data: Annotated[list[Annotated[_Batch | None, Lenient]] | None, Lenient] = None
     has_more: Annotated[bool | None, Lenient] = None
-
-
-def _metadata(batch: _Batch) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (batch.metadata or {}).items()}
 
 
 def _status(data: Any) -> BatchStatus:
@@ -178,6 +177,6 @@ def _status(data: Any) -> BatchStatus:
         state=batch_state("openai batch", batch.status),
         counts={"total": counts.total or 0, "done": completed + failed, "errored": failed},
         error=error_text(batch.errors),
-        metadata=_metadata(batch),
+        metadata=batch.metadata,
         created_at=batch.created_at,
     )
