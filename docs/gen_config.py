@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -35,7 +36,10 @@ from pydantic_core import PydanticUndefined  # noqa: E402
 
 MARKER = "<!-- panel:options -->"
 #: repository file -> where it appears in the site
-PUBLISHED = {"schema/comparison.schema.json": "schema/comparison.schema.json", "bench/README.md": "bench-readme.md"}
+PUBLISHED = {
+    "schema/comparison.schema.json": "schema/comparison.schema.json",
+    "bench/README.md": "bench-readme.md",
+}
 
 
 def _type(annotation: Any) -> str:
@@ -99,16 +103,16 @@ def _comments(model: type[BaseModel]) -> dict[str, str]:
         if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or cls is BaseModel:
             continue
         try:
-            lines, start = inspect.getsourcelines(cls)
+            source = textwrap.dedent(inspect.getsource(cls))
         except (OSError, TypeError):
             continue
-        source = inspect.cleandoc("\n" + "".join(lines)) if lines[0].startswith(" ") else "".join(lines)
+        rows = source.splitlines()
         for node in ast.parse(source).body[0].body:  # type: ignore[attr-defined]
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                 above: list[str] = []
                 row = node.lineno - 2
-                while row >= 0 and source.splitlines()[row].strip().startswith("#:"):
-                    above.insert(0, source.splitlines()[row].strip()[2:].strip())
+                while row >= 0 and rows[row].strip().startswith("#:"):
+                    above.insert(0, rows[row].strip()[2:].strip())
                     row -= 1
                 if above:
                     found[node.target.id] = " ".join(above)
