@@ -48,25 +48,6 @@ sys.path.insert(0, str(ROOT))
 MASTER_KEY = "sk-bench-router"  # the proxy's own key, made up for this loopback run
 MODEL = "smollm2"
 
-# One llama.cpp server in a child process; it serves until its stdin closes.
-_SERVE = """
-import sys
-import xllamacpp
-
-path, port = sys.argv[1], int(sys.argv[2])
-params = xllamacpp.CommonParams()
-params.model.path = path
-params.hostnames = ["127.0.0.1"]
-params.port = port
-params.n_ctx = 4096
-params.n_parallel = 1
-params.cpuparams.n_threads = 1
-params.cpuparams_batch.n_threads = 1
-server = xllamacpp.Server(params)
-print("serving on", server.listening_address, flush=True)
-sys.stdin.read()
-"""
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -148,6 +129,11 @@ def panel_toml(base_url: str, name: str) -> str:
     )
 
 
+def served(logs: list[Path]) -> list[int]:
+    """Requests each llama.cpp server has taken so far: the slots it launched, from its log."""
+    return [log.read_text(errors="replace").count("launch_slot_") for log in logs]
+
+
 def one_run(work: Path, setup: str, base_url: str, tools: list[str], max_tokens: int) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix=f"run-{setup}-", dir=work))
     config = folder / "panel.toml"
@@ -211,7 +197,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
         for i, (port, url) in enumerate(zip(ports, servers, strict=True)):
-            command = [sys.executable, "-c", _SERVE, model, str(port)]
+            command = [sys.executable, "-m", "panel.testing.llama_server", model, str(port)]
             stack.enter_context(serving(f"llama.cpp server {i}", command, url, work / f"server{i}.log"))
         (work / "litellm.yaml").write_text(litellm_config(servers))
         proxy = [args.litellm, "--config", str(work / "litellm.yaml"), "--host", "127.0.0.1"]
@@ -223,13 +209,17 @@ def main() -> None:
         results: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
         for round_ in range(args.rounds):
             for setup, url in (("A", servers[0]), ("B", router)):
+                logs = [work / f"server{i}.log" for i in range(len(servers))]
+                before = served(logs)
                 result = one_run(work, setup, url, tools, args.max_tokens)
+                result["per_server"] = [b - a for a, b in zip(before, served(logs), strict=True)]
                 results[setup].append(result)
                 label = "one server" if setup == "A" else "router, two servers"
                 print(
                     f"round {round_ + 1} {setup} ({label}): {result['wall_s']} s, "
                     f"{result['valid']} of {result['reviews']} valid, "
-                    f"{result['reviews_per_s']:.3f} reviews/s, form {result['form']}",
+                    f"{result['reviews_per_s']:.3f} reviews/s, form {result['form']}, "
+                    f"requests per server {result['per_server']}",
                     flush=True,
                 )
     medians = {s: statistics.median(r["reviews_per_s"] for r in rs) for s, rs in results.items()}
