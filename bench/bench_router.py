@@ -67,8 +67,8 @@ def _answers(url: str, key: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def serving(name: str, command: list[str], url: str, log: Path, key: str | None = None) -> Iterator[str]:
-    """Run `command` until `url`/models answers (at most 5 minutes), yield `url`, stop it."""
+def serving(name: str, command: list[str], url: str, log: Path, key: str | None = None) -> Iterator[int]:
+    """Run `command` until `url`/models answers (at most 5 minutes), yield its pid, stop it."""
     with log.open("wb") as sink:
         child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=sink, stderr=subprocess.STDOUT)
         try:
@@ -77,7 +77,7 @@ def serving(name: str, command: list[str], url: str, log: Path, key: str | None 
                 if child.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"{name} did not start: {log.read_text()[-1500:]}")
                 time.sleep(0.5)
-            yield url
+            yield child.pid
         finally:
             assert child.stdin is not None
             child.stdin.close()  # the llama.cpp children leave on this
@@ -127,6 +127,12 @@ def panel_toml(base_url: str, name: str) -> str:
         "price_input = 0\n"
         "price_output = 0\n"
     )
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def served(logs: list[Path]) -> list[int]:
@@ -196,30 +202,36 @@ def main() -> None:
     model = str(bundled_model_path())
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
+        pids: list[int] = []  # server 0, server 1, the proxy
         for i, (port, url) in enumerate(zip(ports, servers, strict=True)):
             command = [sys.executable, "-m", "panel.testing.llama_server", model, str(port)]
-            stack.enter_context(serving(f"llama.cpp server {i}", command, url, work / f"server{i}.log"))
+            pids.append(stack.enter_context(serving(f"server {i}", command, url, work / f"server{i}.log")))
         (work / "litellm.yaml").write_text(litellm_config(servers))
         proxy = [args.litellm, "--config", str(work / "litellm.yaml"), "--host", "127.0.0.1"]
         proxy += ["--port", str(proxy_port), "--num_workers", "1"]
         os.environ["LITELLM_MASTER_KEY"] = MASTER_KEY
-        stack.enter_context(serving("the LiteLLM proxy", proxy, router, work / "litellm.log", MASTER_KEY))
+        pids.append(
+            stack.enter_context(serving("the proxy", proxy, router, work / "litellm.log", MASTER_KEY))
+        )
 
         print(f"slice: {len(tools)} tools x 4 personas ({', '.join(tools)}), --max-tokens {args.max_tokens}")
         results: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
         for round_ in range(args.rounds):
             for setup, url in (("A", servers[0]), ("B", router)):
                 logs = [work / f"server{i}.log" for i in range(len(servers))]
-                before = served(logs)
+                before, cpu = served(logs), [cpu_s(pid) for pid in pids]
                 result = one_run(work, setup, url, tools, args.max_tokens)
                 result["per_server"] = [b - a for a, b in zip(before, served(logs), strict=True)]
+                result["load"] = round(os.getloadavg()[0], 1)  # the machine's, as the run ends
+                result["cpu_s"] = [round(cpu_s(pid) - c, 1) for pid, c in zip(pids, cpu, strict=True)]
                 results[setup].append(result)
                 label = "one server" if setup == "A" else "router, two servers"
                 print(
                     f"round {round_ + 1} {setup} ({label}): {result['wall_s']} s, "
                     f"{result['valid']} of {result['reviews']} valid, "
                     f"{result['reviews_per_s']:.3f} reviews/s, form {result['form']}, "
-                    f"requests per server {result['per_server']}",
+                    f"requests per server {result['per_server']}, CPU s of server 0, server 1, proxy "
+                    f"{result['cpu_s']}, load average {result['load']}",
                     flush=True,
                 )
     medians = {s: statistics.median(r["reviews_per_s"] for r in rs) for s, rs in results.items()}
