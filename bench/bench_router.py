@@ -1,6 +1,6 @@
 """panel through a LiteLLM router over two llama.cpp servers, against one server alone.
 
-    python bench/bench_router.py [--tools 3] [--rounds 2] [--max-tokens 256]
+    python bench/bench_router.py [--tools 3] [--rounds 2] [--max-tokens 256] [--concurrency 4]
                                  [--litellm PATH] [--show-config]
 
 Two llama.cpp servers (the `xllamacpp` wheel, each in a child process on a loopback port,
@@ -13,13 +13,16 @@ one `openai` member pointed at:
     A  one server alone
     B  the router, which spreads the requests over both servers
 
-with the same member settings (concurrency 2) in both, rounds interleaved A B A B ... on a
-machine shared with other work. Printed: each run's wall time, reviews, valid reviews and
-reviews/s; the medians per setup and the ratio B / A; and a `summary` JSON line.
+with the same member settings (`--concurrency`, 4 by default) in both, rounds interleaved
+A B A B ... on a machine shared with other work. Printed: each run's wall time, reviews, valid reviews,
+reviews/s, the structured-output form taken, the CPU seconds each server and the proxy
+spent in it (how the router spread the work, and what it cost) and the load average; the
+medians per setup and the ratio B / A; and a `summary` JSON line.
 `--show-config` prints the panel.toml and the LiteLLM config it writes, and exits.
 
 LiteLLM is not a dependency of panel; install it apart, e.g. in its own virtual environment:
-`python -m venv /tmp/litellm && /tmp/litellm/bin/pip install 'litellm[proxy]'`.
+`python -m venv /tmp/litellm && /tmp/litellm/bin/pip install 'litellm[proxy]==1.106.12'` (the
+newest releases' proxy extra needs packages this machine's registry lacks).
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ def litellm_config(servers: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def panel_toml(base_url: str, name: str) -> str:
+def panel_toml(base_url: str, name: str, concurrency: int) -> str:
     """The member both setups use: only the address differs."""
     return (
         "[[members]]\n"
@@ -122,7 +125,7 @@ def panel_toml(base_url: str, name: str) -> str:
         'api_key_env = "PANEL_ROUTER_KEY"\n'
         'structured = "auto"\n'
         "sampling = { repeat_penalty = 1.1 }\n"
-        "concurrency = 2\n"
+        f"concurrency = {concurrency}\n"
         "timeout = 600\n"
         "price_input = 0\n"
         "price_output = 0\n"
@@ -135,15 +138,12 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def served(logs: list[Path]) -> list[int]:
-    """Requests each llama.cpp server has taken so far: the slots it launched, from its log."""
-    return [log.read_text(errors="replace").count("launch_slot_") for log in logs]
-
-
-def one_run(work: Path, setup: str, base_url: str, tools: list[str], max_tokens: int) -> dict[str, Any]:
+def one_run(
+    work: Path, setup: str, base_url: str, tools: list[str], max_tokens: int, concurrency: int
+) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix=f"run-{setup}-", dir=work))
     config = folder / "panel.toml"
-    config.write_text(panel_toml(base_url, setup))
+    config.write_text(panel_toml(base_url, setup, concurrency))
     command = [sys.executable, "-m", "panel", "review", str(ROOT / "examples" / "catalog.yaml")]
     command += ["--tools", ",".join(tools), "--max-tokens", str(max_tokens), "--no-cache"]
     command += ["--config", str(config), "--out", str(folder / "runs"), "--progress", "quiet"]
@@ -179,6 +179,8 @@ def main() -> None:
     parser.add_argument("--tools", type=int, default=3, help="first N tools of the sample catalog")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=256)
+    # Two slots in all; two requests more keep both busy when the router's choice races.
+    parser.add_argument("--concurrency", type=int, default=4, help="the member's requests in flight")
     parser.add_argument("--litellm", default=shutil.which("litellm"), help="the litellm command")
     parser.add_argument("--show-config", action="store_true")
     args = parser.parse_args()
@@ -189,7 +191,7 @@ def main() -> None:
     router = f"http://127.0.0.1:{proxy_port}/v1"
     if args.show_config:
         print("# panel.toml (setup B; setup A differs only in base_url, one server's address)")
-        print(panel_toml(router, "router"))
+        print(panel_toml(router, "router", args.concurrency))
         print("# litellm.yaml")
         print(litellm_config(servers))
         return
@@ -214,14 +216,15 @@ def main() -> None:
             stack.enter_context(serving("the proxy", proxy, router, work / "litellm.log", MASTER_KEY))
         )
 
-        print(f"slice: {len(tools)} tools x 4 personas ({', '.join(tools)}), --max-tokens {args.max_tokens}")
+        print(
+            f"slice: {len(tools)} tools x 4 personas ({', '.join(tools)}), --max-tokens {args.max_tokens}, "
+            f"concurrency {args.concurrency}"
+        )
         results: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
         for round_ in range(args.rounds):
             for setup, url in (("A", servers[0]), ("B", router)):
-                logs = [work / f"server{i}.log" for i in range(len(servers))]
-                before, cpu = served(logs), [cpu_s(pid) for pid in pids]
-                result = one_run(work, setup, url, tools, args.max_tokens)
-                result["per_server"] = [b - a for a, b in zip(before, served(logs), strict=True)]
+                cpu = [cpu_s(pid) for pid in pids]
+                result = one_run(work, setup, url, tools, args.max_tokens, args.concurrency)
                 result["load"] = round(os.getloadavg()[0], 1)  # the machine's, as the run ends
                 result["cpu_s"] = [round(cpu_s(pid) - c, 1) for pid, c in zip(pids, cpu, strict=True)]
                 results[setup].append(result)
@@ -230,7 +233,7 @@ def main() -> None:
                     f"round {round_ + 1} {setup} ({label}): {result['wall_s']} s, "
                     f"{result['valid']} of {result['reviews']} valid, "
                     f"{result['reviews_per_s']:.3f} reviews/s, form {result['form']}, "
-                    f"requests per server {result['per_server']}, CPU s of server 0, server 1, proxy "
+                    f"CPU s of server 0, server 1, proxy "
                     f"{result['cpu_s']}, load average {result['load']}",
                     flush=True,
                 )
