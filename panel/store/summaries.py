@@ -8,7 +8,6 @@ newest hundred runs costs the same in a store of ten runs or ten thousand.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -77,7 +76,7 @@ class Summaries(Connection):
 
     def runs_tools(self, run_ids: Sequence[str]) -> dict[str, list[ToolName]]:
         """The tools of each of these runs, in the run's order."""
-        tools: dict[str, list[ToolName]] = defaultdict(list)
+        tools: dict[str, list[ToolName]] = {}
         if not run_ids:
             return tools
         rows = self.db.execute(
@@ -86,7 +85,7 @@ class Summaries(Connection):
             list(run_ids),
         )
         for run_id, tool_id, name in rows:
-            tools[str(run_id)].append(ToolName(str(tool_id), str(name)))
+            tools.setdefault(str(run_id), []).append(ToolName(str(tool_id), str(name)))
         return tools
 
     def run_totals(self, run_ids: Sequence[str]) -> dict[str, RunTotals]:
