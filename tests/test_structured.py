@@ -13,7 +13,7 @@ import pytest
 
 from panel.backends.base import Backend, OptionError, Reply
 from panel.backends.local import fit_schema
-from panel.backends.registry import MemberSpec, create_backend
+from panel.backends.registry import create_backend, parse_member
 from panel.backends.structured import Negotiator, is_refusal
 from panel.errors import CapabilityError
 from panel.run.retry import RetryPolicy, call_with_retries
@@ -40,7 +40,7 @@ def fake() -> Iterator[FakeProvider]:
 def member(backend: str, fake: FakeProvider, **options: Any) -> Backend:
     opts = {"base_url": fake.base_url(backend), "timeout": 5, **options}  # type: ignore[arg-type]
     model = "smollm2" if backend == "openai" else "acme/small"
-    return create_backend(MemberSpec(backend, model, opts))
+    return create_backend(parse_member(f"{backend}:{model}", opts))
 
 
 def send(backend: Backend, times: int = 1) -> list[Reply]:
