@@ -10,6 +10,7 @@ on one model (and whatever reads it).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, ValidationError, field_validator
@@ -149,10 +150,14 @@ class MemberOptions(BaseModel):
         records, so a resume reads them back the same."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+    @cached_property
+    def _identity(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude=set(NOT_IN_CACHE_KEY), exclude_defaults=True)
+
     def identity(self) -> dict[str, Any]:
         """The options that can change what a model says and are set to other than their
         default: part of the member's identity, and so of every cache key."""
-        return self.model_dump(mode="json", exclude=set(NOT_IN_CACHE_KEY), exclude_defaults=True)
+        return dict(self._identity)  # worked out once: the options never change
 
     def with_(self, **changes: Any) -> Self:
         """A copy with `changes` set (as if written), validated like the rest."""
