@@ -66,6 +66,7 @@ class MistralBackend(Backend):
     # The SDK client times out first; the engine keeps its own backstop a little later.
     default_timeout = p.DEFAULT_TIMEOUT
     options_model = MistralOptions
+    options: MistralOptions
 
     def __init__(
         self,
