@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -326,6 +327,22 @@ def test_one_failed_call_is_one_request_on_the_wire(
         error, requests = asyncio.run(failed_call())
     assert requests == 1
     assert error.kind == {"500": "transient", "429": "rate_limit", "reset": "transient"}[failure]
+
+
+def test_mistral_safe_prompt_goes_from_panel_toml_to_the_wire(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from panel.config import load_config, resolve_members
+
+    monkeypatch.setenv("MISTRAL_API_KEY", "sk-m")
+    path = tmp_path / "panel.toml"
+    url = fake.base_url("mistral")
+    path.write_text(f'[[members]]\nspec = "mistral:m"\nbase_url = "{url}"\nsafe_prompt = true\n')
+    (spec,) = resolve_members([], load_config(path))
+    run(create_backend(spec))
+    assert last(fake)["body"]["safe_prompt"] is True
+    run(create_backend(parse_member("mistral:m", {"base_url": fake.base_url("mistral")})))
+    assert "safe_prompt" not in last(fake)["body"]  # unset: the request is the one sent before
 
 
 # --- keys ------------------------------------------------------------------------------------

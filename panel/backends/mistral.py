@@ -14,6 +14,8 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import Field
+
 from ..errors import BackendSpecError
 from . import _provider as p
 from .base import Backend, MemberSpec, Reply, Request
@@ -54,6 +56,10 @@ def _request_id(headers: Mapping[str, str] | None) -> str | None:
 class MistralOptions(StructuredOptions):
     #: a strict JSON-schema response format is all the chat API takes
     forms: ClassVar[tuple[Form, ...]] = ("json_schema",)
+
+    safe_prompt: bool = Field(
+        default=False, description="Put Mistral's own guardrail system prompt before the messages."
+    )
 
 
 class MistralBackend(Backend):
@@ -120,7 +126,7 @@ class MistralBackend(Backend):
     def body(self, request: Request) -> dict[str, Any]:
         """The chat request as it goes on the wire (a batch line's `body` is the same)."""
         sampling = request.sampling
-        return {
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": request.messages,
             "response_format": p.json_schema_format(request.schema_name, request.schema),
@@ -129,6 +135,9 @@ class MistralBackend(Backend):
             "max_tokens": sampling.max_tokens,
             "random_seed": sampling.seed,
         }
+        if self.options.safe_prompt:
+            body["safe_prompt"] = True
+        return body
 
     async def generate(self, request: Request) -> Reply:
         box: dict[str, Mapping[str, str]] = {}
