@@ -159,9 +159,10 @@ class MemberOptions(BaseModel):
         default: part of the member's identity, and so of every cache key."""
         return dict(self._identity)  # worked out once: the options never change
 
-    def with_(self, **changes: Any) -> Self:
-        """A copy with `changes` set (as if written), validated like the rest."""
-        return type(self).model_validate({**self.written(), **changes})
+    def with_(self, backend: str, **changes: Any) -> Self:
+        """A copy with `changes` set (as if written), validated like the rest: an `OptionError`
+        names a bad one."""
+        return type(self).of(backend, {**self.written(), **changes})
 
 
 class StructuredOptions(MemberOptions):

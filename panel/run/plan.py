@@ -171,11 +171,10 @@ def plan_run(
     personas = resolve_personas(load_personas(personas_dir or data_dir("personas")), list(persona_ids))
     _no_repeats("persona", [p.id for p in personas])
     specs = resolve_members(list(backends), config or PanelConfig())
-    if route is not None:
-        # Kept in each member's options, so a resumed run takes the same route.
-        specs = [replace(spec, options=spec.options.with_(route=route)) for spec in specs]
-    if max_tokens is not None:
-        specs = [replace(spec, options=spec.options.with_(max_tokens=max_tokens)) for spec in specs]
+    # Kept in each member's options, so a resumed run takes the same route and limit.
+    given = {k: v for k, v in {"route": route, "max_tokens": max_tokens}.items() if v is not None}
+    if given:
+        specs = [replace(spec, options=spec.options.with_(spec.backend, **given)) for spec in specs]
     if repeats < 1:
         raise UserError("--repeats must be at least 1")
     return Plan(
