@@ -348,6 +348,18 @@ def test_mistral_safe_prompt_goes_from_panel_toml_to_the_wire(
 # --- keys ------------------------------------------------------------------------------------
 
 
+def test_a_connection_names_its_key_variable_but_never_shows_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from panel.backends._provider import Connection
+    from panel.backends.options import MemberOptions
+
+    monkeypatch.setenv("PANEL_TEST_KEY", "sk-never-shown-55")
+    where = Connection.of("openai", MemberOptions(api_key_env="PANEL_TEST_KEY"), ["OPENAI_API_KEY"])
+    assert (where.variable, where.require_key()) == ("PANEL_TEST_KEY", "sk-never-shown-55")
+    assert "sk-never-shown-55" not in repr(where) and "PANEL_TEST_KEY" in repr(where)
+
+
 @pytest.mark.parametrize(
     ("backend", "variable"),
     [

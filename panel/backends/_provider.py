@@ -6,6 +6,7 @@ Nothing here imports a provider SDK, so a backend module can be imported without
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
 import os
@@ -76,8 +77,8 @@ class Connection:
     base_url: str | None
     #: the variables the key is read from, in order
     key_variables: tuple[str, ...]
-    #: (variable, key) of the first one set, None when none is
-    found: tuple[str, str] | None
+    #: (variable, key) of the first one set, None when none is; never in the repr
+    found: tuple[str, str] | None = dataclasses.field(repr=False)
     timeout: float
 
     @classmethod
