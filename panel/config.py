@@ -30,6 +30,10 @@
 
 Keys are never in this file: each backend reads its key from an environment variable
 (`api_key_env` names another variable than the conventional one).
+
+A member's options are validated here, once, into its backend's options model (the fields
+every member takes are `panel.backends.options.MemberOptions`; each backend's model adds its
+own, e.g. `OpenAIOptions`), and carried typed from then on.
 """
 
 from __future__ import annotations
