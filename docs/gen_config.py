@@ -152,10 +152,11 @@ def reference() -> str:
     shared = set.intersection(*(set(m.model_fields) for m in models.values())) if models else set()
     common: dict[str, FieldInfo] = dict(MemberConfig.model_fields)
     origin: dict[str, type[BaseModel]] = dict.fromkeys(common, MemberConfig)
-    for model in models.values():
-        for name in sorted(shared - set(common)):
-            common[name] = model.model_fields[name]
-            origin[name] = model
+    for model in models.values():  # in the order the models declare them
+        for name, field in model.model_fields.items():
+            if name in shared and name not in common:
+                common[name] = field
+                origin[name] = model
     out = ["### Every member", "", "Each `[[members]]` table takes these, whatever its backend.", ""]
     # Each row reads its `#:` comment from the class that defines the field.
     out += table({}).splitlines()
