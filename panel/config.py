@@ -90,11 +90,19 @@ class MemberConfig(BaseModel):
 class RetryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    attempts: int = Field(default=4, ge=1, le=20)
-    base_wait: float = Field(default=0.5, ge=0)
-    max_wait: float = Field(default=30.0, ge=0)
-    max_hint: float = Field(default=60.0, ge=0)
-    max_rate_wait: float = Field(default=600.0, ge=0)
+    attempts: int = Field(default=4, ge=1, le=20, description="Tries of one request, the first included.")
+    base_wait: float = Field(
+        default=0.5, ge=0, description="First backoff between tries, seconds (it grows each try, jittered)."
+    )
+    max_wait: float = Field(default=30.0, ge=0, description="Longest backoff between tries, seconds.")
+    max_hint: float = Field(
+        default=60.0, ge=0, description="Longest Retry-After a provider asks for that is honoured, seconds."
+    )
+    max_rate_wait: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long a request waits out 429s, seconds; they cost no attempts.",
+    )
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(self.attempts, self.base_wait, self.max_wait, self.max_hint, self.max_rate_wait)
