@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from panel.backends._http import error_detail
+from panel.backends.envelope import error_detail
 from panel.backends._provider import error_for_status
 from panel.backends.anthropic import AnthropicBackend
 from panel.backends.anthropic_batch import AnthropicBatchAPI, _Line

@@ -4,30 +4,37 @@ The review schema goes out in the member's `structured` form (see `structured.py
 `auto`, a strict JSON-schema response format first, then the forms a server such as
 llama-cpp-python takes. Point the backend at another server with the `base_url` option (or
 `OPENAI_BASE_URL`); when no key is set for such a server the backend sends the placeholder key
-`not-needed`, which local servers ignore.
+`not-needed`, which local servers ignore. `azure = true` talks to an Azure OpenAI resource
+(`base_url` is its endpoint, the model is the deployment's name, `api_version` is required).
 
-Requests go out as plain JSON over aiohttp (`_http.py`), not through the OpenAI SDK, whose
-typed layers cost several times the CPU of the rest of a review; the tests check that the
-body is the one the SDK would send for the same call.
+Requests go through the OpenAI SDK (`AsyncOpenAI`, `AsyncAzureOpenAI`) on its aiohttp
+transport, with the SDK's own retries off (the engine retries, honouring the wait hint). The
+reply is taken raw and read by the lenient envelope (`envelope.chat_answer`), so a hostile
+body fails its one review with a reason, and no typed model is built for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
-from ..errors import BackendSpecError, MissingKeyError
+from pydantic import Field, field_validator
+
+from ..errors import BackendSpecError, MissingKeyError, TransientError, shown
 from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
-from ._http import JSONClient
 from .base import MemberSpec, Reply, Request
-from .envelope import chat_answer
+from .envelope import chat_answer, decode_body, error_detail
 from .structured import ENFORCED, FORMS, Form
 from .urls import server_url
 
 if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
     from .batch import BatchAPI
 
 __all__ = ["OPENAI_URL", "PLACEHOLDER_KEY", "OpenAIBackend", "OpenAIOptions"]
@@ -35,13 +42,47 @@ __all__ = ["OPENAI_URL", "PLACEHOLDER_KEY", "OpenAIBackend", "OpenAIOptions"]
 PLACEHOLDER_KEY = "not-needed"
 OPENAI_URL = "https://api.openai.com/v1"
 #: the variables the OpenAI SDK reads for the organization and project headers
-_ACCOUNT_HEADERS = {"OPENAI_ORG_ID": "OpenAI-Organization", "OPENAI_PROJECT_ID": "OpenAI-Project"}
+_ACCOUNT_VARIABLES = {"organization": "OPENAI_ORG_ID", "project": "OPENAI_PROJECT_ID"}
+_ACCOUNT_HEADERS = {"organization": "OpenAI-Organization", "project": "OpenAI-Project"}
+#: headers that carry a key: never written in panel.toml
+_KEY_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
+#: Azure's key variable, and the variable of a Microsoft Entra ID token instead of a key
+AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
+AZURE_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
+
+
+def refuse_key_headers(headers: Mapping[str, str]) -> None:
+    """A ValueError naming a header that would carry a key (keys come from the environment)."""
+    for name in headers:
+        if name.strip().lower() in _KEY_HEADERS:
+            raise ValueError(
+                f"header {name!r} carries a key: keys are read from the environment only; "
+                "set the key in an environment variable and name it with api_key_env"
+            )
 
 
 class OpenAIOptions(ServerOptions):
     #: OpenAI's newer models refuse `max_tokens`; compatible servers only know `max_tokens`.
     #: Unset: `max_tokens` with a `base_url`, else `max_completion_tokens`.
     token_param: Literal["max_completion_tokens", "max_tokens"] | None = None
+    #: extra HTTP headers sent with every request (a gateway's routing header, say); never a key
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: the `OpenAI-Organization` header; unset: `OPENAI_ORG_ID`
+    organization: str | None = None
+    #: the `OpenAI-Project` header; unset: `OPENAI_PROJECT_ID`
+    project: str | None = None
+    #: Azure OpenAI: `base_url` is the resource's endpoint (`https://NAME.openai.azure.com`, else
+    #: `AZURE_OPENAI_ENDPOINT`), the model is the deployment's name, the key is read from
+    #: `AZURE_OPENAI_API_KEY` (or a Microsoft Entra ID token from `AZURE_OPENAI_AD_TOKEN`)
+    azure: bool = False
+    #: the `api-version` query parameter Azure requires (`2024-10-21`, say)
+    api_version: str | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _no_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        refuse_key_headers(value)
+        return value
 
 
 class OpenAIBackend(ServerBackend):
@@ -64,21 +105,41 @@ class OpenAIBackend(ServerBackend):
         structured: str = "auto",
         sampling: dict[str, SamplingValue] | None = None,
         fit_strings: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        azure: bool = False,
+        api_version: str | None = None,
+        azure_ad_token: str | None = None,
     ) -> None:
         super().__init__(model)
-        self._serve(structured, FORMS, sampling, fit_strings, base_url)
+        if azure and not base_url:
+            raise BackendSpecError("azure: set base_url to the resource's endpoint (or AZURE_OPENAI_ENDPOINT)")
+        if azure and not api_version:
+            raise BackendSpecError("azure: set api_version (the API version the resource serves)")
+        # An Azure resource is OpenAI's own service: strict schemas, the newer token parameter.
+        server = None if azure else base_url
+        self._serve(structured, FORMS, sampling, fit_strings, server)
         self.base_url = base_url
         self.timeout = timeout
+        self.azure = azure
+        self.api_version = api_version
         # OpenAI's newer models refuse `max_tokens`; compatible servers only know `max_tokens`.
-        self.token_param = token_param or ("max_tokens" if base_url else "max_completion_tokens")
-        headers = {"Authorization": f"Bearer {api_key or PLACEHOLDER_KEY}"}
-        for variable, header in _ACCOUNT_HEADERS.items():
-            value = os.environ.get(variable, "").strip()
-            if value:
-                headers[header] = value
-        # Retries belong to the engine, which honours the provider's wait hint.
-        self._client = JSONClient(
-            self.name, base_url or OPENAI_URL, headers, timeout=timeout, secrets=[api_key]
+        self.token_param = token_param or ("max_tokens" if server else "max_completion_tokens")
+        self._secrets = [api_key, azure_ad_token]
+        # Errors from a server other than OpenAI's name it: a proxy's 400 should not read as OpenAI's.
+        host = urlsplit(base_url or OPENAI_URL).netloc
+        self.where = self.name if host == urlsplit(OPENAI_URL).netloc else f"{self.name} at {host}"
+        account = {"organization": organization, "project": project}
+        self._client = _client(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            headers=dict(headers or {}),
+            account={k: v or _env(_ACCOUNT_VARIABLES[k]) for k, v in account.items()},
+            azure=azure,
+            api_version=api_version,
+            azure_ad_token=azure_ad_token,
         )
 
     @classmethod
@@ -87,26 +148,41 @@ class OpenAIBackend(ServerBackend):
             raise BackendSpecError("backend 'openai' needs a model: write openai:MODEL")
         options = spec.options
         own = OpenAIOptions.of(cls.name, options)
-        base_url = server_url(options, "OPENAI_BASE_URL")
-        names = p.key_variables(options, cls.key_env or "OPENAI_API_KEY")
-        found = p.env_key(names)
-        # A local server takes any key; but a member that names its key variable (a proxy
-        # such as LiteLLM) needs that key, and the placeholder would only earn a puzzling 400.
-        if found is None and (base_url is None or options.get("api_key_env") is not None):
-            raise MissingKeyError(cls.name, names[0])
+        if own.azure:
+            base_url = server_url(options, "AZURE_OPENAI_ENDPOINT")
+            names = p.key_variables(options, AZURE_KEY_ENV, AZURE_TOKEN_ENV)
+            variable, key = p.require_key(cls.name, names)
+            is_token = variable == AZURE_TOKEN_ENV
+            api_key, token = (None, key) if is_token else (key, None)
+        else:
+            base_url = server_url(options, "OPENAI_BASE_URL")
+            names = p.key_variables(options, cls.key_env or "OPENAI_API_KEY")
+            found = p.env_key(names)
+            # A local server takes any key; but a member that names its key variable (a proxy
+            # such as LiteLLM) needs that key, and the placeholder would only earn a puzzling 400.
+            if found is None and (base_url is None or options.get("api_key_env") is not None):
+                raise MissingKeyError(cls.name, names[0])
+            api_key, token = (found[1] if found else PLACEHOLDER_KEY), None
         return cls(
             spec.model,
-            api_key=found[1] if found else PLACEHOLDER_KEY,
+            api_key=api_key,
             base_url=base_url,
             timeout=p.timeout_option(options),
             token_param=own.token_param,
             structured=own.structured,
             sampling=own.sampling,
             fit_strings=own.fit_strings,
+            headers=own.headers,
+            organization=own.organization,
+            project=own.project,
+            azure=own.azure,
+            api_version=own.api_version,
+            azure_ad_token=token,
         )
 
     def __repr__(self) -> str:
-        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+        azure = ", azure=True" if self.azure else ""
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}{azure})"
 
     def _params(self, request: Request, form: Form) -> dict[str, Any]:
         sampling = request.sampling
@@ -131,11 +207,30 @@ class OpenAIBackend(ServerBackend):
         body.update(body.pop("extra_body", {}))
         return body
 
+    async def send(self, call: Any) -> Any:
+        """Await one SDK call; its failure is the `BackendError` the engine acts on."""
+        return await p.call(self.where, self._secrets, call, _describe)
+
     async def _call(self, request: Request, form: Form) -> Reply:
         started = time.perf_counter()
-        http = await self._client.post("/chat/completions", self.body(request, form))
+        raw = await self.send(self._client.chat.completions.with_raw_response.create(**self._params(request, form)))
         latency = time.perf_counter() - started
-        return self.reply(http.data, form, http.request_id, latency, http.headers)
+        completion = self.read_json(raw, self.where)
+        return self.reply(completion, form, raw.request_id, latency, raw.headers)
+
+    def read_json(self, raw: Any, what: str) -> dict[str, Any]:
+        """The body of an SDK raw response as a JSON object, read leniently, bounded.
+
+        A body that is not a JSON object (a proxy's page, a body cut off) is a
+        `TransientError`: the next try may get the real reply."""
+        status, request_id = raw.status_code, raw.request_id
+        parsed = decode_body(raw.content, f"{what} HTTP {status}", request_id, self._secrets)
+        if not isinstance(parsed, dict):
+            raise TransientError(
+                f"{what} HTTP {status}: the reply was not a JSON object: {shown(parsed)}",
+                request_id=request_id,
+            )
+        return parsed
 
     def reply(
         self,
@@ -165,11 +260,78 @@ class OpenAIBackend(ServerBackend):
             meta=meta,
         )
 
+    @property
+    def client(self) -> AsyncOpenAI:
+        """The member's SDK client (the batch route sends through it too)."""
+        return self._client
+
     def batch_api(self) -> BatchAPI:
         from .openai_batch import OpenAIBatchAPI
 
-        api: BatchAPI = OpenAIBatchAPI(self, self._client)
+        api: BatchAPI = OpenAIBatchAPI(self)
         return api
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
+        # aiohttp closes the sockets on the next loop turns; without this pause an event loop
+        # closed right after warns about unclosed transports.
+        await asyncio.sleep(0)
+
+
+def _env(variable: str) -> str | None:
+    return os.environ.get(variable, "").strip() or None
+
+
+def _client(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    timeout: float,
+    headers: dict[str, str],
+    account: dict[str, str | None],
+    azure: bool,
+    api_version: str | None,
+    azure_ad_token: str | None,
+) -> AsyncOpenAI:
+    """One SDK client for a member, on the SDK's aiohttp transport, without the SDK's retries."""
+    import openai
+
+    # The SDK reads the organization and project variables itself when given None, blank or
+    # not; a blank one must send no header, as it never did.
+    omitted = {_ACCOUNT_HEADERS[k]: openai.Omit() for k, v in account.items() if v is None}
+    common: dict[str, Any] = {
+        "organization": account["organization"],
+        "project": account["project"],
+        "timeout": timeout,
+        # Retries belong to the engine, which honours the provider's wait hint.
+        "max_retries": 0,
+        "default_headers": {**omitted, **headers},
+        "http_client": openai.DefaultAioHttpClient(),
+    }
+    if azure:
+        return openai.AsyncAzureOpenAI(
+            api_key=api_key,
+            azure_ad_token=azure_ad_token,
+            azure_endpoint=base_url,
+            api_version=api_version,
+            **common,
+        )
+    return openai.AsyncOpenAI(api_key=api_key or PLACEHOLDER_KEY, base_url=base_url or OPENAI_URL, **common)
+
+
+def _describe(exc: Exception) -> p.Failure | None:
+    """What an OpenAI SDK exception says: the error body's own words, its status, headers
+    (the wait hint, the rate limits) and request id; a failed connection is transient."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        response = exc.response
+        return p.Failure(exc.status_code, error_detail(response.content), response.headers, exc.request_id)
+    if isinstance(exc, openai.APIConnectionError):  # also timeouts, resets and refused connections
+        # The SDK says "Connection error."; what the socket said is in the error it wraps.
+        cause = exc.__cause__
+        said = f": {type(cause).__name__}: {cause}".rstrip(": ") if cause is not None else ""
+        return p.Failure(detail=f"{exc}{said}", transient=True)
+    if isinstance(exc, openai.APIError):
+        return p.Failure(detail=str(exc))
+    return None
