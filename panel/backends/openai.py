@@ -8,7 +8,10 @@ llama-cpp-python takes. Point the backend at another server with the `base_url` 
 (`base_url` is its endpoint, the model is the deployment's name, `api_version` is required).
 
 Requests go through the OpenAI SDK (`AsyncOpenAI`, `AsyncAzureOpenAI`) on its aiohttp
-transport, with the SDK's own retries off (the engine retries, honouring the wait hint). The
+transport, with the SDK's own retries off (the engine retries, honouring the wait hint). A
+chat request is the SDK's generic `post` of the body we build: the typed `create` walks the
+whole review schema on every call, which cost more CPU than the rest of a review (see
+`bench/bench_throughput.py`); `tests/test_openai_wire.py` holds the two bodies equal. The
 reply is taken raw and read by the lenient envelope (`envelope.chat_answer`), so a hostile
 body fails its one review with a reason, and no typed model is built for it.
 """
@@ -19,10 +22,10 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import BackendSpecError, MissingKeyError, TransientError, shown
 from . import _provider as p
@@ -83,6 +86,14 @@ class OpenAIOptions(ServerOptions):
     def _no_keys(cls, value: dict[str, str]) -> dict[str, str]:
         refuse_key_headers(value)
         return value
+
+    @model_validator(mode="after")
+    def _azure_version(self) -> Self:
+        if self.azure and not self.api_version:
+            raise ValueError("azure needs api_version: the API version the resource serves (2024-10-21, say)")
+        if self.api_version and not self.azure:
+            raise ValueError("api_version is for azure = true (an Azure OpenAI resource)")
+        return self
 
 
 class OpenAIBackend(ServerBackend):
@@ -212,19 +223,27 @@ class OpenAIBackend(ServerBackend):
         return await p.call(self.where, self._secrets, call, _describe)
 
     async def _call(self, request: Request, form: Form) -> Reply:
-        started = time.perf_counter()
-        raw = await self.send(self._client.chat.completions.with_raw_response.create(**self._params(request, form)))
-        latency = time.perf_counter() - started
-        completion = self.read_json(raw, self.where)
-        return self.reply(completion, form, raw.request_id, latency, raw.headers)
+        import httpx2
 
-    def read_json(self, raw: Any, what: str) -> dict[str, Any]:
-        """The body of an SDK raw response as a JSON object, read leniently, bounded.
+        started = time.perf_counter()
+        # The SDK's generic POST: its client, headers, Azure paths and errors, without the typed
+        # walk of the params (`chat.completions.create` transforms the whole schema on every
+        # call; the wire test holds the two bodies equal).
+        http = await self.send(
+            self._client.post("/chat/completions", body=self.body(request, form), cast_to=httpx2.Response)
+        )
+        latency = time.perf_counter() - started
+        completion = self.read_json(http, self.where)
+        return self.reply(completion, form, http.headers.get("x-request-id"), latency, http.headers)
+
+    def read_json(self, http: Any, what: str) -> dict[str, Any]:
+        """The body of an HTTP response (`httpx2.Response`, or the SDK's raw response) as a
+        JSON object, read leniently, within bounds.
 
         A body that is not a JSON object (a proxy's page, a body cut off) is a
         `TransientError`: the next try may get the real reply."""
-        status, request_id = raw.status_code, raw.request_id
-        parsed = decode_body(raw.content, f"{what} HTTP {status}", request_id, self._secrets)
+        status, request_id = http.status_code, http.headers.get("x-request-id")
+        parsed = decode_body(http.content, f"{what} HTTP {status}", request_id, self._secrets)
         if not isinstance(parsed, dict):
             raise TransientError(
                 f"{what} HTTP {status}: the reply was not a JSON object: {shown(parsed)}",
