@@ -41,7 +41,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
 
 
 def _config(path: Path, member: str) -> Path:
-    path.write_text(f'[retry]\nattempts = 1\n\n[[members]]\n{member}timeout = 5\n')
+    path.write_text(f"[retry]\nattempts = 1\n\n[[members]]\n{member}timeout = 5\n")
     return path
 
 
@@ -83,7 +83,10 @@ def test_azure_member_with_an_entra_token_sends_it_as_a_bearer(
     monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", "entra-token-7a6b5c4d3e2f")
     request = _check(cli, fake, _config(tmp_path / "panel.toml", _azure(fake)))
     assert request["path"].startswith(f"/openai/deployments/{DEPLOYMENT}/chat/completions?")
-    assert (request["auth_scheme"], request["auth_key_sha256"]) == ("bearer", _sha("entra-token-7a6b5c4d3e2f"))
+    assert (request["auth_scheme"], request["auth_key_sha256"]) == (
+        "bearer",
+        _sha("entra-token-7a6b5c4d3e2f"),
+    )
 
 
 def test_azure_without_an_api_version_is_one_line_and_exit_2(

@@ -166,7 +166,9 @@ def test_proxy_from_the_environment_carries_the_request(
     monkeypatch.setenv("HTTP_PROXY", fake.url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    backend = OpenAIBackend("gpt-wire", api_key=KEY, base_url="http://panel-proxied.invalid/openai/v1", timeout=5)
+    backend = OpenAIBackend(
+        "gpt-wire", api_key=KEY, base_url="http://panel-proxied.invalid/openai/v1", timeout=5
+    )
     with pytest.raises(BackendError):  # the fake serves no absolute paths: a 404
         asyncio.run(_through_backend(backend, "json_schema"))
     assert fake.stats()["recent"][-1]["path"] == "http://panel-proxied.invalid/openai/v1/chat/completions"

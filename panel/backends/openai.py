@@ -19,6 +19,7 @@ body fails its one review with a reason, and no typed model is built for it.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import time
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from ..errors import BackendSpecError, MissingKeyError, TransientError, shown
+from ..errors import BackendSpecError, MissingDependencyError, MissingKeyError, TransientError, shown
 from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
 from .base import MemberSpec, Reply, Request
@@ -125,7 +126,7 @@ class OpenAIBackend(ServerBackend):
     ) -> None:
         super().__init__(model)
         if azure and not base_url:
-            raise BackendSpecError("azure: set base_url to the resource's endpoint (or AZURE_OPENAI_ENDPOINT)")
+            raise BackendSpecError("azure: set base_url to the resource's endpoint, or AZURE_OPENAI_ENDPOINT")
         if azure and not api_version:
             raise BackendSpecError("azure: set api_version (the API version the resource serves)")
         # An Azure resource is OpenAI's own service: strict schemas, the newer token parameter.
@@ -315,6 +316,9 @@ def _client(
     """One SDK client for a member, on the SDK's aiohttp transport, without the SDK's retries."""
     import openai
 
+    if importlib.util.find_spec("aiohttp") is None:  # the SDK installed without its extra
+        raise MissingDependencyError("openai", "openai", "aiohttp")
+
     # The SDK reads the organization and project variables itself when given None, blank or
     # not; a blank one must send no header, as it never did.
     omitted = {_ACCOUNT_HEADERS[k]: openai.Omit() for k, v in account.items() if v is None}
@@ -331,7 +335,7 @@ def _client(
         return openai.AsyncAzureOpenAI(
             api_key=api_key,
             azure_ad_token=azure_ad_token,
-            azure_endpoint=base_url,
+            azure_endpoint=base_url or "",
             api_version=api_version,
             **common,
         )

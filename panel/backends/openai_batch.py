@@ -97,9 +97,11 @@ class OpenAIBatchAPI(BatchAPI):
     async def find(
         self, metadata: dict[str, str], custom_ids: list[str], since: float | None = None
     ) -> BatchStatus | None:
-        after: dict[str, str] = {}
+        from openai import omit
+
+        after: Any = omit  # the first page: no cursor
         for _ in range(_PAGES):
-            data = await self._object(self.client.batches.with_raw_response.list(limit=100, **after))
+            data = await self._object(self.client.batches.with_raw_response.list(limit=100, after=after))
             page = _Page.model_validate(data)
             items = [b for b in page.data or [] if b is not None and b.id]
             for item in items:
@@ -107,7 +109,7 @@ class OpenAIBatchAPI(BatchAPI):
                     return _status(item)
             if not page.has_more or not items:
                 return None
-            after = {"after": str(items[-1].id)}
+            after = items[-1].id
         return None
 
     async def results(self, status: BatchStatus) -> AsyncIterator[BatchOutcome]:

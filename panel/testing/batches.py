@@ -6,9 +6,10 @@ when the User-Agent is Mistral's SDK, else to OpenAI); under `/openai` they also
 `/v1`, as Azure OpenAI's SDK client sends them (`/openai/files?api-version=...`).
 
 OpenAI: `POST /v1/files` (multipart, `purpose=batch`), `GET /v1/files/{id}`, `GET
-/v1/files/{id}/content`, `POST /v1/batches` (`endpoint` must be `/v1/chat/completions`,
-`completion_window` `24h`, `metadata` echoed; Azure's `/chat/completions` too), `GET /v1/batches/{id}`, `GET /v1/batches`
-(newest first, `after` + `limit` (default 20), `has_more`), `POST /v1/batches/{id}/cancel`.
+/v1/files/{id}/content`, `POST /v1/batches` (`endpoint` must be `/v1/chat/completions`, or
+Azure's `/chat/completions`; `completion_window` `24h`, `metadata` echoed), `GET
+/v1/batches/{id}`, `GET /v1/batches` (newest first, `after` + `limit` (default 20),
+`has_more`), `POST /v1/batches/{id}/cancel`.
 Anthropic: `POST /v1/messages/batches`, `GET /v1/messages/batches/{id}`, `GET
 /v1/messages/batches` (newest first, `after_id`/`before_id` + `limit`, `first_id`, `last_id`,
 `has_more`), `POST .../{id}/cancel`, and `results_url`, an absolute URL on this server (built
