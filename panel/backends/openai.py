@@ -280,15 +280,10 @@ class OpenAIBackend(ServerBackend):
             meta=meta,
         )
 
-    @property
-    def client(self) -> AsyncOpenAI:
-        """The member's SDK client (the batch route sends through it too)."""
-        return self._client
-
     def batch_api(self) -> BatchAPI:
         from .openai_batch import OpenAIBatchAPI
 
-        api: BatchAPI = OpenAIBatchAPI(self)
+        api: BatchAPI = OpenAIBatchAPI(self, self._client)
         return api
 
     async def aclose(self) -> None:

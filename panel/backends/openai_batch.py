@@ -36,6 +36,8 @@ from .envelope import Envelope, Lenient, Text
 from .structured import Form
 
 if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
     from .openai import OpenAIBackend
 
 __all__ = ["OpenAIBatchAPI"]
@@ -48,9 +50,9 @@ class OpenAIBatchAPI(BatchAPI):
     max_requests = 50_000
     max_bytes = 200 * 1024 * 1024
 
-    def __init__(self, backend: OpenAIBackend) -> None:
+    def __init__(self, backend: OpenAIBackend, client: AsyncOpenAI) -> None:
         self.backend = backend
-        self.client = backend.client
+        self.client = client
         # Azure names the endpoint without the version prefix.
         self.endpoint = "/chat/completions" if backend.azure else "/v1/chat/completions"
         self.where = f"{backend.where} batch"
