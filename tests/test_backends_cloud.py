@@ -1,5 +1,5 @@
-"""The four cloud backends against the loopback fake provider: anthropic, mistral and hf drive
-their real SDKs; openai sends plain JSON, checked against its SDK in `test_openai_wire.py`.
+"""The four cloud backends against the loopback fake provider, each through its real SDK (the
+openai body, sent by the SDK's generic POST, is held to its typed call's in `test_openai_wire.py`).
 
 Backends are built the way the CLI builds them (`create_backend` with options and a key in
 the environment), so construction, key handling and the SDK's own wire format are all under
