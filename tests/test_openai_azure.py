@@ -89,16 +89,27 @@ def test_azure_member_with_an_entra_token_sends_it_as_a_bearer(
     )
 
 
-def test_azure_without_an_api_version_is_one_line_and_exit_2(
-    cli: Any, fake: FakeProvider, tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [("azure = true\n", "azure needs api_version"), (f'api_version = "{VERSION}"\n', "is for azure = true")],
+    ids=["azure-without-version", "version-without-azure"],
+)
+def test_azure_and_api_version_go_together_or_one_line_and_exit_2(
+    cli: Any,
+    fake: FakeProvider,
+    tmp_path: Path,
+    runs_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    option: str,
+    said: str,
 ) -> None:
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
-    member = f'spec = "openai:{DEPLOYMENT}"\nazure = true\nbase_url = "{fake.url}"\n'
+    member = f'spec = "openai:{DEPLOYMENT}"\n{option}base_url = "{fake.url}"\n'
     config = _config(tmp_path / "panel.toml", member)
     result = cli("compare", "ollama", "vllm", "--config", str(config), "--out", str(runs_dir))
     assert result.code == 2
     (line,) = result.err.strip().splitlines()
-    assert "azure needs api_version" in line
+    assert "members[0].api_version" in line and said in line
     assert not runs_dir.exists() and fake.stats()["requests"] == 0
 
 

@@ -23,10 +23,10 @@ import importlib.util
 import os
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from ..errors import BackendSpecError, MissingDependencyError, MissingKeyError, TransientError, shown
 from . import _provider as p
@@ -80,7 +80,7 @@ class OpenAIOptions(ServerOptions):
     #: `AZURE_OPENAI_API_KEY` (or a Microsoft Entra ID token from `AZURE_OPENAI_AD_TOKEN`)
     azure: bool = False
     #: the `api-version` query parameter Azure requires (`2024-10-21`, say)
-    api_version: str | None = None
+    api_version: str | None = Field(default=None, validate_default=True)
 
     @field_validator("headers")
     @classmethod
@@ -88,13 +88,15 @@ class OpenAIOptions(ServerOptions):
         refuse_key_headers(value)
         return value
 
-    @model_validator(mode="after")
-    def _azure_version(self) -> Self:
-        if self.azure and not self.api_version:
+    @field_validator("api_version")
+    @classmethod
+    def _azure_version(cls, value: str | None, info: ValidationInfo) -> str | None:
+        azure = info.data.get("azure", False)
+        if azure and not (value or "").strip():
             raise ValueError("azure needs api_version: the API version the resource serves (2024-10-21, say)")
-        if self.api_version and not self.azure:
+        if value is not None and not azure:
             raise ValueError("api_version is for azure = true (an Azure OpenAI resource)")
-        return self
+        return value
 
 
 class OpenAIBackend(ServerBackend):
