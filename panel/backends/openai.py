@@ -28,13 +28,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from ..errors import BackendSpecError, MissingDependencyError, MissingKeyError, TransientError, shown
+from ..errors import BackendSpecError, MissingDependencyError, TransientError, shown
 from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
 from .base import MemberSpec, Reply, Request
 from .envelope import chat_answer, decode_body, error_detail
 from .structured import ENFORCED, FORMS, Form
-from .urls import server_url
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -66,21 +65,34 @@ def refuse_key_headers(headers: Mapping[str, str]) -> None:
 
 
 class OpenAIOptions(ServerOptions):
-    #: OpenAI's newer models refuse `max_tokens`; compatible servers only know `max_tokens`.
-    #: Unset: `max_tokens` with a `base_url`, else `max_completion_tokens`.
-    token_param: Literal["max_completion_tokens", "max_tokens"] | None = None
-    #: extra HTTP headers sent with every request (a gateway's routing header, say); never a key
-    headers: dict[str, str] = Field(default_factory=dict)
-    #: the `OpenAI-Organization` header; unset: `OPENAI_ORG_ID`
-    organization: str | None = None
-    #: the `OpenAI-Project` header; unset: `OPENAI_PROJECT_ID`
-    project: str | None = None
-    #: Azure OpenAI: `base_url` is the resource's endpoint (`https://NAME.openai.azure.com`, else
-    #: `AZURE_OPENAI_ENDPOINT`), the model is the deployment's name, the key is read from
-    #: `AZURE_OPENAI_API_KEY` (or a Microsoft Entra ID token from `AZURE_OPENAI_AD_TOKEN`)
-    azure: bool = False
-    #: the `api-version` query parameter Azure requires (`2024-10-21`, say)
-    api_version: str | None = Field(default=None, validate_default=True)
+    token_param: Literal["max_completion_tokens", "max_tokens"] | None = Field(
+        default=None,
+        description="The name of the reply's token limit: OpenAI's newer models refuse max_tokens, "
+        "compatible servers only know max_tokens (unset: max_tokens with a base_url, else "
+        "max_completion_tokens).",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers sent with every request (a gateway's routing header, say); "
+        "never a key: Authorization and api-key are refused.",
+    )
+    organization: str | None = Field(
+        default=None, description="The OpenAI-Organization header (unset: OPENAI_ORG_ID)."
+    )
+    project: str | None = Field(
+        default=None, description="The OpenAI-Project header (unset: OPENAI_PROJECT_ID)."
+    )
+    azure: bool = Field(
+        default=False,
+        description="An Azure OpenAI resource: base_url is its endpoint (https://NAME.openai.azure.com, "
+        "else AZURE_OPENAI_ENDPOINT), the model is the deployment's name, the key comes from "
+        "AZURE_OPENAI_API_KEY (or a Microsoft Entra ID token from AZURE_OPENAI_AD_TOKEN).",
+    )
+    api_version: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="The api-version Azure requires (2024-10-21, say); only with azure = true.",
+    )
 
     @field_validator("headers")
     @classmethod
@@ -160,37 +172,34 @@ class OpenAIBackend(ServerBackend):
     def from_spec(cls, spec: MemberSpec) -> OpenAIBackend:
         if not spec.model:
             raise BackendSpecError("backend 'openai' needs a model: write openai:MODEL")
-        options = spec.options
-        own = OpenAIOptions.of(cls.name, options)
-        if own.azure:
-            base_url = server_url(options, "AZURE_OPENAI_ENDPOINT")
-            names = p.key_variables(options, AZURE_KEY_ENV, AZURE_TOKEN_ENV)
-            variable, key = p.require_key(cls.name, names)
-            is_token = variable == AZURE_TOKEN_ENV
-            api_key, token = (None, key) if is_token else (key, None)
+        options = OpenAIOptions.of(cls.name, spec.options)
+        if options.azure:
+            where = p.Connection.of(
+                cls.name, options, [AZURE_KEY_ENV, AZURE_TOKEN_ENV], "AZURE_OPENAI_ENDPOINT"
+            )
+            key = where.require_key()
+            api_key, token = (None, key) if where.variable == AZURE_TOKEN_ENV else (key, None)
         else:
-            base_url = server_url(options, "OPENAI_BASE_URL")
-            names = p.key_variables(options, cls.key_env or "OPENAI_API_KEY")
-            found = p.env_key(names)
+            where = p.Connection.of(cls.name, options, [cls.key_env or "OPENAI_API_KEY"], "OPENAI_BASE_URL")
             # A local server takes any key; but a member that names its key variable (a proxy
             # such as LiteLLM) needs that key, and the placeholder would only earn a puzzling 400.
-            if found is None and (base_url is None or options.get("api_key_env") is not None):
-                raise MissingKeyError(cls.name, names[0])
-            api_key, token = (found[1] if found else PLACEHOLDER_KEY), None
+            if where.base_url is None or options.api_key_env is not None:
+                where.require_key()
+            api_key, token = where.key or PLACEHOLDER_KEY, None
         return cls(
             spec.model,
             api_key=api_key,
-            base_url=base_url,
-            timeout=p.timeout_option(options),
-            token_param=own.token_param,
-            structured=own.structured,
-            sampling=own.sampling,
-            fit_strings=own.fit_strings,
-            headers=own.headers,
-            organization=own.organization,
-            project=own.project,
-            azure=own.azure,
-            api_version=own.api_version,
+            base_url=where.base_url,
+            timeout=where.timeout,
+            token_param=options.token_param,
+            structured=options.structured,
+            sampling=options.sampling,
+            fit_strings=options.fit_strings,
+            headers=options.headers,
+            organization=options.organization,
+            project=options.project,
+            azure=options.azure,
+            api_version=options.api_version,
             azure_ad_token=token,
         )
 
@@ -214,12 +223,6 @@ class OpenAIBackend(ServerBackend):
         if body:
             params["extra_body"] = body
         return params
-
-    def body(self, request: Request, form: Form) -> dict[str, Any]:
-        """The request body as it goes on the wire (the batch route sends the same)."""
-        body = self._params(request, form)
-        body.update(body.pop("extra_body", {}))
-        return body
 
     async def send(self, call: Any) -> Any:
         """Await one SDK call; its failure is the `BackendError` the engine acts on."""
