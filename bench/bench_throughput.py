@@ -5,11 +5,11 @@
 
 The loopback fake provider runs in a process of its own with no latency and no limit; a
 `panel review` process reviews a generated catalog (`--tools` tools x 4 personas) through
-the `openai` backend and the real OpenAI SDK, with `--concurrency` requests in flight. For
-each run: reviews/s over the process's whole life (start-up, imports, the records and
-files it writes included); reviews/s of the engine alone (first request stored to last
-review stored); the process's CPU time (user + system) per review; and the provider's CPU
-per request, so the share of the two cores each side took shows.
+the `openai` backend (the OpenAI SDK on its aiohttp transport), with `--concurrency`
+requests in flight. For each run: reviews/s over the process's whole life (start-up,
+imports, the records and files it writes included); reviews/s of the engine alone (first
+request stored to last review stored); the process's CPU time (user + system) per review;
+and the provider's CPU per request, so the share of the two cores each side took shows.
 
 `--baseline REF` runs the same thing, interleaved round by round, on the tree of a git
 commit (exported with `git archive` to a temporary folder), and prints the ratio of the two

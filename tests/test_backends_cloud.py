@@ -1,5 +1,5 @@
-"""The four cloud backends against the loopback fake provider: anthropic, mistral and hf drive
-their real SDKs; openai sends plain JSON, checked against its SDK in `test_openai_wire.py`.
+"""The four cloud backends against the loopback fake provider, each through its real SDK (the
+openai body, sent by the SDK's generic POST, is held to its typed call's in `test_openai_wire.py`).
 
 Backends are built the way the CLI builds them (`create_backend` with options and a key in
 the environment), so construction, key handling and the SDK's own wire format are all under
@@ -488,7 +488,7 @@ def test_anthropic_auto_switches_to_the_tool_once(
 def test_backend_modules_import_without_their_sdk() -> None:
     script = """
 import sys
-for sdk in ("aiohttp", "anthropic", "mistralai", "huggingface_hub"):  # openai needs only aiohttp
+for sdk in ("openai", "anthropic", "mistralai", "huggingface_hub"):
     sys.modules[sdk] = None  # any import of it now fails
 from panel.backends.registry import create_backend, parse_member
 from panel.errors import MissingDependencyError
@@ -505,6 +505,23 @@ for name, extra in (("openai", "openai"), ("anthropic", "anthropic"),
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_openai_without_its_aiohttp_extra_names_the_package_and_the_extra() -> None:
+    pytest.importorskip("openai")
+    script = """
+import sys
+sys.modules["aiohttp"] = None  # the SDK installed without `openai[aiohttp]`
+from panel.backends.registry import MemberSpec, create_backend
+from panel.errors import MissingDependencyError
+try:
+    create_backend(MemberSpec("openai", "m", {"base_url": "http://127.0.0.1:9/v1"}))
+except MissingDependencyError as exc:
+    print(exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "'aiohttp'" in done.stdout and "pip install 'toolpanel[openai]'" in done.stdout
 
 
 def test_shipped_code_never_imports_the_test_helpers() -> None:

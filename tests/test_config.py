@@ -82,7 +82,8 @@ def test_an_option_the_backend_does_not_take_names_member_and_backend(cli: Any, 
     path = _write(tmp_path, '[[members]]\nspec = "fake"\n[[members]]\nspec = "openai:m"\ntokens_param = 5\n')
     assert _check(cli, path) == (
         f"error: {path}: members[1].tokens_param: backend 'openai' has no such option "
-        "(its own options are: fit_strings, sampling, structured, token_param)"
+        "(its own options are: api_version, azure, fit_strings, headers, organization, project, "
+        "sampling, structured, token_param)"
     )
 
 

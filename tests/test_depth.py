@@ -156,7 +156,7 @@ def test_depth_makes_requests_distinct(tmp_path: Path) -> None:
 def test_the_default_depth_by_backend(spec: str, depth: Depth, monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY", "HF_TOKEN"):
         monkeypatch.setenv(variable, "sk-test")
-    sdk = {"openai": "aiohttp", "anthropic": "anthropic", "mistral": "mistralai", "hf": "huggingface_hub"}
+    sdk = {"openai": "openai", "anthropic": "anthropic", "mistral": "mistralai", "hf": "huggingface_hub"}
     pytest.importorskip(sdk.get(spec.split(":")[0], "json"))
     (member,) = build_members([parse_member(spec)])
     assert (member.depth, member.max_tokens) == (depth, BUDGETS[depth].max_tokens)

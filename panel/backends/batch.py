@@ -22,10 +22,9 @@ from pydantic import BeforeValidator, Field
 
 from .. import jsontext
 from ..errors import BackendError, FatalError, TransientError, shown
-from ._http import error_detail
 from ._provider import error_for_status
 from .base import Reply, Request
-from .envelope import MAX_BODY_BYTES, Envelope, Lenient, Text
+from .envelope import MAX_BODY_BYTES, Envelope, Lenient, Text, error_detail
 
 __all__ = [
     "LATEST",

@@ -47,6 +47,7 @@ __all__ = [
     "Text",
     "chat_answer",
     "decode_body",
+    "error_detail",
     "message_answer",
     "usage_of",
 ]
@@ -80,6 +81,27 @@ def decode_body(
         raise TransientError(
             f"{backend}: the reply was not JSON: {quoted!r}", request_id=request_id
         ) from None
+
+
+def error_detail(body: bytes) -> str:
+    """What an error body says: its `error.message` (OpenAI's shape), else the body itself.
+
+    Servers that only copy the API answer in their own shapes (FastAPI's `detail` list, a
+    bare string, an HTML page from a proxy); the whole text keeps the words that tell a
+    refused structured-output form from any other failure.
+    """
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = jsontext.loads(text)
+    except ValueError:
+        return text
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        code = error.get("code") or error.get("type")
+        return f"{error['message']} ({code})" if isinstance(code, str) and code else error["message"]
+    if isinstance(error, str):
+        return error
+    return text
 
 
 def _absent_if_wrong(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:

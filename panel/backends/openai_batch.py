@@ -1,9 +1,12 @@
 """OpenAI's Batch API for the openai backend: a JSONL file of chat completion requests.
 
-Upload the file (`POST /files`, purpose `batch`), create the batch on it (`POST /batches`,
-24-hour window, our batch key and run id in `metadata`), poll `GET /batches/{id}`, read the
-output and error files (`GET /files/{id}/content`). Each line carries the same body the live
-route sends, and each answer is read by the same code as a live reply.
+Through the member's SDK client: upload the file (`files.create`, purpose `batch`), create the
+batch on it (`batches.create`, 24-hour window, our batch key and run id in `metadata`), poll
+`batches.retrieve`, page through `batches.list` to find a batch again, read the output and
+error files (`files.content`). Every reply is taken raw and read by the lenient models below,
+so a hostile batch object costs its batch a reason, never our bug. Each line carries the same
+body the live route sends, and each answer is read by the same code as a live reply. On Azure
+the lines and the batch name the endpoint `/chat/completions`, as Azure's Batch API asks.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field
 
 from ..errors import BackendError, FatalError, TransientError, shown
-from ._http import JSONClient
 from .batch import (
     BatchAPI,
     BatchEntry,
@@ -30,10 +32,12 @@ from .batch import (
     read_line,
     result_error,
 )
-from .envelope import Envelope, Lenient, Text, decode_body
+from .envelope import Envelope, Lenient, Text
 from .structured import Form
 
 if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
     from .openai import OpenAIBackend
 
 __all__ = ["OpenAIBatchAPI"]
@@ -46,9 +50,12 @@ class OpenAIBatchAPI(BatchAPI):
     max_requests = 50_000
     max_bytes = 200 * 1024 * 1024
 
-    def __init__(self, backend: OpenAIBackend, client: JSONClient) -> None:
+    def __init__(self, backend: OpenAIBackend, client: AsyncOpenAI) -> None:
         self.backend = backend
         self.client = client
+        # Azure names the endpoint without the version prefix.
+        self.endpoint = "/chat/completions" if backend.azure else "/v1/chat/completions"
+        self.where = f"{backend.where} batch"
 
     @property
     def form(self) -> Form:
@@ -58,62 +65,63 @@ class OpenAIBatchAPI(BatchAPI):
 
     def line(self, entry: BatchEntry) -> bytes:
         body = self.backend.body(entry.request, self.form)
-        item = {"custom_id": entry.custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
+        item = {"custom_id": entry.custom_id, "method": "POST", "url": self.endpoint, "body": body}
         return json.dumps(item, ensure_ascii=False).encode() + b"\n"
 
     def size(self, entry: BatchEntry) -> int:
         return len(self.line(entry))
 
-    async def submit(self, entries: list[BatchEntry], metadata: dict[str, str]) -> BatchStatus:
-        import aiohttp
+    async def _object(self, call: Any) -> dict[str, Any]:
+        """One SDK call's reply as the JSON object it came as (read leniently, not typed)."""
+        return self.backend.read_json(await self.backend.send(call), self.where)
 
-        upload = aiohttp.FormData()
-        upload.add_field("purpose", "batch")
+    async def submit(self, entries: list[BatchEntry], metadata: dict[str, str]) -> BatchStatus:
         jsonl = b"".join(self.line(e) for e in entries)
         name = f"{metadata.get('panel_batch', 'panel')}.jsonl"
-        upload.add_field("file", jsonl, filename=name, content_type="application/jsonl")
-        _, _, raw = await self.client.send("POST", "/files", upload)
-        uploaded = decode_body(raw, "openai batch upload")
-        file_id = uploaded.get("id") if isinstance(uploaded, dict) else None
+        files = self.client.files.with_raw_response
+        uploaded = await self._object(files.create(file=(name, jsonl, "application/jsonl"), purpose="batch"))
+        file_id = uploaded.get("id")
         if not isinstance(file_id, str):
             # Nothing was created on it: a resume submits the batch again.
-            raise TransientError(f"openai batch: the file upload's reply names no file: {shown(uploaded)}")
-        created = await self.client.post(
-            "/batches",
-            {
-                "input_file_id": file_id,
-                "endpoint": "/v1/chat/completions",
-                "completion_window": "24h",
-                "metadata": metadata,
-            },
+            raise TransientError(f"{self.where}: the file upload's reply names no file: {shown(uploaded)}")
+        batches = self.client.batches.with_raw_response
+        endpoint: Any = self.endpoint
+        created = await self._object(
+            batches.create(
+                input_file_id=file_id, endpoint=endpoint, completion_window="24h", metadata=metadata
+            )
         )
-        return _status(created.data)
+        return _status(created)
 
     async def status(self, provider_batch_id: str) -> BatchStatus:
-        return _status((await self.client.get(f"/batches/{provider_batch_id}")).data)
+        return _status(await self._object(self.client.batches.with_raw_response.retrieve(provider_batch_id)))
 
     async def find(
         self, metadata: dict[str, str], custom_ids: list[str], since: float | None = None
     ) -> BatchStatus | None:
-        after = ""
+        from openai import omit
+
+        after: Any = omit  # the first page: no cursor
         for _ in range(_PAGES):
-            page = _Page.model_validate((await self.client.get(f"/batches?limit=100{after}")).data)
+            data = await self._object(self.client.batches.with_raw_response.list(limit=100, after=after))
+            page = _Page.model_validate(data)
             items = [b for b in page.data or [] if b is not None and b.id]
             for item in items:
                 if all(item.metadata.get(k) == v for k, v in metadata.items()):
                     return _status(item)
             if not page.has_more or not items:
                 return None
-            after = f"&after={items[-1].id}"
+            after = items[-1].id
         return None
 
     async def results(self, status: BatchStatus) -> AsyncIterator[BatchOutcome]:
-        batch = _Batch.model_validate((await self.client.get(f"/batches/{status.provider_batch_id}")).data)
+        retrieved = self.client.batches.with_raw_response.retrieve(status.provider_batch_id)
+        batch = _Batch.model_validate(await self._object(retrieved))
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            _, _, raw = await self.client.send("GET", f"/files/{file_id}/content")
-            for line in raw.splitlines():
+            content = await self.backend.send(self.client.files.with_raw_response.content(file_id))
+            for line in content.content.splitlines():
                 outcome = self._outcome(line)
                 if outcome is not None:
                     yield outcome
@@ -127,7 +135,7 @@ class OpenAIBatchAPI(BatchAPI):
         )
 
     async def cancel(self, provider_batch_id: str) -> BatchStatus:
-        return _status((await self.client.post(f"/batches/{provider_batch_id}/cancel", {})).data)
+        return _status(await self._object(self.client.batches.with_raw_response.cancel(provider_batch_id)))
 
 
 def _line_error(status: int | None, body: Any, error: Any, request_id: str | None) -> BackendError:

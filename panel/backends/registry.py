@@ -21,7 +21,7 @@ BACKENDS: dict[str, tuple[str, str, str | None]] = {
     # the local backend checks for its engine itself: either of two packages will do
     "local": ("panel.backends.local", "LocalBackend", None),
     "fake": ("panel.backends.fake", "FakeBackend", None),
-    "openai": ("panel.backends.openai", "OpenAIBackend", "aiohttp"),
+    "openai": ("panel.backends.openai", "OpenAIBackend", "openai"),
     "anthropic": ("panel.backends.anthropic", "AnthropicBackend", "anthropic"),
     "mistral": ("panel.backends.mistral", "MistralBackend", "mistralai"),
     "hf": ("panel.backends.hf", "HFBackend", "huggingface_hub"),

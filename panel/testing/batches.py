@@ -2,12 +2,14 @@
 
 Point the SDKs at `FakeProvider.base_url(provider)` as for live calls; every path below also
 works without the `/openai`, `/anthropic`, `/mistral` prefix (`/v1/files` then goes to Mistral
-when the User-Agent is Mistral's SDK, else to OpenAI).
+when the User-Agent is Mistral's SDK, else to OpenAI); under `/openai` they also work without
+`/v1`, as Azure OpenAI's SDK client sends them (`/openai/files?api-version=...`).
 
 OpenAI: `POST /v1/files` (multipart, `purpose=batch`), `GET /v1/files/{id}`, `GET
-/v1/files/{id}/content`, `POST /v1/batches` (`endpoint` must be `/v1/chat/completions`,
-`completion_window` `24h`, `metadata` echoed), `GET /v1/batches/{id}`, `GET /v1/batches`
-(newest first, `after` + `limit` (default 20), `has_more`), `POST /v1/batches/{id}/cancel`.
+/v1/files/{id}/content`, `POST /v1/batches` (`endpoint` must be `/v1/chat/completions`, or
+Azure's `/chat/completions`; `completion_window` `24h`, `metadata` echoed), `GET
+/v1/batches/{id}`, `GET /v1/batches` (newest first, `after` + `limit` (default 20),
+`has_more`), `POST /v1/batches/{id}/cancel`.
 Anthropic: `POST /v1/messages/batches`, `GET /v1/messages/batches/{id}`, `GET
 /v1/messages/batches` (newest first, `after_id`/`before_id` + `limit`, `first_id`, `last_id`,
 `has_more`), `POST .../{id}/cancel`, and `results_url`, an absolute URL on this server (built
@@ -135,6 +137,8 @@ def handle(state: State, method: str, path: str, headers: dict[str, str], raw: b
     target, _, qs = path.partition("?")
     query = parse_qs(qs, keep_blank_values=True)
     prefix, rest = _split(target.rstrip("/") or "/")
+    if prefix == "/openai" and not rest.startswith("/v1/"):
+        rest = "/v1" + rest  # Azure OpenAI: `/openai/files?api-version=...`, no version prefix
     if rest.startswith("/_fake/batches"):
         return _control(state, method, rest, raw)
     found = next(
@@ -303,7 +307,8 @@ def _create(state: State, provider: Provider, body: Any) -> Batch:
             raise _Fail(400, "batch rejected at validation (fake provider: batch_fail_validation)")
         return new_batch(state, "anthropic", lines, [], "/v1/messages", None, None, [])
     endpoint = body.get("endpoint")
-    if endpoint != "/v1/chat/completions":
+    # Azure's Batch API names the endpoint without the version prefix.
+    if endpoint not in ("/v1/chat/completions", "/chat/completions"):
         raise _Fail(
             400, f"endpoint {endpoint!r} is not served by the fake provider: use /v1/chat/completions"
         )

@@ -174,6 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
             "user_agent": headers.get("user-agent"),
             "auth_scheme": scheme,
             "auth_key_sha256": key_hash,
+            # what else the client sent (organization, project, a member's own headers)
+            "headers": {k: v for k, v in headers.items() if k not in wire.SECRET_HEADERS},
             "form": "none",
             "schema": None,
             "tool_name": None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -33,6 +34,11 @@ _PREFIXES: dict[str, Provider] = {
     "/mistral": "mistral",
     "/hf": "hf",
 }
+
+#: Azure OpenAI's chat path under `/openai` (the deployment stands for the model)
+_AZURE_CHAT = re.compile(r"/deployments/[^/]+/chat/completions")
+#: headers that carry a key: the fake keeps only their hash (`auth_of`), never the value
+SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
 
 # Used when JSON mode is requested without a schema: some object is the contract.
 BARE_JSON_SCHEMA: dict[str, Any] = {
@@ -69,6 +75,9 @@ def attribute(path: str, headers: Mapping[str, str]) -> tuple[Provider | None, R
             break
     if path == "/v1/messages":
         return forced or "anthropic", "messages"
+    if forced == "openai" and _AZURE_CHAT.fullmatch(path):
+        # Azure OpenAI: `/openai/deployments/{deployment}/chat/completions?api-version=...`
+        return "openai", "chat"
     if path in ("/v1/chat/completions", "/chat/completions"):
         if forced:
             return forced, "chat"
@@ -88,6 +97,8 @@ def auth_of(headers: Mapping[str, str]) -> tuple[str, str | None]:
         return "bearer", sha256_hex(bearer[7:].strip())
     if headers.get("x-api-key"):
         return "x-api-key", sha256_hex(headers["x-api-key"])
+    if headers.get("api-key"):  # Azure OpenAI's key header
+        return "api-key", sha256_hex(headers["api-key"])
     if bearer:
         return "other", sha256_hex(bearer)
     return "none", None
