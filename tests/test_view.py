@@ -316,7 +316,6 @@ def test_viewing_takes_no_lock_and_writes_nothing(tmp_path: Path) -> None:
         with TestClient(create_app(runs, token=None), base_url=BASE) as test_client:
             assert test_client.get("/").status_code == 200
             assert test_client.get(f"/runs/{run_id}").status_code == 200
-            assert test_client.get(f"/runs/{run_id}/agreement").status_code == 200
         assert _files(runs) == before
 
 
