@@ -5,8 +5,6 @@ sentence where there is nothing to show."""
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 import json
 import re
 from collections.abc import Iterator
@@ -37,22 +35,6 @@ STATS = {
 }
 
 
-#: what the page bootstraps with: `panel agreement`'s defaults (checked below)
-DEFAULTS = (agreement.RESAMPLES, agreement.SEED)
-#: the resamples of the page and of `panel agreement --resamples` here: 2000 cost seconds a page
-RESAMPLES = 200
-
-
-@pytest.fixture(autouse=True)
-def fewer_resamples(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agreement, "RESAMPLES", RESAMPLES)
-
-
-def test_the_page_bootstraps_as_panel_agreement_does_by_default() -> None:
-    defaults = inspect.signature(importlib.import_module("panel.cli.agreement").agreement).parameters
-    assert DEFAULTS == (defaults["resamples"].default, defaults["seed"].default) == (2000, 0)
-
-
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The view's hostile store, plus a run with a hostile member label and a run with no reviews."""
@@ -80,8 +62,7 @@ def client(store_dir: Path) -> Iterator[TestClient]:
 
 
 def _cli_json(cli: Any, store_dir: Path, run_id: str, *extra: str) -> dict[str, Any]:
-    bootstrap = ("--resamples", str(RESAMPLES))
-    result = cli("agreement", run_id, "--out", str(store_dir), "--format", "json", *bootstrap, *extra)
+    result = cli("agreement", run_id, "--out", str(store_dir), "--format", "json", *extra)
     assert result.code == 0, result.err
     data: dict[str, Any] = json.loads(result.out)
     return data

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from panel.store import Store
-from panel.view import agreement, data
+from panel.view import data
 from panel.view.app import create_app
 
 from .browser import chrome, cookie_recorder, full_page_screenshot, needs_browser, serve
@@ -160,10 +160,7 @@ def test_a_form_with_a_changed_csrf_token_is_refused(
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-def test_the_agreement_page_lays_out_with_its_plots(
-    store_dir: Path, tmp_path: Path, width: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(agreement, "RESAMPLES", 200)  # the layout is the same; the default 2000 cost seconds
+def test_the_agreement_page_lays_out_with_its_plots(store_dir: Path, tmp_path: Path, width: int) -> None:
     run_id = run_ids(store_dir)["hostile"]
     with serve(create_app(store_dir, token=None)) as base, chrome(tmp_path / "chrome", width=width) as driver:
         text = _open(driver, f"{base}/runs/{run_id}/agreement?reference=community")
