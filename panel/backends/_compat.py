@@ -13,12 +13,14 @@ from pydantic import Field, field_validator
 from ..depth import Depth
 from ..memo import ByIdentity
 from ._provider import json_schema_format
-from .base import Backend, BackendOptions, Reply, Request
-from .structured import Form, Negotiator, Structured, json_object_format, schema_in_prompt, tool_params
+from .base import Backend, Reply, Request
+from .options import StructuredOptions
+from .structured import FORMS, Form, Negotiator, json_object_format, schema_in_prompt, tool_params
 
 __all__ = [
     "RESERVED",
     "STANDARD_SAMPLING",
+    "NegotiatingBackend",
     "ServerBackend",
     "ServerOptions",
     "fit_for_grammar",
@@ -47,9 +49,7 @@ STANDARD_SAMPLING = frozenset({"frequency_penalty", "presence_penalty"})
 SamplingValue = float | int | bool | str
 
 
-class ServerOptions(BackendOptions):
-    #: how the review is held to its schema (see `panel.backends.structured`)
-    structured: Structured = "auto"
+class ServerOptions(StructuredOptions):
     #: sampling settings beyond temperature, top_p and seed, as the server names them:
     #: `frequency_penalty`, `presence_penalty`, or a server's own such as `repeat_penalty`
     sampling: dict[str, SamplingValue] = Field(default_factory=dict)
@@ -97,11 +97,42 @@ def fit_for_grammar(
     return _fitted(schema, max_tokens, depth, max_length)
 
 
-class ServerBackend(Backend):
+class NegotiatingBackend(Backend):
+    """A backend that sends the schema in one of the shared structured forms, fixed by its
+    `structured` setting or found under `auto` by its `Negotiator`."""
+
+    negotiator: Negotiator
+
+    def negotiated_form(self) -> str | None:
+        return self.negotiator.negotiated
+
+    def adopt_form(self, form: str, max_length: int | None = None) -> None:
+        self.negotiator.adopt(form, max_length)
+
+    async def generate(self, request: Request) -> Reply:
+        return await self.negotiator.send(lambda form: self._call(request, form))
+
+    async def _call(self, request: Request, form: Form) -> Reply:
+        raise NotImplementedError
+
+    def wire(self, request: Request) -> dict[str, Any]:
+        return self.body(request, self.negotiator.current)
+
+    def body(self, request: Request, form: Form) -> dict[str, Any]:
+        """The request body as it goes on the wire in `form` (the batch route sends the same)."""
+        body = self._params(request, form)
+        body.update(body.pop("extra_body", {}))
+        return body
+
+    def _params(self, request: Request, form: Form) -> dict[str, Any]:
+        """The request as the SDK's keywords; what the SDK does not name in `extra_body`."""
+        raise NotImplementedError
+
+
+class ServerBackend(NegotiatingBackend):
     """What the OpenAI-style backends share: the negotiated structured form, the sampling
     extras, and the string caps, set up once and sent the same way."""
 
-    negotiator: Negotiator
     sampling: dict[str, SamplingValue]
     fit_strings: bool
 
@@ -113,7 +144,7 @@ class ServerBackend(Backend):
         fit_strings: bool | None,
         base_url: str | None,
     ) -> None:
-        self.negotiator = Negotiator(structured, order)
+        self.negotiator = Negotiator(structured, order, FORMS)
         self.sampling = dict(sampling or {})
         # Servers behind a base_url compile the schema to a grammar; OpenAI's strict mode
         # would refuse the length caps.
@@ -125,21 +156,9 @@ class ServerBackend(Backend):
             found["sampling"] = self.sampling  # they change what the model says
         return found
 
-    def negotiated_form(self) -> str | None:
-        return self.negotiator.negotiated
-
-    def adopt_form(self, form: str, max_length: int | None = None) -> None:
-        self.negotiator.adopt(form, max_length)
-
     def string_cap(self) -> int | None:
         form = self.negotiator.form
         return None if form is None or not self.fit_strings else self.negotiator.max_length(form)
-
-    async def generate(self, request: Request) -> Reply:
-        return await self.negotiator.send(lambda form: self._call(request, form))
-
-    async def _call(self, request: Request, form: Form) -> Reply:
-        raise NotImplementedError
 
     def _fitted(self, request: Request, form: Form) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """(the schema as this form sends it, sampling keywords, sampling body fields)."""

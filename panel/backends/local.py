@@ -24,9 +24,10 @@ from pydantic import Field
 from ..depth import BUDGETS, LARGE_MODEL_BYTES, Depth
 from ..errors import BackendSpecError, MissingDependencyError, UserError
 from ..loaders import file_kind
+from ._compat import fit_for_grammar
 from ._hub import PREFIX as HUB_PREFIX
 from ._hub import hub_gguf
-from .base import Backend, BackendOptions, MemberSpec, Reply, Request
+from .base import Backend, MemberOptions, MemberSpec, Reply, Request
 from .envelope import chat_answer
 
 __all__ = ["ENGINES", "LocalBackend", "LocalOptions", "bundled_model_path", "check_gguf", "fit_schema"]
@@ -132,7 +133,7 @@ def engine_class(choice: str) -> type[Engine]:
     raise MissingDependencyError("local", extra, needs)
 
 
-class LocalOptions(BackendOptions):
+class LocalOptions(MemberOptions):
     #: the context window of one sequence in tokens: prompt and reply must fit in it
     n_ctx: int = Field(default=4096, ge=512)
     #: threads that decode; default half the cores (see `default_threads`)
@@ -204,10 +205,16 @@ class LocalBackend(Backend):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.engine.executor, self._generate, request)
 
+    def _schema(self, request: Request) -> dict[str, Any]:
+        """The schema as its grammar is built: string caps from the token budget and depth."""
+        sampling = request.sampling
+        return fit_for_grammar(request.schema, sampling.max_tokens, request.depth, self.engine.max_length)
+
+    def wire(self, request: Request) -> dict[str, Any]:
+        return {**super().wire(request), "schema": self._schema(request), "repeat_penalty": REPEAT_PENALTY}
+
     def _generate(self, request: Request) -> Reply:
-        schema = fit_schema(
-            request.schema, request.sampling.max_tokens, request.depth, self.engine.max_length
-        )
+        schema = self._schema(request)
         started = time.perf_counter()
         out = self.engine.complete(request, schema, REPEAT_PENALTY)
         latency = time.perf_counter() - started
