@@ -52,8 +52,10 @@ chromium:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-driver; } >/dev/null 2>&1 \
 	  || echo "note: chromium-driver could not be installed here; the view's browser tests will be skipped"; }
 
+# One worker per core (pytest-xdist), each taking whole test files: a file's module-scoped
+# fixtures (a model server, a browser, a built store) start once, in one worker.
 test: setup chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check panel tests bench toolpanel.py

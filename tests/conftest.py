@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from panel.store import Store
+# A pytest-xdist worker starts with COLUMNS=80 and LINES=24 in its environment; the CLI's rich
+# consoles, made at import, would keep that width for good. Without them, as in a serial run,
+# the consoles read the width the `cli` fixture sets when they print.
+for _variable in ("COLUMNS", "LINES"):
+    os.environ.pop(_variable, None)
+
+from panel.store import Store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CATALOG = ROOT / "examples" / "catalog.yaml"

@@ -352,12 +352,37 @@ def test_plots_into_a_path_that_is_a_file_is_one_line(cli: Any, runs: Runs, tmp_
     assert result.out == ""
 
 
-def test_heatmap_draws_undefined_kappa(tmp_path: Path) -> None:
+def test_heatmap_draws_undefined_kappa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An undefined kappa (None or NaN) is a grey cell marked "n/a", not a coloured one nor a gap."""
     pytest.importorskip("matplotlib")
-    from panel.analysis.plots import kappa_heatmap
+    from matplotlib.image import imread
 
-    path = kappa_heatmap(["a", "b"], [[1.0, None], [None, float("nan")]], "undefined", tmp_path / "k.png")
-    assert path.read_bytes().startswith(PNG)
+    from panel.analysis import plots
+
+    texts: list[list[str]] = []
+    draw_png = plots._png
+
+    def keeping_texts(draw: Any, dpi: int = 100) -> bytes:
+        def drawn(plt: Any) -> Any:
+            figure = draw(plt)
+            texts.append([t.get_text() for t in figure.axes[0].texts])
+            return figure
+
+        return draw_png(drawn, dpi)
+
+    monkeypatch.setattr(plots, "_png", keeping_texts)
+
+    def grey_pixels(kappa: list[list[float | None]], name: str) -> int:
+        path = plots.kappa_heatmap(["a", "b"], kappa, "undefined", tmp_path / name)
+        assert path.read_bytes().startswith(PNG)
+        pixels = (imread(path)[:, :, :3] * 255).round().astype(int)
+        return int((pixels == (0xD9, 0xD9, 0xD9)).all(axis=2).sum())
+
+    undefined = grey_pixels([[1.0, None], [None, float("nan")]], "k.png")
+    defined = grey_pixels([[1.0, 0.5], [0.5, 1.0]], "all.png")
+    # A cell is some 50,000 pixels at 120 dpi: three grey cells; a few edge pixels when all are defined.
+    assert defined < 100 and undefined > 3 * 30_000
+    assert texts == [["1.00", "n/a", "n/a", "n/a"], ["1.00", "0.50", "0.50", "1.00"]]
 
 
 def test_analyze_leaves_out_a_rater_whose_every_review_failed(tmp_path: Path) -> None:

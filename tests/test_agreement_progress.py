@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import json
 from pathlib import Path
@@ -105,13 +107,27 @@ def test_a_slow_command_writes_nothing_when_stderr_is_not_a_terminal() -> None:
     assert buffer.getvalue() == ""
 
 
-def test_the_cli_json_stays_clean_with_the_bar_in_place(cli: Any, tmp_path: Path) -> None:
+def test_the_cli_json_stays_clean_with_the_bar_in_place(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stderr a terminal and the command slow from its start: the bar is drawn, on stderr
+    alone, and stdout holds the JSON and nothing else."""
+    from panel.cli.apps import err_console
+
+    command = importlib.import_module("panel.cli.agreement")  # the package's `agreement` is the command
+
+    # as the console would be made were stderr a terminal
+    monkeypatch.setattr(err_console, "_force_terminal", True)
+    monkeypatch.setattr(err_console, "is_interactive", True)
+    monkeypatch.setenv("TERM", "xterm-256color")  # not a dumb terminal, whatever runs the tests
+    monkeypatch.setattr(command, "PhaseBar", functools.partial(PhaseBar, delay=0.0))
     with Store(tmp_path / "runs") as store:
         store_verdicts(store, "r", VERDICTS, status="done")
     result = cli("agreement", "r", "--format", "json", "--resamples", "50", "--out", str(tmp_path / "runs"))
     assert result.code == 0, result.err
-    assert json.loads(result.out)["runs"] == ["r"]
-    assert result.err == ""
+    assert "reading reviews" in result.err and "0/8" in result.err  # the bar was drawn, on stderr
+    assert json.loads(result.out)["runs"] == ["r"]  # stdout parses whole: not one byte of the bar
+    assert "\x1b" not in result.out and "\r" not in result.out
 
 
 # --- `last` ---------------------------------------------------------------------------

@@ -37,26 +37,9 @@ def _llama_server(factory: pytest.TempPathFactory, folder: str, *options: str) -
 
 
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from _llama_server(tmp_path_factory, "llama-server", "--n_threads", "1")
-
-
-@pytest.fixture(scope="module")
 def stock_llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The server with nothing beyond its model, address, port and context: stock settings."""
     yield from _llama_server(tmp_path_factory, "stock-llama-server")
-
-
-def test_compare_through_llama_cpp_python_server(
-    cli: Any, llama_server: str, tmp_path: Path, runs_dir: Path
-) -> None:
-    entries, forms = compare_through(cli, llama_server, "llama-cpp-python", tmp_path, runs_dir)
-    assert len(entries) == 8
-    assert sum(e["valid"] for e in entries) >= 6, [e["error"] for e in entries if not e["valid"]]
-    # llama-cpp-python refuses json_schema; auto settled on the schema in json_object, a grammar.
-    assert {e["enforced"] for e in entries} == {"grammar"}
-    # ... and the store remembers it for the member, so a resume does not probe again.
-    assert forms == ["json_object"]
 
 
 def test_a_stock_server_takes_the_default_depth(
@@ -64,11 +47,14 @@ def test_a_stock_server_takes_the_default_depth(
 ) -> None:
     """The server as it starts with no options beyond its model, address and context, and the
     member at its default depth (full) and token limit: the review's caps stay within what
-    llama-cpp-python's converter compiles, so the server lives through every request."""
+    llama-cpp-python's converter compiles, so the server lives through every request.
+    (The one run of the panel against this server: it also shows the form `auto` settles on.)"""
     url = stock_llama_server
     entries, forms = compare_through(cli, url, "llama-cpp-python", tmp_path, runs_dir, max_tokens=None)
     assert answers(url), "the server died"
     assert len(entries) == 8
     assert sum(e["valid"] for e in entries) >= 6, [e["error"] for e in entries if not e["valid"]]
+    # llama-cpp-python refuses json_schema; auto settled on the schema in json_object, a grammar.
     assert {e["enforced"] for e in entries} == {"grammar"}
+    # ... and the store remembers it for the member, so a resume does not probe again.
     assert forms == ["json_object"]

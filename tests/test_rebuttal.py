@@ -28,6 +28,7 @@ from panel.store import Store
 from panel.testing.schema_fill import fill
 
 from .conftest import EXAMPLE_CATALOG
+from .html_tables import tables
 
 # Names a careless prompt would leak: none is a word a fake reply or the catalog could hold.
 PERSONAS = {
@@ -386,7 +387,22 @@ def test_the_agreement_page_has_the_rebuttal_section(tmp_path: Path, cli: Callab
     )
     assert result.code == 0, result.err  # type: ignore[attr-defined]
     html = page.read_text()
-    assert "Does debate help or herd?" in html and "Flip rate in the rebuttal round" in html
+    assert "Does debate help or herd?" in html
+    section = html[html.index('<section class="section" id="rebuttal"') :]
+    found = tables(section[: section.index("</section>")])
+    # the figures of `panel agreement --format json` for this run (the test above), as a reader sees them
+    assert found["Flip rate in the rebuttal round"] == [
+        ["Group", "Answers", "Changed", "Flip rate", "To the majority"],
+        ["persona: zorblax", "4", "2", "50%", "2"],
+        ["persona: quindle", "4", "0", "0%", "0"],
+        ["persona: marrowit", "4", "0", "0%", "0"],
+        ["member: fake:vortex-omega", "6", "2", "33%", "2"],
+        ["member: fake:nimbus-kappa", "6", "0", "0%", "0"],
+        ["all reviewers", "12", "2", "17%", "2"],
+    ]
+    agreement = found["Inter-rater agreement, round 1 vs after the rebuttal round"]
+    assert agreement[0] == ["Statistic", "Round 1", "After rebuttal"]
+    assert agreement[1] == ["Percent agreement", "0.667 [0.667, 0.667]", "1.000 [1.000, 1.000]"]
 
 
 def test_a_rebuttal_prompt_shows_answers_as_one_text_so_their_count_names_no_persona(tmp_path: Path) -> None:

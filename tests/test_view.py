@@ -4,6 +4,7 @@ the headers and refusals every request meets, and the command's choice of addres
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import re
 from collections.abc import Iterator
@@ -198,12 +199,26 @@ def test_a_post_needs_the_csrf_token_of_its_session(store_dir: Path) -> None:
         assert other_site.status_code == 403
 
 
+def _form_tokens(html: str) -> list[str]:
+    """The CSRF field's value in each POST form of a page ('' for a form without the field)."""
+    forms = re.findall(r'<form[^>]*method="post".*?</form>', html, re.DOTALL)
+    return [(re.findall(rf'name="{CSRF_FIELD}" value="([^"]*)"', form) or [""])[0] for form in forms]
+
+
 def test_pages_give_forms_the_csrf_token(store_dir: Path) -> None:
     with TestClient(_echo_app(store_dir), base_url=BASE) as test_client:
         page = test_client.get("/")
-        assert page.cookies.get(cookie_name(8765)) and f'name="{CSRF_FIELD}" value="' in page.text
+        assert page.cookies.get(cookie_name(8765))
+        tokens = _form_tokens(page.text)
+        assert tokens and all(token == tokens[0] != "" for token in tokens)  # every form, one token
+        # the token the form holds is the one this session's POSTs are checked against
+        sent = test_client.post("/echo", data={"text": "hi", CSRF_FIELD: tokens[0]})
+        assert sent.status_code == 200 and sent.text == "echo hi"
         again = test_client.get("/")
         assert "set-cookie" not in again.headers  # one token per browser session, kept
+        assert _form_tokens(again.text) == tokens
+    with TestClient(_echo_app(store_dir), base_url=BASE) as other_browser:
+        assert _form_tokens(other_browser.get("/").text)[0] != tokens[0]  # another session, another token
 
 
 def test_a_host_header_naming_another_host_is_refused(client: TestClient) -> None:
@@ -281,17 +296,27 @@ def test_runs_list_pages(client: TestClient, store_dir: Path, monkeypatch: pytes
     assert "2 runs" in only_done and "page" not in only_done.split("<caption>")[1].split("</caption>")[0]
 
 
+def _files(folder: Path) -> dict[str, str]:
+    """Every file under `folder`, by its path, with a digest of its bytes; not SQLite's
+    `-shm`, the WAL's shared-memory index, where every reader leaves its read mark."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not path.name.endswith("-shm")
+    }
+
+
 def test_viewing_takes_no_lock_and_writes_nothing(tmp_path: Path) -> None:
     """A run can be going (its writer holding the store's lock) while the view reads."""
     runs = tmp_path / "runs"
     plan = plan_compare(["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"])
     with Store(runs) as writer:
         run_id, _ = asyncio.run(run_plan(plan, writer, "panel compare", options=RunOptions(kind="compare")))
-        before = sorted(p.name for p in runs.iterdir())
+        before = _files(runs)
         with TestClient(create_app(runs, token=None), base_url=BASE) as test_client:
             assert test_client.get("/").status_code == 200
             assert test_client.get(f"/runs/{run_id}").status_code == 200
-        assert sorted(p.name for p in runs.iterdir()) == before
+        assert _files(runs) == before
 
 
 def test_a_form_from_a_hidden_origin_is_refused_even_with_a_matching_token(store_dir: Path) -> None:

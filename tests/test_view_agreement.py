@@ -15,17 +15,24 @@ import pytest
 from starlette.testclient import TestClient
 
 from panel.analysis.html import render_report
-from panel.analysis.page import value
 from panel.run.plan import RunOptions, plan_compare, run_plan
 from panel.store import Store
 from panel.view import agreement
 from panel.view.app import create_app
 
 from .conftest import EXAMPLE_CATALOG
+from .html_tables import tables
 from .view_store import INJECTED_NAME, build_store, run_ids
 
 BASE = "http://127.0.0.1:8765"
 HOSTILE_MEMBER = "fake:<img src=x onerror=alert(1)>"
+#: the JSON's agreement figures, by the name the page's table gives them
+STATS = {
+    "percent_agreement": "Percent agreement",
+    "fleiss_kappa": "Fleiss' kappa",
+    "krippendorff_alpha": "Krippendorff's alpha (nominal)",
+    "effective_votes": "Effective independent votes",
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +81,23 @@ def test_the_page_shows_the_figures_panel_agreement_prints(
     page = client.get(f"/runs/{run_id}/agreement", params=params)
     assert page.status_code == 200
     data = _cli_json(cli, store_dir, run_id, *(["--reference", reference] if reference else []))
+    # The page's figures against the JSON's numbers, formatted here (three decimals), not by the page's code.
     stats = data["stats"]
-    for key in ("krippendorff_alpha", "fleiss_kappa", "percent_agreement"):
-        point, ci = value(key, stats[key])
-        assert f"<td>{point}</td>" in page.text, key  # e.g. Krippendorff's alpha, as the JSON has it
-        assert ci in page.text
-    # and every other figure too: the body is the report page's body for the same JSON
+    shown = tables(page.text)
+    rows = {row[0]: row[1:] for row in shown["Agreement between the panel's raters"][1:]}
+    for key, name in STATS.items():
+        figure = stats[key]
+        assert rows[name] == [
+            f"{figure['point']:.3f}",
+            f"[{figure['low']:.3f}, {figure['high']:.3f}]",
+            f"{figure['resamples_used']} of {stats['n_resamples']}",
+        ], key
+    kappas = shown[f"Cohen's kappa, every pair of raters by rater ({stats['n_items']} items)"]
+    assert kappas[0] == ["", *stats["raters"]]
+    for rater, row, values in zip(stats["raters"], kappas[1:], stats["cohen_kappa"], strict=True):
+        assert row == [rater, *("—" if v is None else f"{v:.3f}" for v in values)]
+    # and every other figure too: the body is the report page's body for the same JSON (the
+    # page's own analysis, with `panel agreement`'s defaults, gives what the command printed)
     report = render_report(data)
     expected = report[report.index("<body>") + len("<body>") : report.rindex("</body>")].strip()
     assert _body(page.text) == expected

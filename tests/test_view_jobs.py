@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -229,8 +230,10 @@ def test_finished_jobs_are_kept_up_to_a_bound_and_one_runs_at_a_time() -> None:
     running = registry.add("job 4", 1)
     assert [registry.get(j.id) is not None for j in made] == [False, False, True, True]
     assert registry.running() is running
-    with pytest.raises(Exception, match="already running: job 4"):
+    with pytest.raises(HTTPException, match="already running: job 4") as busy:
         registry.add("job 5", 1)
+    assert busy.value.status_code == 409  # the browser is told "conflict", not a server error
+    assert registry.running() is running  # job 4 still the one running
 
 
 def test_the_event_stream_ends_when_the_client_goes_away(monkeypatch: pytest.MonkeyPatch) -> None:

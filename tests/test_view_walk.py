@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from panel.catalog import load_catalog
+from panel.catalog import CatalogError, load_catalog
 from panel.run.plan import RunOptions, plan_compare, plan_run, run_plan
 from panel.store import CellKey, Store
 from panel.view.app import create_app
@@ -247,7 +247,7 @@ def test_a_new_tool_is_refused_beside_its_field_then_drafted_with_live_progress(
     bad = dict(source["tools"][0], id="Bad Id!")
     catalog_file = runs.parent / "bad.yaml"
     catalog_file.write_text(yaml.safe_dump({"tools": [bad]}), encoding="utf-8")
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(CatalogError) as refused:
         load_catalog(catalog_file)
     catalog_words = str(refused.value).split(": tool ", 1)[1].split(": ", 1)[1]
 
