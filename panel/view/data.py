@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from ..report.load import load_record
 from ..report.record import ComparisonRecord
-from ..run.job import run_kind
 from ..store import RunRow, Store
 
 __all__ = ["PER_PAGE", "RunSummary", "RunsPage", "ToolLine", "list_runs", "review_tools", "tool_record"]
@@ -129,7 +128,7 @@ def list_runs(store: Store, status: str | None, tool: str | None, page: int) -> 
     tools = _run_tools(store, ids) if ids else {}
     counts = _counts(store, ids) if ids else {}
     summaries = [
-        RunSummary(run, run_kind(run), tools.get(run.id, []), *counts.get(run.id, (0, 0, 0.0)))
+        RunSummary(run, run.kind, tools.get(run.id, []), *counts.get(run.id, (0, 0, 0.0)))
         for run in runs
     ]
     return RunsPage(summaries, len(matched), page, pages, _tool_choices(store))
