@@ -88,7 +88,9 @@ def import_graph(root: Path, type_checking: bool = False, local: bool = True) ->
             if node.level:
                 source = f"{base}.{source}" if source else base
             targets.add(source)
-            targets.update(f"{source}.{alias.name}" for alias in node.names if f"{source}.{alias.name}" in paths)
+            targets.update(
+                f"{source}.{alias.name}" for alias in node.names if f"{source}.{alias.name}" in paths
+            )
         graph[name] = {t for t in targets if t in paths and t != name}
     return graph
 
@@ -187,9 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("package", nargs="?", default=str(Path(__file__).resolve().parent.parent / "panel"))
     parser.add_argument("--type-checking", action="store_true", help="count imports under TYPE_CHECKING")
-    parser.add_argument(
-        "--module-level-only", action="store_true", help="leave out imports inside functions"
-    )
+    parser.add_argument("--module-level-only", action="store_true", help="leave out imports inside functions")
     args = parser.parse_args(argv)
     root = Path(args.package).resolve()
     graph = import_graph(root, type_checking=args.type_checking, local=not args.module_level_only)
