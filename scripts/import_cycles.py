@@ -63,7 +63,7 @@ def _imports(tree: ast.Module, type_checking: bool, local: bool) -> Iterator[ast
                     if isinstance(children, list):
                         yield from walk([c for c in children if isinstance(c, ast.stmt)], in_function)
                         for child in children:  # except handlers and match cases hold bodies
-                            if isinstance(child, ast.excepthandler | ast.match_case):
+                            if isinstance(child, ast.ExceptHandler | ast.match_case):
                                 yield from walk(child.body, in_function)
 
     yield from walk(tree.body, False)

@@ -3,12 +3,15 @@ that makes it (its limits, price, timeout, route and depth)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from ..backends.base import Backend, Request, Sampling
 from ..catalog import Tool
 from ..depth import Depth
+from ..memo import ByIdentity
 from ..personas import Persona
 from ..prompts import PromptSet
 from ..store import CellKey
@@ -21,6 +24,8 @@ __all__ = ["SEED_STRIDE", "Cell", "CellResult", "Member"]
 #: how far a regenerated review's seed moves per review of its cell set aside: far beyond
 #: any number of repeats (whose seeds are seed + repeat), so no two requests share a seed
 SEED_STRIDE = 100_003
+#: the cells of one tool come one after another, one per persona and member
+_tool_fingerprint: ByIdentity[str] = ByIdentity(lambda tool: tool.fingerprint())
 
 
 @dataclass(frozen=True)
@@ -87,3 +92,18 @@ class Member:
     def request(self, cell: Cell, prompts: PromptSet, run: Sampling) -> Request:
         """A cell's first ask on this member: at its depth, within its token limit."""
         return cell.request(prompts, self.sampling(run), self.depth)
+
+    def fingerprint(self, cell: Cell, prompts: PromptSet, run: Sampling) -> str:
+        """Hash of a cell's inputs on this member: the tool's facts, the persona file, the
+        model, the prompts, and the sampling and depth they are asked at (`run`: the run's
+        sampling with the cell's seed)."""
+        material = [
+            _tool_fingerprint(cell.tool),
+            cell.persona.version,
+            cell.backend.label,
+            cell.backend.identity(),
+            prompts.fingerprint,
+            self.sampling(run).as_dict(),
+            self.depth,
+        ]
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]

@@ -27,15 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..backends.base import Backend, Reply, Request, Sampling
-from ..errors import BackendError, TransientError, UnreachableError, UserError
-from ..memo import ByIdentity
+from ..errors import BackendError, UnreachableError, UserError
 from ..prompts import PromptSet
 from ..store import CellKey, Store
 from .cache_key import cache_key
@@ -45,14 +42,12 @@ from .outage import MemberStopped
 from .pricing import input_tokens
 from .retry import RetryPolicy, call_with_retries
 from .routes import BudgetStop, LiveRoute, Route, RouteMaker
+from .sending import call_member
 from .stats import RunStats
-from .usage import believed, charge
+from .usage import charge
 from .validate import InvalidReply, parse_review
 
 __all__ = ["Engine"]
-
-#: the cells of one tool come one after another, one per persona and member
-_tool_fingerprint: ByIdentity[str] = ByIdentity(lambda tool: tool.fingerprint())
 
 
 def _what(cell: Cell) -> str:
@@ -178,17 +173,7 @@ class Engine:
     def fingerprint(self, cell: Cell) -> str:
         """Hash of a cell's inputs: the tool's facts, the persona file, the model, the prompts
         and the depth they were rendered at."""
-        member = self._member(cell)
-        material = [
-            _tool_fingerprint(cell.tool),
-            cell.persona.version,
-            cell.backend.label,
-            cell.backend.identity(),
-            self.prompts.fingerprint,
-            member.sampling(self._sampling(cell)).as_dict(),
-            member.depth,
-        ]
-        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+        return self._member(cell).fingerprint(cell, self.prompts, self._sampling(cell))
 
     def _member(self, cell: Cell) -> Member:
         for member in self.members:  # a handful: a scan is cheaper than keeping a map in step
@@ -378,7 +363,9 @@ class Engine:
 
         async def attempt() -> Reply:
             tries[0] += 1
-            return await self._call(member, request, estimate, cell)
+            reply = await call_member(member, request, estimate, _what(cell))
+            self._remember_form(member.backend)
+            return reply
 
         try:
             reply, _ = await call_with_retries(
@@ -394,33 +381,6 @@ class Engine:
         self.stats.sent += 1
         self.store.finish_request(request_id, reply, tries[0], cost_usd=cost)
         return request_id, reply, False
-
-    async def _call(self, member: Member, request: Request, estimate: int, cell: Cell) -> Reply:
-        if member.watch.stopped is not None:
-            raise MemberStopped(member.watch.stopped)
-        reservation = await member.limiter.acquire(estimate)
-        backend = member.backend
-        try:
-            # The client's own timeout should fire first; this one is the backstop. A timeout
-            # scope, unlike wait_for, costs no task of its own per request.
-            async with asyncio.timeout(member.timeout + 5 if member.timeout else None):
-                reply = await backend.generate(request)
-        except TimeoutError:
-            raise TransientError(f"no reply within {member.timeout:.0f} s") from None
-        except BackendError as exc:
-            member.limiter.failed(reservation, exc)  # a 429 slows the whole member down
-            if not isinstance(exc, UnreachableError):
-                member.watch.took(_what(cell))  # the server is there: it answered, or broke
-            raise
-        except Exception as exc:  # our bug stops the run; an SDK error we did not map fails the review
-            raise backend.bug(exc) or backend.as_backend_error(exc) from exc
-        member.watch.took(_what(cell))
-        self._remember_form(backend)
-        reply.usage = believed(reply.usage, request)
-        used = reply.usage.input_tokens + reply.usage.output_tokens
-        member.limiter.settle(reservation, estimate if reply.usage.unknown else used)
-        member.limiter.observe(reply.meta.get("ratelimit"))
-        return reply
 
     def _remember_form(self, backend: Backend) -> None:
         """Store the form `structured = "auto"` found, once, so no later process probes."""
