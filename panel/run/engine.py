@@ -106,11 +106,8 @@ class Engine:
             if found is not None:
                 member.backend.adopt_form(found.form, found.max_length)
                 self._forms[member.backend.form_key()] = found.form
-        workers = [
-            worker
-            for member in self.members
-            for worker in self._route(member).workers(member, cells_for(member.backend))
-        ]
+        routes = [(member, self._route(member)) for member in self.members]  # all known first
+        workers = [w for member, route in routes for w in route.workers(member, cells_for(member.backend))]
         self._live = True
         # Writes are committed in groups; each request is committed before it is sent.
         self.store.group_commits(True)
