@@ -182,9 +182,10 @@ def execute(store: Store, request: RunRequest, command: str, notices: Notices, c
         )
         raise RunInterrupted(run_id) from None
     reporter.finish(stats)
+    elapsed = reporter.elapsed
     detached = stats.stopped == "detached"
     flipped = len(diff_runs(store, since_run, run_id).flipped) if since_run and not detached else 0
-    return Outcome(run_id, kind, stats, store.run_dir(run_id), reporter.elapsed, since_run, flipped)
+    return Outcome(run_id, kind, stats, store.run_dir(run_id), elapsed, since_run, flipped)
 
 
 def _start(store: Store, request: RunRequest) -> tuple[str, Plan, str | None, str | None]:
