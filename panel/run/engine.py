@@ -19,8 +19,9 @@ with the error, and stores everything as it goes:
 
 The routes, the rebuttal round (`panel.run.rebuttal`) and regenerate use only the public
 operations below: `done_before`, `fingerprint`, `request`, `copy_since`, `cached`,
-`reserve`, `room`, `hold`/`release`, `send`, `review`, `reask`, `judge`, `save`, `finish`,
-`stop`, `tell`. What it tells goes to `on_event` as events (`panel.run.events`).
+`reserve`, `room`, `hold`/`release`, `send`, `review` (`review_alone`), `reask`, `judge`,
+`save`, `finish`, `stop`, `tell`. What it tells goes to `on_event` as events
+(`panel.run.events`).
 """
 
 from __future__ import annotations
@@ -247,6 +248,15 @@ class Engine:
         )
 
     # -- making a review -------------------------------------------------------------------
+
+    async def review_alone(self, cell: Cell, member: Member) -> CellResult:
+        """Make one cell's review outside a run of its routes (regenerate): with the seed the
+        reviews of the cell set aside move it to, its failure stored, and counted alone."""
+        self.generations = self.store.generations(self.run_id)
+        self.stats = RunStats(total=1)
+        result = await self.review(cell, member)
+        self.finish(result)
+        return result
 
     async def review(self, cell: Cell, member: Member) -> CellResult:
         """Make one review: ask, validate, re-ask once with the error, store the outcome."""

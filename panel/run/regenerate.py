@@ -24,7 +24,6 @@ from .engine import Engine
 from .events import ReviewMade, Sink
 from .plan import Plan, plan_resume
 from .rebuttal import planned_rebuttals, run_rebuttals
-from .stats import RunStats
 
 __all__ = ["find_cell", "regenerate_review"]
 
@@ -96,10 +95,7 @@ async def regenerate_review(
             if store.review(run_id, key) is not None:
                 store.archive_review(run_id, key, reason, editor)
             engine = Engine(store, run_id, plan.prompts, [member], plan.sampling, use_cache=False)
-            engine.generations = store.generations(run_id)
-            engine.stats = stats = RunStats(total=1)
-            result = await engine.review(cell, member)
-            stats.done, stats.valid, stats.failed = 1, int(result.valid), int(not result.valid)
+            result = await engine.review_alone(cell, member)
             if plan.rebuttal and result.valid:
                 # Its round-2 answer went with the review set aside: the new one answers again
                 # (only this member's missing answers are asked).
@@ -107,5 +103,5 @@ async def regenerate_review(
             final = "done" if _complete(store, run_id, plan, engine) else before
             end.finish(final, lambda rid, status: write_run_files(store, rid, status, run.kind))
             if on_event is not None:
-                on_event(ReviewMade(result, copy.copy(stats)))
+                on_event(ReviewMade(result, copy.copy(engine.stats)))
     return result
