@@ -355,13 +355,10 @@ class BatchRunner:
                 usage = outcome.reply.usage = believed(outcome.reply.usage, a.request)
                 foreign = _foreign(a, outcome.reply)
                 cost = charge(price, usage, self._worst(price, a.request))
-                if member.price:
-                    engine.stats.batch_at_live += charge(
-                        member.price, usage, self._worst(member.price, a.request)
-                    )
-                engine.stats.batch_spent += cost
-                engine.stats.spent += cost
-                engine.stats.sent += 1
+                at_live = (
+                    charge(member.price, usage, self._worst(member.price, a.request)) if member.price else 0.0
+                )
+                engine.paid(cost, batch_at_live=at_live)
                 store.finish_request(a.request_id, outcome.reply, a.tries, error=foreign, cost_usd=cost)
                 if foreign is not None:
                     # Paid for, and kept with its request, but not taken for this cell's answer.

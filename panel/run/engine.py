@@ -19,8 +19,8 @@ with the error, and stores everything as it goes:
 
 The routes, the rebuttal round (`panel.run.rebuttal`) and regenerate use only the public
 operations below: `done_before`, `fingerprint`, `request`, `copy_since`, `cached`,
-`reserve`, `room`, `hold`/`release`, `send`, `review` (`review_alone`), `reask`, `judge`,
-`save`, `finish`, `stop`, `tell`. What it tells goes to `on_event` as events
+`reserve`, `room`, `hold`/`release`, `paid`, `send`, `review` (`review_alone`), `reask`,
+`judge`, `save`, `finish`, `stop`, `tell`. What it tells goes to `on_event` as events
 (`panel.run.events`).
 """
 
@@ -167,6 +167,16 @@ class Engine:
 
     def release(self, worst: float) -> None:
         self.stats.reserved -= worst
+
+    def paid(self, cost: float, *, batch_at_live: float | None = None) -> None:
+        """Count one reply from a model and what it cost; on the batch route, also what the
+        same reply would have cost on the live route."""
+        s = self.stats
+        s.spent += cost
+        s.sent += 1
+        if batch_at_live is not None:
+            s.batch_spent += cost
+            s.batch_at_live += batch_at_live
 
     def fingerprint(self, cell: Cell) -> str:
         """Hash of a cell's inputs: the tool's facts, the persona file, the model, the prompts
@@ -384,8 +394,7 @@ class Engine:
         finally:
             self.release(worst)
         cost = charge(member.price, reply.usage, worst)
-        self.stats.spent += cost
-        self.stats.sent += 1
+        self.paid(cost)
         self.store.finish_request(request_id, reply, tries[0], cost_usd=cost)
         return request_id, reply, False
 
