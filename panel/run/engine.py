@@ -30,7 +30,6 @@ import asyncio
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from ..backends.base import Backend, Reply, Request, Sampling
 from ..errors import BackendError, UnreachableError, UserError
@@ -41,6 +40,7 @@ from .cells import SEED_STRIDE, Cell, CellResult, Member
 from .events import Event, ReviewMade, SendingStopped, Sink
 from .outage import MemberStopped
 from .pricing import input_tokens
+from .records import RunRecords
 from .retry import RetryPolicy, call_with_retries
 from .routes import BudgetStop, LiveRoute, Route, RouteMaker
 from .sending import call_member
@@ -57,7 +57,7 @@ def _what(cell: Cell) -> str:
 
 
 @dataclass
-class Engine:
+class Engine(RunRecords):
     store: Store
     run_id: str
     prompts: PromptSet
@@ -200,63 +200,6 @@ class Engine:
         """The first ask of a cell: its member's depth and token limit, its repeat's seed."""
         return self._member(cell).request(cell, self.prompts, self._sampling(cell))
 
-    def copy_since(self, cell: Cell, fingerprint: str) -> CellResult | None:
-        """Copy the cell's review from `since_run` when it is valid and its inputs unchanged."""
-        if self.since_run is None:
-            return None
-        previous = self.store.review(self.since_run, cell.key)
-        if previous is None or not previous.valid or previous.fingerprint != fingerprint:
-            return None
-        self.store.save_review(
-            self.run_id,
-            cell.key,
-            cell.backend.name,
-            cell.backend.model,
-            data=previous.data,
-            error=None,
-            raw_reply=previous.raw_reply,
-            request_id=None,
-            asks=previous.asks,
-            fingerprint=fingerprint,
-            copied_from=self.since_run,
-            enforced=previous.enforced,
-        )
-        return CellResult(cell, True, previous.verdict, None, previous.asks, "copied")
-
-    def cached(
-        self, cell: Cell, request: Request, ask: int, key: str | None = None
-    ) -> tuple[int, Reply] | None:
-        """The reply of an identical request answered before (any run), recorded as this
-        run's request: (request id, reply); None when there is none or the cache is off."""
-        if not self.use_cache:
-            return None
-        key = key or cache_key(cell.backend, request, cell.persona.version)
-        stored = self.store.stored_reply(key)
-        if stored is None:
-            return None
-        request_id = self._record(cell, request, ask, key)
-        self.store.finish_request(request_id, stored[1], 0, cached_from=stored[0])
-        return request_id, stored[1]
-
-    def reserve(self, cell: Cell, request: Request, ask: int, worst: float = 0.0) -> int:
-        """Write a request before it is sent, with the worst case it reserves; its id."""
-        return self._record(cell, request, ask, cache_key(cell.backend, request, cell.persona.version), worst)
-
-    def _record(self, cell: Cell, request: Request, ask: int, key: str, worst: float = 0.0) -> int:
-        return self.store.begin_request(
-            self.run_id,
-            cell.key,
-            cell.backend.name,
-            cell.backend.model,
-            ask,
-            request.messages,
-            request.schema_name,
-            request.sampling.as_dict(),
-            key,
-            reserved_usd=worst,
-            round_=cell.ROUND,
-        )
-
     # -- making a review -------------------------------------------------------------------
 
     async def review_alone(self, cell: Cell, member: Member) -> CellResult:
@@ -325,35 +268,6 @@ class Engine:
             return self.save(cell, None, error, reply.text, request_id, ask, fingerprint, source, enforced)
         data = review.model_dump(mode="json")
         return self.save(cell, data, None, reply.text, request_id, ask, fingerprint, source, enforced)
-
-    def save(
-        self,
-        cell: Cell,
-        data: dict[str, Any] | None,
-        error: str | None,
-        raw: str | None,
-        request_id: int | None,
-        asks: int,
-        fingerprint: str,
-        source: str,
-        enforced: str | None = None,
-    ) -> CellResult:
-        """Store a cell's review (`data`) or its failure (`error`); not yet counted (`finish`)."""
-        self.store.save_review(
-            self.run_id,
-            cell.key,
-            cell.backend.name,
-            cell.backend.model,
-            data=data,
-            error=error,
-            raw_reply=raw,
-            request_id=request_id,
-            asks=asks,
-            fingerprint=fingerprint,
-            enforced=enforced,
-        )
-        verdict = data.get("verdict") if data else None
-        return CellResult(cell, data is not None, verdict, error, asks, source)
 
     # -- sending one request ---------------------------------------------------------------
 
