@@ -30,6 +30,10 @@
 
 Keys are never in this file: each backend reads its key from an environment variable
 (`api_key_env` names another variable than the conventional one).
+
+A member's options are validated here, once, into its backend's options model (the fields
+every member takes are `panel.backends.options.MemberOptions`; each backend's model adds its
+own, e.g. `OpenAIOptions`), and carried typed from then on.
 """
 
 from __future__ import annotations
@@ -38,14 +42,12 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .backends.base import MemberSpec, OptionError
-from .backends.registry import options_model, parse_member
-from .backends.urls import credentials_problem
-from .depth import Depth
+from .backends.registry import parse_member
 from .errors import BackendSpecError, ConfigError
 from .run.retry import RetryPolicy
 
@@ -54,7 +56,6 @@ __all__ = ["MemberConfig", "PanelConfig", "RetryConfig", "load_config", "resolve
 _SECRET_FIELDS = {"api_key", "key", "token", "secret", "password", "auth_token"}
 # TOML allows tabs and newlines; any other control character is a damaged or hostile file.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
 
 def _shown(value: object, limit: int = 80) -> str:
@@ -64,47 +65,14 @@ def _shown(value: object, limit: int = 80) -> str:
 
 
 class MemberConfig(BaseModel):
-    """The options every member takes; any other key goes to its backend's own options model."""
+    """One `[[members]]` table: its spec and name; every other key is an option, validated
+    into the backend's options model (`panel.backends.options`) when the file is read."""
 
     model_config = ConfigDict(extra="allow")
 
     spec: str = Field(description="backend:model, as on the command line.")
     name: str | None = Field(default=None, description="A short name for --backend.")
-    base_url: str | None = None
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    timeout: float | None = Field(default=None, gt=0)
-    concurrency: int | None = Field(default=None, ge=1)
-    rpm: float | None = Field(default=None, gt=0)
-    tpm: float | None = Field(default=None, gt=0)
-    headroom: float | None = Field(default=None, gt=0, le=1)
-    route: Literal["live", "batch"] | None = Field(
-        default=None, description="live (default) or batch: the provider's Batch API, at its batch price."
-    )
-    price_input: float | None = Field(default=None, ge=0)
-    price_output: float | None = Field(default=None, ge=0)
-    depth: Depth | None = Field(
-        default=None,
-        description="brief or full: how much the member writes (unset: by backend, see panel.depth).",
-    )
-    max_tokens: int | None = Field(
-        default=None, ge=32, description="Token limit of a reply (unset: by depth)."
-    )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        problem = credentials_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        try:
-            url = _HTTP_URL.validate_python(value)
-        except ValidationError:
-            url = None
-        if url is None or not url.host:
-            raise ValueError(f"must be an http:// or https:// URL, not {_shown(value)}")
-        return value  # as written: the server is part of the cache key
+    _member: MemberSpec | None = PrivateAttr(default=None)
 
     @property
     def key(self) -> str:
@@ -112,8 +80,11 @@ class MemberConfig(BaseModel):
         return self.name or self.spec
 
     def member(self) -> MemberSpec:
-        options = self.model_dump(exclude={"spec", "name"}, exclude_none=True)
-        return parse_member(self.spec, options, self.name)
+        """The member with its options typed; a `BackendSpecError` (an `OptionError` naming
+        the option) when the spec or an option is bad."""
+        if self._member is None:
+            self._member = parse_member(self.spec, self.model_extra, self.name)
+        return self._member
 
 
 class RetryConfig(BaseModel):
@@ -204,13 +175,11 @@ def _parse(path: Path, data: dict[str, Any]) -> PanelConfig:
     seen: dict[str, int] = {}
     for i, m in enumerate(config.members):
         try:
-            spec = m.member()
-        except BackendSpecError as exc:  # an unknown backend
-            raise ConfigError(f"{path}: members[{i}].spec: {exc}") from None
-        try:
-            options_model(spec.backend).of(spec.backend, spec.options)
+            m.member()
         except OptionError as exc:
             raise ConfigError(f"{path}: members[{i}].{exc.option}: {exc.reason}") from None
+        except BackendSpecError as exc:  # an unknown backend
+            raise ConfigError(f"{path}: members[{i}].spec: {exc}") from None
         if m.key in seen:
             raise ConfigError(
                 f"{path}: members[{seen[m.key]}] and members[{i}] are both named {_shown(m.key)}: "

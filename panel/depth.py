@@ -16,9 +16,8 @@ file (under `LARGE_MODEL_BYTES`, which the bundled one is), full for every other
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 __all__ = ["BUDGETS", "DEPTHS", "LARGE_MODEL_BYTES", "Budget", "Depth", "member_depth"]
 
@@ -59,8 +58,8 @@ BUDGETS: dict[Depth, Budget] = {
 }
 
 
-def member_depth(options: Mapping[str, Any], default: Depth) -> tuple[Depth, int]:
+def member_depth(depth: Depth | None, max_tokens: int | None, default: Depth) -> tuple[Depth, int]:
     """A member's depth and reply token limit from its options (`depth`, `max_tokens`);
     `default` is its backend's `default_depth()`."""
-    depth: Depth = options.get("depth") or default
-    return depth, int(options.get("max_tokens") or BUDGETS[depth].max_tokens)
+    settled: Depth = depth or default
+    return settled, max_tokens or BUDGETS[settled].max_tokens

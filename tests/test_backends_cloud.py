@@ -18,13 +18,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from panel.backends.base import Backend, Reply, Request
 from panel.backends.local import fit_schema
-from panel.backends.registry import MemberSpec, create_backend
+from panel.backends.registry import create_backend, parse_member
 from panel.errors import (
     BackendError,
     BackendSpecError,
@@ -103,7 +104,7 @@ def fake() -> Iterator[FakeProvider]:
 def build(case: Case, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Backend:
     monkeypatch.setenv(case.key_env, case.key)
     opts = {"base_url": fake.base_url(case.backend), "timeout": 5, **case.options, **options}
-    return create_backend(MemberSpec(case.backend, case.model, opts))
+    return create_backend(parse_member(f"{case.backend}:{case.model}", opts))
 
 
 def run(backend: Backend, request: Request = REQUEST) -> Reply:
@@ -198,7 +199,7 @@ def test_review_round_trip_on_the_wire(
 
 def test_hf_endpoint_url_as_model_needs_no_key(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     url = fake.base_url("hf")
-    backend = create_backend(MemberSpec("hf", url, {"timeout": 5}))
+    backend = create_backend(parse_member(f"hf:{url}", {"timeout": 5}))
     assert backend.label == f"hf:{url}"
     reply = run(backend)
     parse_review(PERSONA.review_model, reply.text)
@@ -211,7 +212,7 @@ def test_openai_compatible_server_without_key_gets_placeholder(
     fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url("openai"))
-    reply = run(create_backend(MemberSpec("openai", "llama-3", {"timeout": 5})))
+    reply = run(create_backend(parse_member("openai:llama-3", {"timeout": 5})))
     parse_review(PERSONA.review_model, reply.text)
     assert last(fake)["auth_key_sha256"] == sha("not-needed")
 
@@ -328,7 +329,35 @@ def test_one_failed_call_is_one_request_on_the_wire(
     assert error.kind == {"500": "transient", "429": "rate_limit", "reset": "transient"}[failure]
 
 
+def test_mistral_safe_prompt_goes_from_panel_toml_to_the_wire(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from panel.config import load_config, resolve_members
+
+    monkeypatch.setenv("MISTRAL_API_KEY", "sk-m")
+    path = tmp_path / "panel.toml"
+    url = fake.base_url("mistral")
+    path.write_text(f'[[members]]\nspec = "mistral:m"\nbase_url = "{url}"\nsafe_prompt = true\n')
+    (spec,) = resolve_members([], load_config(path))
+    run(create_backend(spec))
+    assert last(fake)["body"]["safe_prompt"] is True
+    run(create_backend(parse_member("mistral:m", {"base_url": fake.base_url("mistral")})))
+    assert "safe_prompt" not in last(fake)["body"]  # unset: the request is the one sent before
+
+
 # --- keys ------------------------------------------------------------------------------------
+
+
+def test_a_connection_names_its_key_variable_but_never_shows_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from panel.backends._provider import Connection
+    from panel.backends.options import MemberOptions
+
+    monkeypatch.setenv("PANEL_TEST_KEY", "sk-never-shown-55")
+    where = Connection.of("openai", MemberOptions(api_key_env="PANEL_TEST_KEY"), ["OPENAI_API_KEY"])
+    assert (where.variable, where.require_key()) == ("PANEL_TEST_KEY", "sk-never-shown-55")
+    assert "sk-never-shown-55" not in repr(where) and "PANEL_TEST_KEY" in repr(where)
 
 
 @pytest.mark.parametrize(
@@ -342,11 +371,11 @@ def test_one_failed_call_is_one_request_on_the_wire(
 )
 def test_missing_key_names_the_variable(backend: str, variable: str) -> None:
     with pytest.raises(MissingKeyError, match=variable):
-        create_backend(MemberSpec(backend, "some/model"))
+        create_backend(parse_member(f"{backend}:some/model"))
     with pytest.raises(MissingKeyError, match="PANEL_TEST_KEY"):
-        create_backend(MemberSpec(backend, "some/model", {"api_key_env": "PANEL_TEST_KEY"}))
+        create_backend(parse_member(f"{backend}:some/model", {"api_key_env": "PANEL_TEST_KEY"}))
     with pytest.raises(BackendSpecError, match="environment variable"):
-        create_backend(MemberSpec(backend, "some/model", {"api_key": "sk-literal"}))
+        create_backend(parse_member(f"{backend}:some/model", {"api_key": "sk-literal"}))
 
 
 def test_key_variable_override_and_auth_token_fallback(
@@ -355,14 +384,12 @@ def test_key_variable_override_and_auth_token_fallback(
     monkeypatch.setenv("PANEL_TEST_KEY", "sk-override-77")
     run(
         create_backend(
-            MemberSpec(
-                "mistral", "m", {"base_url": fake.base_url("mistral"), "api_key_env": "PANEL_TEST_KEY"}
-            )
+            parse_member("mistral:m", {"base_url": fake.base_url("mistral"), "api_key_env": "PANEL_TEST_KEY"})
         )
     )
     assert last(fake)["auth_key_sha256"] == sha("sk-override-77")
     monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "tok-anthropic-88")
-    run(create_backend(MemberSpec("anthropic", "c", {"base_url": fake.base_url("anthropic")})))
+    run(create_backend(parse_member("anthropic:c", {"base_url": fake.base_url("anthropic")})))
     assert last(fake)["auth_key_sha256"] == sha("tok-anthropic-88")
 
 
@@ -395,7 +422,7 @@ def test_key_echoed_by_the_server_is_masked(case: Case, monkeypatch: pytest.Monk
         url = f"http://127.0.0.1:{server.server_address[1]}"
         monkeypatch.setenv(case.key_env, case.key)
         options = {**case.options, "base_url": url + ("/v1" if case.backend == "openai" else "")}
-        error = fails(create_backend(MemberSpec(case.backend, case.model, options)))
+        error = fails(create_backend(parse_member(f"{case.backend}:{case.model}", options)))
     finally:
         server.shutdown()
         server.server_close()
@@ -445,7 +472,7 @@ def test_anthropic_auto_switches_to_the_tool_once(
 
     replies = asyncio.run(go("auto", 2))
     assert RefuseNativeFormat.refused == 1
-    assert [r.meta["structured"] for r in replies] == ["tool", "tool"]
+    assert [r.meta["form"] for r in replies] == ["tools", "tools"]
     for reply in replies:
         parse_review(PERSONA.review_model, reply.text)
     assert fake.stats()["by_form"] == {"tool": 2}
@@ -463,14 +490,14 @@ def test_backend_modules_import_without_their_sdk() -> None:
 import sys
 for sdk in ("aiohttp", "anthropic", "mistralai", "huggingface_hub"):  # openai needs only aiohttp
     sys.modules[sdk] = None  # any import of it now fails
-from panel.backends.registry import MemberSpec, create_backend
+from panel.backends.registry import create_backend, parse_member
 from panel.errors import MissingDependencyError
 import panel.backends.openai, panel.backends.anthropic
 import panel.backends.mistral, panel.backends.hf
 for name, extra in (("openai", "openai"), ("anthropic", "anthropic"),
                     ("mistral", "mistral"), ("hf", "hf")):
     try:
-        create_backend(MemberSpec(name, "m"))
+        create_backend(parse_member(f"{name}:m"))
     except MissingDependencyError as exc:
         assert f"pip install 'toolpanel[{extra}]'" in str(exc), exc
     else:

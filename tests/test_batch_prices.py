@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from panel.backends.options import MemberOptions
 from panel.cli.execute import announce_plan
 from panel.cli.progress import Notices
 from panel.run.plan import plan_run
@@ -41,11 +42,13 @@ def test_a_model_discount_wins_and_a_member_price_takes_its_backend_discount(tmp
         '[prices."openai:gpt-x"]\ninput = 4.0\noutput = 8.0\n\n[prices."openai"]\ninput = 1.0\noutput = 2.0\n'
     )
     prices = load_prices(_file(tmp_path, text))
-    assert price_for("openai", "gpt-x", {}, prices) == Price(4.0, 8.0, 0.25)
-    assert price_for("openai", "other", {}, prices) == Price(1.0, 2.0, 0.5)
-    own = price_for("openai", "gpt-x", {"price_input": 2.0, "price_output": 6.0}, prices)
+    unset = MemberOptions()
+    assert price_for("openai", "gpt-x", unset, prices) == Price(4.0, 8.0, 0.25)
+    assert price_for("openai", "other", unset, prices) == Price(1.0, 2.0, 0.5)
+    own = price_for("openai", "gpt-x", MemberOptions(price_input=2.0, price_output=6.0), prices)
     assert own is not None and own.for_route("batch") == Price(1.5, 4.5)
-    assert price_for("mistral", "m", {"price_input": 2.0}, prices) == Price(2.0, 0.0, 0.0)  # none known
+    # none known for mistral
+    assert price_for("mistral", "m", MemberOptions(price_input=2.0), prices) == Price(2.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ def test_https_and_loopback_urls_are_kept_as_written(tmp_path: Path) -> None:
         '[[members]]\nspec = "openai:a"\nbase_url = "http://127.0.0.1:11434/v1"\n'
         '[[members]]\nspec = "openai:b"\nbase_url = "https://api.example.com"\n',
     )
-    urls = [m.options["base_url"] for m in resolve_members([], load_config(path))]
+    urls = [m.options.base_url for m in resolve_members([], load_config(path))]
     assert urls == ["http://127.0.0.1:11434/v1", "https://api.example.com"]
 
 
@@ -75,7 +75,7 @@ def test_the_same_model_twice_under_two_names_resolves_by_name(tmp_path: Path) -
         '[[members]]\nspec = "fake"\nname = "two"\nconcurrency = 2\n',
     )
     (member,) = resolve_members(["two"], load_config(path))
-    assert (member.key, member.options["concurrency"]) == ("two", 2)
+    assert (member.key, member.options.concurrency) == ("two", 2)
 
 
 def test_an_option_the_backend_does_not_take_names_member_and_backend(cli: Any, tmp_path: Path) -> None:
@@ -92,18 +92,28 @@ def test_another_backends_option_is_refused(cli: Any, tmp_path: Path) -> None:
         f"error: {path}: members[0].n_ctx: backend 'anthropic' has no such option "
         "(its own options are: structured)"
     )
-    path = _write(tmp_path, '[[members]]\nspec = "mistral:m"\nstructured = "tool"\n')
-    assert "backend 'mistral' has no such option (it has no options of its own)" in _check(cli, path)
+    path = _write(tmp_path, '[[members]]\nspec = "fake"\nstructured = "tools"\n')
+    assert "backend 'fake' has no such option (it has no options of its own)" in _check(cli, path)
+
+
+def test_mistral_names_the_one_structured_form_it_takes(cli: Any, tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[members]]\nspec = "mistral:m"\nstructured = "tools"\n')
+    assert _check(cli, path) == (
+        f"error: {path}: members[0].structured: structured takes \"auto\", \"json_schema\", "
+        "not 'tools' (backend 'mistral')"
+    )
+    path = _write(tmp_path, '[[members]]\nspec = "mistral:m"\nstructured = "json_schema"\n')
+    (member,) = resolve_members([], load_config(path))
+    assert member.options.structured == "json_schema"  # type: ignore[attr-defined]
 
 
 def test_a_bad_value_of_a_backend_option_names_it(cli: Any, tmp_path: Path) -> None:
     path = _write(tmp_path, '[[members]]\nspec = "anthropic:c"\nstructured = "json"\n')
     line = _check(cli, path)
-    assert line.startswith(
-        f"error: {path}: members[0].structured: "
-        "Input should be 'native', 'tool', 'auto', 'json_schema' or 'tools'"
+    assert line == (
+        f"error: {path}: members[0].structured: structured takes "
+        "\"auto\", \"json_schema\", \"tools\", \"prompt\", not 'json' (backend 'anthropic')"
     )
-    assert line.endswith("(backend 'anthropic')")
     path = _write(tmp_path, '[[members]]\nspec = "local"\nn_ctx = 16\n')
     assert _check(cli, path).startswith(f"error: {path}: members[0].n_ctx: Input should be greater than")
 
@@ -115,9 +125,17 @@ def test_backend_options_reach_the_member(tmp_path: Path) -> None:
         '[[members]]\nspec = "openai:m"\ntoken_param = "max_tokens"\n'
         '[[members]]\nspec = "local"\nn_ctx = 8192\nn_threads = 2\n',
     )
-    options = [m.options for m in resolve_members([], load_config(path))]
-    assert options == [
-        {"structured": "tool", "rpm": 50},
+    anthropic, openai, local = (m.options for m in resolve_members([], load_config(path)))
+    # Each member's options are its backend's model, typed; `tool` is the shared `tools`.
+    assert (type(anthropic).__name__, anthropic.structured, anthropic.rpm) == (  # type: ignore[attr-defined]
+        "AnthropicOptions",
+        "tools",
+        50,
+    )
+    assert (type(openai).__name__, openai.token_param) == ("OpenAIOptions", "max_tokens")  # type: ignore[attr-defined]
+    assert (local.n_ctx, local.n_threads) == (8192, 2)  # type: ignore[attr-defined]
+    assert [m.options.written() for m in resolve_members([], load_config(path))] == [
+        {"structured": "tools", "rpm": 50},
         {"token_param": "max_tokens"},
         {"n_ctx": 8192, "n_threads": 2},
     ]

@@ -69,9 +69,18 @@ def test_the_wheel_is_named_toolpanel_and_installs_both_scripts(wheel: Path) -> 
     assert "panel/_data/prices.toml" in names
     assert any(n.startswith("panel/_data/personas/") for n in names)
     assert any(n.startswith("panel/_data/prompts/") for n in names)
-    # The pages' templates: the comparison's and the agreement report's.
-    assert "panel/report/templates/comparison.html.j2" in names
-    assert "panel/analysis/templates/agreement.html.j2" in names
+    # The pages' templates: the comparison's and the agreement report's, the layout and the
+    # blocks they share with `panel view`, and the stylesheets the files inline.
+    for name in (
+        "layout.html.j2",
+        "file.html.j2",
+        "comparison.html.j2",
+        "comparison_block.html.j2",
+        "comparison.css",
+    ):
+        assert f"panel/report/templates/{name}" in names
+    for name in ("agreement.html.j2", "agreement_block.html.j2", "agreement.css"):
+        assert f"panel/analysis/templates/{name}" in names
 
 
 def test_every_extra_resolves_to_installed_packages(wheel: Path) -> None:

@@ -152,15 +152,15 @@ def test_proxy_from_the_environment_is_read_once(monkeypatch: pytest.MonkeyPatch
 def test_a_named_key_variable_that_is_unset_is_an_error_even_for_a_proxy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from panel.backends.registry import MemberSpec, create_backend
+    from panel.backends.registry import create_backend, parse_member
     from panel.errors import MissingKeyError
 
     monkeypatch.delenv("PROXY_KEY", raising=False)
     options = {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "PROXY_KEY"}
     with pytest.raises(MissingKeyError, match="PROXY_KEY"):
-        create_backend(MemberSpec("openai", "smollm2", options))
+        create_backend(parse_member("openai:smollm2", options))
     # Without a named variable a local server still gets the placeholder.
-    assert create_backend(MemberSpec("openai", "smollm2", {"base_url": "http://127.0.0.1:9/v1"}))
+    assert create_backend(parse_member("openai:smollm2", {"base_url": "http://127.0.0.1:9/v1"}))
 
 
 def test_errors_from_another_server_name_it(fake: FakeProvider) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from panel.backends import _provider as p
 from panel.backends.base import Request
-from panel.backends.registry import MemberSpec, create_backend
+from panel.backends.registry import create_backend, parse_member
 from panel.errors import BackendError
 
 pytest.importorskip("openai")
@@ -337,7 +337,7 @@ def test_documented_error_bodies_are_classified(example: Documented, monkeypatch
     monkeypatch.setenv(KEY_ENV[example.backend], "sk-documented-example")
     with canned(example.status, example.headers, example.body) as (url, seen):
         options = {"base_url": url + ("/v1" if example.backend == "openai" else ""), "timeout": 5}
-        backend = create_backend(MemberSpec(example.backend, "some-model", options))
+        backend = create_backend(parse_member(f"{example.backend}:some-model", options))
 
         async def call() -> BackendError:
             try:

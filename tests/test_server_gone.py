@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from panel.backends.registry import MemberSpec, create_backend
+from panel.backends.registry import create_backend, parse_member
 from panel.backends.structured import CONVERTER_MAX_LENGTH
 from panel.errors import UnreachableError
 from panel.testing.fake_provider import FakeProvider
@@ -199,7 +199,7 @@ def _send_to(backend: str, host: str, port: int, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv(variable, "sk-test")
     suffix = "/v1" if backend == "openai" else ""
     member = create_backend(
-        MemberSpec(backend, "m", {"base_url": f"http://{host}:{port}{suffix}", "timeout": 5})
+        parse_member(f"{backend}:m", {"base_url": f"http://{host}:{port}{suffix}", "timeout": 5})
     )
 
     async def send() -> None:

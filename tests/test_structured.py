@@ -13,7 +13,7 @@ import pytest
 
 from panel.backends.base import Backend, OptionError, Reply
 from panel.backends.local import fit_schema
-from panel.backends.registry import MemberSpec, create_backend
+from panel.backends.registry import create_backend, parse_member
 from panel.backends.structured import Negotiator, is_refusal
 from panel.errors import CapabilityError
 from panel.run.retry import RetryPolicy, call_with_retries
@@ -40,7 +40,7 @@ def fake() -> Iterator[FakeProvider]:
 def member(backend: str, fake: FakeProvider, **options: Any) -> Backend:
     opts = {"base_url": fake.base_url(backend), "timeout": 5, **options}  # type: ignore[arg-type]
     model = "smollm2" if backend == "openai" else "acme/small"
-    return create_backend(MemberSpec(backend, model, opts))
+    return create_backend(parse_member(f"{backend}:{model}", opts))
 
 
 def send(backend: Backend, times: int = 1) -> list[Reply]:
@@ -261,3 +261,46 @@ def test_backends_check_fails_a_reply_that_ignored_the_schema(
     result = cli("backends", "check", "--config", str(cfg))
     assert result.code == 1
     assert "fail" in result.out and "ignored the schema" in result.out
+
+
+# --- Anthropic speaks the same vocabulary, through the same negotiator ---------------------
+
+
+def _anthropic_config(path: Path, fake: FakeProvider, structured: str = "auto") -> Path:
+    path.write_text(
+        "[retry]\nattempts = 4\nbase_wait = 0.01\nmax_wait = 0.05\n"
+        f'[[members]]\nspec = "anthropic:claude-x"\nbase_url = "{fake.base_url("anthropic")}"\n'
+        f'structured = "{structured}"\nconcurrency = 4\ntimeout = 5\nprice_input = 0\nprice_output = 0\n'
+    )
+    return path
+
+
+def test_anthropic_remembers_the_form_it_settled_on_across_processes(
+    cli: Any, fake: FakeProvider, tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-anthropic-test")
+    fake.configure(refuse_forms=["output_config"])  # the model takes no structured output
+    cfg = _anthropic_config(tmp_path / "panel.toml", fake)
+    first = cli("compare", "ollama", "vllm", "--config", str(cfg), "--out", str(runs_dir), "--json")
+    assert first.code == 0, first.err
+    entries = [e for card in json.loads(first.out)["tools"] for e in card["scorecard"]]
+    assert len(entries) == 8 and all(e["valid"] for e in entries)
+    assert {e["enforced"] for e in entries} == {"tool"}
+    assert fake.stats()["by_form"] == {"output_config": 1, "tool": 8}
+    # A later process starts from the form in the store: the refused form is not asked again.
+    second = cli("compare", "tesseract", "vllm", "--config", str(cfg), "--out", str(runs_dir), "--no-cache")
+    assert second.code == 0, second.err
+    assert fake.stats()["by_form"] == {"output_config": 1, "tool": 16}
+
+
+def test_anthropic_takes_the_prompt_form_and_its_old_names(
+    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-anthropic-test")
+    (reply,) = send(member("anthropic", fake, structured="prompt"))
+    assert (reply.meta["form"], reply.meta["enforced"]) == ("prompt", "validated after")
+    body = fake.stats()["recent"][-1]["body"]
+    assert '"verdict_note"' in body["system"]  # the schema, in Anthropic's system field
+    assert "output_config" not in body and "tools" not in body
+    (reply,) = send(member("anthropic", fake, structured="tool"))  # the name it had before
+    assert reply.meta["form"] == "tools" and fake.stats()["by_form"] == {"none": 1, "tool": 1}

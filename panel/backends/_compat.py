@@ -10,15 +10,17 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ..depth import Depth
+from ..depth import BUDGETS, Depth
 from ..memo import ByIdentity
 from ._provider import json_schema_format
-from .base import Backend, BackendOptions, Reply, Request
-from .structured import Form, Negotiator, Structured, json_object_format, schema_in_prompt, tool_params
+from .base import Backend, Reply, Request
+from .options import StructuredOptions
+from .structured import FORMS, Form, Negotiator, json_object_format, schema_in_prompt, tool_params
 
 __all__ = [
     "RESERVED",
     "STANDARD_SAMPLING",
+    "NegotiatingBackend",
     "ServerBackend",
     "ServerOptions",
     "fit_for_grammar",
@@ -47,9 +49,7 @@ STANDARD_SAMPLING = frozenset({"frequency_penalty", "presence_penalty"})
 SamplingValue = float | int | bool | str
 
 
-class ServerOptions(BackendOptions):
-    #: how the review is held to its schema (see `panel.backends.structured`)
-    structured: Structured = "auto"
+class ServerOptions(StructuredOptions):
     #: sampling settings beyond temperature, top_p and seed, as the server names them:
     #: `frequency_penalty`, `presence_penalty`, or a server's own such as `repeat_penalty`
     sampling: dict[str, SamplingValue] = Field(default_factory=dict)
@@ -76,14 +76,52 @@ def split_sampling(extras: dict[str, SamplingValue]) -> tuple[dict[str, Any], di
     return named, body
 
 
-def _fit(schema: dict[str, Any], max_tokens: int, depth: Depth, max_length: int | None) -> dict[str, Any]:
-    from .local import fit_schema
+def fit_schema(
+    schema: dict[str, Any], max_tokens: int, depth: Depth = "brief", max_length: int | None = None
+) -> dict[str, Any]:
+    """Cap the length of free-text fields so a whole reply fits in `max_tokens`.
 
-    return fit_schema(schema, max_tokens, depth, max_length)
+    A grammar makes the model write valid JSON, but only if it gets to the closing brace;
+    caps sized from the token budget keep it from running out mid-string. No field gets more
+    than the depth allows it (`panel.depth`), however large the budget, nor more than
+    `max_length` characters beyond its `minLength`: the most the converter that compiles the
+    schema takes (`panel.backends.structured.MAX_LENGTH`).
+    """
+    budget = BUDGETS[depth]
+    fields: list[tuple[dict[str, Any], str]] = []
+    key_chars = 0
+
+    def walk(node: Any, name: str) -> Any:
+        nonlocal key_chars
+        if not isinstance(node, dict):
+            return node
+        out = {k: (walk(v, k) if k == "items" else v) for k, v in node.items()}
+        if "properties" in node:
+            out["properties"] = {k: walk(v, k) for k, v in node["properties"].items()}
+            key_chars += sum(len(k) + 6 for k in node["properties"])
+        if out.get("type") == "string" and "enum" not in out:
+            if "maxLength" not in out:
+                fields.append((out, name))
+            elif max_length is not None:
+                out["maxLength"] = min(out["maxLength"], out.get("minLength", 0) + max_length)
+        return out
+
+    fitted: dict[str, Any] = walk(schema, "")
+    # About 3 characters a token for English prose: cautious, so the cap is rarely hit.
+    structure_tokens = key_chars // 3 + 16
+    room = max(len(fields), (max_tokens - structure_tokens) * 3)
+    weights = [budget.weight(name) for _, name in fields]
+    total = sum(weights) or 1
+    for (node, name), w in zip(fields, weights, strict=True):
+        ceiling = budget.ceiling(name)
+        if max_length is not None:
+            ceiling = min(ceiling, node.get("minLength", 0) + max_length)
+        node["maxLength"] = max(node.get("minLength", 1), min(ceiling, room * w // total))
+    return fitted
 
 
 #: every request of a persona carries the same schema and budget: fit it once
-_fitted: ByIdentity[dict[str, Any]] = ByIdentity(_fit)
+_fitted: ByIdentity[dict[str, Any]] = ByIdentity(fit_schema)
 
 
 def fit_for_grammar(
@@ -97,11 +135,42 @@ def fit_for_grammar(
     return _fitted(schema, max_tokens, depth, max_length)
 
 
-class ServerBackend(Backend):
+class NegotiatingBackend(Backend):
+    """A backend that sends the schema in one of the shared structured forms, fixed by its
+    `structured` setting or found under `auto` by its `Negotiator`."""
+
+    negotiator: Negotiator
+
+    def negotiated_form(self) -> str | None:
+        return self.negotiator.negotiated
+
+    def adopt_form(self, form: str, max_length: int | None = None) -> None:
+        self.negotiator.adopt(form, max_length)
+
+    async def generate(self, request: Request) -> Reply:
+        return await self.negotiator.send(lambda form: self._call(request, form))
+
+    async def _call(self, request: Request, form: Form) -> Reply:
+        raise NotImplementedError
+
+    def wire(self, request: Request) -> dict[str, Any]:
+        return self.body(request, self.negotiator.current)
+
+    def body(self, request: Request, form: Form) -> dict[str, Any]:
+        """The request body as it goes on the wire in `form` (the batch route sends the same)."""
+        body = self._params(request, form)
+        body.update(body.pop("extra_body", {}))
+        return body
+
+    def _params(self, request: Request, form: Form) -> dict[str, Any]:
+        """The request as the SDK's keywords; what the SDK does not name in `extra_body`."""
+        raise NotImplementedError
+
+
+class ServerBackend(NegotiatingBackend):
     """What the OpenAI-style backends share: the negotiated structured form, the sampling
     extras, and the string caps, set up once and sent the same way."""
 
-    negotiator: Negotiator
     sampling: dict[str, SamplingValue]
     fit_strings: bool
 
@@ -113,7 +182,7 @@ class ServerBackend(Backend):
         fit_strings: bool | None,
         base_url: str | None,
     ) -> None:
-        self.negotiator = Negotiator(structured, order)
+        self.negotiator = Negotiator(structured, order, FORMS)
         self.sampling = dict(sampling or {})
         # Servers behind a base_url compile the schema to a grammar; OpenAI's strict mode
         # would refuse the length caps.
@@ -125,21 +194,9 @@ class ServerBackend(Backend):
             found["sampling"] = self.sampling  # they change what the model says
         return found
 
-    def negotiated_form(self) -> str | None:
-        return self.negotiator.negotiated
-
-    def adopt_form(self, form: str, max_length: int | None = None) -> None:
-        self.negotiator.adopt(form, max_length)
-
     def string_cap(self) -> int | None:
         form = self.negotiator.form
         return None if form is None or not self.fit_strings else self.negotiator.max_length(form)
-
-    async def generate(self, request: Request) -> Reply:
-        return await self.negotiator.send(lambda form: self._call(request, form))
-
-    async def _call(self, request: Request, form: Form) -> Reply:
-        raise NotImplementedError
 
     def _fitted(self, request: Request, form: Form) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """(the schema as this form sends it, sampling keywords, sampling body fields)."""

@@ -6,11 +6,12 @@ Nothing here imports a provider SDK, so a backend module can be imported without
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,7 +19,6 @@ from typing import Any, TypeVar
 
 from ..errors import (
     BackendError,
-    BackendSpecError,
     CapabilityError,
     FatalError,
     MissingKeyError,
@@ -27,10 +27,13 @@ from ..errors import (
     UnreachableError,
 )
 from ..text import storable
+from .options import MemberOptions
 from .structured import is_refusal
+from .urls import server_url
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Connection",
     "Describe",
     "Failure",
     "call",
@@ -41,14 +44,11 @@ __all__ = [
     "is_refused",
     "is_transport_error",
     "json_schema_format",
-    "key_variables",
     "ratelimit_state",
-    "require_key",
     "reset_seconds",
     "retry_after",
     "scrub",
     "stainless",
-    "timeout_option",
 ]
 
 T = TypeVar("T")
@@ -67,14 +67,49 @@ _LENGTH = {"length", "max_tokens", "model_length"}
 # --- keys and options -----------------------------------------------------------------------
 
 
-def key_variables(options: Mapping[str, Any], default: str, *fallbacks: str) -> list[str]:
-    """The variables to read a key from, in order; `api_key_env` replaces the conventional ones."""
-    override = options.get("api_key_env")
-    if override is not None:
-        if not isinstance(override, str) or not override.strip():
-            raise BackendSpecError("api_key_env must name an environment variable")
-        return [override.strip()]
-    return [default, *fallbacks]
+@dataclass(frozen=True)
+class Connection:
+    """Where a server backend sends and with which key, read once from the member's options:
+    the server (its `base_url`, else the variable its SDK reads), the key (from `api_key_env`,
+    else the backend's usual variables), and the reply timeout."""
+
+    backend: str
+    base_url: str | None
+    #: the variables the key is read from, in order
+    key_variables: tuple[str, ...]
+    #: (variable, key) of the first one set, None when none is; never in the repr
+    found: tuple[str, str] | None = dataclasses.field(repr=False)
+    timeout: float
+
+    @classmethod
+    def of(
+        cls, backend: str, options: MemberOptions, keys: Sequence[str], url_variable: str | None = None
+    ) -> Connection:
+        """`keys`: the backend's usual key variables, in order; `url_variable`: the one its SDK
+        reads the server from (resolved here, so the server is part of the cache key)."""
+        variables = (options.api_key_env,) if options.api_key_env else tuple(keys)
+        return cls(
+            backend,
+            server_url(options.base_url, url_variable),
+            variables,
+            env_key(variables),
+            options.timeout or DEFAULT_TIMEOUT,
+        )
+
+    @property
+    def variable(self) -> str | None:
+        """The variable the key came from."""
+        return self.found[0] if self.found else None
+
+    @property
+    def key(self) -> str | None:
+        return self.found[1] if self.found else None
+
+    def require_key(self) -> str:
+        """The key; a `MissingKeyError` naming the variable to set when there is none."""
+        if self.found is None:
+            raise MissingKeyError(self.backend, self.key_variables[0])
+        return self.found[1]
 
 
 def env_key(names: Iterable[str]) -> tuple[str, str] | None:
@@ -84,24 +119,6 @@ def env_key(names: Iterable[str]) -> tuple[str, str] | None:
         if value:
             return name, value
     return None
-
-
-def require_key(backend: str, names: list[str]) -> tuple[str, str]:
-    found = env_key(names)
-    if found is None:
-        raise MissingKeyError(backend, names[0])
-    return found
-
-
-def timeout_option(options: Mapping[str, Any]) -> float:
-    raw = options.get("timeout", DEFAULT_TIMEOUT)
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        raise BackendSpecError(f"timeout must be a number of seconds, not {raw!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise BackendSpecError(f"timeout must be a positive number of seconds, not {raw!r}")
-    return seconds
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:

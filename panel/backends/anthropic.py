@@ -1,24 +1,27 @@
-"""Anthropic messages, with the review held to its schema one of two ways.
+"""Anthropic messages, with the review held to its schema in one of the shared forms.
 
-`native` asks for structured output (`output_config.format`, a JSON schema); `tool` offers one
-tool whose input schema is the review and forces the model to call it. `auto` (the default)
-starts native and, if the API answers 400 because it does not take the format, switches this
-backend to the tool for the rest of its life: that is finding out what the model supports,
-not a retry policy. The vocabulary shared with the other backends works too: `json_schema`
-is `native` and `tools` is `tool`.
+`json_schema` asks for structured output (`output_config.format`, a JSON schema); `tools`
+offers one tool whose input schema is the review and forces the model to call it; `prompt`
+puts the schema in the system message. `auto` (the default) goes through the same
+`Negotiator` as the OpenAI-style backends: it starts with `json_schema` and, if the API
+answers that it does not take the format, settles on `tools`, a choice the engine keeps in
+the store so a resume does not ask again. This backend's older names still work: `native`
+is `json_schema`, `tool` is `tools`.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import BackendError, BackendSpecError
+from ..errors import BackendError, BackendSpecError, CapabilityError
 from . import _provider as p
-from .base import Backend, BackendOptions, MemberSpec, Reply, Request
+from ._compat import NegotiatingBackend
+from .base import MemberSpec, Reply, Request
 from .envelope import decode_body, message_answer
-from .urls import server_url
+from .options import StructuredOptions
+from .structured import ENFORCED, Form, Negotiator, schema_in_prompt
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -29,23 +32,23 @@ if TYPE_CHECKING:
 
 __all__ = ["AnthropicBackend", "AnthropicOptions"]
 
-Structured = Literal["native", "tool", "auto", "json_schema", "tools"]
-_MODES: tuple[Structured, ...] = ("native", "tool", "auto", "json_schema", "tools")
-# The names every backend shares (see `structured.py`), to this backend's own.
-_ALIASES = {"json_schema": "native", "tools": "tool"}
-_ENFORCED = {"native": "provider schema", "tool": "tool"}
+#: the forms this backend sends, and the ones `auto` tries, strongest first
+_FORMS: tuple[Form, ...] = ("json_schema", "tools", "prompt")
+_AUTO: tuple[Form, ...] = ("json_schema", "tools")
+# This backend's older names for two of the shared forms.
+_ALIASES: dict[str, Form] = {"native": "json_schema", "tool": "tools"}
 
 
-class AnthropicOptions(BackendOptions):
-    #: how the review is held to its schema: see the module's docstring
-    structured: Structured = "auto"
+class AnthropicOptions(StructuredOptions):
+    forms: ClassVar[tuple[Form, ...]] = _FORMS
+    aliases: ClassVar[dict[str, Form]] = _ALIASES
 
 
 # Words in a 400 that mean "this model or API version does not take structured output".
 _FORMAT_WORDS = ("output_config", "output_format", "format")
 
 
-class AnthropicBackend(Backend):
+class AnthropicBackend(NegotiatingBackend):
     name = "anthropic"
     extra = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
@@ -66,11 +69,10 @@ class AnthropicBackend(Backend):
         structured: str = "auto",
     ) -> None:
         super().__init__(model)
-        if structured not in _MODES:
-            raise BackendSpecError(f"structured must be one of {', '.join(_MODES)}")
-        structured = _ALIASES.get(structured, structured)
-        self.structured = structured
-        self.mode: Literal["native", "tool"] = "tool" if structured == "tool" else "native"
+        try:
+            self.negotiator = Negotiator(_ALIASES.get(structured, structured), _AUTO, _FORMS)
+        except ValueError as exc:
+            raise BackendSpecError(str(exc)) from None
         self.base_url = base_url
         self._secrets = (api_key, auth_token)
         # A client the backend builds it also closes; an injected one is the caller's.
@@ -89,53 +91,45 @@ class AnthropicBackend(Backend):
     def from_spec(cls, spec: MemberSpec) -> AnthropicBackend:
         if not spec.model:
             raise BackendSpecError("backend 'anthropic' needs a model: write anthropic:MODEL")
-        options = spec.options
-        own = AnthropicOptions.of(cls.name, options)
-        names = p.key_variables(options, cls.key_env or "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
-        variable, key = p.require_key(cls.name, names)
-        is_token = variable == "ANTHROPIC_AUTH_TOKEN"
+        options = AnthropicOptions.of(cls.name, spec.options)
+        keys = [cls.key_env or "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]
+        # The SDK would read ANTHROPIC_BASE_URL itself; resolving it here keeps the server
+        # in the cache key.
+        where = p.Connection.of(cls.name, options, keys, "ANTHROPIC_BASE_URL")
+        key = where.require_key()
+        is_token = where.variable == "ANTHROPIC_AUTH_TOKEN"
         return cls(
             spec.model,
             api_key=None if is_token else key,
             auth_token=key if is_token else None,
-            # The SDK would read ANTHROPIC_BASE_URL itself; resolving it here keeps the
-            # server in the cache key.
-            base_url=server_url(options, "ANTHROPIC_BASE_URL"),
-            timeout=p.timeout_option(options),
-            structured=own.structured,
+            base_url=where.base_url,
+            timeout=where.timeout,
+            structured=options.structured,
         )
 
     def __repr__(self) -> str:
         return (
             f"AnthropicBackend(model={self.model!r}, base_url={self.base_url!r}, "
-            f"structured={self.structured!r}, mode={self.mode!r})"
+            f"structured={self.negotiator.setting!r}, form={self.negotiator.form!r})"
         )
 
-    async def generate(self, request: Request) -> Reply:
-        mode = self.mode
-        try:
-            return await self._call(request, mode)
-        except BackendError as exc:
-            rejected = exc.status == 400 and any(w in str(exc).lower() for w in _FORMAT_WORDS)
-            if not (self.structured == "auto" and mode == "native" and rejected):
-                raise
-        self.mode = "tool"
-        return await self._call(request, "tool")
-
-    def _params(self, request: Request, mode: Literal["native", "tool"]) -> dict[str, Any]:
-        system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
+    def _params(self, request: Request, form: Form) -> dict[str, Any]:
+        messages = request.messages
+        if form == "prompt":
+            messages = schema_in_prompt(messages, request.schema)
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         params: dict[str, Any] = {
             "model": self.model,
             "max_tokens": request.sampling.max_tokens,
-            "messages": [m for m in request.messages if m["role"] != "system"],
+            "messages": [m for m in messages if m["role"] != "system"],
         }
         if system:
             params["system"] = system
         extra: dict[str, Any] = {}
-        if mode == "native":
+        if form == "json_schema":
             config = {"format": {"type": "json_schema", "schema": _native_schema(request.schema)}}
             (params if "output_config" in self._accepts else extra)["output_config"] = config
-        else:
+        elif form == "tools":
             params["tools"] = [
                 {
                     "name": request.schema_name,
@@ -151,32 +145,33 @@ class AnthropicBackend(Backend):
             params["extra_body"] = extra
         return params
 
-    def body(self, request: Request, mode: Literal["native", "tool"]) -> dict[str, Any]:
-        """The request's params as they go on the wire (a batch request's `params` are the same)."""
-        params = self._params(request, mode)
-        params.update(params.pop("extra_body", {}))
-        return params
-
-    async def _call(self, request: Request, mode: Literal["native", "tool"]) -> Reply:
+    async def _call(self, request: Request, form: Form) -> Reply:
         import anthropic
 
         async def send() -> tuple[Any, bytes]:
-            raw = await self._client.messages.with_raw_response.create(**self._params(request, mode))
+            raw = await self._client.messages.with_raw_response.create(**self._params(request, form))
             return raw, await raw.read()
 
         started = time.perf_counter()
-        raw, body = await p.call(self.name, self._secrets, send(), p.stainless(anthropic))
+        try:
+            raw, body = await p.call(self.name, self._secrets, send(), p.stainless(anthropic))
+        except BackendError as exc:
+            # A 400 about the format: this model or API version does not take structured output.
+            refused = exc.status == 400 and any(w in str(exc).lower() for w in _FORMAT_WORDS)
+            if form == "json_schema" and refused and not isinstance(exc, CapabilityError):
+                raise CapabilityError(str(exc), status=exc.status, request_id=exc.request_id) from None
+            raise
         latency = time.perf_counter() - started
-        tool = request.schema_name if mode == "tool" else None
+        tool = request.schema_name if form == "tools" else None
         # The body as it came, read leniently: the SDK's own parse builds its models without
         # checking them, and a field of the wrong type would surface later as our error.
         message = decode_body(body, self.name, raw.request_id, self._secrets)
-        return self.reply(message, mode, raw.request_id, latency, raw.headers, tool=tool)
+        return self.reply(message, form, raw.request_id, latency, raw.headers, tool=tool)
 
     def reply(
         self,
         message: object,
-        mode: Literal["native", "tool"],
+        form: Form,
         request_id: str | None,
         latency: float = 0.0,
         headers: Mapping[str, str] | None = None,
@@ -185,13 +180,13 @@ class AnthropicBackend(Backend):
     ) -> Reply:
         """A message as a `Reply` (a live reply, or a succeeded line of a batch's results).
 
-        In the tool mode the review is the input of the call to `tool`; a batch's results do
+        In the tools form the review is the input of the call to `tool`; a batch's results do
         not say which request they answer, so there (`tool` None) it is the one tool offered."""
-        answer = message_answer(message, self.name, tool=tool, tool_mode=mode == "tool")
+        answer = message_answer(message, self.name, tool=tool, tool_mode=form == "tools")
         meta: dict[str, Any] = {
             "model": answer.model,
-            "structured": mode,
-            "enforced": _ENFORCED[mode],
+            "form": form,
+            "enforced": ENFORCED[form],
             "stop_reason": answer.finish_reason,
         }
         if answer.tool is not None:

@@ -1,7 +1,7 @@
 """Anthropic's Message Batches for the anthropic backend, through the SDK.
 
 `messages.batches.create(requests=[{custom_id, params}])` with each request's `params` built
-by the live route's own builder (`AnthropicBackend.body`, in the backend's current mode:
+by the live route's own builder (`AnthropicBackend.body`, in the form the member settled on:
 native structured output unless it is set to, or has switched to, the tool), polled with
 `retrieve`, read with `results` (the SDK fetches the batch's `results_url`), each succeeded
 message read by the live route's `AnthropicBackend.reply`.
@@ -82,7 +82,8 @@ class AnthropicBatchAPI(BatchAPI):
         self.client = client
 
     def _request(self, entry: BatchEntry) -> dict[str, Any]:
-        return {"custom_id": entry.custom_id, "params": self.backend.body(entry.request, self.backend.mode)}
+        params = self.backend.body(entry.request, self.backend.negotiator.current)
+        return {"custom_id": entry.custom_id, "params": params}
 
     def size(self, entry: BatchEntry) -> int:
         # one element of the `requests` array, and its comma
@@ -180,7 +181,7 @@ class AnthropicBatchAPI(BatchAPI):
         kind = result.type if result else None
         if result is not None and kind == "succeeded":
             try:
-                reply = self.backend.reply(result.message, self.backend.mode, None)
+                reply = self.backend.reply(result.message, self.backend.negotiator.current, None)
             except BackendError as exc:
                 return BatchOutcome(custom_id, error=exc)
             return BatchOutcome(custom_id, reply=reply)

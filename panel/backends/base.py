@@ -11,23 +11,20 @@ import abc
 import json
 import sysconfig
 import traceback
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..depth import Depth
 from ..errors import BackendBug, BackendError, BackendSpecError, FatalError, shown
+from .options import MemberOptions, OptionError
 
 if TYPE_CHECKING:
     from .batch import BatchAPI
 
 __all__ = [
-    "COMMON_OPTIONS",
     "Backend",
-    "BackendOptions",
+    "MemberOptions",
     "MemberSpec",
     "OptionError",
     "Reply",
@@ -42,22 +39,13 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 # Where installed libraries live: an SDK's own TypeError is the provider's odd reply, not our bug.
 _LIBRARIES = tuple(Path(p).resolve() for p in {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
 
-#: What every member takes whatever its backend; the engine and the pipeline read these.
-COMMON_OPTIONS = frozenset(
-    {"base_url", "api_key_env", "timeout", "concurrency", "rpm", "tpm", "price_input", "price_output"}
-    | {"headroom"}  # the fraction of a rate limit the member uses
-    | {"route"}  # "live" (default) or "batch": through the provider's Batch API
-    | {"depth", "max_tokens"}  # how much the member writes, and its reply's token limit
-)
-
-
 @dataclass(frozen=True)
 class MemberSpec:
-    """One panel member as the user wrote it, plus its configured options."""
+    """One panel member as the user wrote it, with its options as its backend's model."""
 
     backend: str
     model: str | None = None
-    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    options: MemberOptions = field(default_factory=MemberOptions, compare=False, hash=False)
     #: the member's `name` in the config, if it has one
     name: str | None = None
 
@@ -69,45 +57,6 @@ class MemberSpec:
     def key(self) -> str:
         """What the member is known by: its name, else its spec."""
         return self.name or self.text
-
-
-class OptionError(BackendSpecError):
-    """An option a backend does not take, or a value it cannot use; names the option."""
-
-    def __init__(self, option: str, reason: str) -> None:
-        super().__init__(f"{option}: {reason}")
-        self.option = option
-        self.reason = reason
-
-
-class BackendOptions(BaseModel):
-    """The options one backend takes beyond `COMMON_OPTIONS`; each backend adds its fields."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @classmethod
-    def of(cls, backend: str, options: Mapping[str, Any]) -> Self:
-        """Validate the backend's own options out of a member's options; refuse unknown keys."""
-        own = {k: v for k, v in options.items() if k not in COMMON_OPTIONS}
-        if "api_key" in own:
-            # A key written into a config file ends up in version control and in logs.
-            raise OptionError(
-                "api_key",
-                "do not put an API key in the options: set it in an environment variable "
-                "and name that variable with api_key_env",
-            )
-        try:
-            return cls.model_validate(own)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            option = ".".join(str(part) for part in first["loc"]) or "options"
-            if first["type"] == "extra_forbidden":
-                known = ", ".join(sorted(cls.model_fields))
-                takes = f"its own options are: {known}" if known else "it has no options of its own"
-                reason = f"backend '{backend}' has no such option ({takes})"
-            else:
-                reason = f"{first['msg'].removeprefix('Value error, ')} (backend '{backend}')"
-            raise OptionError(option, reason) from None
 
 
 @dataclass(frozen=True)
@@ -189,7 +138,7 @@ class Backend(abc.ABC):
     #: the model used when the spec names none
     default_model: ClassVar[str | None] = None
     #: the options this backend takes beyond the common ones
-    options_model: ClassVar[type[BackendOptions]] = BackendOptions
+    options_model: ClassVar[type[MemberOptions]] = MemberOptions
     #: how a reply's structure is held when the reply's meta does not say: "grammar",
     #: "provider schema", "tool" or "validated after" (see `structured.py`)
     enforced: ClassVar[str] = "validated after"
@@ -198,6 +147,8 @@ class Backend(abc.ABC):
         self.model = model
         #: the member's `name` in panel.toml, set by the registry; the label when given
         self.member_name: str | None = None
+        #: the member's options as its backend's model, set by the registry
+        self.options: MemberOptions = self.options_model()
 
     @classmethod
     def from_spec(cls, spec: MemberSpec) -> Backend:
@@ -208,17 +159,37 @@ class Backend(abc.ABC):
         return cls(model)
 
     def identity(self) -> dict[str, Any]:
-        """Where replies come from, beyond the model name: part of every cache key.
+        """Where replies come from beyond the request itself: part of every cache key.
 
         Two members with the same label but another server (or another model file) must
-        never share cached replies.
+        never share cached replies; nor two that set an option that changes what a model
+        says (`MemberOptions.identity`), whether or not it shows in the request.
         """
-        return {"base_url": getattr(self, "base_url", None)}
+        return {"base_url": getattr(self, "base_url", None), **self.options.identity()}
+
+    def wire(self, request: Request) -> dict[str, Any]:
+        """The request as this member sends it (in the structured form it will use, with its
+        string caps and sampling extras): what the cache key hashes. Backends that shape the
+        request override it with the body they send."""
+        return {
+            "model": self.model,
+            "messages": request.messages,
+            "schema": request.schema,
+            "sampling": request.sampling.as_dict(),
+        }
+
+    def _where(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": self.model, "base_url": getattr(self, "base_url", None)}
 
     def form_key(self) -> str:
         """What a structured-output form found for this backend is remembered under."""
-        where = {"backend": self.name, "model": self.model, "base_url": getattr(self, "base_url", None)}
-        return json.dumps(where, sort_keys=True)
+        return json.dumps(self._where(), sort_keys=True)
+
+    def connection_key(self) -> str:
+        """What one provider quota is counted under: the backend, the model, the server and
+        the key's variable. Members with the same connection key share one rate limiter,
+        whatever their names."""
+        return json.dumps({**self._where(), "api_key_env": self.options.api_key_env}, sort_keys=True)
 
     def default_depth(self) -> Depth:
         """How much this member writes when its config does not say: cloud models and

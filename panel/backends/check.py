@@ -81,7 +81,7 @@ async def check_member(spec: MemberSpec) -> CheckResult:
     except PanelError as exc:
         return CheckResult(spec.key, False, None, str(exc))
     label = backend.label  # the member's name in the config, else backend:model
-    depth, max_tokens = member_depth(spec.options, backend.default_depth())
+    depth, max_tokens = member_depth(spec.options.depth, spec.options.max_tokens, backend.default_depth())
     request, review_model = check_request(backend, depth, max_tokens)
     what = f"{request.schema_name} schema at depth {depth}"
     started = time.perf_counter()

@@ -15,13 +15,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendSpecError, MissingKeyError
+from ..errors import BackendSpecError
 from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
 from .base import MemberSpec, Reply, Request
 from .envelope import chat_answer
 from .structured import ENFORCED, FORMS, Form
-from .urls import server_url
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -85,22 +84,19 @@ class HFBackend(ServerBackend):
     def from_spec(cls, spec: MemberSpec) -> HFBackend:
         if not spec.model:
             raise BackendSpecError("backend 'hf' needs a model id or an endpoint URL: hf:MODEL")
-        options = spec.options
-        own = HFOptions.of(cls.name, options)
-        base_url = server_url(options)
-        names = p.key_variables(options, cls.key_env or "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-        found = p.env_key(names)
+        options = HFOptions.of(cls.name, spec.options)
+        where = p.Connection.of(cls.name, options, [cls.key_env or "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"])
         # Your own endpoint may be open; the Hugging Face router never is.
-        if found is None and not (base_url or _is_url(spec.model)):
-            raise MissingKeyError(cls.name, names[0])
+        if not (where.base_url or _is_url(spec.model)):
+            where.require_key()
         return cls(
             spec.model,
-            api_key=found[1] if found else None,
-            base_url=base_url,
-            timeout=p.timeout_option(options),
-            structured=own.structured,
-            sampling=own.sampling,
-            fit_strings=own.fit_strings,
+            api_key=where.key,
+            base_url=where.base_url,
+            timeout=where.timeout,
+            structured=options.structured,
+            sampling=options.sampling,
+            fit_strings=options.fit_strings,
         )
 
     def __repr__(self) -> str:

@@ -1,5 +1,8 @@
 """Mistral chat completions, with the review schema as a strict JSON-schema response format.
 
+That is the one structured form this backend sends: `structured` takes `auto` or
+`json_schema` (the same thing here), and refuses the others by name.
+
 The SDK returns a parsed body and keeps the HTTP response to itself on success, so this
 backend gives it an HTTP client with a response hook that hands the headers (request id,
 rate limits) back to the call that made the request.
@@ -9,14 +12,17 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
 
 from ..errors import BackendSpecError
 from . import _provider as p
 from .base import Backend, MemberSpec, Reply, Request
 from .envelope import chat_answer
 from .mistral_calls import as_data, describe, request_id
-from .urls import server_url
+from .options import StructuredOptions
+from .structured import Form
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
 
     from .batch import BatchAPI
 
-__all__ = ["MistralBackend"]
+__all__ = ["MistralBackend", "MistralOptions"]
 
 # Set per call; the hook runs in the calling task, so concurrent calls never see each
 # other's headers.
@@ -41,6 +47,15 @@ async def _remember_headers(response: httpx2.Response) -> None:
         box["headers"] = response.headers
 
 
+class MistralOptions(StructuredOptions):
+    #: a strict JSON-schema response format is all the chat API takes
+    forms: ClassVar[tuple[Form, ...]] = ("json_schema",)
+
+    safe_prompt: bool = Field(
+        default=False, description="Put Mistral's own guardrail system prompt before the messages."
+    )
+
+
 class MistralBackend(Backend):
     name = "mistral"
     extra = "mistral"
@@ -50,6 +65,8 @@ class MistralBackend(Backend):
     enforced = "provider schema"
     # The SDK client times out first; the engine keeps its own backstop a little later.
     default_timeout = p.DEFAULT_TIMEOUT
+    options_model = MistralOptions
+    options: MistralOptions
 
     def __init__(
         self,
@@ -89,22 +106,21 @@ class MistralBackend(Backend):
     def from_spec(cls, spec: MemberSpec) -> MistralBackend:
         if not spec.model:
             raise BackendSpecError("backend 'mistral' needs a model: write mistral:MODEL")
-        options = spec.options
-        _, key = p.require_key(cls.name, p.key_variables(options, cls.key_env or "MISTRAL_API_KEY"))
-        return cls(
-            spec.model,
-            api_key=key,
-            base_url=server_url(options),
-            timeout=p.timeout_option(options),
-        )
+        options = MistralOptions.of(cls.name, spec.options)
+        # The SDK reads no variable for its server.
+        where = p.Connection.of(cls.name, options, [cls.key_env or "MISTRAL_API_KEY"])
+        return cls(spec.model, api_key=where.require_key(), base_url=where.base_url, timeout=where.timeout)
 
     def __repr__(self) -> str:
         return f"MistralBackend(model={self.model!r}, base_url={self.base_url!r})"
 
+    def wire(self, request: Request) -> dict[str, Any]:
+        return self.body(request)
+
     def body(self, request: Request) -> dict[str, Any]:
         """The chat request as it goes on the wire (a batch line's `body` is the same)."""
         sampling = request.sampling
-        return {
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": request.messages,
             "response_format": p.json_schema_format(request.schema_name, request.schema),
@@ -113,6 +129,9 @@ class MistralBackend(Backend):
             "max_tokens": sampling.max_tokens,
             "random_seed": sampling.seed,
         }
+        if self.options.safe_prompt:
+            body["safe_prompt"] = True
+        return body
 
     async def generate(self, request: Request) -> Reply:
         box: dict[str, Mapping[str, str]] = {}

@@ -18,14 +18,15 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import BackendSpecError, MissingKeyError
+from pydantic import Field
+
+from ..errors import BackendSpecError
 from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
 from ._http import JSONClient
 from .base import MemberSpec, Reply, Request
 from .envelope import chat_answer
 from .structured import ENFORCED, FORMS, Form
-from .urls import server_url
 
 if TYPE_CHECKING:
     from .batch import BatchAPI
@@ -39,9 +40,12 @@ _ACCOUNT_HEADERS = {"OPENAI_ORG_ID": "OpenAI-Organization", "OPENAI_PROJECT_ID":
 
 
 class OpenAIOptions(ServerOptions):
-    #: OpenAI's newer models refuse `max_tokens`; compatible servers only know `max_tokens`.
-    #: Unset: `max_tokens` with a `base_url`, else `max_completion_tokens`.
-    token_param: Literal["max_completion_tokens", "max_tokens"] | None = None
+    token_param: Literal["max_completion_tokens", "max_tokens"] | None = Field(
+        default=None,
+        description="The name of the reply's token limit: OpenAI's newer models refuse max_tokens, "
+        "compatible servers only know max_tokens (unset: max_tokens with a base_url, else "
+        "max_completion_tokens).",
+    )
 
 
 class OpenAIBackend(ServerBackend):
@@ -85,24 +89,21 @@ class OpenAIBackend(ServerBackend):
     def from_spec(cls, spec: MemberSpec) -> OpenAIBackend:
         if not spec.model:
             raise BackendSpecError("backend 'openai' needs a model: write openai:MODEL")
-        options = spec.options
-        own = OpenAIOptions.of(cls.name, options)
-        base_url = server_url(options, "OPENAI_BASE_URL")
-        names = p.key_variables(options, cls.key_env or "OPENAI_API_KEY")
-        found = p.env_key(names)
+        options = OpenAIOptions.of(cls.name, spec.options)
+        where = p.Connection.of(cls.name, options, [cls.key_env or "OPENAI_API_KEY"], "OPENAI_BASE_URL")
         # A local server takes any key; but a member that names its key variable (a proxy
         # such as LiteLLM) needs that key, and the placeholder would only earn a puzzling 400.
-        if found is None and (base_url is None or options.get("api_key_env") is not None):
-            raise MissingKeyError(cls.name, names[0])
+        if where.base_url is None or options.api_key_env is not None:
+            where.require_key()
         return cls(
             spec.model,
-            api_key=found[1] if found else PLACEHOLDER_KEY,
-            base_url=base_url,
-            timeout=p.timeout_option(options),
-            token_param=own.token_param,
-            structured=own.structured,
-            sampling=own.sampling,
-            fit_strings=own.fit_strings,
+            api_key=where.key or PLACEHOLDER_KEY,
+            base_url=where.base_url,
+            timeout=where.timeout,
+            token_param=options.token_param,
+            structured=options.structured,
+            sampling=options.sampling,
+            fit_strings=options.fit_strings,
         )
 
     def __repr__(self) -> str:
@@ -124,12 +125,6 @@ class OpenAIBackend(ServerBackend):
         if body:
             params["extra_body"] = body
         return params
-
-    def body(self, request: Request, form: Form) -> dict[str, Any]:
-        """The request body as it goes on the wire (the batch route sends the same)."""
-        body = self._params(request, form)
-        body.update(body.pop("extra_body", {}))
-        return body
 
     async def _call(self, request: Request, form: Form) -> Reply:
         started = time.perf_counter()

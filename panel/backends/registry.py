@@ -5,10 +5,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..errors import BackendSpecError, MissingDependencyError
-from .base import Backend, BackendOptions, MemberSpec
+from .base import Backend, MemberSpec
+from .options import MemberOptions
 from .urls import redacted, refuse_credentials
 
 __all__ = ["BACKENDS", "MemberSpec", "backend_class", "create_backend", "options_model", "parse_member"]
@@ -25,8 +28,11 @@ BACKENDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
-def parse_member(spec: str, options: dict[str, Any] | None = None, name: str | None = None) -> MemberSpec:
-    """Parse `backend[:model]`. Only the first colon splits, so URLs and paths survive."""
+def parse_member(
+    spec: str, options: Mapping[str, Any] | MemberOptions | None = None, name: str | None = None
+) -> MemberSpec:
+    """Parse `backend[:model]` (only the first colon splits, so URLs and paths survive) and
+    validate its options into the backend's options model: an `OptionError` names a bad one."""
     backend, _, model = spec.strip().partition(":")
     backend = backend.strip().lower()
     if not backend:
@@ -39,7 +45,7 @@ def parse_member(spec: str, options: dict[str, Any] | None = None, name: str | N
         )
     # A model may be an endpoint's URL (hf:https://...): never one with a key in it.
     refuse_credentials(model.strip(), f"backend '{backend}'")
-    return MemberSpec(backend, model.strip() or None, dict(options or {}), name)
+    return MemberSpec(backend, model.strip() or None, options_model(backend).of(backend, options), name)
 
 
 def _load_class(name: str) -> type[Backend]:
@@ -49,7 +55,7 @@ def _load_class(name: str) -> type[Backend]:
     return cls
 
 
-def options_model(name: str) -> type[BackendOptions]:
+def options_model(name: str) -> type[MemberOptions]:
     """The model of a backend's own options; needs no SDK, so a config checks without extras."""
     return _load_class(name).options_model
 
@@ -65,7 +71,9 @@ def backend_class(name: str) -> type[Backend]:
 def create_backend(spec: MemberSpec) -> Backend:
     """Build the backend for a member; bad specs raise a UserError before any work starts."""
     cls = backend_class(spec.backend)
-    cls.options_model.of(cls.name, spec.options)  # every backend refuses options it does not take
+    # Parsed specs hold the backend's model already; a spec made by hand may hold the base one.
+    spec = replace(spec, options=cls.options_model.of(cls.name, spec.options))
     backend = cls.from_spec(spec)
     backend.member_name = spec.name
+    backend.options = spec.options
     return backend

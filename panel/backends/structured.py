@@ -103,9 +103,12 @@ def is_refusal(status: int | None, detail: str) -> bool:
 class Negotiator:
     """The form one member's requests use: fixed by its setting, or found under `auto`."""
 
-    def __init__(self, setting: str, order: Sequence[Form]) -> None:
-        if setting not in STRUCTURED:
-            raise ValueError(f"structured must be one of {', '.join(STRUCTURED)}")
+    def __init__(self, setting: str, order: Sequence[Form], takes: Sequence[Form] | None = None) -> None:
+        """`order`: the forms `auto` tries, strongest first; `takes`: every form the backend
+        can send (default: the ones in `order`)."""
+        takes = tuple(takes or order)
+        if setting != "auto" and setting not in takes:
+            raise ValueError(f"structured takes {', '.join(('auto', *takes))}, not {setting!r}")
         self.setting = setting
         self.order = tuple(order)
         self.form: Form | None = None if setting == "auto" else cast(Form, str(setting))
@@ -118,6 +121,12 @@ class Negotiator:
     def negotiated(self) -> Form | None:
         """The form `auto` settled on (None before, and for a fixed setting)."""
         return self.form if self.setting == "auto" else None
+
+    @property
+    def current(self) -> Form:
+        """The form the next request goes in: the settled one, else the first `auto` tries
+        (a batch, which cannot probe, sends this one)."""
+        return self.form or self.order[0]
 
     def adopt(self, form: str, max_length: int | None = None) -> None:
         """Start from a form found earlier (read from the store) and the string cap recorded

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from ..errors import BackendSpecError
 
@@ -48,13 +46,12 @@ def refuse_credentials(url: str | None, where: str) -> None:
         raise BackendSpecError(f"{where}: {problem}")
 
 
-def server_url(options: Mapping[str, Any], variable: str | None = None) -> str | None:
+def server_url(configured: str | None, variable: str | None = None) -> str | None:
     """A member's server: its `base_url` option, else the environment `variable` its SDK
     would read (resolved here, so the server is part of the cache key); None: the provider's."""
-    configured = options.get("base_url") or None
-    if configured is not None:
+    if configured:
         refuse_credentials(configured, "base_url")
-        return str(configured)
+        return configured
     found = (os.environ.get(variable) or None) if variable else None
     refuse_credentials(found, variable or "")
     return found

@@ -132,9 +132,8 @@ def check_draft_inputs(catalog: Path | None, backends: list[str], config: Path |
     the members' specs (a UserError, one line, exit 2); returns the catalog, read (the app
     starts with it). Members are built (a model found or fetched) only when a draft starts."""
     drafted = load_catalog(catalog or default_catalog())
-    for spec in resolve_members(backends, load_config(config)):
-        cls = backend_class(spec.backend)
-        cls.options_model.of(cls.name, spec.options)
+    for spec in resolve_members(backends, load_config(config)):  # options are checked as read
+        backend_class(spec.backend)
     return drafted
 
 

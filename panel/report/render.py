@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import jinja2
@@ -17,15 +17,21 @@ from .record import ComparisonRecord, ScorecardEntry
 
 __all__ = [
     "FORMATS",
+    "TEMPLATES",
     "ReviewActions",
+    "bar_class",
+    "bar_width",
+    "comparison_context",
     "escaping_environment",
+    "html_environment",
     "render",
     "render_html",
     "render_markdown",
     "safe_url",
 ]
 
-_TEMPLATES = Path(__file__).parent / "templates"
+#: the comparison's templates, and the layout every HTML page of panel shares
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 # Characters that mean something inside a Markdown line: raw HTML, links, table cells, and
@@ -133,7 +139,7 @@ def _when(value: object) -> str:
 
 @lru_cache(maxsize=1)
 def _loader() -> jinja2.BaseLoader:
-    return jinja2.FileSystemLoader(_TEMPLATES)
+    return jinja2.FileSystemLoader(TEMPLATES)
 
 
 @lru_cache(maxsize=1)
@@ -155,15 +161,17 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def escaping_environment(folder: Path, *, keep_trailing_newline: bool = True) -> jinja2.Environment:
-    """A Jinja2 environment for HTML over the templates in ``folder``, escaping everything.
+def escaping_environment(
+    templates: Path | jinja2.BaseLoader, *, keep_trailing_newline: bool = True
+) -> jinja2.Environment:
+    """A Jinja2 environment for HTML over ``templates`` (a folder, or a loader), escaping everything.
 
     Catalog, model and run text is untrusted, and a template that forgets a filter must still
     come out safe: every value is autoescaped and cleaned of terminal controls (``_finalize``).
     The comparison page, the agreement report and ``panel view`` all render through one.
     """
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
+        loader=jinja2.FileSystemLoader(templates) if isinstance(templates, Path) else templates,
         undefined=jinja2.StrictUndefined,
         autoescape=True,
         trim_blocks=True,
@@ -173,14 +181,38 @@ def escaping_environment(folder: Path, *, keep_trailing_newline: bool = True) ->
     )
 
 
+def _bar_pct(pct: float) -> float:
+    return min(100.0, max(0.0, float(pct)))
+
+
+def bar_width(pct: float) -> str:
+    """A bar's width as the file's inline style prints it: a percentage, one decimal, 0 to 100."""
+    return f"{_bar_pct(pct):.1f}"
+
+
+def bar_class(pct: float) -> str:
+    """A bar's width as a class (`w-0` to `w-100`), for a page whose CSP forbids inline style."""
+    return f"w-{round(float(bar_width(pct)))}"
+
+
+def html_environment(loader: jinja2.BaseLoader, *, keep_trailing_newline: bool = True) -> jinja2.Environment:
+    """An escaping environment over `loader` with the filters the comparison block uses, so
+    the file and `panel view` render the same block with the same filters."""
+    env = escaping_environment(loader, keep_trailing_newline=keep_trailing_newline)
+    env.filters.update(
+        safe_url=safe_url,
+        host=_host,
+        paragraphs=_paragraphs,
+        when=_when,
+        bar_width=bar_width,
+        bar_class=bar_class,
+    )
+    return env
+
+
 @lru_cache(maxsize=1)
 def _html_env() -> jinja2.Environment:
-    env = escaping_environment(_TEMPLATES)
-    env.filters["safe_url"] = safe_url
-    env.filters["host"] = _host
-    env.filters["paragraphs"] = _paragraphs
-    env.filters["when"] = _when
-    return env
+    return html_environment(_loader())
 
 
 def render_markdown(record: ComparisonRecord) -> str:
@@ -197,20 +229,26 @@ class ReviewActions(Protocol):
     def anchor(self, tool_id: str, persona_id: str, member: str, repeat: int) -> str: ...
 
 
+def comparison_context(
+    record: ComparisonRecord, *, review_actions: ReviewActions | None = None, inline_style: bool = True
+) -> dict[str, Any]:
+    """What the comparison block (comparison_block.html.j2) reads: the record, its names,
+    the view's hook, and whether a bar's width is an inline style (the file) or a class."""
+    return {
+        "record": record,
+        "tool_names": {t.id: t.name for t in record.tools},
+        "persona_names": {p.id: p.name for p in record.panel.personas},
+        "multi": len(record.panel.members) > 1,
+        "review_actions": review_actions,
+        "inline_style": inline_style,
+    }
+
+
 def render_html(record: ComparisonRecord, *, review_actions: ReviewActions | None = None) -> str:
     """The self-contained page; with `review_actions`, each review also carries what it returns
     (and its anchor as the article's id). Without it the page is the published file."""
-    return (
-        _html_env()
-        .get_template("comparison.html.j2")
-        .render(
-            record=record,
-            tool_names={t.id: t.name for t in record.tools},
-            persona_names={p.id: p.name for p in record.panel.personas},
-            multi=len(record.panel.members) > 1,
-            review_actions=review_actions,
-        )
-    )
+    context = comparison_context(record, review_actions=review_actions)
+    return _html_env().get_template("comparison.html.j2").render(context)
 
 
 #: the formats a record is written in, each by its file suffix

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 from ..backends.base import Backend, Request
 from ..memo import ByIdentity
@@ -12,27 +13,42 @@ __all__ = ["cache_key"]
 
 
 def cache_key(backend: Backend, request: Request, persona_version: str) -> str:
-    """Hash of what changes a reply: never timeouts, limits, retries or keys.
+    """Hash of the request as the member sends it: the body in the structured form it uses,
+    with its string caps and sampling extras (`Backend.wire`), and where it goes with the
+    options that change a reply (`Backend.identity`). Never timeouts, limits, prices or keys:
+    the options left out are listed in `panel.backends.options.NOT_IN_CACHE_KEY`, and nothing
+    the client sends beside the body (headers, keys) is hashed.
 
-    It is the sha256 of this JSON, keys sorted:
-    `{"backend", "messages", "model", "persona", "sampling", "schema", "source"}`. The schema
-    is the same for every request of a persona, so its part of the text is written once and
-    the hash is fed in pieces: the same bytes, so the same keys as ever.
+    The run's sampling settings are in it whether or not the provider takes each of them:
+    the seed is what makes repeats of a review distinct requests, even to a provider that
+    takes no seed.
+
+    It is the sha256 of this JSON, keys sorted, each JSON Schema object in the request
+    written as `"sha256:<hex digest of its sorted JSON>"`:
+    `{"backend", "persona", "request", "sampling", "source"}`.
     """
-    head = {
+    material = {
         "backend": backend.name,
-        "messages": request.messages,
-        "model": backend.model,
         "persona": persona_version,
+        "request": _schemas_hashed(backend.wire(request)),
         "sampling": request.sampling.as_dict(),
+        "source": backend.identity(),
     }
-    digest = hashlib.sha256(json.dumps(head, sort_keys=True)[:-1].encode())
-    digest.update(b', "schema": ')
-    digest.update(_sorted_json(request.schema))
-    digest.update(b', "source": ')
-    digest.update(json.dumps(backend.identity(), sort_keys=True).encode())
-    digest.update(b"}")
-    return digest.hexdigest()
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-_sorted_json: ByIdentity[bytes] = ByIdentity(lambda value: json.dumps(value, sort_keys=True).encode())
+def _schemas_hashed(value: Any) -> Any:
+    """The request with each JSON Schema object in it written as its digest: the same few
+    schemas go in every request of a run, so each is written out once, not once a request."""
+    if isinstance(value, dict):
+        if "properties" in value:
+            return _schema_digest(value)
+        return {k: _schemas_hashed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_schemas_hashed(v) for v in value]
+    return value
+
+
+_schema_digest: ByIdentity[str] = ByIdentity(
+    lambda schema: "sha256:" + hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()
+)

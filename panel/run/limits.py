@@ -21,13 +21,14 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends.options import MemberOptions
 from ..errors import BackendError
 
-__all__ = ["DEFAULT_HEADROOM", "Adaptive", "Pacer", "RateLimiter", "Ticket"]
+__all__ = ["DEFAULT_HEADROOM", "Adaptive", "Pacer", "RateLimiter", "Ticket", "shared_limiters"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -355,6 +356,26 @@ class RateLimiter:
     def _unknown(self) -> bool:
         """Whether a limit is still to be learned."""
         return any(self._learn[w] and self.source[w] is None for w in self.source)
+
+
+def shared_limiters(members: Sequence[tuple[str, MemberOptions]]) -> list[RateLimiter]:
+    """One limiter for each member, given as (its connection key, its options): members on
+    one connection share one, since the provider counts them against one quota. A shared
+    limiter keeps the tightest `rpm`, `tpm` and `headroom` any of its members states."""
+    found: dict[str, RateLimiter] = {}
+    for key in dict.fromkeys(key for key, _ in members):
+        on_it = [options for k, options in members if k == key]
+        found[key] = RateLimiter(
+            rpm=_tightest(o.rpm for o in on_it),
+            tpm=_tightest(o.tpm for o in on_it),
+            headroom=_tightest(o.headroom for o in on_it) or DEFAULT_HEADROOM,
+        )
+    return [found[key] for key, _ in members]
+
+
+def _tightest(values: Iterable[float | None]) -> float | None:
+    stated = [v for v in values if v is not None]
+    return min(stated) if stated else None
 
 
 def _loop_time() -> float:

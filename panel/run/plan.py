@@ -27,7 +27,7 @@ from .cells import Cell, Member
 from .ending import Write, running
 from .engine import Engine
 from .events import Sink
-from .limits import RateLimiter
+from .limits import shared_limiters
 from .pricing import load_prices, price_for
 from .rebuttal import run_rebuttals
 from .retry import RetryPolicy
@@ -99,21 +99,25 @@ def default_catalog() -> Path:
 
 
 def build_members(specs: Sequence[MemberSpec], prices_path: str | Path | None = None) -> list[Member]:
-    """Backends with their concurrency, rate limits, price and timeout; fails before any work."""
+    """Backends with their concurrency, rate limits, price and timeout; fails before any work.
+
+    Members on one connection (the same backend, model, server and key: two names for one
+    model) share one rate limiter, since they draw on one provider quota."""
     prices = load_prices(prices_path)
+    backends = [create_backend(spec) for spec in specs]
+    limiters = shared_limiters([(b.connection_key(), b.options) for b in backends])
     members = []
-    for spec in specs:
-        backend = create_backend(spec)
-        o = spec.options
-        depth, max_tokens = member_depth(o, backend.default_depth())
+    for backend, limiter in zip(backends, limiters, strict=True):
+        o = backend.options
+        depth, max_tokens = member_depth(o.depth, o.max_tokens, backend.default_depth())
         members.append(
             Member(
                 backend=backend,
-                concurrency=int(o.get("concurrency") or backend.default_concurrency),
-                limiter=RateLimiter(rpm=o.get("rpm"), tpm=o.get("tpm"), headroom=o.get("headroom", 0.98)),
+                concurrency=o.concurrency or backend.default_concurrency,
+                limiter=limiter,
                 price=price_for(backend.name, backend.model, o, prices),
-                timeout=o.get("timeout") or backend.default_timeout,
-                route=o.get("route") or "live",
+                timeout=o.timeout or backend.default_timeout,
+                route=o.route or "live",
                 depth=depth,
                 max_tokens=max_tokens,
             )
@@ -168,11 +172,10 @@ def plan_run(
     personas = resolve_personas(load_personas(personas_dir or data_dir("personas")), list(persona_ids))
     _no_repeats("persona", [p.id for p in personas])
     specs = resolve_members(list(backends), config or PanelConfig())
-    if route is not None:
-        # Kept in each member's options, so a resumed run takes the same route.
-        specs = [replace(spec, options={**spec.options, "route": route}) for spec in specs]
-    if max_tokens is not None:
-        specs = [replace(spec, options={**spec.options, "max_tokens": max_tokens}) for spec in specs]
+    # Kept in each member's options, so a resumed run takes the same route and limit.
+    given = {k: v for k, v in {"route": route, "max_tokens": max_tokens}.items() if v is not None}
+    if given:
+        specs = [replace(spec, options=spec.options.with_(spec.backend, **given)) for spec in specs]
     if repeats < 1:
         raise UserError("--repeats must be at least 1")
     return Plan(
@@ -218,12 +221,14 @@ def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> 
     config = run.config
     if "member_specs" not in config:
         raise ConfigError(f"run '{run_id}' was recorded without its plan and cannot be resumed")
-    specs = [parse_member(m["spec"], m["options"], m.get("name")) for m in config["member_specs"]]
-    for spec in specs:
-        if "depth" not in spec.options:
+    specs = []
+    for recorded in config["member_specs"]:
+        options = recorded["options"]
+        if "depth" not in options:
             # Recorded before members had a depth: every member wrote brief reviews, within
             # the run's token limit.
-            spec.options.update(depth="brief", max_tokens=config["sampling"]["max_tokens"])
+            options = {**options, "depth": "brief", "max_tokens": config["sampling"]["max_tokens"]}
+        specs.append(parse_member(recorded["spec"], options, recorded.get("name")))
     return Plan(
         tools,
         personas,
@@ -270,7 +275,7 @@ def _resolved(spec: MemberSpec, member: Member) -> dict[str, Any]:
     settled: dict[str, Any] = {"depth": member.depth}
     if member.max_tokens is not None:
         settled["max_tokens"] = member.max_tokens
-    return {**spec.options, **settled}
+    return {**spec.options.written(), **settled}
 
 
 async def run_plan(

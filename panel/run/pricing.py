@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..backends.base import Usage
+from ..backends.base import MemberOptions, Usage
 from ..errors import ConfigError, shown
 from ..loaders import load_toml
 from ..memo import ByIdentity
@@ -170,13 +170,12 @@ def _problem(error: Any) -> str:
     return f"{error['msg']}{got}"
 
 
-def price_for(backend: str, model: str, options: dict[str, Any], prices: Prices) -> Price | None:
+def price_for(backend: str, model: str, options: MemberOptions, prices: Prices) -> Price | None:
     """The member's own configured price, else the file's for backend:model, else for backend;
     with the file's batch discount for backend:model, else for backend."""
     discount = prices.discount(backend, model)
-    if options.get("price_input") is not None or options.get("price_output") is not None:
-        own = (float(options.get("price_input") or 0), float(options.get("price_output") or 0))
-        return Price(*own, discount)
+    if options.price_input is not None or options.price_output is not None:
+        return Price(options.price_input or 0.0, options.price_output or 0.0, discount)
     found = prices.get(f"{backend}:{model}") or prices.get(backend)
     return None if found is None else Price(found.input, found.output, discount)
 

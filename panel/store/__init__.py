@@ -4,9 +4,10 @@ Every request is written before it is sent and its reply is written in the same
 transaction that marks it done, so a crash leaves nothing half-recorded. Keys never come
 here: requests hold messages and sampling settings, never headers or client options.
 
-`Store` is one class made of six parts, one module each: the connection (locking,
+`Store` is one class made of seven parts, one module each: the connection (locking,
 migrations, transactions), runs, requests and replies, reviews, the batch ledger, an
-editor's edits, approvals and review history, and the rebuttal round's answers.
+editor's edits, approvals and review history, the rebuttal round's answers, and runs in
+summary for the pages that list them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .requests import Requests
 from .reviews import Reviews
 from .rows import RUN_STATUSES, UNFINISHED, BatchRow, CellKey, MemberForm, ReviewRow, RunRow, new_run_id
 from .runs import Runs
+from .summaries import RunState, RunTotals, Summaries, ToolName, ToolTally
 
 __all__ = [
     "BATCH_STATES",
@@ -36,15 +38,19 @@ __all__ = [
     "RebuttalRow",
     "ReviewRow",
     "RunRow",
+    "RunState",
+    "RunTotals",
     "Store",
     "StoreBusyError",
+    "ToolName",
+    "ToolTally",
     "custom_id_for",
     "new_run_id",
     "normal_state",
 ]
 
 
-class Store(Runs, Requests, Edits, Reviews, Batches, Rebuttals):
+class Store(Runs, Requests, Edits, Reviews, Batches, Rebuttals, Summaries):
     """The runs folder: `panel.db` plus one folder of files per run.
 
     A writer holds the folder's write lock (see `lock.py`) for as long as the store is

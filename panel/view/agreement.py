@@ -1,23 +1,23 @@
 """A run's agreement page inside the view: the tables and plots of `panel agreement --report`,
-computed from the same analysis and rendered by the same template, under the view's CSP.
+computed from the same analysis and drawn by the same template (the agreement block,
+`analysis/agreement_block.html.j2`), under the view's CSP.
 
-The report page is self-contained (inline CSS, a meta CSP); here its `<style>` is served as
-`/static/agreement.css` and the page's body is placed in the view's layout. Plots stay PNG
-data URIs (the CSP allows `img-src data:`). The analysis needs the `analysis` extra; without
-it, or for a run it cannot read, the page says so in one sentence.
+The file is self-contained (inline CSS, a meta CSP); here the same stylesheet
+(`agreement.css`, beside the template) is served as `/static/agreement.css` and the block is
+placed in the view's layout. Plots stay PNG data URIs (the CSP allows `img-src data:`). The
+analysis needs the `analysis` extra; without it, or for a run it cannot read, the page says
+so in one sentence.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,12 +27,11 @@ from ..errors import MissingDependencyError, UserError
 from ..store import Store
 from .templating import page
 
+if TYPE_CHECKING:
+    from ..analysis.html import AgreementPage
+
 __all__ = ["REFERENCES", "agreement_css", "routes"]
 
-_REPORT_TEMPLATE = Path(__file__).parent.parent / "analysis" / "templates" / "agreement.html.j2"
-_STYLE = re.compile(r"<style>\n?(.*?)</style>", re.DOTALL)
-# Any inline style the report might print one day: dropped, since the CSP would refuse it.
-_STYLE_ATTR = re.compile(r"""\sstyle=(?:"[^"]*"|'[^']*')""")
 #: what `?reference=` may name: a labels file is a path on the server, so the page takes none
 REFERENCES = ("community",)
 #: the bootstrap of `panel agreement`'s defaults, so the page shows the figures its JSON prints
@@ -43,26 +42,20 @@ _ANALYSIS_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class Outcome:
-    """The report's body, or the sentence saying why there is none."""
+    """What the report shows, or the sentence saying why there is none."""
 
-    body: Markup | None
+    report: AgreementPage | None
     reason: str | None = None
 
 
 @lru_cache(maxsize=1)
 def agreement_css() -> str:
-    """The report page's own CSS."""
-    found = _STYLE.search(_REPORT_TEMPLATE.read_text(encoding="utf-8"))
-    if found is None:
-        raise RuntimeError(f"no <style> in {_REPORT_TEMPLATE}")
+    """The report file's own stylesheet, and the view's switch of reference."""
+    from ..analysis.html import TEMPLATES
+
+    css = (TEMPLATES / "agreement.css").read_text(encoding="utf-8")
     view = ".viewbar .crumb-choice { margin-left: auto; color: var(--muted); }\n"
-    return f"{found.group(1)}\n/* the view's switch between no reference and the community's votes */\n{view}"
-
-
-def _body(html: str) -> Markup:
-    """The report's <body> content with no inline style left (it holds no script)."""
-    start, end = html.index("<body>") + len("<body>"), html.rindex("</body>")
-    return Markup(_STYLE_ATTR.sub("", html[start:end]))
+    return f"{css}\n/* the view's switch between no reference and the community's votes */\n{view}"
 
 
 def report_data(store: Store, run_id: str, reference: str | None) -> dict[str, Any]:
@@ -88,24 +81,11 @@ _KEPT = 16
 Kept = OrderedDict[tuple[object, ...], Outcome]
 
 
-def _state(store: Store, run_id: str) -> tuple[object, ...]:
-    """What the figures depend on, cheaply: the run's reviews, edits and round-2 answers,
-    each counted with its newest row (a regenerated or edited review moves one of them)."""
-    found: list[object] = []
-    for table in ("reviews", "review_edits", "rebuttals"):
-        row = None
-        if store.has_table(table):  # a store from before that table has none
-            sql = f"SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM {table} WHERE run_id = ?"
-            row = tuple(store.db.execute(sql, (run_id,)).fetchone())
-        found.append(row)
-    return tuple(found)
-
-
 def build(store: Store, run_id: str, reference: str | None, kept: Kept | None = None) -> Outcome:
     """The page's body for the run, or one sentence why it cannot be shown; from `kept` when
     the run's reviews are as they were when it was drawn."""
     _kept: Kept = OrderedDict() if kept is None else kept
-    key = (run_id, reference, _state(store, run_id))
+    key = (run_id, reference, store.run_state(run_id))
     with _ANALYSIS_LOCK:
         if key in _kept:
             _kept.move_to_end(key)
@@ -120,9 +100,9 @@ def build(store: Store, run_id: str, reference: str | None, kept: Kept | None = 
 def _build(store: Store, run_id: str, reference: str | None) -> Outcome:
     try:
         data = report_data(store, run_id, reference)
-        from ..analysis.html import render_report
+        from ..analysis.html import agreement_page
 
-        html = render_report(data)
+        report = agreement_page(data)
     except ImportError as exc:
         return Outcome(None, _missing(exc))
     except MissingDependencyError as exc:  # "FEATURE needs the Python package 'X': pip install ..."
@@ -130,7 +110,7 @@ def _build(store: Store, run_id: str, reference: str | None) -> Outcome:
         return Outcome(None, f"The agreement page{text[text.find(' needs') :]}.")
     except UserError as exc:  # a run with no reviews, a reference with no tool in the run, ...
         return Outcome(None, f"No agreement for this run: {exc}.")
-    return Outcome(_body(html))
+    return Outcome(report)
 
 
 def agreement_page(request: Request) -> Response:
@@ -149,7 +129,14 @@ def agreement_page(request: Request) -> Response:
         if not hasattr(request.app.state, "agreement_pages"):
             request.app.state.agreement_pages = Kept()
         outcome = build(store, run_id, reference, request.app.state.agreement_pages)
-    return page(request, "agreement.html.j2", run_id=run_id, reference=reference, outcome=outcome)
+    return page(
+        request,
+        "agreement.html.j2",
+        run_id=run_id,
+        reference=reference,
+        outcome=outcome,
+        report=outcome.report,
+    )
 
 
 def stylesheet(request: Request) -> Response:

@@ -1,19 +1,18 @@
 """What the view's pages show, read from a store opened read-only.
 
-The runs list reads the runs table for the ids that match, then only the page's runs whole
+The runs list reads the ids of the runs that match, then only the page's runs whole
 (`Store.get_run`, with their reviews counted and their spend summed), so its cost does not
-grow with the reviews of the runs it does not show. These queries read tables the store
-owns; they belong in `panel.store` once its schema settles (a paged `list_runs`).
+grow with the reviews of the runs it does not show. The queries are the store's
+(`panel.store.summaries`); this module puts their answers together for the pages.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 from ..report.load import load_record
 from ..report.record import ComparisonRecord
-from ..store import RunRow, Store
+from ..store import RunRow, RunTotals, Store, ToolName, ToolTally
 
 __all__ = ["PER_PAGE", "RunSummary", "RunsPage", "ToolLine", "list_runs", "review_tools", "tool_record"]
 
@@ -25,8 +24,8 @@ PER_PAGE = 100
 class RunSummary:
     run: RunRow
     kind: str
-    #: (tool id, tool name) in the run's order
-    tools: list[tuple[str, str]]
+    #: the run's tools, in its order
+    tools: list[ToolName]
     reviews: int
     valid: int
     spend_usd: float
@@ -47,71 +46,8 @@ class RunsPage:
     matched: int
     page: int
     pages: int
-    #: every tool of the store, (id, name), for the tool filter
-    tool_choices: list[tuple[str, str]]
-
-
-def _matching(store: Store, status: str | None, tool: str | None) -> list[str]:
-    """The ids of the runs that match, newest first: one query of the runs table alone.
-
-    A run marked running whose process is gone counts as interrupted, as in `panel runs`.
-    """
-    where, args = [], []
-    if status is not None:
-        where.append("status IN (?, 'running')")
-        args.append(status)
-    if tool is not None:
-        where.append("id IN (SELECT run_id FROM run_tools WHERE tool_id = ?)")
-        args.append(tool)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = store.db.execute(
-        f"SELECT id, status FROM runs {clause} ORDER BY created_at DESC, rowid DESC", args
-    )
-    found = [(str(run_id), str(state)) for run_id, state in rows]
-    if status is None:
-        return [run_id for run_id, _ in found]
-    alive = store.writer_alive() if any(state == "running" for _, state in found) else False
-    live = {"running": "running" if alive else "interrupted"}
-    return [run_id for run_id, state in found if live.get(state, state) == status]
-
-
-def _marks(ids: list[str]) -> str:
-    return ", ".join("?" * len(ids))
-
-
-def _run_tools(store: Store, run_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-    rows = store.db.execute(
-        "SELECT run_id, tool_id, COALESCE(json_extract(data, '$.name'), tool_id) "
-        f"FROM run_tools WHERE run_id IN ({_marks(run_ids)}) ORDER BY run_id, position",
-        run_ids,
-    )
-    tools: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for run_id, tool_id, name in rows:
-        tools[run_id].append((str(tool_id), str(name)))
-    return tools
-
-
-def _counts(store: Store, run_ids: list[str]) -> dict[str, tuple[int, int, float]]:
-    """Reviews, valid reviews and spend (USD) of each run."""
-    reviews = store.db.execute(
-        f"""SELECT run_id, COUNT(*), SUM(valid) FROM reviews
-            WHERE run_id IN ({_marks(run_ids)}) GROUP BY run_id""",
-        run_ids,
-    )
-    spend = store.db.execute(
-        f"""SELECT rq.run_id, SUM(rp.cost_usd) FROM requests rq JOIN replies rp ON rp.request_id = rq.id
-            WHERE rq.run_id IN ({_marks(run_ids)}) GROUP BY rq.run_id""",
-        run_ids,
-    )
-    usd = {str(run_id): float(cost or 0.0) for run_id, cost in spend}
-    return {str(r): (int(n), int(ok or 0), usd.get(str(r), 0.0)) for r, n, ok in reviews}
-
-
-def _tool_choices(store: Store) -> list[tuple[str, str]]:
-    rows = store.db.execute(
-        "SELECT tool_id, COALESCE(json_extract(data, '$.name'), tool_id) FROM run_tools GROUP BY tool_id"
-    )
-    return sorted(((str(t), str(n)) for t, n in rows), key=lambda p: (p[1].lower(), p[0]))
+    #: every tool of the store, for the tool filter
+    tool_choices: list[ToolName]
 
 
 def list_runs(store: Store, status: str | None, tool: str | None, page: int) -> RunsPage:
@@ -120,18 +56,18 @@ def list_runs(store: Store, status: str | None, tool: str | None, page: int) -> 
     Only the runs on the page are read whole, so a page costs the same in a store of ten
     runs or ten thousand (but for one query over the runs table, and one over its tools).
     """
-    matched = _matching(store, status, tool)
+    matched = store.matching_runs(status, tool)
     pages = max(1, -(-len(matched) // PER_PAGE))
     page = min(max(1, page), pages)
     ids = matched[(page - 1) * PER_PAGE : page * PER_PAGE]
     runs = [run for run in map(store.get_run, ids) if run is not None]
-    tools = _run_tools(store, ids) if ids else {}
-    counts = _counts(store, ids) if ids else {}
-    summaries = [
-        RunSummary(run, run.kind, tools.get(run.id, []), *counts.get(run.id, (0, 0, 0.0)))
-        for run in runs
-    ]
-    return RunsPage(summaries, len(matched), page, pages, _tool_choices(store))
+    tools, totals = store.runs_tools(ids), store.run_totals(ids)
+    summaries = [_summary(run, tools.get(run.id, []), totals.get(run.id, RunTotals())) for run in runs]
+    return RunsPage(summaries, len(matched), page, pages, store.tool_names())
+
+
+def _summary(run: RunRow, tools: list[ToolName], totals: RunTotals) -> RunSummary:
+    return RunSummary(run, run.kind, tools, totals.reviews, totals.valid, totals.spend_usd)
 
 
 @dataclass(frozen=True)
@@ -152,18 +88,12 @@ class ToolLine:
 
 def review_tools(store: Store, run_id: str) -> list[ToolLine]:
     """A review run's tools in order, with their counts of ship, valid and failed reviews."""
-    counts = {
-        str(r[0]): (int(r[1]), int(r[2]), int(r[3]))
-        for r in store.db.execute(
-            """SELECT tool_id, SUM(valid), SUM(valid AND verdict = 'ship'), SUM(NOT valid)
-               FROM reviews WHERE run_id = ? AND repeat = 0 GROUP BY tool_id""",
-            (run_id,),
-        )
-    }
+    tallies = store.tool_tallies(run_id)
     lines = []
     for t in store.run_tools(run_id):
-        valid, ship, failed = counts.get(t["id"], (0, 0, 0))
-        lines.append(ToolLine(t["id"], t.get("name", t["id"]), t.get("category", ""), valid, ship, failed))
+        tally = tallies.get(t["id"], ToolTally())
+        name, category = t.get("name", t["id"]), t.get("category", "")
+        lines.append(ToolLine(t["id"], name, category, tally.valid, tally.ship, tally.failed))
     return lines
 
 

@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..store import RUN_STATUSES, Store
 from . import data
 from .actions import ReviewControls
-from .comparison import comparison_body, comparison_css
+from .comparison import comparison, comparison_css
 from .templating import base_of, page
 
 __all__ = ["http_error", "not_found", "routes", "server_error"]
@@ -82,8 +82,8 @@ def run_page(request: Request) -> Response:
             return page(request, "review_run.html.j2", run=run, tools=tools)
         record = data.run_record(store, run_id)
         actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request))
-    body, bar = comparison_body(record, actions), actions.bar(record, None)
-    return page(request, "comparison.html.j2", record=record, body=body, editor_bar=bar, tool=None)
+    bar = actions.bar(record, None)
+    return page(request, "comparison.html.j2", **comparison(record, actions), editor_bar=bar, tool=None)
 
 
 def tool_page(request: Request) -> Response:
@@ -95,8 +95,8 @@ def tool_page(request: Request) -> Response:
         actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request))
     if record is None:
         raise HTTPException(404, f"Run '{run_id}' has no tool '{tool_id}'.")
-    body, bar = comparison_body(record, actions), actions.bar(record, tool_id)
-    return page(request, "comparison.html.j2", record=record, body=body, editor_bar=bar, tool=tool_id)
+    bar = actions.bar(record, tool_id)
+    return page(request, "comparison.html.j2", **comparison(record, actions), editor_bar=bar, tool=tool_id)
 
 
 def comparison_stylesheet(request: Request) -> Response:

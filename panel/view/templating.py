@@ -1,4 +1,9 @@
-"""The view's Jinja2 pages: autoescaped, every printed value cleaned of terminal controls."""
+"""The view's Jinja2 pages: autoescaped, every printed value cleaned of terminal controls.
+
+The view's templates come first; the shared ones are under a prefix: `report/` (the layout
+of every page, the comparison block) and `analysis/` (the agreement block), the very
+templates the published files are drawn from.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from .._about import __version__
-from ..report.render import escaping_environment
+from ..analysis.html import TEMPLATES as AGREEMENT_TEMPLATES
+from ..report.render import TEMPLATES as REPORT_TEMPLATES
+from ..report.render import html_environment
 
 __all__ = ["base_of", "env", "page", "url"]
 
@@ -39,9 +46,19 @@ def _usd(value: float) -> str:
     return f"${value:.4f}" if value < 0.01 else f"${value:,.2f}"
 
 
+def _loader() -> jinja2.BaseLoader:
+    shared = jinja2.PrefixLoader(
+        {
+            "report": jinja2.FileSystemLoader(REPORT_TEMPLATES),
+            "analysis": jinja2.FileSystemLoader(AGREEMENT_TEMPLATES),
+        }
+    )
+    return jinja2.ChoiceLoader([jinja2.FileSystemLoader(_TEMPLATES), shared])
+
+
 @lru_cache(maxsize=1)
 def env() -> jinja2.Environment:
-    environment = escaping_environment(_TEMPLATES, keep_trailing_newline=False)
+    environment = html_environment(_loader(), keep_trailing_newline=False)
     environment.filters.update(segment=_segment, date=_date, iso=_iso, usd=_usd)
     environment.globals["version"] = __version__
     return environment
