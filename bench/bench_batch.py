@@ -49,6 +49,7 @@ from panel.personas import load_personas
 from panel.resources import data_dir
 from panel.run.plan import Plan, RunOptions, build_members, run_plan
 from panel.run import batch as batch_module
+from panel.run.events import BatchSeen
 from panel.store import Store
 
 catalog, out, members = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
@@ -59,18 +60,19 @@ started = time.perf_counter()
 submitted = {}
 runners = []
 
-def on_batch(member, key, status):
-    submitted.setdefault(key, time.perf_counter() - started)
+def on_event(event):
+    if isinstance(event, BatchSeen):
+        submitted.setdefault(event.key, time.perf_counter() - started)
 
 original = batch_module.BatchRunner.run
 async def run(self, member, cells):
-    self.on_batch = on_batch
     runners.append(self)
     return await original(self, member, cells)
 batch_module.BatchRunner.run = run
 
 with Store(out) as store:
-    run_id, stats = asyncio.run(run_plan(plan, store, "bench", options=RunOptions(poll_interval=0.2)))
+    options = RunOptions(poll_interval=0.2)
+    run_id, stats = asyncio.run(run_plan(plan, store, "bench", options=options, on_event=on_event))
     ended = time.perf_counter() - started
     rows = store.batches(run_id)
     reviews = store.reviews(run_id)

@@ -51,7 +51,8 @@ from panel.backends.registry import parse_member  # noqa: E402
 from panel.personas import load_personas  # noqa: E402
 from panel.prompts import PromptSet  # noqa: E402
 from panel.resources import data_dir  # noqa: E402
-from panel.run.engine import Engine, Member  # noqa: E402
+from panel.run.cells import Member  # noqa: E402
+from panel.run.engine import Engine  # noqa: E402
 from panel.run.limits import RateLimiter  # noqa: E402
 from panel.run.plan import Plan, RunOptions, build_members, run_plan  # noqa: E402
 from panel.store import Store  # noqa: E402

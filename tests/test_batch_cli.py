@@ -14,8 +14,8 @@ import pytest
 
 from panel.backends.batch import BatchStatus
 from panel.catalog import load_catalog
-from panel.run.job import resume_args
-from panel.run.progress import batch_eta, batch_line
+from panel.cli.progress import batch_eta, batch_line
+from panel.run.resume import resume_args
 from panel.store import Store
 from panel.testing.fake_provider import FakeProvider
 

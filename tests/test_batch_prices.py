@@ -10,10 +10,10 @@ import pytest
 from rich.console import Console
 
 from panel.backends.options import MemberOptions
-from panel.run.job import announce_plan
+from panel.cli.execute import announce_plan
+from panel.cli.progress import Notices
 from panel.run.plan import plan_run
 from panel.run.pricing import Price, estimate_cost, load_prices, price_for
-from panel.run.progress import Notices
 
 PRICED = '[batch.discount]\nfake = 0.5\n\n[prices."fake"]\ninput = 100.0\noutput = 400.0\n'
 

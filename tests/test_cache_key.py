@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from panel.backends.registry import create_backend, parse_member
-from panel.run.engine import cache_key
+from panel.run.cache_key import cache_key
 from panel.testing.fake_provider import FakeProvider
 
 from .test_backends_cloud import PERSONA, REQUEST

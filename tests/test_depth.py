@@ -26,7 +26,7 @@ from panel.report.load import load_record
 from panel.report.record import ComparisonRecord
 from panel.report.render import render_html, render_markdown
 from panel.resources import data_dir
-from panel.run.engine import Member
+from panel.run.cells import Member
 from panel.run.plan import Plan, build_members, plan_compare, plan_resume, run_plan
 from panel.run.pricing import estimate_cost
 from panel.store import Store

@@ -12,7 +12,8 @@ from panel.errors import FatalError, RateLimitError, TransientError
 from panel.personas import load_persona
 from panel.prompts import PromptSet
 from panel.resources import data_dir
-from panel.run.engine import Cell, Engine, Member
+from panel.run.cells import Cell, Member
+from panel.run.engine import Engine
 from panel.run.retry import RetryPolicy
 from panel.store import Store
 from panel.testing.schema_fill import fill
@@ -238,7 +239,7 @@ def test_cache_keys_are_the_sha256_of_the_sorted_material(tmp_path: Path) -> Non
     import hashlib
 
     from panel.backends.base import Sampling
-    from panel.run.engine import cache_key
+    from panel.run.cache_key import cache_key
 
     tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
     for persona_id in ("skeptic", "builder"):

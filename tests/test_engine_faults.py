@@ -23,7 +23,8 @@ from panel.errors import BackendBug, RateLimitError
 from panel.personas import load_persona
 from panel.prompts import PromptSet
 from panel.resources import data_dir
-from panel.run.engine import Cell, Engine, Member
+from panel.run.cells import Cell, Member
+from panel.run.engine import Engine
 from panel.run.limits import RateLimiter
 from panel.run.retry import RetryPolicy
 from panel.store import Store

@@ -26,10 +26,12 @@ from panel.errors import BackendError, RateLimitError
 from panel.personas import load_persona
 from panel.prompts import PromptSet
 from panel.resources import data_dir
-from panel.run.engine import Cell, Engine, Member, RunStats
+from panel.run.cells import Cell, Member
+from panel.run.engine import Engine
 from panel.run.limits import RateLimiter
 from panel.run.plan import build_members
 from panel.run.retry import RetryPolicy
+from panel.run.stats import RunStats
 from panel.store import Store
 from panel.testing import wire
 from panel.testing.fake_provider import FakeProvider

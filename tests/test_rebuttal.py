@@ -21,7 +21,7 @@ from panel.errors import UnreachableError
 from panel.personas import Persona, load_personas
 from panel.report.load import load_record
 from panel.report.render import render_html, render_markdown
-from panel.run.engine import Member
+from panel.run.cells import Member
 from panel.run.plan import Plan, RunOptions, run_plan
 from panel.run.retry import RetryPolicy
 from panel.store import Store

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from panel.errors import UserError
-from panel.run.engine import SEED_STRIDE, CellResult, RunStats
+from panel.run.cells import SEED_STRIDE, CellResult
+from panel.run.events import Event, ReviewMade
 from panel.run.regenerate import regenerate_review
+from panel.run.stats import RunStats
 from panel.store import CellKey, Store
 
 KEY = CellKey("ollama", "builder", "fake:schema")
@@ -41,12 +43,13 @@ def test_a_regenerated_review_is_new_and_the_old_one_is_kept_with_its_reason(
     comparison.unlink()
     seen: list[tuple[CellResult, RunStats, str]] = []
 
-    def on_result(result: CellResult, stats: RunStats) -> None:
+    def on_event(event: Event) -> None:
+        assert isinstance(event, ReviewMade)
         run = store.get_run(made)
         assert run is not None
-        seen.append((result, stats, run.status))
+        seen.append((event.result, event.stats, run.status))
 
-    result = asyncio.run(regenerate_review(store, made, KEY, "too vague", on_result=on_result))
+    result = asyncio.run(regenerate_review(store, made, KEY, "too vague", on_event=on_event))
 
     new = store.review(made, KEY)
     assert new is not None and result.valid and new.verdict == result.verdict

@@ -38,10 +38,10 @@ from panel.backends.mistral_batch import _status as mistral_status
 from panel.backends.openai import OpenAIBackend
 from panel.backends.openai_batch import OpenAIBatchAPI
 from panel.backends.openai_batch import _status as openai_status
+from panel.cli.progress import batch_eta, batch_line
 from panel.errors import BackendError
 from panel.personas import load_persona
 from panel.resources import data_dir
-from panel.run.progress import batch_eta, batch_line
 from panel.run.rebuttal import _rebuttal_model
 from panel.run.validate import InvalidReply, parse_review
 

@@ -24,7 +24,7 @@ import pytest
 import panel.cli.apps
 from panel.backends.base import Reply, Request
 from panel.backends.fake import FakeBackend
-from panel.run.progress import Reporter
+from panel.cli.progress import Reporter
 
 TWO_TOOLS = ["--tools", "ollama,vllm"]  # 2 tools x 4 personas = 8 reviews
 

@@ -22,12 +22,14 @@ from panel.backends.base import Reply, Usage
 from panel.backends.base import Request as BackendRequest
 from panel.backends.fake import FakeBackend
 from panel.errors import UserError
-from panel.run.engine import Cell, CellResult, RunStats
+from panel.run.cells import Cell, CellResult
+from panel.run.events import ReviewMade, Sink
+from panel.run.stats import RunStats
 from panel.store import CellKey, Store
 from panel.view import jobs
 from panel.view.actions import anchor
 from panel.view.app import create_app
-from panel.view.jobs import UNEXPECTED, Job, JobRegistry, OnResult, Work, job_events, start_job
+from panel.view.jobs import UNEXPECTED, Job, JobRegistry, Work, job_events, start_job
 from panel.view.security import CSRF_FIELD
 
 from .view_session import csrf, sign_in
@@ -80,10 +82,10 @@ def read_events(client: TestClient, url: str) -> list[tuple[str, dict[str, Any]]
 
 
 def _two_results(run_id: str, tool: str = "ollama") -> Work:
-    async def work(store: Store, on_result: OnResult) -> str:
+    async def work(store: Store, on_event: Sink) -> str:
         assert not store.readonly  # the job's own writable store
-        on_result(_result(tool, "ship"), _stats(1, 1, 0))
-        on_result(_result("vllm", None), _stats(2, 1, 1))
+        on_event(ReviewMade(_result(tool, "ship"), _stats(1, 1, 0)))
+        on_event(ReviewMade(_result("vllm", None), _stats(2, 1, 1)))
         return run_id
 
     return work
@@ -124,8 +126,8 @@ def test_a_job_answers_303_to_its_page_and_streams_progress_then_done(runs: Path
 def test_a_running_job_page_refreshes_without_js_and_loads_only_local_script(runs: Path) -> None:
     gate = threading.Event()
 
-    async def waits(store: Store, on_result: OnResult) -> str:
-        on_result(_result("ollama", "ship"), _stats(1, 1, 0))
+    async def waits(store: Store, on_event: Sink) -> str:
+        on_event(ReviewMade(_result("ollama", "ship"), _stats(1, 1, 0)))
         await asyncio.to_thread(gate.wait)
         return "RUN-2"
 
@@ -152,7 +154,7 @@ def test_a_running_job_page_refreshes_without_js_and_loads_only_local_script(run
 def test_a_second_job_while_one_runs_is_409_naming_it(runs: Path) -> None:
     gate = threading.Event()
 
-    async def waits(store: Store, on_result: OnResult) -> str:
+    async def waits(store: Store, on_event: Sink) -> str:
         await asyncio.to_thread(gate.wait)
         return "RUN-3"
 
@@ -182,10 +184,10 @@ def test_a_store_another_process_holds_is_409_with_the_holders_sentence(runs: Pa
 def test_a_failed_job_shows_its_line_and_an_unexpected_one_a_generic_sentence(
     runs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def user_error(store: Store, on_result: OnResult) -> str:
+    async def user_error(store: Store, on_event: Sink) -> str:
         raise UserError("no review of ollama by builder on fake in run 'R'")
 
-    async def bug(store: Store, on_result: OnResult) -> str:
+    async def bug(store: Store, on_event: Sink) -> str:
         raise RuntimeError("secret internals")
 
     with _client(runs, {"u": user_error, "x": bug}) as client:

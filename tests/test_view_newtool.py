@@ -17,7 +17,6 @@ from starlette.testclient import TestClient
 
 from panel.catalog import load_catalog
 from panel.errors import CatalogError
-from panel.run.job import run_kind
 from panel.store import Store
 from panel.view.app import create_app
 from panel.view.security import CSRF_FIELD
@@ -202,7 +201,7 @@ def test_a_valid_tool_is_drafted_against_the_chosen_one_as_a_job(client: TestCli
     run_id = end["run_id"]
     with Store(runs_dir, readonly=True) as store:
         run = store.get_run(run_id)
-        assert run is not None and run.status == "done" and run_kind(run) == "compare"
+        assert run is not None and run.status == "done" and run.kind == "compare"
         assert [t["id"] for t in store.run_tools(run_id)] == ["new-tool", "ollama"]
         assert store.run_tools(run_id)[0]["links"] == {
             "home page": "https://new-tool.example",

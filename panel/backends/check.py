@@ -61,7 +61,7 @@ def check_request(backend: Backend, depth: Depth, max_tokens: int) -> tuple[Requ
     from ..personas import load_personas
     from ..prompts import PromptSet
     from ..resources import data_dir
-    from ..run.engine import Cell
+    from ..run.cells import Cell
 
     personas = load_personas(data_dir("personas")).values()
     persona = min(personas, key=lambda p: (p.order, p.id))

@@ -21,10 +21,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
-from ..depth import BUDGETS, LARGE_MODEL_BYTES, Depth
+from ..depth import LARGE_MODEL_BYTES, Depth
 from ..errors import BackendSpecError, MissingDependencyError, UserError
 from ..loaders import file_kind
-from ._compat import fit_for_grammar
+from ._compat import fit_for_grammar, fit_schema
 from ._hub import PREFIX as HUB_PREFIX
 from ._hub import hub_gguf
 from .base import Backend, MemberOptions, MemberSpec, Reply, Request
@@ -229,45 +229,3 @@ class LocalBackend(Backend):
         )
 
 
-def fit_schema(
-    schema: dict[str, Any], max_tokens: int, depth: Depth = "brief", max_length: int | None = None
-) -> dict[str, Any]:
-    """Cap the length of free-text fields so a whole reply fits in `max_tokens`.
-
-    A grammar makes the model write valid JSON, but only if it gets to the closing brace;
-    caps sized from the token budget keep it from running out mid-string. No field gets more
-    than the depth allows it (`panel.depth`), however large the budget, nor more than
-    `max_length` characters beyond its `minLength`: the most the converter that compiles the
-    schema takes (`panel.backends.structured.MAX_LENGTH`).
-    """
-    budget = BUDGETS[depth]
-    fields: list[tuple[dict[str, Any], str]] = []
-    key_chars = 0
-
-    def walk(node: Any, name: str) -> Any:
-        nonlocal key_chars
-        if not isinstance(node, dict):
-            return node
-        out = {k: (walk(v, k) if k == "items" else v) for k, v in node.items()}
-        if "properties" in node:
-            out["properties"] = {k: walk(v, k) for k, v in node["properties"].items()}
-            key_chars += sum(len(k) + 6 for k in node["properties"])
-        if out.get("type") == "string" and "enum" not in out:
-            if "maxLength" not in out:
-                fields.append((out, name))
-            elif max_length is not None:
-                out["maxLength"] = min(out["maxLength"], out.get("minLength", 0) + max_length)
-        return out
-
-    fitted: dict[str, Any] = walk(schema, "")
-    # About 3 characters a token for English prose: cautious, so the cap is rarely hit.
-    structure_tokens = key_chars // 3 + 16
-    room = max(len(fields), (max_tokens - structure_tokens) * 3)
-    weights = [budget.weight(name) for _, name in fields]
-    total = sum(weights) or 1
-    for (node, name), w in zip(fields, weights, strict=True):
-        ceiling = budget.ceiling(name)
-        if max_length is not None:
-            ceiling = min(ceiling, node.get("minLength", 0) + max_length)
-        node["maxLength"] = max(node.get("minLength", 1), min(ceiling, room * w // total))
-    return fitted

@@ -19,12 +19,13 @@ from pydantic import Field
 from ..errors import BackendSpecError
 from . import _provider as p
 from .base import Backend, MemberSpec, Reply, Request
-from .envelope import chat_answer, decode_body
+from .envelope import chat_answer
+from .mistral_calls import as_data, describe, request_id
 from .options import StructuredOptions
 from .structured import Form
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Mapping
+    from collections.abc import Mapping
 
     import httpx2
     from mistralai.client import Mistral
@@ -38,19 +39,12 @@ __all__ = ["MistralBackend", "MistralOptions"]
 _response_headers: ContextVar[dict[str, Mapping[str, str]] | None] = ContextVar(
     "panel_mistral_headers", default=None
 )
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "mistral-correlation-id")
 
 
 async def _remember_headers(response: httpx2.Response) -> None:
     box = _response_headers.get()
     if box is not None:
         box["headers"] = response.headers
-
-
-def _request_id(headers: Mapping[str, str] | None) -> str | None:
-    if not headers:
-        return None
-    return next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
 
 
 class MistralOptions(StructuredOptions):
@@ -145,12 +139,12 @@ class MistralBackend(Backend):
         started = time.perf_counter()
         try:
             send = self._client.chat.complete_async(**self.body(request))
-            response = await p.call(self.name, [self._secret], as_data(send, self.name), _describe)
+            response = await p.call(self.name, [self._secret], as_data(send, self.name), describe)
         finally:
             _response_headers.reset(token)
         latency = time.perf_counter() - started
         headers = box.get("headers")
-        return self.reply(response, _request_id(headers), latency, headers)
+        return self.reply(response, request_id(headers), latency, headers)
 
     def reply(
         self,
@@ -185,26 +179,3 @@ class MistralBackend(Backend):
             sync, async_ = self._owned
             sync.close()
             await async_.aclose()
-
-
-async def as_data(send: Awaitable[Any], name: str) -> Any:
-    """What a call answered, as data: the SDK's object dumped, or, where the SDK refused the
-    answer's shape (it checks every field), the body as it came, for the lenient envelopes
-    to read (`envelope`, `mistral_batch`)."""
-    from mistralai.client.errors import ResponseValidationError
-
-    try:
-        answer = await send
-    except ResponseValidationError as exc:
-        return decode_body(exc.body.encode(), name)
-    return answer.model_dump(mode="json", by_alias=True, warnings=False)
-
-
-def _describe(exc: Exception) -> p.Failure | None:
-    from mistralai.client.errors import MistralError, NoResponseError
-
-    if isinstance(exc, MistralError):
-        return p.Failure(exc.status_code, exc.message, exc.headers, _request_id(exc.headers))
-    if isinstance(exc, NoResponseError):
-        return p.Failure(detail=exc.message, transient=True)
-    return None

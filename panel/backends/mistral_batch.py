@@ -43,6 +43,7 @@ from .batch import (
     result_error,
 )
 from .envelope import Envelope, Lenient, Text
+from .mistral_calls import as_data, describe
 
 if TYPE_CHECKING:
     from mistralai.client import Mistral
@@ -74,14 +75,10 @@ class MistralBatchAPI(BatchAPI):
         return len(json.dumps(self._line(entry), ensure_ascii=False).encode()) + 1
 
     async def _call(self, send: Any) -> Any:
-        from .mistral import _describe
-
-        return await p.call(_NAME, [self.backend._secret], send, _describe)
+        return await p.call(_NAME, [self.backend._secret], send, describe)
 
     async def _read(self, send: Any) -> Any:
         """What a jobs call answered, as data (read leniently by `_Job`)."""
-        from .mistral import as_data
-
         return await self._call(as_data(send, _NAME))
 
     async def submit(self, entries: list[BatchEntry], metadata: dict[str, str]) -> BatchStatus:

@@ -4,11 +4,11 @@ show progress and print, and the work lives in the rest of the package."""
 from __future__ import annotations
 
 from ..errors import BackendBug, UserError
-from ..run.job import RunInterrupted
 from ..text import for_console
 from . import backends, batches, past, personas, run
 from .agreement import agreement
 from .apps import app, err_console, notices
+from .execute import RunInterrupted
 from .regenerate import regenerate
 from .view import view
 

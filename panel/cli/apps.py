@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from .._about import __version__
-from ..run.progress import Notices
+from .progress import Notices
 
 __all__ = ["app", "backends_app", "err_console", "notices", "out_console", "personas_app"]
 

@@ -13,7 +13,7 @@ import typer
 
 from ..errors import UserError
 from ..run.batch_cancel import cancel_batches
-from ..run.job import resume_args, resume_command
+from ..run.resume import resume_args, resume_command
 from ..store import BatchRow, Store
 from ..text import clean
 from .apps import app, out_console

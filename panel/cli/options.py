@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..run.progress import Mode
+from .progress import Mode
 
 __all__ = [
     "ConfigPath", "MaxTokens", "Members", "NoCache", "PersonaIds", "PersonasDir", "ProgressMode",

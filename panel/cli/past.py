@@ -18,7 +18,7 @@ from ..report.files import write_atomic
 from ..report.load import load_record
 from ..report.record import ComparisonRecord, record_schema_text
 from ..report.render import FORMATS, render
-from ..run.job import resume_args, resume_command
+from ..run.resume import resume_args, resume_command
 from ..store import Store
 from ..text import clean, for_console
 from .apps import app, err_console, out_console

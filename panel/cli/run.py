@@ -1,4 +1,4 @@
-"""`panel compare` and `panel review`: parse, hand the run to `panel.run.job`, print how it ended."""
+"""`panel compare` and `panel review`: parse, hand the run to `panel.cli.execute`, print how it ended."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from ..config import load_config
 from ..errors import UserError
 from ..report.load import load_record
 from ..run.batch import DEFAULT_POLL_S
-from ..run.job import Outcome, RunRequest, budget_resume_command, execute, resume_args, resume_command
 from ..run.plan import plan_compare, plan_run, require_prices
-from ..run.progress import summary_line
+from ..run.resume import budget_resume_command, resume_args, resume_command
 from ..store import BatchRow, Store
 from ..text import clean, for_console
 from .apps import app, err_console, notices, out_console
+from .execute import Outcome, RunRequest, execute
 from .options import (
     ConfigPath,
     MaxTokens,
@@ -33,6 +33,7 @@ from .options import (
     Temperature,
 )
 from .past import print_record
+from .progress import summary_line
 
 __all__ = ["compare", "review"]
 

@@ -15,16 +15,20 @@ batch found 'submitting' on resume is looked for at the provider before it is se
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..backends.base import Reply, Request
 from ..backends.batch import METADATA_KEY, METADATA_RUN, BatchAPI, BatchEntry, BatchStatus
 from ..errors import BackendError, FatalError, TransientError, UserError
 from ..store import CellKey, custom_id_for
-from .engine import Cell, CellResult, Engine, Member, cache_key
+from .cells import Cell, CellResult, Member
+from .engine import Engine
+from .events import BatchSeen
 from .outage import MemberStopped
 from .pricing import Price, input_tokens
+from .routes import BudgetStop
 from .usage import believed, charge
 
 __all__ = ["DEFAULT_POLL_S", "BatchRunner"]
@@ -66,7 +70,9 @@ class _Batch:
 
 @dataclass
 class BatchRunner:
-    """Runs the batch members of an engine's run (see the module docstring)."""
+    """The batch route of one member of an engine's run (see the module docstring); it
+    tells the engine's sink of every batch submitted and of its state at every poll
+    (`BatchSeen`)."""
 
     engine: Engine
     poll_interval: float = DEFAULT_POLL_S
@@ -75,11 +81,19 @@ class BatchRunner:
     #: submit, then return without waiting for the results (`--detach`)
     detach: bool = False
     sleep: Sleep = asyncio.sleep
-    #: told of every batch submitted and of its state at every poll: (member, batch key, status)
-    on_batch: Callable[[str, str, BatchStatus], None] | None = None
     _open: dict[str, _Batch] = field(default_factory=dict, init=False)
     #: the member this runner serves (the engine gives each batch member a runner of its own)
     _label: str = field(default="", init=False)
+
+    def workers(self, member: Member, cells: Iterator[Cell]) -> list[Coroutine[Any, Any, None]]:
+        """One worker: it submits, polls and collects the member's batches."""
+        return [self._until_budget(member, cells)]
+
+    async def _until_budget(self, member: Member, cells: Iterator[Cell]) -> None:
+        try:
+            await self.run(member, cells)
+        except BudgetStop:
+            self.engine.stop("budget")
 
     async def run(self, member: Member, cells: Iterator[Cell]) -> None:
         self._label = member.backend.label
@@ -104,7 +118,7 @@ class BatchRunner:
         known = {row.provider_batch_id for row in store.batches(engine.run_id) if row.provider_batch_id}
         waiting: dict[CellKey, list[tuple[str, str, int]]] = {}
         for row in unfinished:
-            engine.stats.reserved += row.reserved_usd
+            engine.hold(row.reserved_usd)
             batch = _Batch(row.batch_key, row.attempt, {}, row.reserved_usd, created_at=row.created_at)
             self._open[row.batch_key] = batch
             if row.provider_batch_id is not None:
@@ -122,18 +136,17 @@ class BatchRunner:
                 for batch_key, custom_id, request_id in waiting.pop(cell.key):
                     self._open[batch_key].asks[custom_id] = self._ask_of(cell, request_id, batch_key)
                 continue
-            if engine._stop:
+            if engine.stopping:
                 if not waiting:
                     break
                 continue  # no new work, but the cells of batches in flight must be found
-            if engine._resumed and store.has_review(engine.run_id, cell.key):
+            if engine.done_before(cell):
                 continue
             fingerprint = engine.fingerprint(cell)
-            if engine.since_run is not None:
-                copied = engine._copy_from_since(cell, fingerprint)
-                if copied is not None:
-                    engine._count(copied, "copied")
-                    continue
+            copied = engine.copy_since(cell, fingerprint)
+            if copied is not None:
+                engine.finish(copied)
+                continue
             request = engine.request(cell)
             if self._from_cache(cell, request, fingerprint):
                 continue
@@ -144,7 +157,7 @@ class BatchRunner:
                 chunk, size = [], 0
             chunk.append(ask)
             size += entry_size
-        if chunk and not engine._stop:
+        if chunk and not engine.stopping:
             await self._submit(member, api, chunk, attempt=1)
         for row in unfinished:
             batch = self._open[row.batch_key]
@@ -183,52 +196,44 @@ class BatchRunner:
 
     def _from_cache(self, cell: Cell, request: Request, fingerprint: str) -> bool:
         """Serve the cell from the store's cache when an identical request was answered."""
-        engine = self.engine
-        if not engine.use_cache:
+        cached = self.engine.cached(cell, request, 1)
+        if cached is None:
             return False
-        key = cache_key(cell.backend, request, cell.persona.version)
-        stored = engine.store.stored_reply(key)
-        if stored is None:
-            return False
-        request_id = engine._record(cell, request, 1, key)
-        engine.store.finish_request(request_id, stored[1], 0, cached_from=stored[0])
-        result = self._judge(_Ask(cell, request, 1, request_id, fingerprint), stored[1], "cached")
+        request_id, reply = cached
+        result = self._judge(_Ask(cell, request, 1, request_id, fingerprint), reply, "cached")
         if result is None:
             return False  # an invalid cached reply: let the batch ask again
-        engine._count(result, "cached")
+        self.engine.finish(result)
         return True
 
     async def _submit(self, member: Member, api: BatchAPI, asks: list[_Ask], attempt: int) -> None:
         engine, store = self.engine, self.engine.store
         price = member.price.for_route("batch") if member.price else None
         worst = [self._worst(price, a.request) for a in asks]
-        stats = engine.stats
-        if engine.max_cost is not None:
+        room = engine.room()
+        if room is not None:
             # The batch's worst case is reserved before it goes; what does not fit waits for
             # a resume with a larger budget, and the run stops once submitted batches are in.
-            room = engine.max_cost - stats.spent - stats.reserved
             fits, total = 0, 0.0
             for w in worst:
                 if total + w > room:
                     break
                 fits, total = fits + 1, total + w
             if fits < len(asks):
-                engine._stop = True
-                stats.stopped = "budget"
+                engine.stop("budget")
                 asks, worst = asks[:fits], worst[:fits]
             if not asks:
                 return
         reserved = sum(worst)
         with store.transaction():
             for a, w in zip(asks, worst, strict=True):
-                key = cache_key(a.cell.backend, a.request, a.cell.persona.version)
-                a.request_id = engine._record(a.cell, a.request, a.ask, key, w)
+                a.request_id = engine.reserve(a.cell, a.request, a.ask, w)
             pairs = [(a.request_id, custom_id_for(a.request_id, engine.run_id)) for a in asks]
             batch_key = store.new_batch(
                 engine.run_id, member.backend.label, member.backend.name, attempt, reserved, pairs
             )
         store.commit()  # the batch and its requests are on disk before the provider sees them
-        stats.reserved += reserved
+        engine.hold(reserved)
         by_id = {custom_id: a for (_, custom_id), a in zip(pairs, asks, strict=True)}
         batch = _Batch(batch_key, attempt, by_id, reserved)
         self._open[batch_key] = batch
@@ -269,18 +274,16 @@ class BatchRunner:
         reason = f"{exc.kind} error from {member.backend.label}: batch refused at submission: {exc}"
         for a in batch.asks.values():
             store.finish_request(a.request_id, None, a.tries, error=str(exc))
-            engine._count(
-                engine._save(a.cell, None, reason, None, a.request_id, a.ask, a.fingerprint, "sent"), "sent"
-            )
+            engine.finish(engine.save(a.cell, None, reason, None, a.request_id, a.ask, a.fingerprint, "sent"))
         store.batch_progress(batch.key, "failed", {}, str(exc))
         store.batch_collected(batch.key)
         store.commit()
-        engine.stats.reserved -= batch.reserved
+        engine.release(batch.reserved)
         del self._open[batch.key]
 
     def _tell(self, batch: _Batch) -> None:
-        if self.on_batch is not None and batch.status is not None:
-            self.on_batch(self._label, batch.key, batch.status)
+        if batch.status is not None:
+            self.engine.tell(BatchSeen(self._label, batch.key, batch.status))
 
     async def _poll(self, member: Member, api: BatchAPI) -> None:
         while self._open:
@@ -352,13 +355,10 @@ class BatchRunner:
                 usage = outcome.reply.usage = believed(outcome.reply.usage, a.request)
                 foreign = _foreign(a, outcome.reply)
                 cost = charge(price, usage, self._worst(price, a.request))
-                if member.price:
-                    engine.stats.batch_at_live += charge(
-                        member.price, usage, self._worst(member.price, a.request)
-                    )
-                engine.stats.batch_spent += cost
-                engine.stats.spent += cost
-                engine.stats.sent += 1
+                at_live = (
+                    charge(member.price, usage, self._worst(member.price, a.request)) if member.price else 0.0
+                )
+                engine.paid(cost, batch_at_live=at_live)
                 store.finish_request(a.request_id, outcome.reply, a.tries, error=foreign, cost_usd=cost)
                 if foreign is not None:
                     # Paid for, and kept with its request, but not taken for this cell's answer.
@@ -368,7 +368,7 @@ class BatchRunner:
                 if result is None:
                     reask.append(a)
                 else:
-                    engine._count(result, "sent")
+                    engine.finish(result)
                 continue
             error = outcome.error or BackendError("the provider gave no result")
             if batch.status.state == "cancelled":
@@ -391,24 +391,24 @@ class BatchRunner:
             store.batch_progress(batch.key, state, batch.status.counts, note)
         store.batch_collected(batch.key)
         store.commit()
-        engine.stats.reserved -= batch.reserved
+        engine.release(batch.reserved)
         del self._open[batch.key]
         for a in again:
             a.tries += 1
-        if again and not engine._stop:
+        if again and not engine.stopping:
             await self._submit(member, api, again, attempt=batch.attempt + 1)
-        if reask and not engine._stop:
+        if reask and not engine.stopping:
             await self._reask(member, api, reask, batch.attempt + 1)
 
     def _retry_or_fail(self, a: _Ask, error: BackendError, again: list[_Ask]) -> None:
         if error.kind in ("transient", "rate_limit") and a.tries < self.engine.retry.attempts:
             again.append(a)
             return
-        result = self.engine._save(
+        result = self.engine.save(
             a.cell, None, f"{error.kind} error from {a.cell.backend.label}: {error}", None,
             a.request_id, a.ask, a.fingerprint, "sent",
         )  # fmt: skip
-        self.engine._count(result, "sent")
+        self.engine.finish(result)
 
     def _judge(self, a: _Ask, reply: Reply, source: str) -> CellResult | None:
         """Store a reply's review; None for an invalid first reply, now set up to be re-asked."""
@@ -431,7 +431,7 @@ class BatchRunner:
                 result = await self.engine.reask(a.cell, member, a.request, a.fingerprint)
             except MemberStopped:
                 return  # its server went away: the cells left wait for --resume
-            self.engine._count(result, result.source)
+            self.engine.finish(result)
 
 
 def _foreign(a: _Ask, reply: Reply) -> str | None:

@@ -6,16 +6,12 @@ anything is written under runs/.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, Sampling
-from ..backends.batch import BatchStatus
 from ..backends.registry import MemberSpec, create_backend, parse_member
 from ..catalog import Catalog, Tool, load_catalog
 from ..config import PanelConfig, resolve_members
@@ -27,11 +23,16 @@ from ..report.load import run_inputs
 from ..resources import data_dir
 from ..store import Store, new_run_id
 from .batch import DEFAULT_POLL_S, BatchRunner
-from .engine import Cell, CellResult, Engine, Member, RunStats
+from .cells import Cell, Member
+from .ending import Write, running
+from .engine import Engine
+from .events import Sink
 from .limits import shared_limiters
 from .pricing import load_prices, price_for
-from .rebuttal import RebuttalProgress, run_rebuttals
+from .rebuttal import run_rebuttals
 from .retry import RetryPolicy
+from .routes import Route
+from .stats import RunStats
 
 __all__ = [
     "Plan",
@@ -281,30 +282,25 @@ async def run_plan(
     plan: Plan,
     store: Store,
     command: str,
-    on_result: Callable[[CellResult, RunStats], None] | None = None,
+    *,
     options: RunOptions | None = None,
     run_id: str | None = None,
-    write: Callable[[str, str], object] | None = None,
-    on_batch: Callable[[str, str, BatchStatus], None] | None = None,
-    on_rebuttal: RebuttalProgress | None = None,
-    on_stopped: Callable[[str, str], None] | None = None,
+    write: Write | None = None,
+    on_event: Sink | None = None,
 ) -> tuple[str, RunStats]:
     """Run a plan as a new run, or finish the run `run_id` (started, or resumed).
 
-    `write(run_id)` writes the run's files. It runs before the run is marked done (or
-    stopped), so a run whose files could not be written is never called done: it is
-    `failed`. Ctrl-C leaves the run `interrupted`, ready for `--resume`; so does `detach`
-    while batches are in flight (its stats say `stopped = "detached"`; no files are written).
-    `on_batch(member, batch key, status)` is told of each batch at submission and each poll.
-    With `plan.rebuttal`, the rebuttal round follows round 1 (unless it stopped), told to
-    `on_rebuttal` (see `RebuttalProgress`). `on_stopped(member, reason)` is told when the run
-    stops sending to a member whose server went away (`panel.run.outage`).
+    `write(run_id, status)` writes the run's files before the run takes that status
+    (`panel.run.ending`). Ctrl-C leaves the run `interrupted`, ready for `--resume`; so does
+    `detach` while batches are in flight (its stats say `stopped = "detached"`; no files are
+    written). With `plan.rebuttal`, the rebuttal round follows round 1 (unless it stopped).
+    `on_event` is told every event of the run, in order (`panel.run.events`): each review
+    made, each batch submitted or polled, the rebuttal round's answers, and a member the run
+    stops sending to because its server went away (`panel.run.outage`).
     """
     options = options or RunOptions()
     if run_id is None:
         run_id = start_run(plan, store, command, options)
-    store.claim(run_id)
-    store.mark_run(run_id, "running")
     engine = Engine(
         store,
         run_id,
@@ -315,45 +311,22 @@ async def run_plan(
         use_cache=options.use_cache,
         max_cost=options.max_cost,
         since_run=options.since_run,
-        on_result=on_result,
-        on_stopped=on_stopped,
+        on_event=on_event,
     )
-    if any(member.route == "batch" for member in plan.members):
-        engine.batch_runner = BatchRunner(
-            engine,
-            poll_interval=options.poll_interval,
-            reask_live=options.reask_live,
-            detach=options.detach,
-            on_batch=on_batch,
+
+    def batch_route(of: Engine) -> Route:
+        return BatchRunner(
+            of, poll_interval=options.poll_interval, reask_live=options.reask_live, detach=options.detach
         )
-    status = "failed"
-    try:
+
+    engine.routes["batch"] = batch_route
+    async with running(store, run_id, [m.backend for m in plan.members]) as end:
         stats = await engine.run(plan.cells_for, plan.total)
         if options.detach and not stats.stopped and store.batches(run_id, unfinished_only=True):
             stats.stopped = "detached"  # batches in flight: `--resume` collects them
-            status = "interrupted"
+            end.leave("interrupted")
             return run_id, stats
         if plan.rebuttal and not stats.stopped:
-            await run_rebuttals(
-                engine,
-                plan.tools,
-                plan.personas,
-                on_result=on_rebuttal.rebuttal_update if on_rebuttal else None,
-                on_start=on_rebuttal.rebuttal_start if on_rebuttal else None,
-            )
-        final = "stopped" if stats.stopped else "done"
-        if write is not None:
-            # The files carry the status the run is about to get.
-            write(run_id, final)
-        status = final
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        # A full disk may refuse this too: the run then stays `running` until the next
-        # process opens the store, which marks it interrupted.
-        with contextlib.suppress(sqlite3.Error):
-            store.finish_run(run_id, status)
-        for member in plan.members:
-            await member.backend.aclose()
+            await run_rebuttals(engine, plan.tools, plan.personas)
+        end.finish("stopped" if stats.stopped else "done", write)
     return run_id, stats

@@ -18,12 +18,13 @@ limiter and retries. They run live, whatever route a member takes in round 1.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -34,16 +35,18 @@ from ..errors import BackendError
 from ..personas import Persona
 from ..prompts import Message, PromptSet
 from ..store import CellKey, ReviewRow
-from .engine import BudgetStop, Cell, Engine, Member
+from .cells import Cell, Member
+from .engine import Engine
+from .events import RebuttalBegun, RebuttalMade
 from .outage import MemberStopped
+from .routes import BudgetStop
+from .stats import RoundStats
 from .validate import InvalidReply, parse_review
 
 __all__ = [
     "REBUTTAL_MAX_TOKENS",
     "RebuttalCell",
-    "RebuttalProgress",
     "RebuttalResult",
-    "RoundStats",
     "parse_rebuttal",
     "planned_rebuttals",
     "rebuttal_messages",
@@ -176,26 +179,6 @@ def parse_rebuttal(cell: RebuttalCell, text: str, finish_reason: str | None = No
     return data
 
 
-@dataclass
-class RoundStats:
-    """The rebuttal round's counts: cells to answer, answered, valid, failed, changed."""
-
-    total: int
-    done: int = 0
-    valid: int = 0
-    failed: int = 0
-    changed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "total": self.total,
-            "done": self.done,
-            "valid": self.valid,
-            "failed": self.failed,
-            "changed": self.changed,
-        }
-
-
 @dataclass(frozen=True)
 class RebuttalResult:
     cell: RebuttalCell
@@ -203,14 +186,6 @@ class RebuttalResult:
     changed: bool
     error: str | None
     asks: int
-
-
-class RebuttalProgress(Protocol):
-    """What shows the rebuttal round's progress (the run's `Reporter`)."""
-
-    def rebuttal_start(self, stats: RoundStats) -> None: ...
-
-    def rebuttal_update(self, result: RebuttalResult, stats: RoundStats) -> None: ...
 
 
 def _cells(
@@ -240,7 +215,6 @@ def planned_rebuttals(engine: Engine, members: Sequence[Member], personas: Seque
 @dataclass
 class _Round:
     engine: Engine
-    on_result: Callable[[RebuttalResult, RoundStats], None] | None
     stats: RoundStats
     stop: bool = field(default=False)
 
@@ -255,7 +229,7 @@ class _Round:
                 result = await rebut(self.engine, cell, member)
             except BudgetStop:
                 self.stop = True
-                self.engine.stats.stopped = "budget"
+                self.engine.stop("budget")
                 return
             except MemberStopped:
                 return  # this answer and the member's others stay unstored, for --resume
@@ -264,8 +238,7 @@ class _Round:
             s.valid += result.valid
             s.failed += not result.valid
             s.changed += result.changed
-            if self.on_result is not None:
-                self.on_result(result, s)
+            self.engine.tell(RebuttalMade(result, copy.copy(s)))
             store.commit_stale(_COMMIT_AT_LEAST_EVERY)
 
 
@@ -273,12 +246,11 @@ async def run_rebuttals(
     engine: Engine,
     tools: Sequence[Tool],
     personas: Sequence[Persona],
-    on_result: Callable[[RebuttalResult, RoundStats], None] | None = None,
-    on_start: Callable[[RoundStats], None] | None = None,
 ) -> RoundStats:
     """Run the rebuttal round of the engine's run (after round 1), finishing what an earlier
-    process left; its counts also go to `engine.stats.rebuttal`. `on_start` is told the
-    round's counts before its first request, `on_result` of each answer stored."""
+    process left; its counts also go to `engine.stats.rebuttal`. The engine's sink is told
+    the round's counts before its first request (`RebuttalBegun`), and each answer stored
+    (`RebuttalMade`)."""
     store, run_id = engine.store, engine.run_id
     valid, failed = store.rebuttal_counts(run_id)
     changed = sum(r.changed for r in store.rebuttals(run_id))
@@ -286,9 +258,8 @@ async def run_rebuttals(
         planned_rebuttals(engine, engine.members, personas), valid + failed, valid, failed, changed
     )
     engine.stats.rebuttal = stats
-    if on_start is not None:
-        on_start(stats)
-    runner = _Round(engine, on_result, stats)
+    engine.tell(RebuttalBegun(copy.copy(stats)))
+    runner = _Round(engine, stats)
     workers = []
     for member in engine.members:
         cells = _cells(engine, tools, personas, member)

@@ -12,17 +12,16 @@ every cell has its review (or keeps the unfinished status it had).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import sqlite3
-from collections.abc import Callable
+import copy
 from pathlib import Path
 
 from ..errors import UserError
 from ..report.files import write_run_files
 from ..store import UNFINISHED, CellKey, Store
-from .engine import Cell, CellResult, Engine, Member, RunStats
-from .job import run_kind, store_errors
+from .cells import Cell, CellResult, Member
+from .ending import running, store_errors
+from .engine import Engine
+from .events import ReviewMade, Sink
 from .plan import Plan, plan_resume
 from .rebuttal import planned_rebuttals, run_rebuttals
 
@@ -73,14 +72,15 @@ async def regenerate_review(
     key: CellKey,
     reason: str,
     *,
-    on_result: Callable[[CellResult, RunStats], None] | None = None,
+    on_event: Sink | None = None,
     prices: str | Path | None = None,
     editor: str | None = None,
 ) -> CellResult:
     """Set the review of `key` aside (for `reason`, by `editor`) and make it again with a new seed.
 
-    `on_result(result, stats)` is told of the new review. A cell left empty by an earlier
-    regenerate that did not finish is made without setting anything aside.
+    `on_event` is told of the new review (`ReviewMade`) once the run's files are written. A
+    cell left empty by an earlier regenerate that did not finish is made without setting
+    anything aside.
     """
     if not reason.strip():
         raise UserError(f"say why the review of {_named(key)} is regenerated (the reason is kept)")
@@ -90,33 +90,18 @@ async def regenerate_review(
     plan = plan_resume(store, run_id, prices)
     cell, member = find_cell(plan, run_id, key)
     before = run.status if run.status in UNFINISHED and run.status != "running" else "done"
-    store.claim(run_id)
-    status = "failed"
-    try:
-        with store_errors(store):
-            store.mark_run(run_id, "running")
+    with store_errors(store):
+        async with running(store, run_id, [member.backend]) as end:
             if store.review(run_id, key) is not None:
                 store.archive_review(run_id, key, reason, editor)
             engine = Engine(store, run_id, plan.prompts, [member], plan.sampling, use_cache=False)
-            engine.generations = store.generations(run_id)
-            engine.stats = RunStats(total=1)
-            result = await engine.review(cell, member)
-            stats = engine.stats
-            stats.done, stats.valid, stats.failed = 1, int(result.valid), int(not result.valid)
+            result = await engine.review_alone(cell, member)
             if plan.rebuttal and result.valid:
                 # Its round-2 answer went with the review set aside: the new one answers again
                 # (only this member's missing answers are asked).
                 await run_rebuttals(engine, [cell.tool], plan.personas)
             final = "done" if _complete(store, run_id, plan, engine) else before
-            write_run_files(store, run_id, final, run_kind(run))
-            status = final
-        if on_result is not None:
-            on_result(result, stats)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        status = "interrupted"
-        raise
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            store.finish_run(run_id, status)
-        await member.backend.aclose()
+            end.finish(final, lambda rid, status: write_run_files(store, rid, status, run.kind))
+            if on_event is not None:
+                on_event(ReviewMade(result, copy.copy(engine.stats)))
     return result

@@ -41,6 +41,14 @@ class RunRow:
     catalog: str | None
     config: dict[str, Any]
 
+    @property
+    def kind(self) -> str:
+        """Which command made the run ("compare" or "review"), so a resumed run writes its files."""
+        kind = self.config.get("kind")
+        if kind in ("compare", "review"):
+            return str(kind)
+        return "compare" if self.command.startswith("panel compare") else "review"
+
 
 class CellKey(NamedTuple):
     """One cell of a run: a tool, read by a persona, on a panel member, in one repeat."""

@@ -18,7 +18,6 @@ from urllib.parse import quote, urlencode
 from markupsafe import Markup
 
 from ..report.record import ComparisonRecord, ScorecardEntry
-from ..run.job import run_kind
 from ..store import ApprovalRow, CellKey, RunRow, Store
 from .templating import env
 from .versions import page_version, run_versions
@@ -38,7 +37,7 @@ def run_url(run_id: str) -> str:
 
 def page_url(run: RunRow, tool_id: str | None) -> str:
     """Where a run's reviews are shown: its comparison, or for a review run, the tool's page."""
-    if tool_id is not None and run_kind(run) == "review":
+    if tool_id is not None and run.kind == "review":
         return f"{run_url(run.id)}/tools/{quote(tool_id, safe='')}"
     return run_url(run.id)
 

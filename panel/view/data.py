@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from ..report.load import load_record
 from ..report.record import ComparisonRecord
-from ..run.job import run_kind
 from ..store import RunRow, RunTotals, Store, ToolName, ToolTally
 
 __all__ = ["PER_PAGE", "RunSummary", "RunsPage", "ToolLine", "list_runs", "review_tools", "tool_record"]
@@ -68,7 +67,7 @@ def list_runs(store: Store, status: str | None, tool: str | None, page: int) -> 
 
 
 def _summary(run: RunRow, tools: list[ToolName], totals: RunTotals) -> RunSummary:
-    return RunSummary(run, run_kind(run), tools, totals.reviews, totals.valid, totals.spend_usd)
+    return RunSummary(run, run.kind, tools, totals.reviews, totals.valid, totals.spend_usd)
 
 
 @dataclass(frozen=True)

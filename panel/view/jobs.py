@@ -1,15 +1,16 @@
 """Background jobs of `panel view`: work that makes reviews (a regenerated review, a new
 tool's draft), run one at a time, with live progress.
 
-`start_job(request, title, work, total=N)` starts `work(store, on_result)` in a daemon thread
+`start_job(request, title, work, total=N)` starts `work(store, on_event)` in a daemon thread
 with its own event loop and its own writable `Store` (SQLite connections stay in the thread
 that opened them), and answers 303 to the job's page. The thread opens the store before
 `start_job` returns, behind the app's write lock, so a store another process holds answers
 409 with the lock's own sentence; a second job while one runs answers 409 naming it.
 
-Each result the work reports through `on_result` is one progress event; the job's end is
-one final event. Pages read a job's snapshot; `/jobs/{id}/events` streams its events as
-server-sent events, each event's data one JSON object.
+Each review the run tells through `on_event` (`panel.run.events.ReviewMade`) is one progress
+event of the job; the job's end is one final event. Pages read a job's snapshot;
+`/jobs/{id}/events` streams its events as server-sent events, each event's data one JSON
+object.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ..errors import BackendError, UserError
-from ..run.engine import CellResult, RunStats
+from ..run.cells import CellResult
+from ..run.events import Event, ReviewMade, Sink
 from ..store import Store, StoreBusyError
 from .templating import page, url
 from .writing import write_lock
@@ -42,7 +44,6 @@ __all__ = [
     "KEEP_FINISHED",
     "Job",
     "JobRegistry",
-    "OnResult",
     "PartialRun",
     "Work",
     "job_events",
@@ -54,10 +55,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OnResult = Callable[[CellResult, RunStats], None]
-#: a job's work: runs in the job's thread, on its loop, with its store; returns the run id
-#: it made or changed
-Work = Callable[[Store, OnResult], Awaitable[str]]
+#: a job's work: runs in the job's thread, on its loop, with its store, telling its run's
+#: events to the sink it is given; returns the run id it made or changed
+Work = Callable[[Store, Sink], Awaitable[str]]
 
 
 class PartialRun(UserError):
@@ -113,8 +113,12 @@ class Job:
     def url(self) -> str | None:
         return None if self.run_id is None else f"/runs/{self.run_id}"
 
-    def progress(self, result: CellResult, stats: RunStats) -> None:
-        """Record one result (called in the job's thread, by the work's engine)."""
+    def show(self, event: Event) -> None:
+        """Record one event of the work's run (called in the job's thread, by its engine): a
+        review made is a progress event; the others are not shown."""
+        if not isinstance(event, ReviewMade):
+            return
+        result, stats = event.result, event.stats
         with self._lock:
             self.done, self.total = stats.done, max(self.total, stats.total)
             self.valid, self.failed, self.spent = stats.valid, stats.failed, stats.spent
@@ -297,7 +301,7 @@ def _run_job(
     error: str | None = UNEXPECTED
 
     async def main() -> str:
-        return await work(store, job.progress)
+        return await work(store, job.show)
 
     try:
         with store, asyncio.Runner() as runner:

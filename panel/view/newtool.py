@@ -25,11 +25,12 @@ from ..errors import UserError
 from ..personas import Persona, load_personas, resolve_personas
 from ..report.files import write_run_files
 from ..resources import data_dir
-from ..run.job import store_errors
+from ..run.ending import store_errors
+from ..run.events import Event, SendingStopped, Sink
 from ..run.plan import Plan, RunOptions, default_catalog, plan_run, run_plan, start_run
 from ..store import Store
 from .catalog_cache import CatalogCache
-from .jobs import OnResult, PartialRun, start_job
+from .jobs import PartialRun, start_job
 from .templating import page
 from .toolform import FIELDS, PRICING_MODELS, ToolForm, check, read_form
 
@@ -120,17 +121,20 @@ async def new_tool_submit(request: Request) -> Response:
     command = f"panel view: draft {tool.id} against {other}"
     runs: Path = request.app.state.runs
 
-    async def work(store: Store, on_result: OnResult) -> str:
+    async def work(store: Store, on_event: Sink) -> str:
         def write(run_id: str, status: str) -> Any:
             return write_run_files(store, run_id, status, "compare")
 
         stopped: list[str] = []
+
+        def told(event: Event) -> None:
+            if isinstance(event, SendingStopped):
+                stopped.append(f"{event.member}: {event.reason}")
+            on_event(event)
+
         with store_errors(store):
             run_id = start_run(plan, store, command, options)
-            await run_plan(
-                plan, store, command, on_result, options, run_id, write,
-                on_stopped=lambda member, reason: stopped.append(f"{member}: {reason}"),
-            )  # fmt: skip
+            await run_plan(plan, store, command, options=options, run_id=run_id, write=write, on_event=told)
         if stopped:
             raise PartialRun(
                 run_id,

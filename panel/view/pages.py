@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import UserError
-from ..run.job import run_kind
 from ..store import RUN_STATUSES, Store
 from . import data
 from .actions import ReviewControls
@@ -78,7 +77,7 @@ def run_page(request: Request) -> Response:
         run = store.get_run(run_id) if store else None
         if store is None or run is None:
             raise HTTPException(404, f"There is no run '{run_id}' in this store.")
-        if run_kind(run) == "review":
+        if run.kind == "review":
             tools = data.review_tools(store, run_id)
             return page(request, "review_run.html.j2", run=run, tools=tools)
         record = data.run_record(store, run_id)

@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..run.events import Sink
 from ..run.regenerate import regenerate_review
 from ..store import CellKey, Store
 from .actions import run_url
-from .jobs import OnResult, start_job
+from .jobs import start_job
 from .who import ask_name
 
 __all__ = ["routes"]
@@ -84,8 +85,8 @@ async def regenerate(request: Request) -> Response:
     if not editor:
         return ask_name(request, run_url(run_id), "regenerating a review")
 
-    async def work(store: Store, on_result: OnResult) -> str:
-        await regenerate_review(store, run_id, key, reason, on_result=on_result, editor=editor)
+    async def work(store: Store, on_event: Sink) -> str:
+        await regenerate_review(store, run_id, key, reason, on_event=on_event, editor=editor)
         return run_id
 
     repeat = f" (repeat {key.repeat})" if key.repeat else ""

@@ -1,4 +1,7 @@
-"""Progress of a run on stderr: a live bar for people, JSON lines for scripts, or nothing."""
+"""Progress of a run on stderr: a live bar for people, JSON lines for scripts, or nothing.
+
+The run tells what happens as events (`panel.run.events`); `Reporter.show` renders them.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +23,11 @@ from rich.progress import (
 )
 
 from ..backends.batch import BatchStatus
+from ..run.cells import CellResult
+from ..run.events import BatchSeen, Event, RebuttalBegun, RebuttalMade, ReviewMade
+from ..run.rebuttal import RebuttalResult
+from ..run.stats import RoundStats, RunStats
 from ..text import clean
-from .engine import CellResult, RunStats
-from .rebuttal import RebuttalResult, RoundStats
 
 __all__ = [
     "Mode", "Notices", "Reporter", "batch_eta", "batch_line", "emit_event", "rebuttal_part", "summary_line",
@@ -166,6 +171,18 @@ class Reporter:
             self._progress.__enter__()
             self._task = self._progress.add_task("reviewing", total=self.total, rate="0.0", extra="")
         return self
+
+    def show(self, event: Event) -> None:
+        """Render one event of the run (a member stopped is the notices' to say)."""
+        match event:
+            case ReviewMade(result, stats):
+                self.update(result, stats)
+            case BatchSeen(member, key, status):
+                self.batch(member, key, status)
+            case RebuttalBegun(stats):
+                self.rebuttal_start(stats)
+            case RebuttalMade(result, stats):
+                self.rebuttal_update(result, stats)
 
     def update(self, result: CellResult | None, stats: RunStats) -> None:
         if self._progress is not None and self._task is not None:

@@ -1,0 +1,206 @@
+"""What `panel compare` and `panel review` do around a run: announce the plan, run it with its
+progress shown, write its files before the run is called done, and say how it ended.
+
+A run ends in one of the store's statuses (`panel.run.ending`); Ctrl-C leaves it
+`interrupted`, and one line names the command that resumes it (exit code 130).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..errors import UserError
+from ..report.diff import diff_runs
+from ..report.files import write_run_files
+from ..run.batch import DEFAULT_POLL_S
+from ..run.ending import store_errors
+from ..run.events import Event, SendingStopped
+from ..run.plan import Plan, RunOptions, plan_resume, require_prices, run_plan, start_run
+from ..run.pricing import estimate_cost
+from ..run.resume import resume_command, resume_target
+from ..run.retry import RetryPolicy
+from ..run.stats import RunStats
+from ..store import Store
+from .progress import Mode, Notices, Reporter
+
+__all__ = ["Outcome", "RunInterrupted", "RunRequest", "announce_plan", "execute"]
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C stopped a run; the line saying how to resume it is already printed."""
+
+    exit_code = 130
+
+
+def announce_plan(plan: Plan, notices: Notices, routes: Mapping[str, str] | None = None) -> None:
+    """The line before a run: how many reviews, and what they should cost at most (members
+    on the batch route at batch prices, with what the live route would cost)."""
+    estimate = estimate_cost(plan, routes=routes)
+    text = (
+        f"plan: {plan.total} reviews = {len(plan.tools)} tools x {len(plan.personas)} personas x "
+        f"{len(plan.members)} members"
+    )
+    if plan.repeats > 1:
+        text += f" x {plan.repeats} repeats"
+    if plan.rebuttal:
+        text += f", then a rebuttal round of up to {plan.total // plan.repeats} answers (not in the estimate)"
+    if estimate.priced:
+        text += f"; estimated ${estimate.expected_usd:.4f}, at most ${estimate.worst_usd:.4f}"
+    live: dict[str, object] = {}
+    if estimate.priced and estimate.batch_requests:
+        text += f" (live route: ${estimate.live_expected_usd:.4f}, at most ${estimate.live_worst_usd:.4f})"
+        live = {
+            "batch_requests": estimate.batch_requests,
+            "live_expected_usd": round(estimate.live_expected_usd, 6),
+            "live_worst_usd": round(estimate.live_worst_usd, 6),
+        }
+    notices.chatter(
+        "plan",
+        text,
+        reviews=plan.total,
+        tools=len(plan.tools),
+        personas=len(plan.personas),
+        members=[m.backend.label for m in plan.members],
+        repeats=plan.repeats,
+        expected_usd=round(estimate.expected_usd, 6) if estimate.priced else None,
+        worst_usd=round(estimate.worst_usd, 6) if estimate.priced else None,
+        **live,
+    )
+
+
+def _quiet_interrupt(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Ctrl-C ends the tasks of the run with KeyboardInterrupt; the interrupted line says
+    # all there is to say, so asyncio need not print their tracebacks too.
+    if not isinstance(context.get("exception"), KeyboardInterrupt | asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What `panel compare` or `panel review` asks for: a checked plan, or a run to resume."""
+
+    kind: str  # "compare" or "review"; a resumed run keeps the kind it was made with
+    plan: Plan | None = None  # None when resuming
+    resume: str | None = None  # a run id, or "last"
+    since: str | None = None  # a run id, or "last"
+    prices: Path | None = None
+    max_cost: float | None = None
+    use_cache: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    progress: Mode = "bar"
+    #: options the resume command must repeat, such as --out DIR
+    resume_args: Sequence[str] = ()
+    #: the batch route: seconds between polls, re-ask invalid replies live, submit and exit
+    poll_interval: float = DEFAULT_POLL_S
+    reask_live: bool = False
+    detach: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, for the command to print."""
+
+    run_id: str
+    kind: str
+    stats: RunStats
+    folder: Path
+    elapsed: float
+    since_run: str | None = None
+    flipped: int = 0
+
+    @property
+    def files(self) -> str:
+        if self.kind == "compare":
+            return "comparison.json, comparison.md, comparison.html"
+        return "reviews.jsonl, tools/"
+
+    @property
+    def errors_in(self) -> Path:
+        """The file where a reader finds why reviews failed."""
+        return self.folder / ("comparison.json" if self.kind == "compare" else "reviews.jsonl")
+
+
+def execute(store: Store, request: RunRequest, command: str, notices: Notices, console: Console) -> Outcome:
+    """Start (or resume) a run, run it, write its files, and say how it ended."""
+    kind, plan, run_id, since_run = _start(store, request)
+    options = RunOptions(
+        use_cache=request.use_cache,
+        max_cost=request.max_cost,
+        since_run=since_run,
+        retry=request.retry,
+        kind=kind,
+        poll_interval=request.poll_interval,
+        reask_live=request.reask_live,
+        detach=request.detach,
+    )
+    announce_plan(plan, notices, {m.backend.label: m.route for m in plan.members})
+    if run_id is None:
+        run_id = start_run(plan, store, command, options)
+    resume = resume_command(run_id, request.resume_args)
+
+    def write(rid: str, status: str) -> None:
+        write_run_files(store, rid, status, kind)
+
+    reporter = Reporter(request.progress, plan.total, console)
+
+    def show(event: Event) -> None:
+        if isinstance(event, SendingStopped):
+            # The one line when the run stops sending to a member: why, and how to finish.
+            notices.say(
+                "member_stopped",
+                f"{event.member}: stopped sending to it: {event.reason}. The rest of the panel "
+                f"carries on; its reviews not made yet wait for: {resume}",
+                run_id=run_id,
+                member=event.member,
+                reason=event.reason,
+                resume=resume,
+            )
+        else:
+            reporter.show(event)
+
+    try:
+        with store_errors(store), reporter, asyncio.Runner() as runner:
+            runner.get_loop().set_exception_handler(_quiet_interrupt)
+            _, stats = runner.run(
+                run_plan(plan, store, command, options=options, run_id=run_id, write=write, on_event=show)
+            )
+    except KeyboardInterrupt:
+        valid, failed = store.review_counts(run_id)
+        notices.say(
+            "interrupted",
+            f"interrupted: run {run_id} has {valid + failed} of {plan.total} reviews; resume with: {resume}",
+            run_id=run_id,
+            done=valid + failed,
+            total=plan.total,
+            resume=resume,
+        )
+        raise RunInterrupted(run_id) from None
+    reporter.finish(stats)
+    elapsed = reporter.elapsed
+    detached = stats.stopped == "detached"
+    flipped = len(diff_runs(store, since_run, run_id).flipped) if since_run and not detached else 0
+    return Outcome(run_id, kind, stats, store.run_dir(run_id), elapsed, since_run, flipped)
+
+
+def _start(store: Store, request: RunRequest) -> tuple[str, Plan, str | None, str | None]:
+    """(kind, plan, run id or None for a new run, the run to copy unchanged reviews from)."""
+    if request.resume:
+        run_id = resume_target(store, request.resume)
+        plan = plan_resume(store, run_id, request.prices)
+        require_prices(plan, request.max_cost)
+        recorded = store.get_run(run_id)
+        assert recorded is not None  # plan_resume found it
+        return recorded.kind, plan, run_id, recorded.config.get("since")
+    assert request.plan is not None, "a new run needs a plan"
+    since_run = store.latest_run() if request.since == "last" else request.since
+    if request.since and since_run is None:
+        raise UserError("--since last: there is no finished run to compare with")
+    if since_run and store.get_run(since_run) is None:
+        raise UserError(f"--since: no run '{since_run}' in {store.path}")
+    return request.kind, request.plan, None, since_run
