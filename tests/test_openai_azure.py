@@ -152,7 +152,21 @@ def test_organization_from_the_environment_and_a_blank_project_sends_no_header(
     assert "openai-project" not in headers
 
 
-@pytest.mark.parametrize("name", ["Authorization", "api-key"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Authorization",
+        "api-key",
+        "AUTHORIZATION",
+        "X-Api-Key",
+        # what else carries a credential: a session cookie, Azure API Management's key,
+        # Google's key header, a gateway's token
+        "Cookie",
+        "Ocp-Apim-Subscription-Key",
+        "x-goog-api-key",
+        "X-Auth-Token",
+    ],
+)
 def test_a_key_header_in_panel_toml_is_refused_in_one_line(
     cli: Any, fake: FakeProvider, tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
