@@ -44,6 +44,7 @@ __all__ = [
     "is_refused",
     "is_transport_error",
     "json_schema_format",
+    "masked",
     "ratelimit_state",
     "reset_seconds",
     "retry_after",
@@ -127,6 +128,16 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+def masked(error: BackendError, secrets: Iterable[str | None]) -> BackendError:
+    """The error with any secret its message quotes masked: a reply read after the call (a
+    body that is no message, a string where an object belongs) is quoted in the reason a
+    run stores, and a careless server may have put the caller's key in it."""
+    text = scrub(str(error), secrets)
+    if text == str(error):
+        return error
+    return type(error)(text, status=error.status, retry_after=error.retry_after, request_id=error.request_id)
 
 
 # --- headers --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from ..errors import BackendSpecError
+from ..errors import BackendError, BackendSpecError
 from . import _provider as p
 from .base import Backend, MemberSpec, Reply, Request
 from .envelope import chat_answer, decode_body
@@ -150,7 +150,13 @@ class MistralBackend(Backend):
             _response_headers.reset(token)
         latency = time.perf_counter() - started
         headers = box.get("headers")
-        return self.reply(response, _request_id(headers), latency, headers)
+        try:
+            return self.reply(response, _request_id(headers), latency, headers)
+        except BackendError as exc:
+            error = p.masked(exc, [self._secret])
+        # A reason quoting the body, never with the key in it: raised out here so the
+        # unmasked error is not its context.
+        raise error
 
     def reply(
         self,

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from ..errors import BackendSpecError, MissingDependencyError, TransientError, shown
+from ..errors import BackendError, BackendSpecError, MissingDependencyError, TransientError, shown
 from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
 from .base import MemberSpec, Reply, Request
@@ -244,8 +244,14 @@ class OpenAIBackend(ServerBackend):
             self._client.post("/chat/completions", body=self.body(request, form), cast_to=httpx2.Response)
         )
         latency = time.perf_counter() - started
-        completion = self.read_json(http, self.where)
-        return self.reply(completion, form, http.headers.get("x-request-id"), latency, http.headers)
+        try:
+            completion = self.read_json(http, self.where)
+            return self.reply(completion, form, http.headers.get("x-request-id"), latency, http.headers)
+        except BackendError as exc:
+            error = p.masked(exc, self._secrets)
+        # A reason quoting the body, never with the key in it: raised out here so the
+        # unmasked error is not its context.
+        raise error
 
     def read_json(self, http: Any, what: str) -> dict[str, Any]:
         """The body of an HTTP response (`httpx2.Response`, or the SDK's raw response) as a
@@ -257,7 +263,8 @@ class OpenAIBackend(ServerBackend):
         parsed = decode_body(http.content, f"{what} HTTP {status}", request_id, self._secrets)
         if not isinstance(parsed, dict):
             raise TransientError(
-                f"{what} HTTP {status}: the reply was not a JSON object: {shown(parsed)}",
+                f"{what} HTTP {status}: the reply was not a JSON object: "
+                + p.scrub(shown(parsed), self._secrets),
                 request_id=request_id,
             )
         return parsed
