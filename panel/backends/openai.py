@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,6 +33,7 @@ from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
 from .base import MemberSpec, Reply, Request
 from .envelope import chat_answer, decode_body, error_detail
+from .options import names_a_credential
 from .structured import ENFORCED, FORMS, Form
 
 if TYPE_CHECKING:
@@ -48,10 +48,6 @@ OPENAI_URL = "https://api.openai.com/v1"
 #: the variables the OpenAI SDK reads for the organization and project headers
 _ACCOUNT_VARIABLES = {"organization": "OPENAI_ORG_ID", "project": "OPENAI_PROJECT_ID"}
 _ACCOUNT_HEADERS = {"organization": "OpenAI-Organization", "project": "OpenAI-Project"}
-#: headers that carry a credential: never written in panel.toml (a member's options are
-#: recorded with its run): by name, and any name with one of these words in it
-_KEY_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-_KEY_WORDS = re.compile(r"(?:^|[-_])(?:key|token|secret|password|auth|session|signature)(?:[-_]|$)")
 #: Azure's key variable, and the variable of a Microsoft Entra ID token instead of a key
 AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
 AZURE_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
@@ -60,8 +56,7 @@ AZURE_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
 def refuse_key_headers(headers: Mapping[str, str]) -> None:
     """A ValueError naming a header that would carry a key (keys come from the environment)."""
     for name in headers:
-        lowered = name.strip().lower()
-        if lowered in _KEY_HEADERS or _KEY_WORDS.search(lowered):
+        if names_a_credential(name):
             raise ValueError(
                 f"header {name!r} carries a key: keys are read from the environment only; "
                 "set the key in an environment variable and name it with api_key_env"
