@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -53,13 +54,26 @@ AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
 AZURE_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
 
 
+#: a header's name (an HTTP token) and value (visible ASCII, spaces and tabs: no line break)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
 def refuse_key_headers(headers: Mapping[str, str]) -> None:
-    """A ValueError naming a header that would carry a key (keys come from the environment)."""
-    for name in headers:
+    """A ValueError naming a header that would carry a key (keys come from the environment),
+    or one no HTTP client can send (found here, not on every request of a run)."""
+    for name, value in headers.items():
         if names_a_credential(name):
             raise ValueError(
-                f"header {name!r} carries a key: keys are read from the environment only; "
+                f"header {shown(name)} carries a key: keys are read from the environment only; "
                 "set the key in an environment variable and name it with api_key_env"
+            )
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"header {shown(name)} is not a header name (letters, digits and -)")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                f"header {shown(name)} has a value HTTP cannot carry (a line break, a control "
+                "character or a character beyond ASCII)"
             )
 
 
