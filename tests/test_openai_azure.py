@@ -233,3 +233,17 @@ def test_a_header_http_cannot_send_is_refused_when_the_config_loads(
     (line,) = result.err.strip().splitlines()
     assert "members[0].headers" in line and said in line
     assert not runs_dir.exists() and fake.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("option", ["organization", "project"])
+def test_an_organization_or_project_http_cannot_send_is_refused_when_the_config_loads(
+    cli: Any, fake: FakeProvider, tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-headers-1234")
+    member = f'spec = "openai:gpt-4.1-mini"\nbase_url = "{fake.base_url("openai")}"\n{option} = "a\\nb"\n'
+    config = _config(tmp_path / "panel.toml", member)
+    result = cli("compare", "ollama", "vllm", "--config", str(config), "--out", str(runs_dir))
+    assert result.code == 2, result.out + result.err
+    (line,) = result.err.strip().splitlines()
+    assert f"members[0].{option}: a value HTTP cannot carry" in line
+    assert not runs_dir.exists() and fake.stats()["requests"] == 0

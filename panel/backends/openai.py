@@ -114,6 +114,16 @@ class OpenAIOptions(ServerOptions):
         refuse_key_headers(value)
         return value
 
+    @field_validator("organization", "project")
+    @classmethod
+    def _a_header_value(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                "a value HTTP cannot carry in a header (a line break, a control character or a "
+                "character beyond ASCII)"
+            )
+        return value
+
     @field_validator("api_version")
     @classmethod
     def _azure_version(cls, value: str | None, info: ValidationInfo) -> str | None:
