@@ -14,8 +14,9 @@ from ..depth import Depth
 from ..memo import ByIdentity
 from ._provider import json_schema_format
 from .base import Backend, Reply, Request
-from .options import StructuredOptions, names_a_credential
+from .options import StructuredOptions
 from .structured import FORMS, Form, Negotiator, json_object_format, schema_in_prompt, tool_params
+from .urls import names_a_credential
 
 __all__ = [
     "RESERVED",

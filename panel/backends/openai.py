@@ -34,8 +34,8 @@ from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
 from .base import MemberSpec, Reply, Request
 from .envelope import chat_answer, decode_body, error_detail
-from .options import names_a_credential
 from .structured import ENFORCED, FORMS, Form
+from .urls import names_a_credential
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI

@@ -9,7 +9,6 @@ on one model (and whatever reads it).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar, Literal, Self
@@ -21,7 +20,7 @@ from ..errors import BackendSpecError, shown
 from .structured import FORMS, Form, Structured
 from .urls import credentials_problem
 
-__all__ = ["NOT_IN_CACHE_KEY", "MemberOptions", "OptionError", "StructuredOptions", "names_a_credential"]
+__all__ = ["NOT_IN_CACHE_KEY", "MemberOptions", "OptionError", "StructuredOptions"]
 
 _HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
@@ -49,20 +48,6 @@ NOT_IN_CACHE_KEY = frozenset(
         "project",
     }
 )
-
-
-#: a word of a name that carries a credential (`Authorization`, `api-key`, `X-Auth-Token`,
-#: `Cookie`, a body's `api_key`)
-_CREDENTIAL_WORD = re.compile(
-    r"(?:^|[-_])(?:key|apikey|token|secret|password|passwd|auth|authorization|cookie|session|"
-    r"signature|credentials?)(?:[-_]|$)"
-)
-
-
-def names_a_credential(name: str) -> bool:
-    """Whether a header or body field of this name would carry a credential, whatever its
-    case: never written in panel.toml, since a run records its members' options."""
-    return _CREDENTIAL_WORD.search(name.strip().lower()) is not None
 
 
 class OptionError(BackendSpecError):
