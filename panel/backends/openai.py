@@ -384,6 +384,10 @@ def _describe(exc: Exception) -> p.Failure | None:
     if isinstance(exc, openai.APIConnectionError):  # also timeouts, resets and refused connections
         # The SDK says "Connection error."; what the socket said is in the error it wraps.
         cause = exc.__cause__
+        if p.is_refused(exc):
+            # On the aiohttp transport a refused connection comes as a connect timeout ("Request
+            # timed out."), which would send a user to raise the timeout: say what happened.
+            return p.Failure(detail=f"connection refused: {cause or exc}", transient=True)
         said = f": {type(cause).__name__}: {cause}".rstrip(": ") if cause is not None else ""
         return p.Failure(detail=f"{exc}{said}", transient=True)
     if isinstance(exc, openai.APIError):
