@@ -448,6 +448,37 @@ def test_key_echoed_by_the_server_is_masked(case: Case, monkeypatch: pytest.Monk
     assert_no_secret(case, error, error.__cause__, error.__context__)
 
 
+class _EchoKeyPadded(_EchoKey):
+    """Answers 200 with a body (a JSON string, or no JSON) whose quote in an error is cut in
+    the middle of the key it repeats: `pad` characters stand before it."""
+
+    status = 200
+    pad = 0
+    as_json = True
+
+    def body(self, text: str) -> bytes:
+        text = "x" * self.pad + text
+        return json.dumps(text).encode() if self.as_json else text.encode()
+
+
+#: quotes of a body are cut at 60, 80 or 300 characters (the envelope's, the openai reply's,
+#: and a body that is no JSON): each pad puts the key across one of those cuts
+_CUTS = [(cut - 10 - len("Incorrect API key provided: "), as_json) for cut in (60, 80) for as_json in (True,)]
+_CUTS += [(300 - 10 - len("Incorrect API key provided: "), False)]
+
+
+@pytest.mark.parametrize(("pad", "as_json"), _CUTS, ids=["cut-60", "cut-80", "cut-300"])
+@pytest.mark.parametrize("case", [c for c in CASES if c.backend != "hf"], ids=[i for i in IDS if i != "hf"])
+def test_a_key_cut_by_the_quote_of_a_body_shows_no_part_of_it(
+    case: Case, pad: int, as_json: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = type("Padded", (_EchoKeyPadded,), {"pad": pad, "as_json": as_json})
+    error = _echoed(case, handler, monkeypatch)
+    assert "x" * 8 in str(error)  # the body is quoted
+    assert case.key[:8] not in str(error)
+    assert_no_secret(case, error, error.__cause__, error.__context__)
+
+
 # hf's SDK refuses a body that is no object with its own ValueError, which quotes no body.
 @pytest.mark.parametrize("case", [c for c in CASES if c.backend != "hf"], ids=[i for i in IDS if i != "hf"])
 def test_key_echoed_in_a_reply_that_is_no_object_is_masked(

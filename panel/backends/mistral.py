@@ -24,7 +24,7 @@ from .options import StructuredOptions
 from .structured import Form
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Mapping
+    from collections.abc import Awaitable, Iterable, Mapping
 
     import httpx2
     from mistralai.client import Mistral
@@ -145,7 +145,9 @@ class MistralBackend(Backend):
         started = time.perf_counter()
         try:
             send = self._client.chat.complete_async(**self.body(request))
-            response = await p.call(self.name, [self._secret], as_data(send, self.name), _describe)
+            response = await p.call(
+                self.name, [self._secret], as_data(send, self.name, [self._secret]), _describe
+            )
         finally:
             _response_headers.reset(token)
         latency = time.perf_counter() - started
@@ -193,16 +195,17 @@ class MistralBackend(Backend):
             await async_.aclose()
 
 
-async def as_data(send: Awaitable[Any], name: str) -> Any:
+async def as_data(send: Awaitable[Any], name: str, secrets: Iterable[str | None]) -> Any:
     """What a call answered, as data: the SDK's object dumped, or, where the SDK refused the
     answer's shape (it checks every field), the body as it came, for the lenient envelopes
-    to read (`envelope`, `mistral_batch`)."""
+    to read (`envelope`, `mistral_batch`); a body that is no JSON is quoted with `secrets`
+    masked."""
     from mistralai.client.errors import ResponseValidationError
 
     try:
         answer = await send
     except ResponseValidationError as exc:
-        return decode_body(exc.body.encode(), name)
+        return decode_body(exc.body.encode(), name, secrets=secrets)
     return answer.model_dump(mode="json", by_alias=True, warnings=False)
 
 
