@@ -396,14 +396,18 @@ def test_key_variable_override_and_auth_token_fallback(
 class _EchoKey(BaseHTTPRequestHandler):
     """Answers 401 and repeats the caller's key, as a careless server might."""
 
+    status = 401
+
+    def body(self, text: str) -> bytes:
+        return json.dumps(
+            {"type": "error", "error": {"type": "authentication_error", "message": text}}
+        ).encode()
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
         key = self.headers.get("authorization", "").removeprefix("Bearer ")
-        text = f"Incorrect API key provided: {key}"
-        body = json.dumps(
-            {"type": "error", "error": {"type": "authentication_error", "message": text}}
-        ).encode()
-        self.send_response(401)
+        body = self.body(f"Incorrect API key provided: {key}")
+        self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -413,20 +417,77 @@ class _EchoKey(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_key_echoed_by_the_server_is_masked(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoKey)
+class _EchoKeyAsString(_EchoKey):
+    """Answers 200 with a body that is JSON but no object: a string repeating the key."""
+
+    status = 200
+
+    def body(self, text: str) -> bytes:
+        return json.dumps(text).encode()
+
+
+def _echoed(case: Case, handler: type[_EchoKey], monkeypatch: pytest.MonkeyPatch) -> BackendError:
+    """The error a member meets from a server `handler` answers for."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         monkeypatch.setenv(case.key_env, case.key)
         options = {**case.options, "base_url": url + ("/v1" if case.backend == "openai" else "")}
-        error = fails(create_backend(parse_member(f"{case.backend}:{case.model}", options)))
+        return fails(create_backend(parse_member(f"{case.backend}:{case.model}", options)))
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_key_echoed_by_the_server_is_masked(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    error = _echoed(case, _EchoKey, monkeypatch)
     assert isinstance(error, FatalError) and error.status == 401
+    assert_no_secret(case, error, error.__cause__, error.__context__)
+
+
+class _EchoKeyPadded(_EchoKey):
+    """Answers 200 with a body (a JSON string, or no JSON) whose quote in an error is cut in
+    the middle of the key it repeats: `pad` characters stand before it."""
+
+    status = 200
+    pad = 0
+    as_json = True
+
+    def body(self, text: str) -> bytes:
+        text = "x" * self.pad + text
+        return json.dumps(text).encode() if self.as_json else text.encode()
+
+
+#: quotes of a body are cut at 60, 80 or 300 characters (the envelope's, the openai reply's,
+#: and a body that is no JSON): each pad puts the key across one of those cuts
+_CUTS = [(cut - 10 - len("Incorrect API key provided: "), as_json) for cut in (60, 80) for as_json in (True,)]
+_CUTS += [(300 - 10 - len("Incorrect API key provided: "), False)]
+
+
+@pytest.mark.parametrize(("pad", "as_json"), _CUTS, ids=["cut-60", "cut-80", "cut-300"])
+@pytest.mark.parametrize("case", [c for c in CASES if c.backend != "hf"], ids=[i for i in IDS if i != "hf"])
+def test_a_key_cut_by_the_quote_of_a_body_shows_no_part_of_it(
+    case: Case, pad: int, as_json: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = type("Padded", (_EchoKeyPadded,), {"pad": pad, "as_json": as_json})
+    error = _echoed(case, handler, monkeypatch)
+    assert "x" * 8 in str(error)  # the body is quoted
+    assert case.key[:8] not in str(error)
+    assert_no_secret(case, error, error.__cause__, error.__context__)
+
+
+# hf's SDK refuses a body that is no object with its own ValueError, which quotes no body.
+@pytest.mark.parametrize("case", [c for c in CASES if c.backend != "hf"], ids=[i for i in IDS if i != "hf"])
+def test_key_echoed_in_a_reply_that_is_no_object_is_masked(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 200 whose body is JSON but a string: the review fails with a reason quoting the body,
+    # and that reason, stored with the run, must not carry the key.
+    error = _echoed(case, _EchoKeyAsString, monkeypatch)
+    assert "Incorrect API key provided" in str(error) and "***" in str(error)
     assert_no_secret(case, error, error.__cause__, error.__context__)
 
 

@@ -83,6 +83,18 @@ def test_a_cached_cell_is_never_submitted(fake: FakeProvider, tmp_path: Path, pr
     store.close()
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_live_run_after_a_batch_run_is_served_from_the_cache(
+    fake: FakeProvider, tmp_path: Path, provider: str
+) -> None:
+    # The batch line carries the body the live route sends, so both routes key it the same.
+    _run(_plan(fake, provider=provider), tmp_path / "runs")[2].close()
+    _, stats, store = _run(_plan(fake, provider=provider, route="live"), tmp_path / "runs")
+    store.close()
+    assert stats.cached == 12 and stats.valid == 12
+    assert fake.stats()["requests"] == 0  # nothing went live
+
+
 def test_the_budget_is_reserved_per_batch_before_it_goes(fake: FakeProvider, tmp_path: Path) -> None:
     plan = _plan(fake)
     price = plan.members[0].price

@@ -100,7 +100,7 @@ def test_another_backends_option_is_refused(cli: Any, tmp_path: Path) -> None:
 def test_mistral_names_the_one_structured_form_it_takes(cli: Any, tmp_path: Path) -> None:
     path = _write(tmp_path, '[[members]]\nspec = "mistral:m"\nstructured = "tools"\n')
     assert _check(cli, path) == (
-        f"error: {path}: members[0].structured: structured takes \"auto\", \"json_schema\", "
+        f'error: {path}: members[0].structured: structured takes "auto", "json_schema", '
         "not 'tools' (backend 'mistral')"
     )
     path = _write(tmp_path, '[[members]]\nspec = "mistral:m"\nstructured = "json_schema"\n')
@@ -113,7 +113,7 @@ def test_a_bad_value_of_a_backend_option_names_it(cli: Any, tmp_path: Path) -> N
     line = _check(cli, path)
     assert line == (
         f"error: {path}: members[0].structured: structured takes "
-        "\"auto\", \"json_schema\", \"tools\", \"prompt\", not 'json' (backend 'anthropic')"
+        '"auto", "json_schema", "tools", "prompt", not \'json\' (backend \'anthropic\')'
     )
     path = _write(tmp_path, '[[members]]\nspec = "local"\nn_ctx = 16\n')
     assert _check(cli, path).startswith(f"error: {path}: members[0].n_ctx: Input should be greater than")
@@ -162,3 +162,20 @@ def test_a_config_that_cannot_be_read_names_the_path(cli: Any, tmp_path: Path) -
     path = tmp_path / "panel.toml"
     path.symlink_to(path)  # a loop: it is a file to nobody, and reading it fails
     assert _check(cli, path).startswith(f"error: {path}: ")
+
+
+@pytest.mark.parametrize("name", ["api_key", "Token", "x-auth-token", "password"])
+def test_a_sampling_extra_that_carries_a_key_is_refused_and_not_echoed(
+    cli: Any, tmp_path: Path, name: str
+) -> None:
+    # A sampling extra goes in the request body and is recorded with the run's options: a key
+    # written there (a proxy takes `api_key` in the body) would reach the store on disk.
+    secret = "sk-in-the-body-5e4d3c2b1a"
+    path = _write(
+        tmp_path,
+        f'[[members]]\nspec = "openai:m"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        f'sampling = {{ repeat_penalty = 1.1, "{name}" = "{secret}" }}\n',
+    )
+    line = _check(cli, path)
+    assert line.startswith(f"error: {path}: members[0].sampling: sampling cannot set '{name}'")
+    assert "api_key_env" in line and secret not in line

@@ -152,7 +152,21 @@ def test_organization_from_the_environment_and_a_blank_project_sends_no_header(
     assert "openai-project" not in headers
 
 
-@pytest.mark.parametrize("name", ["Authorization", "api-key"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Authorization",
+        "api-key",
+        "AUTHORIZATION",
+        "X-Api-Key",
+        # what else carries a credential: a session cookie, Azure API Management's key,
+        # Google's key header, a gateway's token
+        "Cookie",
+        "Ocp-Apim-Subscription-Key",
+        "x-goog-api-key",
+        "X-Auth-Token",
+    ],
+)
 def test_a_key_header_in_panel_toml_is_refused_in_one_line(
     cli: Any, fake: FakeProvider, tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
@@ -186,3 +200,50 @@ def test_azure_batch_route_goes_through_the_deployment_resource(
     assert batches["created"] == {"openai": 1} and batches["requests"] == {"openai": 8}
     assert fake.stats()["requests"] == 0  # nothing went live
     assert files_containing(tmp_path / "runs", AZURE_KEY) == []
+
+
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        ('"" = "v"', "is not a header name"),
+        ('"X Route" = "v"', "is not a header name"),
+        ('"X-Route" = "a\\nInjected: 1"', "a value HTTP cannot carry"),
+        ('"X-Route" = "café"', "a value HTTP cannot carry"),
+    ],
+    ids=["empty-name", "space-in-name", "line-break", "beyond-ascii"],
+)
+def test_a_header_http_cannot_send_is_refused_when_the_config_loads(
+    cli: Any,
+    fake: FakeProvider,
+    tmp_path: Path,
+    runs_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    header: str,
+    said: str,
+) -> None:
+    # Each failed every request of the run (a ValueError, a 400, a UnicodeEncodeError) after
+    # the config had been taken.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-headers-1234")
+    member = (
+        f'spec = "openai:gpt-4.1-mini"\nbase_url = "{fake.base_url("openai")}"\nheaders = {{ {header} }}\n'
+    )
+    config = _config(tmp_path / "panel.toml", member)
+    result = cli("compare", "ollama", "vllm", "--config", str(config), "--out", str(runs_dir))
+    assert result.code == 2, result.out + result.err
+    (line,) = result.err.strip().splitlines()
+    assert "members[0].headers" in line and said in line
+    assert not runs_dir.exists() and fake.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("option", ["organization", "project"])
+def test_an_organization_or_project_http_cannot_send_is_refused_when_the_config_loads(
+    cli: Any, fake: FakeProvider, tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-headers-1234")
+    member = f'spec = "openai:gpt-4.1-mini"\nbase_url = "{fake.base_url("openai")}"\n{option} = "a\\nb"\n'
+    config = _config(tmp_path / "panel.toml", member)
+    result = cli("compare", "ollama", "vllm", "--config", str(config), "--out", str(runs_dir))
+    assert result.code == 2, result.out + result.err
+    (line,) = result.err.strip().splitlines()
+    assert f"members[0].{option}: a value HTTP cannot carry" in line
+    assert not runs_dir.exists() and fake.stats()["requests"] == 0

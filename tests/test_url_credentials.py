@@ -89,6 +89,36 @@ def test_a_base_url_variable_with_credentials_is_refused(
     assert fake.stats()["requests"] == 0
 
 
+@pytest.mark.parametrize("query", ["api-key", "key", "Token", "sig"])
+@pytest.mark.parametrize("where", ["panel.toml", "OPENAI_BASE_URL"])
+def test_a_base_url_with_a_key_in_its_query_is_refused(
+    cli: Any,
+    fake: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    runs_dir: Path,
+    query: str,
+    where: str,
+) -> None:
+    # A gateway that takes its key in the query (`?api-key=...`) would have it recorded with
+    # the run's members, as a password in the address would be.
+    url = f"{fake.base_url('openai')}?route=a&{query}={SECRET}"
+    if where == "panel.toml":
+        config = _config(tmp_path, f'[[members]]\nspec = "openai:gpt-4.1-mini"\nbase_url = "{url}"\n')
+        named = f"{config}: members[0].base_url"
+    else:
+        monkeypatch.setenv(where, url)
+        config = _config(tmp_path)
+        named = where
+    result = _compare(cli, runs_dir, config, "openai:gpt-4.1-mini")
+    assert result.code == 2, result.out + result.err
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(f"error: {named}: http://127.0.0.1:")
+    assert f"?route=a&{query}=*** carries a key in its query" in line and "api_key_env" in line
+    assert SECRET not in result.out + result.err and not runs_dir.exists()
+    assert fake.stats()["requests"] == 0
+
+
 def test_panel_view_refuses_such_a_config_before_serving(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

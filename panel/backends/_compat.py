@@ -16,6 +16,7 @@ from ._provider import json_schema_format
 from .base import Backend, Reply, Request
 from .options import StructuredOptions
 from .structured import FORMS, Form, Negotiator, json_object_format, schema_in_prompt, tool_params
+from .urls import names_a_credential
 
 __all__ = [
     "RESERVED",
@@ -60,6 +61,12 @@ class ServerOptions(StructuredOptions):
     @field_validator("sampling")
     @classmethod
     def _not_reserved(cls, value: dict[str, SamplingValue]) -> dict[str, SamplingValue]:
+        secret = next((name for name in value if names_a_credential(name)), None)
+        if secret is not None:
+            raise ValueError(
+                f"sampling cannot set {secret!r}: it carries a key, and keys are read from the "
+                "environment only; name the variable with api_key_env"
+            )
         taken = sorted(set(value) & RESERVED)
         if taken:
             raise ValueError(

@@ -44,6 +44,7 @@ __all__ = [
     "is_refused",
     "is_transport_error",
     "json_schema_format",
+    "masked",
     "ratelimit_state",
     "reset_seconds",
     "retry_after",
@@ -121,12 +122,42 @@ def env_key(names: Iterable[str]) -> tuple[str, str] | None:
     return None
 
 
+#: how much of a secret's start counts as the secret: a quote of a body cut to a length may
+#: end inside a key it repeats, and what shows of it is masked too
+_SECRET_START = 8
+
+
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """Mask any secret that a server or SDK echoed back into a message."""
+    """Mask any secret that a server or SDK echoed back into a message, and any start of one
+    (its first 8 characters and however many more follow) that a cut quote left."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+            text = _masked_starts(text.replace(secret, "***"), secret)
     return text
+
+
+def _masked_starts(text: str, secret: str) -> str:
+    head = secret[:_SECRET_START]
+    if len(secret) <= _SECRET_START or head not in text:
+        return text
+    kept, at = [], 0
+    while (found := text.find(head, at)) >= 0:
+        end, matched = found + len(head), len(head)
+        while end < len(text) and matched < len(secret) and text[end] == secret[matched]:
+            end, matched = end + 1, matched + 1
+        kept += [text[at:found], "***"]
+        at = end
+    return "".join([*kept, text[at:]])
+
+
+def masked(error: BackendError, secrets: Iterable[str | None]) -> BackendError:
+    """The error with any secret its message quotes masked: a reply read after the call (a
+    body that is no message, a string where an object belongs) is quoted in the reason a
+    run stores, and a careless server may have put the caller's key in it."""
+    text = scrub(str(error), secrets)
+    if text == str(error):
+        return error
+    return type(error)(text, status=error.status, retry_after=error.retry_after, request_id=error.request_id)
 
 
 # --- headers --------------------------------------------------------------------------------

@@ -166,7 +166,13 @@ class AnthropicBackend(NegotiatingBackend):
         # The body as it came, read leniently: the SDK's own parse builds its models without
         # checking them, and a field of the wrong type would surface later as our error.
         message = decode_body(body, self.name, raw.request_id, self._secrets)
-        return self.reply(message, form, raw.request_id, latency, raw.headers, tool=tool)
+        try:
+            return self.reply(message, form, raw.request_id, latency, raw.headers, tool=tool)
+        except BackendError as exc:
+            error = p.masked(exc, self._secrets)
+        # A reason quoting the body, never with the key in it: raised out here so the
+        # unmasked error is not its context.
+        raise error
 
     def reply(
         self,

@@ -39,6 +39,7 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 # Where installed libraries live: an SDK's own TypeError is the provider's odd reply, not our bug.
 _LIBRARIES = tuple(Path(p).resolve() for p in {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")})
 
+
 @dataclass(frozen=True)
 class MemberSpec:
     """One panel member as the user wrote it, with its options as its backend's model."""

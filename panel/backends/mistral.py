@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from ..errors import BackendSpecError
+from ..errors import BackendError, BackendSpecError
 from . import _provider as p
 from .base import Backend, MemberSpec, Reply, Request
 from .envelope import chat_answer
@@ -139,12 +139,20 @@ class MistralBackend(Backend):
         started = time.perf_counter()
         try:
             send = self._client.chat.complete_async(**self.body(request))
-            response = await p.call(self.name, [self._secret], as_data(send, self.name), describe)
+            response = await p.call(
+                self.name, [self._secret], as_data(send, self.name, [self._secret]), describe
+            )
         finally:
             _response_headers.reset(token)
         latency = time.perf_counter() - started
         headers = box.get("headers")
-        return self.reply(response, request_id(headers), latency, headers)
+        try:
+            return self.reply(response, request_id(headers), latency, headers)
+        except BackendError as exc:
+            error = p.masked(exc, [self._secret])
+        # A reason quoting the body, never with the key in it: raised out here so the
+        # unmasked error is not its context.
+        raise error
 
     def reply(
         self,

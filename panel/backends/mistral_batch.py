@@ -79,7 +79,7 @@ class MistralBatchAPI(BatchAPI):
 
     async def _read(self, send: Any) -> Any:
         """What a jobs call answered, as data (read leniently by `_Job`)."""
-        return await self._call(as_data(send, _NAME))
+        return await self._call(as_data(send, _NAME, [self.backend._secret]))
 
     async def submit(self, entries: list[BatchEntry], metadata: dict[str, str]) -> BatchStatus:
         lines = [self._line(e) for e in entries]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,12 +29,13 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from ..errors import BackendSpecError, MissingDependencyError, TransientError, shown
+from ..errors import BackendError, BackendSpecError, MissingDependencyError, TransientError, shown
 from . import _provider as p
 from ._compat import SamplingValue, ServerBackend, ServerOptions
 from .base import MemberSpec, Reply, Request
 from .envelope import chat_answer, decode_body, error_detail
 from .structured import ENFORCED, FORMS, Form
+from .urls import names_a_credential
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -47,20 +49,31 @@ OPENAI_URL = "https://api.openai.com/v1"
 #: the variables the OpenAI SDK reads for the organization and project headers
 _ACCOUNT_VARIABLES = {"organization": "OPENAI_ORG_ID", "project": "OPENAI_PROJECT_ID"}
 _ACCOUNT_HEADERS = {"organization": "OpenAI-Organization", "project": "OpenAI-Project"}
-#: headers that carry a key: never written in panel.toml
-_KEY_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-authorization"})
 #: Azure's key variable, and the variable of a Microsoft Entra ID token instead of a key
 AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
 AZURE_TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
 
 
+#: a header's name (an HTTP token) and value (visible ASCII, spaces and tabs: no line break)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
 def refuse_key_headers(headers: Mapping[str, str]) -> None:
-    """A ValueError naming a header that would carry a key (keys come from the environment)."""
-    for name in headers:
-        if name.strip().lower() in _KEY_HEADERS:
+    """A ValueError naming a header that would carry a key (keys come from the environment),
+    or one no HTTP client can send (found here, not on every request of a run)."""
+    for name, value in headers.items():
+        if names_a_credential(name):
             raise ValueError(
-                f"header {name!r} carries a key: keys are read from the environment only; "
+                f"header {shown(name)} carries a key: keys are read from the environment only; "
                 "set the key in an environment variable and name it with api_key_env"
+            )
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"header {shown(name)} is not a header name (letters, digits and -)")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                f"header {shown(name)} has a value HTTP cannot carry (a line break, a control "
+                "character or a character beyond ASCII)"
             )
 
 
@@ -74,7 +87,8 @@ class OpenAIOptions(ServerOptions):
     headers: dict[str, str] = Field(
         default_factory=dict,
         description="Extra HTTP headers sent with every request (a gateway's routing header, say); "
-        "never a key: Authorization and api-key are refused.",
+        "never a credential: Authorization, Cookie and any name with key, token, secret, "
+        "password, auth, session or signature in it are refused.",
     )
     organization: str | None = Field(
         default=None, description="The OpenAI-Organization header (unset: OPENAI_ORG_ID)."
@@ -98,6 +112,16 @@ class OpenAIOptions(ServerOptions):
     @classmethod
     def _no_keys(cls, value: dict[str, str]) -> dict[str, str]:
         refuse_key_headers(value)
+        return value
+
+    @field_validator("organization", "project")
+    @classmethod
+    def _a_header_value(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                "a value HTTP cannot carry in a header (a line break, a control character or a "
+                "character beyond ASCII)"
+            )
         return value
 
     @field_validator("api_version")
@@ -239,8 +263,14 @@ class OpenAIBackend(ServerBackend):
             self._client.post("/chat/completions", body=self.body(request, form), cast_to=httpx2.Response)
         )
         latency = time.perf_counter() - started
-        completion = self.read_json(http, self.where)
-        return self.reply(completion, form, http.headers.get("x-request-id"), latency, http.headers)
+        try:
+            completion = self.read_json(http, self.where)
+            return self.reply(completion, form, http.headers.get("x-request-id"), latency, http.headers)
+        except BackendError as exc:
+            error = p.masked(exc, self._secrets)
+        # A reason quoting the body, never with the key in it: raised out here so the
+        # unmasked error is not its context.
+        raise error
 
     def read_json(self, http: Any, what: str) -> dict[str, Any]:
         """The body of an HTTP response (`httpx2.Response`, or the SDK's raw response) as a
@@ -252,7 +282,8 @@ class OpenAIBackend(ServerBackend):
         parsed = decode_body(http.content, f"{what} HTTP {status}", request_id, self._secrets)
         if not isinstance(parsed, dict):
             raise TransientError(
-                f"{what} HTTP {status}: the reply was not a JSON object: {shown(parsed)}",
+                f"{what} HTTP {status}: the reply was not a JSON object: "
+                + p.scrub(shown(parsed), self._secrets),
                 request_id=request_id,
             )
         return parsed
@@ -353,6 +384,10 @@ def _describe(exc: Exception) -> p.Failure | None:
     if isinstance(exc, openai.APIConnectionError):  # also timeouts, resets and refused connections
         # The SDK says "Connection error."; what the socket said is in the error it wraps.
         cause = exc.__cause__
+        if p.is_refused(exc):
+            # On the aiohttp transport a refused connection comes as a connect timeout ("Request
+            # timed out."), which would send a user to raise the timeout: say what happened.
+            return p.Failure(detail=f"connection refused: {cause or exc}", transient=True)
         said = f": {type(cause).__name__}: {cause}".rstrip(": ") if cause is not None else ""
         return p.Failure(detail=f"{exc}{said}", transient=True)
     if isinstance(exc, openai.APIError):

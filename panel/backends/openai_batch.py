@@ -60,8 +60,7 @@ class OpenAIBatchAPI(BatchAPI):
     @property
     def form(self) -> Form:
         # A batch cannot probe: it uses the form the member settled on, else its first.
-        negotiator = self.backend.negotiator
-        return negotiator.form or negotiator.order[0]
+        return self.backend.negotiator.current
 
     def line(self, entry: BatchEntry) -> bytes:
         body = self.backend.body(entry.request, self.form)

@@ -9,12 +9,20 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from ..errors import BackendSpecError, MissingDependencyError
+from ..errors import BackendSpecError, ConfigError, MissingDependencyError
 from .base import Backend, MemberSpec
-from .options import MemberOptions
+from .options import MemberOptions, OptionError
 from .urls import redacted, refuse_credentials
 
-__all__ = ["BACKENDS", "MemberSpec", "backend_class", "create_backend", "options_model", "parse_member"]
+__all__ = [
+    "BACKENDS",
+    "MemberSpec",
+    "backend_class",
+    "create_backend",
+    "options_model",
+    "parse_member",
+    "recorded_member",
+]
 
 # name -> (module, class, the SDK module whose absence means the extra is missing)
 BACKENDS: dict[str, tuple[str, str, str | None]] = {
@@ -46,6 +54,22 @@ def parse_member(
     # A model may be an endpoint's URL (hf:https://...): never one with a key in it.
     refuse_credentials(model.strip(), f"backend '{backend}'")
     return MemberSpec(backend, model.strip() or None, options_model(backend).of(backend, options), name)
+
+
+def recorded_member(
+    run_id: str, index: int, recorded: Mapping[str, Any], options: Mapping[str, Any] | None = None
+) -> MemberSpec:
+    """A member as a run recorded it (`--resume`, `panel batches cancel`), with `options`
+    in place of the recorded ones when given; one line naming the run and the member when
+    what it recorded no longer validates (a run of another panel version)."""
+    try:
+        return parse_member(
+            recorded["spec"], recorded["options"] if options is None else options, recorded.get("name")
+        )
+    except OptionError as exc:
+        raise ConfigError(f"run '{run_id}': members[{index}].{exc.option}: {exc.reason}") from None
+    except BackendSpecError as exc:
+        raise ConfigError(f"run '{run_id}': members[{index}].spec: {exc}") from None
 
 
 def _load_class(name: str) -> type[Backend]:

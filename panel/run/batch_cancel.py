@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..backends.base import Backend
 from ..backends.batch import METADATA_KEY, METADATA_RUN, BatchStatus
-from ..backends.registry import create_backend, parse_member
+from ..backends.registry import create_backend, recorded_member
 from ..errors import BackendError, ConfigError, UserError
 from ..store import BatchRow, Store
 
@@ -43,7 +43,7 @@ async def cancel_batches(store: Store, run_id: str) -> list[CancelOutcome]:
         return []
     if "member_specs" not in run.config:
         raise ConfigError(f"run '{run_id}' was recorded without its members: its batches cannot be reached")
-    specs = [parse_member(m["spec"], m["options"], m.get("name")) for m in run.config["member_specs"]]
+    specs = [recorded_member(run_id, i, m) for i, m in enumerate(run.config["member_specs"])]
     wanted = {row.member for row in rows}
     backends: dict[str, Backend] = {}
     for spec in [s for s in specs if s.key in wanted] or specs:

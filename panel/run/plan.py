@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, Sampling
-from ..backends.registry import MemberSpec, create_backend, parse_member
+from ..backends.registry import MemberSpec, create_backend, recorded_member
 from ..catalog import Catalog, Tool, load_catalog
 from ..config import PanelConfig, resolve_members
 from ..depth import member_depth
@@ -222,13 +222,13 @@ def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> 
     if "member_specs" not in config:
         raise ConfigError(f"run '{run_id}' was recorded without its plan and cannot be resumed")
     specs = []
-    for recorded in config["member_specs"]:
+    for i, recorded in enumerate(config["member_specs"]):
         options = recorded["options"]
         if "depth" not in options:
             # Recorded before members had a depth: every member wrote brief reviews, within
             # the run's token limit.
             options = {**options, "depth": "brief", "max_tokens": config["sampling"]["max_tokens"]}
-        specs.append(parse_member(recorded["spec"], options, recorded.get("name")))
+        specs.append(recorded_member(run_id, i, recorded, options))
     return Plan(
         tools,
         personas,
