@@ -189,25 +189,8 @@ class AnthropicBackend(NegotiatingBackend):
         In the tools form the review is the input of the call to `tool`; a batch's results do
         not say which request they answer, so there (`tool` None) it is the one tool offered."""
         answer = message_answer(message, self.name, tool=tool, tool_mode=form == "tools")
-        meta: dict[str, Any] = {
-            "model": answer.model,
-            "form": form,
-            "enforced": ENFORCED[form],
-            "stop_reason": answer.finish_reason,
-        }
-        if answer.tool is not None:
-            meta["tool"] = answer.tool  # the tool the model called: its review's schema name
-        ratelimit = p.ratelimit_state(headers)
-        if ratelimit:
-            meta["ratelimit"] = ratelimit
-        return Reply(
-            text=answer.text,
-            usage=answer.usage,
-            latency_s=latency,
-            finish_reason=p.finish_reason(answer.finish_reason),
-            request_id=request_id or answer.id,
-            meta=meta,
-        )
+        meta = {"form": form, "enforced": ENFORCED[form], "stop_reason": answer.finish_reason}
+        return answer.reply(meta, latency=latency, request_id=request_id, headers=headers)
 
     def batch_api(self) -> BatchAPI:
         from .anthropic_batch import AnthropicBatchAPI

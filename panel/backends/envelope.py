@@ -32,8 +32,8 @@ from pydantic import (
 from .. import jsontext
 from ..errors import FatalError, TransientError, shown
 from ..text import storable
-from ._provider import scrub
-from .base import Usage
+from ._provider import finish_reason, ratelimit_state, scrub
+from .base import Reply, Usage
 from .structured import tool_arguments
 
 __all__ = [
@@ -204,6 +204,34 @@ class Answer:
     refusal: str | None = None
     #: the name of the tool the model called, in a tool form
     tool: str | None = None
+
+    def reply(
+        self,
+        meta: Mapping[str, Any],
+        *,
+        latency: float,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """This answer as a `Reply`: the request id the provider's headers gave, else the
+        body's; the model, a refusal, the tool called and the rate-limit state kept in the
+        meta beside the backend's own facts."""
+        kept: dict[str, Any] = {"model": self.model, **meta}
+        if self.refusal:
+            kept["refusal"] = self.refusal
+        if self.tool is not None:
+            kept["tool"] = self.tool  # the tool the model called: its review's schema name
+        ratelimit = ratelimit_state(headers)
+        if ratelimit:
+            kept["ratelimit"] = ratelimit
+        return Reply(
+            text=self.text,
+            usage=self.usage,
+            latency_s=latency,
+            finish_reason=finish_reason(self.finish_reason),
+            request_id=request_id or self.id or None,
+            meta=kept,
+        )
 
 
 def _read(model: type[Envelope], data: Any, what: str, backend: str) -> Any:

@@ -134,14 +134,7 @@ class HFBackend(ServerBackend):
         # The client's output is a dict as the server wrote it (huggingface_hub's types
         # subclass dict), read as any chat completion is.
         answer = chat_answer(output, self.name, tool_call=form == "tools")
-        return Reply(
-            text=answer.text,
-            usage=answer.usage,
-            latency_s=latency,
-            finish_reason=p.finish_reason(answer.finish_reason),
-            request_id=answer.id or None,
-            meta={"model": answer.model, "form": form, "enforced": self._enforced(form)},
-        )
+        return answer.reply({"form": form, "enforced": self._enforced(form)}, latency=latency)
 
     async def aclose(self) -> None:
         if self._owns_client:

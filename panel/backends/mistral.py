@@ -163,18 +163,7 @@ class MistralBackend(Backend):
     ) -> Reply:
         """A chat completion (the SDK's, or a batch output line's body) as a `Reply`."""
         answer = chat_answer(response, self.name)
-        meta: dict[str, Any] = {"model": answer.model}
-        ratelimit = p.ratelimit_state(headers)
-        if ratelimit:
-            meta["ratelimit"] = ratelimit
-        return Reply(
-            text=answer.text,
-            usage=answer.usage,
-            latency_s=latency,
-            finish_reason=p.finish_reason(answer.finish_reason),
-            request_id=request_id or answer.id,
-            meta=meta,
-        )
+        return answer.reply({}, latency=latency, request_id=request_id, headers=headers)
 
     def batch_api(self) -> BatchAPI:
         from .mistral_batch import MistralBatchAPI

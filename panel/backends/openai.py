@@ -299,22 +299,8 @@ class OpenAIBackend(ServerBackend):
         """A chat completion body as a `Reply` (a live reply, or a line of a batch's output);
         one the review cannot be read from is a `FatalError` naming what it lacks."""
         answer = chat_answer(completion, self.name, tool_call=form == "tools")
-        meta: dict[str, Any] = {"model": answer.model, "form": form, "enforced": ENFORCED[form]}
-        if answer.refusal:
-            meta["refusal"] = answer.refusal
-        if answer.tool is not None:
-            meta["tool"] = answer.tool  # the tool the model called: its review's schema name
-        ratelimit = p.ratelimit_state(headers)
-        if ratelimit:
-            meta["ratelimit"] = ratelimit
-        return Reply(
-            text=answer.text,
-            usage=answer.usage,
-            latency_s=latency,
-            finish_reason=p.finish_reason(answer.finish_reason),
-            request_id=request_id or answer.id,
-            meta=meta,
-        )
+        meta = {"form": form, "enforced": ENFORCED[form]}
+        return answer.reply(meta, latency=latency, request_id=request_id, headers=headers)
 
     def batch_api(self) -> BatchAPI:
         from .openai_batch import OpenAIBatchAPI
