@@ -53,9 +53,10 @@ chromium:
 	  || echo "note: chromium-driver could not be installed here; the view's browser tests will be skipped"; }
 
 # One worker per core (pytest-xdist), each taking whole test files: a file's module-scoped
-# fixtures (a model server, a browser, a built store) start once, in one worker.
+# fixtures (a model server, a browser, a built store) start once, in one worker. The ten
+# slowest tests are listed at the end, so a slower suite shows where the time went.
 test: setup chromium
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=10
 
 lint: setup
 	$(BIN)/ruff check panel tests bench toolpanel.py
