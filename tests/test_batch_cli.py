@@ -182,6 +182,27 @@ def test_batches_cancel_stops_a_slow_batch(
     assert fake.stats()["batch_duplicates"] == 0
 
 
+def test_batches_after_a_cancel_say_what_became_of_each_request(
+    cli: Any, fake: FakeProvider, config: Path, runs_dir: Path
+) -> None:
+    """Not the provider's "12/12 done" (it counts what it cancelled as done): valid and cancelled."""
+    fake.configure(batch_seconds=3600)
+    run_id = shlex.split(
+        _line_after(_review(cli, config, runs_dir, "--route", "batch", "--detach").err, "with: ")
+    )[3]
+    fake.advance_batches(seconds=360 + 2880 * 3 / 12)  # validated, then 3 of 12 processed
+    assert cli("batches", "cancel", run_id, "--out", str(runs_dir)).code == 0
+    fake.advance_batches()
+    collected = cli("review", "--resume", run_id, "--config", str(config), "--out", str(runs_dir),
+                    "--poll-interval", "0", "--progress", "quiet")  # fmt: skip
+    assert collected.code == 0, collected
+    table = cli("batches", run_id, "--out", str(runs_dir))
+    (line,) = [line for line in table.out.splitlines() if line.startswith(f"b-{run_id}")]
+    assert " collected " in line and "3 valid, 9 cancelled of 12" in line, table.out
+    (row,) = json.loads(cli("batches", run_id, "--out", str(runs_dir), "--json").out)
+    assert row["outcomes"] == {"valid": 3, "cancelled": 9}
+
+
 def test_jsonl_progress_has_one_batch_event_per_poll(
     cli: Any, fake: FakeProvider, config: Path, runs_dir: Path
 ) -> None:

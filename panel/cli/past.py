@@ -80,6 +80,7 @@ def runs(
     with Store(out, readonly=True) as store:
         found = store.list_runs(limit, status)
         flying = {run.id: _in_flight(store, run.id) for run, _, _ in found if run.status != "done"}
+        planned = store.planned_reviews([run.id for run, _, _ in found])
     if json_out:
         rows = [
             {
@@ -88,6 +89,7 @@ def runs(
                 "started": _iso(run.created_at),
                 "finished": _iso(run.finished_at) if run.finished_at else None,
                 "reviews": n,
+                "planned": planned.get(run.id, n),
                 "valid": ok,
                 "command": run.command,
                 "batches_in_flight": flying.get(run.id, 0),
@@ -102,14 +104,15 @@ def runs(
         return
     # Plain lines, not a table: a table squeezed into a narrow terminal cuts or folds the
     # ids, and the id is what people copy into the next command.
-    lines = [("run", "status", "valid", "started", "command")]
+    lines = [("run", "status", "reviews", "started", "command")]
     for run, n, ok in found:
         started = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
         state = run.status
         if flying.get(run.id):
             n_batches = flying[run.id]
             state += f", {n_batches} batch{'es' if n_batches != 1 else ''} in flight"
-        lines.append((run.id, state, f"{ok}/{n}", started, clean(run.command)))
+        reviews = f"{n} of {planned.get(run.id, n)} stored, {ok} valid"
+        lines.append((run.id, state, reviews, started, clean(run.command)))
     widths = [max(len(row[i]) for row in lines) for i in range(4)]
     for row in lines:
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4]
