@@ -52,7 +52,8 @@ def _flips(runs_dir: Path, run_id: str) -> tuple[int, int, int]:
     try:
         answered, to_skip, to_ship = db.execute(
             "SELECT SUM(valid), SUM(valid AND verdict_before = 'ship' AND verdict_after = 'skip'), "
-            "SUM(valid AND verdict_before = 'skip' AND verdict_after = 'ship') FROM rebuttals WHERE run_id = ?",
+            "SUM(valid AND verdict_before = 'skip' AND verdict_after = 'ship') "
+            "FROM rebuttals WHERE run_id = ?",
             (run_id,),
         ).fetchone()
         return int(answered), int(to_skip), int(to_ship)
@@ -75,7 +76,8 @@ def test_show_of_a_review_run_is_a_catalog_summary(cli: Any, runs_dir: Path, rev
         if valid:
             spread[min(4, 5 * ship // valid)] += 1
     printed = re.findall(r"^ +(\d+-\d+%)  #* +(\d+)$", out, re.MULTILINE)
-    assert printed == list(zip(["0-19%", "20-39%", "40-59%", "60-79%", "80-100%"], map(str, spread), strict=True))
+    bins = ["0-19%", "20-39%", "40-59%", "60-79%", "80-100%"]
+    assert printed == list(zip(bins, map(str, spread), strict=True))
     assert "  no valid review: 1" in out
     assert "Failed: 4 reviews in 1 tool: amazon-textract 4" in out
 
