@@ -47,16 +47,17 @@ def _tallies(runs_dir: Path, run_id: str) -> dict[str, tuple[int, int, int]]:
         db.close()
 
 
-def _flips(runs_dir: Path, run_id: str) -> tuple[int, int, int]:
+def _flips(runs_dir: Path, run_id: str) -> tuple[int, int, int, int]:
     db = sqlite3.connect(runs_dir / "panel.db")
     try:
-        answered, to_skip, to_ship = db.execute(
-            "SELECT SUM(valid), SUM(valid AND verdict_before = 'ship' AND verdict_after = 'skip'), "
+        answered, failed, to_skip, to_ship = db.execute(
+            "SELECT SUM(valid), SUM(NOT valid), "
+            "SUM(valid AND verdict_before = 'ship' AND verdict_after = 'skip'), "
             "SUM(valid AND verdict_before = 'skip' AND verdict_after = 'ship') "
             "FROM rebuttals WHERE run_id = ?",
             (run_id,),
         ).fetchone()
-        return int(answered), int(to_skip), int(to_ship)
+        return int(answered), int(failed), int(to_skip), int(to_ship)
     finally:
         db.close()
 
@@ -81,11 +82,12 @@ def test_show_of_a_review_run_is_a_catalog_summary(cli: Any, runs_dir: Path, rev
     assert "  no valid review: 1" in out
     assert "Failed: 4 reviews in 1 tool: amazon-textract 4" in out
 
-    answered, to_skip, to_ship = _flips(runs_dir, review_run)
+    answered, failed, to_skip, to_ship = _flips(runs_dir, review_run)
     assert (
-        f"Rebuttal round: {answered} answers, {to_skip + to_ship} verdicts changed "
+        f"Rebuttal round: {answered} valid answers, {failed} failed; {to_skip + to_ship} verdicts changed "
         f"({to_skip} ship to skip, {to_ship} skip to ship)"
     ) in out
+    assert "Panel ship % by tool (round 1, before the rebuttal):" in out
 
     # The tools whose panel split come first, then the narrowest margins.
     margins = sorted(abs(2 * ship - valid) for valid, ship, _ in tallies.values() if 0 < ship < valid)

@@ -32,8 +32,9 @@ class ReviewSummary:
     run: RunRow
     tools: list[ToolLine]
     personas: int
-    #: round-2 answers: (answered, changed ship to skip, changed skip to ship); None without a round 2
-    rebuttal: tuple[int, int, int] | None
+    #: round-2 answers: (valid, failed, changed ship to skip, changed skip to ship); None without
+    #: a round 2
+    rebuttal: tuple[int, int, int, int] | None
 
     @property
     def valid(self) -> int:
@@ -63,7 +64,8 @@ def review_summary(store: Store, run: RunRow) -> ReviewSummary:
     rebuttal = None
     if rounds:
         flips = Counter((r.verdict_before, r.verdict_after) for r in rounds if r.changed)
-        rebuttal = (sum(r.valid for r in rounds), flips[("ship", "skip")], flips[("skip", "ship")])
+        valid = sum(r.valid for r in rounds)
+        rebuttal = (valid, len(rounds) - valid, flips[("ship", "skip")], flips[("skip", "ship")])
     return ReviewSummary(run, review_tools(store, run.id), len(store.run_personas(run.id)), rebuttal)
 
 
@@ -84,21 +86,21 @@ def print_review_summary(summary: ReviewSummary) -> None:
         f"{_plural(members, 'member')}: {summary.valid + summary.failed} reviews, "
         f"{summary.valid} valid, {summary.failed} failed"
     )
-    _distribution(summary)
+    _distribution(summary, "round 1, before the rebuttal" if summary.rebuttal else "")
     if summary.rebuttal is not None:
-        answered, to_skip, to_ship = summary.rebuttal
+        answered, failed, to_skip, to_ship = summary.rebuttal
         _say(
-            f"\nRebuttal round: {answered} answers, {to_skip + to_ship} verdicts changed "
-            f"({to_skip} ship to skip, {to_ship} skip to ship)"
+            f"\nRebuttal round: {answered} valid answers, {failed} failed; {to_skip + to_ship} verdicts "
+            f"changed ({to_skip} ship to skip, {to_ship} skip to ship)"
         )
     _failures(tools)
     _closest(summary.closest_calls())
     _say(f"\nOne tool's card: panel show {run.id} --tool ID")
 
 
-def _distribution(summary: ReviewSummary) -> None:
+def _distribution(summary: ReviewSummary, when: str) -> None:
     counts, none = summary.distribution()
-    _say("\nPanel ship % by tool:")
+    _say(f"\nPanel ship % by tool{f' ({when})' if when else ''}:")
     most = max(counts) or 1
     for (label, _), n in zip(BINS, counts, strict=True):
         bar = "#" * (max(1, round(BAR * n / most)) if n else 0)
