@@ -81,6 +81,8 @@ def test_show_of_a_review_run_is_a_catalog_summary(cli: Any, runs_dir: Path, rev
     assert printed == list(zip(bins, map(str, spread), strict=True))
     assert "  no valid review: 1" in out
     assert "Failed: 4 reviews in 1 tool: amazon-textract 4" in out
+    (reason,) = [line for line in out.splitlines() if line.startswith("  4 x ")]  # why, once
+    assert "JSON" in reason or "json" in reason, reason
 
     answered, failed, to_skip, to_ship = _flips(runs_dir, review_run)
     assert (

@@ -35,6 +35,8 @@ class ReviewSummary:
     #: round-2 answers: (valid, failed, changed ship to skip, changed skip to ship); None without
     #: a round 2
     rebuttal: tuple[int, int, int, int] | None
+    #: the commonest reasons reviews failed, with how many each
+    reasons: list[tuple[str, int]]
 
     @property
     def valid(self) -> int:
@@ -66,7 +68,8 @@ def review_summary(store: Store, run: RunRow) -> ReviewSummary:
         flips = Counter((r.verdict_before, r.verdict_after) for r in rounds if r.changed)
         valid = sum(r.valid for r in rounds)
         rebuttal = (valid, len(rounds) - valid, flips[("ship", "skip")], flips[("skip", "ship")])
-    return ReviewSummary(run, review_tools(store, run.id), len(store.run_personas(run.id)), rebuttal)
+    tools, personas = review_tools(store, run.id), len(store.run_personas(run.id))
+    return ReviewSummary(run, tools, personas, rebuttal, store.failure_reasons(run.id))
 
 
 def _say(line: str = "") -> None:
@@ -93,7 +96,7 @@ def print_review_summary(summary: ReviewSummary) -> None:
             f"\nRebuttal round: {answered} valid answers, {failed} failed; {to_skip + to_ship} verdicts "
             f"changed ({to_skip} ship to skip, {to_ship} skip to ship)"
         )
-    _failures(tools)
+    _failures(tools, summary.reasons)
     _closest(summary.closest_calls())
     _say(f"\nOne tool's card: panel show {run.id} --tool ID")
 
@@ -109,7 +112,7 @@ def _distribution(summary: ReviewSummary, when: str) -> None:
         _say(f"  no valid review: {none}")
 
 
-def _failures(tools: Sequence[ToolLine]) -> None:
+def _failures(tools: Sequence[ToolLine], reasons: Sequence[tuple[str, int]]) -> None:
     failing = sorted((t for t in tools if t.failed), key=lambda t: (-t.failed, t.name.lower()))
     if not failing:
         _say("\nFailed: none")
@@ -118,6 +121,13 @@ def _failures(tools: Sequence[ToolLine]) -> None:
     named = ", ".join(f"{t.id} {t.failed}" for t in failing[:SHOWN])
     more = f", and {len(failing) - SHOWN} more" if len(failing) > SHOWN else ""
     _say(f"\nFailed: {_plural(total, 'review')} in {_plural(len(failing), 'tool')}: {named}{more}")
+    for reason, n in reasons:
+        _say(f"  {n} x {_cut(reason)}")
+
+
+def _cut(reason: str, most: int = 160) -> str:
+    line = " ".join(reason.split())
+    return line if len(line) <= most else line[: most - 1] + "…"
 
 
 def _closest(split: Sequence[ToolLine]) -> None:

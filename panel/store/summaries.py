@@ -136,6 +136,16 @@ class Summaries(Connection):
         )
         return {str(t): ToolTally(int(valid), int(ship), int(failed)) for t, valid, ship, failed in rows}
 
+    def failure_reasons(self, run_id: str, most: int = 3) -> list[tuple[str, int]]:
+        """The commonest reasons the run's reviews in repeat 0 failed, with how many each."""
+        rows = self.db.execute(
+            """SELECT COALESCE(error, ''), COUNT(*) FROM reviews
+               WHERE run_id = ? AND repeat = 0 AND NOT valid
+               GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?""",
+            (run_id, most),
+        )
+        return [(str(error), int(n)) for error, n in rows]
+
     def run_state(self, run_id: str) -> RunState:
         """What the run's figures depend on, cheaply: its reviews, edits and round-2 answers,
         each counted with its newest row (a regenerated or edited review moves one of them)."""
