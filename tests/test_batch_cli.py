@@ -40,6 +40,13 @@ def _review(cli: Any, config: Path, runs: Path, *extra: str) -> Any:
     )  # fmt: skip
 
 
+def _detached_slow(cli: Any, fake: FakeProvider, config: Path, runs: Path) -> str:
+    """The id of a run whose one batch (of an hour) is submitted, the command detached."""
+    fake.configure(batch_seconds=3600)
+    detached = _review(cli, config, runs, "--route", "batch", "--detach")
+    return shlex.split(_line_after(detached.err, "with: "))[3]
+
+
 def _batch_counts(fake: FakeProvider) -> tuple[int, int]:
     """(batches created, requests sent live) at the fake provider."""
     stats = fake.stats()
@@ -122,10 +129,7 @@ def test_resume_last_with_detach_reattaches_and_submits_nothing(
 def test_batches_lists_a_runs_batches_as_json_and_as_a_table(
     cli: Any, fake: FakeProvider, config: Path, runs_dir: Path
 ) -> None:
-    fake.configure(batch_seconds=3600)
-    run_id = shlex.split(
-        _line_after(_review(cli, config, runs_dir, "--route", "batch", "--detach").err, "with: ")
-    )[3]
+    run_id = _detached_slow(cli, fake, config, runs_dir)
     listed = cli("batches", run_id, "--out", str(runs_dir), "--json")
     assert listed.code == 0, listed
     (row,) = json.loads(listed.out)
@@ -155,10 +159,7 @@ def test_batches_lists_a_runs_batches_as_json_and_as_a_table(
 def test_batches_cancel_stops_a_slow_batch(
     cli: Any, fake: FakeProvider, config: Path, runs_dir: Path
 ) -> None:
-    fake.configure(batch_seconds=3600)
-    run_id = shlex.split(
-        _line_after(_review(cli, config, runs_dir, "--route", "batch", "--detach").err, "with: ")
-    )[3]
+    run_id = _detached_slow(cli, fake, config, runs_dir)
     cancelled = cli("batches", "cancel", run_id, "--out", str(runs_dir))
     assert cancelled.code == 0, cancelled
     assert "(cancel asked)" in cancelled.out
@@ -180,6 +181,24 @@ def test_batches_cancel_stops_a_slow_batch(
         assert all("(cancelled)" in (r.error or "") for r in store.reviews(run_id))
         assert [r.state for r in store.batches(run_id)] == ["collected"]
     assert fake.stats()["batch_duplicates"] == 0
+
+
+def test_batches_after_a_cancel_say_what_became_of_each_request(
+    cli: Any, fake: FakeProvider, config: Path, runs_dir: Path
+) -> None:
+    """Not the provider's "12/12 done" (it counts what it cancelled as done): valid and cancelled."""
+    run_id = _detached_slow(cli, fake, config, runs_dir)
+    fake.advance_batches(seconds=360 + 2880 * 3 / 12)  # validated, then 3 of 12 processed
+    assert cli("batches", "cancel", run_id, "--out", str(runs_dir)).code == 0
+    fake.advance_batches()
+    collected = cli("review", "--resume", run_id, "--config", str(config), "--out", str(runs_dir),
+                    "--poll-interval", "0", "--progress", "quiet")  # fmt: skip
+    assert collected.code == 0, collected
+    table = cli("batches", run_id, "--out", str(runs_dir))
+    (line,) = [line for line in table.out.splitlines() if line.startswith(f"b-{run_id}")]
+    assert " collected " in line and "3 valid, 9 cancelled of 12" in line, table.out
+    (row,) = json.loads(cli("batches", run_id, "--out", str(runs_dir), "--json").out)
+    assert row["outcomes"] == {"valid": 3, "cancelled": 9}
 
 
 def test_jsonl_progress_has_one_batch_event_per_poll(

@@ -181,10 +181,15 @@ def test_runs_prints_whole_ids_as_a_table_or_json_and_filters_by_status(
     for run_id in (done_id, cut_id):
         assert any(run_id in line for line in table.out.splitlines()), table.out
 
+    # An interrupted run shows what it stored of what it planned, not "1/1".
+    (cut_line,) = [line for line in table.out.splitlines() if line.startswith(cut_id)]
+    (done_line,) = [line for line in table.out.splitlines() if line.startswith(done_id)]
+    assert "1 of 4 stored, 1 valid" in cut_line and "4 of 4 stored, 4 valid" in done_line, table.out
+
     listed = json.loads(cli("runs", "--out", str(runs_dir), "--json").out)
-    assert [(r["id"], r["status"], r["reviews"]) for r in listed] == [
-        (cut_id, "interrupted", 1),
-        (done_id, "done", 4),
+    assert [(r["id"], r["status"], r["reviews"], r["planned"]) for r in listed] == [
+        (cut_id, "interrupted", 1, 4),
+        (done_id, "done", 4, 4),
     ]
     assert listed[1]["command"].startswith("panel review -b fake --tools ollama")
     only = json.loads(cli("runs", "--out", str(runs_dir), "--json", "--status", "interrupted").out)
@@ -224,6 +229,32 @@ def test_the_plan_line_estimates_the_cost_and_the_run_stays_under_its_worst_case
     expected, worst = float(match.group(1)), float(match.group(2))
     spent = float(re.search(r" · \$(\S+) · ", result.out).group(1))  # type: ignore[union-attr]
     assert 0 < expected < worst and 0 < spent <= worst
+
+
+def test_a_resumed_runs_plan_line_says_what_is_done_and_estimates_the_rest(
+    cli: Any, runs_dir: Path, prices: Path, monkeypatch: pytest.MonkeyPatch, yielding_fake: None
+) -> None:
+    args = ["review", "-b", "fake", *TWO_TOOLS, "--prices", str(prices), "--out", str(runs_dir)]
+    _interrupt_after(monkeypatch, 3, _sigint)
+    cut = cli(*args)
+    assert cut.code == 130, cut
+    (first,) = [line for line in cut.err.splitlines() if line.startswith("plan:")]
+    whole = float(re.search(r"at most \$(\S+)$", first).group(1))  # type: ignore[union-attr]
+    match = RESUME_LINE.match(cut.err.splitlines()[-1])
+    assert match, cut.err
+    run_id, done = match.group(1), int(match.group(2))
+
+    resumed = cli("review", "--resume", run_id, "--out", str(runs_dir), "--prices", str(prices))
+    assert resumed.code == 0, resumed
+    (plan,) = [line for line in resumed.err.splitlines() if line.startswith("plan:")]
+    left = 8 - done
+    match = re.fullmatch(
+        rf"plan: resuming run {run_id}: {done} of 8 reviews done, {left} to go \(2 tools x 4 personas "
+        rf"x 1 members\); estimated \$(\S+) for the {left} to go, at most \$(\S+)",
+        plan,
+    )
+    assert match, plan
+    assert float(match.group(2)) == pytest.approx(whole * left / 8, abs=2e-4)
 
 
 def test_the_printed_at_most_is_what_the_budget_guard_reserves(

@@ -20,7 +20,7 @@ from panel.errors import FatalError
 from panel.report.aggregate import build_record
 from panel.report.record import ComparisonRecord
 from panel.report.render import render_html, render_markdown
-from panel.run.plan import plan_compare, run_plan
+from panel.run.plan import RunOptions, plan_compare, run_plan
 from panel.store import ReviewRow, Store
 from panel.testing.schema_fill import fill
 from panel.text import clean
@@ -113,8 +113,8 @@ def _stored_run(runs: Path, text: str, catalog: Path = EXAMPLE_CATALOG) -> str:
     """A run in `runs` whose model replies hold `text`; returns its id."""
     plan = plan_compare(["ollama", "vllm"], catalog=catalog, backends=["fake"], persona_ids=["builder"])
     plan.members[0].backend = FakeBackend(responder=_reply_with(text))
-    with Store(runs) as store:
-        run_id, _ = asyncio.run(run_plan(plan, store, "test"))
+    with Store(runs) as store:  # a comparison, as `panel compare` makes it: `show` prints its scorecard
+        run_id, _ = asyncio.run(run_plan(plan, store, "test", options=RunOptions(kind="compare")))
     return run_id
 
 

@@ -62,13 +62,15 @@ def batches(
         if store.get_run(run_id) is None:
             raise UserError(f"no run '{run_id}' in {store.path}")
         rows = store.batches(run_id)
+        outcomes = store.batch_outcomes(run_id)
     if json_out:
-        sys.stdout.write(json.dumps([_as_dict(row) for row in rows], indent=2) + "\n")
+        found = [{**_as_dict(row), "outcomes": outcomes.get(row.batch_key, {})} for row in rows]
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
         return
     if not rows:
         out_console.print(f"run {run_id} has no batches", markup=False, highlight=False, soft_wrap=True)
         return
-    _print_rows(run_id, rows)
+    _print_rows(run_id, rows, outcomes)
 
 
 def _as_dict(row: BatchRow) -> dict[str, object]:
@@ -95,7 +97,16 @@ def _counts(counts: dict[str, object]) -> str:
     return ", ".join(parts) or "-"
 
 
-def _print_rows(run_id: str, rows: list[BatchRow]) -> None:
+def _outcomes(row: BatchRow, outcomes: dict[str, int]) -> str:
+    """What became of each request once results are stored ("1 valid, 7 cancelled of 8"); the
+    provider's counts before that (its "done" counts a request it cancelled)."""
+    if not outcomes or set(outcomes) == {"waiting"}:
+        return _counts(row.counts)
+    said = ", ".join(f"{n} {outcome}" for outcome, n in outcomes.items())
+    return f"{said} of {row.requests}"
+
+
+def _print_rows(run_id: str, rows: list[BatchRow], outcomes: dict[str, dict[str, int]]) -> None:
     # Plain lines as `panel runs` prints them: ids stay whole, to copy.
     lines = [_HEAD]
     for row in rows:
@@ -107,7 +118,7 @@ def _print_rows(run_id: str, rows: list[BatchRow]) -> None:
                 row.provider_batch_id or "-",
                 row.state,
                 str(row.requests),
-                _counts(row.counts),
+                _outcomes(row, outcomes.get(row.batch_key, {})),
                 str(row.attempt),
                 updated,
             )

@@ -8,6 +8,7 @@ A run ends in one of the store's statuses (`panel.run.ending`); Ctrl-C leaves it
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,28 +39,43 @@ class RunInterrupted(Exception):
     exit_code = 130
 
 
-def announce_plan(plan: Plan, notices: Notices, routes: Mapping[str, str] | None = None) -> None:
+def announce_plan(
+    plan: Plan,
+    notices: Notices,
+    routes: Mapping[str, str] | None = None,
+    resumed: tuple[str, Mapping[str, int]] | None = None,
+) -> None:
     """The line before a run: how many reviews, and what they should cost at most (members
-    on the batch route at batch prices, with what the live route would cost)."""
-    estimate = estimate_cost(plan, routes=routes)
-    text = (
-        f"plan: {plan.total} reviews = {len(plan.tools)} tools x {len(plan.personas)} personas x "
-        f"{len(plan.members)} members"
-    )
+    on the batch route at batch prices, with what the live route would cost). `resumed`
+    (the run id, and its reviews stored by member) says what is done, and estimates the rest."""
+    done = resumed[1] if resumed else {}
+    estimate = estimate_cost(plan, routes=routes, done=done)
+    shape = f"{len(plan.tools)} tools x {len(plan.personas)} personas x {len(plan.members)} members"
     if plan.repeats > 1:
-        text += f" x {plan.repeats} repeats"
+        shape += f" x {plan.repeats} repeats"
+    stored = plan.total - estimate.requests
+    if resumed:
+        text = (
+            f"plan: resuming run {resumed[0]}: {stored} of {plan.total} reviews done, "
+            f"{estimate.requests} to go ({shape})"
+        )
+    else:
+        text = f"plan: {plan.total} reviews = {shape}"
     if plan.rebuttal:
         text += f", then a rebuttal round of up to {plan.total // plan.repeats} answers (not in the estimate)"
     if estimate.priced:
-        text += f"; estimated ${estimate.expected_usd:.4f}, at most ${estimate.worst_usd:.4f}"
-    live: dict[str, object] = {}
+        left = f" for the {estimate.requests} to go" if resumed else ""
+        text += f"; estimated ${estimate.expected_usd:.4f}{left}, at most ${estimate.worst_usd:.4f}"
+    extra: dict[str, object] = {}
     if estimate.priced and estimate.batch_requests:
         text += f" (live route: ${estimate.live_expected_usd:.4f}, at most ${estimate.live_worst_usd:.4f})"
-        live = {
+        extra = {
             "batch_requests": estimate.batch_requests,
             "live_expected_usd": round(estimate.live_expected_usd, 6),
             "live_worst_usd": round(estimate.live_worst_usd, 6),
         }
+    if resumed:
+        extra |= {"run_id": resumed[0], "done": stored, "to_go": estimate.requests}
     notices.chatter(
         "plan",
         text,
@@ -70,7 +86,7 @@ def announce_plan(plan: Plan, notices: Notices, routes: Mapping[str, str] | None
         repeats=plan.repeats,
         expected_usd=round(estimate.expected_usd, 6) if estimate.priced else None,
         worst_usd=round(estimate.worst_usd, 6) if estimate.priced else None,
-        **live,
+        **extra,
     )
 
 
@@ -139,7 +155,8 @@ def execute(store: Store, request: RunRequest, command: str, notices: Notices, c
         reask_live=request.reask_live,
         detach=request.detach,
     )
-    announce_plan(plan, notices, {m.backend.label: m.route for m in plan.members})
+    routes = {m.backend.label: m.route for m in plan.members}
+    announce_plan(plan, notices, routes, (run_id, _stored_by_member(store, run_id)) if run_id else None)
     if run_id is None:
         run_id = start_run(plan, store, command, options)
     resume = resume_command(run_id, request.resume_args)
@@ -186,6 +203,11 @@ def execute(store: Store, request: RunRequest, command: str, notices: Notices, c
     detached = stats.stopped == "detached"
     flipped = len(diff_runs(store, since_run, run_id).flipped) if since_run and not detached else 0
     return Outcome(run_id, kind, stats, store.run_dir(run_id), elapsed, since_run, flipped)
+
+
+def _stored_by_member(store: Store, run_id: str) -> Counter[str]:
+    """A run's reviews already stored, by member: what a resume does not make again."""
+    return Counter(key.member for key in store.cell_verdicts(run_id))
 
 
 def _start(store: Store, request: RunRequest) -> tuple[str, Plan, str | None, str | None]:

@@ -21,8 +21,10 @@ from ..report.render import FORMATS, render
 from ..run.resume import resume_args, resume_command
 from ..store import Store
 from ..text import clean, for_console
+from ..view.data import tool_record
 from .apps import app, err_console, out_console
 from .options import RunsDir
+from .review_summary import print_review_summary, review_summary
 
 __all__ = ["diff", "print_record", "render_run", "runs", "schema", "show"]
 
@@ -80,6 +82,7 @@ def runs(
     with Store(out, readonly=True) as store:
         found = store.list_runs(limit, status)
         flying = {run.id: _in_flight(store, run.id) for run, _, _ in found if run.status != "done"}
+        planned = store.planned_reviews([run.id for run, _, _ in found])
     if json_out:
         rows = [
             {
@@ -88,6 +91,7 @@ def runs(
                 "started": _iso(run.created_at),
                 "finished": _iso(run.finished_at) if run.finished_at else None,
                 "reviews": n,
+                "planned": planned.get(run.id, n),
                 "valid": ok,
                 "command": run.command,
                 "batches_in_flight": flying.get(run.id, 0),
@@ -102,14 +106,15 @@ def runs(
         return
     # Plain lines, not a table: a table squeezed into a narrow terminal cuts or folds the
     # ids, and the id is what people copy into the next command.
-    lines = [("run", "status", "valid", "started", "command")]
+    lines = [("run", "status", "reviews", "started", "command")]
     for run, n, ok in found:
         started = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
         state = run.status
         if flying.get(run.id):
             n_batches = flying[run.id]
             state += f", {n_batches} batch{'es' if n_batches != 1 else ''} in flight"
-        lines.append((run.id, state, f"{ok}/{n}", started, clean(run.command)))
+        reviews = f"{n} of {planned.get(run.id, n)} stored, {ok} valid"
+        lines.append((run.id, state, reviews, started, clean(run.command)))
     widths = [max(len(row[i]) for row in lines) for i in range(4)]
     for row in lines:
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4]
@@ -129,24 +134,54 @@ def _iso(timestamp: float) -> str:
 
 
 @app.command()
-def show(run_id: str, out: RunsDir = Path("runs")) -> None:
-    """Print a past run's scorecard and headline."""
+def show(
+    run_id: str,
+    out: RunsDir = Path("runs"),
+    tool: Annotated[
+        str | None, typer.Option("--tool", metavar="ID", help="Only this tool's card (its comparison).")
+    ] = None,
+) -> None:
+    """Print a past run: a comparison's scorecard and headline, or a catalog review in summary."""
     with Store(out, readonly=True) as store:
-        record = load_record(store, run_id)
+        run = store.get_run(run_id)
+        if run is not None and tool is not None:
+            record = tool_record(store, run_id, tool)
+            if record is None:
+                raise UserError(_no_tool(store, run_id, tool))
+        elif run is not None and run.kind == "review":
+            summary = review_summary(store, run)
+            planned = store.planned_reviews([run_id]).get(run_id, 0)
+            stored = sum(store.review_counts(run_id))
+            print_review_summary(summary)
+            _note_partial(run_id, run.status, planned, stored, out)
+            return
+        else:
+            record = load_record(store, run_id)  # the one line when there is no such run
     print_record(record)
     _note_unfinished(record, out)
 
 
+def _no_tool(store: Store, run_id: str, tool: str) -> str:
+    ids = [t["id"] for t in store.run_tools(run_id)]
+    listed = ", ".join(ids[:12]) + (f" and {len(ids) - 12} more" if len(ids) > 12 else "")
+    return f"run {run_id} has no tool '{tool}': its tools are {listed}"
+
+
 def _note_unfinished(record: ComparisonRecord, out: Path) -> None:
-    """A partial run's figures are not the panel's verdict: say so where a person looks."""
     state = record.run
-    if state.complete:
+    if not state.complete:
+        _note_partial(record.run_id, state.status, state.planned, state.planned - state.missing, out)
+
+
+def _note_partial(run_id: str, status: str, planned: int, stored: int, out: Path) -> None:
+    """A partial run's figures are not the panel's verdict: say so where a person looks."""
+    if status == "done" and stored >= planned:
         return
-    missing = f"{state.missing} of {state.planned} reviews missing" if state.missing else "no review missing"
-    resume = resume_command(record.run_id, resume_args(out))
+    missing = f"{planned - stored} of {planned} reviews missing" if stored < planned else "no review missing"
+    resume = resume_command(run_id, resume_args(out))
     err_console.print(
         for_console(
-            f"note: run {record.run_id} is not finished ({state.status}, {missing}): its figures are "
+            f"note: run {run_id} is not finished ({status}, {missing}): its figures are "
             f"partial. Finish it with: {resume}"
         ),
         highlight=False,

@@ -1,5 +1,9 @@
 """Progress of a run on stderr: a live bar for people, JSON lines for scripts, or nothing.
 
+A bar asked for where stderr is no terminal (a log, a pipe, CI, cron) is written as plain
+lines instead, one at each tenth of the run or every `LINE_EVERY_S` seconds, whichever
+comes first: `reviews 4/8 (50%), 0 failed, $0.0000`.
+
 The run tells what happens as events (`panel.run.events`); `Reporter.show` renders them.
 """
 
@@ -8,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Literal
 
@@ -30,11 +35,16 @@ from ..run.stats import RoundStats, RunStats
 from ..text import clean
 
 __all__ = [
-    "Mode", "Notices", "Reporter", "batch_eta", "batch_line", "emit_event", "rebuttal_part", "summary_line",
+    "Mode", "Notices", "Reporter", "batch_eta", "batch_line", "emit_event", "progress_line", "rebuttal_part",
+    "summary_line",
 ]  # fmt: skip
 
 #: in bar mode, a batch whose state holds is shown again at most this often (seconds)
 BATCH_LINE_EVERY = 300.0
+#: where stderr is no terminal, a progress line at least this often (seconds) while reviews come
+LINE_EVERY_S = 10.0
+#: ... and one each time the run passes another this many percent
+LINE_STEP_PCT = 10
 
 Mode = Literal["bar", "jsonl", "quiet"]
 
@@ -72,6 +82,35 @@ def rebuttal_part(r: RoundStats) -> str:
     """`rebuttal 10/12 answered, 2 changed, 1 failed`."""
     text = f"rebuttal {r.done}/{r.total} answered, {r.changed} changed"
     return text + (f", {r.failed} failed" if r.failed else "")
+
+
+def progress_line(stats: RunStats) -> str:
+    """`reviews 4/8 (50%), 0 failed, $0.0000`: where the run is, in a line a log keeps."""
+    pct = 100 * stats.done // stats.total if stats.total else 100
+    return f"reviews {stats.done}/{stats.total} ({pct}%), {stats.failed} failed, ${stats.spent:.4f}"
+
+
+def _rebuttal_line(stats: RoundStats) -> str:
+    pct = 100 * stats.done // stats.total if stats.total else 100
+    return f"rebuttal {stats.done}/{stats.total} ({pct}%), {stats.changed} changed, {stats.failed} failed"
+
+
+class _Every:
+    """When a plain progress line is due: at each `LINE_STEP_PCT` percent passed, at the end,
+    or once `LINE_EVERY_S` seconds have gone by the clock since the last line."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.last_at = clock()
+        self.last_step = 0
+
+    def due(self, done: int, total: int) -> bool:
+        now = self.clock()
+        step = (100 * done // total) // LINE_STEP_PCT if total else 0
+        if done >= total or step > self.last_step or now - self.last_at >= LINE_EVERY_S:
+            self.last_at, self.last_step = now, step
+            return True
+        return False
 
 
 def batch_eta(done: int, total: int, elapsed: float) -> float | None:
@@ -139,11 +178,21 @@ class Notices:
 class Reporter:
     """Shows a run's progress in the chosen mode; use as a context manager around the run."""
 
-    def __init__(self, mode: Mode, total: int, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        mode: Mode,
+        total: int,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.mode = mode
         self.total = total
         self.console = console or Console(stderr=True)
         self.started = time.monotonic()
+        #: a bar asked for where stderr is no terminal: plain lines, paced by `clock`
+        self._lines: _Every | None = None
+        self._rebuttal_lines: _Every | None = None
+        self._clock = clock
         self._last_line = 0.0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -156,7 +205,9 @@ class Reporter:
         self.wall = time.time
 
     def __enter__(self) -> Reporter:
-        if self.mode == "bar":
+        if self.mode == "bar" and not self.console.is_terminal:
+            self._lines = _Every(self._clock)
+        elif self.mode == "bar":
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -190,6 +241,9 @@ class Reporter:
             last = f" · {key.tool_id}/{key.persona_id}" if key else ""
             extra = f"${stats.spent:.4f} · {stats.retries} retries · {stats.failed} failed{last}"
             self._progress.update(self._task, completed=stats.done, rate=f"{stats.rate:.1f}", extra=extra)
+        elif self._lines is not None:
+            if self._lines.due(stats.done, stats.total):
+                self._plain(progress_line(stats))
         elif self.mode == "jsonl":
             now = time.monotonic()
             if now - self._last_line >= 1.0 or stats.done == stats.total:
@@ -203,6 +257,9 @@ class Reporter:
             self._rebuttal_task = self._progress.add_task(
                 "rebuttal", total=stats.total, completed=stats.done, rate="0.0", extra=""
             )
+        elif self._lines is not None:
+            self._rebuttal_lines = _Every(self._clock)
+            self._plain(_rebuttal_line(stats))
         elif self.mode == "jsonl":
             self._emit({"event": "rebuttal", **stats.as_dict()})
 
@@ -213,6 +270,9 @@ class Reporter:
             elapsed = time.monotonic() - self._rebuttal_started
             rate = f"{stats.done / elapsed:.1f}" if elapsed > 0 else "0.0"
             self._progress.update(self._rebuttal_task, completed=stats.done, rate=rate, extra=extra)
+        elif self._rebuttal_lines is not None:
+            if self._rebuttal_lines.due(stats.done, stats.total):
+                self._plain(_rebuttal_line(stats))
         elif self.mode == "jsonl":
             now = time.monotonic()
             if now - self._last_line >= 1.0 or stats.done == stats.total:
@@ -254,6 +314,12 @@ class Reporter:
     def finish(self, stats: RunStats) -> None:
         if self.mode == "jsonl":
             self._emit({"event": "done", **stats.as_dict(), "elapsed_s": round(self.elapsed, 2)})
+        elif self.mode == "bar" and stats.total and stats.cached == stats.total and not stats.sent:
+            # Nothing was asked of a model: say so, or the run reads like a very fast one.
+            self._plain(f"{stats.cached} of {stats.total} from the cache, ${stats.spent:.4g}")
+
+    def _plain(self, line: str) -> None:
+        self.console.print(clean(line), markup=False, highlight=False, emoji=False, soft_wrap=True)
 
     @property
     def elapsed(self) -> float:

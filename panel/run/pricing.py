@@ -220,8 +220,14 @@ def utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
-def estimate_cost(plan: Plan, sample: int = 24, routes: Mapping[str, str] | None = None) -> Estimate:
-    """Cost of a plan before it runs, from a sample of its rendered prompts.
+def estimate_cost(
+    plan: Plan,
+    sample: int = 24,
+    routes: Mapping[str, str] | None = None,
+    done: Mapping[str, int] | None = None,
+) -> Estimate:
+    """Cost of a plan before it runs, from a sample of its rendered prompts; `done` gives the
+    reviews already stored by member label (a resumed run): only the rest is estimated.
 
     Expected: replies of half each member's token limit (which follows its depth). At most:
     every reply at the limit, which is what the budget guard reserves for each request (a
@@ -231,8 +237,10 @@ def estimate_cost(plan: Plan, sample: int = 24, routes: Mapping[str, str] | None
     expected = worst = live_expected = live_worst = 0.0
     batch_requests = 0
     priced = False
-    per_member = plan.total // max(1, len(plan.members))
+    done = done or {}
+    planned = plan.total // max(1, len(plan.members))
     for member in plan.members:
+        per_member = max(0, planned - done.get(member.backend.label, 0))
         if member.price is None:
             continue
         priced = priced or member.price.input > 0 or member.price.output > 0
@@ -251,4 +259,5 @@ def estimate_cost(plan: Plan, sample: int = 24, routes: Mapping[str, str] | None
         worst += per_member * price.worst_case(mean_in, max_out)
         live_expected += per_member * member.price.worst_case(mean_in, max_out // 2)
         live_worst += per_member * member.price.worst_case(mean_in, max_out)
-    return Estimate(plan.total, expected, worst, priced, live_expected, live_worst, batch_requests)
+    reviews = plan.total - sum(min(planned, done.get(m.backend.label, 0)) for m in plan.members)
+    return Estimate(reviews, expected, worst, priced, live_expected, live_worst, batch_requests)

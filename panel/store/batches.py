@@ -204,6 +204,30 @@ class Batches(Connection):
             for r in rows
         ]
 
+    def batch_outcomes(self, run_id: str) -> dict[str, dict[str, int]]:
+        """What became of each request of the run's batches, by batch key: `valid` (its reply
+        made the cell's valid review), `invalid` (answered, but not a valid review),
+        `cancelled` (cut off by a cancel), `failed` (another error) or `waiting` (no result
+        stored yet), each with its count, in that order."""
+        rows = self.db.execute(
+            """SELECT br.batch_key,
+                   CASE WHEN rp.request_id IS NULL THEN 'waiting'
+                        WHEN rp.error IS NULL THEN
+                            CASE WHEN EXISTS (SELECT 1 FROM reviews rv
+                                              WHERE rv.request_id = br.request_id AND rv.valid)
+                                 THEN 'valid' ELSE 'invalid' END
+                        WHEN rp.error LIKE '%cancelled%' THEN 'cancelled'
+                        ELSE 'failed' END AS outcome,
+                   COUNT(*)
+               FROM batch_requests br LEFT JOIN replies rp ON rp.request_id = br.request_id
+               WHERE br.run_id = ? GROUP BY 1, 2""",
+            (run_id,),
+        )
+        found: dict[str, dict[str, int]] = {}
+        for key, outcome, n in rows:
+            found.setdefault(str(key), {})[str(outcome)] = int(n)
+        return {key: {o: n[o] for o in _OUTCOMES if o in n} for key, n in found.items()}
+
     def latest_batch_run(self) -> str | None:
         """The newest run that has batches (for `panel batches` without a run)."""
         row = self.db.execute("SELECT run_id FROM batches ORDER BY created_at DESC, rowid DESC LIMIT 1")
@@ -250,6 +274,10 @@ class Batches(Connection):
             (run_id,),
         ).fetchone()
         return float(row[0])
+
+
+#: what a batch request became, in the order `panel batches` says them
+_OUTCOMES = ("valid", "invalid", "cancelled", "failed", "waiting")
 
 
 def _checked(state: str) -> str:

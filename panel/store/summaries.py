@@ -105,6 +105,21 @@ class Summaries(Connection):
         usd = {str(run_id): float(cost or 0.0) for run_id, cost in spend}
         return {str(r): RunTotals(int(n), int(ok or 0), usd.get(str(r), 0.0)) for r, n, ok in reviews}
 
+    def planned_reviews(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """Each of these runs' reviews as planned: tools x personas x members x repeats."""
+        if not run_ids:
+            return {}
+        rows = self.db.execute(
+            f"""SELECT r.id,
+                   (SELECT COUNT(*) FROM run_tools t WHERE t.run_id = r.id)
+                   * (SELECT COUNT(*) FROM run_personas p WHERE p.run_id = r.id)
+                   * COALESCE(json_array_length(r.config, '$.members'), 0)
+                   * COALESCE(json_extract(r.config, '$.repeats'), 1)
+                FROM runs r WHERE r.id IN ({_marks(run_ids)})""",
+            list(run_ids),
+        )
+        return {str(run_id): int(n or 0) for run_id, n in rows}
+
     def tool_names(self) -> list[ToolName]:
         """Every tool of every run, once, by name (then id)."""
         rows = self.db.execute(
@@ -120,6 +135,16 @@ class Summaries(Connection):
             (run_id,),
         )
         return {str(t): ToolTally(int(valid), int(ship), int(failed)) for t, valid, ship, failed in rows}
+
+    def failure_reasons(self, run_id: str, most: int = 3) -> list[tuple[str, int]]:
+        """The commonest reasons the run's reviews in repeat 0 failed, with how many each."""
+        rows = self.db.execute(
+            """SELECT COALESCE(error, ''), COUNT(*) FROM reviews
+               WHERE run_id = ? AND repeat = 0 AND NOT valid
+               GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?""",
+            (run_id, most),
+        )
+        return [(str(error), int(n)) for error, n in rows]
 
     def run_state(self, run_id: str) -> RunState:
         """What the run's figures depend on, cheaply: its reviews, edits and round-2 answers,
