@@ -8,6 +8,7 @@ import hashlib
 import importlib
 import re
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,42 @@ def test_unknown_pages_are_a_404_page(client: TestClient, store_dir: Path) -> No
         page = client.get(path)
         assert page.status_code == 404, path
         assert "Back to the runs" in page.text
+
+
+class _Visible(HTMLParser):
+    """The text a reader sees on a page: not the head (its title is the tab's), nor scripts."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text = ""
+        self._hidden = 0
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._hidden += tag in ("head", "script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._hidden -= tag in ("head", "script", "style")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.text += data
+
+
+def test_panel_view_is_named_once_on_every_page(client: TestClient, store_dir: Path) -> None:
+    ids = _runs(store_dir)
+    for path in (
+        "/",
+        "/tools/new",
+        f"/runs/{ids['hostile']}",
+        f"/runs/{ids['review']}",
+        "/editor",
+        "/nowhere",
+    ):
+        page = client.get(path)
+        assert page.status_code in (200, 404), path
+        seen = _Visible(page.text).text.lower()
+        assert seen.count("panel view") == 1, (path, seen.count("panel view"))  # the bar's home link
 
 
 def test_hostile_text_is_escaped_everywhere(client: TestClient, store_dir: Path) -> None:

@@ -7,7 +7,9 @@ import asyncio
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,9 @@ import pytest
 from markupsafe import Markup
 from starlette.testclient import TestClient
 
+from panel.backends.base import Reply
+from panel.backends.base import Request as BackendRequest
+from panel.backends.fake import FakeBackend
 from panel.report.load import load_record
 from panel.report.render import render_html
 from panel.run.plan import RunOptions, plan_run, run_plan
@@ -25,6 +30,7 @@ from panel.view.security import CSRF_FIELD
 
 from .conftest import EXAMPLE_CATALOG
 from .test_view import BASE
+from .test_view_jobs import read_events
 from .view_session import csrf, sign_in
 from .view_store import INJECTED_NAME
 
@@ -58,7 +64,11 @@ def _shown(client: TestClient, url: str, key: CellKey | None = None) -> str:
 
 def _edit_form(client: TestClient, run_id: str) -> dict[str, str]:
     """What the edit form would send unchanged: every field with the value it shows."""
-    page = client.get(f"/runs/{run_id}/review/edit", params=FIELDS).text
+    return _form_of(client.get(f"/runs/{run_id}/review/edit", params=FIELDS).text)
+
+
+def _form_of(page: str) -> dict[str, str]:
+    """What the edit form on `page` sends as it stands."""
     form = dict(FIELDS)
     for name, value in re.findall(r'<input type="(?:text|hidden)"[^>]*name="([^"]+)" value="([^"]*)"', page):
         form[name] = value  # not the checkboxes: unticked, a browser sends nothing
@@ -253,6 +263,95 @@ def test_a_write_while_another_process_holds_the_store_is_409(
         assert f"is in use by another panel process (pid {os.getpid()})" in busy.text
         assert _post(client, f"/runs/{made}/publish", anyway="1").status_code == 409
     assert not (runs_dir / made / "published").exists()
+
+
+class _Quotes(HTMLParser):
+    """The paragraphs of each review's quoted prose (<blockquote class="prose">), in order."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.quotes: list[list[str]] = []  # each blockquote: the text of its <p> children
+        self._depth = 0  # inside a prose blockquote: the depth of its open elements
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "blockquote" and "prose" in (dict(attrs).get("class") or "").split():
+            self.quotes.append([])
+            self._depth = 1
+        elif self._depth:
+            self._depth += 1
+            if tag == "p" and self._depth == 2:
+                self.quotes[-1].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth >= 2 and self.quotes[-1]:
+            self.quotes[-1][-1] += data
+
+
+def test_an_edited_review_keeps_its_closing_quote_mark(client: TestClient, made: str, runs_dir: Path) -> None:
+    """comparison.css opens a review's quote on the first <p> of its blockquote and closes it on
+    the last: the last <p> must be the review's last paragraph, in the app and the published file;
+    the app's "edited" mark sits after the quote."""
+    css = client.get("/static/comparison.css").text
+    assert '.prose p:first-child::before { content: "\\201C"; }' in css
+    assert '.prose p:last-child::after { content: "\\201D"; }' in css
+    form = _edit_form(client, made)
+    form["review"] = "First paragraph of the editor.\r\n\r\nIt ends here."
+    assert _post(client, f"/runs/{made}/review/edit", **form).status_code == 303
+    with Store(runs_dir, readonly=True) as store:
+        published = render_html(load_record(store, made))
+    view = client.get(f"/runs/{made}").text
+    for page in (view, published):
+        assert ["First paragraph of the editor.", "It ends here."] in _Quotes(page).quotes
+    article = view.split("First paragraph of the editor.")[1].split("</article>")[0]
+    assert article.index("</blockquote>") < article.index('class="edited"')  # the mark, after the quote
+
+
+def test_an_edit_sent_while_a_regenerate_runs_keeps_its_text_and_says_so(
+    client: TestClient, made: str, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    generate = FakeBackend.generate
+
+    async def held(self: FakeBackend, request: BackendRequest) -> Reply:
+        await asyncio.to_thread(gate.wait)
+        return await generate(self, request)
+
+    monkeypatch.setattr(FakeBackend, "generate", held)
+    other = {**FIELDS, "tool": "vllm"}  # another review of the same run is regenerated
+    started = _post(client, f"/runs/{made}/review/regenerate", **other, reason="too vague")
+    assert started.status_code == 303
+    job = started.headers["location"]
+    try:
+        form = _edit_form(client, made)
+        form["review"] = "An editor's own paragraph, typed while the job ran."
+        busy = _post(client, f"/runs/{made}/review/edit", **form)
+        approve = _post(client, f"/runs/{made}/review/approve", **FIELDS, approved="1", version="x")
+    finally:
+        gate.set()
+    assert busy.status_code == 409
+    said = _unescape(busy.text)
+    assert (
+        "A review of this run is being regenerated; your edit is kept below — save again when it finishes."
+        in said
+    )
+    assert "is in use by" not in said and "--out" not in said  # not the command line's lock sentence
+    assert "An editor's own paragraph, typed while the job ran.</textarea>" in said  # the text kept
+    assert f'href="{job}"' in busy.text and f'href="/runs/{made}#{anchor(*KEY)}"' in busy.text
+    assert approve.status_code == 409
+    assert "A review of this run is being regenerated: nothing was changed" in _unescape(approve.text)
+    assert _model(runs_dir, made)[1] == []  # nothing was saved
+    assert read_events(client, f"{job}/events")[-1][1]["state"] == "done"
+    # once the job is done, the form as it came back saves
+    again = _post(client, f"/runs/{made}/review/edit", **_form_of(busy.text))
+    assert again.status_code == 303
+    assert [(e.field, e.value) for e in _model(runs_dir, made)[1]] == [
+        ("review", "An editor's own paragraph, typed while the job ran.")
+    ]
 
 
 def test_comparison_html_is_unchanged_without_the_hook(made: str, runs_dir: Path) -> None:

@@ -1,5 +1,6 @@
-"""`panel view`'s new-tool form: checked in the catalog's own words, each problem beside its
-field; a valid tool drafted against a catalog tool as a job, on the fake backend."""
+"""`panel view`'s new-tool form: checked by the catalog's own rules, each problem said once,
+beside its field, as what to type there; a valid tool drafted against a catalog tool as a job,
+on the fake backend."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import escape
 from starlette.testclient import TestClient
 
 from panel.catalog import load_catalog
-from panel.errors import CatalogError
 from panel.store import Store
 from panel.view.app import create_app
 from panel.view.security import CSRF_FIELD
@@ -92,14 +93,9 @@ def _beside(page: str, field: str) -> str:
     return str(error["text"]).strip()
 
 
-def _catalog_says(tmp_path: Path, entry: str, extra: str = "") -> str:
-    """What `load_catalog` says of a file holding `entry` (after the catalog's own tools when
-    `extra` is the example catalog), without its 'file:line: tool ...:' prefix."""
-    path = tmp_path / "catalog.yaml"
-    path.write_text(extra + entry, encoding="utf-8")
-    with pytest.raises(CatalogError) as caught:
-        load_catalog(path)
-    return re.sub(r"^.*?:\d+: (tool '[^']*': )?", "", str(caught.value))
+def _once(page: str, message: str) -> None:
+    """`message` is on the page once (beside its field), not again in a summary."""
+    assert page.count(str(escape(message))) == 1, message
 
 
 def test_the_form_has_the_catalogs_fields_the_tools_and_every_persona_checked(client: TestClient) -> None:
@@ -120,19 +116,39 @@ def test_the_form_has_the_catalogs_fields_the_tools_and_every_persona_checked(cl
     assert 'href="/tools/new"' in client.get("/").text  # the runs list links to it
 
 
-def test_a_bad_id_gets_the_very_words_the_catalog_gives_it(client: TestClient, tmp_path: Path) -> None:
+def _members_line(page: str) -> str:
+    """The text of the form's line on who drafts, tags and runs of spaces taken out."""
+    line = page.split('<p class="members"')[1].split("</p>")[0].split(">", 1)[1]
+    return " ".join(re.sub(r"<[^>]+>", "", line).split())
+
+
+def test_the_form_names_the_members_that_will_draft(
+    client: TestClient, runs_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "panel.toml"
+    config.write_text('[[members]]\nspec = "fake"\nname = "one"\n[[members]]\nspec = "fake:schema"\n')
+    app = create_app(runs_dir, token=None, port=8765, catalog=EXAMPLE_CATALOG, config=config)
+    with TestClient(app, base_url=BASE) as configured:
+        page = configured.get("/tools/new").text
+    assert "the configured members" not in page
+    assert _members_line(page) == f"Drafted by the 2 members one, fake:schema (from {config})."
+    assert _members_line(client.get("/tools/new").text) == "Drafted by the member fake."  # the app's -b
+
+
+def test_a_bad_id_is_told_what_to_type_not_the_pattern(client: TestClient, tmp_path: Path) -> None:
     refused = _post(client, **{**VALID, "id": "Bad Id!"})
     assert refused.status_code == 400
-    said = _catalog_says(
-        tmp_path,
-        "- {id: 'Bad Id!', name: N, category: C, tagline: T, description: D, pricing: {model: free}}\n",
+    said = _beside(refused.text, "id")
+    assert said == (
+        "An id is lower-case letters, digits, dots, dashes and underscores, starting with a letter "
+        "or digit; e.g. my-tool (you typed 'Bad Id!')."
     )
-    assert said.startswith("field 'id': String should match pattern")
-    assert _beside(refused.text, "id") == said
+    assert "should match pattern" not in refused.text and "^[a-z0-9]" not in refused.text
+    _once(refused.text, said)
     assert not (tmp_path / "runs").exists()
 
 
-def test_every_fields_problem_shows_at_once_beside_it_with_what_was_typed(
+def test_every_fields_problem_shows_once_beside_it_with_what_was_typed(
     client: TestClient, runs_dir: Path
 ) -> None:
     typed = {
@@ -140,35 +156,48 @@ def test_every_fields_problem_shows_at_once_beside_it_with_what_was_typed(
         "id": "Bad Id!",
         "name": "  ",
         "community_ship": "many",
+        "community_skip": "-3",
         "links": "docs ftp://x.example",
     }
     refused = _post(client, **typed)
     assert refused.status_code == 400
-    assert _beside(refused.text, "name") == "missing required field 'name'"
-    assert _beside(refused.text, "community_ship") == (
-        "field 'community.ship': Input should be a valid integer, unable to parse string as an integer "
-        "(got 'many')"
-    )
-    assert _beside(refused.text, "links") == (
-        "field 'links': Value error, link 'docs' must be an http(s) URL, got 'ftp://x.example'"
-    )
-    assert _beside(refused.text, "id").startswith("field 'id':")
+    said = {
+        "name": "Required: type the tool's name.",
+        "community_ship": "Type a whole number of votes, e.g. 12 (you typed 'many').",
+        "community_skip": "Votes cannot be negative: type 0 or more (you typed '-3').",
+        "links": "Link 'docs' must be an http(s) URL, got 'ftp://x.example'.",
+    }
+    for field, message in said.items():
+        assert _beside(refused.text, field) == message
+        _once(refused.text, message)
+    assert _beside(refused.text, "id").startswith("An id is lower-case letters")
+    for validator_words in ("Input should be", "Value error", "field '", "missing required field"):
+        assert validator_words not in refused.text
     elements = _Elements(refused.text).by_id
     assert "aria-invalid" not in elements["f-category"]["attrs"]  # a good field is not marked
     assert elements["f-category"]["attrs"]["value"] == VALID["category"]  # what was typed, kept
     assert elements["f-facts"]["text"] == "Written in Rust.\n\nRuns offline."
     assert '<option value="ollama" selected>' in refused.text
-    assert "4 fields to fix" in elements["error-summary"]["text"]
+    summary = " ".join(elements["error-summary"]["text"].split())
+    assert (
+        summary
+        == "Nothing was drafted: 5 fields to fix, each marked below: Id, Name, Links, Ship votes, Skip votes."
+    )
+    assert '<a href="#f-community_skip">Skip votes</a>' in refused.text  # the summary links to the field
     assert not (runs_dir / "panel.db").exists()  # nothing written
 
 
-def test_a_tool_the_catalog_has_gets_the_catalogs_duplicate_words(client: TestClient, tmp_path: Path) -> None:
+def test_an_id_the_catalog_has_names_the_catalog_file_and_line(client: TestClient) -> None:
     refused = _post(client, **{**VALID, "id": "ollama"})
     assert refused.status_code == 400
-    again = "  - {id: ollama, name: N, category: C, tagline: T, description: D, pricing: {model: free}}\n"
-    said = _catalog_says(tmp_path, again, EXAMPLE_CATALOG.read_text(encoding="utf-8").rstrip() + "\n")
-    assert said.startswith("duplicate tool id 'ollama' (first defined at line ")
-    assert _beside(refused.text, "id") == said
+    line = load_catalog(EXAMPLE_CATALOG).line("ollama")
+    assert line > 0
+    said = _beside(refused.text, "id")
+    assert said == (
+        f"The catalog already has a tool with id 'ollama' ({EXAMPLE_CATALOG}, line {line}): "
+        "choose another id."
+    )
+    _once(refused.text, said)
 
 
 def test_hostile_text_typed_into_the_form_comes_back_as_text(client: TestClient) -> None:
@@ -183,10 +212,10 @@ def test_hostile_text_typed_into_the_form_comes_back_as_text(client: TestClient)
 def test_no_persona_and_no_tool_to_compare_against_are_refused_beside_them(client: TestClient) -> None:
     refused = _post(client, **{**VALID, "compare": "", "persona": []})
     assert refused.status_code == 400
-    assert _beside(refused.text, "compare") == "choose the tool to draft against"
+    assert _beside(refused.text, "compare") == "Choose the tool to draft against."
     personas = _Elements(refused.text).by_id["f-persona"]
     assert personas["attrs"]["aria-describedby"] == "error-persona"
-    assert "choose at least one persona" in refused.text
+    _once(refused.text, "Tick at least one persona.")
 
 
 def test_a_valid_tool_is_drafted_against_the_chosen_one_as_a_job(client: TestClient, runs_dir: Path) -> None:

@@ -7,7 +7,9 @@ writes only the fields that changed, all in one transaction or none: a field the
 refuses comes back with its one-line message beside it (400) and nothing of the form is
 written. Every write goes through `writable_store` (409 naming the holder while busy) and
 carries the editor's name from the browser's session (`panel.view.who`); the edit form asks
-for it while the session has none, so nothing typed is lost.
+for it while the session has none, so nothing typed is lost. An edit sent while one of the
+app's jobs holds the store (a regenerate) comes back 409 with what was typed still in the
+form, saying what runs and to save again when it ends (nothing is queued).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .session import clean_name, remember_editor
 from .templating import page, url
 from .versions import page_version, run_versions
 from .who import ask_name
-from .writing import writable_store
+from .writing import Busy, doing, writable_store
 
 __all__ = ["ReviewField", "routes"]
 
@@ -40,6 +42,8 @@ STALE = (
 )
 #: what an edit form sent without the editor's name gets (400), its text kept
 NAME_NEEDED = "Nothing was saved: give your name below (edits carry it), then save again."
+#: what an edit sent while the app's job holds the store gets (409), its text kept; after what runs
+KEPT = "; your edit is kept below — save again when it finishes."
 _REVERT = "revert."
 
 
@@ -147,6 +151,7 @@ def _edit_page(
     version: str,
     status: int = 200,
     conflict: str | None = None,
+    job_url: str | None = None,
 ) -> Response:
     key = review.key
     back = url(request, f"{page_url(run, key.tool_id)}#{anchor(*key)}")
@@ -158,6 +163,7 @@ def _edit_page(
         back=back,
         version=version,
         conflict=conflict,
+        job_url=job_url,
         **context,
     )
 
@@ -201,11 +207,37 @@ def _changes(fields: list[ReviewField], form: dict[str, Any]) -> dict[str, str |
     return changes
 
 
+def _kept(request: Request, run_id: str, key: CellKey, form: dict[str, Any], busy: Busy) -> Response:
+    """The edit form again, as sent (its text and the version it was opened at), saying that
+    the app's job holds the store and to save again when it ends (409)."""
+    if busy.job is None:  # another process: its lock's sentence
+        raise busy
+    with read_store(request) as opened:
+        store, run = _run(opened, run_id)
+        review = _review(store, run_id, key)
+        if not review.valid:
+            raise busy
+        fields = review_fields(store, run_id, review)
+        names = _names(store, run_id, key)
+    _changes(fields, form)  # each field shows what was sent
+    message = doing(busy.job, run_id) + KEPT
+    version = _text(form.get("version", ""))
+    job = url(request, f"/jobs/{busy.job.id}")
+    return _edit_page(request, run, review, fields, names, version, 409, message, job)
+
+
 def _save(request: Request, run_id: str, form: dict[str, Any]) -> Response:
     key = review_key(form)
     editor = request.state.editor or clean_name(_text(form.get("editor", "")))
     if editor and not request.state.editor:
         remember_editor(request, editor)
+    try:
+        return _write(request, run_id, key, editor, form)
+    except Busy as busy:
+        return _kept(request, run_id, key, form, busy)
+
+
+def _write(request: Request, run_id: str, key: CellKey, editor: str, form: dict[str, Any]) -> Response:
     with writable_store(request) as store:
         _, run = _run(store, run_id)
         review = _review(store, run_id, key)

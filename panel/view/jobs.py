@@ -92,6 +92,8 @@ class Job:
     id: str
     title: str
     total: int
+    #: what the job does, for the pages that must wait for it: "regenerate", "draft" or "job"
+    kind: str = "job"
     state: str = "running"  # then "done" or "failed"
     done: int = 0
     valid: int = 0
@@ -209,7 +211,7 @@ class JobRegistry:
         with self._lock:
             return next((j for j in self._jobs.values() if j.running), None)
 
-    def add(self, title: str, total: int) -> Job:
+    def add(self, title: str, total: int, kind: str = "job") -> Job:
         """A new running job; HTTPException 409 while another runs."""
         with self._lock:
             busy = next((j for j in self._jobs.values() if j.running), None)
@@ -217,7 +219,7 @@ class JobRegistry:
                 raise HTTPException(
                     409, f"A job is already running: {busy.title} (/jobs/{busy.id}); wait for it to finish."
                 )
-            job = Job(secrets.token_hex(6), title, total)
+            job = Job(secrets.token_hex(6), title, total, kind)
             self._jobs[job.id] = job
             finished = [j.id for j in self._jobs.values() if not j.running]
             for old in finished[: max(0, len(finished) - self.keep)]:
@@ -242,18 +244,21 @@ def jobs_of(app: Starlette) -> JobRegistry:
         return registry
 
 
-def start_job(request: Request, title: str, work: Work, *, total: int, run_id: str | None = None) -> Response:
+def start_job(
+    request: Request, title: str, work: Work, *, total: int, run_id: str | None = None, kind: str = "job"
+) -> Response:
     """Run `work` in the background as a job and answer 303 to its page.
 
     `run_id`, when the run is known before the work starts (a regenerated review), is the
     run a failed job's page links to; a job that ends well links to the run `work` returns.
+    `kind` says what it does ("regenerate", "draft"), for a write that must wait for it.
 
     HTTPException 409 if a job is already running, or if the store is busy (another process
     writes to it: the lock's sentence says which). Blocks only until the job's thread has
     opened the store.
     """
     registry = jobs_of(request.app)
-    job = registry.add(title, total)
+    job = registry.add(title, total, kind)
     job.run_id = run_id
     runs: Path = request.app.state.runs
     opened = threading.Event()

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..catalog import Catalog, Tool
-from ..config import load_config
+from ..config import load_config, resolve_members
 from ..errors import UserError
 from ..personas import Persona, load_personas, resolve_personas
 from ..report.files import write_run_files
@@ -32,7 +32,7 @@ from ..store import Store
 from .catalog_cache import CatalogCache
 from .jobs import PartialRun, start_job
 from .templating import page
-from .toolform import FIELDS, PRICING_MODELS, ToolForm, check, read_form
+from .toolform import FIELDS, LABELS, PRICING_MODELS, ToolForm, check, read_form
 
 __all__ = ["routes"]
 
@@ -50,7 +50,22 @@ def _inputs(request: Request) -> tuple[Catalog, list[Persona]]:
     return catalog, resolve_personas(load_personas(data_dir("personas")), None)
 
 
-def _form_page(
+def _members(request: Request) -> dict[str, Any]:
+    """Who drafts the tool, as `_plan` picks them: `members` (their names), `members_from` (the
+    config file that names them, when the app was given none) or `members_problem` (why the
+    config cannot say)."""
+    state = request.app.state
+    try:
+        config = load_config(state.config)
+        members = [m.key for m in resolve_members(list(state.backends), config)]
+    except UserError as exc:
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return {"members": [], "members_from": None, "members_problem": line}
+    named = not state.backends and config.members and config.path is not None
+    return {"members": members, "members_from": str(config.path) if named else None, "members_problem": None}
+
+
+async def _form_page(
     request: Request,
     form: ToolForm,
     catalog: Catalog,
@@ -68,8 +83,9 @@ def _form_page(
         catalog_file=str(catalog.path),
         personas=personas,
         pricing_models=PRICING_MODELS,
-        members=list(request.app.state.backends),
+        labels=LABELS,
         problem=problem,
+        **await run_in_threadpool(_members, request),
     )
 
 
@@ -77,7 +93,7 @@ async def new_tool_form(request: Request) -> Response:
     catalog, personas = await run_in_threadpool(_inputs, request)
     form = ToolForm(personas=[p.id for p in personas])
     form.values["pricing_model"] = "unknown"
-    return _form_page(request, form, catalog, personas)
+    return await _form_page(request, form, catalog, personas)
 
 
 def _plan(request: Request, catalog: Catalog, tool: Tool, form: ToolForm) -> tuple[Plan, RunOptions]:
@@ -111,12 +127,12 @@ async def new_tool_submit(request: Request) -> Response:
     catalog, personas = await run_in_threadpool(_inputs, request)
     tool = check(form, catalog, [p.id for p in personas])
     if tool is None:
-        return _form_page(request, form, catalog, personas, 400)
+        return await _form_page(request, form, catalog, personas, 400)
     try:
         plan, options = await run_in_threadpool(_plan, request, catalog, tool, form)
     except UserError as exc:
         line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return _form_page(request, form, catalog, personas, 400, problem=line)
+        return await _form_page(request, form, catalog, personas, 400, problem=line)
     other = plan.tools[1].id
     command = f"panel view: draft {tool.id} against {other}"
     runs: Path = request.app.state.runs
@@ -144,7 +160,9 @@ async def new_tool_submit(request: Request) -> Response:
         return run_id
 
     try:
-        return await run_in_threadpool(start_job, request, f"Draft {tool.name}", work, total=plan.total)
+        return await run_in_threadpool(
+            start_job, request, f"Draft {tool.name}", work, total=plan.total, kind="draft"
+        )
     except HTTPException:
         await _close(plan)  # no job: the members made for it are let go
         raise

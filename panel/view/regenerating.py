@@ -91,7 +91,7 @@ async def regenerate(request: Request) -> Response:
 
     repeat = f" (repeat {key.repeat})" if key.repeat else ""
     title = f"Regenerate {key.tool_id} · {key.persona_id} · {key.member}{repeat}"
-    return await run_in_threadpool(start_job, request, title, work, total=1, run_id=run_id)
+    return await run_in_threadpool(start_job, request, title, work, total=1, run_id=run_id, kind="regenerate")
 
 
 def routes() -> list[BaseRoute]:
