@@ -174,7 +174,7 @@ def test_render_writes_each_format_of_a_past_run(cli: Any, runs_dir: Path, tmp_p
     assert {p.name for p in folder.iterdir()} == {"comparison.json", "comparison.md", "comparison.html"}
     page = cli("render", run_id, "--format", "html", "--runs", str(runs_dir))
     assert page.code == 0 and page.out == (folder / "comparison.html").read_text()
-    as_json = cli("render", run_id, "-f", "json", "--out", str(tmp_path / "r.json"), "--runs", str(runs_dir))
+    as_json = cli("render", run_id, "-f", "json", "-o", str(tmp_path / "r.json"), "--out", str(runs_dir))
     assert as_json.code == 0 and json.loads((tmp_path / "r.json").read_text())["run_id"] == run_id
     bad = cli("render", run_id, "-f", "pdf", "--runs", str(runs_dir))
     assert bad.code == 2 and "unknown format 'pdf'" in bad.err

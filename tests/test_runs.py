@@ -416,12 +416,14 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(
 def test_render_out_that_is_a_folder_is_refused(cli: Any, runs_dir: Path, tmp_path: Path) -> None:
     made = cli("compare", "ollama", "vllm", "-b", "fake", "--json", "--out", str(runs_dir))
     run_id = json.loads(made.out)["run_id"]
-    result = cli("render", run_id, "--out", str(tmp_path), "--runs", str(runs_dir))
+    result = cli("render", run_id, "--output", str(tmp_path), "--out", str(runs_dir))
     assert result.code == 2
-    assert _one_line(result.err) == f"error: --out {tmp_path} is a folder: give the name of the file to write"
+    assert _one_line(result.err) == (
+        f"error: --output {tmp_path} is a folder: give the name of the file to write"
+    )
     under_file = tmp_path / "page.html" / "x.html"
     (tmp_path / "page.html").write_text("")
-    result = cli("render", run_id, "--out", str(under_file), "--runs", str(runs_dir))
+    result = cli("render", run_id, "--output", str(under_file), "--out", str(runs_dir))
     assert result.code == 2
     assert _one_line(result.err) == (
         f"error: cannot write {under_file}: {tmp_path / 'page.html'} is a file, not a folder"

@@ -370,7 +370,8 @@ def test_the_command_and_the_first_visit_read_the_catalog_once(
     view = importlib.import_module("panel.cli.view")  # the module, not the command
     served: list[tuple[Any, ...]] = []
     monkeypatch.setattr(view, "_serve", lambda *a: served.append(a))
-    result = cli("view", "--runs", str(runs_dir), "--port", "0", "--catalog", str(path), "-b", "fake")
+    runs_dir.mkdir()  # an empty runs folder: the form makes the first run
+    result = cli("view", "--out", str(runs_dir), "--port", "0", "--catalog", str(path), "-b", "fake")
     assert result.code == 0, result.err
     (_, _, sock, catalog, backends, config) = served[0]
     sock.close()

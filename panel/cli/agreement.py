@@ -19,6 +19,7 @@ from rich.table import Table
 
 from ..errors import MissingExtraError, UserError
 from ..report.files import check_writable, csv_chunks, write_atomic, write_parquet
+from ..run.runref import resolve_run
 from ..store import Store
 from ..text import for_console
 from .apps import err_console, out_console
@@ -54,7 +55,8 @@ def agreement(
         list[str],
         typer.Argument(
             metavar="RUN_ID...",
-            help="Runs to read ('last': the newest finished run); inter-rater statistics use the first.",
+            help="Runs to read (an id, a unique start of one, or 'last': the newest finished run); "
+            "inter-rater statistics use the first.",
         ),
     ],
     by: Annotated[
@@ -149,7 +151,7 @@ def _agreement(
     info = out_console if fmt == "table" else err_console
     written: list[Path] = []
     with Store(out, readonly=True) as store:
-        run_ids = latest(store, run_ids)
+        run_ids = [resolve_run(store, run_id) for run_id in run_ids]
         analysis.check_runs(store, run_ids)
         report = None
         if fmt != "csv" or plots is not None or options.report is not None:
@@ -191,16 +193,6 @@ def _long_csv(store: Store, run_ids: Sequence[str]) -> Iterator[str]:
     if any(has_rebuttals(store, run_id) for run_id in run_ids):
         return csv_chunks(iter_rounds_long(store, run_ids), ROUNDS_COLUMNS)
     return csv_chunks(iter_long(store, run_ids))
-
-
-def latest(store: Store, run_ids: Sequence[str]) -> list[str]:
-    """The run ids with ``last`` read as the newest finished run, as ``--since last`` reads it."""
-    if "last" not in run_ids:
-        return list(run_ids)
-    newest = store.latest_run()
-    if newest is None:
-        raise UserError(f"'last': no finished run in {store.path}")
-    return [newest if run_id == "last" else run_id for run_id in run_ids]
 
 
 def _export(store: Store, run_ids: Sequence[str], folder: Path) -> list[Path]:

@@ -13,8 +13,17 @@ from .progress import Notices
 
 __all__ = ["app", "backends_app", "err_console", "notices", "out_console", "personas_app"]
 
+
+def _option_name(name: str) -> str:
+    """An option's name as the commands declare it: `--runs`, the name `view` and `render`
+    once gave the runs folder, is read as `--out`, the name every command gives it (an
+    alias kept out of the help, so that the help speaks of one name)."""
+    return "out" if name == "runs" else name
+
+
 app = typer.Typer(
     help="A panel of LLM personas reviews software tools and drafts comparison records.",
+    context_settings={"token_normalize_func": _option_name},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -14,6 +14,7 @@ import typer
 from ..errors import UserError
 from ..run.batch_cancel import cancel_batches
 from ..run.resume import resume_args, resume_command
+from ..run.runref import resolve_run
 from ..store import BatchRow, Store
 from ..text import clean
 from .apps import app, out_console
@@ -30,7 +31,8 @@ def batches(
         list[str] | None,
         typer.Argument(
             metavar="[cancel] [RUN]",
-            help="A run id (default: the newest run with batches), or 'cancel' and a run id.",
+            help="A run: an id, a unique start of one, or 'last' (default: the newest run with "
+            "batches); or 'cancel' and a run.",
         ),
     ] = None,
     out: RunsDir = Path("runs"),
@@ -56,11 +58,9 @@ def batches(
     if not (out / "panel.db").is_file():
         raise UserError(f"no runs in {out}")
     with Store(out, readonly=True) as store:
-        run_id = args[0] if args else store.latest_batch_run()
+        run_id = _named_run(store, args[0]) if args else store.latest_batch_run()
         if run_id is None:
             raise UserError(f"no run in {out} has batches: they come from `panel review --route batch`")
-        if store.get_run(run_id) is None:
-            raise UserError(f"no run '{run_id}' in {store.path}")
         rows = store.batches(run_id)
         outcomes = store.batch_outcomes(run_id)
     if json_out:
@@ -135,10 +135,16 @@ def _print_rows(run_id: str, rows: list[BatchRow], outcomes: dict[str, dict[str,
         )
 
 
+def _named_run(store: Store, ref: str) -> str:
+    """The run `ref` names; here `last` is the newest run with batches."""
+    return resolve_run(store, ref, newest=store.latest_batch_run, what="run with batches")
+
+
 def _cancel(out: Path, run_id: str, json_out: bool) -> None:
     if not (out / "panel.db").is_file():
         raise UserError(f"no run '{run_id}': {out} holds no runs")
     with Store(out) as store:
+        run_id = _named_run(store, run_id)
         outcomes = asyncio.run(cancel_batches(store, run_id))
     if json_out:
         rows = [{"batch": o.row.batch_key, "state": o.state, "note": o.note} for o in outcomes]

@@ -16,7 +16,6 @@ from typing import Any
 
 from rich.console import Console
 
-from ..errors import UserError
 from ..report.diff import diff_runs
 from ..report.files import write_run_files
 from ..run.batch import DEFAULT_POLL_S
@@ -26,6 +25,7 @@ from ..run.plan import Plan, RunOptions, plan_resume, require_prices, run_plan, 
 from ..run.pricing import estimate_cost
 from ..run.resume import resume_command, resume_target
 from ..run.retry import RetryPolicy
+from ..run.runref import resolve_run
 from ..run.stats import RunStats
 from ..store import Store
 from .progress import Mode, Notices, Reporter
@@ -103,8 +103,8 @@ class RunRequest:
 
     kind: str  # "compare" or "review"; a resumed run keeps the kind it was made with
     plan: Plan | None = None  # None when resuming
-    resume: str | None = None  # a run id, or "last"
-    since: str | None = None  # a run id, or "last"
+    resume: str | None = None  # a run id, a prefix of one, or "last"
+    since: str | None = None  # a run id, a prefix of one, or "last"
     prices: Path | None = None
     max_cost: float | None = None
     use_cache: bool = True
@@ -220,9 +220,7 @@ def _start(store: Store, request: RunRequest) -> tuple[str, Plan, str | None, st
         assert recorded is not None  # plan_resume found it
         return recorded.kind, plan, run_id, recorded.config.get("since")
     assert request.plan is not None, "a new run needs a plan"
-    since_run = store.latest_run() if request.since == "last" else request.since
-    if request.since and since_run is None:
-        raise UserError("--since last: there is no finished run to compare with")
-    if since_run and store.get_run(since_run) is None:
-        raise UserError(f"--since: no run '{since_run}' in {store.path}")
+    since_run = None
+    if request.since:
+        since_run = resolve_run(store, request.since, what="finished run to compare with", flag="--since")
     return request.kind, request.plan, None, since_run

@@ -10,8 +10,18 @@ import typer
 from .progress import Mode
 
 __all__ = [
-    "ConfigPath", "MaxTokens", "Members", "NoCache", "PersonaIds", "PersonasDir", "ProgressMode",
-    "RunsDir", "Seed", "Temperature",
+    "RUN_HELP",
+    "ConfigPath",
+    "MaxTokens",
+    "Members",
+    "NoCache",
+    "PersonaIds",
+    "PersonasDir",
+    "ProgressMode",
+    "RunRef",
+    "RunsDir",
+    "Seed",
+    "Temperature",
 ]  # fmt: skip
 
 ConfigPath = Annotated[
@@ -21,10 +31,14 @@ ConfigPath = Annotated[
 ProgressMode = Annotated[
     Mode, typer.Option("--progress", help="bar (live, for people), jsonl (for scripts) or quiet.")
 ]
+#: The runs folder, `--out` in every command (`--runs` is read as `--out`: see `apps.py`).
 RunsDir = Annotated[
     Path,
     typer.Option("--out", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
 ]
+#: What an argument that names a run takes (read by `panel.run.runref.resolve_run`).
+RUN_HELP = "A run id, a unique start of one, or 'last' (the newest finished run)."
+RunRef = Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP, show_default=False)]
 # Options `compare` and `review` share, declared once.
 Members = Annotated[
     list[str] | None,

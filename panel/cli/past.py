@@ -19,11 +19,12 @@ from ..report.load import load_record
 from ..report.record import ComparisonRecord, record_schema_text
 from ..report.render import FORMATS, render
 from ..run.resume import resume_args, resume_command
+from ..run.runref import resolve_run
 from ..store import Store
 from ..text import clean, for_console
 from ..view.data import tool_record
 from .apps import app, err_console, out_console
-from .options import RunsDir
+from .options import RUN_HELP, RunRef, RunsDir
 from .review_summary import print_review_summary, review_summary
 
 __all__ = ["diff", "print_record", "render_run", "runs", "schema", "show"]
@@ -31,16 +32,14 @@ __all__ = ["diff", "print_record", "render_run", "runs", "schema", "show"]
 
 @app.command()
 def diff(
-    run_a: str,
-    run_b: str,
+    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help=RUN_HELP, show_default=False)],
+    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help=RUN_HELP, show_default=False)],
     out: RunsDir = Path("runs"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
 ) -> None:
     """Verdicts that flipped between two runs."""
     with Store(out, readonly=True) as store:
-        for run_id in (run_a, run_b):
-            if store.get_run(run_id) is None:
-                raise UserError(f"no run '{run_id}' in {store.path}")
+        run_a, run_b = (resolve_run(store, run_id) for run_id in (run_a, run_b))
         result = diff_runs(store, run_a, run_b)
     if json_out:
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
@@ -135,7 +134,7 @@ def _iso(timestamp: float) -> str:
 
 @app.command()
 def show(
-    run_id: str,
+    run_id: RunRef,
     out: RunsDir = Path("runs"),
     tool: Annotated[
         str | None, typer.Option("--tool", metavar="ID", help="Only this tool's card (its comparison).")
@@ -143,6 +142,7 @@ def show(
 ) -> None:
     """Print a past run: a comparison's scorecard and headline, or a catalog review in summary."""
     with Store(out, readonly=True) as store:
+        run_id = resolve_run(store, run_id)
         run = store.get_run(run_id)
         if run is not None and tool is not None:
             record = tool_record(store, run_id, tool)
@@ -156,7 +156,7 @@ def show(
             _note_partial(run_id, run.status, planned, stored, out)
             return
         else:
-            record = load_record(store, run_id)  # the one line when there is no such run
+            record = load_record(store, run_id)
     print_record(record)
     _note_unfinished(record, out)
 
@@ -191,21 +191,25 @@ def _note_partial(run_id: str, status: str, planned: int, stored: int, out: Path
 
 @app.command("render")
 def render_run(
-    run_id: str,
+    run_id: RunRef,
     fmt: Annotated[str, typer.Option("--format", "-f", help="html, md or json.")] = "html",
-    file: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
-    out: Annotated[
-        Path,
-        typer.Option("--runs", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
-    ] = Path("runs"),
+    file: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+    out: RunsDir = Path("runs"),
 ) -> None:
     """Render a past run's comparison record as an HTML page, Markdown or JSON."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}': use one of {', '.join(FORMATS)}")
     if file is not None and file.is_dir():
-        raise UserError(f"--out {file} is a folder: give the name of the file to write")
+        raise UserError(f"--output {file} is a folder: give the name of the file to write")
+    if not (out / "panel.db").exists() and (out.is_file() or out.suffix.lstrip(".") in FORMATS):
+        # `--out` named the file to write before it named the runs folder, as everywhere else.
+        raise UserError(
+            f"--out {out}: --out is the runs folder; to write the {fmt} to a file, give -o/--output {out}"
+        )
     with Store(out, readonly=True) as store:
-        record = load_record(store, run_id)
+        record = load_record(store, resolve_run(store, run_id))
     text = render(record, fmt)
     _note_unfinished(record, out)
     if file is None:

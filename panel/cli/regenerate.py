@@ -12,18 +12,25 @@ import typer
 
 from ..errors import UserError
 from ..run.regenerate import regenerate_review
+from ..run.runref import resolve_run
 from ..store import CellKey, Store
 from .apps import out_console
-from .options import RunsDir
+from .options import RunRef, RunsDir
 
 __all__ = ["regenerate"]
 
 
 def regenerate(
-    run_id: Annotated[str, typer.Argument(help="The run.")],
+    run_id: RunRef,
     tool: Annotated[str, typer.Argument(help="The review's tool id.")],
     persona: Annotated[str, typer.Argument(help="The review's persona id.")],
-    member: Annotated[str, typer.Argument(help="The review's panel member, as the run names it.")],
+    member: Annotated[
+        str,
+        typer.Argument(
+            help="The review's panel member: as the run names it, or as it was given (a name in "
+            "panel.toml, backend:model, or the backend alone when one member has it)."
+        ),
+    ],
     reason: Annotated[str, typer.Option("--reason", help="Why: kept with the review set aside.")],
     repeat: Annotated[int, typer.Option(min=0, help="The review's repeat.")] = 0,
     out: RunsDir = Path("runs"),
@@ -37,8 +44,10 @@ def regenerate(
             f"{out}: no run store here (panel.db); give the runs folder of run '{run_id}' with --out"
         )
     with Store(out) as store:
+        run_id = resolve_run(store, run_id)
         result = asyncio.run(regenerate_review(store, run_id, key, reason, prices=prices))
         status = store.get_run(run_id)
+    member = result.cell.backend.label  # as the run names it
     outcome = {
         "run_id": run_id,
         "tool": tool,

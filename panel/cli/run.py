@@ -126,13 +126,16 @@ def review(
     resume: Annotated[
         str | None,
         typer.Option(
-            help="Finish an interrupted, stopped or failed run (of review or compare), "
-            "or 'last' for the newest such run."
+            help="Finish an interrupted, stopped or failed run (of review or compare): its id, a "
+            "unique start of it, or 'last' for the newest such run."
         ),
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option(help="Copy unchanged reviews from this run (or 'last') and re-review only the rest."),
+        typer.Option(
+            help="Copy unchanged reviews from this run (an id, a unique start of one, or 'last') "
+            "and re-review only the rest."
+        ),
     ] = None,
     no_cache: NoCache = False,
     repeats: Annotated[

@@ -23,12 +23,14 @@ from ..catalog import Catalog, load_catalog
 from ..config import load_config, resolve_members
 from ..errors import MissingExtraError, UserError
 from ..run.plan import default_catalog
-from ..text import for_console
+from ..text import clean, for_console
 from ..view.bind import Binding, decide_binding
 from .apps import err_console, out_console
-from .options import ConfigPath, Members
+from .options import ConfigPath, Members, RunsDir
 
-__all__ = ["check_draft_inputs", "check_view_extra", "open_socket", "read_token_file", "view"]
+__all__ = [
+    "check_draft_inputs", "check_runs_folder", "check_view_extra", "open_socket", "read_token_file", "view",
+]  # fmt: skip
 
 #: the modules the app needs, each with the name pip installs it by
 _NEEDED = (("starlette", "starlette"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart"))
@@ -42,10 +44,7 @@ def check_view_extra() -> None:
 
 def view(
     ctx: typer.Context,
-    runs: Annotated[
-        Path,
-        typer.Option("--runs", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
-    ] = Path("runs"),
+    out: RunsDir = Path("runs"),
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     token: Annotated[
@@ -104,9 +103,23 @@ def view(
             "PANEL_VIEW_TOKEN or --token-file keep it to you",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
+    check_runs_folder(out)
     sock = open_socket(binding)
     binding = Binding(binding.host, sock.getsockname()[1], binding.token, binding.generated)
-    _serve(runs, binding, sock, drafted, backend or [], config)
+    _serve(out, binding, sock, drafted, backend or [], config)
+
+
+def check_runs_folder(out: Path) -> None:
+    """A runs folder to serve: one that does not exist, or is a file, is one line (exit 2)
+    rather than a view of nothing; it is made only when asked (mkdir), and an empty one is
+    served (its list fills as the new-tool form makes runs)."""
+    if not out.exists():
+        raise UserError(
+            f"--out {out}: no such folder; give the folder that holds your runs (panel.db), "
+            f"or make an empty one to start with: mkdir -p {out}"
+        )
+    if not out.is_dir():
+        raise UserError(f"--out {out} is a file: give the folder that holds your runs (panel.db)")
 
 
 def read_token_file(path: Path) -> str:
@@ -178,6 +191,11 @@ def _serve(
     out_console.print(
         f"panel view: serving {for_console(runs)} at {binding.url}", highlight=False, soft_wrap=True
     )
+    if not (runs / "panel.db").is_file():
+        out_console.print(
+            f"no runs yet in {clean(str(runs))} (no panel.db): the list fills as runs are made",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
     if binding.token is None:
         out_console.print(
             "no token (--no-token): any account on this machine can use this view, as you",

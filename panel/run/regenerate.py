@@ -34,25 +34,50 @@ def _named(key: CellKey) -> str:
 
 
 def find_cell(plan: Plan, run_id: str, key: CellKey) -> tuple[Cell, Member]:
-    """The run's cell of `key` and its member; UserError, one line, for one it does not have."""
+    """The run's cell of `key` and its member; UserError, one line, for one it does not have.
+
+    The member is the one the run names `key.member`, or the one the user named so on the
+    command line or in panel.toml (`local` for `local:SmolLM2-...`), when one member is."""
     tool = next((t for t in plan.tools if t.id == key.tool_id), None)
     persona = next((p for p in plan.personas if p.id == key.persona_id), None)
-    member = next((m for m in plan.members if m.backend.label == key.member), None)
+    members = _members_named(plan, key.member)
     missing = (
         f"no tool '{key.tool_id}'"
         if tool is None
         else f"no persona '{key.persona_id}'"
         if persona is None
-        else f"no member '{key.member}'"
-        if member is None
+        else _no_member(plan, key.member, members)
+        if len(members) != 1
         else f"no repeat {key.repeat} (its repeats are 0 to {plan.repeats - 1})"
         if not 0 <= key.repeat < plan.repeats
         else None
     )
     if missing is not None:
         raise UserError(f"cannot regenerate the review of {_named(key)}: run '{run_id}' has {missing}")
-    assert tool is not None and persona is not None and member is not None
-    return Cell(tool, persona, member.backend, key.repeat), member
+    assert tool is not None and persona is not None
+    return Cell(tool, persona, members[0].backend, key.repeat), members[0]
+
+
+def _members_named(plan: Plan, name: str) -> list[Member]:
+    """The members `name` stands for: the one of that label, else those the user named so
+    (a name in panel.toml, `backend:model` or a backend as typed, or the backend alone)."""
+    exact = [m for m in plan.members if m.backend.label == name]
+    if exact:
+        return exact
+    pairs = list(zip(plan.members, plan.specs, strict=False))
+    typed = [m for m, spec in pairs if name in (spec.key, spec.text)]
+    return typed or [m for m, spec in pairs if name == spec.backend]
+
+
+def _no_member(plan: Plan, name: str, found: list[Member]) -> str:
+    """What the run has instead of the member `name`: its members, by the names it knows them by."""
+    known = []
+    for i, member in enumerate(plan.members):
+        label = member.backend.label
+        typed = plan.specs[i].key if i < len(plan.specs) else label
+        known.append(label if typed == label else f"{label} (or {typed})")
+    said = f"{len(found)} members that '{name}' could name" if found else f"no member '{name}'"
+    return f"{said}; its members: {', '.join(known)}"
 
 
 def _complete(store: Store, run_id: str, plan: Plan, engine: Engine) -> bool:
@@ -89,6 +114,7 @@ async def regenerate_review(
         raise UserError(f"no run '{run_id}' in {store.root}")
     plan = plan_resume(store, run_id, prices)
     cell, member = find_cell(plan, run_id, key)
+    key = key._replace(member=member.backend.label)  # as the run names it, whatever was typed
     before = run.status if run.status in UNFINISHED and run.status != "running" else "done"
     with store_errors(store):
         async with running(store, run_id, [member.backend]) as end:

@@ -7,9 +7,9 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import UserError
 from ..store import UNFINISHED, Store
 from .batch import DEFAULT_POLL_S
+from .runref import resolve_run
 
 __all__ = ["budget_resume_command", "resume_args", "resume_command", "resume_target"]
 
@@ -20,13 +20,11 @@ def resume_command(run_id: str, extra: Sequence[str] = ()) -> str:
 
 
 def resume_target(store: Store, resume: str) -> str:
-    """The run `--resume` names; 'last' is the newest run that did not finish."""
-    if resume != "last":
-        return resume
-    run_id = store.latest_run(*UNFINISHED)
-    if run_id is None:
-        raise UserError(f"--resume last: no unfinished run in {store.root}")
-    return run_id
+    """The run `--resume` names: a run id or a prefix of one; 'last' is the newest run that
+    did not finish."""
+    return resolve_run(
+        store, resume, newest=lambda: store.latest_run(*UNFINISHED), what="unfinished run", flag="--resume"
+    )
 
 
 def resume_args(

@@ -82,6 +82,14 @@ class Runs(Connection):
         ).fetchone()
         return str(row[0]) if row else None
 
+    def run_ids_from(self, prefix: str) -> list[str]:
+        """The ids of the runs that start with `prefix`, newest first (the whole id among them)."""
+        rows = self.db.execute(
+            "SELECT id FROM runs WHERE substr(id, 1, ?) = ? ORDER BY created_at DESC, rowid DESC",
+            (len(prefix), prefix),
+        )
+        return [str(r[0]) for r in rows]
+
     def run_tools(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT data FROM run_tools WHERE run_id = ? ORDER BY position", (run_id,))
         return [json.loads(r[0]) for r in rows]
