@@ -256,8 +256,9 @@ def test_a_write_while_another_process_holds_the_store_is_409(
 
 
 def test_comparison_html_is_unchanged_without_the_hook(made: str, runs_dir: Path) -> None:
-    """The published page is the view's page less the hook's own output, byte for byte: the
-    hook adds its controls and ids and changes nothing else, and without it nothing of it is left."""
+    """The page with the editorial marks is the view's page less the hook's own output, byte for
+    byte: the hook adds its controls and ids and changes nothing else, and without it nothing
+    of it is left."""
     with Store(runs_dir) as store:
         store.edit_review(made, KEY, "verdict_note", "Edited.")
         record = load_record(store, made)
@@ -269,7 +270,7 @@ def test_comparison_html_is_unchanged_without_the_hook(made: str, runs_dir: Path
         def anchor(self, *args: Any) -> str:
             return "a1"
 
-    published, hooked = render_html(record), render_html(record, review_actions=Hook())
+    published, hooked = render_html(record, marks=True), render_html(record, review_actions=Hook())
     assert hooked.count('<footer class="hooked"></footer>') == 4 and hooked.count('id="a1"') == 4
     less_the_hook = hooked.replace(' id="a1"', "").replace('        <footer class="hooked"></footer>\n', "")
     assert published == less_the_hook

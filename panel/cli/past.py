@@ -159,19 +159,29 @@ def render_run(
     run_id: str,
     fmt: Annotated[str, typer.Option("--format", "-f", help="html, md or json.")] = "html",
     file: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+    how_made: Annotated[
+        bool,
+        typer.Option(
+            "--how-made",
+            help="End the page with how it was made: structure, re-asks, edits, regenerations.",
+        ),
+    ] = False,
     out: Annotated[
         Path,
         typer.Option("--runs", envvar="PANEL_RUNS_DIR", help="Runs folder: panel.db and one folder per run."),
     ] = Path("runs"),
 ) -> None:
-    """Render a past run's comparison record as an HTML page, Markdown or JSON."""
+    """Render a past run's comparison record as an HTML page, Markdown or JSON.
+
+    The page is for readers; the editorial internals are in the JSON, and at the page's end
+    with --how-made."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}': use one of {', '.join(FORMATS)}")
     if file is not None and file.is_dir():
         raise UserError(f"--out {file} is a folder: give the name of the file to write")
     with Store(out, readonly=True) as store:
         record = load_record(store, run_id)
-    text = render(record, fmt)
+    text = render(record, fmt, how_made=how_made)
     _note_unfinished(record, out)
     if file is None:
         sys.stdout.write(text)
