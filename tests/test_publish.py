@@ -59,7 +59,7 @@ def test_the_record_shows_the_editors_text_and_keeps_the_models(store: Store, ma
 
 
 #: what only the editor's side shows: how a reply was held to its schema, and the edit marks
-INTERNALS = ("Structure:", "(edited)", "(verdict edited)", "Edited by", "edited-by", 'class="edited"',
+INTERNALS = ("Structure:", "(edited)", "(verdict edited)", "Edited by", 'class="edited"',
              "changed by an editor", "model's own text", "How this page was made")  # fmt: skip
 
 
@@ -84,7 +84,7 @@ def test_how_this_page_was_made_gathers_the_internals_when_asked(store: Store, m
     record = load_record(store, made)
     md, html = render_markdown(record, how_made=True), render_html(record, how_made=True)
     assert "\n## How this page was made\n" in md and 'id="how-made"' in html
-    edited = "Edited by ana: the verdict's line, the verdict; the record keeps the model's own text."
+    edited = "Edited by ana: the verdict, the verdict's line; the record keeps the model's own text."
     assert f"- {edited}" in md and f"<dd>{edited.replace(chr(39), '&#39;')}</dd>" in html
     assert "**The Builder on Ollama**" in md
     assert "Structure: validated after (4 reviews)." in md

@@ -44,8 +44,11 @@ def _edited(entry: ScorecardEntry) -> str | None:
     if not entry.edited_by_editor:
         return None
     questions = {a.key: a.question for a in entry.answers}
+    order = [*_FIELDS, *(f"answers.{key}" for key in questions)]  # the fields in the page's order
     names = []
-    for mark in entry.edited_by_editor:
+    for mark in sorted(
+        entry.edited_by_editor, key=lambda m: order.index(m.field) if m.field in order else len(order)
+    ):
         key = mark.field.removeprefix("answers.")
         names.append(_FIELDS.get(mark.field) or f"the answer to “{questions.get(key, key)}”")
     editors = sorted({m.editor for m in entry.edited_by_editor if m.editor})
