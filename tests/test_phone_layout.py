@@ -156,11 +156,11 @@ def test_the_apps_pages_read_at_this_width(driver: WebDriver, store_dir: Path) -
         _reads(_measure(driver, f"{base}/runs/{ids['review']}"))
         _shot(driver, "view_review_run")
         _reads(_measure(driver, f"{base}/runs/{ids['hostile']}"))
-        _shot(driver, "view_comparison", scroll_to=".tools")
+        _shot(driver, "view_comparison", scroll_to="body")
         agreement = _measure(driver, f"{base}/runs/{ids['hostile']}/agreement?reference=community")
         _reads(agreement)
         assert len(agreement["plots"]) >= 2 and len(agreement["tables"]) >= 2
-        _shot(driver, "view_agreement")
+        _shot(driver, "view_agreement", scroll_to="main .section:has(.plot)")
 
 
 def test_the_published_page_reads_at_this_width(driver: WebDriver, store_dir: Path, tmp_path: Path) -> None:
