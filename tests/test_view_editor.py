@@ -213,6 +213,13 @@ def test_after_approve_all_publish_writes_the_edit_and_its_provenance(
     assert prov["warnings"] == [] and prov["approved"] == 4
     (mine,) = [r for r in prov["reviews"] if (r["tool_id"], r["persona_id"]) == ("ollama", "builder")]
     assert mine["edited_fields"] == ["verdict_note"] and mine["approved"] and mine["approved_by"] == "Ana"
+    # the reader's pages leave the editorial internals out; the form's box adds how the page was made
+    page = client.get(f"/runs/{made}/published/comparison.html").text
+    assert "Edited by Ana" not in page and "How this page was made" not in page
+    assert 'name="how_made"' in client.get(f"/runs/{made}/publish").text
+    assert _post(client, f"/runs/{made}/publish", how_made="1").status_code == 200
+    page = client.get(f"/runs/{made}/published/comparison.html").text
+    assert "How this page was made" in page and "Edited by Ana: the verdict&#39;s line" in page
     for name in ("panel.db", "../panel.db", "comparison.txt"):
         assert client.get(f"/runs/{made}/published/{name}").status_code == 404
 
