@@ -63,12 +63,17 @@ INTERNALS = ("Structure:", "(edited)", "(verdict edited)", "Edited by", 'class="
              "changed by an editor", "model's own text", "How this page was made")  # fmt: skip
 
 
-def test_the_readers_pages_carry_no_editorial_internals(store: Store, made: str) -> None:
+def _edited(store: Store, made: str) -> Any:
+    """The run's record after ana rewrote a verdict's line (with markup) and someone flipped it."""
     model = store.review(made, KEY)
     assert model is not None
     store.edit_review(made, KEY, "verdict_note", "<b>Editor</b> says so", editor="ana")
     store.edit_review(made, KEY, "verdict", _flip(model.verdict))
-    record = load_record(store, made)
+    return load_record(store, made)
+
+
+def test_the_readers_pages_carry_no_editorial_internals(store: Store, made: str) -> None:
+    record = _edited(store, made)
     md, html = render_markdown(record), render_html(record)
     assert "&lt;b&gt;Editor&lt;/b&gt; says so" in md and "&lt;b&gt;Editor&lt;/b&gt; says so" in html
     assert "<b>Editor" not in html  # the editor's text is shown, as text
@@ -77,11 +82,7 @@ def test_the_readers_pages_carry_no_editorial_internals(store: Store, made: str)
 
 
 def test_how_this_page_was_made_gathers_the_internals_when_asked(store: Store, made: str) -> None:
-    model = store.review(made, KEY)
-    assert model is not None
-    store.edit_review(made, KEY, "verdict_note", "<b>Editor</b> says so", editor="ana")
-    store.edit_review(made, KEY, "verdict", _flip(model.verdict))
-    record = load_record(store, made)
+    record = _edited(store, made)
     md, html = render_markdown(record, how_made=True), render_html(record, how_made=True)
     assert "\n## How this page was made\n" in md and 'id="how-made"' in html
     edited = "Edited by ana: the verdict, the verdict's line; the record keeps the model's own text."
@@ -95,11 +96,7 @@ def test_how_this_page_was_made_gathers_the_internals_when_asked(store: Store, m
 
 
 def test_the_view_marks_each_edit_beside_the_review(store: Store, made: str) -> None:
-    model = store.review(made, KEY)
-    assert model is not None
-    store.edit_review(made, KEY, "verdict_note", "<b>Editor</b> says so", editor="ana")
-    store.edit_review(made, KEY, "verdict", _flip(model.verdict))
-    html = render_html(load_record(store, made), marks=True)
+    html = render_html(_edited(store, made), marks=True)
     assert '&lt;b&gt;Editor&lt;/b&gt; says so<span class="edited"' in html and "<b>Editor" not in html
     assert html.count('class="edited"') == 2 and 'class="review is-' in html and "is-edited" in html
     assert "1 verdict changed by an editor" in html and "Edited by ana" in html
