@@ -102,7 +102,7 @@ def test_json_prints_only_a_record_that_validates(cli: Any, runs_dir: Path) -> N
     record = json.loads(result.out)  # stdout is the record and nothing else
     schema = json.loads((data_dir("schema") / "comparison.schema.json").read_text())
     jsonschema.validate(record, schema)
-    assert record["version"] == "1.5"
+    assert record["version"] == "1.6"
     assert record["counts"] == {"reviews": 8, "valid": 8, "failed": 0}
     folder = runs_dir / record["run_id"]
     assert json.loads((folder / "comparison.json").read_text()) == record
@@ -172,7 +172,8 @@ def test_render_writes_each_format_of_a_past_run(cli: Any, runs_dir: Path, tmp_p
     run_id = json.loads(made.out)["run_id"]
     folder = runs_dir / run_id
     assert {p.name for p in folder.iterdir()} == {"comparison.json", "comparison.md", "comparison.html"}
-    page = cli("render", run_id, "--format", "html", "--runs", str(runs_dir))
+    # the run's draft is the editor's page, which ends with how it was made
+    page = cli("render", run_id, "--format", "html", "--runs", str(runs_dir), "--how-made")
     assert page.code == 0 and page.out == (folder / "comparison.html").read_text()
     as_json = cli("render", run_id, "-f", "json", "-o", str(tmp_path / "r.json"), "--out", str(runs_dir))
     assert as_json.code == 0 and json.loads((tmp_path / "r.json").read_text())["run_id"] == run_id

@@ -239,7 +239,7 @@ def test_the_record_and_both_pages_show_the_flip_and_both_rounds(tmp_path: Path)
     )
     assert card.panel.display == "100%" and card.panel.first_round is not None
     assert card.panel.first_round.display == "83%" and card.panel.changed_after_rebuttal == 1
-    assert record.rebuttal is not None and record.rebuttal.changed == 1 and record.version == "1.5"
+    assert record.rebuttal is not None and record.rebuttal.changed == 1 and record.version == "1.6"
     md, html = render_markdown(record), render_html(record)
     assert "*(changed after rebuttal: skip → ship)*" in md
     assert "Changed after rebuttal: skip → ship." in html
@@ -274,9 +274,10 @@ def test_a_review_that_names_its_own_persona_or_model_is_flagged(tmp_path: Path)
         ("quindle", "fake:nimbus-kappa"): ["quindle", "Quindle Vane", "nimbus-kappa"],
     }
     assert record.rebuttal is not None and record.rebuttal.names_itself == 2
-    assert "could tell who wrote it" in render_markdown(record) and "could tell who wrote it" in render_html(
-        record
-    )
+    # an internal of the rebuttal round: in the page's "how it was made", not in the reader's text
+    assert "could tell who wrote it" not in render_markdown(record) + render_html(record)
+    made = render_markdown(record, how_made=True) + render_html(record, how_made=True)
+    assert made.count("could tell who wrote it") == 4
     store.close()
 
 

@@ -223,6 +223,13 @@ def test_after_approve_all_publish_writes_the_edit_and_its_provenance(
     assert prov["warnings"] == [] and prov["approved"] == 4
     (mine,) = [r for r in prov["reviews"] if (r["tool_id"], r["persona_id"]) == ("ollama", "builder")]
     assert mine["edited_fields"] == ["verdict_note"] and mine["approved"] and mine["approved_by"] == "Ana"
+    # the reader's pages leave the editorial internals out; the form's box adds how the page was made
+    page = client.get(f"/runs/{made}/published/comparison.html").text
+    assert "Edited by Ana" not in page and "How this page was made" not in page
+    assert 'name="how_made"' in client.get(f"/runs/{made}/publish").text
+    assert _post(client, f"/runs/{made}/publish", how_made="1").status_code == 200
+    page = client.get(f"/runs/{made}/published/comparison.html").text
+    assert "How this page was made" in page and "Edited by Ana: the verdict&#39;s line" in page
     for name in ("panel.db", "../panel.db", "comparison.txt"):
         assert client.get(f"/runs/{made}/published/{name}").status_code == 404
 
@@ -355,8 +362,9 @@ def test_an_edit_sent_while_a_regenerate_runs_keeps_its_text_and_says_so(
 
 
 def test_comparison_html_is_unchanged_without_the_hook(made: str, runs_dir: Path) -> None:
-    """The published page is the view's page less the hook's own output, byte for byte: the
-    hook adds its controls and ids and changes nothing else, and without it nothing of it is left."""
+    """The page with the editorial marks is the view's page less the hook's own output, byte for
+    byte: the hook adds its controls and ids and changes nothing else, and without it nothing
+    of it is left."""
     with Store(runs_dir) as store:
         store.edit_review(made, KEY, "verdict_note", "Edited.")
         record = load_record(store, made)
@@ -368,7 +376,7 @@ def test_comparison_html_is_unchanged_without_the_hook(made: str, runs_dir: Path
         def anchor(self, *args: Any) -> str:
             return "a1"
 
-    published, hooked = render_html(record), render_html(record, review_actions=Hook())
+    published, hooked = render_html(record, marks=True), render_html(record, review_actions=Hook())
     assert hooked.count('<footer class="hooked"></footer>') == 4 and hooked.count('id="a1"') == 4
     less_the_hook = hooked.replace(' id="a1"', "").replace('        <footer class="hooked"></footer>\n', "")
     assert published == less_the_hook

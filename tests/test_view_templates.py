@@ -114,7 +114,7 @@ def test_the_app_draws_the_comparison_block_of_the_file(
     ids = run_ids(store_dir)
     run_id, tool_id = (ids["hostile"], None) if which == "compare" else (ids["review"], "moondream2")
     record = _record(store_dir, run_id, tool_id)
-    file = Block(report_render.render_html(record))
+    file = Block(report_render.render_html(record, marks=True))  # the view shows the editorial marks
 
     def no_file(*args: object, **kwargs: object) -> str:
         raise AssertionError("the view rendered the whole file")

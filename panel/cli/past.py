@@ -196,9 +196,19 @@ def render_run(
     file: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
+    how_made: Annotated[
+        bool,
+        typer.Option(
+            "--how-made",
+            help="End the page with how it was made: structure, re-asks, edits, regenerations.",
+        ),
+    ] = False,
     out: RunsDir = Path("runs"),
 ) -> None:
-    """Render a past run's comparison record as an HTML page, Markdown or JSON."""
+    """Render a past run's comparison record as an HTML page, Markdown or JSON.
+
+    The page is for readers; the editorial internals are in the JSON, and at the page's end
+    with --how-made."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}': use one of {', '.join(FORMATS)}")
     if file is not None and file.is_dir():
@@ -210,7 +220,7 @@ def render_run(
         )
     with Store(out, readonly=True) as store:
         record = load_record(store, resolve_run(store, run_id))
-    text = render(record, fmt)
+    text = render(record, fmt, how_made=how_made)
     _note_unfinished(record, out)
     if file is None:
         sys.stdout.write(text)

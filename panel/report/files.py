@@ -44,11 +44,13 @@ def write_run_files(store: Store, run_id: str, status: str, kind: str) -> Path:
 
 
 def write_comparison(store: Store, record: ComparisonRecord) -> Path:
-    """`comparison.json`, `comparison.md` and `comparison.html` of a record."""
+    """`comparison.json`, `comparison.md` and `comparison.html` of a record: the editor's
+    draft, so its pages close with how they were made (`panel render` and publishing write
+    the reader's page, which leaves that out unless asked)."""
     out = store.run_dir(record.run_id)
     out.mkdir(parents=True, exist_ok=True)
     for fmt in FORMATS:
-        write_atomic(out / f"comparison.{fmt}", render(record, fmt))
+        write_atomic(out / f"comparison.{fmt}", render(record, fmt, how_made=True))
     return out
 
 

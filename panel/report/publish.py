@@ -19,7 +19,7 @@ from ..store import ApprovalRow, CellKey, ReviewRow, Store
 from .files import check_writable
 from .fileset import write_set
 from .load import load_record
-from .record import ComparisonRecord, Provenance, ReviewProvenance
+from .record import ComparisonRecord, Provenance, Regeneration, ReviewProvenance
 from .render import FORMATS, render
 
 __all__ = ["Published", "publish", "publish_record"]
@@ -97,6 +97,7 @@ def _review(
     edited: dict[tuple[str, str, str], list[str]],
 ) -> ReviewProvenance:
     ok = _approved(approval)
+    history = store.review_history(run_id, r.key)
     return ReviewProvenance(
         tool_id=r.tool_id,
         persona_id=r.persona_id,
@@ -105,7 +106,8 @@ def _review(
         model=f"{r.backend}:{r.model}",
         valid=r.valid,
         edited_fields=edited.get((r.tool_id, r.persona_id, r.member), []),
-        regenerated=len(store.review_history(run_id, r.key)),
+        regenerated=len(history),
+        regenerations=[Regeneration(reason=h.reason, by=h.editor, at=_iso(h.archived_at)) for h in history],
         approved=ok,
         approved_by=approval.editor if approval and ok else None,
         approved_at=_iso(approval.created_at) if approval and ok else None,
@@ -119,9 +121,12 @@ def publish(
     *,
     allow_unapproved: bool = False,
     editor: str | None = None,
+    how_made: bool = False,
 ) -> Published:
     """Write `comparison.html`, `.md` and `.json` of a run into `folder`, the three as one set,
-    published by `editor` (their provenance names them).
+    published by `editor` (their provenance names them). The pages are for readers: the
+    editorial internals stay in the JSON, and in the pages' closing "How this page was made"
+    section only with `how_made`.
 
     Refuses (UserError, one line naming what is unapproved, failed or missing) unless
     `allow_unapproved`; then the files are written, their provenance lists the same
@@ -132,5 +137,7 @@ def publish(
         problems = "; ".join(w.removeprefix("published with ") for w in warnings)
         raise UserError(f"cannot publish run '{run_id}': {problems}; approve or regenerate them first")
     check_writable(folder, folder=True)
-    paths = write_set(folder, {f"comparison.{fmt}": render(record, fmt) for fmt in FORMATS})
+    paths = write_set(
+        folder, {f"comparison.{fmt}": render(record, fmt, how_made=how_made) for fmt in FORMATS}
+    )
     return Published(paths, warnings)

@@ -31,6 +31,7 @@ __all__ = [
     "RaterConsistency",
     "RebuttalMark",
     "RebuttalRound",
+    "Regeneration",
     "RepeatCell",
     "ReviewProvenance",
     "ReviewerSplit",
@@ -56,7 +57,9 @@ __all__ = [
 #      a ship share's `first_round` and `changed_after_rebuttal`; the record's `rebuttal`.
 #      All left out of a record without a rebuttal round.
 # 1.5: a published record's provenance names who published it (`published_by`).
-RECORD_VERSION: Literal["1.5"] = "1.5"
+# 1.6: a published review's provenance says why and by whom each earlier review of its cell
+#      was set aside (`regenerations`); the count `regenerated` stays.
+RECORD_VERSION: Literal["1.6"] = "1.6"
 
 Enforced = Literal["grammar", "provider schema", "tool", "validated after"]
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
@@ -372,6 +375,14 @@ class SelfConsistency(_Model):
     summary: str
 
 
+class Regeneration(_Model):
+    """An earlier review of a cell set aside to be written again: why, by whom, when."""
+
+    reason: str = Field(description="Why the review was regenerated, as the editor gave it.")
+    by: str | None = Field(description="The editor who asked for it, when one gave a name.")
+    at: str = Field(description="When the earlier review was set aside, ISO 8601 in UTC.")
+
+
 class ReviewProvenance(_Model):
     """Who wrote one review of a published page, who changed it, and who approved it."""
 
@@ -383,6 +394,9 @@ class ReviewProvenance(_Model):
     valid: bool
     edited_fields: list[str] = Field(description="The fields an editor changed (see edited_by_editor).")
     regenerated: int = Field(ge=0, description="Earlier reviews of this cell set aside for this one.")
+    regenerations: list[Regeneration] = Field(
+        default_factory=list, description="Each earlier review set aside, oldest first, with its reason."
+    )
     approved: bool
     approved_by: str | None
     approved_at: str | None = Field(description="When it was approved, ISO 8601 in UTC.")
@@ -405,7 +419,7 @@ class Provenance(_Model):
 
 
 class ComparisonRecord(_Model):
-    version: Literal["1.5"] = RECORD_VERSION
+    version: Literal["1.6"] = RECORD_VERSION
     run_id: str
     created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
     title: str

@@ -13,6 +13,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..text import clean
+from .made import how_made_notes
 from .record import ComparisonRecord, ScorecardEntry
 
 __all__ = [
@@ -215,8 +216,14 @@ def _html_env() -> jinja2.Environment:
     return html_environment(_loader())
 
 
-def render_markdown(record: ComparisonRecord) -> str:
-    return _env().get_template("comparison.md.j2").render(record=record)
+def render_markdown(record: ComparisonRecord, *, how_made: bool = False) -> str:
+    """The page in Markdown, for readers; with `how_made`, a last section on how it was made
+    (how each reply was held to its schema, re-asks, an editor's edits, regenerations, approvals)."""
+    return (
+        _env()
+        .get_template("comparison.md.j2")
+        .render(record=record, made=how_made_notes(record) if how_made else None)
+    )
 
 
 class ReviewActions(Protocol):
@@ -230,11 +237,24 @@ class ReviewActions(Protocol):
 
 
 def comparison_context(
-    record: ComparisonRecord, *, review_actions: ReviewActions | None = None, inline_style: bool = True
+    record: ComparisonRecord,
+    *,
+    review_actions: ReviewActions | None = None,
+    inline_style: bool = True,
+    marks: bool | None = None,
+    how_made: bool = False,
 ) -> dict[str, Any]:
     """What the comparison block (comparison_block.html.j2) reads: the record, its names,
-    the view's hook, and whether a bar's width is an inline style (the file) or a class."""
+    the view's hook, and whether a bar's width is an inline style (the file) or a class.
+
+    `marks` puts the editorial internals beside each review (how its structure was held, a
+    re-ask, what an editor changed and who): the editor's view has them, by default whenever
+    it has its hook; the reader's file has none. `how_made` adds them to the file instead as
+    its closing "How this page was made" section.
+    """
     return {
+        "marks": review_actions is not None if marks is None else marks,
+        "made": how_made_notes(record) if how_made else None,
         "record": record,
         "tool_names": {t.id: t.name for t in record.tools},
         "persona_names": {p.id: p.name for p in record.panel.personas},
@@ -244,10 +264,18 @@ def comparison_context(
     }
 
 
-def render_html(record: ComparisonRecord, *, review_actions: ReviewActions | None = None) -> str:
+def render_html(
+    record: ComparisonRecord,
+    *,
+    review_actions: ReviewActions | None = None,
+    marks: bool | None = None,
+    how_made: bool = False,
+) -> str:
     """The self-contained page; with `review_actions`, each review also carries what it returns
-    (and its anchor as the article's id). Without it the page is the published file."""
-    context = comparison_context(record, review_actions=review_actions)
+    (and its anchor as the article's id), and the editorial marks (see `comparison_context`).
+    Without it the page is the published file, for readers; `how_made` adds its closing
+    "How this page was made" section."""
+    context = comparison_context(record, review_actions=review_actions, marks=marks, how_made=how_made)
     return _html_env().get_template("comparison.html.j2").render(context)
 
 
@@ -255,12 +283,13 @@ def render_html(record: ComparisonRecord, *, review_actions: ReviewActions | Non
 FORMATS = ("json", "md", "html")
 
 
-def render(record: ComparisonRecord, fmt: str) -> str:
-    """The record in one of FORMATS."""
+def render(record: ComparisonRecord, fmt: str, *, how_made: bool = False) -> str:
+    """The record in one of FORMATS; `how_made` adds the pages' "How this page was made"
+    section (the JSON always carries everything)."""
     if fmt == "json":
         return record.model_dump_json(indent=2) + "\n"
     if fmt == "md":
-        return render_markdown(record)
+        return render_markdown(record, how_made=how_made)
     if fmt == "html":
-        return render_html(record)
+        return render_html(record, how_made=how_made)
     raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")

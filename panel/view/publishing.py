@@ -4,7 +4,8 @@ GET lists what blocks publishing (unapproved, failed, missing reviews of the pan
 writes `comparison.html`, `.md` and `.json` into `<run dir>/published/` with `publish()`, as
 one set (all three change at once), published by the editor the session names (asked first
 when it names none), refusing (409, nothing written) while something blocks it, unless
-"publish anyway" is ticked; then the files carry the warnings in their provenance. The three
+"publish anyway" is ticked; then the files carry the warnings in their provenance. The pages
+are for readers: "how this page was made" adds the editorial internals at their end. The three
 files, and only they, are served as downloads, each from the set in force.
 """
 
@@ -65,7 +66,7 @@ def publish_page(request: Request) -> Response:
     return page(request, "publish.html.j2", run=run, blockers=blockers, files=files, refusal=None, done=False)
 
 
-def _publish(request: Request, run_id: str, anyway: bool) -> Response:
+def _publish(request: Request, run_id: str, anyway: bool, how_made: bool) -> Response:
     editor = request.state.editor
     with writable_store(request) as store:
         _, run = _run(store, run_id)
@@ -73,7 +74,7 @@ def _publish(request: Request, run_id: str, anyway: bool) -> Response:
             return ask_name(request, f"{run_url(run_id)}/publish", "publishing")
         folder = store.run_dir(run_id) / FOLDER
         try:
-            result = publish(store, run_id, folder, allow_unapproved=anyway, editor=editor)
+            result = publish(store, run_id, folder, allow_unapproved=anyway, editor=editor, how_made=how_made)
         except UserError as exc:
             blockers, files = _blockers(store, run_id), _published(store, run_id)
             context = {"run": run, "blockers": blockers, "files": files, "done": False}
@@ -87,8 +88,8 @@ def _publish(request: Request, run_id: str, anyway: bool) -> Response:
 
 async def publish_now(request: Request) -> Response:
     form = await request.form()
-    anyway = form.get("anyway") == "1"
-    return await run_in_threadpool(_publish, request, request.path_params["run_id"], anyway)
+    anyway, how_made = form.get("anyway") == "1", form.get("how_made") == "1"
+    return await run_in_threadpool(_publish, request, request.path_params["run_id"], anyway, how_made)
 
 
 def download(request: Request) -> Response:
