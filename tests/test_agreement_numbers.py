@@ -7,6 +7,7 @@ by panel.testing.simulate with planted judges.
 
 from __future__ import annotations
 
+import html
 import json
 import sqlite3
 from pathlib import Path
@@ -161,7 +162,7 @@ def test_a_two_tool_run_says_its_sample_is_too_small_to_read(cli: Any, tmp_path:
     assert data["sample"]["n_tools"] == 2 and data["sample"]["minimum"] == MIN_TOOLS
     page = tmp_path / "agreement.html"
     assert cli("agreement", run_id, "--out", str(out), "--resamples", "200", "--report", str(page)).code == 0
-    text = page.read_text()
+    text = html.unescape(page.read_text())
     assert text.count("Too few tools to read") == 3  # the headline, the latent model, the variance split
     assert f"Too small a sample: {reason}. Its figures are left out (null in the JSON)." in text
     printed = cli("agreement", run_id, "--out", str(out), "--resamples", "200")
