@@ -21,7 +21,8 @@ from panel.store import Store
 
 from .factories import store_verdicts
 
-VERDICTS = {"builder": ["ship", "skip", "ship", "skip"], "skeptic": ["ship", "skip", "skip", "skip"]}
+# 20 tools: the fewest the variance split is read from (panel.analysis.sample.MIN_TOOLS)
+VERDICTS = {"builder": ["ship", "skip", "ship", "skip"] * 5, "skeptic": ["ship", "skip", "skip", "skip"] * 5}
 
 
 # --- the phases analyze tells ---------------------------------------------------------
@@ -44,7 +45,7 @@ def test_analyze_tells_each_phase_up_to_its_total(tmp_path: Path) -> None:
     assert phases == expected
     last = {phase: (done, total) for phase, done, total in calls}
     assert last == {
-        "reading reviews": (8, 8),
+        "reading reviews": (40, 40),
         "variance split": (50, 50),
         "bootstrap intervals": (50, 50),
         "pairwise kappas": (1, 1),
@@ -125,7 +126,7 @@ def test_the_cli_json_stays_clean_with_the_bar_in_place(
         store_verdicts(store, "r", VERDICTS, status="done")
     result = cli("agreement", "r", "--format", "json", "--resamples", "50", "--out", str(tmp_path / "runs"))
     assert result.code == 0, result.err
-    assert "reading reviews" in result.err and "0/8" in result.err  # the bar was drawn, on stderr
+    assert "reading reviews" in result.err and "0/40" in result.err  # the bar was drawn, on stderr
     assert json.loads(result.out)["runs"] == ["r"]  # stdout parses whole: not one byte of the bar
     assert "\x1b" not in result.out and "\r" not in result.out
 

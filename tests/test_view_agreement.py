@@ -87,9 +87,10 @@ def test_the_page_shows_the_figures_panel_agreement_prints(
     rows = {row[0]: row[1:] for row in shown["Agreement between the panel's raters"][1:]}
     for key, name in STATS.items():
         figure = stats[key]
+        one_point = f" {figure['note']}" if "note" in figure else ""  # an interval whose ends are equal
         assert rows[name] == [
             f"{figure['point']:.3f}",
-            f"[{figure['low']:.3f}, {figure['high']:.3f}]",
+            f"[{figure['low']:.3f}, {figure['high']:.3f}]{one_point}",
             f"{figure['resamples_used']} of {stats['n_resamples']}",
         ], key
     kappas = shown[f"Cohen's kappa, every pair of raters by rater ({stats['n_items']} items)"]

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from ..errors import UserError
 from ..store import Store
+from .cost import Spend, spend
 from .intervals import Agreement, agreement, json_ready
 from .judges import judgments
 from .long import LONG_COLUMNS, PhaseProgress, Row, iter_long, long_table, reading
@@ -31,6 +32,7 @@ from .pairwise import KappaMatrix, kappa_matrices
 from .research import Research, categories_of, research
 from .research import _load_reference as load_reference
 from .rounds import RoundsReport, has_rebuttals, rounds
+from .sample import Sample, flag_collapsed, sample
 from .stats import cohen_matrix, percent_agreement
 
 __all__ = [
@@ -165,16 +167,19 @@ class AgreementReport:
     notes: list[str] = field(default_factory=list)
     research: Research | None = None  # the reference, pooling, latent model and variance split
     rounds: RoundsReport | None = None  # a run with a rebuttal round: round 1 beside round 2
+    cost: Spend | None = None  # what the reviews analysed cost, and which runs paid
+    sample: Sample | None = None  # set when the first run has too few tools to read
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types, ``nan`` as ``None`` so strict JSON parsers accept it."""
+        """Plain JSON types, ``nan`` as ``None`` so strict JSON parsers accept it; an interval
+        whose ends are equal carries a ``note`` saying it is not meaningful."""
         data = asdict(self)
         data["stats"] = self.stats.to_dict()
         data["research"] = self.research.to_dict() if self.research is not None else None
         data["rounds"] = self.rounds.to_dict() if self.rounds is not None else None
         for matrix, out in zip(self.cohen, data["cohen"], strict=True):
             out["title"] = matrix.title
-        result: dict[str, Any] = json_ready(data)
+        result: dict[str, Any] = flag_collapsed(json_ready(data))
         return result
 
 
@@ -342,6 +347,11 @@ def analyze(
     ]
     if silent:
         notes.append(f"Left out of the headline statistics, every review failed: {', '.join(silent)}.")
+    cost = spend(rows, run_ids)
+    notes.append(f"Cost: {cost.sentence}")
+    small = sample(len({r["tool"] for r in first}), "the agreement between raters")
+    if small is not None:
+        notes.append(f"Too small a sample: {small.reason}; the figures describe these tools only.")
     stats = agreement(
         matrix.ratings,
         matrix.raters,
@@ -383,4 +393,6 @@ def analyze(
         notes=notes,
         research=found,
         rounds=both,
+        cost=cost,
+        sample=small,
     )

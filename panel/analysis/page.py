@@ -46,6 +46,7 @@ LABELS: dict[str, str] = {
     "cost_per_tool": "Cost per tool", "estimated_accuracy": "Estimated accuracy", "judges": "Judges",
     "threshold": "Threshold", "k": "Judges (k)", "share": "Share", "variance": "Variance",
     "category": "Verdict", "prior": "Prior share", "component": "Component", "a": "First", "b": "Second",
+    "cost": "Cost of the reviews analysed", "total": "Total (the parts shown)", "truncated": "Shown as 0",
 }  # fmt: skip
 #: keys whose figures are shares, shown as percentages
 PERCENT = frozenset(
@@ -93,7 +94,8 @@ def value(key: str, v: Any) -> Cell:
     if isinstance(v, Mapping) and "point" in v:
         point = value(key, v.get("point"))
         low, high = value(key, v.get("low")), value(key, v.get("high"))
-        return str(point), f"[{low}, {high}]"
+        note = f" {v['note']}" if v.get("note") else ""  # an interval that is one point says so
+        return str(point), f"[{low}, {high}]{note}"
     if isinstance(v, Mapping):
         return " · ".join(f"{k} {value(key, x)}" for k, x in v.items())
     if isinstance(v, list | tuple):
@@ -210,6 +212,9 @@ def _agreement(data: Mapping[str, Any], stats: Mapping[str, Any]) -> Section | N
         (label("items"), _items(_list(data.get("items")))),
         *facts(stats, ["categories", "positive"]),
     ]
+    cost = _dict(data.get("cost"))
+    if cost.get("sentence"):
+        shown.append((label("cost"), str(cost["sentence"])))
     names = ["percent_agreement", "fleiss_kappa", "krippendorff_alpha", "effective_votes"]
     used = stats.get("n_resamples")
     rows: list[list[Cell]] = []
@@ -223,10 +228,19 @@ def _agreement(data: Mapping[str, Any], stats: Mapping[str, Any]) -> Section | N
     headline = Table("Agreement between the panel's raters", ["Statistic", "Estimate", f"{level} CI",
                      label("resamples_used")], rows, frozenset({0}))  # fmt: skip
     blocks: list[Block] = [Text([], shown)]
+    blocks += too_small(data.get("sample"), "The figures describe these tools only.")
     if rows:
         blocks.append(headline)
     return Section("agreement", "Inter-rater agreement", "How far the panel's raters agree with each other, "
                    "beyond what chance would give.", blocks)  # fmt: skip
+
+
+def too_small(sample: Any, then: str = "") -> list[Block]:
+    """The sentence of a section whose sample is below the minimum (none when it is not)."""
+    reason = _dict(sample).get("reason")
+    if not reason:
+        return []
+    return [Text([f"Too small a sample: {reason}. {then}".strip()], heading="Too few tools to read")]
 
 
 def _items(items: list[Any], shown: int = 12) -> str:

@@ -21,8 +21,10 @@ from .page import (
     facts,
     figure,
     interval,
+    label,
     point,
     table,
+    too_small,
     value,
 )
 
@@ -33,15 +35,27 @@ def research_sections(research: Mapping[str, Any], stats: Mapping[str, Any]) -> 
     if not research:
         return []
     categories = [str(c) for c in _list(research.get("categories") or stats.get("categories"))]
+    small, few = research.get("sample"), research.get("reference_sample")
+    variance = _variance(_dict(research.get("variance")))
     return [
         _reference(_dict(research.get("reference"))),
-        _accuracy(research),
-        _latent(research, categories),
-        _pooling(_dict(research.get("pooling")), research),
-        _variance(_dict(research.get("variance"))),
+        _withheld(_accuracy(research), few, "accuracy", "Accuracy of each judge"),
+        _withheld(_latent(research, categories), small, "latent", "Reliability without labels"),
+        _withheld(_pooling(_dict(research.get("pooling")), research), few, "pooling", "Pooled verdicts"),
+        _withheld(variance, small, "variance", "Where disagreement comes from"),
         Section("research-notes", "Notes on the research figures", "",
                 [Text([str(n) for n in _list(research.get("notes"))])] if research.get("notes") else []),
     ]  # fmt: skip
+
+
+def _withheld(found: Section | None, sample: Any, id_: str, title: str) -> Section | None:
+    """A section whose figures are left out for too small a sample, saying so first."""
+    said = too_small(sample, "Its figures are left out (null in the JSON).")
+    if not said:
+        return found
+    if found is None:
+        return Section(id_, title, "", said)
+    return Section(found.id, found.title, found.dek, [*said, *found.blocks])
 
 
 def _reference(ref: Mapping[str, Any]) -> Section | None:
@@ -186,7 +200,10 @@ def _variance(variance: Mapping[str, Any]) -> Section | None:
     blocks: list[Block] = [Text([], facts(variance, ["method", "n_tools", "n_reviews"]))]
     components = [_dict(c) for c in _list(variance.get("components"))]
     if components:
-        blocks.append(table("Variance components", components, ["name", "share", "variance"], ["name"]))
+        shown = [*components, {"name": label("total"), "variance": variance.get("total"),
+                                   "share": 1.0 if point(variance.get("total")) else None}]  # fmt: skip
+        blocks.append(table("Variance components: each share is its variance over the total",
+                            shown, ["name", "share", "variance"], ["name"]))  # fmt: skip
         names = [str(c.get("name")) for c in components]
         values = [interval(c.get("share")) for c in components]
         caption = "Share of the variance of verdicts, with intervals"

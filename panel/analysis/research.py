@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from .judges import MISSING, IntArray, Judgments, judgments
 from .latent import DEFAULT_RESAMPLES, LatentModel, accuracy_intervals, dawid_skene
 from .pooling import PoolingReport, majority, pooling
 from .reference import Reference, community_reference, load_labels
+from .sample import Sample, sample
 from .variance import VarianceSplit, variance_split
 
 __all__ = ["COMMUNITY", "Research", "ResearchJudge", "categories_of", "research"]
@@ -60,6 +61,10 @@ class Research:
     accuracy: list[Agreeing] = field(default_factory=list)
     pooling: PoolingReport | None = None
     notes: list[str] = field(default_factory=list)
+    #: set when the run has too few tools to read the model's figures (they are then null)
+    sample: Sample | None = None
+    #: set when the reference labels too few tools to read accuracy and pooling (then left out)
+    reference_sample: Sample | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -137,13 +142,15 @@ def research(
         None if reference is None else _load_reference(reference, j, tool_data, min_votes, n_resamples, seed)
     )
     model = dawid_skene(j.codes, j.categories)
+    small = sample(j.n_tools, "each judge's estimated accuracy or the variance split")
     latent_resamples = min(n_resamples, DEFAULT_RESAMPLES)
-    if latent_resamples < n_resamples:
+    if latent_resamples < n_resamples and small is None:
         notes.append(
             f"The latent model's intervals rest on {latent_resamples} resamples, not {n_resamples}: "
             "each is a refit of the model, and more moved their ends by about 0.001."
         )
-    estimated = accuracy_intervals(
+    nothing = Estimate(math.nan, math.nan, math.nan, 0)
+    estimated = [nothing] * j.n_judges if small is not None else accuracy_intervals(
         j.codes, j.categories, model, n_resamples=latent_resamples, seed=seed,
         progress=_phase(progress, "latent model"),
     )  # fmt: skip
@@ -155,22 +162,31 @@ def research(
             reviews=int((j.codes[:, c] != MISSING).sum()),
             cost_per_tool=float(j.cost[:, c].sum()) / j.n_tools,
             estimated_accuracy=estimated[c],
-            confusion=model.confusion[c].tolist(),
+            confusion=[] if small is not None else model.confusion[c].tolist(),
         )
         for c, name in enumerate(j.judges)
     ]
-    split = None
-    if pos is not None:
+    split = None  # with too few tools, `sample` says why
+    if small is None and pos is not None:
         try:
             split = variance_split(j, pos, n_resamples, seed, progress=_phase(progress, "variance split"))
         except ValueError as exc:  # a persona with no verdict at all on some member
             notes.append(f"The variance split is left out: {exc}.")
-    else:
+    elif small is None:
         notes.append(f"No judge said {positive!r}: the variance split of {positive} verdicts is left out.")
-    found = Research(run, j.categories, positive, judges, _latent_summary(j, model), split, notes=notes)
+    if small is not None:
+        notes.append(f"Left out: {small.reason}.")
+    found = Research(
+        run, j.categories, positive, judges, _latent_summary(j, model), split, notes=notes, sample=small
+    )
     if ref is None:
         return found
     labelled = int((ref.labels != MISSING).sum())  # at least one: the loaders refuse a reference with none
+    few = sample(labelled, "accuracy with the reference or the pooled verdicts")
+    summary = _summary(ref, j, labelled)
+    if few is not None:
+        notes.append(f"Left out: {few.reason}.")
+        return replace(found, reference=summary, reference_sample=few)
     accuracy = with_reference(j, ref.labels, n_resamples, seed, progress=_phase(progress, "reference"))
 
     def weighted(columns: Sequence[int]) -> IntArray:
@@ -183,7 +199,11 @@ def research(
         j, ref.labels, positive=pos, threshold=threshold, weighted=weighted,
         n_resamples=n_resamples, seed=seed, progress=_phase(progress, "pooled verdicts"),
     )  # fmt: skip
-    summary = {
+    return replace(found, reference=summary, accuracy=accuracy, pooling=pooled)
+
+
+def _summary(ref: Reference, j: Judgments, labelled: int) -> dict[str, Any]:
+    return {
         "source": ref.source,
         "tools": labelled,
         "tools_in_run": j.n_tools,
@@ -195,7 +215,3 @@ def research(
             for k, c in enumerate(j.categories)
         },
     }
-    return Research(
-        run, j.categories, positive, judges, found.latent, split,
-        reference=summary, accuracy=accuracy, pooling=pooled, notes=notes,
-    )  # fmt: skip

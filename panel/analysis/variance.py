@@ -25,10 +25,9 @@ parts for a verdict with itself: four pooled covariances give the four random pa
 fixed parts are the spread of the judges' mean verdicts, less the spread their sampling
 error alone would give (a quadratic form's expectation, ``mu'L mu + tr(L V)``). On a
 complete panel this reproduces the classical mean-square estimators exactly. A negative
-estimate is shown as 0, the usual truncation (Searle et al. 1992), in points and resamples;
-shares divide by the sum of the parts before truncation (the estimated variance of one
-verdict), so a part's noise does not move the others' shares, and they may add up to a
-little more than 1.
+estimate is shown as 0, the usual truncation (Searle et al. 1992), in points and resamples,
+and named in ``truncated`` (the reading says so); shares divide by the sum of the parts
+shown (``total``), so they add up to 1 and each share is its variance over that sum.
 
 **Missing cells** (failed reviews) are taken as missing at random: each judge's mean uses
 the tools it judged, each covariance the tools both judges judged, with the divisor that
@@ -49,7 +48,7 @@ When every verdict is the same there is no variance: parts are 0, shares ``nan``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -67,6 +66,7 @@ COMPONENTS = (
     "tool", "persona", "member", "persona x member", "tool x persona", "tool x member", "residual",
 )  # fmt: skip
 _ROUNDING = 1e-12  # a part this small is floating-point noise (0/1 verdicts: real parts exceed 1/n**2)
+_NONE = Estimate(math.nan, math.nan, math.nan, 0)
 METHOD = (
     "crossed-effects linear probability model, tools random, personas and members fixed "
     "(finite-population parts); moment (ANOVA) estimators; percentile bootstrap over tools"
@@ -111,6 +111,10 @@ class VarianceSplit:
     n_reviews: int
     reading: list[str]
     level: float = 0.95
+    #: the sum of the parts shown: every share is a part's variance over it
+    total: Estimate = _NONE
+    #: the parts whose point estimate fell below 0, shown as 0
+    truncated: list[str] = field(default_factory=list)
 
     def component(self, name: str) -> Component:
         """The part called ``name`` (one of :data:`COMPONENTS`)."""
@@ -236,13 +240,15 @@ def _statistics(sums: FloatArray, d: _Design) -> dict[str, FloatArray]:
     raw = np.stack(
         [tool, fixed["persona"], fixed["member"], fixed["persona x member"], t_p, t_m, resid], axis=1
     )
-    # The raw parts add up to the variance of one verdict; a part's sampling noise must not
-    # change the others' shares, so the total is taken before negative parts are shown as 0.
+    # A part estimated below 0 is shown as 0, and the shares are of the parts shown: they add
+    # up to 1, and each is its variance over the total beside it.
     raw[np.abs(raw) < _ROUNDING] = 0.0
-    total = raw.sum(axis=1, keepdims=True)
     parts = raw.clip(min=0.0)
+    total = parts.sum(axis=1, keepdims=True)
     shares = np.where(total > 0, parts / np.where(total > 0, total, 1.0), np.nan)
     out = {f"variance:{n}": parts[:, k] for k, n in enumerate(COMPONENTS)}
+    out |= {f"raw:{n}": raw[:, k] for k, n in enumerate(COMPONENTS)}
+    out["total"] = total[:, 0]
     out |= {f"share:{n}": shares[:, k] for k, n in enumerate(COMPONENTS)}
     alpha = mu @ d.offset.T
     bias = np.einsum("pc,bcd,pd->bp", d.offset, sampling, d.offset)
@@ -292,8 +298,7 @@ def _grid(j: Judgments, positive: int) -> tuple[FloatArray, FloatArray, list[str
 
 
 def _share(e: Estimate) -> Estimate:
-    """A share's estimate, point and bounds, kept within [0, 1]: parts truncated at 0 can leave
-    the residual's share over 1 (on a small panel, by far), which no share can be."""
+    """A share's estimate, point and bounds, kept within [0, 1] against floating-point rounding."""
 
     def within(x: float) -> float:
         return x if math.isnan(x) else min(max(x, 0.0), 1.0)
@@ -351,5 +356,6 @@ def variance_split(
         PersonaSplit(p, est(f"offset:{p}"), est(f"own:{p}"), est(f"members:{p}"), est(f"own_share:{p}"))
         for p in personas
     ]
-    split = VarianceSplit(METHOD, components, by_persona, n, int(seen.sum()), [], level)
+    below = [name for name in COMPONENTS if n >= 2 and point[f"raw:{name}"] < 0.0]
+    split = VarianceSplit(METHOD, components, by_persona, n, int(seen.sum()), [], level, est("total"), below)
     return replace(split, reading=reading(split, len(personas), len(members)))

@@ -122,6 +122,11 @@ def reading(split: VarianceSplit, n_personas: int, n_members: int) -> list[str]:
     out.append(
         f"Shares of the verdict variance over {split.n_tools} tools ({split.level:.0%} intervals): {parts}."
     )
+    if split.truncated:
+        out.append(
+            f"Estimated below 0 and shown as 0: {', '.join(split.truncated)} (a part too small to tell "
+            "from sampling noise); the shares are of the parts shown, so they add up to 100%."
+        )
     residual = split.component("residual").share
     out.append(
         f"The residual, {_pct(residual)}, is what no part explains: one judge's verdict on one tool "

@@ -25,6 +25,7 @@ from ..text import for_console
 from .apps import err_console, out_console
 from .options import RunsDir
 from .progress_phases import PhaseBar
+from .research_tables import ci as _ci
 from .research_tables import num as _num
 from .research_tables import print_research
 from .rounds_table import print_rounds
@@ -229,7 +230,7 @@ def _print_report(report: AgreementReport) -> None:
     for key, name in names.items():
         e = stats[key]
         used = f"{e['resamples_used']} of {report.stats.n_resamples}"
-        headline.add_row(name, _num(e["point"]), f"[{_num(e['low'])}, {_num(e['high'])}]", used)
+        headline.add_row(name, _num(e["point"]), _ci(e).partition(" ")[2] or "—", used)
     out_console.print(headline)
 
     rates = Table("rater", f"{stats['positive']} rate", title="Leniency")

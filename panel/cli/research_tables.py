@@ -10,7 +10,7 @@ from rich.table import Table
 from ..text import for_console
 from .apps import out_console
 
-__all__ = ["num", "print_research"]
+__all__ = ["ci", "num", "print_research"]
 
 Data = Mapping[str, Any]
 _KINDS = {
@@ -27,12 +27,13 @@ def num(value: float | None, percent: bool = False) -> str:
     return f"{100 * value:.0f}%" if percent else f"{value:.3f}"
 
 
-def _ci(e: Data | None, percent: bool = False) -> str:
+def ci(e: Data | None, percent: bool = False) -> str:
     if not e or e.get("point") is None:
         return "—"
     if e.get("low") is None:
         return num(e["point"], percent)
-    return f"{num(e['point'], percent)} [{num(e['low'], percent)}, {num(e['high'], percent)}]"
+    note = f" {e['note']}" if e.get("note") else ""  # an interval that is one point says so
+    return f"{num(e['point'], percent)} [{num(e['low'], percent)}, {num(e['high'], percent)}]{note}"
 
 
 def _usd(value: float | None) -> str:
@@ -53,7 +54,7 @@ def _reference(research: Data) -> None:
     out_console.print(line, highlight=False)
     if ref.get("human_agreement"):
         out_console.print(
-            f"Human labels agree with each other (Krippendorff's alpha): {_ci(ref['human_agreement'])}, "
+            f"Human labels agree with each other (Krippendorff's alpha): {ci(ref['human_agreement'])}, "
             "the ceiling a judge can be expected to reach.",
             highlight=False,
         )
@@ -64,7 +65,7 @@ def _reference(research: Data) -> None:
         name = "all judges, pooled" if row["kind"] == "panel" else row["name"]
         kind = _KINDS.get(row["kind"], "")
         label = f"{for_console(name)}" + (f" [dim]({kind})[/]" if kind and row["kind"] != "judge" else "")
-        table.add_row(label, str(row["n_tools"]), _ci(row["accuracy"]), _ci(row["kappa"]))
+        table.add_row(label, str(row["n_tools"]), ci(row["accuracy"]), ci(row["kappa"]))
     out_console.print(table)
 
 
@@ -75,7 +76,7 @@ def _pooling(pooling: Data) -> None:
     for p in pooling["pooled"]:
         who = p["method"] + (f": {_names(p['judges'])}" if p["method"] == "best single judge" else "")
         table.add_row(
-            for_console(who), str(p["n_tools"]), _ci(p["accuracy"]), _ci(p["kappa"]), _usd(p["cost_per_tool"])
+            for_console(who), str(p["n_tools"]), ci(p["accuracy"]), ci(p["kappa"]), _usd(p["cost_per_tool"])
         )
     out_console.print(table)
     sizes = Table("judges", "best sub-panel (majority vote)", "accuracy", "κ", "cost per tool")
@@ -103,8 +104,8 @@ def _judges(research: Data, measured: Mapping[str, Data]) -> None:
     for row in research["judges"]:
         seen = measured.get(row["judge"])
         table.add_row(
-            for_console(row["judge"]), str(row["reviews"]), _ci(row["estimated_accuracy"]),
-            _ci(seen["accuracy"]) if seen else "—", _usd(row["cost_per_tool"]),
+            for_console(row["judge"]), str(row["reviews"]), ci(row["estimated_accuracy"]),
+            ci(seen["accuracy"]) if seen else "—", _usd(row["cost_per_tool"]),
         )  # fmt: skip
     latent = research["latent"]
     table.caption = (
@@ -116,9 +117,12 @@ def _judges(research: Data, measured: Mapping[str, Data]) -> None:
 
 
 def _variance(variance: Data) -> None:
-    table = Table("part", "share of verdict variance [95% CI]", title="Where disagreement comes from")
+    table = Table("part", "share of verdict variance [95% CI]", "variance [95% CI]")
+    table.title = "Where disagreement comes from"
     for c in variance["components"]:
-        table.add_row(for_console(c["name"]), _ci(c["share"], percent=True))
+        table.add_row(for_console(c["name"]), ci(c["share"], percent=True), ci(c["variance"]))
+    if variance.get("total"):
+        table.add_row("total (the parts shown)", "100%", ci(variance["total"]))
     table.caption = for_console(variance["method"])
     out_console.print(table)
     for sentence in variance.get("reading", []):

@@ -194,7 +194,7 @@ def _row(panel: SimulatedPanel, tool: str, persona: str, member: str, verdict: s
         "run": panel.run_id, "tool": tool, "persona": persona, "backend": backend, "model": model,
         "member": member, "repeat": 0, "verdict": verdict, "valid": verdict is not None,
         "cost_usd": panel.prices[member], "latency_s": 1.0,
-        "input_tokens": INPUT_TOKENS, "output_tokens": OUTPUT_TOKENS,
+        "input_tokens": INPUT_TOKENS, "output_tokens": OUTPUT_TOKENS, "paid_by": panel.run_id,
     }  # fmt: skip
 
 
