@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import functools
 import os
 import re
 import subprocess
@@ -57,7 +58,9 @@ LOOPBACK_KEYS = {
     "AZURE_OPENAI_API_KEY": "sk-loopback",
 }
 #: environment that would point a command elsewhere than the docs say
-_DROPPED_ENV = re.compile(r"^(PANEL_|OPENAI_|ANTHROPIC_|MISTRAL_|AZURE_OPENAI_|HF_TOKEN|HUGGING_FACE_HUB_TOKEN)")
+_DROPPED_ENV = re.compile(
+    r"^(PANEL_|OPENAI_|ANTHROPIC_|MISTRAL_|AZURE_OPENAI_|HF_TOKEN|HUGGING_FACE_HUB_TOKEN)"
+)
 
 _MARK = re.compile(r"^<!-- (output|shape|file): (.+?) -->\s*$")
 _FENCE = re.compile(r"^(`{3,}|~{3,})")
@@ -112,7 +115,9 @@ def blocks(page: Path) -> list[Block]:
             raise SystemExit(f"{_shown(page)}:{i + 2}: the fenced block is not closed")
         command, _, option = mark.group(2).partition("; with: ")
         text = "".join(f"{x}\n" for x in lines[i + 2 : close])
-        found.append(Block(page, mark.group(1), command.strip(), option.strip() == "loopback", i + 2, close, text))
+        found.append(
+            Block(page, mark.group(1), command.strip(), option.strip() == "loopback", i + 2, close, text)
+        )
     return found
 
 
@@ -142,8 +147,10 @@ def _environment(work: Path) -> dict[str, str]:
     return env
 
 
+@functools.cache
 def run(command: str, config: str | None = None, timeout: float = 900) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of `command` run as the docs run it (see the module's doc)."""
+    """Exit code, stdout and stderr of `command` run as the docs run it (see the module's doc);
+    once per process: the model's demo is shown twice and takes a minute."""
     from panel.testing.fake_provider import FakeProvider
 
     with tempfile.TemporaryDirectory(prefix="doc-outputs-") as tmp, contextlib.ExitStack() as stack:
@@ -173,9 +180,15 @@ def output_text(block: Block) -> str:
 
 
 def _config_for(block: Block) -> str:
-    files = [b for b in blocks(block.page) if b.kind == "file" and b.command == "panel.toml" and b.end < block.first]
+    files = [
+        b
+        for b in blocks(block.page)
+        if b.kind == "file" and b.command == "panel.toml" and b.end < block.first
+    ]
     if not files:
-        raise SystemExit(f"{block.where}: 'with: loopback' needs a block marked <!-- file: panel.toml --> above it")
+        raise SystemExit(
+            f"{block.where}: 'with: loopback' needs a block marked <!-- file: panel.toml --> above it"
+        )
     return files[-1].text
 
 
@@ -187,12 +200,13 @@ def shorten_notes(text: str) -> str:
         if line.startswith("│") and len(cells) > 3 and not cells[1].strip() and kept:
             note = kept[-1].split("│")
             words = note[-2].rstrip()
-            room = len(note[-2]) - len(words)
-            note[-2] = (words + "…").ljust(len(note[-2])) if room >= 2 else words[:-1] + "… "
+            if not words.endswith("…"):
+                room = len(note[-2]) - len(words)
+                note[-2] = (words + "…").ljust(len(note[-2])) if room >= 2 else words[:-1] + "… "
             kept[-1] = "│".join(note)
             continue
         kept.append(line)
-    return "\n".join(kept) + "\n"
+    return "\n".join(line.rstrip() for line in kept) + "\n"
 
 
 def replace_block(page: Path, block: Block, text: str) -> None:
@@ -204,7 +218,8 @@ def replace_block(page: Path, block: Block, text: str) -> None:
 def version_problems(page: Path, version: str) -> list[str]:
     text = page.read_text()
     return [
-        f"{_shown(page)}:{text.count(chr(10), 0, m.start()) + 1}: says version {m.group(1)}, the record is {version}"
+        f"{_shown(page)}:{text.count(chr(10), 0, m.start()) + 1}: "
+        f"says version {m.group(1)}, the record is {version}"
         for m in _VERSION.finditer(text)
         if m.group(1) != version
     ]
@@ -225,7 +240,8 @@ def _diff(block: Block, want: str) -> str:
 
 _SUMMARY = re.compile(
     r"^(?P<name>.+?): panel ship (?P<display>\d+%|—) \((?P<ship>\d+) of (?P<valid>\d+) valid"
-    r"(?:, (?P<failed>\d+) failed)?\) · community (?:\d+%|—) · entry (?:Free|Freemium|Paid|Enterprise|Unknown)$"
+    r"(?:, (?P<failed>\d+) failed)?\) · community (?:\d+%|—)"
+    r" · entry (?:Free|Freemium|Paid|Enterprise|Unknown)$"
 )
 
 
@@ -291,7 +307,10 @@ def shape_problems(block: Block) -> list[str]:
     summary, said, wrote = _after_table(docs)
     summary_now, said_now, wrote_now = _after_table(now)
     if said_now != record.headline.text or len(summary_now) != len(record.tools):
-        return [*problems, "the command's output no longer has the layout this check reads: update shape_problems"]
+        return [
+            *problems,
+            "the command's output no longer has the layout this check reads: update shape_problems",
+        ]
     if normalise(wrote) != normalise(wrote_now):
         problems.append(f"the last line reads {wrote!r}, the command prints {wrote_now!r}")
     verdicts, cards = _verdicts(docs), []
@@ -301,9 +320,16 @@ def shape_problems(block: Block) -> list[str]:
         if line is None:
             problems.append(f"no line '{card.name}: panel ship …' after the table")
             continue
-        shown = (line.group("display"), int(line.group("ship")), int(line.group("valid")), int(line.group("failed") or 0))
+        shown = (
+            line.group("display"),
+            int(line.group("ship")),
+            int(line.group("valid")),
+            int(line.group("failed") or 0),
+        )
         if shown != (share.display, share.ship, share.valid, share.failed):
-            problems.append(f"{card.name}'s line says {line.group(0)!r}, its verdicts in the table are {table}")
+            problems.append(
+                f"{card.name}'s line says {line.group(0)!r}, its verdicts in the table are {table}"
+            )
         cards.append(card.model_copy(update={"panel": share}))
     if len(cards) == len(record.tools):
         want = headline(cards, record.run).text

@@ -86,10 +86,14 @@ def _headline_index(lines: list[str]) -> int:
 def test_a_demo_whose_verdicts_or_headline_drifted_is_caught() -> None:
     block = SHAPES[0]
     lines = block.text.splitlines()
-    row = next(i for i, line in enumerate(lines) if line.startswith("│") and ("│ ship " in line or "│ skip " in line))
+    row = next(
+        i for i, line in enumerate(lines) if line.startswith("│") and ("│ ship " in line or "│ skip " in line)
+    )
     flipped = lines.copy()
-    flipped[row] = lines[row].replace("│ ship ", "│ skip ") if "│ ship " in lines[row] else lines[row].replace(
-        "│ skip ", "│ ship "
+    flipped[row] = (
+        lines[row].replace("│ ship ", "│ skip ")
+        if "│ ship " in lines[row]
+        else lines[row].replace("│ skip ", "│ ship ")
     )
     reworded = lines.copy()
     reworded[_headline_index(lines)] = "Both tools win: the panel cannot choose."
