@@ -2,7 +2,7 @@
 
     python scripts/doc_outputs.py            # rewrite every marked block from a fresh run
     python scripts/doc_outputs.py --check    # change nothing; exit 1 naming each block that differs
-    python scripts/doc_outputs.py --model    # also run the embedded model's demo (about 75 s)
+    python scripts/doc_outputs.py --model    # also run the embedded model's demo (1-4 minutes)
 
 Run it from a checkout with the code first on the path (`PYTHONPATH=$PWD`). It reads README.md,
 docs/*.md and docs/guide/*.md and acts on the fenced blocks marked by an HTML comment on the
@@ -41,6 +41,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from panel.store.rows import ReviewRow
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the pages whose marked blocks are kept true
@@ -285,10 +289,29 @@ def _after_table(lines: list[str]) -> tuple[dict[str, re.Match[str]], str, str]:
     return summary, " ".join(rest[:blank]), wrote
 
 
+def _row(tool: str, index: int, verdict: str) -> ReviewRow:
+    """A review as the table shows it: a verdict, or "failed"."""
+    from panel.store.rows import ReviewRow
+
+    valid = verdict != "failed"
+    return ReviewRow(
+        tool_id=tool,
+        persona_id=str(index),
+        member="",
+        backend="",
+        model="",
+        valid=valid,
+        verdict=verdict if valid else None,
+        verdict_note=None,
+        data=None,
+        error=None if valid else verdict,
+        raw_reply=None,
+        asks=1,
+    )
+
+
 def shape_problems(block: Block) -> list[str]:
     """How the block's shape differs from what its command prints (run on the fake backend)."""
-    from types import SimpleNamespace
-
     from panel.report.aggregate import ship_share
     from panel.report.headline import headline
     from panel.report.record import ComparisonRecord
@@ -316,7 +339,7 @@ def shape_problems(block: Block) -> list[str]:
     verdicts, cards = _verdicts(docs), []
     for card in record.tools:
         line, table = summary.get(card.name), verdicts.get(card.name, [])
-        share = ship_share([SimpleNamespace(valid=v in ("ship", "skip"), verdict=v) for v in table])
+        share = ship_share([_row(card.id, i, verdict) for i, verdict in enumerate(table)])
         if line is None:
             problems.append(f"no line '{card.name}: panel ship …' after the table")
             continue
