@@ -38,7 +38,6 @@ from ..run.cells import CellResult
 from ..run.events import Event, ReviewMade, Sink
 from ..store import Store, StoreBusyError
 from .templating import page, url
-from .writing import write_lock
 
 __all__ = [
     "KEEP_FINISHED",
@@ -265,7 +264,7 @@ def start_job(
     refused: list[BaseException] = []
     thread = threading.Thread(
         target=_run_job,
-        args=(job, runs, work, write_lock(request), opened, refused),
+        args=(job, runs, work, request.app.state.write_lock, opened, refused),  # writing.write_lock
         name=f"panel-job-{job.id}",
         daemon=True,
     )

@@ -14,15 +14,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..store import Store, StoreBusyError
-
-if TYPE_CHECKING:
-    from .jobs import Job
+from .jobs import Job, jobs_of
 
 __all__ = ["Busy", "doing", "writable_store", "write_lock"]
 
@@ -55,8 +52,6 @@ def doing(job: Job, run_id: str | None = None) -> str:
 @contextmanager
 def writable_store(request: Request) -> Iterator[Store]:
     """The store opened for writing for one request; `Busy` (409) while someone else writes to it."""
-    from .jobs import jobs_of  # jobs.py takes this module's lock: imported when first needed
-
     runs: Path = request.app.state.runs
     with write_lock(request):
         try:
