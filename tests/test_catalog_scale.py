@@ -118,8 +118,11 @@ def test_the_forms_duplicate_words_name_the_line_in_a_json_catalog(
     form.compare, form.personas = "tool-00001", ["builder"]
     assert check(form, catalog, ["builder"]) is None
     said = form.errors["id"]
-    line = int(said.rsplit("line ", 1)[1].rstrip(")"))
-    assert said.startswith("duplicate tool id 'tool-00900' (first defined at line ")
+    taken = r"The catalog already has a tool with id 'tool-00900' \((.+), line (\d+)\): .+"
+    named = re.fullmatch(taken, said)
+    assert named is not None, said
+    assert named.group(1) == str(path)  # the file, and the line in it
+    line = int(named.group(2))
     text = path.read_text(encoding="utf-8").splitlines()
     assert text[line - 1].strip() == "{" and '"tool-00900"' in text[line]
     # an offset means nothing in another file: once the file changes, no line is made up
