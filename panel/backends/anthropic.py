@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import BackendError, BackendSpecError, CapabilityError
+from ..memo import ByIdentity
 from . import _provider as p
 from ._compat import NegotiatingBackend
 from .base import MemberSpec, Reply, Request
@@ -203,7 +204,7 @@ class AnthropicBackend(NegotiatingBackend):
             await self._client.close()
 
 
-def _native_schema(schema: dict[str, Any]) -> dict[str, Any]:
+def _transformed(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema in the subset structured output takes: the SDK moves the keywords the API
     refuses (lengths, bounds) into descriptions; our own validation still enforces them."""
     try:
@@ -211,3 +212,8 @@ def _native_schema(schema: dict[str, Any]) -> dict[str, Any]:
     except ImportError:
         return schema
     return transform_schema(schema)
+
+
+#: each persona's schema transformed once, not on every request (the cache key builds the
+#: body too): and the same object each time, so the key's schema digest is computed once
+_native_schema: ByIdentity[dict[str, Any]] = ByIdentity(_transformed)
