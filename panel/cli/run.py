@@ -16,6 +16,7 @@ from ..report.load import load_record
 from ..run.batch import DEFAULT_POLL_S
 from ..run.plan import plan_compare, plan_run, require_prices
 from ..run.resume import budget_resume_command, resume_args, resume_command
+from ..run.runref import LAST
 from ..store import BatchRow, Store
 from ..text import clean, for_console
 from .apps import app, err_console, notices, out_console
@@ -197,8 +198,8 @@ def review(
                 "personas, route or --rebuttal"
             )
         if not (out / "panel.db").is_file():
-            if resume == "last":
-                raise UserError(f"--resume last: no unfinished run in {out}")
+            if resume == LAST:
+                raise UserError(f"--resume {LAST}: no unfinished run in {out}")
             raise UserError(f"no run '{resume}': {out} holds no runs")
     else:
         # Every input is checked before the store is opened, so bad input writes nothing.
