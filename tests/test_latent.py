@@ -240,3 +240,23 @@ def test_the_default_fit_agrees_with_crowdkits_default_fit(seed: int) -> None:
     differ = ours.verdicts()[judged] != np.argmax(theirs, axis=1)
     assert differ.mean() < 0.005
     assert (np.abs(ours.posterior[judged][differ, 0] - 0.5) < 0.1).all()
+
+
+def test_fit_on_labels_counts_reliabilities_on_the_labelled_tools_and_scores_every_tool() -> None:
+    truth, codes = panel(3000, PLANTED, [0.6, 0.4], 0.05, seed=11)
+    labels = np.full(len(truth), -1, dtype=np.int64)
+    labels[:600] = truth[:600]
+    model = latent.fit_on_labels(codes, labels, SHIP_SKIP)
+    # each judge's accuracy, counted on 600 labelled tools, is near the planted one
+    assert np.allclose(model.accuracy, PLANTED, atol=0.05)
+    # the unlabelled tools are scored too, and the reliabilities weigh the votes: the
+    # posterior's verdict beats the plain majority on the tools no label touched
+    held = slice(600, None)
+    assert (model.verdicts()[held] == truth[held]).mean() > (majority(codes, 2)[held] == truth[held]).mean()
+    # a judge whose verdicts never fall on a labelled tool moves nothing
+    silent = codes.copy()
+    silent[:600, 4] = -1
+    quiet = latent.fit_on_labels(silent, labels, SHIP_SKIP)
+    assert math.isnan(quiet.accuracy[4]) and np.allclose(quiet.confusion[4], 0.5)
+    with pytest.raises(ValueError, match="no tool is labelled"):
+        latent.fit_on_labels(codes, np.full(len(truth), -1), SHIP_SKIP)

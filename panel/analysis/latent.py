@@ -56,7 +56,7 @@ from scipy.optimize import linear_sum_assignment
 from .bootstrap import Estimate, Progress, percentile, resample_weights
 from .judges import MISSING
 
-__all__ = ["DEFAULT_RESAMPLES", "LatentModel", "accuracy_intervals", "dawid_skene"]
+__all__ = ["DEFAULT_RESAMPLES", "LatentModel", "accuracy_intervals", "dawid_skene", "fit_on_labels"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -321,6 +321,70 @@ def dawid_skene(
         iterations=int(fit.iterations[0]),
         converged=bool(fit.converged[0]),
         log_likelihood=float(fit.log_likelihood[0]),
+        smoothing=smoothing,
+        judged=rows.judged[rows.inverse],
+    )
+
+
+def fit_on_labels(
+    codes: IntArray,
+    labels: IntArray,
+    categories: Sequence[str],
+    *,
+    smoothing: float = 1.0,
+) -> LatentModel:
+    """The same model with its confusions and priors counted on labelled tools, not fitted by EM.
+
+    ``labels[i]`` is the index of tool ``i``'s reference verdict (an editor's, a labels
+    file's), ``-1`` when it has none. Each judge's confusion row for true class ``k`` is
+    the share of its verdicts on the tools labelled ``k``, after ``smoothing`` pseudo-counts
+    per cell (1.0, Laplace's rule: a judge seen on 30 labelled tools is not taken to be
+    perfect because it never erred on them); the priors are the labels' class shares,
+    smoothed alike. Every tool, labelled or not, then gets the posterior those
+    reliabilities give its verdicts (a labelled tool's own label does not enter it, so its
+    posterior can be scored against that label). A judge with no verdict on a labelled tool
+    keeps uniform rows (its verdicts move no posterior) and ``nan`` accuracy.
+
+    Raises ValueError when no tool is labelled or a label is not a category.
+    """
+    k = len(categories)
+    codes = _checked(codes, k)
+    labels = np.asarray(labels)
+    if labels.shape != (codes.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be {codes.shape[0]} integers, got shape {labels.shape}")
+    if labels.size and (labels.min() < MISSING or labels.max() >= k):
+        raise ValueError(f"labels must be -1 (none) or 0..{k - 1}")
+    if smoothing < 0:
+        raise ValueError(f"smoothing must be >= 0, got {smoothing}")
+    known = labels != MISSING
+    if not known.any():
+        raise ValueError("no tool is labelled")
+    said, truth = codes[known], labels[known].astype(np.int64)
+    j = codes.shape[1]
+    counts = np.zeros((j, k, k))
+    for c in range(j):
+        seen = said[:, c] != MISSING
+        np.add.at(counts[c], (truth[seen], said[seen, c]), 1.0)
+    labelled = counts.sum(axis=(1, 2)) > 0
+    counts += smoothing
+    totals = counts.sum(axis=2, keepdims=True)
+    confusion = np.divide(counts, totals, out=np.full_like(counts, 1.0 / k), where=totals > 0)
+    confusion[~labelled] = 1.0 / k
+    prior_mass = np.bincount(truth, minlength=k).astype(np.float64) + smoothing
+    priors = prior_mass / prior_mass.sum()
+    rows = _rows(codes, k)
+    post, row_ll = _e_step(rows, confusion[None], priors[None])
+    accuracy = _accuracy(confusion, priors)
+    accuracy[~labelled] = math.nan
+    return LatentModel(
+        categories=list(categories),
+        confusion=confusion,
+        priors=priors,
+        posterior=post[:, :, 0][rows.inverse],
+        accuracy=accuracy,
+        iterations=0,
+        converged=True,
+        log_likelihood=float(rows.judged @ (rows.per_row(np.ones((1, codes.shape[0])))[0] * row_ll[:, 0])),
         smoothing=smoothing,
         judged=rows.judged[rows.inverse],
     )
