@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +71,40 @@ def test_cross_fitting_scores_each_labelled_tool_with_a_model_that_never_saw_its
     )
     assert not moved[0] and moved[:200].any()
     assert math.isclose(float(out[:200, 0].mean()), 0.5, abs_tol=0.1)
+
+
+def test_panel_agreement_with_a_reference_reports_the_ece_and_its_tools(cli: Any, tmp_path: Path) -> None:
+    from panel.testing.simulate import editor_labels, simulate_panel, write_editor_labels, write_simulated_run
+
+    panel = simulate_panel(300, members=("sim:a", "sim:b"), missing=0.02, run_id="sim-cal", seed=4)
+    run = write_simulated_run(tmp_path / "runs", panel)
+    labels = write_editor_labels(tmp_path / "labels.csv", editor_labels(panel, 200))
+    args = (
+        "agreement",
+        run,
+        "--out",
+        str(tmp_path / "runs"),
+        "--resamples",
+        "50",
+        "--reference",
+        str(labels),
+    )
+    result = cli(*args, "--format", "json")
+    assert result.code == 0, result.err
+    found = json.loads(result.out)["research"]["calibration"]
+    assert [c["probability"] for c in found] == [
+        "Dawid-Skene posterior, fitted without the reference",
+        "reliabilities counted on the reference, cross-fitted on two halves of its tools",
+    ]
+    for c in found:
+        assert c["n"] == 200 and c["sample"] is None
+        bins = [b for b in c["bins"] if b["count"]]
+        assert sum(b["count"] for b in bins) == 200
+        gap = sum(b["count"] * abs(b["observed"] - b["predicted"]) for b in bins) / 200
+        assert c["ece"] == pytest.approx(gap) and 0.0 <= c["ece"] < 0.15
+    page = tmp_path / "agreement.html"
+    shown = cli(*args, "--report", str(page))
+    assert shown.code == 0, shown.err
+    assert "expected calibration error 0." in shown.out and "over 200 tools" in shown.out
+    html = page.read_text(encoding="utf-8")
+    assert "Reliability diagram" in html and "Expected calibration error" in html
