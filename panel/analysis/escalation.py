@@ -29,10 +29,12 @@ the labels' values, so the error rate still holds. A run with fewer than
 could not reach the target.
 
 What the guarantee assumes, and a caller must keep true: the labelled tools are a random
-sample of the run's tools (an editor who labels only the hard cases makes the bound say
-nothing about the rest), and the probabilities were not fitted on these same labels
+sample of the run's tools, and the probabilities were not fitted on these same labels
 (reliabilities fitted on the labels of earlier runs, or on the other half of a cross-fit,
-are fine; see :mod:`panel.analysis.calibration`).
+are fine; see :mod:`panel.analysis.calibration`). An editor who picks tools for what they
+suspect of the verdict makes the bound say nothing about the rest. One who picks by the
+panel's doubt alone (most doubtful first) leaves it conservative as long as agreement rises
+with confidence: the labelled tools above a threshold then sit lower in it than the rest.
 
 **Coverage** is the share of all the run's tools, labelled or not, at or above the chosen
 threshold. A tool with no probability (``None``: it cannot be estimated) or no verdict
