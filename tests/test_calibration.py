@@ -93,8 +93,8 @@ def test_panel_agreement_with_a_reference_reports_the_ece_and_its_tools(cli: Any
     assert result.code == 0, result.err
     found = json.loads(result.out)["research"]["calibration"]
     assert [c["probability"] for c in found] == [
-        "Dawid-Skene posterior, fitted without the reference",
-        "reliabilities counted on the reference, cross-fitted on two halves of its tools",
+        "Dawid-Skene, without the reference",
+        "reliabilities counted on the reference (cross-fitted)",
     ]
     for c in found:
         assert c["n"] == 200 and c["sample"] is None

@@ -90,7 +90,7 @@ def _calibration(found: list[dict[str, Any]]) -> Section | None:
         for c in found
     }
     caption = "Reliability diagram: predicted probability of ship against the reference's ship rate"
-    blocks.append(figure(caption, plots.reliability_png(series, caption)))
+    blocks.append(figure(caption, plots.reliability_png(series, "Reliability diagram")))
     for c in found:
         rows = [_dict(b) for b in _list(c.get("bins")) if _dict(b).get("count")]
         keys = ["low", "high", "count", "predicted", "observed"]

@@ -295,7 +295,7 @@ def reliability_png(
         ax.set_xlabel("predicted probability of ship (mean in each bin)")
         ax.set_ylabel("the reference's ship rate")
         ax.set_title(label(title, 70), fontsize=11)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="lower right", fontsize=8)  # below the diagonal of a calibrated panel: empty
         return fig
 
     return _png(draw)

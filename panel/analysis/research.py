@@ -225,17 +225,17 @@ def _calibrations(
     j: Judgments, model: LatentModel, labels: IntArray, pos: int | None, seed: int
 ) -> list[Calibration]:
     """The panel's probability of ship against the reference: Dawid-Skene's (no labels), and
-    the reliabilities counted on the reference's labels, cross-fitted so no tool is scored by
-    a model that read its own label."""
+    the reliabilities counted on the reference's labels, cross-fitted on two random halves of
+    the labelled tools so no tool is scored by a model that read its own label."""
     if pos is None:
         return []
     known = labels != MISSING
     ship: list[bool | None] = [bool(lab == pos) if k else None for lab, k in zip(labels, known, strict=True)]
     unjudged = (j.codes == MISSING).all(axis=1)  # no verdict: the posterior is the prior, no prediction
     latent = np.where(unjudged, np.nan, model.posterior[:, pos])
-    found = [calibration(latent, ship, name="Dawid-Skene posterior, fitted without the reference")]
+    found = [calibration(latent, ship, name="Dawid-Skene, without the reference")]
     if int(known.sum()) >= 2:
         fitted = np.where(unjudged, np.nan, cross_fitted(j.codes, labels, j.categories, seed=seed)[:, pos])
-        name = "reliabilities counted on the reference, cross-fitted on two halves of its tools"
+        name = "reliabilities counted on the reference (cross-fitted)"
         found.append(calibration(fitted, ship, name=name))
     return found
