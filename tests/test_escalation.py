@@ -133,3 +133,28 @@ def test_editor_labels_are_a_seeded_random_subset_right_at_the_editors_accuracy(
     sloppy = editor_labels(panel, 1000, accuracy=0.8, seed=5)
     share = sum(truth[t] == v for t, v in sloppy.items()) / len(sloppy)
     assert math.isclose(share, 0.8, abs_tol=0.04)
+
+
+def test_the_sequence_stops_at_the_first_threshold_that_fails_rather_than_pick_a_luckier_one() -> None:
+    # 200 tools at 0.99 that all agree, 100 at 0.90 of which half agree, 600 at 0.80 that all
+    # agree. At 0.90 the bound fails (250 of 300); at 0.80 it would pass again (850 of 900),
+    # but keeping the widest threshold that passes after one failed is choosing the luckiest
+    # of many tests, and the bound would no longer hold at its level.
+    p = [0.99] * 200 + [0.90] * 100 + [0.80] * 600
+    verdict = ["ship"] * 900
+    reference: list[str | None] = ["ship"] * 200 + ["ship", "skip"] * 50 + ["ship"] * 600
+    found = choose_threshold(p, verdict, reference)
+    assert isinstance(found, Chosen)
+    assert (found.threshold, found.published, found.agreeing, found.tested) == (0.99, 200, 200, 2)
+    assert found.coverage == pytest.approx(200 / 900)
+    widest = choose_threshold(p, verdict, reference, selection="widest")
+    assert isinstance(widest, Chosen) and widest.threshold == 0.80 and widest.published == 900
+
+
+def test_a_tool_without_a_probability_or_a_verdict_goes_to_an_editor_and_counts_in_the_coverage() -> None:
+    p: list[float | None] = [0.02] * 150 + [None, 0.99]
+    verdict: list[str | None] = ["skip"] * 150 + ["ship", None]
+    reference: list[str | None] = ["skip"] * 150 + ["ship", "ship"]
+    found = choose_threshold(p, verdict, reference)
+    assert isinstance(found, Chosen) and found.labels == 150
+    assert found.decisions[-2:] == ["editor", "editor"] and found.coverage == pytest.approx(150 / 152)
