@@ -3,10 +3,13 @@
     python bench/simulated_panel.py [--tools 200] [--out runs-sim] [--seed 0]
                                     [--community-votes 20] [--raters 1] [--rater-accuracy 1.0]
                                     [--planted persona|member]
+                                    [--editor-labels N] [--editor-accuracy 1.0]
 
 Writes a run of 4 personas (the project's own) x 3 members into OUT/panel.db, with
 community votes on each tool, and OUT/labels.csv (human labels: each of --raters people
-labels every tool, right with probability --rater-accuracy). Prints the planted
+labels every tool, right with probability --rater-accuracy). With --editor-labels N, also
+OUT/editor-labels.csv: an editor's labels on N tools drawn at random, each right with
+probability --editor-accuracy (what editors' approvals would give a run). Prints the planted
 parameters, the run id, and the command that measures the panel against the labels.
 
 The planted panel (the generative model is in panel/testing/simulate.py): each judge
@@ -31,7 +34,9 @@ sys.path.insert(0, str(ROOT))
 from panel.store import new_run_id  # noqa: E402
 from panel.testing.simulate import (  # noqa: E402
     SimulatedPanel,
+    editor_labels,
     simulate_panel,
+    write_editor_labels,
     write_labels,
     write_simulated_run,
 )
@@ -66,7 +71,11 @@ def main(argv: list[str] | None = None) -> str:
         default="persona",
         help="the effect to plant: the skeptic persona against ship (default), or the large member for it",
     )
+    parser.add_argument("--editor-labels", type=int, default=0, help="tools an editor labels (0: none)")
+    parser.add_argument("--editor-accuracy", type=float, default=1.0)
     args = parser.parse_args(argv)
+    if not 0 <= args.editor_labels <= args.tools:
+        parser.error(f"--editor-labels must be between 0 and --tools ({args.tools})")
     persona_bias = PERSONA_BIAS if args.planted == "persona" else {}
     member_bias = MEMBER_BIAS if args.planted == "member" else {}
 
@@ -101,6 +110,10 @@ def main(argv: list[str] | None = None) -> str:
     print(f"price per review (USD): {json.dumps(PRICES)}")
     print(f"truth: {panel.truth.count('ship')} ship, {panel.truth.count('skip')} skip")
     print(f"labels: {labels} ({args.raters} rater(s), accuracy {args.rater_accuracy})")
+    if args.editor_labels:
+        chosen = editor_labels(panel, args.editor_labels, args.editor_accuracy)
+        edited = write_editor_labels(args.out / "editor-labels.csv", chosen)
+        print(f"editor labels: {edited} ({len(chosen)} tools, accuracy {args.editor_accuracy})")
     print(f"run: {run_id}")
     print(f"panel agreement {run_id} --out {args.out} --reference {labels}")
     return run_id

@@ -47,6 +47,9 @@ LABELS: dict[str, str] = {
     "threshold": "Threshold", "k": "Judges (k)", "share": "Share", "variance": "Variance",
     "category": "Verdict", "prior": "Prior share", "component": "Component", "a": "First", "b": "Second",
     "cost": "Cost of the reviews analysed", "total": "Total (the parts shown)", "truncated": "Shown as 0",
+    "probability": "Probability scored", "n": "Tools", "ece": "Expected calibration error",
+    "low": "From", "high": "To", "count": "Tools", "predicted": "Mean predicted",
+    "observed": "Observed ship rate",
 }  # fmt: skip
 #: keys whose figures are shares, shown as percentages
 PERCENT = frozenset(

@@ -42,6 +42,7 @@ def research_sections(research: Mapping[str, Any], stats: Mapping[str, Any]) -> 
         _withheld(_accuracy(research), few, "accuracy", "Accuracy of each judge"),
         _withheld(_latent(research, categories), small, "latent", "Reliability without labels"),
         _withheld(_pooling(_dict(research.get("pooling")), research), few, "pooling", "Pooled verdicts"),
+        _calibration([_dict(c) for c in _list(research.get("calibration"))]),
         _withheld(variance, small, "variance", "Where disagreement comes from"),
         Section("research-notes", "Notes on the research figures", "",
                 [Text([str(n) for n in _list(research.get("notes"))])] if research.get("notes") else []),
@@ -71,6 +72,32 @@ def _reference(ref: Mapping[str, Any]) -> Section | None:
     if ref.get("notes"):
         blocks.append(Text([str(n) for n in _list(ref.get("notes"))]))
     return Section("reference", "The reference", "The labels every judge is measured against.", blocks)
+
+
+def _calibration(found: list[dict[str, Any]]) -> Section | None:
+    if not found:
+        return None
+    blocks: list[Block] = []
+    for c in found:
+        blocks += too_small(c.get("sample"), "Read the diagram with care.")
+    blocks.append(table("Expected calibration error (count-weighted gap between predicted and observed)",
+                        found, ["probability", "n", "ece"], ["probability"]))  # fmt: skip
+    series = {
+        str(c.get("probability")): [
+            (point(b.get("predicted")), point(b.get("observed")), int(b.get("count") or 0))
+            for b in map(_dict, _list(c.get("bins")))
+        ]
+        for c in found
+    }
+    caption = "Reliability diagram: predicted probability of ship against the reference's ship rate"
+    blocks.append(figure(caption, plots.reliability_png(series, "Reliability diagram")))
+    for c in found:
+        rows = [_dict(b) for b in _list(c.get("bins")) if _dict(b).get("count")]
+        keys = ["low", "high", "count", "predicted", "observed"]
+        blocks.append(table(f"Bins of {c.get('probability')}", rows, keys))
+    return Section("calibration", "Calibration", "How far the panel's probability of ship can be taken at "
+                   "its word: in each bin of predicted probability, the share the reference calls ship.",
+                   blocks)  # fmt: skip
 
 
 def _judges(research: Mapping[str, Any]) -> list[dict[str, Any]]:

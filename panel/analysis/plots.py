@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Interval", "bars_png", "forest_png", "frontier_png", "kappa_heatmap", "kappa_png", "label",
-    "ship_rate_chart", "ship_rate_png", "write_plots",
+    "reliability_png", "ship_rate_chart", "ship_rate_png", "write_plots",
 ]  # fmt: skip
 
 Interval = tuple[float | None, float | None, float | None]
@@ -263,6 +263,39 @@ def frontier_png(
         ax.set_title(label(title, 90), fontsize=11)
         if drawn:  # beside the axes, so it hides no point
             ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+        return fig
+
+    return _png(draw)
+
+
+def reliability_png(
+    series: Mapping[str, Sequence[tuple[float | None, float | None, int]]], title: str
+) -> bytes:
+    """Reliability diagrams: per series, each bin's (mean predicted, observed rate, count) as a
+    point sized by its count, joined by a line, over the diagonal of perfect calibration."""
+    markers = ["o", "s", "^", "D"]
+    colors = [_BLUE, _ORANGE, _GREY, _RED]
+
+    def draw(plt: Any) -> Any:
+        fig, ax = plt.subplots(figsize=(6.4, 5.4))
+        ax.plot([0.0, 1.0], [0.0, 1.0], color="#1b1a17", linestyle="--", linewidth=0.8,
+                label="perfectly calibrated")  # fmt: skip
+        biggest = max((c for bins in series.values() for _, _, c in bins), default=1) or 1
+        for s, (name, bins) in enumerate(series.items()):
+            kept = [(x, y, c) for x, y, c in bins if x is not None and y is not None and c > 0]
+            if not kept:
+                continue
+            xs, ys, cs = zip(*kept, strict=True)
+            ax.plot(xs, ys, color=colors[s % 4], linewidth=1.0, label=label(name, 60))
+            ax.scatter(xs, ys, s=[12 + 140 * c / biggest for c in cs], marker=markers[s % 4],
+                       color=colors[s % 4], zorder=3)  # fmt: skip
+        ax.set_xlim(0.0, 1.0)
+        ax.set_ylim(0.0, 1.0)
+        ax.grid(color="#e0e0e0")
+        ax.set_xlabel("predicted probability of ship (mean in each bin)")
+        ax.set_ylabel("the reference's ship rate")
+        ax.set_title(label(title, 70), fontsize=11)
+        ax.legend(loc="lower right", fontsize=8)  # below the diagonal of a calibrated panel: empty
         return fig
 
     return _png(draw)

@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import UserError
 from .accuracy import Agreeing, with_reference
 from .bootstrap import Estimate
+from .calibration import Calibration, calibration, cross_fitted
 from .intervals import json_ready
 from .judges import MISSING, IntArray, Judgments, judgments
 from .latent import DEFAULT_RESAMPLES, LatentModel, accuracy_intervals, dawid_skene
@@ -65,6 +66,8 @@ class Research:
     sample: Sample | None = None
     #: set when the reference labels too few tools to read accuracy and pooling (then left out)
     reference_sample: Sample | None = None
+    #: with a reference: the panel's probability of ship against it (reliability diagram, ECE)
+    calibration: list[Calibration] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -184,6 +187,7 @@ def research(
     labelled = int((ref.labels != MISSING).sum())  # at least one: the loaders refuse a reference with none
     few = sample(labelled, "accuracy with the reference or the pooled verdicts")
     summary = _summary(ref, j, labelled)
+    found = replace(found, calibration=_calibrations(j, model, ref.labels, pos, seed))
     if few is not None:
         notes.append(f"Left out: {few.reason}.")
         return replace(found, reference=summary, reference_sample=few)
@@ -215,3 +219,23 @@ def _summary(ref: Reference, j: Judgments, labelled: int) -> dict[str, Any]:
             for k, c in enumerate(j.categories)
         },
     }
+
+
+def _calibrations(
+    j: Judgments, model: LatentModel, labels: IntArray, pos: int | None, seed: int
+) -> list[Calibration]:
+    """The panel's probability of ship against the reference: Dawid-Skene's (no labels), and
+    the reliabilities counted on the reference's labels, cross-fitted on two random halves of
+    the labelled tools so no tool is scored by a model that read its own label."""
+    if pos is None:
+        return []
+    known = labels != MISSING
+    ship: list[bool | None] = [bool(lab == pos) if k else None for lab, k in zip(labels, known, strict=True)]
+    unjudged = (j.codes == MISSING).all(axis=1)  # no verdict: the posterior is the prior, no prediction
+    latent = np.where(unjudged, np.nan, model.posterior[:, pos])
+    found = [calibration(latent, ship, name="Dawid-Skene, without the reference")]
+    if int(known.sum()) >= 2:
+        fitted = np.where(unjudged, np.nan, cross_fitted(j.codes, labels, j.categories, seed=seed)[:, pos])
+        name = "reliabilities counted on the reference (cross-fitted)"
+        found.append(calibration(fitted, ship, name=name))
+    return found

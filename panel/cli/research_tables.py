@@ -136,6 +136,12 @@ def print_research(research: Data) -> None:
         _reference(research)
     if research.get("pooling"):
         _pooling(research["pooling"])
+    for c in research.get("calibration", []):
+        out_console.print(
+            f"Calibration against the reference, {for_console(c['probability'])}: "
+            f"expected calibration error {num(c['ece'])} over {c['n']} tools",
+            highlight=False,
+        )
     _judges(research, measured)
     if research.get("variance"):
         _variance(research["variance"])

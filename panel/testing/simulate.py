@@ -39,7 +39,9 @@ __all__ = [
     "DEFAULT_ACCURACY",
     "PERSONAS",
     "SimulatedPanel",
+    "editor_labels",
     "simulate_panel",
+    "write_editor_labels",
     "write_labels",
     "write_simulated_run",
 ]
@@ -312,4 +314,33 @@ def write_labels(
         for i, (tool, truth) in enumerate(zip(panel.tools, panel.truth, strict=True)):
             for r in range(n_raters):
                 writer.writerow([tool, truth if right[i, r] else other[truth], f"rater-{r + 1}"])
+    return path
+
+
+def editor_labels(
+    panel: SimulatedPanel, n: int, accuracy: float = 1.0, *, seed: int | None = None
+) -> dict[str, str]:
+    """An editor's labels on ``n`` of the panel's tools drawn at random without replacement:
+    each the tool's true verdict with probability ``accuracy``, else the other one. Seeded
+    by the panel's seed unless ``seed`` is given; tools in the panel's order."""
+    if not 0 <= n <= len(panel.tools) or not 0.0 <= accuracy <= 1.0:
+        raise ValueError(
+            f"n must be in [0, {len(panel.tools)}] and accuracy in [0, 1], got {n} and {accuracy}"
+        )
+    rng = np.random.default_rng([panel.seed if seed is None else seed, 3])
+    chosen = np.sort(rng.choice(len(panel.tools), size=n, replace=False))
+    right = rng.random(n) < accuracy
+    other = {"ship": "skip", "skip": "ship"}
+    return {
+        panel.tools[i]: panel.truth[i] if ok else other[panel.truth[i]]
+        for i, ok in zip(chosen.tolist(), right.tolist(), strict=True)
+    }
+
+
+def write_editor_labels(path: Path, labels: Mapping[str, str], editor: str = "editor") -> Path:
+    """Write ``labels`` (tool -> verdict) as a labels file ``tool,verdict,rater``; returns ``path``."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["tool", "verdict", "rater"])
+        writer.writerows([tool, verdict, editor] for tool, verdict in labels.items())
     return path
