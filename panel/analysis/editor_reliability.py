@@ -123,13 +123,14 @@ def judge_reliabilities(store: Store, run_id: str, categories: Sequence[str]) ->
     this = store.get_run(run_id)
     start = this.created_at if this is not None else float("inf")
     earlier = [r.id for r, _, _ in store.list_runs(limit=1 << 62) if r.created_at < start and r.id != run_id]
+    before = set(earlier)
     rows: list[list[int]] = []
     labels: list[int] = []
     items: list[tuple[str, str]] = []
     elsewhere: dict[JudgeKey, Counter[tuple[str, str]]] = {key: Counter() for key in judges}
     for old in reversed(earlier):  # oldest first
         votes: dict[str, Counter[str]] = {}
-        for label in store.labels_in_force(old):
+        for label in store.labels_in_force(old, made_on=before):  # not the new run's, nor later ones'
             votes.setdefault(label.tool_id, Counter())[label.verdict] += 1
         if not votes:
             continue

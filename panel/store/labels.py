@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,7 +175,9 @@ class Labels(Reviews):
         wanted = None if tools is None else set(tools)
         return [_row(r) for r in rows if wanted is None or r["tool_id"] in wanted]
 
-    def labels_in_force(self, run_id: str, *, same_entry: bool = True) -> list[ToolLabel]:
+    def labels_in_force(
+        self, run_id: str, *, same_entry: bool = True, made_on: Collection[str] | None = None
+    ) -> list[ToolLabel]:
         """The editors' labels on a run's tools, one per editor per tool (the rule below).
 
         Labels come from the run itself and, with `same_entry`, from every other run whose
@@ -185,7 +187,8 @@ class Labels(Reviews):
         editor's other review labels on the tool since their last publish of it, the latest of
         each review: when those verdicts agree, that verdict; when they disagree (an editor who
         approved a "ship" and a "skip" of one tool stood behind both), the editor gives the tool
-        no label. Unnamed editors are one rater, "(unnamed)".
+        no label. Unnamed editors are one rater, "(unnamed)". `made_on` keeps only the labels
+        made on those runs (before the rule is applied).
         """
         if not self.has_table("editor_labels"):
             return []
@@ -204,6 +207,8 @@ class Labels(Reviews):
             if tool not in mine:
                 continue
             if r["run_id"] != run_id and not (same_entry and r["fingerprint"] == mine[tool]):
+                continue
+            if made_on is not None and r["run_id"] not in made_on:
                 continue
             label = _row(r)
             by.setdefault((label.editor or UNNAMED, tool), []).append(label)
