@@ -4,43 +4,21 @@ editor approves a review, edits another's verdict and approves it, and `panel ag
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
-from panel.run.plan import RunOptions, plan_compare, run_plan
 from panel.store import CellKey, Store
 from panel.view.actions import anchor
 from panel.view.app import create_app
 
-from .browser import chrome, needs_browser, serve
-from .conftest import EXAMPLE_CATALOG
-from .test_view_walk import _loaded, _navigate, _one, _wait
+from .browser import needs_browser, serve
+from .test_view_walk import _loaded, _navigate, _one, _wait, browser, runs  # the walk's fixtures
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
 pytestmark = needs_browser
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Path:
-    folder = tmp_path / "runs"
-    with Store(folder) as store:
-        plan = plan_compare(
-            ["ollama", "vllm"], catalog=EXAMPLE_CATALOG, backends=["fake"], persona_ids=["builder", "skeptic"]
-        )
-        asyncio.run(run_plan(plan, store, "panel compare ollama vllm", options=RunOptions(kind="compare")))
-    return folder
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    with chrome(tmp_path / "chrome", width=1280) as driver:
-        yield driver
+__all__ = ["browser", "runs"]  # fixtures, used by name
 
 
 def _article(key: CellKey) -> str:
