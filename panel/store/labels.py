@@ -85,22 +85,29 @@ class Labels(Reviews):
 
     def panel_then(self, run_id: str) -> dict[str, Any]:
         """The run's panel as it is now: members (backend:model of their reviews), personas
-        with their versions, the prompts' version (`runs.config`)."""
-        members = {
-            str(r["member"]): f"{r['backend']}:{r['model']}"
-            for r in self.db.execute(
-                "SELECT DISTINCT member, backend, model FROM reviews WHERE run_id = ? ORDER BY member",
-                (run_id,),
-            )
-        }
+        with their versions, the prompts' version (`runs.config`).
+
+        Each member is looked up by name (one indexed probe each): a label is written per
+        approval, and Approve all on a catalog run writes thousands in one request."""
+        row = self.db.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
+        config = json.loads(row[0]) if row is not None else {}
+        names = config.get("members")
+        if not isinstance(names, list):  # a run recorded without its members: read them off
+            distinct = self.db.execute("SELECT DISTINCT member FROM reviews WHERE run_id = ?", (run_id,))
+            names = [r[0] for r in distinct]
+        members = {}
+        for name in sorted(map(str, names)):
+            found = self.db.execute(
+                "SELECT backend, model FROM reviews WHERE run_id = ? AND member = ? LIMIT 1", (run_id, name)
+            ).fetchone()
+            if found is not None:
+                members[name] = f"{found[0]}:{found[1]}"
         personas = {
             str(r["persona_id"]): str(r["version"])
             for r in self.db.execute(
                 "SELECT persona_id, version FROM run_personas WHERE run_id = ? ORDER BY position", (run_id,)
             )
         }
-        row = self.db.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
-        config = json.loads(row[0]) if row is not None else {}
         return {"members": members, "personas": personas, "prompts": config.get("prompts")}
 
     def verdicts_in_force(self, run_id: str, tool_id: str | None = None) -> dict[CellKey, str]:
