@@ -182,6 +182,13 @@ class Labels(Reviews):
         wanted = None if tools is None else set(tools)
         return [_row(r) for r in rows if wanted is None or r["tool_id"] in wanted]
 
+    def labels_stamp(self) -> tuple[int, int]:
+        """How many labels the store holds and the newest one's id: a new label moves it."""
+        if not self.has_table("editor_labels"):
+            return (0, 0)
+        count, newest = self.db.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM editor_labels").fetchone()
+        return (int(count), int(newest))
+
     def labels_in_force(
         self, run_id: str, *, same_entry: bool = True, made_on: Collection[str] | None = None
     ) -> list[ToolLabel]:
