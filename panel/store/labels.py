@@ -206,29 +206,27 @@ class Labels(Reviews):
         """
         if not self.has_table("editor_labels"):
             return []
-        mine = {
-            str(r["tool_id"]): str(r["fingerprint"])
-            for r in self.db.execute("SELECT tool_id, fingerprint FROM run_tools WHERE run_id = ?", (run_id,))
-        }
+        # Only the labels of the run's tools, through the index on editor_labels(tool_id, run_id).
         rows = self.db.execute(
-            """SELECT l.*, t.fingerprint AS fingerprint FROM editor_labels l
+            """SELECT l.* FROM run_tools m
+               JOIN editor_labels l ON l.tool_id = m.tool_id
                LEFT JOIN run_tools t ON t.run_id = l.run_id AND t.tool_id = l.tool_id
-               ORDER BY l.id"""
+               WHERE m.run_id = ? AND (l.run_id = m.run_id OR (? AND t.fingerprint = m.fingerprint))
+               ORDER BY l.id""",
+            (run_id, int(same_entry)),
         )
         by: dict[tuple[str, str], list[LabelRow]] = {}
         for r in rows:
-            tool = str(r["tool_id"])
-            if tool not in mine:
-                continue
-            if r["run_id"] != run_id and not (same_entry and r["fingerprint"] == mine[tool]):
-                continue
             if made_on is not None and r["run_id"] not in made_on:
                 continue
             label = _row(r)
-            by.setdefault((label.editor or UNNAMED, tool), []).append(label)
-        order = list(mine)
+            by.setdefault((label.editor or UNNAMED, label.tool_id), []).append(label)
+        order = {
+            str(r[0]): int(r[1])
+            for r in self.db.execute("SELECT tool_id, position FROM run_tools WHERE run_id = ?", (run_id,))
+        }
         found = [f for (editor, tool), labels in by.items() if (f := _in_force(editor, tool, labels))]
-        found.sort(key=lambda f: (order.index(f.tool_id), f.editor))
+        found.sort(key=lambda f: (order[f.tool_id], f.editor))
         return found
 
 
