@@ -197,3 +197,18 @@ def test_the_same_figures_are_drawn_once_and_again_after_a_review_changes(
             store.edit_review(made, review.key, "verdict", "skip" if review.verdict == "ship" else "ship")
         client.get(f"/runs/{made}/agreement")
         assert drawn == [made, made]
+
+
+def test_the_editors_labels_are_a_reference_drawn_again_after_a_new_label(made: str, runs_dir: Path) -> None:
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url="http://127.0.0.1:8765") as client:
+        plain = client.get(f"/runs/{made}/agreement").text
+        assert f'href="/runs/{made}/agreement?reference=editors"' in plain
+        none = client.get(f"/runs/{made}/agreement", params={"reference": "editors"})
+        assert none.status_code == 200
+        assert "no editor has labelled a tool of run" in none.text
+        with Store(runs_dir) as store:
+            (review, *_) = store.reviews(made)
+            store.approve(made, review.key, editor="Ana")  # an approval: the reviews are as they were
+        labelled = client.get(f"/runs/{made}/agreement", params={"reference": "editors"}).text
+        assert "no editor has labelled" not in labelled
+        assert "editors (1 label by Ana)" in labelled

@@ -25,10 +25,12 @@ from typing import Any, Literal, TypeVar
 from ..errors import UserError
 from ..store import Store
 from .cost import Spend, spend
+from .editors import EDITORS, editors_reference
 from .intervals import Agreement, agreement, json_ready
 from .judges import judgments
 from .long import LONG_COLUMNS, PhaseProgress, Row, iter_long, long_table, reading
 from .pairwise import KappaMatrix, kappa_matrices
+from .reference import Reference
 from .research import Research, categories_of, research
 from .research import _load_reference as load_reference
 from .rounds import RoundsReport, has_rebuttals, rounds
@@ -315,7 +317,7 @@ def analyze(
     Intervals are 95% percentile bootstraps over items, ``n_resamples`` draws seeded with
     ``seed``. ``positive`` is the verdict that counts as a yes for ship rates and
     effective votes. ``progress`` is told ``(phase, done, total)`` as the work goes.
-    ``reference`` (a labels CSV or ``"community"``), ``min_votes`` and ``threshold`` go to
+    ``reference`` (a labels CSV, ``"community"`` or ``"editors"``), ``min_votes`` and ``threshold`` go to
     :func:`panel.analysis.research.research`, whose figures the report carries too.
     """
     check_runs(store, run_ids)
@@ -330,9 +332,14 @@ def analyze(
     personas = store.run_personas(basis)
     # One judges matrix serves the researcher's sections and the pairwise kappas.
     judged = judgments(first, categories=categories_of(personas), order=order)
+    read: str | Reference | None = reference
+    if reference == EDITORS:  # the labels are in the store: read them once, here
+        read = editors_reference(
+            store, basis, judged.tools, judged.categories, n_resamples=n_resamples, seed=seed
+        )
     found = research(
         first, run=basis, personas=personas, tool_data=store.run_tools(basis), judged=judged,
-        order=order, reference=reference, min_votes=min_votes, positive=positive,
+        order=order, reference=read, min_votes=min_votes, positive=positive,
         threshold=threshold, n_resamples=n_resamples, seed=seed, progress=tell,
     )  # fmt: skip
     notes = [
@@ -369,8 +376,8 @@ def analyze(
     def reference_of() -> Any:
         return (
             None
-            if reference is None
-            else load_reference(reference, judged, store.run_tools(basis), min_votes, n_resamples, seed)
+            if read is None
+            else load_reference(read, judged, store.run_tools(basis), min_votes, n_resamples, seed)
         )
 
     both = None if not has_rebuttals(store, basis) else _phase(

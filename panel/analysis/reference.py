@@ -29,7 +29,7 @@ import difflib
 import io
 import os
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from ..errors import UserError, shown
 from ..loaders import read_text
 from .bootstrap import Estimate, FloatArray, bootstrap
 
-__all__ = ["COLUMNS", "MAX_BYTES", "Reference", "community_reference", "load_labels"]
+__all__ = ["COLUMNS", "MAX_BYTES", "Reference", "community_reference", "labels_reference", "load_labels"]
 
 IntArray = npt.NDArray[np.int64]
 NONE = -1
@@ -158,6 +158,41 @@ def load_labels(
         notes=notes,
         human_agreement=_human_agreement(counts, n_resamples, seed),
     )
+
+
+def labels_reference(
+    source: str,
+    labels: Iterable[tuple[str, str, str]],
+    tools: Sequence[str],
+    categories: Sequence[str],
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> Reference:
+    """A reference from labels already read and checked: (tool, verdict, rater) triples, at
+    most one per rater and tool, read as a labels file with a ``rater`` column is (a tool's
+    majority; a tie gives none; the raters' agreement among themselves). Labels of tools
+    not in ``tools`` or with a verdict not in ``categories`` are left out, and the notes say
+    how many. The caller refuses a reference with no labelled tool."""
+    tool_at = {t: i for i, t in enumerate(tools)}
+    cat_at = {c: k for k, c in enumerate(categories)}
+    counts = np.zeros((len(tools), len(categories)), dtype=np.int64)
+    raters: dict[str, None] = {}
+    outside = 0
+    for tool, verdict, rater in labels:
+        if tool not in tool_at or verdict not in cat_at:
+            outside += 1
+            continue
+        counts[tool_at[tool], cat_at[verdict]] += 1
+        raters.setdefault(rater)
+    found, tied = _majority(counts)
+    notes = _notes(found, counts, tied, "labels")
+    if outside:
+        notes.append(
+            f"{outside} label{_s(outside)} {'is' if outside == 1 else 'are'} left out: a tool or a "
+            "verdict the run does not have"
+        )
+    return Reference(source, found, counts, list(raters), notes, _human_agreement(counts, n_resamples, seed))
 
 
 def community_reference(

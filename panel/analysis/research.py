@@ -85,8 +85,15 @@ def categories_of(personas: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _load_reference(
-    spec: str, j: Judgments, tool_data: Sequence[Mapping[str, Any]], min_votes: int, resamples: int, seed: int
+    spec: str | Reference,
+    j: Judgments,
+    tool_data: Sequence[Mapping[str, Any]],
+    min_votes: int,
+    resamples: int,
+    seed: int,
 ) -> Reference:
+    if isinstance(spec, Reference):  # read by the caller (the editors' labels, from the store)
+        return spec
     if spec == COMMUNITY:
         return community_reference(tool_data, j.tools, j.categories, min_votes)
     return load_labels(Path(spec), j.tools, j.categories, n_resamples=resamples, seed=seed)
@@ -121,7 +128,7 @@ def research(
     personas: Sequence[Mapping[str, Any]],
     tool_data: Sequence[Mapping[str, Any]],
     order: Mapping[str, Sequence[str]],
-    reference: str | None = None,
+    reference: str | Reference | None = None,
     min_votes: int = 5,
     positive: str = "ship",
     threshold: float = 0.5,
@@ -132,7 +139,8 @@ def research(
 ) -> Research:
     """Every researcher's figure for ``rows`` (the long table of one run, repeat 0).
 
-    ``reference`` is a CSV path, :data:`COMMUNITY`, or None for the label-free parts only.
+    ``reference`` is a CSV path, :data:`COMMUNITY`, a reference already read (the editors'
+    labels, :func:`.editors.editors_reference`), or None for the label-free parts only.
     ``judged`` is ``rows`` as a judges matrix when the caller has built it already.
     """
     j = judged if judged is not None else judgments(rows, categories=categories_of(personas), order=order)

@@ -81,9 +81,10 @@ def agreement(
     reference: Annotated[
         str | None,
         typer.Option(
-            metavar="LABELS.csv|community",
+            metavar="LABELS.csv|community|editors",
             help="Measure every judge and the pooled panel against a reference: a CSV of labels "
-            "(columns tool, verdict, optional rater, source) or 'community' (the catalog's votes).",
+            "(columns tool, verdict, optional rater, source), 'community' (the catalog's votes) or "
+            "'editors' (the editors' approvals, verdict edits and publishes in `panel view`).",
         ),
     ] = None,
     min_votes: Annotated[

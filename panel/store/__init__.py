@@ -4,16 +4,17 @@ Every request is written before it is sent and its reply is written in the same
 transaction that marks it done, so a crash leaves nothing half-recorded. Keys never come
 here: requests hold messages and sampling settings, never headers or client options.
 
-`Store` is one class made of seven parts, one module each: the connection (locking,
+`Store` is one class made of eight parts, one module each: the connection (locking,
 migrations, transactions), runs, requests and replies, reviews, the batch ledger, an
-editor's edits, approvals and review history, the rebuttal round's answers, and runs in
-summary for the pages that list them.
+editor's edits, approvals and review history, the editors' labels, the rebuttal round's
+answers, and runs in summary for the pages that list them.
 """
 
 from __future__ import annotations
 
 from .batches import BATCH_STATES, Batches, custom_id_for, normal_state
 from .edits import EDIT_FIELDS, ApprovalRow, EditRow, Edits, HistoryRow
+from .labels import LABEL_ACTIONS, LabelRow, Labels, ToolLabel, judge_identity
 from .lock import StoreBusyError
 from .migrations import MIGRATIONS
 from .rebuttals import RebuttalRow, Rebuttals
@@ -26,6 +27,7 @@ from .summaries import RunState, RunTotals, Summaries, ToolName, ToolTally
 __all__ = [
     "BATCH_STATES",
     "EDIT_FIELDS",
+    "LABEL_ACTIONS",
     "MIGRATIONS",
     "RUN_STATUSES",
     "UNFINISHED",
@@ -34,6 +36,7 @@ __all__ = [
     "CellKey",
     "EditRow",
     "HistoryRow",
+    "LabelRow",
     "MemberForm",
     "RebuttalRow",
     "ReviewRow",
@@ -42,15 +45,17 @@ __all__ = [
     "RunTotals",
     "Store",
     "StoreBusyError",
+    "ToolLabel",
     "ToolName",
     "ToolTally",
     "custom_id_for",
+    "judge_identity",
     "new_run_id",
     "normal_state",
 ]
 
 
-class Store(Runs, Requests, Edits, Reviews, Batches, Rebuttals, Summaries):
+class Store(Runs, Requests, Edits, Labels, Reviews, Batches, Rebuttals, Summaries):
     """The runs folder: `panel.db` plus one folder of files per run.
 
     A writer holds the folder's write lock (see `lock.py`) for as long as the store is

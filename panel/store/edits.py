@@ -4,6 +4,8 @@ regenerated. None of it writes over what a model wrote.
 - An edit is an editor's value for one field of a review (`EDIT_FIELDS`, or `answers.<key>`),
   stored beside the review; the latest edit of a field wins, and an edit to None goes back
   to the model's text.
+- Approving a review and editing its verdict also write an editor's label (`labels.py`), in
+  the same transaction.
 - An approval is a yes or no on a review; the latest wins. It is of the text an editor saw:
   an edit to an approved review takes the approval back (a "no" row whose reason is
   'edited'), in the same transaction as the edit.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UserError, shown
-from .reviews import Reviews
+from .labels import Labels
 from .rows import CellKey, ReviewRow, review_row
 
 __all__ = ["EDIT_FIELDS", "ApprovalRow", "EditRow", "Edits", "HistoryRow"]
@@ -76,7 +78,7 @@ def _cell(key: CellKey) -> str:
     return f"{key.tool_id} by {key.persona_id} on {key.member}{repeat}"
 
 
-class Edits(Reviews):
+class Edits(Labels):
     def edit_review(
         self, run_id: str, key: CellKey, field: str, value: str | None, editor: str | None = None
     ) -> None:
@@ -117,6 +119,8 @@ class Edits(Reviews):
                        value, editor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (run_id, *key, field, value, editor, time.time()),
             )
+            if field == "verdict":  # the verdict the editor now stands behind: a label
+                self._label_review(run_id, key, editor, "edit")
             if approval is not None and approval.approved:
                 self._withdraw(run_id, key, editor, "edited")
 
@@ -143,7 +147,11 @@ class Edits(Reviews):
         return [_edit(r) for r in rows if r["value"] is not None]
 
     def approve(self, run_id: str, key: CellKey, approved: bool = True, editor: str | None = None) -> None:
-        """Approve a review (or take the approval back); the latest call wins."""
+        """Approve a review (or take the approval back); the latest call wins.
+
+        An approval is also a label (`labels.py`): the editor stands behind the review's
+        verdict in force, written in the same transaction. Taking it back writes no label.
+        """
         self._current(run_id, key)
         with self.transaction() as db:
             db.execute(
@@ -151,6 +159,8 @@ class Edits(Reviews):
                        approved, editor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 (run_id, *key, int(approved), editor, time.time()),
             )
+            if approved:
+                self._label_review(run_id, key, editor, "approve")
 
     def _withdraw(self, run_id: str, key: CellKey, editor: str | None, reason: str) -> None:
         """A "no" row for a cell whose approval a change took back (inside a transaction)."""

@@ -290,6 +290,38 @@ def _m008_form_caps(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE member_forms ADD COLUMN max_length INTEGER")
 
 
+def _m009_editor_labels(db: sqlite3.Connection) -> None:
+    # The editors' decisions as labels (`labels.py`): one row per approval, verdict edit or
+    # publish, never updated nor deleted (the triggers refuse both). `persona_id`, `member`
+    # and `repeat` name the review a label came from (NULL for a publish, which labels the
+    # tool); `panel` is the panel then, as JSON: members with backend:model, personas with
+    # their versions, the prompts' version.
+    _statements(
+        db,
+        """
+        CREATE TABLE editor_labels (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            tool_id TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            editor TEXT,
+            created_at REAL NOT NULL,
+            action TEXT NOT NULL,
+            persona_id TEXT,
+            member TEXT,
+            repeat INTEGER,
+            panel TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX editor_labels_tool ON editor_labels(tool_id, run_id)
+        """,
+    )
+    for change in ("UPDATE", "DELETE"):  # one statement each: a trigger's body holds a ';'
+        db.execute(
+            f"CREATE TRIGGER editor_labels_no_{change.lower()} BEFORE {change} ON editor_labels "
+            "BEGIN SELECT RAISE(ABORT, 'editor labels are append-only'); END"
+        )
+
+
 # Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
@@ -300,4 +332,5 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m006_rebuttals,
     _m007_editor_names,
     _m008_form_caps,
+    _m009_editor_labels,
 ]

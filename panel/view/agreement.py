@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["REFERENCES", "agreement_css", "routes"]
 
 #: what `?reference=` may name: a labels file is a path on the server, so the page takes none
-REFERENCES = ("community",)
+REFERENCES = ("community", "editors")
 #: the bootstrap of `panel agreement`'s defaults, so the page shows the figures its JSON prints
 RESAMPLES, SEED = 2000, 0
 # One analysis at a time: it is CPU-bound, and matplotlib's pyplot is not thread-safe.
@@ -54,12 +54,15 @@ def agreement_css() -> str:
     from ..analysis.html import TEMPLATES
 
     css = (TEMPLATES / "agreement.css").read_text(encoding="utf-8")
-    view = ".viewbar .crumb-choice { margin-left: auto; color: var(--muted); }\n"
-    return f"{css}\n/* the view's switch between no reference and the community's votes */\n{view}"
+    view = (
+        ".viewbar .crumb-choice { margin-left: auto; color: var(--muted); }\n"
+        ".viewbar .crumb-choice + .crumb-choice { margin-left: 1em; }\n"
+    )
+    return f"{css}\n/* the view's switch of reference: none, the community's votes, the editors' */\n{view}"
 
 
 def report_data(store: Store, run_id: str, reference: str | None) -> dict[str, Any]:
-    """The dict `panel agreement RUN --format json [--reference community]` prints."""
+    """The dict `panel agreement RUN --format json [--reference community|editors]` prints."""
     from ..analysis import agreement as analysis
 
     report = analysis.analyze(store, [run_id], "rater", RESAMPLES, SEED, reference=reference)
@@ -85,7 +88,9 @@ def build(store: Store, run_id: str, reference: str | None, kept: Kept | None = 
     """The page's body for the run, or one sentence why it cannot be shown; from `kept` when
     the run's reviews are as they were when it was drawn."""
     _kept: Kept = OrderedDict() if kept is None else kept
-    key = (run_id, reference, store.run_state(run_id))
+    # The editors' labels move without the reviews (an approval, a publish, another run's label).
+    labels = store.labels_stamp() if reference == "editors" else None
+    key = (run_id, reference, store.run_state(run_id), labels)
     with _ANALYSIS_LOCK:
         if key in _kept:
             _kept.move_to_end(key)
@@ -118,7 +123,8 @@ def agreement_page(request: Request) -> Response:
     reference = request.query_params.get("reference") or None
     if reference is not None and reference not in REFERENCES:
         raise HTTPException(
-            400, "The reference can only be 'community' here (a labels file: panel agreement)."
+            400,
+            "The reference can only be 'community' or 'editors' here (a labels file: panel agreement).",
         )
     runs: Path = request.app.state.runs
     if not (runs / "panel.db").is_file():

@@ -10,6 +10,10 @@ carries the editor's name from the browser's session (`panel.view.who`); the edi
 for it while the session has none, so nothing typed is lost. An edit sent while one of the
 app's jobs holds the store (a regenerate) comes back 409 with what was typed still in the
 form, saying what runs and to save again when it ends (nothing is queued).
+
+Approving a review, approving all and saving a changed verdict also store the editor's label
+(`panel.store.labels`), in the same transaction as the approval or the edit; withdrawing an
+approval stores none.
 """
 
 from __future__ import annotations

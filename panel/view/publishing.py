@@ -4,7 +4,9 @@ GET lists what blocks publishing (unapproved, failed, missing reviews of the pan
 writes `comparison.html`, `.md` and `.json` into `<run dir>/published/` with `publish()`, as
 one set (all three change at once), published by the editor the session names (asked first
 when it names none), refusing (409, nothing written) while something blocks it, unless
-"publish anyway" is ticked; then the files carry the warnings in their provenance. The pages
+"publish anyway" is ticked; then the files carry the warnings in their provenance. A publish
+is also the editor's label on each tool of the page: the panel's pooled verdict as published
+(`Store.label_publish`), written once the files are. The pages
 are for readers: "how this page was made" adds the editorial internals at their end. The three
 files, and only they, are served as downloads, each from the set in force.
 """
@@ -79,6 +81,8 @@ def _publish(request: Request, run_id: str, anyway: bool, how_made: bool) -> Res
             blockers, files = _blockers(store, run_id), _published(store, run_id)
             context = {"run": run, "blockers": blockers, "files": files, "done": False}
             return page(request, "publish.html.j2", 409, refusal=str(exc), **context)
+        # The editor stands behind each published verdict: a label per tool (none for a tie).
+        store.label_publish(run_id, editor)
     files = [path.name for path in result.paths if path.name in MEDIA_TYPES]
     files.sort(key=list(MEDIA_TYPES).index)
     return page(

@@ -1,0 +1,51 @@
+"""The editors' labels as a reference (`--reference editors`).
+
+The labels in force are the store's (`Store.labels_in_force`): the latest of each editor on
+each tool of the run, from the run itself and from other runs whose entry of the tool is the
+same (`run_tools.fingerprint`: the same facts, so the same truth). Each editor is a rater, as
+a labels file's ``rater`` column makes one: a tool's reference is the verdict most of its
+editors give, a tie gives none, and the editors' agreement among themselves is reported. The
+scores then use the same code and intervals as a labels file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import UserError
+from ..store import Store
+from .reference import Reference, labels_reference
+
+__all__ = ["EDITORS", "editors_reference"]
+
+#: what `--reference` takes for the editors' labels
+EDITORS = "editors"
+
+
+def editors_reference(
+    store: Store,
+    run_id: str,
+    tools: Sequence[str],
+    categories: Sequence[str],
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> Reference:
+    """The editors' labels in force on a run's tools as a reference; UserError, one line, when
+    no tool of the run has one."""
+    found = store.labels_in_force(run_id)
+    if not found:
+        raise UserError(
+            f"--reference editors: no editor has labelled a tool of run '{run_id}' yet: approve, "
+            "edit or publish its reviews in `panel view`, or give a labels file"
+        )
+    editors = sorted({f.editor for f in found})
+    source = f"editors ({len(found)} label{'s' if len(found) != 1 else ''} by {', '.join(editors)})"
+    reference = labels_reference(
+        source, ((f.tool_id, f.verdict, f.editor) for f in found), tools, categories,
+        n_resamples=n_resamples, seed=seed,
+    )  # fmt: skip
+    if not reference.n_labelled:
+        why = "; ".join(reference.notes)
+        raise UserError(f"--reference editors: no tool of run '{run_id}' has a reference ({why})")
+    return reference

@@ -1,0 +1,82 @@
+"""`panel view` writes the editors' labels: an approval labels the review's verdict in force,
+a verdict edit the edited verdict, a publish each tool's pooled verdict; withdrawing an
+approval and editing prose write none."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from panel.store import CellKey, Store
+from panel.view.app import create_app
+
+from .test_view import BASE
+from .test_view_editor import FIELDS, KEY, _edit_form, _post, _shown
+from .view_session import sign_in
+
+
+@pytest.fixture
+def ana(made: str, runs_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as test_client:
+        sign_in(test_client, "Ana")
+        yield test_client
+
+
+def _labels(runs_dir: Path, run_id: str) -> list[tuple[str, str, str, str | None, CellKey | None]]:
+    with Store(runs_dir, readonly=True) as store:
+        return [(r.action, r.tool_id, r.verdict, r.editor, r.key) for r in store.editor_labels(run_id)]
+
+
+def _verdict(runs_dir: Path, run_id: str, key: CellKey) -> str:
+    with Store(runs_dir, readonly=True) as store:
+        review = store.review(run_id, key)
+    assert review is not None and review.verdict is not None
+    return review.verdict
+
+
+def test_each_route_writes_exactly_its_labels(ana: TestClient, made: str, runs_dir: Path) -> None:
+    own = _verdict(runs_dir, made, KEY)
+    version = _shown(ana, f"/runs/{made}", KEY)
+    approve = f"/runs/{made}/review/approve"
+    assert _post(ana, approve, **FIELDS, approved="1", version=version).status_code == 303
+    assert _labels(runs_dir, made) == [("approve", "ollama", own, "Ana", KEY)]
+    # withdrawing writes nothing; nor does an edit of the prose
+    assert _post(ana, approve, **FIELDS, approved="0", version=version).status_code == 303
+    form = _edit_form(ana, made)
+    form["verdict_note"] = "Sharper."
+    assert _post(ana, f"/runs/{made}/review/edit", **form).status_code == 303
+    assert len(_labels(runs_dir, made)) == 1
+    # a verdict edit labels the edited verdict
+    flipped = "skip" if own == "ship" else "ship"
+    form = _edit_form(ana, made)
+    form["verdict"] = flipped
+    assert _post(ana, f"/runs/{made}/review/edit", **form).status_code == 303
+    assert _labels(runs_dir, made)[1:] == [("edit", "ollama", flipped, "Ana", KEY)]
+    # approve all: one label per review it approves, KEY's with its edited verdict
+    assert _post(ana, f"/runs/{made}/approve-all", version=_shown(ana, f"/runs/{made}")).status_code == 303
+    approvals = _labels(runs_dir, made)[2:]
+    with Store(runs_dir, readonly=True) as store:
+        in_force = store.verdicts_in_force(made)
+    assert sorted(approvals, key=str) == sorted(
+        [("approve", k.tool_id, v, "Ana", k) for k, v in in_force.items()], key=str
+    )
+    assert ("approve", "ollama", flipped, "Ana", KEY) in approvals
+    # publish: each tool's pooled verdict as published, no label for a tie
+    before = len(_labels(runs_dir, made))
+    assert _post(ana, f"/runs/{made}/publish").status_code == 200
+    published = _labels(runs_dir, made)[before:]
+    expected = []
+    for tool in ("ollama", "vllm"):
+        counts = Counter(v for k, v in in_force.items() if k.tool_id == tool).most_common()
+        if len(counts) == 1 or counts[0][1] > counts[1][1]:
+            expected.append(("publish", tool, counts[0][0], "Ana", None))
+    assert expected and sorted(published, key=str) == sorted(expected, key=str)
+
+
+def test_a_refused_publish_writes_no_label(ana: TestClient, made: str, runs_dir: Path) -> None:
+    assert _post(ana, f"/runs/{made}/publish").status_code == 409  # unapproved reviews
+    assert _labels(runs_dir, made) == []
