@@ -7,13 +7,14 @@ here: requests hold messages and sampling settings, never headers or client opti
 `Store` is one class made of seven parts, one module each: the connection (locking,
 migrations, transactions), runs, requests and replies, reviews, the batch ledger, an
 editor's edits, approvals and review history, the rebuttal round's answers, and runs in
-summary for the pages that list them.
+summary for the pages that list them, and what each run's verdicts were made from.
 """
 
 from __future__ import annotations
 
 from .batches import BATCH_STATES, Batches, custom_id_for, normal_state
 from .edits import EDIT_FIELDS, ApprovalRow, EditRow, Edits, HistoryRow
+from .inputs import CellFacts, Inputs, RunInputs
 from .lock import StoreBusyError
 from .migrations import MIGRATIONS
 from .rebuttals import RebuttalRow, Rebuttals
@@ -31,12 +32,14 @@ __all__ = [
     "UNFINISHED",
     "ApprovalRow",
     "BatchRow",
+    "CellFacts",
     "CellKey",
     "EditRow",
     "HistoryRow",
     "MemberForm",
     "RebuttalRow",
     "ReviewRow",
+    "RunInputs",
     "RunRow",
     "RunState",
     "RunTotals",
@@ -50,7 +53,7 @@ __all__ = [
 ]
 
 
-class Store(Runs, Requests, Edits, Reviews, Batches, Rebuttals, Summaries):
+class Store(Runs, Requests, Edits, Reviews, Batches, Rebuttals, Summaries, Inputs):
     """The runs folder: `panel.db` plus one folder of files per run.
 
     A writer holds the folder's write lock (see `lock.py`) for as long as the store is
