@@ -9,7 +9,7 @@ from typing import Any
 
 from panel.store import CellKey, Store
 
-from .factories import tool
+from .factories import personas, tool
 
 TOOLS = ("t0", "t1")
 PERSONAS = ("builder", "skeptic")
@@ -24,8 +24,7 @@ class Inputs:
     )
     personas: dict[str, tuple[str, dict[str, Any]]] = field(
         default_factory=lambda: {
-            p: ("1", {"id": p, "name": p.title(), "questions": [{"key": "q", "question": "Why?"}]})
-            for p in PERSONAS
+            p.id: ("1", p.model_dump(mode="json")) for p in personas() if p.id in PERSONAS
         }
     )
     #: member spec (the label) -> written options
