@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..store import CellKey, RunInputs, Store
-from .why import Reason, cell_reasons, flip_summary, pair_members, pool_reasons, pooled_verdict
+from .why import Between, Reason, flip_summary, pair_members, pooled_verdict
 
 __all__ = ["FlippedVerdict", "RunDiff", "ToolFlip", "diff_runs"]
 
@@ -106,6 +106,7 @@ def diff_runs(store: Store, run_a: str, run_b: str) -> RunDiff:
 
 def diff_inputs(a: RunInputs, b: RunInputs) -> RunDiff:
     members = pair_members(a, b)
+    between = Between(a, b)
     pairs: list[tuple[CellKey, CellKey]] = []
     for key in a.cells:
         other = key._replace(member=members.get(key.member, key.member))
@@ -118,7 +119,7 @@ def diff_inputs(a: RunInputs, b: RunInputs) -> RunDiff:
                 ka,
                 a.cells[ka].verdict,
                 b.cells[kb].verdict,
-                cell_reasons(a, b, ka, kb),
+                between.cell(ka, kb),
                 kb.member if kb.member != ka.member else None,
             )
             for ka, kb in pairs
@@ -134,12 +135,13 @@ def diff_inputs(a: RunInputs, b: RunInputs) -> RunDiff:
         flipped,
         only_a,
         only_b,
-        _tool_flips(a, b, pairs),
+        _tool_flips(between, pairs),
         {m: n for m, n in members.items() if m != n},
     )
 
 
-def _tool_flips(a: RunInputs, b: RunInputs, pairs: list[tuple[CellKey, CellKey]]) -> list[ToolFlip]:
+def _tool_flips(between: Between, pairs: list[tuple[CellKey, CellKey]]) -> list[ToolFlip]:
+    a, b = between.a, between.b
     by_tool: dict[str, list[tuple[CellKey, CellKey]]] = defaultdict(list)
     for ka, kb in pairs:
         by_tool[ka.tool_id].append((ka, kb))
@@ -150,7 +152,7 @@ def _tool_flips(a: RunInputs, b: RunInputs, pairs: list[tuple[CellKey, CellKey]]
         after = pooled_verdict(b.cells[k] for k in cells_b[tool_id])
         if before != after:
             alone = len(cells_a[tool_id]) + len(cells_b[tool_id]) - 2 * len(by_tool[tool_id])
-            found.append(ToolFlip(tool_id, before, after, pool_reasons(a, b, by_tool[tool_id], alone)))
+            found.append(ToolFlip(tool_id, before, after, between.pool(by_tool[tool_id], alone)))
     return found
 
 

@@ -27,12 +27,13 @@ from ..store import CellFacts, CellKey, RunInputs
 
 __all__ = [
     "PRECEDENCE",
+    "Between",
     "Reason",
     "ReasonCode",
-    "cell_reasons",
+    "changed_fields",
     "flip_summary",
+    "member_options",
     "pair_members",
-    "pool_reasons",
     "pooled_verdict",
 ]
 
@@ -105,62 +106,17 @@ def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any], prefix: 
     return found
 
 
-def _tool_reason(a: RunInputs, b: RunInputs, tool_id: str) -> Reason | None:
-    if tool_id not in a.tools or tool_id not in b.tools:
-        return None
-    (fp_a, data_a), (fp_b, data_b) = a.tools[tool_id], b.tools[tool_id]
-    # The community vote is not shown to reviewers (Tool.facts_for_review): not a cause.
-    fields = [f for f in changed_fields(data_a, data_b) if f.split(".")[0] != "community"]
-    if not fields and fp_a == fp_b:
-        return None
-    shown = ", ".join(fields) or "its fingerprint"
-    return Reason(
-        "tool", f"the tool's entry changed: {shown}", "because the tool's entry changed", tuple(fields)
-    )
-
-
-def _persona_reason(a: RunInputs, b: RunInputs, persona_id: str) -> Reason | None:
-    if persona_id not in a.personas or persona_id not in b.personas:
-        return None
-    (version_a, data_a), (version_b, data_b) = a.personas[persona_id], b.personas[persona_id]
-    fields = tuple(changed_fields(data_a, data_b))
-    if version_a == version_b and not fields:
-        return None
-    version = f" (version {version_a} → {version_b})" if version_a != version_b else ""
-    shown = f": {', '.join(fields)}" if fields else ""
-    return Reason(
-        "persona",
-        f"persona {persona_id} changed{version}{shown}",
-        f"because persona {persona_id} changed",
-        fields,
-        version_a,
-        version_b,
-    )
-
-
-def _prompt_reason(a: RunInputs, b: RunInputs) -> Reason | None:
-    before, after = a.config.get("prompts"), b.config.get("prompts")
-    if before == after:
-        return None
-    return Reason(
-        "prompt",
-        f"the prompt templates changed ({before or '?'} → {after or '?'})",
-        "because the prompts changed",
-        (),
-        None if before is None else str(before),
-        None if after is None else str(after),
-    )
+def _changed_text(before: str, after: str) -> list[str]:
+    """`changed_fields` of two entries stored as JSON text (parsed only when they differ)."""
+    return [] if before == after else changed_fields(json.loads(before), json.loads(after))
 
 
 @cache
-def _options(
-    run_id: str, index: int, spec: str, name: str | None, written: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def _options(spec: str, name: str | None, written: str) -> tuple[dict[str, Any], dict[str, Any]]:
     options = json.loads(written)
     try:
-        identity = recorded_member(
-            run_id, index, {"spec": spec, "name": name, "options": options}
-        ).options.identity()
+        recorded = recorded_member("", 0, {"spec": spec, "name": name, "options": options})
+        identity = recorded.options.identity()
     except UserError:  # recorded by another panel version: the options as written
         identity = {k: v for k, v in options.items() if k not in NOT_IN_CACHE_KEY}
     if options.get("base_url") is not None:
@@ -169,78 +125,163 @@ def _options(
     return {k: v for k, v in identity.items() if k not in _FORM_OPTIONS}, form
 
 
-def member_options(run: RunInputs, label: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the member's options that change what its model says, those that set the form) as
-    the run recorded them; empty for a run that recorded no specs."""
-    members = list(run.config.get("members") or [])
+def member_options(run: RunInputs) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Each member's (options that change what its model says, options that set the form),
+    as the run recorded them (`Backend.identity` is what the cache key treats as changing a
+    reply); a run that recorded no specs has none."""
+    members = [str(m) for m in run.config.get("members") or []]
     specs = run.config.get("member_specs") or []
-    if label not in members or members.index(label) >= len(specs):
-        return {}, {}
-    index = members.index(label)
-    recorded = specs[index]
-    written = json.dumps(recorded.get("options") or {}, sort_keys=True)
-    return _options(run.run_id, index, str(recorded.get("spec", "")), recorded.get("name"), written)
-
-
-def _member_reasons(a: RunInputs, b: RunInputs, key_a: CellKey, key_b: CellKey) -> list[Reason]:
-    found: list[Reason] = []
-    fa, fb = a.cells[key_a], b.cells[key_b]
-    model_a, model_b = f"{fa.backend}:{fa.model}", f"{fb.backend}:{fb.model}"
-    if model_a != model_b:
-        found.append(
-            Reason(
-                "model",
-                f"{model_b} replaced {model_a}",
-                f"because {model_b} replaced {model_a}",
-                (),
-                model_a,
-                model_b,
-            )
+    return {
+        label: _options(
+            str(recorded.get("spec", "")),
+            recorded.get("name"),
+            json.dumps(recorded.get("options") or {}, sort_keys=True),
         )
-    reply_a, form_a = member_options(a, key_a.member)
-    reply_b, form_b = member_options(b, key_b.member)
-    options = changed_fields(reply_a, reply_b)
-    if options:
-        found.append(
-            Reason(
-                "options",
-                f"{key_b.member}'s options changed: {', '.join(options)}",
-                f"because {key_b.member}'s options changed",
-                tuple(options),
-            )
-        )
-    form = [f"member {f}" for f in changed_fields(form_a, form_b)]
-    form += [
-        f"sampling {f}"
-        for f in changed_fields(a.config.get("sampling") or {}, b.config.get("sampling") or {})
-    ]
-    if bool(a.config.get("rebuttal")) != bool(b.config.get("rebuttal")):
-        form.append("rebuttal round")
-    if fa.enforced and fb.enforced and fa.enforced != fb.enforced:
-        form.append(f"structured form ({fa.enforced} → {fb.enforced})")
-    if form:
-        found.append(
-            Reason(
-                "form",
-                f"the depth or form changed: {', '.join(form)}",
-                "because the depth or structured form changed",
-                tuple(form),
-            )
-        )
-    return found
+        for label, recorded in zip(members, specs, strict=False)
+    }
 
 
-def cell_reasons(a: RunInputs, b: RunInputs, key_a: CellKey, key_b: CellKey) -> tuple[Reason, ...]:
-    """Every input of a cell that differs between two runs, in `PRECEDENCE`; noise alone
-    when none does."""
-    found = [
-        _tool_reason(a, b, key_a.tool_id),
-        _persona_reason(a, b, key_a.persona_id),
-        _prompt_reason(a, b),
-        *_member_reasons(a, b, key_a, key_b),
-    ]
-    reasons = _ordered(r for r in found if r is not None)
-    return reasons or (NOISE,)
+_NO_OPTIONS: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+
+
+class Between:
+    """What changed from run `a` to run `b`, worked out once per tool, persona and member
+    and reused by every cell."""
+
+    def __init__(self, a: RunInputs, b: RunInputs) -> None:
+        self.a, self.b = a, b
+        self._options = member_options(a), member_options(b)
+        self._tools: dict[str, Reason | None] = {}
+        self._personas: dict[str, Reason | None] = {}
+        self._cells: dict[tuple[CellKey, CellKey], tuple[Reason, ...]] = {}
+        self._prompt = self._prompt_reason()
+        form = [
+            f"sampling {f}"
+            for f in changed_fields(a.config.get("sampling") or {}, b.config.get("sampling") or {})
+        ]
+        if bool(a.config.get("rebuttal")) != bool(b.config.get("rebuttal")):
+            form.append("rebuttal round")
+        self._run_form = form
+
+    def cell(self, key_a: CellKey, key_b: CellKey) -> tuple[Reason, ...]:
+        """Every input of a cell that differs between the runs, in `PRECEDENCE`; noise alone
+        when none does."""
+        pair = (key_a, key_b)
+        if pair not in self._cells:
+            found = [self.tool(key_a.tool_id), self.persona(key_a.persona_id), self._prompt]
+            found += self._member_reasons(key_a, key_b)
+            self._cells[pair] = _ordered(r for r in found if r is not None) or (NOISE,)
+        return self._cells[pair]
+
+    def tool(self, tool_id: str) -> Reason | None:
+        if tool_id not in self._tools:
+            self._tools[tool_id] = self._tool_reason(tool_id)
+        return self._tools[tool_id]
+
+    def persona(self, persona_id: str) -> Reason | None:
+        if persona_id not in self._personas:
+            self._personas[persona_id] = self._persona_reason(persona_id)
+        return self._personas[persona_id]
+
+    def _tool_reason(self, tool_id: str) -> Reason | None:
+        if tool_id not in self.a.tools or tool_id not in self.b.tools:
+            return None
+        (fp_a, data_a), (fp_b, data_b) = self.a.tools[tool_id], self.b.tools[tool_id]
+        # The community vote is not shown to reviewers (Tool.facts_for_review): not a cause.
+        fields = [f for f in _changed_text(data_a, data_b) if f.split(".")[0] != "community"]
+        if not fields and fp_a == fp_b:
+            return None
+        shown = ", ".join(fields) or "its fingerprint"
+        return Reason(
+            "tool", f"the tool's entry changed: {shown}", "because the tool's entry changed", tuple(fields)
+        )
+
+    def _persona_reason(self, persona_id: str) -> Reason | None:
+        if persona_id not in self.a.personas or persona_id not in self.b.personas:
+            return None
+        (version_a, data_a), (version_b, data_b) = self.a.personas[persona_id], self.b.personas[persona_id]
+        fields = tuple(f for f in _changed_text(data_a, data_b) if f != "version")
+        if version_a == version_b and not fields:
+            return None
+        version = f" (version {version_a} → {version_b})" if version_a != version_b else ""
+        shown = f": {', '.join(fields)}" if fields else ""
+        return Reason(
+            "persona",
+            f"persona {persona_id} changed{version}{shown}",
+            f"because persona {persona_id} changed",
+            fields,
+            version_a,
+            version_b,
+        )
+
+    def _prompt_reason(self) -> Reason | None:
+        before, after = self.a.config.get("prompts"), self.b.config.get("prompts")
+        if before == after:
+            return None
+        return Reason(
+            "prompt",
+            f"the prompt templates changed ({before or '?'} → {after or '?'})",
+            "because the prompts changed",
+            (),
+            None if before is None else str(before),
+            None if after is None else str(after),
+        )
+
+    def _member_reasons(self, key_a: CellKey, key_b: CellKey) -> list[Reason]:
+        found: list[Reason] = []
+        fa, fb = self.a.cells[key_a], self.b.cells[key_b]
+        model_a, model_b = f"{fa.backend}:{fa.model}", f"{fb.backend}:{fb.model}"
+        if model_a != model_b:
+            found.append(
+                Reason(
+                    "model",
+                    f"{model_b} replaced {model_a}",
+                    f"because {model_b} replaced {model_a}",
+                    (),
+                    model_a,
+                    model_b,
+                )
+            )
+        reply_a, form_a = self._options[0].get(key_a.member, _NO_OPTIONS)
+        reply_b, form_b = self._options[1].get(key_b.member, _NO_OPTIONS)
+        options = changed_fields(reply_a, reply_b)
+        if options:
+            found.append(
+                Reason(
+                    "options",
+                    f"{key_b.member}'s options changed: {', '.join(options)}",
+                    f"because {key_b.member}'s options changed",
+                    tuple(options),
+                )
+            )
+        form = [f"member {f}" for f in changed_fields(form_a, form_b)] + self._run_form
+        if fa.enforced and fb.enforced and fa.enforced != fb.enforced:
+            form.append(f"structured form ({fa.enforced} → {fb.enforced})")
+        if form:
+            found.append(
+                Reason(
+                    "form",
+                    f"the depth or form changed: {', '.join(form)}",
+                    "because the depth or structured form changed",
+                    tuple(form),
+                )
+            )
+        return found
+
+    def pool(self, pairs: Sequence[tuple[CellKey, CellKey]], alone: int) -> tuple[Reason, ...]:
+        """Why a tool's pooled verdict may have moved: every input that changed in any of its
+        cells (`pairs`, run a's key with run b's), and the panel itself when `alone` cells
+        are in one run only."""
+        found = [r for ka, kb in pairs for r in self.cell(ka, kb) if r.code != "noise"]
+        if alone:
+            found.append(
+                Reason(
+                    "panel",
+                    f"the panel changed: {alone} reviews in one run only",
+                    "because the panel's members changed",
+                )
+            )
+        return _ordered(found) or (NOISE,)
 
 
 def pair_members(a: RunInputs, b: RunInputs) -> dict[str, str]:
@@ -269,24 +310,6 @@ def pooled_verdict(cells: Iterable[CellFacts]) -> str | None:
     if len(counts) > 1 and counts[0][1] == counts[1][1]:
         return "split"
     return counts[0][0]
-
-
-def pool_reasons(
-    a: RunInputs, b: RunInputs, pairs: Sequence[tuple[CellKey, CellKey]], alone: int
-) -> tuple[Reason, ...]:
-    """Why a tool's pooled verdict may have moved: every input that changed in any of its
-    cells (`pairs`, run a's key with run b's), and the panel itself when `alone` cells are
-    in one run only."""
-    found = [r for ka, kb in pairs for r in cell_reasons(a, b, ka, kb) if r.code != "noise"]
-    if alone:
-        found.append(
-            Reason(
-                "panel",
-                f"the panel changed: {alone} reviews in one run only",
-                "because the panel's members changed",
-            )
-        )
-    return _ordered(found) or (NOISE,)
 
 
 def flip_summary(reasons: Sequence[Sequence[Reason]], noun: str = "verdicts") -> str:

@@ -36,10 +36,11 @@ class RunInputs:
     created_at: float
     status: str
     config: dict[str, Any]
-    #: tool id -> (fingerprint, the catalog entry as the run saw it)
-    tools: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    #: persona id -> (version, the persona file as the run saw it)
-    personas: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    #: tool id -> (fingerprint, the catalog entry as the run saw it, as JSON text: parsed
+    #: only where two runs differ)
+    tools: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: persona id -> (version, the persona file as the run saw it, as JSON text)
+    personas: dict[str, tuple[str, str]] = field(default_factory=dict)
     cells: dict[CellKey, CellFacts] = field(default_factory=dict)
 
 
@@ -64,11 +65,11 @@ class Inputs(Connection):
         for tool_id, fingerprint, data in self.db.execute(
             "SELECT tool_id, fingerprint, data FROM run_tools WHERE run_id = ?", (run_id,)
         ):
-            found.tools[tool_id] = (fingerprint, json.loads(data))
+            found.tools[tool_id] = (fingerprint, data)
         for persona_id, version, data in self.db.execute(
             "SELECT persona_id, version, data FROM run_personas WHERE run_id = ?", (run_id,)
         ):
-            found.personas[persona_id] = (version, json.loads(data))
+            found.personas[persona_id] = (version, data)
         for cell in self.db.execute(f"SELECT {_CELL_COLUMNS} FROM reviews rv WHERE rv.run_id = ?", (run_id,)):
             key, facts = _cell(cell)
             found.cells[key] = facts
@@ -86,7 +87,7 @@ class Inputs(Connection):
             (tool_id,),
         ):
             run = RunInputs(row[0], row[1], row[2], json.loads(row[3]))
-            run.tools[tool_id] = (row[4], json.loads(row[5]))
+            run.tools[tool_id] = (row[4], row[5])
             runs[run.run_id] = run
         for row in self.db.execute(
             f"""SELECT rv.run_id, {_CELL_COLUMNS}
@@ -101,5 +102,5 @@ class Inputs(Connection):
                FROM runs r CROSS JOIN run_personas p ON p.run_id = r.id"""
         ):
             if run_id in runs:
-                runs[run_id].personas[persona_id] = (version, json.loads(data))
+                runs[run_id].personas[persona_id] = (version, data)
         return [run for run in runs.values() if run.cells]
