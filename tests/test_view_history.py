@@ -83,6 +83,18 @@ def test_reasons_from_the_store_are_escaped(client: TestClient) -> None:
     assert "<script>alert(1)" not in page.text
 
 
+def test_a_long_history_lists_the_newest_runs_and_counts_the_rest(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("panel.view.pages.HISTORY_SHOWN", 3)
+    page = client.get(f"/runs/{RUNS[3]}/tools/t0").text
+    items = _items(page)
+    assert len(items) == 3 and RUNS[0] not in page.split('id="history"', 1)[1]
+    assert "1 earlier run not shown." in page
+    # The oldest one listed still says why it moved from the run not shown.
+    assert "the tool&#39;s entry changed: tagline" in items[-1]
+
+
 def test_a_tool_reviewed_once_shows_its_one_run(client: TestClient, store_dir: Path) -> None:
     with Store(store_dir) as store:
         only = Inputs()

@@ -11,7 +11,7 @@ from ..errors import UserError
 from ..store import CellKey, RunInputs, Store
 from .why import Between, Reason, flip_summary, pair_members, pooled_verdict
 
-__all__ = ["FlippedVerdict", "RunDiff", "ToolFlip", "diff_runs"]
+__all__ = ["FlippedVerdict", "RunDiff", "ToolFlip", "diff_inputs", "diff_runs", "paired_cells"]
 
 
 @dataclass(frozen=True)
@@ -104,14 +104,20 @@ def diff_runs(store: Store, run_a: str, run_b: str) -> RunDiff:
     return diff_inputs(a, b)
 
 
-def diff_inputs(a: RunInputs, b: RunInputs) -> RunDiff:
-    members = pair_members(a, b)
-    between = Between(a, b)
+def paired_cells(a: RunInputs, b: RunInputs, members: dict[str, str]) -> list[tuple[CellKey, CellKey]]:
+    """Each cell of run a with its counterpart in run b (`members`: a's member -> b's)."""
     pairs: list[tuple[CellKey, CellKey]] = []
     for key in a.cells:
         other = key._replace(member=members.get(key.member, key.member))
         if other in b.cells:
             pairs.append((key, other))
+    return pairs
+
+
+def diff_inputs(a: RunInputs, b: RunInputs) -> RunDiff:
+    members = pair_members(a, b)
+    between = Between(a, b)
+    pairs = paired_cells(a, b, members)
     paired_b = {kb for _, kb in pairs}
     flipped = sorted(
         (

@@ -28,6 +28,7 @@ from ..store import CellFacts, CellKey, RunInputs
 __all__ = [
     "PRECEDENCE",
     "Between",
+    "MemberOptions",
     "Reason",
     "ReasonCode",
     "changed_fields",
@@ -94,6 +95,8 @@ def _empty(value: Any) -> bool:
 def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "") -> list[str]:
     """The fields that differ between two entries, nested ones as `pricing.model`; an empty
     list, map or a missing field are the same."""
+    if before == after:
+        return []
     found: list[str] = []
     for name in sorted(before.keys() | after.keys()):
         a, b = before.get(name), after.get(name)
@@ -107,8 +110,11 @@ def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any], prefix: 
 
 
 def _changed_text(before: str, after: str) -> list[str]:
-    """`changed_fields` of two entries stored as JSON text (parsed only when they differ)."""
-    return [] if before == after else changed_fields(json.loads(before), json.loads(after))
+    """`changed_fields` of two entries stored as JSON text (parsed only when they differ;
+    an entry not read, empty text, names no field)."""
+    if before == after or not before or not after:
+        return []
+    return changed_fields(json.loads(before), json.loads(after))
 
 
 @cache
@@ -125,7 +131,11 @@ def _options(spec: str, name: str | None, written: str) -> tuple[dict[str, Any],
     return {k: v for k, v in identity.items() if k not in _FORM_OPTIONS}, form
 
 
-def member_options(run: RunInputs) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+#: member -> (options that change what its model says, options that set the form)
+MemberOptions = dict[str, tuple[dict[str, Any], dict[str, Any]]]
+
+
+def member_options(run: RunInputs) -> MemberOptions:
     """Each member's (options that change what its model says, options that set the form),
     as the run recorded them (`Backend.identity` is what the cache key treats as changing a
     reply); a run that recorded no specs has none."""
@@ -148,9 +158,12 @@ class Between:
     """What changed from run `a` to run `b`, worked out once per tool, persona and member
     and reused by every cell."""
 
-    def __init__(self, a: RunInputs, b: RunInputs) -> None:
+    def __init__(
+        self, a: RunInputs, b: RunInputs, options: tuple[MemberOptions, MemberOptions] | None = None
+    ) -> None:
+        """`options`: `member_options` of a and b, when the caller has them already."""
         self.a, self.b = a, b
-        self._options = member_options(a), member_options(b)
+        self._options = options or (member_options(a), member_options(b))
         self._tools: dict[str, Reason | None] = {}
         self._personas: dict[str, Reason | None] = {}
         self._cells: dict[tuple[CellKey, CellKey], tuple[Reason, ...]] = {}

@@ -3,14 +3,17 @@ each cell's verdict with the member's backend, model and structured form, the ca
 of each tool and the persona files the run saw, and the run's settings.
 
 `run_inputs_of` reads one whole run (for `panel diff`); `tool_inputs` reads one tool in every
-run that reviewed it (a tool's verdict history) in four queries whatever the number of runs:
-each walks the runs table and looks the tool up by the primary keys, never scanning reviews.
+run that reviewed it (a tool's verdict history) in at most four queries whatever the number of
+runs: each walks the runs table and looks the tool up by the primary keys, never scanning
+reviews; persona files are read only for runs whose persona versions differ from the run
+before (elsewhere their text is left empty: the same version is the same file).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 from .connection import Connection
@@ -97,10 +100,28 @@ class Inputs(Connection):
             if row[0] in runs:
                 key, facts = _cell(row[1:])
                 runs[row[0]].cells[key] = facts
-        for run_id, persona_id, version, data in self.db.execute(
-            """SELECT p.run_id, p.persona_id, p.version, p.data
+        # Persona files are long and rarely change: their versions for every run, then the
+        # files themselves only for the runs whose versions differ from the run before.
+        versions: dict[str, dict[str, str]] = {}
+        for run_id, persona_id, version in self.db.execute(
+            """SELECT p.run_id, p.persona_id, p.version
                FROM runs r CROSS JOIN run_personas p ON p.run_id = r.id"""
         ):
-            if run_id in runs:
-                runs[run_id].personas[persona_id] = (version, data)
+            versions.setdefault(run_id, {})[persona_id] = version
+        reviewed = [run_id for run_id, run in runs.items() if run.cells]
+        changed: set[str] = set()
+        for before, after in pairwise(reviewed):
+            if versions.get(before) != versions.get(after):
+                changed |= {before, after}
+        data: dict[tuple[str, str], str] = {}
+        if changed:
+            marks = ", ".join("?" * len(changed))
+            for run_id, persona_id, text in self.db.execute(
+                f"SELECT run_id, persona_id, data FROM run_personas WHERE run_id IN ({marks})",
+                sorted(changed),
+            ):
+                data[run_id, persona_id] = text
+        for run_id in reviewed:
+            for persona_id, version in versions.get(run_id, {}).items():
+                runs[run_id].personas[persona_id] = (version, data.get((run_id, persona_id), ""))
         return [run for run in runs.values() if run.cells]

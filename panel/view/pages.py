@@ -28,6 +28,8 @@ from .templating import base_of, page
 __all__ = ["http_error", "not_found", "routes", "server_error"]
 
 _STATIC = Path(__file__).parent / "static"
+#: runs a tool's verdict history lists, newest first
+HISTORY_SHOWN = 100
 
 
 def _runs_dir(request: Request) -> Path:
@@ -104,7 +106,8 @@ def tool_page(request: Request) -> Response:
         **comparison(record, actions),
         editor_bar=bar,
         tool=tool_id,
-        history=history,
+        history=history[:HISTORY_SHOWN],
+        history_more=len(history) - len(history[:HISTORY_SHOWN]),
         shown_run=run_id,
     )
 
