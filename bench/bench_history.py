@@ -10,7 +10,7 @@ run edits a tool's tagline, every hundredth replaces a member's model). Then tim
 request by request: the history's reads (`Store.tool_inputs`, a fixed number of queries that
 probe every run by primary key), the same reads one run at a time (three queries a run, the
 way to avoid), `verdict_history` (the reads and each change's reasons), and the tool page
-through Starlette's TestClient. Prints
+through Starlette's TestClient, with and without the history. Prints
 the query plan of the reviews query, and the median and spread of each.
 """
 
@@ -36,6 +36,7 @@ from panel.personas import load_personas  # noqa: E402
 from panel.report.history import verdict_history  # noqa: E402
 from panel.resources import data_dir  # noqa: E402
 from panel.store import CellFacts, CellKey, RunInputs, Store  # noqa: E402
+from panel.view import pages  # noqa: E402
 from panel.view.app import create_app  # noqa: E402
 
 TOOL = "tool-0007"
@@ -113,6 +114,16 @@ def _one_run_at_a_time(store: Store, tool_id: str) -> list[RunInputs]:
     return found
 
 
+def _without_history(step: Callable[[], object]) -> object:
+    """The tool page as it was before it listed the history (the same page, an empty one)."""
+    saved = pages.verdict_history
+    pages.verdict_history = lambda store, tool_id: []
+    try:
+        return step()
+    finally:
+        pages.verdict_history = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -147,6 +158,9 @@ def main() -> None:
                 "reads: run by run": lambda: _one_run_at_a_time(store, TOOL),
                 "verdict_history": lambda: verdict_history(store, TOOL),
                 "tool page": lambda: client.get(f"/runs/{last_run}/tools/{TOOL}"),
+                "page, no history": lambda: _without_history(
+                    lambda: client.get(f"/runs/{last_run}/tools/{TOOL}")
+                ),
             }
             timings: dict[str, list[float]] = {name: [] for name in steps}
             for _ in range(args.requests):
