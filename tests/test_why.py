@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from panel.report.diff import RunDiff, diff_runs
 from panel.store import Store
 
+from .conftest import EXAMPLE_CATALOG
 from .why_runs import Inputs, make_run
 
 FLIP = {("t0", "builder"): "skip"}
@@ -248,3 +250,22 @@ def test_text_from_the_catalog_reaches_the_terminal_without_control_characters(
     assert shown.code == 0, shown.err
     assert "persona builder changed (version 1 → 2" in shown.out
     assert "\x1b" not in shown.out and "\x07" not in shown.out
+
+
+def test_a_review_since_an_earlier_run_says_why_its_verdicts_flipped(
+    cli: Any, runs_dir: Path, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(EXAMPLE_CATALOG.read_text())
+    args = ["review", str(catalog), "-b", "fake:schema", "--out", str(runs_dir), "--progress", "quiet"]
+    first = cli(*args)
+    assert first.code == 0, first.err
+    data = yaml.safe_load(catalog.read_text())
+    (ollama,) = [t for t in data["tools"] if t["id"] == "ollama"]
+    ollama["tagline"] = "Run open models locally, now with a desktop app"
+    catalog.write_text(yaml.safe_dump(data, sort_keys=False))
+    again = cli(*args, "--since", "last")
+    assert again.code == 0, again.err
+    # The fake backend's verdicts follow the prompt: this tagline flips the futurist's.
+    assert "1 verdicts flipped since" in again.out
+    assert "\n1 verdicts flipped: 1 because the tool's entry changed\n" in again.out
