@@ -121,6 +121,8 @@ def test_the_prompt_templates(store: Store) -> None:
         (lambda i: i.members["openai:gpt-y"].update(structured="tool"), "member structured"),
         (lambda i: i.sampling.update(max_tokens=900), "sampling max_tokens"),
         (lambda i: setattr(i, "enforced", "prompt"), "structured form (json_schema → prompt)"),
+        (lambda i: setattr(i, "rebuttal", True), "rebuttal round"),
+        (lambda i: setattr(i, "repeats", 3), "repeats"),
     ],
 )
 def test_the_depth_or_form(store: Store, change: Callable[[Inputs], None], field: str) -> None:

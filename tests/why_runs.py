@@ -34,6 +34,8 @@ class Inputs:
         default_factory=lambda: {"temperature": 0.3, "top_p": 0.95, "max_tokens": 700, "seed": 1234}
     )
     enforced: str = "json_schema"
+    repeats: int = 1
+    rebuttal: bool = False
 
     def copy(self) -> Inputs:
         return copy.deepcopy(self)
@@ -60,9 +62,9 @@ def make_run(
             "member_specs": [{"spec": m, "name": None, "options": o} for m, o in inputs.members.items()],
             "sampling": inputs.sampling,
             "prompts": inputs.prompts,
-            "repeats": 1,
+            "repeats": inputs.repeats,
             "kind": "review",
-            "rebuttal": False,
+            "rebuttal": inputs.rebuttal,
         },
         tools=[(t, _fingerprint(d), d) for t, d in inputs.tools.items()],
         personas=[(p, v, d) for p, (v, d) in inputs.personas.items()],

@@ -174,6 +174,8 @@ class Between:
         ]
         if bool(a.config.get("rebuttal")) != bool(b.config.get("rebuttal")):
             form.append("rebuttal round")
+        if a.config.get("repeats", 1) != b.config.get("repeats", 1):
+            form.append("repeats")  # the seeds of repeats past the first differ
         self._run_form = form
 
     def cell(self, key_a: CellKey, key_b: CellKey) -> tuple[Reason, ...]:
