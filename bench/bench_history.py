@@ -176,6 +176,8 @@ def main() -> None:
         )
     ratio = statistics.median(timings["reads: run by run"]) / statistics.median(timings["reads: tool_inputs"])
     print(f"reads run by run / tool_inputs (medians): {ratio:.1f}x")
+    medians = {name: round(statistics.median(values) * 1000, 1) for name, values in timings.items()}
+    print("summary " + json.dumps({"runs": args.runs, "tools": args.tools, "median_ms": medians}))
 
 
 if __name__ == "__main__":
