@@ -155,6 +155,10 @@ def test_the_apps_pages_read_at_this_width(driver: WebDriver, store_dir: Path) -
         _reads(_measure(driver, f"{base}/tools/new"))
         _reads(_measure(driver, f"{base}/runs/{ids['review']}"))
         _shot(driver, "view_review_run")
+        # moondream2 was in the stopped compare run too: its page lists a verdict history of two.
+        tool = _measure(driver, f"{base}/runs/{ids['review']}/tools/moondream2")
+        _reads(tool)
+        assert len(driver.find_elements("css selector", "#history .history-run")) == 2
         _reads(_measure(driver, f"{base}/runs/{ids['hostile']}"))
         _shot(driver, "view_comparison", scroll_to="body")
         agreement = _measure(driver, f"{base}/runs/{ids['hostile']}/agreement?reference=community")

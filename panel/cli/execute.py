@@ -129,6 +129,8 @@ class Outcome:
     elapsed: float
     since_run: str | None = None
     flipped: int = 0
+    #: the flips since `since_run` by reason (`RunDiff.summary`), when any flipped
+    why: str = ""
 
     @property
     def files(self) -> str:
@@ -201,8 +203,9 @@ def execute(store: Store, request: RunRequest, command: str, notices: Notices, c
     reporter.finish(stats)
     elapsed = reporter.elapsed
     detached = stats.stopped == "detached"
-    flipped = len(diff_runs(store, since_run, run_id).flipped) if since_run and not detached else 0
-    return Outcome(run_id, kind, stats, store.run_dir(run_id), elapsed, since_run, flipped)
+    since = diff_runs(store, since_run, run_id) if since_run and not detached else None
+    flipped, why = (len(since.flipped), since.summary if since.flipped else "") if since else (0, "")
+    return Outcome(run_id, kind, stats, store.run_dir(run_id), elapsed, since_run, flipped, why)
 
 
 def _stored_by_member(store: Store, run_id: str) -> Counter[str]:

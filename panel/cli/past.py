@@ -37,7 +37,7 @@ def diff(
     out: RunsDir = Path("runs"),
     json_out: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
 ) -> None:
-    """Verdicts that flipped between two runs."""
+    """Verdicts that flipped between two runs, and why: what changed among their inputs."""
     with Store(out, readonly=True) as store:
         run_a, run_b = (resolve_run(store, run_id) for run_id in (run_a, run_b))
         result = diff_runs(store, run_a, run_b)
@@ -52,10 +52,21 @@ def diff(
         highlight=False,
     )
     if result.flipped:
-        table = Table("tool", "persona", "member", "repeat", for_console(run_a), for_console(run_b))
+        out_console.print(for_console(result.summary), highlight=False, soft_wrap=True)
+        table = Table("tool", "persona", "member", "repeat", for_console(run_a), for_console(run_b), "why")
         for f in result.flipped:
-            cells = [*f.key[:3], str(f.key.repeat), f.before or "failed", f.after or "failed"]
+            member = f.key.member if f.member_after is None else f"{f.key.member} → {f.member_after}"
+            why = "; ".join(r.text for r in f.reasons)
+            cells = [f.key.tool_id, f.key.persona_id, member, str(f.key.repeat)]
+            cells += [f.before or "failed", f.after or "failed", why]
             table.add_row(*(for_console(c) for c in cells))
+        out_console.print(table)
+    if result.tools:
+        out_console.print(for_console(result.tool_summary), highlight=False, soft_wrap=True)
+        table = Table("tool", for_console(run_a), for_console(run_b), "why")
+        for t in result.tools:
+            why = "; ".join(r.text for r in t.reasons)
+            table.add_row(*(for_console(c) for c in (t.tool_id, t.before or "none", t.after or "none", why)))
         out_console.print(table)
 
 

@@ -256,6 +256,8 @@ def review(
     if outcome.since_run:
         line += f" · {outcome.flipped} verdicts flipped since {outcome.since_run}"
     out_console.print(f"{run_id}: {clean(line)}", highlight=False, markup=False, soft_wrap=True)
+    if outcome.why:  # what changed for each flip: `panel diff` lists them
+        out_console.print(clean(outcome.why), highlight=False, markup=False, soft_wrap=True)
     out_console.print(
         f"wrote {clean(outcome.folder)} ({outcome.files})", highlight=False, markup=False, soft_wrap=True
     )

@@ -4,16 +4,18 @@ Every request is written before it is sent and its reply is written in the same
 transaction that marks it done, so a crash leaves nothing half-recorded. Keys never come
 here: requests hold messages and sampling settings, never headers or client options.
 
-`Store` is one class made of eight parts, one module each: the connection (locking,
+`Store` is one class made of parts, one module each: the connection (locking,
 migrations, transactions), runs, requests and replies, reviews, the batch ledger, an
 editor's edits, approvals and review history, the editors' labels, the rebuttal round's
-answers, and runs in summary for the pages that list them.
+answers, runs in summary for the pages that list them, and what each run's verdicts were
+made from.
 """
 
 from __future__ import annotations
 
 from .batches import BATCH_STATES, Batches, custom_id_for, normal_state
 from .edits import EDIT_FIELDS, ApprovalRow, EditRow, Edits, HistoryRow
+from .inputs import CellFacts, Inputs, RunInputs
 from .labels import LABEL_ACTIONS, LabelRow, Labels, ToolLabel, judge_identity
 from .lock import StoreBusyError
 from .migrations import MIGRATIONS
@@ -33,6 +35,7 @@ __all__ = [
     "UNFINISHED",
     "ApprovalRow",
     "BatchRow",
+    "CellFacts",
     "CellKey",
     "EditRow",
     "HistoryRow",
@@ -40,6 +43,7 @@ __all__ = [
     "MemberForm",
     "RebuttalRow",
     "ReviewRow",
+    "RunInputs",
     "RunRow",
     "RunState",
     "RunTotals",
@@ -55,7 +59,7 @@ __all__ = [
 ]
 
 
-class Store(Runs, Requests, Edits, Labels, Reviews, Batches, Rebuttals, Summaries):
+class Store(Runs, Requests, Edits, Labels, Reviews, Batches, Rebuttals, Summaries, Inputs):
     """The runs folder: `panel.db` plus one folder of files per run.
 
     A writer holds the folder's write lock (see `lock.py`) for as long as the store is

@@ -1,5 +1,5 @@
 """The view's routes: the runs list, a run's comparison (or a review run's tools), one tool's
-record, the shared stylesheets, and the error pages.
+record with its verdict history across runs, the shared stylesheets, and the error pages.
 
 Handlers are plain functions: Starlette runs them in its thread pool, and each opens the
 store read-only for its own request (no writer lock, nothing written).
@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import UserError
+from ..report.history import verdict_history
 from ..store import RUN_STATUSES, Store
 from . import data
 from .actions import ReviewControls
@@ -27,6 +28,8 @@ from .templating import base_of, page
 __all__ = ["http_error", "not_found", "routes", "server_error"]
 
 _STATIC = Path(__file__).parent / "static"
+#: runs a tool's verdict history lists, newest first
+HISTORY_SHOWN = 100
 
 
 def _runs_dir(request: Request) -> Path:
@@ -93,10 +96,20 @@ def tool_page(request: Request) -> Response:
             raise HTTPException(404, f"There is no run '{run_id}' in this store.")
         record = data.tool_record(store, run_id, tool_id)
         actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request))
+        history = verdict_history(store, tool_id) if record is not None else []
     if record is None:
         raise HTTPException(404, f"Run '{run_id}' has no tool '{tool_id}'.")
     bar = actions.bar(record, tool_id)
-    return page(request, "comparison.html.j2", **comparison(record, actions), editor_bar=bar, tool=tool_id)
+    return page(
+        request,
+        "comparison.html.j2",
+        **comparison(record, actions),
+        editor_bar=bar,
+        tool=tool_id,
+        history=history[:HISTORY_SHOWN],
+        history_more=len(history) - len(history[:HISTORY_SHOWN]),
+        shown_run=run_id,
+    )
 
 
 def comparison_stylesheet(request: Request) -> Response:
