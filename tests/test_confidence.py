@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from panel.report.confidence import MIN_REVIEWS, doubt, run_confidence, wilson
+from panel.report.files import write_review_outputs
+from panel.resources import data_dir
 from panel.store import CellKey, Store
-from tests.factories import store_verdicts
+from tests.factories import personas, store_verdicts, tool
 
 
 @pytest.fixture
@@ -130,3 +134,24 @@ def test_wilson_and_doubt_by_hand() -> None:
     assert (round(low, 4), round(high, 4)) == (0.15, 0.85)
     assert doubt(0.9, 0.8, 0.95) == pytest.approx(0.4)  # the weak end 0.8 is 0.3 from even odds
     assert doubt(0.2, 0.1, 0.6) == 1.0 and doubt(None, None, None) == 1.0
+
+
+def test_each_tools_record_carries_its_confidence_and_validates(store: Store) -> None:
+    cols = planted()
+    store_verdicts(store, "r", cols, status="done")
+    shape = personas()[0].model_dump(mode="json")
+    with store.transaction() as db:  # whole tools and personas in the run, so its record can be built
+        for i in range(40):
+            db.execute("UPDATE run_tools SET data = ? WHERE run_id = 'r' AND tool_id = ?",
+                       (json.dumps(tool(f"t{i}").model_dump(mode="json")), f"t{i}"))  # fmt: skip
+        for p in cols:
+            db.execute("UPDATE run_personas SET data = ? WHERE run_id = 'r' AND persona_id = ?",
+                       (json.dumps({**shape, "id": p}), p))  # fmt: skip
+    folder = write_review_outputs(store, "r")
+    schema = json.loads((data_dir("schema") / "comparison.schema.json").read_text())
+    last = json.loads((folder / "tools" / "t39.json").read_text())
+    jsonschema.validate(last, schema)
+    assert last["version"] == "1.7"
+    confidence = last["tools"][0]["confidence"]
+    assert confidence["method"] == "dawid-skene" and confidence["tools"] == 40
+    assert {r["code"] for r in confidence["reasons"]} >= {"split", "weak_judge"}

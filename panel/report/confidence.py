@@ -39,6 +39,8 @@ __all__ = [
     "RESAMPLES",
     "WEAK_ACCURACY",
     "Judge",
+    "as_row",
+    "cached_confidence",
     "current_verdicts",
     "doubt",
     "run_confidence",
@@ -161,6 +163,25 @@ def run_confidence(
     return {
         tool_id: _confidence(tool, fitted, before.get(tool_id), tool_id) for tool_id, tool in tools.items()
     }
+
+
+_CACHE: dict[tuple[str, str, object], dict[str, Confidence]] = {}
+_CACHED_RUNS = 4
+
+
+def cached_confidence(store: Store, run_id: str) -> dict[str, Confidence]:
+    """:func:`run_confidence`, remembered while the run's reviews, edits and rebuttal answers
+    stay as they were (``Store.run_state``), so the app's tool pages of a large run fit the
+    run once, not once a page. An edit of an earlier run (which only moves `flipped_since`)
+    is seen when this run next changes."""
+    key = (str(store.path), run_id, store.run_state(run_id))
+    found = _CACHE.get(key)
+    if found is None:
+        found = run_confidence(store, run_id)
+        while len(_CACHE) >= _CACHED_RUNS:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = found
+    return found
 
 
 def _previous(store: Store, run_id: str) -> dict[str, tuple[str, str | None]]:
