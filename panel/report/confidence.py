@@ -43,6 +43,7 @@ __all__ = [
     "cached_confidence",
     "current_verdicts",
     "doubt",
+    "ranked",
     "run_confidence",
     "wilson",
 ]
@@ -310,6 +311,12 @@ def _reasons(
         s = "" if failed == 1 else "s"
         out.append(Contested(code="failed", text=f"{failed} review{s} failed, enough to turn the majority."))
     return out
+
+
+def ranked(confidence: Mapping[str, Confidence]) -> list[tuple[str, Confidence]]:
+    """The tools most doubtful first: by doubt, then by how many reasons, then in the run's order."""
+    order = {tool_id: i for i, tool_id in enumerate(confidence)}
+    return sorted(confidence.items(), key=lambda kv: (-kv[1].doubt, -len(kv[1].reasons), order[kv[0]]))
 
 
 def as_row(tool_id: str, name: str, c: Confidence) -> dict[str, Any]:
