@@ -73,3 +73,20 @@ def test_triage_bad_input_is_one_line_and_exit_2(
 ) -> None:
     result = cli("triage", *args, "--out", str(runs_dir))
     assert result.code == 2 and said in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_show_of_a_comparison_prints_each_tools_confidence(cli: Any, runs_dir: Path) -> None:
+    made = cli(
+        "compare", "ollama", "vllm", "-b", "fake", "--json", "--out", str(runs_dir), "--progress", "quiet"
+    )
+    assert made.code == 0, made.err
+    record = json.loads(made.out)
+    shown = cli("show", record["run_id"], "--out", str(runs_dir))
+    assert shown.code == 0, shown.err
+    flat = " ".join(shown.out.split())
+    for card in record["tools"]:
+        c = card["confidence"]
+        assert c["method"] == "vote-share" and c["reviews"] == 4
+        interval = f"({c['low']:.2f}–{c['high']:.2f})"
+        assert f"Panel's ship probability {c['ship']:.2f} {interval}, vote share of 4 reviews." in flat
+        assert ("Contested:" in flat) == any(t["confidence"]["contested"] for t in record["tools"])

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
+from ..report.confidence import confidence_line
 from ..report.diff import diff_runs
 from ..report.files import write_atomic
 from ..report.load import load_record
@@ -260,4 +261,6 @@ def print_record(record: ComparisonRecord) -> None:
             f"{card.panel.valid} valid{failed}) · community {card.community.display}"
             f" · entry {card.entry.label}"
         )
+        if card.confidence is not None:
+            out_console.print(f"  {for_console(confidence_line(card.confidence))}", highlight=False)
     out_console.print(f"[bold]{for_console(record.headline.text)}[/]")
