@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 
 from panel.report.confidence import MIN_REVIEWS, doubt, run_confidence, wilson
 from panel.report.files import write_review_outputs
+from panel.report.load import load_record
+from panel.report.render import render_html, render_markdown
 from panel.resources import data_dir
 from panel.store import CellKey, Store
 from tests.factories import personas, store_verdicts, tool
@@ -136,17 +139,22 @@ def test_wilson_and_doubt_by_hand() -> None:
     assert doubt(0.2, 0.1, 0.6) == 1.0 and doubt(None, None, None) == 1.0
 
 
-def test_each_tools_record_carries_its_confidence_and_validates(store: Store) -> None:
-    cols = planted()
-    store_verdicts(store, "r", cols, status="done")
+def store_planted(store: Store, cols: dict[str, list[str | None]], run_id: str = "r") -> None:
+    """A done run of ``cols`` with whole tools and personas, so its record can be built."""
+    store_verdicts(store, run_id, cols, status="done")
     shape = personas()[0].model_dump(mode="json")
-    with store.transaction() as db:  # whole tools and personas in the run, so its record can be built
-        for i in range(40):
-            db.execute("UPDATE run_tools SET data = ? WHERE run_id = 'r' AND tool_id = ?",
-                       (json.dumps(tool(f"t{i}").model_dump(mode="json")), f"t{i}"))  # fmt: skip
+    n = len(next(iter(cols.values())))
+    with store.transaction() as db:
+        for i in range(n):
+            db.execute("UPDATE run_tools SET data = ? WHERE run_id = ? AND tool_id = ?",
+                       (json.dumps(tool(f"t{i}").model_dump(mode="json")), run_id, f"t{i}"))  # fmt: skip
         for p in cols:
-            db.execute("UPDATE run_personas SET data = ? WHERE run_id = 'r' AND persona_id = ?",
-                       (json.dumps({**shape, "id": p}), p))  # fmt: skip
+            db.execute("UPDATE run_personas SET data = ? WHERE run_id = ? AND persona_id = ?",
+                       (json.dumps({**shape, "id": p}), run_id, p))  # fmt: skip
+
+
+def test_each_tools_record_carries_its_confidence_and_validates(store: Store) -> None:
+    store_planted(store, planted())
     folder = write_review_outputs(store, "r")
     schema = json.loads((data_dir("schema") / "comparison.schema.json").read_text())
     last = json.loads((folder / "tools" / "t39.json").read_text())
@@ -155,3 +163,15 @@ def test_each_tools_record_carries_its_confidence_and_validates(store: Store) ->
     confidence = last["tools"][0]["confidence"]
     assert confidence["method"] == "dawid-skene" and confidence["tools"] == 40
     assert {r["code"] for r in confidence["reasons"]} >= {"split", "weak_judge"}
+
+
+def test_the_page_shows_the_confidence_in_one_line_and_escapes_it(store: Store) -> None:
+    store_planted(store, planted())
+    html = render_html(load_record(store, "r", tool_id="t39"))
+    (line,) = re.findall(r'<p class="confidence">(.*?)</p>', html, re.S)
+    assert line.startswith("Panel&#39;s ship probability ")  # escaped, as all text is
+    assert ", Dawid–Skene on 40 tools." in line
+    assert '<strong class="contested">Contested:</strong>' in line and "The panel is split" in line
+    assert "judges of low estimated accuracy: coin on a:x" in line
+    md = render_markdown(load_record(store, "r", tool_id="t39"))
+    assert "| Confidence | Panel's ship probability" in md and "**contested**" in md

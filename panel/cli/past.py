@@ -262,5 +262,6 @@ def print_record(record: ComparisonRecord) -> None:
             f" · entry {card.entry.label}"
         )
         if card.confidence is not None:
-            out_console.print(f"  {for_console(confidence_line(card.confidence))}", highlight=False)
+            line = f"  {for_console(confidence_line(card.confidence))}"
+            out_console.print(line, highlight=False, soft_wrap=True)
     out_console.print(f"[bold]{for_console(record.headline.text)}[/]")

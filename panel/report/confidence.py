@@ -317,15 +317,7 @@ def _reasons(
 def confidence_line(c: Confidence) -> str:
     """One line for a reader: the probability with its interval and method, or why there is
     none, then whether the verdict is contested and why."""
-    if c.ship is None or c.low is None or c.high is None:
-        head = f"Confidence {c.basis}"
-    else:
-        how = {
-            "dawid-skene": f"Dawid–Skene on {c.tools} tools",
-            "editors": f"judges' reliability from {c.labels} editor labels",
-            "vote-share": f"vote share of {c.reviews} reviews",
-        }.get(c.method, c.method)
-        head = f"Panel's ship probability {c.ship:.2f} ({c.low:.2f}–{c.high:.2f}), {how}"
+    head = c.summary
     if not c.contested:
         return f"{head}. Not contested."
     return f"{head}. Contested: " + " ".join(r.text for r in c.reasons)

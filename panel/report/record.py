@@ -257,6 +257,18 @@ class Confidence(_Model):
     reasons: list[Contested]
     doubt: float = Field(ge=0, le=1, description="0 = certain ... 1 = coin toss: the triage order.")
 
+    @property
+    def summary(self) -> str:
+        """The estimate in words, as the page, the app and `panel show` print it."""
+        if self.ship is None or self.low is None or self.high is None:
+            return f"Confidence {self.basis}"
+        how = {
+            "dawid-skene": f"Dawid–Skene on {self.tools} tools",
+            "editors": f"judges' reliability from {self.labels} editor labels",
+            "vote-share": f"vote share of {self.reviews} reviews",
+        }.get(self.method, self.method)
+        return f"Panel's ship probability {self.ship:.2f} ({self.low:.2f}–{self.high:.2f}), {how}"
+
 
 class ToolCard(_Model):
     id: str
