@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -175,3 +178,26 @@ def test_the_page_shows_the_confidence_in_one_line_and_escapes_it(store: Store) 
     assert "judges of low estimated accuracy: coin on a:x" in line
     md = render_markdown(load_record(store, "r", tool_id="t39"))
     assert "| Confidence | Panel's ship probability" in md and "**contested**" in md
+
+
+def test_without_numpy_the_vote_share_stands_in_and_says_what_to_install(tmp_path: Path) -> None:
+    script = (
+        "import sys, json\n"
+        "sys.modules['numpy'] = None  # as if the analysis extra were not installed\n"
+        "from panel.store import Store\n"
+        "from panel.report.confidence import run_confidence\n"
+        "from tests.factories import store_verdicts\n"
+        "store = Store(sys.argv[1])\n"
+        "store_verdicts(store, 'r', {p: ['ship'] * 25 for p in 'abcd'}, status='done')\n"
+        "c = run_confidence(store, 'r')['t0']\n"
+        "print(json.dumps([c.method, c.basis, sys.modules.get('numpy') is not None]))\n"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=False, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    method, basis, loaded = json.loads(done.stdout)
+    assert method == "vote-share" and not loaded
+    assert "numpy is not installed" in basis and "pip install 'toolpanel[analysis]'" in basis
