@@ -17,6 +17,13 @@ give. The run's current verdicts are read (a valid rebuttal-round verdict in pla
   the basis saying why no model was fitted. Pure Python: the core needs no numpy.
 
 A tool with fewer than :data:`MIN_REVIEWS` valid reviews gets method "none": no number.
+
+A verdict is contested for any of these reasons: ``split`` (the larger side has less than
+:data:`MAJORITY` of the valid reviews), ``margin`` (the interval includes 0.5),
+``rebuttal_flip``, ``flipped_since`` (the newest earlier done run that reviewed the tool gave
+the other majority), ``weak_judge`` (the majority rests on judges whose fitted accuracy is
+below :data:`WEAK_ACCURACY`: without their votes it would tie or turn) and ``failed`` (enough
+reviews failed to turn the majority). :func:`doubt` orders triage.
 """
 
 from __future__ import annotations
