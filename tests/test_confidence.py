@@ -133,6 +133,9 @@ def test_editor_reliabilities_weigh_each_judge(store: Store) -> None:
     c = run_confidence(store, "r", reliabilities=trusted)["t0"]
     assert c.method == "editors" and c.labels == 100 and c.ship is not None and c.ship > 0.9
     assert run_confidence(store, "r")["t0"].ship == pytest.approx(1 / 3, abs=1e-4)
+    elsewhere = run_confidence(store, "r", reliabilities={("z", "a:x"): [[9, 1], [1, 9]]})["t0"]
+    assert elsewhere.method == "vote-share" and "none of its judges has editor labels" in elsewhere.basis
+    assert elsewhere.labels == 0
 
 
 def test_wilson_and_doubt_by_hand() -> None:

@@ -150,6 +150,14 @@ class _Fitted:
     estimates: dict[str, _Estimate]
     accuracy: dict[Judge, float] = field(default_factory=dict)
     labels: int = 0
+    #: the method of the tools this one left without an estimate (editors: no judge with labels)
+    fallback: _Fitted | None = None
+
+    def source(self, tool_id: str) -> _Fitted | None:
+        """The fit that estimated this tool, or None."""
+        if tool_id in self.estimates:
+            return self
+        return self.fallback.source(tool_id) if self.fallback is not None else None
 
 
 def run_confidence(
@@ -215,7 +223,10 @@ def _fit(tools: Mapping[str, _Tool], reliabilities: Mapping[Judge, Confusion] | 
         why = f"numpy is not installed to estimate the judges' reliability ({install_hint('analysis')})"
         return _vote_share(judged, why)
     if reliabilities:
-        return confidence_fit.editors(judged, reliabilities)
+        fitted = confidence_fit.editors(judged, reliabilities)
+        rest = {t: tool for t, tool in judged.items() if t not in fitted.estimates}
+        fitted.fallback = _vote_share(rest, "none of its judges has editor labels") if rest else None
+        return fitted
     if len(judged) < MIN_TOOLS:
         return _vote_share(
             judged, f"{len(judged)} tools are too few (< {MIN_TOOLS}) to estimate the judges' reliability"
@@ -241,18 +252,19 @@ def _confidence(
 ) -> Confidence:
     valid = tool.valid
     n = len(valid)
-    found = fitted.estimates.get(tool_id)
-    if n < MIN_REVIEWS or found is None:
+    source = fitted.source(tool_id)
+    if n < MIN_REVIEWS or source is None:
         reviews = "review" if n == 1 else "reviews"
         method: ConfidenceMethod = "none"
         basis = f"cannot be estimated from {n} valid {reviews} (the minimum is {MIN_REVIEWS})"
         ship = low = high = None
     else:
-        method, ship, low, high = fitted.method, found.ship, found.low, found.high
+        found = source.estimates[tool_id]
+        method, ship, low, high = source.method, found.ship, found.low, found.high
         if method == "vote-share":
-            basis = f"vote share of {n} reviews, {fitted.basis}"
+            basis = f"vote share of {n} reviews, {source.basis}"
         else:
-            basis = f"{fitted.basis} ({n} reviews of this tool)"
+            basis = f"{source.basis} ({n} reviews of this tool)"
     reasons = _reasons(tool, fitted, before, low, high)
     return Confidence(
         ship=_round(ship),
@@ -262,8 +274,8 @@ def _confidence(
         method=method,
         basis=basis,
         reviews=n,
-        tools=fitted.tools,
-        labels=fitted.labels,
+        tools=(source or fitted).tools,
+        labels=(source or fitted).labels,
         contested=bool(reasons),
         reasons=reasons,
         doubt=doubt(ship, low, high),
