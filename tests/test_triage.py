@@ -38,11 +38,12 @@ def test_triage_json_ranks_the_most_doubtful_first_with_reasons(cli: Any, runs_d
     result = cli("triage", run, "--format", "json", "--out", str(runs_dir))
     assert result.code == 0, result.err
     rows = json.loads(result.out)
-    # doubt 1 for t1, t2 (3-1 of 4: the interval includes even odds) and t3; t1 has two reasons
-    assert [r["tool_id"] for r in rows] == ["t1", "t2", "t3", "t0"]
+    # doubt 1 for t1, t2 (3-1 of 4: the interval includes even odds) and t3; t1 has two reasons,
+    # t3 (no estimate) and t2 (0.75) one each: the one without a probability comes first
+    assert [r["tool_id"] for r in rows] == ["t1", "t3", "t2", "t0"]
     assert all(list(r) == list(COLUMNS) for r in rows)
     assert rows[0]["reasons"] == "split;margin" and rows[0]["doubt"] == 1.0
-    assert rows[2]["ship"] is None and rows[2]["method"] == "none" and rows[2]["reasons"] == "failed"
+    assert rows[1]["ship"] is None and rows[1]["method"] == "none" and rows[1]["reasons"] == "failed"
     assert rows[3]["contested"] is False and rows[3]["reasons"] == ""
 
 
@@ -50,7 +51,7 @@ def test_triage_csv_and_limit(cli: Any, runs_dir: Path, run: str) -> None:
     result = cli("triage", "last", "--format", "csv", "--limit", "2", "--out", str(runs_dir))
     assert result.code == 0, result.err
     rows = list(csv.DictReader(io.StringIO(result.out)))
-    assert [r["tool_id"] for r in rows] == ["t1", "t2"] and list(rows[0]) == list(COLUMNS)
+    assert [r["tool_id"] for r in rows] == ["t1", "t3"] and list(rows[0]) == list(COLUMNS)
 
 
 def test_triage_table_strips_control_characters_from_names(cli: Any, runs_dir: Path, run: str) -> None:

@@ -343,9 +343,16 @@ def confidence_line(c: Confidence) -> str:
 
 
 def ranked(confidence: Mapping[str, Confidence]) -> list[tuple[str, Confidence]]:
-    """The tools most doubtful first: by doubt, then by how many reasons, then in the run's order."""
+    """The tools most doubtful first: by doubt, then by how many reasons, then the probability
+    nearest even odds (a tool without one first), then in the run's order."""
     order = {tool_id: i for i, tool_id in enumerate(confidence)}
-    return sorted(confidence.items(), key=lambda kv: (-kv[1].doubt, -len(kv[1].reasons), order[kv[0]]))
+
+    def key(item: tuple[str, Confidence]) -> tuple[float, int, float, int]:
+        tool_id, c = item
+        odds = 0.0 if c.ship is None else abs(c.ship - 0.5)
+        return (-c.doubt, -len(c.reasons), odds, order[tool_id])
+
+    return sorted(confidence.items(), key=key)
 
 
 def as_row(tool_id: str, name: str, c: Confidence) -> dict[str, Any]:
