@@ -217,6 +217,14 @@ def _previous(store: Store, run_id: str) -> dict[str, tuple[str, str | None]]:
 def _fit(tools: Mapping[str, _Tool], reliabilities: Mapping[Judge, Confusion] | None) -> _Fitted:
     judged = {t: tool for t, tool in tools.items() if tool.valid}
     judges = {j for tool in judged.values() for j in tool.valid}
+    if not reliabilities and len(judged) < MIN_TOOLS:  # no model to fit: numpy is not even loaded
+        return _vote_share(
+            judged, f"{len(judged)} tools are too few (< {MIN_TOOLS}) to estimate the judges' reliability"
+        )
+    if not reliabilities and len(judges) < MIN_JUDGES:
+        return _vote_share(
+            judged, f"{len(judges)} judges are too few (< {MIN_JUDGES}) to estimate their reliability"
+        )
     try:
         from . import confidence_fit
     except ImportError:
@@ -227,14 +235,6 @@ def _fit(tools: Mapping[str, _Tool], reliabilities: Mapping[Judge, Confusion] | 
         rest = {t: tool for t, tool in judged.items() if t not in fitted.estimates}
         fitted.fallback = _vote_share(rest, "none of its judges has editor labels") if rest else None
         return fitted
-    if len(judged) < MIN_TOOLS:
-        return _vote_share(
-            judged, f"{len(judged)} tools are too few (< {MIN_TOOLS}) to estimate the judges' reliability"
-        )
-    if len(judges) < MIN_JUDGES:
-        return _vote_share(
-            judged, f"{len(judges)} judges are too few (< {MIN_JUDGES}) to estimate their reliability"
-        )
     return confidence_fit.dawid_skene(judged)
 
 
