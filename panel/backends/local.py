@@ -227,3 +227,5 @@ class LocalBackend(Backend):
             request_id=answer.id,
             meta={"model_file": self.path.name, "engine": self.engine.name},
         )
+
+
