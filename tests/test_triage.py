@@ -52,6 +52,7 @@ def test_triage_csv_and_limit(cli: Any, runs_dir: Path, run: str) -> None:
     assert result.code == 0, result.err
     rows = list(csv.DictReader(io.StringIO(result.out)))
     assert [r["tool_id"] for r in rows] == ["t1", "t3"] and list(rows[0]) == list(COLUMNS)
+    assert rows[0]["contested"] == "true" and rows[0]["ship"] == "0.5"
 
 
 def test_triage_table_strips_control_characters_from_names(cli: Any, runs_dir: Path, run: str) -> None:

@@ -60,7 +60,8 @@ def triage(
     if fmt == "json":
         sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     elif fmt == "csv":
-        sys.stdout.writelines(csv_chunks(rows, COLUMNS))
+        words = ({k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()} for row in rows)
+        sys.stdout.writelines(csv_chunks(words, COLUMNS))  # true/false, as in the JSON
     else:
         _table(rows)
 

@@ -69,6 +69,7 @@ WEAK_ACCURACY = 0.6
 #: bootstrap refits behind a Dawid-Skene interval, draws behind an editors' one
 RESAMPLES = 200
 LEVEL = 0.95
+_NAMED = 3  # weak judges named in a reason; the rest are counted
 _Z = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 
 #: a judge: (persona id, member)
@@ -320,7 +321,8 @@ def _reasons(
         if fitted.accuracy.get(j, 1.0) < WEAK_ACCURACY and (SHIP if v == SHIP else NOT_SHIP) == winning
     )
     if weak and margin and len(weak) >= margin:
-        named = "; ".join(f"{p} on {m} ({a:.2f})" for (p, m), a in weak)
+        named = "; ".join(f"{p} on {m} ({a:.2f})" for (p, m), a in weak[:_NAMED])
+        named += f"; and {len(weak) - _NAMED} more" if len(weak) > _NAMED else ""
         out.append(
             Contested(
                 code="weak_judge", text=f"The majority rests on judges of low estimated accuracy: {named}."
