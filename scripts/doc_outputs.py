@@ -280,6 +280,8 @@ def _after_table(lines: list[str]) -> tuple[dict[str, re.Match[str]], str, str]:
     rest: list[str] = []
     for line in lines[next((i for i, x in enumerate(lines) if x.startswith("└")), len(lines)) + 1 :]:
         match = _SUMMARY.match(line.strip())
+        if summary and not rest and line.startswith("  "):
+            continue  # a tool's confidence, under its line
         if match and not rest:
             summary[match.group("name")] = match
         else:

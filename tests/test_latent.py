@@ -260,3 +260,20 @@ def test_fit_on_labels_counts_reliabilities_on_the_labelled_tools_and_scores_eve
     assert math.isnan(quiet.accuracy[4]) and np.allclose(quiet.confusion[4], 0.5)
     with pytest.raises(ValueError, match="no tool is labelled"):
         latent.fit_on_labels(codes, np.full(len(truth), -1), SHIP_SKIP)
+
+
+def test_posterior_intervals_hold_each_tools_posterior_and_widen_where_judges_disagree() -> None:
+    _, codes = panel(300, [0.9, 0.85, 0.8, 0.75, 0.7], [0.5, 0.5], 0.0, 5)
+    model = dawid_skene(codes, SHIP_SKIP)
+    low, high = latent.posterior_intervals(codes, model, 0, n_resamples=100, seed=1)
+    point = model.posterior[:, 0]
+    assert low.shape == high.shape == point.shape
+    assert np.all(low <= point + 1e-9) and np.all(point <= high + 1e-9)
+    unanimous = (codes == codes[:, :1]).all(axis=1)
+    width = high - low
+    assert width[unanimous].mean() < width[~unanimous].mean()
+    # the same resamples give the same intervals; one tool has no resample to vary
+    again = latent.posterior_intervals(codes, model, 0, n_resamples=100, seed=1)
+    assert np.array_equal(again[0], low) and np.array_equal(again[1], high)
+    one = dawid_skene(codes[:1], SHIP_SKIP)
+    assert latent.posterior_intervals(codes[:1], one, 0)[0][0] == one.posterior[0, 0]

@@ -91,13 +91,13 @@ def test_show_of_a_review_run_is_a_catalog_summary(cli: Any, runs_dir: Path, rev
     ) in out
     assert "Panel ship % by tool (round 1, before the rebuttal):" in out
 
-    # The tools whose panel split come first, then the narrowest margins.
-    margins = sorted(abs(2 * ship - valid) for valid, ship, _ in tallies.values() if 0 < ship < valid)
+    # The most contested tools come first, in triage's order, each with its reasons.
     listed = out.split("Most in need of an editor", 1)[1].splitlines()[1:]
-    assert margins, "the fake's verdicts vary across tools and personas"
-    first = listed[0].split()[0]
-    valid, ship, _ = tallies[first]
-    assert abs(2 * ship - valid) == margins[0]
+    triaged = json.loads(cli("triage", review_run, "--format", "json", "--out", str(runs_dir)).out)
+    contested = [r for r in triaged if r["contested"]]
+    assert contested, "the fake's verdicts vary across tools and personas"
+    assert [line.split()[0] for line in listed[: len(contested[:5])]] == [r["tool_id"] for r in contested[:5]]
+    assert contested[0]["why"].split(".")[0] in listed[0]
     assert f"One tool's card: panel show {review_run} --tool ID" in out
 
 

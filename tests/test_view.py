@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from panel.errors import UserError
+from panel.report.confidence import run_confidence
 from panel.run.plan import RunOptions, plan_compare, run_plan
 from panel.store import Store
 from panel.view.app import create_app
@@ -100,6 +101,21 @@ def test_review_run_lists_its_tools_each_linking_to_its_record(client: TestClien
     assert record.status_code == 200
     assert "Moondream" in record.text and "Reviewer scorecard" in record.text
     assert "Mistral Large" not in record.text
+
+
+def test_review_run_and_tool_pages_show_each_tools_confidence(client: TestClient, store_dir: Path) -> None:
+    run_id = _runs(store_dir)["review"]
+    with Store(store_dir, readonly=True) as store:
+        found = run_confidence(store, run_id)
+    page = client.get(f"/runs/{run_id}").text
+    cells = re.findall(r"<td>((?:[0-9.]+ <span class=\"of\">\([^<]*\)</span>|<span class=\"of\">cannot be "
+                       r"estimated</span>)[^\n]*)</td>", page)  # fmt: skip
+    assert len(cells) == 3
+    for cell, c in zip(cells, found.values(), strict=True):
+        assert (c.ship is None) == ("cannot be estimated" in cell)
+        assert ("contested" in cell) == c.contested
+    record = client.get(f"/runs/{run_id}/tools/moondream2").text
+    assert '<p class="confidence">' in record
 
 
 def test_unknown_pages_are_a_404_page(client: TestClient, store_dir: Path) -> None:

@@ -227,5 +227,3 @@ class LocalBackend(Backend):
             request_id=answer.id,
             meta={"model_file": self.path.name, "engine": self.engine.name},
         )
-
-

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
+from ..report.confidence import confidence_line
 from ..report.diff import diff_runs
 from ..report.files import write_atomic
 from ..report.load import load_record
@@ -271,4 +272,7 @@ def print_record(record: ComparisonRecord) -> None:
             f"{card.panel.valid} valid{failed}) · community {card.community.display}"
             f" · entry {card.entry.label}"
         )
+        if card.confidence is not None:
+            line = f"  {for_console(confidence_line(card.confidence))}"
+            out_console.print(line, highlight=False, soft_wrap=True)
     out_console.print(f"[bold]{for_console(record.headline.text)}[/]")

@@ -3,7 +3,8 @@
 What the app's review-run page reads (`panel.view.data.review_tools`: each tool's ship, valid
 and failed reviews, the panel's own verdicts in repeat 0), put as a few lines for a terminal:
 the counts, how the tools' ship shares spread, what the rebuttal round changed, where reviews
-failed, and the tools whose panel split or came closest to it, which an editor reads first.
+failed, and the most contested tools with why (`panel triage` ranks them all), which an
+editor reads first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..report.confidence import cached_confidence, ranked
+from ..report.record import Confidence
 from ..store import RunRow, Store
 from ..text import for_console
 from ..view.data import ToolLine, review_tools
@@ -37,6 +40,8 @@ class ReviewSummary:
     rebuttal: tuple[int, int, int, int] | None
     #: the commonest reasons reviews failed, with how many each
     reasons: list[tuple[str, int]]
+    #: the contested tools, most doubtful first (``confidence.ranked``)
+    contested: list[tuple[ToolLine, Confidence]]
 
     @property
     def valid(self) -> int:
@@ -54,12 +59,6 @@ class ReviewSummary:
                 counts[min(len(BINS) - 1, len(BINS) * t.ship // t.valid)] += 1
         return counts, sum(1 for t in self.tools if not t.valid)
 
-    def closest_calls(self) -> list[ToolLine]:
-        """Tools whose panel did not agree, the narrowest margin of ship over skip first (a
-        split panel has none), then the tool with more reviews."""
-        split = [t for t in self.tools if 0 < t.ship < t.valid]
-        return sorted(split, key=lambda t: (abs(2 * t.ship - t.valid), -t.valid, t.name.lower()))
-
 
 def review_summary(store: Store, run: RunRow) -> ReviewSummary:
     rounds = store.rebuttals(run.id)
@@ -69,7 +68,11 @@ def review_summary(store: Store, run: RunRow) -> ReviewSummary:
         valid = sum(r.valid for r in rounds)
         rebuttal = (valid, len(rounds) - valid, flips[("ship", "skip")], flips[("skip", "ship")])
     tools, personas = review_tools(store, run.id), len(store.run_personas(run.id))
-    return ReviewSummary(run, tools, personas, rebuttal, store.failure_reasons(run.id))
+    line = {t.id: t for t in tools}
+    contested = [
+        (line[t], c) for t, c in ranked(cached_confidence(store, run.id)) if c.contested and t in line
+    ]
+    return ReviewSummary(run, tools, personas, rebuttal, store.failure_reasons(run.id), contested)
 
 
 def _say(line: str = "") -> None:
@@ -97,7 +100,7 @@ def print_review_summary(summary: ReviewSummary) -> None:
             f"changed ({to_skip} ship to skip, {to_ship} skip to ship)"
         )
     _failures(tools, summary.reasons)
-    _closest(summary.closest_calls())
+    _contested(summary.contested)
     _say(f"\nOne tool's card: panel show {run.id} --tool ID")
 
 
@@ -130,16 +133,17 @@ def _cut(reason: str, most: int = 160) -> str:
     return line if len(line) <= most else line[: most - 1] + "…"
 
 
-def _closest(split: Sequence[ToolLine]) -> None:
-    if not split:
-        _say("\nNo panel split: every tool's reviewers agreed.")
+def _contested(contested: Sequence[tuple[ToolLine, Confidence]]) -> None:
+    if not contested:
+        _say("\nNo contested verdict: no split, no narrow margin, no flip.")
         return
-    _say("\nMost in need of an editor (split panels first, then the narrowest margins):")
-    shown = split[:SHOWN]
-    width = max(len(t.id) for t in shown)
-    for t in shown:
-        skip = t.valid - t.ship
-        failed = f", {t.failed} failed" if t.failed else ""
-        _say(f"  {t.id:<{width}}  {t.share:>4} ship  ({t.ship} ship, {skip} skip{failed})  {t.name}")
-    if len(split) > SHOWN:
-        _say(f"  and {len(split) - SHOWN} more tools whose panel did not agree")
+    _say("\nMost in need of an editor (most doubtful first; panel triage RUN lists every tool):")
+    shown = contested[:SHOWN]
+    width = max(len(t.id) for t, _ in shown)
+    for t, c in shown:
+        ship = "cannot be estimated" if c.ship is None else f"P(ship) {c.ship:.2f}"
+        why = "; ".join(r.text.rstrip(".") for r in c.reasons)
+        # the verdicts in force (after the rebuttal round and edits), not round 1's share above
+        _say(f"  {t.id:<{width}}  {ship}  {t.name}: {_cut(why, 120)}")
+    if len(contested) > SHOWN:
+        _say(f"  and {len(contested) - SHOWN} more contested tools")

@@ -6,7 +6,7 @@ split reads it alone. Later repeats feed only `self_consistency` (see panel.repo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import get_args
 
@@ -21,6 +21,7 @@ from .record import (
     CommunityRead,
     CommunityVsPanel,
     ComparisonRecord,
+    Confidence,
     Counts,
     EditMark,
     Enforced,
@@ -112,6 +113,7 @@ def build_record(
     repeats: int = 1,
     edits: Iterable[EditRow] = (),
     rebuttals: Iterable[RebuttalRow] = (),
+    confidence: Mapping[str, Confidence] | None = None,
 ) -> ComparisonRecord:
     """The record of a run; `status` and `repeats` come from the store's run row and plan.
 
@@ -120,6 +122,7 @@ def build_record(
     text in place of the model's, marked in each entry's `edited_by_editor`. `rebuttals`
     (the store's `rebuttals(run_id)`) put each valid round-2 verdict in place of round 1's
     (before an editor's), with both rounds in the record (`panel.report.rebuttal`).
+    `confidence` (``panel.report.confidence.run_confidence``, by tool id) fills each card's.
     """
     models_own = reviews
     reviews, rounds = apply_rebuttals(reviews, rebuttals)
@@ -138,6 +141,8 @@ def build_record(
     cards = [_card(tool, personas, members, panel, marks) for tool in tools]
     if rounds.any:
         cards = [rounds.annotate(card, personas) for card in cards]
+    if confidence:
+        cards = [card.model_copy(update={"confidence": confidence.get(card.id)}) for card in cards]
     splits = [_tool_split(tool, [r for r in panel if r.tool_id == tool.id], rater) for tool in tools]
     verdict_of = _verdicts(panel)
     across = _across(tools, personas, members, verdict_of)

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import MissingExtraError, UserError
 from ..store import ReviewRow, Store
 from .aggregate import build_record
+from .confidence import cached_confidence
 from .load import load_record, run_inputs
 from .record import ComparisonRecord
 from .render import FORMATS, render
@@ -68,6 +69,7 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
     )
     write_atomic(folder / "reviews.jsonl", lines)
     edits = store.edits(run_id)
+    confidence = cached_confidence(store, run_id)  # fitted once on the whole run
     for tool in tools:
         record = build_record(
             run_id,
@@ -80,6 +82,7 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
             repeats=int(run.config.get("repeats", 1)),
             edits=edits,
             rebuttals=store.rebuttals(run_id, tool.id),
+            confidence=confidence,
         )
         write_atomic(folder / "tools" / f"{tool.id}.json", record.model_dump_json(indent=2) + "\n")
     return folder

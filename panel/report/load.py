@@ -7,6 +7,7 @@ from ..errors import UserError
 from ..personas import Persona
 from ..store import RunRow, Store
 from .aggregate import build_record
+from .confidence import cached_confidence
 from .record import ComparisonRecord
 
 __all__ = ["load_record", "run_inputs"]
@@ -31,7 +32,8 @@ def load_record(
     the recorded plan; `status` overrides the stored one, for a writer that builds the
     record before it marks the run. An editor's edits show in it, marked, unless `edits`
     is False (the models' own text). With `tool_id`, the record of that one tool of the run
-    (what `tools/<id>.json` holds); KeyError if the run has no such tool.
+    (what `tools/<id>.json` holds); KeyError if the run has no such tool. Each tool's
+    confidence is the run's (`run_confidence`, fitted on every tool of the run).
     """
     run, tools, personas = run_inputs(store, run_id)
     if tool_id is not None:
@@ -49,4 +51,5 @@ def load_record(
         repeats=int(run.config.get("repeats", 1)),
         edits=store.edits(run_id) if edits else (),
         rebuttals=store.rebuttals(run_id, tool_id),
+        confidence=cached_confidence(store, run_id),
     )

@@ -17,6 +17,8 @@ __all__ = [
     "CommunityRead",
     "CommunityVsPanel",
     "ComparisonRecord",
+    "Confidence",
+    "Contested",
     "Counts",
     "EditMark",
     "Enforced",
@@ -59,7 +61,10 @@ __all__ = [
 # 1.5: a published record's provenance names who published it (`published_by`).
 # 1.6: a published review's provenance says why and by whom each earlier review of its cell
 #      was set aside (`regenerations`); the count `regenerated` stays.
-RECORD_VERSION: Literal["1.6"] = "1.6"
+# 1.7: each tool's `confidence`: the panel's probability of ship with its interval, the
+#      method it rests on, and whether the verdict is contested and why (null in a record
+#      built without one).
+RECORD_VERSION: Literal["1.7"] = "1.7"
 
 Enforced = Literal["grammar", "provider schema", "tool", "validated after"]
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
@@ -221,6 +226,50 @@ class ScorecardEntry(_Model):
     )
 
 
+ContestedCode = Literal["split", "margin", "rebuttal_flip", "flipped_since", "weak_judge", "failed"]
+ConfidenceMethod = Literal["dawid-skene", "editors", "vote-share", "none"]
+
+
+class Contested(_Model):
+    """One reason a tool's verdict is in doubt."""
+
+    code: ContestedCode
+    text: str = Field(description="One sentence a reader understands, e.g. '2 ship, 2 skip'.")
+
+
+class Confidence(_Model):
+    """How far to trust a tool's verdict: the panel's probability of ship and why it is doubted."""
+
+    ship: float | None = Field(
+        ge=0, le=1, description="Probability that the tool is a ship; null when it cannot be estimated."
+    )
+    low: float | None = Field(ge=0, le=1, description="Lower end of the interval at `level`.")
+    high: float | None = Field(ge=0, le=1, description="Upper end of the interval at `level`.")
+    level: float = Field(default=0.95, gt=0, lt=1)
+    method: ConfidenceMethod
+    basis: str = Field(description="What the figure rests on, and why this method, in one sentence.")
+    reviews: int = Field(ge=0, description="Valid reviews of the tool.")
+    tools: int = Field(ge=0, description="Tools of the run the method was fitted on.")
+    labels: int = Field(
+        ge=0, description="Editor or reference labels the reliabilities rest on; 0 when none."
+    )
+    contested: bool
+    reasons: list[Contested]
+    doubt: float = Field(ge=0, le=1, description="0 = certain ... 1 = coin toss: the triage order.")
+
+    @property
+    def summary(self) -> str:
+        """The estimate in words, as the page, the app and `panel show` print it."""
+        if self.ship is None or self.low is None or self.high is None:
+            return f"Confidence {self.basis}"
+        how = {
+            "dawid-skene": f"Dawid–Skene on {self.tools} tools",
+            "editors": f"judges' reliability from {self.labels} editor labels",
+            "vote-share": f"vote share of {self.reviews} reviews",
+        }.get(self.method, self.method)
+        return f"Panel's ship probability {self.ship:.2f} ({self.low:.2f}–{self.high:.2f}), {how}"
+
+
 class ToolCard(_Model):
     id: str
     name: str
@@ -234,6 +283,9 @@ class ToolCard(_Model):
     community: CommunityRead
     entry: EntryRead
     scorecard: list[ScorecardEntry]
+    confidence: Confidence | None = Field(
+        default=None, description="How far to trust the panel's verdict; null when not computed."
+    )
 
 
 class ToolSplit(_Model):
@@ -419,7 +471,7 @@ class Provenance(_Model):
 
 
 class ComparisonRecord(_Model):
-    version: Literal["1.6"] = RECORD_VERSION
+    version: Literal["1.7"] = RECORD_VERSION
     run_id: str
     created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
     title: str

@@ -74,6 +74,23 @@ class Summaries(Connection):
         live = {"running": "running" if alive else "interrupted"}
         return [run_id for run_id, state in found if live.get(state, state) == status]
 
+    def previous_runs(self, run_id: str) -> dict[str, str]:
+        """For each tool of a run, the newest done run started before it that reviewed the
+        tool (a review of repeat 0 stored), by tool id; tools no earlier run reviewed are left
+        out. One query, read in the store's order of runs."""
+        rows = self.db.execute(
+            """SELECT rv.tool_id, rv.run_id FROM reviews rv JOIN runs r ON r.id = rv.run_id
+               WHERE r.status = 'done' AND rv.repeat = 0 AND rv.run_id != ?
+                 AND r.created_at < (SELECT created_at FROM runs WHERE id = ?)
+                 AND rv.tool_id IN (SELECT tool_id FROM run_tools WHERE run_id = ?)
+               GROUP BY rv.tool_id, rv.run_id ORDER BY r.created_at DESC, r.rowid DESC""",
+            (run_id, run_id, run_id),
+        )
+        found: dict[str, str] = {}
+        for tool_id, earlier in rows:
+            found.setdefault(str(tool_id), str(earlier))
+        return found
+
     def runs_tools(self, run_ids: Sequence[str]) -> dict[str, list[ToolName]]:
         """The tools of each of these runs, in the run's order."""
         tools: dict[str, list[ToolName]] = {}

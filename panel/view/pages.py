@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..errors import UserError
+from ..report.confidence import cached_confidence
 from ..report.history import verdict_history
 from ..store import RUN_STATUSES, Store
 from . import data
@@ -82,7 +83,8 @@ def run_page(request: Request) -> Response:
             raise HTTPException(404, f"There is no run '{run_id}' in this store.")
         if run.kind == "review":
             tools = data.review_tools(store, run_id)
-            return page(request, "review_run.html.j2", run=run, tools=tools)
+            confidence = cached_confidence(store, run_id)
+            return page(request, "review_run.html.j2", run=run, tools=tools, confidence=confidence)
         record = data.run_record(store, run_id)
         actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request))
     bar = actions.bar(record, None)

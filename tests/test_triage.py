@@ -1,0 +1,94 @@
+"""`panel triage RUN`: the run's tools most doubtful first with why, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from panel.cli.triage import COLUMNS
+from panel.store import Store
+from tests.factories import store_verdicts
+
+
+@pytest.fixture
+def run(runs_dir: Path) -> str:
+    """t0 unanimous ship, t1 split 2-2, t2 3-1, t3 with two valid reviews (no estimate)."""
+    with Store(runs_dir) as store:
+        verdicts: dict[str, list[str | None]] = {
+            "a": ["ship", "ship", "ship", "ship"],
+            "b": ["ship", "ship", "ship", "ship"],
+            "c": ["ship", "skip", "ship", None],
+            "d": ["ship", "skip", "skip", None],
+        }
+        store_verdicts(store, "r1", verdicts, status="done")
+        with store.transaction() as db:
+            db.execute(
+                "UPDATE run_tools SET data = ? WHERE tool_id = 't1'",
+                (json.dumps({"id": "t1", "name": "Evil\x1b[2J"}),),
+            )
+    return "r1"
+
+
+def test_triage_json_ranks_the_most_doubtful_first_with_reasons(cli: Any, runs_dir: Path, run: str) -> None:
+    result = cli("triage", run, "--format", "json", "--out", str(runs_dir))
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    # doubt 1 for t1, t2 (3-1 of 4: the interval includes even odds) and t3; t1 has two reasons,
+    # t3 (no estimate) and t2 (0.75) one each: the one without a probability comes first
+    assert [r["tool_id"] for r in rows] == ["t1", "t3", "t2", "t0"]
+    assert all(list(r) == list(COLUMNS) for r in rows)
+    assert rows[0]["reasons"] == "split;margin" and rows[0]["doubt"] == 1.0
+    assert rows[1]["ship"] is None and rows[1]["method"] == "none" and rows[1]["reasons"] == "failed"
+    assert rows[3]["contested"] is False and rows[3]["reasons"] == ""
+
+
+def test_triage_csv_and_limit(cli: Any, runs_dir: Path, run: str) -> None:
+    result = cli("triage", "last", "--format", "csv", "--limit", "2", "--out", str(runs_dir))
+    assert result.code == 0, result.err
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert [r["tool_id"] for r in rows] == ["t1", "t3"] and list(rows[0]) == list(COLUMNS)
+    assert rows[0]["contested"] == "true" and rows[0]["ship"] == "0.5"
+
+
+def test_triage_table_strips_control_characters_from_names(cli: Any, runs_dir: Path, run: str) -> None:
+    result = cli("triage", run, "--out", str(runs_dir))
+    assert result.code == 0, result.err
+    assert "Evil" in result.out and "\x1b" not in result.out
+    assert result.out.index("Evil") < result.out.index("t0")
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("nope",), "no run 'nope'"),
+        (("r1", "--format", "xml"), "unknown format 'xml'"),
+        (("r1", "--limit", "0"), "--limit 0"),
+    ],
+)
+def test_triage_bad_input_is_one_line_and_exit_2(
+    cli: Any, runs_dir: Path, run: str, args: tuple[str, ...], said: str
+) -> None:
+    result = cli("triage", *args, "--out", str(runs_dir))
+    assert result.code == 2 and said in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_show_of_a_comparison_prints_each_tools_confidence(cli: Any, runs_dir: Path) -> None:
+    made = cli(
+        "compare", "ollama", "vllm", "-b", "fake", "--json", "--out", str(runs_dir), "--progress", "quiet"
+    )
+    assert made.code == 0, made.err
+    record = json.loads(made.out)
+    shown = cli("show", record["run_id"], "--out", str(runs_dir))
+    assert shown.code == 0, shown.err
+    flat = " ".join(shown.out.split())
+    for card in record["tools"]:
+        c = card["confidence"]
+        assert c["method"] == "vote-share" and c["reviews"] == 4
+        interval = f"({c['low']:.2f}–{c['high']:.2f})"
+        assert f"Panel's ship probability {c['ship']:.2f} {interval}, vote share of 4 reviews." in flat
+        assert ("Contested:" in flat) == any(t["confidence"]["contested"] for t in record["tools"])
