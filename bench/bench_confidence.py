@@ -222,6 +222,7 @@ def main() -> None:
         build(root, args.tools, args.judges, counts)
         print(json.dumps({"store_built_s": round(time.perf_counter() - start, 1), "tools": args.tools,
                           "judges": args.judges, "earlier_runs": counts}))  # fmt: skip
+        rows: list[dict[str, object]] = []
         with Store(root, readonly=True) as store:
             for n in counts:
                 old: list[float] = []
@@ -235,7 +236,8 @@ def main() -> None:
                     t0 = time.perf_counter()
                     assert store.previous_runs(f"now-{n}") == found
                     new.append(time.perf_counter() - t0)
-                print(json.dumps(_row(f"previous_runs, {n} earlier runs", old, new)))
+                rows.append(_row(f"previous_runs, {n} earlier runs", old, new))
+                print(json.dumps(rows[-1]))
         plan = [("run_confidence", "confidence", n) for n in counts]
         plan += [("show one tool", "show_tool", counts[-1]), ("app tool page", "page", counts[-1])]
         for name, op, n in plan:
@@ -246,7 +248,9 @@ def main() -> None:
                         seen[side].setdefault(key, []).append(value)
             for key in seen["after"]:
                 label = f"{name}, {n} earlier runs" + ("" if key == "s" else f": {key.removesuffix('_s')}")
-                print(json.dumps(_row(label, seen.get("before", {}).get(key, []), seen["after"][key])))
+                rows.append(_row(label, seen.get("before", {}).get(key, []), seen["after"][key]))
+                print(json.dumps(rows[-1]))
+    print(json.dumps({"summary": rows}))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import pytest
 from panel.report import confidence, confidence_cache
 from panel.report.confidence import cached_confidence, run_confidence
 from panel.store import CellKey, Store
-from tests.factories import store_verdicts
+from tests.factories import personas, store_verdicts
+from tests.factories import tool as a_tool
 
 
 @pytest.fixture
@@ -154,7 +155,11 @@ def test_an_edit_of_a_reviews_prose_does_not_refit_the_run(
     store.edit_review("r", CellKey("t1", "a", "a:x"), "review", "Clearer words.")
     again = cached_confidence(store, "r")
     assert len(calls) == 1 and again == first
-    store.edit_review("r", CellKey("t1", "a", "a:x"), "verdict", "ship")  # the fit reads this
+    # a regenerated review says the other verdict: what the judges are fitted to moved
+    key = CellKey("t1", "a", "a:x")
+    store.archive_review("r", key, "regenerate")
+    store.save_review("r", key, "a", "x", data={"verdict": "ship"}, error=None, raw_reply=None,
+                      request_id=None, asks=1)  # fmt: skip
     assert cached_confidence(store, "r")["t1"].ship != first["t1"].ship
     assert len(calls) == 2
 
@@ -191,3 +196,38 @@ def test_the_same_input_fits_to_the_same_key_and_another_to_another(store: Store
     assert confidence_cache.digest(tools, None) != confidence_cache.digest(
         tools, {("a", "m"): [[1, 0], [0, 1]]}
     )
+
+
+def test_a_tool_page_reads_the_versions_of_its_own_reviews_only(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    from panel.view import actions
+    from panel.view.app import create_app
+
+    shown = personas()
+    store.create_run("r", "test", None, {"members": ["a:x"]},
+                     tools=[(t, "fp", a_tool(t).model_dump(mode="json")) for t in ("t0", "t1", "t2")],
+                     personas=[(p.id, "v", p.model_dump(mode="json")) for p in shown])  # fmt: skip
+    for t in ("t0", "t1", "t2"):
+        for p in shown:
+            data = {"answers": {}, "review": "r", "verdict_note": "n", "verdict": "ship"}
+            store.save_review("r", CellKey(t, p.id, "a:x"), "a", "x", data=data, error=None,
+                              raw_reply=None, request_id=None, asks=1)  # fmt: skip
+    store.finish_run("r", "done")
+    read: list[int] = []
+    real = actions.run_versions
+
+    def versions(s: Store, run_id: str, tool_id: str | None = None) -> Any:
+        found = real(s, run_id, tool_id)
+        read.append(len(found))
+        return found
+
+    monkeypatch.setattr(actions, "run_versions", versions)
+    with TestClient(
+        create_app(store.path.parent, token=None, port=8765), base_url="http://127.0.0.1:8765"
+    ) as c:
+        page = c.get("/runs/r/tools/t1")
+    assert page.status_code == 200 and 'name="version"' in page.text
+    assert read == [len(shown)]  # t1's reviews, not the run's
