@@ -4,6 +4,7 @@ what it was fitted to as it was."""
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import threading
@@ -231,3 +232,20 @@ def test_a_tool_page_reads_the_versions_of_its_own_reviews_only(
         page = c.get("/runs/r/tools/t1")
     assert page.status_code == 200 and 'name="version"' in page.text
     assert read == [len(shown)]  # t1's reviews, not the run's
+
+
+def test_a_review_run_and_show_of_one_tool_each_fit_the_run_once(
+    cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    confidence_cache.clear()
+    calls = counted_fits(monkeypatch)
+    made = cli("review", "-b", "fake", "--out", str(runs_dir), "--progress", "quiet")
+    assert made.code == 0, made
+    assert len(calls) == 1  # the files, the record and the summary at the end share one fit
+    run_id = made.out.split(":")[0]
+    first_line = (runs_dir / run_id / "reviews.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    tool_id = json.loads(first_line)["tool_id"]
+    confidence_cache.clear()  # a command of its own: nothing remembered
+    shown = cli("show", run_id, "--tool", tool_id, "--out", str(runs_dir))
+    assert shown.code == 0, shown
+    assert len(calls) == 2
