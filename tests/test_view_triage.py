@@ -1,0 +1,157 @@
+"""The app's Triage page: a run's tools in `panel triage`'s order, with the contested-only and
+not-labelled filters, pages, links to each tool's page, the editors' labels marked, and
+catalog text escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from panel.store import CellKey, Store
+from panel.view.app import create_app
+from panel.view.triage import PER_PAGE
+from tests.factories import store_verdicts
+
+from .test_view import BASE
+from .view_store import INJECTED_NAME, build_store, run_ids
+
+TOOLS = 2 * PER_PAGE + 50
+_LINK = re.compile(r'<span class="rank">(\d+)</span> <a href="(/runs/[^"/]+/tools/([^"/]+))">')
+
+
+@pytest.fixture(scope="module")
+def view_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_store(tmp_path_factory.mktemp("triage_view"))
+
+
+@pytest.fixture
+def big(runs_dir: Path) -> str:
+    """A done run of TOOLS tools on four judges: unanimous, 3-1 and 2-2 panels in turn, and
+    every seventh tool with a failed review."""
+    patterns = [
+        ["ship", "ship", "ship", "ship"],
+        ["ship", "ship", "ship", "skip"],
+        ["ship", "skip", "ship", "skip"],
+        ["skip", "skip", "skip", "skip"],
+    ]
+    columns: list[list[str | None]] = [list(patterns[i % 4]) for i in range(TOOLS)]
+    for i in range(0, TOOLS, 7):
+        columns[i][0] = None
+    verdicts = {
+        p: [col[k] for col in columns] for k, p in enumerate(["builder", "skeptic", "futurist", "analyst"])
+    }
+    with Store(runs_dir) as store:
+        store_verdicts(store, "big", verdicts, status="done")
+    return "big"
+
+
+def _client(runs: Path) -> TestClient:
+    return TestClient(create_app(runs, token=None, port=8765), base_url=BASE)
+
+
+@pytest.fixture
+def client(runs_dir: Path, big: str) -> Iterator[TestClient]:
+    with _client(runs_dir) as opened:
+        yield opened
+
+
+def _shown(html: str) -> list[str]:
+    """The tool ids of a triage page, top to bottom."""
+    return [tool for _, _, tool in _LINK.findall(html)]
+
+
+def _cli_order(cli: Any, runs: Path, run_id: str, *extra: str) -> list[dict[str, Any]]:
+    result = cli("triage", run_id, "--format", "json", "--out", str(runs), *extra)
+    assert result.code == 0, result.err
+    rows: list[dict[str, Any]] = json.loads(result.out)
+    return rows
+
+
+def test_the_pages_list_the_tools_in_panel_triages_order(
+    client: TestClient, cli: Any, runs_dir: Path, big: str
+) -> None:
+    expected = [r["tool_id"] for r in _cli_order(cli, runs_dir, big)]
+    seen: list[str] = []
+    for number in (1, 2, 3):
+        page = client.get(f"/runs/{big}/triage", params={"page": number})
+        assert page.status_code == 200
+        assert f"{TOOLS} tools, page {number} of 3" in page.text
+        seen += _shown(page.text)
+    assert seen == expected
+    # ranks run on across pages; the pager links the neighbours; a page past the end is the last
+    first, last = client.get(f"/runs/{big}/triage").text, client.get(f"/runs/{big}/triage?page=99").text
+    assert len(_shown(first)) == PER_PAGE and _LINK.findall(first)[0][0] == "1"
+    assert _shown(last) == expected[2 * PER_PAGE :] and _LINK.findall(last)[0][0] == str(2 * PER_PAGE + 1)
+    assert 'rel="next"' in first and 'rel="prev"' not in first
+    assert 'rel="prev"' in last and 'rel="next"' not in last
+
+
+def test_contested_only_keeps_exactly_the_contested_tools(
+    client: TestClient, cli: Any, runs_dir: Path, big: str
+) -> None:
+    rows = _cli_order(cli, runs_dir, big)
+    contested = [r["tool_id"] for r in rows if r["contested"]]
+    assert 0 < len(contested) < TOOLS
+    seen: list[str] = []
+    for number in range(1, 4):
+        page = client.get(f"/runs/{big}/triage", params={"contested": "1", "page": number}).text
+        seen += _shown(page)
+        if 'rel="next"' not in page:
+            break
+        assert "contested=1" in page  # the pager keeps the filter
+    assert seen == contested
+    assert f"{len(contested)} tools, contested" in page
+    assert f"{TOOLS} tools, {len(contested)} contested" in page
+
+
+def test_a_labelled_tool_is_marked_and_the_rest_are_left(
+    client: TestClient, runs_dir: Path, big: str
+) -> None:
+    before = client.get(f"/runs/{big}/triage").text
+    assert "0 of 250</strong>" in before and 'class="labelled"' not in before
+    with Store(runs_dir) as store:
+        store.approve(big, CellKey("t3", "builder", "a:x"), editor="Ana")
+    pages = [client.get(f"/runs/{big}/triage", params={"page": n}).text for n in (1, 2, 3)]
+    assert all("1 of 250</strong>" in page and "249 left" in page for page in pages)
+    rows = [r for page in pages for r in page.split("<tr")[1:] if '/tools/t3"' in r]
+    assert len(rows) == 1 and 'class="labelled"' in rows[0] and "Ana: skip" in rows[0]
+    assert sum(page.count('class="labelled"') for page in pages) == 1
+    left = []
+    for number in range(1, 4):
+        left += _shown(client.get(f"/runs/{big}/triage", params={"unlabelled": "1", "page": number}).text)
+    assert len(left) == TOOLS - 1 and "t3" not in left
+
+
+def test_each_tool_links_to_its_review_page(view_dir: Path) -> None:
+    review = run_ids(view_dir)["review"]
+    with _client(view_dir) as client:
+        assert f'href="/runs/{review}/triage"' in client.get(f"/runs/{review}").text
+        page = client.get(f"/runs/{review}/triage")
+        assert page.status_code == 200
+        links = _LINK.findall(page.text)
+        assert sorted(tool for _, _, tool in links) == ["mistral-large-3", "moondream2", "smolvlm2-2b"]
+        for _, href, tool in links:
+            tool_page = client.get(href)
+            assert tool_page.status_code == 200 and f"/tools/{tool}" in href
+
+
+def test_tool_names_and_reasons_are_escaped(view_dir: Path) -> None:
+    hostile = run_ids(view_dir)["hostile"]
+    with _client(view_dir) as client:
+        page = client.get(f"/runs/{hostile}/triage")
+    assert page.status_code == 200
+    assert INJECTED_NAME not in page.text and "<script>" not in page.text
+    assert "&lt;script&gt;document.title=" in page.text
+    assert sorted(_shown(page.text)) == ["ollama", "vllm"]
+
+
+def test_an_unknown_run_is_the_apps_404_page(client: TestClient) -> None:
+    page = client.get("/runs/nope/triage")
+    assert page.status_code == 404
+    assert "There is no run &#39;nope&#39; in this store." in page.text and "Back to the runs" in page.text
