@@ -5,6 +5,7 @@ catalog text escaped."""
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,12 +117,13 @@ def test_a_labelled_tool_is_marked_and_the_rest_are_left(
     before = client.get(f"/runs/{big}/triage").text
     assert "0 of 250</strong>" in before and 'class="labelled"' not in before
     with Store(runs_dir) as store:
-        store.approve(big, CellKey("t3", "builder", "a:x"), editor="Ana")
+        store.approve(big, CellKey("t3", "builder", "a:x"), editor="<i>Ana</i>")
     pages = [client.get(f"/runs/{big}/triage", params={"page": n}).text for n in (1, 2, 3)]
     assert all("1 of 250</strong>" in page and "249 left" in page for page in pages)
     rows = [r for page in pages for r in page.split("<tr")[1:] if '/tools/t3"' in r]
-    assert len(rows) == 1 and 'class="labelled"' in rows[0] and "Ana: skip" in rows[0]
+    assert len(rows) == 1 and 'class="labelled"' in rows[0] and "&lt;i&gt;Ana&lt;/i&gt;: skip" in rows[0]
     assert sum(page.count('class="labelled"') for page in pages) == 1
+    assert not any("<i>Ana" in page for page in pages)  # the editor's name is data too
     left = []
     for number in range(1, 4):
         left += _shown(client.get(f"/runs/{big}/triage", params={"unlabelled": "1", "page": number}).text)
@@ -155,3 +157,40 @@ def test_an_unknown_run_is_the_apps_404_page(client: TestClient) -> None:
     page = client.get("/runs/nope/triage")
     assert page.status_code == 404
     assert "There is no run &#39;nope&#39; in this store." in page.text and "Back to the runs" in page.text
+
+
+HOSTILE_MEMBER = "fake:<img src=x onerror=alert(1)>"
+
+
+def test_a_reason_naming_a_hostile_member_is_escaped(runs_dir: Path) -> None:
+    """60 tools on three good judges and a coin-tossing one on a member named with markup; on
+    t0-t9 the good judges split with one review failed, so the weak judge decides and a
+    `weak_judge` reason names it."""
+    rng = random.Random(1)
+    judges = [
+        ("builder", "fake:a"),
+        ("skeptic", "fake:a"),
+        ("futurist", "fake:a"),
+        ("builder", HOSTILE_MEMBER),
+    ]
+    with Store(runs_dir) as store:
+        config = {"members": ["fake:a", HOSTILE_MEMBER], "kind": "review"}
+        tools = [(f"t{i}", "fp", {"id": f"t{i}", "name": f"T{i}"}) for i in range(60)]
+        personas = [(p, "v", {"id": p}) for p in ("builder", "skeptic", "futurist")]
+        store.create_run("weak", "panel review", None, config, tools=tools, personas=personas)
+        for i in range(60):
+            truth = rng.random() < 0.5
+            for k, (persona, member) in enumerate(judges):
+                said = (truth if rng.random() < 0.92 else not truth) if k < 3 else rng.random() < 0.5
+                verdict = ["ship", "skip", None, "ship"][k] if i < 10 else ("ship" if said else "skip")
+                store.save_review(
+                    "weak", CellKey(f"t{i}", persona, member), "fake", member.split(":", 1)[1],
+                    data={"verdict": verdict} if verdict else None, error=None if verdict else "failed",
+                    raw_reply=None, request_id=None, asks=1,
+                )  # fmt: skip
+        store.finish_run("weak", "done")
+    with _client(runs_dir) as client:
+        page = client.get("/runs/weak/triage", params={"contested": "1"}).text
+    assert "Dawid–Skene for 60" in page
+    assert "judges of low estimated accuracy: builder on fake:&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<img" not in page

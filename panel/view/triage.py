@@ -23,7 +23,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..cli.triage import triage_rows
 from ..report.confidence import cached_confidence
 from ..report.record import Confidence
 from ..store import Store
@@ -95,6 +94,10 @@ def triage_page(
 ) -> TriagePage:
     """One page of the run's tools in triage order, filtered to the contested or the
     unlabelled ones if asked."""
+    # `panel triage`'s own rows, so the page and the command cannot rank apart; imported here,
+    # as `panel view` has the command package loaded already and the app alone need not.
+    from ..cli.triage import triage_rows
+
     rows = triage_rows(store, run_id)
     confidence = cached_confidence(store, run_id)
     labels: dict[str, list[ToolLabel]] = {}
