@@ -141,6 +141,9 @@ def test_each_tool_links_to_its_review_page(view_dir: Path) -> None:
         for _, href, tool in links:
             tool_page = client.get(href)
             assert tool_page.status_code == 200 and f"/tools/{tool}" in href
+            assert f'href="/runs/{review}/triage">Triage</a>' in tool_page.text  # and back
+        hostile = run_ids(view_dir)["hostile"]
+        assert f'href="/runs/{hostile}/triage">Triage</a>' in client.get(f"/runs/{hostile}").text
 
 
 def test_tool_names_and_reasons_are_escaped(view_dir: Path) -> None:
