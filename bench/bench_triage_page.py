@@ -9,9 +9,9 @@ TestClient (the server's own work: the store, the ranking, the labels, the templ
 
 * the first request, which fits the run's confidence (cached after it, until the run changes);
 * ``--requests`` requests of each page below, interleaved request by request: the first page,
-  a middle one, the last, the first page of contested tools only, and for scale the run's own
-  page (which lists every tool). Each figure is the median with min-max; the pieces of one
-  page (``triage_rows``, ``labels_in_force``) are timed the same way.
+  a middle one, the last, the first page of contested tools only, and the first page of the
+  run's own page (catalog order, paged the same way). Each figure is the median with min-max;
+  the pieces of one page (``triage_rows``, ``labels_in_force``) are timed the same way.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main() -> None:
             f"triage, page {last // 2}": f"/runs/now/triage?page={last // 2}",
             f"triage, page {last} (last)": f"/runs/now/triage?page={last}",
             "triage, contested only, page 1": "/runs/now/triage?contested=1",
-            "the run's page (every tool)": "/runs/now",
+            "the run's own page, page 1": "/runs/now",
         }
         with TestClient(create_app(runs, token=None, port=8765), base_url="http://127.0.0.1:8765") as client:
             first = _timed(lambda: client.get("/runs/now/triage").raise_for_status())
@@ -92,7 +92,7 @@ def main() -> None:
     print(f"| first triage page (fits the confidence) | {1000 * first:.0f} ms |")
     for name, found in {**seconds, **pieces}.items():
         print(f"| {name} | {_figure(found)} |")
-    print(f"\nbytes: a triage page {size[0]:,}, the run's page {size[1]:,}")
+    print(f"\nbytes: a triage page {size[0]:,}, a page of the run's own page {size[1]:,}")
     medians = {
         name: round(1000 * statistics.median(found), 1) for name, found in {**seconds, **pieces}.items()
     }

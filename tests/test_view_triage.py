@@ -197,3 +197,17 @@ def test_a_reason_naming_a_hostile_member_is_escaped(runs_dir: Path) -> None:
     assert "Dawid–Skene for 60" in page
     assert "judges of low estimated accuracy: builder on fake:&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<img" not in page
+
+
+def test_the_review_run_page_lists_its_tools_a_page_at_a_time(client: TestClient, big: str) -> None:
+    """The run's own page (catalog order) pages as the triage does: a 10,000-tool run is not
+    one page of every tool."""
+    seen = []
+    for number in (1, 2, 3):
+        page = client.get(f"/runs/{big}", params={"page": number}).text
+        assert f"{TOOLS} tools reviewed" in page and f"page {number} of 3" in page
+        seen += re.findall(rf'<th scope="row"><a href="/runs/{big}/tools/([^"]+)">', page)
+    assert seen == [f"t{i}" for i in range(TOOLS)]
+    first, past = client.get(f"/runs/{big}").text, client.get(f"/runs/{big}", params={"page": 9}).text
+    assert 'rel="next"' in first and 'rel="prev"' not in first
+    assert "page 3 of 3" in past and 'rel="prev"' in past and 'rel="next"' not in past

@@ -27,14 +27,13 @@ from ..report.confidence import cached_confidence
 from ..report.record import Confidence
 from ..store import Store
 from ..store.labels import ToolLabel
+from .data import PER_PAGE, paged
 from .pages import _page_number
 from .pages import _store as read_store
 from .templating import page
 
 __all__ = ["PER_PAGE", "TriageLine", "TriagePage", "routes", "triage_page"]
 
-#: tools on one page of the triage list
-PER_PAGE = 100
 #: the words the page gives each method
 METHODS = {
     "dawid-skene": "Dawid–Skene",
@@ -109,9 +108,7 @@ def triage_page(
         for r in rows
         if (r["contested"] or not contested_only) and (r["tool_id"] not in labels or not unlabelled_only)
     ]
-    pages = max(1, -(-len(kept) // PER_PAGE))
-    page = min(max(1, page), pages)
-    shown = kept[(page - 1) * PER_PAGE : page * PER_PAGE]
+    shown, page, pages = paged(kept, page)
     lines = [TriageLine(r, confidence[r["tool_id"]], labels.get(r["tool_id"], [])) for r in shown]
     methods = Counter(c.method for c in confidence.values()).most_common()
     main = next((m for m, _ in methods if m != "none"), "none")
