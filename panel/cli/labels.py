@@ -23,7 +23,7 @@ __all__ = ["COLUMNS", "export", "label_rows"]
 COLUMNS = ("tool", "verdict", "rater", "source")
 
 labels_app = typer.Typer(
-    help="The editors' labels (approvals, verdict edits, publishes in `panel view`).",
+    help="The editors' labels (approvals and verdict edits in `panel view`).",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
