@@ -204,3 +204,66 @@ def test_without_numpy_the_vote_share_stands_in_and_says_what_to_install(tmp_pat
     method, basis, loaded = json.loads(done.stdout)
     assert method == "vote-share" and not loaded
     assert "numpy is not installed" in basis and "pip install 'toolpanel[analysis]'" in basis
+
+
+def test_split_is_ship_against_not_ship_not_between_other_verdicts(store: Store) -> None:
+    store_verdicts(store, "r", {"a": ["skip"], "b": ["skip"], "c": ["skip"],
+                                "d": ["maybe"], "e": ["maybe"], "f": ["maybe"]}, status="done")  # fmt: skip
+    c = run_confidence(store, "r")["t0"]
+    assert c.ship == 0.0 and not c.contested and c.reasons == []
+
+
+def test_a_split_names_the_verdicts_but_counts_ship_against_the_rest(store: Store) -> None:
+    store_verdicts(store, "r", {"a": ["ship"], "b": ["ship"], "c": ["skip"], "d": ["maybe"]}, status="done")
+    (split,) = [r for r in run_confidence(store, "r")["t0"].reasons if r.code == "split"]
+    assert split.text == "The panel is split: 2 ship, 2 not ship (1 skip, 1 maybe)."
+
+
+def test_a_unanimous_small_panel_is_not_contested_and_reads_as_a_ship_share(store: Store) -> None:
+    from panel.report.confidence import confidence_line
+
+    store_verdicts(store, "r", {p: ["ship"] for p in "abc"}, status="done")
+    c = run_confidence(store, "r")["t0"]
+    assert not c.contested and c.doubt == 0.0
+    assert c.basis.startswith("ship share of 3 reviews") and "probability" not in confidence_line(c)
+    assert confidence_line(c).startswith("Ship share 1.00 of 3 reviews")
+
+
+def test_a_two_two_split_ranks_above_a_four_nil_panel(store: Store) -> None:
+    from panel.report.confidence import ranked
+
+    store_verdicts(store, "r", {"a": ["ship", "ship"], "b": ["ship", "ship"],
+                                "c": ["ship", "skip"], "d": ["ship", "skip"]}, status="done")  # fmt: skip
+    found = run_confidence(store, "r")
+    assert found["t0"].doubt == 0.0 and found["t1"].doubt == 1.0
+    assert [t for t, _ in ranked(found)] == ["t1", "t0"]
+
+
+def test_a_wide_model_interval_is_printed_first_and_called_uncertain() -> None:
+    from panel.report.record import Confidence
+
+    c = Confidence(ship=0.98, low=0.0, high=1.0, method="dawid-skene", basis="b", reviews=4, tools=40,
+                   labels=0, contested=True, reasons=[], doubt=1.0)  # fmt: skip
+    assert c.summary.startswith("Panel's ship probability uncertain: 0.00–1.00 (point 0.98)")
+
+
+def test_editor_reliabilities_over_three_verdicts_collapse_to_ship_or_not(store: Store) -> None:
+    store_verdicts(store, "r", {"a": ["ship"], "b": ["skip"], "c": ["maybe"]}, status="done")
+    three = {  # rows: labelled ship, skip, maybe; columns: the judge said ship, skip, maybe
+        ("a", "a:x"): [[50, 0, 0], [0, 25, 0], [0, 0, 25]],
+        ("b", "a:x"): [[3, 2, 0], [2, 2, 1], [1, 1, 2]],
+        ("c", "a:x"): [[3, 1, 1], [2, 2, 1], [1, 1, 2]],
+    }
+    c = run_confidence(store, "r", reliabilities=three, categories=["ship", "skip", "maybe"])["t0"]
+    two = {j: [[m[0][0], sum(m[0][1:])], [sum(r[0] for r in m[1:]), sum(sum(r[1:]) for r in m[1:])]]
+           for j, m in three.items()}  # fmt: skip
+    assert c.method == "editors" and c.ship == run_confidence(store, "r", reliabilities=two)["t0"].ship
+
+
+def test_the_fitted_methods_read_public_names_only() -> None:
+    import ast
+
+    source = (Path(__file__).resolve().parent.parent / "panel" / "report" / "confidence_fit.py").read_text()
+    imported = [a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)
+                for a in n.names]  # fmt: skip
+    assert not [name for name in imported if name.startswith("_")]
