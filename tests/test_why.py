@@ -315,7 +315,10 @@ def test_a_rebuttal_flip_moves_the_history_the_diff_and_the_confidence_alike(sto
                             data={"decision": "change", "why": "w", "verdict": "skip"}, error=None,
                             raw_reply=None, request_id=None, asks=1)  # fmt: skip
     history = verdict_history(store, "t0")
-    assert [(h.run_id, h.verdict, h.changed) for h in history] == [("B", "not ship", True), ("A", "ship", False)]
+    assert [(h.run_id, h.verdict, h.changed) for h in history] == [
+        ("B", "not ship", True),
+        ("A", "ship", False),
+    ]
     assert [(t.tool_id, t.before, t.after) for t in diff_runs(store, "A", "B").tools] == [
         ("t0", "ship", "not ship")
     ]

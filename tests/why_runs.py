@@ -47,6 +47,11 @@ def _fingerprint(data: dict[str, Any]) -> str:
     return Tool.model_validate(data).fingerprint()
 
 
+def _label(written: str) -> str:
+    """A member's label: its name when written `name=backend:model`, else the spec."""
+    return written.partition("=")[0] if "=" in written else written
+
+
 def make_run(
     store: Store, run_id: str, inputs: Inputs, verdicts: dict[tuple[str, ...], str] | None = None
 ) -> None:
@@ -59,9 +64,9 @@ def make_run(
         "review",
         None,
         {
-            "members": [m.partition("=")[0] if "=" in m else m for m in inputs.members],
+            "members": [_label(m) for m in inputs.members],
             "member_specs": [
-                {"spec": m.rpartition("=")[2], "name": m.partition("=")[0] if "=" in m else None, "options": o}
+                {"spec": m.rpartition("=")[2], "name": _label(m) if "=" in m else None, "options": o}
                 for m, o in inputs.members.items()
             ],
             "sampling": inputs.sampling,
@@ -74,7 +79,7 @@ def make_run(
         personas=[(p, v, d) for p, (v, d) in inputs.personas.items()],
     )
     for written in inputs.members:
-        member = written.partition("=")[0] if "=" in written else written
+        member = _label(written)
         backend, _, model = written.rpartition("=")[2].partition(":")
         for t in inputs.tools:
             for p in inputs.personas:

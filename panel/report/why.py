@@ -309,9 +309,10 @@ def pair_members(a: RunInputs, b: RunInputs) -> dict[str, str]:
     left_a = [m for m in order_a if m not in pairs]
     left_b = [m for m in order_b if m not in pairs]
     who_a, who_b = _who(a, left_a), _who(b, left_b)
-    for same in (lambda w: w, lambda w: w[0]):
+    for whole in (True, False):  # model and options alike, then the model alone
         for m in list(left_a):
-            match = next((n for n in left_b if same(who_b[n]) == same(who_a[m])), None)
+            want = who_a[m] if whole else who_a[m][0]
+            match = next((n for n in left_b if (who_b[n] if whole else who_b[n][0]) == want), None)
             if match is not None:
                 pairs[m] = match
                 left_a.remove(m)
