@@ -268,3 +268,17 @@ def test_the_fitted_methods_read_public_names_only() -> None:
     imported = [a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)
                 for a in n.names]  # fmt: skip
     assert not [name for name in imported if name.startswith("_")]
+
+
+def test_a_run_ranked_on_two_methods_says_so(store: Store) -> None:
+    from panel.report.confidence import ranked, ranking_note
+
+    # t0: judge a (labelled, trusted) says ship; t1: a failed, so t1 rests on the ship share 2-1
+    store_verdicts(store, "r", {"a": ["ship", None], "b": ["skip", "ship"], "c": ["skip", "ship"],
+                                "d": ["skip", "skip"]}, status="done")  # fmt: skip
+    found = run_confidence(store, "r", reliabilities={("a", "a:x"): [[50, 0], [0, 50]]})
+    assert (found["t0"].method, found["t1"].method) == ("editors", "vote-share")
+    note = ranking_note(found)
+    assert note is not None and "1 by probability from editors' reliabilities, 1 by ship share" in note
+    assert ranking_note(run_confidence(store, "r")) is None
+    assert [t for t, _ in ranked(found)] == sorted(found, key=lambda t: -found[t].doubt)
