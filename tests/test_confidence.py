@@ -282,3 +282,12 @@ def test_a_run_ranked_on_two_methods_says_so(store: Store) -> None:
     assert note is not None and "1 by probability from editors' reliabilities, 1 by ship share" in note
     assert ranking_note(run_confidence(store, "r")) is None
     assert [t for t, _ in ranked(found)] == sorted(found, key=lambda t: -found[t].doubt)
+
+
+def test_the_page_says_apart_that_editors_changes_are_not_in_the_confidence(store: Store) -> None:
+    store_planted(store, {"a": ["ship"], "b": ["ship"], "c": ["ship"], "d": ["skip"]})
+    store.edit_review("r", CellKey("t0", "d", "a:x"), "verdict", "ship")
+    html = render_html(load_record(store, "r", tool_id="t0"), marks=True)  # the editors' app
+    (line,) = re.findall(r'<p class="confidence">(.*?)</p>', html, re.S)
+    assert line.startswith("Ship share 0.75 of 4 reviews")  # the models' 3 of 4, not the edited 4 of 4
+    assert "not editors' changes (1 verdict changed by an editor)" in line
