@@ -145,9 +145,9 @@ def collapse(confusion: Confusion, categories: Sequence[str] | None = None) -> l
     k = len(rows)
     if k < 2 or any(len(row) != k for row in rows):
         raise ValueError(f"a judge's confusion must be square, got {k} rows of {[len(r) for r in rows]}")
-    at = list(categories).index(SHIP) if categories is not None and SHIP in categories else 0
-    if categories is not None and len(categories) != k:
-        raise ValueError(f"{len(categories)} categories for a {k} x {k} confusion")
+    if categories is not None and (len(categories) != k or SHIP not in categories):
+        raise ValueError(f"a {k} x {k} confusion needs {k} categories with {SHIP!r}, got {list(categories)}")
+    at = 0 if categories is None else list(categories).index(SHIP)
 
     def side(i: int) -> int:
         return 0 if i == at else 1
