@@ -41,12 +41,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._about import install_hint
 from ..analysis.sample import MIN_TOOLS
 from ..store import CellKey, Store
+from .confidence_types import Confusion, Estimate, Fitted, Judge, ToolVotes, collapse
 from .pooled import NOT_SHIP, SHIP, binary, models_verdict, pooled
 from .record import Confidence, ConfidenceMethod, Contested
 
@@ -90,12 +90,6 @@ LEVEL = 0.95
 _NAMED = 3  # weak judges named in a reason; the rest are counted
 _Z = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 
-#: a judge: (persona id, member)
-Judge = tuple[str, str]
-#: a judge's binary confusion counts against labels: ((ship said ship, ship said not),
-#: (not said ship, not said not)); rows are the label, columns the judge's verdict
-Confusion = Sequence[Sequence[float]]
-
 
 def wilson(ship: int, n: int, z: float = _Z) -> tuple[float, float]:
     """Wilson's score interval for ``ship`` successes in ``n`` (n > 0)."""
@@ -136,72 +130,6 @@ def models_verdicts(store: Store, run_id: str) -> dict[CellKey, str | None]:
         if row.valid and row.verdict_after is not None and row.key in cells:
             cells[row.key] = models_verdict(cells[row.key], row.verdict_after)
     return cells
-
-
-def collapse(confusion: Confusion, categories: Sequence[str] | None = None) -> list[list[float]]:
-    """A judge's K x K confusion counts (rows: the label, columns: its verdict, in the order
-    of ``categories``; ship first when None) as 2 x 2, ship against not ship."""
-    rows = [[float(x) for x in row] for row in confusion]
-    k = len(rows)
-    if k < 2 or any(len(row) != k for row in rows):
-        raise ValueError(f"a judge's confusion must be square, got {k} rows of {[len(r) for r in rows]}")
-    if categories is not None and (len(categories) != k or SHIP not in categories):
-        raise ValueError(f"a {k} x {k} confusion needs {k} categories with {SHIP!r}, got {list(categories)}")
-    at = 0 if categories is None else list(categories).index(SHIP)
-
-    def side(i: int) -> int:
-        return 0 if i == at else 1
-
-    out = [[0.0, 0.0], [0.0, 0.0]]
-    for i, row in enumerate(rows):
-        for j, count in enumerate(row):
-            out[side(i)][side(j)] += count
-    return out
-
-
-@dataclass
-class ToolVotes:
-    """One tool's verdicts by judge (None: the review failed) and its rebuttal-round flips."""
-
-    votes: dict[Judge, str | None] = field(default_factory=dict)
-    flips: int = 0
-
-    @property
-    def valid(self) -> dict[Judge, str]:
-        return {j: v for j, v in self.votes.items() if v is not None}
-
-    @property
-    def ship(self) -> int:
-        return sum(1 for v in self.votes.values() if v == SHIP)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A tool's estimate of ship: the point and its interval."""
-
-    ship: float
-    low: float
-    high: float
-
-
-@dataclass
-class Fitted:
-    """One method fitted on the run: its estimate per tool, and what it rests on."""
-
-    method: ConfidenceMethod
-    basis: str
-    tools: int
-    estimates: dict[str, Estimate]
-    accuracy: dict[Judge, float] = field(default_factory=dict)
-    labels: int = 0
-    #: the method of the tools this one left without an estimate (editors: no judge with labels)
-    fallback: Fitted | None = None
-
-    def source(self, tool_id: str) -> Fitted | None:
-        """The fit that estimated this tool, or None."""
-        if tool_id in self.estimates:
-            return self
-        return self.fallback.source(tool_id) if self.fallback is not None else None
 
 
 def run_confidence(
