@@ -38,11 +38,11 @@ def test_triage_json_ranks_the_most_doubtful_first_with_reasons(cli: Any, runs_d
     result = cli("triage", run, "--format", "json", "--out", str(runs_dir))
     assert result.code == 0, result.err
     rows = json.loads(result.out)
-    # doubt 1 for t1, t2 (3-1 of 4: the interval includes even odds) and t3; t1 has two reasons,
-    # t3 (no estimate) and t2 (0.75) one each: the one without a probability comes first
+    # doubt 1 for t1 (2-2) and t3 (no estimate), then t2 (3-1: a ship share of (3+1)/(4+2),
+    # doubt 0.67) and t0 (4-0, doubt 0.33); no margin from a Wilson interval on 4 reviews
     assert [r["tool_id"] for r in rows] == ["t1", "t3", "t2", "t0"]
     assert all(list(r) == list(COLUMNS) for r in rows)
-    assert rows[0]["reasons"] == "split;margin" and rows[0]["doubt"] == 1.0
+    assert rows[0]["reasons"] == "split" and rows[0]["doubt"] == 1.0
     assert rows[1]["ship"] is None and rows[1]["method"] == "none" and rows[1]["reasons"] == "failed"
     assert rows[3]["contested"] is False and rows[3]["reasons"] == ""
 
@@ -89,6 +89,6 @@ def test_show_of_a_comparison_prints_each_tools_confidence(cli: Any, runs_dir: P
     for card in record["tools"]:
         c = card["confidence"]
         assert c["method"] == "vote-share" and c["reviews"] == 4
-        interval = f"({c['low']:.2f}–{c['high']:.2f})"
-        assert f"Panel's ship probability {c['ship']:.2f} {interval}, vote share of 4 reviews." in flat
+        interval = f"(Wilson {c['low']:.2f}–{c['high']:.2f})"
+        assert f"Ship share {c['ship']:.2f} of 4 reviews {interval}." in flat
         assert ("Contested:" in flat) == any(t["confidence"]["contested"] for t in record["tools"])
