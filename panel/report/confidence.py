@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,9 +45,11 @@ __all__ = [
     "MIN_REVIEWS",
     "RESAMPLES",
     "WEAK_ACCURACY",
+    "Carried",
     "Judge",
     "as_row",
     "cached_confidence",
+    "carried_forward",
     "confidence_line",
     "current_verdicts",
     "doubt",
@@ -161,15 +163,52 @@ class _Fitted:
         return self.fallback.source(tool_id) if self.fallback is not None else None
 
 
+@dataclass(frozen=True)
+class Carried:
+    """The judges' reliabilities carried forward from editor labels on earlier runs."""
+
+    reliabilities: dict[Judge, Confusion]  # binary confusion per judge with labels; empty: none
+    notes: list[str]  # judges whose old reliability no longer applies, or why nothing was carried
+
+
+def carried_forward(store: Store, run_id: str, *, leave_out: Collection[str] = ()) -> Carried:
+    """The run's judges' reliabilities counted on the editors' labels of earlier runs of the
+    same judge identity (`panel.analysis.editor_reliability`), folded to ship against the
+    rest; labels of the tools in ``leave_out`` are not counted. Empty without any label in the
+    store (nothing is read) and without numpy (the notes say what to install)."""
+    if not store.labels_stamp()[0]:
+        return Carried({}, [])
+    try:
+        from ..analysis.editor_reliability import judge_reliabilities
+        from ..analysis.research import categories_of
+    except ImportError:
+        why = "editors' reliabilities are not carried forward: numpy is not installed"
+        why += f" ({install_hint('analysis')})"
+        return Carried({}, [why])
+    categories = categories_of(store.run_personas(run_id))
+    if SHIP not in categories:
+        categories = [SHIP, *categories]
+    found = judge_reliabilities(store, run_id, categories, leave_out=leave_out)
+    return Carried(dict(found.binary(SHIP)), list(found.notes))
+
+
 def run_confidence(
-    store: Store, run_id: str, *, reliabilities: Mapping[Judge, Confusion] | None = None
+    store: Store,
+    run_id: str,
+    *,
+    reliabilities: Mapping[Judge, Confusion] | None = None,
+    carry_forward: bool = True,
 ) -> dict[str, Confidence]:
     """Each tool of the run (by id, in the run's order) with its confidence.
 
     ``reliabilities`` (judge -> confusion counts against editor labels) switch the method to
-    "editors" for the judges they cover. Raises nothing for a run without reviews: every
-    tool then says its confidence cannot be estimated.
+    "editors" for the judges they cover. Without them and with ``carry_forward``, those of
+    :func:`carried_forward` are used when earlier runs' editor labels cover a judge of this
+    run. Raises nothing for a run without reviews: every tool then says its confidence
+    cannot be estimated.
     """
+    if reliabilities is None and carry_forward:
+        reliabilities = carried_forward(store, run_id).reliabilities or None
     tools: dict[str, _Tool] = {str(t["id"]): _Tool() for t in store.run_tools(run_id)}
     for key, verdict in current_verdicts(store, run_id).items():
         tools.setdefault(key.tool_id, _Tool()).votes[(key.persona_id, key.member)] = verdict
@@ -192,7 +231,7 @@ def cached_confidence(store: Store, run_id: str) -> dict[str, Confidence]:
     stay as they were (``Store.run_state``), so the app's tool pages of a large run fit the
     run once, not once a page. An edit of an earlier run (which only moves `flipped_since`)
     is seen when this run next changes."""
-    key = (str(store.path), run_id, store.run_state(run_id))
+    key = (str(store.path), run_id, (store.run_state(run_id), store.labels_stamp()))
     found = _CACHE.get(key)
     if found is None:
         found = run_confidence(store, run_id)
