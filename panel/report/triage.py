@@ -30,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._about import install_hint
-from ..errors import UserError
+from ..errors import MissingExtraError, UserError
 from ..store import Store
 from .confidence import SHIP, as_row, carried_forward, ranked, run_confidence
 from .record import Confidence
 
-__all__ = ["COLUMNS", "COMMUNITY_VOTES", "Triage", "check_rule", "parse_reference", "triage"]
+__all__ = ["COLUMNS", "COMMUNITY_VOTES", "Triage", "check_rule", "parse_reference", "require_rule", "triage"]
 
 #: the columns of each tool's row in the JSON and the CSV, in order (stable: other tools read them)
 COLUMNS = ("rank", "tool_id", "name", "doubt", "ship", "low", "high", "method", "reviews", "contested",
@@ -94,10 +93,10 @@ class Triage:
 
     def summary(self) -> str:
         """One line for the end of `panel review --escalate`."""
-        if self.rule is None or not self.guarantee:
-            why = self.sentence or "no reference was given"
-            return f"No verdict can be published unread: {_lower(why)} The ranking is in triage.json."
         r = self.rule
+        if r is None or not self.guarantee:
+            why = self.sentence or "No reference was given: no guarantee is possible."
+            return f"{why} Every verdict needs an editor; the ranking by doubt is in triage.json."
         editor = r["tools"] - r["published"]
         return (
             f"{r['published']:,} of {r['tools']:,} verdicts can be published unread (coverage "
@@ -105,10 +104,6 @@ class Triage:
             f"threshold {r['threshold']:.2f}, on {r['labels']:,} {self.label_word} labels; "
             f"{editor:,} need{'s' if editor == 1 else ''} an editor"
         )
-
-
-def _lower(text: str) -> str:
-    return text[:1].lower() + text[1:] if text else text
 
 
 def parse_reference(spec: str | None) -> str | None:
@@ -126,6 +121,16 @@ def check_rule(target: float, level: float) -> None:
     for name, value in (("--target", target), ("--level", level)):
         if not 0.0 < value < 1.0:
             raise UserError(f"{name} {value}: give a share strictly between 0 and 1 (e.g. 0.9)")
+
+
+def require_rule() -> None:
+    """MissingExtraError (one line, exit 2) when the rule's libraries (the analysis extra) are
+    not installed: checked before any long work."""
+    try:
+        import numpy  # noqa: F401
+        import scipy.stats  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("the triage rule (--reference)", exc.name or "scipy", "analysis") from None
 
 
 def triage(
@@ -151,13 +156,10 @@ def triage(
             store, run_id, reliabilities=carried.reliabilities or None, carry_forward=False
         )  # fmt: skip
         return _made(run_id, found, names, None, None, "", carried.notes)
-    try:
-        from ..analysis.escalation import choose_threshold
-        from ..analysis.research import categories_of
-    except ImportError:
-        raise UserError(
-            f"--reference: the triage rule needs numpy and scipy: {install_hint('analysis')}"
-        ) from None
+    require_rule()
+    from ..analysis.escalation import choose_threshold
+    from ..analysis.research import categories_of
+
     tools = list(names)
     categories = categories_of(store.run_personas(run_id))
     if SHIP not in categories:
