@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 
-
 def _catalog(path: Path, n: int) -> Path:
     tools = [
         {
