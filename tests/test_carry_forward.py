@@ -85,3 +85,5 @@ def test_a_changed_persona_says_its_old_reliability_no_longer_applies(
     data = json.loads(cli("triage", "run-3", "--format", "json", "--out", str(two_runs)).out)
     assert any(n.startswith("builder / sim:b:") for n in data["notes"])
     assert data["method"] == "editors"  # the other personas' labels still carry
+    shown = " ".join(cli("show", "run-3", "--out", str(two_runs)).out.split())
+    assert "Editors' labels of earlier runs: builder / sim:a:" in shown
