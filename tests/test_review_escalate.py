@@ -8,23 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-
-def _catalog(path: Path, n: int) -> Path:
-    tools = [
-        {
-            "id": f"tool-{i:02d}",
-            "name": f"Tool {i}",
-            "category": "Developer Tools",
-            "tagline": f"The {i}th tool of a test catalog",
-            "description": f"Tool {i} does one thing for developers, and does it its own way ({i}).",
-            "pricing": {"model": "free"},
-        }
-        for i in range(n)
-    ]
-    path.write_text(yaml.safe_dump({"tools": tools}), encoding="utf-8")
-    return path
+from tests.factories import catalog_file
 
 
 def _triage_json(runs_dir: Path) -> tuple[str, dict[str, Any]]:
@@ -49,7 +34,7 @@ def test_without_labels_triage_json_holds_the_ranking_and_the_line_says_no_guara
 def test_with_a_labels_file_the_line_gives_coverage_threshold_and_labels(
     cli: Any, runs_dir: Path, tmp_path: Path
 ) -> None:
-    catalog = _catalog(tmp_path / "catalog.yaml", 60)
+    catalog = catalog_file(tmp_path / "catalog.jsonl", 60)
     first = cli("review", str(catalog), "-b", "fake", "--progress", "quiet", "--out", str(runs_dir))
     assert first.code == 0, first.err
     # A researcher's labels: the panel's own verdict on 45 tools (the fake backend answers the

@@ -25,6 +25,7 @@ from .apps import app, err_console, notices, out_console
 from .execute import Outcome, RunRequest, execute
 from .options import (
     ConfigPath,
+    Level,
     MaxTokens,
     Members,
     NoCache,
@@ -33,6 +34,7 @@ from .options import (
     ProgressMode,
     RunsDir,
     Seed,
+    Target,
     Temperature,
 )
 from .past import print_record
@@ -195,12 +197,8 @@ def review(
             help="With --escalate: the labels the rule is checked on.",
         ),
     ] = "editors",
-    target: Annotated[
-        float, typer.Option("--target", help="With --escalate: the agreement published verdicts must reach.")
-    ] = 0.9,
-    level: Annotated[
-        float, typer.Option("--level", help="With --escalate: the confidence they reach it.")
-    ] = 0.95,
+    target: Target = 0.9,
+    level: Level = 0.95,
 ) -> None:
     """Review a whole catalog: every tool x persona x member, within limits and a budget.
 

@@ -25,7 +25,7 @@ from ..run.runref import resolve_run
 from ..store import Store
 from ..text import clean, for_console
 from .apps import app, err_console, out_console
-from .options import RUN_HELP, RunsDir
+from .options import RUN_HELP, Level, RunsDir, Target
 
 __all__ = ["COLUMNS", "FORMATS", "REFERENCE_HELP", "rule_line", "triage", "triage_rows"]
 
@@ -65,12 +65,8 @@ def triage(
     reference: Annotated[
         str | None, typer.Option("--reference", metavar="editors|LABELS.csv|community", help=REFERENCE_HELP)
     ] = None,
-    target: Annotated[
-        float, typer.Option("--target", help="With --reference: the agreement published verdicts must reach.")
-    ] = 0.9,
-    level: Annotated[
-        float, typer.Option("--level", help="With --reference: the confidence that they reach it.")
-    ] = 0.95,
+    target: Target = 0.9,
+    level: Level = 0.95,
     out: RunsDir = Path("runs"),
 ) -> None:
     """The run's tools, most doubtful verdict first, with the reasons for each; with
