@@ -87,3 +87,19 @@ def test_a_changed_persona_says_its_old_reliability_no_longer_applies(
     assert data["method"] == "editors"  # the other personas' labels still carry
     shown = " ".join(cli("show", "run-3", "--out", str(two_runs)).out.split())
     assert "Editors' labels of earlier runs: builder / sim:a:" in shown
+
+
+def test_a_labels_file_leaves_only_its_own_tools_out_of_the_reliabilities(
+    cli: Any, two_runs: Path, tmp_path: Path
+) -> None:
+    panel = _panel("run-2")
+    labels = tmp_path / "labels.csv"  # a researcher's labels on 40 of the 80 tools the editor labelled
+    rows = [f"{t},{v}" for t, v in list(zip(panel.tools, panel.truth, strict=True))[:40]]
+    labels.write_text("tool,verdict\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    everything = json.loads(cli("triage", "run-2", "--format", "json", "--out", str(two_runs)).out)
+    result = cli("triage", "run-2", "--reference", str(labels), "--format", "json", "--out", str(two_runs))
+    assert result.code == 0, result.err
+    found = json.loads(result.out)
+    assert found["rule"]["labels"] == 40 and found["method"] == "editors"
+    # the reliabilities rest on the editor's other 40 tools only (a judge misses a failed review)
+    assert 35 <= found["rests_on"] <= 40 < everything["rests_on"]

@@ -134,3 +134,20 @@ def test_bad_rule_input_is_one_line_naming_the_option(
     out, _ = simulated
     result = cli("triage", "sim-run", *args, "--out", str(out))
     assert result.code == 2 and said in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_community_votes_are_a_reference(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    panel = simulate_panel(200, members=MEMBERS, default_accuracy=0.7, run_id="voted", seed=5)
+    write_simulated_run(out, panel, community_votes=20, community_accuracy=0.9)
+    with Store(out) as store:
+        votes = [t.get("community") or {} for t in store.run_tools("voted")]
+    # a tool's reference: the majority of at least 5 votes (a tie gives none)
+    expected = sum(
+        1 for v in votes if v.get("ship", 0) + v.get("skip", 0) >= 5 and v.get("ship") != v.get("skip")
+    )
+    result = cli("triage", "voted", "--reference", "community", "--format", "json", "--out", str(out))
+    assert result.code == 0, result.err
+    found = json.loads(result.out)
+    assert found["reference"] == "community" and found["rule"]["labels"] == expected > 100
+    assert "sentence" in found["rule"] and found["sentence"] == found["rule"]["sentence"]
