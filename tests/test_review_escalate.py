@@ -7,14 +7,25 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
+from panel.resources import data_dir
 from tests.factories import catalog_file
 
 
 def _triage_json(runs_dir: Path) -> tuple[str, dict[str, Any]]:
     (found,) = runs_dir.glob("*/triage.json")
-    return found.parent.name, json.loads(found.read_text(encoding="utf-8"))
+    written = json.loads(found.read_text(encoding="utf-8"))
+    jsonschema.validate(written, json.loads((data_dir("schema") / "triage.schema.json").read_text()))
+    return found.parent.name, written
+
+
+def test_published_triage_schema_matches_the_models(cli: Any) -> None:
+    printed = cli("schema", "--triage").out
+    assert printed == (data_dir("schema") / "triage.schema.json").read_text(), (
+        "schema/triage.schema.json is stale: run `make schema`"
+    )
 
 
 def test_without_labels_triage_json_holds_the_ranking_and_the_line_says_no_guarantee(
@@ -46,8 +57,7 @@ def test_with_a_labels_file_the_line_gives_coverage_threshold_and_labels(
     second = cli("review", str(catalog), "-b", "fake", "--escalate", "--reference", str(labels),
                  "--progress", "quiet", "--out", str(runs_dir))  # fmt: skip
     assert second.code == 0, second.err
-    (new,) = runs_dir.glob("*/triage.json")
-    written = json.loads(new.read_text(encoding="utf-8"))
+    _, written = _triage_json(runs_dir)
     rule = written["rule"]
     assert rule["guarantee"] is True and rule["labels"] == 45 and rule["bound"] >= 0.9, rule
     published = sum(r["decision"] == "publish" for r in written["tools"])

@@ -34,6 +34,7 @@ from ..errors import MissingExtraError, UserError
 from ..store import Store
 from .confidence import SHIP, as_row, carried_forward, ranked, run_confidence
 from .record import Confidence
+from .triage_file import TRIAGE_VERSION
 
 __all__ = ["COLUMNS", "COMMUNITY_VOTES", "Triage", "check_rule", "parse_reference", "require_rule", "triage"]
 
@@ -81,6 +82,7 @@ class Triage:
     def to_dict(self, limit: int | None = None) -> dict[str, Any]:
         """The JSON of `panel triage --format json` and of ``triage.json``."""
         return {
+            "version": TRIAGE_VERSION,
             "run": self.run_id,
             "reference": self.reference,
             "method": self.method,
