@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from panel.report.confidence import run_confidence
 from panel.resources import data_dir
 from panel.store import CellKey, Store
 from panel.testing.simulate import SimulatedPanel, simulate_panel, write_simulated_run
@@ -103,3 +104,17 @@ def test_a_labels_file_leaves_only_its_own_tools_out_of_the_reliabilities(
     assert found["rule"]["labels"] == 40 and found["method"] == "editors"
     # the reliabilities rest on the editor's other 40 tools only (a judge misses a failed review)
     assert 35 <= found["rests_on"] <= 40 < everything["rests_on"]
+
+
+def test_the_rule_reads_the_models_verdicts_not_the_editors_edits(cli: Any, two_runs: Path) -> None:
+    # run-1's editor edited the builder's wrong verdicts to the truth: those edits are labels,
+    # and must not be votes of the probability the rule checks them against. run-2 holds the
+    # same draws with no edit: the rule on run-1 reads the same probabilities as run-2 without labels.
+    with Store(two_runs) as store:
+        edited = {e.key.tool_id for e in store.edits("run-1") if e.field == "verdict"}
+        plain = run_confidence(store, "run-2", carry_forward=False)
+    assert len(edited) >= 10
+    result = cli("triage", "run-1", "--reference", "editors", "--format", "json", "--out", str(two_runs))
+    assert result.code == 0, result.err
+    rows = {r["tool_id"]: r for r in json.loads(result.out)["tools"]}
+    assert all(rows[t]["ship"] == plain[t].ship for t in edited)

@@ -102,14 +102,14 @@ def doubt(ship: float | None, low: float | None, high: float | None) -> float:
     return round(1.0 - 2.0 * abs(nearest - 0.5), 6)
 
 
-def current_verdicts(store: Store, run_id: str) -> dict[CellKey, str | None]:
+def current_verdicts(store: Store, run_id: str, *, edits: bool = True) -> dict[CellKey, str | None]:
     """Repeat 0 of every cell with the verdict in force: a valid rebuttal-round verdict in
-    place of round 1's, then an editor's; None where the review failed."""
+    place of round 1's, then (with ``edits``) an editor's; None where the review failed."""
     cells = {k: v for k, v in store.cell_verdicts(run_id).items() if k.repeat == 0}
     for row in store.rebuttals(run_id):
         if row.valid and row.verdict_after is not None and cells.get(row.key) is not None:
             cells[row.key] = row.verdict_after
-    for edit in store.edits(run_id):
+    for edit in store.edits(run_id) if edits else ():
         if edit.field == "verdict" and cells.get(edit.key) is not None:
             cells[edit.key] = edit.value
     return cells
@@ -198,19 +198,22 @@ def run_confidence(
     *,
     reliabilities: Mapping[Judge, Confusion] | None = None,
     carry_forward: bool = True,
+    edits: bool = True,
 ) -> dict[str, Confidence]:
     """Each tool of the run (by id, in the run's order) with its confidence.
 
     ``reliabilities`` (judge -> confusion counts against editor labels) switch the method to
     "editors" for the judges they cover. Without them and with ``carry_forward``, those of
     :func:`carried_forward` are used when earlier runs' editor labels cover a judge of this
-    run. Raises nothing for a run without reviews: every tool then says its confidence
+    run. ``edits=False`` reads the models' own verdicts, leaving the editors' edited ones out
+    (an edited verdict is an editor's label: the triage rule must not read it as a vote).
+    Raises nothing for a run without reviews: every tool then says its confidence
     cannot be estimated.
     """
     if reliabilities is None and carry_forward:
         reliabilities = carried_forward(store, run_id).reliabilities or None
     tools: dict[str, _Tool] = {str(t["id"]): _Tool() for t in store.run_tools(run_id)}
-    for key, verdict in current_verdicts(store, run_id).items():
+    for key, verdict in current_verdicts(store, run_id, edits=edits).items():
         tools.setdefault(key.tool_id, _Tool()).votes[(key.persona_id, key.member)] = verdict
     for row in store.rebuttals(run_id):
         if row.repeat == 0 and row.changed and row.tool_id in tools:

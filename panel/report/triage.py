@@ -18,9 +18,11 @@ one of: Dawid-Skene on the run's verdicts (no label read), the vote share (no la
 judges' reliabilities carried forward from editor labels of *earlier* runs. For the last, the
 reliabilities are counted again with every tool the reference labels left out
 (``carried_forward(leave_out=...)``): a tool's own label, on this run or an earlier run of the
-same entry, never reaches the probability it is checked against. So the rule's confidence can
-differ from the one `panel show` prints for a run whose tools were labelled before; the JSON
-says which method it rests on and how many labels (``rests_on``).
+same entry, never reaches the probability it is checked against. And the votes are the models'
+own verdicts: an editor's edited verdict is itself a label (`panel.store.labels`), so it is not
+read as a judge's vote. So the rule's confidence can differ from the one `panel show` prints for
+a run whose tools were labelled or edited; the JSON says which method it rests on and how many
+labels (``rests_on``).
 """
 
 from __future__ import annotations
@@ -169,7 +171,9 @@ def triage(
     labels, ref_notes = _reference(store, run_id, reference, tools, categories)
     labelled = [t for t, lab in zip(tools, labels, strict=True) if lab is not None]
     carried = carried_forward(store, run_id, leave_out=labelled)
-    found = run_confidence(store, run_id, reliabilities=carried.reliabilities or None, carry_forward=False)
+    found = run_confidence(
+        store, run_id, reliabilities=carried.reliabilities or None, carry_forward=False, edits=False
+    )
     probability = [found[t].ship if t in found else None for t in tools]
     verdict = [_side(p) for p in probability]
     rule = choose_threshold(probability, verdict, labels, target=target, level=level)
