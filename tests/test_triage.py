@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from panel.cli.triage import COLUMNS
+from panel.report.triage import COLUMNS
 from panel.store import Store
 from tests.factories import store_verdicts
 
@@ -37,7 +37,9 @@ def run(runs_dir: Path) -> str:
 def test_triage_json_ranks_the_most_doubtful_first_with_reasons(cli: Any, runs_dir: Path, run: str) -> None:
     result = cli("triage", run, "--format", "json", "--out", str(runs_dir))
     assert result.code == 0, result.err
-    rows = json.loads(result.out)
+    found = json.loads(result.out)
+    assert found["rule"] is None and found["reference"] is None
+    rows = found["tools"]
     # doubt 1 for t1 (2-2) and t3 (no estimate), then t2 (3-1: a ship share of (3+1)/(4+2),
     # doubt 0.67) and t0 (4-0, doubt 0.33); no margin from a Wilson interval on 4 reviews
     assert [r["tool_id"] for r in rows] == ["t1", "t3", "t2", "t0"]
@@ -45,6 +47,7 @@ def test_triage_json_ranks_the_most_doubtful_first_with_reasons(cli: Any, runs_d
     assert rows[0]["reasons"] == "split" and rows[0]["doubt"] == 1.0
     assert rows[1]["ship"] is None and rows[1]["method"] == "none" and rows[1]["reasons"] == "failed"
     assert rows[3]["contested"] is False and rows[3]["reasons"] == ""
+    assert all(r["decision"] is None for r in rows) and rows[3]["verdict"] == "ship"
 
 
 def test_triage_csv_and_limit(cli: Any, runs_dir: Path, run: str) -> None:

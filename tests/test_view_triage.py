@@ -70,7 +70,7 @@ def _shown(html: str) -> list[str]:
 def _cli_order(cli: Any, runs: Path, run_id: str, *extra: str) -> list[dict[str, Any]]:
     result = cli("triage", run_id, "--format", "json", "--out", str(runs), *extra)
     assert result.code == 0, result.err
-    rows: list[dict[str, Any]] = json.loads(result.out)
+    rows: list[dict[str, Any]] = json.loads(result.out)["tools"]
     return rows
 
 

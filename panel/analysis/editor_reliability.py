@@ -13,8 +13,10 @@ judge's verdict is the model's own on that run (the round-2 verdict of a rebutta
 an editor's edit, which would be the label itself). So each stored label counts once, paired
 with the verdicts it was made on. `label_ids` names the stored labels the items rest on: the
 new run's labels in force may hold some of them (same entry), and a caller that chooses a
-threshold on the new run's reference leaves those out (`editors_reference(leave_out=...)`),
-so that the reliabilities and the reference share no label. `JudgeReliabilities` holds, for the
+threshold on the new run's reference keeps the two apart: it leaves those labels out of the
+reference (`editors_reference(leave_out=...)`), or the reference's tools out of the items
+(`judge_reliabilities(leave_out=...)`, what `panel triage` does: it holds for a labels file or
+the community's votes too). `JudgeReliabilities` holds, for the
 new run's judges, the items as a tools x judges matrix ready for
 :func:`panel.analysis.latent.fit_on_labels` (`fit()`), each judge's confusion counts and how
 many labelled items they rest on, and the notes.
@@ -23,7 +25,7 @@ many labelled items they rest on, and the notes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -80,6 +82,26 @@ class JudgeReliabilities:
         """Labelled items some judge of the new run has a verdict on."""
         return int((self.codes != MISSING).any(axis=1).sum()) if self.codes.size else 0
 
+    def binary(self, positive: str = "ship") -> dict[JudgeKey, list[list[int]]]:
+        """Each judge with labels, its confusion folded to ``positive`` against every other
+        verdict: ``[[pos said pos, pos said other], [other said pos, other said other]]``, the
+        mapping `panel.report.confidence.run_confidence(reliabilities=)` reads. Judges whose
+        labels are none are left out (nothing carries forward for them)."""
+        if positive not in self.categories:
+            return {}
+        k = self.categories.index(positive)
+        out: dict[JudgeKey, list[list[int]]] = {}
+        for key, counts in self.confusion.items():
+            if not self.rests_on.get(key):
+                continue
+            grid = np.asarray(counts, dtype=np.int64)
+            pos, other = grid[k], np.delete(grid, k, axis=0).sum(axis=0)
+            out[key] = [
+                [int(pos[k]), int(pos.sum() - pos[k])],
+                [int(other[k]), int(other.sum() - other[k])],
+            ]
+        return out
+
     def fit(self, smoothing: float = 1.0) -> LatentModel | None:
         """The judges' confusions counted on the items (`fit_on_labels`); None without any."""
         if not self.n_labels:
@@ -116,9 +138,13 @@ def _majority(votes: Counter[str]) -> str | None:
     return top[0][0]
 
 
-def judge_reliabilities(store: Store, run_id: str, categories: Sequence[str]) -> JudgeReliabilities:
+def judge_reliabilities(
+    store: Store, run_id: str, categories: Sequence[str], *, leave_out: Collection[str] = ()
+) -> JudgeReliabilities:
     """Gather the editors' labels on runs created before ``run_id`` for its judges (see the
-    module docstring); ``categories`` are the verdicts, in the order the codes use."""
+    module docstring); ``categories`` are the verdicts, in the order the codes use.
+    ``leave_out`` are tool ids whose labels are not counted (the triage rule checks its
+    threshold on them, so the reliabilities must not have read them)."""
     cat_at = {c: k for k, c in enumerate(categories)}
     new_reviews, _ = _own_verdicts(store, run_id)
     mine = _identities(store, run_id, new_reviews)
@@ -130,6 +156,7 @@ def judge_reliabilities(store: Store, run_id: str, categories: Sequence[str]) ->
     this = store.get_run(run_id)
     start = this.created_at if this is not None else float("inf")
     earlier = [r.id for r, _, _ in store.list_runs(limit=1 << 62) if r.created_at < start and r.id != run_id]
+    skip = set(leave_out)
     rows: list[list[int]] = []
     labels: list[int] = []
     items: list[tuple[str, str]] = []
@@ -146,6 +173,8 @@ def judge_reliabilities(store: Store, run_id: str, categories: Sequence[str]) ->
         reviews, verdicts = _own_verdicts(store, old)
         theirs = _identities(store, old, reviews)
         for tool, counted in votes.items():
+            if tool in skip:
+                continue
             truth = _majority(counted)
             if truth not in cat_at:
                 continue

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .._about import install_hint
@@ -57,12 +58,14 @@ __all__ = [
     "MIN_SHARE_MARGIN",
     "RESAMPLES",
     "WEAK_ACCURACY",
+    "Carried",
     "Estimate",
     "Fitted",
     "Judge",
     "ToolVotes",
     "as_row",
     "cached_confidence",
+    "carried_forward",
     "collapse",
     "confidence_line",
     "doubt",
@@ -132,12 +135,42 @@ def models_verdicts(store: Store, run_id: str) -> dict[CellKey, str | None]:
     return cells
 
 
+@dataclass(frozen=True)
+class Carried:
+    """The judges' reliabilities carried forward from editor labels on earlier runs."""
+
+    reliabilities: dict[Judge, Confusion]  # binary confusion per judge with labels; empty: none
+    notes: list[str]  # judges whose old reliability no longer applies, or why nothing was carried
+
+
+def carried_forward(store: Store, run_id: str, *, leave_out: Collection[str] = ()) -> Carried:
+    """The run's judges' reliabilities counted on the editors' labels of earlier runs of the
+    same judge identity (`panel.analysis.editor_reliability`), folded to ship against the
+    rest; labels of the tools in ``leave_out`` are not counted. Empty without any label in the
+    store (nothing is read) and without numpy (the notes say what to install)."""
+    if not store.labels_stamp()[0]:
+        return Carried({}, [])
+    try:
+        from ..analysis.editor_reliability import judge_reliabilities
+        from ..analysis.research import categories_of
+    except ImportError:
+        why = "editors' reliabilities are not carried forward: numpy is not installed"
+        why += f" ({install_hint('analysis')})"
+        return Carried({}, [why])
+    categories = categories_of(store.run_personas(run_id))
+    if SHIP not in categories:
+        categories = [SHIP, *categories]
+    found = judge_reliabilities(store, run_id, categories, leave_out=leave_out)
+    return Carried(dict(found.binary(SHIP)), list(found.notes))
+
+
 def run_confidence(
     store: Store,
     run_id: str,
     *,
     reliabilities: Mapping[Judge, Confusion] | None = None,
     categories: Sequence[str] | None = None,
+    carry_forward: bool = True,
 ) -> dict[str, Confidence]:
     """Each tool of the run (by id, in the run's order) with its confidence.
 
@@ -145,7 +178,11 @@ def run_confidence(
     "editors" for the judges they cover; a K x K confusion over ``categories`` (ship first
     when None) is collapsed to ship against not ship (:func:`collapse`). Raises nothing for a
     run without reviews: every tool then says its confidence cannot be estimated.
+    Without ``reliabilities`` and with ``carry_forward``, those of :func:`carried_forward`
+    are used when earlier runs' editor labels cover a judge of this run.
     """
+    if reliabilities is None and carry_forward:
+        reliabilities = carried_forward(store, run_id).reliabilities or None
     if reliabilities:
         reliabilities = {j: collapse(c, categories) for j, c in reliabilities.items()}
     tools: dict[str, ToolVotes] = {str(t["id"]): ToolVotes() for t in store.run_tools(run_id)}
@@ -170,7 +207,7 @@ def cached_confidence(store: Store, run_id: str) -> dict[str, Confidence]:
     stay as they were (``Store.run_state``), so the app's tool pages of a large run fit the
     run once, not once a page. An edit of an earlier run (which only moves `flipped_since`)
     is seen when this run next changes."""
-    key = (str(store.path), run_id, store.run_state(run_id))
+    key = (str(store.path), run_id, (store.run_state(run_id), store.labels_stamp()))
     found = _CACHE.get(key)
     if found is None:
         found = run_confidence(store, run_id)
