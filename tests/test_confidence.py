@@ -108,6 +108,17 @@ def planted(n: int = 40, seed: int = 3) -> dict[str, list[str | None]]:
     return cols
 
 
+def test_judges_at_chance_give_every_tool_the_full_interval_and_say_why(store: Store) -> None:
+    rng = random.Random(1)
+    store_verdicts(store, "r", {p: [rng.choice(["ship", "skip"]) for _ in range(60)] for p in "abcde"},
+                   status="done")  # fmt: skip
+    found = run_confidence(store, "r")
+    assert {c.method for c in found.values()} == {"dawid-skene"}
+    assert all(c.low == 0.0 and c.high == 1.0 and c.doubt == 1.0 for c in found.values())
+    basis = found["t0"].basis
+    assert "did not settle in 200 iterations" in basis and "every interval is 0 to 1" in basis
+
+
 def test_dawid_skene_finds_the_planted_weak_judge(store: Store) -> None:
     cols = planted()
     store_verdicts(store, "r", cols, status="done")

@@ -47,9 +47,15 @@ def dawid_skene(judged: Mapping[str, ToolVotes]) -> Fitted:
         for j, (p, m) in enumerate(zip(panel.persona_of, panel.member_of, strict=True))
         if not np.isnan(model.accuracy[j])
     }
+    interval = (
+        f"interval from {RESAMPLES} refits on tools drawn with replacement"
+        if model.converged
+        else f"the judges' reliabilities did not settle in {model.iterations} iterations (judges near "
+        "chance, or too few), so every interval is 0 to 1"
+    )
     basis = (
         f"Dawid–Skene on {panel.n_tools} tools and {panel.n_judges} judges, each judge weighed by its "
-        f"estimated reliability; interval from {RESAMPLES} refits on tools drawn with replacement"
+        f"estimated reliability; {interval}"
     )
     return Fitted("dawid-skene", basis, panel.n_tools, estimates, accuracy)
 
