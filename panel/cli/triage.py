@@ -23,7 +23,7 @@ from ..report.triage import COLUMNS, Triage
 from ..report.triage import triage as triage_of
 from ..run.runref import resolve_run
 from ..store import Store
-from ..text import clean, for_console
+from ..text import clean, for_console, spreadsheet_safe
 from .apps import app, err_console, out_console
 from .options import RUN_HELP, Level, RunsDir, Target
 
@@ -80,7 +80,7 @@ def triage(
         cached = cached_confidence(store, run) if reference is None else None
         found = triage_of(store, run, reference=reference, target=target, level=level, confidence=cached)
     data = found.to_dict(limit)
-    rows = data["tools"]
+    data["tools"] = rows = [_plain(row) for row in data["tools"]]
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return
@@ -88,12 +88,26 @@ def triage(
     if fmt == "csv":
         for line in said:  # stdout stays one CSV table
             err_console.print(for_console(line), markup=False, highlight=False)
-        words = ({k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()} for row in rows)
+        words = ({k: _cell(v) for k, v in row.items()} for row in rows)
         sys.stdout.writelines(csv_chunks(words, COLUMNS))  # true/false, as in the JSON
         return
     for line in said:
         out_console.print(for_console(line), markup=False, highlight=False)
     _table(rows, decided=found.rule is not None)
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for JSON and CSV: the catalog's and the models' text (name, why, ...) on one line,
+    with no terminal controls or bidi overrides (`clean`), which a reader's terminal or viewer
+    would otherwise act on; numbers and flags as they are."""
+    return {k: clean(v).replace("\n", " ") if isinstance(v, str) else v for k, v in row.items()}
+
+
+def _cell(value: object) -> object:
+    """A CSV cell: true/false as in the JSON, text guarded against a spreadsheet's formulas."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return spreadsheet_safe(value) if isinstance(value, str) else value
 
 
 def _table(rows: list[dict[str, Any]], *, decided: bool) -> None:
