@@ -128,10 +128,13 @@ def test_triage_json_and_csv_strip_controls_and_bidi_from_names(
     assert len(as_csv.out.strip().splitlines()) == 1 + 4  # the header and one line per tool
 
 
-def test_triage_csv_quotes_a_formula_cell_and_json_keeps_it_as_text(cli: Any, runs_dir: Path, run: str) -> None:
+def test_triage_csv_quotes_a_formula_cell_and_json_keeps_it_as_text(
+    cli: Any, runs_dir: Path, run: str
+) -> None:
     _named(runs_dir, run, HOSTILE["formula"])
     as_csv = cli("triage", run, "--format", "csv", "--out", str(runs_dir))
     as_json = cli("triage", run, "--format", "json", "--out", str(runs_dir))
     rows = {r["tool_id"]: r for r in csv.DictReader(io.StringIO(as_csv.out))}
     assert rows["t1"]["name"] == "'" + HOSTILE["formula"]
-    assert next(r["name"] for r in json.loads(as_json.out)["tools"] if r["tool_id"] == "t1") == HOSTILE["formula"]
+    named = {r["tool_id"]: r["name"] for r in json.loads(as_json.out)["tools"]}
+    assert named["t1"] == HOSTILE["formula"]
