@@ -150,3 +150,20 @@ def test_without_the_analysis_extra_the_page_says_what_to_install(
     assert page.status_code == 200
     assert "pip install" in page.text and "analysis" in page.text
     assert len(_ROW.findall(page.text)) == 100  # the ranking still shows
+
+
+def test_the_audit_sample_is_panel_triages_draw(
+    client: TestClient, cli: Any, labelled: tuple[Path, list[str]]
+) -> None:
+    drawn = cli(
+        "triage", "sim-run", "--audit", "30", "--seed", "4", "--format", "json", "--out", str(labelled[0])
+    )
+    expected = [r["tool_id"] for r in json.loads(drawn.out)["tools"]]
+    page = client.get("/runs/sim-run/triage", params={"audit": "30", "seed": "4"})
+    assert page.status_code == 200 and "30 tools of 30 drawn at random (seed 4)" in page.text
+    assert [t for t, _ in _ROW.findall(page.text)] == expected
+    too_many = client.get("/runs/sim-run/triage", params={"audit": "301"})
+    assert (
+        too_many.status_code == 400
+        and "audit 301: give a number of tools between 1 and the run" in too_many.text
+    )

@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 from ..errors import UserError
 from ..report.confidence import cached_confidence
 from ..report.record import Confidence
-from ..report.triage import Triage, check_rule, triage
+from ..report.triage import Triage, audit_sample, check_rule, triage
 from ..store import Store
 from ..store.labels import ToolLabel
 from .data import PER_PAGE, paged
@@ -104,6 +104,8 @@ class TriagePage:
     #: what the commonest method rests on, in one sentence
     basis: str
     rule: Rule = field(default_factory=Rule)
+    #: (N, seed) of the audit sample shown, or None
+    audit: tuple[int, int] | None = None
 
 
 def _basis(confidence: dict[str, Confidence], method: str) -> str:
@@ -172,17 +174,24 @@ def triage_page(
     unlabelled_only: bool,
     page: int,
     rule: Rule | None = None,
+    audit: tuple[int, int] | None = None,
 ) -> TriagePage:
     """One page of the run's tools in triage order, filtered to the contested or the
-    unlabelled ones if asked, decided under `rule` when it names a reference."""
+    unlabelled ones if asked, decided under `rule` when it names a reference; with `audit`
+    (N, seed), only the N tools `panel triage --audit N --seed S` draws, in its order. Raises
+    UserError (one line) when N is not between 1 and the run's tools."""
     rows, confidence, rule = _ranked(store, run_id, rule or Rule())
+    pool = rows
+    if audit is not None:
+        by_id = {r["tool_id"]: r for r in rows}
+        pool = [by_id[t] for t in audit_sample(list(by_id), *audit)]
     labels: dict[str, list[ToolLabel]] = {}
     in_force = store.labels_in_force(run_id)
     for label in in_force:
         labels.setdefault(label.tool_id, []).append(label)
     kept = [
         r
-        for r in rows
+        for r in pool
         if (r["contested"] or not contested_only) and (r["tool_id"] not in labels or not unlabelled_only)
     ]
     shown, page, pages = paged(kept, page)
@@ -201,6 +210,7 @@ def triage_page(
         methods=[(METHODS.get(m, m), n) for m, n in methods],
         basis=_basis(confidence, main),
         rule=rule,
+        audit=audit,
     )
 
 
@@ -232,22 +242,38 @@ def _rule(request: Request) -> Rule:
     return Rule(reference, _share(request, "target", TARGET), _share(request, "level", LEVEL))
 
 
+def _audit(request: Request) -> tuple[int, int] | None:
+    """`?audit=N&seed=S` as `panel triage --audit N --seed S` (seed 1 unless given); 400 when
+    either is not a whole number."""
+    raw, seed = request.query_params.get("audit") or "", request.query_params.get("seed") or "1"
+    if not raw:
+        return None
+    try:
+        return int(raw), int(seed)
+    except ValueError:
+        raise HTTPException(400, f"audit {raw} seed {seed}: give whole numbers (e.g. audit=50).") from None
+
+
 def triage_view(request: Request) -> Response:
     run_id = request.path_params["run_id"]
     contested_only, unlabelled_only = _flag(request, "contested"), _flag(request, "unlabelled")
-    rule = _rule(request)
+    rule, audit = _rule(request), _audit(request)
     with read_store(request) as store:
         run = store.get_run(run_id) if store else None
         if store is None or run is None:
             raise HTTPException(404, f"There is no run '{run_id}' in this store.")
-        found = triage_page(
-            store,
-            run_id,
-            contested_only=contested_only,
-            unlabelled_only=unlabelled_only,
-            page=_page_number(request.query_params.get("page")),
-            rule=rule,
-        )
+        try:
+            found = triage_page(
+                store,
+                run_id,
+                contested_only=contested_only,
+                unlabelled_only=unlabelled_only,
+                page=_page_number(request.query_params.get("page")),
+                rule=rule,
+                audit=audit,
+            )
+        except UserError as exc:  # an audit sample larger than the run
+            raise HTTPException(400, f"{str(exc).removeprefix('--')}.") from None
     return page(
         request,
         "triage.html.j2",
