@@ -162,6 +162,9 @@ def test_a_guarantee_states_that_it_assumes_a_random_sample_of_labels(
     assert result.code == 0, result.err
     head = " ".join(result.out.split("┏")[0].split())
     assert "(assuming the labelled tools are a random sample of the run)" in head
+    as_json = cli("triage", "sim-run", "--reference", str(labels), "--format", "json", "--out", str(out))
+    found = json.loads(as_json.out)
+    assert found["sentence"].endswith("(assuming the labelled tools are a random sample of the run).")
 
 
 def test_audit_draws_the_same_tools_for_the_same_seed(

@@ -194,8 +194,10 @@ def triage(
     decisions = dict(zip(tools, rule.decisions, strict=True))
     refs = dict(zip(tools, labels, strict=True))
     figures = {k: v for k, v in rule.to_dict().items() if k != "decisions"}
+    if rule.guarantee:  # the bound holds for a random sample of labels only: say so
+        figures["sentence"] = f"{rule.sentence.removesuffix('.')} ({ASSUMPTION})."
     return _made(
-        run_id, found, names, reference, figures, rule.sentence, [*carried.notes, *ref_notes],
+        run_id, found, names, reference, figures, figures["sentence"], [*carried.notes, *ref_notes],
         decisions=decisions, refs=refs,
     )  # fmt: skip
 
