@@ -2,10 +2,10 @@
 its ship probability, interval, method and contested reasons, a link to its own page, and
 whether the editors have labelled it yet (so an editor sees what is left).
 
-The order is `panel triage`'s own (`panel.cli.triage.triage_rows`, over the run's cached
-confidence): the page adds no ranking of its own, only a filter and pages. The confidence
-is fitted once per state of the run's reviews (`cached_confidence`); a page then costs a
-sort of the run's rows and one read of its labels, whatever page it shows.
+The order is `panel triage`'s own (`panel.report.triage.triage`, over the run's cached
+confidence): the page adds no ranking of its own, only a filter and pages. The ranked
+rows are made once per state of the run's reviews and of the store's labels (`decided`, over
+`cached_confidence`); a page then costs one read of its labels, whatever page it shows.
 
 With a reference (`?reference=editors|community`, and `target`/`level` as `panel triage
 --target/--level`, with the same defaults and checks) the page shows `panel triage
@@ -124,17 +124,21 @@ _DECIDED: OrderedDict[tuple[object, ...], Triage] = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def decided(store: Store, run_id: str, reference: str, target: float, level: float) -> Triage:
-    """`panel triage RUN --reference ... --target ... --level ...`'s outcome, remembered while
-    the run's reviews and the store's editor labels stay as they were (an approval or an edit
-    moves ``labels_stamp``: the rule is then applied again). Raises UserError (one line) as
-    `triage` does, e.g. when the analysis extra is missing."""
+def decided(store: Store, run_id: str, reference: str | None, target: float, level: float) -> Triage:
+    """`panel triage RUN [--reference ... --target ... --level ...]`'s outcome, remembered
+    while the run's reviews and the store's editor labels stay as they were (an approval or an
+    edit moves ``labels_stamp``: the rule is then applied again, and the reliabilities carried
+    forward counted again). Raises UserError (one line) as `triage` does, e.g. when the
+    analysis extra is missing."""
     key = (str(store.path), run_id, store.run_state(run_id), store.labels_stamp(), reference, target, level)
     with _LOCK:
         if key in _DECIDED:
             _DECIDED.move_to_end(key)
             return _DECIDED[key]
-    found = triage(store, run_id, reference=reference, target=target, level=level)
+    if reference is None:  # the ranking alone, over the run's cached confidence (as `triage_rows`)
+        found = triage(store, run_id, confidence=cached_confidence(store, run_id))
+    else:
+        found = triage(store, run_id, reference=reference, target=target, level=level)
     with _LOCK:
         _DECIDED[key] = found
         while len(_DECIDED) > _KEPT:
@@ -147,23 +151,20 @@ def _ranked(
 ) -> tuple[list[dict[str, Any]], dict[str, Confidence], Rule]:
     """The rows (in `panel triage`'s order), the confidence they were made from, and the rule
     with its outcome filled in."""
-    # `panel triage`'s own lines, so the page and the command cannot rank or decide apart;
-    # imported here, as `panel view` has the command package loaded already and the app alone need not.
-    from ..cli.triage import rule_line, triage_rows
+    # `panel triage`'s own line, so the page and the command cannot decide apart; imported
+    # here, as `panel view` has the command package loaded already and the app alone need not.
+    from ..cli.triage import rule_line
 
     if rule.reference is not None:
         try:
             found = decided(store, run_id, rule.reference, rule.target, rule.level)
+            rule = replace(rule, line=rule_line(found), notes=list(found.notes))
         except UserError as exc:  # the analysis extra missing ("... needs the Python package ...")
-            refused = f"No decision here: {exc}."
-            return (
-                triage_rows(store, run_id),
-                cached_confidence(store, run_id),
-                replace(rule, refused=refused),
-            )
-        kept = replace(rule, line=rule_line(found), notes=list(found.notes))
-        return found.rows, dict(found.confidence), kept
-    return triage_rows(store, run_id), cached_confidence(store, run_id), rule
+            found = decided(store, run_id, None, TARGET, LEVEL)
+            rule = replace(rule, refused=f"No decision here: {exc}.")
+    else:
+        found = decided(store, run_id, None, TARGET, LEVEL)
+    return found.rows, dict(found.confidence), rule
 
 
 def triage_page(
