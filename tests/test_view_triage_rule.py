@@ -167,3 +167,19 @@ def test_the_audit_sample_is_panel_triages_draw(
         too_many.status_code == 400
         and "audit 301: give a number of tools between 1 and the run" in too_many.text
     )
+
+
+def test_the_ranking_alone_is_made_once_per_state_too(
+    client: TestClient, labelled: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = triage_module.carried_forward
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(triage_module, "carried_forward", counted)
+    _decisions(client)  # three pages, no reference
+    client.get("/runs/sim-run/triage", params={"unlabelled": "1"})
+    assert len(calls) == 1
