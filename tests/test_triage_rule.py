@@ -9,8 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
+from panel.resources import data_dir
 from panel.store import CellKey, Store
 from panel.testing.simulate import (
     SimulatedPanel,
@@ -167,7 +169,8 @@ def test_audit_draws_the_same_tools_for_the_same_seed(
         result = cli("triage", "sim-run", "--audit", "25", *seed, "--format", "json", "--out", str(out))
         assert result.code == 0, result.err
         found = json.loads(result.out)
-        assert found["audit"]["tools"] == 25
+        assert found["audit"] == {"tools": 25, "seed": int(seed[1])}
+        jsonschema.validate(found, json.loads((data_dir("schema") / "triage.schema.json").read_text()))
         return [r["tool_id"] for r in found["tools"]]
 
     first, again, other = drawn("--seed", "7"), drawn("--seed", "7"), drawn("--seed", "8")
