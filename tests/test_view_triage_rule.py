@@ -53,6 +53,19 @@ def client(labelled: tuple[Path, list[str]]) -> Iterator[TestClient]:
         yield opened
 
 
+def _counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """The runs `panel.report.triage`'s `name` is called on, from now on."""
+    calls: list[str] = []
+    real = getattr(triage_module, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(triage_module, name, counted)
+    return calls
+
+
 def _decisions(client: TestClient, **params: str) -> tuple[list[tuple[str, str]], list[str]]:
     """Every (tool, decision) of the page's list, top to bottom over its pages, and each page's html."""
     seen: list[tuple[str, str]] = []
@@ -122,14 +135,7 @@ def test_a_bad_rule_is_a_400_saying_so_in_one_line(
 def test_the_rule_is_fitted_once_per_state_of_the_run_and_its_labels(
     client: TestClient, labelled: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    real = triage_module.run_confidence
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(triage_module, "run_confidence", counted)
+    calls = _counted(monkeypatch, "run_confidence")
     _decisions(client, reference="editors")  # three pages
     client.get("/runs/sim-run/triage", params={"reference": "editors", "contested": "1"})
     assert len(calls) == 1
@@ -172,14 +178,7 @@ def test_the_audit_sample_is_panel_triages_draw(
 def test_the_ranking_alone_is_made_once_per_state_too(
     client: TestClient, labelled: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    real = triage_module.carried_forward
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(triage_module, "carried_forward", counted)
+    calls = _counted(monkeypatch, "carried_forward")
     _decisions(client)  # three pages, no reference
     client.get("/runs/sim-run/triage", params={"unlabelled": "1"})
     assert len(calls) == 1
