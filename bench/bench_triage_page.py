@@ -8,6 +8,9 @@ one review of ``--labels`` tools (each approval is a label). Then, through Starl
 TestClient (the server's own work: the store, the ranking, the labels, the template):
 
 * the first request, which fits the run's confidence (cached after it, until the run changes);
+* the first request deciding against the editors' labels (`?reference=editors`: the rule fits
+  the confidence again with the labelled tools left out, then is kept until the run or the
+  labels change);
 * ``--requests`` requests of each page below, interleaved request by request: the first page,
   a middle one, the last, the first page of contested tools only, and the first page of the
   run's own page (catalog order, paged the same way). Each figure is the median with min-max;
@@ -73,10 +76,18 @@ def main() -> None:
             f"triage, page {last // 2}": f"/runs/now/triage?page={last // 2}",
             f"triage, page {last} (last)": f"/runs/now/triage?page={last}",
             "triage, contested only, page 1": "/runs/now/triage?contested=1",
+            "triage decided (editors), page 1": "/runs/now/triage?reference=editors",
+            f"triage decided (editors), page {last // 2}": (
+                f"/runs/now/triage?reference=editors&page={last // 2}"
+            ),
+            "triage, audit sample of 50": "/runs/now/triage?audit=50&seed=1",
             "the run's own page, page 1": "/runs/now",
         }
         with TestClient(create_app(runs, token=None, port=8765), base_url="http://127.0.0.1:8765") as client:
             first = _timed(lambda: client.get("/runs/now/triage").raise_for_status())
+            first_decided = _timed(
+                lambda: client.get("/runs/now/triage?reference=editors").raise_for_status()
+            )
             seconds: dict[str, list[float]] = {name: [] for name in pages}
             with Store(runs, readonly=True) as store:
                 pieces: dict[str, list[float]] = {"triage_rows (cached fit)": [], "labels_in_force": []}
@@ -90,13 +101,20 @@ def main() -> None:
           f"{args.requests} requests each (median, min-max)\n")  # fmt: skip
     print("| request | time |\n|---|---|")
     print(f"| first triage page (fits the confidence) | {1000 * first:.0f} ms |")
+    print(f"| first decided page (applies the rule) | {1000 * first_decided:.0f} ms |")
     for name, found in {**seconds, **pieces}.items():
         print(f"| {name} | {_figure(found)} |")
     print(f"\nbytes: a triage page {size[0]:,}, a page of the run's own page {size[1]:,}")
     medians = {
         name: round(1000 * statistics.median(found), 1) for name, found in {**seconds, **pieces}.items()
     }
-    summary = {"tools": args.tools, "first_ms": round(1000 * first, 1), "median_ms": medians, "bytes": size}
+    summary = {
+        "tools": args.tools,
+        "first_ms": round(1000 * first, 1),
+        "first_decided_ms": round(1000 * first_decided, 1),
+        "median_ms": medians,
+        "bytes": size,
+    }
     print("summary " + json.dumps(summary))
 
 

@@ -65,7 +65,8 @@ def test_with_a_labels_file_the_line_gives_coverage_threshold_and_labels(
     line = " ".join(second.out.split())
     assert (
         f"{published} of 60 verdicts can be published unread (coverage {published / 60:.2f}) at agreement "
-        f">= 0.90 with 95% confidence, threshold {rule['threshold']:.2f}, on 45 reference labels; "
+        f">= 0.90 with 95% confidence, threshold {rule['threshold']:.2f}, on 45 reference labels "
+        "(assuming the labelled tools are a random sample of the run); "
         f"{60 - published} need"
     ) in line
     assert "triage.json" in line.split("wrote")[1]

@@ -95,3 +95,46 @@ def test_show_of_a_comparison_prints_each_tools_confidence(cli: Any, runs_dir: P
         interval = f"(Wilson {c['low']:.2f}–{c['high']:.2f})"
         assert f"Ship share {c['ship']:.2f} of 4 reviews {interval}." in flat
         assert ("Contested:" in flat) == any(t["confidence"]["contested"] for t in record["tools"])
+
+
+HOSTILE = {
+    "osc": "Evil\x1b]0;title\x07Tool",
+    "cr": "Evil\rTool",
+    "bidi": "Evil\u202eTool",
+    "formula": '=HYPERLINK("http://x","Evil")',
+}
+
+
+def _named(runs_dir: Path, run: str, name: str) -> None:
+    with Store(runs_dir) as store, store.transaction() as db:
+        db.execute(
+            "UPDATE run_tools SET data = ? WHERE tool_id = 't1'", (json.dumps({"id": "t1", "name": name}),)
+        )
+
+
+@pytest.mark.parametrize("kind", ["osc", "cr", "bidi"])
+def test_triage_json_and_csv_strip_controls_and_bidi_from_names(
+    cli: Any, runs_dir: Path, run: str, kind: str
+) -> None:
+    _named(runs_dir, run, HOSTILE[kind])
+    as_json = cli("triage", run, "--format", "json", "--out", str(runs_dir))
+    as_csv = cli("triage", run, "--format", "csv", "--out", str(runs_dir))
+    assert as_json.code == 0 and as_csv.code == 0, as_json.err + as_csv.err
+    for text in (as_json.out, as_csv.out):
+        assert not any(ch in text for ch in "\x1b\x07\r\u202e")
+    name = next(r["name"] for r in json.loads(as_json.out)["tools"] if r["tool_id"] == "t1")
+    rows = {r["tool_id"]: r for r in csv.DictReader(io.StringIO(as_csv.out))}
+    assert name.startswith("Evil") and name.endswith("Tool") and rows["t1"]["name"] == name
+    assert len(as_csv.out.strip().splitlines()) == 1 + 4  # the header and one line per tool
+
+
+def test_triage_csv_quotes_a_formula_cell_and_json_keeps_it_as_text(
+    cli: Any, runs_dir: Path, run: str
+) -> None:
+    _named(runs_dir, run, HOSTILE["formula"])
+    as_csv = cli("triage", run, "--format", "csv", "--out", str(runs_dir))
+    as_json = cli("triage", run, "--format", "json", "--out", str(runs_dir))
+    rows = {r["tool_id"]: r for r in csv.DictReader(io.StringIO(as_csv.out))}
+    assert rows["t1"]["name"] == "'" + HOSTILE["formula"]
+    named = {r["tool_id"]: r["name"] for r in json.loads(as_json.out)["tools"]}
+    assert named["t1"] == HOSTILE["formula"]

@@ -9,8 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
+from panel.resources import data_dir
 from panel.store import CellKey, Store
 from panel.testing.simulate import (
     SimulatedPanel,
@@ -71,12 +73,17 @@ def test_the_table_says_threshold_bound_coverage_and_labels_above_the_rows(
     assert result.code == 0, result.err
     head = " ".join(result.out.split("┏")[0].split())
     assert head.startswith("Threshold 0.") and "bound 0.9" in head and "coverage 0.7" in head
-    assert "on 200 reference labels." in head
+    # the bound holds for a random sample of labels only, and the line says so (JSON too)
+    assert "on 200 reference labels (assuming the labelled tools are a random sample of the run)." in head
     assert "decision" in result.out and result.out.count("│ editor ") == 3  # the 3 most doubtful
     csv_run = cli("triage", "last", "--reference", str(labels), "--format", "csv", "--out", str(out))
     rows = list(csv.DictReader(io.StringIO(csv_run.out)))
     assert len(rows) == 400 and {r["decision"] for r in rows} == {"publish", "editor"}
     assert "Threshold" in csv_run.err
+    as_json = cli("triage", "last", "--reference", str(labels), "--format", "json", "--out", str(out))
+    assert json.loads(as_json.out)["sentence"].endswith(
+        "(assuming the labelled tools are a random sample of the run)."
+    )
 
 
 def test_too_few_labels_refuses_and_sends_every_tool_to_an_editor(
@@ -151,3 +158,34 @@ def test_community_votes_are_a_reference(cli: Any, tmp_path: Path) -> None:
     found = json.loads(result.out)
     assert found["reference"] == "community" and found["rule"]["labels"] == expected > 100
     assert "sentence" in found["rule"] and found["sentence"] == found["rule"]["sentence"]
+
+
+def test_audit_draws_the_same_tools_for_the_same_seed(
+    cli: Any, simulated: tuple[Path, SimulatedPanel]
+) -> None:
+    out, panel = simulated
+
+    def drawn(*seed: str) -> list[str]:
+        result = cli("triage", "sim-run", "--audit", "25", *seed, "--format", "json", "--out", str(out))
+        assert result.code == 0, result.err
+        found = json.loads(result.out)
+        assert found["audit"] == {"tools": 25, "seed": int(seed[1])}
+        jsonschema.validate(found, json.loads((data_dir("schema") / "triage.schema.json").read_text()))
+        return [r["tool_id"] for r in found["tools"]]
+
+    first, again, other = drawn("--seed", "7"), drawn("--seed", "7"), drawn("--seed", "8")
+    assert first == again and len(set(first)) == 25 and set(first) <= set(panel.tools)
+    assert set(first) != set(other)
+    # not the doubt order's head: a draw over the whole run
+    ranked = cli("triage", "sim-run", "--format", "json", "--out", str(out))
+    head = [r["tool_id"] for r in json.loads(ranked.out)["tools"][:25]]
+    assert set(first) != set(head)
+
+
+@pytest.mark.parametrize(("n", "said"), [("401", "--audit 401"), ("0", "--audit 0")])
+def test_audit_larger_than_the_run_is_refused_in_one_line(
+    cli: Any, simulated: tuple[Path, SimulatedPanel], n: str, said: str
+) -> None:
+    out, _ = simulated
+    result = cli("triage", "sim-run", "--audit", n, "--out", str(out))
+    assert result.code == 2 and said in result.err and len(result.err.strip().splitlines()) == 1

@@ -27,6 +27,7 @@ labels (``rests_on``).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,17 @@ from .pooled import SHIP
 from .record import Confidence
 from .triage_file import TRIAGE_VERSION
 
-__all__ = ["COLUMNS", "COMMUNITY_VOTES", "Triage", "check_rule", "parse_reference", "require_rule", "triage"]
+__all__ = [
+    "ASSUMPTION",
+    "COLUMNS",
+    "COMMUNITY_VOTES",
+    "Triage",
+    "audit_sample",
+    "check_rule",
+    "parse_reference",
+    "require_rule",
+    "triage",
+]
 
 #: the columns of each tool's row in the JSON and the CSV, in order (stable: other tools read them)
 COLUMNS = ("rank", "tool_id", "name", "doubt", "ship", "low", "high", "method", "reviews", "contested",
@@ -48,6 +59,8 @@ COLUMNS = ("rank", "tool_id", "name", "doubt", "ship", "low", "high", "method", 
 COMMUNITY_VOTES = 5
 #: resamples of the labels' own agreement, which triage does not show (read as in `panel agreement`)
 _RESAMPLES = 100
+#: what the rule's bound assumes of the labelled tools, said beside every guarantee
+ASSUMPTION = "assuming the labelled tools are a random sample of the run"
 EDITORS = "editors"
 COMMUNITY = "community"
 Decision = Literal["publish", "editor"]
@@ -72,6 +85,8 @@ class Triage:
     notes: list[str] = field(default_factory=list)
     method: str = ""  # the confidence's method(s), e.g. "dawid-skene"
     rests_on: int = 0  # editor labels of earlier runs the reliabilities rest on
+    #: each tool's confidence the rows were made from (for a page's reasons); not in the JSON
+    confidence: Mapping[str, Confidence] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def guarantee(self) -> bool:
@@ -106,7 +121,7 @@ class Triage:
         return (
             f"{r['published']:,} of {r['tools']:,} verdicts can be published unread (coverage "
             f"{r['coverage']:.2f}) at agreement >= {r['target']:.2f} with {r['level']:.0%} confidence, "
-            f"threshold {r['threshold']:.2f}, on {r['labels']:,} {self.label_word} labels; "
+            f"threshold {r['threshold']:.2f}, on {r['labels']:,} {self.label_word} labels ({ASSUMPTION}); "
             f"{editor:,} need{'s' if editor == 1 else ''} an editor"
         )
 
@@ -179,8 +194,10 @@ def triage(
     decisions = dict(zip(tools, rule.decisions, strict=True))
     refs = dict(zip(tools, labels, strict=True))
     figures = {k: v for k, v in rule.to_dict().items() if k != "decisions"}
+    if rule.guarantee:  # the bound holds for a random sample of labels only: say so
+        figures["sentence"] = f"{rule.sentence.removesuffix('.')} ({ASSUMPTION})."
     return _made(
-        run_id, found, names, reference, figures, rule.sentence, [*carried.notes, *ref_notes],
+        run_id, found, names, reference, figures, figures["sentence"], [*carried.notes, *ref_notes],
         decisions=decisions, refs=refs,
     )  # fmt: skip
 
@@ -236,4 +253,14 @@ def _made(
         rows.append(row)
     methods = sorted({c.method for c in found.values()})
     rests_on = max((c.labels for c in found.values() if c.method == "editors"), default=0)
-    return Triage(run_id, rows, source, rule, sentence, notes, "+".join(methods), rests_on)
+    return Triage(run_id, rows, source, rule, sentence, notes, "+".join(methods), rests_on, found)
+
+
+def audit_sample(tool_ids: Sequence[str], n: int, seed: int) -> list[str]:
+    """`n` of the run's tools drawn at random, the same for the same `seed` and run: a sample
+    for the editors to label, which the rule's bound assumes (a triage-ordered queue, most
+    doubtful first, is not one). UserError (one line) when `n` is not between 1 and the run's
+    tools."""
+    if not 1 <= n <= len(tool_ids):
+        raise UserError(f"--audit {n}: give a number of tools between 1 and the run's {len(tool_ids):,}")
+    return random.Random(seed).sample(sorted(tool_ids), n)

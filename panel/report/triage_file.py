@@ -85,6 +85,13 @@ class RuleRefused(_Model):
     sentence: str
 
 
+class AuditDraw(_Model):
+    """`panel triage --audit N --seed S`: the tools listed are N drawn at random, not ranked."""
+
+    tools: int = Field(ge=1, description="How many tools were drawn (N).")
+    seed: int = Field(description="The seed of the draw: the same run and seed give the same tools.")
+
+
 class TriageFile(_Model):
     """A run's triage: its tools most doubtful first and, against a reference, the rule."""
 
@@ -97,6 +104,7 @@ class TriageFile(_Model):
     sentence: str
     notes: list[str]
     tools: list[TriageRow]
+    audit: AuditDraw | None = Field(default=None, description="Set when the tools are an audit sample.")
 
 
 def triage_schema_text() -> str:
