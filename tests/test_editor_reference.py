@@ -53,9 +53,7 @@ def _research(cli: Any, out: Path, run: str, reference: str) -> dict[str, Any]:
     return research
 
 
-def test_editors_labels_are_the_reference_and_export_reads_back_the_same(
-    cli: Any, tmp_path: Path
-) -> None:
+def test_editors_labels_are_the_reference_and_export_reads_back_the_same(cli: Any, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     run, panel = _simulated(out)
     _label(out, run, panel, range(0, 30), "ana")
