@@ -1,6 +1,13 @@
 """Benchmark of the latent-truth model (panel.analysis.latent) on a simulated catalog.
 
     python bench/bench_latent.py [--tools 10000] [--judges 12] [--repeats 5]
+    python bench/bench_latent.py --intervals [--judges 12] [--repeats 3]
+
+With ``--intervals``: ``posterior_intervals`` (each verdict's confidence interval) on 1,000
+and 10,000 tools, judges planted at 0.6-0.9 and near chance (0.50-0.55), as it runs now
+against the refits it ran before every fit (``before``: every resample refitted, whether
+the point fit converged or not), interleaved; per panel the medians, their ratio, the EM
+iterations of the refits (median and largest), and the largest change of an interval end.
 
 A panel of ``--judges`` judges with accuracies spread evenly from 0.55 to 0.95 reviews
 ``--tools`` tools (70% "ship"; 10% of reviews missing). Reported, as the median of
@@ -21,7 +28,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from panel.analysis.latent import DEFAULT_RESAMPLES, accuracy_intervals, dawid_skene
+from panel.analysis.bootstrap import resample_weights
+from panel.analysis.latent import (
+    DEFAULT_RESAMPLES,
+    LatentModel,
+    _e_step,
+    _em,
+    _rows,
+    accuracy_intervals,
+    dawid_skene,
+    posterior_intervals,
+)
 
 
 def simulate(n: int, accuracies: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -50,12 +67,58 @@ def crowdkit_fit(codes: np.ndarray) -> Callable[[], object] | None:
     return fit
 
 
+def refitted(codes: np.ndarray, model: LatentModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The intervals as every fit was bootstrapped before (all refits, max_iter 200), and
+    each refit's EM iterations."""
+    rows = _rows(codes, model.confusion.shape[1])
+    start, _ = _e_step(rows, model.confusion[None], model.priors[None])
+    drawn, iterations = [], []
+    for weights in resample_weights(len(codes), 200, 0):
+        fit = _em(rows, rows.per_row(weights), start[:, :, 0], model.smoothing, 200, 1e-4)
+        drawn.append(fit.posterior[:, 0, :])
+        iterations.append(fit.iterations)
+    low, high = np.quantile(np.concatenate(drawn, axis=1), [0.025, 0.975], axis=1)
+    return low[rows.inverse], high[rows.inverse], np.concatenate(iterations)
+
+
+def intervals(judges: int, repeats: int) -> None:
+    for name, (lo, hi) in {"planted 0.6-0.9": (0.6, 0.9), "near chance 0.50-0.55": (0.5, 0.55)}.items():
+        for n in (1_000, 10_000):
+            codes = simulate(n, np.linspace(lo, hi, judges))
+            model = dawid_skene(codes, ["ship", "skip"])
+            times: dict[str, list[float]] = {"before": [], "after": []}
+            for _ in range(repeats):
+                start = time.perf_counter()
+                old_low, old_high, iterations = refitted(codes, model)
+                times["before"].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                low, high = posterior_intervals(codes, model, 0)
+                times["after"].append(time.perf_counter() - start)
+            before, after = (statistics.median(times[k]) for k in ("before", "after"))
+            moved = float(max(np.abs(low - old_low).max(), np.abs(high - old_high).max()))
+            figures = {
+                "panel": name, "tools": n, "judges": judges, "fit_converged": model.converged,
+                "fit_iterations": model.iterations, "before_s": round(before, 3), "after_s": round(after, 3),
+                "ratio": round(before / max(after, 1e-9), 1),
+                "refit_iterations_median": float(np.median(iterations)),
+                "refit_iterations_max": int(iterations.max()),
+                "width_median_before": round(float(np.median(old_high - old_low)), 3),
+                "width_median_after": round(float(np.median(high - low)), 3),
+                "largest_end_change": round(moved, 4),
+            }  # fmt: skip
+            print(json.dumps(figures), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tools", type=int, default=10_000)
     parser.add_argument("--judges", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--intervals", action="store_true", help="time posterior_intervals (see above)")
     args = parser.parse_args()
+    if args.intervals:
+        intervals(args.judges, args.repeats)
+        return
     planted = np.linspace(0.55, 0.95, args.judges)
     codes = simulate(args.tools, planted)
     categories = ["ship", "skip"]

@@ -38,6 +38,7 @@ MARKER = "<!-- panel:options -->"
 #: repository file -> where it appears in the site
 PUBLISHED = {
     "schema/comparison.schema.json": "schema/comparison.schema.json",
+    "schema/triage.schema.json": "schema/triage.schema.json",
     "bench/README.md": "bench-readme.md",
 }
 

@@ -10,6 +10,9 @@ such text (terminal, Markdown, HTML) passes it through here.
 bytes that encode half a surrogate pair) reads into Python as a lone surrogate, which no
 UTF-8 text (SQLite's, a page's, a terminal's) holds: writing it raises. Every text read from
 a provider passes through it.
+
+`spreadsheet_safe` guards a CSV cell of such text against a spreadsheet that would run it as a
+formula; `spreadsheet_text` reads it back.
 """
 
 from __future__ import annotations
@@ -66,3 +69,18 @@ def for_console(value: object) -> str:
 def storable(text: str) -> str:
     """`text` with each lone surrogate replaced by U+FFFD, so that UTF-8 can hold it."""
     return _SURROGATE.sub("\ufffd", text)
+
+
+#: what a spreadsheet reads as the start of a formula (or a cell split), in a CSV cell
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A CSV cell of others' text with a single quote before a leading formula character
+    (`FORMULA_START`), so that a spreadsheet shows it as text rather than running it."""
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
+
+
+def spreadsheet_text(cell: str) -> str:
+    """The text `spreadsheet_safe` quoted, back; any other cell as it is."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from panel.catalog import Community, Pricing, Tool
 from panel.personas import Persona, load_personas
 from panel.resources import data_dir
@@ -88,3 +91,20 @@ def store_verdicts(
             )  # fmt: skip
     if status is not None:
         store.finish_run(run_id, status)
+
+
+def catalog_file(path: Path, n: int) -> Path:
+    """A JSONL catalog of ``n`` generated tools ``tool-0000``... (valid entries, free)."""
+    lines = [
+        {
+            "id": f"tool-{i:04d}",
+            "name": f"Tool {i}",
+            "category": "Developer Tools",
+            "tagline": f"Generated tool {i}",
+            "description": f"Tool {i} is a generated entry of a test catalog.",
+            "pricing": {"model": "free", "note": ""},
+        }
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sqlite3
@@ -25,6 +24,7 @@ from panel.backends.batch import BatchEntry, BatchStatus
 from panel.run.plan import RunOptions, plan_resume, run_plan
 from panel.store import Store
 from panel.testing.fake_provider import FakeProvider
+from tests.factories import catalog_file
 
 from .batches import KEY
 
@@ -49,22 +49,6 @@ plan = Plan(tools=list(load_catalog(catalog)), personas=list(load_personas(data_
 with Store(out) as store:
     asyncio.run(run_plan(plan, store, "test", options=RunOptions(poll_interval=0.02)))
 """
-
-
-def _catalog(path: Path, n: int) -> Path:
-    lines = [
-        {
-            "id": f"tool-{i:04d}",
-            "name": f"Tool {i}",
-            "category": "Developer Tools",
-            "tagline": f"Generated tool {i}",
-            "description": f"Tool {i} is a generated entry for the batch crash tests.",
-            "pricing": {"model": "free", "note": ""},
-        }
-        for i in range(n)
-    ]
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return path
 
 
 def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -118,7 +102,7 @@ def _resume(fake: FakeProvider, out: Path) -> tuple[str, Any]:
 
 def _spawn(fake: FakeProvider, tmp_path: Path, tools: int) -> tuple[subprocess.Popen[bytes], Path]:
     out = tmp_path / "runs"
-    catalog = _catalog(tmp_path / "catalog.jsonl", tools)
+    catalog = catalog_file(tmp_path / "catalog.jsonl", tools)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": KEY}
     command = [sys.executable, "-c", _CHILD, str(catalog), fake.base_url("openai"), str(out)]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out
@@ -186,7 +170,7 @@ def test_a_batch_the_provider_took_but_the_ledger_never_heard_of_is_found_again(
         raise Dies()
 
     out = tmp_path / "runs"
-    child_catalog = _catalog(tmp_path / "catalog.jsonl", 5)
+    child_catalog = catalog_file(tmp_path / "catalog.jsonl", 5)
     from panel.backends.registry import parse_member
     from panel.catalog import load_catalog
     from panel.personas import load_personas

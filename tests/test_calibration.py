@@ -42,16 +42,14 @@ def test_the_ece_weighs_each_bins_gap_by_its_count_and_skips_tools_without_a_ref
     # and two tools with no reference or no probability, left out.
     p: list[float | None] = [0.05] * 10 + [0.95] * 30 + [0.5, None]
     ship: list[bool | None] = [True] + [False] * 9 + [True] * 24 + [False] * 6 + [None, True]
-    found = calibration(p, ship, bins=10)
-    assert found.n == 40
+    found = calibration(p, ship, bins=10, minimum=40)
+    assert found.n == 40 and found.sample is None
     assert found.ece == pytest.approx((10 * 0.05 + 30 * 0.15) / 40)
     assert found.bins[9].count == 30 and found.bins[9].high == 1.0
-    assert found.sample is not None and found.sample.minimum == MIN_TOOLS
-    assert "too small a sample" in found.sample.reason
 
 
 def test_a_probability_of_one_falls_in_the_last_bin() -> None:
-    found = calibration([1.0, 0.0], [True, False], bins=4)
+    found = calibration([1.0, 0.0], [True, False], bins=4, minimum=2)
     assert [b.count for b in found.bins] == [1, 0, 0, 1] and found.ece == 0.0
 
 
@@ -108,3 +106,30 @@ def test_panel_agreement_with_a_reference_reports_the_ece_and_its_tools(cli: Any
     assert "expected calibration error 0." in shown.out and "over 200 tools" in shown.out
     html = page.read_text(encoding="utf-8")
     assert "Reliability diagram" in html and "Expected calibration error" in html
+
+
+def test_below_the_minimum_of_tools_there_is_no_calibration_error_only_the_reason() -> None:
+    found = calibration([0.05] * 10 + [0.95] * 30, [False] * 10 + [True] * 30)
+    assert found.n == 40 and found.ece is None and sum(b.count for b in found.bins) == 40
+    assert found.sample is not None and found.sample.minimum == MIN_TOOLS
+    assert "too small a sample" in found.sample.reason
+
+
+def test_panel_agreement_on_ten_labelled_tools_prints_no_calibration_error(cli: Any, tmp_path: Path) -> None:
+    from panel.testing.simulate import editor_labels, simulate_panel, write_editor_labels, write_simulated_run
+
+    panel = simulate_panel(300, members=("sim:a", "sim:b"), missing=0.02, run_id="sim-few", seed=4)
+    run = write_simulated_run(tmp_path / "runs", panel)
+    labels = write_editor_labels(tmp_path / "labels.csv", editor_labels(panel, 10))
+    out = str(tmp_path / "runs")
+    args = ("agreement", run, "--out", out, "--resamples", "50", "--reference", str(labels))
+    result = cli(*args, "--format", "json")
+    assert result.code == 0, result.err
+    found = json.loads(result.out)["research"]["calibration"]
+    assert found and all(c["ece"] is None and c["n"] == 10 for c in found)
+    assert all("10 tools is too small a sample" in c["sample"]["reason"] for c in found)
+    shown = cli(*args)
+    assert shown.code == 0, shown.err
+    flat = " ".join(shown.out.split())
+    assert "expected calibration error" not in flat
+    assert "no calibration error: 10 tools is too small a sample" in flat

@@ -43,7 +43,8 @@ def test_unanimous_panel_is_not_contested_and_ships(store: Store) -> None:
 def test_two_two_split_is_contested_as_split_and_a_coin_toss(store: Store) -> None:
     store_verdicts(store, "r", {"a": ["ship"], "b": ["ship"], "c": ["skip"], "d": ["skip"]}, status="done")
     c = run_confidence(store, "r")["t0"]
-    assert c.contested and [r.code for r in c.reasons] == ["split", "margin"]
+    # no margin: a Wilson interval on 4 reviews includes even odds whatever they say
+    assert c.contested and [r.code for r in c.reasons] == ["split"]
     assert "2 ship, 2 skip" in c.reasons[0].text and c.doubt == 1.0
 
 
@@ -56,11 +57,11 @@ def test_a_flip_in_the_rebuttal_round_is_a_reason_and_its_verdict_counts(store: 
     assert "rebuttal_flip" in [r.code for r in c.reasons] and c.ship == 0.75
 
 
-def test_an_editors_verdict_is_the_one_in_force(store: Store) -> None:
+def test_an_editors_edit_does_not_enter_the_models_confidence(store: Store) -> None:
     store_verdicts(store, "r", {"a": ["ship"], "b": ["ship"], "c": ["skip"], "d": ["skip"]}, status="done")
     store.edit_review("r", CellKey("t0", "c", "a:x"), "verdict", "ship")
     c = run_confidence(store, "r")["t0"]
-    assert c.ship == 0.75 and "split" not in [r.code for r in c.reasons]
+    assert c.ship == 0.5 and "split" in [r.code for r in c.reasons]  # what the models said
 
 
 def test_a_failed_review_that_could_turn_the_majority_is_a_reason(store: Store) -> None:
@@ -105,6 +106,17 @@ def planted(n: int = 40, seed: int = 3) -> dict[str, list[str | None]]:
         cols[p][-1] = v
     cols["coin"][-1] = "ship"
     return cols
+
+
+def test_judges_at_chance_give_every_tool_the_full_interval_and_say_why(store: Store) -> None:
+    rng = random.Random(1)
+    store_verdicts(store, "r", {p: [rng.choice(["ship", "skip"]) for _ in range(60)] for p in "abcde"},
+                   status="done")  # fmt: skip
+    found = run_confidence(store, "r")
+    assert {c.method for c in found.values()} == {"dawid-skene"}
+    assert all(c.low == 0.0 and c.high == 1.0 and c.doubt == 1.0 for c in found.values())
+    basis = found["t0"].basis
+    assert "did not settle in 200 iterations" in basis and "every interval is 0 to 1" in basis
 
 
 def test_dawid_skene_finds_the_planted_weak_judge(store: Store) -> None:
@@ -204,3 +216,89 @@ def test_without_numpy_the_vote_share_stands_in_and_says_what_to_install(tmp_pat
     method, basis, loaded = json.loads(done.stdout)
     assert method == "vote-share" and not loaded
     assert "numpy is not installed" in basis and "pip install 'toolpanel[analysis]'" in basis
+
+
+def test_split_is_ship_against_not_ship_not_between_other_verdicts(store: Store) -> None:
+    store_verdicts(store, "r", {"a": ["skip"], "b": ["skip"], "c": ["skip"],
+                                "d": ["maybe"], "e": ["maybe"], "f": ["maybe"]}, status="done")  # fmt: skip
+    c = run_confidence(store, "r")["t0"]
+    assert c.ship == 0.0 and not c.contested and c.reasons == []
+
+
+def test_a_split_names_the_verdicts_but_counts_ship_against_the_rest(store: Store) -> None:
+    store_verdicts(store, "r", {"a": ["ship"], "b": ["ship"], "c": ["skip"], "d": ["maybe"]}, status="done")
+    (split,) = [r for r in run_confidence(store, "r")["t0"].reasons if r.code == "split"]
+    assert split.text == "The panel is split: 2 ship, 2 not ship (1 skip, 1 maybe)."
+
+
+def test_a_unanimous_small_panel_is_not_contested_and_reads_as_a_ship_share(store: Store) -> None:
+    from panel.report.confidence import confidence_line
+
+    store_verdicts(store, "r", {p: ["ship"] for p in "abc"}, status="done")
+    c = run_confidence(store, "r")["t0"]
+    assert not c.contested and c.doubt == pytest.approx(0.4)  # (3 + 1) / (3 + 2) = 0.8
+    assert c.basis.startswith("ship share of 3 reviews") and "probability" not in confidence_line(c)
+    assert confidence_line(c).startswith("Ship share 1.00 of 3 reviews")
+
+
+def test_a_two_two_split_ranks_above_a_four_nil_panel(store: Store) -> None:
+    from panel.report.confidence import ranked
+
+    store_verdicts(store, "r", {"a": ["ship", "ship"], "b": ["ship", "ship"],
+                                "c": ["ship", "skip"], "d": ["ship", "skip"]}, status="done")  # fmt: skip
+    found = run_confidence(store, "r")
+    assert found["t0"].doubt < 0.5 and found["t1"].doubt == 1.0  # 4-0 is fairly sure, 2-2 a coin toss
+    assert [t for t, _ in ranked(found)] == ["t1", "t0"]
+
+
+def test_a_wide_model_interval_is_printed_first_and_called_uncertain() -> None:
+    from panel.report.record import Confidence
+
+    c = Confidence(ship=0.98, low=0.0, high=1.0, method="dawid-skene", basis="b", reviews=4, tools=40,
+                   labels=0, contested=True, reasons=[], doubt=1.0)  # fmt: skip
+    assert c.summary.startswith("Panel's ship probability uncertain: 0.00–1.00 (point 0.98)")
+
+
+def test_editor_reliabilities_over_three_verdicts_collapse_to_ship_or_not(store: Store) -> None:
+    store_verdicts(store, "r", {"a": ["ship"], "b": ["skip"], "c": ["maybe"]}, status="done")
+    three = {  # rows: labelled ship, skip, maybe; columns: the judge said ship, skip, maybe
+        ("a", "a:x"): [[50, 0, 0], [0, 25, 0], [0, 0, 25]],
+        ("b", "a:x"): [[3, 2, 0], [2, 2, 1], [1, 1, 2]],
+        ("c", "a:x"): [[3, 1, 1], [2, 2, 1], [1, 1, 2]],
+    }
+    c = run_confidence(store, "r", reliabilities=three, categories=["ship", "skip", "maybe"])["t0"]
+    two = {j: [[m[0][0], sum(m[0][1:])], [sum(r[0] for r in m[1:]), sum(sum(r[1:]) for r in m[1:])]]
+           for j, m in three.items()}  # fmt: skip
+    assert c.method == "editors" and c.ship == run_confidence(store, "r", reliabilities=two)["t0"].ship
+
+
+def test_the_fitted_methods_read_public_names_only() -> None:
+    import ast
+
+    source = (Path(__file__).resolve().parent.parent / "panel" / "report" / "confidence_fit.py").read_text()
+    imported = [a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)
+                for a in n.names]  # fmt: skip
+    assert not [name for name in imported if name.startswith("_")]
+
+
+def test_a_run_ranked_on_two_methods_says_so(store: Store) -> None:
+    from panel.report.confidence import ranked, ranking_note
+
+    # t0: judge a (labelled, trusted) says ship; t1: a failed, so t1 rests on the ship share 2-1
+    store_verdicts(store, "r", {"a": ["ship", None], "b": ["skip", "ship"], "c": ["skip", "ship"],
+                                "d": ["skip", "skip"]}, status="done")  # fmt: skip
+    found = run_confidence(store, "r", reliabilities={("a", "a:x"): [[50, 0], [0, 50]]})
+    assert (found["t0"].method, found["t1"].method) == ("editors", "vote-share")
+    note = ranking_note(found)
+    assert note is not None and "1 by probability from editors' reliabilities, 1 by ship share" in note
+    assert ranking_note(run_confidence(store, "r")) is None
+    assert [t for t, _ in ranked(found)] == sorted(found, key=lambda t: -found[t].doubt)
+
+
+def test_the_page_says_apart_that_editors_changes_are_not_in_the_confidence(store: Store) -> None:
+    store_planted(store, {"a": ["ship"], "b": ["ship"], "c": ["ship"], "d": ["skip"]})
+    store.edit_review("r", CellKey("t0", "d", "a:x"), "verdict", "ship")
+    html = render_html(load_record(store, "r", tool_id="t0"), marks=True)  # the editors' app
+    (line,) = re.findall(r'<p class="confidence">(.*?)</p>', html, re.S)
+    assert line.startswith("Ship share 0.75 of 4 reviews")  # the models' 3 of 4, not the edited 4 of 4
+    assert "not editors' changes (1 verdict changed by an editor)" in line

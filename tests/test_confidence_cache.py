@@ -104,7 +104,7 @@ def test_concurrent_misses_of_one_run_pay_one_fit(store: Store, monkeypatch: pyt
     threads = [threading.Thread(target=ask) for _ in range(8)]
     for t in threads:
         t.start()
-    key = (str(store.path), "r", store.run_state("r"))
+    key = (str(store.path), "r", (store.run_state("r"), store.labels_stamp()))
     for _ in range(3000):  # until the others wait for the first (or, unlocked, all fit)
         if len(calls) == len(threads) or confidence_cache.RESULTS.waiting(key) == len(threads) - 1:
             break
@@ -147,15 +147,15 @@ def test_many_runs_from_many_threads_never_fail(store: Store) -> None:
     assert len(confidence_cache.RESULTS._done) <= confidence_cache.RESULTS.size
 
 
-def test_an_edit_of_a_reviews_prose_does_not_refit_the_run(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_editors_edit_does_not_refit_the_run(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     store_verdicts(store, "r", {p: ["ship", "skip", "ship"] for p in "abcd"}, status="done")
     calls = counted_fits(monkeypatch)
     first = cached_confidence(store, "r")
     store.edit_review("r", CellKey("t1", "a", "a:x"), "review", "Clearer words.")
     again = cached_confidence(store, "r")
     assert len(calls) == 1 and again == first
+    store.edit_review("r", CellKey("t1", "b", "a:x"), "verdict", "ship")  # the models said skip
+    assert cached_confidence(store, "r") == first and len(calls) == 1
     # a regenerated review says the other verdict: what the judges are fitted to moved
     key = CellKey("t1", "a", "a:x")
     store.archive_review("r", key, "regenerate")
@@ -191,8 +191,8 @@ def test_the_same_input_fits_to_the_same_key_and_another_to_another(store: Store
     store_verdicts(store, "r", {p: ["ship", "skip"] for p in "abcd"}, status="done")
     store_verdicts(store, "s", {p: ["ship", "skip"] for p in "abcd"}, status="done")
     assert run_confidence(store, "r") == run_confidence(store, "s")
-    tools = {"t0": confidence._Tool({("a", "m"): "ship"})}
-    other = {"t0": confidence._Tool({("a", "m"): "skip"})}
+    tools = {"t0": confidence.ToolVotes({("a", "m"): "ship"})}
+    other = {"t0": confidence.ToolVotes({("a", "m"): "skip"})}
     assert confidence_cache.digest(tools, None) != confidence_cache.digest(other, None)
     assert confidence_cache.digest(tools, None) != confidence_cache.digest(
         tools, {("a", "m"): [[1, 0], [0, 1]]}

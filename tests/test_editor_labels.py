@@ -34,12 +34,13 @@ def _in_force(store: Store, run_id: str) -> set[tuple[str, str, str]]:
 def test_rows_are_append_only_and_the_latest_per_editor_per_tool_counts(tmp_path: Path, run: str) -> None:
     with Store(tmp_path) as store:
         store.approve(run, B0, editor="ana")  # builder said ship
-        store.approve(run, B0, False, editor="ana")  # withdrawn: no label
+        store.approve(run, B0, False, editor="ana")  # withdrawn: a row that takes it back
         store.edit_review(run, B0, "verdict", "skip", editor="ana")  # ana now says skip
         store.approve(run, F0, editor="bo")  # bo stands behind the futurist's ship
         rows = store.editor_labels(run)
         assert [(r.action, r.editor, r.verdict, r.key) for r in rows] == [
             ("approve", "ana", "ship", B0),
+            ("withdraw", "ana", "ship", B0),
             ("edit", "ana", "skip", B0),
             ("approve", "bo", "ship", F0),
         ]
@@ -65,14 +66,46 @@ def test_an_edit_of_prose_writes_no_label_and_an_approval_labels_the_edited_verd
         assert labels == [("edit", "ship"), ("approve", "ship")]
 
 
-def test_approvals_that_disagree_on_one_tool_give_no_label_until_a_publish(tmp_path: Path, run: str) -> None:
+def test_approvals_that_disagree_give_no_label_and_a_publish_neither_settles_nor_counts(
+    tmp_path: Path, run: str
+) -> None:
     with Store(tmp_path) as store:
         store.approve(run, B0, editor="ana")  # ship
         store.approve(run, S0, editor="ana")  # skip: ana stood behind both
         assert _in_force(store, run) == set()
-        # publish: the pooled verdict of t0 (ship 2, skip 1) and of t1 (skip 2, ship 1)
+        # publish: the pooled verdict of t0 (ship 2, skip 1) and of t1 (skip 2, ship 1), kept as rows
         assert store.label_publish(run, "ana") == 2
-        assert _in_force(store, run) == {("t0", "ana", "ship"), ("t1", "ana", "skip")}
+        assert [r.action for r in store.editor_labels(run)][-2:] == ["publish", "publish"]
+        assert _in_force(store, run) == set()  # a publish judges nothing of its own
+        # counted when asked, and then only where ana has no approval or edit (t1, not t0)
+        counted = {(f.tool_id, f.editor, f.verdict) for f in store.labels_in_force(run, count_publishes=True)}
+        assert counted == {("t1", "ana", "skip")}
+
+
+def test_an_edit_to_ship_then_a_publish_leaves_ship_in_force(tmp_path: Path) -> None:
+    five = {p: ["skip"] for p in ("builder", "skeptic", "futurist", "analyst", "critic")}
+    with Store(tmp_path) as store:
+        store_verdicts(store, "r5", five)
+        store.edit_review("r5", CellKey("t0", "critic", "a:x"), "verdict", "ship", editor="ana")
+        assert store.label_publish("r5", "ana") == 1  # the pooled verdict is still skip (4 to 1)
+        edited = [("t0", "ana", "ship", "edit")]
+        assert [(f.tool_id, f.editor, f.verdict, f.action) for f in store.labels_in_force("r5")] == edited
+        counted = store.labels_in_force("r5", count_publishes=True)  # a publish never overrides an edit
+        assert [(f.tool_id, f.editor, f.verdict, f.action) for f in counted] == edited
+
+
+def test_a_withdrawn_approval_leaves_no_label_and_an_earlier_edit_stays(tmp_path: Path, run: str) -> None:
+    with Store(tmp_path) as store:
+        store.approve(run, B0, editor="ana")
+        store.approve(run, B0, False, editor="ana")
+        assert _in_force(store, run) == set()
+        store.approve(run, B0, False, editor="ana")  # nothing in force to take back: no row
+        assert [r.action for r in store.editor_labels(run)] == ["approve", "withdraw"]
+        # an edit, approved and then withdrawn: the edited verdict stays the label
+        store.edit_review(run, S0, "verdict", "ship", editor="bo")
+        store.approve(run, S0, editor="bo")
+        store.approve(run, S0, False, editor="bo")
+        assert _in_force(store, run) == {("t0", "bo", "ship")}
 
 
 def test_a_tie_publishes_no_label(tmp_path: Path) -> None:

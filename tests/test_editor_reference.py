@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
+from panel.analysis.editors import editors_reference
+from panel.analysis.reference import load_labels
 from panel.store import CellKey, Store
 from panel.testing.simulate import SimulatedPanel, simulate_panel, write_simulated_run
+
+from .factories import store_verdicts
 
 pytest.importorskip("numpy")
 
@@ -49,9 +53,7 @@ def _research(cli: Any, out: Path, run: str, reference: str) -> dict[str, Any]:
     return research
 
 
-def test_editors_labels_are_the_reference_and_export_reads_back_the_same(
-    cli: Any, tmp_path: Path
-) -> None:
+def test_editors_labels_are_the_reference_and_export_reads_back_the_same(cli: Any, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     run, panel = _simulated(out)
     _label(out, run, panel, range(0, 30), "ana")
@@ -95,3 +97,49 @@ def test_too_few_labels_leave_the_scores_out_and_none_is_one_line(cli: Any, tmp_
     research = _research(cli, out, run, "editors")
     assert research["reference"]["tools"] == 4 and research["accuracy"] == []
     assert research["reference_sample"]["n_tools"] == 4 and research["reference_sample"]["minimum"] == 20
+
+
+def test_publishes_alone_are_no_reference(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    run, _ = _simulated(out, 60)
+    with Store(out) as store:
+        assert store.label_publish(run, "ana") > 0  # the panel's majority, let stand
+    refused = cli("agreement", run, "--out", str(out), "--format", "json", *FAST, "--reference", "editors")
+    assert refused.code == 2 and refused.out == ""
+    (line,) = refused.err.strip().splitlines()
+    assert f"--reference editors: the labels on run '{run}' are only publishes (" in line
+    assert "no approvals or edits" in line
+
+
+def test_export_keeps_the_newest_entry_and_quotes_formula_cells(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    verdicts: dict[str, list[str | None]] = {"builder": ["ship", "skip"], "futurist": ["ship", "ship"]}
+    with Store(out) as store:
+        store_verdicts(store, "r1", verdicts)
+        store.approve("r1", CellKey("t0", "builder", "a:x"), editor="ana")
+        store.approve("r1", CellKey("t1", "builder", "a:x"), editor="ana")  # t1's entry changes below
+        store.approve("r1", CellKey("t0", "futurist", "a:x"), editor="=SUM(A1)")
+        store.create_run(
+            "r2", "test", None, {"members": ["a:x"]},
+            tools=[("t0", "fp", {"id": "t0"}), ("t1", "other", {"id": "t1"})],
+            personas=[(p, "v", {"id": p}) for p in verdicts],
+        )  # fmt: skip
+        store.db.execute("UPDATE runs SET created_at = created_at + 10 WHERE id = 'r2'")
+        for key in (CellKey("t0", "builder", "a:x"), CellKey("t1", "builder", "a:x")):
+            store.save_review("r2", key, "a", "x", data={"verdict": "ship"}, error=None, raw_reply=None,
+                              request_id=None, asks=1)  # fmt: skip
+        store.db.commit()
+    labels = tmp_path / "labels.csv"
+    exported = cli("labels", "export", "--out", str(out), "-o", str(labels))
+    assert exported.code == 0, exported.err
+    assert "left out 1 label made on an earlier entry of their tool" in exported.err
+    assert labels.read_text().splitlines() == [
+        "tool,verdict,rater,source",
+        "t0,ship,'=SUM(A1),approve run r1",
+        "t0,ship,ana,approve run r1",
+    ]
+    with Store(out, readonly=True) as store:
+        editors = editors_reference(store, "r2", ["t0", "t1"], ["ship", "skip"], n_resamples=50)
+    from_file = load_labels(labels, ["t0", "t1"], ["ship", "skip"], n_resamples=50)
+    assert from_file.labels.tolist() == editors.labels.tolist() == [0, -1]
+    assert from_file.raters == editors.raters == ["=SUM(A1)", "ana"]

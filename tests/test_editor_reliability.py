@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from panel.analysis.editor_reliability import as_plain, judge_reliabilities
+from panel.analysis.editors import editors_reference
+from panel.errors import UserError
 from panel.store import CellKey, Store
 
 pytest.importorskip("numpy")
@@ -91,3 +93,25 @@ def test_a_changed_model_no_longer_carries_and_says_so(tmp_path: Path) -> None:
     assert found.notes == [
         "skeptic / a:x: 1 label under model a:y, none under model a:x: its old reliability no longer applies"
     ]
+
+
+def test_one_label_counts_once_and_can_be_left_out_of_the_new_runs_reference(tmp_path: Path) -> None:
+    both = {"builder": "1", "skeptic": "1"}
+    with Store(tmp_path) as store:
+        for at, run_id in enumerate(("r1", "r2", "r3", "r4"), start=1):  # one entry of each tool
+            _run(store, run_id, float(at), both, {"builder": BUILDER, "skeptic": SKEPTIC})
+        store.approve("r1", CellKey("t0", "skeptic", "a:x"), editor="ana")
+        found = judge_reliabilities(store, "r4", CATS)
+        assert found.rests_on[("skeptic", "a:x")] == 1 and found.items == [("r1", "t0")]
+        assert found.n_labels == 1
+        # r4's labels in force hold r1's label (the same entry): the ids say which to leave out
+        (label,) = store.labels_in_force("r4")
+        assert set(label.ids) == set(found.label_ids) and len(found.label_ids) == 1
+        with pytest.raises(UserError, match="were left out"):
+            editors_reference(store, "r4", [f"t{i}" for i in range(6)], CATS, leave_out=found.label_ids)
+        store.approve("r4", CellKey("t2", "skeptic", "a:x"), editor="ana")
+        reference = editors_reference(
+            store, "r4", [f"t{i}" for i in range(6)], CATS, n_resamples=50, leave_out=found.label_ids
+        )
+        assert reference.labels.tolist() == [-1, -1, 1, -1, -1, -1]  # t2 skip only, not r1's t0
+        assert judge_reliabilities(store, "r4", CATS).label_ids == found.label_ids  # r4's own: not fitted

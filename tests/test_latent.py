@@ -277,3 +277,34 @@ def test_posterior_intervals_hold_each_tools_posterior_and_widen_where_judges_di
     assert np.array_equal(again[0], low) and np.array_equal(again[1], high)
     one = dawid_skene(codes[:1], SHIP_SKIP)
     assert latent.posterior_intervals(codes[:1], one, 0)[0][0] == one.posterior[0, 0]
+
+
+def test_posterior_intervals_of_a_planted_panel_stay_within_0_005_of_refits_run_to_the_end() -> None:
+    _, codes = panel(400, [0.9, 0.85, 0.8, 0.75, 0.7, 0.65], (0.6, 0.4), 0.1, 3)
+    model = dawid_skene(codes, SHIP_SKIP)
+    low, high = latent.posterior_intervals(codes, model, 0)
+    full_low, full_high = latent.posterior_intervals(codes, model, 0, max_iter=5000, tol=1e-9)
+    assert model.converged
+    assert np.median(high - low) > 0.005  # the intervals are not all points, so the check bites
+    assert np.abs(low - full_low).max() < 0.005 and np.abs(high - full_high).max() < 0.005
+
+
+def test_a_near_chance_panel_costs_one_fit_and_no_refit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Judges at 0.50-0.55: EM does not settle, and refits would each run to max_iter.
+    _, codes = panel(400, [0.5] * 6 + [0.55] * 6, (0.5, 0.5), 0.0, 0)
+    iterations: list[int] = []
+    em = latent._em
+
+    def counted(*args: object, **kwargs: object) -> latent._Fit:
+        fit = em(*args, **kwargs)  # type: ignore[arg-type]
+        iterations.extend(int(i) for i in fit.iterations)
+        return fit
+
+    monkeypatch.setattr(latent, "_em", counted)
+    model = dawid_skene(codes, SHIP_SKIP)
+    low, high = latent.posterior_intervals(codes, model, 0)
+    assert not model.converged
+    assert iterations == [200]  # the point fit alone: no resample is refitted
+    assert np.all(low == 0.0) and np.all(high == 1.0)  # nothing is known: the full range
+    again = latent.posterior_intervals(codes, model, 0, seed=5)
+    assert np.array_equal(again[0], low) and np.array_equal(again[1], high)

@@ -17,16 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from panel.report.load import load_record
 from panel.report.publish import publish
 from panel.report.record import ComparisonRecord
 from panel.report.render import render_html
-from panel.store import Store
+from panel.store import CellKey, Store
 from panel.view.app import create_app
 
 from .browser import TIMEOUT_S, chrome, full_page_screenshot, needs_browser, serve
-from .view_store import build_store, run_ids
+from .conftest import EXAMPLE_CATALOG
+from .view_store import INJECTED_NAME, build_store, run_ids
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -174,3 +176,55 @@ def test_the_published_page_reads_at_this_width(driver: WebDriver, store_dir: Pa
     assert "Structure:" not in page and "How this page was made" not in page
     _reads(_measure(driver, (tmp_path / "comparison.html").as_uri()))
     _shot(driver, "published_page", scroll_to="#community")
+
+
+#: the triage run's panels, one a tool in turn: unanimous, 3 of 4, split, a failed review
+_PANELS: list[list[str | None]] = [
+    ["ship", "ship", "ship", "ship", "ship", "ship", "ship", "ship"],
+    ["ship", "skip", "ship", "skip", "ship", "skip", "ship", "skip"],
+    ["ship", "ship", "ship", "skip", "ship", "ship", "ship", "ship"],
+    ["skip", "skip", "skip", "skip", "skip", "skip", "skip", "ship"],
+    ["ship", "ship", "skip", "skip", "ship", None, "skip", "ship"],
+]
+
+
+def _triage_run(runs: Path) -> tuple[str, int]:
+    """A done review run of the sample catalog's tools (and one with a hostile name) on four
+    personas x two members, panels from unanimous to split, one tool labelled by an editor."""
+    tools = yaml.safe_load(EXAMPLE_CATALOG.read_text(encoding="utf-8"))["tools"][:11]
+    tools.append(dict(tools[0], id="hostile", name=INJECTED_NAME))
+    personas = ["builder", "skeptic", "futurist", "business_analyst"]
+    judges = [(p, m) for m in ("fake:a", "fake:b") for p in personas]
+    run_id = "20261206-review"
+    with Store(runs) as store:
+        store.create_run(run_id, "panel review", None, {"members": ["fake:a", "fake:b"], "kind": "review"},
+                         tools=[(t["id"], "fp", t) for t in tools],
+                         personas=[(p, "v", {"id": p}) for p in personas])  # fmt: skip
+        for i, tool in enumerate(tools):
+            for (persona, member), verdict in zip(judges, _PANELS[i % len(_PANELS)], strict=True):
+                store.save_review(
+                    run_id, CellKey(tool["id"], persona, member), "fake", member.split(":")[1],
+                    data={"verdict": verdict} if verdict else None, error=None if verdict else "failed",
+                    raw_reply=None, request_id=None, asks=1,
+                )  # fmt: skip
+        store.finish_run(run_id, "done")
+        store.approve(run_id, CellKey(tools[1]["id"], "builder", "fake:a"), editor="Ana")
+    return run_id, len(tools)
+
+
+def test_the_triage_page_reads_at_this_width(driver: WebDriver, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    run_id, count = _triage_run(runs)
+    with serve(create_app(runs, token=None)) as base:
+        measured = _measure(driver, f"{base}/runs/{run_id}/triage")
+        _reads(measured)
+        (listing,) = [t for t in measured["tables"] if "triage" in t["table"]]
+        if measured["width"] < 480:
+            assert not listing["scrolls"], "the triage list hides columns behind a sideways scroll"
+        rows = driver.find_elements("css selector", "table.triage tbody tr")
+        assert len(rows) == count and len(driver.find_elements("css selector", "tr.labelled")) == 1
+        assert (
+            driver.title != "pwned"
+            and INJECTED_NAME in driver.find_element("css selector", "table.triage").text
+        )
+        _shot(driver, "view_triage")

@@ -93,7 +93,7 @@ def test_show_of_a_review_run_is_a_catalog_summary(cli: Any, runs_dir: Path, rev
 
     # The most contested tools come first, in triage's order, each with its reasons.
     listed = out.split("Most in need of an editor", 1)[1].splitlines()[1:]
-    triaged = json.loads(cli("triage", review_run, "--format", "json", "--out", str(runs_dir)).out)
+    triaged = json.loads(cli("triage", review_run, "--format", "json", "--out", str(runs_dir)).out)["tools"]
     contested = [r for r in triaged if r["contested"]]
     assert contested, "the fake's verdicts vary across tools and personas"
     assert [line.split()[0] for line in listed[: len(contested[:5])]] == [r["tool_id"] for r in contested[:5]]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from panel.cli.triage import COLUMNS
+from panel.report.triage import COLUMNS
 from panel.store import Store
 from tests.factories import store_verdicts
 
@@ -37,14 +37,17 @@ def run(runs_dir: Path) -> str:
 def test_triage_json_ranks_the_most_doubtful_first_with_reasons(cli: Any, runs_dir: Path, run: str) -> None:
     result = cli("triage", run, "--format", "json", "--out", str(runs_dir))
     assert result.code == 0, result.err
-    rows = json.loads(result.out)
-    # doubt 1 for t1, t2 (3-1 of 4: the interval includes even odds) and t3; t1 has two reasons,
-    # t3 (no estimate) and t2 (0.75) one each: the one without a probability comes first
+    found = json.loads(result.out)
+    assert found["rule"] is None and found["reference"] is None
+    rows = found["tools"]
+    # doubt 1 for t1 (2-2) and t3 (no estimate), then t2 (3-1: a ship share of (3+1)/(4+2),
+    # doubt 0.67) and t0 (4-0, doubt 0.33); no margin from a Wilson interval on 4 reviews
     assert [r["tool_id"] for r in rows] == ["t1", "t3", "t2", "t0"]
     assert all(list(r) == list(COLUMNS) for r in rows)
-    assert rows[0]["reasons"] == "split;margin" and rows[0]["doubt"] == 1.0
+    assert rows[0]["reasons"] == "split" and rows[0]["doubt"] == 1.0
     assert rows[1]["ship"] is None and rows[1]["method"] == "none" and rows[1]["reasons"] == "failed"
     assert rows[3]["contested"] is False and rows[3]["reasons"] == ""
+    assert all(r["decision"] is None for r in rows) and rows[3]["verdict"] == "ship"
 
 
 def test_triage_csv_and_limit(cli: Any, runs_dir: Path, run: str) -> None:
@@ -89,6 +92,49 @@ def test_show_of_a_comparison_prints_each_tools_confidence(cli: Any, runs_dir: P
     for card in record["tools"]:
         c = card["confidence"]
         assert c["method"] == "vote-share" and c["reviews"] == 4
-        interval = f"({c['low']:.2f}–{c['high']:.2f})"
-        assert f"Panel's ship probability {c['ship']:.2f} {interval}, vote share of 4 reviews." in flat
+        interval = f"(Wilson {c['low']:.2f}–{c['high']:.2f})"
+        assert f"Ship share {c['ship']:.2f} of 4 reviews {interval}." in flat
         assert ("Contested:" in flat) == any(t["confidence"]["contested"] for t in record["tools"])
+
+
+HOSTILE = {
+    "osc": "Evil\x1b]0;title\x07Tool",
+    "cr": "Evil\rTool",
+    "bidi": "Evil\u202eTool",
+    "formula": '=HYPERLINK("http://x","Evil")',
+}
+
+
+def _named(runs_dir: Path, run: str, name: str) -> None:
+    with Store(runs_dir) as store, store.transaction() as db:
+        db.execute(
+            "UPDATE run_tools SET data = ? WHERE tool_id = 't1'", (json.dumps({"id": "t1", "name": name}),)
+        )
+
+
+@pytest.mark.parametrize("kind", ["osc", "cr", "bidi"])
+def test_triage_json_and_csv_strip_controls_and_bidi_from_names(
+    cli: Any, runs_dir: Path, run: str, kind: str
+) -> None:
+    _named(runs_dir, run, HOSTILE[kind])
+    as_json = cli("triage", run, "--format", "json", "--out", str(runs_dir))
+    as_csv = cli("triage", run, "--format", "csv", "--out", str(runs_dir))
+    assert as_json.code == 0 and as_csv.code == 0, as_json.err + as_csv.err
+    for text in (as_json.out, as_csv.out):
+        assert not any(ch in text for ch in "\x1b\x07\r\u202e")
+    name = next(r["name"] for r in json.loads(as_json.out)["tools"] if r["tool_id"] == "t1")
+    rows = {r["tool_id"]: r for r in csv.DictReader(io.StringIO(as_csv.out))}
+    assert name.startswith("Evil") and name.endswith("Tool") and rows["t1"]["name"] == name
+    assert len(as_csv.out.strip().splitlines()) == 1 + 4  # the header and one line per tool
+
+
+def test_triage_csv_quotes_a_formula_cell_and_json_keeps_it_as_text(
+    cli: Any, runs_dir: Path, run: str
+) -> None:
+    _named(runs_dir, run, HOSTILE["formula"])
+    as_csv = cli("triage", run, "--format", "csv", "--out", str(runs_dir))
+    as_json = cli("triage", run, "--format", "json", "--out", str(runs_dir))
+    rows = {r["tool_id"]: r for r in csv.DictReader(io.StringIO(as_csv.out))}
+    assert rows["t1"]["name"] == "'" + HOSTILE["formula"]
+    named = {r["tool_id"]: r["name"] for r in json.loads(as_json.out)["tools"]}
+    assert named["t1"] == HOSTILE["formula"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +17,12 @@ from starlette.testclient import TestClient
 
 from panel.analysis.html import render_report
 from panel.run.plan import RunOptions, plan_compare, run_plan
-from panel.store import Store
+from panel.store import CellKey, Store
 from panel.view import agreement
 from panel.view.app import create_app
 
 from .conftest import EXAMPLE_CATALOG
+from .factories import store_verdicts
 from .html_tables import tables
 from .view_store import INJECTED_NAME, build_store, run_ids
 
@@ -212,3 +214,33 @@ def test_the_editors_labels_are_a_reference_drawn_again_after_a_new_label(made: 
         labelled = client.get(f"/runs/{made}/agreement", params={"reference": "editors"}).text
         assert "no editor has labelled" not in labelled
         assert "editors (1 label by Ana)" in labelled
+
+
+def test_the_calibration_against_the_editors_labels_is_the_clis(cli: Any, runs_dir: Path) -> None:
+    """A run of 120 tools on four judges of planted accuracy, 60 of them labelled by an editor's
+    approvals: the page shows the reliability diagram and each probability's ECE against the
+    editors' labels, the figures `panel agreement --reference editors` prints."""
+    rng = random.Random(0)
+    truth = [rng.random() < 0.6 for _ in range(120)]
+    accuracy = {"builder": 0.9, "skeptic": 0.8, "futurist": 0.7, "analyst": 0.65}
+    verdicts: dict[str, list[str | None]] = {
+        p: ["ship" if (t if rng.random() < a else not t) else "skip" for t in truth]
+        for p, a in accuracy.items()
+    }
+    with Store(runs_dir) as store:
+        store_verdicts(store, "cal", verdicts, status="done")
+        for i in range(60):
+            store.approve("cal", CellKey(f"t{i}", "builder", "a:x"), editor="Ana")
+    result = cli("agreement", "cal", "--reference", "editors", "--format", "json", "--out", str(runs_dir))
+    assert result.code == 0, result.err
+    expected = json.loads(result.out)["research"]["calibration"]
+    assert len(expected) == 2 and all(c["n"] == 60 for c in expected)
+    with TestClient(create_app(runs_dir, token=None, port=8765), base_url=BASE) as client:
+        page = client.get("/runs/cal/agreement", params={"reference": "editors"})
+    assert page.status_code == 200
+    section = page.text[page.text.index('id="calibration"') :]
+    section = section[: section.index("</section>")]
+    assert "<img" in section  # the reliability diagram
+    (ece,) = [rows for caption, rows in tables(section).items() if caption.startswith("Expected calibration")]
+    assert [row[1:] for row in ece[1:]] == [[str(c["n"]), f"{c['ece']:.3f}"] for c in expected]
+    assert [row[0] for row in ece[1:]] == [c["probability"] for c in expected]

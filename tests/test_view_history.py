@@ -69,7 +69,7 @@ def test_the_tool_page_lists_every_run_newest_first_with_the_reasons_of_each_cha
     assert f'href="/runs/{RUNS[2]}/tools/t0"' in noise
     assert "Same verdict as the run before." in newest  # t0 stayed ship though the model changed
     assert ">ship</strong>" in noise and "no change in inputs (noise)" in noise
-    assert ">skip</strong>" in edited and "the tool&#39;s entry changed: tagline" in edited
+    assert ">not ship</strong>" in edited and "the tool&#39;s entry changed: tagline" in edited
     assert "0 ship of 2 valid" in edited
     assert "Why it changed" not in first and "Same verdict" not in first
 

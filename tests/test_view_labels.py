@@ -1,9 +1,11 @@
 """`panel view` writes the editors' labels: an approval labels the review's verdict in force,
-a verdict edit the edited verdict, a publish each tool's pooled verdict; withdrawing an
-approval and editing prose write none."""
+a verdict edit the edited verdict, a publish records each tool's pooled verdict (in the
+transaction of its files); withdrawing an approval writes a row that takes it back; editing
+prose writes none."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from panel.errors import UserError
 from panel.store import CellKey, Store
 from panel.view.app import create_app
 
@@ -44,21 +47,22 @@ def test_each_route_writes_exactly_its_labels(ana: TestClient, made: str, runs_d
     approve = f"/runs/{made}/review/approve"
     assert _post(ana, approve, **FIELDS, approved="1", version=version).status_code == 303
     assert _labels(runs_dir, made) == [("approve", "ollama", own, "Ana", KEY)]
-    # withdrawing writes nothing; nor does an edit of the prose
+    # withdrawing writes a row that takes the approval back; an edit of the prose writes nothing
     assert _post(ana, approve, **FIELDS, approved="0", version=version).status_code == 303
+    assert _labels(runs_dir, made)[1:] == [("withdraw", "ollama", own, "Ana", KEY)]
     form = _edit_form(ana, made)
     form["verdict_note"] = "Sharper."
     assert _post(ana, f"/runs/{made}/review/edit", **form).status_code == 303
-    assert len(_labels(runs_dir, made)) == 1
+    assert len(_labels(runs_dir, made)) == 2
     # a verdict edit labels the edited verdict
     flipped = "skip" if own == "ship" else "ship"
     form = _edit_form(ana, made)
     form["verdict"] = flipped
     assert _post(ana, f"/runs/{made}/review/edit", **form).status_code == 303
-    assert _labels(runs_dir, made)[1:] == [("edit", "ollama", flipped, "Ana", KEY)]
+    assert _labels(runs_dir, made)[2:] == [("edit", "ollama", flipped, "Ana", KEY)]
     # approve all: one label per review it approves, KEY's with its edited verdict
     assert _post(ana, f"/runs/{made}/approve-all", version=_shown(ana, f"/runs/{made}")).status_code == 303
-    approvals = _labels(runs_dir, made)[2:]
+    approvals = _labels(runs_dir, made)[3:]
     with Store(runs_dir, readonly=True) as store:
         in_force = store.verdicts_in_force(made)
     assert sorted(approvals, key=str) == sorted(
@@ -79,4 +83,33 @@ def test_each_route_writes_exactly_its_labels(ana: TestClient, made: str, runs_d
 
 def test_a_refused_publish_writes_no_label(ana: TestClient, made: str, runs_dir: Path) -> None:
     assert _post(ana, f"/runs/{made}/publish").status_code == 409  # unapproved reviews
+    assert _labels(runs_dir, made) == []
+
+
+def test_a_store_that_cannot_take_the_publish_rows_publishes_nothing_and_says_so(
+    ana: TestClient, made: str, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(self: Store, run_id: str, editor: str | None) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(Store, "label_publish", fails)
+    answer = _post(ana, f"/runs/{made}/publish", anyway="1")
+    assert answer.status_code == 503
+    assert "the publish could not be recorded in the store (disk I/O error): publish again" in answer.text
+    assert not (runs_dir / made / "published" / "comparison.json").exists()
+    monkeypatch.undo()  # the store works again: publishing again writes the files and the rows
+    assert _post(ana, f"/runs/{made}/publish", anyway="1").status_code == 200
+    assert (runs_dir / made / "published" / "comparison.json").is_file()
+    assert {action for action, *_ in _labels(runs_dir, made)} == {"publish"}
+
+
+def test_files_that_cannot_be_written_keep_no_publish_rows(
+    ana: TestClient, made: str, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object, **kwargs: object) -> None:
+        raise UserError("cannot write published: no space left on device")
+
+    monkeypatch.setattr("panel.report.publish.write_set", full)
+    answer = _post(ana, f"/runs/{made}/publish", anyway="1")
+    assert answer.status_code == 409 and "no space left on device" in answer.text
     assert _labels(runs_dir, made) == []

@@ -149,10 +149,10 @@ def test_the_summary_counts_each_flip_once_under_its_first_reason(store: Store) 
         "openai:gpt-y (2 had several reasons, each counted under the first of: the tool's entry, "
         "the model, the member's options, the persona, the prompts, the depth or form)"
     )
-    # Pooled by tool: t0 went from ship to skip (2 of 2), t1 from ship to a tie.
+    # Pooled by tool (ship or not): t0 went from ship to not ship (2 of 2), t1 to a tie.
     assert [(t.tool_id, t.before, t.after, tuple(r.code for r in t.reasons)) for t in result.tools] == [
-        ("t0", "ship", "skip", ("tool", "model")),
-        ("t1", "ship", "split", ("model",)),
+        ("t0", "ship", "not ship", ("tool", "model")),
+        ("t1", "ship", "a tie", ("model",)),
     ]
     assert result.tool_summary.startswith(
         "2 pooled tool verdicts flipped: 1 because the tool's entry changed, 1 because openai:gpt-x"
@@ -170,7 +170,7 @@ def test_a_member_added_to_the_panel_is_a_reason_for_the_pooled_verdict(store: S
     # The member's own cells flipped with the same inputs; the pool also gained two reviews.
     assert _reasons(result) == [("noise",), ("noise",)]
     assert [(t.tool_id, t.after, [r.code for r in t.reasons]) for t in result.tools] == [
-        ("t0", "skip", ["panel"])
+        ("t0", "not ship", ["panel"])
     ]
 
 
@@ -236,7 +236,7 @@ def test_panel_diff_json_keeps_its_keys_and_adds_the_reasons(cli: Any, runs_dir:
     assert data["summary"] == "1 verdicts flipped: 1 because the tool's entry changed"
     # t0's two reviews now split 1 ship, 1 skip: its pooled verdict flipped too, for the same reason.
     assert data["tools_flipped"] == [
-        {"tool_id": "t0", "before": "ship", "after": "split", "reason": "tool", "reasons": flip["reasons"]}
+        {"tool_id": "t0", "before": "ship", "after": "a tie", "reason": "tool", "reasons": flip["reasons"]}
     ]
     assert data["replaced_members"] == {}
 
@@ -271,3 +271,56 @@ def test_a_review_since_an_earlier_run_says_why_its_verdicts_flipped(
     # The fake backend's verdicts follow the prompt: this tagline flips the futurist's.
     assert "1 verdicts flipped since" in again.out
     assert "\n1 verdicts flipped: 1 because the tool's entry changed\n" in again.out
+
+
+def test_renamed_members_are_paired_by_their_model_not_their_place(store: Store) -> None:
+    before = Inputs()
+    before.members = {"fast=openai:mini": {}, "smart=openai:big": {}}
+    after = before.copy()
+    after.members = {"smart2=openai:big": {}, "fast2=openai:mini": {}}
+    # each model says what it said before: big skips t0 for the builder, mini ships all
+    make_run(store, "A", before, {("t0", "builder", "smart"): "skip"})
+    make_run(store, "B", after, {("t0", "builder", "smart2"): "skip"})
+    result = diff_runs(store, "A", "B")
+    assert result.flipped == [] and result.tools == []
+    assert result.replaced == {"fast": "fast2", "smart": "smart2"}
+    assert result.summary == "0 verdicts flipped"
+
+
+def test_an_editors_edit_is_no_flip_in_the_history_the_diff_or_the_confidence(store: Store) -> None:
+    from panel.report.confidence import run_confidence
+    from panel.report.history import verdict_history
+    from panel.store import CellKey
+
+    make_run(store, "A", Inputs())
+    make_run(store, "B", Inputs())  # the models ship t0 again
+    for persona in ("builder", "skeptic"):
+        store.edit_review("B", CellKey("t0", persona, "openai:gpt-y"), "verdict", "skip")
+    history = verdict_history(store, "t0")
+    assert [(h.run_id, h.verdict, h.changed) for h in history] == [("B", "ship", False), ("A", "ship", False)]
+    assert diff_runs(store, "A", "B").tools == []
+    assert "flipped_since" not in [r.code for r in run_confidence(store, "B")["t0"].reasons]
+
+
+def test_a_rebuttal_flip_moves_the_history_the_diff_and_the_confidence_alike(store: Store) -> None:
+    from panel.report.confidence import run_confidence
+    from panel.report.history import verdict_history
+    from panel.store import CellKey
+
+    make_run(store, "A", Inputs())
+    make_run(store, "B", Inputs())
+    for persona in ("builder", "skeptic"):
+        store.save_rebuttal("B", CellKey("t0", persona, "openai:gpt-y"), "openai", "gpt-y",
+                            verdict_before="ship", others=1,
+                            data={"decision": "change", "why": "w", "verdict": "skip"}, error=None,
+                            raw_reply=None, request_id=None, asks=1)  # fmt: skip
+    history = verdict_history(store, "t0")
+    assert [(h.run_id, h.verdict, h.changed) for h in history] == [
+        ("B", "not ship", True),
+        ("A", "ship", False),
+    ]
+    assert [(t.tool_id, t.before, t.after) for t in diff_runs(store, "A", "B").tools] == [
+        ("t0", "ship", "not ship")
+    ]
+    (reason,) = [r for r in run_confidence(store, "B")["t0"].reasons if r.code == "flipped_since"]
+    assert reason.text == "Run A said ship; this run says not ship."

@@ -47,19 +47,28 @@ def _fingerprint(data: dict[str, Any]) -> str:
     return Tool.model_validate(data).fingerprint()
 
 
+def _label(written: str) -> str:
+    """A member's label: its name when written `name=backend:model`, else the spec."""
+    return written.partition("=")[0] if "=" in written else written
+
+
 def make_run(
-    store: Store, run_id: str, inputs: Inputs, verdicts: dict[tuple[str, str], str] | None = None
+    store: Store, run_id: str, inputs: Inputs, verdicts: dict[tuple[str, ...], str] | None = None
 ) -> None:
     """A finished run of `inputs` on every tool x persona x member; each cell says ship unless
-    `verdicts` names it by (tool, persona)."""
+    `verdicts` names it by (tool, persona) or (tool, persona, member). A member written
+    `name=backend:model` is labelled by its name."""
     verdicts = verdicts or {}
     store.create_run(
         run_id,
         "review",
         None,
         {
-            "members": list(inputs.members),
-            "member_specs": [{"spec": m, "name": None, "options": o} for m, o in inputs.members.items()],
+            "members": [_label(m) for m in inputs.members],
+            "member_specs": [
+                {"spec": m.rpartition("=")[2], "name": _label(m) if "=" in m else None, "options": o}
+                for m, o in inputs.members.items()
+            ],
             "sampling": inputs.sampling,
             "prompts": inputs.prompts,
             "repeats": inputs.repeats,
@@ -69,11 +78,12 @@ def make_run(
         tools=[(t, _fingerprint(d), d) for t, d in inputs.tools.items()],
         personas=[(p, v, d) for p, (v, d) in inputs.personas.items()],
     )
-    for member in inputs.members:
-        backend, _, model = member.partition(":")
+    for written in inputs.members:
+        member = _label(written)
+        backend, _, model = written.rpartition("=")[2].partition(":")
         for t in inputs.tools:
             for p in inputs.personas:
-                verdict = verdicts.get((t, p), "ship")
+                verdict = verdicts.get((t, p, member), verdicts.get((t, p), "ship"))
                 store.save_review(
                     run_id, CellKey(t, p, member), backend, model,
                     data={"verdict": verdict}, error=None, raw_reply=None, request_id=None, asks=1,

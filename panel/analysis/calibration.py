@@ -8,7 +8,9 @@ puts every bin on the diagonal. The **expected calibration error** (ECE) is the 
 that says 0.7 for every tool whose reference ships 30% of the time has ECE 0.4.
 
 Below :data:`MIN_TOOLS` tools (five per bin on average) the bins are too thin to read: the
-figures are still given, with a :class:`~panel.analysis.sample.Sample` saying so.
+bins are still given, with a :class:`~panel.analysis.sample.Sample` saying so, but the ECE is
+None (``null`` in the JSON): a single number over a handful of tools would be read as a
+finding.
 
 Scoring a probability on the labels it was fitted on flatters it. :func:`cross_fitted`
 gives each labelled tool the posterior of :func:`panel.analysis.latent.fit_on_labels` fitted
@@ -56,7 +58,7 @@ class Calibration:
 
     probability: str  # which probability was scored, in words
     n: int
-    ece: float | None  # None with no tool
+    ece: float | None  # None below the minimum of tools (see `sample`)
     bins: list[Bin]
     sample: Sample | None = None
     notes: list[str] = field(default_factory=list)
@@ -99,8 +101,8 @@ def calibration(
         if mean_p is not None and rate is not None:
             gap += c * abs(rate - mean_p)
         found.append(Bin(b / bins, (b + 1) / bins, c, mean_p, rate))
-    small = sample(n, "a reliability diagram", minimum)
-    return Calibration(name, n, gap / n if n else None, found, small)
+    small = sample(n, "a reliability diagram or its calibration error", minimum)
+    return Calibration(name, n, gap / n if n and small is None else None, found, small)
 
 
 def cross_fitted(

@@ -7,9 +7,16 @@ about the new judge (labelling policy and judge version both move agreement), so
 out and a note says so.
 
 Each labelled item is one tool of one earlier run (a run created before the new one): its
-label is the majority of the editors' labels in force on it (`Store.labels_in_force`, a tie
-gives none), and a judge's verdict is the model's own (the round-2 verdict of a rebuttal run,
-never an editor's edit, which would be the label itself). `JudgeReliabilities` holds, for the
+label is the majority of the editors' labels made on that run itself (`Store.labels_in_force`
+without labels from other runs of the same entry, publishes left out; a tie gives none), and a
+judge's verdict is the model's own on that run (the round-2 verdict of a rebuttal run, never
+an editor's edit, which would be the label itself). So each stored label counts once, paired
+with the verdicts it was made on. `label_ids` names the stored labels the items rest on: the
+new run's labels in force may hold some of them (same entry), and a caller that chooses a
+threshold on the new run's reference keeps the two apart: it leaves those labels out of the
+reference (`editors_reference(leave_out=...)`), or the reference's tools out of the items
+(`judge_reliabilities(leave_out=...)`, what `panel triage` does: it holds for a labels file or
+the community's votes too). `JudgeReliabilities` holds, for the
 new run's judges, the items as a tools x judges matrix ready for
 :func:`panel.analysis.latent.fit_on_labels` (`fit()`), each judge's confusion counts and how
 many labelled items they rest on, and the notes.
@@ -18,7 +25,7 @@ many labelled items they rest on, and the notes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -54,7 +61,8 @@ class JudgeReliabilities:
     confusion, and its ``posterior_for(new_codes, columns)`` the new run's posteriors.
     ``confusion[key][k][l]`` counts the items labelled ``categories[k]`` on which the judge
     said ``categories[l]``; ``rests_on[key]`` is their total (0: nothing carries forward).
-    ``notes`` say, per judge, which earlier labels no longer apply and why.
+    ``notes`` say, per judge, which earlier labels no longer apply and why; ``label_ids`` are
+    the ids of the stored labels (`LabelRow.id`) the items rest on.
     """
 
     run_id: str
@@ -67,11 +75,32 @@ class JudgeReliabilities:
     confusion: dict[JudgeKey, list[list[int]]]
     rests_on: dict[JudgeKey, int]
     notes: list[str] = field(default_factory=list)
+    label_ids: frozenset[int] = frozenset()
 
     @property
     def n_labels(self) -> int:
         """Labelled items some judge of the new run has a verdict on."""
         return int((self.codes != MISSING).any(axis=1).sum()) if self.codes.size else 0
+
+    def binary(self, positive: str = "ship") -> dict[JudgeKey, list[list[int]]]:
+        """Each judge with labels, its confusion folded to ``positive`` against every other
+        verdict: ``[[pos said pos, pos said other], [other said pos, other said other]]``, the
+        mapping `panel.report.confidence.run_confidence(reliabilities=)` reads. Judges whose
+        labels are none are left out (nothing carries forward for them)."""
+        if positive not in self.categories:
+            return {}
+        k = self.categories.index(positive)
+        out: dict[JudgeKey, list[list[int]]] = {}
+        for key, counts in self.confusion.items():
+            if not self.rests_on.get(key):
+                continue
+            grid = np.asarray(counts, dtype=np.int64)
+            pos, other = grid[k], np.delete(grid, k, axis=0).sum(axis=0)
+            out[key] = [
+                [int(pos[k]), int(pos.sum() - pos[k])],
+                [int(other[k]), int(other.sum() - other[k])],
+            ]
+        return out
 
     def fit(self, smoothing: float = 1.0) -> LatentModel | None:
         """The judges' confusions counted on the items (`fit_on_labels`); None without any."""
@@ -109,9 +138,13 @@ def _majority(votes: Counter[str]) -> str | None:
     return top[0][0]
 
 
-def judge_reliabilities(store: Store, run_id: str, categories: Sequence[str]) -> JudgeReliabilities:
+def judge_reliabilities(
+    store: Store, run_id: str, categories: Sequence[str], *, leave_out: Collection[str] = ()
+) -> JudgeReliabilities:
     """Gather the editors' labels on runs created before ``run_id`` for its judges (see the
-    module docstring); ``categories`` are the verdicts, in the order the codes use."""
+    module docstring); ``categories`` are the verdicts, in the order the codes use.
+    ``leave_out`` are tool ids whose labels are not counted (the triage rule checks its
+    threshold on them, so the reliabilities must not have read them)."""
     cat_at = {c: k for k, c in enumerate(categories)}
     new_reviews, _ = _own_verdicts(store, run_id)
     mine = _identities(store, run_id, new_reviews)
@@ -123,20 +156,25 @@ def judge_reliabilities(store: Store, run_id: str, categories: Sequence[str]) ->
     this = store.get_run(run_id)
     start = this.created_at if this is not None else float("inf")
     earlier = [r.id for r, _, _ in store.list_runs(limit=1 << 62) if r.created_at < start and r.id != run_id]
-    before = set(earlier)
+    skip = set(leave_out)
     rows: list[list[int]] = []
     labels: list[int] = []
     items: list[tuple[str, str]] = []
     elsewhere: dict[JudgeKey, Counter[tuple[str, str]]] = {key: Counter() for key in judges}
+    used: set[int] = set()
     for old in reversed(earlier):  # oldest first
         votes: dict[str, Counter[str]] = {}
-        for label in store.labels_in_force(old, made_on=before):  # not the new run's, nor later ones'
+        ids: dict[str, list[int]] = {}
+        for label in store.labels_in_force(old, same_entry=False):  # made on this run: each counts once
             votes.setdefault(label.tool_id, Counter())[label.verdict] += 1
+            ids.setdefault(label.tool_id, []).extend(label.ids)
         if not votes:
             continue
         reviews, verdicts = _own_verdicts(store, old)
         theirs = _identities(store, old, reviews)
         for tool, counted in votes.items():
+            if tool in skip:
+                continue
             truth = _majority(counted)
             if truth not in cat_at:
                 continue
@@ -153,6 +191,7 @@ def judge_reliabilities(store: Store, run_id: str, categories: Sequence[str]) ->
                 rows.append(row)
                 labels.append(cat_at[truth])
                 items.append((old, tool))
+                used.update(ids[tool])
     codes = np.array(rows, dtype=np.int64).reshape(len(rows), len(judges))
     truth_codes = np.array(labels, dtype=np.int64)
     k = len(categories)
@@ -165,8 +204,9 @@ def judge_reliabilities(store: Store, run_id: str, categories: Sequence[str]) ->
     rests_on = {key: int(sum(map(sum, confusion[key]))) for key in judges}
     notes = [_note(key, rests_on[key], why, n) for key in judges for why, n in sorted(elsewhere[key].items())]
     return JudgeReliabilities(
-        run_id, list(categories), judges, mine, items, codes, truth_codes, confusion, rests_on, notes
-    )
+        run_id, list(categories), judges, mine, items, codes, truth_codes, confusion, rests_on, notes,
+        frozenset(used),
+    )  # fmt: skip
 
 
 def _changed(old: JudgeIdentity, new: JudgeIdentity) -> tuple[str, str]:

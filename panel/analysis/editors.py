@@ -2,7 +2,10 @@
 
 The labels in force are the store's (`Store.labels_in_force`): the latest of each editor on
 each tool of the run, from the run itself and from other runs whose entry of the tool is the
-same (`run_tools.fingerprint`: the same facts, so the same truth). Each editor is a rater, as
+same (`run_tools.fingerprint`: the same facts, so the same truth). Only approvals and verdict
+edits count: a publish lets the panel's verdict stand and judges nothing of its own, so a
+reference of publishes would score the panel against itself; a run whose tools have only
+publishes is refused. Each editor is a rater, as
 a labels file's ``rater`` column makes one: a tool's reference is the verdict most of its
 editors give, a tie gives none, and the editors' agreement among themselves is reported. The
 scores then use the same code and intervals as a labels file.
@@ -10,7 +13,7 @@ scores then use the same code and intervals as a labels file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ..errors import UserError
 from ..store import Store
@@ -30,14 +33,31 @@ def editors_reference(
     *,
     n_resamples: int = 2000,
     seed: int = 0,
+    leave_out: Collection[int] = (),
 ) -> Reference:
     """The editors' labels in force on a run's tools as a reference; UserError, one line, when
-    no tool of the run has one."""
-    found = store.labels_in_force(run_id)
+    no tool of the run has one. `leave_out` are stored label ids not to count (a label in force
+    resting on one of them is dropped): `JudgeReliabilities.label_ids`, so that a threshold
+    chosen on this reference uses no label the carried reliabilities were fitted on."""
+    in_force = store.labels_in_force(run_id)
+    found = [f for f in in_force if not any(i in leave_out for i in f.ids)]
+    if in_force and not found:
+        raise UserError(
+            f"--reference editors: all {len(in_force)} labels on run '{run_id}' were left out (the "
+            "judges' carried reliabilities rest on them)"
+        )
     if not found:
+        published = store.labels_in_force(run_id, count_publishes=True)
+        if published and all(f.action == "publish" for f in published):
+            raise UserError(
+                f"--reference editors: the labels on run '{run_id}' are only publishes "
+                f"({len(published)}), no approvals or edits: a publish lets the panel's verdict stand "
+                "and is no judgement of its own; approve or edit reviews in `panel view`, or give a "
+                "labels file"
+            )
         raise UserError(
             f"--reference editors: no editor has labelled a tool of run '{run_id}' yet: approve, "
-            "edit or publish its reviews in `panel view`, or give a labels file"
+            "or edit its reviews in `panel view`, or give a labels file"
         )
     editors = sorted({f.editor for f in found})
     source = f"editors ({len(found)} label{'s' if len(found) != 1 else ''} by {', '.join(editors)})"

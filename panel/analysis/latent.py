@@ -464,6 +464,15 @@ def posterior_intervals(
     says how far the posterior moves with the judges' estimated reliabilities, not how
     likely the tool's true class is (that is the posterior itself). 200 resamples keep the
     draws of 10,000 distinct rows to 16 MB; with fewer than two tools both ends are the point.
+
+    When ``model`` did not converge (EM ran out of iterations: judges near chance flatten the
+    likelihood, or fewer than three judges leave the model unidentified), no refit runs and
+    every interval is 0 to 1. The refits would roam the flat likelihood for their whole
+    ``max_iter`` and their intervals widen towards 0 to 1 as they are let run longer (12
+    judges at accuracy 0.50-0.55, median width: on 1,000 tools 0.68 at 50 iterations, 0.996
+    at 200 and 1.0 at 1,000; on 10,000 tools 0.38 at 200 and 0.64 at 1,000, still widening).
+    The full range never claims more than the data hold and costs nothing; capping the
+    refits instead would narrow it (see bench/bench_latent.py ``--intervals``).
     """
     k = model.confusion.shape[1]
     codes = _checked(codes, k)
@@ -473,6 +482,8 @@ def posterior_intervals(
     point = model.posterior[:, category]
     if n < 2:
         return point.copy(), point.copy()
+    if not model.converged:
+        return np.zeros(n), np.ones(n)
     rows = _rows(codes, k)
     start, _ = _e_step(rows, model.confusion[None], model.priors[None])
     drawn: list[FloatArray] = []

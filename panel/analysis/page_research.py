@@ -79,7 +79,7 @@ def _calibration(found: list[dict[str, Any]]) -> Section | None:
         return None
     blocks: list[Block] = []
     for c in found:
-        blocks += too_small(c.get("sample"), "Read the diagram with care.")
+        blocks += too_small(c.get("sample"), "Read the diagram with care; no calibration error is given.")
     blocks.append(table("Expected calibration error (count-weighted gap between predicted and observed)",
                         found, ["probability", "n", "ece"], ["probability"]))  # fmt: skip
     series = {

@@ -7,9 +7,11 @@ is refused. Each further line is one label; blank lines are skipped. One tool ma
 several labels (from several raters); its reference is the verdict most of its labels
 give, and a tool whose labels tie has no reference.
 
-Values are matched exactly after surrounding spaces are stripped: a tool must be one of
-the run's tool ids, and a verdict one of the personas' categories (``Ship`` is not
-``ship``; the message says so).
+A cell that starts with a single quote followed by one of ``= + - @``, a tab or a carriage
+return is read without the quote (``panel labels export`` writes it so, lest a spreadsheet
+run the cell as a formula). Values are matched exactly after surrounding spaces are
+stripped: a tool must be one of the run's tool ids, and a verdict one of the personas'
+categories (``Ship`` is not ``ship``; the message says so).
 
 A **duplicate** is refused, naming both lines: a second label of one tool by the same
 rater; or, for a label that names no rater (no ``rater`` column, or the field left
@@ -39,6 +41,7 @@ import numpy.typing as npt
 
 from ..errors import UserError, shown
 from ..loaders import read_text
+from ..text import spreadsheet_text
 from .bootstrap import Estimate, FloatArray, bootstrap
 
 __all__ = ["COLUMNS", "MAX_BYTES", "Reference", "community_reference", "labels_reference", "load_labels"]
@@ -121,7 +124,7 @@ def load_labels(
                 f"{path}:{line}: {len(fields)} field{'s' if len(fields) != 1 else ''}, but the header "
                 f"has {len(header)} ({', '.join(shown(h.strip()) for h in header)})"
             )
-        value = {name: fields[at].strip() for name, at in columns.items()}
+        value = {name: spreadsheet_text(fields[at]).strip() for name, at in columns.items()}
         tool, verdict = value["tool"], value["verdict"]
         rater, source = value.get("rater", ""), value.get("source", "")
         if tool not in tool_at:

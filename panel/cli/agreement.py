@@ -84,7 +84,7 @@ def agreement(
             metavar="LABELS.csv|community|editors",
             help="Measure every judge and the pooled panel against a reference: a CSV of labels "
             "(columns tool, verdict, optional rater, source), 'community' (the catalog's votes) or "
-            "'editors' (the editors' approvals, verdict edits and publishes in `panel view`).",
+            "'editors' (the editors' approvals and verdict edits in `panel view`; publishes do not count).",
         ),
     ] = None,
     min_votes: Annotated[

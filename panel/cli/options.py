@@ -12,6 +12,7 @@ from .progress import Mode
 __all__ = [
     "RUN_HELP",
     "ConfigPath",
+    "Level",
     "MaxTokens",
     "Members",
     "NoCache",
@@ -21,6 +22,7 @@ __all__ = [
     "RunRef",
     "RunsDir",
     "Seed",
+    "Target",
     "Temperature",
 ]  # fmt: skip
 
@@ -64,3 +66,9 @@ MaxTokens = Annotated[
 Temperature = Annotated[float, typer.Option(min=0.0, max=2.0)]
 Seed = Annotated[int, typer.Option(help="Sampling seed, for repeatable runs; repeat k uses seed + k.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Send every request, even ones already answered.")]
+#: the triage rule's stated agreement and confidence (`panel triage --reference`, `review --escalate`)
+Target = Annotated[
+    float,
+    typer.Option("--target", help="The agreement with the reference the published verdicts must reach."),
+]
+Level = Annotated[float, typer.Option("--level", help="The confidence that they reach it.")]

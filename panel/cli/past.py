@@ -19,6 +19,7 @@ from ..report.files import write_atomic
 from ..report.load import load_record
 from ..report.record import ComparisonRecord, record_schema_text
 from ..report.render import FORMATS, render
+from ..report.triage_file import triage_schema_text
 from ..run.resume import resume_args, resume_command
 from ..run.runref import resolve_run
 from ..store import Store
@@ -242,9 +243,11 @@ def render_run(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of the comparison record."""
-    sys.stdout.write(record_schema_text())
+def schema(
+    triage: Annotated[bool, typer.Option("--triage", help="The schema of triage.json instead.")] = False,
+) -> None:
+    """Print the JSON Schema of the comparison record (or, with --triage, of triage.json)."""
+    sys.stdout.write(triage_schema_text() if triage else record_schema_text())
 
 
 def print_record(record: ComparisonRecord) -> None:

@@ -137,9 +137,14 @@ def print_research(research: Data) -> None:
     if research.get("pooling"):
         _pooling(research["pooling"])
     for c in research.get("calibration", []):
+        small = c.get("sample") or {}
+        said = (
+            f"expected calibration error {num(c['ece'])} over {c['n']} tools"
+            if c.get("ece") is not None
+            else f"no calibration error: {small.get('reason') or 'no tool to score'}"
+        )
         out_console.print(
-            f"Calibration against the reference, {for_console(c['probability'])}: "
-            f"expected calibration error {num(c['ece'])} over {c['n']} tools",
+            f"Calibration against the reference, {for_console(c['probability'])}: {for_console(said)}",
             highlight=False,
         )
     _judges(research, measured)

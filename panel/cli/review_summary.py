@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ..report.confidence import cached_confidence, ranked
+from ..report.confidence import cached_confidence, carried_forward, ranked
 from ..report.record import Confidence
 from ..store import RunRow, Store
 from ..text import for_console
@@ -42,6 +42,8 @@ class ReviewSummary:
     reasons: list[tuple[str, int]]
     #: the contested tools, most doubtful first (``confidence.ranked``)
     contested: list[tuple[ToolLine, Confidence]]
+    #: the judges whose editor-labelled reliability no longer applies (``carried_forward``)
+    reliability_notes: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> int:
@@ -72,7 +74,8 @@ def review_summary(store: Store, run: RunRow) -> ReviewSummary:
     contested = [
         (line[t], c) for t, c in ranked(cached_confidence(store, run.id)) if c.contested and t in line
     ]
-    return ReviewSummary(run, tools, personas, rebuttal, store.failure_reasons(run.id), contested)
+    notes = carried_forward(store, run.id).notes
+    return ReviewSummary(run, tools, personas, rebuttal, store.failure_reasons(run.id), contested, notes)
 
 
 def _say(line: str = "") -> None:
@@ -101,6 +104,10 @@ def print_review_summary(summary: ReviewSummary) -> None:
         )
     _failures(tools, summary.reasons)
     _contested(summary.contested)
+    if summary.reliability_notes:
+        _say("\nEditors' labels of earlier runs:")
+        for note in summary.reliability_notes:
+            _say(f"  {note}")
     _say(f"\nOne tool's card: panel show {run.id} --tool ID")
 
 

@@ -12,7 +12,9 @@ import typer
 from ..backends.base import Sampling
 from ..config import load_config
 from ..errors import UserError
+from ..report.files import write_triage
 from ..report.load import load_record
+from ..report.triage import check_rule, parse_reference, require_rule
 from ..run.batch import DEFAULT_POLL_S
 from ..run.plan import plan_compare, plan_run, require_prices
 from ..run.resume import budget_resume_command, resume_args, resume_command
@@ -23,6 +25,7 @@ from .apps import app, err_console, notices, out_console
 from .execute import Outcome, RunRequest, execute
 from .options import (
     ConfigPath,
+    Level,
     MaxTokens,
     Members,
     NoCache,
@@ -31,6 +34,7 @@ from .options import (
     ProgressMode,
     RunsDir,
     Seed,
+    Target,
     Temperature,
 )
 from .past import print_record
@@ -177,6 +181,24 @@ def review(
         ),
     ] = "batch",
     rebuttal: Rebuttal = False,
+    escalate: Annotated[
+        bool,
+        typer.Option(
+            "--escalate",
+            help="After the run, write triage.json: which verdicts can be published unread at "
+            "--target agreement with --reference, and which need an editor.",
+        ),
+    ] = False,
+    reference: Annotated[
+        str,
+        typer.Option(
+            "--reference",
+            metavar="editors|LABELS.csv|community",
+            help="With --escalate: the labels the rule is checked on.",
+        ),
+    ] = "editors",
+    target: Target = 0.9,
+    level: Level = 0.95,
 ) -> None:
     """Review a whole catalog: every tool x persona x member, within limits and a budget.
 
@@ -189,6 +211,10 @@ def review(
         raise UserError(f"--route: '{route}' is not a route: use live or batch")
     if reask not in ("batch", "live"):
         raise UserError(f"--reask: '{reask}' is not batch or live")
+    if escalate:  # checked before the run: bad input writes nothing
+        check_rule(target, level)
+        parse_reference(reference)
+        require_rule()
     panel_config = load_config(config)
     plan = None
     if resume:
@@ -258,9 +284,16 @@ def review(
     out_console.print(f"{run_id}: {clean(line)}", highlight=False, markup=False, soft_wrap=True)
     if outcome.why:  # what changed for each flip: `panel diff` lists them
         out_console.print(clean(outcome.why), highlight=False, markup=False, soft_wrap=True)
+    found = None
+    if escalate:
+        with Store(out) as store:
+            found = write_triage(store, run_id, reference=reference, target=target, level=level)
+    files = f"{outcome.files}, triage.json" if found is not None else outcome.files
     out_console.print(
-        f"wrote {clean(outcome.folder)} ({outcome.files})", highlight=False, markup=False, soft_wrap=True
+        f"wrote {clean(outcome.folder)} ({files})", highlight=False, markup=False, soft_wrap=True
     )
+    if found is not None:
+        out_console.print(clean(found.summary()), highlight=False, markup=False, soft_wrap=True)
     if stats.stopped == "budget":
         more = budget_resume_command(run_id, again)
         notices.say(

@@ -2,8 +2,10 @@
 method it rests on, and the reasons a verdict is contested.
 
 Binary throughout: the probability is of "ship" against every other verdict a persona may
-give. The run's current verdicts are read (a valid rebuttal-round verdict in place of round
-1's, an editor's verdict in place of both). Three methods, chosen per run:
+give. It is about what the models said (:mod:`panel.report.pooled`: repeat 0, a valid
+rebuttal-round verdict in place of round 1's), not about editors' edits: those are what the
+labels measure the panel against, and counting them here would inflate the panel's agreement
+with the editors. Three methods, chosen per run:
 
 * **dawid-skene**: with at least :data:`~panel.analysis.sample.MIN_TOOLS` tools with
   verdicts, :data:`MIN_JUDGES` judges and numpy installed, the judges' reliabilities are
@@ -13,54 +15,73 @@ give. The run's current verdicts are read (a valid rebuttal-round verdict in pla
 * **editors**: with ``reliabilities`` (each judge's confusion counted against editor
   labels), each tool's posterior under those counts; the interval from drawing each judge's
   rates from their Beta posteriors.
-* **vote-share**: otherwise the share of ship among valid reviews with a Wilson interval,
-  the basis saying why no model was fitted. Pure Python: the core needs no numpy.
+* **vote-share**: otherwise the *ship share*, the share of ship among valid reviews, with a
+  Wilson interval, the basis saying why no model was fitted; it is not a probability and is
+  not called one. Pure Python: the core needs no numpy.
 
 A tool with fewer than :data:`MIN_REVIEWS` valid reviews gets method "none": no number.
 
-A verdict is contested for any of these reasons: ``split`` (the larger side has less than
-:data:`MAJORITY` of the valid reviews), ``margin`` (the interval includes 0.5),
+A verdict is contested for any of these reasons: ``split`` (the larger side, ship or not
+ship, has less than :data:`MAJORITY` of the valid reviews), ``margin`` (the interval includes
+0.5; a vote share's Wilson interval only with at least :data:`MIN_SHARE_MARGIN` reviews, since
+on a handful it includes 0.5 even for a unanimous panel),
 ``rebuttal_flip``, ``flipped_since`` (the newest earlier done run that reviewed the tool gave
 the other majority), ``weak_judge`` (the majority rests on judges whose fitted accuracy is
 below :data:`WEAK_ACCURACY`: without their votes it would tie or turn) and ``failed`` (enough
-reviews failed to turn the majority). :func:`doubt` orders triage.
+reviews failed to turn the majority). :func:`doubt` orders triage; on a ship share it is
+:func:`share_doubt` (see :func:`ranked` for a run whose tools come from two methods).
+
+A model's interval wider than :data:`record.WIDE_INTERVAL` (e.g. Dawid-Skene on judges
+answering at random: a point of 0.98 in 0 to 1) is printed first and called uncertain, the
+point after it.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .._about import install_hint
 from ..analysis.sample import MIN_TOOLS
 from ..store import CellKey, Store
 from . import confidence_cache as _cache
+from .confidence_types import Confusion, Estimate, Fitted, Judge, ToolVotes, collapse
+from .pooled import NOT_SHIP, SHIP, binary, models_verdict, pooled
 from .record import Confidence, ConfidenceMethod, Contested
 
 __all__ = [
     "MAJORITY",
     "MIN_JUDGES",
     "MIN_REVIEWS",
+    "MIN_SHARE_MARGIN",
     "RESAMPLES",
     "WEAK_ACCURACY",
+    "Carried",
+    "Estimate",
+    "Fitted",
     "Judge",
+    "ToolVotes",
     "as_row",
     "cached_confidence",
+    "carried_forward",
+    "collapse",
     "confidence_line",
-    "current_verdicts",
     "doubt",
+    "models_verdicts",
     "ranked",
+    "ranking_note",
     "run_confidence",
+    "share_doubt",
     "wilson",
 ]
 
-SHIP = "ship"
-NOT_SHIP = "not ship"
 #: the fewest valid reviews of a tool its confidence is estimated from
 MIN_REVIEWS = 3
+#: the fewest valid reviews whose ship share's Wilson interval may raise `margin`
+MIN_SHARE_MARGIN = 10
 #: the fewest judges with verdicts a reliability model is fitted to (fewer are not identified)
 MIN_JUDGES = 3
 #: a panel whose largest side has less than this share of the valid reviews is split
@@ -72,12 +93,6 @@ RESAMPLES = 200
 LEVEL = 0.95
 _NAMED = 3  # weak judges named in a reason; the rest are counted
 _Z = 1.959963984540054  # the normal quantile of a two-sided 95% interval
-
-#: a judge: (persona id, member)
-Judge = tuple[str, str]
-#: a judge's binary confusion counts against labels: ((ship said ship, ship said not),
-#: (not said ship, not said not)); rows are the label, columns the judge's verdict
-Confusion = Sequence[Sequence[float]]
 
 
 def wilson(ship: int, n: int, z: float = _Z) -> tuple[float, float]:
@@ -101,79 +116,79 @@ def doubt(ship: float | None, low: float | None, high: float | None) -> float:
     return round(1.0 - 2.0 * abs(nearest - 0.5), 6)
 
 
-def current_verdicts(store: Store, run_id: str) -> dict[CellKey, str | None]:
-    """Repeat 0 of every cell with the verdict in force: a valid rebuttal-round verdict in
-    place of round 1's, then an editor's; None where the review failed."""
+def share_doubt(ship: int, n: int) -> float:
+    """Doubt on the ship-share scale: :func:`doubt` of the rule-of-succession share
+    ``(ship + 1) / (n + 2)``, so a unanimous handful is fairly sure (3 of 3: 0.4; 10 of 10:
+    0.17) but never certain, and an even split is a coin toss (1.0). Its Wilson interval is
+    not used: on a handful of reviews it includes even odds for a unanimous panel too."""
+    share = (ship + 1) / (n + 2)
+    return doubt(share, share, share)
+
+
+def models_verdicts(store: Store, run_id: str) -> dict[CellKey, str | None]:
+    """Repeat 0 of every cell with the models' verdict (:func:`pooled.models_verdict`: a valid
+    rebuttal-round verdict in place of round 1's); None where the review failed. Editors'
+    edits do not enter (see the module docstring)."""
     cells = {k: v for k, v in store.cell_verdicts(run_id).items() if k.repeat == 0}
     for row in store.rebuttals(run_id):
-        if row.valid and row.verdict_after is not None and cells.get(row.key) is not None:
-            cells[row.key] = row.verdict_after
-    for edit in store.edits(run_id):
-        if edit.field == "verdict" and cells.get(edit.key) is not None:
-            cells[edit.key] = edit.value
+        if row.valid and row.verdict_after is not None and row.key in cells:
+            cells[row.key] = models_verdict(cells[row.key], row.verdict_after)
     return cells
 
 
-@dataclass
-class _Tool:
-    votes: dict[Judge, str | None] = field(default_factory=dict)
-    flips: int = 0
-
-    @property
-    def valid(self) -> dict[Judge, str]:
-        return {j: v for j, v in self.votes.items() if v is not None}
-
-    @property
-    def ship(self) -> int:
-        return sum(1 for v in self.votes.values() if v == SHIP)
-
-
-def _pooled(verdicts: Sequence[str | None]) -> str | None:
-    """The panel's verdict by majority of valid reviews: ship, not ship, a tie, or None."""
-    valid = [v for v in verdicts if v is not None]
-    if not valid:
-        return None
-    ship = sum(1 for v in valid if v == SHIP)
-    return SHIP if 2 * ship > len(valid) else NOT_SHIP if 2 * ship < len(valid) else "a tie"
-
-
 @dataclass(frozen=True)
-class _Estimate:
-    ship: float
-    low: float
-    high: float
+class Carried:
+    """The judges' reliabilities carried forward from editor labels on earlier runs."""
+
+    reliabilities: dict[Judge, Confusion]  # binary confusion per judge with labels; empty: none
+    notes: list[str]  # judges whose old reliability no longer applies, or why nothing was carried
 
 
-@dataclass
-class _Fitted:
-    method: ConfidenceMethod
-    basis: str
-    tools: int
-    estimates: dict[str, _Estimate]
-    accuracy: dict[Judge, float] = field(default_factory=dict)
-    labels: int = 0
-    #: the method of the tools this one left without an estimate (editors: no judge with labels)
-    fallback: _Fitted | None = None
-
-    def source(self, tool_id: str) -> _Fitted | None:
-        """The fit that estimated this tool, or None."""
-        if tool_id in self.estimates:
-            return self
-        return self.fallback.source(tool_id) if self.fallback is not None else None
+def carried_forward(store: Store, run_id: str, *, leave_out: Collection[str] = ()) -> Carried:
+    """The run's judges' reliabilities counted on the editors' labels of earlier runs of the
+    same judge identity (`panel.analysis.editor_reliability`), folded to ship against the
+    rest; labels of the tools in ``leave_out`` are not counted. Empty without any label in the
+    store (nothing is read) and without numpy (the notes say what to install)."""
+    if not store.labels_stamp()[0]:
+        return Carried({}, [])
+    try:
+        from ..analysis.editor_reliability import judge_reliabilities
+        from ..analysis.research import categories_of
+    except ImportError:
+        why = "editors' reliabilities are not carried forward: numpy is not installed"
+        why += f" ({install_hint('analysis')})"
+        return Carried({}, [why])
+    categories = categories_of(store.run_personas(run_id))
+    if SHIP not in categories:
+        categories = [SHIP, *categories]
+    found = judge_reliabilities(store, run_id, categories, leave_out=leave_out)
+    return Carried(dict(found.binary(SHIP)), list(found.notes))
 
 
 def run_confidence(
-    store: Store, run_id: str, *, reliabilities: Mapping[Judge, Confusion] | None = None
+    store: Store,
+    run_id: str,
+    *,
+    reliabilities: Mapping[Judge, Confusion] | None = None,
+    categories: Sequence[str] | None = None,
+    carry_forward: bool = True,
 ) -> dict[str, Confidence]:
     """Each tool of the run (by id, in the run's order) with its confidence.
 
     ``reliabilities`` (judge -> confusion counts against editor labels) switch the method to
-    "editors" for the judges they cover. Raises nothing for a run without reviews: every
-    tool then says its confidence cannot be estimated.
+    "editors" for the judges they cover; a K x K confusion over ``categories`` (ship first
+    when None) is collapsed to ship against not ship (:func:`collapse`). Raises nothing for a
+    run without reviews: every tool then says its confidence cannot be estimated.
+    Without ``reliabilities`` and with ``carry_forward``, those of :func:`carried_forward`
+    are used when earlier runs' editor labels cover a judge of this run.
     """
-    tools: dict[str, _Tool] = {str(t["id"]): _Tool() for t in store.run_tools(run_id)}
-    for key, verdict in current_verdicts(store, run_id).items():
-        tools.setdefault(key.tool_id, _Tool()).votes[(key.persona_id, key.member)] = verdict
+    if reliabilities is None and carry_forward:
+        reliabilities = carried_forward(store, run_id).reliabilities or None
+    if reliabilities:
+        reliabilities = {j: collapse(c, categories) for j, c in reliabilities.items()}
+    tools: dict[str, ToolVotes] = {str(t["id"]): ToolVotes() for t in store.run_tools(run_id)}
+    for key, verdict in models_verdicts(store, run_id).items():
+        tools.setdefault(key.tool_id, ToolVotes()).votes[(key.persona_id, key.member)] = verdict
     for row in store.rebuttals(run_id):
         if row.repeat == 0 and row.changed and row.tool_id in tools:
             tools[row.tool_id].flips += 1
@@ -187,12 +202,13 @@ def run_confidence(
 
 def cached_confidence(store: Store, run_id: str) -> dict[str, Confidence]:
     """:func:`run_confidence`, remembered while the run's reviews, edits and rebuttal answers
-    stay as they were (``Store.run_state``), so the app's tool pages of a large run fit the
-    run once, not once a page. When they change, the judges' fit is found again if what it
-    was fitted to is the same (``confidence_cache``), and so are the previous runs' verdicts.
+    and the editors' labels stay as they were (``Store.run_state``, ``labels_stamp``), so the
+    app's tool pages of a large run fit the run once, not once a page. When they change, the
+    judges' fit is found again if what it is fitted to is the same (``confidence_cache``: an
+    editor's edit does not move the models' verdicts), and so are the previous runs' verdicts.
     An edit of an earlier run (which only moves `flipped_since`) is seen when this run next
     changes."""
-    key = (str(store.path), run_id, store.run_state(run_id))
+    key = (str(store.path), run_id, (store.run_state(run_id), store.labels_stamp()))
     found: dict[str, Confidence] = _cache.RESULTS.get(key, lambda: run_confidence(store, run_id))
     return found
 
@@ -203,14 +219,14 @@ def _previous(store: Store, run_id: str) -> dict[str, tuple[str, str | None]]:
     out: dict[str, tuple[str, str | None]] = {}
     for other in sorted(set(earlier.values())):
         votes: dict[str, list[str | None]] = {}
-        for key, verdict in current_verdicts(store, other).items():
+        for key, verdict in models_verdicts(store, other).items():
             if earlier.get(key.tool_id) == other:
                 votes.setdefault(key.tool_id, []).append(verdict)
-        out.update({tool_id: (other, _pooled(v)) for tool_id, v in votes.items()})
+        out.update({tool_id: (other, pooled(v)) for tool_id, v in votes.items()})
     return out
 
 
-def _fit(tools: Mapping[str, _Tool], reliabilities: Mapping[Judge, Confusion] | None) -> _Fitted:
+def _fit(tools: Mapping[str, ToolVotes], reliabilities: Mapping[Judge, Confusion] | None) -> Fitted:
     judged = {t: tool for t, tool in tools.items() if tool.valid}
     judges = {j for tool in judged.values() for j in tool.valid}
     if not reliabilities and len(judged) < MIN_TOOLS:  # no model to fit: numpy is not even loaded
@@ -234,17 +250,17 @@ def _fit(tools: Mapping[str, _Tool], reliabilities: Mapping[Judge, Confusion] | 
     return confidence_fit.dawid_skene(judged)
 
 
-def _vote_share(judged: Mapping[str, _Tool], why: str) -> _Fitted:
+def _vote_share(judged: Mapping[str, ToolVotes], why: str) -> Fitted:
     estimates = {}
     for tool_id, tool in judged.items():
         n = len(tool.valid)
         low, high = wilson(tool.ship, n)
-        estimates[tool_id] = _Estimate(tool.ship / n, low, high)
-    return _Fitted("vote-share", f"Wilson interval: {why}", len(judged), estimates)
+        estimates[tool_id] = Estimate(tool.ship / n, low, high)
+    return Fitted("vote-share", f"Wilson interval: {why}", len(judged), estimates)
 
 
 def _confidence(
-    tool: _Tool, fitted: _Fitted, before: tuple[str, str | None] | None, tool_id: str
+    tool: ToolVotes, fitted: Fitted, before: tuple[str, str | None] | None, tool_id: str
 ) -> Confidence:
     valid = tool.valid
     n = len(valid)
@@ -258,10 +274,10 @@ def _confidence(
         found = source.estimates[tool_id]
         method, ship, low, high = source.method, found.ship, found.low, found.high
         if method == "vote-share":
-            basis = f"vote share of {n} reviews, {source.basis}"
+            basis = f"ship share of {n} reviews (not a probability), {source.basis}"
         else:
             basis = f"{source.basis} ({n} reviews of this tool)"
-    reasons = _reasons(tool, fitted, before, low, high)
+    reasons = _reasons(tool, fitted, before, method, low, high)
     return Confidence(
         ship=_round(ship),
         low=_round(low),
@@ -274,7 +290,7 @@ def _confidence(
         labels=(source or fitted).labels,
         contested=bool(reasons),
         reasons=reasons,
-        doubt=doubt(ship, low, high),
+        doubt=share_doubt(tool.ship, n) if method == "vote-share" else doubt(ship, low, high),
     )
 
 
@@ -283,15 +299,16 @@ def _round(x: float | None) -> float | None:
 
 
 def _reasons(
-    tool: _Tool, fitted: _Fitted, before: tuple[str, str | None] | None, low: float | None, high: float | None
-) -> list[Contested]:
+    tool: ToolVotes, fitted: Fitted, before: tuple[str, str | None] | None, method: str,
+    low: float | None, high: float | None,
+) -> list[Contested]:  # fmt: skip
     valid = tool.valid
     out: list[Contested] = []
-    counts = Counter(valid.values())
-    if len(valid) >= 2 and max(counts.values()) < MAJORITY * len(valid):
-        tally = ", ".join(f"{c} {v}" for v, c in counts.most_common())
-        out.append(Contested(code="split", text=f"The panel is split: {tally}."))
-    if low is not None and high is not None and low < 0.5 < high:
+    n, ship = len(valid), tool.ship
+    if n >= 2 and max(ship, n - ship) < MAJORITY * n:
+        out.append(Contested(code="split", text=f"The panel is split: {_tally(valid.values())}."))
+    informative = method != "vote-share" or n >= MIN_SHARE_MARGIN
+    if informative and low is not None and high is not None and low < 0.5 < high:
         out.append(Contested(code="margin", text=f"The interval {low:.2f}–{high:.2f} includes even odds."))
     if tool.flips:
         s = "" if tool.flips == 1 else "s"
@@ -300,7 +317,7 @@ def _reasons(
                 code="rebuttal_flip", text=f"{tool.flips} review{s} changed verdict in the rebuttal round."
             )
         )
-    now = _pooled(list(tool.votes.values()))
+    now = pooled(list(tool.votes.values()))
     sides = (SHIP, NOT_SHIP)
     if before is not None and before[1] in sides and now in sides and before[1] != now:
         out.append(
@@ -313,7 +330,7 @@ def _reasons(
     weak = sorted(
         (j, fitted.accuracy[j])
         for j, v in valid.items()
-        if fitted.accuracy.get(j, 1.0) < WEAK_ACCURACY and (SHIP if v == SHIP else NOT_SHIP) == winning
+        if fitted.accuracy.get(j, 1.0) < WEAK_ACCURACY and binary(v) == winning
     )
     if weak and margin and len(weak) >= margin:
         named = "; ".join(f"{p} on {m} ({a:.2f})" for (p, m), a in weak[:_NAMED])
@@ -330,6 +347,20 @@ def _reasons(
     return out
 
 
+def _tally(verdicts: Iterable[str]) -> str:
+    """Ship against not ship, naming the verdicts on the not-ship side when they differ:
+    "2 ship, 2 skip" or "2 ship, 2 not ship (1 skip, 1 maybe)"."""
+    said = list(verdicts)
+    ship = sum(1 for v in said if v == SHIP)
+    others = Counter(v for v in said if v != SHIP).most_common()
+    if len(others) == 1:
+        rest = f"{others[0][1]} {others[0][0]}"
+    else:
+        named = ", ".join(f"{c} {v}" for v, c in others)
+        rest = f"{len(said) - ship} {NOT_SHIP}" + (f" ({named})" if others else "")
+    return f"{ship} {SHIP}, {rest}"
+
+
 def confidence_line(c: Confidence) -> str:
     """One line for a reader: the probability with its interval and method, or why there is
     none, then whether the verdict is contested and why."""
@@ -341,15 +372,42 @@ def confidence_line(c: Confidence) -> str:
 
 def ranked(confidence: Mapping[str, Confidence]) -> list[tuple[str, Confidence]]:
     """The tools most doubtful first: by doubt, then by how many reasons, then the probability
-    nearest even odds (a tool without one first), then in the run's order."""
+    nearest even odds (a tool without one first), then in the run's order.
+
+    When a run's tools come from two methods (editors' reliabilities for some, the ship share
+    for the tools none of whose judges has labels), both doubts read as distance from even
+    odds, a model's at its interval's weak end and a ship share's at its rule-of-succession
+    share (:func:`share_doubt`), and they are ranked together; at equal doubt a ship share
+    comes first (less is known of it). :func:`ranking_note` says so beside the ranking."""
     order = {tool_id: i for i, tool_id in enumerate(confidence)}
 
-    def key(item: tuple[str, Confidence]) -> tuple[float, int, float, int]:
+    def key(item: tuple[str, Confidence]) -> tuple[float, int, int, float, int]:
         tool_id, c = item
         odds = 0.0 if c.ship is None else abs(c.ship - 0.5)
-        return (-c.doubt, -len(c.reasons), odds, order[tool_id])
+        modelled = 1 if c.method in ("dawid-skene", "editors") else 0
+        return (-c.doubt, -len(c.reasons), modelled, odds, order[tool_id])
 
     return sorted(confidence.items(), key=key)
+
+
+_METHOD_WORDS = {
+    "dawid-skene": "Dawid–Skene probability",
+    "editors": "probability from editors' reliabilities",
+    "vote-share": "ship share",
+}
+
+
+def ranking_note(confidence: Mapping[str, Confidence]) -> str | None:
+    """One sentence when the run's estimates come from more than one method (None otherwise):
+    how many tools each rests on and how :func:`ranked` orders them together."""
+    counts = Counter(c.method for c in confidence.values() if c.method in _METHOD_WORDS)
+    if len(counts) < 2:
+        return None
+    parts = ", ".join(f"{n} by {_METHOD_WORDS[m]}" for m, n in sorted(counts.items()))
+    return (
+        f"Doubt rests on two scales ({parts}): ranked together by distance from even odds, a "
+        "probability at its interval's weak end, a ship share at (ship + 1) / (reviews + 2)."
+    )
 
 
 def as_row(tool_id: str, name: str, c: Confidence) -> dict[str, Any]:

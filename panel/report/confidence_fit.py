@@ -13,14 +13,16 @@ import numpy as np
 from ..analysis.judges import judgments
 from ..analysis.latent import dawid_skene as fit_dawid_skene
 from ..analysis.latent import posterior_intervals
-from .confidence import LEVEL, NOT_SHIP, RESAMPLES, SHIP, Confusion, Judge, _Estimate, _Fitted, _Tool
+from .confidence import LEVEL, RESAMPLES
+from .confidence_types import Confusion, Estimate, Fitted, Judge, ToolVotes
+from .pooled import NOT_SHIP, SHIP, binary
 
 __all__ = ["dawid_skene", "editors"]
 
 _TAIL = (1.0 - LEVEL) / 2.0
 
 
-def dawid_skene(judged: Mapping[str, _Tool]) -> _Fitted:
+def dawid_skene(judged: Mapping[str, ToolVotes]) -> Fitted:
     """One Dawid-Skene fit on every judged tool, each tool's posterior of ship, and its
     bootstrap interval over tools."""
     rows = (
@@ -28,7 +30,7 @@ def dawid_skene(judged: Mapping[str, _Tool]) -> _Fitted:
             "tool": t,
             "persona": p,
             "member": m,
-            "verdict": None if v is None else SHIP if v == SHIP else NOT_SHIP,
+            "verdict": binary(v),
         }
         for t, tool in judged.items()
         for (p, m), v in tool.votes.items()
@@ -37,7 +39,7 @@ def dawid_skene(judged: Mapping[str, _Tool]) -> _Fitted:
     model = fit_dawid_skene(panel.codes, panel.categories)
     low, high = posterior_intervals(panel.codes, model, 0, n_resamples=RESAMPLES)
     estimates = {
-        t: _Estimate(float(model.posterior[i, 0]), float(low[i]), float(high[i]))
+        t: Estimate(float(model.posterior[i, 0]), float(low[i]), float(high[i]))
         for i, t in enumerate(panel.tools)
     }
     accuracy = {
@@ -45,17 +47,24 @@ def dawid_skene(judged: Mapping[str, _Tool]) -> _Fitted:
         for j, (p, m) in enumerate(zip(panel.persona_of, panel.member_of, strict=True))
         if not np.isnan(model.accuracy[j])
     }
+    interval = (
+        f"interval from {RESAMPLES} refits on tools drawn with replacement"
+        if model.converged
+        else f"the judges' reliabilities did not settle in {model.iterations} iterations (judges near "
+        "chance, or too few), so every interval is 0 to 1"
+    )
     basis = (
         f"Dawid–Skene on {panel.n_tools} tools and {panel.n_judges} judges, each judge weighed by its "
-        f"estimated reliability; interval from {RESAMPLES} refits on tools drawn with replacement"
+        f"estimated reliability; {interval}"
     )
-    return _Fitted("dawid-skene", basis, panel.n_tools, estimates, accuracy)
+    return Fitted("dawid-skene", basis, panel.n_tools, estimates, accuracy)
 
 
-def editors(judged: Mapping[str, _Tool], reliabilities: Mapping[Judge, Confusion]) -> _Fitted:
+def editors(judged: Mapping[str, ToolVotes], reliabilities: Mapping[Judge, Confusion]) -> Fitted:
     """Each tool's posterior of ship from the judges' confusions counted on editor labels
     (one pseudo-count per cell, as ``fit_on_labels``); the interval from drawing each judge's
-    rates, and the prior, from their Beta posteriors. Judges without labels move nothing."""
+    rates, and the prior, from their Beta posteriors. Judges without labels move nothing.
+    ``reliabilities`` are 2 x 2, ship against not ship (``confidence.collapse``)."""
     covered = {j: np.asarray(c, dtype=np.float64).reshape(2, 2) for j, c in reliabilities.items()}
     labels = int(max((c.sum() for c in covered.values()), default=0))
     truth = max(covered.values(), key=lambda c: float(c.sum())).sum(axis=1) if covered else np.zeros(2)
@@ -71,8 +80,8 @@ def editors(judged: Mapping[str, _Tool], reliabilities: Mapping[Judge, Confusion
     prior_point = (truth[0] + 1) / (truth.sum() + 2)
     prior_draws = rng.beta(truth[0] + 1, truth[1] + 1, RESAMPLES)
     accuracy = {j: float(prior_point * a + (1 - prior_point) * (1 - b)) for j, (a, b) in point.items()}
-    cache: dict[tuple[tuple[Judge, bool], ...], _Estimate] = {}
-    estimates: dict[str, _Estimate] = {}
+    cache: dict[tuple[tuple[Judge, bool], ...], Estimate] = {}
+    estimates: dict[str, Estimate] = {}
     for tool_id, tool in judged.items():
         said = tuple(sorted((j, v == SHIP) for j, v in tool.valid.items() if j in covered))
         if not said:
@@ -84,7 +93,7 @@ def editors(judged: Mapping[str, _Tool], reliabilities: Mapping[Judge, Confusion
         f"judges' reliabilities counted on {labels} editor labels ({len(covered)} judges with labels; "
         f"others left out); interval from {RESAMPLES} draws of those reliabilities"
     )
-    return _Fitted("editors", basis, len(judged), estimates, accuracy, labels)
+    return Fitted("editors", basis, len(judged), estimates, accuracy, labels)
 
 
 def _posterior(
@@ -93,7 +102,7 @@ def _posterior(
     draws: Mapping[Judge, tuple[np.ndarray, np.ndarray]],
     prior_point: float,
     prior_draws: np.ndarray,
-) -> _Estimate:
+) -> Estimate:
     def ship_probability(prior: np.ndarray, rates: list[tuple[np.ndarray, np.ndarray, bool]]) -> np.ndarray:
         log_ship, log_not = np.log(prior), np.log1p(-prior)
         for a, b, says_ship in rates:
@@ -107,4 +116,4 @@ def _posterior(
     )
     drawn = ship_probability(prior_draws, [(draws[j][0], draws[j][1], s) for j, s in said])
     low, high = np.quantile(drawn, [_TAIL, 1 - _TAIL])
-    return _Estimate(float(p[0]), float(low), float(high))
+    return Estimate(float(p[0]), float(low), float(high))

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..errors import UserError
 from ..store import CellKey, RunInputs, Store
-from .why import Between, Reason, flip_summary, pair_members, pooled_verdict
+from .pooled import pooled_cells
+from .why import Between, Reason, flip_summary, pair_members
 
 __all__ = ["FlippedVerdict", "RunDiff", "ToolFlip", "diff_inputs", "diff_runs", "paired_cells"]
 
@@ -27,7 +28,7 @@ class FlippedVerdict:
 
 @dataclass(frozen=True)
 class ToolFlip:
-    """A tool whose pooled verdict (what most of its valid reviews say) flipped."""
+    """A tool whose models' pooled verdict (`panel.report.pooled`: ship or not) flipped."""
 
     tool_id: str
     before: str | None
@@ -154,8 +155,8 @@ def _tool_flips(between: Between, pairs: list[tuple[CellKey, CellKey]]) -> list[
     cells_a, cells_b = _by_tool(a), _by_tool(b)
     found = []
     for tool_id in sorted(by_tool):
-        before = pooled_verdict(a.cells[k] for k in cells_a[tool_id])
-        after = pooled_verdict(b.cells[k] for k in cells_b[tool_id])
+        before = pooled_cells(a.cells, cells_a[tool_id])
+        after = pooled_cells(b.cells, cells_b[tool_id])
         if before != after:
             alone = len(cells_a[tool_id]) + len(cells_b[tool_id]) - 2 * len(by_tool[tool_id])
             found.append(ToolFlip(tool_id, before, after, between.pool(by_tool[tool_id], alone)))

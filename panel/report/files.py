@@ -22,6 +22,7 @@ from .confidence import cached_confidence
 from .load import load_record, run_inputs
 from .record import ComparisonRecord
 from .render import FORMATS, render
+from .triage import Triage, triage
 
 __all__ = [
     "check_writable",
@@ -33,6 +34,7 @@ __all__ = [
     "write_parquet",
     "write_review_outputs",
     "write_run_files",
+    "write_triage",
 ]
 
 
@@ -53,6 +55,16 @@ def write_comparison(store: Store, record: ComparisonRecord) -> Path:
     for fmt in FORMATS:
         write_atomic(out / f"comparison.{fmt}", render(record, fmt, how_made=True))
     return out
+
+
+def write_triage(store: Store, run_id: str, *, reference: str | None, target: float, level: float) -> Triage:
+    """`triage.json` in the run's folder: what `panel triage RUN --reference ... --format json`
+    prints (docs/record.md describes its fields); returns the triage for its summary line."""
+    found = triage(store, run_id, reference=reference, target=target, level=level)
+    folder = store.run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / "triage.json", json.dumps(found.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    return found
 
 
 def write_review_outputs(store: Store, run_id: str, status: str | None = None) -> Path:

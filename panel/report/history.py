@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from ..store import RunInputs, Store
 from .diff import paired_cells
-from .why import Between, MemberOptions, Reason, member_options, pair_members, pooled_verdict
+from .pooled import SHIP, models_verdict, pooled_cells
+from .why import Between, MemberOptions, Reason, member_options, pair_members
 
 __all__ = ["HistoryEntry", "verdict_history"]
 
@@ -24,7 +25,7 @@ class HistoryEntry:
     run_id: str
     created_at: float
     status: str
-    #: what most of the tool's valid reviews said ("split" on a tie, None with none valid)
+    #: the models' pooled verdict (`panel.report.pooled`): ship, not ship, a tie, or None
     verdict: str | None
     ship: int
     valid: int
@@ -56,8 +57,8 @@ def verdict_history(store: Store, tool_id: str) -> list[HistoryEntry]:
     entries: list[HistoryEntry] = []
     previous: tuple[RunInputs, str | None, MemberOptions] | None = None
     for run in runs:
-        cells = list(run.cells.values())
-        verdict = pooled_verdict(cells)
+        verdict = pooled_cells(run.cells)
+        said = [models_verdict(c.verdict, c.rebuttal) for k, c in run.cells.items() if k.repeat == 0]
         options = member_options(run)
         reasons: tuple[Reason, ...] = ()
         if previous is not None and previous[1] != verdict:
@@ -68,9 +69,9 @@ def verdict_history(store: Store, tool_id: str) -> list[HistoryEntry]:
                 run.created_at,
                 run.status,
                 verdict,
-                sum(1 for c in cells if c.verdict == "ship"),
-                sum(1 for c in cells if c.verdict is not None),
-                len(cells),
+                sum(1 for v in said if v == SHIP),
+                sum(1 for v in said if v is not None),
+                len(said),
                 None if previous is None else previous[0].run_id,
                 reasons,
             )

@@ -237,6 +237,10 @@ class Contested(_Model):
     text: str = Field(description="One sentence a reader understands, e.g. '2 ship, 2 skip'.")
 
 
+#: a probability's interval wider than this is printed first and the estimate called uncertain
+WIDE_INTERVAL = 0.5
+
+
 class Confidence(_Model):
     """How far to trust a tool's verdict: the panel's probability of ship and why it is doubted."""
 
@@ -262,11 +266,18 @@ class Confidence(_Model):
         """The estimate in words, as the page, the app and `panel show` print it."""
         if self.ship is None or self.low is None or self.high is None:
             return f"Confidence {self.basis}"
+        if self.method == "vote-share":  # a share of votes, not a probability
+            wilson = f"Wilson {self.low:.2f}–{self.high:.2f}"
+            return f"Ship share {self.ship:.2f} of {self.reviews} reviews ({wilson})"
         how = {
             "dawid-skene": f"Dawid–Skene on {self.tools} tools",
             "editors": f"judges' reliability from {self.labels} editor labels",
-            "vote-share": f"vote share of {self.reviews} reviews",
         }.get(self.method, self.method)
+        if self.high - self.low > WIDE_INTERVAL:  # the point says little: the interval first
+            return (
+                f"Panel's ship probability uncertain: {self.low:.2f}–{self.high:.2f} "
+                f"(point {self.ship:.2f}), {how}"
+            )
         return f"Panel's ship probability {self.ship:.2f} ({self.low:.2f}–{self.high:.2f}), {how}"
 
 

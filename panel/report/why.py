@@ -23,7 +23,7 @@ from typing import Any, Literal
 from ..backends.options import NOT_IN_CACHE_KEY
 from ..backends.registry import recorded_member
 from ..errors import UserError
-from ..store import CellFacts, CellKey, RunInputs
+from ..store import CellKey, RunInputs
 
 __all__ = [
     "PRECEDENCE",
@@ -35,7 +35,6 @@ __all__ = [
     "flip_summary",
     "member_options",
     "pair_members",
-    "pooled_verdict",
 ]
 
 ReasonCode = Literal["tool", "model", "options", "persona", "prompt", "form", "panel", "noise"]
@@ -300,31 +299,48 @@ class Between:
 
 
 def pair_members(a: RunInputs, b: RunInputs) -> dict[str, str]:
-    """Each member of run `a` with its counterpart in run `b`: the member of the same name,
-    else (a member replaced by another) the one in the same place among the members the
-    other run does not have, in the order each run lists them."""
+    """Each member of run `a` with its counterpart in run `b`: the member of the same name;
+    else, among the members the other run does not have, the one with the same backend:model
+    and the same options that change replies, then the one with the same backend:model (a
+    member renamed is the same judge, not a model replaced), and only then the one in the same
+    place, in the order each run lists them."""
     order_a, order_b = _members(a), _members(b)
     pairs = {m: m for m in order_a if m in order_b}
     left_a = [m for m in order_a if m not in pairs]
     left_b = [m for m in order_b if m not in pairs]
+    who_a, who_b = _who(a, left_a), _who(b, left_b)
+    for whole in (True, False):  # model and options alike, then the model alone
+        for m in list(left_a):
+            want = who_a[m] if whole else who_a[m][0]
+            match = next((n for n in left_b if (who_b[n] if whole else who_b[n][0]) == want), None)
+            if match is not None:
+                pairs[m] = match
+                left_a.remove(m)
+                left_b.remove(match)
     pairs.update(zip(left_a, left_b, strict=False))
     return pairs
+
+
+def _who(run: RunInputs, members: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Each of `members` as (its backend:model in the run's cells, its options that change
+    replies as JSON text)."""
+    if not members:
+        return {}
+    models: dict[str, set[str]] = {m: set() for m in members}
+    for key, facts in run.cells.items():
+        if key.member in models:
+            models[key.member].add(f"{facts.backend}:{facts.model}")
+    options = member_options(run)
+    return {
+        m: (" ".join(sorted(models[m])), json.dumps(options.get(m, _NO_OPTIONS)[0], sort_keys=True))
+        for m in members
+    }
 
 
 def _members(run: RunInputs) -> list[str]:
     listed = [str(m) for m in run.config.get("members") or []]
     seen = {k.member for k in run.cells}
     return [m for m in listed if m in seen] + sorted(seen - set(listed))
-
-
-def pooled_verdict(cells: Iterable[CellFacts]) -> str | None:
-    """The verdict most of a tool's valid reviews give; "split" on a tie, None with none."""
-    counts = Counter(c.verdict for c in cells if c.verdict is not None).most_common()
-    if not counts:
-        return None
-    if len(counts) > 1 and counts[0][1] == counts[1][1]:
-        return "split"
-    return counts[0][0]
 
 
 def flip_summary(reasons: Sequence[Sequence[Reason]], noun: str = "verdicts") -> str:

@@ -150,9 +150,11 @@ class Edits(Labels):
         """Approve a review (or take the approval back); the latest call wins.
 
         An approval is also a label (`labels.py`): the editor stands behind the review's
-        verdict in force, written in the same transaction. Taking it back writes no label.
+        verdict in force, written in the same transaction. Taking an approval in force back
+        writes a "withdraw" label, which takes that review's approval label back.
         """
         self._current(run_id, key)
+        before = None if approved else self.approvals(run_id).get(key)
         with self.transaction() as db:
             db.execute(
                 """INSERT INTO review_approvals (run_id, tool_id, persona_id, member, repeat,
@@ -161,6 +163,8 @@ class Edits(Labels):
             )
             if approved:
                 self._label_review(run_id, key, editor, "approve")
+            elif before is not None and before.approved:
+                self._label_review(run_id, key, editor, "withdraw")
 
     def _withdraw(self, run_id: str, key: CellKey, editor: str | None, reason: str) -> None:
         """A "no" row for a cell whose approval a change took back (inside a transaction)."""

@@ -2,8 +2,11 @@
 each cell's verdict with the member's backend, model and structured form, the catalog entry
 of each tool and the persona files the run saw, and the run's settings.
 
+Each cell also carries its valid rebuttal-round verdict, which the models' pooled verdict
+(`panel.report.pooled`) reads in place of round 1's.
+
 `run_inputs_of` reads one whole run (for `panel diff`); `tool_inputs` reads one tool in every
-run that reviewed it (a tool's verdict history) in at most four queries whatever the number of
+run that reviewed it (a tool's verdict history) in at most five queries whatever the number of
 runs: each walks the runs table and looks the tool up by the primary keys, never scanning
 reviews; persona files are read only for runs whose persona versions differ from the run
 before (elsewhere their text is left empty: the same version is the same file).
@@ -23,12 +26,14 @@ __all__ = ["CellFacts", "Inputs", "RunInputs"]
 
 
 class CellFacts(NamedTuple):
-    """One review as the diff reads it: its verdict (None when it failed) and who made it how."""
+    """One review as the diff reads it: its verdict (None when it failed) and who made it how,
+    and the valid rebuttal-round verdict that took the place of `verdict` (None without one)."""
 
     verdict: str | None
     backend: str
     model: str
     enforced: str | None
+    rebuttal: str | None = None
 
 
 @dataclass
@@ -76,7 +81,23 @@ class Inputs(Connection):
         for cell in self.db.execute(f"SELECT {_CELL_COLUMNS} FROM reviews rv WHERE rv.run_id = ?", (run_id,)):
             key, facts = _cell(cell)
             found.cells[key] = facts
+        self._rebuttal_verdicts("rebuttals r WHERE r.run_id = ?", (run_id,), {run_id: found})
         return found
+
+    def _rebuttal_verdicts(self, source: str, args: tuple[str, ...], runs: dict[str, RunInputs]) -> None:
+        """Each cell's valid rebuttal-round verdict into its `CellFacts.rebuttal` (a store made
+        before the rebuttal round has none)."""
+        if not self.has_table("rebuttals"):
+            return
+        for row in self.db.execute(
+            f"""SELECT r.run_id, r.tool_id, r.persona_id, r.member, r.repeat, r.verdict_after
+                FROM {source} AND r.valid AND r.verdict_after IS NOT NULL""",
+            args,
+        ):
+            run = runs.get(row[0])
+            key = CellKey(row[1], row[2], row[3], row[4])
+            if run is not None and key in run.cells:
+                run.cells[key] = run.cells[key]._replace(rebuttal=row[5])
 
     def tool_inputs(self, tool_id: str) -> list[RunInputs]:
         """Every run that reviewed `tool_id`, oldest first, with that tool's entry and cells
@@ -100,6 +121,9 @@ class Inputs(Connection):
             if row[0] in runs:
                 key, facts = _cell(row[1:])
                 runs[row[0]].cells[key] = facts
+        self._rebuttal_verdicts(
+            "runs ru CROSS JOIN rebuttals r ON r.run_id = ru.id AND r.tool_id = ?", (tool_id,), runs
+        )
         # Persona files are long and rarely change: their versions for every run, then the
         # files themselves only for the runs whose versions differ from the run before.
         versions: dict[str, dict[str, str]] = {}

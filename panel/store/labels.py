@@ -7,13 +7,19 @@ A label is written for each of these, in the transaction of the change that make
   if there is one, else the round-2 verdict of a rebuttal run, else the model's);
 - **edit** of a review's verdict: the verdict the edit leaves in force (an edit back to the
   model's text labels the model's verdict, which the editor now stands behind);
+- **withdraw** (an approval taken back, a "no" on one review): takes that review's approval
+  label back; an edit label of the review made before it stays;
 - **publish**: for each tool of the page, the panel's pooled verdict as published (the most
   frequent verdict in force among its valid reviews of repeat 0); a tool whose verdicts tie
   gets no label.
 
-Taking an approval back writes no label (the editor then stands behind nothing), and neither
-does an edit of the prose. Rows are never updated nor deleted (triggers refuse both): a label
-never overwrites another; which ones count is a rule of reading (`labels_in_force`).
+A publish row is history: it records that the editor let the panel's verdict stand, which is
+no judgement of the editor's own (a page published "anyway" holds tools nobody read). So it
+is left out of the labels in force unless a caller asks for it (`count_publishes`), and even
+then it never overrides the same editor's approvals or edits of the tool: it counts only for
+a tool on which that editor has none. An edit of the prose writes no label. Rows are never
+updated nor deleted (triggers refuse both): a label never overwrites another; which ones
+count is a rule of reading (`labels_in_force`).
 
 Each row keeps the review it came from (persona, member, repeat; none for a publish) and the
 panel then (`panel`: members as backend:model, personas with their versions, the prompts'
@@ -35,7 +41,7 @@ from .rows import CellKey
 __all__ = ["LABEL_ACTIONS", "LabelRow", "Labels", "ToolLabel", "judge_identity"]
 
 #: what an editor did that wrote a label
-LABEL_ACTIONS = ("approve", "edit", "publish")
+LABEL_ACTIONS = ("approve", "edit", "withdraw", "publish")
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,8 @@ class ToolLabel:
     created_at: float
     #: how many stored labels of this editor on this tool it rests on (a publish: 1)
     rows: int
+    #: the ids of those stored labels (`LabelRow.id`)
+    ids: tuple[int, ...] = ()
 
 
 def judge_identity(panel: dict[str, Any], persona_id: str, member: str) -> tuple[str, str, str, str] | None:
@@ -154,8 +162,10 @@ class Labels(Reviews):
             self._write_label(run_id, key.tool_id, verdict, editor, action, key)
 
     def label_publish(self, run_id: str, editor: str | None) -> int:
-        """Label each tool of a published run with the panel's pooled verdict (the most frequent
-        verdict in force of its valid reviews of repeat 0; none on a tie); returns how many."""
+        """Record a publish on each tool of the run: the panel's pooled verdict (the most frequent
+        verdict in force of its valid reviews of repeat 0; none on a tie); returns how many.
+        These rows are history, not counted as labels by default (see the module docstring);
+        the caller writes them in the transaction of its publish, before the files swap in."""
         by_tool: dict[str, Counter[str]] = {}
         for key, verdict in self.verdicts_in_force(run_id).items():
             if key.repeat == 0:
@@ -190,19 +200,24 @@ class Labels(Reviews):
         return (int(count), int(newest))
 
     def labels_in_force(
-        self, run_id: str, *, same_entry: bool = True, made_on: Collection[str] | None = None
+        self,
+        run_id: str,
+        *,
+        same_entry: bool = True,
+        made_on: Collection[str] | None = None,
+        count_publishes: bool = False,
     ) -> list[ToolLabel]:
         """The editors' labels on a run's tools, one per editor per tool (the rule below).
 
         Labels come from the run itself and, with `same_entry`, from every other run whose
         entry of the tool is the same (`run_tools.fingerprint`): the same facts, the same truth.
-        The latest of an editor's labels on a tool decides: a publish labels the tool with its
-        verdict. A label from one review (approve, edit) stands for the tool together with that
-        editor's other review labels on the tool since their last publish of it, the latest of
-        each review: when those verdicts agree, that verdict; when they disagree (an editor who
-        approved a "ship" and a "skip" of one tool stood behind both), the editor gives the tool
-        no label. Unnamed editors are one rater, "(unnamed)". `made_on` keeps only the labels
-        made on those runs (before the rule is applied).
+        Each review an editor labelled (approve, edit) counts with its latest label, a withdraw
+        taking the review's approval back; the editor's label of the tool is the verdict those
+        reviews agree on; when they disagree (an editor who approved a "ship" and a "skip" of
+        one tool stood behind both), the editor gives the tool no label. Publishes count only
+        with `count_publishes`, and then only for an editor with no such review label on the
+        tool (the latest publish). Unnamed editors are one rater, "(unnamed)". `made_on` keeps
+        only the labels made on those runs (before the rule is applied).
         """
         if not self.has_table("editor_labels"):
             return []
@@ -225,7 +240,10 @@ class Labels(Reviews):
             str(r[0]): int(r[1])
             for r in self.db.execute("SELECT tool_id, position FROM run_tools WHERE run_id = ?", (run_id,))
         }
-        found = [f for (editor, tool), labels in by.items() if (f := _in_force(editor, tool, labels))]
+        found = []
+        for (editor, tool), labels in by.items():
+            if (label_in_force := _in_force(editor, tool, labels, count_publishes)) is not None:
+                found.append(label_in_force)
         found.sort(key=lambda f: (order[f.tool_id], f.editor))
         return found
 
@@ -234,23 +252,29 @@ class Labels(Reviews):
 UNNAMED = "(unnamed)"
 
 
-def _in_force(editor: str, tool: str, labels: Sequence[LabelRow]) -> ToolLabel | None:
-    latest = labels[-1]
-    if latest.key is None:
-        return ToolLabel(tool, latest.verdict, editor, latest.run_id, latest.action, latest.created_at, 1)
-    since = [lab for lab in labels if lab.key is not None]
-    published = [i for i, lab in enumerate(labels) if lab.key is None]
-    if published:
-        since = [lab for lab in labels[published[-1] + 1 :] if lab.key is not None]
-    per_cell: dict[tuple[str, CellKey], LabelRow] = {}
-    for lab in since:
-        assert lab.key is not None
-        per_cell[(lab.run_id, lab.key)] = lab
-    verdicts = {lab.verdict for lab in per_cell.values()}
+def _in_force(editor: str, tool: str, labels: Sequence[LabelRow], count_publishes: bool) -> ToolLabel | None:
+    per_cell: dict[tuple[str, CellKey], list[LabelRow]] = {}
+    publishes: list[LabelRow] = []
+    for lab in labels:
+        if lab.key is None:
+            publishes.append(lab)
+        elif lab.action == "withdraw":  # the review's approval taken back; an earlier edit stays
+            cell = (lab.run_id, lab.key)
+            per_cell[cell] = [r for r in per_cell.get(cell, []) if r.action != "approve"]
+        else:
+            per_cell.setdefault((lab.run_id, lab.key), []).append(lab)
+    standing = sorted((kept[-1] for kept in per_cell.values() if kept), key=lambda lab: lab.id)
+    if not standing:
+        if not (count_publishes and publishes):
+            return None
+        standing = publishes[-1:]
+    verdicts = {lab.verdict for lab in standing}
     if len(verdicts) != 1:
         return None
     (verdict,) = verdicts
-    return ToolLabel(tool, verdict, editor, latest.run_id, latest.action, latest.created_at, len(since))
+    latest = standing[-1]
+    ids = tuple(lab.id for lab in standing)
+    return ToolLabel(tool, verdict, editor, latest.run_id, latest.action, latest.created_at, len(ids), ids)
 
 
 def _row(r: Any) -> LabelRow:

@@ -21,6 +21,7 @@ from .newtool import routes as new_tool_routes
 from .pages import http_error, not_found, routes, server_error
 from .regenerating import routes as regenerate_routes
 from .security import Guard, SecurityMiddleware
+from .triage import routes as triage_routes
 
 __all__ = ["ViewApp", "create_app"]
 
@@ -56,6 +57,7 @@ def create_app(
         routes=[
             *agreement_routes(),  # first: its stylesheet is under /static, before the mount
             *routes(),
+            *triage_routes(),
             *editing.routes(),
             *publishing.routes(),
             *job_routes(),

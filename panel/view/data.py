@@ -8,16 +8,38 @@ grow with the reviews of the runs it does not show. The queries are the store's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..report.load import load_record
 from ..report.record import ComparisonRecord
 from ..store import RunRow, RunTotals, Store, ToolName, ToolTally
 
-__all__ = ["PER_PAGE", "RunSummary", "RunsPage", "ToolLine", "list_runs", "review_tools", "tool_record"]
+__all__ = [
+    "PER_PAGE",
+    "RunSummary",
+    "RunsPage",
+    "ToolLine",
+    "list_runs",
+    "paged",
+    "review_tools",
+    "tool_record",
+]
 
-#: runs on one page of the list
+#: runs (or tools) on one page of a list
 PER_PAGE = 100
+
+T = TypeVar("T")
+
+
+def paged(items: Sequence[T], page: int, per_page: int | None = None) -> tuple[Sequence[T], int, int]:
+    """The items of page `page` (1 up; one past the end is the last), that page's number and
+    how many pages there are (at least 1); `per_page` defaults to :data:`PER_PAGE`."""
+    per_page = PER_PAGE if per_page is None else per_page
+    pages = max(1, -(-len(items) // per_page))
+    page = min(max(1, page), pages)
+    return items[(page - 1) * per_page : page * per_page], page, pages
 
 
 @dataclass(frozen=True)
@@ -57,9 +79,7 @@ def list_runs(store: Store, status: str | None, tool: str | None, page: int) -> 
     runs or ten thousand (but for one query over the runs table, and one over its tools).
     """
     matched = store.matching_runs(status, tool)
-    pages = max(1, -(-len(matched) // PER_PAGE))
-    page = min(max(1, page), pages)
-    ids = matched[(page - 1) * PER_PAGE : page * PER_PAGE]
+    ids, page, pages = paged(matched, page)
     runs = [run for run in map(store.get_run, ids) if run is not None]
     tools, totals = store.runs_tools(ids), store.run_totals(ids)
     summaries = [_summary(run, tools.get(run.id, []), totals.get(run.id, RunTotals())) for run in runs]

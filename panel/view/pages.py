@@ -84,7 +84,11 @@ def run_page(request: Request) -> Response:
         if run.kind == "review":
             tools = data.review_tools(store, run_id)
             confidence = cached_confidence(store, run_id)
-            return page(request, "review_run.html.j2", run=run, tools=tools, confidence=confidence)
+            shown, number, pages = data.paged(tools, _page_number(request.query_params.get("page")))
+            return page(
+                request, "review_run.html.j2", run=run, tools=shown, count=len(tools), page_number=number,
+                pages=pages, confidence=confidence,
+            )  # fmt: skip
         record = data.run_record(store, run_id)
         actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request))
     bar = actions.bar(record, None)

@@ -5,13 +5,17 @@ writes `comparison.html`, `.md` and `.json` into `<run dir>/published/` with `pu
 one set (all three change at once), published by the editor the session names (asked first
 when it names none), refusing (409, nothing written) while something blocks it, unless
 "publish anyway" is ticked; then the files carry the warnings in their provenance. A publish
-is also the editor's label on each tool of the page: the panel's pooled verdict as published
-(`Store.label_publish`), written once the files are. The pages
+is also recorded on each tool of the page: the panel's pooled verdict the editor let stand
+(`Store.label_publish`; history, not counted as an editor's label by default), written in one
+transaction with the files, before they swap in: a refused publish keeps none, and a store that
+cannot take them answers one line (503) to publish again. The pages
 are for readers: "how this page was made" adds the editorial internals at their end. The three
 files, and only they, are served as downloads, each from the set in force.
 """
 
 from __future__ import annotations
+
+import sqlite3
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -76,18 +80,27 @@ def _publish(request: Request, run_id: str, anyway: bool, how_made: bool) -> Res
             return ask_name(request, f"{run_url(run_id)}/publish", "publishing")
         folder = store.run_dir(run_id) / FOLDER
         try:
-            result = publish(store, run_id, folder, allow_unapproved=anyway, editor=editor, how_made=how_made)
+            with store.transaction():  # the publish rows first: kept only when the files are written
+                store.label_publish(run_id, editor)
+                result = publish(
+                    store, run_id, folder, allow_unapproved=anyway, editor=editor, how_made=how_made
+                )
         except UserError as exc:
-            blockers, files = _blockers(store, run_id), _published(store, run_id)
-            context = {"run": run, "blockers": blockers, "files": files, "done": False}
-            return page(request, "publish.html.j2", 409, refusal=str(exc), **context)
-        # The editor stands behind each published verdict: a label per tool (none for a tie).
-        store.label_publish(run_id, editor)
+            return _refused(request, store, run, 409, str(exc))
+        except sqlite3.Error as exc:
+            why = f"the publish could not be recorded in the store ({exc}): publish again"
+            return _refused(request, store, run, 503, why)
     files = [path.name for path in result.paths if path.name in MEDIA_TYPES]
     files.sort(key=list(MEDIA_TYPES).index)
     return page(
         request, "publish.html.j2", run=run, blockers=result.warnings, files=files, refusal=None, done=True
     )
+
+
+def _refused(request: Request, store: Store, run: RunRow, status: int, why: str) -> Response:
+    blockers, files = _blockers(store, run.id), _published(store, run.id)
+    context = {"run": run, "blockers": blockers, "files": files, "done": False}
+    return page(request, "publish.html.j2", status, refusal=why, **context)
 
 
 async def publish_now(request: Request) -> Response:

@@ -1,0 +1,96 @@
+"""`panel review --escalate`: after the run, triage.json in the run's folder (what `panel
+triage --format json` prints) and one summary line; bad rule input refused before the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from panel.resources import data_dir
+from tests.factories import catalog_file
+
+
+def _triage_json(runs_dir: Path) -> tuple[str, dict[str, Any]]:
+    (found,) = runs_dir.glob("*/triage.json")
+    written = json.loads(found.read_text(encoding="utf-8"))
+    jsonschema.validate(written, json.loads((data_dir("schema") / "triage.schema.json").read_text()))
+    return found.parent.name, written
+
+
+def test_published_triage_schema_matches_the_models(cli: Any) -> None:
+    printed = cli("schema", "--triage").out
+    assert printed == (data_dir("schema") / "triage.schema.json").read_text(), (
+        "schema/triage.schema.json is stale: run `make schema`"
+    )
+
+
+def test_without_labels_triage_json_holds_the_ranking_and_the_line_says_no_guarantee(
+    cli: Any, runs_dir: Path
+) -> None:
+    result = cli("review", "-b", "fake", "--escalate", "--progress", "quiet", "--out", str(runs_dir))
+    assert result.code == 0, result.err
+    run_id, written = _triage_json(runs_dir)
+    assert written["rule"]["guarantee"] is False and written["rule"]["labels"] == 0
+    assert {r["decision"] for r in written["tools"]} == {"editor"} and len(written["tools"]) == 9
+    assert "No guarantee is possible: 0 labelled tools" in result.out
+    assert "the ranking by doubt is in triage.json" in " ".join(result.out.split())
+    again = cli("triage", run_id, "--reference", "editors", "--format", "json", "--out", str(runs_dir))
+    assert json.loads(again.out) == written
+
+
+def test_with_a_labels_file_the_line_gives_coverage_threshold_and_labels(
+    cli: Any, runs_dir: Path, tmp_path: Path
+) -> None:
+    catalog = catalog_file(tmp_path / "catalog.jsonl", 60)
+    first = cli("review", str(catalog), "-b", "fake", "--progress", "quiet", "--out", str(runs_dir))
+    assert first.code == 0, first.err
+    # A researcher's labels: the panel's own verdict on 45 tools (the fake backend answers the
+    # same again, so the next run's verdicts on them all agree)
+    seen = json.loads(cli("triage", "last", "--format", "json", "--out", str(runs_dir)).out)["tools"]
+    rows = [f"{r['tool_id']},{'ship' if r['verdict'] == 'ship' else 'skip'}" for r in seen if r["verdict"]]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("tool,verdict\n" + "\n".join(rows[:45]) + "\n", encoding="utf-8")
+    second = cli("review", str(catalog), "-b", "fake", "--escalate", "--reference", str(labels),
+                 "--progress", "quiet", "--out", str(runs_dir))  # fmt: skip
+    assert second.code == 0, second.err
+    _, written = _triage_json(runs_dir)
+    rule = written["rule"]
+    assert rule["guarantee"] is True and rule["labels"] == 45 and rule["bound"] >= 0.9, rule
+    published = sum(r["decision"] == "publish" for r in written["tools"])
+    assert 45 <= published == rule["published"]
+    line = " ".join(second.out.split())
+    assert (
+        f"{published} of 60 verdicts can be published unread (coverage {published / 60:.2f}) at agreement "
+        f">= 0.90 with 95% confidence, threshold {rule['threshold']:.2f}, on 45 reference labels "
+        "(assuming the labelled tools are a random sample of the run); "
+        f"{60 - published} need"
+    ) in line
+    assert "triage.json" in line.split("wrote")[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--target", "0"), "--target 0.0"),
+        (("--reference", "missing.csv"), "--reference missing.csv"),
+    ],
+)
+def test_bad_rule_input_is_refused_before_the_run(
+    cli: Any, runs_dir: Path, args: tuple[str, ...], said: str
+) -> None:
+    result = cli("review", "-b", "fake", "--escalate", *args, "--progress", "quiet", "--out", str(runs_dir))
+    assert result.code == 2 and said in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (runs_dir / "panel.db").exists()
+
+
+def test_without_the_analysis_extra_the_rule_says_what_to_install(
+    cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "scipy.stats", None)
+    result = cli("review", "-b", "fake", "--escalate", "--progress", "quiet", "--out", str(runs_dir))
+    assert result.code == 2 and "pip install 'toolpanel[analysis]'" in result.err
+    assert len(result.err.strip().splitlines()) == 1 and not (runs_dir / "panel.db").exists()
