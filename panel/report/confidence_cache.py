@@ -5,12 +5,12 @@ Three memos, each bounded, locked and single-flight (threads that miss the same 
 the one computing it, so concurrent misses pay one fit):
 
 * the fit, keyed on a digest of what it is fitted to (every judged tool's votes in order, and
-  the editors' reliabilities): a change that leaves the fit's input as it was (an edit of a
-  review's prose, or of a verdict the fit does not read) finds the fit already made;
+  the editors' reliabilities): a change that leaves the fit's input as it was (any editor's
+  edit: the fit reads the models' verdicts) finds the fit already made;
 * each tool's previous run and its verdict, keyed on the earlier runs it reads and their
   state (``Store.run_state``): an edit of this run leaves it as it was;
-* the run's confidence whole, keyed on the run's state, for the pages and commands that ask
-  for it again and again while nothing changed.
+* the run's confidence whole, keyed on the run's state and the editors' labels, for the
+  pages and commands that ask for it again and again while nothing changed.
 """
 
 from __future__ import annotations
