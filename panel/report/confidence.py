@@ -47,6 +47,7 @@ from typing import Any
 from .._about import install_hint
 from ..analysis.sample import MIN_TOOLS
 from ..store import CellKey, Store
+from . import confidence_cache as _cache
 from .confidence_types import Confusion, Estimate, Fitted, Judge, ToolVotes, collapse
 from .pooled import NOT_SHIP, SHIP, binary, models_verdict, pooled
 from .record import Confidence, ConfidenceMethod, Contested
@@ -191,29 +192,24 @@ def run_confidence(
     for row in store.rebuttals(run_id):
         if row.repeat == 0 and row.changed and row.tool_id in tools:
             tools[row.tool_id].flips += 1
-    fitted = _fit(tools, reliabilities)
-    before = _previous(store, run_id)
+    fitted = _cache.FITS.get(_cache.digest(tools, reliabilities), lambda: _fit(tools, reliabilities))
+    earlier = _cache.previous_key(store, run_id, store.previous_runs(run_id))
+    before = _cache.BEFORE.get(earlier, lambda: _previous(store, run_id))
     return {
         tool_id: _confidence(tool, fitted, before.get(tool_id), tool_id) for tool_id, tool in tools.items()
     }
 
 
-_CACHE: dict[tuple[str, str, object], dict[str, Confidence]] = {}
-_CACHED_RUNS = 4
-
-
 def cached_confidence(store: Store, run_id: str) -> dict[str, Confidence]:
     """:func:`run_confidence`, remembered while the run's reviews, edits and rebuttal answers
-    stay as they were (``Store.run_state``), so the app's tool pages of a large run fit the
-    run once, not once a page. An edit of an earlier run (which only moves `flipped_since`)
-    is seen when this run next changes."""
+    and the editors' labels stay as they were (``Store.run_state``, ``labels_stamp``), so the
+    app's tool pages of a large run fit the run once, not once a page. When they change, the
+    judges' fit is found again if what it is fitted to is the same (``confidence_cache``: an
+    editor's edit does not move the models' verdicts), and so are the previous runs' verdicts.
+    An edit of an earlier run (which only moves `flipped_since`) is seen when this run next
+    changes."""
     key = (str(store.path), run_id, (store.run_state(run_id), store.labels_stamp()))
-    found = _CACHE.get(key)
-    if found is None:
-        found = run_confidence(store, run_id)
-        while len(_CACHE) >= _CACHED_RUNS:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = found
+    found: dict[str, Confidence] = _cache.RESULTS.get(key, lambda: run_confidence(store, run_id))
     return found
 
 

@@ -76,19 +76,35 @@ class Summaries(Connection):
 
     def previous_runs(self, run_id: str) -> dict[str, str]:
         """For each tool of a run, the newest done run started before it that reviewed the
-        tool (a review of repeat 0 stored), by tool id; tools no earlier run reviewed are left
-        out. One query, read in the store's order of runs."""
-        rows = self.db.execute(
-            """SELECT rv.tool_id, rv.run_id FROM reviews rv JOIN runs r ON r.id = rv.run_id
-               WHERE r.status = 'done' AND rv.repeat = 0 AND rv.run_id != ?
-                 AND r.created_at < (SELECT created_at FROM runs WHERE id = ?)
-                 AND rv.tool_id IN (SELECT tool_id FROM run_tools WHERE run_id = ?)
-               GROUP BY rv.tool_id, rv.run_id ORDER BY r.created_at DESC, r.rowid DESC""",
-            (run_id, run_id, run_id),
-        )
+        tool (the tool in its plan and a review of repeat 0 stored), by tool id; tools no
+        earlier run reviewed are left out.
+
+        The earlier done runs are visited newest first, each through its plan (`run_tools`)
+        with one indexed look-up of a review per shared tool, and the walk stops once every
+        tool has its run: in the usual store (the newest earlier run reviewed the whole
+        catalog) one run's plan is read, not every earlier run's reviews."""
+        wanted = {
+            str(t) for (t,) in self.db.execute("SELECT tool_id FROM run_tools WHERE run_id = ?", (run_id,))
+        }
+        earlier = self.db.execute(
+            """SELECT id FROM runs WHERE status = 'done' AND id != ?
+                 AND created_at < (SELECT created_at FROM runs WHERE id = ?)
+               ORDER BY created_at DESC, rowid DESC""",
+            (run_id, run_id),
+        ).fetchall()
         found: dict[str, str] = {}
-        for tool_id, earlier in rows:
-            found.setdefault(str(tool_id), str(earlier))
+        for (other,) in earlier:
+            if len(found) == len(wanted):
+                break
+            rows = self.db.execute(
+                """SELECT rt.tool_id FROM run_tools rt
+                   WHERE rt.run_id = ? AND rt.tool_id IN (SELECT tool_id FROM run_tools WHERE run_id = ?)
+                     AND EXISTS (SELECT 1 FROM reviews rv WHERE rv.run_id = rt.run_id
+                                 AND rv.tool_id = rt.tool_id AND rv.repeat = 0)""",
+                (other, run_id),
+            )
+            for (tool_id,) in rows:
+                found.setdefault(str(tool_id), str(other))
         return found
 
     def runs_tools(self, run_ids: Sequence[str]) -> dict[str, list[ToolName]]:

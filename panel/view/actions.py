@@ -73,8 +73,12 @@ class ReviewControls:
     base: str = ""
 
     @classmethod
-    def read(cls, store: Store, run_id: str, csrf: str, base: str = "") -> ReviewControls:
-        return cls(run_id, csrf, store.approvals(run_id), run_versions(store, run_id), base)
+    def read(
+        cls, store: Store, run_id: str, csrf: str, base: str = "", tool_id: str | None = None
+    ) -> ReviewControls:
+        """The run's approvals and its reviews' versions (only one tool's, for a page of one
+        tool: a 10,000-tool run's 120,000 reviews are not read for it)."""
+        return cls(run_id, csrf, store.approvals(run_id), run_versions(store, run_id, tool_id), base)
 
     def approved(self, key: CellKey) -> bool:
         approval = self.approvals.get(key)

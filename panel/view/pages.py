@@ -101,7 +101,7 @@ def tool_page(request: Request) -> Response:
         if store is None or store.get_run(run_id) is None:
             raise HTTPException(404, f"There is no run '{run_id}' in this store.")
         record = data.tool_record(store, run_id, tool_id)
-        actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request))
+        actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request), tool_id)
         history = verdict_history(store, tool_id) if record is not None else []
     if record is None:
         raise HTTPException(404, f"Run '{run_id}' has no tool '{tool_id}'.")
