@@ -65,6 +65,17 @@ def test_triage_table_strips_control_characters_from_names(cli: Any, runs_dir: P
     assert result.out.index("Evil") < result.out.index("t0")
 
 
+def test_triage_says_what_its_figures_rest_on_above_the_table(cli: Any, runs_dir: Path, run: str) -> None:
+    # 3 of the 4 tools have an estimate, each a ship share of a handful of reviews: the line
+    # above the rows says so, and why no model of the judges could be fitted
+    result = cli("triage", run, "--out", str(runs_dir))
+    first = result.out.splitlines()[0]
+    assert first.startswith("3 of 4 tools: a ship share of their reviews with a Wilson interval, not a probability")
+    assert "too few" in first
+    csv_run = cli("triage", run, "--format", "csv", "--out", str(runs_dir))
+    assert csv_run.err.startswith("3 of 4 tools: a ship share") and csv_run.out.startswith("rank,")
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

@@ -72,7 +72,9 @@ def test_the_table_says_threshold_bound_coverage_and_labels_above_the_rows(
     result = cli("triage", "last", "--reference", str(labels), "--limit", "3", "--out", str(out))
     assert result.code == 0, result.err
     head = " ".join(result.out.split("┏")[0].split())
-    assert head.startswith("Threshold 0.") and "bound 0.9" in head and "coverage 0.7" in head
+    # first what the probabilities rest on, then the rule's outcome
+    assert head.startswith("400 of 400 tools: Dawid–Skene on 400 tools and 8 judges")
+    assert "Threshold 0." in head and "bound 0.9" in head and "coverage 0.7" in head
     # the bound holds for a random sample of labels only, and the line says so (JSON too)
     assert "on 200 reference labels (assuming the labelled tools are a random sample of the run)." in head
     assert "decision" in result.out and result.out.count("│ editor ") == 3  # the 3 most doubtful

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from ..report.confidence import cached_confidence
+from ..report.confidence import cached_confidence, ranking_note, run_basis
 from ..report.files import csv_chunks
 from ..report.triage import ASSUMPTION, COLUMNS, Triage, audit_sample
 from ..report.triage import triage as triage_of
@@ -106,7 +106,9 @@ def triage(
     drawn_line = (
         "" if audit is None else f"{audit:,} tools drawn at random (--seed {seed}) for the editors to label."
     )
-    said = [line for line in (drawn_line, rule_line(found), *found.notes) if line]
+    basis = run_basis(found.confidence)
+    mixed = ranking_note(found.confidence)
+    said = [line for line in (basis, mixed, drawn_line, rule_line(found), *found.notes) if line]
     if fmt == "csv":
         for line in said:  # stdout stays one CSV table
             err_console.print(for_console(line), markup=False, highlight=False)

@@ -39,6 +39,7 @@ point after it.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ __all__ = [
     "models_verdicts",
     "ranked",
     "ranking_note",
+    "run_basis",
     "run_confidence",
     "share_doubt",
     "wilson",
@@ -395,6 +397,28 @@ _METHOD_WORDS = {
     "editors": "probability from editors' reliabilities",
     "vote-share": "ship share",
 }
+
+
+#: a tool's basis is the run-wide sentence with that tool's own review count around it
+_THIS_TOOL = re.compile(
+    r"^(?:ship share of \d+ reviews \(not a probability\), )?(.*?)(?: \(\d+ reviews? of this tool\))?$"
+)
+
+
+def run_basis(confidence: Mapping[str, Confidence]) -> str:
+    """What the commonest method of the run's estimates rests on, in one sentence, without any
+    one tool's own count of reviews ("" when no tool has an estimate): the line above a
+    triage."""
+    methods = Counter(c.method for c in confidence.values() if c.method != "none").most_common(1)
+    if not methods:
+        return ""
+    first = next(c for c in confidence.values() if c.method == methods[0][0])
+    found = _THIS_TOOL.match(first.basis)
+    said = found.group(1) if found else first.basis
+    if first.method == "vote-share":
+        why = said.removeprefix("Wilson interval: ")
+        said = f"a ship share of their reviews with a Wilson interval, not a probability ({why})"
+    return f"{methods[0][1]:,} of {len(confidence):,} tools: {said}."
 
 
 def ranking_note(confidence: Mapping[str, Confidence]) -> str | None:

@@ -18,7 +18,6 @@ takes it, the page does not.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
@@ -30,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import UserError
-from ..report.confidence import cached_confidence
+from ..report.confidence import cached_confidence, run_basis
 from ..report.record import Confidence
 from ..report.triage import Triage, audit_sample, check_rule, triage
 from ..store import Store
@@ -54,7 +53,6 @@ METHODS = {
     "vote-share": "vote share",
     "none": "cannot be estimated",
 }
-_THIS_TOOL = re.compile(r"^(?:vote share of \d+ reviews?, )?(.*?)(?: \(\d+ reviews? of this tool\))?$")
 
 
 @dataclass(frozen=True)
@@ -106,16 +104,6 @@ class TriagePage:
     rule: Rule = field(default_factory=Rule)
     #: (N, seed) of the audit sample shown, or None
     audit: tuple[int, int] | None = None
-
-
-def _basis(confidence: dict[str, Confidence], method: str) -> str:
-    """The run-wide part of the basis of the tools estimated by `method` (without the counts
-    of one tool's own reviews)."""
-    for c in confidence.values():
-        if c.method == method:
-            found = _THIS_TOOL.match(c.basis)
-            return found.group(1) if found else c.basis
-    return ""
 
 
 #: decided triages an app keeps (the rule refits the run's confidence: not once a page)
@@ -198,7 +186,6 @@ def triage_page(
     shown, page, pages = paged(kept, page)
     lines = [TriageLine(r, confidence[r["tool_id"]], labels.get(r["tool_id"], [])) for r in shown]
     methods = Counter(c.method for c in confidence.values()).most_common()
-    main = next((m for m, _ in methods if m != "none"), "none")
     return TriagePage(
         lines=lines,
         matched=len(kept),
@@ -209,7 +196,7 @@ def triage_page(
         labelled=len(labels),
         labels=len(in_force),
         methods=[(METHODS.get(m, m), n) for m, n in methods],
-        basis=_basis(confidence, main),
+        basis=run_basis(confidence),
         rule=rule,
         audit=audit,
     )
