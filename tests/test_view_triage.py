@@ -194,7 +194,7 @@ def test_a_reason_naming_a_hostile_member_is_escaped(runs_dir: Path) -> None:
         store.finish_run("weak", "done")
     with _client(runs_dir) as client:
         page = client.get("/runs/weak/triage", params={"contested": "1"}).text
-    assert "Dawid–Skene for 60" in page
+    assert "60 of 60 tools: Dawid–Skene on 60 tools" in page
     assert "judges of low estimated accuracy: builder on fake:&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<img" not in page
 
