@@ -107,8 +107,31 @@ def test_publishes_alone_are_no_reference(cli: Any, tmp_path: Path) -> None:
     refused = cli("agreement", run, "--out", str(out), "--format", "json", *FAST, "--reference", "editors")
     assert refused.code == 2 and refused.out == ""
     (line,) = refused.err.strip().splitlines()
-    assert f"--reference editors: the labels on run '{run}' are only publishes (" in line
-    assert "no approvals or edits" in line
+    assert f"--reference editors: the labels on run '{run}' are only publishes or approvals made all" in line
+    assert "none of one review" in line
+
+
+def test_approving_every_review_at_once_is_no_reference(cli: Any, tmp_path: Path) -> None:
+    # "Approve all" on every review would give each unanimous tool the panel's own verdict as
+    # an editor's label, and the panel would be scored against itself: those rows are history
+    out = tmp_path / "runs"
+    run, _ = _simulated(out, 60)
+    with Store(out) as store:
+        for review in store.reviews(run):
+            if review.valid:
+                store.approve(run, review.key, editor="ana", bulk=True)
+        assert store.labels_in_force(run) == []
+        assert len(store.labels_in_force(run, count_publishes=True)) > 0
+    # triage then promises nothing and says why; agreement refuses, one line
+    ranked = cli("triage", run, "--out", str(out), "--reference", "editors", "--format", "json")
+    assert ranked.code == 0, ranked.err
+    found = json.loads(ranked.out)
+    assert found["rule"]["guarantee"] is False and {t["decision"] for t in found["tools"]} == {"editor"}
+    assert any("only publishes or approvals made all at once" in n for n in found["notes"])
+    refused = cli("agreement", run, "--out", str(out), "--format", "json", *FAST, "--reference", "editors")
+    assert refused.code == 2 and refused.out == ""
+    (line,) = refused.err.strip().splitlines()
+    assert "only publishes or approvals made all at once" in line
 
 
 def test_export_keeps_the_newest_entry_and_quotes_formula_cells(cli: Any, tmp_path: Path) -> None:

@@ -60,15 +60,19 @@ def test_each_route_writes_exactly_its_labels(ana: TestClient, made: str, runs_d
     form["verdict"] = flipped
     assert _post(ana, f"/runs/{made}/review/edit", **form).status_code == 303
     assert _labels(runs_dir, made)[2:] == [("edit", "ollama", flipped, "Ana", KEY)]
-    # approve all: one label per review it approves, KEY's with its edited verdict
+    # approve all: one "approve_all" row per review it approves, KEY's with its edited verdict;
+    # they are history, not labels: only the edit of KEY stands for Ana on ollama, and vllm,
+    # which she approved only all at once, has no label of hers
     assert _post(ana, f"/runs/{made}/approve-all", version=_shown(ana, f"/runs/{made}")).status_code == 303
     approvals = _labels(runs_dir, made)[3:]
     with Store(runs_dir, readonly=True) as store:
         in_force = store.verdicts_in_force(made)
+        standing = [(f.tool_id, f.verdict, f.action) for f in store.labels_in_force(made)]
     assert sorted(approvals, key=str) == sorted(
-        [("approve", k.tool_id, v, "Ana", k) for k, v in in_force.items()], key=str
+        [("approve_all", k.tool_id, v, "Ana", k) for k, v in in_force.items()], key=str
     )
-    assert ("approve", "ollama", flipped, "Ana", KEY) in approvals
+    assert ("approve_all", "ollama", flipped, "Ana", KEY) in approvals
+    assert standing == [("ollama", flipped, "edit")]
     # publish: each tool's pooled verdict as published, no label for a tie
     before = len(_labels(runs_dir, made))
     assert _post(ana, f"/runs/{made}/publish").status_code == 200

@@ -48,12 +48,12 @@ def editors_reference(
         )
     if not found:
         published = store.labels_in_force(run_id, count_publishes=True)
-        if published and all(f.action == "publish" for f in published):
+        if published and all(f.action in ("publish", "approve_all") for f in published):
             raise UserError(
-                f"--reference editors: the labels on run '{run_id}' are only publishes "
-                f"({len(published)}), no approvals or edits: a publish lets the panel's verdict stand "
-                "and is no judgement of its own; approve or edit reviews in `panel view`, or give a "
-                "labels file"
+                f"--reference editors: the labels on run '{run_id}' are only publishes or approvals "
+                f"made all at once ({len(published)}), none of one review: these let the panel's "
+                "verdict stand and are no judgement of their own; approve or edit reviews one by one "
+                "in `panel view`, or give a labels file"
             )
         raise UserError(
             f"--reference editors: no editor has labelled a tool of run '{run_id}' yet: approve, "

@@ -146,12 +146,22 @@ class Edits(Labels):
         )
         return [_edit(r) for r in rows if r["value"] is not None]
 
-    def approve(self, run_id: str, key: CellKey, approved: bool = True, editor: str | None = None) -> None:
+    def approve(
+        self,
+        run_id: str,
+        key: CellKey,
+        approved: bool = True,
+        editor: str | None = None,
+        *,
+        bulk: bool = False,
+    ) -> None:
         """Approve a review (or take the approval back); the latest call wins.
 
         An approval is also a label (`labels.py`): the editor stands behind the review's
-        verdict in force, written in the same transaction. Taking an approval in force back
-        writes a "withdraw" label, which takes that review's approval label back.
+        verdict in force, written in the same transaction. One of many approved at once
+        (`bulk`: the app's "Approve all") is written as an "approve_all" label, which is
+        history, not a judgement of that review. Taking an approval in force back writes a
+        "withdraw" label, which takes that review's approval label back.
         """
         self._current(run_id, key)
         before = None if approved else self.approvals(run_id).get(key)
@@ -162,7 +172,7 @@ class Edits(Labels):
                 (run_id, *key, int(approved), editor, time.time()),
             )
             if approved:
-                self._label_review(run_id, key, editor, "approve")
+                self._label_review(run_id, key, editor, "approve_all" if bulk else "approve")
             elif before is not None and before.approved:
                 self._label_review(run_id, key, editor, "withdraw")
 

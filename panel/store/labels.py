@@ -7,6 +7,8 @@ A label is written for each of these, in the transaction of the change that make
   if there is one, else the round-2 verdict of a rebuttal run, else the model's);
 - **edit** of a review's verdict: the verdict the edit leaves in force (an edit back to the
   model's text labels the model's verdict, which the editor now stands behind);
+- **approve_all** (one review of many approved at once, the app's "Approve all"): as approve,
+  but history (below);
 - **withdraw** (an approval taken back, a "no" on one review): takes that review's approval
   label back; an edit label of the review made before it stays;
 - **publish**: for each tool of the page, the panel's pooled verdict as published (the most
@@ -14,10 +16,12 @@ A label is written for each of these, in the transaction of the change that make
   gets no label.
 
 A publish row is history: it records that the editor let the panel's verdict stand, which is
-no judgement of the editor's own (a page published "anyway" holds tools nobody read). So it
-is left out of the labels in force unless a caller asks for it (`count_publishes`), and even
-then it never overrides the same editor's approvals or edits of the tool: it counts only for
-a tool on which that editor has none. An edit of the prose writes no label. Rows are never
+no judgement of the editor's own (a page published "anyway" holds tools nobody read). So is
+an approve_all row: one click approves every review of a page, and counted as labels they
+would give every unanimous tool the panel's own verdict, so that the panel would be scored
+against itself. Both are left out of the labels in force unless a caller asks for them
+(`count_publishes`), and even then they never override the same editor's approvals or
+edits of the tool: they count only for a tool on which that editor has none. An edit of the prose writes no label. Rows are never
 updated nor deleted (triggers refuse both): a label never overwrites another; which ones
 count is a rule of reading (`labels_in_force`).
 
@@ -41,7 +45,7 @@ from .rows import CellKey
 __all__ = ["LABEL_ACTIONS", "LabelRow", "Labels", "ToolLabel", "judge_identity"]
 
 #: what an editor did that wrote a label
-LABEL_ACTIONS = ("approve", "edit", "withdraw", "publish")
+LABEL_ACTIONS = ("approve", "approve_all", "edit", "withdraw", "publish")
 
 
 @dataclass(frozen=True)
@@ -255,19 +259,25 @@ UNNAMED = "(unnamed)"
 def _in_force(editor: str, tool: str, labels: Sequence[LabelRow], count_publishes: bool) -> ToolLabel | None:
     per_cell: dict[tuple[str, CellKey], list[LabelRow]] = {}
     publishes: list[LabelRow] = []
+    bulk: dict[tuple[str, CellKey], LabelRow] = {}
     for lab in labels:
         if lab.key is None:
             publishes.append(lab)
         elif lab.action == "withdraw":  # the review's approval taken back; an earlier edit stays
             cell = (lab.run_id, lab.key)
             per_cell[cell] = [r for r in per_cell.get(cell, []) if r.action != "approve"]
+            bulk.pop(cell, None)
+        elif lab.action == "approve_all":  # history, as a publish is (see the module docstring)
+            bulk[(lab.run_id, lab.key)] = lab
         else:
             per_cell.setdefault((lab.run_id, lab.key), []).append(lab)
     standing = sorted((kept[-1] for kept in per_cell.values() if kept), key=lambda lab: lab.id)
     if not standing:
-        if not (count_publishes and publishes):
+        if not count_publishes:
             return None
-        standing = publishes[-1:]
+        standing = sorted(bulk.values(), key=lambda lab: lab.id) or publishes[-1:]
+        if not standing:
+            return None
     verdicts = {lab.verdict for lab in standing}
     if len(verdicts) != 1:
         return None

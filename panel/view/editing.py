@@ -326,7 +326,7 @@ def _approve_all(request: Request, run_id: str, form: dict[str, Any]) -> Respons
         ]
         with store.transaction():
             for key in pending:
-                store.approve(run_id, key, True, editor=request.state.editor)
+                store.approve(run_id, key, True, editor=request.state.editor, bulk=True)
     return RedirectResponse(url(request, f"{page_url(run, tool)}#editor"), 303)
 
 
