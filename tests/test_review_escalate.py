@@ -42,6 +42,25 @@ def test_without_labels_triage_json_holds_the_ranking_and_the_line_says_no_guara
     assert json.loads(again.out) == written
 
 
+def test_triage_json_is_the_commands_json_for_a_name_with_bidi_and_controls(
+    cli: Any, runs_dir: Path, tmp_path: Path
+) -> None:
+    catalog = catalog_file(tmp_path / "catalog.jsonl", 3)
+    lines = catalog.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["name"] = "Evil\u202eName\u200b"
+    catalog.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    result = cli(
+        "review", str(catalog), "-b", "fake", "--escalate", "--progress", "quiet", "--out", str(runs_dir)
+    )
+    assert result.code == 0, result.err
+    run_id, written = _triage_json(runs_dir)
+    names = {r["name"] for r in written["tools"]}
+    assert "EvilName" in "".join(names) and not any("\u202e" in n for n in names)
+    again = cli("triage", run_id, "--reference", "editors", "--format", "json", "--out", str(runs_dir))
+    assert json.loads(again.out) == written
+
+
 def test_with_a_labels_file_the_line_gives_coverage_threshold_and_labels(
     cli: Any, runs_dir: Path, tmp_path: Path
 ) -> None:

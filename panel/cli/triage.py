@@ -99,7 +99,7 @@ def triage(
     data = found.to_dict(limit)
     if audit is not None:
         data["audit"] = {"tools": audit, "seed": seed}
-    data["tools"] = rows = [_plain(row) for row in data["tools"]]
+    rows = data["tools"]
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return
@@ -118,13 +118,6 @@ def triage(
     for line in said:
         out_console.print(for_console(line), markup=False, highlight=False)
     _table(rows, decided=found.rule is not None)
-
-
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    """A row for JSON and CSV: the catalog's and the models' text (name, why, ...) on one line,
-    with no terminal controls or bidi overrides (`clean`), which a reader's terminal or viewer
-    would otherwise act on; numbers and flags as they are."""
-    return {k: clean(v).replace("\n", " ") if isinstance(v, str) else v for k, v in row.items()}
 
 
 def _cell(value: object) -> object:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from ..errors import MissingExtraError, UserError
 from ..store import Store
+from ..text import clean
 from .confidence import as_row, carried_forward, ranked, run_confidence
 from .pooled import SHIP
 from .record import Confidence
@@ -108,7 +109,7 @@ class Triage:
             "rule": self.rule,
             "sentence": self.sentence,
             "notes": self.notes,
-            "tools": self.rows[:limit] if limit is not None else self.rows,
+            "tools": [_plain(row) for row in (self.rows[:limit] if limit is not None else self.rows)],
         }
 
     def summary(self) -> str:
@@ -151,6 +152,13 @@ def require_rule() -> None:
         import scipy.stats  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError("the triage rule (--reference)", exc.name or "scipy", "analysis") from None
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for the JSON (and the CLI's CSV): the catalog's and the models' text (name, why,
+    ...) on one line, with no terminal controls or bidi overrides (`clean`), which a reader's
+    terminal or viewer would otherwise act on; numbers and flags as they are."""
+    return {k: clean(v).replace("\n", " ") if isinstance(v, str) else v for k, v in row.items()}
 
 
 def triage(

@@ -21,9 +21,9 @@ an approve_all row: one click approves every review of a page, and counted as la
 would give every unanimous tool the panel's own verdict, so that the panel would be scored
 against itself. Both are left out of the labels in force unless a caller asks for them
 (`count_publishes`), and even then they never override the same editor's approvals or
-edits of the tool: they count only for a tool on which that editor has none. An edit of the prose writes no label. Rows are never
-updated nor deleted (triggers refuse both): a label never overwrites another; which ones
-count is a rule of reading (`labels_in_force`).
+edits of the tool: they count only for a tool on which that editor has none. An edit of the
+prose writes no label. Rows are never updated nor deleted (triggers refuse both): a label
+never overwrites another; which ones count is a rule of reading (`labels_in_force`).
 
 Each row keeps the review it came from (persona, member, repeat; none for a publish) and the
 panel then (`panel`: members as backend:model, personas with their versions, the prompts'
