@@ -159,3 +159,21 @@ def test_a_labels_file_gone_after_the_run_leaves_the_run_written_and_says_how_to
     assert line.endswith(f"run `panel triage {folder.name} --reference {labels} --out {runs_dir}`")
     again = cli("review", "--help")
     assert "4 (--escalate)" in " ".join(again.out.split())
+
+
+def test_a_detached_run_says_it_writes_no_triage_json(
+    cli: Any, fake: Any, runs_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "panel.toml"
+    config.write_text(
+        f'[[members]]\nspec = "openai:gpt-4.1-mini"\nbase_url = "{fake.base_url("openai")}"\ntimeout = 5\n'
+    )
+    fake.configure(batch_seconds=3600)
+    result = cli("review", "--tools", "ollama", "--config", str(config), "--out", str(runs_dir),
+                 "--route", "batch", "--detach", "--escalate", "--poll-interval", "0",
+                 "--progress", "quiet")  # fmt: skip
+    assert result.code == 0, result.err
+    run_id = result.out.split(":", 1)[0]
+    (line,) = [x for x in result.err.splitlines() if "triage.json" in x]
+    assert line.startswith("triage.json not written: the run is detached")
+    assert line.endswith(f"`panel triage {run_id} --reference editors --out {runs_dir}`")
