@@ -161,19 +161,38 @@ def test_a_labels_file_gone_after_the_run_leaves_the_run_written_and_says_how_to
     assert "4 (--escalate)" in " ".join(again.out.split())
 
 
-def test_a_detached_run_says_it_writes_no_triage_json(
-    cli: Any, fake: Any, runs_dir: Path, tmp_path: Path
-) -> None:
+def _detached(cli: Any, fake: Any, runs_dir: Path, tmp_path: Path, *extra: str) -> Any:
+    """`panel review --route batch --detach` of one tool, its batch an hour long at the provider."""
     config = tmp_path / "panel.toml"
     config.write_text(
         f'[[members]]\nspec = "openai:gpt-4.1-mini"\nbase_url = "{fake.base_url("openai")}"\ntimeout = 5\n'
     )
     fake.configure(batch_seconds=3600)
-    result = cli("review", "--tools", "ollama", "--config", str(config), "--out", str(runs_dir),
-                 "--route", "batch", "--detach", "--escalate", "--poll-interval", "0",
-                 "--progress", "quiet")  # fmt: skip
+    return cli("review", *extra, "--config", str(config), "--out", str(runs_dir), "--detach",
+               "--poll-interval", "0", "--progress", "quiet")  # fmt: skip
+
+
+def test_a_detached_run_says_it_writes_no_triage_json(
+    cli: Any, fake: Any, runs_dir: Path, tmp_path: Path
+) -> None:
+    result = _detached(cli, fake, runs_dir, tmp_path, "--tools", "ollama", "--route", "batch", "--escalate")
     assert result.code == 0, result.err
     run_id = result.out.split(":", 1)[0]
     (line,) = [x for x in result.err.splitlines() if "triage.json" in x]
     assert line.startswith("triage.json not written: the run is detached")
     assert line.endswith(f"`panel triage {run_id} --reference editors --out {runs_dir}`")
+
+
+def test_resume_with_a_bad_labels_file_is_refused_before_collecting(
+    cli: Any, fake: Any, runs_dir: Path, tmp_path: Path
+) -> None:
+    assert _detached(cli, fake, runs_dir, tmp_path, "--tools", "ollama", "--route", "batch").code == 0
+    labels = tmp_path / "labels.csv"
+    labels.write_text("tool,verdict\nvllm,ship\n", encoding="utf-8")  # a tool not in that run
+    before = fake.stats()
+    result = _detached(
+        cli, fake, runs_dir, tmp_path, "--resume", "last", "--escalate", "--reference", str(labels)
+    )
+    assert result.code == 2 and result.out == "" and len(result.err.strip().splitlines()) == 1, result.err
+    assert result.err.startswith(f"error: {labels}:2: tool 'vllm' is not a tool of the run")
+    assert fake.stats() == before  # the provider was not asked anything

@@ -18,7 +18,7 @@ from ..report.load import load_record
 from ..report.triage import check_labels, check_rule, parse_reference, require_rule
 from ..run.batch import DEFAULT_POLL_S
 from ..run.plan import plan_compare, plan_run, require_prices
-from ..run.resume import budget_resume_command, resume_args, resume_command
+from ..run.resume import budget_resume_command, resume_args, resume_command, resume_target
 from ..run.runref import LAST
 from ..store import BatchRow, Store
 from ..text import clean, for_console
@@ -233,6 +233,11 @@ def review(
             if resume == LAST:
                 raise UserError(f"--resume {LAST}: no unfinished run in {out}")
             raise UserError(f"no run '{resume}': {out} holds no runs")
+        if escalate:  # the labels file read against the stored run's tools and personas
+            with Store(out, readonly=True) as store:
+                stored = resume_target(store, resume)
+                tool_ids = [str(t["id"]) for t in store.run_tools(stored)]
+                check_labels(reference, tool_ids, store.run_personas(stored))
     else:
         # Every input is checked before the store is opened, so bad input writes nothing.
         plan = plan_run(
