@@ -113,3 +113,86 @@ def test_without_the_analysis_extra_the_rule_says_what_to_install(
     result = cli("review", "-b", "fake", "--escalate", "--progress", "quiet", "--out", str(runs_dir))
     assert result.code == 2 and "pip install 'toolpanel[analysis]'" in result.err
     assert len(result.err.strip().splitlines()) == 1 and not (runs_dir / "panel.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "said"),
+    [
+        ("ollama,ship\nnope-tool,ship\n", "labels.csv:3: tool 'nope-tool' is not a tool of the run"),
+        ("ollama,maybe\n", "labels.csv:2:"),
+    ],
+)
+def test_a_bad_labels_file_is_refused_before_the_run(
+    cli: Any, runs_dir: Path, tmp_path: Path, rows: str, said: str
+) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("tool,verdict\n" + rows, encoding="utf-8")
+    result = cli("review", "-b", "fake", "--escalate", "--reference", str(labels), "--progress", "quiet",
+                 "--out", str(runs_dir))  # fmt: skip
+    assert result.code == 2 and said in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert result.out == "" and (not runs_dir.exists() or not any(runs_dir.iterdir()))
+
+
+def test_a_labels_file_gone_after_the_run_leaves_the_run_written_and_says_how_to_triage(
+    cli: Any, runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import panel.cli.run as run_cli
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("tool,verdict\nollama,ship\n", encoding="utf-8")
+    real = run_cli.execute
+
+    def execute_then_remove(*args: Any, **kwargs: Any) -> Any:
+        outcome = real(*args, **kwargs)
+        labels.unlink()  # the file vanishes while the run is being sent
+        return outcome
+
+    monkeypatch.setattr(run_cli, "execute", execute_then_remove)
+    result = cli("review", "-b", "fake", "--escalate", "--reference", str(labels), "--progress", "quiet",
+                 "--out", str(runs_dir))  # fmt: skip
+    assert result.code == 4, result.err
+    (folder,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert (folder / "reviews.jsonl").is_file() and not (folder / "triage.json").exists()
+    assert f"wrote {folder}" in result.out and "triage.json" not in result.out.split("wrote")[1]
+    (line,) = [x for x in result.err.splitlines() if "triage.json" in x]
+    assert line.startswith("triage.json not written: ") and str(labels) in line
+    assert line.endswith(f"run `panel triage {folder.name} --reference {labels} --out {runs_dir}`")
+    again = cli("review", "--help")
+    assert "4 (--escalate)" in " ".join(again.out.split())
+
+
+def _detached(cli: Any, fake: Any, runs_dir: Path, tmp_path: Path, *extra: str) -> Any:
+    """`panel review --route batch --detach` of one tool, its batch an hour long at the provider."""
+    config = tmp_path / "panel.toml"
+    config.write_text(
+        f'[[members]]\nspec = "openai:gpt-4.1-mini"\nbase_url = "{fake.base_url("openai")}"\ntimeout = 5\n'
+    )
+    fake.configure(batch_seconds=3600)
+    return cli("review", *extra, "--config", str(config), "--out", str(runs_dir), "--detach",
+               "--poll-interval", "0", "--progress", "quiet")  # fmt: skip
+
+
+def test_a_detached_run_says_it_writes_no_triage_json(
+    cli: Any, fake: Any, runs_dir: Path, tmp_path: Path
+) -> None:
+    result = _detached(cli, fake, runs_dir, tmp_path, "--tools", "ollama", "--route", "batch", "--escalate")
+    assert result.code == 0, result.err
+    run_id = result.out.split(":", 1)[0]
+    (line,) = [x for x in result.err.splitlines() if "triage.json" in x]
+    assert line.startswith("triage.json not written: the run is detached")
+    assert line.endswith(f"`panel triage {run_id} --reference editors --out {runs_dir}`")
+
+
+def test_resume_with_a_bad_labels_file_is_refused_before_collecting(
+    cli: Any, fake: Any, runs_dir: Path, tmp_path: Path
+) -> None:
+    assert _detached(cli, fake, runs_dir, tmp_path, "--tools", "ollama", "--route", "batch").code == 0
+    labels = tmp_path / "labels.csv"
+    labels.write_text("tool,verdict\nvllm,ship\n", encoding="utf-8")  # a tool not in that run
+    before = fake.stats()
+    result = _detached(
+        cli, fake, runs_dir, tmp_path, "--resume", "last", "--escalate", "--reference", str(labels)
+    )
+    assert result.code == 2 and result.out == "" and len(result.err.strip().splitlines()) == 1, result.err
+    assert result.err.startswith(f"error: {labels}:2: tool 'vllm' is not a tool of the run")
+    assert fake.stats() == before  # the provider was not asked anything

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +15,10 @@ from ..config import load_config
 from ..errors import UserError
 from ..report.files import write_triage
 from ..report.load import load_record
-from ..report.triage import check_rule, parse_reference, require_rule
+from ..report.triage import check_labels, check_rule, parse_reference, require_rule
 from ..run.batch import DEFAULT_POLL_S
 from ..run.plan import plan_compare, plan_run, require_prices
-from ..run.resume import budget_resume_command, resume_args, resume_command
+from ..run.resume import budget_resume_command, resume_args, resume_command, resume_target
 from ..run.runref import LAST
 from ..store import BatchRow, Store
 from ..text import clean, for_console
@@ -40,7 +41,10 @@ from .options import (
 from .past import print_record
 from .progress import summary_line
 
-__all__ = ["compare", "review"]
+__all__ = ["TRIAGE_NOT_WRITTEN", "compare", "review"]
+
+#: `review --escalate`: the run finished and its files are written, but triage.json is not
+TRIAGE_NOT_WRITTEN = 4
 
 Rebuttal = Annotated[
     bool,
@@ -204,7 +208,9 @@ def review(
 
     Exit codes: 0 done (or detached with batches in flight), 1 no review was valid, 2 bad
     input or a file that cannot be written, 3 stopped at the budget or a member's server went
-    away (finish it with --resume), 130 interrupted (the line printed says how to resume).
+    away (finish it with --resume), 4 (--escalate) the run is done and stored but triage.json
+    could not be written (the line printed says why and which `panel triage` gives it),
+    130 interrupted (the line printed says how to resume).
     """
     notices.mode = progress
     if route is not None and route not in ("live", "batch"):
@@ -227,6 +233,11 @@ def review(
             if resume == LAST:
                 raise UserError(f"--resume {LAST}: no unfinished run in {out}")
             raise UserError(f"no run '{resume}': {out} holds no runs")
+        if escalate:  # the labels file read against the stored run's tools and personas
+            with Store(out, readonly=True) as store:
+                stored = resume_target(store, resume)
+                tool_ids = [str(t["id"]) for t in store.run_tools(stored)]
+                check_labels(reference, tool_ids, store.run_personas(stored))
     else:
         # Every input is checked before the store is opened, so bad input writes nothing.
         plan = plan_run(
@@ -244,6 +255,9 @@ def review(
             max_tokens=max_tokens,
         )
         require_prices(plan, max_cost)
+        if escalate:  # the labels file read as the triage will read it after the run
+            personas = [p.model_dump(mode="json") for p in plan.personas]
+            check_labels(reference, [t.id for t in plan.tools], personas)
         if since and not (out / "panel.db").is_file():
             raise UserError(f"--since: {out} holds no runs to compare with")
     again = resume_args(
@@ -278,22 +292,35 @@ def review(
     if stats.stopped == "detached":
         out_console.print(f"{run_id}: {clean(line)}", highlight=False, markup=False, soft_wrap=True)
         _say_detached(run_id, in_flight, resume_command(run_id, again))
+        if escalate:
+            notices.say(
+                "triage",
+                f"triage.json not written: the run is detached; once it is collected, run "
+                f"{_triage_command(run_id, reference, target, level, out)}",
+                run_id=run_id,
+            )
         return
     if outcome.since_run:
         line += f" · {outcome.flipped} verdicts flipped since {outcome.since_run}"
     out_console.print(f"{run_id}: {clean(line)}", highlight=False, markup=False, soft_wrap=True)
     if outcome.why:  # what changed for each flip: `panel diff` lists them
         out_console.print(clean(outcome.why), highlight=False, markup=False, soft_wrap=True)
-    found = None
-    if escalate:
-        with Store(out) as store:
-            found = write_triage(store, run_id, reference=reference, target=target, level=level)
+    found, unwritten = None, ""
+    if escalate:  # the run's files are written and it is stored, whatever happens here
+        try:
+            with Store(out) as store:
+                found = write_triage(store, run_id, reference=reference, target=target, level=level)
+        except (UserError, OSError, sqlite3.Error) as exc:
+            again_with = _triage_command(run_id, reference, target, level, out)
+            unwritten = f"triage.json not written: {exc}; run {again_with}"
     files = f"{outcome.files}, triage.json" if found is not None else outcome.files
     out_console.print(
         f"wrote {clean(outcome.folder)} ({files})", highlight=False, markup=False, soft_wrap=True
     )
     if found is not None:
         out_console.print(clean(found.summary()), highlight=False, markup=False, soft_wrap=True)
+    if unwritten:
+        notices.say("triage", unwritten, run_id=run_id)
     if stats.stopped == "budget":
         more = budget_resume_command(run_id, again)
         notices.say(
@@ -308,6 +335,17 @@ def review(
         raise typer.Exit(3)
     _fail_if_none_valid(outcome)
     _exit_if_member_stopped(outcome)
+    if unwritten:
+        raise typer.Exit(TRIAGE_NOT_WRITTEN)
+
+
+def _triage_command(run_id: str, reference: str, target: float, level: float, out: Path) -> str:
+    """The `panel triage` command that gives the triage of a stored run with the same rule."""
+    words = ["panel", "triage", run_id, "--reference", reference]
+    words += [f"--target={target:g}"] if target != 0.9 else []
+    words += [f"--level={level:g}"] if level != 0.95 else []
+    words += ["--out", str(out)] if out != Path("runs") else []
+    return f"`{shlex.join(words)}`"
 
 
 def _exit_if_member_stopped(outcome: Outcome) -> None:

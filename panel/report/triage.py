@@ -47,9 +47,11 @@ __all__ = [
     "COMMUNITY_VOTES",
     "Triage",
     "audit_sample",
+    "check_labels",
     "check_rule",
     "parse_reference",
     "require_rule",
+    "rule_categories",
     "triage",
 ]
 
@@ -186,12 +188,9 @@ def triage(
         return _made(run_id, found, names, None, None, "", carried.notes)
     require_rule()
     from ..analysis.escalation import choose_threshold
-    from ..analysis.research import categories_of
 
     tools = list(names)
-    categories = categories_of(store.run_personas(run_id))
-    if SHIP not in categories:
-        categories = [SHIP, *categories]
+    categories = rule_categories(store.run_personas(run_id))
     labels, ref_notes = _reference(store, run_id, reference, tools, categories)
     labelled = [t for t, lab in zip(tools, labels, strict=True) if lab is not None]
     carried = carried_forward(store, run_id, leave_out=labelled)
@@ -208,6 +207,29 @@ def triage(
         run_id, found, names, reference, figures, figures["sentence"], [*carried.notes, *ref_notes],
         decisions=decisions, refs=refs,
     )  # fmt: skip
+
+
+def rule_categories(personas: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The verdicts a reference is read against: the personas' own, ship first if none has it."""
+    from ..analysis.research import categories_of
+
+    categories = categories_of(personas)
+    return categories if SHIP in categories else [SHIP, *categories]
+
+
+def check_labels(spec: str | None, tools: Sequence[str], personas: Sequence[Mapping[str, Any]]) -> None:
+    """Before a run: a labels file given as ``spec`` is read as the triage reads it after the
+    run (the planned tools, the personas' verdicts), so a bad file is refused (UserError, one
+    line naming the file and line) before anything is sent or written. ``editors`` and
+    ``community`` have nothing to read yet. One resample of the labels' own agreement (not
+    shown anywhere) keeps the check cheap."""
+    spec = parse_reference(spec)
+    if spec is None or spec in (EDITORS, COMMUNITY):
+        return
+    require_rule()
+    from ..analysis.reference import load_labels
+
+    load_labels(Path(spec), tools, rule_categories(personas), n_resamples=1)
 
 
 def _side(p: float | None) -> str | None:
