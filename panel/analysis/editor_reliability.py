@@ -18,7 +18,7 @@ reference (`editors_reference(leave_out=...)`), or the reference's tools out of 
 (`judge_reliabilities(leave_out=...)`, what `panel triage` does: it holds for a labels file or
 the community's votes too). `JudgeReliabilities` holds, for the
 new run's judges, the items as a tools x judges matrix ready for
-:func:`panel.analysis.latent.fit_on_labels` (`fit()`), each judge's confusion counts and how
+:func:`panel.analysis.latent_posteriors.fit_on_labels` (`fit()`), each judge's confusion counts and how
 many labelled items they rest on, and the notes.
 """
 
@@ -33,7 +33,8 @@ import numpy as np
 
 from ..store import ReviewRow, Store
 from .judges import MISSING, IntArray
-from .latent import LatentModel, fit_on_labels
+from .latent import LatentModel
+from .latent_posteriors import fit_on_labels
 
 __all__ = ["JudgeIdentity", "JudgeKey", "JudgeReliabilities", "as_plain", "judge_reliabilities"]
 
