@@ -31,7 +31,7 @@ below :data:`WEAK_ACCURACY`: without their votes it would tie or turn) and ``fai
 reviews failed to turn the majority). :func:`doubt` orders triage; on a ship share it is
 :func:`share_doubt` (see :func:`panel.report.ranking.ranked` for a run whose tools come from two methods).
 
-A model's interval wider than :data:`record.WIDE_INTERVAL` (e.g. Dawid-Skene on judges
+A model's interval wider than :data:`record_confidence.WIDE_INTERVAL` (e.g. Dawid-Skene on judges
 answering at random: a point of 0.98 in 0 to 1) is printed first and called uncertain, the
 point after it.
 """
@@ -49,7 +49,7 @@ from ..store import CellKey, Store
 from . import confidence_cache as _cache
 from .confidence_types import Confusion, Estimate, Fitted, Judge, ToolVotes, collapse
 from .pooled import NOT_SHIP, SHIP, binary, models_verdict, pooled
-from .record import Confidence, ConfidenceMethod, Contested
+from .record_confidence import Confidence, ConfidenceMethod, Contested
 
 __all__ = [
     "MAJORITY",
