@@ -1,7 +1,10 @@
 """The comparison record: what the panel produces, versioned, with a published JSON Schema.
 
 `schema/comparison.schema.json` is generated from these models (`panel schema`); a test
-keeps the published file and the models in step.
+keeps the published file and the models in step. Parts that stand apart live in modules of
+their own and are re-exported here: each tool's confidence (`record_confidence`), the
+test-retest figures (`record_consistency`) and a published record's provenance
+(`record_provenance`), all on one base model (`record_base`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pydantic import Field
 
 from .record_base import RecordModel as _Model
 from .record_confidence import Confidence, Contested
+from .record_consistency import RaterConsistency, RepeatCell, SelfConsistency
 from .record_provenance import Provenance, Regeneration, ReviewProvenance
 
 __all__ = [
@@ -337,50 +341,6 @@ class RunState(_Model):
     stored: int = Field(ge=0, description="Reviews stored, valid or failed, over every repeat.")
     missing: int = Field(ge=0, description="planned - stored: cells with no review yet.")
     complete: bool = Field(description="True when status is done and no review is missing.")
-
-
-class RepeatCell(_Model):
-    """One tool, persona and member, read once per repeat."""
-
-    tool_id: str
-    persona_id: str
-    rater: str = Field(description="The persona's name, with the member when the panel has several.")
-    member: str
-    verdicts: list[str | None] = Field(
-        description="The verdict of repeat k at index k; null where that repeat failed or is missing."
-    )
-    agree: int = Field(ge=0, description="Later repeats whose verdict is repeat 0's.")
-    compared: int = Field(
-        ge=0, description="Later repeats with a verdict, counted only when repeat 0 has one."
-    )
-    stable: bool | None = Field(
-        description="True when every compared repeat agrees with repeat 0; null when none compared."
-    )
-
-
-class RaterConsistency(_Model):
-    """How often one rater's later repeats give its repeat-0 verdict again."""
-
-    persona_id: str
-    member: str
-    rater: str
-    agree: int = Field(ge=0)
-    compared: int = Field(ge=0)
-    pct: float | None = Field(description="100 * agree / compared, or null when nothing compared.")
-    display: str
-
-
-class SelfConsistency(_Model):
-    """Test-retest: later repeats against repeat 0. Never part of the panel's figures or split."""
-
-    repeats: int = Field(ge=2, description="Repeats per cell in the run's plan.")
-    agree: int = Field(ge=0)
-    compared: int = Field(ge=0)
-    pct: float | None
-    display: str
-    raters: list[RaterConsistency]
-    cells: list[RepeatCell]
-    summary: str
 
 
 class ComparisonRecord(_Model):
