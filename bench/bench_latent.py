@@ -37,8 +37,8 @@ from panel.analysis.latent import (
     _rows,
     accuracy_intervals,
     dawid_skene,
-    posterior_intervals,
 )
+from panel.analysis.latent_posteriors import posterior_intervals
 
 
 def simulate(n: int, accuracies: np.ndarray, seed: int = 0) -> np.ndarray:

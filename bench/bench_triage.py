@@ -44,7 +44,8 @@ from simulated_panel import ACCURACY, MEMBERS, MISSING, PERSONA_BIAS  # noqa: E4
 from panel.analysis.calibration import Calibration, calibration, cross_fitted  # noqa: E402
 from panel.analysis.escalation import Chosen, choose_threshold  # noqa: E402
 from panel.analysis.judges import judgments  # noqa: E402
-from panel.analysis.latent import dawid_skene, fit_on_labels  # noqa: E402
+from panel.analysis.latent import dawid_skene  # noqa: E402
+from panel.analysis.latent_posteriors import fit_on_labels  # noqa: E402
 from panel.testing.simulate import CATEGORIES, editor_labels, simulate_panel  # noqa: E402
 
 

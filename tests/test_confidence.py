@@ -232,7 +232,7 @@ def test_a_split_names_the_verdicts_but_counts_ship_against_the_rest(store: Stor
 
 
 def test_a_unanimous_small_panel_is_not_contested_and_reads_as_a_ship_share(store: Store) -> None:
-    from panel.report.confidence import confidence_line
+    from panel.report.ranking import confidence_line
 
     store_verdicts(store, "r", {p: ["ship"] for p in "abc"}, status="done")
     c = run_confidence(store, "r")["t0"]
@@ -242,7 +242,7 @@ def test_a_unanimous_small_panel_is_not_contested_and_reads_as_a_ship_share(stor
 
 
 def test_a_two_two_split_ranks_above_a_four_nil_panel(store: Store) -> None:
-    from panel.report.confidence import ranked
+    from panel.report.ranking import ranked
 
     store_verdicts(store, "r", {"a": ["ship", "ship"], "b": ["ship", "ship"],
                                 "c": ["ship", "skip"], "d": ["ship", "skip"]}, status="done")  # fmt: skip
@@ -282,7 +282,7 @@ def test_the_fitted_methods_read_public_names_only() -> None:
 
 
 def test_a_run_ranked_on_two_methods_says_so(store: Store) -> None:
-    from panel.report.confidence import ranked, ranking_note
+    from panel.report.ranking import ranked, ranking_note
 
     # t0: judge a (labelled, trusted) says ship; t1: a failed, so t1 rests on the ship share 2-1
     store_verdicts(store, "r", {"a": ["ship", None], "b": ["skip", "ship"], "c": ["skip", "ship"],

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from panel.analysis.editor_reliability import as_plain, judge_reliabilities
-from panel.analysis.editors import editors_reference
-from panel.errors import UserError
+from panel.report.triage import triage
 from panel.store import CellKey, Store
 
 pytest.importorskip("numpy")
@@ -27,11 +26,12 @@ def _run(
     versions: dict[str, str],
     verdicts: dict[str, list[str]],
     model: str = "x",
+    entries: dict[str, str] | None = None,
 ) -> None:
     tools = [f"t{i}" for i in range(len(TRUTH))]
     store.create_run(
         run_id, "test", None, {"prompts": "p1"},
-        tools=[(t, "fp", {"id": t}) for t in tools],
+        tools=[(t, (entries or {}).get(t, "fp"), {"id": t}) for t in tools],
         personas=[(p, versions[p], {"id": p}) for p in verdicts],
     )  # fmt: skip
     store.db.execute("UPDATE runs SET created_at = ? WHERE id = ?", (at, run_id))
@@ -95,23 +95,24 @@ def test_a_changed_model_no_longer_carries_and_says_so(tmp_path: Path) -> None:
     ]
 
 
-def test_one_label_counts_once_and_can_be_left_out_of_the_new_runs_reference(tmp_path: Path) -> None:
-    both = {"builder": "1", "skeptic": "1"}
+def test_one_label_counts_once_and_triage_leaves_the_references_tools_out(tmp_path: Path) -> None:
+    three = {"builder": "1", "skeptic": "1", "critic": "1"}
+    panel = {"builder": BUILDER, "skeptic": SKEPTIC, "critic": TRUTH}
     with Store(tmp_path) as store:
-        for at, run_id in enumerate(("r1", "r2", "r3", "r4"), start=1):  # one entry of each tool
-            _run(store, run_id, float(at), both, {"builder": BUILDER, "skeptic": SKEPTIC})
+        for at, run_id in enumerate(("r1", "r2", "r3"), start=1):  # one entry of each tool
+            _run(store, run_id, float(at), three, panel)
+        _run(store, "r4", 4.0, three, panel, entries={"t3": "fp2"})  # t3's entry changed since
         store.approve("r1", CellKey("t0", "skeptic", "a:x"), editor="ana")
+        store.approve("r2", CellKey("t3", "skeptic", "a:x"), editor="ana")
         found = judge_reliabilities(store, "r4", CATS)
-        assert found.rests_on[("skeptic", "a:x")] == 1 and found.items == [("r1", "t0")]
-        assert found.n_labels == 1
-        # r4's labels in force hold r1's label (the same entry): the ids say which to leave out
-        (label,) = store.labels_in_force("r4")
-        assert set(label.ids) == set(found.label_ids) and len(found.label_ids) == 1
-        with pytest.raises(UserError, match="were left out"):
-            editors_reference(store, "r4", [f"t{i}" for i in range(6)], CATS, leave_out=found.label_ids)
-        store.approve("r4", CellKey("t2", "skeptic", "a:x"), editor="ana")
-        reference = editors_reference(
-            store, "r4", [f"t{i}" for i in range(6)], CATS, n_resamples=50, leave_out=found.label_ids
-        )
-        assert reference.labels.tolist() == [-1, -1, 1, -1, -1, -1]  # t2 skip only, not r1's t0
-        assert judge_reliabilities(store, "r4", CATS).label_ids == found.label_ids  # r4's own: not fitted
+        assert found.rests_on[("skeptic", "a:x")] == 2 and found.items == [("r1", "t0"), ("r2", "t3")]
+        store.approve("r4", CellKey("t2", "skeptic", "a:x"), editor="ana")  # r4's own: not counted
+        assert judge_reliabilities(store, "r4", CATS).items == found.items
+        # r4's labels in force: its own on t2 and r1's on t0 (the same entry), not r2's on t3
+        assert sorted(f.tool_id for f in store.labels_in_force("r4")) == ["t0", "t2"]
+        alone = triage(store, "r4")
+        checked = triage(store, "r4", reference="editors")
+    assert alone.method == "editors" and alone.rests_on == 2
+    # the rule is checked on t0 and t2: the reliabilities it ranks by rest on t3's label alone
+    assert checked.method == "editors" and checked.rests_on == 1
+    assert {r["tool_id"] for r in checked.rows if r["reference"]} == {"t0", "t2"}

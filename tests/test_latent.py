@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from panel.analysis import latent
+from panel.analysis import latent, latent_posteriors
 from panel.analysis.latent import accuracy_intervals, dawid_skene
 
 IntArray = npt.NDArray[np.int64]
@@ -246,7 +246,7 @@ def test_fit_on_labels_counts_reliabilities_on_the_labelled_tools_and_scores_eve
     truth, codes = panel(3000, PLANTED, [0.6, 0.4], 0.05, seed=11)
     labels = np.full(len(truth), -1, dtype=np.int64)
     labels[:600] = truth[:600]
-    model = latent.fit_on_labels(codes, labels, SHIP_SKIP)
+    model = latent_posteriors.fit_on_labels(codes, labels, SHIP_SKIP)
     # each judge's accuracy, counted on 600 labelled tools, is near the planted one
     assert np.allclose(model.accuracy, PLANTED, atol=0.05)
     # the unlabelled tools are scored too, and the reliabilities weigh the votes: the
@@ -256,16 +256,16 @@ def test_fit_on_labels_counts_reliabilities_on_the_labelled_tools_and_scores_eve
     # a judge whose verdicts never fall on a labelled tool moves nothing
     silent = codes.copy()
     silent[:600, 4] = -1
-    quiet = latent.fit_on_labels(silent, labels, SHIP_SKIP)
+    quiet = latent_posteriors.fit_on_labels(silent, labels, SHIP_SKIP)
     assert math.isnan(quiet.accuracy[4]) and np.allclose(quiet.confusion[4], 0.5)
     with pytest.raises(ValueError, match="no tool is labelled"):
-        latent.fit_on_labels(codes, np.full(len(truth), -1), SHIP_SKIP)
+        latent_posteriors.fit_on_labels(codes, np.full(len(truth), -1), SHIP_SKIP)
 
 
 def test_posterior_intervals_hold_each_tools_posterior_and_widen_where_judges_disagree() -> None:
     _, codes = panel(300, [0.9, 0.85, 0.8, 0.75, 0.7], [0.5, 0.5], 0.0, 5)
     model = dawid_skene(codes, SHIP_SKIP)
-    low, high = latent.posterior_intervals(codes, model, 0, n_resamples=100, seed=1)
+    low, high = latent_posteriors.posterior_intervals(codes, model, 0, n_resamples=100, seed=1)
     point = model.posterior[:, 0]
     assert low.shape == high.shape == point.shape
     assert np.all(low <= point + 1e-9) and np.all(point <= high + 1e-9)
@@ -273,17 +273,17 @@ def test_posterior_intervals_hold_each_tools_posterior_and_widen_where_judges_di
     width = high - low
     assert width[unanimous].mean() < width[~unanimous].mean()
     # the same resamples give the same intervals; one tool has no resample to vary
-    again = latent.posterior_intervals(codes, model, 0, n_resamples=100, seed=1)
+    again = latent_posteriors.posterior_intervals(codes, model, 0, n_resamples=100, seed=1)
     assert np.array_equal(again[0], low) and np.array_equal(again[1], high)
     one = dawid_skene(codes[:1], SHIP_SKIP)
-    assert latent.posterior_intervals(codes[:1], one, 0)[0][0] == one.posterior[0, 0]
+    assert latent_posteriors.posterior_intervals(codes[:1], one, 0)[0][0] == one.posterior[0, 0]
 
 
 def test_posterior_intervals_of_a_planted_panel_stay_within_0_005_of_refits_run_to_the_end() -> None:
     _, codes = panel(400, [0.9, 0.85, 0.8, 0.75, 0.7, 0.65], (0.6, 0.4), 0.1, 3)
     model = dawid_skene(codes, SHIP_SKIP)
-    low, high = latent.posterior_intervals(codes, model, 0)
-    full_low, full_high = latent.posterior_intervals(codes, model, 0, max_iter=5000, tol=1e-9)
+    low, high = latent_posteriors.posterior_intervals(codes, model, 0)
+    full_low, full_high = latent_posteriors.posterior_intervals(codes, model, 0, max_iter=5000, tol=1e-9)
     assert model.converged
     assert np.median(high - low) > 0.005  # the intervals are not all points, so the check bites
     assert np.abs(low - full_low).max() < 0.005 and np.abs(high - full_high).max() < 0.005
@@ -302,9 +302,9 @@ def test_a_near_chance_panel_costs_one_fit_and_no_refit(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(latent, "_em", counted)
     model = dawid_skene(codes, SHIP_SKIP)
-    low, high = latent.posterior_intervals(codes, model, 0)
+    low, high = latent_posteriors.posterior_intervals(codes, model, 0)
     assert not model.converged
     assert iterations == [200]  # the point fit alone: no resample is refitted
     assert np.all(low == 0.0) and np.all(high == 1.0)  # nothing is known: the full range
-    again = latent.posterior_intervals(codes, model, 0, seed=5)
+    again = latent_posteriors.posterior_intervals(codes, model, 0, seed=5)
     assert np.array_equal(again[0], low) and np.array_equal(again[1], high)

@@ -13,7 +13,7 @@ None (``null`` in the JSON): a single number over a handful of tools would be re
 finding.
 
 Scoring a probability on the labels it was fitted on flatters it. :func:`cross_fitted`
-gives each labelled tool the posterior of :func:`panel.analysis.latent.fit_on_labels` fitted
+gives each labelled tool the posterior of :func:`panel.analysis.latent_posteriors.fit_on_labels` fitted
 on the labels of the *other* half of the labelled tools (two halves drawn at random,
 seeded), so every tool is scored by a model that never saw its label.
 
@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .judges import MISSING
-from .latent import fit_on_labels
+from .latent_posteriors import fit_on_labels
 from .sample import Sample, sample
 
 __all__ = ["MIN_TOOLS", "Bin", "Calibration", "calibration", "cross_fitted"]

@@ -11,15 +11,14 @@ label is the majority of the editors' labels made on that run itself (`Store.lab
 without labels from other runs of the same entry, publishes left out; a tie gives none), and a
 judge's verdict is the model's own on that run (the round-2 verdict of a rebuttal run, never
 an editor's edit, which would be the label itself). So each stored label counts once, paired
-with the verdicts it was made on. `label_ids` names the stored labels the items rest on: the
-new run's labels in force may hold some of them (same entry), and a caller that chooses a
-threshold on the new run's reference keeps the two apart: it leaves those labels out of the
-reference (`editors_reference(leave_out=...)`), or the reference's tools out of the items
-(`judge_reliabilities(leave_out=...)`, what `panel triage` does: it holds for a labels file or
-the community's votes too). `JudgeReliabilities` holds, for the
-new run's judges, the items as a tools x judges matrix ready for
-:func:`panel.analysis.latent.fit_on_labels` (`fit()`), each judge's confusion counts and how
-many labelled items they rest on, and the notes.
+with the verdicts it was made on. The new run's labels in force may hold some of the same
+labels (an earlier run of the same entry), so a caller that chooses a threshold on the new
+run's reference leaves the reference's tools out of the items (`judge_reliabilities(leave_out=
+...)`, what `panel triage` does through `carried_forward`; it holds for a labels file or the
+community's votes as well). `JudgeReliabilities` holds, for the new run's judges, the items as
+a tools x judges matrix ready for :func:`panel.analysis.latent_posteriors.fit_on_labels`
+(`fit()`), each judge's confusion counts and how many labelled items they rest on, and the
+notes.
 """
 
 from __future__ import annotations
@@ -33,7 +32,8 @@ import numpy as np
 
 from ..store import ReviewRow, Store
 from .judges import MISSING, IntArray
-from .latent import LatentModel, fit_on_labels
+from .latent import LatentModel
+from .latent_posteriors import fit_on_labels
 
 __all__ = ["JudgeIdentity", "JudgeKey", "JudgeReliabilities", "as_plain", "judge_reliabilities"]
 
@@ -61,8 +61,7 @@ class JudgeReliabilities:
     confusion, and its ``posterior_for(new_codes, columns)`` the new run's posteriors.
     ``confusion[key][k][l]`` counts the items labelled ``categories[k]`` on which the judge
     said ``categories[l]``; ``rests_on[key]`` is their total (0: nothing carries forward).
-    ``notes`` say, per judge, which earlier labels no longer apply and why; ``label_ids`` are
-    the ids of the stored labels (`LabelRow.id`) the items rest on.
+    ``notes`` say, per judge, which earlier labels no longer apply and why.
     """
 
     run_id: str
@@ -75,7 +74,6 @@ class JudgeReliabilities:
     confusion: dict[JudgeKey, list[list[int]]]
     rests_on: dict[JudgeKey, int]
     notes: list[str] = field(default_factory=list)
-    label_ids: frozenset[int] = frozenset()
 
     @property
     def n_labels(self) -> int:
@@ -161,13 +159,10 @@ def judge_reliabilities(
     labels: list[int] = []
     items: list[tuple[str, str]] = []
     elsewhere: dict[JudgeKey, Counter[tuple[str, str]]] = {key: Counter() for key in judges}
-    used: set[int] = set()
     for old in reversed(earlier):  # oldest first
         votes: dict[str, Counter[str]] = {}
-        ids: dict[str, list[int]] = {}
         for label in store.labels_in_force(old, same_entry=False):  # made on this run: each counts once
             votes.setdefault(label.tool_id, Counter())[label.verdict] += 1
-            ids.setdefault(label.tool_id, []).extend(label.ids)
         if not votes:
             continue
         reviews, verdicts = _own_verdicts(store, old)
@@ -191,7 +186,6 @@ def judge_reliabilities(
                 rows.append(row)
                 labels.append(cat_at[truth])
                 items.append((old, tool))
-                used.update(ids[tool])
     codes = np.array(rows, dtype=np.int64).reshape(len(rows), len(judges))
     truth_codes = np.array(labels, dtype=np.int64)
     k = len(categories)
@@ -204,8 +198,7 @@ def judge_reliabilities(
     rests_on = {key: int(sum(map(sum, confusion[key]))) for key in judges}
     notes = [_note(key, rests_on[key], why, n) for key in judges for why, n in sorted(elsewhere[key].items())]
     return JudgeReliabilities(
-        run_id, list(categories), judges, mine, items, codes, truth_codes, confusion, rests_on, notes,
-        frozenset(used),
+        run_id, list(categories), judges, mine, items, codes, truth_codes, confusion, rests_on, notes
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ scores then use the same code and intervals as a labels file.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 from ..errors import UserError
 from ..store import Store
@@ -33,19 +33,11 @@ def editors_reference(
     *,
     n_resamples: int = 2000,
     seed: int = 0,
-    leave_out: Collection[int] = (),
 ) -> Reference:
     """The editors' labels in force on a run's tools as a reference; UserError, one line, when
-    no tool of the run has one. `leave_out` are stored label ids not to count (a label in force
-    resting on one of them is dropped): `JudgeReliabilities.label_ids`, so that a threshold
-    chosen on this reference uses no label the carried reliabilities were fitted on."""
-    in_force = store.labels_in_force(run_id)
-    found = [f for f in in_force if not any(i in leave_out for i in f.ids)]
-    if in_force and not found:
-        raise UserError(
-            f"--reference editors: all {len(in_force)} labels on run '{run_id}' were left out (the "
-            "judges' carried reliabilities rest on them)"
-        )
+    no tool of the run has one. (A threshold chosen on it leaves its tools out of the carried
+    reliabilities instead: `panel.report.triage`.)"""
+    found = store.labels_in_force(run_id)
     if not found:
         published = store.labels_in_force(run_id, count_publishes=True)
         if published and all(f.action in ("publish", "approve_all") for f in published):

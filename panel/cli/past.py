@@ -13,10 +13,10 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from ..report.confidence import confidence_line
 from ..report.diff import diff_runs
 from ..report.files import write_atomic
 from ..report.load import load_record
+from ..report.ranking import confidence_line
 from ..report.record import ComparisonRecord, record_schema_text
 from ..report.render import FORMATS, render
 from ..report.triage_file import triage_schema_text

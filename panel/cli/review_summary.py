@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..report.confidence import cached_confidence, carried_forward, ranked
+from ..report.confidence import cached_confidence, carried_forward
+from ..report.ranking import ranked
 from ..report.record import Confidence
 from ..store import RunRow, Store
 from ..text import for_console
@@ -40,7 +41,7 @@ class ReviewSummary:
     rebuttal: tuple[int, int, int, int] | None
     #: the commonest reasons reviews failed, with how many each
     reasons: list[tuple[str, int]]
-    #: the contested tools, most doubtful first (``confidence.ranked``)
+    #: the contested tools, most doubtful first (``ranking.ranked``)
     contested: list[tuple[ToolLine, Confidence]]
     #: the judges whose editor-labelled reliability no longer applies (``carried_forward``)
     reliability_notes: list[str] = field(default_factory=list)

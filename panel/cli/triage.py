@@ -1,7 +1,7 @@
 """`panel triage RUN`: the run's tools most doubtful first, each with why, for an editor (a
 table) or for another tool (JSON or CSV with stable column names).
 
-The ranking is `panel.report.confidence.ranked` over the run's confidence; with `--reference`
+The ranking is `panel.report.ranking.ranked` over the run's confidence; with `--reference`
 the rule of `panel.report.triage` splits it into verdicts safe to publish unread and tools for
 an editor (the `decision` column), and the rule's figures go above the table and in the JSON.
 """
@@ -18,8 +18,9 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from ..report.confidence import cached_confidence, ranking_note, run_basis
+from ..report.confidence import cached_confidence
 from ..report.files import csv_chunks
+from ..report.ranking import ranking_note, run_basis
 from ..report.triage import ASSUMPTION, COLUMNS, Triage, audit_sample
 from ..report.triage import triage as triage_of
 from ..run.runref import resolve_run

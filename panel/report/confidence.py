@@ -29,9 +29,9 @@ on a handful it includes 0.5 even for a unanimous panel),
 the other majority), ``weak_judge`` (the majority rests on judges whose fitted accuracy is
 below :data:`WEAK_ACCURACY`: without their votes it would tie or turn) and ``failed`` (enough
 reviews failed to turn the majority). :func:`doubt` orders triage; on a ship share it is
-:func:`share_doubt` (see :func:`ranked` for a run whose tools come from two methods).
+:func:`share_doubt` (see :func:`panel.report.ranking.ranked` for a run whose tools come from two methods).
 
-A model's interval wider than :data:`record.WIDE_INTERVAL` (e.g. Dawid-Skene on judges
+A model's interval wider than :data:`record_confidence.WIDE_INTERVAL` (e.g. Dawid-Skene on judges
 answering at random: a point of 0.98 in 0 to 1) is printed first and called uncertain, the
 point after it.
 """
@@ -39,11 +39,9 @@ point after it.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from .._about import install_hint
 from ..analysis.sample import MIN_TOOLS
@@ -51,7 +49,7 @@ from ..store import CellKey, Store
 from . import confidence_cache as _cache
 from .confidence_types import Confusion, Estimate, Fitted, Judge, ToolVotes, collapse
 from .pooled import NOT_SHIP, SHIP, binary, models_verdict, pooled
-from .record import Confidence, ConfidenceMethod, Contested
+from .record_confidence import Confidence, ConfidenceMethod, Contested
 
 __all__ = [
     "MAJORITY",
@@ -65,16 +63,11 @@ __all__ = [
     "Fitted",
     "Judge",
     "ToolVotes",
-    "as_row",
     "cached_confidence",
     "carried_forward",
     "collapse",
-    "confidence_line",
     "doubt",
     "models_verdicts",
-    "ranked",
-    "ranking_note",
-    "run_basis",
     "run_confidence",
     "share_doubt",
     "wilson",
@@ -361,91 +354,3 @@ def _tally(verdicts: Iterable[str]) -> str:
         named = ", ".join(f"{c} {v}" for v, c in others)
         rest = f"{len(said) - ship} {NOT_SHIP}" + (f" ({named})" if others else "")
     return f"{ship} {SHIP}, {rest}"
-
-
-def confidence_line(c: Confidence) -> str:
-    """One line for a reader: the probability with its interval and method, or why there is
-    none, then whether the verdict is contested and why."""
-    head = c.summary
-    if not c.contested:
-        return f"{head}. Not contested."
-    return f"{head}. Contested: " + " ".join(r.text for r in c.reasons)
-
-
-def ranked(confidence: Mapping[str, Confidence]) -> list[tuple[str, Confidence]]:
-    """The tools most doubtful first: by doubt, then by how many reasons, then the probability
-    nearest even odds (a tool without one first), then in the run's order.
-
-    When a run's tools come from two methods (editors' reliabilities for some, the ship share
-    for the tools none of whose judges has labels), both doubts read as distance from even
-    odds, a model's at its interval's weak end and a ship share's at its rule-of-succession
-    share (:func:`share_doubt`), and they are ranked together; at equal doubt a ship share
-    comes first (less is known of it). :func:`ranking_note` says so beside the ranking."""
-    order = {tool_id: i for i, tool_id in enumerate(confidence)}
-
-    def key(item: tuple[str, Confidence]) -> tuple[float, int, int, float, int]:
-        tool_id, c = item
-        odds = 0.0 if c.ship is None else abs(c.ship - 0.5)
-        modelled = 1 if c.method in ("dawid-skene", "editors") else 0
-        return (-c.doubt, -len(c.reasons), modelled, odds, order[tool_id])
-
-    return sorted(confidence.items(), key=key)
-
-
-_METHOD_WORDS = {
-    "dawid-skene": "Dawid–Skene probability",
-    "editors": "probability from editors' reliabilities",
-    "vote-share": "ship share",
-}
-
-
-#: a tool's basis is the run-wide sentence with that tool's own review count around it
-_THIS_TOOL = re.compile(
-    r"^(?:ship share of \d+ reviews \(not a probability\), )?(.*?)(?: \(\d+ reviews? of this tool\))?$"
-)
-
-
-def run_basis(confidence: Mapping[str, Confidence]) -> str:
-    """What the commonest method of the run's estimates rests on, in one sentence, without any
-    one tool's own count of reviews ("" when no tool has an estimate): the line above a
-    triage."""
-    methods = Counter(c.method for c in confidence.values() if c.method != "none").most_common(1)
-    if not methods:
-        return ""
-    first = next(c for c in confidence.values() if c.method == methods[0][0])
-    found = _THIS_TOOL.match(first.basis)
-    said = found.group(1) if found else first.basis
-    if first.method == "vote-share":
-        why = said.removeprefix("Wilson interval: ")
-        said = f"a ship share of their reviews with a Wilson interval, not a probability ({why})"
-    return f"{methods[0][1]:,} of {len(confidence):,} tools: {said}."
-
-
-def ranking_note(confidence: Mapping[str, Confidence]) -> str | None:
-    """One sentence when the run's estimates come from more than one method (None otherwise):
-    how many tools each rests on and how :func:`ranked` orders them together."""
-    counts = Counter(c.method for c in confidence.values() if c.method in _METHOD_WORDS)
-    if len(counts) < 2:
-        return None
-    parts = ", ".join(f"{n} by {_METHOD_WORDS[m]}" for m, n in sorted(counts.items()))
-    return (
-        f"Doubt rests on two scales ({parts}): ranked together by distance from even odds, a "
-        "probability at its interval's weak end, a ship share at (ship + 1) / (reviews + 2)."
-    )
-
-
-def as_row(tool_id: str, name: str, c: Confidence) -> dict[str, Any]:
-    """One tool's confidence as a flat row (triage's JSON and CSV), stable column names."""
-    return {
-        "tool_id": tool_id,
-        "name": name,
-        "doubt": c.doubt,
-        "ship": c.ship,
-        "low": c.low,
-        "high": c.high,
-        "method": c.method,
-        "reviews": c.reviews,
-        "contested": c.contested,
-        "reasons": ";".join(r.code for r in c.reasons),
-        "why": " ".join(r.text for r in c.reasons),
-    }

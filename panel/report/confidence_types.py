@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .pooled import SHIP
-from .record import ConfidenceMethod
+from .record_confidence import ConfidenceMethod
 
 __all__ = ["Confusion", "Estimate", "Fitted", "Judge", "ToolVotes", "collapse"]
 

@@ -1,7 +1,10 @@
 """The comparison record: what the panel produces, versioned, with a published JSON Schema.
 
 `schema/comparison.schema.json` is generated from these models (`panel schema`); a test
-keeps the published file and the models in step.
+keeps the published file and the models in step. Parts that stand apart live in modules of
+their own and are re-exported here: each tool's confidence (`record_confidence`), the
+test-retest figures (`record_consistency`) and a published record's provenance
+(`record_provenance`), all on one base model (`record_base`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,12 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from .record_base import RecordModel as _Model
+from .record_confidence import Confidence, Contested
+from .record_consistency import RaterConsistency, RepeatCell, SelfConsistency
+from .record_provenance import Provenance, Regeneration, ReviewProvenance
 
 __all__ = [
     "RECORD_VERSION",
@@ -68,10 +76,6 @@ RECORD_VERSION: Literal["1.7"] = "1.7"
 
 Enforced = Literal["grammar", "provider schema", "tool", "validated after"]
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class RoundShare(_Model):
@@ -226,61 +230,6 @@ class ScorecardEntry(_Model):
     )
 
 
-ContestedCode = Literal["split", "margin", "rebuttal_flip", "flipped_since", "weak_judge", "failed"]
-ConfidenceMethod = Literal["dawid-skene", "editors", "vote-share", "none"]
-
-
-class Contested(_Model):
-    """One reason a tool's verdict is in doubt."""
-
-    code: ContestedCode
-    text: str = Field(description="One sentence a reader understands, e.g. '2 ship, 2 skip'.")
-
-
-#: a probability's interval wider than this is printed first and the estimate called uncertain
-WIDE_INTERVAL = 0.5
-
-
-class Confidence(_Model):
-    """How far to trust a tool's verdict: the panel's probability of ship and why it is doubted."""
-
-    ship: float | None = Field(
-        ge=0, le=1, description="Probability that the tool is a ship; null when it cannot be estimated."
-    )
-    low: float | None = Field(ge=0, le=1, description="Lower end of the interval at `level`.")
-    high: float | None = Field(ge=0, le=1, description="Upper end of the interval at `level`.")
-    level: float = Field(default=0.95, gt=0, lt=1)
-    method: ConfidenceMethod
-    basis: str = Field(description="What the figure rests on, and why this method, in one sentence.")
-    reviews: int = Field(ge=0, description="Valid reviews of the tool.")
-    tools: int = Field(ge=0, description="Tools of the run the method was fitted on.")
-    labels: int = Field(
-        ge=0, description="Editor or reference labels the reliabilities rest on; 0 when none."
-    )
-    contested: bool
-    reasons: list[Contested]
-    doubt: float = Field(ge=0, le=1, description="0 = certain ... 1 = coin toss: the triage order.")
-
-    @property
-    def summary(self) -> str:
-        """The estimate in words, as the page, the app and `panel show` print it."""
-        if self.ship is None or self.low is None or self.high is None:
-            return f"Confidence {self.basis}"
-        if self.method == "vote-share":  # a share of votes, not a probability
-            wilson = f"Wilson {self.low:.2f}–{self.high:.2f}"
-            return f"Ship share {self.ship:.2f} of {self.reviews} reviews ({wilson})"
-        how = {
-            "dawid-skene": f"Dawid–Skene on {self.tools} tools",
-            "editors": f"judges' reliability from {self.labels} editor labels",
-        }.get(self.method, self.method)
-        if self.high - self.low > WIDE_INTERVAL:  # the point says little: the interval first
-            return (
-                f"Panel's ship probability uncertain: {self.low:.2f}–{self.high:.2f} "
-                f"(point {self.ship:.2f}), {how}"
-            )
-        return f"Panel's ship probability {self.ship:.2f} ({self.low:.2f}–{self.high:.2f}), {how}"
-
-
 class ToolCard(_Model):
     id: str
     name: str
@@ -392,93 +341,6 @@ class RunState(_Model):
     stored: int = Field(ge=0, description="Reviews stored, valid or failed, over every repeat.")
     missing: int = Field(ge=0, description="planned - stored: cells with no review yet.")
     complete: bool = Field(description="True when status is done and no review is missing.")
-
-
-class RepeatCell(_Model):
-    """One tool, persona and member, read once per repeat."""
-
-    tool_id: str
-    persona_id: str
-    rater: str = Field(description="The persona's name, with the member when the panel has several.")
-    member: str
-    verdicts: list[str | None] = Field(
-        description="The verdict of repeat k at index k; null where that repeat failed or is missing."
-    )
-    agree: int = Field(ge=0, description="Later repeats whose verdict is repeat 0's.")
-    compared: int = Field(
-        ge=0, description="Later repeats with a verdict, counted only when repeat 0 has one."
-    )
-    stable: bool | None = Field(
-        description="True when every compared repeat agrees with repeat 0; null when none compared."
-    )
-
-
-class RaterConsistency(_Model):
-    """How often one rater's later repeats give its repeat-0 verdict again."""
-
-    persona_id: str
-    member: str
-    rater: str
-    agree: int = Field(ge=0)
-    compared: int = Field(ge=0)
-    pct: float | None = Field(description="100 * agree / compared, or null when nothing compared.")
-    display: str
-
-
-class SelfConsistency(_Model):
-    """Test-retest: later repeats against repeat 0. Never part of the panel's figures or split."""
-
-    repeats: int = Field(ge=2, description="Repeats per cell in the run's plan.")
-    agree: int = Field(ge=0)
-    compared: int = Field(ge=0)
-    pct: float | None
-    display: str
-    raters: list[RaterConsistency]
-    cells: list[RepeatCell]
-    summary: str
-
-
-class Regeneration(_Model):
-    """An earlier review of a cell set aside to be written again: why, by whom, when."""
-
-    reason: str = Field(description="Why the review was regenerated, as the editor gave it.")
-    by: str | None = Field(description="The editor who asked for it, when one gave a name.")
-    at: str = Field(description="When the earlier review was set aside, ISO 8601 in UTC.")
-
-
-class ReviewProvenance(_Model):
-    """Who wrote one review of a published page, who changed it, and who approved it."""
-
-    tool_id: str
-    persona_id: str
-    member: str
-    repeat: int = Field(ge=0)
-    model: str = Field(description="The model that wrote the review, as backend:model.")
-    valid: bool
-    edited_fields: list[str] = Field(description="The fields an editor changed (see edited_by_editor).")
-    regenerated: int = Field(ge=0, description="Earlier reviews of this cell set aside for this one.")
-    regenerations: list[Regeneration] = Field(
-        default_factory=list, description="Each earlier review set aside, oldest first, with its reason."
-    )
-    approved: bool
-    approved_by: str | None
-    approved_at: str | None = Field(description="When it was approved, ISO 8601 in UTC.")
-
-
-class Provenance(_Model):
-    """Where a published record came from and who signed it off."""
-
-    run_id: str
-    published_at: str = Field(description="ISO 8601 in UTC.")
-    published_by: str | None = Field(
-        default=None, description="The editor who published it, by the name they gave; null when none was."
-    )
-    models: list[str] = Field(description="Every model that wrote a review on the page, as backend:model.")
-    approved: int = Field(ge=0, description="Reviews of the panel approved by an editor.")
-    reviews: list[ReviewProvenance]
-    warnings: list[str] = Field(
-        description="What was published without sign-off: unapproved, failed or missing reviews."
-    )
 
 
 class ComparisonRecord(_Model):

@@ -2,7 +2,7 @@
 be published unread. One function, :func:`triage`, serves `panel triage`, `panel review
 --escalate` (the run's ``triage.json``) and the app's Triage page.
 
-**The ranking** is :func:`panel.report.confidence.ranked` over the run's confidence.
+**The ranking** is :func:`panel.report.ranking.ranked` over the run's confidence.
 
 **The rule** (with a reference: the editors' labels in the store, a labels CSV, or the
 community's votes) is :func:`panel.analysis.escalation.choose_threshold`, binary: the panel's
@@ -36,8 +36,9 @@ from typing import Any, Literal
 from ..errors import MissingExtraError, UserError
 from ..store import Store
 from ..text import clean
-from .confidence import as_row, carried_forward, ranked, run_confidence
+from .confidence import carried_forward, run_confidence
 from .pooled import SHIP
+from .ranking import as_row, ranked
 from .record import Confidence
 from .triage_file import TRIAGE_VERSION
 

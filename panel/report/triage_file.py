@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .record import ConfidenceMethod
+from .record_confidence import ConfidenceMethod
 
 __all__ = ["TRIAGE_VERSION", "RuleChosen", "RuleRefused", "TriageFile", "TriageRow", "triage_schema_text"]
 

@@ -29,7 +29,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import UserError
-from ..report.confidence import cached_confidence, run_basis
+from ..report.confidence import cached_confidence
+from ..report.ranking import run_basis
 from ..report.record import Confidence
 from ..report.triage import Triage, audit_sample, check_rule, triage
 from ..store import Store
