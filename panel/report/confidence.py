@@ -47,7 +47,7 @@ from .._about import install_hint
 from ..analysis.sample import MIN_TOOLS
 from ..store import CellKey, Store
 from . import confidence_cache as _cache
-from .confidence_types import Confusion, Estimate, Fitted, Judge, ToolVotes, collapse
+from .confidence_types import LEVEL, RESAMPLES, Confusion, Estimate, Fitted, Judge, ToolVotes, collapse
 from .pooled import NOT_SHIP, SHIP, binary, models_verdict, pooled
 from .record_confidence import Confidence, ConfidenceMethod, Contested
 
@@ -83,9 +83,6 @@ MIN_JUDGES = 3
 MAJORITY = 0.75
 #: a judge whose estimated accuracy is below this is of low reliability
 WEAK_ACCURACY = 0.6
-#: bootstrap refits behind a Dawid-Skene interval, draws behind an editors' one
-RESAMPLES = 200
-LEVEL = 0.95
 _NAMED = 3  # weak judges named in a reason; the rest are counted
 _Z = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 

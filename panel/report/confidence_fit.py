@@ -13,8 +13,7 @@ import numpy as np
 from ..analysis.judges import judgments
 from ..analysis.latent import dawid_skene as fit_dawid_skene
 from ..analysis.latent_posteriors import posterior_intervals
-from .confidence import LEVEL, RESAMPLES
-from .confidence_types import Confusion, Estimate, Fitted, Judge, ToolVotes
+from .confidence_types import LEVEL, RESAMPLES, Confusion, Estimate, Fitted, Judge, ToolVotes
 from .pooled import NOT_SHIP, SHIP, binary
 
 __all__ = ["dawid_skene", "editors"]

@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 from .pooled import SHIP
 from .record_confidence import ConfidenceMethod
 
-__all__ = ["Confusion", "Estimate", "Fitted", "Judge", "ToolVotes", "collapse"]
+#: bootstrap refits behind a Dawid-Skene interval, draws behind an editors' one
+RESAMPLES = 200
+#: the level of every interval of a confidence
+LEVEL = 0.95
+
+__all__ = ["LEVEL", "RESAMPLES", "Confusion", "Estimate", "Fitted", "Judge", "ToolVotes", "collapse"]
 
 #: a judge: (persona id, member)
 Judge = tuple[str, str]
