@@ -15,7 +15,7 @@ What counts as an import:
   them too, `--module-level-only` leaves out the function-local ones.
 
 `from . import name` is an import of the submodule `name` when there is one, else of the
-package. Exit code 1 when `run/`, `backends/` or `view/` has a cycle, else 0.
+package. Exit code 1 when `run/`, `backends/`, `view/`, `report/`, `store/` or `cli/` has a cycle, else 0.
 """
 
 from __future__ import annotations
