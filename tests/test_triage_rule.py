@@ -134,7 +134,10 @@ def test_editors_labels_in_the_store_are_the_reference(
     [
         (("--reference", "nope.csv"), "--reference nope.csv: no such labels file"),
         (("--reference", "community", "--target", "1.5"), "--target 1.5"),
-        (("--reference", "community", "--level", "0"), "--level 0.0"),
+        (("--reference", "community", "--level", "0"), "--level 0.0: give a confidence of at least 0.5"),
+        (("--reference", "community", "--level", "0.3"), "--level 0.3: give a confidence of at least 0.5"),
+        (("--reference", "community", "--level", "1e-300"), "--level 0.0: give a confidence of at least 0.5"),
+        (("--reference", "community", "--target", "0.99999"), "--target 1.0: give a share strictly between 0"),
     ],
 )
 def test_bad_rule_input_is_one_line_naming_the_option(
