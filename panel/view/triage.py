@@ -128,8 +128,9 @@ def decided(store: Store, run_id: str, reference: str | None, target: float, lev
     stay as they were (an approval or an edit moves ``labels_stamp``: the rule is then applied
     again, and the reliabilities carried forward counted again), computed once however many
     requests ask at the same time. ``target`` and ``level`` come rounded as they are parsed
-    (`rule_share`), so 0.9 and 0.9000001 are one rule. Raises UserError (one line) as `triage`
+    (`rule_share`, again here), so 0.9 and 0.9000001 are one rule. Raises UserError (one line) as `triage`
     does, e.g. when the analysis extra is missing."""
+    target, level = rule_share(target), rule_share(level)  # (as parsed: any caller is the same rule)
     key = _key(store, run_id, reference, target, level)
     if reference is None:  # the ranking alone (its confidence is made here: see `_key`)
         return _DECIDED.get(key, lambda: triage(store, run_id))
