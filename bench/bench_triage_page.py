@@ -12,9 +12,11 @@ TestClient (the server's own work: the store, the ranking, the labels, the templ
   the confidence again with the labelled tools left out, then is kept until the run or the
   labels change);
 * ``--requests`` requests of each page below, interleaved request by request: the first page,
-  a middle one, the last, the first page of contested tools only, and the first page of the
-  run's own page (catalog order, paged the same way). Each figure is the median with min-max;
-  the pieces of one page (``triage_rows``, ``labels_in_force``) are timed the same way.
+  a middle one, the last, the first page of contested tools only, a decided page whose target
+  is 0.9 nudged past the third decimal (0.90000001, 0.90000002, ...: the same rule), and the
+  first page of the run's own page (catalog order, paged the same way). Each figure is the
+  median with min-max; the pieces of one page (``triage_rows``, ``labels_in_force``) are timed
+  the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from panel.cli.triage import triage_rows  # noqa: E402
 from panel.store import Store  # noqa: E402
 from panel.view.app import create_app  # noqa: E402
 from panel.view.triage import PER_PAGE  # noqa: E402
+
+#: a decided page whose target differs from 0.9 past the third decimal, new at each request
+NUDGED = "triage decided (editors), target 0.9 nudged past 3 decimals, page 1"
 
 
 def _timed(call: Callable[[], object]) -> float:
@@ -81,6 +86,7 @@ def main() -> None:
                 f"/runs/now/triage?reference=editors&page={last // 2}"
             ),
             "triage, audit sample of 50": "/runs/now/triage?audit=50&seed=1",
+            NUDGED: "",  # 0.90000001, 0.90000002, ...: the rule of 0.9 each time
             "the run's own page, page 1": "/runs/now",
         }
         with TestClient(create_app(runs, token=None, port=8765), base_url="http://127.0.0.1:8765") as client:
@@ -93,6 +99,9 @@ def main() -> None:
                 pieces: dict[str, list[float]] = {"triage_rows (cached fit)": [], "labels_in_force": []}
                 for _ in range(args.requests):
                     for name, path in pages.items():
+                        if name == NUDGED:
+                            nudge = len(seconds[name]) + 1
+                            path = f"/runs/now/triage?reference=editors&target=0.9{nudge:07d}"
                         seconds[name].append(_timed(lambda p=path: client.get(p).raise_for_status()))
                     pieces["triage_rows (cached fit)"].append(_timed(lambda: triage_rows(store, "now")))
                     pieces["labels_in_force"].append(_timed(lambda: store.labels_in_force("now")))

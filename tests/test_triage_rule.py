@@ -134,7 +134,10 @@ def test_editors_labels_in_the_store_are_the_reference(
     [
         (("--reference", "nope.csv"), "--reference nope.csv: no such labels file"),
         (("--reference", "community", "--target", "1.5"), "--target 1.5"),
-        (("--reference", "community", "--level", "0"), "--level 0.0"),
+        (("--reference", "community", "--level", "0"), "--level 0.0: give a confidence of at least 0.5"),
+        (("--reference", "community", "--level", "0.3"), "--level 0.3: give a confidence of at least 0.5"),
+        (("--reference", "community", "--level", "1e-300"), "--level 0.0: give a confidence of at least 0.5"),
+        (("--reference", "community", "--target", "0.99999"), "--target 1.0: give a share strictly"),
     ],
 )
 def test_bad_rule_input_is_one_line_naming_the_option(
@@ -143,6 +146,21 @@ def test_bad_rule_input_is_one_line_naming_the_option(
     out, _ = simulated
     result = cli("triage", "sim-run", *args, "--out", str(out))
     assert result.code == 2 and said in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_a_target_past_the_third_decimal_is_the_same_rule(
+    cli: Any, simulated: tuple[Path, SimulatedPanel], tmp_path: Path
+) -> None:
+    out, panel = simulated
+    labels = _labels(tmp_path, panel, 200)
+    found = []
+    for target in ("0.9", "0.9000001"):
+        result = cli("triage", "sim-run", "--reference", str(labels), "--target", target,
+                     "--level", "0.95000004", "--format", "json", "--out", str(out))  # fmt: skip
+        assert result.code == 0, result.err
+        found.append(json.loads(result.out))
+    assert found[1]["rule"]["target"] == 0.9 and found[1]["rule"]["level"] == 0.95
+    assert found[1] == found[0]
 
 
 def test_community_votes_are_a_reference(cli: Any, tmp_path: Path) -> None:

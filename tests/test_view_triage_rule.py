@@ -9,6 +9,8 @@ import html
 import json
 import re
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ import pytest
 from starlette.testclient import TestClient
 
 import panel.report.triage as triage_module
+import panel.view.triage as view_triage
 from panel.store import CellKey, Store
 from panel.testing.simulate import editor_labels, simulate_panel, write_simulated_run
 from panel.view.app import create_app
+from tests.factories import store_verdicts
 
 from .test_view import BASE
 
@@ -120,7 +124,7 @@ def test_without_a_reference_nothing_is_decided_and_the_chooser_offers_both(clie
     ("params", "said"),
     [
         ({"reference": "editors", "target": "1.5"}, "target 1.5: give a share strictly between 0 and 1"),
-        ({"reference": "editors", "level": "0"}, "level 0.0: give a share strictly between 0 and 1"),
+        ({"reference": "editors", "level": "0"}, "level 0.0: give a confidence of at least 0.5 and below 1"),
         ({"reference": "editors", "target": "lots"}, "target lots: give a share strictly between 0 and 1"),
         ({"reference": "labels.csv"}, "The reference can only be"),
     ],
@@ -182,3 +186,85 @@ def test_the_ranking_alone_is_made_once_per_state_too(
     _decisions(client)  # three pages, no reference
     client.get("/runs/sim-run/triage", params={"unlabelled": "1"})
     assert len(calls) == 1
+
+
+def test_a_target_past_the_third_decimal_is_the_same_rule_computed_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _counted(monkeypatch, "run_confidence")
+    pages = [
+        client.get("/runs/sim-run/triage", params={"reference": "editors", "target": target})
+        for target in ("0.9", "0.9000001", "0.9000002", "0.90000031")
+    ]
+    assert len(calls) == 1
+    assert all(p.status_code == 200 and "target=0.9&amp;" in p.text for p in pages)  # the rule it is
+
+
+def test_concurrent_identical_requests_compute_once(
+    labelled: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+    real = triage_module.run_confidence
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1])
+        entered.set()
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(triage_module, "run_confidence", held)
+    found: list[Any] = []
+
+    def ask() -> None:  # each request reads the store as the app does, on its own connection
+        with Store(labelled[0], readonly=True) as store:
+            found.append(view_triage.decided(store, "sim-run", "editors", 0.9, 0.95))
+
+    def second_is_in() -> bool:  # computing its own outcome, or waiting for the first one's
+        if len(calls) > 1:
+            return True
+        key_of = getattr(view_triage, "_key", None)  # (none before the single flight)
+        if key_of is None:
+            return False
+        with Store(labelled[0], readonly=True) as store:
+            key = key_of(store, "sim-run", "editors", 0.9, 0.95)
+        return view_triage._DECIDED.waiting(key) > 0
+
+    first, second = threading.Thread(target=ask), threading.Thread(target=ask)
+    try:
+        first.start()
+        assert entered.wait(30)
+        second.start()
+        for _ in range(3000):
+            if second_is_in():
+                break
+            time.sleep(0.01)
+    finally:
+        release.set()
+        first.join(30)
+        second.join(30)
+    assert len(calls) == 1 and len(found) == 2 and found[0] is found[1]
+
+
+@pytest.mark.parametrize(("level", "read"), [("0.3", "0.3"), ("1e-300", "0.0"), ("0.4994", "0.499")])
+def test_a_level_below_one_half_is_a_400_in_one_line(client: TestClient, level: str, read: str) -> None:
+    page = client.get("/runs/sim-run/triage", params={"reference": "editors", "level": level})
+    assert page.status_code == 400
+    said = f"level {read}: give a confidence of at least 0.5 and below 1 (e.g. 0.95)."
+    assert re.findall(r"<h1>([^<]*)</h1>", page.text) == [said]
+
+
+def test_a_review_regenerated_in_an_earlier_run_changes_the_outcome(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store_verdicts(store, "old", {p: ["ship", "ship"] for p in "abcd"}, status="done")
+        time.sleep(0.01)  # the store orders runs by when they were created
+        store_verdicts(store, "new", {p: ["skip", "ship"] for p in "abcd"}, status="done")
+        before = view_triage.decided(store, "new", None, 0.9, 0.95)
+        assert [r.code for r in before.confidence["t0"].reasons] == ["flipped_since"]
+        for persona in "abcd":  # the earlier run's reviews of t0 regenerated: now skip there too
+            key = CellKey("t0", persona, "a:x")
+            store.archive_review("old", key, "regenerate")
+            store.save_review("old", key, "a", "x", data={"verdict": "skip"}, error=None, raw_reply=None,
+                              request_id=None, asks=1)  # fmt: skip
+        after = view_triage.decided(store, "new", None, 0.9, 0.95)
+    assert "flipped_since" not in [r.code for r in after.confidence["t0"].reasons]

@@ -66,9 +66,30 @@ MaxTokens = Annotated[
 Temperature = Annotated[float, typer.Option(min=0.0, max=2.0)]
 Seed = Annotated[int, typer.Option(help="Sampling seed, for repeatable runs; repeat k uses seed + k.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Send every request, even ones already answered.")]
+
+
+def _rule_share(value: float) -> float:
+    """--target/--level as the rule takes them (`panel.report.triage.rule_share`: 3 decimals)."""
+    from ..report.triage import rule_share
+
+    return rule_share(value)
+
+
 #: the triage rule's stated agreement and confidence (`panel triage --reference`, `review --escalate`)
 Target = Annotated[
     float,
-    typer.Option("--target", help="The agreement with the reference the published verdicts must reach."),
+    typer.Option(
+        "--target",
+        callback=_rule_share,
+        help="The agreement with the reference the published verdicts must reach, strictly between "
+        "0 and 1; rounded to 3 decimals (0.9000001 is 0.9).",
+    ),
 ]
-Level = Annotated[float, typer.Option("--level", help="The confidence that they reach it.")]
+Level = Annotated[
+    float,
+    typer.Option(
+        "--level",
+        callback=_rule_share,
+        help="The confidence that they reach it, at least 0.5 and below 1; rounded to 3 decimals.",
+    ),
+]

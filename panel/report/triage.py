@@ -53,6 +53,7 @@ __all__ = [
     "parse_reference",
     "require_rule",
     "rule_categories",
+    "rule_share",
     "triage",
 ]
 
@@ -140,11 +141,24 @@ def parse_reference(spec: str | None) -> str | None:
     return spec
 
 
+#: the decimals a rule's target and level keep where they are parsed (`rule_share`)
+DECIMALS = 3
+
+
+def rule_share(value: float) -> float:
+    """A target or level as the rule takes it: rounded to :data:`DECIMALS` (0.9000001 is the
+    rule of 0.9), wherever it is read (`panel triage`, `panel review --escalate`, the app)."""
+    return round(value, DECIMALS)
+
+
 def check_rule(target: float, level: float) -> None:
-    """UserError naming the option when ``target`` or ``level`` is outside (0, 1)."""
-    for name, value in (("--target", target), ("--level", level)):
-        if not 0.0 < value < 1.0:
-            raise UserError(f"{name} {value}: give a share strictly between 0 and 1 (e.g. 0.9)")
+    """UserError (one line) naming the option when ``target`` is not strictly between 0 and 1,
+    or ``level`` is not at least 0.5 and below 1 (a bound held with less confidence than a coin
+    toss promises nothing)."""
+    if not 0.0 < target < 1.0:
+        raise UserError(f"--target {target}: give a share strictly between 0 and 1 (e.g. 0.9)")
+    if not 0.5 <= level < 1.0:
+        raise UserError(f"--level {level}: give a confidence of at least 0.5 and below 1 (e.g. 0.95)")
 
 
 def require_rule() -> None:

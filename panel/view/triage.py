@@ -4,22 +4,23 @@ whether the editors have labelled it yet (so an editor sees what is left).
 
 The order is `panel triage`'s own (`panel.report.triage.triage`, over the run's cached
 confidence): the page adds no ranking of its own, only a filter and pages. The ranked
-rows are made once per state of the run's reviews and of the store's labels (`decided`, over
-`cached_confidence`); a page then costs one read of its labels, whatever page it shows.
+rows are made once per state of the run's reviews, of the store's labels and of the earlier
+runs it carries from (`decided`); a page then costs one read of its labels, whatever page it
+shows.
 
 With a reference (`?reference=editors|community`, and `target`/`level` as `panel triage
 --target/--level`, with the same defaults and checks) the page shows `panel triage
 --reference`'s own outcome: the run-level line (threshold, bound, coverage and labels, or why no
 guarantee is possible) and each tool's decision, publish unread or needs an editor. That outcome
-is computed once per state of the run's reviews, of the store's editor labels and of the rule's
-options (`decided`), not once a page. A labels file is a path on the server: `panel triage`
-takes it, the page does not.
+is computed once per state of the run's reviews, of the store's editor labels, of the earlier
+runs and of the rule's options (`decided`, target and level rounded to 3 decimals), not once a
+page, and once however many requests ask for it at the same time. A labels file is a path on
+the server: `panel triage` takes it, the page does not.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,10 +30,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import UserError
-from ..report.confidence import cached_confidence
+from ..report.confidence_cache import Memo, previous_key
 from ..report.ranking import run_basis
 from ..report.record import Confidence
-from ..report.triage import Triage, audit_sample, check_rule, triage
+from ..report.triage import Triage, audit_sample, check_rule, rule_share, triage
 from ..store import Store
 from ..store.labels import ToolLabel
 from .data import PER_PAGE, paged
@@ -107,32 +108,33 @@ class TriagePage:
     audit: tuple[int, int] | None = None
 
 
-#: decided triages an app keeps (the rule refits the run's confidence: not once a page)
-_KEPT = 8
-_DECIDED: OrderedDict[tuple[object, ...], Triage] = OrderedDict()
-_LOCK = threading.Lock()
+#: decided triages an app keeps (the rule refits the run's confidence: not once a page);
+#: concurrent requests for one key wait for the one computing it
+_DECIDED: Memo[Triage] = Memo(8)
+
+
+def _key(store: Store, run_id: str, reference: str | None, target: float, level: float) -> tuple[object, ...]:
+    """What `decided` depends on: the run's reviews, the store's editor labels, the earlier
+    runs its tools' previous verdicts come from and their state (a review regenerated there
+    moves `flipped_since` and the reliabilities carried forward), and the rule."""
+    earlier = previous_key(store, run_id, store.previous_runs(run_id))
+    state = (store.run_state(run_id), store.labels_stamp(), earlier)
+    return (str(store.path), run_id, state, reference, target, level)
 
 
 def decided(store: Store, run_id: str, reference: str | None, target: float, level: float) -> Triage:
     """`panel triage RUN [--reference ... --target ... --level ...]`'s outcome, remembered
-    while the run's reviews and the store's editor labels stay as they were (an approval or an
-    edit moves ``labels_stamp``: the rule is then applied again, and the reliabilities carried
-    forward counted again). Raises UserError (one line) as `triage` does, e.g. when the
-    analysis extra is missing."""
-    key = (str(store.path), run_id, store.run_state(run_id), store.labels_stamp(), reference, target, level)
-    with _LOCK:
-        if key in _DECIDED:
-            _DECIDED.move_to_end(key)
-            return _DECIDED[key]
-    if reference is None:  # the ranking alone, over the run's cached confidence (as `triage_rows`)
-        found = triage(store, run_id, confidence=cached_confidence(store, run_id))
-    else:
-        found = triage(store, run_id, reference=reference, target=target, level=level)
-    with _LOCK:
-        _DECIDED[key] = found
-        while len(_DECIDED) > _KEPT:
-            _DECIDED.popitem(last=False)
-    return found
+    while the run's reviews, the store's editor labels and the earlier runs it carries from
+    stay as they were (an approval or an edit moves ``labels_stamp``: the rule is then applied
+    again, and the reliabilities carried forward counted again), computed once however many
+    requests ask at the same time. ``target`` and ``level`` come rounded as they are parsed
+    (`rule_share`, again here), so 0.9 and 0.9000001 are one rule. Raises UserError (one line) as `triage`
+    does, e.g. when the analysis extra is missing."""
+    target, level = rule_share(target), rule_share(level)  # (as parsed: any caller is the same rule)
+    key = _key(store, run_id, reference, target, level)
+    if reference is None:  # the ranking alone (its confidence is made here: see `_key`)
+        return _DECIDED.get(key, lambda: triage(store, run_id))
+    return _DECIDED.get(key, lambda: triage(store, run_id, reference=reference, target=target, level=level))
 
 
 def _ranked(
@@ -208,11 +210,11 @@ def _flag(request: Request, name: str) -> bool:
 
 
 def _share(request: Request, name: str, default: float) -> float:
-    """`?target=` or `?level=` as `panel triage --target/--level` reads it; 400 when it is
-    not a share strictly between 0 and 1."""
+    """`?target=` or `?level=` as `panel triage --target/--level` reads it (rounded to 3
+    decimals: `rule_share`); 400 (one line) when `check_rule` refuses it."""
     raw = request.query_params.get(name) or ""
     try:
-        value = float(raw) if raw else default
+        value = rule_share(float(raw)) if raw else default
     except ValueError:
         raise HTTPException(400, f"{name} {raw}: give a share strictly between 0 and 1 (e.g. 0.9).") from None
     try:
