@@ -249,3 +249,21 @@ def test_a_review_run_and_show_of_one_tool_each_fit_the_run_once(
     shown = cli("show", run_id, "--tool", tool_id, "--out", str(runs_dir))
     assert shown.code == 0, shown
     assert len(calls) == 2
+
+
+def test_a_review_regenerated_in_an_earlier_run_moves_the_cached_flip(tmp_path: Path) -> None:
+    # the app's tool pages read cached_confidence: a flip since the earlier run must go away
+    # once the earlier run's reviews of the tool are regenerated to this run's verdict
+    with Store(tmp_path) as store:
+        store_verdicts(store, "old", {p: ["ship", "ship"] for p in "abcd"}, status="done")
+        time.sleep(0.01)  # the store orders runs by when they were created
+        store_verdicts(store, "new", {p: ["skip", "ship"] for p in "abcd"}, status="done")
+        before = cached_confidence(store, "new")
+        assert [r.code for r in before["t0"].reasons] == ["flipped_since"]
+        for persona in "abcd":
+            key = CellKey("t0", persona, "a:x")
+            store.archive_review("old", key, "regenerate")
+            store.save_review("old", key, "a", "x", data={"verdict": "skip"}, error=None, raw_reply=None,
+                              request_id=None, asks=1)  # fmt: skip
+        after = cached_confidence(store, "new")
+    assert "flipped_since" not in [r.code for r in after["t0"].reasons]

@@ -198,9 +198,10 @@ def cached_confidence(store: Store, run_id: str) -> dict[str, Confidence]:
     app's tool pages of a large run fit the run once, not once a page. When they change, the
     judges' fit is found again if what it is fitted to is the same (``confidence_cache``: an
     editor's edit does not move the models' verdicts), and so are the previous runs' verdicts.
-    An edit of an earlier run (which only moves `flipped_since`) is seen when this run next
-    changes."""
-    key = (str(store.path), run_id, (store.run_state(run_id), store.labels_stamp()))
+    The key holds the earlier runs' state too (``previous_key``): a review regenerated there
+    moves `flipped_since` here."""
+    earlier = _cache.previous_key(store, run_id, store.previous_runs(run_id))
+    key = (str(store.path), run_id, (store.run_state(run_id), store.labels_stamp()), earlier)
     found: dict[str, Confidence] = _cache.RESULTS.get(key, lambda: run_confidence(store, run_id))
     return found
 
