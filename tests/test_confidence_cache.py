@@ -104,7 +104,7 @@ def test_concurrent_misses_of_one_run_pay_one_fit(store: Store, monkeypatch: pyt
     threads = [threading.Thread(target=ask) for _ in range(8)]
     for t in threads:
         t.start()
-    key = (str(store.path), "r", (store.run_state("r"), store.labels_stamp()))
+    key = confidence.result_key(store, "r")
     for _ in range(3000):  # until the others wait for the first (or, unlocked, all fit)
         if len(calls) == len(threads) or confidence_cache.RESULTS.waiting(key) == len(threads) - 1:
             break

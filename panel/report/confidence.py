@@ -68,6 +68,7 @@ __all__ = [
     "collapse",
     "doubt",
     "models_verdicts",
+    "result_key",
     "run_confidence",
     "share_doubt",
     "wilson",
@@ -200,10 +201,17 @@ def cached_confidence(store: Store, run_id: str) -> dict[str, Confidence]:
     editor's edit does not move the models' verdicts), and so are the previous runs' verdicts.
     The key holds the earlier runs' state too (``previous_key``): a review regenerated there
     moves `flipped_since` here."""
-    earlier = _cache.previous_key(store, run_id, store.previous_runs(run_id))
-    key = (str(store.path), run_id, (store.run_state(run_id), store.labels_stamp()), earlier)
-    found: dict[str, Confidence] = _cache.RESULTS.get(key, lambda: run_confidence(store, run_id))
+    found: dict[str, Confidence] = _cache.RESULTS.get(
+        result_key(store, run_id), lambda: run_confidence(store, run_id)
+    )
     return found
+
+
+def result_key(store: Store, run_id: str) -> tuple[object, ...]:
+    """What :func:`cached_confidence` keeps a run's result under: the store, the run, its state
+    and the labels' (``labels_stamp``), and the earlier runs' state (``previous_key``)."""
+    earlier = _cache.previous_key(store, run_id, store.previous_runs(run_id))
+    return (str(store.path), run_id, (store.run_state(run_id), store.labels_stamp()), earlier)
 
 
 def _previous(store: Store, run_id: str) -> dict[str, tuple[str, str | None]]:
