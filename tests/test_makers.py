@@ -14,6 +14,8 @@ from panel.backends.registry import create_backend, parse_member
 from panel.catalog import load_catalog
 from panel.config import load_config
 from panel.errors import CatalogError
+from panel.report.load import load_record
+from panel.report.render import render_html, render_markdown
 from panel.run.plan import plan_run, run_plan
 from panel.store import Store
 
@@ -180,3 +182,37 @@ def test_the_panels_recuse_applies_to_every_member_but_one_that_says_none(tmp_pa
     store.close()
     assert [m.backend.sent for m in plan.members] == [4, 6, 8, 8]
     assert plan.recused() == {"a": ["acme-one", "acme-two"], "o": ["other"]}
+
+
+def test_the_record_names_the_recusal_and_its_shares_are_without_it(tmp_path: Path) -> None:
+    toml = (
+        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+        '[[members]]\nspec = "fake"\nname = "b"\n'
+    )
+    _, store, run_id = _run(tmp_path, toml, {"acme-one": "Acme", "other": "Other"})
+    with store:
+        record = load_record(store, run_id)
+        b_verdicts = [r.verdict for r in store.reviews(run_id, "acme-one")]
+    assert [r.model_dump() for r in record.recusals] == [
+        {"member": "a", "maker": "Acme", "tool_ids": ["acme-one"]}
+    ]
+    acme, other = record.tools
+    assert (acme.recused, other.recused) == (["a"], [])
+    # acme-one's share is b's two reviews alone; a has no share of it, and nothing is missing.
+    assert acme.panel.valid + acme.panel.failed == 2 and {e.member for e in acme.scorecard} == {"b"}
+    assert acme.panel.ship == b_verdicts.count("ship")
+    assert list(acme.panel_by_member) == ["b"] and list(other.panel_by_member) == ["a", "b"]
+    assert (record.run.planned, record.run.missing, record.run.complete) == (6, 0, True)
+    page = render_markdown(record)
+    (line,) = [x for x in page.splitlines() if "Recused" in x]
+    assert "a (Acme) on Acme-One" in line
+    assert "Recused" in render_html(record)
+
+
+def test_a_record_without_recusal_has_no_recusal_fields(tmp_path: Path) -> None:
+    toml = '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\n'
+    _, store, run_id = _run(tmp_path, toml, {"acme-one": "Acme", "other": "Other"})
+    with store:
+        data = load_record(store, run_id).model_dump(mode="json")
+    assert "recusals" not in data and all("recused" not in t for t in data["tools"])
+    assert data["run"]["missing"] == 0
