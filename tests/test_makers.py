@@ -17,6 +17,7 @@ from panel.errors import CatalogError
 from panel.report.load import load_record
 from panel.report.render import render_html, render_markdown
 from panel.run.plan import plan_run, run_plan
+from panel.run.pricing import estimate_cost
 from panel.store import Store
 
 from .conftest import EXAMPLE_CATALOG
@@ -216,3 +217,34 @@ def test_a_record_without_recusal_has_no_recusal_fields(tmp_path: Path) -> None:
         data = load_record(store, run_id).model_dump(mode="json")
     assert "recusals" not in data and all("recused" not in t for t in data["tools"])
     assert data["run"]["missing"] == 0
+
+
+def test_the_estimate_prices_only_the_cells_asked(tmp_path: Path) -> None:
+    # A priced member beside a free one: recusing from one of two tools halves its cost,
+    # whatever the free member asks.
+    priced = '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nprice_input = 1\nprice_output = 1\n'
+    free = '[[members]]\nspec = "fake"\nname = "b"\nprice_input = 0\nprice_output = 0\n'
+
+    def estimate(recuse: str) -> Any:
+        plan = plan_run(
+            None,
+            catalog=_catalog(tmp_path, {"acme-one": "Acme", "other": "Other"}),
+            persona_ids=["builder", "skeptic"],
+            config=load_config(_toml(tmp_path, f'{priced}recuse = "{recuse}"\n{free}')),
+        )
+        return estimate_cost(plan)
+
+    less, more = estimate("maker"), estimate("none")
+    assert (less.requests, more.requests) == (6, 8)
+    assert less.worst_usd == pytest.approx(more.worst_usd / 2, rel=0.05)
+
+
+def test_the_plan_line_says_how_many_cells_are_recused(cli: Any, tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other"})
+    config = _toml(tmp_path, '[[members]]\nspec = "fake"\nmaker = "Acme"\nrecuse = "maker"\n')
+    result = cli(
+        "compare", "acme-one", "other", "--catalog", str(catalog), "--config", str(config),
+        "--persona", "builder", "--out", str(tmp_path / "runs"),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "plan: 1 reviews = 2 tools x 1 personas x 1 members, less 1 recused" in result.out + result.err

@@ -65,7 +65,12 @@ class Plan:
 
     @property
     def total(self) -> int:
-        reviewed = sum(not m.backend.recuses_from(t.maker) for m in self.members for t in self.tools)
+        return sum(self.planned_for(m.backend) for m in self.members)
+
+    def planned_for(self, backend: Backend) -> int:
+        """How many cells the member has: every tool it does not recuse from, by persona and
+        repeat."""
+        reviewed = sum(not backend.recuses_from(t.maker) for t in self.tools)
         return reviewed * len(self.personas) * self.repeats
 
     def recused(self) -> dict[str, list[str]]:
