@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -79,7 +80,7 @@ def self_preference(
         is_own = np.asarray(own, dtype=np.float64)
         point = float(_did(np.ones((1, len(gap))), gap, is_own)[0]) if len(gap) else math.nan
         (estimate,) = bootstrap(
-            {"did": (point, lambda w, g=gap, o=is_own: _did(w, g, o))},
+            {"did": (point, partial(_did, gap=gap, own=is_own))},
             len(gap),
             n_resamples=n_resamples,
             seed=seed,
