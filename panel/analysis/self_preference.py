@@ -13,7 +13,7 @@ tools (`panel.analysis.bootstrap`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 
 from ..catalog import same_maker
+from ..store import Store
 from .bootstrap import Estimate, FloatArray, bootstrap
+from .long import iter_long
 
-__all__ = ["SelfPreference", "self_preference"]
+__all__ = ["SelfPreference", "run_self_preference", "self_preference", "to_dicts"]
 
 
 @dataclass(frozen=True)
@@ -50,26 +52,26 @@ def self_preference(
     """Each member with a maker, in the order of `member_makers`; `rows` are long-table rows
     (`tool`, `member`, `repeat`, `verdict`, `valid`). A member with no tool of its maker, or
     none of another, has a `nan` estimate."""
-    ships: dict[tuple[str, str], list[int]] = {}  # (tool, member) -> [ship, valid]
+    ships: dict[str, dict[str, list[int]]] = {}  # tool -> member -> [ship, valid]
     for row in rows:
         if row.get("repeat", 0) != 0 or not row.get("valid"):
             continue
-        count = ships.setdefault((str(row["tool"]), str(row["member"])), [0, 0])
+        count = ships.setdefault(str(row["tool"]), {}).setdefault(str(row["member"]), [0, 0])
         count[0] += row.get("verdict") == "ship"
         count[1] += 1
-    tools = sorted({tool for tool, _ in ships})
+    tools = sorted(ships)
     found = []
     for member, maker in member_makers.items():
         if maker is None:
             continue
         gaps, own = [], []
         for tool in tools:
-            mine = ships.get((tool, member))
+            mine = ships[tool].get(member)
             made_by = tool_makers.get(tool)
             rest = [
                 c
-                for (t, m), c in ships.items()
-                if t == tool and m != member and not same_maker(member_makers.get(m), made_by)
+                for m, c in ships[tool].items()
+                if m != member and not same_maker(member_makers.get(m), made_by)
             ]
             rest_valid = sum(c[1] for c in rest)
             if mine is None or not mine[1] or not rest_valid:
@@ -97,3 +99,43 @@ def _did(weights: FloatArray, gap: FloatArray, own: FloatArray) -> FloatArray:
         on_other = (weights * (1.0 - own)) @ gap / (weights @ (1.0 - own))
     result: FloatArray = on_own - on_other
     return result
+
+
+def run_self_preference(
+    store: Store, run_ids: Sequence[str], *, n_resamples: int = 2000, seed: int = 0
+) -> list[SelfPreference]:
+    """Self-preference over the reviews of `run_ids`, with the makers their runs recorded
+    (members' from the run, tools' from the catalog as it was); empty when no member of them
+    has a maker, or no tool has one."""
+    member_makers: dict[str, str | None] = {}
+    tool_makers: dict[str, str | None] = {}
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        recorded = run.config.get("makers") if run is not None else None
+        if isinstance(recorded, dict):
+            member_makers.update({str(m): (str(v) if v else None) for m, v in recorded.items()})
+        for tool in store.run_tools(run_id):
+            tool_makers[str(tool["id"])] = tool.get("maker")
+    if not any(member_makers.values()) or not any(tool_makers.values()):
+        return []
+    rows = iter_long(store, run_ids)
+    return self_preference(rows, tool_makers, member_makers, n_resamples=n_resamples, seed=seed)
+
+
+def to_dicts(found: Sequence[SelfPreference]) -> list[dict[str, Any]]:
+    """JSON-ready, `nan` as None."""
+
+    def number(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    return [
+        {
+            "member": f.member, "maker": f.maker, "estimate": number(f.estimate.point),
+            "low": number(f.estimate.low), "high": number(f.estimate.high),
+            "resamples_used": f.estimate.resamples_used,
+            "own_tools": f.own_tools, "other_tools": f.other_tools,
+            "method": "difference in differences of ship rates against the disinterested rest, "
+            "percentile bootstrap over tools",
+        }
+        for f in found
+    ]  # fmt: skip

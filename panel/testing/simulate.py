@@ -242,7 +242,9 @@ def write_simulated_run(
     chosen = [available[p] for p in panel.personas]
     tools = _tools(panel, community_votes, community_accuracy)
     fingerprints = {t.id: t.fingerprint() for t in tools}
-    config = {"members": panel.members, "kind": "simulated", "simulation": panel.describe()}
+    config: dict[str, Any] = {"members": panel.members, "kind": "simulated", "simulation": panel.describe()}
+    if panel.member_makers:  # as a real run records them (`panel.run.plan.start_run`)
+        config["makers"] = {m: panel.member_makers.get(m) for m in panel.members}
     with Store(out) as store:
         if store.get_run(panel.run_id) is not None:
             raise ValueError(f"run {panel.run_id!r} is already in {store.path}")
@@ -281,6 +283,7 @@ def _tools(panel: SimulatedPanel, votes: int, right: float) -> list[Tool]:
                 description="A tool of a simulated panel; its reviews were drawn, not written.",
                 pricing=Pricing(model="unknown"),
                 community=community,
+                maker=panel.tool_makers.get(tool),
             )
         )
     return out
