@@ -21,6 +21,7 @@ from panel.run.pricing import estimate_cost
 from panel.store import Store
 
 from .conftest import EXAMPLE_CATALOG
+from .test_config import _check  # the one line `panel backends check` prints, exit 2
 
 TOOL = {
     "category": "Models",
@@ -43,15 +44,6 @@ def _toml(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "panel.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def _check(cli: Any, config: Path) -> str:
-    """The one line `panel backends check` prints for a config it refuses (exit 2)."""
-    result = cli("backends", "check", "--config", str(config))
-    assert result.code == 2, result.out + result.err
-    lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.err, result.err
-    return lines[0]
 
 
 # -- the catalog ---------------------------------------------------------------------------
