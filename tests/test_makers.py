@@ -16,7 +16,7 @@ from panel.config import load_config
 from panel.errors import CatalogError
 from panel.report.load import load_record
 from panel.report.render import render_html, render_markdown
-from panel.run.plan import plan_run, run_plan
+from panel.run.plan import plan_resume, plan_run, run_plan
 from panel.run.pricing import estimate_cost
 from panel.store import Store
 
@@ -160,6 +160,8 @@ def test_a_recused_member_is_never_asked_about_its_makers_tools(tmp_path: Path) 
         config = store.get_run(run_id).config  # type: ignore[union-attr]
         asked = {(r.member, r.tool_id) for r in store.reviews(run_id)}
     assert config["recused"] == {"a": ["acme-one", "acme-two"]}
+    with Store(tmp_path / "runs") as again:  # a resumed run recuses as the run did
+        assert plan_resume(again, run_id).recused() == {"a": ["acme-one", "acme-two"]}
     assert asked == {("a", "other"), ("a", "nobody")} | {("b", t) for t in MAKERS}
 
 
