@@ -4,6 +4,7 @@
                                     [--community-votes 20] [--raters 1] [--rater-accuracy 1.0]
                                     [--planted persona|member]
                                     [--editor-labels N] [--editor-accuracy 1.0]
+                                    [--makers] [--maker-bias 0.15]
 
 Writes a run of 4 personas (the project's own) x 3 members into OUT/panel.db, with
 community votes on each tool, and OUT/labels.csv (human labels: each of --raters people
@@ -19,6 +20,10 @@ on tools whose truth is ship falls and on the others rises. `--planted member` p
 reverse: the large member's log-odds of ship shifted by +1.0, whatever persona it plays,
 and no persona effect. Members are priced so the
 large one costs about eight times a small one, as in the small-jury literature.
+
+With --makers, each member has its own maker and the tools are made by them in turn; with
+--maker-bias B (which implies --makers) the large member's probability of saying ship on its
+maker's tools is raised by B (self-preference, which `panel agreement` then reports).
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ PERSONA_BIAS = {"skeptic": -1.0}
 #: with --planted member: the large model says ship more often, whoever it plays
 MEMBER_BIAS = {"sim:large": 1.0}
 MISSING = 0.02
+#: with --makers: each member's maker
+MAKERS = {"sim:small-a": "Small A Labs", "sim:small-b": "Small B Labs", "sim:large": "Large Labs"}
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -73,7 +80,16 @@ def main(argv: list[str] | None = None) -> str:
     )
     parser.add_argument("--editor-labels", type=int, default=0, help="tools an editor labels (0: none)")
     parser.add_argument("--editor-accuracy", type=float, default=1.0)
+    parser.add_argument("--makers", action="store_true", help="give members and tools makers")
+    parser.add_argument(
+        "--maker-bias",
+        type=float,
+        default=0.0,
+        help="the large member's same-maker ship bias (implies --makers)",
+    )
     args = parser.parse_args(argv)
+    makers = MAKERS if args.makers or args.maker_bias else None
+    maker_bias = {"sim:large": args.maker_bias} if args.maker_bias else None
     if not 0 <= args.editor_labels <= args.tools:
         parser.error(f"--editor-labels must be between 0 and --tools ({args.tools})")
     persona_bias = PERSONA_BIAS if args.planted == "persona" else {}
@@ -91,6 +107,8 @@ def main(argv: list[str] | None = None) -> str:
         prices=PRICES,
         run_id=new_run_id(),
         seed=args.seed,
+        member_makers=makers,
+        maker_bias=maker_bias,
     )
     run_id = write_simulated_run(args.out, panel, community_votes=args.community_votes)
     labels = write_labels(args.out / "labels.csv", panel, args.raters, args.rater_accuracy)
@@ -107,6 +125,8 @@ def main(argv: list[str] | None = None) -> str:
             f"{panel.expected_accuracy(p, m):>9.3f} {_drawn_accuracy(panel, p, m):>13.3f}"
         )
     print(f"persona bias (log-odds of ship): {persona_bias or 'none'}; member bias: {member_bias or 'none'}")
+    if makers:
+        print(f"makers: {json.dumps(makers)}; same-maker ship bias: {maker_bias or 'none'}")
     print(f"price per review (USD): {json.dumps(PRICES)}")
     print(f"truth: {panel.truth.count('ship')} ship, {panel.truth.count('skip')} skip")
     print(f"labels: {labels} ({args.raters} rater(s), accuracy {args.rater_accuracy})")

@@ -7,7 +7,8 @@ Run alone, it prints the tables: `python docs/gen_config.py`.
 It reads the models through pydantic's `model_fields` only: the fields every member takes
 (`panel.config.MemberConfig`, and any field that every backend's options model shares), then
 for each backend in `panel.backends.registry.BACKENDS` the fields of `options_model(name)`
-beyond those, then `[retry]` (`RetryConfig`). A field's text is its `description`, else the
+beyond those, then `[retry]` (`RetryConfig`), then the top-level keys of `PanelConfig`.
+A field's text is its `description`, else the
 `#:` comment above it in the class that defines it.
 
 The hook also publishes two files of the repository in the site, so pages can link them
@@ -145,9 +146,10 @@ def table(fields: dict[str, FieldInfo], model: type[BaseModel] | None = None, pr
 
 
 def reference() -> str:
-    """The whole reference: common member options, each backend's own, `[retry]`."""
+    """The whole reference: common member options, each backend's own, `[retry]`, then the
+    keys that apply to the whole panel."""
     from panel.backends.registry import BACKENDS, options_model
-    from panel.config import MemberConfig, RetryConfig
+    from panel.config import MemberConfig, PanelConfig, RetryConfig
 
     models = {name: options_model(name) for name in BACKENDS}
     shared = set.intersection(*(set(m.model_fields) for m in models.values())) if models else set()
@@ -179,6 +181,11 @@ def reference() -> str:
         "",
         table(dict(RetryConfig.model_fields), RetryConfig),
     ]
+    tables = {"members", "retry", "path"}  # the tables above; `path` is where the file was found
+    whole = {k: v for k, v in PanelConfig.model_fields.items() if k not in tables}
+    if whole:
+        out += ["", "### The whole panel", "", "Keys at the top of the file, before any table.", ""]
+        out.append(table(whole, PanelConfig))
     return "\n".join(out) + "\n"
 
 

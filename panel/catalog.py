@@ -23,7 +23,7 @@ from .loaders import FileStamp, kind_of
 
 __all__ = [
     "Catalog", "Community", "Pricing", "PricingModel", "Tool",
-    "duplicate_id", "load_catalog", "tool_problems",
+    "duplicate_id", "load_catalog", "same_maker", "tool_problems",
 ]  # fmt: skip
 
 PricingModel = Literal["free", "freemium", "paid", "enterprise", "unknown"]
@@ -51,6 +51,12 @@ class Community(BaseModel):
         return self.ship + self.skip
 
 
+def same_maker(a: str | None, b: str | None) -> bool:
+    """Whether two makers are one organisation (as written, ignoring case and outer spaces);
+    an unknown maker is nobody's."""
+    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
+
+
 class Tool(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,13 +69,19 @@ class Tool(BaseModel):
     links: dict[str, str] = Field(default_factory=dict)
     facts: list[str] = Field(default_factory=list)
     community: Community | None = None
+    maker: str | None = Field(
+        default=None,
+        min_length=1,
+        description='The organisation that makes the tool ("OpenAI", "Meta"): a member whose '
+        "maker it is may recuse itself from reviewing it.",
+    )
 
-    @field_validator("id", "name", "category", "tagline")
+    @field_validator("id", "name", "category", "tagline", "maker")
     @classmethod
-    def _one_line(cls, value: str) -> str:
+    def _one_line(cls, value: str | None) -> str | None:
         # These appear outside the fenced data block of a prompt: a line break there could
         # pose as an instruction.
-        if _CONTROL.search(value):
+        if value is not None and _CONTROL.search(value):
             raise ValueError("must be one line, with no control characters")
         return value
 
@@ -88,6 +100,8 @@ class Tool(BaseModel):
             del data["links"]
         if not data["facts"]:
             del data["facts"]
+        if data["maker"] is None:
+            del data["maker"]  # unset: the tool reads (and hashes) as it did before makers
         return data
 
     def fingerprint(self) -> str:

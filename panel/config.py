@@ -41,8 +41,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -113,6 +114,11 @@ class PanelConfig(BaseModel):
 
     members: list[MemberConfig] = Field(default_factory=list)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    recuse: Literal["maker"] | None = Field(
+        default=None,
+        description='"maker": every member leaves out the tools its own maker made (a member\'s '
+        "own `recuse` is kept).",
+    )
     path: Path | None = Field(default=None, exclude=True)
 
     def find(self, text: str) -> MemberConfig | None:
@@ -200,9 +206,18 @@ def _parse(path: Path, data: dict[str, Any]) -> PanelConfig:
 def resolve_members(specs: list[str], config: PanelConfig) -> list[MemberSpec]:
     """Members for a run: the ones named (with their configured options), else the config's, else local."""
     if not specs:
-        return [m.member() for m in config.members] or [parse_member("local")]
-    resolved = []
-    for text in specs:
-        configured = config.find(text)
-        resolved.append(configured.member() if configured else parse_member(text))
-    return resolved
+        resolved = [m.member() for m in config.members] or [parse_member("local")]
+    else:
+        resolved = []
+        for text in specs:
+            configured = config.find(text)
+            resolved.append(configured.member() if configured else parse_member(text))
+    if config.recuse is None:
+        return resolved
+    # The panel's recusal, kept in each member's options (a resumed run reads it back).
+    return [
+        s
+        if "recuse" in s.options.written()
+        else replace(s, options=s.options.with_(s.backend, recuse=config.recuse))
+        for s in resolved
+    ]

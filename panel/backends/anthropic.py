@@ -53,6 +53,7 @@ class AnthropicBackend(NegotiatingBackend):
     name = "anthropic"
     extra = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
+    default_maker = "Anthropic"
     default_concurrency = 8
     # The SDK client times out first; the engine keeps its own backstop a little later.
     default_timeout = p.DEFAULT_TIMEOUT

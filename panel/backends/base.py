@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..catalog import same_maker
 from ..depth import Depth
 from ..errors import BackendBug, BackendError, BackendSpecError, FatalError, shown
 from .options import MemberOptions, OptionError
@@ -143,6 +144,8 @@ class Backend(abc.ABC):
     #: how a reply's structure is held when the reply's meta does not say: "grammar",
     #: "provider schema", "tool" or "validated after" (see `structured.py`)
     enforced: ClassVar[str] = "validated after"
+    #: the organisation whose models this backend serves, when its provider makes them all
+    default_maker: ClassVar[str | None] = None
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -209,6 +212,20 @@ class Backend(abc.ABC):
         """The longest `maxLength` this member's schemas carry in the form it settled on
         (None: the depth's caps alone, or no caps)."""
         return None
+
+    @property
+    def maker(self) -> str | None:
+        """Who made the member's model: its `maker` option, else its provider's (None: unknown)."""
+        return self.options.maker or self.provider_maker()
+
+    def provider_maker(self) -> str | None:
+        """The maker known from the provider alone (a backend pointed at another server
+        knows none)."""
+        return self.default_maker
+
+    def recuses_from(self, tool_maker: str | None) -> bool:
+        """Whether this member leaves out a tool made by `tool_maker` (`recuse = "maker"`)."""
+        return self.options.recuse == "maker" and same_maker(self.maker, tool_maker)
 
     @property
     def label(self) -> str:

@@ -60,6 +60,7 @@ class MistralBackend(Backend):
     name = "mistral"
     extra = "mistral"
     key_env = "MISTRAL_API_KEY"
+    default_maker = "Mistral AI"
     default_concurrency = 4
     # A strict JSON-schema response format.
     enforced = "provider schema"

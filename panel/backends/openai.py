@@ -139,6 +139,7 @@ class OpenAIBackend(ServerBackend):
     name = "openai"
     extra = "openai"
     key_env = "OPENAI_API_KEY"
+    default_maker = "OpenAI"
     default_concurrency = 8
     # The SDK client times out first; the engine keeps its own backstop a little later.
     default_timeout = p.DEFAULT_TIMEOUT
@@ -226,6 +227,10 @@ class OpenAIBackend(ServerBackend):
             api_version=options.api_version,
             azure_ad_token=token,
         )
+
+    def provider_maker(self) -> str | None:
+        # Another server (a local one, a proxy) may serve anybody's model; Azure serves OpenAI's.
+        return self.default_maker if self.azure or self.where == self.name else None
 
     def __repr__(self) -> str:
         azure = ", azure=True" if self.azure else ""

@@ -46,6 +46,8 @@ NOT_IN_CACHE_KEY = frozenset(
         "headers",
         "organization",
         "project",
+        "maker",
+        "recuse",
     }
 )
 
@@ -94,6 +96,24 @@ class MemberOptions(BaseModel):
     max_tokens: int | None = Field(
         default=None, ge=32, description="Token limit of a reply (unset: by depth)."
     )
+    maker: str | None = Field(
+        default=None,
+        min_length=1,
+        description='The organisation that made the model ("Meta", "Alibaba"; unset: the backend\'s '
+        "own for OpenAI, Anthropic and Mistral AI, else unknown).",
+    )
+    recuse: Literal["maker", "none"] | None = Field(
+        default=None,
+        description='"maker": the member does not review tools whose catalog maker is its own; '
+        '"none": it reviews every tool (unset: as the panel\'s `recuse` says, else every tool).',
+    )
+
+    @field_validator("maker")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+            raise ValueError(f"must be a name on one line, not {shown(value)}")
+        return value
 
     @field_validator("base_url")
     @classmethod

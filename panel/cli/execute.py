@@ -53,6 +53,9 @@ def announce_plan(
     shape = f"{len(plan.tools)} tools x {len(plan.personas)} personas x {len(plan.members)} members"
     if plan.repeats > 1:
         shape += f" x {plan.repeats} repeats"
+    recused = len(plan.tools) * len(plan.personas) * len(plan.members) * plan.repeats - plan.total
+    if recused:
+        shape += f", less {recused} recused (a member's maker made the tool)"
     stored = plan.total - estimate.requests
     if resumed:
         text = (

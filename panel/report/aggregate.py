@@ -31,6 +31,7 @@ from .record import (
     PersonaAcross,
     PersonaInfo,
     PricingSide,
+    Recusal,
     ReviewerSplit,
     RunState,
     ScorecardEntry,
@@ -40,7 +41,7 @@ from .record import (
 )
 from .repeats import self_consistency
 
-__all__ = ["build_record", "community_read", "entry_read", "ship_share"]
+__all__ = ["build_record", "community_read", "entry_read", "recusals_of", "ship_share"]
 
 SHIP = "ship"
 DASH = "—"
@@ -114,6 +115,7 @@ def build_record(
     edits: Iterable[EditRow] = (),
     rebuttals: Iterable[RebuttalRow] = (),
     confidence: Mapping[str, Confidence] | None = None,
+    recusals: Sequence[Recusal] = (),
 ) -> ComparisonRecord:
     """The record of a run; `status` and `repeats` come from the store's run row and plan.
 
@@ -123,6 +125,8 @@ def build_record(
     (the store's `rebuttals(run_id)`) put each valid round-2 verdict in place of round 1's
     (before an editor's), with both rounds in the record (`panel.report.rebuttal`).
     `confidence` (``panel.report.confidence.run_confidence``, by tool id) fills each card's.
+    `recusals` (`recusals_of` the run's config) name the cells never planned: no review of
+    them is missing, and no share counts them.
     """
     models_own = reviews
     reviews, rounds = apply_rebuttals(reviews, rebuttals)
@@ -137,8 +141,15 @@ def build_record(
         name = by_persona[r.persona_id].name if r.persona_id in by_persona else r.persona_id
         return rater_name(name, r.member)
 
+    ids = {tool.id for tool in tools}
+    recusals = [
+        r.model_copy(update={"tool_ids": kept})
+        for r in recusals
+        if (kept := [t for t in r.tool_ids if t in ids]) and r.member in members
+    ]
+    recused = {(r.member, t) for r in recusals for t in r.tool_ids}
     panel = [r for r in reviews if r.repeat == 0]
-    cards = [_card(tool, personas, members, panel, marks) for tool in tools]
+    cards = [_card(tool, personas, members, panel, marks, recused) for tool in tools]
     if rounds.any:
         cards = [rounds.annotate(card, personas) for card in cards]
     if confidence:
@@ -149,7 +160,7 @@ def build_record(
     between = _between_members(tools, personas, members, verdict_of) if multi else []
     valid = sum(1 for r in panel if r.valid)
     repeats = max([repeats, *(r.repeat + 1 for r in reviews)])
-    planned = len(tools) * len(personas) * len(members) * repeats
+    planned = (len(tools) * len(members) - len(recused)) * len(personas) * repeats
     stored = len({r.key for r in reviews})
     missing = max(planned - stored, 0)
     state = RunState(
@@ -185,7 +196,22 @@ def build_record(
             tools, personas, members, models_own, repeats, lambda p, m: rater_name(p.name, m)
         ),
         rebuttal=rounds.summary(panel, (e for c in cards for e in c.scorecard)) if rounds.any else None,
+        recusals=recusals,
     )
+
+
+def recusals_of(config: Mapping[str, object]) -> list[Recusal]:
+    """The recusals a run's config records (`panel.run.plan.start_run`); none in a run
+    recorded before members had makers."""
+    makers = config.get("makers")
+    recused = config.get("recused")
+    if not isinstance(makers, dict) or not isinstance(recused, dict):
+        return []
+    return [
+        Recusal(member=member, maker=str(makers.get(member)), tool_ids=list(tool_ids))
+        for member, tool_ids in recused.items()
+        if tool_ids
+    ]
 
 
 def _card(
@@ -194,6 +220,7 @@ def _card(
     members: Sequence[str],
     reviews: Sequence[ReviewRow],
     marks: Marks,
+    recused: Collection[tuple[str, str]] = (),
 ) -> ToolCard:
     mine = [r for r in reviews if r.tool_id == tool.id]
     order = {(p.id, m): i for i, (p, m) in enumerate((p, m) for m in members for p in personas)}
@@ -209,10 +236,15 @@ def _card(
         links=tool.links,
         facts=tool.facts,
         panel=ship_share(mine, changed),
-        panel_by_member={m: ship_share([r for r in mine if r.member == m], changed) for m in members},
+        panel_by_member={
+            m: ship_share([r for r in mine if r.member == m], changed)
+            for m in members
+            if (m, tool.id) not in recused
+        },
         community=community_read(tool),
         entry=entry_read(tool),
         scorecard=[_entry(r, by_persona.get(r.persona_id), marks.get(r.key, [])) for r in mine],
+        recused=[m for m in members if (m, tool.id) in recused],
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import MissingExtraError, UserError
 from ..store import ReviewRow, Store
-from .aggregate import build_record
+from .aggregate import build_record, recusals_of
 from .confidence import cached_confidence
 from .load import load_record, run_inputs
 from .record import ComparisonRecord
@@ -95,6 +95,7 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
             edits=edits,
             rebuttals=store.rebuttals(run_id, tool.id),
             confidence=confidence,
+            recusals=recusals_of(run.config),
         )
         write_atomic(folder / "tools" / f"{tool.id}.json", record.model_dump_json(indent=2) + "\n")
     return folder

@@ -6,7 +6,7 @@ from ..catalog import Tool
 from ..errors import UserError
 from ..personas import Persona
 from ..store import RunRow, Store
-from .aggregate import build_record
+from .aggregate import build_record, recusals_of
 from .confidence import cached_confidence
 from .record import ComparisonRecord
 
@@ -52,4 +52,5 @@ def load_record(
         edits=store.edits(run_id) if edits else (),
         rebuttals=store.rebuttals(run_id, tool_id),
         confidence=cached_confidence(store, run_id),
+        recusals=recusals_of(run.config),
     )

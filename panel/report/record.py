@@ -41,6 +41,7 @@ __all__ = [
     "RaterConsistency",
     "RebuttalMark",
     "RebuttalRound",
+    "Recusal",
     "Regeneration",
     "RepeatCell",
     "ReviewProvenance",
@@ -72,7 +73,10 @@ __all__ = [
 # 1.7: each tool's `confidence`: the panel's probability of ship with its interval, the
 #      method it rests on, and whether the verdict is contested and why (null in a record
 #      built without one).
-RECORD_VERSION: Literal["1.7"] = "1.7"
+# 1.8: `recusals`: each member that left out the tools its maker made (`recuse = "maker"`),
+#      and each tool's `recused` members; the tool's shares are without them. Both are left
+#      out of a record without a recusal.
+RECORD_VERSION: Literal["1.8"] = "1.8"
 
 Enforced = Literal["grammar", "provider schema", "tool", "validated after"]
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
@@ -246,6 +250,12 @@ class ToolCard(_Model):
     confidence: Confidence | None = Field(
         default=None, description="How far to trust the panel's verdict; null when not computed."
     )
+    recused: list[str] = Field(
+        default_factory=list,
+        exclude_if=lambda v: not v,
+        description='Members that did not review the tool, made by their maker (`recuse = "maker"`); '
+        "its shares are without them. Left out when none.",
+    )
 
 
 class ToolSplit(_Model):
@@ -318,6 +328,14 @@ class PersonaInfo(_Model):
     lens: str
 
 
+class Recusal(_Model):
+    """A member that left out the tools its maker made (`recuse = "maker"`)."""
+
+    member: str
+    maker: str = Field(description="The member's maker, as the run recorded it.")
+    tool_ids: list[str] = Field(min_length=1, description="The tools of the record it did not review.")
+
+
 class PanelInfo(_Model):
     members: list[str]
     personas: list[PersonaInfo]
@@ -344,7 +362,7 @@ class RunState(_Model):
 
 
 class ComparisonRecord(_Model):
-    version: Literal["1.7"] = RECORD_VERSION
+    version: Literal["1.8"] = RECORD_VERSION
     run_id: str
     created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
     title: str
@@ -363,6 +381,11 @@ class ComparisonRecord(_Model):
         default=None,
         exclude_if=lambda v: v is None,
         description="The rebuttal round's figures; left out of a run without one.",
+    )
+    recusals: list[Recusal] = Field(
+        default_factory=list,
+        exclude_if=lambda v: not v,
+        description="Who recused from reviewing what; left out of a run without a recusal.",
     )
     provenance: Provenance | None = Field(
         default=None,

@@ -65,11 +65,28 @@ class Plan:
 
     @property
     def total(self) -> int:
-        return len(self.tools) * len(self.personas) * len(self.members) * self.repeats
+        return sum(self.planned_for(m.backend) for m in self.members)
+
+    def planned_for(self, backend: Backend) -> int:
+        """How many cells the member has: every tool it does not recuse from, by persona and
+        repeat."""
+        reviewed = sum(not backend.recuses_from(t.maker) for t in self.tools)
+        return reviewed * len(self.personas) * self.repeats
+
+    def recused(self) -> dict[str, list[str]]:
+        """The tools each recusing member leaves out (`recuse = "maker"`), by member label;
+        only members that leave one out."""
+        found = {
+            m.backend.label: [t.id for t in self.tools if m.backend.recuses_from(t.maker)]
+            for m in self.members
+        }
+        return {label: tools for label, tools in found.items() if tools}
 
     def cells_for(self, backend: Backend) -> Iterator[Cell]:
-        """One member's cells, made as they are needed."""
+        """One member's cells, made as they are needed; none of a tool it recuses from."""
         for tool in self.tools:
+            if backend.recuses_from(tool.maker):
+                continue  # never requested, never paid
             for persona in self.personas:
                 for repeat in range(self.repeats):
                     yield Cell(tool, persona, backend, repeat)
@@ -251,6 +268,9 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
         str(plan.catalog_path) if plan.catalog_path else None,
         {
             "members": [m.backend.label for m in plan.members],
+            # who made each member's model (None: unknown) and what each left out for it
+            "makers": {m.backend.label: m.backend.maker for m in plan.members},
+            "recused": plan.recused(),
             "member_specs": [
                 {"spec": s.text, "name": s.name, "options": _resolved(s, m)}
                 # a plan built by hand (benchmarks, tests) may list no specs: nothing to resume by

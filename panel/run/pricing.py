@@ -238,9 +238,9 @@ def estimate_cost(
     batch_requests = 0
     priced = False
     done = done or {}
-    planned = plan.total // max(1, len(plan.members))
+    planned = {m.backend.label: plan.planned_for(m.backend) for m in plan.members}
     for member in plan.members:
-        per_member = max(0, planned - done.get(member.backend.label, 0))
+        per_member = max(0, planned[member.backend.label] - done.get(member.backend.label, 0))
         if member.price is None:
             continue
         priced = priced or member.price.input > 0 or member.price.output > 0
@@ -259,5 +259,5 @@ def estimate_cost(
         worst += per_member * price.worst_case(mean_in, max_out)
         live_expected += per_member * member.price.worst_case(mean_in, max_out // 2)
         live_worst += per_member * member.price.worst_case(mean_in, max_out)
-    reviews = plan.total - sum(min(planned, done.get(m.backend.label, 0)) for m in plan.members)
+    reviews = plan.total - sum(min(n, done.get(label, 0)) for label, n in planned.items())
     return Estimate(reviews, expected, worst, priced, live_expected, live_worst, batch_requests)

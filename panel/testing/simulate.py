@@ -22,7 +22,7 @@ import csv
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,12 @@ class SimulatedPanel:
     prices: dict[str, float]
     seed: int
     rows: list[dict[str, Any]]
+    #: who made each tool and each member's model (empty: no makers planted)
+    tool_makers: dict[str, str] = field(default_factory=dict)
+    member_makers: dict[str, str] = field(default_factory=dict)
+    #: a member's planted same-maker bias: added to its probability of saying ship on its
+    #: maker's tools (clipped to [0, 1])
+    maker_bias: dict[str, float] = field(default_factory=dict)
 
     @property
     def judges(self) -> list[tuple[str, str]]:
@@ -116,6 +122,8 @@ class SimulatedPanel:
             "expected_accuracy": {f"{p} / {m}": self.expected_accuracy(p, m) for p, m in self.judges},
             "persona_bias": self.persona_bias,
             "member_bias": self.member_bias,
+            "member_makers": self.member_makers,
+            "maker_bias": self.maker_bias,
             "price_per_review_usd": self.prices,
         }
 
@@ -134,6 +142,8 @@ def simulate_panel(
     default_accuracy: float = DEFAULT_ACCURACY,
     run_id: str = "sim",
     seed: int = 0,
+    member_makers: Mapping[str, str] | None = None,
+    maker_bias: Mapping[str, float] | None = None,
 ) -> SimulatedPanel:
     """Draw a panel by the generative model of the module docstring, seeded.
 
@@ -159,6 +169,8 @@ def simulate_panel(
     tools = [f"sim-{i:0{width}d}" for i in range(1, n_tools + 1)]
     is_ship = rng.random(n_tools) < prevalence
     truth = ["ship" if s else "skip" for s in is_ship]
+    makers = sorted(set((member_makers or {}).values()))
+    tool_makers = {tool: makers[i % len(makers)] for i, tool in enumerate(tools)} if makers else {}
     panel = SimulatedPanel(
         run_id=run_id,
         tools=tools,
@@ -173,6 +185,9 @@ def simulate_panel(
         prices={m: float((prices or {}).get(m, DEFAULT_PRICE)) for m in members},
         seed=seed,
         rows=[],
+        tool_makers=tool_makers,
+        member_makers=dict(member_makers or {}),
+        maker_bias=dict(maker_bias or {}),
     )
     # One column of draws per judge, judges persona-major: a judge's verdicts do not change
     # when another judge's accuracy does.
@@ -181,6 +196,9 @@ def simulate_panel(
     failed = np.empty((n_tools, len(judges)), dtype=bool)
     for j, (p, m) in enumerate(judges):
         chance = np.where(is_ship, panel.p_ship(p, m, "ship"), panel.p_ship(p, m, "skip"))
+        if panel.maker_bias.get(m) and m in panel.member_makers:
+            own = np.array([tool_makers.get(t) == panel.member_makers[m] for t in tools])
+            chance = np.clip(chance + own * panel.maker_bias[m], 0.0, 1.0)
         says_ship[:, j] = rng.random(n_tools) < chance
         failed[:, j] = rng.random(n_tools) < missing
     for i, tool in enumerate(tools):
@@ -224,7 +242,9 @@ def write_simulated_run(
     chosen = [available[p] for p in panel.personas]
     tools = _tools(panel, community_votes, community_accuracy)
     fingerprints = {t.id: t.fingerprint() for t in tools}
-    config = {"members": panel.members, "kind": "simulated", "simulation": panel.describe()}
+    config: dict[str, Any] = {"members": panel.members, "kind": "simulated", "simulation": panel.describe()}
+    if panel.member_makers:  # as a real run records them (`panel.run.plan.start_run`)
+        config["makers"] = {m: panel.member_makers.get(m) for m in panel.members}
     with Store(out) as store:
         if store.get_run(panel.run_id) is not None:
             raise ValueError(f"run {panel.run_id!r} is already in {store.path}")
@@ -263,6 +283,7 @@ def _tools(panel: SimulatedPanel, votes: int, right: float) -> list[Tool]:
                 description="A tool of a simulated panel; its reviews were drawn, not written.",
                 pricing=Pricing(model="unknown"),
                 community=community,
+                maker=panel.tool_makers.get(tool),
             )
         )
     return out

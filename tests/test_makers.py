@@ -1,0 +1,244 @@
+"""Makers: who made each tool and each member's model, and a member's recusal from its
+maker's tools (issue 25 §1)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from panel.backends.registry import create_backend, parse_member
+from panel.catalog import load_catalog
+from panel.config import load_config
+from panel.errors import CatalogError
+from panel.report.load import load_record
+from panel.report.render import render_html, render_markdown
+from panel.run.plan import plan_resume, plan_run, run_plan
+from panel.run.pricing import estimate_cost
+from panel.store import Store
+
+from .conftest import EXAMPLE_CATALOG
+from .test_config import _check  # the one line `panel backends check` prints, exit 2
+
+TOOL = {
+    "category": "Models",
+    "tagline": "A model",
+    "description": "A tool used in tests.",
+    "pricing": {"model": "paid"},
+}
+
+
+def _catalog(tmp_path: Path, makers: dict[str, str | None]) -> Path:
+    tools = [
+        {"id": tid, "name": tid.title(), **TOOL, **({"maker": m} if m else {})} for tid, m in makers.items()
+    ]
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(tools, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "panel.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- the catalog ---------------------------------------------------------------------------
+
+
+def test_a_tool_may_name_its_maker(tmp_path: Path) -> None:
+    catalog = load_catalog(_catalog(tmp_path, {"gpt": "OpenAI", "llama": None}))
+    assert (catalog.get("gpt").maker, catalog.get("llama").maker) == ("OpenAI", None)
+
+
+def test_a_tool_without_a_maker_keeps_its_fingerprint() -> None:
+    # Reviews are cached by the tool's fingerprint: the new field unset must not make
+    # every stored review stale. The value is the fingerprint before tools had a maker.
+    tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
+    assert tool.fingerprint() == "7ab01b1230919874"
+    assert tool.model_copy(update={"maker": "Ollama"}).fingerprint() != tool.fingerprint()
+
+
+@pytest.mark.parametrize("maker", ["", "Open\nAI", 7])
+def test_a_bad_maker_names_the_field_and_line(tmp_path: Path, maker: object) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump([{"id": "t", "name": "T", **TOOL, "maker": maker}], sort_keys=False))
+    with pytest.raises(CatalogError, match=r"c\.yaml:\d+: tool 't': field 'maker'"):
+        load_catalog(path)
+
+
+# -- members -------------------------------------------------------------------------------
+
+
+def test_cloud_backends_know_their_maker_and_others_are_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MISTRAL_API_KEY"):
+        monkeypatch.setenv(variable, "test-key")
+    path = _toml(
+        tmp_path,
+        '[[members]]\nspec = "openai:gpt-4.1-mini"\n'
+        '[[members]]\nspec = "anthropic:claude-haiku"\n'
+        '[[members]]\nspec = "mistral:mistral-small"\n'
+        '[[members]]\nspec = "openai:llama3"\nname = "served"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[[members]]\nspec = "openai:llama3"\nname = "meta"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'maker = "Meta"\n'
+        '[[members]]\nspec = "fake"\n',
+    )
+    members = [create_backend(m.member()) for m in load_config(path).members]
+    assert [m.maker for m in members] == ["OpenAI", "Anthropic", "Mistral AI", None, "Meta", None]
+
+
+def test_maker_and_recuse_do_not_change_the_cache_key() -> None:
+    # They decide which cells are asked, never what a model says to one.
+    plain = create_backend(parse_member("fake"))
+    told = create_backend(parse_member("fake", {"maker": "Acme", "recuse": "maker"}))
+    assert told.identity() == plain.identity()
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "problem"),
+    [
+        ('maker = ""', "maker", "String should have at least 1 character"),
+        ("maker = 3", "maker", "Input should be a valid string"),
+        ('recuse = "family"', "recuse", "Input should be 'maker' or 'none'"),
+    ],
+)
+def test_a_bad_maker_or_recuse_on_a_member_is_one_line(
+    cli: Any, tmp_path: Path, line: str, field: str, problem: str
+) -> None:
+    path = _toml(tmp_path, f'[[members]]\nspec = "fake"\n{line}\n')
+    assert _check(cli, path) == f"error: {path}: members[0].{field}: {problem}"
+
+
+def test_a_bad_panel_recuse_is_one_line(cli: Any, tmp_path: Path) -> None:
+    path = _toml(tmp_path, 'recuse = "everything"\n[[members]]\nspec = "fake"\n')
+    assert _check(cli, path) == f"error: {path}: recuse: Input should be 'maker'"
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+def _run(tmp_path: Path, toml: str, makers: dict[str, str | None]) -> tuple[Any, Store, str]:
+    """A run of every tool of a catalog with `makers` by every member of `toml`, on fake
+    backends; the plan, the store (open) and the run's id."""
+    plan = plan_run(
+        None,
+        catalog=_catalog(tmp_path, makers),
+        persona_ids=["builder", "skeptic"],
+        config=load_config(_toml(tmp_path, toml)),
+    )
+    store = Store(tmp_path / "runs")
+    run_id, _ = asyncio.run(run_plan(plan, store, "test"))
+    return plan, store, run_id
+
+
+def test_a_run_records_its_members_makers(tmp_path: Path) -> None:
+    toml = '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\n[[members]]\nspec = "fake"\nname = "b"\n'
+    _, store, run_id = _run(tmp_path, toml, {"x": "Acme", "y": None})
+    with store:
+        config = store.get_run(run_id).config  # type: ignore[union-attr]
+    assert config["makers"] == {"a": "Acme", "b": None}
+
+
+MAKERS = {"acme-one": "Acme", "acme-two": "ACME ", "other": "Other", "nobody": None}
+
+
+def test_a_recused_member_is_never_asked_about_its_makers_tools(tmp_path: Path) -> None:
+    toml = (
+        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+        '[[members]]\nspec = "fake"\nname = "b"\nmaker = "Acme"\n'
+    )
+    plan, store, run_id = _run(tmp_path, toml, MAKERS)
+    a, b = (m.backend for m in plan.members)
+    # 2 personas: `a` is asked of the two tools that are not Acme's (case and spaces aside).
+    assert (a.sent, b.sent, plan.total) == (4, 8, 12)
+    with store:
+        config = store.get_run(run_id).config  # type: ignore[union-attr]
+        asked = {(r.member, r.tool_id) for r in store.reviews(run_id)}
+    assert config["recused"] == {"a": ["acme-one", "acme-two"]}
+    with Store(tmp_path / "runs") as again:  # a resumed run recuses as the run did
+        assert plan_resume(again, run_id).recused() == {"a": ["acme-one", "acme-two"]}
+    assert asked == {("a", "other"), ("a", "nobody")} | {("b", t) for t in MAKERS}
+
+
+def test_the_panels_recuse_applies_to_every_member_but_one_that_says_none(tmp_path: Path) -> None:
+    toml = (
+        'recuse = "maker"\n'
+        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\n'
+        '[[members]]\nspec = "fake"\nname = "o"\nmaker = "Other"\n'
+        '[[members]]\nspec = "fake"\nname = "u"\n'  # no maker: recuses from nothing
+        '[[members]]\nspec = "fake"\nname = "n"\nmaker = "Acme"\nrecuse = "none"\n'
+    )
+    plan, store, _ = _run(tmp_path, toml, MAKERS)
+    store.close()
+    assert [m.backend.sent for m in plan.members] == [4, 6, 8, 8]
+    assert plan.recused() == {"a": ["acme-one", "acme-two"], "o": ["other"]}
+
+
+def test_the_record_names_the_recusal_and_its_shares_are_without_it(tmp_path: Path) -> None:
+    toml = (
+        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+        '[[members]]\nspec = "fake"\nname = "b"\n'
+    )
+    _, store, run_id = _run(tmp_path, toml, {"acme-one": "Acme", "other": "Other"})
+    with store:
+        record = load_record(store, run_id)
+        b_verdicts = [r.verdict for r in store.reviews(run_id, "acme-one")]
+    assert [r.model_dump() for r in record.recusals] == [
+        {"member": "a", "maker": "Acme", "tool_ids": ["acme-one"]}
+    ]
+    acme, other = record.tools
+    assert (acme.recused, other.recused) == (["a"], [])
+    # acme-one's share is b's two reviews alone; a has no share of it, and nothing is missing.
+    assert acme.panel.valid + acme.panel.failed == 2 and {e.member for e in acme.scorecard} == {"b"}
+    assert acme.panel.ship == b_verdicts.count("ship")
+    assert list(acme.panel_by_member) == ["b"] and list(other.panel_by_member) == ["a", "b"]
+    assert (record.run.planned, record.run.missing, record.run.complete) == (6, 0, True)
+    page = render_markdown(record)
+    (line,) = [x for x in page.splitlines() if "Recused" in x]
+    assert "a (Acme) on Acme-One" in line
+    assert "Recused" in render_html(record)
+
+
+def test_a_record_without_recusal_has_no_recusal_fields(tmp_path: Path) -> None:
+    toml = '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\n'
+    _, store, run_id = _run(tmp_path, toml, {"acme-one": "Acme", "other": "Other"})
+    with store:
+        data = load_record(store, run_id).model_dump(mode="json")
+    assert "recusals" not in data and all("recused" not in t for t in data["tools"])
+    assert data["run"]["missing"] == 0
+
+
+def test_the_estimate_prices_only_the_cells_asked(tmp_path: Path) -> None:
+    # A priced member beside a free one: recusing from one of two tools halves its cost,
+    # whatever the free member asks.
+    priced = '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nprice_input = 1\nprice_output = 1\n'
+    free = '[[members]]\nspec = "fake"\nname = "b"\nprice_input = 0\nprice_output = 0\n'
+
+    def estimate(recuse: str) -> Any:
+        plan = plan_run(
+            None,
+            catalog=_catalog(tmp_path, {"acme-one": "Acme", "other": "Other"}),
+            persona_ids=["builder", "skeptic"],
+            config=load_config(_toml(tmp_path, f'{priced}recuse = "{recuse}"\n{free}')),
+        )
+        return estimate_cost(plan)
+
+    less, more = estimate("maker"), estimate("none")
+    assert (less.requests, more.requests) == (6, 8)
+    assert less.worst_usd == pytest.approx(more.worst_usd / 2, rel=0.05)
+
+
+def test_the_plan_line_says_how_many_cells_are_recused(cli: Any, tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other"})
+    config = _toml(tmp_path, '[[members]]\nspec = "fake"\nmaker = "Acme"\nrecuse = "maker"\n')
+    result = cli(
+        "compare", "acme-one", "other", "--catalog", str(catalog), "--config", str(config),
+        "--persona", "builder", "--out", str(tmp_path / "runs"),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "plan: 1 reviews = 2 tools x 1 personas x 1 members, less 1 recused" in result.out + result.err
