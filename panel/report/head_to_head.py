@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ..store import HeadToHeadRow
 from .confidence import wilson
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "PairResult",
     "Rate",
     "Tally",
+    "answers_from_store",
     "combine",
     "judge_bias",
     "pair_results",
@@ -70,6 +72,13 @@ class Answer:
         if self.picked is None:
             return None
         return "first" if self.picked == self.first else "second"
+
+
+def answers_from_store(rows: Iterable[HeadToHeadRow]) -> list[Answer]:
+    """The stored answers (`Store.head_to_heads`) as this module reads them, failed ones too."""
+    return [
+        Answer(r.persona_id, r.member, r.first_tool, r.second_tool, r.picked, r.reason, r.error) for r in rows
+    ]
 
 
 @dataclass(frozen=True)
