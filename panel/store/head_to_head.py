@@ -96,6 +96,14 @@ class HeadToHeads(Connection):
             ),
         )
 
+    def has_head_to_head(self, run_id: str, persona_id: str, member: str, shown: tuple[str, str]) -> bool:
+        """Whether this order of a pair has its answer stored (a resume skips it)."""
+        row = self.db.execute(
+            f"SELECT 1 FROM head_to_head WHERE {_ASK} AND first_tool = ? AND second_tool = ?",
+            (run_id, persona_id, member, *shown),
+        ).fetchone()
+        return row is not None
+
     def head_to_heads(self, run_id: str) -> list[HeadToHeadRow]:
         """A run's head-to-head answers in the order stored, failed ones included; none for a
         store made before there were any."""
