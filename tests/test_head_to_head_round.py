@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
@@ -82,3 +83,36 @@ def test_an_answer_that_never_fits_is_stored_failed_after_one_reask(tmp_path: Pa
     results = pair_results(answers_from_store(engine.store.head_to_heads("r")))
     assert sorted(r.outcome for r in results) == ["failed", "failed", "first-shown"]
     engine.store.close()
+
+
+def test_compare_head_to_head_asks_both_orders_and_prints_each_judge(cli: Any, runs_dir: Path) -> None:
+    out = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "-p", "skeptic", "--head-to-head",
+              "--out", str(runs_dir), "--progress", "quiet")  # fmt: skip
+    assert out.code == 0, out.err
+    with Store(runs_dir, readonly=True) as store:
+        ((run, _, _),) = store.list_runs()
+        rows = store.head_to_heads(run.id)
+        assert run.config["head_to_head"] is True  # a resume asks them too
+    shown = sorted((r.persona_id, r.first_tool, r.second_tool) for r in rows)
+    assert shown == [
+        ("builder", "ollama", "vllm"),
+        ("builder", "vllm", "ollama"),
+        ("skeptic", "ollama", "vllm"),
+        ("skeptic", "vllm", "ollama"),
+    ]
+    assert "Head-to-head" in out.out
+    assert re.search(r"ollama vs vllm: ollama \d, vllm \d, ties \d, failed 0", out.out)
+    for persona in ("builder", "skeptic"):
+        assert f"{persona} on fake" in out.out
+    # One pair per judge: the rates say they rest on too few pairs rather than give a number.
+    assert out.out.count("consistent under swap too few (1 pairs; 10 needed)") == 2
+
+
+def test_compare_without_head_to_head_asks_none(cli: Any, runs_dir: Path) -> None:
+    out = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "--out", str(runs_dir),
+              "--progress", "quiet")  # fmt: skip
+    assert out.code == 0, out.err
+    with Store(runs_dir, readonly=True) as store:
+        ((run, _, _),) = store.list_runs()
+        assert store.head_to_heads(run.id) == []
+    assert "Head-to-head" not in out.out
