@@ -33,6 +33,20 @@ def _ask(store: Store, shown: tuple[str, str], member: str, tokens: int, text: s
     return rid
 
 
+def _save(
+    store: Store,
+    member: str,
+    shown: tuple[str, str],
+    picked: str | None,
+    rid: int | None,
+    error: str | None = None,
+) -> None:
+    store.save_head_to_head(
+        "r", "skeptic", member, shown, "fake", "m", picked=picked, reason=picked and "first",
+        error=error, raw_reply=None, request_id=rid, asks=1,
+    )  # fmt: skip
+
+
 def test_both_orders_and_a_failed_ask_are_stored_and_read_back(tmp_path: Path) -> None:
     store = Store(tmp_path / "runs")
     store.create_run("r", "compare", None, {}, [], [])
@@ -53,40 +67,9 @@ def test_both_orders_and_a_failed_ask_are_stored_and_read_back(tmp_path: Path) -
     forward = _ask(store, ("alpha", "beta"), "m1", 7, '{"ship_with": "A", "reason": "first"}')
     swapped = _ask(store, ("beta", "alpha"), "m1", 9, '{"ship_with": "A", "reason": "first"}')
     broken = _ask(store, ("alpha", "beta"), "m2", 5, "not json")
-    common = {"backend": "fake", "model": "m", "raw_reply": None, "asks": 1}
-    store.save_head_to_head(
-        "r",
-        "skeptic",
-        "m1",
-        ("alpha", "beta"),
-        picked="alpha",
-        reason="first",
-        error=None,
-        request_id=forward,
-        **common,
-    )
-    store.save_head_to_head(
-        "r",
-        "skeptic",
-        "m1",
-        ("beta", "alpha"),
-        picked="beta",
-        reason="first",
-        error=None,
-        request_id=swapped,
-        **common,
-    )
-    store.save_head_to_head(
-        "r",
-        "skeptic",
-        "m2",
-        ("alpha", "beta"),
-        picked=None,
-        reason=None,
-        error="the reply was not JSON",
-        request_id=broken,
-        **common,
-    )
+    _save(store, "m1", ("alpha", "beta"), "alpha", forward)
+    _save(store, "m1", ("beta", "alpha"), "beta", swapped)
+    _save(store, "m2", ("alpha", "beta"), None, broken, error="the reply was not JSON")
     store.commit()
     rows = store.head_to_heads("r")
     assert [(r.member, r.first_tool, r.second_tool, r.picked, r.valid) for r in rows] == [
@@ -105,27 +88,7 @@ def test_both_orders_and_a_failed_ask_are_stored_and_read_back(tmp_path: Path) -
     assert by_member["m2"].failed == 1 and by_member["m2"].consistency.n == 0
     # One answer per order of a pair and judge; a pick must be one of the two tools shown.
     with pytest.raises(sqlite3.IntegrityError):
-        store.save_head_to_head(
-            "r",
-            "skeptic",
-            "m1",
-            ("alpha", "beta"),
-            picked="alpha",
-            reason="again",
-            error=None,
-            request_id=None,
-            **common,
-        )
+        _save(store, "m1", ("alpha", "beta"), "alpha", None)
     with pytest.raises(sqlite3.IntegrityError):
-        store.save_head_to_head(
-            "r",
-            "skeptic",
-            "m3",
-            ("alpha", "beta"),
-            picked="gamma",
-            reason="?",
-            error=None,
-            request_id=None,
-            **common,
-        )
+        _save(store, "m3", ("alpha", "beta"), "gamma", None)
     store.close()

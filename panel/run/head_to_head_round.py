@@ -5,23 +5,19 @@ not fit is re-asked once with the error; every ask's answer or failure is stored
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from ..backends.base import Request, Sampling
 from ..catalog import Tool
 from ..depth import Depth
-from ..errors import BackendError
 from ..personas import Persona
 from ..prompts import PromptSet
 from .cells import Cell, Member
 from .engine import Engine
 from .head_to_head import asks, head_to_head_messages, head_to_head_schema, parse_head_to_head
-from .outage import MemberStopped
-from .routes import BudgetStop
-from .validate import InvalidReply
+from .later_rounds import Workers, ask_twice
 
 __all__ = ["HEAD_TO_HEAD_MAX_TOKENS", "HeadToHeadCell", "HeadToHeadStats", "judge_pair", "run_head_to_head"]
 
@@ -69,41 +65,9 @@ class HeadToHeadStats:
 async def judge_pair(engine: Engine, cell: HeadToHeadCell, member: Member) -> bool:
     """One ask: send, validate, re-ask once with the error, store the outcome; whether valid."""
     request = cell.request(engine.prompts, member.sampling(engine.sampling))
-    raw: str | None = None
-    request_id: int | None = None
-    for ask in (1, 2):
-        try:
-            request_id, reply, _ = await engine.send(cell, member, request, ask)
-        except BackendError as exc:
-            engine.unless_stopped(member, exc)  # its server went away: left for --resume
-            return _save(
-                engine, cell, None, f"{exc.kind} error from {cell.backend.label}: {exc}", raw, request_id, ask
-            )
-        raw = reply.text
-        try:
-            data = parse_head_to_head(reply.text, reply.finish_reason)
-        except InvalidReply as exc:
-            if ask == 2:
-                return _save(engine, cell, None, f"invalid after re-ask: {exc}", raw, request_id, ask)
-            request = replace(
-                request, messages=engine.prompts.reask_messages(request.messages, raw, str(exc))
-            )
-            continue
-        return _save(engine, cell, data, None, raw, request_id, ask)
-    raise AssertionError("the second ask is always judged")
-
-
-def _save(
-    engine: Engine,
-    cell: HeadToHeadCell,
-    data: dict[str, Any] | None,
-    error: str | None,
-    raw: str | None,
-    request_id: int | None,
-    asks_made: int,
-) -> bool:
+    asked = await ask_twice(engine, cell, member, request, parse_head_to_head)
     first, second = cell.shown
-    picked = None if data is None else (first if data["ship_with"] == "A" else second)
+    data = asked.data
     engine.store.save_head_to_head(
         engine.run_id,
         cell.persona.id,
@@ -111,41 +75,14 @@ def _save(
         cell.shown,
         cell.backend.name,
         cell.backend.model,
-        picked=picked,
+        picked=None if data is None else (first if data["ship_with"] == "A" else second),
         reason=data["reason"] if data is not None else None,
-        error=error,
-        raw_reply=raw,
-        request_id=request_id,
-        asks=asks_made,
+        error=asked.error,
+        raw_reply=asked.raw,
+        request_id=asked.request_id,
+        asks=asked.asks,
     )
     return data is not None
-
-
-@dataclass
-class _Round:
-    engine: Engine
-    stats: HeadToHeadStats
-    stop: bool = field(default=False)
-
-    async def worker(self, member: Member, cells: Iterator[HeadToHeadCell]) -> None:
-        store, run_id = self.engine.store, self.engine.run_id
-        for cell in cells:
-            if self.stop or member.watch.stopped is not None:
-                return
-            if store.has_head_to_head(run_id, cell.persona.id, cell.backend.label, cell.shown):
-                self.stats.skipped += 1
-                continue
-            try:
-                valid = await judge_pair(self.engine, cell, member)
-            except BudgetStop:
-                self.stop = True
-                self.engine.stop("budget")
-                return
-            except MemberStopped:
-                return  # this ask and the member's others stay unstored, for --resume
-            self.stats.valid += valid
-            self.stats.failed += not valid
-            store.commit_stale(1.0)
 
 
 async def run_head_to_head(
@@ -158,20 +95,30 @@ async def run_head_to_head(
     ids; default every pair of `tools`)."""
     chosen = list(pairs) if pairs is not None else None
     stats = HeadToHeadStats()
-    runner = _Round(engine, stats)
-    workers = []
-    for member in engine.members:
+    store, run_id = engine.store, engine.run_id
+
+    def cells_for(member: Member) -> Iterator[HeadToHeadCell]:
         backend = member.backend
         cells = [
             HeadToHeadCell(a.first, a.persona, backend, rival=a.second)
             for a in asks(personas, [backend.label], tools, chosen)
         ]
         stats.planned += len(cells)
-        feed = iter(cells)
-        workers += [runner.worker(member, feed) for _ in range(max(1, member.concurrency))]
-    engine.store.group_commits(True)
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        engine.store.group_commits(False)
+        return iter(cells)
+
+    def made(valid: bool) -> None:
+        stats.valid += valid
+        stats.failed += not valid
+
+    def skipped(cell: HeadToHeadCell) -> None:
+        stats.skipped += 1
+
+    workers: Workers[HeadToHeadCell, bool] = Workers(
+        engine,
+        lambda cell: store.has_head_to_head(run_id, cell.persona.id, cell.backend.label, cell.shown),
+        judge_pair,
+        made,
+        skipped,
+    )
+    await workers.run(cells_for)
     return stats

@@ -6,7 +6,7 @@ rows; `panel.report.head_to_head` combines them. The asks' requests and replies 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .connection import Connection
 
@@ -110,24 +110,8 @@ class HeadToHeads(Connection):
         if not self.has_table("head_to_head"):
             return []
         rows = self.db.execute("SELECT * FROM head_to_head WHERE run_id = ? ORDER BY id", (run_id,))
-        return [
-            HeadToHeadRow(
-                persona_id=r["persona_id"],
-                member=r["member"],
-                first_tool=r["first_tool"],
-                second_tool=r["second_tool"],
-                backend=r["backend"],
-                model=r["model"],
-                valid=bool(r["valid"]),
-                picked=r["picked"],
-                reason=r["reason"],
-                error=r["error"],
-                raw_reply=r["raw_reply"],
-                request_id=r["request_id"],
-                asks=r["asks"],
-                input_tokens=r["input_tokens"],
-                output_tokens=r["output_tokens"],
-                cost_usd=r["cost_usd"],
-            )
-            for r in rows
-        ]
+        return [HeadToHeadRow(**{name: r[name] for name in _FIELDS}, valid=bool(r["valid"])) for r in rows]
+
+
+#: the row's columns read as they are stored (`valid` is stored as 1 or 0)
+_FIELDS = tuple(f.name for f in fields(HeadToHeadRow) if f.name != "valid")
