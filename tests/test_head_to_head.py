@@ -101,7 +101,7 @@ def test_a_fair_judge_is_consistent_and_the_stronger_tool_wins() -> None:
         assert judge.consistency.value == 1.0 and judge.consistency.n == 10
         # No inconsistent pair: the position bias rests on none and says so.
         assert judge.position_bias.n == 0 and judge.position_bias.value is None
-        assert judge.position_bias.text() == f"too few (0 pairs; {MIN_PAIRS} needed)"
+        assert judge.position_bias.text() == f"too few: 0 of 0 pairs ({MIN_PAIRS} needed)"
     t = tally(results, (tools[0].id, tools[4].id))
     assert t.wins == (0, 4) and t.leader == tools[4].id
 
@@ -150,7 +150,7 @@ def test_picking_the_second_shown_both_times_is_a_tie_the_other_way() -> None:
 
 
 def test_too_few_pairs_below_the_minimum() -> None:
-    assert Rate(3, MIN_PAIRS - 1).text() == f"too few ({MIN_PAIRS - 1} pairs; {MIN_PAIRS} needed)"
+    assert Rate(3, MIN_PAIRS - 1).text() == f"too few: 3 of {MIN_PAIRS - 1} pairs ({MIN_PAIRS} needed)"
     low, high = wilson(6, 12)
     assert Rate(6, 12).text() == f"0.50 (Wilson {low:.2f}–{high:.2f}, 12 pairs)"
 

@@ -165,9 +165,9 @@ class Rate:
         return self.n >= self.minimum
 
     def text(self) -> str:
-        """E.g. "0.65 (Wilson 0.52-0.76, 48 pairs)", or "too few (3 pairs; 10 needed)"."""
+        """E.g. "0.65 (Wilson 0.52-0.76, 48 pairs)", or "too few: 2 of 3 pairs (10 needed)"."""
         if not self.enough or self.interval is None:
-            return f"too few ({self.n} pairs; {self.minimum} needed)"
+            return f"too few: {self.count} of {self.n} pairs ({self.minimum} needed)"
         low, high = self.interval
         return f"{self.count / self.n:.2f} (Wilson {low:.2f}–{high:.2f}, {self.n} pairs)"
 
