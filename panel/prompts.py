@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from .memo import ByIdentity
 from .personas import Persona
 from .resources import data_dir
 
-__all__ = ["Message", "PromptSet", "fence"]
+__all__ = ["HEAD_TO_HEAD", "Message", "PromptSet", "fence"]
 
 Message = dict[str, str]
+
+#: the templates of a head-to-head judgement (`panel.run.head_to_head`); no review reads them
+HEAD_TO_HEAD = ("head_to_head.j2", "head_to_head_system.j2")
 
 
 def fence(text: str) -> str:
@@ -89,8 +93,18 @@ class PromptSet:
 
     @cached_property
     def fingerprint(self) -> str:
-        """Hash of the templates, so a changed prompt invalidates cached reviews."""
+        """Hash of the templates a review reads, so a changed prompt invalidates cached reviews
+        (the head-to-head templates are not among them: see `head_to_head_fingerprint`)."""
+        return self._digest(p for p in self.directory.glob("*.j2") if p.name not in HEAD_TO_HEAD)
+
+    @cached_property
+    def head_to_head_fingerprint(self) -> str:
+        """Hash of the head-to-head templates, so a changed one invalidates cached judgements."""
+        return self._digest(self.directory / name for name in HEAD_TO_HEAD)
+
+    @staticmethod
+    def _digest(paths: Iterable[Path]) -> str:
         digest = hashlib.sha256()
-        for path in sorted(self.directory.glob("*.j2")):
+        for path in sorted(paths):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
         return digest.hexdigest()[:12]

@@ -24,6 +24,7 @@ from ..store import BatchRow, Store
 from ..text import clean, for_console
 from .apps import app, err_console, notices, out_console
 from .execute import Outcome, RunRequest, execute
+from .head_to_head import print_head_to_head
 from .options import (
     ConfigPath,
     Level,
@@ -55,6 +56,15 @@ Rebuttal = Annotated[
     ),
 ]
 
+HeadToHead = Annotated[
+    bool,
+    typer.Option(
+        "--head-to-head",
+        help="Also ask each persona on each member which of each pair of tools it would ship "
+        "with, twice with the order swapped; a pick by position counts as a tie.",
+    ),
+]
+
 
 @app.command()
 def compare(
@@ -78,6 +88,7 @@ def compare(
     no_cache: NoCache = False,
     progress: ProgressMode = "bar",
     rebuttal: Rebuttal = False,
+    head_to_head: HeadToHead = False,
 ) -> None:
     """Review two tools with the whole panel and draft their comparison.
 
@@ -98,6 +109,7 @@ def compare(
         sampling=sampling,
         config=panel_config,
         rebuttal=rebuttal,
+        head_to_head=head_to_head,
     )
     request = RunRequest(
         "compare",
@@ -110,11 +122,13 @@ def compare(
     with Store(out) as store:
         outcome = execute(store, request, _command_line(), notices, err_console)
         record = load_record(store, outcome.run_id)
+        if not json_out:
+            print_record(record)
+            print_head_to_head(store, outcome.run_id, [t.id for t in plan.tools])
     if json_out:
         sys.stdout.write(record.model_dump_json(indent=2) + "\n")
         notices.say("wrote", f"wrote {outcome.folder}", folder=str(outcome.folder))
     else:
-        print_record(record)
         out_console.print(f"\nwrote [bold]{for_console(outcome.folder)}[/] ({outcome.files})")
     _fail_if_none_valid(outcome)
     _exit_if_member_stopped(outcome)

@@ -36,12 +36,18 @@ class Cell:
     persona: Persona
     backend: Backend
     repeat: int = 0
-    #: which round its requests belong to: 1, or 2 for the rebuttal round (`panel.run.rebuttal`)
+    #: which round its requests belong to: 1, 2 for the rebuttal round (`panel.run.rebuttal`),
+    #: 3 for a head-to-head ask (`panel.run.head_to_head_round`)
     ROUND: ClassVar[int] = 1
 
     @property
     def key(self) -> CellKey:
         return CellKey(self.tool.id, self.persona.id, self.backend.label, self.repeat)
+
+    @property
+    def rival_id(self) -> str | None:
+        """The second tool its requests show (a head-to-head ask); None for a review."""
+        return None
 
     def request(self, prompts: PromptSet, sampling: Sampling, depth: Depth = "brief") -> Request:
         """The first ask of this cell, as the engine sends it (benchmarks send the same)."""

@@ -27,6 +27,7 @@ from .cells import Cell, Member
 from .ending import Write, running
 from .engine import Engine
 from .events import Sink
+from .head_to_head_round import run_head_to_head
 from .limits import shared_limiters
 from .pricing import load_prices, price_for
 from .rebuttal import run_rebuttals
@@ -62,6 +63,8 @@ class Plan:
     repeats: int = 1
     #: a rebuttal round after round 1 (`panel.run.rebuttal`)
     rebuttal: bool = False
+    #: every pair of tools judged head to head, in both orders (`panel.run.head_to_head_round`)
+    head_to_head: bool = False
 
     @property
     def total(self) -> int:
@@ -169,6 +172,7 @@ def plan_run(
     route: str | None = None,
     rebuttal: bool = False,
     max_tokens: int | None = None,
+    head_to_head: bool = False,
 ) -> Plan:
     """Check every input and build the backends; raise a UserError before any file is written.
 
@@ -204,6 +208,7 @@ def plan_run(
         sampling=sampling or Sampling(),
         repeats=repeats,
         rebuttal=rebuttal,
+        head_to_head=head_to_head,
     )
 
 
@@ -255,6 +260,7 @@ def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> 
         sampling=Sampling(**config["sampling"]),
         repeats=int(config.get("repeats", 1)),
         rebuttal=bool(config.get("rebuttal", False)),
+        head_to_head=bool(config.get("head_to_head", False)),
     )
 
 
@@ -282,6 +288,7 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
             "since": options.since_run,
             "kind": options.kind,
             "rebuttal": plan.rebuttal,
+            "head_to_head": plan.head_to_head,
         },
         tools=((t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools),
         personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
@@ -313,7 +320,8 @@ async def run_plan(
     `write(run_id, status)` writes the run's files before the run takes that status
     (`panel.run.ending`). Ctrl-C leaves the run `interrupted`, ready for `--resume`; so does
     `detach` while batches are in flight (its stats say `stopped = "detached"`; no files are
-    written). With `plan.rebuttal`, the rebuttal round follows round 1 (unless it stopped).
+    written). With `plan.rebuttal`, the rebuttal round follows round 1 (unless it stopped), and
+    with `plan.head_to_head` the head-to-head asks follow them (unless the run is stopping).
     `on_event` is told every event of the run, in order (`panel.run.events`): each review
     made, each batch submitted or polled, the rebuttal round's answers, and a member the run
     stops sending to because its server went away (`panel.run.outage`).
@@ -348,5 +356,7 @@ async def run_plan(
             return run_id, stats
         if plan.rebuttal and not stats.stopped:
             await run_rebuttals(engine, plan.tools, plan.personas)
+        if plan.head_to_head and not stats.stopped and not engine.stopping:
+            await run_head_to_head(engine, plan.tools, plan.personas)
         end.finish("stopped" if stats.stopped else "done", write)
     return run_id, stats

@@ -17,13 +17,12 @@ limiter and retries. They run live, whatever route a member takes in round 1.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -31,15 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from ..backends.base import Request, Sampling
 from ..catalog import Tool
 from ..depth import Depth
-from ..errors import BackendError
 from ..personas import Persona
 from ..prompts import Message, PromptSet
 from ..store import CellKey, ReviewRow
 from .cells import Cell, Member
 from .engine import Engine
 from .events import RebuttalBegun, RebuttalMade
-from .outage import MemberStopped
-from .routes import BudgetStop
+from .later_rounds import Workers, ask_twice
 from .stats import RoundStats
 from .validate import InvalidReply, parse_review
 
@@ -57,8 +54,6 @@ __all__ = [
 
 #: a keep-or-change answer is three short fields: no need for round 1's token budget
 REBUTTAL_MAX_TOKENS = 300
-#: seconds a stretch of answers that send nothing keeps its writes uncommitted
-_COMMIT_AT_LEAST_EVERY = 1.0
 
 
 @lru_cache(maxsize=64)
@@ -212,36 +207,6 @@ def planned_rebuttals(engine: Engine, members: Sequence[Member], personas: Seque
     return sum(n for n in per_tool.values() if n >= 2)
 
 
-@dataclass
-class _Round:
-    engine: Engine
-    stats: RoundStats
-    stop: bool = field(default=False)
-
-    async def worker(self, member: Member, cells: Iterator[RebuttalCell]) -> None:
-        store, run_id = self.engine.store, self.engine.run_id
-        for cell in cells:
-            if self.stop or member.watch.stopped is not None:
-                return
-            if store.has_rebuttal(run_id, cell.key):
-                continue  # answered before a crash or a stop; counted at the start
-            try:
-                result = await rebut(self.engine, cell, member)
-            except BudgetStop:
-                self.stop = True
-                self.engine.stop("budget")
-                return
-            except MemberStopped:
-                return  # this answer and the member's others stay unstored, for --resume
-            s = self.stats
-            s.done += 1
-            s.valid += result.valid
-            s.failed += not result.valid
-            s.changed += result.changed
-            self.engine.tell(RebuttalMade(result, copy.copy(s)))
-            store.commit_stale(_COMMIT_AT_LEAST_EVERY)
-
-
 async def run_rebuttals(
     engine: Engine,
     tools: Sequence[Tool],
@@ -259,16 +224,18 @@ async def run_rebuttals(
     )
     engine.stats.rebuttal = stats
     engine.tell(RebuttalBegun(copy.copy(stats)))
-    runner = _Round(engine, stats)
-    workers = []
-    for member in engine.members:
-        cells = _cells(engine, tools, personas, member)
-        workers += [runner.worker(member, cells) for _ in range(max(1, member.concurrency))]
-    store.group_commits(True)
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        store.group_commits(False)
+
+    def made(result: RebuttalResult) -> None:
+        stats.done += 1
+        stats.valid += result.valid
+        stats.failed += not result.valid
+        stats.changed += result.changed
+        engine.tell(RebuttalMade(result, copy.copy(stats)))
+
+    workers: Workers[RebuttalCell, RebuttalResult] = Workers(
+        engine, lambda cell: store.has_rebuttal(run_id, cell.key), rebut, made
+    )
+    await workers.run(lambda member: _cells(engine, tools, personas, member))
     return stats
 
 
@@ -276,27 +243,10 @@ async def rebut(engine: Engine, cell: RebuttalCell, member: Member) -> RebuttalR
     """One cell's round-2 answer: ask, validate, re-ask once with the error, store the outcome."""
     # the member's own reply limit (its depth's, or its max_tokens), under the round's cap
     sampling = replace(member.sampling(engine.sampling), seed=engine.sampling.seed + cell.repeat)
-    request = cell.request(engine.prompts, sampling)
-    raw: str | None = None
-    request_id: int | None = None
-    for ask in (1, 2):
-        try:
-            request_id, reply, _ = await engine.send(cell, member, request, ask)
-        except BackendError as exc:
-            engine.unless_stopped(member, exc)  # its server went away: left for --resume
-            error = f"{exc.kind} error from {cell.backend.label}: {exc}"
-            return _save(engine, cell, None, error, raw, request_id, ask)
-        raw = reply.text
-        try:
-            data = parse_rebuttal(cell, reply.text, reply.finish_reason)
-        except InvalidReply as exc:
-            if ask == 2:
-                return _save(engine, cell, None, f"invalid after re-ask: {exc}", raw, request_id, ask)
-            again = engine.prompts.reask_messages(request.messages, raw, str(exc))
-            request = replace(request, messages=again)
-            continue
-        return _save(engine, cell, data, None, raw, request_id, ask)
-    raise AssertionError("the second ask is always judged")
+    asked = await ask_twice(
+        engine, cell, member, cell.request(engine.prompts, sampling), partial(parse_rebuttal, cell)
+    )
+    return _save(engine, cell, asked.data, asked.error, asked.raw, asked.request_id, asked.asks)
 
 
 def _save(

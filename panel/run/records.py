@@ -78,6 +78,7 @@ class RunRecords:
             key,
             reserved_usd=worst,
             round_=cell.ROUND,
+            rival=cell.rival_id,
         )
 
     def save(

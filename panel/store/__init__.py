@@ -7,14 +7,15 @@ here: requests hold messages and sampling settings, never headers or client opti
 `Store` is one class made of parts, one module each: the connection (locking,
 migrations, transactions), runs, requests and replies, reviews, the batch ledger, an
 editor's edits, approvals and review history, the editors' labels, the rebuttal round's
-answers, runs in summary for the pages that list them, and what each run's verdicts were
-made from.
+answers, the head-to-head answers, runs in summary for the pages that list them, and what
+each run's verdicts were made from.
 """
 
 from __future__ import annotations
 
 from .batches import BATCH_STATES, Batches, custom_id_for, normal_state
 from .edits import EDIT_FIELDS, ApprovalRow, EditRow, Edits, HistoryRow
+from .head_to_head import HEAD_TO_HEAD_ROUND, HeadToHeadRow, HeadToHeads
 from .inputs import CellFacts, Inputs, RunInputs
 from .labels import LABEL_ACTIONS, LabelRow, Labels, ToolLabel, judge_identity
 from .lock import StoreBusyError
@@ -29,6 +30,7 @@ from .summaries import RunState, RunTotals, Summaries, ToolName, ToolTally
 __all__ = [
     "BATCH_STATES",
     "EDIT_FIELDS",
+    "HEAD_TO_HEAD_ROUND",
     "LABEL_ACTIONS",
     "MIGRATIONS",
     "RUN_STATUSES",
@@ -38,6 +40,7 @@ __all__ = [
     "CellFacts",
     "CellKey",
     "EditRow",
+    "HeadToHeadRow",
     "HistoryRow",
     "LabelRow",
     "MemberForm",
@@ -59,7 +62,7 @@ __all__ = [
 ]
 
 
-class Store(Runs, Requests, Edits, Labels, Reviews, Batches, Rebuttals, Summaries, Inputs):
+class Store(Runs, Requests, Edits, Labels, Reviews, Batches, Rebuttals, HeadToHeads, Summaries, Inputs):
     """The runs folder: `panel.db` plus one folder of files per run.
 
     A writer holds the folder's write lock (see `lock.py`) for as long as the store is

@@ -322,6 +322,46 @@ def _m009_editor_labels(db: sqlite3.Connection) -> None:
         )
 
 
+def _m010_head_to_head(db: sqlite3.Connection) -> None:
+    # Head-to-head judgements (`panel.run.head_to_head`). Their requests go into `requests`
+    # like every other ask, so spend, lost requests, the budget and resume count them: round 3
+    # marks one (`round` is the kind of ask: 1 a review, 2 a rebuttal, 3 a head-to-head; no
+    # review nor rebuttal reads round 3), `tool_id` is the tool shown first and `rival` the
+    # one shown second. Each ask's answer has its row here, both orders of a pair side by side
+    # under one judge (persona on member): the tool it picked, or why it failed.
+    _statements(
+        db,
+        """
+        ALTER TABLE requests ADD COLUMN rival TEXT;
+        CREATE TABLE head_to_head (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            persona_id TEXT NOT NULL,
+            member TEXT NOT NULL,
+            first_tool TEXT NOT NULL,
+            second_tool TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            model TEXT NOT NULL,
+            valid INTEGER NOT NULL,
+            picked TEXT,
+            reason TEXT,
+            error TEXT,
+            raw_reply TEXT,
+            request_id INTEGER REFERENCES requests(id),
+            asks INTEGER NOT NULL DEFAULT 1,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            CHECK (first_tool != second_tool),
+            CHECK (picked IS NULL OR picked IN (first_tool, second_tool)),
+            CHECK (valid = (picked IS NOT NULL)),
+            UNIQUE (run_id, persona_id, member, first_tool, second_tool)
+        )
+        """,
+    )
+
+
 # Append only: a migration, once released, is never edited or reordered.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_initial,
@@ -333,4 +373,5 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m007_editor_names,
     _m008_form_caps,
     _m009_editor_labels,
+    _m010_head_to_head,
 ]

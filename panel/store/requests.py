@@ -41,15 +41,18 @@ class Requests(Connection):
         cache_key: str | None = None,
         reserved_usd: float = 0.0,
         round_: int = 1,
+        rival: str | None = None,
     ) -> int:
         """Record a request before it is sent, with its worst-case cost; returns its id.
+
+        `rival`: a head-to-head ask's second-shown tool (`key.tool_id` is the first-shown).
 
         While commits are grouped, `await durable()` before sending it."""
         self._hold()
         cur = self.db.execute(
             """INSERT INTO requests (run_id, tool_id, persona_id, member, repeat, backend, model,
-                   ask, messages, schema_name, settings, cache_key, created_at, reserved_usd, round)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   ask, messages, schema_name, settings, cache_key, created_at, reserved_usd, round, rival)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 run_id,
                 key.tool_id,
@@ -66,6 +69,7 @@ class Requests(Connection):
                 time.time(),
                 reserved_usd,
                 round_,
+                rival,
             ),
         )
         assert cur.lastrowid is not None

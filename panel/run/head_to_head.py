@@ -1,0 +1,133 @@
+"""Head-to-head asks: one persona on one member reads two tools' catalog entries and names the
+one to ship with, with a reason; every pair is asked in both orders (A-then-B, B-then-A), so a
+judge that picks by position shows as one (`panel.report.head_to_head` combines the two).
+
+The reply names a position ("A" or "B"), never a tool id: the ids are the catalog's text and
+stay inside the fenced data. :func:`answer` turns a position back into the tool it stood for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from ..catalog import Tool
+from ..personas import Persona
+from ..prompts import Message, PromptSet
+from ..report.head_to_head import Answer
+from .validate import parse_review
+
+__all__ = [
+    "HeadToHeadAsk",
+    "answer",
+    "asks",
+    "head_to_head_messages",
+    "head_to_head_schema",
+    "parse_head_to_head",
+]
+
+#: the longest reason a reply may give
+REASON_MAX_LENGTH = 400
+
+
+@dataclass(frozen=True)
+class HeadToHeadAsk:
+    """One request of a head-to-head: a persona on a member, `first` shown as Tool A."""
+
+    persona: Persona
+    member: str
+    first: Tool
+    second: Tool
+
+    def messages(self, prompts: PromptSet) -> list[Message]:
+        return head_to_head_messages(prompts, self.persona, self.first, self.second)
+
+    @property
+    def schema_name(self) -> str:
+        return f"{self.persona.id}_head_to_head"
+
+
+def asks(
+    personas: Sequence[Persona],
+    members: Sequence[str],
+    tools: Sequence[Tool],
+    pairs: Iterable[tuple[str, str]] | None = None,
+) -> Iterator[HeadToHeadAsk]:
+    """Every ask of a head-to-head: for each (persona, member, pair) A-then-B then B-then-A.
+
+    `pairs` (tool ids) default to every pair of `tools`, in the tools' order."""
+    by_id = {t.id: t for t in tools}
+    chosen = list(pairs) if pairs is not None else [(a.id, b.id) for a, b in combinations(tools, 2)]
+    for a_id, b_id in chosen:
+        if a_id == b_id:
+            raise ValueError(f"a head-to-head pair needs two tools, got {a_id!r} twice")
+        a, b = by_id[a_id], by_id[b_id]
+        for persona in personas:
+            for member in members:
+                yield HeadToHeadAsk(persona, member, a, b)
+                yield HeadToHeadAsk(persona, member, b, a)
+
+
+def _dump(tool: Tool) -> str:
+    return json.dumps(tool.facts_for_review(), indent=2, ensure_ascii=False)
+
+
+def head_to_head_messages(prompts: PromptSet, persona: Persona, first: Tool, second: Tool) -> list[Message]:
+    """The system and user messages of one order: `first` as Tool A, `second` as Tool B, each
+    entry fenced as data."""
+    context = {"persona": persona, "first_json": _dump(first), "second_json": _dump(second)}
+    return [
+        {"role": "system", "content": prompts.env.get_template("head_to_head_system.j2").render(context)},
+        {"role": "user", "content": prompts.env.get_template("head_to_head.j2").render(context)},
+    ]
+
+
+@lru_cache(maxsize=1)
+def _model() -> type[BaseModel]:
+    pick: Any = Literal["A", "B"]
+    model: type[BaseModel] = create_model(
+        "HeadToHead",
+        __config__=ConfigDict(extra="forbid"),
+        ship_with=(pick, Field(description="The tool to ship with: A or B.")),
+        reason=(
+            str,
+            Field(
+                min_length=1,
+                max_length=REASON_MAX_LENGTH,
+                description="One sentence on the fact that decides it.",
+            ),
+        ),
+    )
+    return model
+
+
+def head_to_head_schema() -> dict[str, Any]:
+    """JSON Schema of a head-to-head reply: ship_with ("A" or "B") and reason."""
+    return _model().model_json_schema()
+
+
+def parse_head_to_head(text: str, finish_reason: str | None = None) -> dict[str, Any]:
+    """A reply as {"ship_with", "reason"}, or InvalidReply saying what to fix."""
+    return parse_review(_model(), text, finish_reason).model_dump(mode="json")
+
+
+def answer(ask: HeadToHeadAsk, data: dict[str, Any] | None, error: str | None = None) -> Answer:
+    """The ask's answer as the report reads it: the tool picked (None when `data` is None)."""
+    picked = None
+    if data is not None:
+        picked = ask.first.id if data["ship_with"] == "A" else ask.second.id
+    return Answer(
+        ask.persona.id,
+        ask.member,
+        ask.first.id,
+        ask.second.id,
+        picked,
+        reason=data["reason"] if data is not None else None,
+        error=error,
+    )

@@ -1,0 +1,118 @@
+"""Head-to-head asks sent through the engine with the fake backend: both orders of every pair
+for every persona and member stored, a judge that picks by position found out, an answer that
+never fits stored as failed, and a second pass (a resume) sending nothing again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from panel.backends.base import Request
+from panel.backends.fake import FakeBackend
+from panel.catalog import Tool, load_catalog
+from panel.personas import Persona, load_personas
+from panel.prompts import PromptSet
+from panel.report.head_to_head import answers_from_store, judge_bias, pair_results
+from panel.run.cells import Member
+from panel.run.engine import Engine
+from panel.run.head_to_head_round import run_head_to_head
+from panel.store import Store
+
+from .conftest import EXAMPLE_CATALOG, ROOT
+
+_DATA = re.compile(r"TOOL ([AB]) START\n(`{3,})json\n(.*?)\n\2\nTOOL \1 END", re.S)
+
+
+def _shown(request: Request) -> dict[str, str]:
+    """The tools the ask shows, read from its first user message (a re-ask adds messages after it)."""
+    user = request.messages[1]["content"]
+    return {label: json.loads(body)["id"] for label, _, body in _DATA.findall(user)}
+
+
+def _first_shown(request: Request, sent: int) -> str:
+    assert set(_shown(request)) == {"A", "B"}
+    return json.dumps({"ship_with": "A", "reason": "It was shown first."})
+
+
+def _setup(tmp_path: Path, backends: list[FakeBackend]) -> tuple[Engine, list[Tool], list[Persona]]:
+    store = Store(tmp_path / "runs")
+    store.create_run("r", "panel compare --head-to-head", None, {}, [], [])
+    members = [Member(b, concurrency=2) for b in backends]
+    engine = Engine(store=store, run_id="r", prompts=PromptSet(), members=members, use_cache=False)
+    tools = list(load_catalog(EXAMPLE_CATALOG).tools.values())[:3]
+    personas = list(load_personas(ROOT / "personas").values())[:2]
+    return engine, tools, personas
+
+
+def test_a_first_shown_judge_through_the_engine_ties_every_pair(tmp_path: Path) -> None:
+    backends = [FakeBackend(model=m, responder=_first_shown) for m in ("one", "two")]
+    engine, tools, personas = _setup(tmp_path, backends)
+    stats = asyncio.run(run_head_to_head(engine, tools, personas))
+    asked = 3 * 2 * 2 * 2  # pairs, orders, personas, members
+    assert (stats.planned, stats.valid, stats.failed) == (asked, asked, 0)
+    rows = engine.store.head_to_heads("r")
+    assert len(rows) == asked and all(r.input_tokens > 0 for r in rows)
+    requests = engine.store.db.execute("SELECT COUNT(*) FROM requests WHERE round = 3 AND rival IS NOT NULL")
+    assert requests.fetchone()[0] == asked
+    results = pair_results(answers_from_store(rows))
+    assert len(results) == asked // 2 and {r.outcome for r in results} == {"first-shown"}
+    judges = judge_bias(results)
+    assert len(judges) == 4 and all(j.position_bias.value == 1.0 for j in judges)
+    # A second pass (a resume) finds every answer stored and sends nothing.
+    again = asyncio.run(run_head_to_head(engine, tools, personas))
+    assert again.skipped == asked and sum(b.sent for b in backends) == asked
+    engine.store.close()
+
+
+def test_an_answer_that_never_fits_is_stored_failed_after_one_reask(tmp_path: Path) -> None:
+    def judge(request: Request, sent: int) -> str:
+        shown = _shown(request)
+        if shown["A"] == "smolvlm2-2b":  # every ask that shows this tool first
+            return '{"ship_with": "both", "reason": "cannot choose"}'
+        return json.dumps({"ship_with": "A", "reason": "first"})
+
+    engine, tools, personas = _setup(tmp_path, [FakeBackend(model="one", responder=judge)])
+    stats = asyncio.run(run_head_to_head(engine, tools, personas[:1]))
+    assert (stats.planned, stats.valid, stats.failed) == (6, 4, 2)
+    failed = [r for r in engine.store.head_to_heads("r") if not r.valid]
+    assert [r.first_tool for r in failed] == ["smolvlm2-2b"] * 2
+    assert all(r.asks == 2 and r.error and r.error.startswith("invalid after re-ask") for r in failed)
+    results = pair_results(answers_from_store(engine.store.head_to_heads("r")))
+    assert sorted(r.outcome for r in results) == ["failed", "failed", "first-shown"]
+    engine.store.close()
+
+
+def test_compare_head_to_head_asks_both_orders_and_prints_each_judge(cli: Any, runs_dir: Path) -> None:
+    out = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "-p", "skeptic", "--head-to-head",
+              "--out", str(runs_dir), "--progress", "quiet")  # fmt: skip
+    assert out.code == 0, out.err
+    with Store(runs_dir, readonly=True) as store:
+        ((run, _, _),) = store.list_runs()
+        rows = store.head_to_heads(run.id)
+        assert run.config["head_to_head"] is True  # a resume asks them too
+    shown = sorted((r.persona_id, r.first_tool, r.second_tool) for r in rows)
+    assert shown == [
+        ("builder", "ollama", "vllm"),
+        ("builder", "vllm", "ollama"),
+        ("skeptic", "ollama", "vllm"),
+        ("skeptic", "vllm", "ollama"),
+    ]
+    assert "Head-to-head" in out.out
+    assert re.search(r"ollama vs vllm: ollama \d, vllm \d, ties \d, failed 0", out.out)
+    for persona in ("builder", "skeptic"):
+        assert f"{persona} on fake" in out.out
+    # One pair per judge: the rates say they rest on too few pairs rather than give a number.
+    assert len(re.findall(r"consistent under swap too few: [01] of 1 pairs \(10 needed\)", out.out)) == 2
+
+
+def test_compare_without_head_to_head_asks_none(cli: Any, runs_dir: Path) -> None:
+    out = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "--out", str(runs_dir),
+              "--progress", "quiet")  # fmt: skip
+    assert out.code == 0, out.err
+    with Store(runs_dir, readonly=True) as store:
+        ((run, _, _),) = store.list_runs()
+        assert store.head_to_heads(run.id) == []
+    assert "Head-to-head" not in out.out
