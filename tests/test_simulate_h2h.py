@@ -174,3 +174,19 @@ def test_the_bench_script_refuses_a_position_bias_without_pairs(tmp_path: Path, 
         main(["--tools", "12", "--out", str(tmp_path / "sim"), "--position-bias", "0.5"])
     assert stopped.value.code == 2 and "--position-bias needs --head-to-head" in capsys.readouterr().err
     assert not (tmp_path / "sim").exists()
+
+
+def test_the_biases_bench_prints_planted_against_recovered(capsys: Any) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.bench_biases import main
+
+    summary = main(["--seeds", "1", "--tools", "60", "--pairs", "40", "--resamples", "100"])
+    printed = capsys.readouterr().out
+    assert "(a) Self-preference" in printed and "(b) Position bias per judge" in printed
+    selves = {row["member"]: row for row in summary["self_preference"]}
+    assert selves["sim:large"]["planted"] == 0.15 and selves["sim:small-a"]["planted"] == 0.0
+    judges = {row["judge"]: row for row in summary["position"]}
+    # the judge that always names the first-shown tool: every pair a first-shown tie, read as such
+    assert judges["business_analyst / sim:small-a"]["planted"] == 1.0
+    assert judges["business_analyst / sim:small-a"]["b_held"] == "1/1"
+    assert "| business_analyst / sim:small-a | +1.00 | +1.000 [" in printed
