@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +32,7 @@ from ..backends.base import Reply, Usage
 from ..report.confidence import wilson
 from ..report.head_to_head import Answer, JudgeBias
 from ..store import HEAD_TO_HEAD_ROUND, CellKey, Store
-
-if TYPE_CHECKING:
-    from .simulate import SimulatedPanel
+from .simulate import SimulatedPanel, _sigmoid
 
 __all__ = ["Expected", "SimulatedHeadToHead", "position_from", "simulate_head_to_head"]
 
@@ -48,10 +46,6 @@ FALSE_START = "Tool A, I think"
 FAILED_ERROR = "invalid after re-ask: simulated failure: the reply is not valid JSON"
 
 Judge = tuple[str, str]
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
 
 
 @dataclass(frozen=True)
