@@ -157,3 +157,22 @@ def test_published_leaderboard_schema_matches_the_models(cli: Any) -> None:
     jsonschema.validate(json.loads(sample_board().model_dump_json()), json.loads(committed))
     both = cli("schema", "--leaderboard", "--triage")
     assert both.code == 2 and "not both" in both.err and both.out == ""
+
+
+def test_a_board_without_intervals_or_judges_still_reads() -> None:
+    """An interrupted board: no tool has an interval or a rank range yet, no judge answered."""
+    board = sample_board()
+    bare = [
+        t.model_copy(update={"low": None, "high": None, "rank_low": None, "rank_high": None})
+        for t in board.tools
+    ]
+    early = board.model_copy(update={"tools": bare, "judges": [], "stopped": "interrupted", "cost_usd": None})
+    md, html = leaderboard_markdown(early), leaderboard_html(early)
+    assert all("(no interval) | — |" in row for row in _rows(md, "| Rank |"))
+    assert html.count(">no interval<") == len(bare)
+    assert "| no judge answered |" in md and "No judge answered." in html
+    for page in (md, unescape(html)):
+        assert "the run was interrupted: the board is what was asked until then" in page.lower()
+        assert "unpriced (a local model)" in page
+    empty = early.model_copy(update={"tools": [], "pairs_asked": 0, "asks": 0})
+    assert "0 tools" in leaderboard_markdown(empty) and "0 tools, strongest first" in leaderboard_html(empty)
