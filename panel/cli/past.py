@@ -15,6 +15,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..report.diff import diff_runs
 from ..report.files import write_atomic
+from ..report.leaderboard_file import leaderboard_schema_text
 from ..report.load import load_record
 from ..report.ranking import confidence_line
 from ..report.record import ComparisonRecord, record_schema_text
@@ -245,8 +246,17 @@ def render_run(
 @app.command()
 def schema(
     triage: Annotated[bool, typer.Option("--triage", help="The schema of triage.json instead.")] = False,
+    leaderboard: Annotated[
+        bool, typer.Option("--leaderboard", help="The schema of leaderboard.json (panel rank) instead.")
+    ] = False,
 ) -> None:
-    """Print the JSON Schema of the comparison record (or, with --triage, of triage.json)."""
+    """Print the JSON Schema of the comparison record (or, with --triage, of triage.json; with
+    --leaderboard, of leaderboard.json)."""
+    if triage and leaderboard:
+        raise UserError("give --triage or --leaderboard, not both")
+    if leaderboard:
+        sys.stdout.write(leaderboard_schema_text())
+        return
     sys.stdout.write(triage_schema_text() if triage else record_schema_text())
 
 
