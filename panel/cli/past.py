@@ -279,3 +279,9 @@ def print_record(record: ComparisonRecord) -> None:
             line = f"  {for_console(confidence_line(card.confidence))}"
             out_console.print(line, highlight=False, soft_wrap=True)
     out_console.print(f"[bold]{for_console(record.headline.text)}[/]")
+    if record.headline.head_to_head:
+        out_console.print(for_console(record.headline.head_to_head), highlight=False, soft_wrap=True)
+    if record.headline.disagreement:
+        out_console.print(
+            f"[bold]{for_console(record.headline.disagreement)}[/]", highlight=False, soft_wrap=True
+        )
