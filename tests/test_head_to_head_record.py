@@ -29,7 +29,9 @@ from panel.run.cells import Member
 from panel.run.plan import Plan, RunOptions, plan_run, run_plan, start_run
 from panel.store import Store
 
+from .browser import chrome, full_page_screenshot, needs_browser
 from .conftest import EXAMPLE_CATALOG, ROOT
+from .test_phone_layout import SHOTS, _measure, _reads
 
 _DUEL = re.compile(r"TOOL ([AB]) START\n(`{3,})json\n(.*?)\n\2\nTOOL \1 END", re.S)
 _TOOL = re.compile(r'"id": "([^"]+)"')
@@ -56,14 +58,16 @@ def _judge(duel: Any, ships: set[str]) -> Any:
     return respond
 
 
-def _record(tmp_path: Path, duel: Any, ships: set[str], tools: list[str] = TOOLS) -> ComparisonRecord:
-    """A compare run of `tools` with the builder on one fake member asked every pair head to head."""
+def _record(
+    tmp_path: Path, duel: Any, ships: set[str], tools: list[str] = TOOLS, members: int = 1
+) -> ComparisonRecord:
+    """A compare run of `tools` with the builder on fake members asked every pair head to head."""
     catalog = load_catalog(EXAMPLE_CATALOG)
-    backend = FakeBackend(model="judge", responder=_judge(duel, ships))
+    backends = [FakeBackend(model=f"judge-{i}", responder=_judge(duel, ships)) for i in range(members)]
     plan = Plan(
         [catalog.get(t) for t in tools],
         [load_personas(ROOT / "personas")["builder"]],
-        [Member(backend, concurrency=2)],
+        [Member(backend, concurrency=2) for backend in backends],
         [],
         None,
         head_to_head=True,
@@ -184,6 +188,21 @@ def test_panel_show_prints_the_head_to_head_beside_the_verdict_count(tmp_path: P
     assert "The two disagree: the verdict count favours Ollama, the head-to-head is level." in out.out
 
 
+def test_the_apps_run_page_shows_the_headline_and_the_section(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from panel.view.app import create_app
+
+    record = _record(tmp_path, lambda a, b: "A", ships={"ollama"}, tools=["ollama", "vllm"])
+    app = create_app(tmp_path / "runs", token=None, port=8765)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        page = client.get(f"/runs/{record.run_id}")
+    assert page.status_code == 200
+    assert "The two disagree: the verdict count favours Ollama, the head-to-head is level." in page.text
+    assert 'id="head-to-head"' in page.text and "picked the first-shown tool both times: a tie" in page.text
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert(" in page.text
+
+
 # panel review --head-to-head A:B
 
 
@@ -202,6 +221,8 @@ def test_review_asks_the_named_pairs_and_each_tools_record_keeps_them(cli: Any, 
     assert shown == [("moondream2", "vllm"), ("ollama", "vllm"), ("vllm", "moondream2"), ("vllm", "ollama")]
     assert re.search(r"ollama vs vllm: ollama \d, vllm \d, ties \d, failed 0", out.out)
     assert "ollama vs moondream2" not in out.out
+    shown_later = cli("show", run.id, "--out", str(runs_dir))  # the review's summary gives them too
+    assert shown_later.code == 0 and re.search(r"vllm vs moondream2: vllm \d, moondream2 \d", shown_later.out)
     tools = runs_dir / run.id / "tools"
     pairs = {
         t: [p["tools"] for p in json.loads((tools / f"{t}.json").read_text())["head_to_head"]["pairs"]]
@@ -271,3 +292,23 @@ def test_resume_refuses_new_pairs(cli: Any, runs_dir: Path) -> None:
         and "--resume finishes a run as it was planned" in out.err
         and "--head-to-head" in out.err
     )
+
+
+@needs_browser
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_head_to_head_section_reads_at_this_width(tmp_path: Path, width: int) -> None:
+    # Ten pairs on two members, every pair a tie, each answer with the long hostile reason.
+    record = _record(tmp_path, lambda a, b: "A", ships={"ollama"}, members=2)
+    page = tmp_path / "comparison.html"
+    page.write_text(render_html(record), encoding="utf-8")
+    with chrome(tmp_path / "chrome", width=width) as driver:
+        measured = _measure(driver, page.as_uri())
+        boxes = driver.execute_script(
+            "return [...document.querySelectorAll('#head-to-head .duel, #head-to-head li')]"
+            ".map((e) => e.getBoundingClientRect().right)"
+        )
+        if SHOTS:
+            full_page_screenshot(driver, Path(SHOTS) / f"head_to_head_{width}.png")
+    _reads(measured)  # the judges' table fits or scrolls in its box, with a cue
+    assert len(boxes) == 10 + 10 * 2  # a box per pair, a line per judge of each
+    assert all(right <= width + 0.5 for right in boxes), boxes

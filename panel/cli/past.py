@@ -26,6 +26,7 @@ from ..store import Store
 from ..text import clean, for_console
 from ..view.data import tool_record
 from .apps import app, err_console, out_console
+from .head_to_head import print_head_to_head
 from .options import RUN_HELP, RunRef, RunsDir
 from .review_summary import print_review_summary, review_summary
 
@@ -166,6 +167,7 @@ def show(
             planned = store.planned_reviews([run_id]).get(run_id, 0)
             stored = sum(store.review_counts(run_id))
             print_review_summary(summary)
+            print_head_to_head(store, run_id)
             _note_partial(run_id, run.status, planned, stored, out)
             return
         else:
