@@ -21,6 +21,7 @@ from panel.backends.base import Request
 from panel.backends.fake import FakeBackend
 from panel.backends.schema_fill import fill
 from panel.catalog import load_catalog
+from panel.config import load_config
 from panel.personas import load_personas
 from panel.report.load import load_record
 from panel.report.record import ComparisonRecord
@@ -31,6 +32,7 @@ from panel.store import Store
 
 from .browser import chrome, full_page_screenshot, needs_browser
 from .conftest import EXAMPLE_CATALOG, ROOT
+from .test_makers import MAKERS, _catalog, _toml
 from .test_phone_layout import SHOTS, _measure, _reads
 
 _DUEL = re.compile(r"TOOL ([AB]) START\n(`{3,})json\n(.*?)\n\2\nTOOL \1 END", re.S)
@@ -312,3 +314,21 @@ def test_the_head_to_head_section_reads_at_this_width(tmp_path: Path, width: int
     _reads(measured)  # the judges' table fits or scrolls in its box, with a cue
     assert len(boxes) == 10 + 10 * 2  # a box per pair, a line per judge of each
     assert all(right <= width + 0.5 for right in boxes), boxes
+
+
+def test_a_recusing_member_judges_no_pair_with_its_makers_tool(tmp_path: Path) -> None:
+    toml = (
+        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+        '[[members]]\nspec = "fake"\nname = "b"\nmaker = "Acme"\n'
+    )
+    plan = plan_run(None, catalog=_catalog(tmp_path, MAKERS), persona_ids=["builder"],
+                    config=load_config(_toml(tmp_path, toml)), head_to_head=True)  # fmt: skip
+    with Store(tmp_path / "runs") as store:
+        run_id, _ = asyncio.run(run_plan(plan, store, "panel compare", options=RunOptions(kind="compare")))
+        asked = {(r.member, r.first_tool, r.second_tool) for r in store.head_to_heads(run_id)}
+        record = load_record(store, run_id)
+    # a: only the pair of the two tools Acme did not make, both orders; b: all six pairs.
+    assert {(f, s) for m, f, s in asked if m == "a"} == {("other", "nobody"), ("nobody", "other")}
+    assert len([1 for m, _, _ in asked if m == "b"]) == 12
+    assert record.head_to_head is not None
+    assert {j.member: j.pairs for j in record.head_to_head.judges} == {"a": 1, "b": 6}
