@@ -13,13 +13,15 @@ from .apps import out_console
 __all__ = ["print_head_to_head"]
 
 
-def print_head_to_head(store: Store, run_id: str, tool_ids: list[str]) -> None:
-    """The run's head-to-head answers, combined: nothing when it asked none."""
+def print_head_to_head(store: Store, run_id: str, tool_ids: list[str] | None = None) -> None:
+    """The run's head-to-head answers, combined: nothing when it asked none. The pairs of
+    `tool_ids`, or (None) the pairs asked, in the order first asked."""
     results = pair_results(answers_from_store(store.head_to_heads(run_id)))
     if not results:
         return
     out_console.print("\n[bold]Head-to-head[/] (each pair asked in both orders; a pick by position is a tie)")
-    for a, b in combinations(tool_ids, 2):
+    pairs = combinations(tool_ids, 2) if tool_ids is not None else dict.fromkeys(r.tools for r in results)
+    for a, b in pairs:
         t = tally(results, (a, b))
         out_console.print(
             f"  {for_console(a)} vs {for_console(b)}: {for_console(a)} {t.wins[0]}, "

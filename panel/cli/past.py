@@ -27,6 +27,7 @@ from ..store import Store
 from ..text import clean, for_console
 from ..view.data import tool_record
 from .apps import app, err_console, out_console
+from .head_to_head import print_head_to_head
 from .options import RUN_HELP, RunRef, RunsDir
 from .review_summary import print_review_summary, review_summary
 
@@ -167,6 +168,7 @@ def show(
             planned = store.planned_reviews([run_id]).get(run_id, 0)
             stored = sum(store.review_counts(run_id))
             print_review_summary(summary)
+            print_head_to_head(store, run_id)
             _note_partial(run_id, run.status, planned, stored, out)
             return
         else:
@@ -289,3 +291,9 @@ def print_record(record: ComparisonRecord) -> None:
             line = f"  {for_console(confidence_line(card.confidence))}"
             out_console.print(line, highlight=False, soft_wrap=True)
     out_console.print(f"[bold]{for_console(record.headline.text)}[/]")
+    if record.headline.head_to_head:
+        out_console.print(for_console(record.headline.head_to_head), highlight=False, soft_wrap=True)
+    if record.headline.disagreement:
+        out_console.print(
+            f"[bold]{for_console(record.headline.disagreement)}[/]", highlight=False, soft_wrap=True
+        )

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..catalog import Tool
+from ..catalog import Catalog, Tool
+from ..errors import UnknownToolError, UserError, shown
 from ..personas import Persona
 from ..prompts import Message, PromptSet
 from ..report.head_to_head import Answer
@@ -29,6 +30,7 @@ __all__ = [
     "asks",
     "head_to_head_messages",
     "head_to_head_schema",
+    "named_pairs",
     "parse_head_to_head",
 ]
 
@@ -72,6 +74,36 @@ def asks(
             for member in members:
                 yield HeadToHeadAsk(persona, member, a, b)
                 yield HeadToHeadAsk(persona, member, b, a)
+
+
+def named_pairs(texts: Iterable[str], catalog: Catalog, tool_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs named "TOOL_A:TOOL_B" (`panel review --head-to-head`), checked against the run's
+    tools: each a UserError naming the pair when it is not two different tools of the run, or
+    is named twice (in either order)."""
+    ids = set(tool_ids)
+    pairs: list[tuple[str, str]] = []
+    for text in texts:
+        where = f"--head-to-head {shown(text)}"
+        a, colon, b = text.strip().partition(":")
+        a, b = a.strip(), b.strip()
+        if not colon or not a or not b or ":" in b:
+            raise UserError(f"{where}: name a pair as TOOL_A:TOOL_B")
+        for tid in (a, b):
+            if tid in ids:
+                continue
+            try:
+                found = catalog.get(tid)
+            except UnknownToolError as exc:  # the catalog's own line, with close ids
+                raise UserError(f"{where}: {exc}") from None
+            if found.id != tid:
+                raise UserError(f"{where}: name the tool by its id, {shown(found.id)}")
+            raise UserError(f"{where}: {shown(tid)} is not among the tools this run reviews (--tools)")
+        if a == b:
+            raise UserError(f"{where}: a tool cannot be judged against itself; name two tools")
+        if (a, b) in pairs or (b, a) in pairs:
+            raise UserError(f"{where}: this pair is named twice (both orders are asked anyway)")
+        pairs.append((a, b))
+    return pairs
 
 
 def _dump(tool: Tool) -> str:

@@ -92,7 +92,8 @@ async def run_head_to_head(
     pairs: Iterable[tuple[str, str]] | None = None,
 ) -> HeadToHeadStats:
     """Ask every (persona, member, pair) in both orders on the engine's run (`pairs`: tool
-    ids; default every pair of `tools`)."""
+    ids; default every pair of `tools`); a member never judges a pair with a tool it recuses
+    from (`recuse = "maker"`)."""
     chosen = list(pairs) if pairs is not None else None
     stats = HeadToHeadStats()
     store, run_id = engine.store, engine.run_id
@@ -102,6 +103,8 @@ async def run_head_to_head(
         cells = [
             HeadToHeadCell(a.first, a.persona, backend, rival=a.second)
             for a in asks(personas, [backend.label], tools, chosen)
+            # a member that recuses from its maker's tools judges no pair with one of them
+            if not (backend.recuses_from(a.first.maker) or backend.recuses_from(a.second.maker))
         ]
         stats.planned += len(cells)
         return iter(cells)
