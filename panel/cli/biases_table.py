@@ -27,19 +27,20 @@ def estimate_text(e: Data | None, sample: Data | None = None) -> str:
 
 
 def _measures(measures: list[Data]) -> None:
-    table = Table("bias", "estimate [95% CI]", "rests on", "minimum", "method", title="Biases")
+    table = Table("bias", "estimate [95% CI]", "rests on", "minimum", title="Biases")
     for m in measures:
         rests = "—" if m.get("absent") else f"{m['n_items']} {m['items']}" + (
             f", {m['n_tools']} tools" if m.get("n_tools") else ""
         )  # fmt: skip
         shown = "absent" if m.get("absent") else estimate_text(m.get("estimate"), m.get("sample"))
-        table.add_row(
-            for_console(m["title"]), shown,
-            for_console(rests), for_console(m["minimum"]), for_console(m["method"]),
-        )  # fmt: skip
+        table.add_row(for_console(m["title"]), shown, for_console(rests), for_console(m["minimum"]))
     out_console.print(table)
     for m in measures:
-        out_console.print(f"[bold]{for_console(m['key'])}[/]: {for_console(m['reading'])}", highlight=False)
+        out_console.print(
+            f"[bold]{for_console(m['key'])}[/] ({for_console(m['method'])}; {for_console(m['unit'])}): "
+            f"{for_console(m['reading'])}",
+            highlight=False,
+        )
 
 
 def _self_preference(part: Data) -> None:
