@@ -30,9 +30,9 @@ from .bias_measure import Measure, absent, too_small
 from .bias_measure import reading as read_estimate
 from .bias_order import MIN_PAIRS, order_bias, shown_pairs
 from .bootstrap import Estimate
-from .self_preference import SelfPreference, to_dicts
+from .self_preference import SelfPreference, run_self_preference, to_dicts
 
-__all__ = ["MIN_MAKER_TOOLS", "biases", "herding"]
+__all__ = ["MIN_MAKER_TOOLS", "biases", "herding", "report_biases"]
 
 #: the fewest tools of its maker, and of others, a member's self-preference is read from
 MIN_MAKER_TOOLS = 10
@@ -191,3 +191,14 @@ def biases(
         "position": _position(store, run_ids),
         "notes": notes,
     }
+
+
+def report_biases(
+    store: Store, run_ids: Sequence[str], report: Mapping[str, Any], *, n_resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """The Biases section of an agreement report (its JSON dict `report`), self-preference included,
+    as `panel agreement` and the view's agreement page both show it."""
+    preference = run_self_preference(store, run_ids, n_resamples=n_resamples, seed=seed)
+    return biases(
+        store, run_ids, rounds=report.get("rounds"), preference=preference, n_resamples=n_resamples, seed=seed
+    )

@@ -164,15 +164,10 @@ def _agreement(
                     store, run_ids, by, resamples, seed, progress=bar, reference=options.reference,
                     min_votes=options.min_votes, threshold=options.threshold,
                 )  # fmt: skip
-            from ..analysis.biases import biases
-            from ..analysis.self_preference import run_self_preference
+            from ..analysis.biases import report_biases
 
-            preference = run_self_preference(store, run_ids, n_resamples=resamples, seed=seed)
             data = report.to_dict()
-            data["biases"] = biases(
-                store, run_ids, rounds=data.get("rounds"), preference=preference, n_resamples=resamples,
-                seed=seed,
-            )  # fmt: skip
+            data["biases"] = report_biases(store, run_ids, data, n_resamples=resamples, seed=seed)
         if fmt == "csv":
             sys.stdout.writelines(_long_csv(store, run_ids))
         if export is not None:
