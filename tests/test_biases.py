@@ -15,8 +15,7 @@ from panel.analysis.bias_length import entry_length, review_length
 from panel.analysis.bias_order import order_bias, shown_pairs
 from panel.analysis.biases import herding
 from panel.store import Store
-
-from .bias_runs import Planted, write_run
+from panel.testing.bias_runs import Planted, write_run
 
 
 def _measures(out: Path, planted: Planted) -> dict[str, Any]:

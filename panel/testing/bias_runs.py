@@ -1,6 +1,7 @@
-"""Runs with planted biases, written straight into a store: entries of varied length, reviews of
-varied length, and a rebuttal round whose stored prompts are the ones the engine would send
-(`panel.run.rebuttal.rebuttal_messages`), so what a reader was shown can be read back.
+"""Runs with planted biases for the Biases section (`panel.analysis.biases`), written straight
+into a store: entries of varied length, reviews of varied length, and a rebuttal round whose
+stored prompts are the ones the engine would send (`panel.run.rebuttal.rebuttal_messages`), so
+what a reader was shown can be read back.
 
 The planted model, seeded:
 - round 1: each judge says ship with probability sigmoid(entry_effect * (log2 of the entry's
@@ -15,19 +16,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from panel.backends.fake import FakeBackend
-from panel.catalog import Pricing, Tool
-from panel.personas import load_personas
-from panel.prompts import PromptSet
-from panel.resources import data_dir
-from panel.run.rebuttal import RebuttalCell, rebuttal_messages
-from panel.store import CellKey, Store
+from ..backends.fake import FakeBackend
+from ..catalog import Pricing, Tool
+from ..personas import Persona, load_personas
+from ..prompts import PromptSet
+from ..resources import data_dir
+from ..run.rebuttal import RebuttalCell, _as_read, rebuttal_messages
+from ..store import CellKey, Store
 
 PERSONAS = ("builder", "skeptic", "futurist")
 MODELS = ("alpha", "beta")
@@ -95,12 +97,16 @@ def write_run(out: Path, planted: Planted, run_id: str = "bias") -> str:
     return run_id
 
 
+def _text(review: Any) -> str:
+    """A review as the rebuttal prompt shows it to another reviewer."""
+    return json.dumps(_as_read(review), indent=2, ensure_ascii=False)
+
+
 def _rebuttals(
-    store: Store, run_id: str, planted: Planted, rng: Any, tools: list[Tool], personas: Any,
+    store: Store, run_id: str, planted: Planted, rng: np.random.Generator, tools: list[Tool],
+    personas: Mapping[str, Persona],
     backends: list[FakeBackend], prompts: PromptSet,
 ) -> None:  # fmt: skip
-    from panel.analysis.bias_order import _text
-
     every = [math.log2(len(_text(r))) for r in store.reviews(run_id)]
     centre = sum(every) / len(every)
     for tool in tools:
