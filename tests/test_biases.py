@@ -147,3 +147,19 @@ def test_head_to_head_position_bias_per_judge_with_intervals(cli: Any, tmp_path:
     assert few["pairs"] == 3 and few["consistency"]["point"] is None and "too few" in few["reading"]
     table = cli("agreement", run, "--out", str(out), "--resamples", "100")
     assert "Position bias of head-to-head judges" in table.out and "builder / fake:alpha" in table.out
+
+
+def test_a_compare_run_through_the_engine_is_read_back_and_is_too_small(cli: Any, runs_dir: Path) -> None:
+    # The engine's own stored round-2 prompts: every reader's order is read from them.
+    made = cli("compare", "ollama", "vllm", "-b", "fake", "--rebuttal", "--json", "--out", str(runs_dir))
+    assert made.code == 0, made.err
+    run = str(json.loads(made.out)["run_id"])
+    with Store(runs_dir, readonly=True) as store:
+        shown = shown_pairs(store, [run])
+        answers = [a for a in store.rebuttals(run) if a.valid]
+    assert shown.readers == len(answers) > 0 and shown.from_prompt == shown.readers and shown.unreadable == 0
+    result = cli("agreement", run, "--out", str(runs_dir), "--resamples", "50", "--format", "json")
+    assert result.code == 0, result.err
+    for m in json.loads(result.out)["biases"]["measures"]:
+        assert m["estimate"] is None and m["sample"]["n"] < m["sample"]["minimum"], m["key"]
+        assert m["reading"].startswith("Too small a sample:")

@@ -27,7 +27,7 @@ from typing import Any
 from ..catalog import Tool
 from ..store import Store
 from .bias_measure import Measure, Sums, absent, reading, too_small, within_slope
-from .bias_order import MIN_PAIRS, Shown
+from .bias_order import MIN_PAIRS, Shown, too_few_pairs
 from .bootstrap import bootstrap
 from .long import iter_long
 from .sample import MIN_TOOLS
@@ -107,8 +107,7 @@ def review_length(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Me
         return absent("review_length", REVIEW_TITLE, REVIEW_METHOD, REVIEW_UNIT, items, minimum, why)
     pairs = shown.pairs
     tools = sorted({p.tool for p in pairs})
-    what = "the effect of a review's length"
-    small = too_small(len(tools), MIN_TOOLS, "tools", what) or too_small(len(pairs), MIN_PAIRS, "pairs", what)
+    small = too_few_pairs(len(tools), len(pairs), "the effect of a review's length")
     estimate = None
     if small is None:
         tool_at = {t: k for k, t in enumerate(tools)}

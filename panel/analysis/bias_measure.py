@@ -19,9 +19,18 @@ import numpy as np
 
 from .bootstrap import Estimate, FloatArray, Weighted
 from .intervals import json_ready
-from .sample import Sample
 
-__all__ = ["Measure", "Sums", "absent", "rate_difference", "reading", "too_small", "within_slope"]
+__all__ = ["Measure", "Small", "Sums", "absent", "rate_difference", "reading", "too_small", "within_slope"]
+
+
+@dataclass(frozen=True)
+class Small:
+    """Why a figure is not given: ``n`` ``unit`` (tools, pairs, answers) is under ``minimum``."""
+
+    n: int
+    unit: str
+    minimum: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class Measure:
     minimum: str
     reading: str
     estimate: Estimate | None = None
-    sample: Sample | None = None
+    sample: Small | None = None
     absent: str | None = None
     #: the figures beside the estimate (e.g. each rate of a difference), JSON-ready
     details: dict[str, Any] = field(default_factory=dict)
@@ -60,11 +69,13 @@ class Measure:
         return result
 
 
-def too_small(n: int, minimum: int, unit: str, what: str) -> Sample | None:
-    """A :class:`Sample` when ``n`` ``unit`` is below ``minimum``; ``what`` names the figure."""
+def too_small(n: int, minimum: int, unit: str, what: str) -> Small | None:
+    """A :class:`Small` when ``n`` ``unit`` is below ``minimum``; ``what`` names the figure."""
     if n >= minimum:
         return None
-    return Sample(n, minimum, f"{n} {unit} is too small a sample to read {what} (the minimum is {minimum})")
+    return Small(
+        n, unit, minimum, f"{n} {unit} is too small a sample to read {what} (the minimum is {minimum})"
+    )
 
 
 def absent(key: str, title: str, method: str, unit: str, items: str, minimum: str, why: str) -> Measure:
@@ -76,7 +87,7 @@ def _signed(x: float) -> str:
     return f"{x:+.3f}"
 
 
-def reading(estimate: Estimate | None, small: Sample | None, n_tools: int, unit: str, caveat: str) -> str:
+def reading(estimate: Estimate | None, small: Small | None, n_tools: int, unit: str, caveat: str) -> str:
     """What the data can and cannot tell at this size, in one sentence."""
     if small is not None:
         return f"Too small a sample: {small.reason}; at this size the data cannot tell a bias from chance."

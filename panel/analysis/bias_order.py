@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from ..prompts import fence
 from ..run.rebuttal import _as_read, _shuffle_key
 from ..store import RebuttalRow, ReviewRow, Store
-from .bias_measure import Measure, Sums, absent, rate_difference, reading, too_small
+from .bias_measure import Measure, Small, Sums, absent, rate_difference, reading, too_small
 from .bootstrap import bootstrap
 from .sample import MIN_TOOLS
 
-__all__ = ["MIN_PAIRS", "Pair", "Shown", "order_bias", "shown_pairs"]
+__all__ = ["MIN_PAIRS", "Pair", "Shown", "order_bias", "shown_pairs", "too_few_pairs"]
 
 #: the fewest disagreeing (reader, other) pairs the persuasion figures are read from
 MIN_PAIRS = 30
@@ -153,6 +153,11 @@ def shown_pairs(store: Store, run_ids: Sequence[str]) -> Shown:
     return Shown(pairs, readers, from_prompt, by_rule, unreadable)
 
 
+def too_few_pairs(n_tools: int, n_pairs: int, what: str) -> Small | None:
+    """Why the pairs are too few to read ``what`` from (too few tools, or too few pairs); or None."""
+    return too_small(n_tools, MIN_TOOLS, "tools", what) or too_small(n_pairs, MIN_PAIRS, "pairs", what)
+
+
 def order_bias(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Measure:
     """Being shown first against being shown later, in the adoption of a disagreeing review."""
     minimum = f"{MIN_PAIRS} pairs over {MIN_TOOLS} tools"
@@ -161,9 +166,7 @@ def order_bias(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Measu
         return absent("rebuttal_order", TITLE, METHOD, UNIT, ITEMS, minimum, why)
     pairs = [p for p in shown.pairs if p.shown > 1]  # one review read: no order
     tools = sorted({p.tool for p in pairs})
-    small = too_small(len(tools), MIN_TOOLS, "tools", "the effect of the order") or too_small(
-        len(pairs), MIN_PAIRS, "pairs", "the effect of the order"
-    )
+    small = too_few_pairs(len(tools), len(pairs), "the effect of the order")
     first = [p for p in pairs if p.position == 0]
     later = [p for p in pairs if p.position > 0]
     details = {
