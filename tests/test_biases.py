@@ -109,7 +109,7 @@ def test_the_section_is_in_the_table_the_json_and_the_page(cli: Any, tmp_path: P
         "agreement", run, "--out", str(out), "--resamples", "200", "--report", str(tmp_path / "a.html")
     )
     assert table.code == 0, table.err
-    assert "Biases" in table.out and "rebuttal_order" in table.out and "head-to-head" in table.out
+    assert "Biases" in table.out and "rebuttal order" in table.out and "head-to-head" in table.out
     page = (tmp_path / "a.html").read_text(encoding="utf-8")
     assert 'id="biases"' in page and "Rebuttal order: is the review shown first followed more?" in page
 

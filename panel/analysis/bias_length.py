@@ -94,7 +94,7 @@ def entry_length(
     return Measure(
         "entry_length", ENTRY_TITLE, ENTRY_METHOD, ENTRY_UNIT, "valid reviews (repeat 0)", len(rows),
         len(tools), f"{MIN_TOOLS} tools", reading(estimate, small, len(tools), ENTRY_UNIT, caveat),
-        estimate, small, details=details,
+        estimate, small, details=details, noun="reviews",
     )  # fmt: skip
 
 
@@ -126,5 +126,5 @@ def review_length(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Me
     )
     return Measure(
         "review_length", REVIEW_TITLE, REVIEW_METHOD, REVIEW_UNIT, items, len(pairs), len(tools), minimum,
-        reading(estimate, small, len(tools), REVIEW_UNIT, caveat), estimate, small,
+        reading(estimate, small, len(tools), REVIEW_UNIT, caveat), estimate, small, noun="pairs",
     )  # fmt: skip

@@ -54,6 +54,8 @@ class Measure:
     absent: str | None = None
     #: the figures beside the estimate (e.g. each rate of a difference), JSON-ready
     details: dict[str, Any] = field(default_factory=dict)
+    #: what one item is called in a count ("reviews", "pairs", "answers")
+    noun: str = "items"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

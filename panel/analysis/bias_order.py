@@ -194,4 +194,5 @@ def order_bias(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Measu
     return Measure(
         "rebuttal_order", TITLE, METHOD, UNIT, ITEMS, len(pairs), len(tools), minimum,
         reading(estimate, small, len(tools), UNIT, caveat), estimate, small, details=details,
+        noun="pairs",
     )  # fmt: skip

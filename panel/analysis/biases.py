@@ -72,7 +72,7 @@ def herding(rounds: Mapping[str, Any] | None) -> Measure:
         text = f"Too small a sample: {small.reason}; at this size the data cannot tell herding from chance."
     return Measure(
         "herding", HERDING_TITLE, HERDING_METHOD, HERDING_UNIT, items, answered, 0, minimum, text,
-        estimate, small, details=details,
+        estimate, small, details=details, noun="answers",
     )  # fmt: skip
 
 

@@ -36,18 +36,22 @@ def _measures(measures: list[dict[str, Any]]) -> list[Block]:
     rows: list[list[Cell]] = []
     for m in measures:
         gone = bool(m.get("absent"))
-        rests = "—" if gone else f"{m.get('n_items')} {m.get('items')}" + (
+        rests = "—" if gone else f"{m.get('n_items')} {m.get('noun')}" + (
             f", {m.get('n_tools')} tools" if m.get("n_tools") else ""
         )  # fmt: skip
         shown = "absent" if gone else _estimate(_dict(m.get("estimate")), m.get("sample"))
-        rows.append([str(m.get("title")), shown, rests, str(m.get("minimum"))])
+        rows.append(
+            [str(m.get("key") or "").replace("_", " ").capitalize(), shown, rests, str(m.get("minimum"))]
+        )
     table = Table(
         "Each bias, with its 95% interval and what it rests on",
         ["Bias", "Estimate", "Rests on", "Minimum"], rows, frozenset({0, 2}),
     )  # fmt: skip
     blocks: list[Block] = [table]
     for m in measures:
-        facts: list[tuple[str, Cell]] = [("Method", str(m.get("method"))), ("Unit", str(m.get("unit")))]
+        facts: list[tuple[str, Cell]] = [
+            ("Method", str(m.get("method"))), ("Unit", str(m.get("unit"))), ("Items", str(m.get("items"))),
+        ]  # fmt: skip
         blocks.append(Text([str(m.get("reading"))], facts, heading=str(m.get("title"))))
     return blocks
 

@@ -29,15 +29,18 @@ def estimate_text(e: Data | None, sample: Data | None = None) -> str:
 def _measures(measures: list[Data]) -> None:
     table = Table("bias", "estimate [95% CI]", "rests on", "minimum", title="Biases")
     for m in measures:
-        rests = "—" if m.get("absent") else f"{m['n_items']} {m['items']}" + (
+        rests = "—" if m.get("absent") else f"{m['n_items']} {m['noun']}" + (
             f", {m['n_tools']} tools" if m.get("n_tools") else ""
         )  # fmt: skip
         shown = "absent" if m.get("absent") else estimate_text(m.get("estimate"), m.get("sample"))
-        table.add_row(for_console(m["title"]), shown, for_console(rests), for_console(m["minimum"]))
+        table.add_row(
+            for_console(m["key"].replace("_", " ")), shown, for_console(rests), for_console(m["minimum"])
+        )
     out_console.print(table)
     for m in measures:
         out_console.print(
-            f"[bold]{for_console(m['key'])}[/] ({for_console(m['method'])}; {for_console(m['unit'])}): "
+            f"[bold]{for_console(m['title'])}[/] ({for_console(m['method'])}; {for_console(m['unit'])}; "
+            f"items: {for_console(m['items'])}): "
             f"{for_console(m['reading'])}",
             highlight=False,
         )
