@@ -53,15 +53,35 @@ def test_panel_agreement_reports_it_for_a_run_with_makers(cli: Any, tmp_path: Pa
     run = write_simulated_run(out, panel)
     made = cli("agreement", run, "--out", str(out), "--resamples", "300", "--format", "json")
     assert made.code == 0, made.err
-    found = {f["member"]: f for f in json.loads(made.out)["self_preference"]}
+    data = json.loads(made.out)
+    assert "self_preference" not in data  # moved under the Biases section
+    found = {f["member"]: f for f in data["biases"]["self_preference"]["members"]}
     assert set(found) == set(MEMBERS)
     assert found["sim:a"]["low"] <= 0.15 <= found["sim:a"]["high"] and found["sim:a"]["low"] > 0
-    table = cli("agreement", run, "--out", str(out), "--resamples", "300")
+    assert "excludes 0" in found["sim:a"]["reading"] and found["sim:a"]["sample"] is None
+    page = tmp_path / "agreement.html"
+    table = cli("agreement", run, "--out", str(out), "--resamples", "300", "--report", str(page))
     assert table.code == 0 and "Self-preference" in table.out
+    assert "Self-preference: does a member favour its maker&#39;s tools?" in page.read_text(encoding="utf-8")
+
+
+def test_below_its_minimum_a_members_self_preference_is_too_small(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    panel = simulate_panel(
+        24, ("builder", "skeptic"), list(MEMBERS), member_makers=MEMBERS, maker_bias={"sim:a": 0.15}, seed=1
+    )
+    run = write_simulated_run(out, panel)
+    made = cli("agreement", run, "--out", str(out), "--resamples", "100", "--format", "json")
+    assert made.code == 0, made.err
+    (a, *_) = json.loads(made.out)["biases"]["self_preference"]["members"]
+    assert (a["own_tools"], a["estimate"], a["low"], a["sample"]["minimum"]) == (8, None, None, 10)
+    assert a["reading"].startswith("Too small a sample: 8 tools")
 
 
 def test_a_run_without_makers_has_no_self_preference(cli: Any, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     run = write_simulated_run(out, simulate_panel(40, ("builder", "skeptic"), list(MEMBERS), seed=1))
     made = cli("agreement", run, "--out", str(out), "--resamples", "100", "--format", "json")
-    assert made.code == 0 and "self_preference" not in json.loads(made.out)
+    assert made.code == 0
+    part = json.loads(made.out)["biases"]["self_preference"]
+    assert part["members"] == [] and "names a maker" in part["absent"]
