@@ -21,12 +21,11 @@ is an effect of the position.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..prompts import fence
-from ..run.rebuttal import _as_read, _shuffle_key
+from ..run.rebuttal import reading_order_key, review_as_read
 from ..store import RebuttalRow, ReviewRow, Store
 from .bias_measure import Measure, Small, Sums, absent, rate_difference, reading, too_small
 from .bootstrap import bootstrap
@@ -75,11 +74,6 @@ class Shown:
     unreadable: int  # left out: the order cannot be reconstructed exactly
 
 
-def _text(review: ReviewRow) -> str:
-    """A review as the rebuttal prompt shows it to another reviewer (inside its fence)."""
-    return json.dumps(_as_read(review), indent=2, ensure_ascii=False)
-
-
 def _prompt(store: Store, answer: RebuttalRow) -> str | None:
     if answer.request_id is None:
         return None
@@ -91,13 +85,13 @@ def _from_prompt(prompt: str, own: ReviewRow | None, others: list[ReviewRow]) ->
     """The others in the order the prompt shows them; None if one of them is not in it."""
     start = 0
     if own is not None:
-        mine = fence(_text(own))
+        mine = fence(review_as_read(own))
         at = prompt.find(mine)
         start = at + len(mine) if at >= 0 else 0
     places: list[tuple[int, ReviewRow]] = []
     seen: dict[str, int] = {}  # a text shown twice (two identical reviews): its next place
     for other in others:
-        shown = fence(_text(other))
+        shown = fence(review_as_read(other))
         at = prompt.find(shown, seen.get(shown, start))
         if at < 0:
             return None
@@ -124,7 +118,9 @@ def shown_pairs(store: Store, run_ids: Sequence[str]) -> Shown:
             reviews = panel.get(answer.tool_id, [])
             own = next((r for r in reviews if (r.persona_id, r.member) == who), None)
             # identical texts are placed in the round's own order, so the rule breaks their tie
-            others = sorted((r for r in reviews if r is not own), key=lambda r: _shuffle_key(answer.key, r))
+            others = sorted(
+                (r for r in reviews if r is not own), key=lambda r: reading_order_key(answer.key, r)
+            )
             prompt = _prompt(store, answer)
             order = None if len(others) != answer.others else (
                 _from_prompt(prompt, own, others) if prompt is not None else others
@@ -143,7 +139,7 @@ def shown_pairs(store: Store, run_ids: Sequence[str]) -> Shown:
                     (r.persona_id, r.member),
                     k,
                     len(order),
-                    len(_text(r)),
+                    len(review_as_read(r)),
                     len(differ),
                     answer.verdict_after == r.verdict,
                 )

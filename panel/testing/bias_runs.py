@@ -28,7 +28,7 @@ from ..catalog import Pricing, Tool
 from ..personas import Persona, load_personas
 from ..prompts import PromptSet
 from ..resources import data_dir
-from ..run.rebuttal import RebuttalCell, _as_read, rebuttal_messages
+from ..run.rebuttal import RebuttalCell, rebuttal_messages, review_as_read
 from ..store import CellKey, Store
 
 PERSONAS = ("builder", "skeptic", "futurist")
@@ -97,17 +97,12 @@ def write_run(out: Path, planted: Planted, run_id: str = "bias") -> str:
     return run_id
 
 
-def _text(review: Any) -> str:
-    """A review as the rebuttal prompt shows it to another reviewer."""
-    return json.dumps(_as_read(review), indent=2, ensure_ascii=False)
-
-
 def _rebuttals(
     store: Store, run_id: str, planted: Planted, rng: np.random.Generator, tools: list[Tool],
     personas: Mapping[str, Persona],
     backends: list[FakeBackend], prompts: PromptSet,
 ) -> None:  # fmt: skip
-    every = [math.log2(len(_text(r))) for r in store.reviews(run_id)]
+    every = [math.log2(len(review_as_read(r))) for r in store.reviews(run_id)]
     centre = sum(every) / len(every)
     for tool in tools:
         reviews = store.reviews(run_id, tool.id)
@@ -121,7 +116,7 @@ def _rebuttals(
             against = [r for r in order if r.verdict != own.verdict]
             p = 0.0
             if against:
-                lengths = [math.log2(len(_text(r))) for r in against]
+                lengths = [math.log2(len(review_as_read(r))) for r in against]
                 p = planted.base + planted.first_effect * (order[0] in against)
                 p += planted.length_effect * (sum(lengths) / len(lengths) - centre)
             change = rng.random() < min(max(p, 0.0), 1.0)
