@@ -116,3 +116,26 @@ def test_compare_without_head_to_head_asks_none(cli: Any, runs_dir: Path) -> Non
         ((run, _, _),) = store.list_runs()
         assert store.head_to_heads(run.id) == []
     assert "Head-to-head" not in out.out
+
+
+def test_a_recused_member_judges_no_pair_with_its_makers_tool(cli: Any, tmp_path: Path) -> None:
+    from .test_makers import _catalog, _toml
+
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other", "third": None})
+    config = _toml(
+        tmp_path,
+        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+        '[[members]]\nspec = "fake"\nname = "b"\n',
+    )
+    out = cli("compare", "acme-one", "other", "third", "--catalog", str(catalog), "--config", str(config),
+              "-p", "builder", "--head-to-head", "--out", str(tmp_path / "runs"), "--progress", "quiet")  # fmt: skip
+    assert out.code == 0, out.err
+    with Store(tmp_path / "runs", readonly=True) as store:
+        ((run, _, _),) = store.list_runs()
+        judged = {(r.member, r.first_tool, r.second_tool) for r in store.head_to_heads(run.id)}
+    # `a` judges only the pair without Acme's tool, in both orders; `b` judges every pair.
+    assert {j for j in judged if j[0] == "a"} == {("a", "other", "third"), ("a", "third", "other")}
+    assert len(judged) == 2 + 3 * 2
+    lines = out.out.splitlines()
+    assert any(x.strip().startswith("acme-one vs other:") and x.endswith("; recused: a") for x in lines)
+    assert any(x.strip().startswith("other vs third:") and "recused" not in x for x in lines)

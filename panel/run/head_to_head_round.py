@@ -16,7 +16,7 @@ from ..personas import Persona
 from ..prompts import PromptSet
 from .cells import Cell, Member
 from .engine import Engine
-from .head_to_head import asks, head_to_head_messages, head_to_head_schema, parse_head_to_head
+from .head_to_head import head_to_head_messages, member_asks, head_to_head_schema, parse_head_to_head
 from .later_rounds import Workers, ask_twice
 
 __all__ = ["HEAD_TO_HEAD_MAX_TOKENS", "HeadToHeadCell", "HeadToHeadStats", "judge_pair", "run_head_to_head"]
@@ -92,7 +92,7 @@ async def run_head_to_head(
     pairs: Iterable[tuple[str, str]] | None = None,
 ) -> HeadToHeadStats:
     """Ask every (persona, member, pair) in both orders on the engine's run (`pairs`: tool
-    ids; default every pair of `tools`)."""
+    ids; default every pair of `tools`), none of a pair a member recuses from."""
     chosen = list(pairs) if pairs is not None else None
     stats = HeadToHeadStats()
     store, run_id = engine.store, engine.run_id
@@ -101,7 +101,7 @@ async def run_head_to_head(
         backend = member.backend
         cells = [
             HeadToHeadCell(a.first, a.persona, backend, rival=a.second)
-            for a in asks(personas, [backend.label], tools, chosen)
+            for a in member_asks(personas, backend, tools, chosen)
         ]
         stats.planned += len(cells)
         return iter(cells)
