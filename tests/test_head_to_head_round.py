@@ -128,7 +128,8 @@ def test_a_recused_member_judges_no_pair_with_its_makers_tool(cli: Any, tmp_path
         '[[members]]\nspec = "fake"\nname = "b"\n',
     )
     out = cli("compare", "acme-one", "other", "third", "--catalog", str(catalog), "--config", str(config),
-              "-p", "builder", "--head-to-head", "--out", str(tmp_path / "runs"), "--progress", "quiet")  # fmt: skip
+              "-p", "builder", "--head-to-head", "--out", str(tmp_path / "runs"),
+              "--progress", "quiet")  # fmt: skip
     assert out.code == 0, out.err
     with Store(tmp_path / "runs", readonly=True) as store:
         ((run, _, _),) = store.list_runs()

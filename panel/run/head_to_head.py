@@ -32,9 +32,9 @@ __all__ = [
     "answer",
     "asks",
     "head_to_head_asks",
-    "member_asks",
     "head_to_head_messages",
     "head_to_head_schema",
+    "member_asks",
     "parse_head_to_head",
 ]
 

@@ -16,7 +16,7 @@ from ..personas import Persona
 from ..prompts import PromptSet
 from .cells import Cell, Member
 from .engine import Engine
-from .head_to_head import head_to_head_messages, member_asks, head_to_head_schema, parse_head_to_head
+from .head_to_head import head_to_head_messages, head_to_head_schema, member_asks, parse_head_to_head
 from .later_rounds import Workers, ask_twice
 
 __all__ = ["HEAD_TO_HEAD_MAX_TOKENS", "HeadToHeadCell", "HeadToHeadStats", "judge_pair", "run_head_to_head"]
