@@ -28,8 +28,7 @@ def print_head_to_head(store: Store, run_id: str, tool_ids: list[str]) -> None:
         t = tally(results, (a, b))
         out_console.print(
             f"  {for_console(a)} vs {for_console(b)}: {for_console(a)} {t.wins[0]}, "
-            f"{for_console(b)} {t.wins[1]}, ties {t.ties}, failed {t.failed}"
-            + _recused(recusals, a, b)
+            f"{for_console(b)} {t.wins[1]}, ties {t.ties}, failed {t.failed}" + _recused(recusals, a, b)
         )
     for judge in judge_bias(results):
         out_console.print(

@@ -100,9 +100,7 @@ def head_to_head_asks(plan: Plan, pairs: Iterable[tuple[str, str]] | None = None
     if not plan.head_to_head:
         return 0
     chosen = list(pairs) if pairs is not None else None
-    return sum(
-        1 for m in plan.members for _ in member_asks(plan.personas, m.backend, plan.tools, chosen)
-    )
+    return sum(1 for m in plan.members for _ in member_asks(plan.personas, m.backend, plan.tools, chosen))
 
 
 def _dump(tool: Tool) -> str:
