@@ -235,10 +235,30 @@ def test_the_estimate_prices_only_the_cells_asked(tmp_path: Path) -> None:
 
 def test_the_plan_line_says_how_many_cells_are_recused(cli: Any, tmp_path: Path) -> None:
     catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other"})
-    config = _toml(tmp_path, '[[members]]\nspec = "fake"\nmaker = "Acme"\nrecuse = "maker"\n')
+    config = _toml(
+        tmp_path,
+        '[[members]]\nspec = "fake"\nmaker = "Acme"\nrecuse = "maker"\n[[members]]\nspec = "fake:two"\n',
+    )
     result = cli(
         "compare", "acme-one", "other", "--catalog", str(catalog), "--config", str(config),
         "--persona", "builder", "--out", str(tmp_path / "runs"),
     )  # fmt: skip
     assert result.code == 0, result.err
-    assert "plan: 1 reviews = 2 tools x 1 personas x 1 members, less 1 recused" in result.out + result.err
+    assert "plan: 3 reviews = 2 tools x 1 personas x 2 members, less 1 recused" in result.out + result.err
+
+
+@pytest.mark.parametrize("other", [{"other": "Other"}, {"acme-two": "acme"}])
+def test_a_tool_every_member_recuses_from_is_refused_in_one_line(
+    cli: Any, tmp_path: Path, other: dict[str, str]
+) -> None:
+    # With no review of acme-one, its shares, headline and pairs would rest on nothing.
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", **other})
+    config = _toml(tmp_path, 'recuse = "maker"\n[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\n')
+    runs = tmp_path / "runs"
+    result = cli(
+        "compare", "acme-one", *other, "--catalog", str(catalog), "--config", str(config),
+        "-p", "builder", "--out", str(runs),
+    )  # fmt: skip
+    assert result.code == 2, (result.code, result.out[-300:])
+    assert result.err.strip() == "error: no member is left to review acme-one: every member's maker made it"
+    assert not runs.exists() or not any(runs.iterdir())

@@ -199,7 +199,7 @@ def plan_run(
         specs = [replace(spec, options=spec.options.with_(spec.backend, **given)) for spec in specs]
     if repeats < 1:
         raise UserError("--repeats must be at least 1")
-    return Plan(
+    plan = Plan(
         tools,
         personas,
         build_members(specs, prices),
@@ -210,6 +210,16 @@ def plan_run(
         rebuttal=rebuttal,
         head_to_head=head_to_head,
     )
+    _someone_reviews_each(plan)
+    return plan
+
+
+def _someone_reviews_each(plan: Plan) -> None:
+    """A tool every member recuses from would have no review: its shares, its headline and
+    its head-to-head pairs would rest on nothing. Refused before anything is written."""
+    for tool in plan.tools:
+        if plan.members and all(m.backend.recuses_from(tool.maker) for m in plan.members):
+            raise UserError(f"no member is left to review {tool.id}: every member's maker made it")
 
 
 def plan_compare(tool_ids: Sequence[str], **kwargs: Any) -> Plan:
