@@ -13,7 +13,7 @@ import yaml
 from panel.backends.registry import create_backend, parse_member
 from panel.catalog import load_catalog
 from panel.config import load_config
-from panel.errors import CatalogError
+from panel.errors import CatalogError, UserError
 from panel.report.load import load_record
 from panel.report.render import render_html, render_markdown
 from panel.run.plan import plan_resume, plan_run, run_plan
@@ -262,3 +262,71 @@ def test_a_tool_every_member_recuses_from_is_refused_in_one_line(
     assert result.code == 2, (result.code, result.out[-300:])
     assert result.err.strip() == "error: no member is left to review acme-one: every member's maker made it"
     assert not runs.exists() or not any(runs.iterdir())
+
+
+# -- a recused cell stays without a review ------------------------------------------------
+
+RECUSING = (
+    '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+    '[[members]]\nspec = "fake"\nname = "b"\n'
+)
+
+
+def test_regenerate_refuses_a_recused_cell_and_changes_nothing(tmp_path: Path) -> None:
+    from panel.run.regenerate import regenerate_review
+    from panel.store import CellKey
+
+    _, store, run_id = _run(tmp_path, RECUSING, {"acme-one": "Acme", "other": "Other"})
+    with store:
+        before = load_record(store, run_id).model_dump()
+        with pytest.raises(UserError, match=r"^cannot regenerate .* a recused from acme-one") as refused:
+            asyncio.run(
+                regenerate_review(store, run_id, CellKey("acme-one", "builder", "a", 0), "fill the gap")
+            )
+        assert "\n" not in str(refused.value)
+        assert store.review(run_id, CellKey("acme-one", "builder", "a", 0)) is None
+        assert load_record(store, run_id).model_dump() == before
+
+
+def test_the_view_offers_no_regenerate_for_a_recused_cell_and_refuses_one(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from panel.view.app import create_app
+    from panel.view.security import CSRF_FIELD
+
+    from .test_view import BASE
+    from .view_session import csrf, sign_in
+
+    _, store, run_id = _run(tmp_path, RECUSING, {"acme-one": "Acme", "other": "Other"})
+    store.close()
+    with TestClient(create_app(tmp_path / "runs", token=None, port=8765), base_url=BASE) as client:
+        sign_in(client, "Ana")
+        page = client.get(f"/runs/{run_id}/tools/acme-one").text
+        recused = [a for a in page.split("<article")[1:] if "Recused: its maker made this tool." in a]
+        assert len(recused) == 2 and not any("/review/regenerate" in a for a in recused)
+        assert "/review/regenerate" in page  # the other reviews keep theirs
+        form = {"tool": "acme-one", "persona": "builder", "member": "a", "repeat": "0", "reason": "fill it"}
+        sent = client.post(
+            f"/runs/{run_id}/review/regenerate",
+            data={**form, CSRF_FIELD: csrf(client)},
+            follow_redirects=False,
+        )
+        assert sent.status_code == 404 and "recused" in sent.text
+    with Store(tmp_path / "runs", readonly=True) as again:
+        assert {r.member for r in again.reviews(run_id, "acme-one")} == {"b"}
+
+
+def test_a_stored_review_of_a_recused_cell_is_in_no_share(tmp_path: Path) -> None:
+    from panel.store import CellKey
+
+    _, store, run_id = _run(tmp_path, RECUSING, {"acme-one": "Acme", "other": "Other"})
+    with store:
+        own = store.review(run_id, CellKey("other", "builder", "a", 0))
+        assert own is not None and own.data is not None
+        # one written by an older panel, or by hand: the run still says `a` recused from acme-one
+        store.save_review(run_id, CellKey("acme-one", "builder", "a", 0), "fake", "fake", data=own.data,
+                          error=None, raw_reply=None, request_id=None, asks=1)  # fmt: skip
+        store.commit()
+        acme = load_record(store, run_id).tools[0]
+    assert acme.recused == ["a"] and {e.member for e in acme.scorecard} == {"b"}
+    assert acme.panel.valid + acme.panel.failed == 2

@@ -13,11 +13,9 @@ import pytest
 
 from panel.backends.registry import create_backend, parse_member
 from panel.config import load_config
-from panel.report.load import load_record
 from panel.run.plan import plan_run, run_plan
 from panel.run.pricing import estimate_cost
-from panel.run.regenerate import regenerate_review
-from panel.store import CellKey, Store
+from panel.store import Store
 
 from .test_makers import _catalog, _toml
 
@@ -60,25 +58,6 @@ def test_f2_the_plan_line_names_the_head_to_head_asks(cli: Any, tmp_path: Path) 
     assert result.code == 0, result.err
     (line,) = [x for x in (result.out + result.err).splitlines() if x.startswith("plan:")]
     assert "head-to-head" in line, line
-
-
-@pytest.mark.xfail(
-    strict=True, reason="F3: regenerate writes a review of a recused cell; the shares then count it"
-)
-def test_f3_regenerate_refuses_a_recused_cell(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, RECUSING)
-    with Store(tmp_path / "runs") as store:
-        run_id, _ = asyncio.run(run_plan(plan, store, "test"))
-        key = CellKey("acme-one", "builder", "a", 0)
-        try:
-            asyncio.run(regenerate_review(store, run_id, key, "fill the gap"))
-        except Exception as exc:  # a UserError refusing the recused cell is the fix
-            assert "recus" in str(exc)
-            return
-        record = load_record(store, run_id)
-    acme = record.tools[0]
-    # a's review of its maker's tool is now in the tool's share, while the record says it recused
-    assert "a" not in {e.member for e in acme.scorecard} and acme.recused == ["a"]
 
 
 @pytest.mark.xfail(
