@@ -140,3 +140,53 @@ def test_a_recused_member_judges_no_pair_with_its_makers_tool(cli: Any, tmp_path
     lines = out.out.splitlines()
     assert any(x.strip().startswith("acme-one vs other:") and x.endswith("; recused: a") for x in lines)
     assert any(x.strip().startswith("other vs third:") and "recused" not in x for x in lines)
+
+
+def _priced_plan(tmp_path: Path, toml: str, *, head_to_head: bool) -> Any:
+    from panel.config import load_config
+    from panel.run.plan import plan_run
+
+    from .test_makers import _catalog, _toml
+
+    return plan_run(
+        None,
+        catalog=_catalog(tmp_path, {"acme-one": "Acme", "other": "Other", "third": None}),
+        persona_ids=["builder"],
+        config=load_config(_toml(tmp_path, toml)),
+        head_to_head=head_to_head,
+    )
+
+
+def test_the_estimate_counts_and_prices_the_head_to_head_asks(tmp_path: Path) -> None:
+    from panel.run.head_to_head import head_to_head_asks
+    from panel.run.pricing import estimate_cost
+
+    priced = '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nprice_input = 1\nprice_output = 1\n'
+    without = estimate_cost(_priced_plan(tmp_path, priced, head_to_head=False))
+    plan = _priced_plan(tmp_path, priced, head_to_head=True)
+    with_h2h = estimate_cost(plan)
+    # 3 pairs, 2 orders, 1 persona, 1 member: six more paid asks, a short reply each
+    assert head_to_head_asks(plan) == with_h2h.head_to_head == 6
+    assert with_h2h.requests == without.requests + 6
+    per_ask, per_review = (with_h2h.worst_usd - without.worst_usd) / 6, without.worst_usd / 3
+    assert 0 < per_ask < per_review  # two entries in, but a letter and a sentence out
+    recusing = priced + 'recuse = "maker"\n[[members]]\nspec = "fake"\nname = "b"\n'
+    # `a` leaves out the two pairs with acme-one (both orders); `b` judges all three
+    assert head_to_head_asks(_priced_plan(tmp_path, recusing, head_to_head=True)) == 2 + 6
+
+
+def test_the_plan_line_names_the_head_to_head_asks(cli: Any, tmp_path: Path) -> None:
+    from .test_makers import _catalog, _toml
+
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other", "third": None})
+    config = _toml(
+        tmp_path,
+        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+        '[[members]]\nspec = "fake"\nname = "b"\n',
+    )
+    result = cli("compare", "acme-one", "other", "third", "--catalog", str(catalog), "--config", str(config),
+                 "-p", "builder", "--head-to-head", "--out", str(tmp_path / "runs"))  # fmt: skip
+    assert result.code == 0, result.err
+    (line,) = [x for x in (result.out + result.err).splitlines() if x.startswith("plan:")]
+    assert line.startswith("plan: 5 reviews = 3 tools x 1 personas x 2 members, less 1 recused"), line
+    assert ", then 8 head-to-head asks = 3 pairs x 2 orders x 1 personas x 2 members, less 4 recused" in line
