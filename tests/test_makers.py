@@ -4,6 +4,7 @@ maker's tools (issue 25 §1)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +331,34 @@ def test_a_stored_review_of_a_recused_cell_is_in_no_share(tmp_path: Path) -> Non
         acme = load_record(store, run_id).tools[0]
     assert acme.recused == ["a"] and {e.member for e in acme.scorecard} == {"b"}
     assert acme.panel.valid + acme.panel.failed == 2
+
+
+# -- a finished recused run is complete in `panel show` and `panel runs` ----------------------
+
+
+def _review_recused(cli: Any, tmp_path: Path) -> str:
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other"})
+    result = cli(
+        "review", str(catalog), "--config", str(_toml(tmp_path, RECUSING)), "-p", "builder",
+        "--out", str(tmp_path / "runs"), "--progress", "quiet",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    with Store(tmp_path / "runs", readonly=True) as store:
+        ((run, _, _),) = store.list_runs()
+        assert run.config["recused"] == {"a": ["acme-one"]} and run.status == "done"
+    return run.id
+
+
+def test_show_of_a_finished_recused_run_says_nothing_is_missing(cli: Any, tmp_path: Path) -> None:
+    run_id = _review_recused(cli, tmp_path)
+    shown = cli("show", run_id, "--out", str(tmp_path / "runs"))
+    assert shown.code == 0, shown.err
+    assert "not finished" not in shown.err and "--resume" not in shown.err, shown.err
+
+
+def test_runs_lists_a_finished_recused_run_as_complete(cli: Any, tmp_path: Path) -> None:
+    _review_recused(cli, tmp_path)
+    listed = cli("runs", "--json", "--out", str(tmp_path / "runs"))
+    assert listed.code == 0, listed.err
+    (row,) = json.loads(listed.out)
+    assert row["reviews"] == row["planned"] == 3, row  # 2 tools x 2 members x 1 persona, less 1 recused

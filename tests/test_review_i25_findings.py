@@ -48,39 +48,6 @@ def test_f4_a_mistral_member_recuses_from_a_tool_made_by_mistral(monkeypatch: py
     assert all(member.recuses_from(m) for m in ("Mistral", "mistralai", "Mistral AI"))
 
 
-def _review_recused(cli: Any, tmp_path: Path) -> str:
-    catalog = _catalog(tmp_path, MAKERS)
-    config = _toml(tmp_path, RECUSING)
-    result = cli(
-        "review", str(catalog), "--config", str(config), "-p", "builder",
-        "--out", str(tmp_path / "runs"), "--progress", "quiet",
-    )  # fmt: skip
-    assert result.code == 0, result.err
-    with Store(tmp_path / "runs", readonly=True) as store:
-        ((run, _, _),) = store.list_runs()
-        assert run.config["recused"] == {"a": ["acme-one"]} and run.status == "done"
-    return run.id
-
-
-@pytest.mark.xfail(
-    strict=True, reason="F5: `panel show` calls a finished recused run unfinished and says to resume it"
-)
-def test_f5_show_of_a_recused_review_run_says_nothing_is_missing(cli: Any, tmp_path: Path) -> None:
-    run_id = _review_recused(cli, tmp_path)
-    shown = cli("show", run_id, "--out", str(tmp_path / "runs"))
-    assert shown.code == 0, shown.err
-    assert "not finished" not in shown.err, shown.err
-
-
-@pytest.mark.xfail(strict=True, reason="F5: `panel runs` counts recused cells as planned (3 of 4 stored)")
-def test_f5_runs_lists_a_recused_run_as_complete(cli: Any, tmp_path: Path) -> None:
-    _review_recused(cli, tmp_path)
-    listed = cli("runs", "--json", "--out", str(tmp_path / "runs"))
-    assert listed.code == 0, listed.err
-    (row,) = json.loads(listed.out)
-    assert row["reviews"] == row["planned"] == 3, row
-
-
 @pytest.mark.xfail(
     strict=True, reason="F6: self-preference from one own tool is printed with an interval that excludes 0"
 )
