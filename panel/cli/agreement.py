@@ -157,7 +157,7 @@ def _agreement(
         run_ids = [resolve_run(store, run_id) for run_id in run_ids]
         analysis.check_runs(store, run_ids)
         report = None
-        preference = []
+        preference: list[SelfPreference] = []
         if fmt != "csv" or plots is not None or options.report is not None:
             with bar:
                 report = analysis.analyze(
@@ -167,6 +167,8 @@ def _agreement(
             from ..analysis.self_preference import run_self_preference
 
             preference = run_self_preference(store, run_ids, n_resamples=resamples, seed=seed)
+            for note in preference.notes:
+                err_console.print(f"note: {for_console(note)}", highlight=False)
         if fmt == "csv":
             sys.stdout.writelines(_long_csv(store, run_ids))
         if export is not None:
@@ -282,7 +284,7 @@ def _print_self_preference(found: Sequence[SelfPreference]) -> None:
     for f in found:
         e = f.estimate
         interval = "—" if e.resamples_used == 0 else f"{e.low:+.3f} to {e.high:+.3f}"
-        point = "—" if e.point != e.point else f"{e.point:+.3f}"
+        point = f.too_few or ("—" if e.point != e.point else f"{e.point:+.3f}")
         table.add_row(
             for_console(f.member), for_console(f.maker), point, interval, str(f.own_tools), str(f.other_tools)
         )
