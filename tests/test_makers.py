@@ -63,7 +63,7 @@ def test_a_tool_without_a_maker_keeps_its_fingerprint() -> None:
     assert tool.model_copy(update={"maker": "Ollama"}).fingerprint() != tool.fingerprint()
 
 
-@pytest.mark.parametrize("maker", ["", "Open\nAI", 7])
+@pytest.mark.parametrize("maker", ["", "   ", "Open\nAI", "Open\u0085AI", "Acme\u202e", 7])
 def test_a_bad_maker_names_the_field_and_line(tmp_path: Path, maker: object) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump([{"id": "t", "name": "T", **TOOL, "maker": maker}], sort_keys=False))
@@ -113,6 +113,29 @@ def test_a_bad_maker_or_recuse_on_a_member_is_one_line(
 ) -> None:
     path = _toml(tmp_path, f'[[members]]\nspec = "fake"\n{line}\n')
     assert _check(cli, path) == f"error: {path}: members[0].{field}: {problem}"
+
+
+@pytest.mark.parametrize("maker", ["Acme\\u0085Evil", "Acme\\u202eEvil", "Acme\\u2028Evil", "   "])
+def test_a_member_maker_with_a_line_break_or_bidi_control_is_refused(
+    cli: Any, tmp_path: Path, maker: str
+) -> None:
+    path = _toml(tmp_path, f'[[members]]\nspec = "fake"\nmaker = "{maker}"\n')
+    line = _check(cli, path)
+    assert line.startswith(f"error: {path}: members[0].maker: "), line
+    assert "one line" in line or "blank" in line, line
+
+
+@pytest.mark.parametrize(
+    "written", ["Mistral", "mistralai", "Mistral AI", "MISTRAL AI, Inc.", " mistral-ai "]
+)
+def test_a_mistral_member_recuses_from_a_tool_made_by_mistral_however_written(
+    monkeypatch: pytest.MonkeyPatch, written: str
+) -> None:
+    monkeypatch.setenv("MISTRAL_API_KEY", "test-key")
+    member = create_backend(parse_member("mistral:mistral-small", {"recuse": "maker"}))
+    assert member.maker == "Mistral AI"
+    assert member.recuses_from(written)
+    assert not member.recuses_from("Meta") and not member.recuses_from("Mistralia Labs")
 
 
 def test_a_bad_panel_recuse_is_one_line(cli: Any, tmp_path: Path) -> None:
