@@ -385,3 +385,23 @@ def test_runs_lists_a_finished_recused_run_as_complete(cli: Any, tmp_path: Path)
     assert listed.code == 0, listed.err
     (row,) = json.loads(listed.out)
     assert row["reviews"] == row["planned"] == 3, row  # 2 tools x 2 members x 1 persona, less 1 recused
+
+
+def test_a_recusal_that_cannot_apply_is_said_in_one_line(cli: Any, tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other"})
+    # a model served locally: its backend knows no maker, and none is set
+    config = _toml(tmp_path, '[[members]]\nspec = "fake"\nname = "llama"\nrecuse = "maker"\n')
+    result = cli(
+        "compare", "acme-one", "other", "--catalog", str(catalog), "--config", str(config),
+        "-p", "builder", "--out", str(tmp_path / "runs"), "--progress", "quiet",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    said = [x for x in result.err.splitlines() if x.startswith("llama: ")]
+    assert said == [
+        'llama: recuse = "maker" leaves nothing out, its maker is unknown: set maker = "..." '
+        '(who made its model, such as "Meta") on the member in panel.toml'
+    ], result.err
+    known = _toml(tmp_path, '[[members]]\nspec = "fake"\nname = "llama"\nmaker = "Meta"\nrecuse = "maker"\n')
+    again = cli("compare", "acme-one", "other", "--catalog", str(catalog), "--config", str(known),
+                "-p", "builder", "--out", str(tmp_path / "runs"), "--progress", "quiet")  # fmt: skip
+    assert again.code == 0 and "leaves nothing out" not in again.err, again.err

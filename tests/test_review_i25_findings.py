@@ -82,18 +82,3 @@ def test_f11_the_head_to_head_asks_are_told_as_progress(cli: Any, tmp_path: Path
     done = events[-1]
     assert done["event"] == "done" and done["sent"] == 9  # 3 reviews + 6 head-to-head asks ...
     assert any("head" in e["event"] for e in events), [e["event"] for e in events]  # ... told of none
-
-
-@pytest.mark.xfail(
-    strict=True, reason="F12: recuse = 'maker' on a member with no known maker does nothing, silently"
-)
-def test_f12_a_recusal_that_cannot_apply_is_said(cli: Any, tmp_path: Path) -> None:
-    catalog = _catalog(tmp_path, MAKERS)
-    # a model served locally: its backend knows no maker, and none is set
-    config = _toml(tmp_path, '[[members]]\nspec = "fake"\nname = "llama"\nrecuse = "maker"\n')
-    result = cli(
-        "compare", "acme-one", "other", "--catalog", str(catalog), "--config", str(config),
-        "-p", "builder", "--out", str(tmp_path / "runs"),
-    )  # fmt: skip
-    assert result.code == 0, result.err
-    assert "maker" in result.err.replace("(a member's maker made the tool)", ""), result.err

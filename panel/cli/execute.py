@@ -94,6 +94,15 @@ def announce_plan(
         worst_usd=round(estimate.worst_usd, 6) if estimate.priced else None,
         **extra,
     )
+    for member in plan.members:
+        backend = member.backend
+        if backend.options.recuse == "maker" and backend.maker is None:
+            notices.say(
+                "recusal_unknown",
+                f'{backend.label}: recuse = "maker" leaves nothing out, its maker is unknown: set '
+                f'maker = "..." (who made its model, such as "Meta") on the member in panel.toml',
+                member=backend.label,
+            )
 
 
 def _head_to_head_shape(plan: Plan, asks: int) -> str:
