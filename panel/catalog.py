@@ -114,7 +114,7 @@ class Tool(BaseModel):
         default=None,
         min_length=1,
         description='The organisation that makes the tool ("OpenAI", "Meta"): a member whose '
-        "maker it is may recuse itself from reviewing it.",
+        "maker it is may recuse itself from reviewing it. Never shown to the reviewers.",
     )
 
     @field_validator("id", "name", "category", "tagline", "maker")
@@ -143,14 +143,14 @@ class Tool(BaseModel):
         return links
 
     def facts_for_review(self) -> dict[str, Any]:
-        """What a reviewer is shown: the catalog's facts, not the community vote."""
-        data = self.model_dump(exclude={"community"})
+        """What a reviewer is shown: the catalog's facts, not the community vote, nor the
+        maker (kept for recusal and the self-preference measure: shown, it would tell a judge
+        which tool is its maker's, and tagging a catalog would make every cached review stale)."""
+        data = self.model_dump(exclude={"community", "maker"})
         if not data["links"]:
             del data["links"]
         if not data["facts"]:
             del data["facts"]
-        if data["maker"] is None:
-            del data["maker"]  # unset: the tool reads (and hashes) as it did before makers
         return data
 
     def fingerprint(self) -> str:

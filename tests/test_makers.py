@@ -55,12 +55,36 @@ def test_a_tool_may_name_its_maker(tmp_path: Path) -> None:
     assert (catalog.get("gpt").maker, catalog.get("llama").maker) == ("OpenAI", None)
 
 
-def test_a_tool_without_a_maker_keeps_its_fingerprint() -> None:
-    # Reviews are cached by the tool's fingerprint: the new field unset must not make
-    # every stored review stale. The value is the fingerprint before tools had a maker.
+def test_a_maker_keeps_the_tools_fingerprint() -> None:
+    # Reviews are cached by the tool's fingerprint, and the maker is never shown to the
+    # reviewers: tagging a catalog with makers keeps every stored review. The value is the
+    # fingerprint before tools had a maker.
     tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
     assert tool.fingerprint() == "7ab01b1230919874"
-    assert tool.model_copy(update={"maker": "Ollama"}).fingerprint() != tool.fingerprint()
+    assert tool.model_copy(update={"maker": "Ollama"}).fingerprint() == tool.fingerprint()
+
+
+def test_the_maker_is_not_shown_to_the_reviewers_but_kept_in_the_run(tmp_path: Path) -> None:
+    from panel.prompts import PromptSet
+    from panel.run.head_to_head import head_to_head_messages
+
+    plan = plan_run(
+        None,
+        catalog=_catalog(tmp_path, {"acme-one": "Acme Widgets", "other": "Other"}),
+        persona_ids=["builder"],
+        config=load_config(_toml(tmp_path, '[[members]]\nspec = "fake"\n')),
+    )
+    acme, other = plan.tools
+    prompts = PromptSet()
+    shown = [
+        *prompts.review_messages(plan.personas[0], acme),
+        *head_to_head_messages(prompts, plan.personas[0], acme, other),
+    ]
+    # it would tell a judge which tool is its maker's: the cue self-preference measures
+    assert not any("Acme Widgets" in m["content"] or '"maker"' in m["content"] for m in shown)
+    with Store(tmp_path / "runs") as store:
+        run_id, _ = asyncio.run(run_plan(plan, store, "test"))
+        assert [t.get("maker") for t in store.run_tools(run_id)] == ["Acme Widgets", "Other"]
 
 
 @pytest.mark.parametrize("maker", ["", "   ", "Open\nAI", "Open\u0085AI", "Acme\u202e", 7])

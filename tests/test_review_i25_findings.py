@@ -34,20 +34,6 @@ def _plan(
 
 
 @pytest.mark.xfail(
-    strict=True, reason="F8 (decision): the catalog's maker is shown to the reviewers in every prompt"
-)
-def test_f8_the_maker_is_not_shown_to_the_reviewers(tmp_path: Path) -> None:
-    from panel.prompts import PromptSet
-
-    plan = _plan(tmp_path, '[[members]]\nspec = "fake"\n')
-    tool = next(t for t in plan.tools if t.id == "acme-one")
-    prompt = "\n".join(m["content"] for m in PromptSet().review_messages(plan.personas[0], tool))
-    # Tagging a catalog with makers (to recuse) re-prices every cached review of those tools, and
-    # tells an OpenAI judge which tool is OpenAI's: the cue whose effect self-preference measures.
-    assert '"maker"' not in prompt, prompt[-400:]
-
-
-@pytest.mark.xfail(
     strict=True, reason="F9: `panel agreement --report` leaves the self-preference table out of the page"
 )
 def test_f9_the_agreement_report_page_has_the_self_preference_table(cli: Any, tmp_path: Path) -> None:
