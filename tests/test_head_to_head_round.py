@@ -190,3 +190,35 @@ def test_the_plan_line_names_the_head_to_head_asks(cli: Any, tmp_path: Path) -> 
     (line,) = [x for x in (result.out + result.err).splitlines() if x.startswith("plan:")]
     assert line.startswith("plan: 5 reviews = 3 tools x 1 personas x 2 members, less 1 recused"), line
     assert ", then 8 head-to-head asks = 3 pairs x 2 orders x 1 personas x 2 members, less 4 recused" in line
+
+
+def test_the_head_to_head_asks_are_told_as_progress(cli: Any, tmp_path: Path) -> None:
+    result = cli(
+        "compare", "ollama", "vllm", "llama-cpp", "-b", "fake", "-p", "builder", "--head-to-head",
+        "--out", str(tmp_path / "runs"), "--progress", "jsonl", "--no-cache",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    events = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
+    told = [e for e in events if e["event"] == "head_to_head"]
+    # 3 pairs x 2 orders: told before the first ask (none answered) and at the last
+    assert told[0] | {"total": 6, "done": 0} == told[0] and told[-1]["done"] == told[-1]["valid"] == 6
+    assert events.index(told[0]) > max(i for i, e in enumerate(events) if e["event"] == "progress")
+    done = events[-1]
+    assert done["event"] == "done" and done["sent"] == 9  # 3 reviews + 6 head-to-head asks
+
+
+def test_the_head_to_head_progress_in_plain_lines(cli: Any, tmp_path: Path) -> None:
+    # a bar asked for where stderr is no terminal: plain lines, and the round in the summary
+    result = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "--head-to-head",
+                 "--out", str(tmp_path / "runs"), "--no-cache")  # fmt: skip
+    assert result.code == 0, result.err
+    lines = result.err.splitlines()
+    assert "head-to-head 0/2 (0%), 0 failed" in lines and "head-to-head 2/2 (100%), 0 failed" in lines, lines
+
+
+def test_the_summary_line_says_the_head_to_head_round() -> None:
+    from panel.cli.progress import summary_line
+    from panel.run.stats import RoundStats, RunStats
+
+    stats = RunStats(total=2, done=2, valid=2, head_to_head=RoundStats(6, 6, 5, 1))
+    assert "head-to-head 6/6 answered, 1 failed" in summary_line(stats, 1.0).split(" · ")

@@ -3,7 +3,6 @@ one finding and is xfail(strict=True) until it is fixed (the reason names the fi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +52,3 @@ def test_f9_the_agreement_report_page_has_the_self_preference_table(cli: Any, tm
     page = tmp_path / "agreement.html"
     assert cli("agreement", "last", "--out", runs, "--report", str(page)).code == 0
     assert "Self-preference" in page.read_text(encoding="utf-8")  # ... the page does not
-
-
-@pytest.mark.xfail(
-    strict=True, reason="F11: the head-to-head asks send no progress event (the bar sits at 100%)"
-)
-def test_f11_the_head_to_head_asks_are_told_as_progress(cli: Any, tmp_path: Path) -> None:
-    result = cli(
-        "compare", "ollama", "vllm", "llama-cpp", "-b", "fake", "-p", "builder", "--head-to-head",
-        "--out", str(tmp_path / "runs"), "--progress", "jsonl", "--no-cache",
-    )  # fmt: skip
-    assert result.code == 0, result.err
-    events = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
-    done = events[-1]
-    assert done["event"] == "done" and done["sent"] == 9  # 3 reviews + 6 head-to-head asks ...
-    assert any("head" in e["event"] for e in events), [e["event"] for e in events]  # ... told of none
