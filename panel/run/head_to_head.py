@@ -143,7 +143,7 @@ def head_to_head_schema() -> dict[str, Any]:
 
 def parse_head_to_head(text: str, finish_reason: str | None = None) -> dict[str, Any]:
     """A reply as {"ship_with", "reason"}, or InvalidReply saying what to fix."""
-    return parse_review(_model(), text, finish_reason).model_dump(mode="json")
+    return parse_review(_model(), text, finish_reason, "head-to-head reply").model_dump(mode="json")
 
 
 def answer(ask: HeadToHeadAsk, data: dict[str, Any] | None, error: str | None = None) -> Answer:
