@@ -118,7 +118,9 @@ def test_compare_without_head_to_head_asks_none(cli: Any, runs_dir: Path) -> Non
     assert "Head-to-head" not in out.out
 
 
-def test_a_recused_member_judges_no_pair_with_its_makers_tool(cli: Any, tmp_path: Path) -> None:
+def _compare_recusing(cli: Any, tmp_path: Path) -> Any:
+    """`panel compare --head-to-head` of three tools, one Acme's, by `a` (Acme's, recusing)
+    and `b` (no maker), one persona."""
     from .test_makers import _catalog, _toml
 
     catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other", "third": None})
@@ -128,9 +130,13 @@ def test_a_recused_member_judges_no_pair_with_its_makers_tool(cli: Any, tmp_path
         '[[members]]\nspec = "fake"\nname = "b"\n',
     )
     out = cli("compare", "acme-one", "other", "third", "--catalog", str(catalog), "--config", str(config),
-              "-p", "builder", "--head-to-head", "--out", str(tmp_path / "runs"),
-              "--progress", "quiet")  # fmt: skip
+              "-p", "builder", "--head-to-head", "--out", str(tmp_path / "runs"))  # fmt: skip
     assert out.code == 0, out.err
+    return out
+
+
+def test_a_recused_member_judges_no_pair_with_its_makers_tool(cli: Any, tmp_path: Path) -> None:
+    out = _compare_recusing(cli, tmp_path)
     with Store(tmp_path / "runs", readonly=True) as store:
         ((run, _, _),) = store.list_runs()
         judged = {(r.member, r.first_tool, r.second_tool) for r in store.head_to_heads(run.id)}
@@ -176,17 +182,7 @@ def test_the_estimate_counts_and_prices_the_head_to_head_asks(tmp_path: Path) ->
 
 
 def test_the_plan_line_names_the_head_to_head_asks(cli: Any, tmp_path: Path) -> None:
-    from .test_makers import _catalog, _toml
-
-    catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other", "third": None})
-    config = _toml(
-        tmp_path,
-        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
-        '[[members]]\nspec = "fake"\nname = "b"\n',
-    )
-    result = cli("compare", "acme-one", "other", "third", "--catalog", str(catalog), "--config", str(config),
-                 "-p", "builder", "--head-to-head", "--out", str(tmp_path / "runs"))  # fmt: skip
-    assert result.code == 0, result.err
+    result = _compare_recusing(cli, tmp_path)
     (line,) = [x for x in (result.out + result.err).splitlines() if x.startswith("plan:")]
     assert line.startswith("plan: 5 reviews = 3 tools x 1 personas x 2 members, less 1 recused"), line
     assert ", then 8 head-to-head asks = 3 pairs x 2 orders x 1 personas x 2 members, less 4 recused" in line
