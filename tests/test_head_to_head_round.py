@@ -218,3 +218,22 @@ def test_the_summary_line_says_the_head_to_head_round() -> None:
 
     stats = RunStats(total=2, done=2, valid=2, head_to_head=RoundStats(6, 6, 5, 1))
     assert "head-to-head 6/6 answered, 1 failed" in summary_line(stats, 1.0).split(" · ")
+
+
+def test_a_resumed_head_to_head_run_says_its_reviews_to_go_apart_from_the_asks(
+    cli: Any, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    first = cli("compare", "ollama", "vllm", "-b", "fake", "-p", "builder", "--head-to-head",
+                "--out", str(runs), "--progress", "quiet")  # fmt: skip
+    assert first.code == 0, first.err
+    with Store(runs) as store:
+        ((run, _, _),) = store.list_runs()
+        store.db.execute("DELETE FROM reviews WHERE run_id = ? AND tool_id = 'vllm'", (run.id,))
+        store.finish_run(run.id, "interrupted")
+        store.commit()
+    again = cli("review", "--resume", run.id, "--out", str(runs))
+    assert again.code == 0, again.err
+    (line,) = [x for x in again.err.splitlines() if x.startswith("plan:")]
+    assert line.startswith(f"plan: resuming run {run.id}: 1 of 2 reviews done, 1 to go"), line
+    assert ", then up to 2 head-to-head asks = 1 pairs x 2 orders" in line, line

@@ -56,18 +56,20 @@ def announce_plan(
     recused = len(plan.tools) * len(plan.personas) * len(plan.members) * plan.repeats - plan.total
     if recused:
         shape += f", less {recused} recused (a member's maker made the tool)"
-    stored = plan.total - (estimate.requests - estimate.head_to_head)
+    reviews_to_go = estimate.requests - estimate.head_to_head
+    stored = plan.total - reviews_to_go
     if resumed:
         text = (
             f"plan: resuming run {resumed[0]}: {stored} of {plan.total} reviews done, "
-            f"{estimate.requests} to go ({shape})"
+            f"{reviews_to_go} to go ({shape})"
         )
     else:
         text = f"plan: {plan.total} reviews = {shape}"
     if plan.rebuttal:
         text += f", then a rebuttal round of up to {plan.total // plan.repeats} answers (not in the estimate)"
     if estimate.head_to_head:
-        text += f", then {_head_to_head_shape(plan, estimate.head_to_head)}"
+        # on a resume, those answered before are skipped: the estimate counts them all
+        text += f", then {'up to ' if resumed else ''}{_head_to_head_shape(plan, estimate.head_to_head)}"
     if estimate.priced:
         left = f" for the {estimate.requests} to go" if resumed else ""
         text += f"; estimated ${estimate.expected_usd:.4f}{left}, at most ${estimate.worst_usd:.4f}"
@@ -80,7 +82,7 @@ def announce_plan(
             "live_worst_usd": round(estimate.live_worst_usd, 6),
         }
     if resumed:
-        extra |= {"run_id": resumed[0], "done": stored, "to_go": estimate.requests}
+        extra |= {"run_id": resumed[0], "done": stored, "to_go": reviews_to_go}
     notices.chatter(
         "plan",
         text,
