@@ -26,16 +26,15 @@ from ..report.head_to_head import MIN_PAIRS as MIN_H2H_PAIRS
 from ..report.head_to_head import Rate, answers_from_store, judge_bias, pair_results
 from ..store import Store
 from .bias_length import entry_length, review_length
-from .bias_measure import Measure, absent, too_small
+from .bias_measure import Measure, Small, absent, too_small
 from .bias_measure import reading as read_estimate
 from .bias_order import MIN_PAIRS, order_bias, shown_pairs
 from .bootstrap import Estimate
-from .self_preference import SelfPreference, run_self_preference, to_dicts
+from .self_preference import MIN_TOOLS as MIN_MAKER_TOOLS
+from .self_preference import SelfPreference, SelfPreferences, run_self_preference, to_dicts
 
 __all__ = ["MIN_MAKER_TOOLS", "biases", "herding", "report_biases"]
 
-#: the fewest tools of its maker, and of others, a member's self-preference is read from
-MIN_MAKER_TOOLS = 10
 HERDING_TITLE = "Herding: do reviewers move to the round-1 majority?"
 HERDING_METHOD = (
     "answers of the rebuttal round whose verdict moved to the one most other reviewers of the tool "
@@ -82,15 +81,20 @@ def _self_preference(found: Sequence[SelfPreference]) -> dict[str, Any]:
         "gap on other makers' tools (a difference in differences); percentile bootstrap over tools"
     )
     minimum = f"{MIN_MAKER_TOOLS} tools of its maker and {MIN_MAKER_TOOLS} of others"
+    notes = list(found.notes) if isinstance(found, SelfPreferences) else []
     if not found:
         return {
             "title": "Self-preference: does a member favour its maker's tools?", "method": method,
-            "minimum": minimum, "members": [],
+            "minimum": minimum, "members": [], "notes": notes,
             "absent": "No member or no tool of the runs names a maker (`maker` in the catalog, panel.toml).",
         }  # fmt: skip
     members = []
     for f, row in zip(found, to_dicts(found), strict=True):
-        small = too_small(min(f.own_tools, f.other_tools), MIN_MAKER_TOOLS, "tools", "self-preference")
+        # the member's own count of what is missing ("4 own tools and 8 other tools"), one wording
+        small = None if f.too_few is None else Small(
+            min(f.own_tools, f.other_tools), "tools", MIN_MAKER_TOOLS,
+            f"{f.too_few.removeprefix('too few: ')} to read self-preference",
+        )  # fmt: skip
         if small is not None:
             row.update(estimate=None, low=None, high=None)
         caveat = "a member's maker's tools may differ from the others in what makes them good."
@@ -103,7 +107,7 @@ def _self_preference(found: Sequence[SelfPreference]) -> dict[str, Any]:
         members.append(row)
     return {
         "title": "Self-preference: does a member favour its maker's tools?", "method": method,
-        "minimum": minimum, "members": members, "absent": None,
+        "minimum": minimum, "members": members, "absent": None, "notes": notes,
     }  # fmt: skip
 
 

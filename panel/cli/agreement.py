@@ -168,6 +168,8 @@ def _agreement(
 
             data = report.to_dict()
             data["biases"] = report_biases(store, run_ids, data, n_resamples=resamples, seed=seed)
+            for note in data["biases"]["self_preference"].get("notes", []):
+                err_console.print(f"note: {for_console(note)}", highlight=False)
         if fmt == "csv":
             sys.stdout.writelines(_long_csv(store, run_ids))
         if export is not None:

@@ -57,7 +57,8 @@ def _self_preference(part: Data) -> None:
     for row in part["members"]:
         e = {"point": row["estimate"], "low": row["low"], "high": row["high"]}
         table.add_row(
-            for_console(row["member"]), for_console(row["maker"]), estimate_text(e, row.get("sample")),
+            for_console(row["member"]), for_console(row["maker"]),
+            row.get("too_few") or estimate_text(e, row.get("sample")),
             str(row["own_tools"]), str(row["other_tools"]),
         )  # fmt: skip
     table.caption = f"{part['method']}; minimum {part['minimum']}"

@@ -234,7 +234,8 @@ def _card(
     marks: Marks,
     recused: Collection[tuple[str, str]] = (),
 ) -> ToolCard:
-    mine = [r for r in reviews if r.tool_id == tool.id]
+    # a recused member's review (none is asked; one stored anyway) is in no share
+    mine = [r for r in reviews if r.tool_id == tool.id and (r.member, tool.id) not in recused]
     order = {(p.id, m): i for i, (p, m) in enumerate((p, m) for m in members for p in personas)}
     mine.sort(key=lambda r: order.get((r.persona_id, r.member), len(order)))
     by_persona = {p.id: p for p in personas}

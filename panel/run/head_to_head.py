@@ -13,10 +13,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from ..backends.base import Backend
 from ..catalog import Catalog, Tool
 from ..errors import UnknownToolError, UserError, shown
 from ..personas import Persona
@@ -24,12 +25,17 @@ from ..prompts import Message, PromptSet
 from ..report.head_to_head import Answer
 from .validate import parse_review
 
+if TYPE_CHECKING:  # a type only: the plan runs the head-to-head round
+    from .plan import Plan
+
 __all__ = [
     "HeadToHeadAsk",
     "answer",
     "asks",
+    "head_to_head_asks",
     "head_to_head_messages",
     "head_to_head_schema",
+    "member_asks",
     "named_pairs",
     "parse_head_to_head",
 ]
@@ -74,6 +80,29 @@ def asks(
             for member in members:
                 yield HeadToHeadAsk(persona, member, a, b)
                 yield HeadToHeadAsk(persona, member, b, a)
+
+
+def member_asks(
+    personas: Sequence[Persona],
+    backend: Backend,
+    tools: Sequence[Tool],
+    pairs: Iterable[tuple[str, str]] | None = None,
+) -> Iterator[HeadToHeadAsk]:
+    """One member's asks (:func:`asks`), none of a pair in which it recuses from either tool
+    (`recuse = "maker"`): it neither judges its maker's tool nor judges against it."""
+    for ask in asks(personas, [backend.label], tools, pairs):
+        if not (backend.recuses_from(ask.first.maker) or backend.recuses_from(ask.second.maker)):
+            yield ask
+
+
+def head_to_head_asks(plan: Plan, pairs: Iterable[tuple[str, str]] | None = None) -> int:
+    """How many head-to-head asks a plan sends: pairs x 2 orders x personas x members, less
+    the pairs a member recuses from; 0 when the plan asks none (`pairs`: tool ids, default
+    the plan's own: every pair of its tools, or the pairs it names)."""
+    chosen = list(pairs) if pairs is not None else plan.judged_pairs
+    if chosen == []:
+        return 0
+    return sum(1 for m in plan.members for _ in member_asks(plan.personas, m.backend, plan.tools, chosen))
 
 
 def named_pairs(texts: Iterable[str], catalog: Catalog, tool_ids: Sequence[str]) -> list[tuple[str, str]]:
@@ -146,7 +175,7 @@ def head_to_head_schema() -> dict[str, Any]:
 
 def parse_head_to_head(text: str, finish_reason: str | None = None) -> dict[str, Any]:
     """A reply as {"ship_with", "reason"}, or InvalidReply saying what to fix."""
-    return parse_review(_model(), text, finish_reason).model_dump(mode="json")
+    return parse_review(_model(), text, finish_reason, "head-to-head reply").model_dump(mode="json")
 
 
 def answer(ask: HeadToHeadAsk, data: dict[str, Any] | None, error: str | None = None) -> Answer:

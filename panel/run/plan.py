@@ -70,6 +70,11 @@ class Plan:
     head_to_head_pairs: list[tuple[str, str]] = field(default_factory=list)
 
     @property
+    def judged_pairs(self) -> list[tuple[str, str]] | None:
+        """The pairs judged head to head: None for every pair of the tools, [] for none."""
+        return None if self.head_to_head else list(self.head_to_head_pairs)
+
+    @property
     def total(self) -> int:
         return sum(self.planned_for(m.backend) for m in self.members)
 
@@ -205,7 +210,7 @@ def plan_run(
         specs = [replace(spec, options=spec.options.with_(spec.backend, **given)) for spec in specs]
     if repeats < 1:
         raise UserError("--repeats must be at least 1")
-    return Plan(
+    plan = Plan(
         tools,
         personas,
         build_members(specs, prices),
@@ -217,6 +222,16 @@ def plan_run(
         head_to_head=head_to_head,
         head_to_head_pairs=pairs,
     )
+    _someone_reviews_each(plan)
+    return plan
+
+
+def _someone_reviews_each(plan: Plan) -> None:
+    """A tool every member recuses from would have no review: its shares, its headline and
+    its head-to-head pairs would rest on nothing. Refused before anything is written."""
+    for tool in plan.tools:
+        if plan.members and all(m.backend.recuses_from(tool.maker) for m in plan.members):
+            raise UserError(f"no member is left to review {tool.id}: every member's maker made it")
 
 
 def plan_compare(tool_ids: Sequence[str], **kwargs: Any) -> Plan:
@@ -367,7 +382,6 @@ async def run_plan(
         if plan.rebuttal and not stats.stopped:
             await run_rebuttals(engine, plan.tools, plan.personas)
         if (plan.head_to_head or plan.head_to_head_pairs) and not stats.stopped and not engine.stopping:
-            pairs = None if plan.head_to_head else plan.head_to_head_pairs
-            await run_head_to_head(engine, plan.tools, plan.personas, pairs)
+            await run_head_to_head(engine, plan.tools, plan.personas, plan.judged_pairs)
         end.finish("stopped" if stats.stopped else "done", write)
     return run_id, stats
