@@ -148,7 +148,7 @@ def test_a_recused_member_judges_no_pair_with_its_makers_tool(cli: Any, tmp_path
     assert any(x.strip().startswith("other vs third:") and "recused" not in x for x in lines)
 
 
-def _priced_plan(tmp_path: Path, toml: str, *, head_to_head: bool) -> Any:
+def _priced_plan(tmp_path: Path, toml: str, *, head_to_head: bool, pairs: tuple[str, ...] = ()) -> Any:
     from panel.config import load_config
     from panel.run.plan import plan_run
 
@@ -160,6 +160,7 @@ def _priced_plan(tmp_path: Path, toml: str, *, head_to_head: bool) -> Any:
         persona_ids=["builder"],
         config=load_config(_toml(tmp_path, toml)),
         head_to_head=head_to_head,
+        head_to_head_pairs=pairs,
     )
 
 
@@ -179,6 +180,17 @@ def test_the_estimate_counts_and_prices_the_head_to_head_asks(tmp_path: Path) ->
     recusing = priced + 'recuse = "maker"\n[[members]]\nspec = "fake"\nname = "b"\n'
     # `a` leaves out the two pairs with acme-one (both orders); `b` judges all three
     assert head_to_head_asks(_priced_plan(tmp_path, recusing, head_to_head=True)) == 2 + 6
+
+
+def test_the_estimate_counts_the_named_pairs_of_a_review(tmp_path: Path) -> None:
+    from panel.run.pricing import estimate_cost
+
+    priced = '[[members]]\nspec = "fake"\nname = "a"\nprice_input = 1\nprice_output = 1\n'
+    without = estimate_cost(_priced_plan(tmp_path, priced, head_to_head=False))
+    named = estimate_cost(_priced_plan(tmp_path, priced, head_to_head=False, pairs=("other:third",)))
+    # `panel review --head-to-head other:third`: one pair, both orders, one persona, one member
+    assert named.head_to_head == 2 and named.requests == without.requests + 2
+    assert named.worst_usd > without.worst_usd
 
 
 def test_the_plan_line_names_the_head_to_head_asks(cli: Any, tmp_path: Path) -> None:
