@@ -163,3 +163,30 @@ def test_a_compare_run_through_the_engine_is_read_back_and_is_too_small(cli: Any
     for m in json.loads(result.out)["biases"]["measures"]:
         assert m["estimate"] is None and m["sample"]["n"] < m["sample"]["minimum"], m["key"]
         assert m["reading"].startswith("Too small a sample:")
+
+
+def test_the_size_of_a_lean_is_read_where_the_inconsistent_pairs_share_saturates(
+    cli: Any, tmp_path: Path
+) -> None:
+    from panel.testing.simulate import simulate_panel, write_simulated_run
+    from panel.testing.simulate_h2h import simulate_head_to_head
+
+    # Clear gaps between the tools: a judge naming the first-shown tool half the time (else on
+    # merit) ties almost only by position, so its share among inconsistent pairs is near 1, as
+    # it would be at any lean; its first-shown picks among all answers say how large it is.
+    panel = simulate_panel(40, ("builder", "skeptic"), ("sim:a", "sim:b"), seed=3)
+    strengths = {tool: 3.0 * i for i, tool in enumerate(panel.tools)}
+    sim = simulate_head_to_head(
+        panel, 300, strengths=strengths, position_bias={("builder", "sim:a"): 0.5}, missing=0.0
+    )
+    out = tmp_path / "runs"
+    write_simulated_run(out, panel, head_to_head=sim)
+    made = cli("agreement", panel.run_id, "--out", str(out), "--resamples", "50", "--format", "json")
+    assert made.code == 0, made.err
+    judges = {(j["persona"], j["member"]): j for j in json.loads(made.out)["biases"]["position"]["judges"]}
+    leaning, fair = judges[("builder", "sim:a")], judges[("skeptic", "sim:a")]
+    assert leaning["position_bias"]["low"] > 0.9  # saturated: it cannot say 0.5 from 1.0
+    picks = leaning["first_picks"]
+    assert 2 * picks["low"] - 1 < 0.5 < 2 * picks["high"] - 1 and 2 * picks["high"] - 1 < 0.8
+    assert "picks by position +0." in leaning["reading"]
+    assert 2 * fair["first_picks"]["low"] - 1 < 0 < 2 * fair["first_picks"]["high"] - 1

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..report.confidence import wilson
 from ..report.head_to_head import MIN_PAIRS as MIN_H2H_PAIRS
-from ..report.head_to_head import Rate, answers_from_store, judge_bias, pair_results
+from ..report.head_to_head import JudgeBias, Rate, answers_from_store, judge_bias, pair_results
 from ..store import Store
 from .bias_length import entry_length, review_length
 from .bias_measure import Measure, Small, absent, too_small
@@ -120,10 +120,23 @@ def _rate(rate: Rate) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _size(judge: JudgeBias) -> str:
+    """How large the lean is (:meth:`JudgeBias.lean`), once its answers reach the minimum."""
+    picks, lean = judge.first_picks, judge.lean()
+    if not picks.enough or lean is None or picks.value is None:
+        return ""
+    b, low, high = lean
+    return (
+        f"; it names the first-shown tool in {picks.value:.2f} of its {picks.n} answers, as a judge "
+        f"would that picks by position {b:+.2f} of the time ({low:+.2f} to {high:+.2f})"
+    )
+
+
 def _position(store: Store, run_ids: Sequence[str]) -> dict[str, Any]:
     method = (
         "each pair asked in both orders: consistent when the same tool is picked both times; the "
-        "first-shown share among its inconsistent pairs (0.5: no lean); Wilson's interval"
+        "first-shown share among its inconsistent pairs, and the first-shown picks among all its "
+        "answers, which grow with the size of the lean (0.5: no lean); Wilson's intervals"
     )
     results = [r for run in run_ids for r in pair_results(answers_from_store(store.head_to_heads(run)))]
     if not results:
@@ -147,7 +160,8 @@ def _position(store: Store, run_ids: Sequence[str]) -> dict[str, Any]:
             "persona": j.persona_id, "member": j.member, "pairs": j.pairs, "consistent": j.consistent,
             "first_shown": j.first_shown, "second_shown": j.second_shown, "failed": j.failed,
             "consistency": _rate(j.consistency), "position_bias": _rate(lean),
-            "reading": f"Consistent under swap: {j.consistency.text()}; {said}.",
+            "first_picks": _rate(j.first_picks),
+            "reading": f"Consistent under swap: {j.consistency.text()}; {said}{_size(j)}.",
         })  # fmt: skip
     return {
         "title": "Position bias of head-to-head judges", "method": method,

@@ -86,13 +86,16 @@ def _position(part: Mapping[str, Any]) -> list[Block]:
         [
             f"{j.get('persona')} / {j.get('member')}", str(j.get("pairs")),
             str(_dict(j.get("consistency")).get("text")), str(_dict(j.get("position_bias")).get("text")),
-            str(j.get("failed")),
+            str(_dict(j.get("first_picks")).get("text")), str(j.get("failed")),
         ]
         for j in judges
     ]  # fmt: skip
     table = Table(
         f"{title} (minimum {part.get('minimum')})",
-        ["Judge", "Pairs", "Consistent under swap", "First-shown share of inconsistent pairs", "Failed"],
+        [
+            "Judge", "Pairs", "Consistent under swap", "First-shown share of inconsistent pairs",
+            "First-shown picks of all answers", "Failed",
+        ],
         rows, frozenset({0}),
     )  # fmt: skip
     return [table, Text([str(j.get("reading")) for j in judges], [("Method", str(part.get("method")))])]

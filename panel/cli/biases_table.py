@@ -74,13 +74,15 @@ def _position(part: Data) -> None:
         )
         return
     table = Table(
-        "judge", "pairs", "consistent under swap", "first-shown share of inconsistent pairs", "failed",
+        "judge", "pairs", "consistent under swap", "first-shown share of inconsistent pairs",
+        "first-shown picks of all answers", "failed",
         title="Position bias of head-to-head judges",
     )  # fmt: skip
     for j in part["judges"]:
         table.add_row(
             for_console(f"{j['persona']} / {j['member']}"), str(j["pairs"]),
-            for_console(j["consistency"]["text"]), for_console(j["position_bias"]["text"]), str(j["failed"]),
+            for_console(j["consistency"]["text"]), for_console(j["position_bias"]["text"]),
+            for_console(j["first_picks"]["text"]), str(j["failed"]),
         )  # fmt: skip
     table.caption = f"{part['method']}; minimum {part['minimum']}"
     out_console.print(table)

@@ -160,6 +160,7 @@ class Rate:
     count: int
     n: int
     minimum: int = MIN_PAIRS
+    unit: str = "pairs"
 
     @property
     def value(self) -> float | None:
@@ -176,9 +177,9 @@ class Rate:
     def text(self) -> str:
         """E.g. "0.65 (Wilson 0.52-0.76, 48 pairs)", or "too few: 2 of 3 pairs (10 needed)"."""
         if not self.enough or self.interval is None:
-            return f"too few: {self.count} of {self.n} pairs ({self.minimum} needed)"
+            return f"too few: {self.count} of {self.n} {self.unit} ({self.minimum} needed)"
         low, high = self.interval
-        return f"{self.count / self.n:.2f} (Wilson {low:.2f}–{high:.2f}, {self.n} pairs)"
+        return f"{self.count / self.n:.2f} (Wilson {low:.2f}–{high:.2f}, {self.n} {self.unit})"
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,27 @@ class JudgeBias:
     def position_bias(self) -> Rate:
         """First-shown picks among the inconsistent pairs (0.5: no lean to either position)."""
         return Rate(self.first_shown, self.first_shown + self.second_shown)
+
+    @property
+    def first_picks(self) -> Rate:
+        """Answers naming the first-shown tool among all answers of the pairs answered in both
+        orders (a consistent pair gives one, a first-shown tie two, a second-shown tie none).
+        0.5 is no lean. Unlike :attr:`position_bias` it grows with the size of the lean: a
+        judge naming the first-shown tool with probability b, and otherwise picking on merit,
+        gives (1 + b) / 2 whatever the tools, while its share of first-shown ties among the
+        inconsistent pairs is near 1 for any b > 0 once the tools differ clearly."""
+        answered = self.pairs - self.failed
+        return Rate(self.consistent + 2 * self.first_shown, 2 * answered, 2 * MIN_PAIRS, "answers")
+
+    def lean(self) -> tuple[float, float, float] | None:
+        """The size of the lean, b = 2 x :attr:`first_picks` - 1 (first-shown ties minus
+        second-shown ties over the pairs answered in both orders), with Wilson's interval on the
+        share mapped the same way; + leans first, - second. None when no pair has both answers."""
+        picks = self.first_picks
+        if picks.value is None or picks.interval is None:
+            return None
+        low, high = picks.interval
+        return 2 * picks.value - 1, 2 * low - 1, 2 * high - 1
 
 
 def judge_bias(results: Sequence[PairResult]) -> list[JudgeBias]:

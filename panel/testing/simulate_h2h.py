@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Reply, Usage
-from ..report.confidence import wilson
 from ..report.head_to_head import Answer, JudgeBias
 from ..store import HEAD_TO_HEAD_ROUND, CellKey, Store
 from .simulate import SimulatedPanel, _sigmoid
@@ -228,13 +227,9 @@ def _pairs(
 
 
 def position_from(judge: JudgeBias) -> tuple[float, float, float]:
-    """The position bias ``b`` read from a judge's pairs, with a 95% interval: first-shown ties
-    minus second-shown ties over the pairs with both answers. Under the module's model each of
-    those pairs' two answers are independent, and the first-shown picks among them number
-    ``n + first_shown - second_shown`` of ``2n`` with mean ``(1 + b) / 2``: Wilson's interval
-    on that share, mapped back. ``nan`` when no pair has both answers."""
-    n = judge.pairs - judge.failed
-    if n <= 0:
-        return (math.nan, math.nan, math.nan)
-    low, high = wilson(n + judge.first_shown - judge.second_shown, 2 * n)
-    return ((judge.first_shown - judge.second_shown) / n, 2 * low - 1, 2 * high - 1)
+    """The position bias ``b`` read from a judge's pairs, with a 95% interval
+    (:meth:`JudgeBias.lean`: under the module's model each pair's two answers are independent
+    and the first-shown picks among them have mean ``(1 + b) / 2``). ``nan`` when no pair has
+    both answers."""
+    lean = judge.lean()
+    return (math.nan, math.nan, math.nan) if lean is None else lean
