@@ -242,8 +242,8 @@ def test_mistral_uploads_a_file_past_the_inline_limit(
     run_id, stats, store = _run(_plan(fake, provider="mistral"), tmp_path / "runs")
     assert stats.valid == 12
     (row,) = store.batches(run_id)
-    client = mistral_client.Mistral(api_key="k", server_url=fake.base_url("mistral"))
-    job = client.batch.jobs.get(job_id=row.provider_batch_id)
+    with mistral_client.Mistral(api_key="k", server_url=fake.base_url("mistral")) as client:
+        job = client.batch.jobs.get(job_id=row.provider_batch_id)
     assert len(job.input_files) == 1 and job.total_requests == 12
     store.close()
 

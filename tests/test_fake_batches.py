@@ -49,16 +49,38 @@ def fake(clock: Clock) -> Iterator[FakeProvider]:
         yield server
 
 
-def oa(fake: FakeProvider) -> Any:
-    return openai.OpenAI(base_url=fake.base_url("openai"), api_key="k", max_retries=0)
+#: the SDK clients a test made, closed after it: an open client keeps its pooled sockets to the
+#: stopped server until the collector finds it, whose warning then fails whichever test runs then
+_CLIENTS: list[Any] = []
 
 
-def an(fake: FakeProvider) -> Any:
-    return anthropic.Anthropic(base_url=fake.base_url("anthropic"), api_key="k", max_retries=0)
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        client = _CLIENTS.pop()
+        if isinstance(client, mistral_client.Mistral):
+            client.__exit__(None, None, None)
+        else:
+            client.close()
 
 
-def mi(fake: FakeProvider) -> Any:
-    return mistral_client.Mistral(api_key="k", server_url=fake.base_url("mistral"))
+def _kept(client: Any) -> Any:
+    _CLIENTS.append(client)
+    return client
+
+
+def oa(fake: FakeProvider, base_url: str | None = None) -> Any:
+    return _kept(openai.OpenAI(base_url=base_url or fake.base_url("openai"), api_key="k", max_retries=0))
+
+
+def an(fake: FakeProvider, base_url: str | None = None) -> Any:
+    url = base_url or fake.base_url("anthropic")
+    return _kept(anthropic.Anthropic(base_url=url, api_key="k", max_retries=0))
+
+
+def mi(fake: FakeProvider, server_url: str | None = None) -> Any:
+    return _kept(mistral_client.Mistral(api_key="k", server_url=server_url or fake.base_url("mistral")))
 
 
 def chat_body(i: int, model: str | None = "gpt-test") -> dict[str, Any]:
@@ -438,16 +460,16 @@ def test_content_faults_reach_batch_lines_but_transport_faults_do_not(fake: Fake
 
 
 def test_paths_without_a_provider_prefix(fake: FakeProvider) -> None:
-    client = openai.OpenAI(base_url=fake.url + "/v1", api_key="k", max_retries=0)
+    client = oa(fake, fake.url + "/v1")
     assert client.batches.retrieve(openai_batch(client, ["a"]).id).status == "completed"
-    ac = anthropic.Anthropic(base_url=fake.url, api_key="k", max_retries=0)
+    ac = an(fake, fake.url)
     batch = ac.messages.batches.create(requests=[{"custom_id": "a", "params": anthropic_params(0)}])
     assert (
         ac.messages.batches.retrieve(batch.id).results_url
         == f"{fake.url}/v1/messages/batches/{batch.id}/results"
     )
     assert [r.result.type for r in ac.messages.batches.results(batch.id)] == ["succeeded"]
-    mc = mistral_client.Mistral(api_key="k", server_url=fake.url)
+    mc = mi(fake, fake.url)
     upload = mc.files.upload(file={"file_name": "a.jsonl", "content": b"{}\n"}, purpose="batch")
     assert upload.sample_type == "batch_request"  # Mistral's shape, told apart by its User-Agent
 
