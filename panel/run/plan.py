@@ -111,6 +111,8 @@ class RunOptions:
     poll_interval: float = DEFAULT_POLL_S
     reask_live: bool = False
     detach: bool = False
+    #: more of the command's settings to record with the run (`panel rank`'s budget, seed ...)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def default_catalog() -> Path:
@@ -289,6 +291,7 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
             "kind": options.kind,
             "rebuttal": plan.rebuttal,
             "head_to_head": plan.head_to_head,
+            **options.settings,
         },
         tools=((t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools),
         personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
