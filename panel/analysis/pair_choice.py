@@ -6,9 +6,10 @@ is asked.
   connected and each tool has a strength to start from).
 - Each later round: refit with a few bootstrap resamples; a pair's order is settled when one
   tool is the stronger in at least `level` of the resamples (and both rest on enough
-  judgements). If every two neighbours of the current ranking are settled, stop ("settled").
-  Otherwise ask pairs not yet asked, unsettled ones first and, among them, the closest in
-  strength (the largest p(1 - p)), each tool at most once a round.
+  judgements). If every two neighbours of the current ranking are settled and were compared
+  head to head, stop ("settled"). Otherwise ask pairs not yet asked: unsettled ones first,
+  neighbours in the current ranking first among them, then the closest in strength (the
+  largest p(1 - p)), each tool at most once a round.
 - The pairs cap (`--budget N pairs`, or by default N log2 N, the comparisons a sort needs)
   stops it at "budget"; when none is left to ask, "all-pairs".
 
@@ -78,13 +79,13 @@ class Ranker:
         asked = pairs_asked(results)
         n = len(self.tools)
         room = self.max_pairs - len(asked)
-        if len(asked) >= all_pairs(n):
-            return "all-pairs"
         if not asked:
             return first_pairs(self.tools, self.seed)[: max(room, 0)] or "budget"
         current = fit(self.tools, results, resamples=self.round_resamples, level=self.level, seed=self.seed)
-        if settled(current):
+        if settled(current, asked):
             return "settled"
+        if len(asked) >= all_pairs(n):
+            return "all-pairs"
         if room <= 0:
             return "budget"
         return self._closest_unsettled(current, asked, room)
@@ -94,6 +95,8 @@ class Ranker:
         s = current.strength
         n = len(self.tools)
         enough = np.array([current.enough(i) for i in range(n)])
+        order = current.order()
+        neighbours = {frozenset(p) for p in itertools.pairwise(order)}
         candidates = []
         for i in range(n):
             for j in range(i + 1, n):
@@ -102,12 +105,12 @@ class Ranker:
                 p = 1 / (1 + math.exp(s[j] - s[i]))
                 share = max(beats[i, j], beats[j, i])
                 unsettled = share < self.level or not (enough[i] and enough[j])
-                candidates.append((not unsettled, -p * (1 - p), i, j))
+                candidates.append((not unsettled, frozenset((i, j)) not in neighbours, -p * (1 - p), i, j))
         candidates.sort()
         size = min(room, max(1, math.ceil(n / 4)))
         used: set[int] = set()
         chosen: list[Pair] = []
-        for _, _, i, j in candidates:
+        for *_, i, j in candidates:
             if i in used or j in used:
                 continue
             chosen.append((self.tools[i], self.tools[j]))
@@ -117,11 +120,17 @@ class Ranker:
         return chosen
 
 
-def settled(current: Fit) -> bool:
+def settled(current: Fit, asked: set[frozenset[str]]) -> bool:
     """Whether every two neighbours of the ranking are in a settled order: each tool rests
-    on enough judgements and the stronger wins in at least `level` of the resamples."""
+    on enough judgements, the two were compared head to head, and the stronger wins in at
+    least `level` of the resamples. (Without the pair asked, the order of two tools that
+    each won or lost every judgement comes from the design, and every resample repeats it.)"""
     order = current.order()
     if not all(current.enough(i) for i in order):
         return False
     beats = current.beats()
-    return all(beats[a, b] >= current.level for a, b in itertools.pairwise(order))
+    tools = current.tools
+    return all(
+        beats[a, b] >= current.level and frozenset((tools[a], tools[b])) in asked
+        for a, b in itertools.pairwise(order)
+    )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..analysis.bradley_terry import Fit, fit
-from ..analysis.pair_choice import Pair, Ranker, all_pairs
+from ..analysis.pair_choice import Pair, Ranker, all_pairs, default_budget
 from ..report.head_to_head import Answer, PairResult, pair_results
 from ..report.leaderboard_file import Stopped
 
@@ -79,10 +79,14 @@ def simulate_ranking(
     seed: int = 0,
     resamples: int = 100,
 ) -> Simulation:
-    """Rank the judges' tools by `scheme`, asking at most `budget` distinct pairs."""
+    """Rank the judges' tools by `scheme`, asking at most `budget` distinct pairs (default:
+    every pair for "all", else N log2 N as `panel rank` does)."""
     tools = tuple(judges.strengths)
     every = [(a, b) for i, a in enumerate(tools) for b in tools[i + 1 :]]
-    cap = all_pairs(len(tools)) if budget is None else budget
+    if budget is not None:
+        cap = budget
+    else:  # the command's own default for the adaptive scheme
+        cap = all_pairs(len(tools)) if scheme == "all" else default_budget(len(tools))
     answers: list[Answer] = []
     stopped: Stopped
     if scheme == "adaptive":
