@@ -127,3 +127,16 @@ def test_rank_through_the_loopback_provider_finds_its_planted_order(
     planted = sorted(tools, key=planted_strength, reverse=True)
     assert board.tools[0].tool_id == planted[0]
     assert board.judgements.consistent > board.judgements.ties  # planted strengths, not coin tosses
+
+
+def test_panel_runs_lists_a_ranking_by_its_asks_not_as_reviews_missing(cli: Any, runs_dir: Path) -> None:
+    out = cli("rank", "--tools", "ollama,vllm,llama-cpp", "-b", "fake", "-p", "builder",
+              "--out", str(runs_dir), "--progress", "quiet")  # fmt: skip
+    assert out.code == 0, out.err
+    run_id, board = _board(runs_dir)
+    listed = cli("runs", "--out", str(runs_dir))
+    (line,) = [x for x in listed.out.splitlines() if x.startswith(run_id)]
+    assert f"ranking: {board.asks} head-to-head asks stored" in line and "of 3 stored" not in line
+    as_json = cli("runs", "--out", str(runs_dir), "--json")
+    (row,) = json.loads(as_json.out)
+    assert (row["reviews"], row["planned"]) == (0, 0)  # no review was planned, none is missing

@@ -165,7 +165,8 @@ def rank(
         cat = load_catalog(catalog or default_catalog())
         ids, named = _chosen(cat, category, tools)
         if len(ids) < 2:
-            raise UserError(f"a ranking needs at least two tools; {category or tools!r} has {len(ids)}")
+            given = f"category '{named}'" if named is not None else "--tools"
+            raise UserError(f"a ranking needs at least two tools; {given} gives {len(ids)}")
         plan = plan_run(
             ids,
             catalog=cat,
