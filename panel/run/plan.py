@@ -41,6 +41,7 @@ __all__ = [
     "build_members",
     "default_catalog",
     "plan_compare",
+    "plan_engine",
     "plan_resume",
     "plan_run",
     "require_prices",
@@ -308,6 +309,25 @@ def _resolved(spec: MemberSpec, member: Member) -> dict[str, Any]:
     return {**spec.options.written(), **settled}
 
 
+def plan_engine(
+    plan: Plan, store: Store, run_id: str, options: RunOptions, on_event: Sink | None = None
+) -> Engine:
+    """The engine of a plan's run: its members, prompts and sampling, with the options'
+    cache, budget, retries and the run to copy unchanged reviews from."""
+    return Engine(
+        store,
+        run_id,
+        plan.prompts,
+        plan.members,
+        plan.sampling,
+        options.retry,
+        use_cache=options.use_cache,
+        max_cost=options.max_cost,
+        since_run=options.since_run,
+        on_event=on_event,
+    )
+
+
 async def run_plan(
     plan: Plan,
     store: Store,
@@ -332,18 +352,7 @@ async def run_plan(
     options = options or RunOptions()
     if run_id is None:
         run_id = start_run(plan, store, command, options)
-    engine = Engine(
-        store,
-        run_id,
-        plan.prompts,
-        plan.members,
-        plan.sampling,
-        options.retry,
-        use_cache=options.use_cache,
-        max_cost=options.max_cost,
-        since_run=options.since_run,
-        on_event=on_event,
-    )
+    engine = plan_engine(plan, store, run_id, options, on_event)
 
     def batch_route(of: Engine) -> Route:
         return BatchRunner(

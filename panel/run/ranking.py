@@ -19,7 +19,7 @@ from ..store import Store
 from .ending import running
 from .engine import Engine
 from .head_to_head_round import HeadToHeadCell, run_head_to_head
-from .plan import Plan, RunOptions
+from .plan import Plan, RunOptions, plan_engine
 from .pricing import input_tokens
 
 __all__ = ["RankEstimate", "estimate_rank", "rank_rounds", "run_ranking", "stored_results"]
@@ -111,16 +111,7 @@ async def run_ranking(
     """Run (or finish) the ranking `run_id`: its rounds, then `write(run_id, stopped)` (the
     leaderboard) before the run is marked done, or stopped when the cost budget or a member's
     server stopped it."""
-    engine = Engine(
-        store,
-        run_id,
-        plan.prompts,
-        plan.members,
-        plan.sampling,
-        options.retry,
-        use_cache=options.use_cache,
-        max_cost=options.max_cost,
-    )
+    engine = plan_engine(plan, store, run_id, options)
     async with running(store, run_id, [m.backend for m in plan.members]) as end:
         # No review cells: this readies the engine as a run does (what a dead process left
         # unanswered, the spend so far, the members' output forms).
