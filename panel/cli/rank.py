@@ -181,6 +181,10 @@ def rank(
         settings = _settings(plan, named, parsed, seed)
         require_prices(plan, settings["max_cost"])
         run_id = None
+    if run_id is not None:
+        with Store(out, readonly=True) as store:
+            asked = len({frozenset(r.tools) for r in stored_results(store, run_id)})
+        notices.chatter("resuming", f"resuming ranking {run_id}: {asked} pairs asked so far", run_id=run_id)
     _announce(plan, settings)
     options = RunOptions(
         use_cache=not no_cache,
