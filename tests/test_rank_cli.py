@@ -140,3 +140,18 @@ def test_panel_runs_lists_a_ranking_by_its_asks_not_as_reviews_missing(cli: Any,
     as_json = cli("runs", "--out", str(runs_dir), "--json")
     (row,) = json.loads(as_json.out)
     assert (row["reviews"], row["planned"]) == (0, 0)  # no review was planned, none is missing
+
+
+def test_a_cost_budget_stops_the_ranking_before_going_over(
+    cli: Any, runs_dir: Path, fake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url("openai"))
+    out = cli("rank", "--category", "Developer Tools", "-b", "openai:gpt-4.1-mini", "-p", "builder",
+              "--budget", "$0.002", "--out", str(runs_dir))  # fmt: skip
+    assert out.code == 3, out.err
+    assert "stops before spending more than $0.002" in out.err and "--resume" in out.err
+    run_id, board = _board(runs_dir)
+    assert board.stopped == "budget" and board.budget == "$0.002"
+    assert board.cost_usd is not None and board.cost_usd <= 0.002 and board.pairs_asked < 29
+    with Store(runs_dir, readonly=True) as store:
+        assert store.get_run(run_id).status == "stopped"  # type: ignore[union-attr]
