@@ -40,7 +40,6 @@ from .options import (
     PersonasDir,
     ProgressMode,
     RunsDir,
-    Seed,
 )
 
 __all__ = ["Budget", "parse_budget", "rank"]
@@ -129,7 +128,9 @@ def rank(
             "N log2 N pairs for N tools.",
         ),
     ] = None,
-    seed: Seed = 1234,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the models' sampling, the first round's cycle and the bootstrap.")
+    ] = 1234,
     fmt: Annotated[
         Literal["table", "json"],
         typer.Option("--format", help="table (the board's first lines) or json (the whole board on stdout)."),
