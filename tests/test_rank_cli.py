@@ -155,3 +155,31 @@ def test_a_cost_budget_stops_the_ranking_before_going_over(
     assert board.cost_usd is not None and board.cost_usd <= 0.002 and board.pairs_asked < 29
     with Store(runs_dir, readonly=True) as store:
         assert store.get_run(run_id).status == "stopped"  # type: ignore[union-attr]
+
+
+def test_an_interrupted_ranking_writes_its_board_so_far_and_resumes(
+    cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import panel.run.ranking as ranking
+
+    real = ranking.run_head_to_head
+    rounds: list[int] = []
+
+    async def ctrl_c_in_round_two(*args: Any, **kwargs: Any) -> Any:
+        rounds.append(1)
+        if len(rounds) == 2:
+            raise KeyboardInterrupt
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(ranking, "run_head_to_head", ctrl_c_in_round_two)
+    out = cli(*_RANK, "--out", str(runs_dir))
+    assert out.code == 130 and "panel rank --resume" in out.err
+    run_id, board = _board(runs_dir)
+    assert board.stopped == "interrupted" and board.pairs_asked == 9  # the first round's cycle
+    with Store(runs_dir, readonly=True) as store:
+        assert store.get_run(run_id).status == "interrupted"  # type: ignore[union-attr]
+    monkeypatch.setattr(ranking, "run_head_to_head", real)
+    again = cli("rank", "--resume", run_id, "--out", str(runs_dir), "--progress", "quiet")
+    assert again.code == 0, again.err
+    _, after = _board(runs_dir)
+    assert after.stopped in ("budget", "settled", "all-pairs") and after.pairs_asked > 9
