@@ -65,6 +65,7 @@ lint: setup
 schema: setup
 	$(BIN)/panel schema > schema/comparison.schema.json
 	$(BIN)/panel schema --triage > schema/triage.schema.json
+	$(BIN)/panel schema --leaderboard > schema/leaderboard.schema.json
 
 bench: setup
 	$(BIN)/python bench/bench_local.py

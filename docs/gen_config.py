@@ -40,6 +40,7 @@ MARKER = "<!-- panel:options -->"
 PUBLISHED = {
     "schema/comparison.schema.json": "schema/comparison.schema.json",
     "schema/triage.schema.json": "schema/triage.schema.json",
+    "schema/leaderboard.schema.json": "schema/leaderboard.schema.json",
     "bench/README.md": "bench-readme.md",
 }
 

@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -23,12 +24,32 @@ from .loaders import FileStamp, kind_of
 
 __all__ = [
     "Catalog", "Community", "Pricing", "PricingModel", "Tool",
-    "duplicate_id", "load_catalog", "same_maker", "tool_problems",
+    "duplicate_id", "load_catalog", "maker_problem", "same_maker", "tool_problems",
 ]  # fmt: skip
 
 PricingModel = Literal["free", "freemium", "paid", "enterprise", "unknown"]
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A maker is a name on one line: no C0 or C1 control (U+0085 is a line break), no line or
+# paragraph separator, no bidi embedding, override or isolate (they reorder what is read).
+_NOT_IN_A_MAKER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: words that end an organisation's name without naming it ("Mistral AI", "Acme, Inc.")
+_MAKER_SUFFIXES = frozenset(
+    {
+        "ai",
+        "inc",
+        "incorporated",
+        "llc",
+        "ltd",
+        "limited",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "gmbh",
+        "plc",
+    }
+)
 
 
 class Pricing(BaseModel):
@@ -51,10 +72,30 @@ class Community(BaseModel):
         return self.ship + self.skip
 
 
+def maker_problem(value: str) -> str | None:
+    """Why `value` cannot be a maker's name (blank, or not one line), else None: one check
+    for the catalog's `maker` and a member's."""
+    if not value.strip():
+        return "must name the organisation, not be blank"
+    if _NOT_IN_A_MAKER.search(value):
+        return f"must be a name on one line, with no control or bidi characters, not {shown(value)}"
+    return None
+
+
+def _maker_key(name: str) -> str:
+    """A maker's name as compared: case, punctuation and spaces aside, without a trailing
+    "AI", "Inc" and the like ("Mistral AI", "mistralai" and "Mistral" are one)."""
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", name).casefold())
+    while len(words) > 1 and words[-1] in _MAKER_SUFFIXES:
+        words.pop()
+    key = "".join(words)
+    return key[:-2] if key.endswith("ai") and len(key) > 2 else key
+
+
 def same_maker(a: str | None, b: str | None) -> bool:
-    """Whether two makers are one organisation (as written, ignoring case and outer spaces);
-    an unknown maker is nobody's."""
-    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
+    """Whether two makers are one organisation (compared by `_maker_key`); an unknown maker
+    is nobody's."""
+    return a is not None and b is not None and _maker_key(a) == _maker_key(b)
 
 
 class Tool(BaseModel):
@@ -73,7 +114,7 @@ class Tool(BaseModel):
         default=None,
         min_length=1,
         description='The organisation that makes the tool ("OpenAI", "Meta"): a member whose '
-        "maker it is may recuse itself from reviewing it.",
+        "maker it is may recuse itself from reviewing it. Never shown to the reviewers.",
     )
 
     @field_validator("id", "name", "category", "tagline", "maker")
@@ -85,6 +126,14 @@ class Tool(BaseModel):
             raise ValueError("must be one line, with no control characters")
         return value
 
+    @field_validator("maker")
+    @classmethod
+    def _a_maker(cls, value: str | None) -> str | None:
+        problem = None if value is None else maker_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("links")
     @classmethod
     def _http_links(cls, links: dict[str, str]) -> dict[str, str]:
@@ -94,14 +143,14 @@ class Tool(BaseModel):
         return links
 
     def facts_for_review(self) -> dict[str, Any]:
-        """What a reviewer is shown: the catalog's facts, not the community vote."""
-        data = self.model_dump(exclude={"community"})
+        """What a reviewer is shown: the catalog's facts, not the community vote, nor the
+        maker (kept for recusal and the self-preference measure: shown, it would tell a judge
+        which tool is its maker's, and tagging a catalog would make every cached review stale)."""
+        data = self.model_dump(exclude={"community", "maker"})
         if not data["links"]:
             del data["links"]
         if not data["facts"]:
             del data["facts"]
-        if data["maker"] is None:
-            del data["maker"]  # unset: the tool reads (and hashes) as it did before makers
         return data
 
     def fingerprint(self) -> str:

@@ -162,7 +162,7 @@ def test_json_numbers_are_panel_stats_on_the_same_matrix(cli: Any, runs: Runs) -
     report = _report(cli, runs, runs.single, "--resamples", "200", "--seed", "7")
     assert set(report) == {
         "runs", "by", "basis", "items", "missing", "stats", "cohen", "self_consistency", "notes", "research",
-        "rounds", "cost", "sample",
+        "rounds", "cost", "sample", "biases",
     }  # fmt: skip
     assert report["rounds"] is None  # no rebuttal round in this run
     assert report["basis"] == {"run": runs.single, "repeat": 0} and report["by"] == "rater"

@@ -102,7 +102,7 @@ def test_json_prints_only_a_record_that_validates(cli: Any, runs_dir: Path) -> N
     record = json.loads(result.out)  # stdout is the record and nothing else
     schema = json.loads((data_dir("schema") / "comparison.schema.json").read_text())
     jsonschema.validate(record, schema)
-    assert record["version"] == "1.8"
+    assert record["version"] == "1.9"
     assert record["counts"] == {"reviews": 8, "valid": 8, "failed": 0}
     folder = runs_dir / record["run_id"]
     assert json.loads((folder / "comparison.json").read_text()) == record

@@ -177,7 +177,7 @@ def test_each_tools_record_carries_its_confidence_and_validates(store: Store) ->
     schema = json.loads((data_dir("schema") / "comparison.schema.json").read_text())
     last = json.loads((folder / "tools" / "t39.json").read_text())
     jsonschema.validate(last, schema)
-    assert last["version"] == "1.8"
+    assert last["version"] == "1.9"
     confidence = last["tools"][0]["confidence"]
     assert confidence["method"] == "dawid-skene" and confidence["tools"] == 40
     assert {r["code"] for r in confidence["reasons"]} >= {"split", "weak_judge"}

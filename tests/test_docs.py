@@ -41,9 +41,9 @@ def test_site_builds_strict_with_the_generated_reference(tmp_path: Path) -> None
     assert "panel:options" not in page  # the marker was replaced by the tables
     for option in ("n_ctx", "token_param", "max_rate_wait", "headroom"):
         assert f"<code>{option}</code>" in page, option
-    assert (tmp_path / "site" / "schema" / "comparison.schema.json").read_bytes() == (
-        ROOT / "schema" / "comparison.schema.json"
-    ).read_bytes()
+    for schema in ("comparison", "triage", "leaderboard"):  # published, so the pages can link them
+        published = tmp_path / "site" / "schema" / f"{schema}.schema.json"
+        assert published.read_bytes() == (ROOT / "schema" / f"{schema}.schema.json").read_bytes(), schema
 
 
 def test_a_broken_link_fails_the_build(tmp_path: Path) -> None:

@@ -160,8 +160,10 @@ def test_the_reply_schema_takes_a_or_b_and_a_reason() -> None:
     assert schema["properties"]["ship_with"]["enum"] == ["A", "B"]
     assert set(schema["required"]) == {"ship_with", "reason"}
     assert schema["additionalProperties"] is False
-    with pytest.raises(InvalidReply):
+    with pytest.raises(InvalidReply, match=r"^the JSON does not match the head-to-head reply schema: reason"):
         parse_head_to_head('{"ship_with": "A"}')
+    with pytest.raises(InvalidReply, match=r"^the reply is not a head-to-head reply's JSON"):
+        parse_head_to_head("[" * 10_000 + "]" * 10_000)
     assert parse_head_to_head('{"ship_with": "B", "reason": "r"}') == {"ship_with": "B", "reason": "r"}
 
 

@@ -4,6 +4,7 @@ maker's tools (issue 25 §1)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import yaml
 from panel.backends.registry import create_backend, parse_member
 from panel.catalog import load_catalog
 from panel.config import load_config
-from panel.errors import CatalogError
+from panel.errors import CatalogError, UserError
 from panel.report.load import load_record
 from panel.report.render import render_html, render_markdown
 from panel.run.plan import plan_resume, plan_run, run_plan
@@ -54,15 +55,39 @@ def test_a_tool_may_name_its_maker(tmp_path: Path) -> None:
     assert (catalog.get("gpt").maker, catalog.get("llama").maker) == ("OpenAI", None)
 
 
-def test_a_tool_without_a_maker_keeps_its_fingerprint() -> None:
-    # Reviews are cached by the tool's fingerprint: the new field unset must not make
-    # every stored review stale. The value is the fingerprint before tools had a maker.
+def test_a_maker_keeps_the_tools_fingerprint() -> None:
+    # Reviews are cached by the tool's fingerprint, and the maker is never shown to the
+    # reviewers: tagging a catalog with makers keeps every stored review. The value is the
+    # fingerprint before tools had a maker.
     tool = load_catalog(EXAMPLE_CATALOG).get("ollama")
     assert tool.fingerprint() == "7ab01b1230919874"
-    assert tool.model_copy(update={"maker": "Ollama"}).fingerprint() != tool.fingerprint()
+    assert tool.model_copy(update={"maker": "Ollama"}).fingerprint() == tool.fingerprint()
 
 
-@pytest.mark.parametrize("maker", ["", "Open\nAI", 7])
+def test_the_maker_is_not_shown_to_the_reviewers_but_kept_in_the_run(tmp_path: Path) -> None:
+    from panel.prompts import PromptSet
+    from panel.run.head_to_head import head_to_head_messages
+
+    plan = plan_run(
+        None,
+        catalog=_catalog(tmp_path, {"acme-one": "Acme Widgets", "other": "Other"}),
+        persona_ids=["builder"],
+        config=load_config(_toml(tmp_path, '[[members]]\nspec = "fake"\n')),
+    )
+    acme, other = plan.tools
+    prompts = PromptSet()
+    shown = [
+        *prompts.review_messages(plan.personas[0], acme),
+        *head_to_head_messages(prompts, plan.personas[0], acme, other),
+    ]
+    # it would tell a judge which tool is its maker's: the cue self-preference measures
+    assert not any("Acme Widgets" in m["content"] or '"maker"' in m["content"] for m in shown)
+    with Store(tmp_path / "runs") as store:
+        run_id, _ = asyncio.run(run_plan(plan, store, "test"))
+        assert [t.get("maker") for t in store.run_tools(run_id)] == ["Acme Widgets", "Other"]
+
+
+@pytest.mark.parametrize("maker", ["", "   ", "Open\nAI", "Open\u0085AI", "Acme\u202e", 7])
 def test_a_bad_maker_names_the_field_and_line(tmp_path: Path, maker: object) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump([{"id": "t", "name": "T", **TOOL, "maker": maker}], sort_keys=False))
@@ -112,6 +137,29 @@ def test_a_bad_maker_or_recuse_on_a_member_is_one_line(
 ) -> None:
     path = _toml(tmp_path, f'[[members]]\nspec = "fake"\n{line}\n')
     assert _check(cli, path) == f"error: {path}: members[0].{field}: {problem}"
+
+
+@pytest.mark.parametrize("maker", ["Acme\\u0085Evil", "Acme\\u202eEvil", "Acme\\u2028Evil", "   "])
+def test_a_member_maker_with_a_line_break_or_bidi_control_is_refused(
+    cli: Any, tmp_path: Path, maker: str
+) -> None:
+    path = _toml(tmp_path, f'[[members]]\nspec = "fake"\nmaker = "{maker}"\n')
+    line = _check(cli, path)
+    assert line.startswith(f"error: {path}: members[0].maker: "), line
+    assert "one line" in line or "blank" in line, line
+
+
+@pytest.mark.parametrize(
+    "written", ["Mistral", "mistralai", "Mistral AI", "MISTRAL AI, Inc.", " mistral-ai "]
+)
+def test_a_mistral_member_recuses_from_a_tool_made_by_mistral_however_written(
+    monkeypatch: pytest.MonkeyPatch, written: str
+) -> None:
+    monkeypatch.setenv("MISTRAL_API_KEY", "test-key")
+    member = create_backend(parse_member("mistral:mistral-small", {"recuse": "maker"}))
+    assert member.maker == "Mistral AI"
+    assert member.recuses_from(written)
+    assert not member.recuses_from("Meta") and not member.recuses_from("Mistralia Labs")
 
 
 def test_a_bad_panel_recuse_is_one_line(cli: Any, tmp_path: Path) -> None:
@@ -235,10 +283,149 @@ def test_the_estimate_prices_only_the_cells_asked(tmp_path: Path) -> None:
 
 def test_the_plan_line_says_how_many_cells_are_recused(cli: Any, tmp_path: Path) -> None:
     catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other"})
-    config = _toml(tmp_path, '[[members]]\nspec = "fake"\nmaker = "Acme"\nrecuse = "maker"\n')
+    config = _toml(
+        tmp_path,
+        '[[members]]\nspec = "fake"\nmaker = "Acme"\nrecuse = "maker"\n[[members]]\nspec = "fake:two"\n',
+    )
     result = cli(
         "compare", "acme-one", "other", "--catalog", str(catalog), "--config", str(config),
         "--persona", "builder", "--out", str(tmp_path / "runs"),
     )  # fmt: skip
     assert result.code == 0, result.err
-    assert "plan: 1 reviews = 2 tools x 1 personas x 1 members, less 1 recused" in result.out + result.err
+    assert "plan: 3 reviews = 2 tools x 1 personas x 2 members, less 1 recused" in result.out + result.err
+
+
+@pytest.mark.parametrize("other", [{"other": "Other"}, {"acme-two": "acme"}])
+def test_a_tool_every_member_recuses_from_is_refused_in_one_line(
+    cli: Any, tmp_path: Path, other: dict[str, str]
+) -> None:
+    # With no review of acme-one, its shares, headline and pairs would rest on nothing.
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", **other})
+    config = _toml(tmp_path, 'recuse = "maker"\n[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\n')
+    runs = tmp_path / "runs"
+    result = cli(
+        "compare", "acme-one", *other, "--catalog", str(catalog), "--config", str(config),
+        "-p", "builder", "--out", str(runs),
+    )  # fmt: skip
+    assert result.code == 2, (result.code, result.out[-300:])
+    assert result.err.strip() == "error: no member is left to review acme-one: every member's maker made it"
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+# -- a recused cell stays without a review ------------------------------------------------
+
+RECUSING = (
+    '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+    '[[members]]\nspec = "fake"\nname = "b"\n'
+)
+
+
+def test_regenerate_refuses_a_recused_cell_and_changes_nothing(tmp_path: Path) -> None:
+    from panel.run.regenerate import regenerate_review
+    from panel.store import CellKey
+
+    _, store, run_id = _run(tmp_path, RECUSING, {"acme-one": "Acme", "other": "Other"})
+    with store:
+        before = load_record(store, run_id).model_dump()
+        with pytest.raises(UserError, match=r"^cannot regenerate .* a recused from acme-one") as refused:
+            asyncio.run(
+                regenerate_review(store, run_id, CellKey("acme-one", "builder", "a", 0), "fill the gap")
+            )
+        assert "\n" not in str(refused.value)
+        assert store.review(run_id, CellKey("acme-one", "builder", "a", 0)) is None
+        assert load_record(store, run_id).model_dump() == before
+
+
+def test_the_view_offers_no_regenerate_for_a_recused_cell_and_refuses_one(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from panel.view.app import create_app
+    from panel.view.security import CSRF_FIELD
+
+    from .test_view import BASE
+    from .view_session import csrf, sign_in
+
+    _, store, run_id = _run(tmp_path, RECUSING, {"acme-one": "Acme", "other": "Other"})
+    store.close()
+    with TestClient(create_app(tmp_path / "runs", token=None, port=8765), base_url=BASE) as client:
+        sign_in(client, "Ana")
+        page = client.get(f"/runs/{run_id}/tools/acme-one").text
+        recused = [a for a in page.split("<article")[1:] if "Recused: its maker made this tool." in a]
+        assert len(recused) == 2 and not any("/review/regenerate" in a for a in recused)
+        assert "/review/regenerate" in page  # the other reviews keep theirs
+        form = {"tool": "acme-one", "persona": "builder", "member": "a", "repeat": "0", "reason": "fill it"}
+        sent = client.post(
+            f"/runs/{run_id}/review/regenerate",
+            data={**form, CSRF_FIELD: csrf(client)},
+            follow_redirects=False,
+        )
+        assert sent.status_code == 404 and "recused" in sent.text
+    with Store(tmp_path / "runs", readonly=True) as again:
+        assert {r.member for r in again.reviews(run_id, "acme-one")} == {"b"}
+
+
+def test_a_stored_review_of_a_recused_cell_is_in_no_share(tmp_path: Path) -> None:
+    from panel.store import CellKey
+
+    _, store, run_id = _run(tmp_path, RECUSING, {"acme-one": "Acme", "other": "Other"})
+    with store:
+        own = store.review(run_id, CellKey("other", "builder", "a", 0))
+        assert own is not None and own.data is not None
+        # one written by an older panel, or by hand: the run still says `a` recused from acme-one
+        store.save_review(run_id, CellKey("acme-one", "builder", "a", 0), "fake", "fake", data=own.data,
+                          error=None, raw_reply=None, request_id=None, asks=1)  # fmt: skip
+        store.commit()
+        acme = load_record(store, run_id).tools[0]
+    assert acme.recused == ["a"] and {e.member for e in acme.scorecard} == {"b"}
+    assert acme.panel.valid + acme.panel.failed == 2
+
+
+# -- a finished recused run is complete in `panel show` and `panel runs` ----------------------
+
+
+def _review_recused(cli: Any, tmp_path: Path) -> str:
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other"})
+    result = cli(
+        "review", str(catalog), "--config", str(_toml(tmp_path, RECUSING)), "-p", "builder",
+        "--out", str(tmp_path / "runs"), "--progress", "quiet",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    with Store(tmp_path / "runs", readonly=True) as store:
+        ((run, _, _),) = store.list_runs()
+        assert run.config["recused"] == {"a": ["acme-one"]} and run.status == "done"
+    return run.id
+
+
+def test_show_of_a_finished_recused_run_says_nothing_is_missing(cli: Any, tmp_path: Path) -> None:
+    run_id = _review_recused(cli, tmp_path)
+    shown = cli("show", run_id, "--out", str(tmp_path / "runs"))
+    assert shown.code == 0, shown.err
+    assert "not finished" not in shown.err and "--resume" not in shown.err, shown.err
+
+
+def test_runs_lists_a_finished_recused_run_as_complete(cli: Any, tmp_path: Path) -> None:
+    _review_recused(cli, tmp_path)
+    listed = cli("runs", "--json", "--out", str(tmp_path / "runs"))
+    assert listed.code == 0, listed.err
+    (row,) = json.loads(listed.out)
+    assert row["reviews"] == row["planned"] == 3, row  # 2 tools x 2 members x 1 persona, less 1 recused
+
+
+def test_a_recusal_that_cannot_apply_is_said_in_one_line(cli: Any, tmp_path: Path) -> None:
+    catalog = _catalog(tmp_path, {"acme-one": "Acme", "other": "Other"})
+    # a model served locally: its backend knows no maker, and none is set
+    config = _toml(tmp_path, '[[members]]\nspec = "fake"\nname = "llama"\nrecuse = "maker"\n')
+    result = cli(
+        "compare", "acme-one", "other", "--catalog", str(catalog), "--config", str(config),
+        "-p", "builder", "--out", str(tmp_path / "runs"), "--progress", "quiet",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    said = [x for x in result.err.splitlines() if x.startswith("llama: ")]
+    assert said == [
+        'llama: recuse = "maker" leaves nothing out, its maker is unknown: set maker = "..." '
+        '(who made its model, such as "Meta") on the member in panel.toml'
+    ], result.err
+    known = _toml(tmp_path, '[[members]]\nspec = "fake"\nname = "llama"\nmaker = "Meta"\nrecuse = "maker"\n')
+    again = cli("compare", "acme-one", "other", "--catalog", str(catalog), "--config", str(known),
+                "-p", "builder", "--out", str(tmp_path / "runs"), "--progress", "quiet")  # fmt: skip
+    assert again.code == 0 and "leaves nothing out" not in again.err, again.err

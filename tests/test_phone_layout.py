@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from panel.report.leaderboard_file import Leaderboard
+from panel.report.leaderboard_render import leaderboard_html, write_leaderboard_pages
 from panel.report.load import load_record
 from panel.report.publish import publish
 from panel.report.record import ComparisonRecord
@@ -28,6 +30,8 @@ from panel.view.app import create_app
 
 from .browser import TIMEOUT_S, chrome, full_page_screenshot, needs_browser, serve
 from .conftest import EXAMPLE_CATALOG
+from .leaderboard_board import hostile_board, sample_board
+from .test_leaderboard_pages import HOSTILE
 from .view_store import INJECTED_NAME, build_store, run_ids
 
 if TYPE_CHECKING:
@@ -228,3 +232,59 @@ def test_the_triage_page_reads_at_this_width(driver: WebDriver, tmp_path: Path) 
             and INJECTED_NAME in driver.find_element("css selector", "table.triage").text
         )
         _shot(driver, "view_triage")
+
+
+def _ranked_run(runs: Path, board: Leaderboard) -> str:
+    """A done run of the board's tools with the board and its pages in the run's folder, as
+    `panel rank` leaves them."""
+    tools = yaml.safe_load(EXAMPLE_CATALOG.read_text(encoding="utf-8"))["tools"]
+    ranked = {t.tool_id for t in board.tools}
+    with Store(runs) as store:
+        store.create_run(
+            board.run_id,
+            "panel rank --category 'Developer Tools'",
+            None,
+            {"members": sorted({j.member for j in board.judges}), "kind": "rank"},
+            tools=[(t["id"], "fp", t) for t in tools if t["id"] in ranked],
+            personas=[(p, "v", {"id": p}) for p in sorted({j.persona_id for j in board.judges})],
+        )
+        store.finish_run(board.run_id, "done")
+        folder = store.run_dir(board.run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "leaderboard.json").write_text(board.model_dump_json(indent=2), encoding="utf-8")
+    write_leaderboard_pages(board, folder)
+    return board.run_id
+
+
+def test_the_leaderboard_reads_at_this_width(driver: WebDriver, tmp_path: Path) -> None:
+    board = sample_board()
+    run_id = _ranked_run(tmp_path / "runs", board)
+    page = tmp_path / "runs" / run_id / "leaderboard.html"
+    narrow = driver.get_window_size()["width"] < 480
+    with serve(create_app(tmp_path / "runs", token=None)) as base:
+        app_page = f"{base}/runs/{run_id}/leaderboard"
+        # the app's page whole; the file from its ranking down, as the guide shows the published page
+        pages = ((app_page, "view_leaderboard", None), (page.as_uri(), "leaderboard_page", "#ranking"))
+        for url, shot, start in pages:
+            measured = _measure(driver, url)
+            _reads(measured)
+            tables = {t["table"]: t for t in measured["tables"]}
+            assert set(tables) == {"grid leaderboard", "grid lb-judges"}, tables
+            if narrow:  # on a phone each row is a small grid: nothing hides behind a sideways scroll
+                assert not any(t["scrolls"] for t in tables.values()), tables
+            rows = driver.find_elements("css selector", "table.leaderboard tbody tr")
+            assert [r.find_element("css selector", "th").text.split("\n")[0] for r in rows] == [
+                t.name for t in board.tools
+            ]
+            tracks = {round(e.rect["width"]) for e in driver.find_elements("css selector", ".lb-track")}
+            assert len(tracks) == 1 and tracks.pop() > 80, "the bars do not share one scale"
+            _shot(driver, shot, scroll_to=start)
+    # a long hostile name wraps inside its row, and stays text
+    hostile = hostile_board(HOSTILE + " averyveryverylongtoolnamewithoutanyspaceinitatall")
+    other = tmp_path / "hostile.html"
+    other.write_text(leaderboard_html(hostile), encoding="utf-8")
+    measured = _measure(driver, other.as_uri())
+    _reads(measured)
+    assert driver.title != "pwned"
+    if narrow:
+        assert not any(t["scrolls"] for t in measured["tables"]), measured["tables"]

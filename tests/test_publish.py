@@ -172,7 +172,7 @@ def test_the_published_record_names_who_published_it_escaped(store: Store, made:
     publish(store, made, tmp_path / "out", allow_unapproved=True, editor=name)
     record = json.loads((tmp_path / "out" / "comparison.json").read_text())
     jsonschema.validate(record, json.loads((data_dir("schema") / "comparison.schema.json").read_text()))
-    assert record["version"] == "1.8" and record["provenance"]["published_by"] == name
+    assert record["version"] == "1.9" and record["provenance"]["published_by"] == name
     page = (tmp_path / "out" / "comparison.html").read_text()
     assert " by &lt;b&gt;Ana&lt;/b&gt; &amp; co · " in page and "<b>Ana" not in page
     assert " by &lt;b&gt;Ana&lt;/b&gt; &amp; co · " in (tmp_path / "out" / "comparison.md").read_text()

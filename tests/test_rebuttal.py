@@ -239,7 +239,7 @@ def test_the_record_and_both_pages_show_the_flip_and_both_rounds(tmp_path: Path)
     )
     assert card.panel.display == "100%" and card.panel.first_round is not None
     assert card.panel.first_round.display == "83%" and card.panel.changed_after_rebuttal == 1
-    assert record.rebuttal is not None and record.rebuttal.changed == 1 and record.version == "1.8"
+    assert record.rebuttal is not None and record.rebuttal.changed == 1 and record.version == "1.9"
     md, html = render_markdown(record), render_html(record)
     assert "*(changed after rebuttal: skip → ship)*" in md
     assert "Changed after rebuttal: skip → ship." in html

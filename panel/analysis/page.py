@@ -185,6 +185,7 @@ def figure(caption: str, png: bytes) -> Figure:
 
 def sections(data: Mapping[str, Any]) -> list[Section]:
     """Every section the dict has the figures for, in reading order."""
+    from .page_biases import biases_section
     from .page_research import research_sections
     from .page_rounds import rounds_section
 
@@ -196,6 +197,7 @@ def sections(data: Mapping[str, Any]) -> list[Section]:
         _consistency(data),
         *research_sections(_dict(data.get("research")), stats),
         rounds_section(_dict(data.get("rounds"))),
+        biases_section(_dict(data.get("biases"))),
         _notes("notes", "Notes", _list(data.get("notes"))),
     ]
     return [s for s in found if s is not None and s.blocks]

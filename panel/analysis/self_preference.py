@@ -7,7 +7,8 @@ minus the rest of the panel's, where the rest leaves out every member of the too
 is the mean gap on its maker's tools minus the mean gap on the other tools: a difference in
 differences, so a tool that is simply good (which every member ships) adds nothing, and nor
 does a member that ships more of everything. The interval is a percentile bootstrap over
-tools (`panel.analysis.bootstrap`).
+tools (`panel.analysis.bootstrap`). A member with fewer than :data:`MIN_TOOLS` tools of its
+maker, or of others, is not measured: its estimate is `nan` and it says how few.
 """
 
 from __future__ import annotations
@@ -25,7 +26,17 @@ from ..store import Store
 from .bootstrap import Estimate, FloatArray, bootstrap
 from .long import iter_long
 
-__all__ = ["SelfPreference", "run_self_preference", "self_preference", "to_dicts"]
+__all__ = [
+    "MIN_TOOLS",
+    "SelfPreference",
+    "SelfPreferences",
+    "run_self_preference",
+    "self_preference",
+    "to_dicts",
+]
+
+#: the fewest tools of its maker, and of others, a member's self-preference is measured on
+MIN_TOOLS = 10
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,32 @@ class SelfPreference:
     own_tools: int
     other_tools: int
 
+    @property
+    def tools(self) -> int:
+        """How many tools the estimate rests on."""
+        return self.own_tools + self.other_tools
+
+    @property
+    def too_few(self) -> str | None:
+        """`too few: 1 own tool (5 needed)` when a side has fewer than MIN_TOOLS, else None."""
+        short = [
+            f"{n} {kind} tool{'' if n == 1 else 's'}"
+            for n, kind in ((self.own_tools, "own"), (self.other_tools, "other"))
+            if n < MIN_TOOLS
+        ]
+        if not short:
+            return None
+        return f"too few: {' and '.join(short)} ({MIN_TOOLS}{' each' if len(short) == 2 else ''} needed)"
+
+
+class SelfPreferences(list[SelfPreference]):
+    """The members' self-preference, with `notes`: one line for each thing the runs did not
+    settle (a tool, or a member, two runs give different makers)."""
+
+    def __init__(self, found: Iterable[SelfPreference] = (), notes: Iterable[str] = ()) -> None:
+        super().__init__(found)
+        self.notes = list(notes)
+
 
 def self_preference(
     rows: Iterable[Mapping[str, Any]],
@@ -50,8 +87,8 @@ def self_preference(
     level: float = 0.95,
 ) -> list[SelfPreference]:
     """Each member with a maker, in the order of `member_makers`; `rows` are long-table rows
-    (`tool`, `member`, `repeat`, `verdict`, `valid`). A member with no tool of its maker, or
-    none of another, has a `nan` estimate."""
+    (`tool`, `member`, `repeat`, `verdict`, `valid`). A member with fewer than MIN_TOOLS
+    tools of its maker, or of another, has a `nan` estimate (`too_few` says how few)."""
     ships: dict[str, dict[str, list[int]]] = {}  # tool -> member -> [ship, valid]
     for row in rows:
         if row.get("repeat", 0) != 0 or not row.get("valid"):
@@ -80,7 +117,12 @@ def self_preference(
             own.append(same_maker(maker, made_by))
         gap = np.asarray(gaps, dtype=np.float64)
         is_own = np.asarray(own, dtype=np.float64)
-        point = float(_did(np.ones((1, len(gap))), gap, is_own)[0]) if len(gap) else math.nan
+        n_own = int(is_own.sum())
+        if min(n_own, len(gap) - n_own) < MIN_TOOLS:  # an interval from a handful reads as a finding
+            none = Estimate(math.nan, math.nan, math.nan, 0)
+            found.append(SelfPreference(member, maker, none, n_own, len(gap) - n_own))
+            continue
+        point = float(_did(np.ones((1, len(gap))), gap, is_own)[0])
         (estimate,) = bootstrap(
             {"did": (point, partial(_did, gap=gap, own=is_own))},
             len(gap),
@@ -88,7 +130,7 @@ def self_preference(
             seed=seed,
             level=level,
         ).values()
-        found.append(SelfPreference(member, maker, estimate, int(is_own.sum()), int(len(gap) - is_own.sum())))
+        found.append(SelfPreference(member, maker, estimate, n_own, len(gap) - n_own))
     return found
 
 
@@ -103,27 +145,53 @@ def _did(weights: FloatArray, gap: FloatArray, own: FloatArray) -> FloatArray:
 
 def run_self_preference(
     store: Store, run_ids: Sequence[str], *, n_resamples: int = 2000, seed: int = 0
-) -> list[SelfPreference]:
+) -> SelfPreferences:
     """Self-preference over the reviews of `run_ids`, with the makers their runs recorded
     (members' from the run, tools' from the catalog as it was); empty when no member of them
-    has a maker, or no tool has one."""
-    member_makers: dict[str, str | None] = {}
-    tool_makers: dict[str, str | None] = {}
+    has a maker, or no tool has one. A maker counts where a run knows it, whatever the runs'
+    order; a tool two runs give different makers is left out, a member so is not measured,
+    each said in one of the result's `notes`."""
+    members: dict[str, dict[str, str]] = {}  # member -> maker -> the first run saying so
+    tools: dict[str, dict[str, str]] = {}
     for run_id in run_ids:
         run = store.get_run(run_id)
         recorded = run.config.get("makers") if run is not None else None
         if isinstance(recorded, dict):
-            member_makers.update({str(m): (str(v) if v else None) for m, v in recorded.items()})
+            for member, maker in recorded.items():
+                _known(members, str(member), maker, run_id)
         for tool in store.run_tools(run_id):
-            tool_makers[str(tool["id"])] = tool.get("maker")
+            _known(tools, str(tool["id"]), tool.get("maker"), run_id)
+    notes = [_differ("tool", t, said, "left out") for t, said in tools.items() if len(said) > 1]
+    notes += [_differ("member", m, said, "not measured") for m, said in members.items() if len(said) > 1]
+    member_makers = {m: _only(said) for m, said in members.items()}
+    tool_makers = {t: _only(said) for t, said in tools.items()}
     if not any(member_makers.values()) or not any(tool_makers.values()):
-        return []
-    rows = iter_long(store, run_ids)
-    return self_preference(rows, tool_makers, member_makers, n_resamples=n_resamples, seed=seed)
+        return SelfPreferences(notes=notes)
+    differ = {t for t, said in tools.items() if len(said) > 1}
+    rows = (r for r in iter_long(store, run_ids) if str(r["tool"]) not in differ)
+    found = self_preference(rows, tool_makers, member_makers, n_resamples=n_resamples, seed=seed)
+    return SelfPreferences(found, notes)
+
+
+def _known(makers: dict[str, dict[str, str]], key: str, maker: object, run_id: str) -> None:
+    """Note `maker` for `key` when a run knows it (one entry per maker, as first written)."""
+    said = makers.setdefault(key, {})
+    if isinstance(maker, str) and maker.strip() and not any(same_maker(maker, m) for m in said):
+        said[maker] = run_id
+
+
+def _only(said: Mapping[str, str]) -> str | None:
+    """The one maker the runs agree on, else None (unknown, or they differ)."""
+    return next(iter(said)) if len(said) == 1 else None
+
+
+def _differ(kind: str, key: str, said: Mapping[str, str], outcome: str) -> str:
+    which = ", ".join(f"{maker!r} in run {run_id}" for maker, run_id in said.items())
+    return f"self-preference: {kind} {key!r} has different makers ({which}): {outcome}"
 
 
 def to_dicts(found: Sequence[SelfPreference]) -> list[dict[str, Any]]:
-    """JSON-ready, `nan` as None."""
+    """JSON-ready, `nan` as None (also the estimate of a member with too few tools)."""
 
     def number(x: float) -> float | None:
         return None if math.isnan(x) else x
@@ -133,7 +201,8 @@ def to_dicts(found: Sequence[SelfPreference]) -> list[dict[str, Any]]:
             "member": f.member, "maker": f.maker, "estimate": number(f.estimate.point),
             "low": number(f.estimate.low), "high": number(f.estimate.high),
             "resamples_used": f.estimate.resamples_used,
-            "own_tools": f.own_tools, "other_tools": f.other_tools,
+            "own_tools": f.own_tools, "other_tools": f.other_tools, "tools": f.tools,
+            "too_few": f.too_few, "min_tools": MIN_TOOLS,
             "method": "difference in differences of ship rates against the disinterested rest, "
             "percentile bootstrap over tools",
         }

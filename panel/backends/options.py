@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter, ValidationError, field_validator
 
+from ..catalog import maker_problem
 from ..depth import Depth
 from ..errors import BackendSpecError, shown
 from .structured import FORMS, Form, Structured
@@ -111,8 +112,9 @@ class MemberOptions(BaseModel):
     @field_validator("maker")
     @classmethod
     def _one_line(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value)):
-            raise ValueError(f"must be a name on one line, not {shown(value)}")
+        problem = None if value is None else maker_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("base_url")

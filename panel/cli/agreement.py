@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -23,6 +23,7 @@ from ..run.runref import resolve_run
 from ..store import Store
 from ..text import for_console
 from .apps import err_console, out_console
+from .biases_table import print_biases
 from .options import RunsDir
 from .progress_phases import PhaseBar
 from .research_tables import ci as _ci
@@ -32,7 +33,6 @@ from .rounds_table import print_rounds
 
 if TYPE_CHECKING:
     from ..analysis.agreement import AgreementReport
-    from ..analysis.self_preference import SelfPreference
 
 __all__ = ["agreement", "csv_chunks", "write_parquet"]
 
@@ -157,16 +157,19 @@ def _agreement(
         run_ids = [resolve_run(store, run_id) for run_id in run_ids]
         analysis.check_runs(store, run_ids)
         report = None
-        preference = []
+        data: dict[str, Any] = {}
         if fmt != "csv" or plots is not None or options.report is not None:
             with bar:
                 report = analysis.analyze(
                     store, run_ids, by, resamples, seed, progress=bar, reference=options.reference,
                     min_votes=options.min_votes, threshold=options.threshold,
                 )  # fmt: skip
-            from ..analysis.self_preference import run_self_preference
+            from ..analysis.biases import report_biases
 
-            preference = run_self_preference(store, run_ids, n_resamples=resamples, seed=seed)
+            data = report.to_dict()
+            data["biases"] = report_biases(store, run_ids, data, n_resamples=resamples, seed=seed)
+            for note in data["biases"]["self_preference"].get("notes", []):
+                err_console.print(f"note: {for_console(note)}", highlight=False)
         if fmt == "csv":
             sys.stdout.writelines(_long_csv(store, run_ids))
         if export is not None:
@@ -178,22 +181,16 @@ def _agreement(
     if options.report is not None and report is not None:
         from ..analysis.html import write_report
 
-        written.append(write_report(report.to_dict(), options.report))
+        written.append(write_report(data, options.report))
     if fmt == "json" and report is not None:
-        from ..analysis.self_preference import to_dicts
-
-        data = report.to_dict()
-        if preference:
-            data["self_preference"] = to_dicts(preference)
         sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
     elif report is not None and fmt == "table":
         _print_report(report)
         if report.research is not None:
-            print_research(report.to_dict()["research"])
+            print_research(data["research"])
         if report.rounds is not None:
-            print_rounds(report.rounds.to_dict())
-        if preference:
-            _print_self_preference(preference)
+            print_rounds(data["rounds"])
+        print_biases(data["biases"])
     for path in written:
         info.print(f"wrote {for_console(str(path))}", highlight=False)
 
@@ -272,18 +269,3 @@ def _print_report(report: AgreementReport) -> None:
     out_console.print(consistency)
     for note in report.notes:
         out_console.print(f"[dim]note: {for_console(note)}[/]", highlight=False)
-
-
-def _print_self_preference(found: Sequence[SelfPreference]) -> None:
-    table = Table(
-        "member", "maker", "self-preference", "95% CI", "own tools", "other tools",
-        title="Self-preference (ship rate on its maker's tools, against the rest, minus the same on others')",
-    )  # fmt: skip
-    for f in found:
-        e = f.estimate
-        interval = "—" if e.resamples_used == 0 else f"{e.low:+.3f} to {e.high:+.3f}"
-        point = "—" if e.point != e.point else f"{e.point:+.3f}"
-        table.add_row(
-            for_console(f.member), for_console(f.maker), point, interval, str(f.own_tools), str(f.other_tools)
-        )
-    out_console.print(table)

@@ -57,16 +57,20 @@ def announce_plan(
     recused = len(plan.tools) * len(plan.personas) * len(plan.members) * plan.repeats - plan.total
     if recused:
         shape += f", less {recused} recused (a member's maker made the tool)"
-    stored = plan.total - estimate.requests
+    reviews_to_go = estimate.requests - estimate.head_to_head
+    stored = plan.total - reviews_to_go
     if resumed:
         text = (
             f"plan: resuming run {resumed[0]}: {stored} of {plan.total} reviews done, "
-            f"{estimate.requests} to go ({shape})"
+            f"{reviews_to_go} to go ({shape})"
         )
     else:
         text = f"plan: {plan.total} reviews = {shape}"
     if plan.rebuttal:
         text += f", then a rebuttal round of up to {plan.total // plan.repeats} answers (not in the estimate)"
+    if estimate.head_to_head:
+        # on a resume, those answered before are skipped: the estimate counts them all
+        text += f", then {'up to ' if resumed else ''}{_head_to_head_shape(plan, estimate.head_to_head)}"
     if estimate.priced:
         left = f" for the {estimate.requests} to go" if resumed else ""
         text += f"; estimated ${estimate.expected_usd:.4f}{left}, at most ${estimate.worst_usd:.4f}"
@@ -79,7 +83,7 @@ def announce_plan(
             "live_worst_usd": round(estimate.live_worst_usd, 6),
         }
     if resumed:
-        extra |= {"run_id": resumed[0], "done": stored, "to_go": estimate.requests}
+        extra |= {"run_id": resumed[0], "done": stored, "to_go": reviews_to_go}
     notices.chatter(
         "plan",
         text,
@@ -88,10 +92,33 @@ def announce_plan(
         personas=len(plan.personas),
         members=[m.backend.label for m in plan.members],
         repeats=plan.repeats,
+        head_to_head=estimate.head_to_head,
         expected_usd=round(estimate.expected_usd, 6) if estimate.priced else None,
         worst_usd=round(estimate.worst_usd, 6) if estimate.priced else None,
         **extra,
     )
+    for member in plan.members:
+        backend = member.backend
+        if backend.options.recuse == "maker" and backend.maker is None:
+            notices.say(
+                "recusal_unknown",
+                f'{backend.label}: recuse = "maker" leaves nothing out, its maker is unknown: set '
+                f'maker = "..." (who made its model, such as "Meta") on the member in panel.toml',
+                member=backend.label,
+            )
+
+
+def _head_to_head_shape(plan: Plan, asks: int) -> str:
+    """`12 head-to-head asks = 3 pairs x 2 orders x 2 personas x 1 members[, less 4 recused]`."""
+    n = len(plan.tools)
+    named = plan.judged_pairs
+    pairs = n * (n - 1) // 2 if named is None else len(named)
+    every = pairs * 2 * len(plan.personas) * len(plan.members)
+    text = (
+        f"{asks} head-to-head asks = {pairs} pairs x 2 orders x {len(plan.personas)} personas "
+        f"x {len(plan.members)} members"
+    )
+    return text + (f", less {every - asks} recused" if every > asks else "")
 
 
 def _quiet_interrupt(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..report.diff import diff_runs
 from ..report.files import write_atomic
+from ..report.leaderboard_file import leaderboard_schema_text
 from ..report.load import load_record
 from ..report.ranking import confidence_line
 from ..report.record import ComparisonRecord, record_schema_text
@@ -26,6 +27,7 @@ from ..store import Store
 from ..text import clean, for_console
 from ..view.data import tool_record
 from .apps import app, err_console, out_console
+from .head_to_head import print_head_to_head
 from .options import RUN_HELP, RunRef, RunsDir
 from .review_summary import print_review_summary, review_summary
 
@@ -171,6 +173,7 @@ def show(
             planned = store.planned_reviews([run_id]).get(run_id, 0)
             stored = sum(store.review_counts(run_id))
             print_review_summary(summary)
+            print_head_to_head(store, run_id)
             _note_partial(run_id, run.status, planned, stored, out)
             return
         else:
@@ -250,8 +253,17 @@ def render_run(
 @app.command()
 def schema(
     triage: Annotated[bool, typer.Option("--triage", help="The schema of triage.json instead.")] = False,
+    leaderboard: Annotated[
+        bool, typer.Option("--leaderboard", help="The schema of leaderboard.json (panel rank) instead.")
+    ] = False,
 ) -> None:
-    """Print the JSON Schema of the comparison record (or, with --triage, of triage.json)."""
+    """Print the JSON Schema of the comparison record (or, with --triage, of triage.json; with
+    --leaderboard, of leaderboard.json)."""
+    if triage and leaderboard:
+        raise UserError("give --triage or --leaderboard, not both")
+    if leaderboard:
+        sys.stdout.write(leaderboard_schema_text())
+        return
     sys.stdout.write(triage_schema_text() if triage else record_schema_text())
 
 
@@ -284,3 +296,9 @@ def print_record(record: ComparisonRecord) -> None:
             line = f"  {for_console(confidence_line(card.confidence))}"
             out_console.print(line, highlight=False, soft_wrap=True)
     out_console.print(f"[bold]{for_console(record.headline.text)}[/]")
+    if record.headline.head_to_head:
+        out_console.print(for_console(record.headline.head_to_head), highlight=False, soft_wrap=True)
+    if record.headline.disagreement:
+        out_console.print(
+            f"[bold]{for_console(record.headline.disagreement)}[/]", highlight=False, soft_wrap=True
+        )

@@ -29,14 +29,21 @@ from rich.progress import (
 
 from ..backends.batch import BatchStatus
 from ..run.cells import CellResult
-from ..run.events import BatchSeen, Event, RebuttalBegun, RebuttalMade, ReviewMade
-from ..run.rebuttal import RebuttalResult
+from ..run.events import (
+    BatchSeen,
+    Event,
+    HeadToHeadBegun,
+    HeadToHeadMade,
+    RebuttalBegun,
+    RebuttalMade,
+    ReviewMade,
+)
 from ..run.stats import RoundStats, RunStats
 from ..text import clean
 
 __all__ = [
-    "Mode", "Notices", "Reporter", "batch_eta", "batch_line", "emit_event", "progress_line", "rebuttal_part",
-    "summary_line",
+    "Mode", "Notices", "Reporter", "batch_eta", "batch_line", "emit_event", "head_to_head_part",
+    "progress_line", "rebuttal_part", "summary_line",
 ]  # fmt: skip
 
 #: in bar mode, a batch whose state holds is shown again at most this often (seconds)
@@ -69,6 +76,8 @@ def summary_line(stats: RunStats, elapsed: float) -> str:
         parts.append(f"{stats.lost} {replies} lost when the run was cut off, charged at worst case")
     if stats.rebuttal is not None:
         parts.append(rebuttal_part(stats.rebuttal))
+    if stats.head_to_head is not None:
+        parts.append(head_to_head_part(stats.head_to_head))
     if stats.stopped == "budget":
         parts.append("stopped at the budget")
     elif stats.stopped == "detached":
@@ -84,15 +93,28 @@ def rebuttal_part(r: RoundStats) -> str:
     return text + (f", {r.failed} failed" if r.failed else "")
 
 
+def head_to_head_part(r: RoundStats) -> str:
+    """`head-to-head 10/12 answered, 1 failed`."""
+    return f"head-to-head {r.done}/{r.total} answered" + (f", {r.failed} failed" if r.failed else "")
+
+
 def progress_line(stats: RunStats) -> str:
     """`reviews 4/8 (50%), 0 failed, $0.0000`: where the run is, in a line a log keeps."""
     pct = 100 * stats.done // stats.total if stats.total else 100
     return f"reviews {stats.done}/{stats.total} ({pct}%), {stats.failed} failed, ${stats.spent:.4f}"
 
 
-def _rebuttal_line(stats: RoundStats) -> str:
+def _round_line(name: Round, stats: RoundStats) -> str:
+    """`rebuttal 4/8 (50%), 1 changed, 0 failed`; `head-to-head 4/8 (50%), 0 failed`."""
     pct = 100 * stats.done // stats.total if stats.total else 100
-    return f"rebuttal {stats.done}/{stats.total} ({pct}%), {stats.changed} changed, {stats.failed} failed"
+    changed = f", {stats.changed} changed" if name == "rebuttal" else ""
+    return f"{name} {stats.done}/{stats.total} ({pct}%){changed}, {stats.failed} failed"
+
+
+#: the rounds after round 1 that show their own progress
+Round = Literal["rebuttal", "head-to-head"]
+#: each round's event under --progress jsonl
+_ROUND_EVENT: dict[Round, str] = {"rebuttal": "rebuttal", "head-to-head": "head_to_head"}
 
 
 class _Every:
@@ -191,13 +213,13 @@ class Reporter:
         self.started = time.monotonic()
         #: a bar asked for where stderr is no terminal: plain lines, paced by `clock`
         self._lines: _Every | None = None
-        self._rebuttal_lines: _Every | None = None
+        self._round_lines: dict[Round, _Every] = {}
         self._clock = clock
         self._last_line = 0.0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        self._rebuttal_task: TaskID | None = None
-        self._rebuttal_started = 0.0
+        self._round_tasks: dict[Round, TaskID] = {}
+        self._round_started: dict[Round, float] = {}
         #: per batch key: when it was first seen, and the (state, time) of its last line
         self._batch_seen: dict[str, float] = {}
         self._batch_shown: dict[str, tuple[str, float]] = {}
@@ -230,10 +252,15 @@ class Reporter:
                 self.update(result, stats)
             case BatchSeen(member, key, status):
                 self.batch(member, key, status)
-            case RebuttalBegun(stats):
-                self.rebuttal_start(stats)
+            case RebuttalBegun(stats) | HeadToHeadBegun(stats):
+                self.round_start("rebuttal" if isinstance(event, RebuttalBegun) else "head-to-head", stats)
             case RebuttalMade(result, stats):
-                self.rebuttal_update(result, stats)
+                cell = result.cell.key
+                self.round_update(
+                    "rebuttal", stats, f"{stats.changed} changed · {cell.tool_id}/{cell.persona_id}"
+                )
+            case HeadToHeadMade(_, stats):
+                self.round_update("head-to-head", stats, f"{stats.valid} valid")
 
     def update(self, result: CellResult | None, stats: RunStats) -> None:
         if self._progress is not None and self._task is not None:
@@ -250,34 +277,34 @@ class Reporter:
                 self._last_line = now
                 self._emit({"event": "progress", **stats.as_dict()})
 
-    def rebuttal_start(self, stats: RoundStats) -> None:
-        """The rebuttal round begins: a second bar (bar), an event (jsonl)."""
-        self._rebuttal_started = time.monotonic()
+    def round_start(self, name: Round, stats: RoundStats) -> None:
+        """A round after round 1 begins: a bar of its own (bar), a line, an event (jsonl)."""
+        self._round_started[name] = time.monotonic()
         if self._progress is not None:
-            self._rebuttal_task = self._progress.add_task(
-                "rebuttal", total=stats.total, completed=stats.done, rate="0.0", extra=""
+            self._round_tasks[name] = self._progress.add_task(
+                name, total=stats.total, completed=stats.done, rate="0.0", extra=""
             )
         elif self._lines is not None:
-            self._rebuttal_lines = _Every(self._clock)
-            self._plain(_rebuttal_line(stats))
+            self._round_lines[name] = _Every(self._clock)
+            self._plain(_round_line(name, stats))
         elif self.mode == "jsonl":
-            self._emit({"event": "rebuttal", **stats.as_dict()})
+            self._emit({"event": _ROUND_EVENT[name], **stats.as_dict()})
 
-    def rebuttal_update(self, result: RebuttalResult, stats: RoundStats) -> None:
-        if self._progress is not None and self._rebuttal_task is not None:
-            key = result.cell.key
-            extra = f"{stats.changed} changed · {stats.failed} failed · {key.tool_id}/{key.persona_id}"
-            elapsed = time.monotonic() - self._rebuttal_started
+    def round_update(self, name: Round, stats: RoundStats, extra: str) -> None:
+        task, lines = self._round_tasks.get(name), self._round_lines.get(name)
+        if self._progress is not None and task is not None:
+            elapsed = time.monotonic() - self._round_started[name]
             rate = f"{stats.done / elapsed:.1f}" if elapsed > 0 else "0.0"
-            self._progress.update(self._rebuttal_task, completed=stats.done, rate=rate, extra=extra)
-        elif self._rebuttal_lines is not None:
-            if self._rebuttal_lines.due(stats.done, stats.total):
-                self._plain(_rebuttal_line(stats))
+            extra = f"{stats.failed} failed · {extra}"
+            self._progress.update(task, completed=stats.done, rate=rate, extra=extra)
+        elif lines is not None:
+            if lines.due(stats.done, stats.total):
+                self._plain(_round_line(name, stats))
         elif self.mode == "jsonl":
             now = time.monotonic()
             if now - self._last_line >= 1.0 or stats.done == stats.total:
                 self._last_line = now
-                self._emit({"event": "rebuttal", **stats.as_dict()})
+                self._emit({"event": _ROUND_EVENT[name], **stats.as_dict()})
 
     def batch(self, member: str, key: str, status: BatchStatus) -> None:
         """A batch's state at submission or at a poll: a line when it changes (bar), a JSON

@@ -66,6 +66,17 @@ HeadToHead = Annotated[
 ]
 
 
+HeadToHeadPairs = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--head-to-head",
+        metavar="TOOL_A:TOOL_B",
+        help="After the reviews, ask each persona on each member which of these two tools it "
+        "would ship with, twice with the order swapped (repeat for more pairs).",
+    ),
+]
+
+
 @app.command()
 def compare(
     tools: Annotated[list[str], typer.Argument(help="Two or more tool ids from the catalog.")],
@@ -199,6 +210,7 @@ def review(
         ),
     ] = "batch",
     rebuttal: Rebuttal = False,
+    head_to_head: HeadToHeadPairs = None,
     escalate: Annotated[
         bool,
         typer.Option(
@@ -238,10 +250,20 @@ def review(
     panel_config = load_config(config)
     plan = None
     if resume:
-        if catalog or tools or backend or persona or since or repeats != 1 or route or rebuttal:
+        if (
+            catalog
+            or tools
+            or backend
+            or persona
+            or since
+            or repeats != 1
+            or route
+            or rebuttal
+            or head_to_head
+        ):
             raise UserError(
                 "--resume finishes a run as it was planned: give no catalog, tools, members, "
-                "personas, route or --rebuttal"
+                "personas, route, --rebuttal or --head-to-head"
             )
         if not (out / "panel.db").is_file():
             if resume == LAST:
@@ -267,6 +289,7 @@ def review(
             route=route,
             rebuttal=rebuttal,
             max_tokens=max_tokens,
+            head_to_head_pairs=head_to_head or (),
         )
         require_prices(plan, max_cost)
         if escalate:  # the labels file read as the triage will read it after the run
@@ -333,6 +356,8 @@ def review(
     )
     if found is not None:
         out_console.print(clean(found.summary()), highlight=False, markup=False, soft_wrap=True)
+    with Store(out, readonly=True) as store:
+        print_head_to_head(store, run_id)
     if unwritten:
         notices.say("triage", unwritten, run_id=run_id)
     if stats.stopped == "budget":

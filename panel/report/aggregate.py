@@ -12,8 +12,9 @@ from typing import get_args
 
 from ..catalog import Tool
 from ..personas import Persona
-from ..store import CellKey, EditRow, RebuttalRow, ReviewRow
+from ..store import CellKey, EditRow, HeadToHeadRow, RebuttalRow, ReviewRow
 from .edited import Marks, apply_edits, changed_note
+from .head_to_head import answers_from_store, section
 from .headline import headline, join_names
 from .rebuttal import apply_rebuttals
 from .record import (
@@ -116,6 +117,8 @@ def build_record(
     rebuttals: Iterable[RebuttalRow] = (),
     confidence: Mapping[str, Confidence] | None = None,
     recusals: Sequence[Recusal] = (),
+    head_to_heads: Iterable[HeadToHeadRow] = (),
+    names: Mapping[str, str] | None = None,
 ) -> ComparisonRecord:
     """The record of a run; `status` and `repeats` come from the store's run row and plan.
 
@@ -170,6 +173,14 @@ def build_record(
         missing=missing,
         complete=status == "done" and missing == 0,
     )
+    names = {t.id: t.name for t in tools} if names is None else names
+    duels = section(
+        (a for a in answers_from_store(head_to_heads) if a.first in ids or a.second in ids),
+        names,
+        lambda persona_id, member: rater_name(
+            by_persona[persona_id].name if persona_id in by_persona else persona_id, member
+        ),
+    )
     return ComparisonRecord(
         run_id=run_id,
         created_at=datetime.fromtimestamp(created_at, UTC).isoformat(timespec="seconds"),
@@ -179,7 +190,7 @@ def build_record(
             members=list(members),
             personas=[PersonaInfo(id=p.id, name=p.name, lens=p.lens) for p in personas],
         ),
-        headline=headline(cards, state),
+        headline=headline(cards, state, duels),
         split=ReviewerSplit(
             within_tools=splits,
             across_tools=across,
@@ -197,6 +208,7 @@ def build_record(
         ),
         rebuttal=rounds.summary(panel, (e for c in cards for e in c.scorecard)) if rounds.any else None,
         recusals=recusals,
+        head_to_head=duels,
     )
 
 
@@ -222,7 +234,8 @@ def _card(
     marks: Marks,
     recused: Collection[tuple[str, str]] = (),
 ) -> ToolCard:
-    mine = [r for r in reviews if r.tool_id == tool.id]
+    # a recused member's review (none is asked; one stored anyway) is in no share
+    mine = [r for r in reviews if r.tool_id == tool.id and (r.member, tool.id) not in recused]
     order = {(p.id, m): i for i, (p, m) in enumerate((p, m) for m in members for p in personas)}
     mine.sort(key=lambda r: order.get((r.persona_id, r.member), len(order)))
     by_persona = {p.id: p for p in personas}

@@ -82,6 +82,7 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
     write_atomic(folder / "reviews.jsonl", lines)
     edits = store.edits(run_id)
     confidence = cached_confidence(store, run_id)  # fitted once on the whole run
+    duels, names = store.head_to_heads(run_id), {t.id: t.name for t in tools}
     for tool in tools:
         record = build_record(
             run_id,
@@ -96,6 +97,8 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
             rebuttals=store.rebuttals(run_id, tool.id),
             confidence=confidence,
             recusals=recusals_of(run.config),
+            head_to_heads=duels,
+            names=names,
         )
         write_atomic(folder / "tools" / f"{tool.id}.json", record.model_dump_json(indent=2) + "\n")
     return folder

@@ -15,12 +15,20 @@ Pure logic: no store, no engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from ..store import HeadToHeadRow
 from .confidence import wilson
+from .record_head_to_head import (
+    HeadToHeadAnswer,
+    HeadToHeadJudge,
+    HeadToHeadJudgement,
+    HeadToHeadPair,
+    HeadToHeadRate,
+    HeadToHeadSection,
+)
 
 __all__ = [
     "MIN_PAIRS",
@@ -34,6 +42,7 @@ __all__ = [
     "combine",
     "judge_bias",
     "pair_results",
+    "section",
     "tally",
 ]
 
@@ -151,6 +160,7 @@ class Rate:
     count: int
     n: int
     minimum: int = MIN_PAIRS
+    unit: str = "pairs"
 
     @property
     def value(self) -> float | None:
@@ -167,9 +177,9 @@ class Rate:
     def text(self) -> str:
         """E.g. "0.65 (Wilson 0.52-0.76, 48 pairs)", or "too few: 2 of 3 pairs (10 needed)"."""
         if not self.enough or self.interval is None:
-            return f"too few: {self.count} of {self.n} pairs ({self.minimum} needed)"
+            return f"too few: {self.count} of {self.n} {self.unit} ({self.minimum} needed)"
         low, high = self.interval
-        return f"{self.count / self.n:.2f} (Wilson {low:.2f}–{high:.2f}, {self.n} pairs)"
+        return f"{self.count / self.n:.2f} (Wilson {low:.2f}–{high:.2f}, {self.n} {self.unit})"
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,27 @@ class JudgeBias:
     def position_bias(self) -> Rate:
         """First-shown picks among the inconsistent pairs (0.5: no lean to either position)."""
         return Rate(self.first_shown, self.first_shown + self.second_shown)
+
+    @property
+    def first_picks(self) -> Rate:
+        """Answers naming the first-shown tool among all answers of the pairs answered in both
+        orders (a consistent pair gives one, a first-shown tie two, a second-shown tie none).
+        0.5 is no lean. Unlike :attr:`position_bias` it grows with the size of the lean: a
+        judge naming the first-shown tool with probability b, and otherwise picking on merit,
+        gives (1 + b) / 2 whatever the tools, while its share of first-shown ties among the
+        inconsistent pairs is near 1 for any b > 0 once the tools differ clearly."""
+        answered = self.pairs - self.failed
+        return Rate(self.consistent + 2 * self.first_shown, 2 * answered, 2 * MIN_PAIRS, "answers")
+
+    def lean(self) -> tuple[float, float, float] | None:
+        """The size of the lean, b = 2 x :attr:`first_picks` - 1 (first-shown ties minus
+        second-shown ties over the pairs answered in both orders), with Wilson's interval on the
+        share mapped the same way; + leans first, - second. None when no pair has both answers."""
+        picks = self.first_picks
+        if picks.value is None or picks.interval is None:
+            return None
+        low, high = picks.interval
+        return 2 * picks.value - 1, 2 * low - 1, 2 * high - 1
 
 
 def judge_bias(results: Sequence[PairResult]) -> list[JudgeBias]:
@@ -244,4 +275,109 @@ def tally(results: Iterable[PairResult], tools: tuple[str, str]) -> Tally:
         (sum(r.winner == a for r in mine), sum(r.winner == b for r in mine)),
         ties=sum(r.tie for r in mine),
         failed=sum(r.outcome == "failed" for r in mine),
+    )
+
+
+def section(
+    answers: Iterable[Answer],
+    names: Mapping[str, str],
+    rater: Callable[[str, str], str],
+) -> HeadToHeadSection | None:
+    """The record's `head_to_head`: every pair asked, in the order first asked, with each
+    judge's two answers, and every judge's rates; None when nothing was asked.
+
+    `names` gives a tool's name by id (an id it lacks stands for itself); `rater(persona_id,
+    member)` a judge's name as the record writes it."""
+    results = pair_results(answers)
+    if not results:
+        return None
+    by_pair: dict[frozenset[str], list[PairResult]] = {}
+    for r in results:
+        by_pair.setdefault(frozenset(r.tools), []).append(r)
+    pairs = [_pair(mine[0].tools, mine, names, rater) for mine in by_pair.values()]
+    judges = [_judge(j, rater(j.persona_id, j.member)) for j in judge_bias(results)]
+    ties = sum(p.ties for p in pairs)
+    failed = sum(p.failed for p in pairs)
+    summary = (
+        f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''} of tools, each asked of {len(judges)} "
+        f"judge{'s' if len(judges) != 1 else ''} in both orders: {len(results)} judgements, "
+        f"{ties} tied by a pick by position, {failed} failed."
+    )
+    return HeadToHeadSection(pairs=pairs, judges=judges, summary=summary)
+
+
+def _stored(answer: Answer | None) -> HeadToHeadAnswer | None:
+    if answer is None:
+        return None
+    return HeadToHeadAnswer(
+        shown_first=answer.first,
+        shown_second=answer.second,
+        picked=answer.picked,
+        reason=answer.reason,
+        error=answer.error,
+    )
+
+
+def _pair(
+    tools: tuple[str, str],
+    results: Sequence[PairResult],
+    names: Mapping[str, str],
+    rater: Callable[[str, str], str],
+) -> HeadToHeadPair:
+    t = tally(results, tools)
+    a, b = (names.get(tid, tid) for tid in tools)
+    judgements = []
+    for r in results:
+        forward, swapped = (r.forward, r.swapped) if r.tools == tools else (r.swapped, r.forward)
+        judgements.append(
+            HeadToHeadJudgement(
+                persona_id=r.persona_id,
+                member=r.member,
+                rater=rater(r.persona_id, r.member),
+                outcome=r.outcome,
+                winner=r.winner,
+                forward=_stored(forward),
+                swapped=_stored(swapped),
+            )
+        )
+    summary = f"{a} {t.wins[0]}, {b} {t.wins[1]}; {t.ties} tied by position, {t.failed} failed."
+    return HeadToHeadPair(
+        tools=list(tools),
+        names=[a, b],
+        wins=list(t.wins),
+        ties=t.ties,
+        failed=t.failed,
+        leader=t.leader,
+        summary=summary,
+        judgements=judgements,
+    )
+
+
+def _rate(rate: Rate) -> HeadToHeadRate:
+    enough = rate.enough and rate.interval is not None
+    low, high = rate.interval if enough and rate.interval is not None else (None, None)
+    return HeadToHeadRate(
+        count=rate.count,
+        n=rate.n,
+        value=rate.value if enough else None,
+        low=low,
+        high=high,
+        minimum=rate.minimum,
+        note=None if enough else rate.text(),
+        display=rate.text(),
+    )
+
+
+def _judge(j: JudgeBias, rater: str) -> HeadToHeadJudge:
+    return HeadToHeadJudge(
+        persona_id=j.persona_id,
+        member=j.member,
+        rater=rater,
+        pairs=j.pairs,
+        consistent=j.consistent,
+        first_shown=j.first_shown,
+        second_shown=j.second_shown,
+        failed=j.failed,
+        consistency=_rate(j.consistency),
+        position_bias=_rate(j.position_bias),
     )

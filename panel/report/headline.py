@@ -1,10 +1,11 @@
-"""The record's headline: which tool the panel backs, a tie, or a partial run's standing."""
+"""The record's headline: which tool the panel backs, a tie, or a partial run's standing; with
+head-to-head judgements, their result beside it, and one sentence when the two disagree."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .record import Headline, RunState, ToolCard
+from .record import Headline, HeadToHeadSection, RunState, ToolCard
 
 __all__ = ["headline", "join_names"]
 
@@ -28,7 +29,47 @@ def _leaders(cards: Sequence[ToolCard]) -> tuple[list[ToolCard], str]:
     return top, against
 
 
-def headline(cards: Sequence[ToolCard], state: RunState) -> Headline:
+def headline(cards: Sequence[ToolCard], state: RunState, duels: HeadToHeadSection | None = None) -> Headline:
+    """The verdict count's headline; with `duels` (two tools or more), the head-to-head result
+    beside it and, in a finished run, a sentence when the two favour different tools."""
+    told = _verdicts(cards, state)
+    if duels is None or len(cards) < 2:
+        return told
+    names = {c.id: c.name for c in cards}
+    result, pick = _head_to_head(duels, [c.id for c in cards], names)
+    disagreement = None
+    if not state.missing and any(c.panel.pct is not None for c in cards) and told.pick != pick:
+        count = f"favours {names[told.pick]}" if told.pick else "is a tie"
+        duel = f"favours {names[pick]}" if pick else "is level"
+        disagreement = f"The two disagree: the verdict count {count}, the head-to-head {duel}."
+    update = {"head_to_head": result, "head_to_head_pick": pick, "disagreement": disagreement}
+    return told.model_copy(update=update)
+
+
+def _head_to_head(
+    duels: HeadToHeadSection, ids: Sequence[str], names: dict[str, str]
+) -> tuple[str, str | None]:
+    """The head-to-head result over the pairs of `ids` in words, and the tool with the most
+    consistent wins (None when level)."""
+    wins = dict.fromkeys(ids, 0)
+    pairs = [p for p in duels.pairs if all(t in wins for t in p.tools)]
+    for p in pairs:
+        for tid, n in zip(p.tools, p.wins, strict=True):
+            wins[tid] += n
+    ties, failed = sum(p.ties for p in pairs), sum(p.failed for p in pairs)
+    ranked = sorted(ids, key=lambda tid: -wins[tid])
+    best = wins[ranked[0]]
+    pick = ranked[0] if best and [wins[t] for t in ids].count(best) == 1 else None
+    over = "" if len(pairs) == 1 else f" over {len(pairs)} pairs"
+    said = ", ".join(f"{names[t]} {wins[t]}" for t in ranked)
+    text = (
+        f"Head to head{over} (each judge asked twice, the order swapped), consistent wins: {said}; "
+        f"{ties} tied by a pick by position, {failed} failed."
+    )
+    return text, pick
+
+
+def _verdicts(cards: Sequence[ToolCard], state: RunState) -> Headline:
     question = "Should you ship with it?" if len(cards) == 1 else "Which one should you ship with?"
     scored = any(c.panel.pct is not None for c in cards)
     if state.missing:

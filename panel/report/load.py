@@ -36,6 +36,7 @@ def load_record(
     confidence is the run's (`run_confidence`, fitted on every tool of the run).
     """
     run, tools, personas = run_inputs(store, run_id)
+    names = {t.id: t.name for t in tools}
     if tool_id is not None:
         tools = [t for t in tools if t.id == tool_id]
         if not tools:
@@ -53,4 +54,6 @@ def load_record(
         rebuttals=store.rebuttals(run_id, tool_id),
         confidence=cached_confidence(store, run_id),
         recusals=recusals_of(run.config),
+        head_to_heads=store.head_to_heads(run_id),
+        names=names,
     )

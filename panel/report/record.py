@@ -3,8 +3,8 @@
 `schema/comparison.schema.json` is generated from these models (`panel schema`); a test
 keeps the published file and the models in step. Parts that stand apart live in modules of
 their own and are re-exported here: each tool's confidence (`record_confidence`), the
-test-retest figures (`record_consistency`) and a published record's provenance
-(`record_provenance`), all on one base model (`record_base`).
+test-retest figures (`record_consistency`), the head-to-head judgements (`record_head_to_head`)
+and a published record's provenance (`record_provenance`), all on one base model (`record_base`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ from pydantic import Field
 from .record_base import RecordModel as _Model
 from .record_confidence import Confidence, Contested
 from .record_consistency import RaterConsistency, RepeatCell, SelfConsistency
+from .record_head_to_head import (
+    HeadToHeadAnswer,
+    HeadToHeadJudge,
+    HeadToHeadJudgement,
+    HeadToHeadPair,
+    HeadToHeadRate,
+    HeadToHeadSection,
+)
 from .record_provenance import Provenance, Regeneration, ReviewProvenance
 
 __all__ = [
@@ -31,6 +39,12 @@ __all__ = [
     "EditMark",
     "Enforced",
     "EntryRead",
+    "HeadToHeadAnswer",
+    "HeadToHeadJudge",
+    "HeadToHeadJudgement",
+    "HeadToHeadPair",
+    "HeadToHeadRate",
+    "HeadToHeadSection",
     "Headline",
     "MemberDisagreement",
     "PanelInfo",
@@ -76,7 +90,11 @@ __all__ = [
 # 1.8: `recusals`: each member that left out the tools its maker made (`recuse = "maker"`),
 #      and each tool's `recused` members; the tool's shares are without them. Both are left
 #      out of a record without a recusal.
-RECORD_VERSION: Literal["1.8"] = "1.8"
+# 1.9: `head_to_head`: each pair of tools asked in both orders, every judge's two answers and
+#      what they make, each pair's tally, each judge's consistency under swap and position
+#      bias; the headline's `head_to_head` result beside the verdict count, and `disagreement`
+#      when the two favour different tools. All left out of a run without head-to-head asks.
+RECORD_VERSION: Literal["1.9"] = "1.9"
 
 Enforced = Literal["grammar", "provider schema", "tool", "validated after"]
 EntryLabel = Literal["Free", "Freemium", "Paid", "Enterprise", "Unknown"]
@@ -319,7 +337,24 @@ class Headline(_Model):
     pick: str | None = Field(
         description="The id of the tool the panel backs, or null for a tie or a partial run."
     )
-    text: str
+    text: str = Field(description="The count of independent verdicts, in words.")
+    head_to_head: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="The head-to-head result in words, beside the verdict count; left out of a "
+        "run without head-to-head asks.",
+    )
+    head_to_head_pick: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="The tool with the most consistent head-to-head wins; left out when level or none.",
+    )
+    disagreement: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="One sentence when the verdict count and the head-to-head favour different "
+        "tools (or one favours a tool and the other none); left out when they agree.",
+    )
 
 
 class PersonaInfo(_Model):
@@ -362,7 +397,7 @@ class RunState(_Model):
 
 
 class ComparisonRecord(_Model):
-    version: Literal["1.8"] = RECORD_VERSION
+    version: Literal["1.9"] = RECORD_VERSION
     run_id: str
     created_at: str = Field(description="When the run started, ISO 8601 in UTC.")
     title: str
@@ -386,6 +421,12 @@ class ComparisonRecord(_Model):
         default_factory=list,
         exclude_if=lambda v: not v,
         description="Who recused from reviewing what; left out of a run without a recusal.",
+    )
+    head_to_head: HeadToHeadSection | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="The head-to-head judgements of pairs of the record's tools; left out of a "
+        "run without them.",
     )
     provenance: Provenance | None = Field(
         default=None,

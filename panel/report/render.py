@@ -24,7 +24,9 @@ __all__ = [
     "bar_width",
     "comparison_context",
     "escaping_environment",
+    "file_environment",
     "html_environment",
+    "markdown_environment",
     "render",
     "render_html",
     "render_markdown",
@@ -214,6 +216,17 @@ def html_environment(loader: jinja2.BaseLoader, *, keep_trailing_newline: bool =
 @lru_cache(maxsize=1)
 def _html_env() -> jinja2.Environment:
     return html_environment(_loader())
+
+
+def markdown_environment() -> jinja2.Environment:
+    """The Markdown environment over panel's page templates, with its escaping filters (`md`,
+    `line`/`cell`, `quote`): for the other pages drawn beside the comparison (the leaderboard)."""
+    return _env()
+
+
+def file_environment() -> jinja2.Environment:
+    """The HTML environment of the self-contained files over panel's page templates."""
+    return _html_env()
 
 
 def render_markdown(record: ComparisonRecord, *, how_made: bool = False) -> str:

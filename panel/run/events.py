@@ -17,7 +17,10 @@ if TYPE_CHECKING:  # types only: the modules that make these events import this 
     from .rebuttal import RebuttalResult
     from .stats import RoundStats, RunStats
 
-__all__ = ["BatchSeen", "Event", "RebuttalBegun", "RebuttalMade", "ReviewMade", "SendingStopped", "Sink"]
+__all__ = [
+    "BatchSeen", "Event", "HeadToHeadBegun", "HeadToHeadMade", "RebuttalBegun", "RebuttalMade", "ReviewMade",
+    "SendingStopped", "Sink",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,23 @@ class RebuttalMade:
     stats: RoundStats
 
 
-Event = ReviewMade | SendingStopped | BatchSeen | RebuttalBegun | RebuttalMade
+@dataclass(frozen=True)
+class HeadToHeadBegun:
+    """The head-to-head asks begin, with what an earlier process already answered."""
+
+    stats: RoundStats
+
+
+@dataclass(frozen=True)
+class HeadToHeadMade:
+    """A head-to-head answer is stored, valid or failed."""
+
+    valid: bool
+    stats: RoundStats
+
+
+Event = (
+    ReviewMade | SendingStopped | BatchSeen | RebuttalBegun | RebuttalMade | HeadToHeadBegun | HeadToHeadMade
+)
 #: where a run's events go, one call each, in the order they happen
 Sink = Callable[[Event], None]

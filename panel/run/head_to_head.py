@@ -13,22 +13,30 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..catalog import Tool
+from ..backends.base import Backend
+from ..catalog import Catalog, Tool
+from ..errors import UnknownToolError, UserError, shown
 from ..personas import Persona
 from ..prompts import Message, PromptSet
 from ..report.head_to_head import Answer
 from .validate import parse_review
 
+if TYPE_CHECKING:  # a type only: the plan runs the head-to-head round
+    from .plan import Plan
+
 __all__ = [
     "HeadToHeadAsk",
     "answer",
     "asks",
+    "head_to_head_asks",
     "head_to_head_messages",
     "head_to_head_schema",
+    "member_asks",
+    "named_pairs",
     "parse_head_to_head",
 ]
 
@@ -74,6 +82,59 @@ def asks(
                 yield HeadToHeadAsk(persona, member, b, a)
 
 
+def member_asks(
+    personas: Sequence[Persona],
+    backend: Backend,
+    tools: Sequence[Tool],
+    pairs: Iterable[tuple[str, str]] | None = None,
+) -> Iterator[HeadToHeadAsk]:
+    """One member's asks (:func:`asks`), none of a pair in which it recuses from either tool
+    (`recuse = "maker"`): it neither judges its maker's tool nor judges against it."""
+    for ask in asks(personas, [backend.label], tools, pairs):
+        if not (backend.recuses_from(ask.first.maker) or backend.recuses_from(ask.second.maker)):
+            yield ask
+
+
+def head_to_head_asks(plan: Plan, pairs: Iterable[tuple[str, str]] | None = None) -> int:
+    """How many head-to-head asks a plan sends: pairs x 2 orders x personas x members, less
+    the pairs a member recuses from; 0 when the plan asks none (`pairs`: tool ids, default
+    the plan's own: every pair of its tools, or the pairs it names)."""
+    chosen = list(pairs) if pairs is not None else plan.judged_pairs
+    if chosen == []:
+        return 0
+    return sum(1 for m in plan.members for _ in member_asks(plan.personas, m.backend, plan.tools, chosen))
+
+
+def named_pairs(texts: Iterable[str], catalog: Catalog, tool_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs named "TOOL_A:TOOL_B" (`panel review --head-to-head`), checked against the run's
+    tools: each a UserError naming the pair when it is not two different tools of the run, or
+    is named twice (in either order)."""
+    ids = set(tool_ids)
+    pairs: list[tuple[str, str]] = []
+    for text in texts:
+        where = f"--head-to-head {shown(text)}"
+        a, colon, b = text.strip().partition(":")
+        a, b = a.strip(), b.strip()
+        if not colon or not a or not b or ":" in b:
+            raise UserError(f"{where}: name a pair as TOOL_A:TOOL_B")
+        for tid in (a, b):
+            if tid in ids:
+                continue
+            try:
+                found = catalog.get(tid)
+            except UnknownToolError as exc:  # the catalog's own line, with close ids
+                raise UserError(f"{where}: {exc}") from None
+            if found.id != tid:
+                raise UserError(f"{where}: name the tool by its id, {shown(found.id)}")
+            raise UserError(f"{where}: {shown(tid)} is not among the tools this run reviews (--tools)")
+        if a == b:
+            raise UserError(f"{where}: a tool cannot be judged against itself; name two tools")
+        if (a, b) in pairs or (b, a) in pairs:
+            raise UserError(f"{where}: this pair is named twice (both orders are asked anyway)")
+        pairs.append((a, b))
+    return pairs
+
+
 def _dump(tool: Tool) -> str:
     return json.dumps(tool.facts_for_review(), indent=2, ensure_ascii=False)
 
@@ -114,7 +175,7 @@ def head_to_head_schema() -> dict[str, Any]:
 
 def parse_head_to_head(text: str, finish_reason: str | None = None) -> dict[str, Any]:
     """A reply as {"ship_with", "reason"}, or InvalidReply saying what to fix."""
-    return parse_review(_model(), text, finish_reason).model_dump(mode="json")
+    return parse_review(_model(), text, finish_reason, "head-to-head reply").model_dump(mode="json")
 
 
 def answer(ask: HeadToHeadAsk, data: dict[str, Any] | None, error: str | None = None) -> Answer:

@@ -5,6 +5,7 @@ not fit is re-asked once with the error; every ask's answer or failure is stored
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
@@ -16,8 +17,10 @@ from ..personas import Persona
 from ..prompts import PromptSet
 from .cells import Cell, Member
 from .engine import Engine
-from .head_to_head import asks, head_to_head_messages, head_to_head_schema, parse_head_to_head
+from .events import HeadToHeadBegun, HeadToHeadMade
+from .head_to_head import head_to_head_messages, head_to_head_schema, member_asks, parse_head_to_head
 from .later_rounds import Workers, ask_twice
+from .stats import RoundStats
 
 __all__ = ["HEAD_TO_HEAD_MAX_TOKENS", "HeadToHeadCell", "HeadToHeadStats", "judge_pair", "run_head_to_head"]
 
@@ -92,23 +95,38 @@ async def run_head_to_head(
     pairs: Iterable[tuple[str, str]] | None = None,
 ) -> HeadToHeadStats:
     """Ask every (persona, member, pair) in both orders on the engine's run (`pairs`: tool
-    ids; default every pair of `tools`)."""
+    ids; default every pair of `tools`), none of a pair a member recuses from. Their counts
+    also go to `engine.stats.head_to_head`; the engine's sink is told them before the first
+    ask (`HeadToHeadBegun`, with what an earlier process answered) and at each answer
+    stored (`HeadToHeadMade`)."""
     chosen = list(pairs) if pairs is not None else None
     stats = HeadToHeadStats()
     store, run_id = engine.store, engine.run_id
+    cells = {
+        member.backend.label: [
+            HeadToHeadCell(a.first, a.persona, member.backend, rival=a.second)
+            for a in member_asks(personas, member.backend, tools, chosen)
+        ]
+        for member in engine.members
+    }
+    stored = store.head_to_heads(run_id)
+    answered = sum(r.picked is not None for r in stored)
+    progress = RoundStats(sum(map(len, cells.values())), len(stored), answered, len(stored) - answered)
+    engine.stats.head_to_head = progress
+    engine.tell(HeadToHeadBegun(copy.copy(progress)))
 
     def cells_for(member: Member) -> Iterator[HeadToHeadCell]:
-        backend = member.backend
-        cells = [
-            HeadToHeadCell(a.first, a.persona, backend, rival=a.second)
-            for a in asks(personas, [backend.label], tools, chosen)
-        ]
-        stats.planned += len(cells)
-        return iter(cells)
+        mine = cells[member.backend.label]
+        stats.planned += len(mine)
+        return iter(mine)
 
     def made(valid: bool) -> None:
         stats.valid += valid
         stats.failed += not valid
+        progress.done += 1
+        progress.valid += valid
+        progress.failed += not valid
+        engine.tell(HeadToHeadMade(valid, copy.copy(progress)))
 
     def skipped(cell: HeadToHeadCell) -> None:
         stats.skipped += 1

@@ -27,6 +27,7 @@ from .cells import Cell, Member
 from .ending import Write, running
 from .engine import Engine
 from .events import Sink
+from .head_to_head import named_pairs
 from .head_to_head_round import run_head_to_head
 from .limits import shared_limiters
 from .pricing import load_prices, price_for
@@ -66,6 +67,13 @@ class Plan:
     rebuttal: bool = False
     #: every pair of tools judged head to head, in both orders (`panel.run.head_to_head_round`)
     head_to_head: bool = False
+    #: only these pairs (tool ids) judged head to head, in both orders (`panel review --head-to-head`)
+    head_to_head_pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def judged_pairs(self) -> list[tuple[str, str]] | None:
+        """The pairs judged head to head: None for every pair of the tools, [] for none."""
+        return None if self.head_to_head else list(self.head_to_head_pairs)
 
     @property
     def total(self) -> int:
@@ -176,13 +184,15 @@ def plan_run(
     rebuttal: bool = False,
     max_tokens: int | None = None,
     head_to_head: bool = False,
+    head_to_head_pairs: Sequence[str] = (),
 ) -> Plan:
     """Check every input and build the backends; raise a UserError before any file is written.
 
     `catalog` is a path, or a `Catalog` read already. `tool_ids` None means every tool of
     the catalog. `max_tokens` sets every member's reply limit; unset, each member's own
     (`max_tokens` in panel.toml), else its depth's. A `sampling` whose `max_tokens` is not
-    the default sets it too, as `max_tokens` would.
+    the default sets it too, as `max_tokens` would. `head_to_head_pairs` ("TOOL_A:TOOL_B") name
+    pairs of the run's tools to judge head to head after the reviews.
     """
     if max_tokens is None and sampling is not None and sampling.max_tokens != Sampling().max_tokens:
         max_tokens = sampling.max_tokens  # a caller's own limit: no member's depth overrides it
@@ -193,6 +203,7 @@ def plan_run(
         cat = load_catalog(catalog_path)
     tools = list(cat) if tool_ids is None else [cat.get(tid) for tid in tool_ids]
     _no_repeats("tool", [t.id for t in tools])
+    pairs = named_pairs(head_to_head_pairs, cat, [t.id for t in tools])
     personas = resolve_personas(load_personas(personas_dir or data_dir("personas")), list(persona_ids))
     _no_repeats("persona", [p.id for p in personas])
     specs = resolve_members(list(backends), config or PanelConfig())
@@ -202,7 +213,7 @@ def plan_run(
         specs = [replace(spec, options=spec.options.with_(spec.backend, **given)) for spec in specs]
     if repeats < 1:
         raise UserError("--repeats must be at least 1")
-    return Plan(
+    plan = Plan(
         tools,
         personas,
         build_members(specs, prices),
@@ -212,7 +223,18 @@ def plan_run(
         repeats=repeats,
         rebuttal=rebuttal,
         head_to_head=head_to_head,
+        head_to_head_pairs=pairs,
     )
+    _someone_reviews_each(plan)
+    return plan
+
+
+def _someone_reviews_each(plan: Plan) -> None:
+    """A tool every member recuses from would have no review: its shares, its headline and
+    its head-to-head pairs would rest on nothing. Refused before anything is written."""
+    for tool in plan.tools:
+        if plan.members and all(m.backend.recuses_from(tool.maker) for m in plan.members):
+            raise UserError(f"no member is left to review {tool.id}: every member's maker made it")
 
 
 def plan_compare(tool_ids: Sequence[str], **kwargs: Any) -> Plan:
@@ -264,6 +286,7 @@ def plan_resume(store: Store, run_id: str, prices: str | Path | None = None) -> 
         repeats=int(config.get("repeats", 1)),
         rebuttal=bool(config.get("rebuttal", False)),
         head_to_head=bool(config.get("head_to_head", False)),
+        head_to_head_pairs=[(a, b) for a, b in config.get("head_to_head_pairs", [])],
     )
 
 
@@ -292,6 +315,7 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
             "kind": options.kind,
             "rebuttal": plan.rebuttal,
             "head_to_head": plan.head_to_head,
+            "head_to_head_pairs": [list(pair) for pair in plan.head_to_head_pairs],
             **options.settings,
         },
         tools=((t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools),
@@ -344,7 +368,8 @@ async def run_plan(
     (`panel.run.ending`). Ctrl-C leaves the run `interrupted`, ready for `--resume`; so does
     `detach` while batches are in flight (its stats say `stopped = "detached"`; no files are
     written). With `plan.rebuttal`, the rebuttal round follows round 1 (unless it stopped), and
-    with `plan.head_to_head` the head-to-head asks follow them (unless the run is stopping).
+    with `plan.head_to_head` (every pair) or `plan.head_to_head_pairs` (those) the head-to-head
+    asks follow them (unless the run is stopping).
     `on_event` is told every event of the run, in order (`panel.run.events`): each review
     made, each batch submitted or polled, the rebuttal round's answers, and a member the run
     stops sending to because its server went away (`panel.run.outage`).
@@ -368,7 +393,7 @@ async def run_plan(
             return run_id, stats
         if plan.rebuttal and not stats.stopped:
             await run_rebuttals(engine, plan.tools, plan.personas)
-        if plan.head_to_head and not stats.stopped and not engine.stopping:
-            await run_head_to_head(engine, plan.tools, plan.personas)
+        if (plan.head_to_head or plan.head_to_head_pairs) and not stats.stopped and not engine.stopping:
+            await run_head_to_head(engine, plan.tools, plan.personas, plan.judged_pairs)
         end.finish("stopped" if stats.stopped else "done", write)
     return run_id, stats

@@ -24,6 +24,7 @@ from ..resources import data_path
 
 if TYPE_CHECKING:
     from ..prompts import Message
+    from .cells import Member
     from .plan import Plan
 
 __all__ = [
@@ -193,6 +194,8 @@ class Estimate:
     live_worst_usd: float = 0.0
     #: how many of the requests go on the batch route
     batch_requests: int = 0
+    #: how many of the requests are head-to-head asks (`panel.run.head_to_head`; always live)
+    head_to_head: int = 0
 
 
 #: a request's schema as characters of ASCII JSON (its bytes too); a persona's schema is the
@@ -227,7 +230,8 @@ def estimate_cost(
     done: Mapping[str, int] | None = None,
 ) -> Estimate:
     """Cost of a plan before it runs, from a sample of its rendered prompts; `done` gives the
-    reviews already stored by member label (a resumed run): only the rest is estimated.
+    reviews already stored by member label (a resumed run): only the rest is estimated. The
+    plan's head-to-head asks are counted and priced too (all of them, even on a resume).
 
     Expected: replies of half each member's token limit (which follows its depth). At most:
     every reply at the limit, which is what the budget guard reserves for each request (a
@@ -259,5 +263,39 @@ def estimate_cost(
         worst += per_member * price.worst_case(mean_in, max_out)
         live_expected += per_member * member.price.worst_case(mean_in, max_out // 2)
         live_worst += per_member * member.price.worst_case(mean_in, max_out)
+    asks = 0
+    for member in plan.members:
+        n, mean_in, max_out = _head_to_head_sample(plan, member, sample)
+        asks += n
+        if member.price is not None and n:
+            priced = priced or member.price.input > 0 or member.price.output > 0
+            more, most = (
+                member.price.worst_case(mean_in, max_out // 2),
+                member.price.worst_case(mean_in, max_out),
+            )
+            expected, worst = expected + n * more, worst + n * most
+            live_expected, live_worst = live_expected + n * more, live_worst + n * most
     reviews = plan.total - sum(min(n, done.get(label, 0)) for label, n in planned.items())
-    return Estimate(reviews, expected, worst, priced, live_expected, live_worst, batch_requests)
+    return Estimate(reviews + asks, expected, worst, priced, live_expected, live_worst, batch_requests, asks)
+
+
+def _head_to_head_sample(plan: Plan, member: Member, sample: int) -> tuple[int, float, int]:
+    """A member's head-to-head asks: how many, their mean input tokens from a sample of them,
+    and their reply limit. They go live whatever the member's route (as the rebuttal round)."""
+    from .head_to_head import member_asks  # the round's modules import the engine, which imports this
+    from .head_to_head_round import HeadToHeadCell
+
+    pairs = plan.judged_pairs
+    if pairs == []:
+        return 0, 0.0, 0
+    count = sum(1 for _ in member_asks(plan.personas, member.backend, plan.tools, pairs))
+    asks = itertools.islice(member_asks(plan.personas, member.backend, plan.tools, pairs), sample)
+    run = member.sampling(plan.sampling)
+    requests = [
+        HeadToHeadCell(a.first, a.persona, member.backend, rival=a.second).request(plan.prompts, run)
+        for a in asks
+    ]
+    if not requests:
+        return 0, 0.0, 0
+    counts = [input_tokens(r.messages, r.schema) for r in requests]
+    return count, sum(counts) / len(counts), requests[0].sampling.max_tokens

@@ -46,8 +46,10 @@ __all__ = [
     "RebuttalResult",
     "parse_rebuttal",
     "planned_rebuttals",
+    "reading_order_key",
     "rebuttal_messages",
     "rebuttal_schema",
+    "review_as_read",
     "reviewer_label",
     "run_rebuttals",
 ]
@@ -100,7 +102,8 @@ def _as_read(review: ReviewRow) -> dict[str, Any]:
     }
 
 
-def _shuffle_key(reader: CellKey, other: ReviewRow) -> str:
+def reading_order_key(reader: CellKey, other: ReviewRow) -> str:
+    """The key the others' reviews are sorted by for one reader: its order of reading."""
     material = json.dumps([list(reader), other.persona_id, other.member], ensure_ascii=False)
     return hashlib.sha256(material.encode()).hexdigest()
 
@@ -120,7 +123,7 @@ class RebuttalCell(Cell):
 
     def ordered_others(self) -> list[ReviewRow]:
         """The other reviews in the order this cell reads them (a hash of the cell and each)."""
-        return sorted(self.others, key=lambda r: _shuffle_key(self.key, r))
+        return sorted(self.others, key=lambda r: reading_order_key(self.key, r))
 
     def request(self, prompts: PromptSet, sampling: Sampling, depth: Depth = "brief") -> Request:
         """The round-2 ask: the same short answer at either depth (its reply is a sentence)."""
@@ -136,11 +139,16 @@ def _dump(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+def review_as_read(review: ReviewRow) -> str:
+    """A round-1 review as the rebuttal prompt shows it to another reviewer (inside its fence)."""
+    return _dump(_as_read(review))
+
+
 def rebuttal_messages(prompts: PromptSet, cell: RebuttalCell) -> list[Message]:
     """The system and user messages of a cell's round-2 request."""
     assert cell.own is not None
     others = [
-        {"label": reviewer_label(k), "json": _dump(_as_read(r))} for k, r in enumerate(cell.ordered_others())
+        {"label": reviewer_label(k), "json": review_as_read(r)} for k, r in enumerate(cell.ordered_others())
     ]
     context = {
         "persona": cell.persona,

@@ -34,7 +34,8 @@ def _named(key: CellKey) -> str:
 
 
 def find_cell(plan: Plan, run_id: str, key: CellKey) -> tuple[Cell, Member]:
-    """The run's cell of `key` and its member; UserError, one line, for one it does not have.
+    """The run's cell of `key` and its member; UserError, one line, for one it does not have
+    (a cell its member recused from included).
 
     The member is the one the run names `key.member`, or the one the user named so on the
     command line or in panel.toml (`local` for `local:SmolLM2-...`), when one member is."""
@@ -55,6 +56,11 @@ def find_cell(plan: Plan, run_id: str, key: CellKey) -> tuple[Cell, Member]:
     if missing is not None:
         raise UserError(f"cannot regenerate the review of {_named(key)}: run '{run_id}' has {missing}")
     assert tool is not None and persona is not None
+    if members[0].backend.recuses_from(tool.maker):
+        raise UserError(
+            f"cannot regenerate the review of {_named(key)}: {key.member} recused from {key.tool_id} "
+            f"in run '{run_id}' (its maker made the tool), so the run has no review of it"
+        )
     return Cell(tool, persona, members[0].backend, key.repeat), members[0]
 
 

@@ -1,4 +1,5 @@
-"""A run's counts as it goes: round 1 (`RunStats`) and the rebuttal round (`RoundStats`)."""
+"""A run's counts as it goes: round 1 (`RunStats`), and the rebuttal round and the head-to-head
+asks (`RoundStats` each)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ __all__ = ["RoundStats", "RunStats"]
 
 @dataclass
 class RoundStats:
-    """The rebuttal round's counts: cells to answer, answered, valid, failed, changed."""
+    """A later round's counts: asks to answer, answered, valid, failed, and (the rebuttal
+    round) verdicts changed."""
 
     total: int
     done: int = 0
@@ -53,6 +55,8 @@ class RunStats:
     started: float = field(default_factory=time.monotonic)
     #: the rebuttal round's own counts, once it has begun
     rebuttal: RoundStats | None = None
+    #: the head-to-head asks' own counts, once they have begun
+    head_to_head: RoundStats | None = None
 
     @property
     def rate(self) -> float:

@@ -21,8 +21,12 @@ class InvalidReply(ValueError):
     """The reply is not a valid review; the message is written for the model to fix it."""
 
 
-def parse_review(model: type[BaseModel], text: str, finish_reason: str | None = None) -> BaseModel:
-    data = _extract_json(text, finish_reason)
+def parse_review(
+    model: type[BaseModel], text: str, finish_reason: str | None = None, kind: str = "review"
+) -> BaseModel:
+    """The reply as `model`, or InvalidReply saying what to fix (`kind`: what the reply is,
+    as the message names it)."""
+    data = _extract_json(text, finish_reason, kind)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -30,15 +34,15 @@ def parse_review(model: type[BaseModel], text: str, finish_reason: str | None = 
             f"{'.'.join(str(p) for p in err['loc']) or 'the object'}: {err['msg']}"
             for err in exc.errors(include_url=False)
         ]
-        raise InvalidReply("the JSON does not match the review schema: " + "; ".join(problems[:6])) from None
+        raise InvalidReply(f"the JSON does not match the {kind} schema: " + "; ".join(problems[:6])) from None
 
 
-def _extract_json(text: str, finish_reason: str | None) -> Any:
+def _extract_json(text: str, finish_reason: str | None, kind: str = "review") -> Any:
     stripped = text.strip()
     if not stripped:
         raise InvalidReply("the reply was empty")
     if len(stripped) > MAX_REPLY_CHARS:
-        raise InvalidReply(f"the reply is {len(stripped):,} characters long, more than a review can be")
+        raise InvalidReply(f"the reply is {len(stripped):,} characters long, more than a {kind} can be")
     fenced = _FENCED.match(stripped)
     if fenced:
         stripped = fenced.group(1).strip()
@@ -50,7 +54,7 @@ def _extract_json(text: str, finish_reason: str | None) -> Any:
         # and terminal escapes or strips control characters where it shows them.
         return jsontext.loads(candidate, strict=False)
     except jsontext.JSONRefused as exc:
-        raise InvalidReply(f"the reply is not a review's JSON: {exc}") from None
+        raise InvalidReply(f"the reply is not a {kind}'s JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         cut = " (the reply was cut off by the token limit)" if finish_reason == "length" else ""
         raise InvalidReply(f"the reply is not valid JSON{cut}: {exc.msg} at character {exc.pos}") from None

@@ -139,14 +139,17 @@ class Summaries(Connection):
         return {str(r): RunTotals(int(n), int(ok or 0), usd.get(str(r), 0.0)) for r, n, ok in reviews}
 
     def planned_reviews(self, run_ids: Sequence[str]) -> dict[str, int]:
-        """Each of these runs' reviews as planned: tools x personas x members x repeats."""
+        """Each of these runs' reviews as planned: tools x members, less the (member, tool)
+        pairs recused (`recused` in the run's config), x personas x repeats."""
         if not run_ids:
             return {}
         rows = self.db.execute(
             f"""SELECT r.id,
-                   (SELECT COUNT(*) FROM run_tools t WHERE t.run_id = r.id)
+                   ((SELECT COUNT(*) FROM run_tools t WHERE t.run_id = r.id)
+                    * COALESCE(json_array_length(r.config, '$.members'), 0)
+                    - (SELECT COALESCE(SUM(json_array_length(j.value)), 0)
+                       FROM json_each(r.config, '$.recused') j))
                    * (SELECT COUNT(*) FROM run_personas p WHERE p.run_id = r.id)
-                   * COALESCE(json_array_length(r.config, '$.members'), 0)
                    * COALESCE(json_extract(r.config, '$.repeats'), 1)
                 FROM runs r WHERE r.id IN ({_marks(run_ids)})""",
             list(run_ids),

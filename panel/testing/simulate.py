@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from ..catalog import Community, Pricing, Tool
 from ..personas import Persona, load_personas
 from ..resources import data_dir
 from ..store import CellKey, Store
+
+if TYPE_CHECKING:
+    from .simulate_h2h import SimulatedHeadToHead
 
 __all__ = [
     "CATEGORIES",
@@ -111,6 +114,20 @@ class SimulatedPanel:
         """How often this judge says the truth, over tools drawn at the planted prevalence."""
         (ship_ship, _), (_, skip_skip) = self.confusion(persona, member)
         return self.prevalence * ship_ship + (1.0 - self.prevalence) * skip_skip
+
+    def effective_maker_bias(self, member: str) -> float:
+        """How much ``member``'s planted same-maker bias raises its ship rate on its maker's
+        tools once clipped to [0, 1], over its personas and the planted prevalence: what a
+        self-preference estimate should recover (the planted value when nothing is clipped)."""
+        bias = self.maker_bias.get(member, 0.0)
+        raised = [
+            (self.prevalence if truth == "ship" else 1.0 - self.prevalence)
+            * (min(1.0, max(0.0, chance + bias)) - chance)
+            for persona in self.personas
+            for truth in CATEGORIES
+            for chance in (self.p_ship(persona, member, truth),)
+        ]
+        return sum(raised) / len(self.personas)
 
     def describe(self) -> dict[str, Any]:
         """The planted parameters as JSON-ready data (stored in the run's config)."""
@@ -225,6 +242,7 @@ def write_simulated_run(
     community_votes: int = 0,
     community_accuracy: float = 0.7,
     personas_dir: Path | None = None,
+    head_to_head: SimulatedHeadToHead | None = None,
 ) -> str:
     """Write ``panel`` as a finished run of the store ``out/panel.db``; returns its run id.
 
@@ -233,8 +251,11 @@ def write_simulated_run(
     (so ``cost_usd`` reads back from the store as a real run's does) and the review.
     Community votes: a tool gets ``Binomial(2 * community_votes, 1/2)`` votes (their mean
     is ``community_votes``; some tools fall below a ``--min-votes``), each for the true
-    verdict with probability ``community_accuracy``.
+    verdict with probability ``community_accuracy``. ``head_to_head`` (of this panel): its
+    answers stored as the run's head-to-head round (`panel.testing.simulate_h2h`).
     """
+    if head_to_head is not None and head_to_head.run_id != panel.run_id:
+        raise ValueError(f"the head-to-head answers are of run {head_to_head.run_id!r}, not {panel.run_id!r}")
     available = load_personas(personas_dir or data_dir("personas"))
     missing = [p for p in panel.personas if p not in available]
     if missing:
@@ -245,6 +266,8 @@ def write_simulated_run(
     config: dict[str, Any] = {"members": panel.members, "kind": "simulated", "simulation": panel.describe()}
     if panel.member_makers:  # as a real run records them (`panel.run.plan.start_run`)
         config["makers"] = {m: panel.member_makers.get(m) for m in panel.members}
+    if head_to_head is not None:
+        config["simulation"]["head_to_head"] = head_to_head.describe()
     with Store(out) as store:
         if store.get_run(panel.run_id) is not None:
             raise ValueError(f"run {panel.run_id!r} is already in {store.path}")
@@ -259,6 +282,8 @@ def write_simulated_run(
         store.group_commits(True)
         for row in panel.rows:
             _save(store, panel.run_id, row, available[row["persona"]], fingerprints[row["tool"]])
+        if head_to_head is not None:
+            head_to_head.save(store)
         store.group_commits(False)
         store.finish_run(panel.run_id, "done")
     return panel.run_id

@@ -64,9 +64,11 @@ def agreement_css() -> str:
 def report_data(store: Store, run_id: str, reference: str | None) -> dict[str, Any]:
     """The dict `panel agreement RUN --format json [--reference community|editors]` prints."""
     from ..analysis import agreement as analysis
+    from ..analysis.biases import report_biases
 
     report = analysis.analyze(store, [run_id], "rater", RESAMPLES, SEED, reference=reference)
     data: dict[str, Any] = report.to_dict()
+    data["biases"] = report_biases(store, [run_id], data, n_resamples=RESAMPLES, seed=SEED)
     return data
 
 

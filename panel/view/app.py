@@ -17,6 +17,7 @@ from .agreement import routes as agreement_routes
 from .bind import is_loopback
 from .catalog_cache import CatalogCache
 from .jobs import routes as job_routes
+from .leaderboard import routes as leaderboard_routes
 from .newtool import routes as new_tool_routes
 from .pages import http_error, not_found, routes, server_error
 from .regenerating import routes as regenerate_routes
@@ -56,6 +57,7 @@ def create_app(
     app = ViewApp(
         routes=[
             *agreement_routes(),  # first: its stylesheet is under /static, before the mount
+            *leaderboard_routes(),  # (the same)
             *routes(),
             *triage_routes(),
             *editing.routes(),

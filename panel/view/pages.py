@@ -24,6 +24,7 @@ from ..store import RUN_STATUSES, Store
 from . import data
 from .actions import ReviewControls
 from .comparison import comparison, comparison_css
+from .leaderboard import has_leaderboard
 from .templating import base_of, page
 
 __all__ = ["http_error", "not_found", "routes", "server_error"]
@@ -87,12 +88,20 @@ def run_page(request: Request) -> Response:
             shown, number, pages = data.paged(tools, _page_number(request.query_params.get("page")))
             return page(
                 request, "review_run.html.j2", run=run, tools=shown, count=len(tools), page_number=number,
-                pages=pages, confidence=confidence,
+                pages=pages, confidence=confidence, leaderboard=has_leaderboard(store, run_id),
             )  # fmt: skip
         record = data.run_record(store, run_id)
         actions = ReviewControls.read(store, run_id, request.state.csrf, base_of(request))
+        ranked = has_leaderboard(store, run_id)
     bar = actions.bar(record, None)
-    return page(request, "comparison.html.j2", **comparison(record, actions), editor_bar=bar, tool=None)
+    return page(
+        request,
+        "comparison.html.j2",
+        **comparison(record, actions),
+        editor_bar=bar,
+        tool=None,
+        leaderboard=ranked,
+    )
 
 
 def tool_page(request: Request) -> Response:

@@ -46,7 +46,8 @@ def review_key(form: FormData) -> CellKey:
 
 
 def _known(request: Request, run_id: str, key: CellKey) -> None:
-    """404 unless the review is one of the run's cells (made, set aside, or never made)."""
+    """404 unless the review is one of the run's cells (made, set aside, or never made; not
+    one its member recused from)."""
     runs = request.app.state.runs
     if not (runs / "panel.db").is_file():
         raise HTTPException(404, f"There is no run '{run_id}' in this store.")
@@ -62,6 +63,13 @@ def _known(request: Request, run_id: str, key: CellKey) -> None:
             and key.member in {str(m) for m in run.config.get("members", [])}
             and 0 <= key.repeat < int(run.config.get("repeats", 1))
         )
+        recused = run.config.get("recused")
+        if planned and isinstance(recused, dict) and key.tool_id in recused.get(key.member, []):
+            raise HTTPException(
+                404,
+                f"Run '{run_id}' has no review of {key.tool_id} by {key.member}: "
+                "it recused, its maker made the tool.",
+            )
         if not planned:
             repeat = f" (repeat {key.repeat})" if key.repeat else ""
             raise HTTPException(
