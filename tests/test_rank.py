@@ -127,3 +127,18 @@ def _inputs(strengths: dict[str, float]) -> BoardInputs:
         run_id="r", category="Simulated", names={t: t.upper() for t in strengths}, budget=None,
         stopped="all-pairs", asks=0, cost_usd=None, resamples=50,
     )  # fmt: skip
+
+
+def test_a_pair_no_judge_answers_is_not_proposed_again() -> None:
+    strengths = planted_strengths(6, 10)
+    judges = SimulatedJudges(strengths, seed=10)
+    ranker = Ranker(tuple(strengths), all_pairs(6), seed=10)
+    answers: list[Answer] = []
+    rounds = 0
+    while isinstance(step := ranker.propose(pair_results(answers)), list):
+        rounds += 1
+        assert rounds < 20
+        # Every member recuses from t00's maker: no judge answers a pair of it.
+        answers += judges.ask([p for p in step if "t00" not in p])
+    assert ranker.propose(pair_results(answers)) in ("all-pairs", "settled")
+    assert len(ranker.proposed) <= all_pairs(6)

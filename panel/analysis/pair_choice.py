@@ -23,7 +23,7 @@ import itertools
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -73,16 +73,25 @@ class Ranker:
     level: float = 0.95
     #: bootstrap resamples behind each round's choice (the final board uses more)
     round_resamples: int = 50
+    #: the pairs proposed so far: a pair no judge may answer (every member recuses from a
+    #: tool of it) leaves no judgement, and is still never proposed twice
+    proposed: set[frozenset[str]] = field(default_factory=set)
 
     def propose(self, results: Sequence[PairResult]) -> list[Pair] | Stopped:
         """The next round's pairs (none asked before), or why the asking stops."""
-        asked = pairs_asked(results)
+        step = self._propose(results)
+        if isinstance(step, list):
+            self.proposed |= {frozenset(p) for p in step}
+        return step
+
+    def _propose(self, results: Sequence[PairResult]) -> list[Pair] | Stopped:
+        asked = pairs_asked(results) | self.proposed
         n = len(self.tools)
         room = self.max_pairs - len(asked)
         if not asked:
             return first_pairs(self.tools, self.seed)[: max(room, 0)] or "budget"
         current = fit(self.tools, results, resamples=self.round_resamples, level=self.level, seed=self.seed)
-        if settled(current, asked):
+        if settled(current, pairs_asked(results)):
             return "settled"
         if len(asked) >= all_pairs(n):
             return "all-pairs"
