@@ -49,6 +49,8 @@ def test_rank_writes_a_valid_leaderboard_asking_both_orders_of_every_pair(cli: A
     planted = sorted(ids, key=planted_strength, reverse=True)
     assert ids.index(planted[0]) <= 2 and ids.index(planted[-1]) >= 6
     assert board.tools[0].name in out.out and f"wrote {runs_dir / run_id / 'leaderboard.json'}" in out.out
+    page = (runs_dir / run_id / "leaderboard.html").read_text()
+    assert board.tools[0].name in page and (runs_dir / run_id / "leaderboard.md").is_file()
 
 
 def test_rank_json_prints_the_board_alone_on_stdout(cli: Any, runs_dir: Path) -> None:

@@ -23,6 +23,7 @@ from ..errors import UserError
 from ..report.files import write_atomic
 from ..report.head_to_head import PairResult
 from ..report.leaderboard_file import Leaderboard, Stopped
+from ..report.leaderboard_render import write_leaderboard_pages
 from ..run.ending import store_errors
 from ..run.plan import Plan, RunOptions, default_catalog, plan_resume, plan_run, require_prices, start_run
 from ..run.ranking import estimate_rank, run_ranking, stored_results
@@ -311,7 +312,9 @@ def _write_board(
         seed=settings["seed"],
     )
     board = build_leaderboard(inputs, stored_results(store, run_id))
-    write_atomic(store.run_dir(run_id) / "leaderboard.json", board.model_dump_json(indent=2) + "\n")
+    folder = store.run_dir(run_id)
+    write_atomic(folder / "leaderboard.json", board.model_dump_json(indent=2) + "\n")
+    write_leaderboard_pages(board, folder)  # leaderboard.md and leaderboard.html beside it
     return board
 
 
@@ -343,5 +346,8 @@ def _print(board: Leaderboard, *, store_dir: Path, fmt: str, elapsed: float) -> 
     if board.note:
         out_console.print(for_console(board.note), markup=False, highlight=False, soft_wrap=True)
     out_console.print(
-        f"wrote {for_console(store_dir / 'leaderboard.json')}", markup=False, highlight=False, soft_wrap=True
+        f"wrote {for_console(store_dir / 'leaderboard.json')} (and leaderboard.md, leaderboard.html)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
