@@ -1,7 +1,8 @@
 """A backend that needs no model: it writes schema-valid replies, or whatever a test asks.
 
 Used by the test suite and for trying the pipeline without a model. Replies are
-deterministic from the request, and verdicts vary across tools and personas. It keeps a
+deterministic from the request, and verdicts vary across tools and personas; a head-to-head
+ask is answered from strengths planted per tool (`panel.backends.planted`). It keeps a
 count of its calls, never the calls: a long run must not grow with them.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from ..depth import Depth
 from .base import Backend, Reply, Request, Usage
+from .planted import planted_head_to_head
 from .schema_fill import fill
 
 __all__ = ["FakeBackend", "Responder"]
@@ -43,7 +45,10 @@ class FakeBackend(Backend):
         else:
             body = json.dumps([request.messages, self.model], sort_keys=True)
             seed = hashlib.sha256(body.encode()).hexdigest()
-            text = json.dumps(fill(request.schema, seed))
+            # A head-to-head ask gets a planted answer, so a ranking on this backend has an
+            # order to find; any other ask a value that fits its schema.
+            planted = planted_head_to_head(request.schema, request.messages, seed)
+            text = json.dumps(planted if planted is not None else fill(request.schema, seed))
         prompt_chars = sum(len(m["content"]) for m in request.messages)
         usage = Usage(input_tokens=prompt_chars // 4 + 1, output_tokens=len(text) // 4 + 1)
         return Reply(text=text, usage=usage, finish_reason="stop", latency_s=0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..errors import BackendBug, UserError
 from ..text import for_console
-from . import backends, batches, labels, past, personas, run, triage
+from . import backends, batches, labels, past, personas, rank, run, triage
 from .agreement import agreement
 from .apps import app, err_console, notices
 from .execute import RunInterrupted
@@ -15,7 +15,7 @@ from .view import view
 __all__ = ["app", "main"]
 
 # Importing a command group registers its commands on `app`.
-COMMAND_GROUPS = (backends, batches, labels, past, personas, run, triage)
+COMMAND_GROUPS = (backends, batches, labels, past, personas, rank, run, triage)
 
 app.command("agreement")(agreement)
 app.command("view")(view)

@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from ..errors import UserError
 from ..report.diff import diff_runs
 from ..report.files import write_run_files
 from ..run.batch import DEFAULT_POLL_S
@@ -247,10 +248,12 @@ def _start(store: Store, request: RunRequest) -> tuple[str, Plan, str | None, st
     """(kind, plan, run id or None for a new run, the run to copy unchanged reviews from)."""
     if request.resume:
         run_id = resume_target(store, request.resume)
+        recorded = store.get_run(run_id)
+        assert recorded is not None  # resume_target found it
+        if recorded.kind == "rank":
+            raise UserError(f"run {run_id} is a ranking: finish it with `panel rank --resume {run_id}`")
         plan = plan_resume(store, run_id, request.prices)
         require_prices(plan, request.max_cost)
-        recorded = store.get_run(run_id)
-        assert recorded is not None  # plan_resume found it
         return recorded.kind, plan, run_id, recorded.config.get("since")
     assert request.plan is not None, "a new run needs a plan"
     since_run = None

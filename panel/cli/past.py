@@ -97,6 +97,9 @@ def runs(
         found = store.list_runs(limit, status)
         flying = {run.id: _in_flight(store, run.id) for run, _, _ in found if run.status != "done"}
         planned = store.planned_reviews([run.id for run, _, _ in found])
+        # A ranking (`panel rank`) plans head-to-head asks, not reviews: its count is of those.
+        asks = {run.id: len(store.head_to_heads(run.id)) for run, _, _ in found if run.kind == "rank"}
+        planned |= dict.fromkeys(asks, 0)
     if json_out:
         rows = [
             {
@@ -128,6 +131,8 @@ def runs(
             n_batches = flying[run.id]
             state += f", {n_batches} batch{'es' if n_batches != 1 else ''} in flight"
         reviews = f"{n} of {planned.get(run.id, n)} stored, {ok} valid"
+        if run.id in asks:
+            reviews = f"ranking: {asks[run.id]} head-to-head asks stored"
         lines.append((run.id, state, reviews, started, clean(run.command)))
     widths = [max(len(row[i]) for row in lines) for i in range(4)]
     for row in lines:

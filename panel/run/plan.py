@@ -42,6 +42,7 @@ __all__ = [
     "build_members",
     "default_catalog",
     "plan_compare",
+    "plan_engine",
     "plan_resume",
     "plan_run",
     "require_prices",
@@ -119,6 +120,8 @@ class RunOptions:
     poll_interval: float = DEFAULT_POLL_S
     reask_live: bool = False
     detach: bool = False
+    #: more of the command's settings to record with the run (`panel rank`'s budget, seed ...)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def default_catalog() -> Path:
@@ -313,6 +316,7 @@ def start_run(plan: Plan, store: Store, command: str, options: RunOptions | None
             "rebuttal": plan.rebuttal,
             "head_to_head": plan.head_to_head,
             "head_to_head_pairs": [list(pair) for pair in plan.head_to_head_pairs],
+            **options.settings,
         },
         tools=((t.id, t.fingerprint(), t.model_dump(mode="json")) for t in plan.tools),
         personas=[(p.id, p.version, p.model_dump(mode="json")) for p in plan.personas],
@@ -327,6 +331,25 @@ def _resolved(spec: MemberSpec, member: Member) -> dict[str, Any]:
     if member.max_tokens is not None:
         settled["max_tokens"] = member.max_tokens
     return {**spec.options.written(), **settled}
+
+
+def plan_engine(
+    plan: Plan, store: Store, run_id: str, options: RunOptions, on_event: Sink | None = None
+) -> Engine:
+    """The engine of a plan's run: its members, prompts and sampling, with the options'
+    cache, budget, retries and the run to copy unchanged reviews from."""
+    return Engine(
+        store,
+        run_id,
+        plan.prompts,
+        plan.members,
+        plan.sampling,
+        options.retry,
+        use_cache=options.use_cache,
+        max_cost=options.max_cost,
+        since_run=options.since_run,
+        on_event=on_event,
+    )
 
 
 async def run_plan(
@@ -354,18 +377,7 @@ async def run_plan(
     options = options or RunOptions()
     if run_id is None:
         run_id = start_run(plan, store, command, options)
-    engine = Engine(
-        store,
-        run_id,
-        plan.prompts,
-        plan.members,
-        plan.sampling,
-        options.retry,
-        use_cache=options.use_cache,
-        max_cost=options.max_cost,
-        since_run=options.since_run,
-        on_event=on_event,
-    )
+    engine = plan_engine(plan, store, run_id, options, on_event)
 
     def batch_route(of: Engine) -> Route:
         return BatchRunner(

@@ -43,9 +43,10 @@ class RunRow:
 
     @property
     def kind(self) -> str:
-        """Which command made the run ("compare" or "review"), so a resumed run writes its files."""
+        """Which command made the run ("compare", "review" or "rank"), so a resumed run writes
+        its files."""
         kind = self.config.get("kind")
-        if kind in ("compare", "review"):
+        if kind in ("compare", "review", "rank"):
             return str(kind)
         return "compare" if self.command.startswith("panel compare") else "review"
 

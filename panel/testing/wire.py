@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from panel.backends.planted import planted_head_to_head
 from panel.testing.schema_fill import fill, violate
 
 Provider = Literal["openai", "anthropic", "mistral", "hf"]
@@ -113,6 +114,8 @@ class ParsedRequest:
     tool_name: str | None
     prompt_tokens: int
     seed: str
+    #: a head-to-head ask's planted answer (`panel.backends.planted`); None for other asks
+    planted: dict[str, Any] | None = None
 
 
 def parse(provider: Provider, route: Route, body: Any) -> ParsedRequest:
@@ -145,7 +148,8 @@ def parse(provider: Provider, route: Route, body: Any) -> ParsedRequest:
             }
         )
     )
-    return ParsedRequest(provider, model, form, schema, tool, math.ceil(chars / 4), seed)
+    planted = planted_head_to_head(schema, messages, seed)
+    return ParsedRequest(provider, model, form, schema, tool, math.ceil(chars / 4), seed, planted)
 
 
 def _chars(node: Any) -> int:
@@ -224,7 +228,7 @@ def make_reply(req: ParsedRequest, fault: ContentFault) -> Reply:
         if fault in ("malformed", "length"):
             text = text[: len(text) // 2]
         return Reply(text, None, fault in ("malformed", "length"))
-    value = fill(req.schema, req.seed)
+    value = req.planted if req.planted is not None else fill(req.schema, req.seed)
     if fault == "schema_violation":
         value = violate(req.schema, value, req.seed)
     text = json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,353 @@
+"""`panel rank`: rank a category's tools (or a list of tools) from head-to-head judgements,
+pairs chosen adaptively, and write runs/<run id>/leaderboard.json."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from ..analysis.leaderboard_fit import BoardInputs, build_leaderboard
+from ..analysis.pair_choice import Pair, Ranker, all_pairs, default_budget
+from ..backends.base import Sampling
+from ..catalog import Catalog, load_catalog
+from ..config import load_config
+from ..errors import UserError
+from ..report.files import write_atomic
+from ..report.head_to_head import PairResult
+from ..report.leaderboard_file import Leaderboard, Stopped
+from ..report.leaderboard_render import write_leaderboard_pages
+from ..run.ending import store_errors
+from ..run.plan import Plan, RunOptions, default_catalog, plan_resume, plan_run, require_prices, start_run
+from ..run.ranking import estimate_rank, run_ranking, stored_results
+from ..run.resume import resume_target
+from ..store import Store
+from ..text import for_console
+from .apps import app, notices, out_console
+from .execute import RunInterrupted
+from .options import (
+    ConfigPath,
+    MaxTokens,
+    Members,
+    NoCache,
+    PersonaIds,
+    PersonasDir,
+    ProgressMode,
+    RunsDir,
+)
+
+__all__ = ["Budget", "parse_budget", "rank"]
+
+#: the tools' lines printed at the end (the whole board is in leaderboard.json)
+SHOWN = 10
+
+_PAIRS = re.compile(r"\s*(\d+)\s*pairs?\s*", re.I)
+_USD = re.compile(r"\s*\$\s*(\d+(?:\.\d*)?|\.\d+)\s*")
+
+
+class Budget:
+    """`--budget`: a number of pairs ("60 pairs") or a cost in USD ("$0.50")."""
+
+    def __init__(self, text: str, pairs: int | None, usd: float | None) -> None:
+        self.text, self.pairs, self.usd = text, pairs, usd
+
+
+def parse_budget(text: str | None) -> Budget | None:
+    if text is None:
+        return None
+    if m := _PAIRS.fullmatch(text):
+        pairs = int(m.group(1))
+        if pairs < 1:
+            raise UserError(f"--budget: '{text}' asks no pair; give at least '1 pairs'")
+        return Budget(f"{pairs} pairs", pairs, None)
+    if m := _USD.fullmatch(text):
+        usd = float(m.group(1))
+        if usd <= 0:
+            raise UserError(f"--budget: '{text}' allows no spending; give more than $0")
+        return Budget(f"${usd:g}", None, usd)
+    raise UserError(
+        f"--budget: '{text}' is not a budget: give a number of pairs ('60 pairs') or dollars ('$0.50')"
+    )
+
+
+def _chosen(catalog: Catalog, category: str | None, tools: str | None) -> tuple[list[str], str | None]:
+    """The tool ids to rank and the category's name as the catalog spells it."""
+    if (category is None) == (tools is None):
+        raise UserError("panel rank needs --category C or --tools a,b,c (one of the two)")
+    if tools is not None:
+        ids = [t.strip() for t in tools.split(",") if t.strip()]
+        return [catalog.get(t).id for t in ids], None
+    assert category is not None
+    found = [t for t in catalog if t.category.casefold() == category.strip().casefold()]
+    if not found:
+        known = sorted({t.category for t in catalog})
+        listed = ", ".join(repr(k) for k in known[:12]) + (
+            f" and {len(known) - 12} more" if len(known) > 12 else ""
+        )
+        raise UserError(f"{catalog.path}: no category '{category}' (its categories are {listed})")
+    return [t.id for t in found], found[0].category
+
+
+def _settings(plan: Plan, category: str | None, budget: Budget | None, seed: int) -> dict[str, Any]:
+    n = len(plan.tools)
+    cap = budget.pairs if budget is not None and budget.pairs is not None else default_budget(n)
+    return {
+        "category": category,
+        "budget": budget.text if budget is not None else None,
+        "max_pairs": min(cap, all_pairs(n)),
+        "max_cost": budget.usd if budget is not None else None,
+        "seed": seed,
+    }
+
+
+@app.command()
+def rank(
+    category: Annotated[str | None, typer.Option(help="Rank every tool of this catalog category.")] = None,
+    tools: Annotated[str | None, typer.Option(help="Rank these tool ids, comma-separated.")] = None,
+    catalog: Annotated[
+        Path | None, typer.Option(help="Catalog file (YAML, JSON or JSONL); default examples/catalog.yaml.")
+    ] = None,
+    backend: Members = None,
+    persona: PersonaIds = None,
+    personas_dir: PersonasDir = None,
+    config: ConfigPath = None,
+    prices: Annotated[
+        Path | None, typer.Option(help="Price file (TOML); default the bundled prices.toml.")
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            metavar="'N pairs'|'$USD'",
+            help="The most pairs to ask ('60 pairs') or the most to spend ('$0.50'). Default: "
+            "N log2 N pairs for N tools.",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the models' sampling, the first round's cycle and the bootstrap.")
+    ] = 1234,
+    fmt: Annotated[
+        Literal["table", "json"],
+        typer.Option("--format", help="table (the board's first lines) or json (the whole board on stdout)."),
+    ] = "table",
+    resume: Annotated[
+        str | None,
+        typer.Option(help="Finish an interrupted or stopped ranking: its id, or a unique start of it."),
+    ] = None,
+    out: RunsDir = Path("runs"),
+    max_tokens: MaxTokens = None,
+    no_cache: NoCache = False,
+    progress: ProgressMode = "bar",
+) -> None:
+    """Rank tools from head-to-head judgements (Bradley-Terry, pairs chosen adaptively).
+
+    Each persona on each member names the tool it would ship with for each pair asked, in both
+    orders. Exit codes: 0 done, 2 bad input, 3 stopped at the cost budget or a member's server
+    went away (finish with --resume), 130 interrupted.
+    """
+    notices.mode = progress
+    parsed = parse_budget(budget)
+    panel_config = load_config(config)
+    if resume is not None:
+        if category or tools or catalog or backend or persona or budget:
+            raise UserError(
+                "--resume finishes a ranking as it was planned: give no category, tools, "
+                "catalog, members, personas or budget"
+            )
+        if not (out / "panel.db").is_file():
+            raise UserError(f"no run '{resume}': {out} holds no runs")
+        plan, settings, run_id = _resumed(out, resume, prices)
+    else:
+        cat = load_catalog(catalog or default_catalog())
+        ids, named = _chosen(cat, category, tools)
+        if len(ids) < 2:
+            given = f"category '{named}'" if named is not None else "--tools"
+            raise UserError(f"a ranking needs at least two tools; {given} gives {len(ids)}")
+        plan = plan_run(
+            ids,
+            catalog=cat,
+            backends=backend or [],
+            persona_ids=persona or [],
+            personas_dir=personas_dir,
+            sampling=Sampling(seed=seed),
+            config=panel_config,
+            prices=prices,
+            max_tokens=max_tokens,
+        )
+        settings = _settings(plan, named, parsed, seed)
+        require_prices(plan, settings["max_cost"])
+        run_id = None
+    if run_id is not None:
+        with Store(out, readonly=True) as store:
+            asked = len({frozenset(r.tools) for r in stored_results(store, run_id)})
+        notices.chatter("resuming", f"resuming ranking {run_id}: {asked} pairs asked so far", run_id=run_id)
+    _announce(plan, settings)
+    options = RunOptions(
+        use_cache=not no_cache,
+        max_cost=settings["max_cost"],
+        retry=panel_config.retry.policy(),
+        kind="rank",
+        settings={"rank": settings},
+    )
+    started = time.monotonic()
+    with Store(out) as store:
+        if run_id is None:
+            run_id = start_run(plan, store, "panel " + shlex.join(sys.argv[1:]), options)
+        board = _run(store, plan, run_id, settings, options, out)
+    _print(board, store_dir=out / run_id, fmt=fmt, elapsed=time.monotonic() - started)
+    if board.stopped == "interrupted" or (board.stopped == "budget" and settings["max_cost"] is not None):
+        raise typer.Exit(3)
+
+
+def _resumed(out: Path, resume: str, prices: Path | None) -> tuple[Plan, dict[str, Any], str]:
+    with Store(out, readonly=True) as store:
+        run_id = resume_target(store, resume)
+        run = store.get_run(run_id)
+        assert run is not None
+        if run.kind != "rank":
+            raise UserError(f"run {run_id} is not a ranking: finish it with `panel review --resume {run_id}`")
+        plan = plan_resume(store, run_id, prices)
+    return plan, dict(run.config["rank"]), run_id
+
+
+def _announce(plan: Plan, settings: dict[str, Any]) -> None:
+    """The estimate before the asks: pairs, asks and cost at most."""
+    n = len(plan.tools)
+    est = estimate_rank(plan, settings["max_pairs"])
+    why = (
+        "the budget"
+        if settings["budget"] and settings["max_cost"] is None
+        else "N log2 N, a sort's comparisons"
+    )
+    what = settings["category"] or "the tools given"
+    text = (
+        f"rank: {n} tools ({what}) by {est.judges} judges ({len(plan.personas)} personas x "
+        f"{len(plan.members)} members): at most {est.pairs} of {est.pairs_possible} pairs ({why}), "
+        f"{est.asks} asks (each pair in both orders by every judge); fewer if the order settles first"
+    )
+    if est.expected_usd is not None and est.worst_usd is not None:
+        text += f"; estimated ${est.expected_usd:.4f}, at most ${est.worst_usd:.4f}"
+    if settings["max_cost"] is not None:
+        text += f"; stops before spending more than ${settings['max_cost']:g}"
+    notices.chatter(
+        "plan",
+        text,
+        tools=n,
+        judges=est.judges,
+        pairs=est.pairs,
+        pairs_possible=est.pairs_possible,
+        asks=est.asks,
+        expected_usd=est.expected_usd,
+        worst_usd=est.worst_usd,
+    )
+
+
+def _run(
+    store: Store, plan: Plan, run_id: str, settings: dict[str, Any], options: RunOptions, out: Path
+) -> Leaderboard:
+    ids = tuple(t.id for t in plan.tools)
+    ranker = Ranker(ids, settings["max_pairs"], seed=settings["seed"])
+    made: list[Leaderboard] = []
+
+    def write(rid: str, stopped: Stopped) -> None:
+        made.append(_write_board(store, plan, rid, settings, stopped))
+
+    def on_round(round_no: int, results: Sequence[PairResult], step: list[Pair] | Stopped) -> None:
+        asked = len({frozenset(r.tools) for r in results})
+        next_ = f"asking {len(step)} more pairs" if isinstance(step, list) else f"stopping: {step}"
+        notices.chatter(
+            "round",
+            f"round {round_no}: {asked} of at most {settings['max_pairs']} pairs asked, "
+            f"{len(results)} judgements; {next_}",
+            round=round_no,
+            pairs=asked,
+        )
+
+    resume = shlex.join(
+        ["panel", "rank", "--resume", run_id] + (["--out", str(out)] if out != Path("runs") else [])
+    )
+    try:
+        with store_errors(store), asyncio.Runner() as runner:
+            runner.run(run_ranking(plan, store, run_id, ranker, options, write, on_round))
+    except KeyboardInterrupt:
+        made.append(_write_board(store, plan, run_id, settings, "interrupted"))
+        notices.say(
+            "interrupted",
+            f"interrupted: ranking {run_id} wrote its board so far; resume with: {resume}",
+            run_id=run_id,
+            resume=resume,
+        )
+        raise RunInterrupted(run_id) from None
+    board = made[-1]
+    run = store.get_run(run_id)
+    if run is not None and run.status == "stopped":
+        notices.say(
+            "stopped",
+            f"ranking {run_id} stopped ({board.stopped}); finish it with: {resume}",
+            run_id=run_id,
+            resume=resume,
+        )
+    return board
+
+
+def _write_board(
+    store: Store, plan: Plan, run_id: str, settings: dict[str, Any], stopped: Stopped
+) -> Leaderboard:
+    rows = store.head_to_heads(run_id)
+    priced = all(m.price is not None for m in plan.members)
+    inputs = BoardInputs(
+        run_id=run_id,
+        category=settings["category"],
+        names={t.id: t.name for t in plan.tools},
+        budget=settings["budget"] or f"{settings['max_pairs']} pairs (default)",
+        stopped=stopped,
+        asks=len(rows),
+        cost_usd=round(sum(r.cost_usd for r in rows), 6) if priced else None,
+        seed=settings["seed"],
+    )
+    board = build_leaderboard(inputs, stored_results(store, run_id))
+    folder = store.run_dir(run_id)
+    write_atomic(folder / "leaderboard.json", board.model_dump_json(indent=2) + "\n")
+    write_leaderboard_pages(board, folder)  # leaderboard.md and leaderboard.html beside it
+    return board
+
+
+def _print(board: Leaderboard, *, store_dir: Path, fmt: str, elapsed: float) -> None:
+    if fmt == "json":
+        sys.stdout.write(board.model_dump_json(indent=2) + "\n")
+        notices.say("wrote", f"wrote {store_dir / 'leaderboard.json'}", folder=str(store_dir))
+        return
+    out_console.print(for_console(board.title), markup=False, highlight=False, soft_wrap=True)
+    for t in board.tools[:SHOWN]:
+        interval = f"[{t.low:+.2f}, {t.high:+.2f}]" if t.low is not None and t.high is not None else "too few"
+        places = f"rank {t.rank_low}-{t.rank_high}" if t.rank_low is not None else "rank ?"
+        line = (
+            f"{t.rank:>3}. {for_console(t.name)} ({for_console(t.tool_id)})  {t.strength:+.2f} {interval}  "
+            f"{places}  {t.wins}W {t.losses}L {t.ties}T {t.failed}F"
+        )
+        out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if len(board.tools) > SHOWN:
+        out_console.print(f"  ... and {len(board.tools) - SHOWN} more in leaderboard.json", markup=False)
+    j = board.judgements
+    out_console.print(
+        f"{board.pairs_asked} of {board.pairs_possible} pairs asked, {board.asks} asks in {elapsed:.1f}s; "
+        f"judgements: {j.consistent} consistent, {j.ties} ties (picked by position), {j.failed} failed; "
+        f"stopped: {board.stopped}" + (f"; ${board.cost_usd:.4f}" if board.cost_usd is not None else ""),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if board.note:
+        out_console.print(for_console(board.note), markup=False, highlight=False, soft_wrap=True)
+    out_console.print(
+        f"wrote {for_console(store_dir / 'leaderboard.json')} (and leaderboard.md, leaderboard.html)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
