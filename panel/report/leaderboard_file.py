@@ -37,7 +37,7 @@ class _Model(BaseModel):
 class LeaderTool(_Model):
     """One tool's line, in rank order."""
 
-    rank: int = Field(ge=1, description="1 = strongest; tools whose strengths are equal share none.")
+    rank: int = Field(ge=1, description="1 = strongest; equal strengths keep the order the tools were given.")
     tool_id: str
     name: str
     strength: float = Field(description="Bradley–Terry log-strength, the tools' mean being 0.")
@@ -99,8 +99,12 @@ class Leaderboard(_Model):
     judgements: Judgements
     pairs_asked: int = Field(ge=0, description="Distinct pairs asked (each in both orders).")
     pairs_possible: int = Field(ge=0, description="N × (N − 1) / 2 for N tools.")
-    asks: int = Field(ge=0, description="Requests sent: pairs × 2 orders × judges.")
-    budget: str | None = Field(description="The cap given, e.g. '60 pairs' or '$0.50'; null: none.")
+    asks: int = Field(
+        ge=0, description="Answers stored: pairs × 2 orders × judges, less the pairs a member recused from."
+    )
+    budget: str | None = Field(
+        description="The cap: the one given ('60 pairs', '$0.50') or the default ('148 pairs (default)')."
+    )
     stopped: Stopped
     cost_usd: float | None = Field(ge=0, description="Spent on the asks; null when unpriced (local).")
     note: str | None = Field(description="What the board cannot tell at this size, in one sentence.")
