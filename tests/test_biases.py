@@ -52,6 +52,18 @@ def test_null_effects_have_intervals_that_hold_zero(tmp_path: Path, seed: int) -
         assert "cannot tell a bias from none" in m.reading
 
 
+def test_the_rebuttal_order_recovers_a_planted_first_shown_effect(tmp_path: Path) -> None:
+    # Only the first-shown effect is planted: +0.5 chance of changing when the first review shown
+    # is against the reader; 300 tools, so the interval is narrow. Read per pair (first against
+    # later), the figure was about half of it, as each reader's change is shared by its pairs.
+    run = write_run(tmp_path, Planted(tools=300, first_effect=0.5, length_effect=0.0, seed=3))
+    with Store(tmp_path, readonly=True) as store:
+        m = order_bias(shown_pairs(store, [run]), n_resamples=300)
+    assert m.estimate is not None
+    assert m.estimate.low <= 0.5 <= m.estimate.high and m.estimate.high - m.estimate.low < 0.15, m.estimate
+    assert m.noun == "readers" and m.n_items == sum(m.details[k]["readers"] for k in ("first_against", "first_with"))
+
+
 def test_the_order_is_the_one_the_stored_prompt_showed_not_the_drawing_rule(tmp_path: Path) -> None:
     # Each reader was shown the others in the reverse of the round's rule, and followed the first
     # of what it was shown: read from the prompt, the effect is there; read by the rule, it is not.

@@ -4,8 +4,8 @@ what and how many items it rests on, its minimum, and a sentence on what the dat
 Below its minimum a measure gives no number: its `sample` says why (the count it would have
 rested on and the minimum), and its reading says the sample is too small. A measure the runs
 hold no data for at all (no rebuttal round, no head-to-head asks) is `absent`, with the reason.
-The within-group least-squares slope and the difference of two weighted rates the measures
-use are here too, as statistics of tool multiplicities for :func:`.bootstrap.bootstrap`.
+The within-group least-squares slope the measures use is here too, as a statistic of tool
+multiplicities for :func:`.bootstrap.bootstrap`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from .bootstrap import Estimate, FloatArray, Weighted
 from .intervals import json_ready
 
-__all__ = ["Measure", "Small", "Sums", "absent", "rate_difference", "reading", "too_small", "within_slope"]
+__all__ = ["Measure", "Small", "Sums", "absent", "reading", "too_small", "within_slope"]
 
 
 @dataclass(frozen=True)
@@ -154,19 +154,3 @@ def within_slope(sums: Sums) -> tuple[float, Weighted]:
         return out
 
     return float(slope(np.ones((1, sums.n.shape[0])))[0]), slope
-
-
-def rate_difference(sums: Sums) -> tuple[float, Weighted]:
-    """With x 1 for the first kind of item and 0 for the other, and y the outcome: the weighted
-    rate of y among the first kind minus among the other (group columns are summed over)."""
-    n1 = (sums.x).sum(axis=1)  # weight of the first kind per tool (x is 0 or 1, so w*x)
-    y1 = (sums.xy).sum(axis=1)
-    n0 = sums.n.sum(axis=1) - n1
-    y0 = sums.y.sum(axis=1) - y1
-
-    def difference(weights: FloatArray) -> FloatArray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out: FloatArray = (weights @ y1) / (weights @ n1) - (weights @ y0) / (weights @ n0)
-        return out
-
-    return float(difference(np.ones((1, len(n1))))[0]), difference
