@@ -202,3 +202,15 @@ def test_the_size_of_a_lean_is_read_where_the_inconsistent_pairs_share_saturates
     assert 2 * picks["low"] - 1 < 0.5 < 2 * picks["high"] - 1 and 2 * picks["high"] - 1 < 0.8
     assert "picks by position +0." in leaning["reading"]
     assert 2 * fair["first_picks"]["low"] - 1 < 0 < 2 * fair["first_picks"]["high"] - 1
+
+
+def test_self_preference_reads_its_share_in_its_own_unit() -> None:
+    from panel.analysis.biases import _self_preference
+    from panel.analysis.bootstrap import Estimate
+    from panel.analysis.self_preference import SelfPreference
+
+    # 0.14 is 14 more ship verdicts in 100: "ship-rate points" read it as a fraction of one point.
+    found = [SelfPreference("openai:gpt", "OpenAI", Estimate(0.14, 0.078, 0.205, 2000), 12, 12)]
+    (row,) = _self_preference(found)["members"]
+    assert "excludes 0" in row["reading"] and "points" not in row["reading"]
+    assert "(+0.078 to +0.205 in the share of ship verdicts)" in row["reading"], row["reading"]

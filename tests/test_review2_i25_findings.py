@@ -111,21 +111,6 @@ def test_r9_the_app_does_not_show_another_runs_board_as_this_runs(tmp_path: Path
 
 @pytest.mark.xfail(
     strict=True,
-    reason="R10: self-preference's reading gives a share (0.14) 'in ship-rate points' (14 points): "
-    "a reader takes '+0.078 to +0.205 ship-rate points' as a fraction of one point",
-)
-def test_r10_self_preference_reads_its_share_in_its_own_unit() -> None:
-    from panel.analysis.biases import _self_preference
-    from panel.analysis.bootstrap import Estimate
-    from panel.analysis.self_preference import SelfPreference
-
-    found = [SelfPreference("openai:gpt", "OpenAI", Estimate(0.14, 0.078, 0.205, 2000), 12, 12)]
-    (row,) = _self_preference(found)["members"]
-    assert "+0.078 to +0.205 in ship-rate points" not in row["reading"], row["reading"]
-
-
-@pytest.mark.xfail(
-    strict=True,
     reason="R11: herding's share_of_flips (in the JSON) is given from any number of flips, one "
     "included, though herding's minimum is 30: a figure below its minimum",
 )

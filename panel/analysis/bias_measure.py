@@ -40,7 +40,7 @@ class Measure:
     key: str
     title: str
     method: str
-    #: what the figure measures, e.g. "ship-rate points per doubling of the entry's length"
+    #: what the figure measures, e.g. "in the share of ship verdicts per doubling of the entry's length"
     unit: str
     #: what the items are, e.g. "valid reviews (repeat 0)"
     items: str

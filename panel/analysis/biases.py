@@ -77,8 +77,8 @@ def herding(rounds: Mapping[str, Any] | None) -> Measure:
 
 def _self_preference(found: Sequence[SelfPreference]) -> dict[str, Any]:
     method = (
-        "ship rate on its maker's tools minus the disinterested rest of the panel's, against the same "
-        "gap on other makers' tools (a difference in differences); percentile bootstrap over tools"
+        "share of ship verdicts on its maker's tools minus the disinterested rest of the panel's, against "
+        "the same gap on other makers' tools (a difference in differences); percentile bootstrap over tools"
     )
     minimum = f"{MIN_MAKER_TOOLS} tools of its maker and {MIN_MAKER_TOOLS} of others"
     notes = list(found.notes) if isinstance(found, SelfPreferences) else []
@@ -102,7 +102,7 @@ def _self_preference(found: Sequence[SelfPreference]) -> dict[str, Any]:
         shown = None if math.isnan(e.point) else e
         row["sample"] = None if small is None else asdict(small)
         row["reading"] = read_estimate(
-            shown, small, f.own_tools + f.other_tools, "in ship-rate points", caveat
+            shown, small, f.own_tools + f.other_tools, "in the share of ship verdicts", caveat
         )
         members.append(row)
     return {
