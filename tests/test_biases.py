@@ -214,3 +214,16 @@ def test_self_preference_reads_its_share_in_its_own_unit() -> None:
     (row,) = _self_preference(found)["members"]
     assert "excludes 0" in row["reading"] and "points" not in row["reading"]
     assert "(+0.078 to +0.205 in the share of ship verdicts)" in row["reading"], row["reading"]
+
+
+def test_herdings_share_of_flips_respects_its_minimum() -> None:
+    # 40 answers: the share of answers is given; the share among the flips would rest on one flip.
+    m = herding({"flips": [{"kind": "all", "answered": 40, "changed": 1, "to_majority": 1}]})
+    assert m.estimate is not None and m.estimate.point == pytest.approx(1 / 40)
+    assert m.details["share_of_flips"] == {
+        "point": None, "low": None, "high": None,
+        "note": "too few: 1 of 1 flips moved to the majority (30 flips needed)",
+    }  # fmt: skip
+    many = herding({"flips": [{"kind": "all", "answered": 200, "changed": 50, "to_majority": 40}]})
+    share = many.details["share_of_flips"]
+    assert share["point"] == pytest.approx(0.8) and share["low"] < 0.8 < share["high"]

@@ -109,15 +109,3 @@ def test_r9_the_app_does_not_show_another_runs_board_as_this_runs(tmp_path: Path
     assert page.status_code != 200 or other not in page.text, "another run's board shown as this run's"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R11: herding's share_of_flips (in the JSON) is given from any number of flips, one "
-    "included, though herding's minimum is 30: a figure below its minimum",
-)
-def test_r11_herdings_share_of_flips_respects_its_minimum() -> None:
-    from panel.analysis.biases import herding
-
-    m = herding({"flips": [{"kind": "all", "answered": 40, "changed": 1, "to_majority": 1}]})
-    assert m.estimate is not None  # 40 answers: the share of answers is given
-    share = m.details.get("share_of_flips")
-    assert share is None or share.get("point") is None, share  # resting on one flip

@@ -58,9 +58,12 @@ def herding(rounds: Mapping[str, Any] | None) -> Measure:
     if small is None:
         low, high = wilson(herd, answered)
         estimate = Estimate(herd / answered, low, high, 0)
-        if changed:
+        if changed >= MIN_PAIRS:
             flips_low, flips_high = wilson(herd, changed)
             details["share_of_flips"] = {"point": herd / changed, "low": flips_low, "high": flips_high}
+        else:  # the share among the flips rests on the flips alone: the same minimum
+            note = f"too few: {herd} of {changed} flips moved to the majority ({MIN_PAIRS} flips needed)"
+            details["share_of_flips"] = {"point": None, "low": None, "high": None, "note": note}
         text = (
             f"{herd} of {answered} answers ({herd / answered:.0%}, {low:.0%} to {high:.0%}) moved to the "
             f"round-1 majority, of {changed} that changed; answers about one tool are not independent, so "
