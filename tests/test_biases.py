@@ -61,7 +61,8 @@ def test_the_rebuttal_order_recovers_a_planted_first_shown_effect(tmp_path: Path
         m = order_bias(shown_pairs(store, [run]), n_resamples=300)
     assert m.estimate is not None
     assert m.estimate.low <= 0.5 <= m.estimate.high and m.estimate.high - m.estimate.low < 0.15, m.estimate
-    assert m.noun == "readers" and m.n_items == sum(m.details[k]["readers"] for k in ("first_against", "first_with"))
+    readers = sum(m.details[k]["readers"] for k in ("first_against", "first_with"))
+    assert m.noun == "readers" and m.n_items == readers
 
 
 def test_the_order_is_the_one_the_stored_prompt_showed_not_the_drawing_rule(tmp_path: Path) -> None:
@@ -227,3 +228,29 @@ def test_herdings_share_of_flips_respects_its_minimum() -> None:
     many = herding({"flips": [{"kind": "all", "answered": 200, "changed": 50, "to_majority": 40}]})
     share = many.details["share_of_flips"]
     assert share["point"] == pytest.approx(0.8) and share["low"] < 0.8 < share["high"]
+
+
+def test_a_constant_verdict_is_read_as_undefined_not_as_a_precise_zero(tmp_path: Path) -> None:
+    import sqlite3
+
+    run = write_run(tmp_path, Planted(tools=25, rebuttal=False))
+    with sqlite3.connect(tmp_path / "panel.db") as db:
+        db.execute("UPDATE reviews SET verdict = 'ship'")
+    with Store(tmp_path, readonly=True) as store:
+        m = entry_length(store, [run], n_resamples=200)
+    assert m.sample is None and m.n_tools == 25  # above its minimum: a figure would be given
+    # Every verdict is ship: the data cannot tell whether length matters at all.
+    assert m.estimate is not None and m.estimate.point != m.estimate.point  # nan: undefined
+    assert m.reading.startswith(
+        "Over 25 tools the figure is undefined (every item has the same outcome within its group);"
+    ), m.reading
+    assert "0.000 to +0.000" not in m.reading
+    assert json.loads(json.dumps(m.to_dict()))["estimate"]["point"] is None
+
+
+def test_a_bound_that_is_zero_but_for_rounding_does_not_exclude_zero() -> None:
+    from panel.analysis.bias_measure import reading
+    from panel.analysis.bootstrap import Estimate
+
+    said = reading(Estimate(0.1, 3e-17, 0.2, 500), None, 30, "in the share", "a caveat.")
+    assert "cannot tell a bias from none: anything from +0.000 to +0.200 in the share fits them" in said

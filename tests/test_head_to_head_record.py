@@ -108,8 +108,8 @@ def test_a_judge_that_names_the_first_shown_ties_every_pair_with_position_bias_o
     assert record.headline.pick == "ollama" and record.headline.head_to_head_pick is None
     assert record.headline.disagreement is None
     assert record.headline.head_to_head == (
-        "Head to head over 10 pairs (each judge asked twice, the order swapped): no judge was "
-        "consistent under swap (10 tied by a pick by position, 0 failed), so the head-to-head does not choose."
+        "Head to head over 10 pairs (each judge asked twice, the order swapped): no judge was consistent "
+        "under swap (10 tied by a pick by position, 0 failed), so the head-to-head does not choose."
     )
     # The JSON keeps it, and reads back as the same record.
     assert ComparisonRecord.model_validate_json(record.model_dump_json()) == record

@@ -89,13 +89,23 @@ def _signed(x: float) -> str:
     return f"{x:+.3f}"
 
 
-def reading(estimate: Estimate | None, small: Small | None, n_tools: int, unit: str, caveat: str) -> str:
-    """What the data can and cannot tell at this size, in one sentence."""
+def reading(
+    estimate: Estimate | None,
+    small: Small | None,
+    n_tools: int,
+    unit: str,
+    caveat: str,
+    undefined: str | None = None,
+) -> str:
+    """What the data can and cannot tell at this size, in one sentence; ``undefined`` says why
+    the figure is undefined (:meth:`Sums.flat`), when it is."""
     if small is not None:
         return f"Too small a sample: {small.reason}; at this size the data cannot tell a bias from chance."
     if estimate is None or math.isnan(estimate.point) or math.isnan(estimate.low):
-        return f"Over {n_tools} tools the figure is undefined (nothing varies to compare); {caveat}"
-    low, high = estimate.low, estimate.high
+        why = undefined or "nothing varies to compare"
+        return f"Over {n_tools} tools the figure is undefined ({why}); {caveat}"
+    # a bound that is 0 but for rounding (a slope of sums that cancel) is 0
+    low, high = (0.0 if abs(b) < 1e-9 else b for b in (estimate.low, estimate.high))
     if low > 0 or high < 0:
         way = "positive" if low > 0 else "negative"
         return (
@@ -110,13 +120,31 @@ def reading(estimate: Estimate | None, small: Small | None, n_tools: int, unit: 
 
 @dataclass(frozen=True)
 class Sums:
-    """Per tool (rows) and group (columns): the weight, and the weighted sums of x, y, x², xy."""
+    """Per tool (rows) and group (columns): the weight, and the weighted sums of x, y, x², xy, y²."""
 
     n: FloatArray
     x: FloatArray
     y: FloatArray
     xx: FloatArray
     xy: FloatArray
+    yy: FloatArray
+
+    def flat(self) -> str | None:
+        """Why the slope of y on x within groups is undefined over all the items, or None: the
+        outcome, or x, does not vary within any group."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+
+            n = self.n.sum(axis=0)  # per group, over every tool
+
+            def spread(sq: FloatArray, s: FloatArray) -> float:
+                total = s.sum(axis=0)
+                return float(np.where(n > 0, sq.sum(axis=0) - total * total / n, 0.0).sum())
+
+            if spread(self.yy, self.y) <= 1e-12:
+                return "every item has the same outcome within its group"
+            if spread(self.xx, self.x) <= 1e-12:
+                return "what is compared does not vary within any group"
+        return None
 
     @classmethod
     def of(
@@ -137,13 +165,17 @@ class Sums:
             np.add.at(out, (t, g), values)
             return out
 
-        return cls(total(w), total(w * xs), total(w * ys), total(w * xs * xs), total(w * xs * ys))
+        return cls(
+            total(w), total(w * xs), total(w * ys), total(w * xs * xs), total(w * xs * ys), total(w * ys * ys)
+        )
 
 
 def within_slope(sums: Sums) -> tuple[float, Weighted]:
     """The least-squares slope of y on x with one intercept per group (fixed effects), and the
     same as a statistic of tool multiplicities (a resample of tools: every row of a tool
-    counts as often as the tool was drawn)."""
+    counts as often as the tool was drawn). Over all the items it is undefined (``nan``) when
+    :meth:`Sums.flat`: an outcome that never varies within a group gives a slope of 0 that says
+    nothing of x."""
 
     def slope(weights: FloatArray) -> FloatArray:
         n, sx, sy = weights @ sums.n, weights @ sums.x, weights @ sums.y
@@ -153,4 +185,5 @@ def within_slope(sums: Sums) -> tuple[float, Weighted]:
             out: FloatArray = np.where(spread > 1e-12, cross / spread, np.nan)
         return out
 
-    return float(slope(np.ones((1, sums.n.shape[0])))[0]), slope
+    point = math.nan if sums.flat() else float(slope(np.ones((1, sums.n.shape[0])))[0])
+    return point, slope

@@ -188,7 +188,7 @@ def order_bias(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Measu
         "orders_by_the_rule": shown.by_rule,
         "orders_not_reconstructed": shown.unreadable,
     }
-    estimate = None
+    estimate = flat = None
     if small is None:
         index = {t: k for k, t in enumerate(tools)}
         strata = {s: k for k, s in enumerate(sorted({(p.shown, p.disagreeing) for p, _, _ in rows}))}
@@ -198,6 +198,7 @@ def order_bias(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Measu
             (len(tools), len(strata)),
         )  # fmt: skip
         point, statistic = within_slope(sums)
+        flat = sums.flat()
         estimate = bootstrap({"order": (point, statistic)}, len(tools), n_resamples, seed)["order"]
     caveat = (
         "the order is drawn by a hash, independent of what the reviews say, so a difference is an "
@@ -205,6 +206,6 @@ def order_bias(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Measu
     )
     return Measure(
         "rebuttal_order", TITLE, METHOD, UNIT, ITEMS, len(rows), len(tools), minimum,
-        reading(estimate, small, len(tools), UNIT, caveat), estimate, small, details=details,
+        reading(estimate, small, len(tools), UNIT, caveat, flat), estimate, small, details=details,
         noun="readers",
     )  # fmt: skip
