@@ -38,28 +38,6 @@ def test_r3_a_leaderboard_with_a_non_finite_strength_is_refused(tmp_path: Path, 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="R8: the record's head-to-head summary says every pair was "
-    "'asked of N judges' with N all judges seen, though recused members asked some pairs none",
-)
-def test_r8_the_summary_does_not_claim_every_pair_was_asked_of_every_judge() -> None:
-    from panel.report.head_to_head import Answer, section
-
-    def both(member: str, a: str, b: str) -> list[Answer]:
-        return [Answer("builder", member, a, b, a), Answer("builder", member, b, a, a)]
-
-    # m3 judged all three pairs; m1 and m2 recused from Ollama's maker: only vLLM v Moondream2.
-    answers = (
-        both("m3", "ollama", "vllm") + both("m3", "ollama", "moondream2") + both("m3", "vllm", "moondream2")
-        + both("m1", "vllm", "moondream2") + both("m2", "vllm", "moondream2")
-    )  # fmt: skip
-    duels = section(answers, {}, lambda p, m: m)
-    assert duels is not None
-    assert [len(p.judgements) for p in duels.pairs] == [1, 1, 3]
-    assert "each asked of 3 judges" not in duels.summary, duels.summary
-
-
-@pytest.mark.xfail(
-    strict=True,
     reason="R9: the app shows a leaderboard.json whose run_id names another run (copied or "
     "misplaced) as this run's board, without a word",
 )

@@ -298,9 +298,12 @@ def section(
     judges = [_judge(j, rater(j.persona_id, j.member)) for j in judge_bias(results)]
     ties = sum(p.ties for p in pairs)
     failed = sum(p.failed for p in pairs)
+    # a recused member asks none of its maker's pairs: the judges per pair may differ
+    fewest, most = min(len(p.judgements) for p in pairs), max(len(p.judgements) for p in pairs)
+    asked = f"each asked of {most}" if fewest == most else f"asked of {fewest} to {most}"
     summary = (
-        f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''} of tools, each asked of {len(judges)} "
-        f"judge{'s' if len(judges) != 1 else ''} in both orders: {len(results)} judgements, "
+        f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''} of tools, {asked} "
+        f"judge{'s' if most != 1 else ''} in both orders: {len(results)} judgements, "
         f"{ties} tied by a pick by position, {failed} failed."
     )
     return HeadToHeadSection(pairs=pairs, judges=judges, summary=summary)
