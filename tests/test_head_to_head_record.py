@@ -301,6 +301,10 @@ def test_review_asks_the_named_pairs_and_each_tools_record_keeps_them(cli: Any, 
         "vllm": [["ollama", "vllm"], ["vllm", "moondream2"]],
         "moondream2": [["vllm", "moondream2"]],
     }
+    # Each tool's record gives a judge's rates over the run's two pairs, not its own one.
+    for t in ("ollama", "vllm", "moondream2"):
+        judges = json.loads((tools / f"{t}.json").read_text())["head_to_head"]["judges"]
+        assert [(j["pairs"], j["consistency"]["n"]) for j in judges] == [(2, 2)], (t, judges)
 
 
 @pytest.mark.parametrize(
