@@ -133,7 +133,6 @@ class Sums:
         """Why the slope of y on x within groups is undefined over all the items, or None: the
         outcome, or x, does not vary within any group."""
         with np.errstate(invalid="ignore", divide="ignore"):
-
             n = self.n.sum(axis=0)  # per group, over every tool
 
             def spread(sq: FloatArray, s: FloatArray) -> float:
