@@ -2,8 +2,10 @@
 
 For each seed, two runs written by `panel.testing.bias_runs` (a planted entry-length, review-length
 and first-shown effect; and none of them), and the three measures of each with their intervals:
-how often the planted effect's interval excludes 0 (power) and how often the null's holds 0
-(coverage), with the median estimate. Prints Markdown tables and a `summary` JSON line.
+the planted size beside the median recovered estimate and interval, how often the interval holds
+the planted size (where the measure reads it in the planted unit), how often the planted effect's
+interval excludes 0 (power) and how often the null's holds 0 (coverage). Prints a Markdown table
+and a `summary` JSON line.
 
     .venv/bin/python bench/bench_bias_measures.py [--seeds 20] [--tools 60] [--resamples 500]
 """
@@ -55,10 +57,16 @@ def main() -> None:
         )  # fmt: skip
         planted["planted"].append(_measure(effect, args.resamples))
         planted["null"].append(_measure(Planted(tools=args.tools, seed=seed), args.resamples))
-    summary: dict[str, dict[str, float]] = {}
+    # the planted size in the measure's own unit; the entry's is planted in log-odds of ship, read
+    # as a share of ship verdicts, so it is shown but not compared
+    sizes = {"entry_length": None, "review_length": args.length_effect, "rebuttal_order": args.first_effect}
+    summary: dict[str, dict[str, float | None]] = {}
     print(f"{args.seeds} seeds, {args.tools} tools, {args.resamples} resamples\n")
-    print("| measure | planted: median estimate | interval excludes 0 | null: median estimate | holds 0 |")
-    print("|---|---|---|---|---|")
+    print(
+        "| measure | planted | recovered: median estimate (median interval) | interval holds planted "
+        "| excludes 0 | null: median estimate | holds 0 |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for key in KEYS:
         hit = [r[key] for r in planted["planted"] if key in r]
         null = [r[key] for r in planted["null"] if key in r]
@@ -66,8 +74,18 @@ def main() -> None:
         coverage = sum(low <= 0 <= high for _, low, high in null) / len(null)
         med_hit = statistics.median(p for p, _, _ in hit)
         med_null = statistics.median(p for p, _, _ in null)
-        print(f"| {key} | {med_hit:+.3f} | {power:.0%} | {med_null:+.3f} | {coverage:.0%} |")
+        size = sizes[key]
+        planted_said = f"{size:+.3f}" if size is not None else f"{args.entry_effect:+.3f} log-odds"
+        low = statistics.median(lo for _, lo, _ in hit)
+        high = statistics.median(hi for _, _, hi in hit)
+        holds = sum(lo <= size <= hi for _, lo, hi in hit) / len(hit) if size is not None else None
+        print(
+            f"| {key} | {planted_said} | {med_hit:+.3f} ({low:+.3f} to {high:+.3f}) | "
+            f"{'-' if holds is None else f'{holds:.0%}'} | {power:.0%} | {med_null:+.3f} | {coverage:.0%} |"
+        )
         summary[key] = {
+            "planted": size,
+            "holds_planted": holds,
             "power": power,
             "coverage": coverage,
             "median_planted": med_hit,

@@ -119,7 +119,7 @@ def _median(found: Sequence[Interval], signed: bool = True) -> str:
 
 
 def _self_table(selves: dict[str, list[Interval]], planted: dict[str, tuple[float, float]]) -> list[Any]:
-    print("(a) Self-preference (ship-rate points; difference in differences, bootstrap over tools)\n")
+    print("(a) Self-preference (share of ship verdicts; difference in differences, bootstrap over tools)\n")
     print("| member | planted | effective | median estimate [median 95% interval] "
           "| intervals holding planted | holding effective | reporting a bias (0 outside) |")  # fmt: skip
     print("|---|---:|---:|---|---:|---:|---:|")

@@ -52,6 +52,19 @@ def test_null_effects_have_intervals_that_hold_zero(tmp_path: Path, seed: int) -
         assert "cannot tell a bias from none" in m.reading
 
 
+def test_the_rebuttal_order_recovers_a_planted_first_shown_effect(tmp_path: Path) -> None:
+    # Only the first-shown effect is planted: +0.5 chance of changing when the first review shown
+    # is against the reader; 300 tools, so the interval is narrow. Read per pair (first against
+    # later), the figure was about half of it, as each reader's change is shared by its pairs.
+    run = write_run(tmp_path, Planted(tools=300, first_effect=0.5, length_effect=0.0, seed=3))
+    with Store(tmp_path, readonly=True) as store:
+        m = order_bias(shown_pairs(store, [run]), n_resamples=300)
+    assert m.estimate is not None
+    assert m.estimate.low <= 0.5 <= m.estimate.high and m.estimate.high - m.estimate.low < 0.15, m.estimate
+    readers = sum(m.details[k]["readers"] for k in ("first_against", "first_with"))
+    assert m.noun == "readers" and m.n_items == readers
+
+
 def test_the_order_is_the_one_the_stored_prompt_showed_not_the_drawing_rule(tmp_path: Path) -> None:
     # Each reader was shown the others in the reverse of the round's rule, and followed the first
     # of what it was shown: read from the prompt, the effect is there; read by the rule, it is not.
@@ -190,3 +203,54 @@ def test_the_size_of_a_lean_is_read_where_the_inconsistent_pairs_share_saturates
     assert 2 * picks["low"] - 1 < 0.5 < 2 * picks["high"] - 1 and 2 * picks["high"] - 1 < 0.8
     assert "picks by position +0." in leaning["reading"]
     assert 2 * fair["first_picks"]["low"] - 1 < 0 < 2 * fair["first_picks"]["high"] - 1
+
+
+def test_self_preference_reads_its_share_in_its_own_unit() -> None:
+    from panel.analysis.biases import _self_preference
+    from panel.analysis.bootstrap import Estimate
+    from panel.analysis.self_preference import SelfPreference
+
+    # 0.14 is 14 more ship verdicts in 100: "ship-rate points" read it as a fraction of one point.
+    found = [SelfPreference("openai:gpt", "OpenAI", Estimate(0.14, 0.078, 0.205, 2000), 12, 12)]
+    (row,) = _self_preference(found)["members"]
+    assert "excludes 0" in row["reading"] and "points" not in row["reading"]
+    assert "(+0.078 to +0.205 in the share of ship verdicts)" in row["reading"], row["reading"]
+
+
+def test_herdings_share_of_flips_respects_its_minimum() -> None:
+    # 40 answers: the share of answers is given; the share among the flips would rest on one flip.
+    m = herding({"flips": [{"kind": "all", "answered": 40, "changed": 1, "to_majority": 1}]})
+    assert m.estimate is not None and m.estimate.point == pytest.approx(1 / 40)
+    assert m.details["share_of_flips"] == {
+        "point": None, "low": None, "high": None,
+        "note": "too few: 1 of 1 flips moved to the majority (30 flips needed)",
+    }  # fmt: skip
+    many = herding({"flips": [{"kind": "all", "answered": 200, "changed": 50, "to_majority": 40}]})
+    share = many.details["share_of_flips"]
+    assert share["point"] == pytest.approx(0.8) and share["low"] < 0.8 < share["high"]
+
+
+def test_a_constant_verdict_is_read_as_undefined_not_as_a_precise_zero(tmp_path: Path) -> None:
+    import sqlite3
+
+    run = write_run(tmp_path, Planted(tools=25, rebuttal=False))
+    with sqlite3.connect(tmp_path / "panel.db") as db:
+        db.execute("UPDATE reviews SET verdict = 'ship'")
+    with Store(tmp_path, readonly=True) as store:
+        m = entry_length(store, [run], n_resamples=200)
+    assert m.sample is None and m.n_tools == 25  # above its minimum: a figure would be given
+    # Every verdict is ship: the data cannot tell whether length matters at all.
+    assert m.estimate is not None and m.estimate.point != m.estimate.point  # nan: undefined
+    assert m.reading.startswith(
+        "Over 25 tools the figure is undefined (every item has the same outcome within its group);"
+    ), m.reading
+    assert "0.000 to +0.000" not in m.reading
+    assert json.loads(json.dumps(m.to_dict()))["estimate"]["point"] is None
+
+
+def test_a_bound_that_is_zero_but_for_rounding_does_not_exclude_zero() -> None:
+    from panel.analysis.bias_measure import reading
+    from panel.analysis.bootstrap import Estimate
+
+    said = reading(Estimate(0.1, 3e-17, 0.2, 500), None, 30, "in the share", "a caveat.")
+    assert "cannot tell a bias from none: anything from +0.000 to +0.200 in the share fits them" in said

@@ -205,3 +205,24 @@ def test_the_head_to_head_templates_leave_the_reviews_fingerprint_alone(tmp_path
     (changed / "head_to_head.j2").write_text((changed / "head_to_head.j2").read_text() + "\nBe brief.\n")
     assert PromptSet(changed).fingerprint == shipped.fingerprint
     assert PromptSet(changed).head_to_head_fingerprint != shipped.head_to_head_fingerprint
+
+
+def test_the_summary_gives_the_judges_per_pair_as_asked_under_recusal() -> None:
+    from panel.report.head_to_head import section
+
+    def both(member: str, a: str, b: str) -> list[Answer]:
+        return [Answer("builder", member, a, b, a), Answer("builder", member, b, a, a)]
+
+    # m3 judged all three pairs; m1 and m2 recused from Ollama's maker: only vLLM v Moondream2.
+    answers = (
+        both("m3", "ollama", "vllm") + both("m3", "ollama", "moondream2") + both("m3", "vllm", "moondream2")
+        + both("m1", "vllm", "moondream2") + both("m2", "vllm", "moondream2")
+    )  # fmt: skip
+    duels = section(answers, {}, lambda p, m: m)
+    assert duels is not None and [len(p.judgements) for p in duels.pairs] == [1, 1, 3]
+    assert duels.summary == (
+        "3 pairs of tools, asked of 1 to 3 judges in both orders: 5 judgements, "
+        "0 tied by a pick by position, 0 failed."
+    )
+    even = section(both("m3", "ollama", "vllm") + both("m1", "ollama", "vllm"), {}, lambda p, m: m)
+    assert even is not None and even.summary.startswith("1 pair of tools, each asked of 2 judges in both")

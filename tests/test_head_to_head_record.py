@@ -39,6 +39,11 @@ _DUEL = re.compile(r"TOOL ([AB]) START\n(`{3,})json\n(.*?)\n\2\nTOOL \1 END", re
 _TOOL = re.compile(r'"id": "([^"]+)"')
 #: five tools: ten pairs, enough for a judge's rates (10 pairs needed)
 TOOLS = ["ollama", "vllm", "smolvlm2-2b", "moondream2", "mistral-large-3"]
+#: the headline's head-to-head line when the one judge of one pair picked by position
+ONE_TIE = (
+    "no judge was consistent under swap (1 tied by a pick by position, 0 failed), "
+    "so the head-to-head does not choose."
+)
 HOSTILE = "<script>alert('reason')</script> <img src=x onerror=alert(1)> | ]("
 
 
@@ -98,10 +103,13 @@ def test_a_judge_that_names_the_first_shown_ties_every_pair_with_position_bias_o
     assert (bias.value, bias.count, bias.n, bias.note) == (1.0, 10, 10, None)
     assert bias.low is not None and 0.6 < bias.low < 0.75 and bias.high == pytest.approx(1.0)
     assert judge.consistency.value == 0.0
-    # The verdict count backs Ollama; head to head every pair is a tie.
+    # The verdict count backs Ollama; head to head every pair is a tie: no judgement consistent
+    # under swap, so the head-to-head does not choose, and cannot disagree with the count.
     assert record.headline.pick == "ollama" and record.headline.head_to_head_pick is None
-    assert record.headline.disagreement == (
-        "The two disagree: the verdict count favours Ollama, the head-to-head is level."
+    assert record.headline.disagreement is None
+    assert record.headline.head_to_head == (
+        "Head to head over 10 pairs (each judge asked twice, the order swapped): no judge was consistent "
+        "under swap (10 tied by a pick by position, 0 failed), so the head-to-head does not choose."
     )
     # The JSON keeps it, and reads back as the same record.
     assert ComparisonRecord.model_validate_json(record.model_dump_json()) == record
@@ -157,13 +165,13 @@ def test_the_page_shows_each_pair_and_judge_and_escapes_a_hostile_reason(tmp_pat
     assert "&lt;script&gt;alert(" in html
     assert 'id="head-to-head"' in html and 'href="#head-to-head"' in html
     assert "picked the first-shown tool both times: a tie" in html
-    assert "The two disagree: the verdict count favours Ollama, the head-to-head is level." in html
+    assert ONE_TIE in html and "The two disagree" not in html
     # One pair: the judge's rates rest on too few pairs, and the page says so.
     assert "too few: 0 of 1 pairs (10 needed)" in html and "too few: 1 of 1 pairs (10 needed)" in html
     md = render_markdown(record)
     assert "<script>" not in md and "<img" not in md and "&lt;script&gt;" in md
     assert "## Head to head" in md and "Ollama 0 · vLLM 0 · 1 tie · 0 failed" in md
-    assert "**The two disagree: the verdict count favours Ollama, the head-to-head is level.**" in md
+    assert ONE_TIE in md and "disagree" not in md
 
 
 def test_a_failed_answer_is_shown_and_counted_never_dropped(tmp_path: Path) -> None:
@@ -177,9 +185,67 @@ def test_a_failed_answer_is_shown_and_counted_never_dropped(tmp_path: Path) -> N
     (j,) = pair.judgements
     assert j.outcome == "failed" and j.swapped is not None and j.swapped.picked is None
     assert j.swapped.error and j.swapped.error.startswith("invalid after re-ask")
-    assert "1 failed" in record.headline.head_to_head  # type: ignore[operator]
+    # No answer of the pair came back in both orders: the head-to-head holds no judgement.
+    assert record.headline.head_to_head == (
+        "Head to head (each judge asked twice, the order swapped): every answer failed, "
+        "so the head-to-head does not choose."
+    )
+    assert record.headline.pick == "ollama" and record.headline.disagreement is None
     html = render_html(record)
     assert "an answer failed: not counted" in html and "vLLM shown first: failed" in html
+
+
+def test_a_head_to_head_that_all_failed_is_not_said_to_disagree(tmp_path: Path) -> None:
+    # Every answer is unreadable: no judgement came back, so nothing "is level" with the count.
+    record = _record(tmp_path, lambda a, b: "neither", ships={"ollama"}, tools=["ollama", "vllm"])
+    assert record.head_to_head is not None
+    (pair,) = record.head_to_head.pairs
+    assert (pair.wins, pair.ties, pair.failed) == ([0, 0], 0, 1)
+    assert record.headline.pick == "ollama" and record.headline.head_to_head_pick is None
+    assert record.headline.disagreement is None
+    assert record.headline.head_to_head is not None
+    assert record.headline.head_to_head.endswith("every answer failed, so the head-to-head does not choose.")
+    assert "is level" not in render_markdown(record)
+
+
+def test_the_head_to_head_pick_leads_every_pair_not_the_most_wins(tmp_path: Path) -> None:
+    from panel.report.head_to_head import Answer, section
+    from panel.report.headline import headline
+
+    # A compare of three tools, then the head-to-head of a panel where m1 and m2 recused from
+    # Ollama's maker (so judged only vLLM v Moondream2), and m3 judged every pair: Ollama won
+    # every judgement of its pairs, vLLM has more wins (3 over Moondream2) but lost to Ollama.
+    record = _record(tmp_path, lambda a, b: "A", ships={"moondream2"}, tools=["ollama", "vllm", "moondream2"])
+
+    def both(member: str, a: str, b: str, winner: str) -> list[Answer]:
+        return [Answer("builder", member, a, b, winner), Answer("builder", member, b, a, winner)]
+
+    answers = (
+        both("m3", "ollama", "vllm", "ollama") + both("m3", "ollama", "moondream2", "ollama")
+        + both("m3", "vllm", "moondream2", "vllm") + both("m1", "vllm", "moondream2", "vllm")
+        + both("m2", "vllm", "moondream2", "vllm")
+    )  # fmt: skip
+    names = {t.id: t.name for t in record.tools}
+    duels = section(answers, names, lambda p, m: f"{p} on {m}")
+    assert duels is not None
+    told = headline(record.tools, record.run, duels)
+    assert told.head_to_head_pick == "ollama"
+    assert told.head_to_head is not None and told.head_to_head.endswith(" Ollama leads every pair.")
+    assert told.disagreement == (
+        f"The two disagree: the verdict count favours {names['moondream2']}, the head-to-head favours Ollama."
+    )
+    # A cycle (Ollama > vLLM > Moondream2 > Ollama): no tool leads every pair, no pick.
+    cycle = both("m3", "ollama", "vllm", "ollama") + both("m3", "vllm", "moondream2", "vllm")
+    cycle += both("m3", "ollama", "moondream2", "moondream2")
+    duels = section(cycle, names, lambda p, m: f"{p} on {m}")
+    assert duels is not None
+    told = headline(record.tools, record.run, duels)
+    assert told.head_to_head_pick is None
+    assert told.head_to_head is not None and told.head_to_head.endswith(" No tool leads every pair.")
+    assert told.disagreement == (
+        f"The two disagree: the verdict count favours {names['moondream2']}, "
+        "the head-to-head has no tool that leads every pair."
+    )
 
 
 def test_panel_show_prints_the_head_to_head_beside_the_verdict_count(tmp_path: Path, cli: Any) -> None:
@@ -187,7 +253,7 @@ def test_panel_show_prints_the_head_to_head_beside_the_verdict_count(tmp_path: P
     out = cli("show", record.run_id, "--out", str(tmp_path / "runs"))
     assert out.code == 0, out.err
     assert "Head to head (each judge asked twice, the order swapped)" in out.out
-    assert "The two disagree: the verdict count favours Ollama, the head-to-head is level." in out.out
+    assert ONE_TIE in out.out and "The two disagree" not in out.out
 
 
 def test_the_apps_run_page_shows_the_headline_and_the_section(tmp_path: Path) -> None:
@@ -200,7 +266,7 @@ def test_the_apps_run_page_shows_the_headline_and_the_section(tmp_path: Path) ->
     with TestClient(app, base_url="http://127.0.0.1:8765") as client:
         page = client.get(f"/runs/{record.run_id}")
     assert page.status_code == 200
-    assert "The two disagree: the verdict count favours Ollama, the head-to-head is level." in page.text
+    assert ONE_TIE in page.text and "The two disagree" not in page.text
     assert 'id="head-to-head"' in page.text and "picked the first-shown tool both times: a tie" in page.text
     assert "<script>alert" not in page.text and "&lt;script&gt;alert(" in page.text
 
@@ -235,6 +301,10 @@ def test_review_asks_the_named_pairs_and_each_tools_record_keeps_them(cli: Any, 
         "vllm": [["ollama", "vllm"], ["vllm", "moondream2"]],
         "moondream2": [["vllm", "moondream2"]],
     }
+    # Each tool's record gives a judge's rates over the run's two pairs, not its own one.
+    for t in ("ollama", "vllm", "moondream2"):
+        judges = json.loads((tools / f"{t}.json").read_text())["head_to_head"]["judges"]
+        assert [(j["pairs"], j["consistency"]["n"]) for j in judges] == [(2, 2)], (t, judges)
 
 
 @pytest.mark.parametrize(

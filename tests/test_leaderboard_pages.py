@@ -149,6 +149,19 @@ def test_a_file_that_is_not_a_leaderboard_is_refused_in_one_line(
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_board_with_a_number_that_is_not_finite_is_refused_in_one_line(tmp_path: Path, bad: str) -> None:
+    data = json.loads(sample_board().model_dump_json())
+    data["tools"][0]["strength"] = "@@"
+    path = tmp_path / "leaderboard.json"
+    path.write_text(json.dumps(data).replace('"@@"', bad), encoding="utf-8")
+    with pytest.raises(
+        UserError, match=r"leaderboard\.json: not a leaderboard: field 'tools\.0\.strength': "
+    ) as e:
+        read_leaderboard(path)
+    assert "\n" not in str(e.value) and "finite" in str(e.value)
+
+
 def test_published_leaderboard_schema_matches_the_models(cli: Any) -> None:
     printed = cli("schema", "--leaderboard")
     assert printed.code == 0

@@ -45,7 +45,9 @@ def ranked(store_dir: Path) -> Iterator[str]:
     """The review run, with a leaderboard.json beside its files (removed after the test)."""
     run_id = run_ids(store_dir)["review"]
     path = _board_file(store_dir, run_id)
-    path.write_text(sample_board().model_dump_json(indent=2), encoding="utf-8")
+    path.write_text(
+        sample_board().model_copy(update={"run_id": run_id}).model_dump_json(indent=2), encoding="utf-8"
+    )
     yield run_id
     path.unlink(missing_ok=True)
 
@@ -118,8 +120,31 @@ def test_a_corrupt_board_is_an_error_page_naming_the_file(
     assert "Traceback" not in page.text and page.headers["content-security-policy"] == CSP
 
 
+def test_a_board_with_nan_is_the_error_page(client: TestClient, store_dir: Path, ranked: str) -> None:
+    path = _board_file(store_dir, ranked)
+    text = sample_board().model_copy(update={"run_id": ranked}).model_dump_json()
+    path.write_text(re.sub(r'"strength":[^,]+', '"strength":NaN', text, count=1), encoding="utf-8")
+    page = client.get(f"/runs/{ranked}/leaderboard")
+    assert page.status_code == 500 and "nan" not in page.text.lower().replace("finite", "")
+    assert "field &#39;tools.0.strength&#39;: Input should be a finite number" in page.text
+
+
+def test_another_runs_board_is_an_error_page_naming_that_run(
+    client: TestClient, store_dir: Path, ranked: str
+) -> None:
+    # a board copied from another run's folder: its run_id is that run's
+    other = run_ids(store_dir)["hostile"]
+    board = sample_board().model_copy(update={"run_id": other})
+    _board_file(store_dir, ranked).write_text(board.model_dump_json(), encoding="utf-8")
+    page = client.get(f"/runs/{ranked}/leaderboard")
+    assert page.status_code == 500 and board.tools[0].name not in page.text
+    assert f"The leaderboard of run &#39;{ranked}&#39; cannot be shown:" in page.text
+    assert f"leaderboard.json belongs to run &#39;{other}&#39;." in page.text
+
+
 def test_hostile_names_on_the_board_are_only_text(client: TestClient, store_dir: Path, ranked: str) -> None:
-    _board_file(store_dir, ranked).write_text(hostile_board(HOSTILE).model_dump_json(), encoding="utf-8")
+    board = hostile_board(HOSTILE).model_copy(update={"run_id": ranked})
+    _board_file(store_dir, ranked).write_text(board.model_dump_json(), encoding="utf-8")
     page = client.get(f"/runs/{ranked}/leaderboard")
     assert page.status_code == 200
     assert "<script" not in page.text and "\u202e" not in page.text

@@ -75,6 +75,7 @@ def entry_length(
         "shortest": shown[0] if shown else None,
         "longest": shown[-1] if shown else None,
     }
+    flat = None
     if small is None:
         tool_at = {t: k for k, t in enumerate(tools)}
         judge_at = {j: k for k, j in enumerate(judges)}
@@ -86,6 +87,7 @@ def entry_length(
             (len(tools), len(judges)),
         )
         point, statistic = within_slope(sums)
+        flat = sums.flat()
         estimate = bootstrap({"entry": (point, statistic)}, len(tools), n_resamples, seed)["entry"]
     caveat = (
         "the entry's length is not assigned at random, so this is an association: a longer entry "
@@ -93,7 +95,7 @@ def entry_length(
     )
     return Measure(
         "entry_length", ENTRY_TITLE, ENTRY_METHOD, ENTRY_UNIT, "valid reviews (repeat 0)", len(rows),
-        len(tools), f"{MIN_TOOLS} tools", reading(estimate, small, len(tools), ENTRY_UNIT, caveat),
+        len(tools), f"{MIN_TOOLS} tools", reading(estimate, small, len(tools), ENTRY_UNIT, caveat, flat),
         estimate, small, details=details, noun="reviews",
     )  # fmt: skip
 
@@ -108,7 +110,7 @@ def review_length(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Me
     pairs = shown.pairs
     tools = sorted({p.tool for p in pairs})
     small = too_few_pairs(len(tools), len(pairs), "the effect of a review's length")
-    estimate = None
+    estimate = flat = None
     if small is None:
         tool_at = {t: k for k, t in enumerate(tools)}
         strata = sorted({p.disagreeing for p in pairs})
@@ -119,6 +121,7 @@ def review_length(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Me
             (len(tools), len(strata)),
         )  # fmt: skip
         point, statistic = within_slope(sums)
+        flat = sums.flat()
         estimate = bootstrap({"review": (point, statistic)}, len(tools), n_resamples, seed)["review"]
     caveat = (
         "a longer review may also be a better-argued one, so the data cannot separate its length "
@@ -126,5 +129,5 @@ def review_length(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Me
     )
     return Measure(
         "review_length", REVIEW_TITLE, REVIEW_METHOD, REVIEW_UNIT, items, len(pairs), len(tools), minimum,
-        reading(estimate, small, len(tools), REVIEW_UNIT, caveat), estimate, small, noun="pairs",
+        reading(estimate, small, len(tools), REVIEW_UNIT, caveat, flat), estimate, small, noun="pairs",
     )  # fmt: skip

@@ -4,8 +4,8 @@ what and how many items it rests on, its minimum, and a sentence on what the dat
 Below its minimum a measure gives no number: its `sample` says why (the count it would have
 rested on and the minimum), and its reading says the sample is too small. A measure the runs
 hold no data for at all (no rebuttal round, no head-to-head asks) is `absent`, with the reason.
-The within-group least-squares slope and the difference of two weighted rates the measures
-use are here too, as statistics of tool multiplicities for :func:`.bootstrap.bootstrap`.
+The within-group least-squares slope the measures use is here too, as a statistic of tool
+multiplicities for :func:`.bootstrap.bootstrap`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from .bootstrap import Estimate, FloatArray, Weighted
 from .intervals import json_ready
 
-__all__ = ["Measure", "Small", "Sums", "absent", "rate_difference", "reading", "too_small", "within_slope"]
+__all__ = ["Measure", "Small", "Sums", "absent", "reading", "too_small", "within_slope"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Measure:
     key: str
     title: str
     method: str
-    #: what the figure measures, e.g. "ship-rate points per doubling of the entry's length"
+    #: what the figure measures, e.g. "in the share of ship verdicts per doubling of the entry's length"
     unit: str
     #: what the items are, e.g. "valid reviews (repeat 0)"
     items: str
@@ -89,13 +89,23 @@ def _signed(x: float) -> str:
     return f"{x:+.3f}"
 
 
-def reading(estimate: Estimate | None, small: Small | None, n_tools: int, unit: str, caveat: str) -> str:
-    """What the data can and cannot tell at this size, in one sentence."""
+def reading(
+    estimate: Estimate | None,
+    small: Small | None,
+    n_tools: int,
+    unit: str,
+    caveat: str,
+    undefined: str | None = None,
+) -> str:
+    """What the data can and cannot tell at this size, in one sentence; ``undefined`` says why
+    the figure is undefined (:meth:`Sums.flat`), when it is."""
     if small is not None:
         return f"Too small a sample: {small.reason}; at this size the data cannot tell a bias from chance."
     if estimate is None or math.isnan(estimate.point) or math.isnan(estimate.low):
-        return f"Over {n_tools} tools the figure is undefined (nothing varies to compare); {caveat}"
-    low, high = estimate.low, estimate.high
+        why = undefined or "nothing varies to compare"
+        return f"Over {n_tools} tools the figure is undefined ({why}); {caveat}"
+    # a bound that is 0 but for rounding (a slope of sums that cancel) is 0
+    low, high = (0.0 if abs(b) < 1e-9 else b for b in (estimate.low, estimate.high))
     if low > 0 or high < 0:
         way = "positive" if low > 0 else "negative"
         return (
@@ -110,13 +120,30 @@ def reading(estimate: Estimate | None, small: Small | None, n_tools: int, unit: 
 
 @dataclass(frozen=True)
 class Sums:
-    """Per tool (rows) and group (columns): the weight, and the weighted sums of x, y, x², xy."""
+    """Per tool (rows) and group (columns): the weight, and the weighted sums of x, y, x², xy, y²."""
 
     n: FloatArray
     x: FloatArray
     y: FloatArray
     xx: FloatArray
     xy: FloatArray
+    yy: FloatArray
+
+    def flat(self) -> str | None:
+        """Why the slope of y on x within groups is undefined over all the items, or None: the
+        outcome, or x, does not vary within any group."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n = self.n.sum(axis=0)  # per group, over every tool
+
+            def spread(sq: FloatArray, s: FloatArray) -> float:
+                total = s.sum(axis=0)
+                return float(np.where(n > 0, sq.sum(axis=0) - total * total / n, 0.0).sum())
+
+            if spread(self.yy, self.y) <= 1e-12:
+                return "every item has the same outcome within its group"
+            if spread(self.xx, self.x) <= 1e-12:
+                return "what is compared does not vary within any group"
+        return None
 
     @classmethod
     def of(
@@ -137,13 +164,17 @@ class Sums:
             np.add.at(out, (t, g), values)
             return out
 
-        return cls(total(w), total(w * xs), total(w * ys), total(w * xs * xs), total(w * xs * ys))
+        return cls(
+            total(w), total(w * xs), total(w * ys), total(w * xs * xs), total(w * xs * ys), total(w * ys * ys)
+        )
 
 
 def within_slope(sums: Sums) -> tuple[float, Weighted]:
     """The least-squares slope of y on x with one intercept per group (fixed effects), and the
     same as a statistic of tool multiplicities (a resample of tools: every row of a tool
-    counts as often as the tool was drawn)."""
+    counts as often as the tool was drawn). Over all the items it is undefined (``nan``) when
+    :meth:`Sums.flat`: an outcome that never varies within a group gives a slope of 0 that says
+    nothing of x."""
 
     def slope(weights: FloatArray) -> FloatArray:
         n, sx, sy = weights @ sums.n, weights @ sums.x, weights @ sums.y
@@ -153,20 +184,5 @@ def within_slope(sums: Sums) -> tuple[float, Weighted]:
             out: FloatArray = np.where(spread > 1e-12, cross / spread, np.nan)
         return out
 
-    return float(slope(np.ones((1, sums.n.shape[0])))[0]), slope
-
-
-def rate_difference(sums: Sums) -> tuple[float, Weighted]:
-    """With x 1 for the first kind of item and 0 for the other, and y the outcome: the weighted
-    rate of y among the first kind minus among the other (group columns are summed over)."""
-    n1 = (sums.x).sum(axis=1)  # weight of the first kind per tool (x is 0 or 1, so w*x)
-    y1 = (sums.xy).sum(axis=1)
-    n0 = sums.n.sum(axis=1) - n1
-    y0 = sums.y.sum(axis=1) - y1
-
-    def difference(weights: FloatArray) -> FloatArray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out: FloatArray = (weights @ y1) / (weights @ n1) - (weights @ y0) / (weights @ n0)
-        return out
-
-    return float(difference(np.ones((1, len(n1))))[0]), difference
+    point = math.nan if sums.flat() else float(slope(np.ones((1, sums.n.shape[0])))[0])
+    return point, slope

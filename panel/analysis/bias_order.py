@@ -11,10 +11,13 @@ the answers were shown as one text, or a review set aside and made again since) 
 reconstructed exactly and is left out, counted.
 
 The pairs read are (reader, other review) where the other's round-1 verdict differed from the
-reader's; the reader *adopts* it when its verdict after the round is the other's. Being shown
-first is compared with being shown later by the adoption rates of the two, each later pair
-weighted 1/(others - 1) so that a reader who read many reviews weighs as much in "later" as in
-"first"; the interval is a percentile bootstrap over tools (the pairs of a tool are not
+reader's; the reader *adopts* it when its verdict after the round is the other's. The order's
+figure compares readers, not pairs (a reader's adoption is shared by every review against it, so
+a "later" pair's reader may well have had a review against it shown first too): one row per
+reader who read two reviews or more, at least one against it; x is whether the review shown first
+was against it, y whether it adopted a verdict it was shown against it; the slope of y on x with
+one intercept per (reviews read, reviews against) stratum, so readers under the same split are
+compared. The interval is a percentile bootstrap over tools (the readers of a tool are not
 independent). The order is drawn by a hash, independent of what the reviews say, so a difference
 is an effect of the position.
 """
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from ..prompts import fence
 from ..run.rebuttal import reading_order_key, review_as_read
 from ..store import RebuttalRow, ReviewRow, Store
-from .bias_measure import Measure, Small, Sums, absent, rate_difference, reading, too_small
+from .bias_measure import Measure, Small, Sums, absent, reading, too_small, within_slope
 from .bootstrap import bootstrap
 from .sample import MIN_TOOLS
 
@@ -37,11 +40,13 @@ __all__ = ["MIN_PAIRS", "Pair", "Shown", "order_bias", "shown_pairs", "too_few_p
 MIN_PAIRS = 30
 TITLE = "Rebuttal order: is the review shown first followed more?"
 METHOD = (
-    "adoption rate of a disagreeing review shown first minus shown later (later pairs weighted "
-    "1/(others - 1)), order read from the stored round-2 prompts; percentile bootstrap over tools"
+    "per reader of two reviews or more, one or more against it: its adoption of a verdict against "
+    "it when the review shown first was against it minus when it was not, one intercept per "
+    "(reviews read, reviews against) stratum; order read from the stored round-2 prompts; "
+    "percentile bootstrap over tools"
 )
-UNIT = "in the share of readers who adopt its verdict"
-ITEMS = "(reader, other review) pairs whose round-1 verdicts differed"
+UNIT = "in the share of readers who adopt a verdict against theirs"
+ITEMS = "readers of two reviews or more, one or more of them against the reader"
 
 
 @dataclass(frozen=True)
@@ -155,40 +160,52 @@ def too_few_pairs(n_tools: int, n_pairs: int, what: str) -> Small | None:
 
 
 def order_bias(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Measure:
-    """Being shown first against being shown later, in the adoption of a disagreeing review."""
-    minimum = f"{MIN_PAIRS} pairs over {MIN_TOOLS} tools"
+    """Whether a reader whose first-shown review was against it adopts a verdict against it more
+    than a reader, under the same split, whose first-shown review was with it."""
+    minimum = f"{MIN_PAIRS} readers over {MIN_TOOLS} tools"
     if not shown.readers:
         why = "The runs had no rebuttal round (or no valid answer in it)."
         return absent("rebuttal_order", TITLE, METHOD, UNIT, ITEMS, minimum, why)
-    pairs = [p for p in shown.pairs if p.shown > 1]  # one review read: no order
-    tools = sorted({p.tool for p in pairs})
-    small = too_few_pairs(len(tools), len(pairs), "the effect of the order")
-    first = [p for p in pairs if p.position == 0]
-    later = [p for p in pairs if p.position > 0]
+    readers: dict[tuple[str, str, tuple[str, str]], list[Pair]] = {}
+    for p in shown.pairs:
+        if p.shown > 1:  # one review read: no order
+            readers.setdefault((p.run, p.tool, p.reader), []).append(p)
+    rows = [
+        (mine[0], any(p.position == 0 for p in mine), any(p.adopted for p in mine))
+        for mine in readers.values()
+    ]
+    tools = sorted({p.tool for p, _, _ in rows})
+    small = too_small(len(tools), MIN_TOOLS, "tools", "the effect of the order") or too_small(
+        len(rows), MIN_PAIRS, "readers", "the effect of the order"
+    )
+    first = [adopted for _, against, adopted in rows if against]
+    later = [adopted for _, against, adopted in rows if not against]
     details = {
-        "first": {"pairs": len(first), "adopted": sum(p.adopted for p in first)},
-        "later": {"pairs": len(later), "adopted": sum(p.adopted for p in later)},
+        "first_against": {"readers": len(first), "adopted": sum(first)},
+        "first_with": {"readers": len(later), "adopted": sum(later)},
         "readers": shown.readers,
         "orders_from_stored_prompts": shown.from_prompt,
         "orders_by_the_rule": shown.by_rule,
         "orders_not_reconstructed": shown.unreadable,
     }
-    estimate = None
+    estimate = flat = None
     if small is None:
         index = {t: k for k, t in enumerate(tools)}
+        strata = {s: k for k, s in enumerate(sorted({(p.shown, p.disagreeing) for p, _, _ in rows}))}
         sums = Sums.of(
-            [index[p.tool] for p in pairs], [0] * len(pairs),
-            [float(p.position == 0) for p in pairs], [float(p.adopted) for p in pairs],
-            (len(tools), 1), [1.0 if p.position == 0 else 1.0 / (p.shown - 1) for p in pairs],
+            [index[p.tool] for p, _, _ in rows], [strata[(p.shown, p.disagreeing)] for p, _, _ in rows],
+            [float(against) for _, against, _ in rows], [float(adopted) for _, _, adopted in rows],
+            (len(tools), len(strata)),
         )  # fmt: skip
-        point, statistic = rate_difference(sums)
+        point, statistic = within_slope(sums)
+        flat = sums.flat()
         estimate = bootstrap({"order": (point, statistic)}, len(tools), n_resamples, seed)["order"]
     caveat = (
         "the order is drawn by a hash, independent of what the reviews say, so a difference is an "
         "effect of the position."
     )
     return Measure(
-        "rebuttal_order", TITLE, METHOD, UNIT, ITEMS, len(pairs), len(tools), minimum,
-        reading(estimate, small, len(tools), UNIT, caveat), estimate, small, details=details,
-        noun="pairs",
+        "rebuttal_order", TITLE, METHOD, UNIT, ITEMS, len(rows), len(tools), minimum,
+        reading(estimate, small, len(tools), UNIT, caveat, flat), estimate, small, details=details,
+        noun="readers",
     )  # fmt: skip

@@ -58,9 +58,12 @@ def herding(rounds: Mapping[str, Any] | None) -> Measure:
     if small is None:
         low, high = wilson(herd, answered)
         estimate = Estimate(herd / answered, low, high, 0)
-        if changed:
+        if changed >= MIN_PAIRS:
             flips_low, flips_high = wilson(herd, changed)
             details["share_of_flips"] = {"point": herd / changed, "low": flips_low, "high": flips_high}
+        else:  # the share among the flips rests on the flips alone: the same minimum
+            note = f"too few: {herd} of {changed} flips moved to the majority ({MIN_PAIRS} flips needed)"
+            details["share_of_flips"] = {"point": None, "low": None, "high": None, "note": note}
         text = (
             f"{herd} of {answered} answers ({herd / answered:.0%}, {low:.0%} to {high:.0%}) moved to the "
             f"round-1 majority, of {changed} that changed; answers about one tool are not independent, so "
@@ -77,8 +80,8 @@ def herding(rounds: Mapping[str, Any] | None) -> Measure:
 
 def _self_preference(found: Sequence[SelfPreference]) -> dict[str, Any]:
     method = (
-        "ship rate on its maker's tools minus the disinterested rest of the panel's, against the same "
-        "gap on other makers' tools (a difference in differences); percentile bootstrap over tools"
+        "share of ship verdicts on its maker's tools minus the disinterested rest of the panel's, against "
+        "the same gap on other makers' tools (a difference in differences); percentile bootstrap over tools"
     )
     minimum = f"{MIN_MAKER_TOOLS} tools of its maker and {MIN_MAKER_TOOLS} of others"
     notes = list(found.notes) if isinstance(found, SelfPreferences) else []
@@ -102,7 +105,7 @@ def _self_preference(found: Sequence[SelfPreference]) -> dict[str, Any]:
         shown = None if math.isnan(e.point) else e
         row["sample"] = None if small is None else asdict(small)
         row["reading"] = read_estimate(
-            shown, small, f.own_tools + f.other_tools, "in ship-rate points", caveat
+            shown, small, f.own_tools + f.other_tools, "in the share of ship verdicts", caveat
         )
         members.append(row)
     return {

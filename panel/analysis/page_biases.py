@@ -71,7 +71,8 @@ def _self_preference(part: Mapping[str, Any]) -> list[Block]:
     ]  # fmt: skip
     table = Table(
         f"{title} (minimum {part.get('minimum')})",
-        ["Member", "Maker", "Self-preference", "Own tools", "Other tools"], rows, frozenset({0, 1}),
+        ["Member", "Maker", "Self-preference (share of ship verdicts)", "Own tools", "Other tools"],
+        rows, frozenset({0, 1}),
     )  # fmt: skip
     lines = [f"{r.get('member')}: {r.get('reading')}" for r in members]
     return [table, Text(lines, [("Method", str(part.get("method")))], heading=title)]

@@ -41,7 +41,7 @@ MIN_TOOLS = 10
 
 @dataclass(frozen=True)
 class SelfPreference:
-    """One member's self-preference, in ship-rate points (0.15: 15 points more ship)."""
+    """One member's self-preference, in the share of ship verdicts (0.15: 15 more ship verdicts in 100)."""
 
     member: str
     maker: str

@@ -52,7 +52,10 @@ def _self_preference(part: Data) -> None:
         return
     table = Table(
         "member", "maker", "self-preference [95% CI]", "own tools", "other tools",
-        title="Self-preference (ship rate on its maker's tools, against the rest, minus the same on others')",
+        title=(
+            "Self-preference (share of ship verdicts on its maker's tools, against the rest, "
+            "minus the same on others')"
+        ),
     )  # fmt: skip
     for row in part["members"]:
         e = {"point": row["estimate"], "low": row["low"], "high": row["high"]}

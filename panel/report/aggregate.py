@@ -174,12 +174,14 @@ def build_record(
         complete=status == "done" and missing == 0,
     )
     names = {t.id: t.name for t in tools} if names is None else names
+    asked = answers_from_store(head_to_heads)
     duels = section(
-        (a for a in answers_from_store(head_to_heads) if a.first in ids or a.second in ids),
+        (a for a in asked if a.first in ids or a.second in ids),
         names,
         lambda persona_id, member: rater_name(
             by_persona[persona_id].name if persona_id in by_persona else persona_id, member
         ),
+        judged=asked,  # a judge's rates over every pair it answered in the run
     )
     return ComparisonRecord(
         run_id=run_id,

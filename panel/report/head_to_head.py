@@ -282,12 +282,15 @@ def section(
     answers: Iterable[Answer],
     names: Mapping[str, str],
     rater: Callable[[str, str], str],
+    judged: Iterable[Answer] | None = None,
 ) -> HeadToHeadSection | None:
     """The record's `head_to_head`: every pair asked, in the order first asked, with each
     judge's two answers, and every judge's rates; None when nothing was asked.
 
     `names` gives a tool's name by id (an id it lacks stands for itself); `rater(persona_id,
-    member)` a judge's name as the record writes it."""
+    member)` a judge's name as the record writes it. `judged`, when given, are the answers the
+    judges' rates are read from (a review's tool record: every pair of the run, not only the
+    tool's own, so that a judge's rates rest on all it answered)."""
     results = pair_results(answers)
     if not results:
         return None
@@ -295,12 +298,16 @@ def section(
     for r in results:
         by_pair.setdefault(frozenset(r.tools), []).append(r)
     pairs = [_pair(mine[0].tools, mine, names, rater) for mine in by_pair.values()]
-    judges = [_judge(j, rater(j.persona_id, j.member)) for j in judge_bias(results)]
+    rated = results if judged is None else pair_results(judged)
+    judges = [_judge(j, rater(j.persona_id, j.member)) for j in judge_bias(rated)]
     ties = sum(p.ties for p in pairs)
     failed = sum(p.failed for p in pairs)
+    # a recused member asks none of its maker's pairs: the judges per pair may differ
+    fewest, most = min(len(p.judgements) for p in pairs), max(len(p.judgements) for p in pairs)
+    asked = f"each asked of {most}" if fewest == most else f"asked of {fewest} to {most}"
     summary = (
-        f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''} of tools, each asked of {len(judges)} "
-        f"judge{'s' if len(judges) != 1 else ''} in both orders: {len(results)} judgements, "
+        f"{len(pairs)} pair{'s' if len(pairs) != 1 else ''} of tools, {asked} "
+        f"judge{'s' if most != 1 else ''} in both orders: {len(results)} judgements, "
         f"{ties} tied by a pick by position, {failed} failed."
     )
     return HeadToHeadSection(pairs=pairs, judges=judges, summary=summary)

@@ -36,11 +36,16 @@ def headline(cards: Sequence[ToolCard], state: RunState, duels: HeadToHeadSectio
     if duels is None or len(cards) < 2:
         return told
     names = {c.id: c.name for c in cards}
-    result, pick = _head_to_head(duels, [c.id for c in cards], names)
+    result, pick, chooses = _head_to_head(duels, [c.id for c in cards], names)
     disagreement = None
-    if not state.missing and any(c.panel.pct is not None for c in cards) and told.pick != pick:
+    scored = any(c.panel.pct is not None for c in cards)
+    if chooses and not state.missing and scored and told.pick != pick:
         count = f"favours {names[told.pick]}" if told.pick else "is a tie"
-        duel = f"favours {names[pick]}" if pick else "is level"
+        duel = (
+            f"favours {names[pick]}"
+            if pick
+            else ("is level" if len(cards) == 2 else "has no tool that leads every pair")
+        )
         disagreement = f"The two disagree: the verdict count {count}, the head-to-head {duel}."
     update = {"head_to_head": result, "head_to_head_pick": pick, "disagreement": disagreement}
     return told.model_copy(update=update)
@@ -48,25 +53,39 @@ def headline(cards: Sequence[ToolCard], state: RunState, duels: HeadToHeadSectio
 
 def _head_to_head(
     duels: HeadToHeadSection, ids: Sequence[str], names: dict[str, str]
-) -> tuple[str, str | None]:
-    """The head-to-head result over the pairs of `ids` in words, and the tool with the most
-    consistent wins (None when level)."""
+) -> tuple[str, str | None, bool]:
+    """The head-to-head result over the pairs of `ids` in words; its pick, the one tool that
+    leads every pair it is in (more consistent wins than the other tool of each: a sum of wins
+    over pairs would favour a tool judged more often, as under recusal); and whether it rests on
+    any consistent judgement at all (when none, it does not choose and cannot disagree)."""
     wins = dict.fromkeys(ids, 0)
     pairs = [p for p in duels.pairs if all(t in wins for t in p.tools)]
     for p in pairs:
         for tid, n in zip(p.tools, p.wins, strict=True):
             wins[tid] += n
     ties, failed = sum(p.ties for p in pairs), sum(p.failed for p in pairs)
-    ranked = sorted(ids, key=lambda tid: -wins[tid])
-    best = wins[ranked[0]]
-    pick = ranked[0] if best and [wins[t] for t in ids].count(best) == 1 else None
     over = "" if len(pairs) == 1 else f" over {len(pairs)} pairs"
+    asked = f"Head to head{over} (each judge asked twice, the order swapped)"
+    if not pairs:
+        return f"{asked}: no pair of these tools was judged.", None, False
+    if not any(wins.values()):
+        if not ties:
+            return f"{asked}: every answer failed, so the head-to-head does not choose.", None, False
+        why = f"{ties} tied by a pick by position, {failed} failed"
+        return (
+            f"{asked}: no judge was consistent under swap ({why}), so the head-to-head does not choose.",
+            None,
+            False,
+        )
+    judged = {t for p in pairs for t in p.tools}
+    leaders = [t for t in ids if t in judged and all(p.leader == t for p in pairs if t in p.tools)]
+    pick = leaders[0] if len(leaders) == 1 else None
+    ranked = sorted(ids, key=lambda tid: -wins[tid])
     said = ", ".join(f"{names[t]} {wins[t]}" for t in ranked)
-    text = (
-        f"Head to head{over} (each judge asked twice, the order swapped), consistent wins: {said}; "
-        f"{ties} tied by a pick by position, {failed} failed."
-    )
-    return text, pick
+    text = f"{asked}, consistent wins: {said}; {ties} tied by a pick by position, {failed} failed."
+    if len(pairs) > 1:
+        text += f" {names[pick]} leads every pair." if pick else " No tool leads every pair."
+    return text, pick, True
 
 
 def _verdicts(cards: Sequence[ToolCard], state: RunState) -> Headline:

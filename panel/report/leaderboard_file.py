@@ -31,7 +31,8 @@ Stopped = Literal["settled", "budget", "all-pairs", "interrupted"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity (and 1e999) are not numbers a board can hold: refused, not drawn as "nan"
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class LeaderTool(_Model):

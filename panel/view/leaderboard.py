@@ -6,7 +6,8 @@ The file is self-contained (its CSS inline, a meta CSP); here its stylesheet
 (`leaderboard.css`, beside the template) is served as `/static/leaderboard.css` on top of the
 comparison's, and the bars' widths are the classes of the view's comparison.css. A run without
 the file is a 404; a file that is not a leaderboard (cut short, edited by hand, of another
-version) is an error page naming the file and what is wrong with it, never a traceback.
+version, with a number that is not finite) is an error page naming the file and what is wrong
+with it, never a traceback; so is a board of another run (its `run_id`), naming that run.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def leaderboard_page(request: Request) -> Response:
         board = read_leaderboard(path)
     except UserError as exc:
         raise HTTPException(500, f"The leaderboard of run '{run_id}' cannot be shown: {exc}.") from None
+    if board.run_id != run_id:  # copied or misplaced: never shown as this run's
+        raise HTTPException(
+            500,
+            f"The leaderboard of run '{run_id}' cannot be shown: {path} belongs to run '{board.run_id}'.",
+        )
     return page(request, "leaderboard.html.j2", run=run, **leaderboard_context(board, inline_style=False))
 
 
