@@ -33,10 +33,12 @@ def test_rank_writes_a_valid_leaderboard_asking_both_orders_of_every_pair(cli: A
     out = cli(*_RANK, "--budget", "20 pairs", "--out", str(runs_dir))
     assert out.code == 0, out.err
     assert "at most 20 of 36 pairs (the budget), 80 asks" in out.err  # the estimate, before the asks
+    assert "$" not in out.err  # the fake member charges nothing: no cost is estimated ...
     run_id, board = _board(runs_dir)
     assert board.run_id == run_id and board.category == "Developer Tools" and len(board.tools) == 9
     assert board.pairs_possible == 36 and board.pairs_asked <= 20 and board.budget == "20 pairs"
     assert board.asks == board.pairs_asked * 2 * 2  # both orders, two judges
+    assert board.cost_usd is None  # ... nor reported
     assert [t.rank for t in board.tools] == list(range(1, 10))
     with Store(runs_dir, readonly=True) as store:
         rows = store.head_to_heads(run_id)

@@ -26,6 +26,7 @@ from ..report.leaderboard_file import Leaderboard, Stopped
 from ..report.leaderboard_render import write_leaderboard_pages
 from ..run.ending import store_errors
 from ..run.plan import Plan, RunOptions, default_catalog, plan_resume, plan_run, require_prices, start_run
+from ..run.pricing import charges
 from ..run.ranking import estimate_rank, run_ranking, stored_results
 from ..run.resume import resume_target
 from ..store import Store
@@ -300,7 +301,7 @@ def _write_board(
     store: Store, plan: Plan, run_id: str, settings: dict[str, Any], stopped: Stopped
 ) -> Leaderboard:
     rows = store.head_to_heads(run_id)
-    priced = all(m.price is not None for m in plan.members)
+    priced = charges(plan.members)
     inputs = BoardInputs(
         run_id=run_id,
         category=settings["category"],

@@ -33,6 +33,7 @@ __all__ = [
     "Estimate",
     "Price",
     "Prices",
+    "charges",
     "estimate_cost",
     "input_tokens",
     "load_prices",
@@ -223,6 +224,12 @@ def utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
+def charges(members: Sequence[Member]) -> bool:
+    """Whether a cost means anything: some member has a price above zero (a local model, or
+    one with no price known, costs nothing that can be reported)."""
+    return any(m.price is not None and (m.price.input > 0 or m.price.output > 0) for m in members)
+
+
 def estimate_cost(
     plan: Plan,
     sample: int = 24,
@@ -240,14 +247,13 @@ def estimate_cost(
     """
     expected = worst = live_expected = live_worst = 0.0
     batch_requests = 0
-    priced = False
+    priced = charges(plan.members)
     done = done or {}
     planned = {m.backend.label: plan.planned_for(m.backend) for m in plan.members}
     for member in plan.members:
         per_member = max(0, planned[member.backend.label] - done.get(member.backend.label, 0))
         if member.price is None:
             continue
-        priced = priced or member.price.input > 0 or member.price.output > 0
         cells = list(itertools.islice(plan.cells_for(member.backend), sample))
         if not cells:
             continue
@@ -268,7 +274,6 @@ def estimate_cost(
         n, mean_in, max_out = _head_to_head_sample(plan, member, sample)
         asks += n
         if member.price is not None and n:
-            priced = priced or member.price.input > 0 or member.price.output > 0
             more, most = (
                 member.price.worst_case(mean_in, max_out // 2),
                 member.price.worst_case(mean_in, max_out),

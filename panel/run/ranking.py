@@ -20,7 +20,7 @@ from .ending import running
 from .engine import Engine
 from .head_to_head_round import HeadToHeadCell, run_head_to_head
 from .plan import Plan, RunOptions, plan_engine
-from .pricing import input_tokens
+from .pricing import charges, input_tokens
 
 __all__ = ["RankEstimate", "estimate_rank", "rank_rounds", "run_ranking", "stored_results"]
 
@@ -47,7 +47,7 @@ def estimate_rank(plan: Plan, pairs: int, sample: int = 12) -> RankEstimate:
     judges = len(plan.personas) * len(plan.members)
     n = len(plan.tools)
     expected = worst = 0.0
-    priced = all(m.price is not None for m in plan.members)
+    priced = charges(plan.members)
     shown = list(itertools.islice(itertools.permutations(plan.tools, 2), sample))
     for member in plan.members:
         if member.price is None or not shown:
