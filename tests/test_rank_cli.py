@@ -33,12 +33,10 @@ def test_rank_writes_a_valid_leaderboard_asking_both_orders_of_every_pair(cli: A
     out = cli(*_RANK, "--budget", "20 pairs", "--out", str(runs_dir))
     assert out.code == 0, out.err
     assert "at most 20 of 36 pairs (the budget), 80 asks" in out.err  # the estimate, before the asks
-    assert "$" not in out.err  # the fake member charges nothing: no cost is estimated ...
     run_id, board = _board(runs_dir)
     assert board.run_id == run_id and board.category == "Developer Tools" and len(board.tools) == 9
     assert board.pairs_possible == 36 and board.pairs_asked <= 20 and board.budget == "20 pairs"
     assert board.asks == board.pairs_asked * 2 * 2  # both orders, two judges
-    assert board.cost_usd is None  # ... nor reported
     assert [t.rank for t in board.tools] == list(range(1, 10))
     with Store(runs_dir, readonly=True) as store:
         rows = store.head_to_heads(run_id)
@@ -187,3 +185,18 @@ def test_an_interrupted_ranking_writes_its_board_so_far_and_resumes(
     assert again.code == 0, again.err
     _, after = _board(runs_dir)
     assert after.stopped in ("budget", "settled", "all-pairs") and after.pairs_asked > 9
+
+
+def test_a_member_priced_at_zero_has_no_cost_estimated_nor_reported(
+    cli: Any, runs_dir: Path, tmp_path: Path
+) -> None:
+    # as the embedded model is priced in prices.toml: it charges nothing, so no "$0.0000"
+    config = tmp_path / "panel.toml"
+    config.write_text('[[members]]\nspec = "fake"\nprice_input = 0\nprice_output = 0\n', encoding="utf-8")
+    out = cli("rank", "--tools", "ollama,vllm,llama-cpp", "--config", str(config), "-p", "builder",
+              "--out", str(runs_dir))  # fmt: skip
+    assert out.code == 0, out.err
+    (line,) = [x for x in out.err.splitlines() if x.startswith("rank: ")]
+    assert "$" not in line, line
+    _, board = _board(runs_dir)
+    assert board.cost_usd is None
