@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..backends.base import Backend
+from ..backends.base import Backend, Request, Sampling
 from ..catalog import Catalog, Tool
 from ..errors import UnknownToolError, UserError, shown
 from ..personas import Persona
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # a type only: the plan runs the head-to-head round
     from .plan import Plan
 
 __all__ = [
+    "HEAD_TO_HEAD_MAX_TOKENS",
     "HeadToHeadAsk",
     "answer",
     "asks",
@@ -42,6 +43,8 @@ __all__ = [
 
 #: the longest reason a reply may give
 REASON_MAX_LENGTH = 400
+#: the reply limit of a head-to-head ask: a letter and a sentence
+HEAD_TO_HEAD_MAX_TOKENS = 300
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,15 @@ class HeadToHeadAsk:
     @property
     def schema_name(self) -> str:
         return f"{self.persona.id}_head_to_head"
+
+    def request(self, prompts: PromptSet, sampling: Sampling) -> Request:
+        """The ask as sent, at any depth: its reply held to :data:`HEAD_TO_HEAD_MAX_TOKENS`."""
+        return Request(
+            messages=self.messages(prompts),
+            schema=head_to_head_schema(),
+            schema_name=self.schema_name,
+            sampling=replace(sampling, max_tokens=min(sampling.max_tokens, HEAD_TO_HEAD_MAX_TOKENS)),
+        )
 
 
 def asks(

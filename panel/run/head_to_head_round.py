@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 from ..backends.base import Request, Sampling
@@ -18,14 +18,11 @@ from ..prompts import PromptSet
 from .cells import Cell, Member
 from .engine import Engine
 from .events import HeadToHeadBegun, HeadToHeadMade
-from .head_to_head import head_to_head_messages, head_to_head_schema, member_asks, parse_head_to_head
+from .head_to_head import HEAD_TO_HEAD_MAX_TOKENS, HeadToHeadAsk, member_asks, parse_head_to_head
 from .later_rounds import Workers, ask_twice
 from .stats import RoundStats
 
 __all__ = ["HEAD_TO_HEAD_MAX_TOKENS", "HeadToHeadCell", "HeadToHeadStats", "judge_pair", "run_head_to_head"]
-
-#: the reply limit of a head-to-head ask: a letter and a sentence
-HEAD_TO_HEAD_MAX_TOKENS = 300
 
 
 @dataclass(frozen=True)
@@ -47,11 +44,8 @@ class HeadToHeadCell(Cell):
     def request(self, prompts: PromptSet, sampling: Sampling, depth: Depth = "brief") -> Request:
         """The same short ask at either depth."""
         assert self.rival is not None
-        return Request(
-            messages=head_to_head_messages(prompts, self.persona, self.tool, self.rival),
-            schema=head_to_head_schema(),
-            schema_name=f"{self.persona.id}_head_to_head",
-            sampling=replace(sampling, max_tokens=min(sampling.max_tokens, HEAD_TO_HEAD_MAX_TOKENS)),
+        return HeadToHeadAsk(self.persona, self.backend.label, self.tool, self.rival).request(
+            prompts, sampling
         )
 
 

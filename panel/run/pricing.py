@@ -21,6 +21,7 @@ from ..errors import ConfigError, shown
 from ..loaders import load_toml
 from ..memo import ByIdentity
 from ..resources import data_path
+from .head_to_head import member_asks
 
 if TYPE_CHECKING:
     from ..prompts import Message
@@ -287,8 +288,6 @@ def estimate_cost(
 def _head_to_head_sample(plan: Plan, member: Member, sample: int) -> tuple[int, float, int]:
     """A member's head-to-head asks: how many, their mean input tokens from a sample of them,
     and their reply limit. They go live whatever the member's route (as the rebuttal round)."""
-    from .head_to_head import member_asks  # the round's modules import the engine, which imports this
-    from .head_to_head_round import HeadToHeadCell
 
     pairs = plan.judged_pairs
     if pairs == []:
@@ -296,10 +295,7 @@ def _head_to_head_sample(plan: Plan, member: Member, sample: int) -> tuple[int, 
     count = sum(1 for _ in member_asks(plan.personas, member.backend, plan.tools, pairs))
     asks = itertools.islice(member_asks(plan.personas, member.backend, plan.tools, pairs), sample)
     run = member.sampling(plan.sampling)
-    requests = [
-        HeadToHeadCell(a.first, a.persona, member.backend, rival=a.second).request(plan.prompts, run)
-        for a in asks
-    ]
+    requests = [a.request(plan.prompts, run) for a in asks]
     if not requests:
         return 0, 0.0, 0
     counts = [input_tokens(r.messages, r.schema) for r in requests]
