@@ -70,6 +70,7 @@ def test_rank_json_prints_the_board_alone_on_stdout(cli: Any, runs_dir: Path) ->
         (("--tools", "ollama,no-such-tool"), "no tool with id"),
         (("--category", "Developer Tools", "--budget", "sixty"), "--budget: 'sixty' is not a budget"),
         (("--category", "Developer Tools", "--budget", "0 pairs"), "--budget"),
+        (("--category", "Developer Tools", "--budget", "$" + "9" * 400), "too large to be a cost"),
         ((), "--category C or --tools"),
         (("--category", "Developer Tools", "--tools", "ollama,vllm"), "one of the two"),
     ],
@@ -200,3 +201,26 @@ def test_a_member_priced_at_zero_has_no_cost_estimated_nor_reported(
     assert "$" not in line, line
     _, board = _board(runs_dir)
     assert board.cost_usd is None
+
+
+def test_a_ranking_shows_each_rounds_asks_as_they_are_answered(cli: Any, runs_dir: Path) -> None:
+    # a round of a 200-tool ranking is hundreds of asks: progress per ask, not only per round
+    out = cli(*_RANK, "--budget", "15 pairs", "--out", str(runs_dir))
+    assert out.code == 0, out.err
+    rounds = [line for line in out.err.splitlines() if line.startswith("round ")]
+    asks = [line for line in out.err.splitlines() if line.startswith("head-to-head ")]
+    done_total = [tuple(map(int, line.split()[1].split("/"))) for line in asks]
+    assert len(rounds) >= 2 and len(asks) > 2 * len(rounds)
+    assert all(done <= total for done, total in done_total)  # a later round counts its own asks
+    assert sum(1 for done, total in done_total if done == total) == len(rounds) - 1  # each round ends
+
+
+def test_panel_show_of_a_ranking_prints_its_board(cli: Any, runs_dir: Path) -> None:
+    out = cli(*_RANK, "--budget", "12 pairs", "--out", str(runs_dir), "--progress", "quiet")
+    assert out.code == 0, out.err
+    run_id, board = _board(runs_dir)
+    shown = cli("show", run_id, "--out", str(runs_dir))
+    assert shown.code == 0, shown.err
+    assert shown.out.splitlines()[0] == board.title and f"1. {board.tools[0].name}" in shown.out
+    assert str(runs_dir / run_id / "leaderboard.json") in shown.out
+    assert "scorecard" not in shown.out and "panel review --resume" not in shown.err  # not a comparison

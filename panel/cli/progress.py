@@ -242,7 +242,9 @@ class Reporter:
                 console=self.console,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("reviewing", total=self.total, rate="0.0", extra="")
+            self._task = self._progress.add_task(
+                "reviewing", total=self.total, rate="0.0", extra="", visible=self.total > 0
+            )
         return self
 
     def show(self, event: Event) -> None:

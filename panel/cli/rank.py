@@ -4,6 +4,7 @@ pairs chosen adaptively, and write runs/<run id>/leaderboard.json."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import shlex
 import sys
@@ -30,8 +31,8 @@ from ..run.pricing import charges
 from ..run.ranking import estimate_rank, run_ranking, stored_results
 from ..run.resume import resume_target
 from ..store import Store
-from ..text import for_console
-from .apps import app, notices, out_console
+from .apps import app, err_console, notices
+from .board_lines import print_board
 from .execute import RunInterrupted
 from .options import (
     ConfigPath,
@@ -43,11 +44,9 @@ from .options import (
     ProgressMode,
     RunsDir,
 )
+from .progress import Reporter
 
 __all__ = ["Budget", "parse_budget", "rank"]
-
-#: the tools' lines printed at the end (the whole board is in leaderboard.json)
-SHOWN = 10
 
 _PAIRS = re.compile(r"\s*(\d+)\s*pairs?\s*", re.I)
 _USD = re.compile(r"\s*\$\s*(\d+(?:\.\d*)?|\.\d+)\s*")
@@ -70,6 +69,8 @@ def parse_budget(text: str | None) -> Budget | None:
         return Budget(f"{pairs} pairs", pairs, None)
     if m := _USD.fullmatch(text):
         usd = float(m.group(1))
+        if not math.isfinite(usd):  # 400 digits read as infinity: no cap at all
+            raise UserError(f"--budget: '{text[:40]}...' is too large to be a cost; give dollars ('$0.50')")
         if usd <= 0:
             raise UserError(f"--budget: '{text}' allows no spending; give more than $0")
         return Budget(f"${usd:g}", None, usd)
@@ -201,7 +202,7 @@ def rank(
         if run_id is None:
             run_id = start_run(plan, store, "panel " + shlex.join(sys.argv[1:]), options)
         board = _run(store, plan, run_id, settings, options, out)
-    _print(board, store_dir=out / run_id, fmt=fmt, elapsed=time.monotonic() - started)
+    print_board(board, store_dir=out / run_id, fmt=fmt, elapsed=time.monotonic() - started)
     if board.stopped == "interrupted" or (board.stopped == "budget" and settings["max_cost"] is not None):
         raise typer.Exit(3)
 
@@ -273,9 +274,11 @@ def _run(
     resume = shlex.join(
         ["panel", "rank", "--resume", run_id] + (["--out", str(out)] if out != Path("runs") else [])
     )
+    # Each round's asks show their progress as `compare --head-to-head` shows its round.
+    reporter = Reporter(notices.mode, 0, err_console)
     try:
-        with store_errors(store), asyncio.Runner() as runner:
-            runner.run(run_ranking(plan, store, run_id, ranker, options, write, on_round))
+        with store_errors(store), reporter, asyncio.Runner() as runner:
+            runner.run(run_ranking(plan, store, run_id, ranker, options, write, on_round, reporter.show))
     except KeyboardInterrupt:
         made.append(_write_board(store, plan, run_id, settings, "interrupted"))
         notices.say(
@@ -317,38 +320,3 @@ def _write_board(
     write_atomic(folder / "leaderboard.json", board.model_dump_json(indent=2) + "\n")
     write_leaderboard_pages(board, folder)  # leaderboard.md and leaderboard.html beside it
     return board
-
-
-def _print(board: Leaderboard, *, store_dir: Path, fmt: str, elapsed: float) -> None:
-    if fmt == "json":
-        sys.stdout.write(board.model_dump_json(indent=2) + "\n")
-        notices.say("wrote", f"wrote {store_dir / 'leaderboard.json'}", folder=str(store_dir))
-        return
-    out_console.print(for_console(board.title), markup=False, highlight=False, soft_wrap=True)
-    for t in board.tools[:SHOWN]:
-        interval = f"[{t.low:+.2f}, {t.high:+.2f}]" if t.low is not None and t.high is not None else "too few"
-        places = f"rank {t.rank_low}-{t.rank_high}" if t.rank_low is not None else "rank ?"
-        line = (
-            f"{t.rank:>3}. {for_console(t.name)} ({for_console(t.tool_id)})  {t.strength:+.2f} {interval}  "
-            f"{places}  {t.wins}W {t.losses}L {t.ties}T {t.failed}F"
-        )
-        out_console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if len(board.tools) > SHOWN:
-        out_console.print(f"  ... and {len(board.tools) - SHOWN} more in leaderboard.json", markup=False)
-    j = board.judgements
-    out_console.print(
-        f"{board.pairs_asked} of {board.pairs_possible} pairs asked, {board.asks} asks in {elapsed:.1f}s; "
-        f"judgements: {j.consistent} consistent, {j.ties} ties (picked by position), {j.failed} failed; "
-        f"stopped: {board.stopped}" + (f"; ${board.cost_usd:.4f}" if board.cost_usd is not None else ""),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-    if board.note:
-        out_console.print(for_console(board.note), markup=False, highlight=False, soft_wrap=True)
-    out_console.print(
-        f"wrote {for_console(store_dir / 'leaderboard.json')} (and leaderboard.md, leaderboard.html)",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
