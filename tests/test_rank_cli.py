@@ -224,3 +224,27 @@ def test_panel_show_of_a_ranking_prints_its_board(cli: Any, runs_dir: Path) -> N
     assert shown.out.splitlines()[0] == board.title and f"1. {board.tools[0].name}" in shown.out
     assert str(runs_dir / run_id / "leaderboard.json") in shown.out
     assert "scorecard" not in shown.out and "panel review --resume" not in shown.err  # not a comparison
+
+
+def test_a_pair_no_member_may_judge_is_not_counted_against_the_cap(cli: Any, tmp_path: Path) -> None:
+    # `a` recuses from Acme's tools, `b` from Beta's: no one may judge an Acme tool against a
+    # Beta tool (4 of the 15 pairs)
+    from .test_makers import _catalog, _toml
+
+    makers = {"acme-one": "Acme", "acme-two": "Acme", "beta-one": "Beta", "beta-two": "Beta"}
+    ids = [*makers, "five", "six"]
+    catalog = _catalog(tmp_path, {t: makers.get(t) for t in ids})
+    config = _toml(
+        tmp_path,
+        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+        '[[members]]\nspec = "fake"\nname = "b"\nmaker = "Beta"\nrecuse = "maker"\n',
+    )
+    runs = tmp_path / "runs"
+    out = cli("rank", "--tools", ",".join(ids), "--catalog", str(catalog), "--config", str(config),
+              "-p", "builder", "--out", str(runs))  # fmt: skip
+    assert out.code == 0, out.err
+    assert "at most 11 of 15 pairs" in out.err  # the estimate: 11 pairs can be judged, not 15
+    _, board = _board(runs)
+    assert board.stopped in ("settled", "all-pairs") and board.pairs_asked <= 11
+    for t in board.tools:  # every tool judged
+        assert t.wins + t.losses + t.ties > 0

@@ -4,19 +4,20 @@ pairs chosen adaptively, and write runs/<run id>/leaderboard.json."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 
 from ..analysis.leaderboard_fit import BoardInputs, build_leaderboard
-from ..analysis.pair_choice import Pair, Ranker, all_pairs, default_budget
+from ..analysis.pair_choice import Pair, Ranker, default_budget
 from ..backends.base import Sampling
 from ..catalog import Catalog, load_catalog
 from ..config import load_config
@@ -26,6 +27,7 @@ from ..report.head_to_head import PairResult
 from ..report.leaderboard_file import Leaderboard, Stopped
 from ..report.leaderboard_render import write_leaderboard_pages
 from ..run.ending import store_errors
+from ..run.head_to_head import judges_pair
 from ..run.plan import Plan, RunOptions, default_catalog, plan_resume, plan_run, require_prices, start_run
 from ..run.pricing import charges
 from ..run.ranking import estimate_rank, run_ranking, stored_results
@@ -97,13 +99,21 @@ def _chosen(catalog: Catalog, category: str | None, tools: str | None) -> tuple[
     return [t.id for t in found], found[0].category
 
 
+def _judgeable(plan: Plan) -> Callable[[str, str], bool]:
+    """Whether some member may judge a pair (it recuses from neither tool's maker)."""
+    tools = {t.id: t for t in plan.tools}
+    return lambda a, b: any(judges_pair(m.backend, tools[a], tools[b]) for m in plan.members)
+
+
 def _settings(plan: Plan, category: str | None, budget: Budget | None, seed: int) -> dict[str, Any]:
     n = len(plan.tools)
     cap = budget.pairs if budget is not None and budget.pairs is not None else default_budget(n)
+    judgeable = _judgeable(plan)
+    possible = sum(judgeable(a.id, b.id) for a, b in itertools.combinations(plan.tools, 2))
     return {
         "category": category,
         "budget": budget.text if budget is not None else None,
-        "max_pairs": min(cap, all_pairs(n)),
+        "max_pairs": min(cap, possible),
         "max_cost": budget.usd if budget is not None else None,
         "seed": seed,
     }
@@ -254,7 +264,7 @@ def _run(
     store: Store, plan: Plan, run_id: str, settings: dict[str, Any], options: RunOptions, out: Path
 ) -> Leaderboard:
     ids = tuple(t.id for t in plan.tools)
-    ranker = Ranker(ids, settings["max_pairs"], seed=settings["seed"])
+    ranker = Ranker(ids, settings["max_pairs"], seed=settings["seed"], judgeable=_judgeable(plan))
     made: list[Leaderboard] = []
 
     def write(rid: str, stopped: Stopped) -> None:
