@@ -137,7 +137,8 @@ def _note(found: Fit) -> str | None:
     few = sum(not found.enough(i) for i in range(len(found.tools)))
     if few:
         return (
-            f"{few} of {len(found.tools)} tools rest on fewer than {MIN_JUDGEMENTS} judgements: "
+            f"{few} of {len(found.tools)} tools rest on fewer than {MIN_JUDGEMENTS} judgements, or on "
+            "ties alone: "
             "their intervals are left out (too few), and their places are a rough guess."
         )
     overlapping = 0
