@@ -248,3 +248,27 @@ def test_a_pair_no_member_may_judge_is_not_counted_against_the_cap(cli: Any, tmp
     assert board.stopped in ("settled", "all-pairs") and board.pairs_asked <= 11
     for t in board.tools:  # every tool judged
         assert t.wins + t.losses + t.ties > 0
+
+
+def test_resume_last_finds_the_newest_unfinished_run_of_its_own_command(cli: Any, runs_dir: Path) -> None:
+    def interrupted(*args: str) -> str:
+        out = cli(*args, "--out", str(runs_dir), "--progress", "quiet")
+        assert out.code == 0, out.err
+        with Store(runs_dir) as store:
+            ((run, _, _), *_) = store.list_runs()
+            store.db.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (run.id,))
+            store.db.commit()
+        return run.id
+
+    ranking = interrupted("rank", "--tools", "ollama,vllm,llama-cpp", "-b", "fake", "-p", "builder")
+    review = interrupted("compare", "ollama", "vllm", "-b", "fake", "-p", "builder")
+    # the newest unfinished run is a comparison: `panel rank --resume last` finishes the ranking
+    again = cli("rank", "--resume", "last", "--out", str(runs_dir), "--progress", "quiet")
+    assert again.code == 0, again.err
+    newer = interrupted("rank", "--tools", "ollama,vllm,llama-cpp", "-b", "fake", "-p", "skeptic")
+    # and the newest is now a ranking: `panel review --resume last` finishes the comparison
+    finished = cli("review", "--resume", "last", "--out", str(runs_dir), "--progress", "quiet")
+    assert finished.code == 0, finished.err
+    with Store(runs_dir, readonly=True) as store:
+        status = {rid: store.get_run(rid).status for rid in (ranking, review, newer)}  # type: ignore[union-attr]
+    assert status == {ranking: "done", review: "done", newer: "interrupted"}

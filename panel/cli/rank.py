@@ -219,7 +219,7 @@ def rank(
 
 def _resumed(out: Path, resume: str, prices: Path | None) -> tuple[Plan, dict[str, Any], str]:
     with Store(out, readonly=True) as store:
-        run_id = resume_target(store, resume)
+        run_id = resume_target(store, resume, ranking=True)
         run = store.get_run(run_id)
         assert run is not None
         if run.kind != "rank":
