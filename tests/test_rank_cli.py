@@ -272,3 +272,13 @@ def test_resume_last_finds_the_newest_unfinished_run_of_its_own_command(cli: Any
     with Store(runs_dir, readonly=True) as store:
         status = {rid: store.get_run(rid).status for rid in (ranking, review, newer)}  # type: ignore[union-attr]
     assert status == {ranking: "done", review: "done", newer: "interrupted"}
+
+
+def test_a_pairs_budget_too_small_to_reach_every_tool_is_said_before_any_ask(
+    cli: Any, runs_dir: Path
+) -> None:
+    out = cli(*_RANK, "--budget", "5 pairs", "--out", str(runs_dir), "--progress", "quiet")
+    assert out.code == 0, out.err
+    assert "warning: 5 pairs leave 3 of the 9 tools with no judgement" in out.err
+    _, board = _board(runs_dir)
+    assert sum(t.wins + t.losses + t.ties + t.failed == 0 for t in board.tools) == 3

@@ -258,6 +258,14 @@ def _announce(plan: Plan, settings: dict[str, Any]) -> None:
         expected_usd=est.expected_usd,
         worst_usd=est.worst_usd,
     )
+    if est.pairs < n - 1:  # a first round cut short: a path through est.pairs + 1 tools
+        notices.say(
+            "too_few_pairs",
+            f"warning: {est.pairs} pairs leave {n - 1 - est.pairs} of the {n} tools with no judgement "
+            f"(the board cannot place them); ranking {n} tools takes at least {n - 1} pairs",
+            pairs=est.pairs,
+            unjudged=n - 1 - est.pairs,
+        )
 
 
 def _run(
