@@ -30,6 +30,7 @@ import numpy as np
 from ..report.head_to_head import PairResult
 from ..report.leaderboard_file import Stopped
 from .bradley_terry import Fit, fit
+from .leaderboard_fit import RESAMPLES
 
 __all__ = ["Pair", "Ranker", "all_pairs", "default_budget", "first_pairs", "pairs_asked"]
 
@@ -73,6 +74,9 @@ class Ranker:
     level: float = 0.95
     #: bootstrap resamples behind each round's choice (the final board uses more)
     round_resamples: int = 50
+    #: resamples of the fit that confirms "settled": the board's own (same seed), so a board
+    #: that stopped settled never says its neighbours are not told apart
+    confirm_resamples: int = RESAMPLES
     #: the pairs proposed so far (never proposed twice)
     proposed: set[frozenset[str]] = field(default_factory=set)
     #: whether some judge may answer a pair (not every member recuses from a tool of it);
@@ -97,7 +101,10 @@ class Ranker:
             first = [p for p in first_pairs(self.tools, self.seed) if frozenset(p) not in self.barred]
             return first[: max(room, 0)] or ("budget" if first else "all-pairs")
         current = fit(self.tools, results, resamples=self.round_resamples, level=self.level, seed=self.seed)
-        if settled(current, pairs_asked(results)):
+        if settled(current, pairs_asked(results)) and settled(
+            fit(self.tools, results, resamples=self.confirm_resamples, level=self.level, seed=self.seed),
+            pairs_asked(results),
+        ):
             return "settled"
         if len(asked) >= all_pairs(len(self.tools)) - len(self.barred):
             return "all-pairs"
