@@ -282,3 +282,21 @@ def test_a_pairs_budget_too_small_to_reach_every_tool_is_said_before_any_ask(
     assert "warning: 5 pairs leave 3 of the 9 tools with no judgement" in out.err
     _, board = _board(runs_dir)
     assert sum(t.wins + t.losses + t.ties + t.failed == 0 for t in board.tools) == 3
+
+
+def test_a_resumed_rankings_estimate_is_what_is_left(cli: Any, runs_dir: Path) -> None:
+    out = cli(*_RANK, "--budget", "20 pairs", "--out", str(runs_dir), "--progress", "quiet")
+    assert out.code == 0, out.err
+    run_id, board = _board(runs_dir)
+    with Store(runs_dir) as store:  # as if it stopped there, 3 asks of a pair begun unanswered
+        db = store.db
+        for (row_id,) in db.execute("SELECT id FROM head_to_head ORDER BY id DESC LIMIT 3").fetchall():
+            db.execute("DELETE FROM head_to_head WHERE id = ?", (row_id,))
+        db.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (run_id,))
+        db.commit()
+    again = cli("rank", "--resume", run_id, "--out", str(runs_dir))
+    assert again.code == 0, again.err
+    left = 20 - board.pairs_asked
+    (line,) = [x for x in again.err.splitlines() if x.startswith("rank: ")]
+    assert f"at most {left} more (of 20; {board.pairs_asked} asked) of 36 pairs" in line, line
+    assert f", {left * 2 * 2 + 3} asks" in line, line  # the pairs left, and the 3 orders unanswered

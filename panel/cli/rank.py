@@ -195,11 +195,13 @@ def rank(
         settings = _settings(plan, named, parsed, seed)
         require_prices(plan, settings["max_cost"])
         run_id = None
+    asked = stored = 0
     if run_id is not None:
         with Store(out, readonly=True) as store:
             asked = len({frozenset(r.tools) for r in stored_results(store, run_id)})
+            stored = len(store.head_to_heads(run_id))
         notices.chatter("resuming", f"resuming ranking {run_id}: {asked} pairs asked so far", run_id=run_id)
-    _announce(plan, settings)
+    _announce(plan, settings, asked, stored)
     options = RunOptions(
         use_cache=not no_cache,
         max_cost=settings["max_cost"],
@@ -228,10 +230,19 @@ def _resumed(out: Path, resume: str, prices: Path | None) -> tuple[Plan, dict[st
     return plan, dict(run.config["rank"]), run_id
 
 
-def _announce(plan: Plan, settings: dict[str, Any]) -> None:
-    """The estimate before the asks: pairs, asks and cost at most."""
+def _announce(plan: Plan, settings: dict[str, Any], asked: int = 0, stored: int = 0) -> None:
+    """The estimate before the asks: pairs, asks and cost at most; for a resume, what is
+    left (`asked` pairs asked so far, `stored` asks answered of them)."""
     n = len(plan.tools)
-    est = estimate_rank(plan, settings["max_pairs"])
+    est = estimate_rank(plan, max(settings["max_pairs"] - asked, 0))
+    # a resume first asks the orders a stopped process left unasked in the pairs begun
+    unasked = max(asked * 2 * est.judges - stored, 0)
+    # and their cost, as that of the whole pairs they make up at most
+    begun = estimate_rank(plan, math.ceil(unasked / (2 * est.judges))) if est.judges else est
+    expected_usd = worst_usd = None
+    if est.expected_usd is not None and begun.expected_usd is not None and begun.worst_usd is not None:
+        expected_usd = est.expected_usd + begun.expected_usd
+        worst_usd = (est.worst_usd or 0.0) + begun.worst_usd
     why = (
         "the budget"
         if settings["budget"] and settings["max_cost"] is None
@@ -240,11 +251,13 @@ def _announce(plan: Plan, settings: dict[str, Any]) -> None:
     what = settings["category"] or "the tools given"
     text = (
         f"rank: {n} tools ({what}) by {est.judges} judges ({len(plan.personas)} personas x "
-        f"{len(plan.members)} members): at most {est.pairs} of {est.pairs_possible} pairs ({why}), "
-        f"{est.asks} asks (each pair in both orders by every judge); fewer if the order settles first"
+        f"{len(plan.members)} members): at most {est.pairs} "
+        + (f"more (of {settings['max_pairs']}; {asked} asked) " if asked else "")
+        + f"of {est.pairs_possible} pairs ({why}), {est.asks + unasked} asks (each pair in both orders "
+        "by every judge); fewer if the order settles first"
     )
-    if est.expected_usd is not None and est.worst_usd is not None:
-        text += f"; estimated ${est.expected_usd:.4f}, at most ${est.worst_usd:.4f}"
+    if expected_usd is not None and worst_usd is not None:
+        text += f"; estimated ${expected_usd:.4f}, at most ${worst_usd:.4f}"
     if settings["max_cost"] is not None:
         text += f"; stops before spending more than ${settings['max_cost']:g}"
     notices.chatter(
@@ -254,11 +267,11 @@ def _announce(plan: Plan, settings: dict[str, Any]) -> None:
         judges=est.judges,
         pairs=est.pairs,
         pairs_possible=est.pairs_possible,
-        asks=est.asks,
-        expected_usd=est.expected_usd,
-        worst_usd=est.worst_usd,
+        asks=est.asks + unasked,
+        expected_usd=expected_usd,
+        worst_usd=worst_usd,
     )
-    if est.pairs < n - 1:  # a first round cut short: a path through est.pairs + 1 tools
+    if not asked and est.pairs < n - 1:  # a first round cut short: a path through est.pairs + 1 tools
         notices.say(
             "too_few_pairs",
             f"warning: {est.pairs} pairs leave {n - 1 - est.pairs} of the {n} tools with no judgement "
