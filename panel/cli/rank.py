@@ -243,11 +243,12 @@ def _announce(plan: Plan, settings: dict[str, Any], asked: int = 0, stored: int 
     if est.expected_usd is not None and begun.expected_usd is not None and begun.worst_usd is not None:
         expected_usd = est.expected_usd + begun.expected_usd
         worst_usd = (est.worst_usd or 0.0) + begun.worst_usd
-    why = (
-        "the budget"
-        if settings["budget"] and settings["max_cost"] is None
-        else "N log2 N, a sort's comparisons"
-    )
+    if settings["budget"] and settings["max_cost"] is None:
+        why = "the budget"
+    elif settings["max_pairs"] < default_budget(n):  # fewer pairs than N log2 N can be judged
+        why = "every pair a judge may answer"
+    else:
+        why = "N log2 N, a sort's comparisons"
     what = settings["category"] or "the tools given"
     text = (
         f"rank: {n} tools ({what}) by {est.judges} judges ({len(plan.personas)} personas x "
