@@ -66,7 +66,7 @@ def test_both_pages_hold_every_tool_judge_and_count() -> None:
     assert f"**{board.pairs_asked} of {board.pairs_possible} pairs asked**" in md
     assert f"{board.pairs_asked} of {board.pairs_possible} possible" in html
     for page in (md, unescape(html)):
-        assert "30 pairs" in page and "every pair's order was settled at the level" in page.lower()
+        assert "30 pairs" in page and "every two neighbours' order was settled at the level" in page.lower()
         assert board.note is not None and board.note in page
         assert "$0.18" in page
 

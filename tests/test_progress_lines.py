@@ -57,3 +57,19 @@ def test_a_run_served_from_the_cache_says_so_on_stderr(cli: Any, runs_dir: Path)
     again = cli(*args)
     assert again.code == 0, again
     assert again.err.splitlines()[-1] == "8 of 8 from the cache, $0", again.err
+
+
+def test_a_rankings_rounds_on_a_terminal_keep_one_bar_not_one_per_round() -> None:
+    # a 200-tool ranking has dozens of rounds: a bar each would stack past the screen's height
+    from panel.run.events import HeadToHeadBegun
+    from panel.run.stats import RoundStats
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    reporter = Reporter("bar", 0, console)
+    with reporter:
+        for _ in range(3):
+            reporter.show(HeadToHeadBegun(RoundStats(12)))
+        progress = reporter._progress
+        assert progress is not None
+        shown = [t.description for t in progress.tasks if t.visible]
+    assert shown == ["head-to-head"]  # no empty "reviewing" bar either: a ranking makes no reviews

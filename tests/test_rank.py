@@ -96,6 +96,40 @@ def test_too_few_judgements_leave_the_intervals_out_and_say_so() -> None:
     assert judge.consistency is None and judge.note is not None and "too few" in judge.note
 
 
+def test_a_ranking_that_stopped_settled_has_a_board_that_says_its_order_is_settled() -> None:
+    # with 50 resamples a round could read 48 of 50 as "at least 95%" while the board's 200
+    # resamples then said two neighbours were not told apart: "settled" is now confirmed by
+    # the board's own fit (these seeds stopped settled with such a board before)
+    for seed in (0, 11):
+        strengths = planted_strengths(6, seed, spread=4.0)
+        sim = simulate_ranking(SimulatedJudges(strengths, judges=8, seed=seed), seed=seed, resamples=0)
+        inputs = BoardInputs(
+            run_id="r", category=None, names={t: t for t in strengths}, budget=None, stopped=sim.stopped,
+            asks=0, cost_usd=None, seed=seed,
+        )  # fmt: skip
+        board = build_leaderboard(inputs, sim.results)
+        assert sim.stopped == "settled", seed
+        assert board.note is None, (seed, board.note)
+
+
+def test_judges_that_pick_by_position_alone_give_no_interval_rather_than_a_precise_zero() -> None:
+    # every judge names the first-shown tool both times: every judgement a tie, nothing known
+    # of the order, so no tool may read "+0.00 [-0.00, +0.00]"
+    strengths = planted_strengths(6, 4)
+    tools = list(strengths)
+    answers = [
+        Answer("sim", f"judge{j}", *shown, shown[0])
+        for i, a in enumerate(tools)
+        for b in tools[i + 1 :]
+        for j in range(3)
+        for shown in ((a, b), (b, a))
+    ]
+    board = build_leaderboard(_inputs(strengths), pair_results(answers))
+    assert board.judgements.ties == 15 * 3 and all(t.ties == 5 * 3 for t in board.tools)
+    assert all(t.low is None and t.high is None and t.rank_low is None for t in board.tools)
+    assert board.note is not None and "ties alone" in board.note
+
+
 def test_a_tool_that_won_every_judgement_still_gets_a_finite_strength_and_interval() -> None:
     answers = []
     for rival in ("b", "c", "d"):

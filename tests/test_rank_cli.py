@@ -70,6 +70,7 @@ def test_rank_json_prints_the_board_alone_on_stdout(cli: Any, runs_dir: Path) ->
         (("--tools", "ollama,no-such-tool"), "no tool with id"),
         (("--category", "Developer Tools", "--budget", "sixty"), "--budget: 'sixty' is not a budget"),
         (("--category", "Developer Tools", "--budget", "0 pairs"), "--budget"),
+        (("--category", "Developer Tools", "--budget", "$" + "9" * 400), "too large to be a cost"),
         ((), "--category C or --tools"),
         (("--category", "Developer Tools", "--tools", "ollama,vllm"), "one of the two"),
     ],
@@ -200,3 +201,102 @@ def test_a_member_priced_at_zero_has_no_cost_estimated_nor_reported(
     assert "$" not in line, line
     _, board = _board(runs_dir)
     assert board.cost_usd is None
+
+
+def test_a_ranking_shows_each_rounds_asks_as_they_are_answered(cli: Any, runs_dir: Path) -> None:
+    # a round of a 200-tool ranking is hundreds of asks: progress per ask, not only per round
+    out = cli(*_RANK, "--budget", "15 pairs", "--out", str(runs_dir))
+    assert out.code == 0, out.err
+    rounds = [line for line in out.err.splitlines() if line.startswith("round ")]
+    asks = [line for line in out.err.splitlines() if line.startswith("head-to-head ")]
+    done_total = [tuple(map(int, line.split()[1].split("/"))) for line in asks]
+    assert len(rounds) >= 2 and len(asks) > 2 * len(rounds)
+    assert all(done <= total for done, total in done_total)  # a later round counts its own asks
+    assert sum(1 for done, total in done_total if done == total) == len(rounds) - 1  # each round ends
+
+
+def test_panel_show_of_a_ranking_prints_its_board(cli: Any, runs_dir: Path) -> None:
+    out = cli(*_RANK, "--budget", "12 pairs", "--out", str(runs_dir), "--progress", "quiet")
+    assert out.code == 0, out.err
+    run_id, board = _board(runs_dir)
+    shown = cli("show", run_id, "--out", str(runs_dir))
+    assert shown.code == 0, shown.err
+    assert shown.out.splitlines()[0] == board.title and f"1. {board.tools[0].name}" in shown.out
+    assert str(runs_dir / run_id / "leaderboard.json") in shown.out
+    assert "scorecard" not in shown.out and "panel review --resume" not in shown.err  # not a comparison
+
+
+def test_a_pair_no_member_may_judge_is_not_counted_against_the_cap(cli: Any, tmp_path: Path) -> None:
+    # `a` recuses from Acme's tools, `b` from Beta's: no one may judge an Acme tool against a
+    # Beta tool (4 of the 15 pairs)
+    from .test_makers import _catalog, _toml
+
+    makers = {"acme-one": "Acme", "acme-two": "Acme", "beta-one": "Beta", "beta-two": "Beta"}
+    ids = [*makers, "five", "six"]
+    catalog = _catalog(tmp_path, {t: makers.get(t) for t in ids})
+    config = _toml(
+        tmp_path,
+        '[[members]]\nspec = "fake"\nname = "a"\nmaker = "Acme"\nrecuse = "maker"\n'
+        '[[members]]\nspec = "fake"\nname = "b"\nmaker = "Beta"\nrecuse = "maker"\n',
+    )
+    runs = tmp_path / "runs"
+    out = cli("rank", "--tools", ",".join(ids), "--catalog", str(catalog), "--config", str(config),
+              "-p", "builder", "--out", str(runs))  # fmt: skip
+    assert out.code == 0, out.err
+    assert "at most 11 of 15 pairs (every pair a judge may answer)" in out.err  # not 15, not N log2 N
+    _, board = _board(runs)
+    assert board.stopped in ("settled", "all-pairs") and board.pairs_asked <= 11
+    for t in board.tools:  # every tool judged
+        assert t.wins + t.losses + t.ties > 0
+
+
+def test_resume_last_finds_the_newest_unfinished_run_of_its_own_command(cli: Any, runs_dir: Path) -> None:
+    def interrupted(*args: str) -> str:
+        out = cli(*args, "--out", str(runs_dir), "--progress", "quiet")
+        assert out.code == 0, out.err
+        with Store(runs_dir) as store:
+            ((run, _, _), *_) = store.list_runs()
+            store.db.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (run.id,))
+            store.db.commit()
+        return run.id
+
+    ranking = interrupted("rank", "--tools", "ollama,vllm,llama-cpp", "-b", "fake", "-p", "builder")
+    review = interrupted("compare", "ollama", "vllm", "-b", "fake", "-p", "builder")
+    # the newest unfinished run is a comparison: `panel rank --resume last` finishes the ranking
+    again = cli("rank", "--resume", "last", "--out", str(runs_dir), "--progress", "quiet")
+    assert again.code == 0, again.err
+    newer = interrupted("rank", "--tools", "ollama,vllm,llama-cpp", "-b", "fake", "-p", "skeptic")
+    # and the newest is now a ranking: `panel review --resume last` finishes the comparison
+    finished = cli("review", "--resume", "last", "--out", str(runs_dir), "--progress", "quiet")
+    assert finished.code == 0, finished.err
+    with Store(runs_dir, readonly=True) as store:
+        status = {rid: store.get_run(rid).status for rid in (ranking, review, newer)}  # type: ignore[union-attr]
+    assert status == {ranking: "done", review: "done", newer: "interrupted"}
+
+
+def test_a_pairs_budget_too_small_to_reach_every_tool_is_said_before_any_ask(
+    cli: Any, runs_dir: Path
+) -> None:
+    out = cli(*_RANK, "--budget", "5 pairs", "--out", str(runs_dir), "--progress", "quiet")
+    assert out.code == 0, out.err
+    assert "warning: 5 pairs leave 3 of the 9 tools with no judgement" in out.err
+    _, board = _board(runs_dir)
+    assert sum(t.wins + t.losses + t.ties + t.failed == 0 for t in board.tools) == 3
+
+
+def test_a_resumed_rankings_estimate_is_what_is_left(cli: Any, runs_dir: Path) -> None:
+    out = cli(*_RANK, "--budget", "20 pairs", "--out", str(runs_dir), "--progress", "quiet")
+    assert out.code == 0, out.err
+    run_id, board = _board(runs_dir)
+    with Store(runs_dir) as store:  # as if it stopped there, 3 asks of a pair begun unanswered
+        db = store.db
+        for (row_id,) in db.execute("SELECT id FROM head_to_head ORDER BY id DESC LIMIT 3").fetchall():
+            db.execute("DELETE FROM head_to_head WHERE id = ?", (row_id,))
+        db.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (run_id,))
+        db.commit()
+    again = cli("rank", "--resume", run_id, "--out", str(runs_dir))
+    assert again.code == 0, again.err
+    left = 20 - board.pairs_asked
+    (line,) = [x for x in again.err.splitlines() if x.startswith("rank: ")]
+    assert f"at most {left} more (of 20; {board.pairs_asked} asked) of 36 pairs" in line, line
+    assert f", {left * 2 * 2 + 3} asks" in line, line  # the pairs left, and the 3 orders unanswered

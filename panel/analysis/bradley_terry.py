@@ -14,7 +14,9 @@ strength. Strengths are log-strengths whose mean over the tools is 0.
 
 Intervals come from the bootstrap over judgements: resample the judgements with replacement,
 refit, and read the central `level` of each tool's strength and of its rank. Below
-`MIN_JUDGEMENTS` judgements (failed ones excluded) a tool's intervals are missing and say so.
+`MIN_JUDGEMENTS` judgements (failed ones excluded), or with ties alone (no judge named the
+same tool both times: every resample repeats the same half wins, and the interval would be a
+precise 0 that nothing measured), a tool's intervals are missing and say so.
 Pure: numpy and choix, no store.
 """
 
@@ -85,6 +87,9 @@ class Fit:
     #: per tool: judgements of its pairs with an answer in both orders
     judged: NDArray[np.int64]
     level: float = 0.95
+    #: per tool: its consistent judgements (the judge named the same tool both times); None:
+    #: as many as `judged`
+    decided: NDArray[np.int64] | None = None
 
     @property
     def resamples(self) -> int:
@@ -95,7 +100,8 @@ class Fit:
         return sorted(range(len(self.tools)), key=lambda i: (-self.strength[i], i))
 
     def enough(self, i: int) -> bool:
-        return bool(self.judged[i] >= MIN_JUDGEMENTS) and self.resamples > 0
+        decided = self.decided[i] if self.decided is not None else self.judged[i]
+        return bool(self.judged[i] >= MIN_JUDGEMENTS and decided > 0) and self.resamples > 0
 
     def _tails(self) -> tuple[float, float]:
         tail = (1 - self.level) / 2
@@ -144,9 +150,11 @@ def fit(
     n = len(tools)
     answered = [r for r in results if r.outcome != "failed"]
     judged = np.zeros(n, dtype=np.int64)
+    decided = np.zeros(n, dtype=np.int64)
     for r in answered:
-        judged[index[r.tools[0]]] += 1
-        judged[index[r.tools[1]]] += 1
+        for tool in r.tools:
+            judged[index[tool]] += 1
+            decided[index[tool]] += r.outcome == "consistent"
     # Each fit solves for the stationary distribution of an N x N chain: a matrix that small
     # is solved faster by one BLAS thread than by several (16 times, measured at N = 200 on
     # two busy cores), so the fits hold BLAS to one thread.
@@ -159,4 +167,4 @@ def fit(
             picked = rng.integers(0, len(answered), size=len(answered))
             rows = [row for j in picked for row in per_judgement[j]]
             samples[k] = fit_strengths(n, rows, alpha, start=strength)
-    return Fit(tuple(tools), strength, samples, judged, level)
+    return Fit(tuple(tools), strength, samples, judged, level, decided)

@@ -137,17 +137,19 @@ def _note(found: Fit) -> str | None:
     few = sum(not found.enough(i) for i in range(len(found.tools)))
     if few:
         return (
-            f"{few} of {len(found.tools)} tools rest on fewer than {MIN_JUDGEMENTS} judgements: "
+            f"{few} of {len(found.tools)} tools rest on fewer than {MIN_JUDGEMENTS} judgements, or on "
+            "ties alone: "
             "their intervals are left out (too few), and their places are a rough guess."
         )
-    overlapping = 0
+    # The stop rule's own test ("settled"): is the stronger of two neighbours ahead in at
+    # least `level` of the resamples? (Their two-sided rank intervals may still share a place.)
     order = found.order()
-    for a, b in itertools.pairwise(order):
-        ra, rb = found.rank_interval(a), found.rank_interval(b)
-        overlapping += bool(ra and rb and ra[1] >= rb[0])
-    if overlapping:
+    beats = found.beats()
+    unsettled = sum(beats[a, b] < found.level for a, b in itertools.pairwise(order))
+    if unsettled:
         return (
-            f"{overlapping} of {len(order) - 1} neighbouring places have overlapping rank intervals: "
-            "those tools are not told apart at this size."
+            f"{unsettled} of {len(order) - 1} neighbouring places are not settled (the stronger is "
+            f"ahead in fewer than {found.level:.0%} of the resamples): those tools are not told apart "
+            "at this size."
         )
     return None

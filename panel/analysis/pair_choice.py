@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +30,7 @@ import numpy as np
 from ..report.head_to_head import PairResult
 from ..report.leaderboard_file import Stopped
 from .bradley_terry import Fit, fit
+from .leaderboard_fit import RESAMPLES
 
 __all__ = ["Pair", "Ranker", "all_pairs", "default_budget", "first_pairs", "pairs_asked"]
 
@@ -73,9 +74,18 @@ class Ranker:
     level: float = 0.95
     #: bootstrap resamples behind each round's choice (the final board uses more)
     round_resamples: int = 50
-    #: the pairs proposed so far: a pair no judge may answer (every member recuses from a
-    #: tool of it) leaves no judgement, and is still never proposed twice
+    #: resamples of the fit that confirms "settled": the board's own (same seed), so a board
+    #: that stopped settled never says its neighbours are not told apart
+    confirm_resamples: int = RESAMPLES
+    #: the pairs proposed so far (never proposed twice)
     proposed: set[frozenset[str]] = field(default_factory=set)
+    #: whether some judge may answer a pair (not every member recuses from a tool of it);
+    #: a pair none may answer is never proposed, nor counted against the cap
+    judgeable: Callable[[str, str], bool] = lambda a, b: True
+
+    def __post_init__(self) -> None:
+        #: the pairs no judge may answer
+        self.barred = {frozenset(p) for p in itertools.combinations(self.tools, 2) if not self.judgeable(*p)}
 
     def propose(self, results: Sequence[PairResult]) -> list[Pair] | Stopped:
         """The next round's pairs (none asked before), or why the asking stops."""
@@ -86,18 +96,21 @@ class Ranker:
 
     def _propose(self, results: Sequence[PairResult]) -> list[Pair] | Stopped:
         asked = pairs_asked(results) | self.proposed
-        n = len(self.tools)
         room = self.max_pairs - len(asked)
         if not asked:
-            return first_pairs(self.tools, self.seed)[: max(room, 0)] or "budget"
+            first = [p for p in first_pairs(self.tools, self.seed) if frozenset(p) not in self.barred]
+            return first[: max(room, 0)] or ("budget" if first else "all-pairs")
         current = fit(self.tools, results, resamples=self.round_resamples, level=self.level, seed=self.seed)
-        if settled(current, pairs_asked(results)):
+        if settled(current, pairs_asked(results)) and settled(
+            fit(self.tools, results, resamples=self.confirm_resamples, level=self.level, seed=self.seed),
+            pairs_asked(results),
+        ):
             return "settled"
-        if len(asked) >= all_pairs(n):
+        if len(asked) >= all_pairs(len(self.tools)) - len(self.barred):
             return "all-pairs"
         if room <= 0:
             return "budget"
-        return self._closest_unsettled(current, asked, room)
+        return self._closest_unsettled(current, asked | self.barred, room) or "all-pairs"
 
     def _closest_unsettled(self, current: Fit, asked: set[frozenset[str]], room: int) -> list[Pair]:
         beats = current.beats()

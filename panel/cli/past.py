@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 import sys
 from datetime import datetime
@@ -15,7 +16,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..report.diff import diff_runs
 from ..report.files import write_atomic
-from ..report.leaderboard_file import leaderboard_schema_text
+from ..report.leaderboard_file import Leaderboard, leaderboard_schema_text
 from ..report.load import load_record
 from ..report.ranking import confidence_line
 from ..report.record import ComparisonRecord, record_schema_text
@@ -27,6 +28,7 @@ from ..store import Store
 from ..text import clean, for_console
 from ..view.data import tool_record
 from .apps import app, err_console, out_console
+from .board_lines import print_board
 from .head_to_head import print_head_to_head
 from .options import RUN_HELP, RunRef, RunsDir
 from .review_summary import print_review_summary, review_summary
@@ -168,6 +170,9 @@ def show(
             record = tool_record(store, run_id, tool)
             if record is None:
                 raise UserError(_no_tool(store, run_id, tool))
+        elif run is not None and run.kind == "rank":
+            _show_ranking(store, run_id, run.status, out)
+            return
         elif run is not None and run.kind == "review":
             summary = review_summary(store, run)
             planned = store.planned_reviews([run_id]).get(run_id, 0)
@@ -180,6 +185,25 @@ def show(
             record = load_record(store, run_id)
     print_record(record)
     _note_unfinished(record, out)
+
+
+def _show_ranking(store: Store, run_id: str, status: str, out: Path) -> None:
+    """A ranking: its board's first lines (a ranking has no reviews to make a comparison of)."""
+    path = store.run_dir(run_id) / "leaderboard.json"
+    try:
+        board = Leaderboard.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"run {run_id} is a ranking, and its board {path} cannot be read: {e}") from None
+    print_board(board, store_dir=path.parent)
+    if status != "done":
+        err_console.print(
+            for_console(
+                f"note: ranking {run_id} is not finished ({status}); finish it with: "
+                + shlex.join(["panel", "rank", "--resume", run_id, *resume_args(out)])
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _no_tool(store: Store, run_id: str, tool: str) -> str:

@@ -242,7 +242,9 @@ class Reporter:
                 console=self.console,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("reviewing", total=self.total, rate="0.0", extra="")
+            self._task = self._progress.add_task(
+                "reviewing", total=self.total, rate="0.0", extra="", visible=self.total > 0
+            )
         return self
 
     def show(self, event: Event) -> None:
@@ -281,6 +283,8 @@ class Reporter:
         """A round after round 1 begins: a bar of its own (bar), a line, an event (jsonl)."""
         self._round_started[name] = time.monotonic()
         if self._progress is not None:
+            if name in self._round_tasks:  # a ranking's next round: its bar replaces the last one
+                self._progress.remove_task(self._round_tasks[name])
             self._round_tasks[name] = self._progress.add_task(
                 name, total=stats.total, completed=stats.done, rate="0.0", extra=""
             )

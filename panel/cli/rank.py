@@ -4,18 +4,20 @@ pairs chosen adaptively, and write runs/<run id>/leaderboard.json."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 
 from ..analysis.leaderboard_fit import BoardInputs, build_leaderboard
-from ..analysis.pair_choice import Pair, Ranker, all_pairs, default_budget
+from ..analysis.pair_choice import Pair, Ranker, default_budget
 from ..backends.base import Sampling
 from ..catalog import Catalog, load_catalog
 from ..config import load_config
@@ -25,13 +27,14 @@ from ..report.head_to_head import PairResult
 from ..report.leaderboard_file import Leaderboard, Stopped
 from ..report.leaderboard_render import write_leaderboard_pages
 from ..run.ending import store_errors
+from ..run.head_to_head import judges_pair
 from ..run.plan import Plan, RunOptions, default_catalog, plan_resume, plan_run, require_prices, start_run
 from ..run.pricing import charges
 from ..run.ranking import estimate_rank, run_ranking, stored_results
 from ..run.resume import resume_target
 from ..store import Store
-from ..text import for_console
-from .apps import app, notices, out_console
+from .apps import app, err_console, notices
+from .board_lines import print_board
 from .execute import RunInterrupted
 from .options import (
     ConfigPath,
@@ -43,11 +46,9 @@ from .options import (
     ProgressMode,
     RunsDir,
 )
+from .progress import Reporter
 
 __all__ = ["Budget", "parse_budget", "rank"]
-
-#: the tools' lines printed at the end (the whole board is in leaderboard.json)
-SHOWN = 10
 
 _PAIRS = re.compile(r"\s*(\d+)\s*pairs?\s*", re.I)
 _USD = re.compile(r"\s*\$\s*(\d+(?:\.\d*)?|\.\d+)\s*")
@@ -70,6 +71,8 @@ def parse_budget(text: str | None) -> Budget | None:
         return Budget(f"{pairs} pairs", pairs, None)
     if m := _USD.fullmatch(text):
         usd = float(m.group(1))
+        if not math.isfinite(usd):  # 400 digits read as infinity: no cap at all
+            raise UserError(f"--budget: '{text[:40]}...' is too large to be a cost; give dollars ('$0.50')")
         if usd <= 0:
             raise UserError(f"--budget: '{text}' allows no spending; give more than $0")
         return Budget(f"${usd:g}", None, usd)
@@ -96,13 +99,21 @@ def _chosen(catalog: Catalog, category: str | None, tools: str | None) -> tuple[
     return [t.id for t in found], found[0].category
 
 
+def _judgeable(plan: Plan) -> Callable[[str, str], bool]:
+    """Whether some member may judge a pair (it recuses from neither tool's maker)."""
+    tools = {t.id: t for t in plan.tools}
+    return lambda a, b: any(judges_pair(m.backend, tools[a], tools[b]) for m in plan.members)
+
+
 def _settings(plan: Plan, category: str | None, budget: Budget | None, seed: int) -> dict[str, Any]:
     n = len(plan.tools)
     cap = budget.pairs if budget is not None and budget.pairs is not None else default_budget(n)
+    judgeable = _judgeable(plan)
+    possible = sum(judgeable(a.id, b.id) for a, b in itertools.combinations(plan.tools, 2))
     return {
         "category": category,
         "budget": budget.text if budget is not None else None,
-        "max_pairs": min(cap, all_pairs(n)),
+        "max_pairs": min(cap, possible),
         "max_cost": budget.usd if budget is not None else None,
         "seed": seed,
     }
@@ -184,11 +195,13 @@ def rank(
         settings = _settings(plan, named, parsed, seed)
         require_prices(plan, settings["max_cost"])
         run_id = None
+    asked = stored = 0
     if run_id is not None:
         with Store(out, readonly=True) as store:
             asked = len({frozenset(r.tools) for r in stored_results(store, run_id)})
+            stored = len(store.head_to_heads(run_id))
         notices.chatter("resuming", f"resuming ranking {run_id}: {asked} pairs asked so far", run_id=run_id)
-    _announce(plan, settings)
+    _announce(plan, settings, asked, stored)
     options = RunOptions(
         use_cache=not no_cache,
         max_cost=settings["max_cost"],
@@ -201,14 +214,14 @@ def rank(
         if run_id is None:
             run_id = start_run(plan, store, "panel " + shlex.join(sys.argv[1:]), options)
         board = _run(store, plan, run_id, settings, options, out)
-    _print(board, store_dir=out / run_id, fmt=fmt, elapsed=time.monotonic() - started)
+    print_board(board, store_dir=out / run_id, fmt=fmt, elapsed=time.monotonic() - started)
     if board.stopped == "interrupted" or (board.stopped == "budget" and settings["max_cost"] is not None):
         raise typer.Exit(3)
 
 
 def _resumed(out: Path, resume: str, prices: Path | None) -> tuple[Plan, dict[str, Any], str]:
     with Store(out, readonly=True) as store:
-        run_id = resume_target(store, resume)
+        run_id = resume_target(store, resume, ranking=True)
         run = store.get_run(run_id)
         assert run is not None
         if run.kind != "rank":
@@ -217,23 +230,35 @@ def _resumed(out: Path, resume: str, prices: Path | None) -> tuple[Plan, dict[st
     return plan, dict(run.config["rank"]), run_id
 
 
-def _announce(plan: Plan, settings: dict[str, Any]) -> None:
-    """The estimate before the asks: pairs, asks and cost at most."""
+def _announce(plan: Plan, settings: dict[str, Any], asked: int = 0, stored: int = 0) -> None:
+    """The estimate before the asks: pairs, asks and cost at most; for a resume, what is
+    left (`asked` pairs asked so far, `stored` asks answered of them)."""
     n = len(plan.tools)
-    est = estimate_rank(plan, settings["max_pairs"])
-    why = (
-        "the budget"
-        if settings["budget"] and settings["max_cost"] is None
-        else "N log2 N, a sort's comparisons"
-    )
+    est = estimate_rank(plan, max(settings["max_pairs"] - asked, 0))
+    # a resume first asks the orders a stopped process left unasked in the pairs begun
+    unasked = max(asked * 2 * est.judges - stored, 0)
+    # and their cost, as that of the whole pairs they make up at most
+    begun = estimate_rank(plan, math.ceil(unasked / (2 * est.judges))) if est.judges else est
+    expected_usd = worst_usd = None
+    if est.expected_usd is not None and begun.expected_usd is not None and begun.worst_usd is not None:
+        expected_usd = est.expected_usd + begun.expected_usd
+        worst_usd = (est.worst_usd or 0.0) + begun.worst_usd
+    if settings["budget"] and settings["max_cost"] is None:
+        why = "the budget"
+    elif settings["max_pairs"] < default_budget(n):  # fewer pairs than N log2 N can be judged
+        why = "every pair a judge may answer"
+    else:
+        why = "N log2 N, a sort's comparisons"
     what = settings["category"] or "the tools given"
     text = (
         f"rank: {n} tools ({what}) by {est.judges} judges ({len(plan.personas)} personas x "
-        f"{len(plan.members)} members): at most {est.pairs} of {est.pairs_possible} pairs ({why}), "
-        f"{est.asks} asks (each pair in both orders by every judge); fewer if the order settles first"
+        f"{len(plan.members)} members): at most {est.pairs} "
+        + (f"more (of {settings['max_pairs']}; {asked} asked) " if asked else "")
+        + f"of {est.pairs_possible} pairs ({why}), {est.asks + unasked} asks (each pair in both orders "
+        "by every judge); fewer if the order settles first"
     )
-    if est.expected_usd is not None and est.worst_usd is not None:
-        text += f"; estimated ${est.expected_usd:.4f}, at most ${est.worst_usd:.4f}"
+    if expected_usd is not None and worst_usd is not None:
+        text += f"; estimated ${expected_usd:.4f}, at most ${worst_usd:.4f}"
     if settings["max_cost"] is not None:
         text += f"; stops before spending more than ${settings['max_cost']:g}"
     notices.chatter(
@@ -243,17 +268,25 @@ def _announce(plan: Plan, settings: dict[str, Any]) -> None:
         judges=est.judges,
         pairs=est.pairs,
         pairs_possible=est.pairs_possible,
-        asks=est.asks,
-        expected_usd=est.expected_usd,
-        worst_usd=est.worst_usd,
+        asks=est.asks + unasked,
+        expected_usd=expected_usd,
+        worst_usd=worst_usd,
     )
+    if not asked and est.pairs < n - 1:  # a first round cut short: a path through est.pairs + 1 tools
+        notices.say(
+            "too_few_pairs",
+            f"warning: {est.pairs} pairs leave {n - 1 - est.pairs} of the {n} tools with no judgement "
+            f"(the board cannot place them); ranking {n} tools takes at least {n - 1} pairs",
+            pairs=est.pairs,
+            unjudged=n - 1 - est.pairs,
+        )
 
 
 def _run(
     store: Store, plan: Plan, run_id: str, settings: dict[str, Any], options: RunOptions, out: Path
 ) -> Leaderboard:
     ids = tuple(t.id for t in plan.tools)
-    ranker = Ranker(ids, settings["max_pairs"], seed=settings["seed"])
+    ranker = Ranker(ids, settings["max_pairs"], seed=settings["seed"], judgeable=_judgeable(plan))
     made: list[Leaderboard] = []
 
     def write(rid: str, stopped: Stopped) -> None:
@@ -273,9 +306,11 @@ def _run(
     resume = shlex.join(
         ["panel", "rank", "--resume", run_id] + (["--out", str(out)] if out != Path("runs") else [])
     )
+    # Each round's asks show their progress as `compare --head-to-head` shows its round.
+    reporter = Reporter(notices.mode, 0, err_console)
     try:
-        with store_errors(store), asyncio.Runner() as runner:
-            runner.run(run_ranking(plan, store, run_id, ranker, options, write, on_round))
+        with store_errors(store), reporter, asyncio.Runner() as runner:
+            runner.run(run_ranking(plan, store, run_id, ranker, options, write, on_round, reporter.show))
     except KeyboardInterrupt:
         made.append(_write_board(store, plan, run_id, settings, "interrupted"))
         notices.say(
@@ -317,38 +352,3 @@ def _write_board(
     write_atomic(folder / "leaderboard.json", board.model_dump_json(indent=2) + "\n")
     write_leaderboard_pages(board, folder)  # leaderboard.md and leaderboard.html beside it
     return board
-
-
-def _print(board: Leaderboard, *, store_dir: Path, fmt: str, elapsed: float) -> None:
-    if fmt == "json":
-        sys.stdout.write(board.model_dump_json(indent=2) + "\n")
-        notices.say("wrote", f"wrote {store_dir / 'leaderboard.json'}", folder=str(store_dir))
-        return
-    out_console.print(for_console(board.title), markup=False, highlight=False, soft_wrap=True)
-    for t in board.tools[:SHOWN]:
-        interval = f"[{t.low:+.2f}, {t.high:+.2f}]" if t.low is not None and t.high is not None else "too few"
-        places = f"rank {t.rank_low}-{t.rank_high}" if t.rank_low is not None else "rank ?"
-        line = (
-            f"{t.rank:>3}. {for_console(t.name)} ({for_console(t.tool_id)})  {t.strength:+.2f} {interval}  "
-            f"{places}  {t.wins}W {t.losses}L {t.ties}T {t.failed}F"
-        )
-        out_console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if len(board.tools) > SHOWN:
-        out_console.print(f"  ... and {len(board.tools) - SHOWN} more in leaderboard.json", markup=False)
-    j = board.judgements
-    out_console.print(
-        f"{board.pairs_asked} of {board.pairs_possible} pairs asked, {board.asks} asks in {elapsed:.1f}s; "
-        f"judgements: {j.consistent} consistent, {j.ties} ties (picked by position), {j.failed} failed; "
-        f"stopped: {board.stopped}" + (f"; ${board.cost_usd:.4f}" if board.cost_usd is not None else ""),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-    if board.note:
-        out_console.print(for_console(board.note), markup=False, highlight=False, soft_wrap=True)
-    out_console.print(
-        f"wrote {for_console(store_dir / 'leaderboard.json')} (and leaderboard.md, leaderboard.html)",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )

@@ -25,7 +25,7 @@ __all__ = [
 
 LEADERBOARD_VERSION: Literal["1.0"] = "1.0"
 
-#: why the asking stopped: every pair's order settled at the level, the budget ran out, every
+#: why the asking stopped: every two neighbours' order settled at the level, the budget ran out, every
 #: possible pair was asked, or the run was interrupted (the board is what was asked so far)
 Stopped = Literal["settled", "budget", "all-pairs", "interrupted"]
 

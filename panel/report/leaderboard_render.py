@@ -35,7 +35,7 @@ __all__ = [
 
 #: why the asking stopped, as the pages say it
 STOPPED = {
-    "settled": "every pair's order was settled at the level",
+    "settled": "every two neighbours' order was settled at the level",
     "budget": "the budget ran out",
     "all-pairs": "every possible pair was asked",
     "interrupted": "the run was interrupted: the board is what was asked until then",

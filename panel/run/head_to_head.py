@@ -36,6 +36,7 @@ __all__ = [
     "head_to_head_asks",
     "head_to_head_messages",
     "head_to_head_schema",
+    "judges_pair",
     "member_asks",
     "named_pairs",
     "parse_head_to_head",
@@ -103,8 +104,13 @@ def member_asks(
     """One member's asks (:func:`asks`), none of a pair in which it recuses from either tool
     (`recuse = "maker"`): it neither judges its maker's tool nor judges against it."""
     for ask in asks(personas, [backend.label], tools, pairs):
-        if not (backend.recuses_from(ask.first.maker) or backend.recuses_from(ask.second.maker)):
+        if judges_pair(backend, ask.first, ask.second):
             yield ask
+
+
+def judges_pair(backend: Backend, first: Tool, second: Tool) -> bool:
+    """Whether a member may judge this pair: it recuses from neither tool's maker."""
+    return not (backend.recuses_from(first.maker) or backend.recuses_from(second.maker))
 
 
 def head_to_head_asks(plan: Plan, pairs: Iterable[tuple[str, str]] | None = None) -> int:

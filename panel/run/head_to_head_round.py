@@ -103,7 +103,13 @@ async def run_head_to_head(
         ]
         for member in engine.members
     }
-    stored = store.head_to_heads(run_id)
+    # What an earlier process answered of these asks (a ranking's earlier rounds asked others).
+    keys = {(c.persona.id, label, *c.shown) for label, mine in cells.items() for c in mine}
+    stored = [
+        r
+        for r in store.head_to_heads(run_id)
+        if (r.persona_id, r.member, r.first_tool, r.second_tool) in keys
+    ]
     answered = sum(r.picked is not None for r in stored)
     progress = RoundStats(sum(map(len, cells.values())), len(stored), answered, len(stored) - answered)
     engine.stats.head_to_head = progress

@@ -18,6 +18,7 @@ from ..report.leaderboard_file import Stopped
 from ..store import Store
 from .ending import running
 from .engine import Engine
+from .events import Sink
 from .head_to_head_round import HeadToHeadCell, run_head_to_head
 from .plan import Plan, RunOptions, plan_engine
 from .pricing import charges, input_tokens
@@ -107,11 +108,12 @@ async def run_ranking(
     options: RunOptions,
     write: Callable[[str, Stopped], None],
     on_round: RoundSink | None = None,
+    on_event: Sink | None = None,
 ) -> Stopped:
     """Run (or finish) the ranking `run_id`: its rounds, then `write(run_id, stopped)` (the
     leaderboard) before the run is marked done, or stopped when the cost budget or a member's
-    server stopped it."""
-    engine = plan_engine(plan, store, run_id, options)
+    server stopped it. `on_event`: the engine's events (each ask's progress)."""
+    engine = plan_engine(plan, store, run_id, options, on_event)
     async with running(store, run_id, [m.backend for m in plan.members]) as end:
         # No review cells: this readies the engine as a run does (what a dead process left
         # unanswered, the spend so far, the members' output forms).

@@ -19,11 +19,16 @@ def resume_command(run_id: str, extra: Sequence[str] = ()) -> str:
     return shlex.join(["panel", "review", "--resume", run_id, *extra])
 
 
-def resume_target(store: Store, resume: str) -> str:
+def resume_target(store: Store, resume: str, *, ranking: bool = False) -> str:
     """The run `--resume` names: a run id or a prefix of one; 'last' is the newest run that
-    did not finish."""
+    did not finish, a ranking for `panel rank` (`ranking`), else a review or comparison."""
+    what = "unfinished ranking" if ranking else "unfinished run"
     return resolve_run(
-        store, resume, newest=lambda: store.latest_run(*UNFINISHED), what="unfinished run", flag="--resume"
+        store,
+        resume,
+        newest=lambda: store.latest_run(*UNFINISHED, ranking=ranking),
+        what=what,
+        flag="--resume",
     )
 
 

@@ -72,12 +72,15 @@ class Runs(Connection):
         found = ((self._live(run_row(r)), int(r["n"]), int(r["ok"])) for r in rows)
         return list(itertools.islice((f for f in found if status in (None, f[0].status)), limit))
 
-    def latest_run(self, *statuses: str) -> str | None:
-        """The newest run with one of these statuses (default: done)."""
+    def latest_run(self, *statuses: str, ranking: bool | None = None) -> str | None:
+        """The newest run with one of these statuses (default: done); `ranking`: only rankings
+        (True), none of them (False), any run (None)."""
         wanted = statuses or ("done",)
         marks = ", ".join("?" * len(wanted))
+        kind = {None: "", True: " AND k = 'rank'", False: " AND k IS NOT 'rank'"}[ranking]
         row = self.db.execute(
-            f"SELECT id FROM runs WHERE status IN ({marks}) ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            f"SELECT id FROM (SELECT *, json_extract(config, '$.kind') AS k FROM runs) "
+            f"WHERE status IN ({marks}){kind} ORDER BY created_at DESC, rowid DESC LIMIT 1",
             wanted,
         ).fetchone()
         return str(row[0]) if row else None
