@@ -26,9 +26,8 @@ from typing import Any
 
 from ..catalog import Tool
 from ..store import Store
-from .bias_measure import Measure, Sums, absent, reading, too_small, within_slope
+from .bias_measure import Measure, Sums, absent, reading, too_small, within_estimate
 from .bias_order import MIN_PAIRS, Shown, too_few_pairs
-from .bootstrap import bootstrap
 from .long import iter_long
 from .sample import MIN_TOOLS
 
@@ -86,9 +85,7 @@ def entry_length(
             [float(r["verdict"] == positive) for r in rows],
             (len(tools), len(judges)),
         )
-        point, statistic = within_slope(sums)
-        flat = sums.flat()
-        estimate = bootstrap({"entry": (point, statistic)}, len(tools), n_resamples, seed)["entry"]
+        estimate, flat = within_estimate(sums, n_resamples, seed)
     caveat = (
         "the entry's length is not assigned at random, so this is an association: a longer entry "
         "may describe a more mature tool."
@@ -120,9 +117,7 @@ def review_length(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Me
             [math.log2(max(p.length, 1)) for p in pairs], [float(p.adopted) for p in pairs],
             (len(tools), len(strata)),
         )  # fmt: skip
-        point, statistic = within_slope(sums)
-        flat = sums.flat()
-        estimate = bootstrap({"review": (point, statistic)}, len(tools), n_resamples, seed)["review"]
+        estimate, flat = within_estimate(sums, n_resamples, seed)
     caveat = (
         "a longer review may also be a better-argued one, so the data cannot separate its length "
         "from what it says."

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .bootstrap import Estimate, FloatArray, Weighted
+from .bootstrap import Estimate, FloatArray, Weighted, bootstrap
 from .intervals import json_ready
 
 __all__ = ["Measure", "Small", "Sums", "absent", "reading", "too_small", "within_slope"]
@@ -186,3 +186,11 @@ def within_slope(sums: Sums) -> tuple[float, Weighted]:
 
     point = math.nan if sums.flat() else float(slope(np.ones((1, sums.n.shape[0])))[0])
     return point, slope
+
+
+def within_estimate(sums: Sums, n_resamples: int, seed: int) -> tuple[Estimate, str | None]:
+    """The slope of :func:`within_slope` with its percentile bootstrap over tools (the rows of
+    `sums`), and why it is undefined (:meth:`Sums.flat`) or None: what each bias measure reads."""
+    point, statistic = within_slope(sums)
+    estimate = bootstrap({"slope": (point, statistic)}, sums.n.shape[0], n_resamples, seed)["slope"]
+    return estimate, sums.flat()

@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from ..prompts import fence
 from ..run.rebuttal import reading_order_key, review_as_read
 from ..store import RebuttalRow, ReviewRow, Store
-from .bias_measure import Measure, Small, Sums, absent, reading, too_small, within_slope
-from .bootstrap import bootstrap
+from .bias_measure import Measure, Small, Sums, absent, reading, too_small, within_estimate
 from .sample import MIN_TOOLS
 
 __all__ = ["MIN_PAIRS", "Pair", "Shown", "order_bias", "shown_pairs", "too_few_pairs"]
@@ -197,9 +196,7 @@ def order_bias(shown: Shown, *, n_resamples: int = 2000, seed: int = 0) -> Measu
             [float(against) for _, against, _ in rows], [float(adopted) for _, _, adopted in rows],
             (len(tools), len(strata)),
         )  # fmt: skip
-        point, statistic = within_slope(sums)
-        flat = sums.flat()
-        estimate = bootstrap({"order": (point, statistic)}, len(tools), n_resamples, seed)["order"]
+        estimate, flat = within_estimate(sums, n_resamples, seed)
     caveat = (
         "the order is drawn by a hash, independent of what the reviews say, so a difference is an "
         "effect of the position."
