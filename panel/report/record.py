@@ -347,7 +347,8 @@ class Headline(_Model):
     head_to_head_pick: str | None = Field(
         default=None,
         exclude_if=lambda v: v is None,
-        description="The tool with the most consistent head-to-head wins; left out when level or none.",
+        description="The tool that leads every one of its head-to-head pairs in consistent wins; "
+        "left out when none does.",
     )
     disagreement: str | None = Field(
         default=None,
