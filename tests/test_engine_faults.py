@@ -171,7 +171,7 @@ def test_cli_prints_a_backend_bug_on_one_line_and_exits_70(
     assert result.code == 70
     # The progress line may precede it on stderr; the bug is the one line after it.
     line = result.err.strip().splitlines()[-1]
-    where = _line_of("text = json.dumps(fill(request.schema, seed))")
+    where = _line_of("fill(request.schema, seed)")
     assert re.fullmatch(
         rf"error: bug in panel at panel/backends/fake\.py:{where} while fake:schema answered: "
         r"KeyError: 'no-such-key' \(the run stopped; please report this\)",

@@ -300,3 +300,33 @@ def test_a_resumed_rankings_estimate_is_what_is_left(cli: Any, runs_dir: Path) -
     (line,) = [x for x in again.err.splitlines() if x.startswith("rank: ")]
     assert f"at most {left} more (of 20; {board.pairs_asked} asked) of 36 pairs" in line, line
     assert f", {left * 2 * 2 + 3} asks" in line, line  # the pairs left, and the 3 orders unanswered
+
+
+def test_the_cli_starts_without_the_rankings_libraries() -> None:
+    # `panel rank` needs numpy and choix (the analysis extra); every other command starts
+    # without them (an install without the extra, and the CLI's memory cap in test_inputs).
+    import subprocess
+    import sys
+
+    script = "import sys\nimport panel.cli\nprint(sorted({'numpy', 'choix', 'scipy'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_rank_without_the_analysis_extra_says_so_in_one_line(
+    cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "choix" else real(name, *a)
+    )
+    out = cli("rank", "--tools", "ollama,vllm", "-b", "fake", "--out", str(runs_dir))
+    assert out.code == 2
+    (line,) = out.err.strip().splitlines()
+    assert (
+        line.startswith("error: panel rank needs the Python package 'choix'")
+        and "toolpanel[analysis]" in line
+    )
+    assert not runs_dir.exists()
