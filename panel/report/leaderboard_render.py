@@ -87,10 +87,11 @@ def _share(value: float) -> str:
 
 
 def _few(note: str | None) -> str:
-    """A missing rate as the pages say it: always "too few", with the board's reason if it has one."""
+    """A missing rate as the pages say it: always "too few", with the board's reason if it has one
+    (as `panel rank` writes it, "consistency too few: 2 of 3 pairs (10 needed); ...", said once)."""
     if not note:
         return "too few"
-    return note if note.lower().startswith("too few") else f"too few: {note}"
+    return note if "too few" in note.lower() else f"too few: {note}"
 
 
 def leaderboard_context(lb: Leaderboard, *, inline_style: bool = True) -> dict[str, Any]:
