@@ -20,8 +20,9 @@ from collections import Counter
 
 import yaml
 
-from panel.report.head_to_head import Answer, Rate, judge_bias, pair_results
-from panel.report.leaderboard_file import JudgeLine, Judgements, Leaderboard, LeaderTool
+from panel.analysis.leaderboard_fit import judge_line
+from panel.report.head_to_head import Answer, judge_bias, pair_results
+from panel.report.leaderboard_file import Judgements, Leaderboard, LeaderTool
 
 from .conftest import EXAMPLE_CATALOG
 
@@ -44,13 +45,6 @@ _FLAKY = ("futurist", "mistral:mistral-small-latest")
 def _catalog_tools() -> list[tuple[str, str]]:
     tools = yaml.safe_load(EXAMPLE_CATALOG.read_text(encoding="utf-8"))["tools"]
     return [(t["id"], t["name"]) for t in tools if t["category"] == "Developer Tools"]
-
-
-def _rate(rate: Rate) -> tuple[float | None, float | None, float | None]:
-    if not rate.enough or rate.interval is None:
-        return None, None, None
-    low, high = rate.interval
-    return rate.value, low, high
 
 
 def _answers(
@@ -117,30 +111,7 @@ def sample_board(seed: int = 7) -> Leaderboard:
                 opponents=len(met[t]),
             )
         )
-    judge_lines = []
-    for bias in judge_bias(results):
-        consistency, c_low, c_high = _rate(bias.consistency)
-        position, p_low, p_high = _rate(bias.position_bias)
-        rates = ((bias.consistency, consistency), (bias.position_bias, position))
-        missing = [rate.text() for rate, value in rates if value is None]
-        judge_lines.append(
-            JudgeLine(
-                persona_id=bias.persona_id,
-                member=bias.member,
-                pairs=bias.pairs - bias.failed,
-                consistent=bias.consistent,
-                first_shown=bias.first_shown,
-                second_shown=bias.second_shown,
-                failed=bias.failed,
-                consistency=consistency,
-                consistency_low=c_low,
-                consistency_high=c_high,
-                position_bias=position,
-                position_low=p_low,
-                position_high=p_high,
-                note="; ".join(missing) or None,
-            )
-        )
+    judge_lines = [judge_line(bias) for bias in judge_bias(results)]
     counts = Counter(r.outcome for r in results)
     return Leaderboard(
         run_id="20261206-141502-a1b2c3",

@@ -13,7 +13,7 @@ from ..report.head_to_head import JudgeBias, PairResult, Rate, judge_bias
 from ..report.leaderboard_file import JudgeLine, Judgements, Leaderboard, LeaderTool, Stopped
 from .bradley_terry import ALPHA, MIN_JUDGEMENTS, Fit, fit
 
-__all__ = ["BoardInputs", "build_leaderboard"]
+__all__ = ["BoardInputs", "build_leaderboard", "judge_line"]
 
 #: bootstrap resamples behind the board's intervals
 RESAMPLES = 200
@@ -57,7 +57,7 @@ def build_leaderboard(inputs: BoardInputs, results: Sequence[PairResult]) -> Lea
         level=inputs.level,
         resamples=found.resamples,
         tools=_tool_lines(found, results, inputs.names),
-        judges=[_judge_line(j) for j in judge_bias(results)],
+        judges=[judge_line(j) for j in judge_bias(results)],
         judgements=Judgements(
             consistent=sum(r.outcome == "consistent" for r in results),
             ties=sum(r.tie for r in results),
@@ -99,7 +99,8 @@ def _tool_lines(found: Fit, results: Sequence[PairResult], names: Mapping[str, s
     return lines
 
 
-def _judge_line(judge: JudgeBias) -> JudgeLine:
+def judge_line(judge: JudgeBias) -> JudgeLine:
+    """A judge's line of the board: its pairs by outcome and its two rates (null below the minimum)."""
     consistency, position = judge.consistency, judge.position_bias
     low, high = _ends(consistency)
     p_low, p_high = _ends(position)
