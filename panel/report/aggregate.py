@@ -14,7 +14,7 @@ from ..catalog import Tool
 from ..personas import Persona
 from ..store import CellKey, EditRow, HeadToHeadRow, RebuttalRow, ReviewRow
 from .edited import Marks, apply_edits, changed_note
-from .head_to_head import answers_from_store, section
+from .head_to_head import JudgeBias, answers_from_store, judge_bias, pair_results, section
 from .headline import headline, join_names
 from .rebuttal import apply_rebuttals
 from .record import (
@@ -119,6 +119,7 @@ def build_record(
     recusals: Sequence[Recusal] = (),
     head_to_heads: Iterable[HeadToHeadRow] = (),
     names: Mapping[str, str] | None = None,
+    judged: Sequence[JudgeBias] | None = None,
 ) -> ComparisonRecord:
     """The record of a run; `status` and `repeats` come from the store's run row and plan.
 
@@ -129,7 +130,9 @@ def build_record(
     (before an editor's), with both rounds in the record (`panel.report.rebuttal`).
     `confidence` (``panel.report.confidence.run_confidence``, by tool id) fills each card's.
     `recusals` (`recusals_of` the run's config) name the cells never planned: no review of
-    them is missing, and no share counts them.
+    them is missing, and no share counts them. `head_to_heads` are the run's head-to-head
+    answers (the record keeps the pairs with one of its tools); the judges' rates are read from
+    all of them, or are `judged` when given (the same for every tool record of a run).
     """
     models_own = reviews
     reviews, rounds = apply_rebuttals(reviews, rebuttals)
@@ -181,7 +184,8 @@ def build_record(
         lambda persona_id, member: rater_name(
             by_persona[persona_id].name if persona_id in by_persona else persona_id, member
         ),
-        judged=asked,  # a judge's rates over every pair it answered in the run
+        # a judge's rates over every pair it answered in the run
+        judged=judge_bias(pair_results(asked)) if judged is None else judged,
     )
     return ComparisonRecord(
         run_id=run_id,

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingExtraError, UserError
-from ..store import ReviewRow, Store
+from ..store import HeadToHeadRow, ReviewRow, Store
 from .aggregate import build_record, recusals_of
 from .confidence import cached_confidence
+from .head_to_head import answers_from_store, judge_bias, pair_results
 from .load import load_record, run_inputs
 from .record import ComparisonRecord
 from .render import FORMATS, render
@@ -82,7 +83,15 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
     write_atomic(folder / "reviews.jsonl", lines)
     edits = store.edits(run_id)
     confidence = cached_confidence(store, run_id)  # fitted once on the whole run
-    duels, names = store.head_to_heads(run_id), {t.id: t.name for t in tools}
+    names = {t.id: t.name for t in tools}
+    # The run's head-to-head answers by tool, and the judges' rates over all of them: read
+    # once, not once per tool record.
+    duels: dict[str, list[HeadToHeadRow]] = {}
+    rows = store.head_to_heads(run_id)
+    for row in rows:
+        for tool_id in (row.first_tool, row.second_tool):
+            duels.setdefault(tool_id, []).append(row)
+    judged = judge_bias(pair_results(answers_from_store(rows)))
     for tool in tools:
         record = build_record(
             run_id,
@@ -97,8 +106,9 @@ def write_review_outputs(store: Store, run_id: str, status: str | None = None) -
             rebuttals=store.rebuttals(run_id, tool.id),
             confidence=confidence,
             recusals=recusals_of(run.config),
-            head_to_heads=duels,
+            head_to_heads=duels.get(tool.id, []),
             names=names,
+            judged=judged,
         )
         write_atomic(folder / "tools" / f"{tool.id}.json", record.model_dump_json(indent=2) + "\n")
     return folder

@@ -282,15 +282,16 @@ def section(
     answers: Iterable[Answer],
     names: Mapping[str, str],
     rater: Callable[[str, str], str],
-    judged: Iterable[Answer] | None = None,
+    judged: Sequence[JudgeBias] | None = None,
 ) -> HeadToHeadSection | None:
     """The record's `head_to_head`: every pair asked, in the order first asked, with each
     judge's two answers, and every judge's rates; None when nothing was asked.
 
     `names` gives a tool's name by id (an id it lacks stands for itself); `rater(persona_id,
-    member)` a judge's name as the record writes it. `judged`, when given, are the answers the
-    judges' rates are read from (a review's tool record: every pair of the run, not only the
-    tool's own, so that a judge's rates rest on all it answered)."""
+    member)` a judge's name as the record writes it. `judged`, when given, are the judges'
+    rates to show (a review's tool record: `judge_bias` over every pair of the run, not only the
+    tool's own, so that a judge's rates rest on all it answered); else they are read from
+    `answers`."""
     results = pair_results(answers)
     if not results:
         return None
@@ -298,8 +299,8 @@ def section(
     for r in results:
         by_pair.setdefault(frozenset(r.tools), []).append(r)
     pairs = [_pair(mine[0].tools, mine, names, rater) for mine in by_pair.values()]
-    rated = results if judged is None else pair_results(judged)
-    judges = [_judge(j, rater(j.persona_id, j.member)) for j in judge_bias(rated)]
+    rated = judge_bias(results) if judged is None else judged
+    judges = [_judge(j, rater(j.persona_id, j.member)) for j in rated]
     ties = sum(p.ties for p in pairs)
     failed = sum(p.failed for p in pairs)
     # a recused member asks none of its maker's pairs: the judges per pair may differ
