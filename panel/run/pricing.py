@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,7 +21,7 @@ from ..errors import ConfigError, shown
 from ..loaders import load_toml
 from ..memo import ByIdentity
 from ..resources import data_path
-from .head_to_head import member_asks
+from .head_to_head import HeadToHeadAsk, member_asks
 
 if TYPE_CHECKING:
     from ..prompts import Message
@@ -36,6 +36,7 @@ __all__ = [
     "Prices",
     "charges",
     "estimate_cost",
+    "head_to_head_cost",
     "input_tokens",
     "load_prices",
     "price_for",
@@ -271,32 +272,31 @@ def estimate_cost(
         live_expected += per_member * member.price.worst_case(mean_in, max_out // 2)
         live_worst += per_member * member.price.worst_case(mean_in, max_out)
     asks = 0
+    pairs = plan.judged_pairs
     for member in plan.members:
-        n, mean_in, max_out = _head_to_head_sample(plan, member, sample)
+        if pairs == []:
+            break
+        n = sum(1 for _ in member_asks(plan.personas, member.backend, plan.tools, pairs))
+        shown = itertools.islice(member_asks(plan.personas, member.backend, plan.tools, pairs), sample)
+        more, most = head_to_head_cost(plan, member, shown, n)
         asks += n
-        if member.price is not None and n:
-            more, most = (
-                member.price.worst_case(mean_in, max_out // 2),
-                member.price.worst_case(mean_in, max_out),
-            )
-            expected, worst = expected + n * more, worst + n * most
-            live_expected, live_worst = live_expected + n * more, live_worst + n * most
+        expected, worst = expected + more, worst + most
+        live_expected, live_worst = live_expected + more, live_worst + most
     reviews = plan.total - sum(min(n, done.get(label, 0)) for label, n in planned.items())
     return Estimate(reviews + asks, expected, worst, priced, live_expected, live_worst, batch_requests, asks)
 
 
-def _head_to_head_sample(plan: Plan, member: Member, sample: int) -> tuple[int, float, int]:
-    """A member's head-to-head asks: how many, their mean input tokens from a sample of them,
-    and their reply limit. They go live whatever the member's route (as the rebuttal round)."""
-
-    pairs = plan.judged_pairs
-    if pairs == []:
-        return 0, 0.0, 0
-    count = sum(1 for _ in member_asks(plan.personas, member.backend, plan.tools, pairs))
-    asks = itertools.islice(member_asks(plan.personas, member.backend, plan.tools, pairs), sample)
+def head_to_head_cost(
+    plan: Plan, member: Member, shown: Iterable[HeadToHeadAsk], n: int
+) -> tuple[float, float]:
+    """The expected and worst-case USD of `n` head-to-head asks of a member, from the mean input
+    tokens of the asks `shown` (a sample) and their reply limit: replies of half the limit
+    expected, all of it at worst. They go live whatever the member's route (as the rebuttal
+    round); (0, 0) for a member without a price, or no ask."""
     run = member.sampling(plan.sampling)
-    requests = [a.request(plan.prompts, run) for a in asks]
-    if not requests:
-        return 0, 0.0, 0
-    counts = [input_tokens(r.messages, r.schema) for r in requests]
-    return count, sum(counts) / len(counts), requests[0].sampling.max_tokens
+    requests = [a.request(plan.prompts, run) for a in shown]
+    if member.price is None or not requests or not n:
+        return 0.0, 0.0
+    mean_in = sum(input_tokens(r.messages, r.schema) for r in requests) / len(requests)
+    max_out = requests[0].sampling.max_tokens
+    return n * member.price.worst_case(mean_in, max_out // 2), n * member.price.worst_case(mean_in, max_out)

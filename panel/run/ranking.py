@@ -19,9 +19,10 @@ from ..store import Store
 from .ending import running
 from .engine import Engine
 from .events import Sink
-from .head_to_head_round import HeadToHeadCell, run_head_to_head
+from .head_to_head import HeadToHeadAsk
+from .head_to_head_round import run_head_to_head
 from .plan import Plan, RunOptions, plan_engine
-from .pricing import charges, input_tokens
+from .pricing import charges, head_to_head_cost
 
 __all__ = ["RankEstimate", "estimate_rank", "rank_rounds", "run_ranking", "stored_results"]
 
@@ -51,16 +52,9 @@ def estimate_rank(plan: Plan, pairs: int, sample: int = 12) -> RankEstimate:
     priced = charges(plan.members)
     shown = list(itertools.islice(itertools.permutations(plan.tools, 2), sample))
     for member in plan.members:
-        if member.price is None or not shown:
-            continue
-        cells = [HeadToHeadCell(a, plan.personas[0], member.backend, rival=b) for a, b in shown]
-        requests = [c.request(plan.prompts, member.sampling(plan.sampling)) for c in cells]
-        mean_in = sum(input_tokens(r.messages, r.schema) for r in requests) / len(requests)
-        max_out = requests[0].sampling.max_tokens
-        per_member = pairs * 2 * len(plan.personas)
-        price = member.price.for_route("live")
-        expected += per_member * price.worst_case(mean_in, max_out // 2)
-        worst += per_member * price.worst_case(mean_in, max_out)
+        asks = [HeadToHeadAsk(plan.personas[0], member.backend.label, a, b) for a, b in shown]
+        more, most = head_to_head_cost(plan, member, asks, pairs * 2 * len(plan.personas))
+        expected, worst = expected + more, worst + most
     return RankEstimate(
         pairs, n * (n - 1) // 2, judges, expected if priced else None, worst if priced else None
     )
