@@ -8,6 +8,7 @@ entries.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -82,6 +83,7 @@ def maker_problem(value: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)  # a run names a few makers, compared for every tool and member
 def _maker_key(name: str) -> str:
     """A maker's name as compared: case, punctuation and spaces aside, without a trailing
     "AI", "Inc" and the like ("Mistral AI", "mistralai" and "Mistral" are one)."""
