@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..catalog import Tool
@@ -57,12 +57,19 @@ def entry_text(data: Mapping[str, Any]) -> str:
 
 
 def entry_length(
-    store: Store, run_ids: Sequence[str], *, positive: str = "ship", n_resamples: int = 2000, seed: int = 0
+    store: Store,
+    run_ids: Sequence[str],
+    *,
+    positive: str = "ship",
+    n_resamples: int = 2000,
+    seed: int = 0,
+    long_rows: Iterable[Mapping[str, Any]] | None = None,
 ) -> Measure:
-    """The effect of the entry's length on the ship rate over the runs' valid reviews (repeat 0)."""
+    """The effect of the entry's length on the ship rate over the runs' valid reviews (repeat 0);
+    `long_rows` are the runs' long table when the caller has read it (`iter_long`)."""
     lengths = {(run, str(t.get("id"))): len(entry_text(t)) for run in run_ids for t in store.run_tools(run)}
     rows = [
-        r for r in iter_long(store, run_ids)
+        r for r in (iter_long(store, run_ids) if long_rows is None else long_rows)
         if r["repeat"] == 0 and r["valid"] and lengths.get((r["run"], r["tool"]))
     ]  # fmt: skip
     tools = sorted({r["tool"] for r in rows})

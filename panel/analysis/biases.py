@@ -30,6 +30,7 @@ from .bias_measure import Measure, Small, absent, too_small
 from .bias_measure import reading as read_estimate
 from .bias_order import MIN_PAIRS, order_bias, shown_pairs
 from .bootstrap import Estimate
+from .long import iter_long
 from .self_preference import MIN_TOOLS as MIN_MAKER_TOOLS
 from .self_preference import SelfPreference, SelfPreferences, run_self_preference, to_dicts
 
@@ -181,12 +182,16 @@ def biases(
     positive: str = "ship",
     n_resamples: int = 2000,
     seed: int = 0,
+    long_rows: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The Biases section of the runs, JSON-ready. ``rounds`` is the report's rebuttal section
-    (its dict; None without a rebuttal round); ``preference`` the members' self-preference."""
+    (its dict; None without a rebuttal round); ``preference`` the members' self-preference;
+    ``long_rows`` the runs' long table when the caller has read it."""
     shown = shown_pairs(store, run_ids)
     measures = [
-        entry_length(store, run_ids, positive=positive, n_resamples=n_resamples, seed=seed),
+        entry_length(
+            store, run_ids, positive=positive, n_resamples=n_resamples, seed=seed, long_rows=long_rows
+        ),
         review_length(shown, n_resamples=n_resamples, seed=seed),
         order_bias(shown, n_resamples=n_resamples, seed=seed),
         herding(rounds),
@@ -219,7 +224,9 @@ def report_biases(
 ) -> dict[str, Any]:
     """The Biases section of an agreement report (its JSON dict `report`), self-preference included,
     as `panel agreement` and the view's agreement page both show it."""
-    preference = run_self_preference(store, run_ids, n_resamples=n_resamples, seed=seed)
+    rows = list(iter_long(store, run_ids))  # read once for self-preference and the entry's length
+    preference = run_self_preference(store, run_ids, n_resamples=n_resamples, seed=seed, long_rows=rows)
     return biases(
-        store, run_ids, rounds=report.get("rounds"), preference=preference, n_resamples=n_resamples, seed=seed
-    )
+        store, run_ids, rounds=report.get("rounds"), preference=preference, n_resamples=n_resamples,
+        seed=seed, long_rows=rows,
+    )  # fmt: skip

@@ -144,13 +144,19 @@ def _did(weights: FloatArray, gap: FloatArray, own: FloatArray) -> FloatArray:
 
 
 def run_self_preference(
-    store: Store, run_ids: Sequence[str], *, n_resamples: int = 2000, seed: int = 0
+    store: Store,
+    run_ids: Sequence[str],
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    long_rows: Iterable[Mapping[str, Any]] | None = None,
 ) -> SelfPreferences:
     """Self-preference over the reviews of `run_ids`, with the makers their runs recorded
     (members' from the run, tools' from the catalog as it was); empty when no member of them
     has a maker, or no tool has one. A maker counts where a run knows it, whatever the runs'
     order; a tool two runs give different makers is left out, a member so is not measured,
-    each said in one of the result's `notes`."""
+    each said in one of the result's `notes`. `long_rows` are the runs' long table when the
+    caller has read it (`iter_long`)."""
     members: dict[str, dict[str, str]] = {}  # member -> maker -> the first run saying so
     tools: dict[str, dict[str, str]] = {}
     for run_id in run_ids:
@@ -168,7 +174,8 @@ def run_self_preference(
     if not any(member_makers.values()) or not any(tool_makers.values()):
         return SelfPreferences(notes=notes)
     differ = {t for t, said in tools.items() if len(said) > 1}
-    rows = (r for r in iter_long(store, run_ids) if str(r["tool"]) not in differ)
+    long = iter_long(store, run_ids) if long_rows is None else long_rows
+    rows = (r for r in long if str(r["tool"]) not in differ)
     found = self_preference(rows, tool_makers, member_makers, n_resamples=n_resamples, seed=seed)
     return SelfPreferences(found, notes)
 
