@@ -23,7 +23,7 @@ from ..catalog import Catalog, load_catalog
 from ..config import load_config
 from ..errors import UserError
 from ..report.files import write_atomic
-from ..report.head_to_head import PairResult
+from ..report.head_to_head import PairResult, answers_from_store, pair_results
 from ..report.leaderboard_file import Leaderboard, Stopped
 from ..report.leaderboard_render import write_leaderboard_pages
 from ..run.ending import store_errors
@@ -320,7 +320,7 @@ def _write_board(
         cost_usd=round(sum(r.cost_usd for r in rows), 6) if priced else None,
         seed=settings["seed"],
     )
-    board = build_leaderboard(inputs, stored_results(store, run_id))
+    board = build_leaderboard(inputs, pair_results(answers_from_store(rows)))
     folder = store.run_dir(run_id)
     write_atomic(folder / "leaderboard.json", board.model_dump_json(indent=2) + "\n")
     write_leaderboard_pages(board, folder)  # leaderboard.md and leaderboard.html beside it
