@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FatalError
 from .base import Request
 from .structured import CONVERTER_MAX_LENGTH
+from .threads import choose_threads, fixed_threads, load_average, usable_cores
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -63,9 +64,16 @@ class LlamaCppEngine:
     # take the process down (see `CONVERTER_MAX_LENGTH`).
     max_length: int | None = CONVERTER_MAX_LENGTH
 
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int, parallel: int) -> None:
+    def __init__(self, path: Path, *, n_ctx: int, n_threads: int | None, parallel: int) -> None:
         # One instance decodes one sequence at a time: `parallel` does not apply.
-        self.path, self.n_ctx, self.n_threads = path, n_ctx, n_threads
+        self.path, self.n_ctx = path, n_ctx
+        # No probe here: the cores the load average leaves free (`panel.backends.threads`).
+        self.choice = (
+            fixed_threads(n_threads)
+            if n_threads is not None
+            else choose_threads(usable_cores(), load_average(), None)
+        )
+        self.n_threads = self.choice.n_threads
         self.parallel = 1
         self._lock = threading.Lock()
 

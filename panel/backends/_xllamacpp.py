@@ -4,6 +4,15 @@ A prebuilt wheel (no compiler, seconds to install). One server per model file ho
 `parallel` slots and decodes their sequences together (continuous batching), so several
 reviews advance at once; the schema goes in as the `json_schema` response format and the
 server holds the reply to it while decoding.
+
+The server runs with flash attention off and reuses the prompt prefix a slot already holds.
+With flash attention off, the logits of a sequence decoded alone do not depend on the
+thread count nor on which part of its prompt was computed earlier: a seeded reply is the
+same at 1 or 2 threads and with or without a cached prefix (tests/test_local_speed.py), so
+the thread count can be measured at run time (`panel.backends.threads`) and the four
+personas' reviews of a tool reuse the system message and the entry they share. What must
+still be computed of a prompt is computed as one batch of at least two tokens (see
+`complete`). Sequences decoded together in several slots are not bit-identical to one alone.
 """
 
 from __future__ import annotations
@@ -11,16 +20,37 @@ from __future__ import annotations
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import FatalError
 from .base import Request
+from .threads import RECHECK, ThreadChoice, choose_threads, fixed_threads, load_average, usable_cores
 
 __all__ = ["XLlamaCppEngine"]
 
-_servers: dict[tuple[str, int, int, int], Any] = {}
-_executors: dict[tuple[str, int, int, int], ThreadPoolExecutor] = {}
+#: the probe's prompt and length: a short decode whose speed stands for the reviews'
+PROBE_MESSAGES = [{"role": "user", "content": "List the months of the year, one per line."}]
+PROBE_TOKENS = 24
+#: llama_flash_attn_type: LLAMA_FLASH_ATTN_TYPE_DISABLED (-1 is auto, which turns it on here)
+FLASH_ATTN_OFF = 0
+
+
+@dataclass
+class _Running:
+    """The server one engine setting uses, and how its thread count was reached."""
+
+    server: Any
+    choice: ThreadChoice
+    requests: int = 0
+    #: the messages of the last request sent (one slot: what its cache holds)
+    last_messages: Any = None
+
+
+#: (model path, n_ctx, parallel, n_threads set in panel.toml or None) -> its running server
+_running: dict[tuple[str, int, int, int | None], _Running] = {}
+_executors: dict[tuple[str, int, int, int | None], ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 
 
@@ -31,9 +61,18 @@ class XLlamaCppEngine:
     # llama.cpp's own converter writes a cap as a counted repetition: any cap compiles.
     max_length: int | None = None
 
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int, parallel: int) -> None:
-        self.path, self.n_ctx, self.n_threads, self.parallel = path, n_ctx, n_threads, parallel
-        self._key = (str(path), n_ctx, n_threads, parallel)
+    def __init__(self, path: Path, *, n_ctx: int, n_threads: int | None, parallel: int) -> None:
+        self.path, self.n_ctx, self.parallel = path, n_ctx, parallel
+        self._fixed = n_threads
+        self._key = (str(path), n_ctx, parallel, n_threads)
+
+    @property
+    def choice(self) -> ThreadChoice | None:
+        """How many threads decode and why; None until the first request chose them."""
+        if self._fixed is not None:
+            return fixed_threads(self._fixed)
+        running = _running.get(self._key)
+        return running.choice if running else None
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -43,29 +82,71 @@ class XLlamaCppEngine:
                 _executors[self._key] = ThreadPoolExecutor(self.parallel, thread_name_prefix="panel-xllama")
             return _executors[self._key]
 
-    def _server(self) -> Any:
+    def _start(self, n_threads: int) -> Any:
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self.path)
+        # Each slot gets n_ctx of its own: the context is split evenly between slots.
+        params.n_ctx = self.n_ctx * self.parallel
+        params.n_parallel = self.parallel
+        params.cpuparams.n_threads = n_threads
+        params.cpuparams_batch.n_threads = n_threads
+        params.flash_attn_type = FLASH_ATTN_OFF  # see the module's docstring
+        # No prompt cache in host memory: a prompt restored whole from it leaves one token to
+        # compute, and logits computed for one token alone differ in the last bits from the
+        # same token computed among others (a seeded reply at temperature 0.8 changed).
+        params.cache_ram_mib = 0
+        params.fit_params = False  # keep the context asked for, never shrink it quietly
+        params.verbosity = 0  # the server's own log would drown the progress bar
+        # The server also listens on a random loopback port: a key no one knows keeps
+        # other local processes off it (calls made in process need none).
+        params.api_keys = [secrets.token_urlsafe(24)]
+        try:
+            return xllamacpp.Server(params)
+        except (ValueError, RuntimeError) as exc:
+            raise FatalError(f"local model {self.path.name} did not load: {exc}") from None
+
+    def _choose(self, servers: dict[int, Any]) -> _Running:
+        """Measure the thread count (`panel.backends.threads`); keep only the chosen server."""
+
+        def probe(n_threads: int) -> float:
+            if n_threads not in servers:
+                servers[n_threads] = self._start(n_threads)
+            out = _call(servers[n_threads], _probe_body())
+            return per_token_s(out) or float("inf")
+
+        choice = choose_threads(usable_cores(), load_average(), probe)
+        server = servers.pop(choice.n_threads, None) or self._start(choice.n_threads)
+        servers.clear()
+        return _Running(server, choice)
+
+    def _server(self) -> _Running:
         """Start the server once per process and settings; later calls share it."""
         with _lock:
-            if self._key not in _servers:
-                import xllamacpp
+            running = _running.get(self._key)
+            if running is None:
+                if self._fixed is not None:
+                    running = _Running(self._start(self._fixed), fixed_threads(self._fixed))
+                else:
+                    running = self._choose({})
+                _running[self._key] = running
+            return running
 
-                params = xllamacpp.CommonParams()
-                params.model.path = str(self.path)
-                # Each slot gets n_ctx of its own: the context is split evenly between slots.
-                params.n_ctx = self.n_ctx * self.parallel
-                params.n_parallel = self.parallel
-                params.cpuparams.n_threads = self.n_threads
-                params.cpuparams_batch.n_threads = self.n_threads
-                params.fit_params = False  # keep the context asked for, never shrink it quietly
-                params.verbosity = 0  # the server's own log would drown the progress bar
-                # The server also listens on a random loopback port: a key no one knows keeps
-                # other local processes off it (calls made in process need none).
-                params.api_keys = [secrets.token_urlsafe(24)]
-                try:
-                    _servers[self._key] = xllamacpp.Server(params)
-                except (ValueError, RuntimeError) as exc:
-                    raise FatalError(f"local model {self.path.name} did not load: {exc}") from None
-            return _servers[self._key]
+    def _after(self, running: _Running, out: dict[str, Any]) -> None:
+        """Choose the threads again if this request says the machine changed."""
+        if running.choice.fixed:
+            return
+        spent = per_token_s(out)
+        with _lock:
+            if _running.get(self._key) is not running:
+                return  # another slot chose again already
+            running.requests += 1
+            slowed = spent is not None and running.choice.too_slow(spent)
+            below = running.choice.n_threads < usable_cores() and running.requests % RECHECK == 0
+            if slowed or below:
+                # The current server is one of the candidates: no reload for the count it has.
+                _running[self._key] = self._choose({running.choice.n_threads: running.server})
 
     def complete(self, request: Request, schema: dict[str, Any], repeat_penalty: float) -> dict[str, Any]:
         """One chat completion held to `schema` (already fitted), OpenAI-shaped."""
@@ -81,17 +162,51 @@ class XLlamaCppEngine:
             "max_tokens": sampling.max_tokens,
             "seed": sampling.seed,
             "repeat_penalty": repeat_penalty,
-            # A prompt prefix reused from the previous request was computed in another batch
-            # shape: its logits differ in the last bits and the seeded reply would drift.
-            "cache_prompt": False,
+            # The slot keeps the previous prompt: the system message and the tool's entry,
+            # which the next persona's prompt starts with, are not computed again.
+            "cache_prompt": True,
         }
-        try:
-            out: dict[str, Any] = self._server().handle_chat_completions(body)
-        except (ValueError, RuntimeError) as exc:
-            # A schema the server cannot compile, a context overflow: a retry will not help.
-            raise FatalError(f"local model failed: {exc}") from None
-        if "error" in out:
-            error = out["error"]
-            message = error.get("message", error) if isinstance(error, dict) else error
-            raise FatalError(f"local model failed: {message}")
+        running = self._server()
+        if self.parallel == 1:
+            # The same prompt again would be cached but its last token, computed alone: see
+            # `cache_ram_mib` above. It is computed whole, as it was the first time.
+            if running.last_messages == request.messages:
+                body["cache_prompt"] = False
+            running.last_messages = request.messages
+        out = _call(running.server, body)
+        self._after(running, out)
         return out
+
+
+def _probe_body() -> dict[str, Any]:
+    return {
+        "messages": PROBE_MESSAGES,
+        "max_tokens": PROBE_TOKENS,
+        "temperature": 0.0,
+        "ignore_eos": True,
+        "cache_prompt": False,
+    }
+
+
+def _call(server: Any, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        out: dict[str, Any] = server.handle_chat_completions(body)
+    except (ValueError, RuntimeError) as exc:
+        # A schema the server cannot compile, a context overflow: a retry will not help.
+        raise FatalError(f"local model failed: {exc}") from None
+    if "error" in out:
+        error = out["error"]
+        message = error.get("message", error) if isinstance(error, dict) else error
+        raise FatalError(f"local model failed: {message}")
+    return out
+
+
+def per_token_s(out: dict[str, Any]) -> float | None:
+    """Seconds per decoded token, from the server's own timings of a reply (None: none given)."""
+    timings = out.get("timings")
+    if not isinstance(timings, dict):
+        return None
+    n, ms = timings.get("predicted_n"), timings.get("predicted_ms")
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0 or not isinstance(ms, (int, float)) or ms < 0:
+        return None
+    return float(ms) / 1000 / n

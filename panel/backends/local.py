@@ -29,6 +29,7 @@ from ._hub import PREFIX as HUB_PREFIX
 from ._hub import hub_gguf
 from .base import Backend, MemberOptions, MemberSpec, Reply, Request
 from .envelope import chat_answer
+from .threads import ThreadChoice
 
 __all__ = ["ENGINES", "LocalBackend", "LocalOptions", "bundled_model_path", "check_gguf", "fit_schema"]
 
@@ -42,24 +43,9 @@ ENGINES: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def default_threads() -> int:
-    """Half the cores this process may use, at least one (1 on a 2-core machine).
-
-    Measured on 2 cores (bench/bench_engines.py --busy): 2 threads decode 1.7x faster than
-    1 while the other core is idle, but 1.9x slower than 1 as soon as another process keeps
-    a core busy (each step waits for its slowest thread); 1 thread lost nothing next to the
-    busy process. Half the cores keeps the fast case within reach and the slow one away.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // 2)
-
-
-#: One sequence at a time by default: llama.cpp's logits are not bit-identical across batch
-#: shapes, so sequences decoded together give replies that vary from run to run, and the
-#: seeded record would not repeat. Measured gain of 4 at once here: 5-15% (bench/README.md).
+#: One sequence at a time by default: sequences decoded together in several slots change
+#: each other's logits in the last bits, so their replies vary from run to run and the
+#: seeded record would not repeat. Measured gain of 4 at once here in bench/README.md.
 DEFAULT_PARALLEL = 1
 # A tiny model loops inside a string without a repeat penalty.
 REPEAT_PENALTY = 1.1
@@ -113,7 +99,10 @@ class Engine(Protocol):
     #: the longest string cap its schema converter compiles (None: any the depths ask for)
     max_length: int | None
 
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int, parallel: int) -> None: ...
+    def __init__(self, path: Path, *, n_ctx: int, n_threads: int | None, parallel: int) -> None: ...
+
+    @property
+    def choice(self) -> ThreadChoice | None: ...
 
     @property
     def executor(self) -> Any: ...
@@ -136,7 +125,7 @@ def engine_class(choice: str) -> type[Engine]:
 class LocalOptions(MemberOptions):
     #: the context window of one sequence in tokens: prompt and reply must fit in it
     n_ctx: int = Field(default=4096, ge=512)
-    #: threads that decode; default half the cores (see `default_threads`)
+    #: threads that decode; default measured on this machine (`panel.backends.threads`)
     n_threads: int | None = Field(default=None, ge=1)
     #: which engine runs the model; "auto" prefers xllamacpp
     engine: Literal["auto", "xllamacpp", "llama-cpp-python"] = "auto"
@@ -165,10 +154,9 @@ class LocalBackend(Backend):
         super().__init__(model)
         self.path = path
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or default_threads()
-        self.engine: Engine = engine_class(engine)(
-            path, n_ctx=n_ctx, n_threads=self.n_threads, parallel=parallel
-        )
+        #: as set in panel.toml; None: measured when the model first runs (`engine.choice`)
+        self.n_threads = n_threads
+        self.engine: Engine = engine_class(engine)(path, n_ctx=n_ctx, n_threads=n_threads, parallel=parallel)
         # The engine's slots are what can run at once; more in flight would only queue.
         self.default_concurrency = self.engine.parallel  # type: ignore[misc]
 
@@ -213,6 +201,10 @@ class LocalBackend(Backend):
     def wire(self, request: Request) -> dict[str, Any]:
         return {**super().wire(request), "schema": self._schema(request), "repeat_penalty": REPEAT_PENALTY}
 
+    def _threads_meta(self) -> dict[str, Any]:
+        choice = self.engine.choice
+        return {} if choice is None else {"n_threads": choice.n_threads, "threads": choice.why}
+
     def _generate(self, request: Request) -> Reply:
         schema = self._schema(request)
         started = time.perf_counter()
@@ -225,5 +217,5 @@ class LocalBackend(Backend):
             latency_s=latency,
             finish_reason=answer.finish_reason,
             request_id=answer.id,
-            meta={"model_file": self.path.name, "engine": self.engine.name},
+            meta={"model_file": self.path.name, "engine": self.engine.name, **self._threads_meta()},
         )
