@@ -122,6 +122,15 @@ def engine_class(choice: str) -> type[Engine]:
     raise MissingDependencyError("local", extra, needs)
 
 
+def _first_token(out: dict[str, Any]) -> dict[str, float]:
+    """The server's time to the first token (its prompt's processing), where it reports one."""
+    timings = out.get("timings")
+    ms = timings.get("prompt_ms") if isinstance(timings, dict) else None
+    if isinstance(ms, (int, float)) and not isinstance(ms, bool) and 0 <= ms < float("inf"):
+        return {"first_token_s": round(ms / 1000, 4)}
+    return {}
+
+
 class LocalOptions(MemberOptions):
     #: the context window of one sequence in tokens: prompt and reply must fit in it
     n_ctx: int = Field(default=4096, ge=512)
@@ -217,5 +226,10 @@ class LocalBackend(Backend):
             latency_s=latency,
             finish_reason=answer.finish_reason,
             request_id=answer.id,
-            meta={"model_file": self.path.name, "engine": self.engine.name, **self._threads_meta()},
+            meta={
+                "model_file": self.path.name,
+                "engine": self.engine.name,
+                **self._threads_meta(),
+                **_first_token(out),
+            },
         )
