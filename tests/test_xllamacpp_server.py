@@ -53,7 +53,8 @@ def test_embedded_engine_keeps_its_listener_closed() -> None:
     from panel.backends._xllamacpp import XLlamaCppEngine
 
     engine = XLlamaCppEngine(bundled_model_path(), n_ctx=1024, n_threads=1, parallel=1)
-    address = engine._server().listening_address
+    server = engine._server().server
+    address = server.listening_address
     body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}).encode()
     request = urllib.request.Request(
         f"{address}/v1/chat/completions", data=body, headers={"Content-Type": "application/json"}
@@ -62,7 +63,7 @@ def test_embedded_engine_keeps_its_listener_closed() -> None:
         urllib.request.urlopen(request, timeout=60)
     refused.value.close()  # the error holds the refused response's socket
     assert refused.value.code == 401
-    reply = engine._server().handle_chat_completions(
+    reply = server.handle_chat_completions(
         {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
     )
     assert reply["choices"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FatalError
 from .base import Request
 from .structured import CONVERTER_MAX_LENGTH
-from .threads import choose_threads, fixed_threads, load_average, usable_cores
+from .threads import THREADS_KEY, choose_threads, fixed_threads, load_average, usable_cores
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -67,7 +67,8 @@ class LlamaCppEngine:
     def __init__(self, path: Path, *, n_ctx: int, n_threads: int | None, parallel: int) -> None:
         # One instance decodes one sequence at a time: `parallel` does not apply.
         self.path, self.n_ctx = path, n_ctx
-        # No probe here: the cores the load average leaves free (`panel.backends.threads`).
+        # No probe here: at most half the cores, those the load average leaves free
+        # (`panel.backends.threads`).
         self.choice = (
             fixed_threads(n_threads)
             if n_threads is not None
@@ -100,7 +101,8 @@ class LlamaCppEngine:
             except (ValueError, RuntimeError) as exc:
                 # Context overflow and decode failures will not go away on a retry.
                 raise FatalError(f"local model failed: {exc}") from None
-        result: dict[str, Any] = out
+        result: dict[str, Any] = dict(out)
+        result[THREADS_KEY] = self.choice
         return result
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,17 @@ from typing import Any
 
 from ..errors import FatalError
 from .base import Request
-from .threads import RECHECK, ThreadChoice, choose_threads, fixed_threads, load_average, usable_cores
+from .threads import (
+    RECHECK,
+    THREADS_KEY,
+    ThreadChoice,
+    choose_threads,
+    fixed_threads,
+    load_average,
+    usable_cores,
+)
 
-__all__ = ["XLlamaCppEngine"]
+__all__ = ["XLlamaCppEngine", "per_token_s"]
 
 #: the probe's prompt and length: a short decode whose speed stands for the reviews'
 PROBE_MESSAGES = [{"role": "user", "content": "List the months of the year, one per line."}]
@@ -51,6 +60,9 @@ class _Running:
 #: (model path, n_ctx, parallel, n_threads set in panel.toml or None) -> its running server
 _running: dict[tuple[str, int, int, int | None], _Running] = {}
 _executors: dict[tuple[str, int, int, int | None], ThreadPoolExecutor] = {}
+#: one per engine setting, held while its model loads or its threads are measured
+_loading: dict[tuple[str, int, int, int | None], threading.Lock] = {}
+#: guards the dicts above only, never held while a model loads or decodes
 _lock = threading.Lock()
 
 
@@ -82,6 +94,10 @@ class XLlamaCppEngine:
                 _executors[self._key] = ThreadPoolExecutor(self.parallel, thread_name_prefix="panel-xllama")
             return _executors[self._key]
 
+    def _loading_lock(self) -> threading.Lock:
+        with _lock:
+            return _loading.setdefault(self._key, threading.Lock())
+
     def _start(self, n_threads: int) -> Any:
         import xllamacpp
 
@@ -107,49 +123,74 @@ class XLlamaCppEngine:
         except (ValueError, RuntimeError) as exc:
             raise FatalError(f"local model {self.path.name} did not load: {exc}") from None
 
-    def _choose(self, servers: dict[int, Any]) -> _Running:
-        """Measure the thread count (`panel.backends.threads`); keep only the chosen server."""
+    def _choose(self, current: _Running | None = None) -> _Running:
+        """Measure the thread count (`panel.backends.threads`); keep only the chosen server.
+
+        `current`, when choosing again, is a candidate at its own count (no reload) and its
+        threads are taken out of the load average: they were this engine's own work.
+        """
+        servers = {current.choice.n_threads: current.server} if current else {}
+        probed: set[int] = set()
 
         def probe(n_threads: int) -> float:
             if n_threads not in servers:
                 servers[n_threads] = self._start(n_threads)
+            probed.add(n_threads)
+            started = time.perf_counter()
             out = _call(servers[n_threads], _probe_body())
-            return per_token_s(out) or float("inf")
+            wall = time.perf_counter() - started
+            tokens = _completion_tokens(out)
+            return per_token_s(out) or (wall / tokens if tokens else float("inf"))
 
-        choice = choose_threads(usable_cores(), load_average(), probe)
+        own = current.choice.n_threads if current else 0
+        choice = choose_threads(usable_cores(), load_average(), probe, own=own)
         server = servers.pop(choice.n_threads, None) or self._start(choice.n_threads)
         servers.clear()
-        return _Running(server, choice)
+        running = _Running(server, choice)
+        if current is not None and server is current.server and choice.n_threads not in probed:
+            running.last_messages = current.last_messages  # its slot still holds that prompt
+        return running
 
     def _server(self) -> _Running:
         """Start the server once per process and settings; later calls share it."""
-        with _lock:
+        running = _running.get(self._key)
+        if running is not None:
+            return running
+        with self._loading_lock():
             running = _running.get(self._key)
             if running is None:
                 if self._fixed is not None:
                     running = _Running(self._start(self._fixed), fixed_threads(self._fixed))
                 else:
-                    running = self._choose({})
-                _running[self._key] = running
+                    running = self._choose()
+                with _lock:
+                    _running[self._key] = running
             return running
 
     def _after(self, running: _Running, out: dict[str, Any]) -> None:
-        """Choose the threads again if this request says the machine changed."""
-        if running.choice.fixed:
+        """Choose the threads again if this request says the machine changed. One slot only:
+        a sequence decoded among others is slower per token whatever the machine does."""
+        if running.choice.fixed or self.parallel > 1:
             return
+        running.requests += 1
         spent = per_token_s(out)
-        with _lock:
+        slowed = spent is not None and running.choice.too_slow(spent)
+        below = running.choice.n_threads < usable_cores() and running.requests % RECHECK == 0
+        if not (slowed or below):
+            return
+        with self._loading_lock():
             if _running.get(self._key) is not running:
-                return  # another slot chose again already
-            running.requests += 1
-            slowed = spent is not None and running.choice.too_slow(spent)
-            below = running.choice.n_threads < usable_cores() and running.requests % RECHECK == 0
-            if slowed or below:
-                # The current server is one of the candidates: no reload for the count it has.
-                _running[self._key] = self._choose({running.choice.n_threads: running.server})
+                return  # chosen again already
+            try:
+                chosen = self._choose(running)
+            except FatalError:
+                return  # a second copy of the model did not load: keep the one that works
+            with _lock:
+                _running[self._key] = chosen
 
     def complete(self, request: Request, schema: dict[str, Any], repeat_penalty: float) -> dict[str, Any]:
-        """One chat completion held to `schema` (already fitted), OpenAI-shaped."""
+        """One chat completion held to `schema` (already fitted), OpenAI-shaped; the thread
+        choice that decoded it under `THREADS_KEY`."""
         sampling = request.sampling
         body = {
             "messages": request.messages,
@@ -174,6 +215,7 @@ class XLlamaCppEngine:
                 body["cache_prompt"] = False
             running.last_messages = request.messages
         out = _call(running.server, body)
+        out[THREADS_KEY] = running.choice
         self._after(running, out)
         return out
 
@@ -210,3 +252,9 @@ def per_token_s(out: dict[str, Any]) -> float | None:
     if not isinstance(n, int) or isinstance(n, bool) or n <= 0 or not isinstance(ms, (int, float)) or ms < 0:
         return None
     return float(ms) / 1000 / n
+
+
+def _completion_tokens(out: dict[str, Any]) -> int:
+    usage = out.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens > 0 else 0

@@ -29,7 +29,7 @@ from ._hub import PREFIX as HUB_PREFIX
 from ._hub import hub_gguf
 from .base import Backend, MemberOptions, MemberSpec, Reply, Request
 from .envelope import chat_answer
-from .threads import ThreadChoice
+from .threads import THREADS_KEY, ThreadChoice
 
 __all__ = ["ENGINES", "LocalBackend", "LocalOptions", "bundled_model_path", "check_gguf", "fit_schema"]
 
@@ -210,8 +210,11 @@ class LocalBackend(Backend):
     def wire(self, request: Request) -> dict[str, Any]:
         return {**super().wire(request), "schema": self._schema(request), "repeat_penalty": REPEAT_PENALTY}
 
-    def _threads_meta(self) -> dict[str, Any]:
-        choice = self.engine.choice
+    def _threads_meta(self, out: dict[str, Any]) -> dict[str, Any]:
+        """The thread count that decoded a reply (the engine's, if it does not say)."""
+        choice = out.pop(THREADS_KEY, None)
+        if not isinstance(choice, ThreadChoice):
+            choice = self.engine.choice
         return {} if choice is None else {"n_threads": choice.n_threads, "threads": choice.why}
 
     def _generate(self, request: Request) -> Reply:
@@ -219,6 +222,7 @@ class LocalBackend(Backend):
         started = time.perf_counter()
         out = self.engine.complete(request, schema, REPEAT_PENALTY)
         latency = time.perf_counter() - started
+        threads = self._threads_meta(out)
         answer = chat_answer(out, self.name)
         return Reply(
             text=answer.text,
@@ -229,7 +233,7 @@ class LocalBackend(Backend):
             meta={
                 "model_file": self.path.name,
                 "engine": self.engine.name,
-                **self._threads_meta(),
+                **threads,
                 **_first_token(out),
             },
         )

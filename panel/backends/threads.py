@@ -5,12 +5,17 @@ On a quiet machine more threads finish a step sooner (2 threads on 2 cores: 1.7x
 another process holds a core, one of the threads waits for it at every step and the whole
 decode falls to a third of one thread's speed. So the count is chosen, not fixed:
 
-1. the cores this process may run on, less what the load average shows busy;
+1. the cores this process may run on, less what the load average shows busy (the host's
+   load scaled to this process's share of the host's cores, less the engine's own threads
+   when it chooses again while running);
 2. if that leaves more than one, a short timed decode at that count and at one thread: the
-   larger count is kept only if it decodes at least `GAIN` times faster;
+   larger count is kept only if it decodes at least `GAIN` times faster; an engine that
+   cannot probe takes at most half the cores, as a spin-wait collapse costs more than an
+   idle core;
 3. a request that later decodes `SLOW` times slower than the probe did (the machine got
    busy) makes the engine choose again, and so does every `RECHECK`th request while it runs
-   below the cores it may use (the machine may have got quiet).
+   below the cores it may use (the machine may have got quiet). Only with one slot: a
+   sequence decoded among others is slower per token for no fault of the machine.
 
 The replies do not depend on the count (flash attention is off, `panel.backends._xllamacpp`),
 so choosing it at run time keeps a seeded run repeatable.
@@ -18,6 +23,7 @@ so choosing it at run time keeps a seeded run repeatable.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +32,7 @@ __all__ = [
     "GAIN",
     "RECHECK",
     "SLOW",
+    "THREADS_KEY",
     "ThreadChoice",
     "choose_threads",
     "fixed_threads",
@@ -42,6 +49,9 @@ SLOW = 2.5
 RECHECK = 64
 #: the probes tried at most, one thread included (each loads the model at a count)
 MAX_PROBES = 3
+
+#: the key of an engine's reply that holds the ThreadChoice which decoded it
+THREADS_KEY = "panel_threads"
 
 #: seconds per decoded token at a thread count
 Probe = Callable[[int], float]
@@ -76,46 +86,65 @@ def usable_cores() -> int:
 
 
 def load_average() -> float | None:
-    """The last minute's load average: processes running or waiting to run (None: unknown)."""
+    """The last minute's load average (processes running or waiting to run) on this process's
+    cores: the host's, scaled by the share of the host's cores this process may use, since a
+    container pinned to 2 cores of 64 sees the whole host's load. None: unknown."""
     try:
-        return os.getloadavg()[0]
+        load = os.getloadavg()[0]
     except (AttributeError, OSError):  # Windows
         return None
+    if not math.isfinite(load) or load < 0:
+        return None
+    host = os.cpu_count() or 1
+    return load * min(1.0, usable_cores() / host)
 
 
-def free_cores(cores: int, load: float | None) -> int:
-    """The cores that look free: `cores` less the load, rounded, at least one."""
-    if load is None:
+def free_cores(cores: int, load: float | None, own: int = 0) -> int:
+    """The cores that look free: `cores` less the load (less `own`, the threads the engine
+    itself kept busy), rounded, at least one."""
+    if load is None or not math.isfinite(load):
         return cores
-    return max(1, min(cores, int(cores - load + 0.5)))
+    return max(1, min(cores, int(cores - max(0.0, load - own) + 0.5)))
 
 
 def fixed_threads(n_threads: int) -> ThreadChoice:
     return ThreadChoice(n_threads, f"{_threads(n_threads)} (n_threads in panel.toml)", fixed=True)
 
 
-def choose_threads(cores: int, load: float | None, probe: Probe | None) -> ThreadChoice:
+def choose_threads(cores: int, load: float | None, probe: Probe | None, *, own: int = 0) -> ThreadChoice:
     """The thread count for this machine now: `free_cores`, checked by `probe` against one thread.
 
-    Without a probe the free cores are taken as they are. With one, counts from the free
-    cores down (halving) are timed until one beats a single thread by `GAIN`; none does: one.
+    Counts from the free cores down (halving) are timed until one beats a single thread by
+    `GAIN`; none does: one. Without a probe, or when it measured nothing, at most half the
+    cores: the free ones cannot be checked.
     """
-    free = free_cores(cores, load)
-    seen = f"{cores} core{'s' if cores > 1 else ''}" + (f", load {load:.2f}" if load is not None else "")
+    free = free_cores(cores, load, own)
+    seen = f"{cores} core{'s' if cores > 1 else ''}"
+    if load is not None and math.isfinite(load):
+        seen += f", load {load:.2f}" + (f" of which {own} this engine's" if own else "")
+    unprobed = ThreadChoice(
+        min(free, max(1, cores // 2)), f"{_threads(min(free, max(1, cores // 2)))} ({seen})"
+    )
     if free == 1 or probe is None:
-        return ThreadChoice(free, f"{_threads(free)} ({seen})")
+        return unprobed
     one = probe(1)
+    if not _measured(one):
+        return unprobed
     n, probes = free, 1
     while n > 1 and probes < MAX_PROBES:
         many = probe(n)
         probes += 1
-        if many * GAIN <= one:
+        if _measured(many) and many * GAIN <= one:
             return ThreadChoice(
                 n, f"{n} threads ({seen}; {_ms(many)} a token against {_ms(one)} on 1)", per_token_s=many
             )
         n //= 2
     why = f"1 thread ({seen}; more threads decoded no faster than {_ms(one)} a token)"
     return ThreadChoice(1, why, per_token_s=one)
+
+
+def _measured(per_token_s: float) -> bool:
+    return math.isfinite(per_token_s) and per_token_s > 0
 
 
 def _threads(n: int) -> str:

@@ -1,7 +1,6 @@
-"""Review of the measured thread count (commit e9d3d1b): each test reproduces one problem
-found in `panel.backends._xllamacpp`, `panel.backends._llama_cpp` or
-`panel.backends.threads`, and is marked xfail(strict) until the code is fixed. No model runs:
-the servers are fakes whose decoding speed the test sets."""
+"""The measured thread count on a shared machine: slots, the engine's own load, a host larger
+than the process's cores, failures while choosing again, what a reply says decoded it. No
+model runs: the servers are fakes whose decoding speed the test sets."""
 
 from __future__ import annotations
 
@@ -85,11 +84,6 @@ def _engine(parallel: int = 1) -> xl.XLlamaCppEngine:
     return xl.XLlamaCppEngine(Path("/m.gguf"), n_ctx=512, parallel=parallel, n_threads=None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_after compares a slot's per-token time, decoded among other slots, with a probe "
-    "decoded alone: with parallel > 1 every request looks 'too slow' and the model is reloaded",
-)
 def test_a_review_decoded_among_other_slots_is_not_taken_for_a_busy_machine(
     machine: dict[str, float],
 ) -> None:
@@ -105,11 +99,6 @@ def test_a_review_decoded_among_other_slots_is_not_taken_for_a_busy_machine(
     assert engine.choice.n_threads == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the load average counts the engine's own decoding thread: at 1 thread on 2 cores "
-    "free_cores gives 1, no probe runs, and the engine never goes back to 2 on a quiet machine",
-)
 def test_the_engine_goes_back_to_its_cores_when_the_only_load_is_its_own_thread(
     machine: dict[str, float],
 ) -> None:
@@ -126,11 +115,6 @@ def test_the_engine_goes_back_to_its_cores_when_the_only_load_is_its_own_thread(
     assert engine.choice.n_threads == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a re-choice runs inside complete() after the reply came back: a probe server that "
-    "fails to load turns a good reply into a FatalError",
-)
 def test_a_rechoice_that_fails_does_not_lose_the_reply_it_followed(machine: dict[str, float]) -> None:
     engine = _engine()
     engine.complete(_request(), {}, 1.1)
@@ -141,15 +125,10 @@ def test_a_rechoice_that_fails_does_not_lose_the_reply_it_followed(machine: dict
     assert out["choices"][0]["message"]["content"] == "{}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a re-choice that keeps the same server makes a new _Running with last_messages None: "
-    "the same prompt right after is sent with cache_prompt, its last token computed alone",
-)
 def test_a_rechoice_that_keeps_the_server_remembers_the_prompt_its_slot_holds(
     machine: dict[str, float],
 ) -> None:
-    machine["load"] = 1.0  # one core looks busy: 1 thread, no probe, on every choice
+    machine["load"] = 2.0  # another process and this engine: 1 thread, no probe, on every choice
     engine = _engine()
     # Repeats of a cell differ only in their seed: the same messages come twice in a row.
     for i in range(threads.RECHECK):
@@ -160,11 +139,6 @@ def test_a_rechoice_that_keeps_the_server_remembers_the_prompt_its_slot_holds(
     assert [b["cache_prompt"] for b in server.bodies[-3:]] == [False, False, False]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_server() and _after() hold the module lock while models load and probes decode; "
-    "the `executor` property, read on the event loop for every local request, waits on it",
-)
 def test_the_engine_lock_is_free_while_a_model_loads(
     machine: dict[str, float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,23 +156,6 @@ def test_the_engine_lock_is_free_while_a_model_loads(
     assert held == [False, False]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_server() now returns a _Running, but tests/test_xllamacpp_server.py (a model test) "
-    "still calls engine._server().listening_address and .handle_chat_completions",
-)
-def test_the_listener_test_still_reaches_the_server(machine: dict[str, float]) -> None:
-    engine = xl.XLlamaCppEngine(Path("/m.gguf"), n_ctx=1024, n_threads=1, parallel=1)
-    # As tests/test_xllamacpp_server.py::test_embedded_engine_keeps_its_listener_closed does:
-    reply = engine._server().handle_chat_completions({"messages": [], "max_tokens": 4})
-    assert reply["choices"]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="llama-cpp-python's engine has no probe and no re-choice: a neighbour that began "
-    "spinning less than a minute ago is not in the load average, and it takes 2 threads",
-)
 def test_llama_cpp_python_does_not_take_a_core_a_new_neighbour_spins_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -212,11 +169,6 @@ def test_llama_cpp_python_does_not_take_a_core_a_new_neighbour_spins_on(
     assert engine.n_threads == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a probe reply without timings counts as float('inf') a token: inf * GAIN <= inf, "
-    "so all free cores are taken and the reply meta says 'inf ms a token against inf ms on 1'",
-)
 def test_a_probe_that_measured_nothing_is_not_reported_as_a_measure(machine: dict[str, float]) -> None:
     Server.timings = False
     engine = _engine()
@@ -225,16 +177,25 @@ def test_a_probe_that_measured_nothing_is_not_reported_as_a_measure(machine: dic
     assert "inf" not in engine.choice.why and engine.choice.per_token_s != float("inf")
 
 
-@pytest.mark.xfail(strict=True, reason="free_cores does int(cores - load + 0.5): NaN raises ValueError")
-def test_a_load_average_that_is_not_a_number_is_no_load_average() -> None:
-    assert threads.choose_threads(2, float("nan"), None).n_threads == 2
+def test_a_load_average_that_is_not_a_number_is_no_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (float("nan"), 0.0, 0.0))
+    assert threads.load_average() is None
+    assert threads.free_cores(2, float("nan")) == 2 and threads.free_cores(2, float("inf")) == 2
+    # No load to read and no probe: at most half the cores, never the collapse.
+    assert threads.choose_threads(2, float("nan"), None).n_threads == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the load average is the whole host's, the cores only this process's affinity: "
-    "2 free cores of a 64-core host with load 4 count as 1, and no probe runs",
-)
+def test_a_count_set_in_panel_toml_is_never_measured_however_slow_or_long_the_run(
+    machine: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xl, "choose_threads", lambda *a, **k: pytest.fail("measured a count the user set"))
+    engine = xl.XLlamaCppEngine(Path("/m.gguf"), n_ctx=512, n_threads=1, parallel=1)
+    Server.speed = {1: 500.0}  # far slower than any probe would have been
+    for _ in range(threads.RECHECK * 2 + 1):
+        engine.complete(_request(), {}, 1.1)
+    assert Server.started == [1] and engine.choice is not None and engine.choice.fixed
+
+
 def test_the_load_of_other_cores_of_a_large_host_does_not_take_this_process_cores(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -251,11 +212,6 @@ def test_the_load_of_other_cores_of_a_large_host_does_not_take_this_process_core
     assert choice.n_threads == 2 and asked == [1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reply's meta reads engine.choice after complete(): a re-choice made by this very "
-    "request (or by another slot) is reported as the count that decoded it",
-)
 def test_a_reply_meta_names_the_thread_count_that_decoded_it(machine: dict[str, float]) -> None:
     backend = LocalBackend(Path("/m.gguf"), n_ctx=512, engine="xllamacpp")
     backend.engine = _engine()
