@@ -63,7 +63,5 @@ def test_embedded_engine_keeps_its_listener_closed() -> None:
         urllib.request.urlopen(request, timeout=60)
     refused.value.close()  # the error holds the refused response's socket
     assert refused.value.code == 401
-    reply = server.handle_chat_completions(
-        {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
-    )
+    reply = server.handle_chat_completions({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
     assert reply["choices"]
