@@ -43,10 +43,19 @@ def test_a_quiet_machine_uses_its_cores() -> None:
     assert choice.why == "2 threads (2 cores, load 0.30; 12.0 ms a token against 20.0 ms on 1)"
 
 
-def test_a_core_the_load_shows_busy_is_left_to_its_process_without_a_probe() -> None:
+def test_a_load_left_by_a_process_that_ended_does_not_keep_the_cores_idle() -> None:
+    """Right after an install or a test run the load average still reads a core busy: the
+    probe, not the load, finds the machine quiet."""
     probe = Probes(t1=0.020, t2=0.012)
     choice = threads.choose_threads(2, 1.1, probe)
-    assert choice.n_threads == 1 and probe.asked == []
+    assert choice.n_threads == 2 and probe.asked == [1, 2]
+
+
+def test_without_a_probe_at_most_half_the_cores_and_none_that_look_busy() -> None:
+    assert threads.choose_threads(8, 0.0, None).n_threads == 4
+    assert threads.choose_threads(8, 6.0, None).n_threads == 2
+    assert threads.choose_threads(2, 0.0, None).n_threads == 1
+    assert threads.choose_threads(1, 0.0, Probes()).n_threads == 1  # one core: nothing to probe
 
 
 def test_a_busy_core_the_load_does_not_show_yet_is_found_by_the_probe() -> None:

@@ -125,10 +125,11 @@ def test_a_rechoice_that_fails_does_not_lose_the_reply_it_followed(machine: dict
     assert out["choices"][0]["message"]["content"] == "{}"
 
 
-def test_a_rechoice_that_keeps_the_server_remembers_the_prompt_its_slot_holds(
-    machine: dict[str, float],
+def test_a_rechoice_that_keeps_the_server_unprobed_remembers_the_prompt_its_slot_holds(
+    machine: dict[str, float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    machine["load"] = 2.0  # another process and this engine: 1 thread, no probe, on every choice
+    # A choice made without a probe keeps the server and what its slot holds.
+    monkeypatch.setattr(xl, "choose_threads", lambda *a, **k: threads.ThreadChoice(1, "1 thread (test)"))
     engine = _engine()
     # Repeats of a cell differ only in their seed: the same messages come twice in a row.
     for i in range(threads.RECHECK):
@@ -137,6 +138,17 @@ def test_a_rechoice_that_keeps_the_server_remembers_the_prompt_its_slot_holds(
     assert Server.started == [1]  # ...and kept its one server, whose slot holds that prompt
     server = xl._running[engine._key].server
     assert [b["cache_prompt"] for b in server.bodies[-3:]] == [False, False, False]
+
+
+def test_a_rechoice_that_probed_the_kept_server_forgets_the_prompt_it_held(machine: dict[str, float]) -> None:
+    engine = _engine()
+    Server.speed = {1: 20.0, 2: 60.0}  # a neighbour: 1 thread from the start
+    for i in range(threads.RECHECK + 1):
+        engine.complete(_request(seed=i), {}, 1.1)
+    server = xl._running[engine._key].server
+    # The 64th request chose again and probed this server: its slot holds the probe's prompt,
+    # so the next review's prompt is reused where it matches (the chat template's start).
+    assert "response_format" not in server.bodies[-2] and server.bodies[-1]["cache_prompt"] is True
 
 
 def test_the_engine_lock_is_free_while_a_model_loads(

@@ -5,13 +5,14 @@ On a quiet machine more threads finish a step sooner (2 threads on 2 cores: 1.7x
 another process holds a core, one of the threads waits for it at every step and the whole
 decode falls to a third of one thread's speed. So the count is chosen, not fixed:
 
-1. the cores this process may run on, less what the load average shows busy (the host's
-   load scaled to this process's share of the host's cores, less the engine's own threads
-   when it chooses again while running);
-2. if that leaves more than one, a short timed decode at that count and at one thread: the
-   larger count is kept only if it decodes at least `GAIN` times faster; an engine that
-   cannot probe takes at most half the cores, as a spin-wait collapse costs more than an
-   idle core;
+1. where to start: the cores this process may run on, less what the load average shows
+   busy (the host's load scaled to this process's share of the host's cores, less the
+   engine's own threads when it chooses again while running), at least 2;
+2. a short timed decode at that count and at one thread: the larger count is kept only if
+   it decodes at least `GAIN` times faster (else half of it is tried). The load average
+   alone would mislead both ways: it still counts a process that ended a minute ago, and
+   not yet one that began seconds ago. An engine that cannot probe takes at most half the
+   cores and no more than look free, as a spin-wait collapse costs more than an idle core;
 3. a request that later decodes `SLOW` times slower than the probe did (the machine got
    busy) makes the engine choose again, and so does every `RECHECK`th request while it runs
    below the cores it may use (the machine may have got quiet). Only with one slot: a
@@ -114,23 +115,24 @@ def fixed_threads(n_threads: int) -> ThreadChoice:
 def choose_threads(cores: int, load: float | None, probe: Probe | None, *, own: int = 0) -> ThreadChoice:
     """The thread count for this machine now: `free_cores`, checked by `probe` against one thread.
 
-    Counts from the free cores down (halving) are timed until one beats a single thread by
-    `GAIN`; none does: one. Without a probe, or when it measured nothing, at most half the
-    cores: the free ones cannot be checked.
+    Counts from the free cores (at least 2) down, halving, are timed until one beats a single
+    thread by `GAIN`; none does: one. Without a probe, or when it measured nothing, at most
+    half the cores, and no more than look free: they cannot be checked.
     """
     free = free_cores(cores, load, own)
     seen = f"{cores} core{'s' if cores > 1 else ''}"
     if load is not None and math.isfinite(load):
         seen += f", load {load:.2f}" + (f" of which {own} this engine's" if own else "")
-    unprobed = ThreadChoice(
-        min(free, max(1, cores // 2)), f"{_threads(min(free, max(1, cores // 2)))} ({seen})"
-    )
-    if free == 1 or probe is None:
+    half = min(free, max(1, cores // 2))
+    unprobed = ThreadChoice(half, f"{_threads(half)} ({seen})")
+    if cores == 1 or probe is None:
         return unprobed
     one = probe(1)
     if not _measured(one):
         return unprobed
-    n, probes = free, 1
+    # The load average is a minute behind: a process that just ended still counts, one that
+    # just began does not. It only picks where to start; the probe decides, from 2 threads.
+    n, probes = max(2, free), 1
     while n > 1 and probes < MAX_PROBES:
         many = probe(n)
         probes += 1
