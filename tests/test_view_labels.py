@@ -18,7 +18,7 @@ from panel.store import CellKey, Store
 from panel.view.app import create_app
 
 from .test_view import BASE
-from .test_view_editor import FIELDS, KEY, _edit_form, _post, _shown
+from .test_view_editor import FIELDS, KEY, _edit_form, _form_of, _post, _shown
 from .view_session import sign_in
 
 
@@ -60,11 +60,21 @@ def test_each_route_writes_exactly_its_labels(ana: TestClient, made: str, runs_d
     form["verdict"] = flipped
     assert _post(ana, f"/runs/{made}/review/edit", **form).status_code == 303
     assert _labels(runs_dir, made)[2:] == [("edit", "ollama", flipped, "Ana", KEY)]
+    # Ana gives the other ollama review the same verdict: ollama is no tie at publish, whatever
+    # verdicts the fake backend wrote (they follow the prompt's text)
+    other_key = CellKey("ollama", "skeptic", KEY.member)
+    other = {**FIELDS, "persona": "skeptic"}
+    changed = _verdict(runs_dir, made, other_key) != flipped
+    form = _form_of(ana.get(f"/runs/{made}/review/edit", params=other).text) | other
+    form["verdict"] = flipped
+    assert _post(ana, f"/runs/{made}/review/edit", **form).status_code == 303
+    edits = 3 + changed
+    assert _labels(runs_dir, made)[3:] == ([("edit", "ollama", flipped, "Ana", other_key)] if changed else [])
     # approve all: one "approve_all" row per review it approves, KEY's with its edited verdict;
     # they are history, not labels: only the edit of KEY stands for Ana on ollama, and vllm,
     # which she approved only all at once, has no label of hers
     assert _post(ana, f"/runs/{made}/approve-all", version=_shown(ana, f"/runs/{made}")).status_code == 303
-    approvals = _labels(runs_dir, made)[3:]
+    approvals = _labels(runs_dir, made)[edits:]
     with Store(runs_dir, readonly=True) as store:
         in_force = store.verdicts_in_force(made)
         standing = [(f.tool_id, f.verdict, f.action) for f in store.labels_in_force(made)]

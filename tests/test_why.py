@@ -264,11 +264,11 @@ def test_a_review_since_an_earlier_run_says_why_its_verdicts_flipped(
     assert first.code == 0, first.err
     data = yaml.safe_load(catalog.read_text())
     (ollama,) = [t for t in data["tools"] if t["id"] == "ollama"]
-    ollama["tagline"] = "Run open models locally, now with a desktop app"
+    ollama["tagline"] = "Run open models on your own machine"
     catalog.write_text(yaml.safe_dump(data, sort_keys=False))
     again = cli(*args, "--since", "last")
     assert again.code == 0, again.err
-    # The fake backend's verdicts follow the prompt: this tagline flips the futurist's.
+    # The fake backend's verdicts follow the prompt: this tagline flips one of them.
     assert "1 verdicts flipped since" in again.out
     assert "\n1 verdicts flipped: 1 because the tool's entry changed\n" in again.out
 
