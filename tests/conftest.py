@@ -30,6 +30,14 @@ BATCH_KEY = "sk-batch-test-9f8e7d6c5b"
 _real_connect = socket.socket.connect
 
 
+def hide_module(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make `importlib.util.find_spec` say `name` is not installed, as on a machine without it."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == name else real(n, *a))
+
+
 def _loopback_only(self: socket.socket, address: object) -> None:
     if self.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
         host = str(address[0])

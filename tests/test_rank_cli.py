@@ -16,7 +16,7 @@ from panel.backends.planted import planted_strength
 from panel.report.leaderboard_file import Leaderboard
 from panel.store import Store
 
-from .conftest import EXAMPLE_CATALOG
+from .conftest import EXAMPLE_CATALOG, hide_module
 
 _RANK = ("rank", "--category", "Developer Tools", "-b", "fake", "-p", "builder", "-p", "skeptic")
 
@@ -316,12 +316,7 @@ def test_the_cli_starts_without_the_rankings_libraries() -> None:
 def test_rank_without_the_analysis_extra_says_so_in_one_line(
     cli: Any, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "choix" else real(name, *a)
-    )
+    hide_module(monkeypatch, "choix")
     out = cli("rank", "--tools", "ollama,vllm", "-b", "fake", "--out", str(runs_dir))
     assert out.code == 2
     (line,) = out.err.strip().splitlines()

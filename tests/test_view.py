@@ -27,7 +27,7 @@ from panel.view.bind import decide_binding
 from panel.view.security import CSP, CSRF_FIELD
 from panel.view.session import cookie_name
 
-from .conftest import EXAMPLE_CATALOG
+from .conftest import EXAMPLE_CATALOG, hide_module
 from .view_session import csrf as csrf_of
 from .view_store import build_store, run_ids
 
@@ -321,12 +321,7 @@ def test_the_command_refuses_a_blank_token_and_a_busy_port(cli: Any, tmp_path: P
 
 
 def test_the_command_names_the_extra_when_it_is_missing(cli: Any, tmp_path: Path, monkeypatch: Any) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a)
-    )
+    hide_module(monkeypatch, "uvicorn")
     result = cli("view", "--runs", str(tmp_path))
     assert result.code == 2
     assert (
