@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FatalError
 from .base import Request
 from .structured import CONVERTER_MAX_LENGTH
-from .threads import THREADS_KEY, choose_threads, fixed_threads, load_average, usable_cores
+from .threads import META_KEY, choose_threads, fixed_threads, load_average, usable_cores
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -102,7 +102,7 @@ class LlamaCppEngine:
                 # Context overflow and decode failures will not go away on a retry.
                 raise FatalError(f"local model failed: {exc}") from None
         result: dict[str, Any] = dict(out)
-        result[THREADS_KEY] = self.choice
+        result[META_KEY] = self.choice.meta()
         return result
 
 

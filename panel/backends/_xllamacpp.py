@@ -17,6 +17,7 @@ still be computed of a prompt is computed as one batch of at least two tokens (s
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
@@ -28,8 +29,8 @@ from typing import Any
 from ..errors import FatalError
 from .base import Request
 from .threads import (
+    META_KEY,
     RECHECK,
-    THREADS_KEY,
     ThreadChoice,
     choose_threads,
     fixed_threads,
@@ -189,8 +190,8 @@ class XLlamaCppEngine:
                 _running[self._key] = chosen
 
     def complete(self, request: Request, schema: dict[str, Any], repeat_penalty: float) -> dict[str, Any]:
-        """One chat completion held to `schema` (already fitted), OpenAI-shaped; the thread
-        choice that decoded it under `THREADS_KEY`."""
+        """One chat completion held to `schema` (already fitted), OpenAI-shaped; under
+        `META_KEY`, the thread count that decoded it and the server's time to the first token."""
         sampling = request.sampling
         body = {
             "messages": request.messages,
@@ -215,7 +216,10 @@ class XLlamaCppEngine:
                 body["cache_prompt"] = False
             running.last_messages = request.messages
         out = _call(running.server, body)
-        out[THREADS_KEY] = running.choice
+        first = _timing(out, "prompt_ms")  # the prompt's processing: the time to the first token
+        out[META_KEY] = running.choice.meta() | (
+            {} if first is None else {"first_token_s": round(first / 1000, 4)}
+        )
         self._after(running, out)
         return out
 
@@ -245,13 +249,21 @@ def _call(server: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 def per_token_s(out: dict[str, Any]) -> float | None:
     """Seconds per decoded token, from the server's own timings of a reply (None: none given)."""
+    n, ms = _timing(out, "predicted_n", count=True), _timing(out, "predicted_ms")
+    if n is None or ms is None or n <= 0:
+        return None
+    return ms / 1000 / n
+
+
+def _timing(out: dict[str, Any], key: str, *, count: bool = False) -> float | None:
+    """One figure of the server's `timings` of a reply: a finite number, 0 or more, an integer
+    if it is a `count` (None: not so)."""
     timings = out.get("timings")
-    if not isinstance(timings, dict):
-        return None
-    n, ms = timings.get("predicted_n"), timings.get("predicted_ms")
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0 or not isinstance(ms, (int, float)) or ms < 0:
-        return None
-    return float(ms) / 1000 / n
+    value = timings.get(key) if isinstance(timings, dict) else None
+    kinds = int if count else (int, float)
+    if isinstance(value, kinds) and not isinstance(value, bool) and 0 <= value < math.inf:
+        return float(value)
+    return None
 
 
 def _completion_tokens(out: dict[str, Any]) -> int:

@@ -29,7 +29,7 @@ from ._hub import PREFIX as HUB_PREFIX
 from ._hub import hub_gguf
 from .base import Backend, MemberOptions, MemberSpec, Reply, Request
 from .envelope import chat_answer
-from .threads import THREADS_KEY, ThreadChoice
+from .threads import META_KEY, ThreadChoice
 
 __all__ = ["ENGINES", "LocalBackend", "LocalOptions", "bundled_model_path", "check_gguf", "fit_schema"]
 
@@ -124,15 +124,6 @@ def engine_class(choice: str) -> type[Engine]:
     raise MissingDependencyError("local", extra, needs)
 
 
-def _first_token(out: dict[str, Any]) -> dict[str, float]:
-    """The server's time to the first token (its prompt's processing), where it reports one."""
-    timings = out.get("timings")
-    ms = timings.get("prompt_ms") if isinstance(timings, dict) else None
-    if isinstance(ms, (int, float)) and not isinstance(ms, bool) and 0 <= ms < float("inf"):
-        return {"first_token_s": round(ms / 1000, 4)}
-    return {}
-
-
 class LocalOptions(MemberOptions):
     #: the context window of one sequence in tokens: prompt and reply must fit in it
     n_ctx: int = Field(default=4096, ge=512)
@@ -212,19 +203,13 @@ class LocalBackend(Backend):
     def wire(self, request: Request) -> dict[str, Any]:
         return {**super().wire(request), "schema": self._schema(request), "repeat_penalty": REPEAT_PENALTY}
 
-    def _threads_meta(self, out: dict[str, Any]) -> dict[str, Any]:
-        """The thread count that decoded a reply (the engine's, if it does not say)."""
-        choice = out.pop(THREADS_KEY, None)
-        if not isinstance(choice, ThreadChoice):
-            choice = self.engine.choice
-        return {} if choice is None else {"n_threads": choice.n_threads, "threads": choice.why}
-
     def _generate(self, request: Request) -> Reply:
         schema = self._schema(request)
         started = time.perf_counter()
         out = self.engine.complete(request, schema, REPEAT_PENALTY)
         latency = time.perf_counter() - started
-        threads = self._threads_meta(out)
+        # What the engine says of the reply (threads, time to the first token), kept out of it
+        added = out.pop(META_KEY, None)
         answer = chat_answer(out, self.name)
         return Reply(
             text=answer.text,
@@ -235,7 +220,6 @@ class LocalBackend(Backend):
             meta={
                 "model_file": self.path.name,
                 "engine": self.engine.name,
-                **threads,
-                **_first_token(out),
+                **(added if isinstance(added, dict) else {}),
             },
         )

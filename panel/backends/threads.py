@@ -28,12 +28,13 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "GAIN",
+    "META_KEY",
     "RECHECK",
     "SLOW",
-    "THREADS_KEY",
     "ThreadChoice",
     "choose_threads",
     "fixed_threads",
@@ -51,8 +52,9 @@ RECHECK = 64
 #: the probes tried at most, one thread included (each loads the model at a count)
 MAX_PROBES = 3
 
-#: the key of an engine's reply that holds the ThreadChoice which decoded it
-THREADS_KEY = "panel_threads"
+#: the key of an engine's reply that holds what the engine adds to the reply's metadata
+#: (the thread count that decoded it and why, the server's time to the first token)
+META_KEY = "panel_meta"
 
 #: seconds per decoded token at a thread count
 Probe = Callable[[int], float]
@@ -67,6 +69,10 @@ class ThreadChoice:
     per_token_s: float | None = None
     #: set in panel.toml rather than measured: never chosen again
     fixed: bool = False
+
+    def meta(self) -> dict[str, Any]:
+        """What a reply decoded at this count says of it in its metadata."""
+        return {"n_threads": self.n_threads, "threads": self.why}
 
     def too_slow(self, per_token_s: float) -> bool:
         """Whether a request's decode says the machine no longer gives these threads."""
