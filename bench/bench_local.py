@@ -38,9 +38,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from panel.backends._xllamacpp import FLASH_ATTN_OFF  # noqa: E402
+from panel.backends._xllamacpp import XLlamaCppEngine  # noqa: E402
 from panel.backends.base import Request, Sampling  # noqa: E402
-from panel.backends.local import REPEAT_PENALTY, LocalBackend, bundled_model_path  # noqa: E402
+from panel.backends.local import REPEAT_PENALTY, LocalBackend  # noqa: E402
 from panel.config import PanelConfig, load_config  # noqa: E402
 from panel.run.plan import plan_compare, run_plan  # noqa: E402
 from panel.store import Store  # noqa: E402
@@ -171,21 +171,12 @@ def pipeline_round(tools: list[str], config: PanelConfig) -> dict[str, float]:
     }
 
 
-def raw_server(n_threads: int, slots: int, n_ctx: int) -> Any:
-    """llama.cpp's server with the engine's settings, called with no panel code in between."""
-    import xllamacpp
-
-    params = xllamacpp.CommonParams()
-    params.model.path = str(bundled_model_path())
-    params.n_ctx = n_ctx * slots
-    params.n_parallel = slots
-    params.cpuparams.n_threads = n_threads
-    params.cpuparams_batch.n_threads = n_threads
-    params.flash_attn_type = FLASH_ATTN_OFF
-    params.cache_ram_mib = 0
-    params.fit_params = False
-    params.verbosity = 0
-    return xllamacpp.Server(params)
+def raw_server(backend: LocalBackend, n_threads: int) -> Any:
+    """llama.cpp's server with the engine's settings (the engine starts it: one definition of
+    them), called below with no panel code in between."""
+    engine = backend.engine
+    assert isinstance(engine, XLlamaCppEngine)
+    return engine._start(n_threads)
 
 
 def raw_round(
@@ -236,7 +227,7 @@ def engine_table(args: argparse.Namespace) -> None:
         pipeline_round(args.tools, config)  # loads the model and measures its threads, outside the timings
         assert backend.engine.choice is not None
         n_threads = backend.engine.choice.n_threads
-        server = raw_server(n_threads, slots, backend.n_ctx)
+        server = raw_server(backend, n_threads)
         raw_round(server, requests[:1], schemas[:1], 1)
         print(f"  {slots} slot(s), {n_threads} thread(s) ({backend.engine.choice.why})", flush=True)
         pipe, raw = [], []
