@@ -12,9 +12,9 @@ the engine itself.
    with `--busy` each round runs twice, once quiet and once beside a process spinning on one
    core (`python -c 'while True: pass'`). Per run: wall time, the review phase (first request
    sent to last reply stored, model load included), valid reviews, the threads chosen.
-2. The engine: generation inside the pipeline against raw llama.cpp (an `xllamacpp.Server`
-   with the engine's settings, called directly) on the same prompts, fitted schemas and
-   sampling, in the same process, rounds interleaved, for 1 slot and for N: tokens/s
+2. The engine: generation inside the pipeline against raw llama.cpp (the engine's own
+   `xllamacpp.Server`, called directly) on the same prompts, fitted schemas and sampling,
+   each side in a fresh process of its own, rounds interleaved, for 1 slot and for N: tokens/s
    (generated tokens / wall time of the batch), median time to the first token (the server's
    own prompt timing) and reviews/min. Pipeline / raw tokens/s should stay at 0.95 or above.
 """
@@ -171,12 +171,33 @@ def pipeline_round(tools: list[str], config: PanelConfig) -> dict[str, float]:
     }
 
 
-def raw_server(backend: LocalBackend, n_threads: int) -> Any:
-    """llama.cpp's server with the engine's settings (the engine starts it: one definition of
-    them), called below with no panel code in between."""
-    engine = backend.engine
-    assert isinstance(engine, XLlamaCppEngine)
-    return engine._start(n_threads)
+def worker(side: str, tools: list[str], slots: int) -> dict[str, Any]:
+    """One measured round of one side in this process, alone: a second llama.cpp server in the
+    same process was seen to slow the first by 40% (34.7 s against 48.9 s for the same 8
+    reviews), so each side runs in a process of its own. The model loads and its threads are
+    measured before the clock, by the engine either way."""
+    config = member_config(slots)
+    plan = plan_compare(tools, sampling=Sampling(), config=config)
+    backend = plan.members[0].backend
+    assert isinstance(backend, LocalBackend) and isinstance(backend.engine, XLlamaCppEngine)
+    requests = [c.request(plan.prompts, Sampling()) for c in plan.cells]
+    schemas = [backend._schema(r) for r in requests]
+    # The engine's own server, called below with no panel code in between.
+    server = backend.engine._server().server
+    raw_round(server, requests[-1:], schemas[-1:], 1)  # warm up (another tool: the rules are cached)
+    figures = (
+        pipeline_round(tools, config) if side == "pipeline" else raw_round(server, requests, schemas, slots)
+    )
+    choice = backend.engine.choice
+    assert choice is not None
+    return {**figures, "n_threads": choice.n_threads, "why": choice.why}
+
+
+def run_worker(side: str, tools: list[str], slots: int) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--worker", side, "--slots", str(slots), "--tools", *tools]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def raw_round(
@@ -218,31 +239,19 @@ def engine_table(args: argparse.Namespace) -> None:
     print(f"\n2. pipeline against raw xllamacpp, {args.rounds} interleaved rounds per slot count", flush=True)
     summary = []
     for slots in (1, args.slots):
-        config = member_config(slots)
-        plan = plan_compare(args.tools, sampling=Sampling(), config=config)
-        backend = plan.members[0].backend
-        assert isinstance(backend, LocalBackend)
-        requests = [c.request(plan.prompts, Sampling()) for c in plan.cells]
-        schemas = [backend._schema(r) for r in requests]
-        pipeline_round(args.tools, config)  # loads the model and measures its threads, outside the timings
-        assert backend.engine.choice is not None
-        n_threads = backend.engine.choice.n_threads
-        server = raw_server(backend, n_threads)
-        raw_round(server, requests[:1], schemas[:1], 1)
-        print(f"  {slots} slot(s), {n_threads} thread(s) ({backend.engine.choice.why})", flush=True)
         pipe, raw = [], []
         for i in range(args.rounds):
-            pipe.append(pipeline_round(args.tools, config))
-            raw.append(raw_round(server, requests, schemas, slots))
+            pipe.append(run_worker("pipeline", args.tools, slots))
+            raw.append(run_worker("raw", args.tools, slots))
             p, r = pipe[-1], raw[-1]
             print(
-                f"    round {i + 1}: pipeline {p['tokens']} tok in {p['seconds']:.1f} s "
-                f"({p['tokens'] / p['seconds']:.1f} tok/s) | raw {r['tokens']} tok in {r['seconds']:.1f} s "
-                f"({r['tokens'] / r['seconds']:.1f} tok/s)",
+                f"  {slots} slot(s), round {i + 1}: pipeline {p['tokens']} tok in {p['seconds']:.1f} s "
+                f"({p['tokens'] / p['seconds']:.1f} tok/s; {p['why']}) | raw {r['tokens']} tok in "
+                f"{r['seconds']:.1f} s ({r['tokens'] / r['seconds']:.1f} tok/s; {r['why']})",
                 flush=True,
             )
-        del server
-        summary.append((slots, n_threads, pipe, raw))
+        threads = ",".join(sorted({str(x["n_threads"]) for x in pipe + raw}))
+        summary.append((slots, threads, pipe, raw))
     print(
         "\n| slots | threads | side | tokens/s, median | time to first token, median | reviews/min, median |"
     )
@@ -269,9 +278,13 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=4, help="the N of N slots (parallel)")
     parser.add_argument("--before", metavar="DIR", help="a checkout of an earlier tree, measured alongside")
     parser.add_argument("--busy", action="store_true", help="each demo round also beside a spinning process")
+    parser.add_argument("--worker", choices=["pipeline", "raw"], help=argparse.SUPPRESS)
     parser.add_argument("--skip-demo", action="store_true")
     parser.add_argument("--skip-engine", action="store_true")
     args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.tools, args.slots)))
+        return
     if not args.skip_demo:
         demo_table(args)
     if not args.skip_engine:
